@@ -1,0 +1,372 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// Graph is a job's nodes and edges, ready to validate and run.
+type Graph struct {
+	Nodes []*Node
+	Edges []*Edge
+}
+
+// Node describes one logical node. New builds one instance; it is called
+// Parallelism times.
+type Node struct {
+	ID          string
+	Type        string // component type id, for status and errors
+	Kind        NodeKind
+	Parallelism int // instances; 0 or 1 means one
+	OnError     ErrorPolicy
+
+	// Accepts is the set of record kinds the node takes (operators, sinks).
+	Accepts md.Kind
+	// Ports maps each output port to the kind it carries; PortMain is the main
+	// output. SameAsInput means the kind the node receives.
+	Ports map[string]md.Kind
+
+	// Source settings.
+	MaxOutOfOrderness time.Duration
+	IdleTimeout       time.Duration
+
+	// New returns a Source or a Processor.
+	New func(instance int) (any, error)
+}
+
+// Policy is what an edge does when its queue is full.
+type Policy uint8
+
+// Edge policies.
+const (
+	// Block makes the sender wait: backpressure reaches the source.
+	Block Policy = iota
+	// DropOldest evicts the oldest queued batch to make room (counted).
+	DropOldest
+	// DropNewest drops the batch being sent (counted).
+	DropNewest
+)
+
+// ParsePolicy parses block, drop_oldest or drop_newest.
+func ParsePolicy(s string) (Policy, bool) {
+	switch s {
+	case "", "block":
+		return Block, true
+	case "drop_oldest":
+		return DropOldest, true
+	case "drop_newest":
+		return DropNewest, true
+	}
+	return Block, false
+}
+
+// String returns the policy's config spelling.
+func (p Policy) String() string {
+	switch p {
+	case DropOldest:
+		return "drop_oldest"
+	case DropNewest:
+		return "drop_newest"
+	}
+	return "block"
+}
+
+// DefaultQueueCapacity is the number of batches an edge holds.
+const DefaultQueueCapacity = 64
+
+// Edge connects a node's output port to another node's input.
+type Edge struct {
+	From     string
+	FromPort string // PortMain or a named port
+	To       string
+	Capacity int // batches; 0 means DefaultQueueCapacity
+	Policy   Policy
+}
+
+// Name renders the edge as in config: "from.port -> to".
+func (e *Edge) Name() string {
+	from := e.From
+	if e.FromPort != "" {
+		from += "." + e.FromPort
+	}
+	return from + " -> " + e.To
+}
+
+// GraphError is one problem found by Validate. Node or Edge (an index into
+// Graph.Edges, or -1) say where, so config can point at the file line.
+type GraphError struct {
+	Node string
+	Edge int
+	Msg  string
+}
+
+func (e *GraphError) Error() string { return e.Msg }
+
+func (g *Graph) node(id string) *Node {
+	for _, n := range g.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// Validate reports every problem with the graph at once: duplicate ids,
+// unknown nodes and ports on edges, cycles, sources with inputs, sinks with
+// outputs, nodes cut off from any source or sink, and record kinds that do
+// not fit. An empty result means the graph can run.
+func (g *Graph) Validate() []*GraphError {
+	var errs []*GraphError
+	add := func(node string, edge int, format string, a ...any) {
+		errs = append(errs, &GraphError{Node: node, Edge: edge, Msg: fmt.Sprintf(format, a...)})
+	}
+	if len(g.Nodes) == 0 {
+		add("", -1, "the graph has no nodes")
+		return errs
+	}
+	byID := map[string]*Node{}
+	for _, n := range g.Nodes {
+		if n.ID == "" {
+			add("", -1, "a %s node has an empty id", n.Kind)
+			continue
+		}
+		if _, dup := byID[n.ID]; dup {
+			add(n.ID, -1, "duplicate node id %q", n.ID)
+			continue
+		}
+		byID[n.ID] = n
+		if n.Parallelism < 0 {
+			add(n.ID, -1, "node %q: parallelism must be at least 1", n.ID)
+		}
+		if n.Kind == KindSource && n.Parallelism > 1 {
+			add(n.ID, -1, "node %q: a source runs as one instance; parallelism applies to operators and sinks", n.ID)
+		}
+	}
+	ins := map[string][]int{}
+	outs := map[string][]int{}
+	seenEdge := map[string]bool{}
+	for i, e := range g.Edges {
+		from, to := byID[e.From], byID[e.To]
+		if from == nil {
+			add("", i, "edge %s: unknown node %q", e.Name(), e.From)
+		}
+		if to == nil {
+			add("", i, "edge %s: unknown node %q", e.Name(), e.To)
+		}
+		if from == nil || to == nil {
+			continue
+		}
+		if seenEdge[e.Name()] {
+			add("", i, "edge %s is listed twice", e.Name())
+			continue
+		}
+		seenEdge[e.Name()] = true
+		if _, ok := from.port(e.FromPort); !ok {
+			add("", i, "edge %s: node %q (%s) has no output port %q%s", e.Name(), from.ID, from.Type, portLabel(e.FromPort), portList(from))
+			continue
+		}
+		if e.From == e.To {
+			add(e.From, i, "edge %s: node %q feeds itself", e.Name(), e.From)
+			continue
+		}
+		outs[e.From] = append(outs[e.From], i)
+		ins[e.To] = append(ins[e.To], i)
+	}
+	for _, n := range g.Nodes {
+		if byID[n.ID] != n {
+			continue
+		}
+		switch n.Kind {
+		case KindSource:
+			if len(ins[n.ID]) > 0 {
+				add(n.ID, ins[n.ID][0], "source %q has an input (from %q); sources take none", n.ID, g.Edges[ins[n.ID][0]].From)
+			}
+		case KindSink:
+			if len(outs[n.ID]) > 0 && g.Edges[outs[n.ID][0]].FromPort == PortMain {
+				add(n.ID, outs[n.ID][0], "sink %q has an output (to %q); sinks have none", n.ID, g.Edges[outs[n.ID][0]].To)
+			}
+		}
+	}
+	for _, n := range g.Nodes {
+		if byID[n.ID] != n || n.OnError != OnErrorDeadLetter {
+			continue
+		}
+		found := false
+		for _, ei := range outs[n.ID] {
+			found = found || g.Edges[ei].FromPort == PortDeadLetter
+		}
+		if !found {
+			add(n.ID, -1, "node %q has on_error: dead_letter but no edge from %s.dead_letter", n.ID, n.ID)
+		}
+	}
+	if cyc := findCycle(g, byID, outs); cyc != nil {
+		add(cyc[0], -1, "cycle: %s", strings.Join(cyc, " -> "))
+		return errs // reachability and kinds are meaningless on a cyclic graph
+	}
+	// Reachability from sources and to sinks.
+	fromSource := reach(g, byID, outs, func(n *Node) bool { return n.Kind == KindSource }, func(e *Edge) string { return e.To })
+	inv := map[string][]int{}
+	for id, es := range ins {
+		inv[id] = es
+	}
+	toSink := reach(g, byID, inv, func(n *Node) bool { return n.Kind == KindSink }, func(e *Edge) string { return e.From })
+	for _, n := range g.Nodes {
+		if byID[n.ID] != n {
+			continue
+		}
+		if !fromSource[n.ID] {
+			add(n.ID, -1, "node %q is not connected to any source", n.ID)
+		} else if !toSink[n.ID] {
+			add(n.ID, -1, "node %q is not connected to any sink", n.ID)
+		}
+	}
+	// Record kinds, in topological order.
+	inKind := map[string]md.Kind{}
+	for _, id := range topoOrder(g, byID, outs) {
+		n := byID[id]
+		for _, ei := range outs[id] {
+			e := g.Edges[ei]
+			k, _ := n.port(e.FromPort)
+			if k == SameAsInput {
+				k = inKind[id]
+			}
+			to := byID[e.To]
+			if k != md.KindNone && to.Accepts&k != k {
+				add(to.ID, ei, "edge %s: %q (%s) sends %s records but %q (%s) takes %s", e.Name(), n.ID, n.Type, k, to.ID, to.Type, to.Accepts)
+				continue
+			}
+			inKind[e.To] |= k
+		}
+	}
+	return errs
+}
+
+// port returns the kind a port carries. Every operator and sink has a
+// dead_letter port, used by on_error: dead_letter.
+func (n *Node) port(name string) (md.Kind, bool) {
+	if k, ok := n.Ports[name]; ok {
+		return k, true
+	}
+	if name == PortDeadLetter && n.Kind != KindSource {
+		return SameAsInput, true
+	}
+	return md.KindNone, false
+}
+
+func portLabel(p string) string {
+	if p == PortMain {
+		return "(main)"
+	}
+	return p
+}
+
+func portList(n *Node) string {
+	var names []string
+	for p := range n.Ports {
+		if p != PortMain {
+			names = append(names, p)
+		}
+	}
+	if len(names) == 0 {
+		return "; it has only its main output"
+	}
+	sort.Strings(names)
+	return "; its ports are: " + strings.Join(names, ", ")
+}
+
+// findCycle returns the ids along one cycle, first id repeated at the end.
+func findCycle(g *Graph, byID map[string]*Node, outs map[string][]int) []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var found []string
+	var visit func(id string) bool
+	visit = func(id string) bool {
+		color[id] = grey
+		stack = append(stack, id)
+		for _, ei := range outs[id] {
+			to := g.Edges[ei].To
+			switch color[to] {
+			case grey:
+				for i, s := range stack {
+					if s == to {
+						found = append(append([]string{}, stack[i:]...), to)
+						return true
+					}
+				}
+			case white:
+				if visit(to) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[id] = black
+		return false
+	}
+	for _, n := range g.Nodes {
+		if byID[n.ID] == n && color[n.ID] == white && visit(n.ID) {
+			return found
+		}
+	}
+	return nil
+}
+
+func reach(g *Graph, byID map[string]*Node, adj map[string][]int, start func(*Node) bool, next func(*Edge) string) map[string]bool {
+	seen := map[string]bool{}
+	var queue []string
+	for _, n := range g.Nodes {
+		if byID[n.ID] == n && start(n) {
+			seen[n.ID] = true
+			queue = append(queue, n.ID)
+		}
+	}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		for _, ei := range adj[id] {
+			nx := next(g.Edges[ei])
+			if !seen[nx] {
+				seen[nx] = true
+				queue = append(queue, nx)
+			}
+		}
+	}
+	return seen
+}
+
+func topoOrder(g *Graph, byID map[string]*Node, outs map[string][]int) []string {
+	indeg := map[string]int{}
+	for _, es := range outs {
+		for _, ei := range es {
+			indeg[g.Edges[ei].To]++
+		}
+	}
+	var order, queue []string
+	for _, n := range g.Nodes {
+		if byID[n.ID] == n && indeg[n.ID] == 0 {
+			queue = append(queue, n.ID)
+		}
+	}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		order = append(order, id)
+		for _, ei := range outs[id] {
+			to := g.Edges[ei].To
+			indeg[to]--
+			if indeg[to] == 0 {
+				queue = append(queue, to)
+			}
+		}
+	}
+	return order
+}

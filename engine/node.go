@@ -1,0 +1,167 @@
+// Package engine runs a graph of market-data nodes: sources that produce
+// batches of records, operators that transform them and sinks that store them.
+// It owns the edges (bounded queues with backpressure or counted drops),
+// watermarks, partitioning by symbol, error policies, the shutdown sequence and
+// the per-node statistics that status output and metrics read.
+//
+// A node instance runs on its own goroutine and sees one message at a time, so
+// component state needs no locks. Data moves as *md.Batch; the engine does no
+// per-record work except partitioning and the source watermark scan.
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// NodeKind says where a node sits in a graph.
+type NodeKind uint8
+
+// Node kinds.
+const (
+	KindSource NodeKind = iota + 1
+	KindOperator
+	KindSink
+)
+
+// String returns "source", "operator" or "sink".
+func (k NodeKind) String() string {
+	switch k {
+	case KindSource:
+		return "source"
+	case KindOperator:
+		return "operator"
+	case KindSink:
+		return "sink"
+	}
+	return "unknown"
+}
+
+// Source produces records. Run emits batches through out until the source is
+// exhausted (return nil) or ctx is cancelled (return nil or ctx.Err(): both are
+// a clean stop). Any other error fails the node. After Run returns the engine
+// sends the final watermark, which flushes every open window downstream.
+//
+// The engine derives the source watermark from the event times it emits (max
+// event time minus max_out_of_orderness); a source never has to send one.
+type Source interface {
+	Run(ctx context.Context, out *Output) error
+}
+
+// Processor is an operator or a sink: it receives batches one at a time.
+// Process must not modify b (fan-out shares it) and must not keep it after
+// returning unless it calls b.Retain first. A sink is a Processor whose Output
+// has no main port edges.
+type Processor interface {
+	Process(ctx context.Context, b *md.Batch, out *Output) error
+}
+
+// Opener is implemented by nodes that acquire resources before data flows.
+type Opener interface {
+	Open(ctx context.Context, nc *NodeContext) error
+}
+
+// WatermarkHandler is implemented by processors that act on event-time
+// progress, such as windows and bars. OnWatermark is called each time the
+// minimum watermark of the node's inputs advances; the final call at end of
+// stream has wm == md.MaxTime.
+type WatermarkHandler interface {
+	OnWatermark(ctx context.Context, wm int64, out *Output) error
+}
+
+// WatermarkHolder lets a processor hold back the watermark it forwards, for
+// example a bar builder whose emitted bars are stamped earlier than the input
+// watermark. OutputWatermark is called after OnWatermark with the input
+// watermark and returns the watermark to forward (never more than wm).
+type WatermarkHolder interface {
+	OutputWatermark(wm int64) int64
+}
+
+// Closer is implemented by nodes that must flush or release at the end. Close
+// runs once, after the final watermark, with the node's Output still open, so
+// a processor may emit its last records. Sinks must make everything they
+// accepted durable before Close returns.
+type Closer interface {
+	Close(ctx context.Context, out *Output) error
+}
+
+// TimerHandler is implemented by processors that act on wall-clock time, such
+// as a batcher's flush_interval. OnTimer runs on the node's goroutine every
+// TimerInterval, so it needs no locks against Process.
+type TimerHandler interface {
+	TimerInterval() time.Duration
+	OnTimer(ctx context.Context, now time.Time, out *Output) error
+}
+
+// EventClock is implemented by sources whose event time does not follow the
+// wall clock (a replay at speed k). The idle watermark advance asks it for the
+// event time that corresponds to now.
+type EventClock interface {
+	EventNow() int64
+}
+
+// NodeContext is what a node instance learns about its place in the job.
+type NodeContext struct {
+	Job       string
+	Node      string // node id
+	Type      string // component type id
+	Instance  int    // 0..Instances-1
+	Instances int
+	Symbols   *md.SymbolTable
+	Pool      *md.Pool
+	Logger    *slog.Logger
+	Feedback  *Feedback
+	Stats     *NodeStats
+}
+
+// ErrorPolicy decides what happens when a processor returns an error.
+type ErrorPolicy uint8
+
+// Error policies.
+const (
+	// OnErrorFail fails the job (the default).
+	OnErrorFail ErrorPolicy = iota
+	// OnErrorSkip counts the error, drops the batch and goes on.
+	OnErrorSkip
+	// OnErrorDeadLetter counts the error and sends the batch, with the error
+	// as its Reason, to the node's dead_letter port.
+	OnErrorDeadLetter
+)
+
+// ParseErrorPolicy parses fail, skip or dead_letter.
+func ParseErrorPolicy(s string) (ErrorPolicy, bool) {
+	switch s {
+	case "", "fail":
+		return OnErrorFail, true
+	case "skip":
+		return OnErrorSkip, true
+	case "dead_letter":
+		return OnErrorDeadLetter, true
+	}
+	return OnErrorFail, false
+}
+
+// String returns the policy's config spelling.
+func (p ErrorPolicy) String() string {
+	switch p {
+	case OnErrorSkip:
+		return "skip"
+	case OnErrorDeadLetter:
+		return "dead_letter"
+	}
+	return "fail"
+}
+
+// Port names with a meaning to the engine.
+const (
+	PortMain       = ""
+	PortLate       = "late"
+	PortDeadLetter = "dead_letter"
+)
+
+// SameAsInput as a port kind means the port carries whatever kind the node
+// receives (a batcher, a filter, a dead_letter port).
+const SameAsInput md.Kind = 0x80

@@ -1,0 +1,315 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// message is what travels on an edge: an optional batch, the sender's
+// watermark after it, and the end-of-stream mark.
+type message struct {
+	b   *md.Batch
+	wm  int64
+	eos bool
+}
+
+// edgeState is a logical edge at run time.
+type edgeState struct {
+	e         *Edge
+	queues    []*queue // every physical queue of the edge
+	dropped   atomic.Int64
+	blockedNs atomic.Int64
+}
+
+// queue is one physical queue: one sender instance to one receiver instance.
+// With one sender per queue, watermarks on a queue only grow, so evicting a
+// message never loses watermark progress.
+type queue struct {
+	ch   chan message
+	edge *edgeState
+}
+
+func (q *queue) push(ctx context.Context, m message, st *NodeStats) error {
+	select {
+	case q.ch <- m:
+		return nil
+	default:
+	}
+	switch policy := q.edge.e.Policy; {
+	case policy == Block || m.eos:
+		return q.pushBlocking(ctx, m, st)
+	case policy == DropNewest:
+		if m.b != nil {
+			n := int64(m.b.Len())
+			q.edge.dropped.Add(n)
+			st.Drop("queue_full", n)
+			m.b.Release()
+		}
+		// A dropped watermark-only message loses nothing: every later message
+		// carries a watermark at least as new, and end of stream always blocks.
+		return nil
+	default: // DropOldest
+		for {
+			select {
+			case q.ch <- m:
+				return nil
+			default:
+			}
+			select {
+			case old := <-q.ch:
+				if old.b != nil {
+					n := int64(old.b.Len())
+					q.edge.dropped.Add(n)
+					st.Drop("queue_full", n)
+					old.b.Release()
+				}
+			default:
+			}
+		}
+	}
+}
+
+func (q *queue) pushBlocking(ctx context.Context, m message, st *NodeStats) error {
+	start := time.Now()
+	select {
+	case q.ch <- m:
+	case <-ctx.Done():
+		if m.b != nil {
+			m.b.Release()
+		}
+		return ctx.Err()
+	}
+	d := time.Since(start).Nanoseconds()
+	q.edge.blockedNs.Add(d)
+	st.BlockedNs.Add(d)
+	return nil
+}
+
+// target is one logical edge as seen by one sender instance: a queue per
+// receiver instance. With several receivers, batches are split by symbol hash.
+type target struct {
+	edge *edgeState
+	qs   []*queue
+}
+
+type port struct {
+	name    string
+	targets []*target
+	dropKey string
+}
+
+// Output is how a node emits. Each node instance has its own; it is used only
+// from the node's goroutine (a source's idle watermark advance takes the lock).
+type Output struct {
+	ctx     context.Context // the job's abort context
+	nc      *NodeContext
+	stats   *NodeStats
+	ports   map[string]*port
+	main    *port
+	wm      int64
+	closed  bool
+	scratch [][]*md.Batch
+
+	// Source state.
+	source    bool
+	ooo       int64
+	mu        *sync.Mutex // non-nil when an idle advancer shares this output
+	lastEmit  atomic.Int64
+	firstSeen bool
+}
+
+func newOutput(ctx context.Context, nc *NodeContext, ports map[string]*port) *Output {
+	o := &Output{ctx: ctx, nc: nc, stats: nc.Stats, ports: ports, wm: minTime}
+	o.main = ports[PortMain]
+	if o.main == nil {
+		o.main = &port{name: PortMain, dropKey: "unconnected_port"}
+		ports[PortMain] = o.main
+	}
+	return o
+}
+
+// NewBatch returns an empty pooled batch of kind k to fill and emit.
+func (o *Output) NewBatch(k md.Kind) *md.Batch { return o.nc.Pool.Get(k) }
+
+// Symbols is the job's symbol table.
+func (o *Output) Symbols() *md.SymbolTable { return o.nc.Symbols }
+
+// Watermark is the watermark this output last forwarded.
+func (o *Output) Watermark() int64 { return o.wm }
+
+// HasPort reports whether the named port has at least one edge.
+func (o *Output) HasPort(name string) bool {
+	p := o.ports[name]
+	return p != nil && len(p.targets) > 0
+}
+
+// Emit sends b on the main output, handing over the caller's reference. It
+// blocks while a block-policy queue is full. An empty batch is released.
+func (o *Output) Emit(b *md.Batch) error { return o.EmitTo(PortMain, b) }
+
+// EmitTo sends b on the named port. Records sent to a port with no edge are
+// counted as dropped under "unconnected_port_<name>", never lost silently.
+func (o *Output) EmitTo(portName string, b *md.Batch) error {
+	n := b.Len()
+	if n == 0 {
+		b.Release()
+		return nil
+	}
+	if o.source {
+		if o.mu != nil {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+		}
+		o.sourceWatermark(b)
+	}
+	p := o.ports[portName]
+	if p == nil {
+		p = &port{name: portName, dropKey: "unconnected_port_" + portName}
+		o.ports[portName] = p
+	}
+	if len(p.targets) == 0 {
+		o.stats.Drop(p.dropKey, int64(n))
+		b.Release()
+		return nil
+	}
+	o.stats.EventsOut.Add(int64(n))
+	o.stats.BatchesOut.Add(1)
+	if len(p.targets) > 1 {
+		b.Retain(len(p.targets) - 1)
+	}
+	for _, t := range p.targets {
+		if len(t.qs) == 1 {
+			if err := t.qs[0].push(o.ctx, message{b: b, wm: o.wm}, o.stats); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := o.partition(t, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sourceWatermark advances a source's watermark past b's event times.
+func (o *Output) sourceWatermark(b *md.Batch) {
+	now := time.Now().UnixNano()
+	o.lastEmit.Store(now)
+	if !o.firstSeen {
+		o.firstSeen = true
+		o.stats.FirstEventAt.Store(now)
+	}
+	mx := int64(minTime)
+	switch b.Kind {
+	case md.KindTrade:
+		for i := range b.Trades {
+			mx = max(mx, b.Trades[i].TS)
+		}
+	case md.KindQuote:
+		for i := range b.Quotes {
+			mx = max(mx, b.Quotes[i].TS)
+		}
+	case md.KindBar:
+		for i := range b.Bars {
+			mx = max(mx, b.Bars[i].Start)
+		}
+	}
+	if wm := mx - o.ooo; wm > o.wm {
+		o.wm = wm
+		o.stats.Watermark.Store(wm)
+		o.stats.WatermarkAt.Store(now)
+	}
+}
+
+// partition splits b by symbol hash across t's queues and sends each part.
+func (o *Output) partition(t *target, b *md.Batch) error {
+	n := uint64(len(t.qs))
+	syms := o.nc.Symbols.Snapshot()
+	parts := make([]*md.Batch, n)
+	for i := range parts {
+		parts[i] = o.nc.Pool.Get(b.Kind)
+		parts[i].Reason = b.Reason
+	}
+	switch b.Kind {
+	case md.KindTrade:
+		for i := range b.Trades {
+			p := parts[syms[b.Trades[i].Sym].Hash%n]
+			p.Trades = append(p.Trades, b.Trades[i])
+		}
+	case md.KindQuote:
+		for i := range b.Quotes {
+			p := parts[syms[b.Quotes[i].Sym].Hash%n]
+			p.Quotes = append(p.Quotes, b.Quotes[i])
+		}
+	case md.KindBar:
+		for i := range b.Bars {
+			p := parts[syms[b.Bars[i].Sym].Hash%n]
+			p.Bars = append(p.Bars, b.Bars[i])
+		}
+	}
+	b.Release()
+	var firstErr error
+	for i, p := range parts {
+		if p.Len() == 0 || firstErr != nil {
+			p.Release()
+			continue
+		}
+		if err := t.qs[i].push(o.ctx, message{b: p, wm: o.wm}, o.stats); err != nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// advance forwards watermark wm on every port if it is newer.
+func (o *Output) advance(wm int64) error {
+	if wm <= o.wm {
+		return nil
+	}
+	o.wm = wm
+	return o.broadcast(message{wm: wm})
+}
+
+func (o *Output) broadcast(m message) error {
+	for _, p := range o.ports {
+		for _, t := range p.targets {
+			for _, q := range t.qs {
+				if err := q.push(o.ctx, m, o.stats); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// close sends the final watermark and end of stream on every port.
+func (o *Output) close() error {
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	o.wm = md.MaxTime
+	return o.broadcast(message{wm: md.MaxTime, eos: true})
+}
+
+// idleAdvance moves a quiet source's watermark to event-time now minus the
+// allowed out-of-orderness, so windows close on time without new data.
+func (o *Output) idleAdvance(eventNow int64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil
+	}
+	wm := eventNow - o.ooo
+	if wm <= o.wm {
+		return nil
+	}
+	o.stats.Watermark.Store(wm)
+	o.stats.WatermarkAt.Store(time.Now().UnixNano())
+	return o.advance(wm)
+}

@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// NodeStats are one node instance's counters. The engine updates them once
+// per batch; metrics and status read them at any time.
+type NodeStats struct {
+	EventsIn   atomic.Int64
+	EventsOut  atomic.Int64
+	BatchesIn  atomic.Int64
+	BatchesOut atomic.Int64
+	BusyNs     atomic.Int64 // time spent inside the node's callbacks
+	BlockedNs  atomic.Int64 // time spent waiting on full output queues
+	// Watermark is the node's input watermark (for sources, the watermark
+	// it emits); md.MinTime until the first one.
+	Watermark atomic.Int64
+	// WatermarkAt is the wall-clock time (ns) the watermark last advanced.
+	WatermarkAt atomic.Int64
+	// FirstEventAt is the wall-clock time (ns) the node saw its first record.
+	FirstEventAt atomic.Int64
+
+	mu     sync.Mutex
+	drops  map[string]int64
+	errs   map[string]int64
+	lastEr string
+}
+
+func newNodeStats() *NodeStats {
+	s := &NodeStats{drops: map[string]int64{}, errs: map[string]int64{}}
+	s.Watermark.Store(minTime)
+	return s
+}
+
+const minTime = -1 << 63
+
+// Drop counts n records dropped for reason (a short snake_case word such as
+// "late", "queue_full", "malformed").
+func (s *NodeStats) Drop(reason string, n int64) {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.drops[reason] += n
+	s.mu.Unlock()
+}
+
+// Error counts one error with a short reason and remembers its message.
+func (s *NodeStats) Error(reason, msg string) {
+	s.mu.Lock()
+	s.errs[reason]++
+	s.lastEr = msg
+	s.mu.Unlock()
+}
+
+// Drops returns a copy of the drop counters by reason.
+func (s *NodeStats) Drops() map[string]int64 { return s.copyMap(s.drops) }
+
+// Errors returns a copy of the error counters by reason.
+func (s *NodeStats) Errors() map[string]int64 { return s.copyMap(s.errs) }
+
+// LastError is the message of the most recent counted error.
+func (s *NodeStats) LastError() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastEr
+}
+
+func (s *NodeStats) copyMap(m map[string]int64) map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// NodeStatus is a snapshot of one logical node, summed over its instances.
+type NodeStatus struct {
+	ID          string           `json:"id"`
+	Type        string           `json:"type"`
+	Kind        string           `json:"kind"`
+	Instances   int              `json:"instances"`
+	State       string           `json:"state"` // running, done, failed
+	EventsIn    int64            `json:"events_in"`
+	EventsOut   int64            `json:"events_out"`
+	BatchesIn   int64            `json:"batches_in"`
+	BatchesOut  int64            `json:"batches_out"`
+	BusyNs      int64            `json:"busy_ns"`
+	BlockedNs   int64            `json:"blocked_ns"`
+	Watermark   int64            `json:"watermark"` // min over instances; md.MinTime when none yet
+	WatermarkAt int64            `json:"watermark_at,omitempty"`
+	QueueDepth  int              `json:"queue_depth"` // batches waiting in the node's input queues
+	QueueCap    int              `json:"queue_capacity"`
+	Drops       map[string]int64 `json:"drops,omitempty"`
+	Errors      map[string]int64 `json:"errors,omitempty"`
+	LastError   string           `json:"last_error,omitempty"`
+}
+
+// EdgeStatus is a snapshot of one logical edge.
+type EdgeStatus struct {
+	Name      string `json:"name"`
+	Policy    string `json:"policy"`
+	Depth     int    `json:"depth"`
+	Capacity  int    `json:"capacity"`
+	Dropped   int64  `json:"dropped"` // records dropped by a drop policy
+	BlockedNs int64  `json:"blocked_ns"`
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,136 @@
+package md
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultBatchSize is the record capacity of a batch when a component does not
+// choose one. Large enough to amortise per-batch costs (queue operations,
+// metric updates, interface calls), small enough to keep latency and memory low.
+const DefaultBatchSize = 1024
+
+// Batch carries records of one kind between nodes. Exactly one of Trades,
+// Quotes or Bars is used, according to Kind.
+//
+// Ownership: a batch is reference counted. Whoever holds a reference may read
+// it; nobody mutates a batch after it has been emitted, because fan-out shares
+// it between consumers. Release drops a reference; the last one returns the
+// batch to its pool.
+type Batch struct {
+	Kind   Kind
+	Trades []Trade
+	Quotes []Quote
+	Bars   []Bar
+	// Reason explains why the records were diverted, on batches sent to a
+	// "late" or "dead_letter" port; empty on the main flow.
+	Reason string
+
+	refs atomic.Int32
+	pool *Pool
+}
+
+// Len is the number of records in the batch.
+func (b *Batch) Len() int {
+	switch b.Kind {
+	case KindTrade:
+		return len(b.Trades)
+	case KindQuote:
+		return len(b.Quotes)
+	case KindBar:
+		return len(b.Bars)
+	}
+	return 0
+}
+
+// Retain adds n references.
+func (b *Batch) Retain(n int) { b.refs.Add(int32(n)) }
+
+// Release drops one reference; the last returns the batch to its pool.
+func (b *Batch) Release() {
+	if b == nil {
+		return
+	}
+	if n := b.refs.Add(-1); n == 0 && b.pool != nil {
+		b.pool.put(b)
+	}
+}
+
+// Reset empties the batch, keeping its capacity.
+func (b *Batch) Reset() {
+	b.Trades = b.Trades[:0]
+	b.Quotes = b.Quotes[:0]
+	b.Bars = b.Bars[:0]
+	b.Reason = ""
+}
+
+// Clone returns a new unpooled batch with a copy of b's records.
+func (b *Batch) Clone() *Batch {
+	c := &Batch{Kind: b.Kind, Reason: b.Reason}
+	c.refs.Store(1)
+	c.Trades = append([]Trade(nil), b.Trades...)
+	c.Quotes = append([]Quote(nil), b.Quotes...)
+	c.Bars = append([]Bar(nil), b.Bars...)
+	return c
+}
+
+// Pool recycles batches of one job. It is safe for concurrent use.
+type Pool struct {
+	size  int
+	pools [3]sync.Pool // trade, quote, bar
+}
+
+// NewPool returns a pool whose new batches have room for size records.
+func NewPool(size int) *Pool {
+	if size <= 0 {
+		size = DefaultBatchSize
+	}
+	return &Pool{size: size}
+}
+
+// Size is the default record capacity of the pool's batches.
+func (p *Pool) Size() int { return p.size }
+
+func kindIndex(k Kind) int {
+	switch k {
+	case KindQuote:
+		return 1
+	case KindBar:
+		return 2
+	}
+	return 0
+}
+
+// Get returns an empty batch of kind k holding one reference.
+func (p *Pool) Get(k Kind) *Batch {
+	var b *Batch
+	if v := p.pools[kindIndex(k)].Get(); v != nil {
+		b = v.(*Batch)
+	} else {
+		b = &Batch{pool: p}
+		switch k {
+		case KindTrade:
+			b.Trades = make([]Trade, 0, p.size)
+		case KindQuote:
+			b.Quotes = make([]Quote, 0, p.size)
+		case KindBar:
+			b.Bars = make([]Bar, 0, p.size)
+		}
+	}
+	b.Kind = k
+	b.refs.Store(1)
+	return b
+}
+
+func (p *Pool) put(b *Batch) {
+	b.Reset()
+	p.pools[kindIndex(b.Kind)].Put(b)
+}
+
+// NewBatch returns an unpooled batch of kind k holding one reference; useful
+// in tests and for rare control paths.
+func NewBatch(k Kind) *Batch {
+	b := &Batch{Kind: k}
+	b.refs.Store(1)
+	return b
+}

@@ -1,0 +1,146 @@
+// Package md holds the market-data vocabulary shared by every part of mdp:
+// trades, quotes and bars as plain value types, batches that carry them between
+// nodes, the symbol table that interns instruments to integer ids at the source,
+// and time helpers. Times are int64 nanoseconds since the Unix epoch, UTC.
+package md
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kind is the kind of record a batch carries. Kinds are bit flags so a
+// component can declare a set of kinds it accepts.
+type Kind uint8
+
+// Record kinds.
+const (
+	KindTrade Kind = 1 << iota
+	KindQuote
+	KindBar
+	// KindNone is the zero value: a batch that carries only a watermark.
+	KindNone Kind = 0
+	// KindAny accepts every record kind.
+	KindAny = KindTrade | KindQuote | KindBar
+)
+
+// String names the kind set, for example "trade" or "trade|quote".
+func (k Kind) String() string {
+	if k == KindNone {
+		return "none"
+	}
+	var parts []string
+	if k&KindTrade != 0 {
+		parts = append(parts, "trade")
+	}
+	if k&KindQuote != 0 {
+		parts = append(parts, "quote")
+	}
+	if k&KindBar != 0 {
+		parts = append(parts, "bar")
+	}
+	return strings.Join(parts, "|")
+}
+
+// ParseKind parses a single kind name ("trade", "quote", "bar").
+func ParseKind(s string) (Kind, error) {
+	switch s {
+	case "trade", "trades":
+		return KindTrade, nil
+	case "quote", "quotes":
+		return KindQuote, nil
+	case "bar", "bars":
+		return KindBar, nil
+	}
+	return KindNone, fmt.Errorf("unknown record kind %q (want trade, quote or bar)", s)
+}
+
+// Side is the aggressor side of a trade.
+type Side uint8
+
+// Trade sides.
+const (
+	SideUnknown Side = iota
+	SideBuy
+	SideSell
+)
+
+// String returns "buy", "sell" or "unknown".
+func (s Side) String() string {
+	switch s {
+	case SideBuy:
+		return "buy"
+	case SideSell:
+		return "sell"
+	}
+	return "unknown"
+}
+
+// ParseSide accepts buy/sell in the spellings exchanges use; anything else is unknown.
+func ParseSide(s string) Side {
+	switch s {
+	case "buy", "Buy", "BUY", "b", "B", "bid":
+		return SideBuy
+	case "sell", "Sell", "SELL", "s", "S", "ask":
+		return SideSell
+	}
+	return SideUnknown
+}
+
+// SymID is an interned instrument (provider + symbol) id; see SymbolTable.
+type SymID uint32
+
+// Trade is one executed trade.
+type Trade struct {
+	TS      int64 // event (exchange) time, ns
+	Ingest  int64 // time the record entered mdp, ns
+	Price   float64
+	Size    float64
+	TradeID int64
+	Seq     uint64
+	Sym     SymID
+	Side    Side
+}
+
+// Quote is a top-of-book update.
+type Quote struct {
+	TS      int64
+	Ingest  int64
+	Bid     float64
+	BidSize float64
+	Ask     float64
+	AskSize float64
+	Seq     uint64
+	Sym     SymID
+}
+
+// Mid is the mid price (bid+ask)/2.
+func (q *Quote) Mid() float64 { return (q.Bid + q.Ask) / 2 }
+
+// Bar is one OHLCV bar over [Start, End). It carries its own interval and both
+// bounds so no sink can mislabel it.
+type Bar struct {
+	Start    int64 // inclusive, ns
+	End      int64 // exclusive, ns
+	Interval int64 // ns; End-Start for time bars
+	Open     float64
+	High     float64
+	Low      float64
+	Close    float64
+	Volume   float64
+	VWAP     float64
+	Trades   int64
+	Sym      SymID
+	// Update is true when this bar replaces an earlier emission of the same
+	// bar (late data under late_policy: update).
+	Update bool
+}
+
+// TS returns the bar's timestamp under the given label: its start ("open") or
+// its end ("close").
+func (b *Bar) TS(labelClose bool) int64 {
+	if labelClose {
+		return b.End
+	}
+	return b.Start
+}
