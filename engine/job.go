@@ -143,7 +143,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 			in.nc = &NodeContext{
 				Job: opts.Job, Node: nr.n.ID, Type: nr.n.Type, Instance: i, Instances: len(nr.instances),
 				Symbols: j.symbols, Pool: j.pool, Feedback: opts.Feedback, Stats: newNodeStats(),
-				Logger: opts.Logger.With("node", nr.n.ID),
+				Logger: opts.Logger.With("node", nr.n.ID), SourceTotals: j.SourceTotals,
 			}
 			if len(nr.instances) > 1 {
 				in.nc.Logger = in.nc.Logger.With("instance", i)

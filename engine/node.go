@@ -115,6 +115,9 @@ type NodeContext struct {
 	Logger    *slog.Logger
 	Feedback  *Feedback
 	Stats     *NodeStats
+	// SourceTotals returns the records all of the job's sources have emitted
+	// and the wall-clock time (ns) of the first one (0 before any).
+	SourceTotals func() (events, firstAt int64)
 }
 
 // ErrorPolicy decides what happens when a processor returns an error.

@@ -131,15 +131,17 @@ type Bar struct {
 	VWAP     float64
 	Trades   int64
 	Sym      SymID
+	// LabelEnd is true when the bar is labelled by its end (label: close);
+	// TS then returns End, otherwise Start.
+	LabelEnd bool
 	// Update is true when this bar replaces an earlier emission of the same
 	// bar (late data under late_policy: update).
 	Update bool
 }
 
-// TS returns the bar's timestamp under the given label: its start ("open") or
-// its end ("close").
-func (b *Bar) TS(labelClose bool) int64 {
-	if labelClose {
+// TS is the bar's timestamp under its label: Start, or End for label: close.
+func (b *Bar) TS() int64 {
+	if b.LabelEnd {
 		return b.End
 	}
 	return b.Start
