@@ -165,6 +165,10 @@ func (g *Graph) Validate() []*GraphError {
 			continue
 		}
 		seenEdge[e.Name()] = true
+		if from.Kind == KindSink && e.FromPort == PortMain {
+			add(from.ID, i, "sink %q has an output (to %q); sinks have none", from.ID, e.To)
+			continue
+		}
 		if _, ok := from.port(e.FromPort); !ok {
 			add("", i, "edge %s: node %q (%s) has no output port %q%s", e.Name(), from.ID, from.Type, portLabel(e.FromPort), portList(from))
 			continue
@@ -184,10 +188,6 @@ func (g *Graph) Validate() []*GraphError {
 		case KindSource:
 			if len(ins[n.ID]) > 0 {
 				add(n.ID, ins[n.ID][0], "source %q has an input (from %q); sources take none", n.ID, g.Edges[ins[n.ID][0]].From)
-			}
-		case KindSink:
-			if len(outs[n.ID]) > 0 && g.Edges[outs[n.ID][0]].FromPort == PortMain {
-				add(n.ID, outs[n.ID][0], "sink %q has an output (to %q); sinks have none", n.ID, g.Edges[outs[n.ID][0]].To)
 			}
 		}
 	}
@@ -270,6 +270,9 @@ func portList(n *Node) string {
 		if p != PortMain {
 			names = append(names, p)
 		}
+	}
+	if _, ok := n.Ports[PortDeadLetter]; !ok && n.Kind != KindSource {
+		names = append(names, PortDeadLetter)
 	}
 	if len(names) == 0 {
 		return "; it has only its main output"

@@ -135,6 +135,10 @@ func New(g *Graph, opts Options) (*Job, error) {
 				to.inQueues[ri] = append(to.inQueues[ri], q)
 			}
 			p := ports[src][e.FromPort]
+			if p == nil { // an implicit port such as dead_letter
+				p = &port{name: e.FromPort, dropKey: "unconnected_port_" + e.FromPort}
+				ports[src][e.FromPort] = p
+			}
 			p.targets = append(p.targets, t)
 		}
 	}

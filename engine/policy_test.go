@@ -1,0 +1,459 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// gateSink blocks in Process until its gate is opened.
+type gateSink struct {
+	collectSink
+	gate    chan struct{}
+	entered atomic.Int64
+}
+
+func (g *gateSink) Process(ctx context.Context, b *md.Batch, out *Output) error {
+	g.entered.Add(1)
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.collectSink.Process(ctx, b, out)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBackpressureBlocksTheSource(t *testing.T) {
+	s := &gateSink{gate: make(chan struct{})}
+	src := &genSource{n: 100 * 10, bs: 10, syms: 1}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", src), sinkNode("sink", &s.collectSink)},
+		Edges: []*Edge{{From: "src", To: "sink", Capacity: 4}},
+	}
+	g.Nodes[1].New = func(int) (any, error) { return s, nil }
+	j, err := New(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "sink to take a batch", func() bool { return s.entered.Load() == 1 })
+	// The sink holds one batch, the queue holds 4, the source blocks on the 6th.
+	waitFor(t, "queue to fill", func() bool { return j.Status().Edges[0].Depth == 4 })
+	time.Sleep(50 * time.Millisecond)
+	if got := j.Status().Nodes[0].EventsOut; got > 6*10 {
+		t.Fatalf("source emitted %d records past a full queue", got)
+	}
+	close(s.gate)
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.trades) != 1000 {
+		t.Fatalf("sink got %d of 1000", len(s.trades))
+	}
+	if j.Status().Nodes[0].BlockedNs == 0 {
+		t.Fatal("source blocked time not counted")
+	}
+}
+
+func TestDropPoliciesCountEveryDrop(t *testing.T) {
+	for _, pol := range []Policy{DropNewest, DropOldest} {
+		t.Run(pol.String(), func(t *testing.T) {
+			s := &gateSink{gate: make(chan struct{})}
+			g := &Graph{
+				Nodes: []*Node{srcNode("src", &genSource{n: 1000, bs: 10, syms: 1}), sinkNode("sink", nil)},
+				Edges: []*Edge{{From: "src", To: "sink", Capacity: 3, Policy: pol}},
+			}
+			g.Nodes[1].New = func(int) (any, error) { return s, nil }
+			j, err := New(g, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// The source never blocks on data: it emits everything while the sink
+			// is stuck (only its end-of-stream mark waits for room).
+			waitFor(t, "source to emit all", func() bool { return j.Status().Nodes[0].EventsOut == 1000 })
+			close(s.gate)
+			if err := j.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			st := j.Status()
+			dropped := st.Edges[0].Dropped
+			if dropped == 0 || st.Nodes[0].Drops["queue_full"] != dropped {
+				t.Fatalf("dropped %d, node drops %v", dropped, st.Nodes[0].Drops)
+			}
+			if int64(len(s.trades))+dropped != 1000 {
+				t.Fatalf("delivered %d + dropped %d != 1000", len(s.trades), dropped)
+			}
+			if pol == DropOldest && s.trades[len(s.trades)-1].TS != 999 {
+				t.Fatalf("drop_oldest lost the newest record: last ts %d", s.trades[len(s.trades)-1].TS)
+			}
+			if pol == DropNewest && s.trades[0].TS != 0 {
+				t.Fatalf("drop_newest lost the oldest record")
+			}
+		})
+	}
+}
+
+// failOp fails on every batch whose first trade has an odd ts/10.
+type failOp struct{}
+
+func (failOp) Process(ctx context.Context, b *md.Batch, out *Output) error {
+	if (b.Trades[0].TS/10)%2 == 1 {
+		return errors.New("odd batch")
+	}
+	b.Retain(1)
+	return out.Emit(b)
+}
+
+func TestErrorPolicies(t *testing.T) {
+	build := func(pol ErrorPolicy, dl *collectSink) (*Graph, *collectSink) {
+		c := &collectSink{}
+		g := &Graph{
+			Nodes: []*Node{srcNode("src", &genSource{n: 100, bs: 10, syms: 1}),
+				{ID: "op", Type: "operator.fail", Kind: KindOperator, OnError: pol, Accepts: md.KindTrade,
+					Ports: map[string]md.Kind{PortMain: SameAsInput}, New: func(int) (any, error) { return failOp{}, nil }},
+				sinkNode("sink", c)},
+			Edges: []*Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
+		}
+		if dl != nil {
+			g.Nodes = append(g.Nodes, sinkNode("dl", dl))
+			g.Edges = append(g.Edges, &Edge{From: "op", FromPort: PortDeadLetter, To: "dl"})
+		}
+		return g, c
+	}
+	t.Run("fail", func(t *testing.T) {
+		g, _ := build(OnErrorFail, nil)
+		j, err := New(g, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = j.Run(context.Background())
+		var ne *NodeError
+		if !errors.As(err, &ne) || ne.Node != "op" || !strings.Contains(err.Error(), "odd batch") {
+			t.Fatalf("want node error from op, got %v", err)
+		}
+		if st := j.Status(); st.Nodes[1].State != "failed" || st.Nodes[1].LastError != "odd batch" {
+			t.Fatalf("status: %+v", st.Nodes[1])
+		}
+	})
+	t.Run("skip", func(t *testing.T) {
+		g, c := build(OnErrorSkip, nil)
+		j, _ := New(g, Options{})
+		if err := j.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st := j.Status().Nodes[1]
+		if len(c.trades) != 50 || st.Errors["skipped"] != 5 || st.Drops["error"] != 50 {
+			t.Fatalf("got %d trades, status %+v", len(c.trades), st)
+		}
+	})
+	t.Run("dead_letter", func(t *testing.T) {
+		dl := &reasonSink{}
+		g, c := build(OnErrorDeadLetter, nil)
+		g.Nodes = append(g.Nodes, &Node{ID: "dl", Type: "sink.reason", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return dl, nil }})
+		g.Edges = append(g.Edges, &Edge{From: "op", FromPort: PortDeadLetter, To: "dl"})
+		j, err := New(g, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.trades) != 50 || dl.n != 50 || dl.reason != "odd batch" {
+			t.Fatalf("main %d, dead letters %d reason %q", len(c.trades), dl.n, dl.reason)
+		}
+	})
+	t.Run("dead_letter needs an edge", func(t *testing.T) {
+		g, _ := build(OnErrorDeadLetter, nil)
+		errs := g.Validate()
+		if len(errs) != 1 || errs[0].Msg != `node "op" has on_error: dead_letter but no edge from op.dead_letter` {
+			t.Fatalf("got %v", errs)
+		}
+	})
+}
+
+type reasonSink struct {
+	n      int
+	reason string
+}
+
+func (r *reasonSink) Process(ctx context.Context, b *md.Batch, out *Output) error {
+	r.n += b.Len()
+	r.reason = b.Reason
+	return nil
+}
+
+// tsSource emits the given timestamps, one batch each, then waits for stop
+// if hold is set.
+type tsSource struct {
+	sym  string
+	ts   []int64
+	hold bool
+}
+
+func (s *tsSource) Run(ctx context.Context, out *Output) error {
+	id := out.Symbols().Intern("t", s.sym)
+	for _, ts := range s.ts {
+		b := out.NewBatch(md.KindTrade)
+		b.Trades = append(b.Trades, md.Trade{TS: ts, Sym: id, Price: 1, Size: 1})
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+	}
+	if s.hold {
+		<-ctx.Done()
+	}
+	return nil
+}
+
+type wmSink struct {
+	mu  sync.Mutex
+	wms []int64
+}
+
+func (w *wmSink) Process(ctx context.Context, b *md.Batch, out *Output) error { return nil }
+func (w *wmSink) OnWatermark(ctx context.Context, wm int64, out *Output) error {
+	w.mu.Lock()
+	w.wms = append(w.wms, wm)
+	w.mu.Unlock()
+	return nil
+}
+func (w *wmSink) last() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.wms) == 0 {
+		return minTime
+	}
+	return w.wms[len(w.wms)-1]
+}
+
+func TestFanInWatermarkIsTheMinimum(t *testing.T) {
+	w := &wmSink{}
+	a := &tsSource{sym: "A", ts: []int64{100, 200, 300}, hold: true}
+	b := &tsSource{sym: "B", ts: []int64{50}, hold: true}
+	g := &Graph{
+		Nodes: []*Node{srcNode("a", a), srcNode("b", b), opNode("op", 1),
+			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return w, nil }}},
+		Edges: []*Edge{{From: "a", To: "op"}, {From: "b", To: "op"}, {From: "op", To: "sink"}},
+	}
+	j, err := New(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "watermark 50", func() bool { return w.last() == 50 })
+	time.Sleep(20 * time.Millisecond)
+	if w.last() != 50 {
+		t.Fatalf("watermark %d passed the slower input", w.last())
+	}
+	j.Stop()
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if w.last() != md.MaxTime {
+		t.Fatalf("final watermark %d", w.last())
+	}
+}
+
+func TestIdleTimeoutAdvancesTheWatermark(t *testing.T) {
+	w := &wmSink{}
+	start := time.Now().UnixNano()
+	src := &tsSource{sym: "A", ts: []int64{start}, hold: true}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", src),
+			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return w, nil }}},
+		Edges: []*Edge{{From: "src", To: "sink"}},
+	}
+	g.Nodes[0].IdleTimeout = 20 * time.Millisecond
+	g.Nodes[0].MaxOutOfOrderness = 5 * time.Millisecond
+	j, err := New(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "idle advance", func() bool { return w.last() > start })
+	j.Stop()
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// endless emits until stopped and counts what it emitted.
+type endless struct{ sent atomic.Int64 }
+
+func (e *endless) Run(ctx context.Context, out *Output) error {
+	id := out.Symbols().Intern("t", "X")
+	for i := int64(0); ; i++ {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b := out.NewBatch(md.KindTrade)
+		for k := 0; k < 16; k++ {
+			b.Trades = append(b.Trades, md.Trade{TS: i*16 + int64(k), Sym: id, Price: 1, Size: 1})
+		}
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+		e.sent.Add(16)
+	}
+}
+
+func TestStopDrainsEverything(t *testing.T) {
+	src := &endless{}
+	c := &collectSink{}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", src), opNode("op", 2), sinkNode("sink", c)},
+		Edges: []*Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
+	}
+	j, err := New(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := j.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "data to flow", func() bool { return src.sent.Load() > 10000 })
+	cancel()
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(c.trades)) != src.sent.Load() || !c.closed {
+		t.Fatalf("sent %d, delivered %d, closed %v", src.sent.Load(), len(c.trades), c.closed)
+	}
+}
+
+func TestAbortReturnsErrAborted(t *testing.T) {
+	s := &gateSink{gate: make(chan struct{})}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", &endless{}), sinkNode("sink", nil)},
+		Edges: []*Edge{{From: "src", To: "sink"}},
+	}
+	g.Nodes[1].New = func(int) (any, error) { return s, nil }
+	j, _ := New(g, Options{})
+	if err := j.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "sink stuck", func() bool { return s.entered.Load() > 0 })
+	j.Stop() // cannot drain: the sink is stuck
+	time.Sleep(10 * time.Millisecond)
+	j.Abort()
+	if err := j.Wait(); !errors.Is(err, ErrAborted) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+type failOpen struct{ collectSink }
+
+func (f *failOpen) Open(ctx context.Context, nc *NodeContext) error {
+	return errors.New("connection refused")
+}
+
+func TestOpenFailureFailsBeforeDataFlows(t *testing.T) {
+	src := &endless{}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", src), sinkNode("sink", nil)},
+		Edges: []*Edge{{From: "src", To: "sink"}},
+	}
+	g.Nodes[1].New = func(int) (any, error) { return &failOpen{}, nil }
+	j, _ := New(g, Options{})
+	err := j.Start(context.Background())
+	if err == nil || err.Error() != `node "sink": open: connection refused` {
+		t.Fatalf("got %v", err)
+	}
+	if src.sent.Load() != 0 {
+		t.Fatal("source ran although a sink could not open")
+	}
+}
+
+func TestFanOutSharesEveryBatch(t *testing.T) {
+	c1, c2 := &collectSink{}, &collectSink{}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", &genSource{n: 5000, bs: 100, syms: 4}), sinkNode("s1", c1), sinkNode("s2", c2)},
+		Edges: []*Edge{{From: "src", To: "s1"}, {From: "src", To: "s2"}},
+	}
+	j, _ := New(g, Options{})
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(c1.trades) != 5000 || len(c2.trades) != 5000 {
+		t.Fatalf("got %d and %d", len(c1.trades), len(c2.trades))
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	trade := map[string]md.Kind{PortMain: md.KindTrade}
+	bar := map[string]md.Kind{PortMain: md.KindBar}
+	g := &Graph{
+		Nodes: []*Node{
+			{ID: "src", Type: "provider.x", Kind: KindSource, Ports: trade},
+			{ID: "src", Type: "provider.x", Kind: KindSource, Ports: trade},
+			{ID: "bars", Type: "operator.bars", Kind: KindOperator, Accepts: md.KindTrade, Ports: bar},
+			{ID: "tradesonly", Type: "operator.t", Kind: KindOperator, Accepts: md.KindTrade, Ports: trade},
+			{ID: "a", Type: "operator.a", Kind: KindOperator, Accepts: md.KindAny, Ports: trade},
+			{ID: "b", Type: "operator.b", Kind: KindOperator, Accepts: md.KindAny, Ports: trade},
+			{ID: "lonely", Type: "operator.l", Kind: KindOperator, Accepts: md.KindAny, Ports: trade},
+			{ID: "sink", Type: "sink.s", Kind: KindSink, Accepts: md.KindAny},
+		},
+		Edges: []*Edge{
+			{From: "src", To: "bars"}, {From: "bars", To: "tradesonly"}, {From: "tradesonly", To: "sink"},
+			{From: "ghost", To: "sink"}, {From: "sink", To: "bars"}, {From: "bars", FromPort: "nope", To: "sink"},
+			{From: "tradesonly", To: "bars"},
+		},
+	}
+	var msgs []string
+	for _, e := range g.Validate() {
+		msgs = append(msgs, e.Msg)
+	}
+	want := []string{
+		`duplicate node id "src"`,
+		`edge ghost -> sink: unknown node "ghost"`,
+		`sink "sink" has an output (to "bars"); sinks have none`,
+		`edge bars.nope -> sink: node "bars" (operator.bars) has no output port "nope"; its ports are: dead_letter`,
+		`cycle: bars -> tradesonly -> bars`,
+	}
+	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+	// Without the cycle: reachability and kinds.
+	g.Nodes = append(g.Nodes[:1], g.Nodes[2:]...)
+	g.Edges = []*Edge{{From: "src", To: "bars"}, {From: "bars", To: "tradesonly"}, {From: "tradesonly", To: "sink"}, {From: "a", To: "b"}}
+	msgs = nil
+	for _, e := range g.Validate() {
+		msgs = append(msgs, e.Msg)
+	}
+	want = []string{
+		`node "a" is not connected to any source`,
+		`node "b" is not connected to any source`,
+		`node "lonely" is not connected to any source`,
+		`edge bars -> tradesonly: "bars" (operator.bars) sends bar records but "tradesonly" (operator.t) takes trade`,
+	}
+	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+}
