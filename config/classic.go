@@ -1,0 +1,141 @@
+package config
+
+import (
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+)
+
+// Auto ids of the classic chain's fixed slots.
+const (
+	ClassicSourceID  = "source"
+	ClassicBatcherID = "batcher"
+	ClassicSinkID    = "sink"
+)
+
+// decodeClassic compiles classic.spec into a linear graph on the same
+// engine: source -> operators… -> batcher (an operator.buffer node) -> sink.
+// A component without an id gets "source", its type's short name
+// ("bars" for operator.bars, "bars_2" for a second one), "batcher", "sink".
+func (l *loader) decodeClassic(e entry) {
+	m, ok := l.mapping(e.val, e.path, classicKeys)
+	if !ok {
+		return
+	}
+	se, ok := m["spec"]
+	if !ok || isNull(resolve(se.val)) {
+		l.errAt(resolve(e.val), e.path, "missing required key \"spec\"")
+		return
+	}
+	sm, ok := l.mapping(se.val, se.path, specKeys)
+	if !ok {
+		return
+	}
+	specNode := resolve(se.val)
+	if v, ok := sm["name"]; ok {
+		if s, ok := l.str(v); ok && l.doc.Name == "" {
+			l.doc.Name = s
+		}
+	}
+	used := map[string]bool{ClassicSourceID: true, ClassicBatcherID: true, ClassicSinkID: true}
+	type link struct {
+		id   string
+		at   *yaml.Node
+		path string
+	}
+	var chain []link
+	add := func(id string, ok bool, at *yaml.Node, path string) {
+		if ok {
+			chain = append(chain, link{id, resolve(at), path})
+		}
+	}
+	if v, ok := sm["source"]; ok {
+		id, ok := l.decodeNode(v.val, v.path, refKeys, ClassicSourceID, engine.KindSource)
+		add(id, ok, v.val, v.path)
+		l.incomplete = l.incomplete || !ok
+	} else {
+		l.errAt(specNode, se.path, "missing required key \"source\"")
+		l.incomplete = true
+	}
+	if v, ok := sm["operators"]; ok && !isNull(resolve(v.val)) {
+		seq := resolve(v.val)
+		if seq.Kind != yaml.SequenceNode {
+			l.errAt(seq, v.path, "want a list of operators, got %s", describe(seq))
+		} else {
+			for i, item := range seq.Content {
+				auto := shortName(resolve(lookup(item, "type")), used)
+				p := index(v.path, i)
+				id, ok := l.decodeNode(item, p, refKeys, auto, engine.KindOperator)
+				add(id, ok, item, p)
+			}
+		}
+	}
+	if v, ok := sm["batcher"]; ok {
+		if id, ok := l.decodeBatcher(v); ok {
+			add(id, ok, v.val, v.path)
+		}
+	}
+	if v, ok := sm["sink"]; ok {
+		id, ok := l.decodeNode(v.val, v.path, refKeys, ClassicSinkID, engine.KindSink)
+		add(id, ok, v.val, v.path)
+		l.incomplete = l.incomplete || !ok
+	} else {
+		l.errAt(specNode, se.path, "missing required key \"sink\"")
+		l.incomplete = true
+	}
+	for i := 1; i < len(chain); i++ {
+		to := chain[i]
+		l.doc.Edges = append(l.doc.Edges, EdgeSpec{
+			From: chain[i-1].id, To: to.id,
+			File: l.fileOf(to.at), Line: to.at.Line, Column: to.at.Column, Path: to.path,
+		})
+	}
+}
+
+// decodeBatcher turns classic.spec.batcher into an operator.buffer node
+// whose params are the batcher's keys.
+func (l *loader) decodeBatcher(v entry) (string, bool) {
+	n := resolve(v.val)
+	spec, ok := component.Lookup(BufferType)
+	if !ok {
+		l.errAt(n, v.path, "a batcher compiles to %s, which is not registered in this build", BufferType)
+		return "", false
+	}
+	if !isNull(n) && n.Kind != yaml.MappingNode {
+		l.errAt(n, v.path, "want a mapping of max_rows, max_bytes, flush_interval, drop_policy, got %s", describe(n))
+		return "", false
+	}
+	if first, dup := l.ids[ClassicBatcherID]; dup {
+		l.errAt(n, v.path, "duplicate node id %q (first used by %s)", ClassicBatcherID, first)
+		return "", false
+	}
+	l.ids[ClassicBatcherID] = v.path
+	l.idOrder = append(l.idOrder, ClassicBatcherID)
+	p := l.decodeParams(spec, ClassicBatcherID, v, n, v.path)
+	l.doc.Nodes = append(l.doc.Nodes, NodeSpec{
+		ID: ClassicBatcherID, Type: spec.Type, Spec: spec, Params: p, Parallelism: 1,
+		File: l.fileOf(n), Line: n.Line, Column: n.Column, Path: v.path,
+	})
+	return ClassicBatcherID, true
+}
+
+// shortName is an operator's auto id: the last part of its type, made
+// unique among the ids used so far.
+func shortName(t *yaml.Node, used map[string]bool) string {
+	base := "op"
+	if t != nil && t.Kind == yaml.ScalarNode && t.Value != "" {
+		base = t.Value[strings.LastIndexByte(t.Value, '.')+1:]
+		if checkID(base) != nil || base == "" {
+			base = "op"
+		}
+	}
+	id := base
+	for i := 2; used[id]; i++ {
+		id = base + "_" + itoa(i)
+	}
+	used[id] = true
+	return id
+}
