@@ -33,11 +33,15 @@ type FeedbackConfig struct {
 	ScaleOK   float64
 	ScaleSoft float64
 	ScaleHard float64
+	// SoftAt and HardAt are the queue fill fractions at which a store sink
+	// reports soft and hard (defaults 0.5 and 0.9).
+	SoftAt float64
+	HardAt float64
 }
 
 // DefaultFeedback is enabled with scales 1.0 / 0.5 / 0.0.
 func DefaultFeedback() FeedbackConfig {
-	return FeedbackConfig{Enable: true, ScaleOK: 1, ScaleSoft: 0.5, ScaleHard: 0}
+	return FeedbackConfig{Enable: true, ScaleOK: 1, ScaleSoft: 0.5, ScaleHard: 0, SoftAt: 0.5, HardAt: 0.9}
 }
 
 // LevelOf classifies a queue fill: hard at or above hard (a fraction of
@@ -76,6 +80,19 @@ func NewFeedback(cfg FeedbackConfig) *Feedback {
 
 // Config returns the hub's settings.
 func (f *Feedback) Config() FeedbackConfig { return f.cfg }
+
+// Thresholds returns the soft and hard fill fractions sinks classify their
+// queues with, falling back to 0.5 and 0.9 (also for a nil hub).
+func (f *Feedback) Thresholds() (soft, hard float64) {
+	soft, hard = 0.5, 0.9
+	if f != nil && f.cfg.SoftAt > 0 {
+		soft = f.cfg.SoftAt
+	}
+	if f != nil && f.cfg.HardAt > 0 {
+		hard = f.cfg.HardAt
+	}
+	return soft, hard
+}
 
 // Report records reporter's current level. Cheap when nothing changed, so a
 // sink may call it per batch.

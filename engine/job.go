@@ -338,7 +338,9 @@ func (in *instance) run() {
 	switch {
 	case err == nil:
 		in.state.Store("done")
-	case in.job.abortCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ErrAborted)):
+	case in.job.abortCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ErrAborted) ||
+		errors.Is(err, context.Cause(in.job.abortCtx))):
+		// Stopped because the job was aborted or another node failed.
 		in.state.Store("aborted")
 	default:
 		in.job.fail(in, err)

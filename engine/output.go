@@ -313,3 +313,26 @@ func (o *Output) idleAdvance(eventNow int64) error {
 	o.stats.WatermarkAt.Store(time.Now().UnixNano())
 	return o.advance(wm)
 }
+
+// Blocked reports whether emitting on the named port now would wait on a
+// full block-policy queue. A node that must not stall its input (a buffer
+// with a drop policy) checks it before Emit and holds or drops records
+// instead. Only the node's own goroutine sends on its queues, so a false
+// answer stays true until that goroutine sends again.
+func (o *Output) Blocked(portName string) bool {
+	p := o.ports[portName]
+	if p == nil {
+		return false
+	}
+	for _, t := range p.targets {
+		if t.edge.e.Policy != Block {
+			continue
+		}
+		for _, q := range t.qs {
+			if len(q.ch) == cap(q.ch) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -22,15 +22,20 @@ type NodeStats struct {
 	WatermarkAt atomic.Int64
 	// FirstEventAt is the wall-clock time (ns) the node saw its first record.
 	FirstEventAt atomic.Int64
+	// Extra holds statistics particular to a component, such as a store
+	// sink's *storekit.Stats; metrics read it with a type assertion. It is
+	// set once, in Open.
+	Extra atomic.Value
 
-	mu     sync.Mutex
-	drops  map[string]int64
-	errs   map[string]int64
-	lastEr string
+	mu       sync.Mutex
+	drops    map[string]int64
+	errs     map[string]int64
+	counters map[string]int64
+	lastEr   string
 }
 
 func newNodeStats() *NodeStats {
-	s := &NodeStats{drops: map[string]int64{}, errs: map[string]int64{}}
+	s := &NodeStats{drops: map[string]int64{}, errs: map[string]int64{}, counters: map[string]int64{}}
 	s.Watermark.Store(minTime)
 	return s
 }
@@ -55,6 +60,21 @@ func (s *NodeStats) Error(reason, msg string) {
 	s.lastEr = msg
 	s.mu.Unlock()
 }
+
+// Count adds n to a named event counter (a short snake_case word such as
+// "reconnects" or "sequence_gaps") for things that are neither drops nor
+// errors. Like Drop, call it per batch or per rare event, not per record.
+func (s *NodeStats) Count(name string, n int64) {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.counters[name] += n
+	s.mu.Unlock()
+}
+
+// Counters returns a copy of the named event counters.
+func (s *NodeStats) Counters() map[string]int64 { return s.copyMap(s.counters) }
 
 // Drops returns a copy of the drop counters by reason.
 func (s *NodeStats) Drops() map[string]int64 { return s.copyMap(s.drops) }
@@ -98,6 +118,7 @@ type NodeStatus struct {
 	QueueCap    int              `json:"queue_capacity"`
 	Drops       map[string]int64 `json:"drops,omitempty"`
 	Errors      map[string]int64 `json:"errors,omitempty"`
+	Counters    map[string]int64 `json:"counters,omitempty"` // named event counters (NodeStats.Count)
 	LastError   string           `json:"last_error,omitempty"`
 }
 

@@ -14,7 +14,7 @@ func (j *Job) Status() Status {
 	for _, nr := range j.nodes {
 		ns := NodeStatus{ID: nr.n.ID, Type: nr.n.Type, Kind: nr.n.Kind.String(), Instances: len(nr.instances), Watermark: md.MaxTime}
 		states := map[string]int{}
-		drops, errs := map[string]int64{}, map[string]int64{}
+		drops, errs, counters := map[string]int64{}, map[string]int64{}, map[string]int64{}
 		for i, in := range nr.instances {
 			st := in.nc.Stats
 			ns.EventsIn += st.EventsIn.Load()
@@ -30,6 +30,9 @@ func (j *Job) Status() Status {
 			}
 			for k, v := range st.Errors() {
 				errs[k] += v
+			}
+			for k, v := range st.Counters() {
+				counters[k] += v
 			}
 			if e := st.LastError(); e != "" {
 				ns.LastError = e
@@ -54,6 +57,9 @@ func (j *Job) Status() Status {
 		}
 		if len(errs) > 0 {
 			ns.Errors = errs
+		}
+		if len(counters) > 0 {
+			ns.Counters = counters
 		}
 		s.Nodes = append(s.Nodes, ns)
 	}

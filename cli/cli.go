@@ -1,0 +1,200 @@
+// Package cli is the mdp command line: run, validate, components, graph,
+// version and shell completion, built with cobra. Execute runs it on the
+// process's arguments and returns the exit code:
+//
+//	0   success (a job that drained after SIGINT/SIGTERM included)
+//	1   runtime failure (a node failed, a store could not be opened)
+//	2   config or usage error (bad job file, bad flag, unknown command)
+//	130 aborted (a second signal, or the shutdown timeout expired)
+//
+// A program that adds its own components registers them and calls Execute,
+// so its binary is mdp plus those components (see examples/custom_operator).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mdpio/mdp/runtime"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+	ExitAborted = 130
+)
+
+// exitError carries the exit code a command chose. An error that is not an
+// exitError comes from cobra itself (unknown command, missing or bad flag,
+// wrong arguments) and is a usage error.
+type exitError struct {
+	code int
+	err  error // already reported when nil
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// exit returns an error that ends the command with code; err (if not nil)
+// is printed to stderr.
+func exit(code int, err error) error { return &exitError{code: code, err: err} }
+
+// Execute runs mdp on os.Args and returns the exit code. main is
+// os.Exit(cli.Execute()).
+func Execute() int {
+	return Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// Run runs mdp with args (without the program name), writing output to
+// stdout and diagnostics and logs to stderr, and returns the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "Error: %s\n", runtime.Redact(ee.err.Error()))
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "Error: %s\n", runtime.Redact(err.Error()))
+	cmd := "mdp"
+	if c, _, ferr := root.Find(args); ferr == nil && c != nil {
+		cmd = c.CommandPath()
+	}
+	fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd)
+	return ExitUsage
+}
+
+// app holds what the commands share for one invocation.
+type app struct {
+	stdout, stderr io.Writer
+	logLevel       string
+	logger         *slog.Logger
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mdp",
+		Short: "mdp is a market-data streaming engine",
+		Long: `mdp takes ticks (trades and quotes) from providers, runs them through operators
+(OHLCV bars, windows, dedupe, throttle, routing) and writes the results to stores.
+A job is a YAML or JSON file, run as a linear chain (classic mode) or a DAG.
+
+Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
+		Example: `  mdp validate --config job.yaml
+  mdp run --config job.yaml --set metrics.enable=true
+  mdp components operator.bars
+  mdp graph --config job.yaml --format mermaid`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		DisableAutoGenTag: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			l, err := newLogger(a.stderr, a.logLevel)
+			if err != nil {
+				return err
+			}
+			a.logger = l
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return err // a flag error is a usage error (exit 2), reported with a hint
+	})
+	root.AddCommand(a.runCommand(), a.validateCommand(), a.componentsCommand(), a.graphCommand(), a.versionCommand())
+	return root
+}
+
+// newLogger logs to w: text when w is a terminal, JSON otherwise (for log
+// collectors).
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "info", "":
+		lv = slog.LevelInfo
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// jobFlags are the flags every command that loads a job takes.
+type jobFlags struct {
+	config string
+	mode   string
+	job    string
+	sets   []string
+}
+
+func (f *jobFlags) add(cmd *cobra.Command, withJob bool) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "job file (YAML or JSON); may also be given as the first argument")
+	fl.StringVar(&f.mode, "mode", "", "override the job's mode: classic or dag")
+	if withJob {
+		fl.StringVar(&f.job, "job", "", "override the job's name")
+	}
+	fl.StringArrayVar(&f.sets, "set", nil, "override a setting, path=value (repeatable), e.g. --set dag.nodes.src.params.rate=500")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml", "json")
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"classic", "dag"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// resolve takes the job file from --config or the one positional argument.
+func (f *jobFlags) resolve(args []string) error {
+	switch {
+	case len(args) > 1:
+		return fmt.Errorf("want one job file, got %d arguments", len(args))
+	case len(args) == 1 && f.config != "" && args[0] != f.config:
+		return fmt.Errorf("job file given twice: --config %s and argument %s", f.config, args[0])
+	case len(args) == 1:
+		f.config = args[0]
+	}
+	if f.config == "" {
+		return errors.New(`no job file: use --config FILE`)
+	}
+	if f.mode != "" && f.mode != "classic" && f.mode != "dag" {
+		return fmt.Errorf("invalid --mode %q: want classic or dag", f.mode)
+	}
+	return nil
+}
+
+// printConfigErrors prints a load error: every problem, one per line.
+func (a *app) printConfigErrors(err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(a.stderr, "%s\n", runtime.Redact(line))
+	}
+}

@@ -1,0 +1,672 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mdpio/mdp/cli"
+	_ "github.com/mdpio/mdp/components"
+)
+
+// The subprocess tests run two binaries:
+//   - mdpBin, the real command built once by TestMain from ./cmd/mdp, for
+//     what does not need test components (version, flags, built-in
+//     components, the drain of a real bars job);
+//   - the test binary itself with MDP_CLI_TEST_EXEC=1, which is mdp plus
+//     the test components of components_test.go, for deterministic runtime
+//     failures, aborts and signals.
+const execEnv = "MDP_CLI_TEST_EXEC"
+
+var (
+	mdpBin   string
+	buildErr error
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(execEnv) == "1" {
+		os.Exit(cli.Execute())
+	}
+	dir, err := os.MkdirTemp("", "mdp-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mdpBin = filepath.Join(dir, "mdp")
+	build := exec.Command("go", "build", "-o", mdpBin, "./cmd/mdp")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build ./cmd/mdp: %v\n%s", err, out)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func realMDP(t *testing.T) string {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return mdpBin
+}
+
+// testMDP returns the test binary as an mdp command with the test components.
+func testMDP(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// syncBuffer is a bytes.Buffer safe for a reader while the process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type proc struct {
+	t              *testing.T
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+}
+
+func start(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), execEnv+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait returns the exit code; a process still running after 60s is killed
+// and fails the test.
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p.t.Fatalf("%v did not exit\nstdout:\n%s\nstderr:\n%s", p.cmd.Args, p.stdout, p.stderr)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// waitLog waits until stderr holds a JSON log line whose msg is msg, and
+// returns that line decoded.
+func (p *proc) waitLog(msg string) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if l := findLog(p.stderr.String(), msg); l != nil {
+			return l
+		}
+		select {
+		case <-p.done:
+			if l := findLog(p.stderr.String(), msg); l != nil {
+				return l
+			}
+			p.t.Fatalf("process exited (%d) before logging %q\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), msg, p.stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("no %q log within 30s\nstderr:\n%s", msg, p.stderr)
+	return nil
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func findLog(stderr, msg string) map[string]any {
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
+}
+
+// runMDP runs a binary to completion and returns exit code, stdout, stderr.
+func runMDP(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	p := start(t, bin, args...)
+	code := p.wait()
+	return code, p.stdout.String(), p.stderr.String()
+}
+
+// runInProcess runs the CLI in this process (test components included).
+func runInProcess(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := cli.Run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testJob is a dag job of the test components.
+func testJob(name, srcParams, sinkParams, extra string) string {
+	return fmt.Sprintf(`mode: dag
+name: %s
+dag:
+  nodes:
+    - id: src
+      type: provider.test_cli_src
+      params: {%s}
+    - id: store
+      type: sink.test_cli_sink
+      params: {%s}
+  edges:
+    - [src, store]
+%s`, name, srcParams, sinkParams, extra)
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "ok.out")
+	ok := writeFile(t, dir, "ok.yaml", testJob("ok", "count: 25, batch: 5", "path: "+out, ""))
+	failing := writeFile(t, dir, "fail.yaml", testJob("fail", "count: 25, batch: 5",
+		`fail_on: 2, password: hunter2secret, dsn: "postgres://app:s3cr3tpw@db/x"`, ""))
+	openFail := writeFile(t, dir, "openfail.yaml", testJob("openfail", "count: 1", `open_error: "connection refused", dsn: "postgres://u:pw9876@h/db"`, ""))
+	badConfig := writeFile(t, dir, "bad.yaml", testJob("bad", "count: 5, bogus: 1", "", ""))
+	timeout := writeFile(t, dir, "timeout.yaml", testJob("timeout", "count: 5, hold: true", "close_wait: true", "shutdown_timeout: 200ms\n"))
+
+	for _, tc := range []struct {
+		name      string
+		real      bool
+		args      []string
+		code      int
+		stdout    string // substring
+		stderr    string // substring
+		sigterm   bool
+		noSecrets bool
+	}{
+		{name: "version", real: true, args: []string{"version"}, code: 0, stdout: "go: go1."},
+		{name: "completion", real: true, args: []string{"completion", "bash"}, code: 0, stdout: "# bash completion V2 for mdp"},
+		{name: "help", real: true, args: []string{"run", "--help"}, code: 0, stdout: "Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted."},
+		{name: "bad flag", real: true, args: []string{"run", "--bogus"}, code: 2, stderr: "Error: unknown flag: --bogus\nRun 'mdp run --help' for usage.\n"},
+		{name: "bad flag value", real: true, args: []string{"--log-level", "loud", "version"}, code: 2, stderr: `Error: invalid --log-level "loud": want debug, info, warn or error`},
+		{name: "unknown command", real: true, args: []string{"frobnicate"}, code: 2, stderr: `Error: unknown command "frobnicate" for "mdp"`},
+		{name: "no config", real: true, args: []string{"run"}, code: 2, stderr: "Error: no job file: use --config FILE\n"},
+		{name: "bad mode", real: true, args: []string{"run", "--config", ok, "--mode", "tree"}, code: 2, stderr: `Error: invalid --mode "tree": want classic or dag`},
+		{name: "missing file", real: true, args: []string{"run", "--config", filepath.Join(dir, "none.yaml")}, code: 2,
+			stderr: filepath.Join(dir, "none.yaml") + ": cannot read the job file: no such file or directory\n"},
+		{name: "success", args: []string{"run", "--config", ok}, code: 0},
+		{name: "positional config", args: []string{"run", ok}, code: 0},
+		{name: "runtime failure", args: []string{"run", "--config", failing}, code: 1,
+			stderr: `"err":"node \"store\": write to postgres://app:xxxxx@db/x failed: password xxxxx rejected"`, noSecrets: true},
+		{name: "open failure", args: []string{"run", "--config", openFail}, code: 1,
+			stderr: `open: connection refused (dsn postgres://u:xxxxx@h/db)`, noSecrets: true},
+		{name: "config error", args: []string{"run", "--config", badConfig}, code: 2, stderr: badConfig + ":7:26: dag.nodes[0].params.bogus: unknown param \"bogus\""},
+		{name: "aborted by shutdown timeout", args: []string{"run", "--config", timeout}, code: 130, sigterm: true, stderr: `"msg":"shutdown timeout: aborting the job"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := testMDP(t)
+			if tc.real {
+				bin = realMDP(t)
+			}
+			p := start(t, bin, tc.args...)
+			if tc.sigterm {
+				p.waitLog("job running")
+				p.signal(syscall.SIGTERM)
+			}
+			code := p.wait()
+			stdout, stderr := p.stdout.String(), p.stderr.String()
+			if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("exit %d (want %d)\nstdout:\n%s\nwant in stdout %q\nstderr:\n%s\nwant in stderr %q", code, tc.code, stdout, tc.stdout, stderr, tc.stderr)
+			}
+			if tc.noSecrets {
+				for _, s := range []string{"hunter2secret", "s3cr3tpw", "pw9876"} {
+					if strings.Contains(stdout+stderr, s) {
+						t.Fatalf("secret %q in output:\n%s%s", s, stdout, stderr)
+					}
+				}
+			}
+		})
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "records 25\n" {
+		t.Fatalf("ok job output %q, %v", b, err)
+	}
+}
+
+func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "drain.out")
+	// 40 trades, then the source holds until stopped: the sink must see all
+	// of them and close (writing the file) before the process exits 0.
+	cfg := writeFile(t, dir, "drain.yaml", testJob("drain", "count: 40, batch: 4, interval: 1ms, hold: true", "path: "+out, ""))
+	p := start(t, testMDP(t), "run", "--config", cfg)
+	p.waitLog("job running")
+	time.Sleep(100 * time.Millisecond) // let the batches flow; the drain must not depend on it
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, p.stderr)
+	}
+	fin := findLog(p.stderr.String(), "job finished")
+	if fin == nil || findLog(p.stderr.String(), "signal received: stopping gracefully (send it again to abort)") == nil {
+		t.Fatalf("logs:\n%s", p.stderr)
+	}
+	emitted := int(fin["source_events"].(float64))
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("records %d\n", emitted); string(b) != want {
+		t.Fatalf("sink wrote %q, want %q (everything the source emitted)", b, want)
+	}
+}
+
+func TestSecondSignalAborts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "stuck.yaml", testJob("stuck", "count: 5, hold: true", "close_wait: true", "shutdown_timeout: 1h\n"))
+	p := start(t, testMDP(t), "run", "--config", cfg)
+	p.waitLog("job running")
+	p.signal(syscall.SIGTERM)
+	p.waitLog("job stopping: draining")
+	p.signal(syscall.SIGINT)
+	if code := p.wait(); code != 130 {
+		t.Fatalf("exit %d after a second signal, want 130\n%s", code, p.stderr)
+	}
+	if findLog(p.stderr.String(), "second signal: aborting") == nil || findLog(p.stderr.String(), "job aborted") == nil {
+		t.Fatalf("logs:\n%s", p.stderr)
+	}
+}
+
+func TestMetricsEndpointDuringRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "metrics.yaml", testJob("scraped", "count: 30, batch: 10, hold: true", "",
+		"metrics: {enable: true, listen: \"127.0.0.1:0\"}\n"))
+	p := start(t, testMDP(t), "run", "--config", cfg)
+	addr := p.waitLog("metrics server listening")["addr"].(string)
+	p.waitLog("job running")
+	base := "http://" + addr
+	want := []string{
+		`runtime_up{mode="dag"} 1`,
+		`runtime_jobs_running{mode="dag"} 1`,
+		`mdp_node_events_out_total{job="scraped",node="src",type="provider.test_cli_src"} 30`,
+		`mdp_node_events_in_total{job="scraped",node="store",type="sink.test_cli_sink"} 30`,
+		`mdp_node_queue_depth{job="scraped",node="store",type="sink.test_cli_sink"} 0`,
+		`mdp_edge_queue_depth{edge="src -> store",from="src",job="scraped",policy="block",to="store"} 0`,
+	}
+	var body string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body = httpGet(t, base+"/metrics", 200)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q:\n%s", missing, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b := httpGet(t, base+"/healthz", 200); !strings.Contains(b, `"alive"`) {
+		t.Fatalf("/healthz %s", b)
+	}
+	var h struct {
+		Status string `json:"status"`
+		State  string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(httpGet(t, base+"/readyz", 200)), &h); err != nil || h.Status != "OK" || h.State != "running" {
+		t.Fatalf("/readyz %+v %v", h, err)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr)
+	}
+}
+
+func httpGet(t *testing.T, url string, code int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != code {
+		t.Fatalf("GET %s: %d, want %d\n%s", url, resp.StatusCode, code, b)
+	}
+	return string(b)
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yaml", testJob("good", "count: 5", "path: x", ""))
+	code, stdout, stderr := runInProcess("validate", "--config", good)
+	if code != 0 || stdout != fmt.Sprintf("ok: %s (dag, 2 nodes, 1 edges)\n", good) || stderr != "" {
+		t.Fatalf("valid: %d %q %q", code, stdout, stderr)
+	}
+	bad := writeFile(t, dir, "bad.yaml", `mode: dag
+dag:
+  nodes:
+    - {id: src, type: provider.test_cli_src, params: {count: -1}}
+    - {id: store, type: sink.test_cli_sink, params: {mode: upsret, ratio: 2}}
+  edges:
+    - [src, store]
+`)
+	code, stdout, stderr = runInProcess("validate", bad)
+	want := bad + `:4:62: dag.nodes[0].params.count: -1 is below the minimum 0
+` + bad + `:5:60: dag.nodes[1].params.mode: "upsret" is not allowed; want one of insert, upsert (did you mean "upsert"?)
+` + bad + `:5:75: dag.nodes[1].params.ratio: 2 is above the maximum 1
+`
+	if code != 2 || stdout != "" || stderr != want {
+		t.Fatalf("invalid: exit %d\nstdout %q\nstderr:\n%s\nwant:\n%s", code, stdout, stderr, want)
+	}
+	// Overrides apply as in run.
+	code, stdout, _ = runInProcess("validate", good, "--set", "dag.nodes.src.params.count=-3")
+	if code != 2 || stdout != "" {
+		t.Fatalf("--set: %d %q", code, stdout)
+	}
+}
+
+func TestComponentsJSONAndText(t *testing.T) {
+	code, stdout, stderr := runInProcess("components", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var docs []cli.ComponentDoc
+	if err := json.Unmarshal([]byte(stdout), &docs); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, stdout)
+	}
+	byType := map[string]cli.ComponentDoc{}
+	for i, d := range docs {
+		byType[d.Type] = d
+		if i > 0 && docs[i-1].Type >= d.Type {
+			t.Fatalf("not sorted by type: %s before %s", docs[i-1].Type, d.Type)
+		}
+	}
+	src, ok := byType["provider.test_cli_src"]
+	if !ok || src.Kind != "source" || src.Produces != "trade" || src.Accepts != "" || len(src.Params) != 6 {
+		t.Fatalf("provider.test_cli_src: %+v", src)
+	}
+	if p := src.Params[0]; p.Name != "count" || p.Type != "int" || p.Default != float64(10) || p.Required || *p.Min != 0 || p.Description != "trades to emit" {
+		t.Fatalf("count param: %+v", p)
+	}
+	if p := src.Params[4]; p.Name != "max_out_of_orderness" || p.Default != "0s" {
+		t.Fatalf("common source param: %+v", p)
+	}
+	op := byType["operator.test_cli_pass"]
+	if op.Accepts != "trade|quote" || op.Produces != "same as input" || op.Ports["late"] != "same as input" {
+		t.Fatalf("operator: %+v", op)
+	}
+	sink := byType["sink.test_cli_sink"]
+	if sink.Produces != "" || sink.Accepts != "trade|quote|bar" || !sink.Params[4].Secret || sink.Params[6].Enum[1] != "upsert" {
+		t.Fatalf("sink: %+v", sink)
+	}
+
+	code, stdout, _ = runInProcess("components", "sink.test_cli_sink")
+	wantText := `sink.test_cli_sink (sink)  trade|quote|bar ->
+  CLI test sink
+  PARAM       TYPE    DEFAULT  REQUIRED  ALLOWED        DESCRIPTION
+  path        string  -        no        -              file that receives the record count on close
+  fail_on     int     0        no        >= 0           fail on this batch (1-based); 0 never
+  close_wait  bool    false    no        -              block in Close until aborted
+  open_error  string  -        no        -              fail Open with this message
+  password    string  -        no        -              a secret (secret: never shown in logs or status)
+  dsn         string  -        no        -              a DSN that may hold a password
+  mode        string  upsert   no        insert|upsert  write mode
+  ratio       float   -        no        0..1           a fraction
+`
+	if code != 0 || stdout != wantText {
+		t.Fatalf("text:\n%s\nwant:\n%s", stdout, wantText)
+	}
+	code, stdout, _ = runInProcess("components")
+	if code != 0 || !strings.HasPrefix(stdout, "TYPE") || !regexp.MustCompile(`(?m)^operator\.test_cli_pass\s+operator\s+trade\|quote -> same as input\s+CLI test pass-through$`).MatchString(stdout) {
+		t.Fatalf("overview:\n%s", stdout)
+	}
+	code, _, stderr = runInProcess("components", "sink.test_cli_snk")
+	if code != 2 || stderr != "Error: unknown component type \"sink.test_cli_snk\"; did you mean \"sink.test_cli_sink\"? (mdp components lists them all)\n" {
+		t.Fatalf("unknown type: %d %q", code, stderr)
+	}
+	code, stdout, stderr = runInProcess("components", "--schema")
+	var schema map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &schema) != nil || !strings.Contains(stdout, "provider.test_cli_src") {
+		t.Fatalf("--schema: %d %s %s", code, stdout, stderr)
+	}
+}
+
+func TestComponentsJSONRealBinary(t *testing.T) {
+	code, stdout, stderr := runMDP(t, realMDP(t), "components", "--json")
+	var docs []cli.ComponentDoc
+	if code != 0 || json.Unmarshal([]byte(stdout), &docs) != nil {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, d := range docs {
+		if strings.Contains(d.Type, "test_cli") {
+			t.Fatalf("test component %s in the real binary", d.Type)
+		}
+		if d.Kind == "" || d.Summary == "" {
+			t.Errorf("component %s lacks kind or summary: %+v", d.Type, d)
+		}
+	}
+}
+
+const graphJob = `mode: dag
+name: g
+dag:
+  nodes:
+    - {id: src, type: provider.test_cli_src}
+    - {id: pass, type: operator.test_cli_pass, parallelism: 2}
+    - {id: end, type: sink.test_cli_sink}
+    - {id: late-store, type: sink.test_cli_sink}
+  edges:
+    - [src, pass]
+    - {from: pass, to: end, capacity: 16, policy: drop_oldest}
+    - [pass.late, late-store]
+`
+
+func TestGraph(t *testing.T) {
+	cfg := writeFile(t, t.TempDir(), "g.yaml", graphJob)
+	code, stdout, stderr := runInProcess("graph", "--config", cfg)
+	wantDOT := `digraph "g" {
+  rankdir=LR;
+  node [fontname="Helvetica", fontsize=11];
+  edge [fontname="Helvetica", fontsize=10];
+  "src" [label="src\nprovider.test_cli_src\nparallelism 1", shape=ellipse];
+  "pass" [label="pass\noperator.test_cli_pass\nparallelism 2", shape=box];
+  "end" [label="end\nsink.test_cli_sink\nparallelism 1", shape=cylinder];
+  "late-store" [label="late-store\nsink.test_cli_sink\nparallelism 1", shape=cylinder];
+  "src" -> "pass";
+  "pass" -> "end" [label="drop_oldest, capacity 16"];
+  "pass" -> "late-store" [label="late", style=dashed];
+}
+`
+	if code != 0 || stdout != wantDOT {
+		t.Fatalf("dot: exit %d %s\n%s\nwant:\n%s", code, stderr, stdout, wantDOT)
+	}
+	code, stdout, _ = runInProcess("graph", "--config", cfg, "--format", "mermaid")
+	wantMermaid := `flowchart LR
+  n_src(["src<br/>provider.test_cli_src<br/>parallelism 1"])
+  n_pass["pass<br/>operator.test_cli_pass<br/>parallelism 2"]
+  n_end[("end<br/>sink.test_cli_sink<br/>parallelism 1")]
+  n_late_store[("late-store<br/>sink.test_cli_sink<br/>parallelism 1")]
+  n_src --> n_pass
+  n_pass -->|"drop_oldest, capacity 16"| n_end
+  n_pass -.->|"late"| n_late_store
+`
+	if code != 0 || stdout != wantMermaid {
+		t.Fatalf("mermaid:\n%s\nwant:\n%s", stdout, wantMermaid)
+	}
+	code, _, stderr = runInProcess("graph", "--config", cfg, "--format", "png")
+	if code != 2 || !strings.Contains(stderr, `invalid --format "png": want dot or mermaid`) {
+		t.Fatalf("bad format: %d %s", code, stderr)
+	}
+}
+
+// TestSIGTERMDrainsRealBarsJob runs the real binary on a paced synthetic
+// feed into 100ms bars and a file, stops it with SIGTERM, and checks that
+// every trade the source emitted is in exactly one bar of the file.
+func TestSIGTERMDrainsRealBarsJob(t *testing.T) {
+	bin := realMDP(t)
+	code, stdout, _ := runMDP(t, bin, "components", "--json")
+	var docs []cli.ComponentDoc
+	if code != 0 || json.Unmarshal([]byte(stdout), &docs) != nil {
+		t.Fatalf("components: %d", code)
+	}
+	have := map[string]bool{}
+	for _, d := range docs {
+		have[d.Type] = true
+	}
+	for _, typ := range []string{"provider.synthetic", "operator.bars", "sink.file"} {
+		if !have[typ] {
+			t.Skipf("%s is not registered in the mdp binary (components/components.go); this test runs once it is", typ)
+		}
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bars.jsonl")
+	cfg := writeFile(t, dir, "drain.yaml", fmt.Sprintf(`mode: dag
+name: drain-bars
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], rate: 2000, batch_size: 64}}
+    - {id: bars, type: operator.bars, params: {interval: 100ms}}
+    - {id: out, type: sink.file, params: {path: %q}}
+  edges:
+    - [src, bars]
+    - [bars, out]
+`, out))
+	p := start(t, bin, "run", "--config", cfg)
+	p.waitLog("job running")
+	time.Sleep(700 * time.Millisecond) // several bars close while running, one is open at the signal
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, p.stderr)
+	}
+	fin := findLog(p.stderr.String(), "job finished")
+	if fin == nil {
+		t.Fatalf("no job finished log:\n%s", p.stderr)
+	}
+	emitted := int64(fin["source_events"].(float64))
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var trades int64
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var bar struct {
+			Type, Symbol, Start string
+			Trades              int64
+		}
+		if err := json.Unmarshal(sc.Bytes(), &bar); err != nil {
+			t.Fatalf("bad line %q: %v", sc.Text(), err)
+		}
+		key := bar.Symbol + " " + bar.Start
+		if bar.Type != "bar" || seen[key] {
+			t.Fatalf("unexpected or duplicate bar %q", sc.Text())
+		}
+		seen[key] = true
+		trades += bar.Trades
+	}
+	if emitted < 100 || trades != emitted {
+		t.Fatalf("bars hold %d trades, the source emitted %d: a bar was lost", trades, emitted)
+	}
+}
+
+// BenchmarkRunOneEvent measures mdp run start to exit for a one-event job
+// with the real binary (the target is well under 30ms).
+func BenchmarkRunOneEvent(b *testing.B) {
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	code, stdout, _ := runBench(b, "components", "--json")
+	if code != 0 || !strings.Contains(stdout, `"provider.synthetic"`) || !strings.Contains(stdout, `"sink.null"`) {
+		b.Skip("provider.synthetic and sink.null are not registered in the mdp binary yet")
+	}
+	cfg := filepath.Join(b.TempDir(), "one.yaml")
+	if err := os.WriteFile(cfg, []byte(`mode: dag
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {count: 1}}
+    - {id: out, type: sink.null}
+  edges: [[src, out]]
+`), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if code, _, stderr := runBench(b, "run", "--config", cfg, "--log-level", "error"); code != 0 {
+			b.Fatalf("exit %d: %s", code, stderr)
+		}
+	}
+}
+
+func runBench(b *testing.B, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	cmd := exec.Command(mdpBin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
+		b.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/runtime"
+)
+
+func (a *app) runCommand() *cobra.Command {
+	var f jobFlags
+	cmd := &cobra.Command{
+		Use:   "run [--config] FILE",
+		Short: "Run a job until its sources end or it is stopped",
+		Long: `Run loads the job file, builds its graph and runs it.
+
+A finite job (a replay, a bounded synthetic source) ends by itself. On the first
+SIGINT or SIGTERM the sources stop, every queue drains, open bars flush and the
+sinks close; then mdp exits 0. A second signal, or a drain longer than the job's
+shutdown_timeout, aborts the job: exit 130.
+
+Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
+		Example: `  mdp run --config configs/dag/bars.yaml
+  mdp run job.yaml --mode classic --job replay-2024-01-02
+  mdp run --config job.yaml --set metrics.enable=true --set metrics.listen=127.0.0.1:9108`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.resolve(args); err != nil {
+				return err
+			}
+			return a.run(cmd.Context(), f)
+		},
+	}
+	f.add(cmd, true)
+	return cmd
+}
+
+func (a *app) run(ctx context.Context, f jobFlags) error {
+	log := a.logger
+	doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Job: f.job, Sets: f.sets})
+	if err != nil {
+		a.printConfigErrors(err)
+		return exit(ExitUsage, nil)
+	}
+	u, err := runtime.New(doc, runtime.Options{Logger: log})
+	if err != nil {
+		a.printConfigErrors(err)
+		return exit(ExitUsage, nil)
+	}
+
+	// Signals: the first stops gracefully, the second aborts. Registered
+	// before Start so a signal during start-up is not lost.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
+	signalled := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case sig := <-sigs:
+				n++
+				if n == 1 {
+					close(signalled)
+					log.Info("signal received: stopping gracefully (send it again to abort)", "signal", sig.String())
+					u.Stop()
+					cancelStart() // interrupts a start that is still opening stores
+					continue
+				}
+				log.Warn("second signal: aborting", "signal", sig.String())
+				u.Abort()
+				return
+			case <-u.Done():
+				return
+			}
+		}
+	}()
+
+	if err := u.Start(startCtx); err != nil {
+		select {
+		case <-signalled:
+			log.Error("interrupted while starting", "err", err)
+			return exit(ExitAborted, nil)
+		default:
+		}
+		log.Error("job failed to start", "err", err)
+		return exit(ExitFailure, nil)
+	}
+	err = u.Wait()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrAborted):
+		return exit(ExitAborted, nil)
+	}
+	return exit(ExitFailure, nil)
+}

@@ -1,0 +1,395 @@
+// Package runtime is the unified runtime: one facade over one job, whatever
+// its mode. It loads a job (from a file, from bytes, or from the environment
+// alone), builds the engine graph, serves metrics when the job asks for
+// them, and gives a program the job's lifecycle — Start, Run, Stop, Abort,
+// Wait — with its State, a JSON-serialisable Status and a Health verdict.
+//
+// Embedding mdp in another Go program takes a few lines:
+//
+//	u, err := runtime.NewFromBytes("job.yaml", jobYAML, runtime.Options{})
+//	if err != nil { … }
+//	err = u.Run(ctx) // cancel ctx for a graceful stop
+//	st := u.Status()
+//
+// Stop is graceful: sources stop, queues drain, open bars flush and sinks
+// close. If that takes longer than the job's shutdown_timeout the job is
+// aborted and Wait returns an error matching engine.ErrAborted.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/metrics"
+)
+
+// State is where a job is in its lifecycle.
+type State string
+
+// Job states. A job moves created → starting → running → stopping → stopped,
+// or to failed from any of starting, running and stopping. A job that ends
+// by itself (every source finished) goes from running to stopped.
+const (
+	StateCreated  State = "created"
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateStopping State = "stopping"
+	StateStopped  State = "stopped"
+	StateFailed   State = "failed"
+)
+
+// Options configure how a job is loaded and run.
+type Options struct {
+	// LoadOptions are the overrides (--mode, --job, --set) and the
+	// environment the job file is loaded with.
+	config.LoadOptions
+	// Logger receives the runtime's and the job's logs; nil discards them.
+	// Secrets are redacted before the logger sees a record.
+	Logger *slog.Logger
+}
+
+// Unified runs one job. Its methods are safe for concurrent use.
+type Unified struct {
+	doc      *config.Document
+	job      *engine.Job
+	feedback *engine.Feedback
+	red      *Redactor
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	state     State
+	err       error
+	startedAt time.Time
+	endedAt   time.Time
+	timer     *time.Timer
+	timedOut  bool
+	done      chan struct{}
+	srv       *metrics.Server
+
+	health healthTracker
+}
+
+// NewFromFile loads the job file at path and builds the job. A problem with
+// the job is returned as config.Errors (every problem, one per line).
+func NewFromFile(path string, opts Options) (*Unified, error) {
+	doc, err := config.LoadFile(path, opts.LoadOptions)
+	if err != nil {
+		return nil, err
+	}
+	return New(doc, opts)
+}
+
+// NewFromBytes loads a job from YAML or JSON; name is used in error
+// positions.
+func NewFromBytes(name string, data []byte, opts Options) (*Unified, error) {
+	doc, err := config.LoadBytes(name, data, opts.LoadOptions)
+	if err != nil {
+		return nil, err
+	}
+	return New(doc, opts)
+}
+
+// NewFromEnv loads a job from the environment alone: MDP_UNIFIED_MODE, the
+// job as JSON in MDP_UNIFIED_DAG_JSON or MDP_UNIFIED_CLASSIC_JSON, and the
+// MDP_METRICS_* and MDP_FB_* settings, plus the flags in opts.
+func NewFromEnv(opts Options) (*Unified, error) {
+	doc, err := config.LoadBytes("environment", nil, opts.LoadOptions)
+	if err != nil {
+		return nil, err
+	}
+	return New(doc, opts)
+}
+
+// New builds the job of a loaded document: the engine graph and every node
+// instance. Nothing is opened or connected until Start. An error here is a
+// problem with the job (config.Errors for the graph), never a runtime
+// failure.
+func New(doc *config.Document, opts Options) (*Unified, error) {
+	if doc == nil {
+		return nil, errors.New("runtime: nil document")
+	}
+	red := NewRedactor(doc)
+	base := opts.Logger
+	if base == nil {
+		base = slog.New(slog.DiscardHandler)
+	}
+	log := slog.New(red.Handler(base.Handler())).With("job", doc.Name)
+	g, err := doc.Graph()
+	if err != nil {
+		return nil, red.RedactError(err)
+	}
+	fbCfg := doc.Feedback
+	fbCfg.SoftAt, fbCfg.HardAt = doc.FeedbackSoftAt, doc.FeedbackHardAt
+	fb := engine.NewFeedback(fbCfg)
+	job, err := engine.New(g, engine.Options{Job: doc.Name, Logger: log, BatchSize: doc.BatchSize, Feedback: fb})
+	if err != nil {
+		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
+	}
+	return &Unified{doc: doc, job: job, feedback: fb, red: red, log: log, state: StateCreated, done: make(chan struct{})}, nil
+}
+
+// Name is the job's name.
+func (u *Unified) Name() string { return u.doc.Name }
+
+// Mode is the job's mode: classic or dag.
+func (u *Unified) Mode() string { return u.doc.Mode }
+
+// Document is the loaded job. Callers must not modify it.
+func (u *Unified) Document() *config.Document { return u.doc }
+
+// Job is the engine job, for programs that inspect nodes directly.
+func (u *Unified) Job() *engine.Job { return u.job }
+
+// Feedback is the job's store-feedback hub.
+func (u *Unified) Feedback() *engine.Feedback { return u.feedback }
+
+// Redactor masks the job's secrets in text.
+func (u *Unified) Redactor() *Redactor { return u.red }
+
+// State is the job's current state.
+func (u *Unified) State() State {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.state
+}
+
+// MetricsAddr is the address the metrics server listens on, "" when metrics
+// are disabled or the server is not running.
+func (u *Unified) MetricsAddr() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.srv == nil {
+		return ""
+	}
+	return u.srv.Addr()
+}
+
+// Start opens every node and starts the job, and returns once data flows
+// (or with the error that stopped it from starting, after which the state
+// is failed). The metrics server, when enabled, is listening before any
+// node opens. Cancelling ctx stops the job gracefully, like Stop.
+func (u *Unified) Start(ctx context.Context) error {
+	u.mu.Lock()
+	if u.state != StateCreated {
+		st := u.state
+		u.mu.Unlock()
+		return fmt.Errorf("start job %q: the job is %s; a job runs once", u.doc.Name, st)
+	}
+	u.state = StateStarting
+	u.startedAt = time.Now()
+	u.mu.Unlock()
+
+	if u.doc.Metrics.Enable {
+		srv, err := u.serveMetrics()
+		if err != nil {
+			u.finish(err)
+			return err
+		}
+		u.mu.Lock()
+		u.srv = srv
+		u.mu.Unlock()
+	}
+	u.log.Info("job starting", "mode", u.doc.Mode, "nodes", len(u.doc.Nodes), "edges", len(u.doc.Edges))
+	if err := u.job.Start(ctx); err != nil {
+		err = u.red.RedactError(fmt.Errorf("start job %q: %w", u.doc.Name, err))
+		u.finish(err)
+		return err
+	}
+	u.mu.Lock()
+	if u.state == StateStarting {
+		u.state = StateRunning
+	}
+	u.mu.Unlock()
+	u.log.Info("job running")
+	go func() {
+		select {
+		case <-ctx.Done():
+			u.Stop()
+		case <-u.job.Done():
+		}
+	}()
+	go func() {
+		<-u.job.Done()
+		u.finish(u.job.Err())
+	}()
+	return nil
+}
+
+// Run starts the job (unless it was started already) and blocks until it
+// ends. Cancelling ctx stops the job gracefully: sources stop, everything
+// in flight drains, sinks close; after the job's shutdown timeout it is
+// aborted. Run returns the job's error: nil when it drained, an error
+// matching engine.ErrAborted when it was aborted, or the node failure.
+func (u *Unified) Run(ctx context.Context) error {
+	if u.State() == StateCreated {
+		if err := u.Start(ctx); err != nil {
+			return err
+		}
+	} else {
+		go func() {
+			select {
+			case <-ctx.Done():
+				u.Stop()
+			case <-u.done:
+			}
+		}()
+	}
+	return u.Wait()
+}
+
+// Stop begins a graceful stop and returns at once; Wait blocks until the
+// job has drained. If draining takes longer than the job's shutdown
+// timeout, the job is aborted. Stop on a job that was never started marks
+// it stopped; on a finished job it does nothing.
+func (u *Unified) Stop() {
+	u.mu.Lock()
+	switch u.state {
+	case StateCreated:
+		u.state = StateStopped
+		u.endedAt = time.Now()
+		close(u.done)
+		u.mu.Unlock()
+		return
+	case StateStarting, StateRunning:
+		u.state = StateStopping
+		if d := u.doc.ShutdownTimeout; d > 0 {
+			u.timer = time.AfterFunc(d, u.shutdownTimeout)
+		}
+	default:
+		u.mu.Unlock()
+		return
+	}
+	u.mu.Unlock()
+	u.log.Info("job stopping: draining", "shutdown_timeout", u.doc.ShutdownTimeout.String())
+	u.job.Stop()
+}
+
+func (u *Unified) shutdownTimeout() {
+	u.mu.Lock()
+	u.timedOut = true
+	u.mu.Unlock()
+	u.log.Error("shutdown timeout: aborting the job", "shutdown_timeout", u.doc.ShutdownTimeout.String())
+	u.job.Abort()
+}
+
+// Abort ends the job at once without draining. Wait then returns an error
+// matching engine.ErrAborted.
+func (u *Unified) Abort() {
+	u.mu.Lock()
+	switch u.state {
+	case StateCreated:
+		u.state = StateFailed
+		u.err = engine.ErrAborted
+		u.endedAt = time.Now()
+		close(u.done)
+		u.mu.Unlock()
+		return
+	case StateStarting, StateRunning:
+		u.state = StateStopping
+	case StateStopping:
+	default:
+		u.mu.Unlock()
+		return
+	}
+	u.mu.Unlock()
+	u.log.Warn("job aborting")
+	u.job.Abort()
+}
+
+// Wait blocks until the job has ended and returns its error.
+func (u *Unified) Wait() error {
+	<-u.done
+	return u.Err()
+}
+
+// Done is closed when the job has ended.
+func (u *Unified) Done() <-chan struct{} { return u.done }
+
+// Err is the job's error once it has ended: nil after a clean finish or a
+// drained stop.
+func (u *Unified) Err() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+// TimedOut reports whether the job was aborted because a graceful stop
+// outlasted the shutdown timeout.
+func (u *Unified) TimedOut() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.timedOut
+}
+
+// finish records the end of the job, stops the metrics server and
+// releases Wait.
+func (u *Unified) finish(err error) {
+	if err != nil {
+		err = u.red.RedactError(err)
+	}
+	u.mu.Lock()
+	if u.timer != nil {
+		u.timer.Stop()
+	}
+	srv := u.srv
+	u.srv = nil
+	u.err = err
+	u.endedAt = time.Now()
+	if err != nil {
+		u.state = StateFailed
+	} else {
+		u.state = StateStopped
+	}
+	elapsed := u.endedAt.Sub(u.startedAt)
+	u.mu.Unlock()
+
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if serr := srv.Shutdown(ctx); serr != nil {
+			u.log.Warn("metrics server shutdown", "err", serr)
+		}
+		cancel()
+	}
+	events, _ := u.job.SourceTotals()
+	switch {
+	case errors.Is(err, engine.ErrAborted):
+		u.log.Error("job aborted", "elapsed", elapsed.String(), "source_events", events)
+	case err != nil:
+		u.log.Error("job failed", "err", err, "elapsed", elapsed.String(), "source_events", events)
+	default:
+		u.log.Info("job finished", "elapsed", elapsed.String(), "source_events", events)
+	}
+	close(u.done)
+}
+
+func (u *Unified) serveMetrics() (*metrics.Server, error) {
+	c := metrics.NewCollector(u.doc.Mode, u)
+	srv, err := metrics.Serve(metrics.ServerOptions{
+		Listen:   u.doc.Metrics.Listen,
+		Gatherer: metrics.NewRegistry(c),
+		Ready: func() (bool, any) {
+			h := u.Health()
+			return u.State() == StateRunning && h.Status != HealthError, h
+		},
+		Logger: u.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", u.doc.Name, err)
+	}
+	return srv, nil
+}
+
+// MetricsSnapshot implements metrics.Source.
+func (u *Unified) MetricsSnapshot() metrics.Snapshot {
+	st := u.job.Status()
+	return metrics.Snapshot{
+		Job: u.doc.Name, Mode: u.doc.Mode, State: string(u.State()), Nodes: st.Nodes, Edges: st.Edges,
+		Feedback: u.feedback, Extras: metrics.ExtrasOf(u.job, st.Nodes),
+	}
+}
