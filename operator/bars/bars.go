@@ -1,0 +1,715 @@
+// Package bars is the operator.bars component: OHLCV time bars per symbol,
+// built from trades or quotes, aligned to the epoch plus an origin offset and
+// closed by the event-time watermark only, so a replay produces exactly the
+// bars a live run produced. It supports several open bars per symbol
+// (out-of-order records within the source's tolerance), late-data policies
+// (drop, side output, update with allowed lateness), empty-interval bars,
+// skipping each symbol's first partial bar, a build delay and open or close
+// labels. Per-record work is a slice index and a fold; everything else
+// (opening a bar, closing bars, late records) is off the hot path.
+package bars
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+// PriceSource picks the price of a quote for quote bars.
+type PriceSource uint8
+
+// Quote prices.
+const (
+	PriceMid PriceSource = iota
+	PriceBid
+	PriceAsk
+)
+
+// LatePolicy says what happens to a record whose bar already closed.
+type LatePolicy uint8
+
+// Late policies.
+const (
+	// LateDrop counts late records as dropped under "late".
+	LateDrop LatePolicy = iota
+	// LateSideOutput sends late records to the "late" port.
+	LateSideOutput
+	// LateUpdate folds late records into the kept bar and re-emits it with
+	// Update set; records later than AllowedLateness count as "too_late".
+	LateUpdate
+)
+
+// Drop reasons this operator counts.
+const (
+	DropLate           = "late"
+	DropTooLate        = "too_late"
+	DropSkippedPartial = "skipped_partial"
+)
+
+// Config is a bar builder's settings; times are ns.
+type Config struct {
+	Interval         int64 // bar length, > 0
+	OriginOffset     int64 // grid shift from the epoch, taken modulo Interval
+	LabelClose       bool  // bars are labelled by their end
+	Price            PriceSource
+	SkipFirstPartial bool
+	EmitEmpty        bool
+	BuildDelay       int64 // >= 0
+	Late             LatePolicy
+	AllowedLateness  int64 // >= 0; used with LateUpdate
+}
+
+// acc accumulates one bar. It is exactly one cache line; the newest open bar
+// of each symbol lives in a dense slice of these, which is all the per-record
+// fast path touches.
+type acc struct {
+	start                  int64
+	open, high, low, close float64
+	vol, pv                float64
+	count                  int64 // 0: no bar (or, among kept bars, a flat bar)
+}
+
+func (a *acc) init(start int64, p, sz float64) {
+	*a = acc{start: start, open: p, high: p, low: p, close: p, vol: sz, pv: float64(p * sz), count: 1}
+}
+
+// add folds one record in. pv uses an explicit conversion so the compiler
+// cannot fuse the multiply-add, keeping sums bit-identical across platforms.
+func (a *acc) add(p, sz float64) {
+	if p > a.high {
+		a.high = p
+	}
+	if p < a.low {
+		a.low = p
+	}
+	a.close = p
+	a.vol += sz
+	a.pv += float64(p * sz)
+	a.count++
+}
+
+// kept is a closed bar kept for late updates.
+type kept struct {
+	acc
+	dirty bool // changed in the current batch, to re-emit at its end
+}
+
+// symState is the cold per-symbol state.
+type symState struct {
+	older      []acc  // open bars older than the newest, oldest first
+	retained   []kept // closed bars kept for late_policy update, oldest first
+	firstStart int64  // start of the symbol's first bar
+	lastClose  float64
+	seen       bool // has had an on-time record
+	skipped    bool // skip_first_partial: the first bar has been dropped
+	skipStart  int64
+}
+
+// bucket lists the symbols with an open bar starting at start. The schedule
+// of buckets, sorted by start, is what closing walks, so a watermark step
+// costs O(bars closed) and never scans every symbol.
+type bucket struct {
+	start int64
+	syms  []md.SymID
+}
+
+type barRef struct {
+	start int64
+	sym   md.SymID
+}
+
+// Bars is the bar builder. It implements engine.Processor, Opener,
+// WatermarkHandler and WatermarkHolder; one instance serves one partition of
+// the symbols and runs on one goroutine.
+type Bars struct {
+	iv, origin, delay, lateness int64
+	labelClose, skipFirst       bool
+	emitEmpty                   bool
+	price                       PriceSource
+	policy                      LatePolicy
+
+	cur  []acc      // newest open bar per symbol (hot)
+	syms []symState // the rest of the per-symbol state (cold)
+
+	sched []bucket // open bars by start, sorted; live part is sched[head:]
+	head  int
+	free  [][]md.SymID // recycled bucket lists
+
+	active []md.SymID // emit_empty: symbols that have had a bar, sorted
+	next   int64      // emit_empty: start of the next interval to close
+	hasNxt bool
+
+	input      md.Kind // kind of the first records; the other kind is refused
+	wm         int64   // last input watermark
+	closed     int64   // every bar starting before this has closed
+	retainFrom int64   // update: kept bars start at or after this
+	dirty      []barRef
+
+	ob       *md.Batch // bar batch being filled
+	batchMax int
+	stats    *engine.NodeStats
+
+	nLate, nTooLate, nSkipped int64
+}
+
+// New returns a bar builder for cfg.
+func New(cfg Config) (*Bars, error) {
+	switch {
+	case cfg.Interval <= 0:
+		return nil, fmt.Errorf("bars: interval must be positive, got %dns", cfg.Interval)
+	case cfg.BuildDelay < 0:
+		return nil, fmt.Errorf("bars: build_delay must not be negative, got %dns", cfg.BuildDelay)
+	case cfg.AllowedLateness < 0:
+		return nil, fmt.Errorf("bars: allowed_lateness must not be negative, got %dns", cfg.AllowedLateness)
+	}
+	origin := cfg.OriginOffset % cfg.Interval
+	if origin < 0 {
+		origin += cfg.Interval
+	}
+	return &Bars{
+		iv: cfg.Interval, origin: origin, delay: cfg.BuildDelay, lateness: cfg.AllowedLateness,
+		labelClose: cfg.LabelClose, skipFirst: cfg.SkipFirstPartial, emitEmpty: cfg.EmitEmpty,
+		price: cfg.Price, policy: cfg.Late,
+		wm: md.MinTime, closed: md.MinTime, retainFrom: md.MinTime,
+		batchMax: md.DefaultBatchSize,
+	}, nil
+}
+
+// Open implements engine.Opener.
+func (o *Bars) Open(ctx context.Context, nc *engine.NodeContext) error {
+	o.stats = nc.Stats
+	if nc.Pool != nil {
+		o.batchMax = nc.Pool.Size()
+	}
+	if nc.Symbols != nil {
+		o.grow(nc.Symbols.Len())
+	}
+	return nil
+}
+
+// Process implements engine.Processor: it folds a batch of trades or quotes
+// into the open bars. Closing happens only in OnWatermark.
+func (o *Bars) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
+	n := b.Len()
+	if n == 0 {
+		return nil
+	}
+	if b.Kind != md.KindTrade && b.Kind != md.KindQuote {
+		return fmt.Errorf("operator.bars takes trades or quotes, got a batch of %s records", b.Kind)
+	}
+	if o.input == md.KindNone {
+		o.input = b.Kind
+	} else if b.Kind != o.input {
+		return fmt.Errorf("operator.bars got %s records after %s records; one bars node builds either trade bars or quote bars, use one node per record kind", b.Kind, o.input)
+	}
+	var late *md.Batch
+	if b.Kind == md.KindTrade {
+		late = o.trades(b.Trades, out)
+	} else {
+		late = o.quotes(b.Quotes, out)
+	}
+	var err error
+	if late != nil {
+		late.Reason = DropLate
+		err = out.EmitTo(engine.PortLate, late)
+	}
+	if len(o.dirty) > 0 && err == nil {
+		err = o.emitDirty(out)
+	}
+	o.flushStats()
+	return err
+}
+
+// trades folds a batch of trades. The hot loop is foldTrades, a leaf
+// function that keeps everything in registers; it stops at the first record
+// that needs the slow path, which is handled here before resuming.
+func (o *Bars) trades(ts []md.Trade, out *engine.Output) *md.Batch {
+	var late *md.Batch
+	for i := 0; i < len(ts); i++ {
+		i += foldTrades(o.cur, uint64(o.iv), ts[i:])
+		if i == len(ts) {
+			break
+		}
+		t := &ts[i]
+		if o.slow(t.Sym, t.TS, t.Price, t.Size) {
+			if late == nil {
+				late = out.NewBatch(md.KindTrade)
+			}
+			late.Trades = append(late.Trades, *t)
+		}
+	}
+	return late
+}
+
+// foldTrades is the fast path, taken by every trade that falls in its
+// symbol's newest open bar: a bounds check, a range check and a fold, with
+// no call, map or allocation. It returns how many trades it folded.
+func foldTrades(cur []acc, iv uint64, ts []md.Trade) int {
+	for i := range ts {
+		t := &ts[i]
+		if int(t.Sym) >= len(cur) {
+			return i
+		}
+		a := &cur[t.Sym]
+		if a.count == 0 || uint64(t.TS-a.start) >= iv {
+			return i
+		}
+		a.add(t.Price, t.Size)
+	}
+	return len(ts)
+}
+
+// quotes is trades for quote bars: the price is the mid, bid or ask and each
+// quote weighs 1, so pv/count is the mean price.
+func (o *Bars) quotes(qs []md.Quote, out *engine.Output) *md.Batch {
+	var late *md.Batch
+	for i := 0; i < len(qs); i++ {
+		i += foldQuotes(o.cur, uint64(o.iv), o.price, qs[i:])
+		if i == len(qs) {
+			break
+		}
+		q := &qs[i]
+		if o.slow(q.Sym, q.TS, quotePrice(q, o.price), 1) {
+			if late == nil {
+				late = out.NewBatch(md.KindQuote)
+			}
+			late.Quotes = append(late.Quotes, *q)
+		}
+	}
+	return late
+}
+
+func quotePrice(q *md.Quote, src PriceSource) float64 {
+	switch src {
+	case PriceBid:
+		return q.Bid
+	case PriceAsk:
+		return q.Ask
+	}
+	return (q.Bid + q.Ask) / 2
+}
+
+// foldQuotes is foldTrades for quotes.
+func foldQuotes(cur []acc, iv uint64, src PriceSource, qs []md.Quote) int {
+	for i := range qs {
+		q := &qs[i]
+		if int(q.Sym) >= len(cur) {
+			return i
+		}
+		a := &cur[q.Sym]
+		if a.count == 0 || uint64(q.TS-a.start) >= iv {
+			return i
+		}
+		a.add(quotePrice(q, src), 1)
+	}
+	return len(qs)
+}
+
+// floor is the start of the interval holding ts.
+func (o *Bars) floor(ts int64) int64 { return md.FloorTo(ts, o.iv, o.origin) }
+
+// boundary is the last interval boundary at or before x, for watermark
+// arithmetic; md.MinTime when x is too far in the past to mean anything.
+func (o *Bars) boundary(x int64) int64 {
+	if x <= md.MinTime/2 {
+		return md.MinTime
+	}
+	return o.floor(x)
+}
+
+func satSub(a, b int64) int64 {
+	if a < md.MinTime+b {
+		return md.MinTime
+	}
+	return a - b
+}
+
+func (o *Bars) grow(n int) {
+	if n <= len(o.cur) {
+		return
+	}
+	n = max(n, 2*len(o.cur))
+	o.cur = append(o.cur, make([]acc, n-len(o.cur))...)
+	o.syms = append(o.syms, make([]symState, n-len(o.syms))...)
+}
+
+// slow handles a record the fast path did not take: a new symbol, a record
+// opening a new bar, one for an older open bar, or a late one. It reports
+// whether the record must go to the late port.
+func (o *Bars) slow(sym md.SymID, ts int64, p, sz float64) bool {
+	if int(sym) >= len(o.cur) {
+		o.grow(int(sym) + 1)
+	}
+	if ts < o.closed {
+		return o.late(sym, ts, p, sz)
+	}
+	start := o.floor(ts)
+	s := &o.syms[sym]
+	if !s.seen {
+		s.seen = true
+		s.firstStart = start
+		if o.emitEmpty {
+			i, _ := slices.BinarySearch(o.active, sym)
+			o.active = slices.Insert(o.active, i, sym)
+		}
+	} else if start < s.firstStart {
+		s.firstStart = start
+	}
+	a := &o.cur[sym]
+	switch {
+	case a.count == 0: // no open bar (then there is no older one either)
+		a.init(start, p, sz)
+		o.schedule(start, sym)
+	case start == a.start:
+		a.add(p, sz)
+	case start > a.start:
+		s.older = append(s.older, *a)
+		a.init(start, p, sz)
+		o.schedule(start, sym)
+	default: // an older open bar: out of order within the tolerance
+		i, found := slices.BinarySearchFunc(s.older, start, func(x acc, t int64) int { return cmp.Compare(x.start, t) })
+		if found {
+			s.older[i].add(p, sz)
+			break
+		}
+		var n acc
+		n.init(start, p, sz)
+		s.older = slices.Insert(s.older, i, n)
+		o.schedule(start, sym)
+	}
+	return false
+}
+
+// late applies the late policy to a record whose bar already closed.
+func (o *Bars) late(sym md.SymID, ts int64, p, sz float64) bool {
+	switch o.policy {
+	case LateSideOutput:
+		return true
+	case LateDrop:
+		o.nLate++
+		return false
+	}
+	if ts < o.retainFrom {
+		o.nTooLate++
+		return false
+	}
+	start := o.floor(ts)
+	s := &o.syms[sym]
+	if o.skipFirst && (!s.skipped || start <= s.skipStart) {
+		o.nSkipped++
+		return false
+	}
+	o.prune(s)
+	i, found := slices.BinarySearchFunc(s.retained, start, func(x kept, t int64) int { return cmp.Compare(x.start, t) })
+	if !found {
+		s.retained = slices.Insert(s.retained, i, kept{acc: acc{start: start}})
+	}
+	k := &s.retained[i]
+	if k.count == 0 { // a new bar, or a flat one the record replaces
+		k.init(start, p, sz)
+	} else {
+		k.add(p, sz)
+	}
+	if !k.dirty {
+		k.dirty = true
+		o.dirty = append(o.dirty, barRef{start: start, sym: sym})
+	}
+	return false
+}
+
+// prune forgets kept bars that fell out of the allowed lateness.
+func (o *Bars) prune(s *symState) {
+	i := 0
+	for i < len(s.retained) && s.retained[i].start < o.retainFrom {
+		i++
+	}
+	if i > 0 {
+		s.retained = append(s.retained[:0], s.retained[i:]...)
+	}
+}
+
+// schedule records that sym has a new open bar starting at start.
+func (o *Bars) schedule(start int64, sym md.SymID) {
+	if o.emitEmpty && (!o.hasNxt || start < o.next) {
+		o.next, o.hasNxt = start, true
+	}
+	n := len(o.sched)
+	if n > o.head {
+		last := &o.sched[n-1]
+		if last.start == start {
+			last.syms = append(last.syms, sym)
+			return
+		}
+		if last.start > start {
+			live := o.sched[o.head:]
+			i, found := slices.BinarySearchFunc(live, start, func(b bucket, t int64) int { return cmp.Compare(b.start, t) })
+			if found {
+				live[i].syms = append(live[i].syms, sym)
+				return
+			}
+			o.sched = slices.Insert(o.sched, o.head+i, bucket{start: start, syms: o.newList(sym)})
+			return
+		}
+	}
+	o.sched = append(o.sched, bucket{start: start, syms: o.newList(sym)})
+}
+
+func (o *Bars) newList(sym md.SymID) []md.SymID {
+	if n := len(o.free); n > 0 {
+		l := o.free[n-1]
+		o.free = o.free[:n-1]
+		return append(l[:0], sym)
+	}
+	return append(make([]md.SymID, 0, 16), sym)
+}
+
+// popBucket retires the earliest bucket.
+func (o *Bars) popBucket() {
+	o.free = append(o.free, o.sched[o.head].syms[:0])
+	o.sched[o.head].syms = nil
+	o.head++
+	switch {
+	case o.head == len(o.sched):
+		o.sched, o.head = o.sched[:0], 0
+	case o.head >= 64 && o.head*2 >= len(o.sched):
+		n := copy(o.sched, o.sched[o.head:])
+		clear(o.sched[n:])
+		o.sched, o.head = o.sched[:n], 0
+	}
+}
+
+// popOldest removes and returns sym's oldest open bar.
+func (o *Bars) popOldest(sym md.SymID) acc {
+	s := &o.syms[sym]
+	if len(s.older) > 0 {
+		a := s.older[0]
+		s.older = append(s.older[:0], s.older[1:]...)
+		return a
+	}
+	a := o.cur[sym]
+	o.cur[sym].count = 0
+	return a
+}
+
+// oldestStart is the start of sym's oldest open bar, if it has one.
+func (o *Bars) oldestStart(sym md.SymID) (int64, bool) {
+	if s := &o.syms[sym]; len(s.older) > 0 {
+		return s.older[0].start, true
+	}
+	if a := &o.cur[sym]; a.count != 0 {
+		return a.start, true
+	}
+	return 0, false
+}
+
+// OnWatermark implements engine.WatermarkHandler: it closes every bar whose
+// end + build_delay the watermark has reached, in order of start then
+// symbol id. md.MaxTime flushes every open bar.
+func (o *Bars) OnWatermark(ctx context.Context, wm int64, out *engine.Output) error {
+	if wm <= o.wm {
+		return nil
+	}
+	o.wm = wm
+	final := wm == md.MaxTime
+	limit := md.MaxTime
+	if !final {
+		limit = o.boundary(satSub(wm, o.delay))
+		if o.policy == LateUpdate {
+			o.retainFrom = o.boundary(satSub(satSub(wm, o.delay), o.lateness))
+		}
+	}
+	var err error
+	if o.emitEmpty {
+		err = o.closeFilling(limit, final, out)
+	} else {
+		err = o.closeBuckets(limit, out)
+	}
+	if err == nil {
+		err = o.flush(out)
+	}
+	o.closed = max(o.closed, limit)
+	o.flushStats()
+	return err
+}
+
+// OutputWatermark implements engine.WatermarkHolder. Every bar still to come
+// starts at or after the last closed boundary (records before it are late),
+// and under late_policy update a corrected bar starts at or after the oldest
+// kept one; forwarding that start means downstream never sees a bar older
+// than its watermark.
+func (o *Bars) OutputWatermark(wm int64) int64 {
+	h := o.boundary(satSub(wm, o.delay))
+	if o.policy == LateUpdate {
+		h = o.boundary(satSub(satSub(wm, o.delay), o.lateness))
+	}
+	return min(h, wm)
+}
+
+// closeBuckets closes every open bar starting before limit.
+func (o *Bars) closeBuckets(limit int64, out *engine.Output) error {
+	for o.head < len(o.sched) && o.sched[o.head].start < limit {
+		bk := &o.sched[o.head]
+		slices.Sort(bk.syms)
+		for _, sym := range bk.syms {
+			a := o.popOldest(sym)
+			if a.start != bk.start {
+				return fmt.Errorf("operator.bars: internal error: symbol %d closes a bar at %d in the bucket of %d", sym, a.start, bk.start)
+			}
+			if err := o.finish(sym, a, out); err != nil {
+				return err
+			}
+		}
+		o.popBucket()
+	}
+	return nil
+}
+
+// closeFilling is closeBuckets for emit_empty: it walks every interval up to
+// limit and, per interval, every symbol that has had a bar, emitting its bar
+// or a flat one. At end of stream it stops after the last interval with data.
+func (o *Bars) closeFilling(limit int64, final bool, out *engine.Output) error {
+	if !o.hasNxt {
+		return nil
+	}
+	if final {
+		limit = o.next
+		if o.head < len(o.sched) {
+			limit = o.sched[len(o.sched)-1].start + o.iv
+		}
+	}
+	for start := o.next; start < limit; start += o.iv {
+		for _, sym := range o.active {
+			if s, ok := o.oldestStart(sym); ok && s == start {
+				if err := o.finish(sym, o.popOldest(sym), out); err != nil {
+					return err
+				}
+				continue
+			}
+			s := &o.syms[sym]
+			if s.firstStart >= start {
+				continue
+			}
+			flat := acc{start: start, open: s.lastClose, high: s.lastClose, low: s.lastClose, close: s.lastClose}
+			if o.policy == LateUpdate {
+				o.keep(s, flat)
+			}
+			if err := o.emit(out, &flat, sym, false); err != nil {
+				return err
+			}
+		}
+		if o.head < len(o.sched) && o.sched[o.head].start == start {
+			o.popBucket()
+		}
+		o.next = start + o.iv
+	}
+	return nil
+}
+
+// finish handles a bar that just closed: skip it if it is the symbol's first
+// and skip_first_partial is set, keep it for late updates, emit it.
+func (o *Bars) finish(sym md.SymID, a acc, out *engine.Output) error {
+	s := &o.syms[sym]
+	s.lastClose = a.close
+	if o.skipFirst && !s.skipped {
+		s.skipped, s.skipStart = true, a.start
+		o.nSkipped += a.count
+		return nil
+	}
+	if o.policy == LateUpdate {
+		o.keep(s, a)
+	}
+	return o.emit(out, &a, sym, false)
+}
+
+// keep stores a closed bar for late updates if it is within the lateness.
+func (o *Bars) keep(s *symState, a acc) {
+	o.prune(s)
+	if a.start >= o.retainFrom {
+		s.retained = append(s.retained, kept{acc: a})
+	}
+}
+
+// emitDirty re-emits the bars late records changed in this batch, with
+// Update set, in order of start then symbol id.
+func (o *Bars) emitDirty(out *engine.Output) error {
+	slices.SortFunc(o.dirty, func(a, b barRef) int {
+		if c := cmp.Compare(a.start, b.start); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.sym, b.sym)
+	})
+	for _, r := range o.dirty {
+		s := &o.syms[r.sym]
+		i, found := slices.BinarySearchFunc(s.retained, r.start, func(x kept, t int64) int { return cmp.Compare(x.start, t) })
+		if !found {
+			return errors.New("operator.bars: internal error: a corrected bar was not kept")
+		}
+		s.retained[i].dirty = false
+		if err := o.emit(out, &s.retained[i].acc, r.sym, true); err != nil {
+			return err
+		}
+	}
+	o.dirty = o.dirty[:0]
+	return o.flush(out)
+}
+
+// emit appends a bar to the batch being filled, sending it when full.
+func (o *Bars) emit(out *engine.Output, a *acc, sym md.SymID, update bool) error {
+	if o.ob == nil {
+		o.ob = out.NewBatch(md.KindBar)
+	}
+	b := md.Bar{
+		Start: a.start, End: a.start + o.iv, Interval: o.iv,
+		Open: a.open, High: a.high, Low: a.low, Close: a.close,
+		Trades: a.count, Sym: sym, LabelEnd: o.labelClose, Update: update,
+	}
+	switch {
+	case a.count == 0: // flat bar
+		b.VWAP = a.close
+	case o.input == md.KindQuote:
+		b.VWAP = a.pv / float64(a.count)
+	default:
+		b.Volume = a.vol
+		b.VWAP = a.close
+		if a.vol != 0 {
+			b.VWAP = a.pv / a.vol
+		}
+	}
+	o.ob.Bars = append(o.ob.Bars, b)
+	if len(o.ob.Bars) >= o.batchMax {
+		return o.flush(out)
+	}
+	return nil
+}
+
+func (o *Bars) flush(out *engine.Output) error {
+	if o.ob == nil {
+		return nil
+	}
+	b := o.ob
+	o.ob = nil
+	return out.Emit(b)
+}
+
+func (o *Bars) flushStats() {
+	if o.stats == nil {
+		return
+	}
+	if o.nLate != 0 {
+		o.stats.Drop(DropLate, o.nLate)
+		o.nLate = 0
+	}
+	if o.nTooLate != 0 {
+		o.stats.Drop(DropTooLate, o.nTooLate)
+		o.nTooLate = 0
+	}
+	if o.nSkipped != 0 {
+		o.stats.Drop(DropSkippedPartial, o.nSkipped)
+		o.nSkipped = 0
+	}
+}
