@@ -1,0 +1,212 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/mdpio/mdp/sink/null"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+// writeWorkload writes the reference bars workload (../shared/bench/WORKLOAD.md:
+// splitmix64 seed 42, 100 symbols, a trade every 10 µs from
+// 2024-01-02T14:30:00Z) as a tardis-layout CSV (json=false) or JSON lines.
+func writeWorkload(tb testing.TB, path string, n int, json bool) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	s := uint64(42)
+	next := func() uint64 {
+		s += 0x9E3779B97F4A7C15
+		z := s
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+		return z ^ (z >> 31)
+	}
+	const S = 100
+	var cents [S]int64
+	for k := range cents {
+		cents[k] = 10000 + 100*int64(k)
+	}
+	const t0us = 1704205800 * 1_000_000
+	if !json {
+		w.WriteString("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
+	}
+	var line []byte
+	for i := 0; i < n; i++ {
+		sym := next() % S
+		r2 := next()
+		cents[sym] = max(1, cents[sym]+int64(r2%21)-10)
+		price := float64(cents[sym]) / 100.0
+		size := 1 + (r2>>32)%100
+		ts := t0us + int64(i)*10
+		side := "buy"
+		if r2&1 == 1 {
+			side = "sell"
+		}
+		line = line[:0]
+		if json {
+			line = fmt.Appendf(line, `{"exchange":"bench","symbol":"SYM%03d","timestamp":%d,"local_timestamp":%d,"id":%d,"side":"%s","price":`, sym, ts, ts, i, side)
+			line = strconv.AppendFloat(line, price, 'f', -1, 64)
+			line = fmt.Appendf(line, `,"amount":%d}`+"\n", size)
+		} else {
+			line = fmt.Appendf(line, "bench,SYM%03d,%d,%d,%d,%s,", sym, ts, ts, i, side)
+			line = strconv.AppendFloat(line, price, 'f', -1, 64)
+			line = fmt.Appendf(line, ",%d\n", size)
+		}
+		w.Write(line)
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// openBenchReader opens path as the replay source would, with the
+// tardis_trades preset.
+func openBenchReader(tb testing.TB, path string) (*fileReader, *atomic.Int64) {
+	tb.Helper()
+	spec := specOf(tb, "provider.replay")
+	p, err := component.NewParams(spec, map[string]any{"path": path, "preset": "tardis_trades"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lay, err := resolveLayout(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dec := &decoder{kind: lay.kind, syms: newSymResolver(md.NewSymbolTable(), nil)}
+	dec.ts, _ = newTSParser(lay.tsFormat, lay.loc)
+	dec.ingest = dec.ts
+	for s := range lay.columns {
+		dec.mapped[s] = true
+	}
+	counter := new(atomic.Int64)
+	rc := &readerConfig{lay: lay, format: "auto", comp: "auto", dec: dec, bufSize: 256 << 10, counter: counter,
+		mal: &malformed{policy: errFail}, filter: timeFilter{start: md.MinTime, end: md.MaxTime}}
+	r, err := openReader(0, path, rc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r, counter
+}
+
+// TestParseDoesNotAllocatePerRow: decoding a chunk of CSV or JSON-lines rows
+// allocates nothing once every symbol has been seen.
+func TestParseDoesNotAllocatePerRow(t *testing.T) {
+	for _, json := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "w.csv")
+		if json {
+			path = filepath.Join(t.TempDir(), "w.jsonl")
+		}
+		writeWorkload(t, path, 60_000, json)
+		r, _ := openBenchReader(t, path)
+		for range 5 { // warm up: every symbol interned
+			if err := r.fill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		allocs := testing.AllocsPerRun(40, func() {
+			if err := r.fill(); err != nil || r.buffered() != chunkSize {
+				t.Fatalf("fill: %v, %d records", err, r.buffered())
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("json=%v: %v allocations per chunk of %d rows", json, allocs, chunkSize)
+		}
+		r.close()
+	}
+}
+
+func benchParse(b *testing.B, json bool) {
+	const n = 1_000_000
+	path := filepath.Join(b.TempDir(), "w.csv")
+	if json {
+		path = filepath.Join(b.TempDir(), "w.jsonl")
+	}
+	writeWorkload(b, path, n, json)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), processCPU()
+	for range b.N {
+		r, _ := openBenchReader(b, path)
+		got := 0
+		for {
+			if err := r.fill(); err != nil {
+				b.Fatal(err)
+			}
+			if r.buffered() == 0 {
+				break
+			}
+			got += r.buffered()
+		}
+		r.close()
+		if got != n {
+			b.Fatalf("parsed %d trades, want %d", got, n)
+		}
+	}
+	reportRates(b, n, start, cpu0)
+}
+
+// BenchmarkParseCSV measures the CSV parse path alone: 1M workload trades in
+// the tardis layout, read, split, decoded and interned into chunks.
+func BenchmarkParseCSV(b *testing.B) { benchParse(b, false) }
+
+// BenchmarkParseJSONL is the same for JSON lines.
+func BenchmarkParseJSONL(b *testing.B) { benchParse(b, true) }
+
+// BenchmarkReplayCSVToBars1s runs the job end to end: provider.replay of 1M
+// workload trades (CSV) -> operator.bars 1s -> sink.null.
+func BenchmarkReplayCSVToBars1s(b *testing.B) {
+	const n = 1_000_000
+	path := filepath.Join(b.TempDir(), "w.csv")
+	writeWorkload(b, path, n, false)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), processCPU()
+	for range b.N {
+		g := &engine.Graph{
+			Nodes: []*engine.Node{
+				componentNode(b, "provider.replay", "src", map[string]any{"path": path, "preset": "tardis_trades", "progress": "never"}),
+				componentNode(b, "operator.bars", "bars", map[string]any{"interval": "1s"}),
+				componentNode(b, "sink.null", "null", nil),
+			},
+			Edges: []*engine.Edge{{From: "src", To: "bars"}, {From: "bars", To: "null"}},
+		}
+		j, err := engine.New(g, engine.Options{Job: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := j.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		st := j.Status()
+		// 10 event-seconds x 100 symbols (WORKLOAD.md: 1,000,000 trades -> 1000 bars).
+		if st.Nodes[0].EventsOut != n || st.Nodes[2].EventsIn != 1000 {
+			b.Fatalf("trades out %d, bars in %d", st.Nodes[0].EventsOut, st.Nodes[2].EventsIn)
+		}
+	}
+	reportRates(b, n, start, cpu0)
+}
+
+// reportRates reports trades per wall-clock second and CPU ns per trade.
+func reportRates(b *testing.B, n int, start time.Time, cpu0 time.Duration) {
+	total := float64(n) * float64(b.N)
+	b.ReportMetric(total/time.Since(start).Seconds(), "trades/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/total, "cpu-ns/trade")
+}

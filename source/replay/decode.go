@@ -1,0 +1,356 @@
+package replay
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// rowVals holds one row's raw value per mapped slot; nil for a field absent
+// from the row. The slices point into the reader's buffers and are valid
+// until the next row.
+type rowVals [nSlots][]byte
+
+// problem codes of a malformed row. A code is cheap to return per row; the
+// message is built only when a row is reported.
+type problem uint8
+
+const (
+	probNone problem = iota
+	probMissing
+	probInvalid
+	probFields // too few CSV fields
+	probSyntax // the row is not valid CSV / JSON
+)
+
+// rowErr describes why a row was rejected.
+type rowErr struct {
+	prob  problem
+	slot  slot
+	value []byte // the offending value (probInvalid)
+	have  int    // fields present (probFields)
+	want  int
+	msg   string // probSyntax
+}
+
+func (e *rowErr) reason() string {
+	switch e.prob {
+	case probMissing:
+		return "empty or missing " + slotNames[e.slot]
+	case probInvalid:
+		return fmt.Sprintf("invalid %s %q", slotNames[e.slot], e.value)
+	case probFields:
+		return fmt.Sprintf("row has %d fields, want at least %d", e.have, e.want)
+	case probSyntax:
+		return e.msg
+	}
+	return "malformed row"
+}
+
+// decoder turns rowVals into records.
+type decoder struct {
+	kind   md.Kind
+	ts     tsParser
+	ingest tsParser
+	mapped [nSlots]bool
+	syms   *symResolver
+	symbol []byte // constant symbol, or nil
+	prov   []byte // constant provider, or nil
+}
+
+// pow10 are the powers of ten that float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// parseFloat parses a price or size. Plain decimals of at most 15 digits,
+// the usual spelling of prices and sizes, take the exact fast path (the
+// mantissa and the power of ten are exact in float64 and IEEE division
+// rounds correctly, so the result is bit-identical to strconv.ParseFloat);
+// anything else goes to strconv. string(b) in that call does not escape
+// (strconv copies the input into its error values), so the conversion uses
+// a stack buffer and does not allocate.
+func parseFloat(b []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg, i = b[0] == '-', 1
+	}
+	var m uint64
+	digits, frac, dot := 0, 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+			if dot {
+				frac++
+			}
+			continue
+		case c == '.' && !dot:
+			dot = true
+			continue
+		}
+		break
+	}
+	if i == len(b) && digits > 0 && digits <= 15 {
+		f := float64(m) / pow10[frac]
+		if neg {
+			f = -f
+		}
+		return f, true
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+// parseInt parses a decimal int64.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	i, neg := 0, false
+	if b[0] == '-' {
+		neg, i = true, 1
+		if len(b) == 1 {
+			return 0, false
+		}
+	}
+	var n int64
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	// 18 digits always fit; only a 19-digit value can overflow, and then
+	// the sum wraps below the first 18 digits' value times ten.
+	if len(b)-boolInt(neg) == 19 && n < 0 {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// tradeID parses a numeric id; any other id is hashed (xxhash64, top bit
+// cleared) so that equal ids still compare equal downstream.
+func tradeID(b []byte) int64 {
+	if len(b) == 0 {
+		return 0
+	}
+	if n, ok := parseInt(b); ok {
+		return n
+	}
+	return int64(xxhash.Sum64(b) & math.MaxInt64)
+}
+
+// parseSide reads buy/sell spellings; anything else is unknown. A switch on
+// string(b) compiles to comparisons without allocating.
+func parseSide(b []byte) md.Side {
+	switch string(b) {
+	case "buy", "Buy", "BUY", "b", "B", "bid", "BID":
+		return md.SideBuy
+	case "sell", "Sell", "SELL", "s", "S", "ask", "ASK":
+		return md.SideSell
+	}
+	return md.SideUnknown
+}
+
+func (d *decoder) num(v *rowVals, s slot, required bool, e *rowErr) (float64, bool) {
+	b := v[s]
+	if len(b) == 0 {
+		if required {
+			*e = rowErr{prob: probMissing, slot: s}
+			return 0, false
+		}
+		return 0, true
+	}
+	f, ok := parseFloat(b)
+	if !ok {
+		*e = rowErr{prob: probInvalid, slot: s, value: b}
+	}
+	return f, ok
+}
+
+// common decodes the fields every record has: times and instrument. ok is
+// false when the row is malformed (e is set) or filtered out (e is zero).
+func (d *decoder) common(v *rowVals, e *rowErr) (ts, ingest int64, sym md.SymID, ok bool) {
+	b := v[slotTS]
+	if len(b) == 0 {
+		*e = rowErr{prob: probMissing, slot: slotTS}
+		return
+	}
+	if ts, ok = d.ts.parse(b); !ok {
+		*e = rowErr{prob: probInvalid, slot: slotTS, value: b}
+		return
+	}
+	ingest = ts
+	if b := v[slotIngest]; d.mapped[slotIngest] && len(b) > 0 {
+		var ok2 bool
+		if ingest, ok2 = d.ingest.parse(b); !ok2 {
+			*e = rowErr{prob: probInvalid, slot: slotIngest, value: b}
+			return 0, 0, 0, false
+		}
+	}
+	symb := d.symbol
+	if symb == nil {
+		if symb = v[slotSymbol]; len(symb) == 0 {
+			*e = rowErr{prob: probMissing, slot: slotSymbol}
+			return 0, 0, 0, false
+		}
+	}
+	prov := d.prov
+	if prov == nil {
+		if prov = v[slotProvider]; len(prov) == 0 {
+			*e = rowErr{prob: probMissing, slot: slotProvider}
+			return 0, 0, 0, false
+		}
+	}
+	sym, ok = d.syms.resolve(prov, symb)
+	return ts, ingest, sym, ok
+}
+
+// trade decodes a trade row.
+func (d *decoder) trade(v *rowVals, t *md.Trade, e *rowErr) bool {
+	ts, ingest, sym, ok := d.common(v, e)
+	if !ok {
+		return false
+	}
+	price, ok := d.num(v, slotPrice, true, e)
+	if !ok {
+		return false
+	}
+	size, ok := d.num(v, slotSize, true, e)
+	if !ok {
+		return false
+	}
+	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sym,
+		Side: parseSide(v[slotSide]), TradeID: tradeID(v[slotTradeID])}
+	return true
+}
+
+// quote decodes a quote row. Sizes are optional (FX quotes have none).
+func (d *decoder) quote(v *rowVals, q *md.Quote, e *rowErr) bool {
+	ts, ingest, sym, ok := d.common(v, e)
+	if !ok {
+		return false
+	}
+	bid, ok := d.num(v, slotBid, true, e)
+	if !ok {
+		return false
+	}
+	ask, ok := d.num(v, slotAsk, true, e)
+	if !ok {
+		return false
+	}
+	bs, ok := d.num(v, slotBidSize, false, e)
+	if !ok {
+		return false
+	}
+	as, ok := d.num(v, slotAskSize, false, e)
+	if !ok {
+		return false
+	}
+	*q = md.Quote{TS: ts, Ingest: ingest, Bid: bid, BidSize: bs, Ask: ask, AskSize: as, Sym: sym}
+	return true
+}
+
+// symResolver maps (provider, symbol) bytes to SymIDs, applying the symbols
+// filter once per new instrument. In front of the per-provider maps sits a
+// small direct-mapped cache keyed by a hash of the bytes: files that
+// interleave many symbols then cost a hash and two byte comparisons per row
+// instead of a map lookup that hashes the whole key.
+type symResolver struct {
+	table  *md.SymbolTable
+	filter map[string]bool // nil: every symbol passes
+	provs  map[string]*provSyms
+	cache  [256]symCache
+}
+
+type symCache struct {
+	prov, sym []byte
+	id        md.SymID
+	ok        bool
+	used      bool
+}
+
+type provSyms struct {
+	in  *md.Interner
+	ids map[string]symEntry
+}
+
+type symEntry struct {
+	id md.SymID
+	ok bool // passes the symbols filter
+}
+
+func newSymResolver(t *md.SymbolTable, symbols []string) *symResolver {
+	r := &symResolver{table: t, provs: map[string]*provSyms{}}
+	if len(symbols) > 0 {
+		r.filter = map[string]bool{}
+		for _, s := range symbols {
+			r.filter[s] = true
+		}
+	}
+	return r
+}
+
+// symHash mixes the last eight bytes of the symbol, the lengths and the
+// provider's first byte into a cache index.
+func symHash(prov, sym []byte) uint8 {
+	var w uint64
+	if len(sym) >= 8 {
+		w = binary.LittleEndian.Uint64(sym[len(sym)-8:])
+	} else {
+		var b [8]byte
+		copy(b[:], sym)
+		w = binary.LittleEndian.Uint64(b[:])
+	}
+	w ^= uint64(len(sym))<<56 ^ uint64(len(prov))<<48
+	if len(prov) > 0 {
+		w ^= uint64(prov[0]) << 40
+	}
+	return uint8((w * 0x9E3779B97F4A7C15) >> 56)
+}
+
+func (r *symResolver) resolve(prov, sym []byte) (md.SymID, bool) {
+	c := &r.cache[symHash(prov, sym)]
+	if c.used && bytes.Equal(sym, c.sym) && bytes.Equal(prov, c.prov) {
+		return c.id, c.ok
+	}
+	ps := r.provs[string(prov)]
+	if ps == nil {
+		p := string(prov)
+		ps = &provSyms{in: md.NewInterner(r.table, p), ids: map[string]symEntry{}}
+		r.provs[p] = ps
+	}
+	e, found := ps.ids[string(sym)]
+	if !found {
+		e.ok = r.filter == nil || r.filter[string(sym)]
+		if e.ok {
+			e.id = ps.in.IDBytes(sym)
+		}
+		ps.ids[string(sym)] = e
+	}
+	c.prov = append(c.prov[:0], prov...)
+	c.sym = append(c.sym[:0], sym...)
+	c.id, c.ok, c.used = e.id, e.ok, true
+	return e.id, e.ok
+}

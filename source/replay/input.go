@@ -1,0 +1,228 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// fileFormat is a file's record encoding.
+type fileFormat uint8
+
+const (
+	formatCSV fileFormat = iota + 1
+	formatJSONL
+	formatParquet
+)
+
+func (f fileFormat) String() string {
+	switch f {
+	case formatCSV:
+		return "csv"
+	case formatJSONL:
+		return "jsonl"
+	case formatParquet:
+		return "parquet"
+	}
+	return "unknown"
+}
+
+// compression of a file.
+type compression uint8
+
+const (
+	compNone compression = iota
+	compGzip
+	compZstd
+)
+
+// detect works out the compression and format of path from its extension
+// (data.csv.gz, day.jsonl.zst, trades.parquet), unless the params force them.
+func detect(path, format, comp string) (fileFormat, compression, error) {
+	name := strings.ToLower(filepath.Base(path))
+	c := compNone
+	switch {
+	case strings.HasSuffix(name, ".gz"), strings.HasSuffix(name, ".gzip"):
+		c = compGzip
+		name = strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".gzip")
+	case strings.HasSuffix(name, ".zst"), strings.HasSuffix(name, ".zstd"):
+		c = compZstd
+		name = strings.TrimSuffix(strings.TrimSuffix(name, ".zst"), ".zstd")
+	}
+	switch comp {
+	case "none":
+		c = compNone
+	case "gzip":
+		c = compGzip
+	case "zstd":
+		c = compZstd
+	}
+	var f fileFormat
+	switch format {
+	case "csv":
+		f = formatCSV
+	case "jsonl":
+		f = formatJSONL
+	case "parquet":
+		f = formatParquet
+	default:
+		switch filepath.Ext(name) {
+		case ".csv", ".txt", ".tsv":
+			f = formatCSV
+		case ".jsonl", ".ndjson", ".json":
+			f = formatJSONL
+		case ".parquet", ".pq":
+			f = formatParquet
+		default:
+			return 0, 0, fmt.Errorf("%s: cannot tell the format from the extension (want .csv, .jsonl or .parquet, optionally with .gz or .zst); set format", path)
+		}
+	}
+	return f, c, nil
+}
+
+// expandPaths resolves each entry of the path param: a file, or a glob whose
+// matches are taken in name order. Each file appears once.
+func expandPaths(entries []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range entries {
+		var matches []string
+		if strings.ContainsAny(e, "*?[") {
+			m, err := filepath.Glob(e)
+			if err != nil {
+				return nil, fmt.Errorf("path %q: %w", e, err)
+			}
+			if len(m) == 0 {
+				return nil, fmt.Errorf("path %q matches no files", e)
+			}
+			sort.Strings(m)
+			matches = m
+		} else {
+			matches = []string{e}
+		}
+		for _, m := range matches {
+			st, err := os.Stat(m)
+			if err != nil {
+				return nil, fmt.Errorf("path %q: %w", m, err)
+			}
+			if st.IsDir() {
+				return nil, fmt.Errorf("path %q is a directory; use a glob such as %s", m, filepath.Join(m, "*.csv"))
+			}
+			if !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("path: no files given")
+	}
+	return out, nil
+}
+
+// countingReader counts the raw (compressed) bytes read, for progress.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// lineInput reads a text file (CSV or JSON lines) line by line.
+type lineInput struct {
+	f    *os.File
+	zr   func() // closes the decompressor
+	rd   *bufio.Reader
+	long []byte // a line longer than the buffer
+}
+
+func openLines(path string, c compression, bufSize int, counter *atomic.Int64) (*lineInput, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	in := &lineInput{f: f}
+	var r io.Reader = &countingReader{r: f, n: counter}
+	switch c {
+	case compGzip:
+		zr, err := gzip.NewReader(bufio.NewReaderSize(r, 64<<10))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open %s: gzip: %w", path, err)
+		}
+		in.zr = func() { zr.Close() }
+		r = zr
+	case compZstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open %s: zstd: %w", path, err)
+		}
+		in.zr = zr.Close
+		r = zr
+	}
+	in.rd = bufio.NewReaderSize(r, bufSize)
+	return in, nil
+}
+
+// readLine returns the next line without its line ending, or io.EOF. The
+// slice is valid until the next call.
+func (in *lineInput) readLine() ([]byte, error) {
+	line, err := in.rd.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		in.long = append(in.long[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = in.rd.ReadSlice('\n')
+			in.long = append(in.long, line...)
+		}
+		line = in.long
+	}
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	if len(line) == 0 && err == io.EOF {
+		return nil, io.EOF
+	}
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+func (in *lineInput) close() error {
+	if in.zr != nil {
+		in.zr()
+	}
+	return in.f.Close()
+}
+
+// readAll returns a whole (decompressed) file, for Parquet, whose reader
+// needs random access.
+func readAll(path string, c compression, counter *atomic.Int64) ([]byte, error) {
+	in, err := openLines(path, c, 64<<10, counter)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(in.rd); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return buf.Bytes(), nil
+}

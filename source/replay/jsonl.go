@@ -1,0 +1,222 @@
+package replay
+
+import "unicode/utf8"
+
+// scanJSON reads one flat JSON object and points r.vals at the values of
+// the mapped keys: string contents (unescaped) or the literal text of
+// numbers; null counts as absent. Nested objects and arrays are skipped.
+// encoding/json is not used because decoding into a map or struct allocates
+// per row; this scanner reuses its buffers. It returns a syntax problem or "".
+func (r *fileReader) scanJSON(line []byte) string {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return "not a JSON object"
+	}
+	i = skipWS(line, i+1)
+	if i < len(line) && line[i] == '}' {
+		return trailing(line, i+1)
+	}
+	for {
+		if i >= len(line) || line[i] != '"' {
+			return "want a quoted key"
+		}
+		var key []byte
+		var p string
+		r.kbuf = r.kbuf[:0]
+		key, i, p = jsonString(line, i, &r.kbuf)
+		if p != "" {
+			return p
+		}
+		i = skipWS(line, i)
+		if i >= len(line) || line[i] != ':' {
+			return "want : after a key"
+		}
+		i = skipWS(line, i+1)
+		if i >= len(line) {
+			return "unexpected end of line"
+		}
+		target := -1
+		for k := range r.jkeys {
+			if string(key) == r.jkeys[k].name {
+				target = int(r.jkeys[k].slot)
+				break
+			}
+		}
+		var val []byte
+		switch c := line[i]; {
+		case c == '"':
+			buf := &r.kbuf
+			if target >= 0 {
+				r.jbuf[target] = r.jbuf[target][:0]
+				buf = &r.jbuf[target]
+			}
+			val, i, p = jsonString(line, i, buf)
+			if p != "" {
+				return p
+			}
+		case c == '{' || c == '[':
+			start := i
+			if i, p = skipNested(line, i); p != "" {
+				return p
+			}
+			val = line[start:i]
+		default:
+			start := i
+			for i < len(line) && line[i] != ',' && line[i] != '}' && line[i] != ' ' && line[i] != '\t' {
+				i++
+			}
+			val = line[start:i]
+			if len(val) == 0 {
+				return "missing value"
+			}
+			if string(val) == "null" {
+				val = nil
+			}
+		}
+		if target >= 0 {
+			r.vals[target] = val
+		}
+		i = skipWS(line, i)
+		if i >= len(line) {
+			return "unexpected end of line"
+		}
+		if line[i] == '}' {
+			return trailing(line, i+1)
+		}
+		if line[i] != ',' {
+			return "want , or } after a value"
+		}
+		i = skipWS(line, i+1)
+	}
+}
+
+func trailing(line []byte, i int) string {
+	if skipWS(line, i) != len(line) {
+		return "text after the JSON object"
+	}
+	return ""
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// jsonString reads the string starting at b[i] (a quote). Without escapes
+// it returns a sub-slice of b; with them it unescapes into *buf.
+func jsonString(b []byte, i int, buf *[]byte) ([]byte, int, string) {
+	i++
+	// Keys and values are short: a byte loop that stops at a quote or a
+	// backslash beats two vectorised searches.
+	j := i
+	for j < len(b) && b[j] != '"' && b[j] != '\\' {
+		j++
+	}
+	if j == len(b) {
+		return nil, 0, "unterminated string"
+	}
+	if b[j] == '"' {
+		return b[i:j], j + 1, ""
+	}
+	out := (*buf)[:0]
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			*buf = out
+			return out, i + 1, ""
+		case c != '\\':
+			out = append(out, c)
+			i++
+			continue
+		}
+		if i+1 >= len(b) {
+			break
+		}
+		i++
+		switch b[i] {
+		case '"', '\\', '/':
+			out = append(out, b[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n := hex4(b, i+1)
+			if n < 0 {
+				return nil, 0, "invalid \\u escape"
+			}
+			i += 4
+			if r >= 0xd800 && r < 0xdc00 && i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+				if r2, n2 := hex4(b, i+3); n2 >= 0 && r2 >= 0xdc00 && r2 < 0xe000 {
+					r = (r-0xd800)<<10 + (r2 - 0xdc00) + 0x10000
+					i += 6
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, 0, "invalid escape in string"
+		}
+		i++
+	}
+	return nil, 0, "unterminated string"
+}
+
+func hex4(b []byte, i int) (rune, int) {
+	if i+4 > len(b) {
+		return 0, -1
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, -1
+		}
+	}
+	return r, 4
+}
+
+// skipNested skips a nested object or array starting at b[i].
+func skipNested(b []byte, i int) (int, string) {
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			j := i + 1
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(b) {
+				return 0, "unterminated string"
+			}
+			i = j
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1, ""
+			}
+		}
+		i++
+	}
+	return 0, "unterminated object or array"
+}

@@ -1,0 +1,147 @@
+package replay
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/mdpio/mdp/engine"
+)
+
+// onError is what happens to a malformed row.
+type onError uint8
+
+const (
+	errDrop onError = iota
+	errDeadLetter
+	errFail
+)
+
+// Logging of malformed rows is rate limited so a file of garbage cannot
+// flood the log: the first logBurst rows are logged one by one, then one
+// summary line at most every logEvery.
+const (
+	logBurst = 10
+	logEvery = 5 * time.Second
+)
+
+// malformed counts, logs and dead-letters rejected rows. It is used from the
+// source's goroutine only.
+type malformed struct {
+	policy  onError
+	log     *slog.Logger
+	total   int64
+	pending int64 // not yet added to the node's drop counter
+	logged  int
+	quiet   int64 // rows not logged since the last summary
+	lastLog time.Time
+
+	dlPath string
+	dlFile *os.File
+	dl     *bufio.Writer
+	closed bool
+}
+
+// deadLetter is one line of the dead-letter file.
+type deadLetter struct {
+	File   string `json:"file"`
+	Line   int64  `json:"line"`
+	Reason string `json:"reason"`
+	Raw    string `json:"raw"`
+}
+
+func (m *malformed) openDeadLetter() error {
+	if m.policy != errDeadLetter {
+		return nil
+	}
+	f, err := os.OpenFile(m.dlPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open dead-letter file: %w", err)
+	}
+	m.dlFile, m.dl = f, bufio.NewWriter(f)
+	return nil
+}
+
+// report handles one malformed row (line is 1-based; for Parquet the row
+// number). Under on_error: fail it returns the error that stops the job.
+func (m *malformed) report(file string, line int64, raw []byte, e *rowErr) error {
+	reason := e.reason()
+	if m.policy == errFail {
+		return fmt.Errorf("%s:%d: malformed row (%s); on_error is fail", file, line, reason)
+	}
+	m.total++
+	m.pending++
+	now := time.Now()
+	switch {
+	case m.logged < logBurst:
+		m.logged++
+		m.log.Warn("malformed row", "file", file, "line", line, "reason", reason, "policy", m.policyName())
+		m.lastLog = now
+	case now.Sub(m.lastLog) >= logEvery:
+		m.log.Warn("malformed rows", "file", file, "line", line, "reason", reason, "policy", m.policyName(),
+			"not_logged", m.quiet, "total", m.total)
+		m.quiet = 0
+		m.lastLog = now
+	default:
+		m.quiet++
+	}
+	if m.dl != nil {
+		rec, err := json.Marshal(deadLetter{File: file, Line: line, Reason: reason, Raw: string(raw)})
+		if err != nil {
+			return fmt.Errorf("dead-letter row %s:%d: %w", file, line, err)
+		}
+		rec = append(rec, '\n')
+		if _, err := m.dl.Write(rec); err != nil {
+			return fmt.Errorf("write dead-letter file %s: %w", m.dlPath, err)
+		}
+	}
+	return nil
+}
+
+func (m *malformed) policyName() string {
+	if m.policy == errDeadLetter {
+		return "dead_letter"
+	}
+	return "drop"
+}
+
+// flush adds the pending count to the node's drop counter and makes the
+// dead-letter lines written so far durable in the OS.
+func (m *malformed) flush(st *engine.NodeStats) error {
+	if m.pending > 0 && st != nil {
+		st.Drop("malformed", m.pending)
+	}
+	m.pending = 0
+	if m.dl != nil && m.dl.Buffered() > 0 {
+		if err := m.dl.Flush(); err != nil {
+			return fmt.Errorf("write dead-letter file %s: %w", m.dlPath, err)
+		}
+	}
+	return nil
+}
+
+// close flushes and closes the dead-letter file and logs the total.
+func (m *malformed) close(st *engine.NodeStats) error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	err := m.flush(st)
+	if m.quiet > 0 {
+		m.log.Warn("malformed rows not logged individually", "count", m.quiet)
+		m.quiet = 0
+	}
+	if m.total > 0 {
+		m.log.Info("replay dropped malformed rows", "count", m.total, "policy", m.policyName())
+	}
+	if m.dlFile != nil {
+		if cerr := m.dlFile.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close dead-letter file %s: %w", m.dlPath, cerr)
+		}
+		m.dlFile, m.dl = nil, nil
+	}
+	return err
+}

@@ -1,0 +1,538 @@
+// Package replay is the provider.replay source: it replays recorded trades or
+// quotes from CSV, JSON-lines or Parquet files (optionally gzip or zstd
+// compressed) so that a backfill or a test produces exactly the bars the live
+// job produced. Several files are merged in event-time order. Replays run as
+// fast as possible or paced against an absolute replay clock at k times real
+// time; malformed rows are counted, logged with file and line, and dropped,
+// dead-lettered to a JSON-lines file, or fatal, as configured.
+//
+// Known layouts have presets (tardis_trades, tardis_quotes, truefx,
+// histdata); any other layout is described by kind, columns and ts_format.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	_ "time/tzdata" // timezone names must resolve on hosts without a zoneinfo database
+
+	"golang.org/x/term"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+func init() {
+	component.Register(component.Spec{
+		Type:    "provider.replay",
+		Kind:    engine.KindSource,
+		Summary: "Replay recorded trades or quotes from CSV, JSON lines or Parquet files",
+		Description: "Reads path (a file, a glob or a list) and merges several files in event-time order " +
+			"(ties go to the earlier file). Formats CSV, JSON lines and Parquet, each optionally .gz or .zst, " +
+			"are detected by extension. Use a preset for a known layout or kind + columns for any other. " +
+			"speed 0 replays as fast as possible; speed k paces at k times real time against an absolute clock. " +
+			"Records: ts and ingest_ts in ns (ingest_ts defaults to ts, so a replay is deterministic); seq numbers records " +
+			"1, 2, 3... in emission order; a non-numeric trade id is hashed (xxhash64, top bit cleared); an unknown side is unknown. " +
+			"A malformed row is counted (drops{reason=malformed}), logged with file and line, and dropped, " +
+			"written to dead_letter_path, or fails the job, per on_error. " +
+			"Store feedback: when paced, the feedback scale slows the replay clock (0 stops it); " +
+			"at speed 0 a hard level pauses and a soft level duty-cycles the reader so throughput falls to the scale " +
+			"(after each batch it idles for (1/scale - 1) x the time that batch took).",
+		ProducesFn: func(p *component.Params) md.Kind {
+			if pr, ok := presets[p.String("preset")]; ok {
+				return pr.kind
+			}
+			if k, err := md.ParseKind(p.String("kind")); err == nil && k == md.KindQuote {
+				return md.KindQuote
+			}
+			return md.KindTrade
+		},
+		Fields: []component.Field{
+			{Name: "path", Type: component.Strings, Required: true,
+				Description: "File, glob or list of files/globs; relative to the working directory. Globs expand in name order.",
+				Example:     "testdata/replay/tardis_trades.csv"},
+			{Name: "preset", Type: component.String, Enum: presetNames(),
+				Description: "Known layout: tardis_trades, tardis_quotes (Tardis.dev CSV, µs epoch timestamp/local_timestamp, provider = exchange column), truefx (timestamp,bid,ask), histdata (HistData.com ticks in EST). Columns, ts_format, timezone and header override the preset's."},
+			{Name: "kind", Type: component.String, Enum: []string{"trade", "quote"},
+				Description: "Record kind for a generic layout (implied by preset)."},
+			{Name: "columns", Type: component.Map,
+				Description: "Record field -> column name (header name or JSON key) or zero-based index (CSV, Parquet). Fields: ts, ingest_ts, symbol, provider, price, size, side, trade_id (trades), bid, bid_size, ask, ask_size (quotes). Trades need ts, price, size; quotes need ts, bid, ask.",
+				Example:     map[string]any{"ts": "time", "symbol": "sym", "price": "px", "size": "qty"}},
+			{Name: "ts_format", Type: component.String,
+				Description: "How ts and ingest_ts are written: unix_s, unix_ms, unix_us, unix_ns (fractions allowed), rfc3339 (also with a space for T and without offset), histdata, a Go time layout (slower), or auto: numbers by magnitude (<=11 digits s, <=14 ms, <=17 µs, else ns), text as RFC 3339. Default auto, or the preset's. Parquet TIMESTAMP columns use their own unit."},
+			{Name: "timezone", Type: component.String,
+				Description: "Zone of text timestamps that carry no offset: an IANA name (America/New_York) or an offset (+02:00). Default UTC (histdata: EST, UTC-5 all year). Epoch numbers are absolute and ignore it."},
+			{Name: "symbol", Type: component.String,
+				Description: "Constant symbol for files with no symbol column (required by truefx and histdata)."},
+			{Name: "provider", Type: component.String,
+				Description: "Provider the symbols are interned under. Default: the provider column if mapped (tardis: exchange), else the preset's name (truefx, histdata), else replay."},
+			{Name: "header", Type: component.Bool,
+				Description: "Whether a CSV file starts with a header line. Default true (histdata: false). Without a header, columns are indexes."},
+			{Name: "delimiter", Type: component.String, Default: ",",
+				Description: `CSV field separator: one character, or \t for tab.`},
+			{Name: "format", Type: component.String, Default: "auto", Enum: []string{"auto", "csv", "jsonl", "parquet"},
+				Description: "File format; auto detects it from the extension (.csv/.txt/.tsv, .jsonl/.ndjson/.json, .parquet/.pq)."},
+			{Name: "compression", Type: component.String, Default: "auto", Enum: []string{"auto", "none", "gzip", "zstd"},
+				Description: "Compression; auto detects .gz and .zst/.zstd."},
+			{Name: "symbols", Type: component.Strings,
+				Description: "Replay only these symbols (all when empty)."},
+			{Name: "start", Type: component.Time,
+				Description: "Replay only records with event time at or after this (RFC 3339)."},
+			{Name: "end", Type: component.Time,
+				Description: "Replay only records with event time before this (RFC 3339, exclusive)."},
+			{Name: "speed", Type: component.Float, Default: 0, Min: component.Bound(0),
+				Description: "0: as fast as possible; 1: real time; k: k times real time. Paced replays follow an absolute clock anchored at the first record, so they do not drift."},
+			{Name: "progress", Type: component.String, Default: "auto", Enum: []string{"auto", "always", "never"},
+				Description: "Progress bar (share read, records, rate, ETA) on stderr: auto draws it only when stderr is a terminal."},
+			{Name: "on_error", Type: component.String, Default: "drop", Enum: []string{"drop", "dead_letter", "fail"},
+				Description: "Malformed rows: drop (count and log), dead_letter (also append file, line, reason and raw row as JSON lines to dead_letter_path), fail (stop the job at the first one)."},
+			{Name: "dead_letter_path", Type: component.String,
+				Description: "JSON-lines file that on_error: dead_letter appends malformed rows to."},
+		},
+		Validate: validate,
+		New: func(p *component.Params, instance int) (any, error) {
+			return newSource(p)
+		},
+	})
+}
+
+func validate(p *component.Params) error {
+	var errs []error
+	if _, err := resolveLayout(p); err != nil {
+		errs = append(errs, err)
+	}
+	if p.String("on_error") == "dead_letter" && p.String("dead_letter_path") == "" {
+		errs = append(errs, p.Errorf("dead_letter_path", "on_error: dead_letter needs dead_letter_path (a JSON-lines file)"))
+	}
+	if p.Has("dead_letter_path") && p.String("on_error") != "dead_letter" {
+		errs = append(errs, p.Errorf("dead_letter_path", "dead_letter_path applies only with on_error: dead_letter"))
+	}
+	start, hasStart := p.Time("start")
+	end, hasEnd := p.Time("end")
+	if hasStart && hasEnd && end <= start {
+		errs = append(errs, p.Errorf("end", "end (%s) must be after start (%s)", md.FormatTime(end), md.FormatTime(start)))
+	}
+	return errors.Join(errs...)
+}
+
+// Source is a provider.replay instance.
+type Source struct {
+	paths    []string
+	lay      *layout
+	format   string
+	comp     string
+	filter   timeFilter
+	symbols  []string
+	speed    float64
+	progress string
+	policy   onError
+	dlPath   string
+
+	// stderr and isTerminal are where the progress bar goes; tests replace them.
+	stderr        io.Writer
+	isTerminal    func() bool
+	progressEvery time.Duration
+
+	nc    *engine.NodeContext
+	files []string
+	mal   *malformed
+	clk   *replayClock
+	seq   uint64
+
+	bytesRead atomic.Int64
+	records   atomic.Int64
+}
+
+var (
+	_ engine.Source     = (*Source)(nil)
+	_ engine.Opener     = (*Source)(nil)
+	_ engine.Closer     = (*Source)(nil)
+	_ engine.EventClock = (*Source)(nil)
+)
+
+func newSource(p *component.Params) (*Source, error) {
+	lay, err := resolveLayout(p)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{
+		paths: p.Strings("path"), lay: lay, format: p.String("format"), comp: p.String("compression"),
+		filter: timeFilter{start: md.MinTime, end: md.MaxTime}, symbols: p.Strings("symbols"),
+		speed: p.Float("speed"), progress: p.String("progress"), dlPath: p.String("dead_letter_path"),
+		stderr: os.Stderr, progressEvery: 250 * time.Millisecond,
+		isTerminal: func() bool { return term.IsTerminal(int(os.Stderr.Fd())) },
+	}
+	if v, ok := p.Time("start"); ok {
+		s.filter.start = v
+	}
+	if v, ok := p.Time("end"); ok {
+		s.filter.end = v
+	}
+	switch p.String("on_error") {
+	case "dead_letter":
+		s.policy = errDeadLetter
+	case "fail":
+		s.policy = errFail
+	}
+	s.clk = newClock(s.speed)
+	return s, nil
+}
+
+// Open resolves the files and opens the dead-letter file, so a wrong path
+// fails the job before any data flows.
+func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
+	s.nc = nc
+	files, err := expandPaths(s.paths)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if _, _, err := detect(f, s.format, s.comp); err != nil {
+			return err
+		}
+	}
+	s.files = files
+	s.mal = &malformed{policy: s.policy, log: nc.Logger, dlPath: s.dlPath}
+	return s.mal.openDeadLetter()
+}
+
+// Close flushes the malformed-row counters and closes the dead-letter file.
+func (s *Source) Close(ctx context.Context, out *engine.Output) error {
+	if s.mal == nil {
+		return nil
+	}
+	return s.mal.close(s.nc.Stats)
+}
+
+// EventNow is the replay clock's event time, for the idle watermark advance
+// (see replayClock.eventNow).
+func (s *Source) EventNow() int64 { return s.clk.eventNow(time.Now()) }
+
+// mergeHeap orders file readers by the event time of their next record,
+// ties by path order. Hand-written rather than container/heap, whose
+// interface calls would run per record.
+type mergeHeap []*fileReader
+
+func (h mergeHeap) less(i, j int) bool {
+	a, b := h[i].headTS(), h[j].headTS()
+	return a < b || (a == b && h[i].idx < h[j].idx)
+}
+
+func (h mergeHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h.less(r, l) {
+			m = r
+		}
+		if !h.less(m, i) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+func (h *mergeHeap) popTop() {
+	old := *h
+	n := len(old) - 1
+	old[0] = old[n]
+	old[n] = nil
+	*h = old[:n]
+	h.down(0)
+}
+
+// Run replays the files.
+func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
+	if s.nc == nil {
+		return errors.New("provider.replay: Run called before Open")
+	}
+	st := s.nc.Stats
+	defer func() {
+		if cerr := s.mal.close(st); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	var total int64
+	for _, f := range s.files {
+		if fi, err := os.Stat(f); err == nil {
+			total += fi.Size()
+		}
+	}
+	bufSize := min(max(4<<20/len(s.files), 16<<10), 256<<10)
+	dec := &decoder{kind: s.lay.kind, syms: newSymResolver(out.Symbols(), s.symbols)}
+	dec.ts, _ = newTSParser(s.lay.tsFormat, s.lay.loc) // checked by Validate
+	dec.ingest = dec.ts
+	for sl := range s.lay.columns {
+		dec.mapped[sl] = true
+	}
+	if s.lay.symbol != "" {
+		dec.symbol = []byte(s.lay.symbol)
+	}
+	if s.lay.provider != "" {
+		dec.prov = []byte(s.lay.provider)
+	}
+	rc := &readerConfig{lay: s.lay, format: s.format, comp: s.comp, dec: dec, mal: s.mal,
+		filter: s.filter, bufSize: bufSize, counter: &s.bytesRead}
+
+	readers := make([]*fileReader, 0, len(s.files))
+	defer func() {
+		for _, r := range readers {
+			r.close()
+		}
+	}()
+	for i, f := range s.files {
+		r, err := openReader(i, f, rc)
+		if err != nil {
+			return err
+		}
+		readers = append(readers, r)
+	}
+
+	if s.progress == "always" || (s.progress == "auto" && s.isTerminal()) {
+		bar := startProgress(s.stderr, total, &s.bytesRead, &s.records, s.progressEvery)
+		defer bar.finish()
+	}
+
+	h := make(mergeHeap, 0, len(readers))
+	for _, r := range readers {
+		if err := r.fill(); err != nil {
+			return err
+		}
+		if r.buffered() > 0 {
+			h = append(h, r)
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+	if len(h) == 0 {
+		return s.mal.flush(st)
+	}
+	return s.emitLoop(ctx, out, h)
+}
+
+// emitLoop merges the readers' chunks into batches and emits them, paced
+// when speed > 0.
+func (s *Source) emitLoop(ctx context.Context, out *engine.Output, h mergeHeap) error {
+	kind := s.lay.kind
+	st := s.nc.Stats
+	fb := s.nc.Feedback
+	paced := s.speed > 0
+	horizon := md.MaxTime
+	if paced {
+		now := time.Now()
+		s.clk.start(now, h[0].headTS(), fb.Scale())
+		horizon = s.clk.horizon(now)
+	} else {
+		s.clk.start(time.Now(), md.MinTime, 1)
+	}
+	batch := out.NewBatch(kind)
+	room := cap(batch.Trades)
+	if kind == md.KindQuote {
+		room = cap(batch.Quotes)
+	}
+	room = max(room, 1)
+	lastFlush := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	// pause blocks while the store feedback is at a hard level (scale 0).
+	pause := func() {
+		if fb.Scale() > 0 {
+			return
+		}
+		if len(h) > 0 {
+			s.clk.setSafe(h[0].headTS() - 1)
+		}
+		if paced {
+			s.clk.setScale(time.Now(), 0)
+		}
+		_ = fb.Wait(ctx) // a cancelled ctx ends the loop at its next check
+	}
+	flush := func() error {
+		n := batch.Len()
+		if n == 0 {
+			return nil
+		}
+		if err := s.mal.flush(st); err != nil {
+			return err
+		}
+		pause()
+		s.records.Add(int64(n))
+		err := out.Emit(batch)
+		batch = out.NewBatch(kind)
+		if err != nil {
+			return err
+		}
+		sc := fb.Scale()
+		if paced {
+			// The clock carries the scale: a lower one slows event time.
+			now := time.Now()
+			s.clk.setScale(now, sc)
+			horizon = s.clk.horizon(now)
+			return nil
+		}
+		if sc > 0 && sc < 1 {
+			// Duty cycle: idle (1/scale - 1) x the time this batch took, so
+			// throughput falls to scale x the unthrottled rate.
+			_ = s.sleep(ctx, timer, time.Duration(float64(time.Since(lastFlush))*(1/sc-1)))
+		}
+		lastFlush = time.Now()
+		return nil
+	}
+
+	for len(h) > 0 {
+		if ctx.Err() != nil {
+			break
+		}
+		r := h[0]
+		bound, bidx := md.MaxTime, int(^uint(0)>>1)
+		if len(h) > 1 {
+			c := h[1]
+			if len(h) > 2 && h.less(2, 1) {
+				c = h[2]
+			}
+			bound, bidx = c.headTS(), c.idx
+		}
+		lim := min(r.buffered(), room-batch.Len())
+		n := lim
+		if paced || bound != md.MaxTime {
+			n = 0
+			for n < lim {
+				var ts int64
+				if kind == md.KindTrade {
+					ts = r.trades[r.head+n].TS
+				} else {
+					ts = r.quotes[r.head+n].TS
+				}
+				if ts > bound || (ts == bound && r.idx > bidx) || ts > horizon {
+					break
+				}
+				n++
+			}
+		}
+		if n > 0 {
+			if kind == md.KindTrade {
+				for _, t := range r.trades[r.head : r.head+n] {
+					s.seq++
+					t.Seq = s.seq
+					batch.Trades = append(batch.Trades, t)
+				}
+			} else {
+				for _, q := range r.quotes[r.head : r.head+n] {
+					s.seq++
+					q.Seq = s.seq
+					batch.Quotes = append(batch.Quotes, q)
+				}
+			}
+			r.head += n
+			if r.buffered() == 0 {
+				if err := r.fill(); err != nil {
+					return errors.Join(err, flush())
+				}
+				if r.buffered() == 0 {
+					h.popTop()
+				} else {
+					h.down(0)
+				}
+			} else {
+				h.down(0)
+			}
+			if batch.Len() >= room {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if batch.Len() >= room {
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		// Paced and the next record lies beyond the horizon.
+		now := time.Now()
+		if horizon = s.clk.horizon(now); r.headTS() <= horizon {
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := s.waitDue(ctx, timer, r.headTS()); err != nil {
+			break
+		}
+		horizon = s.clk.horizon(time.Now())
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return s.mal.flush(st)
+}
+
+// waitDue sleeps until event time ev is due on the replay clock, following
+// feedback changes while it waits.
+func (s *Source) waitDue(ctx context.Context, timer *time.Timer, ev int64) error {
+	fb := s.nc.Feedback
+	s.clk.setSafe(ev - 1)
+	for {
+		now := time.Now()
+		sc := fb.Scale()
+		s.clk.setScale(now, sc)
+		if sc <= 0 {
+			if err := fb.Wait(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		due, _ := s.clk.wallFor(ev)
+		d := due.Sub(now) - granularity
+		if d <= 0 {
+			return nil
+		}
+		var changed <-chan struct{}
+		if fb != nil {
+			changed = fb.Changed()
+		}
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-changed:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// sleep waits d or until ctx ends.
+func (s *Source) sleep(ctx context.Context, timer *time.Timer, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		timer.Stop()
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// String describes the source for logs.
+func (s *Source) String() string {
+	return fmt.Sprintf("provider.replay(%d files, %s)", len(s.files), s.lay.kind)
+}

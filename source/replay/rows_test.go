@@ -1,0 +1,455 @@
+package replay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+const badTrades = `exchange,symbol,timestamp,local_timestamp,id,side,price,amount
+x,BTC,1000000,1000001,1,buy,100.5,2
+x,BTC,1000002,1000003,2,sell,abc,1
+x,BTC,1000004
+x,BTC,not-a-time,1000005,3,buy,101,1
+
+x,,1000006,1000007,4,buy,101,1
+"x,BTC,1000008,1000009,5,buy,101,1
+x,"BTC",1000010,1000011,"6",buy,"102.25",3
+x,BTC,1000012,1000013,7,buy,103,
+`
+
+func TestMalformedRowsDropped(t *testing.T) {
+	path := writeFile(t, filepath.Join(t.TempDir(), "bad.csv"), badTrades)
+	r := mustReplay(t, map[string]any{"path": path, "preset": "tardis_trades"})
+	if len(r.c.trades) != 2 || r.c.trades[0].Price != 100.5 || r.c.trades[1].Price != 102.25 || r.c.trades[1].TradeID != 6 {
+		t.Fatalf("got %+v", r.c.trades)
+	}
+	if d := r.job.Status().Nodes[0].Drops; len(d) != 1 || d["malformed"] != 6 {
+		t.Fatalf("drops %v, want malformed: 6", d)
+	}
+	logs := r.logs.String()
+	for _, want := range []string{
+		`line=3 reason="invalid price \"abc\""`,
+		`line=4 reason="row has 3 fields, want at least 8"`,
+		`line=5 reason="invalid ts \"not-a-time\""`,
+		`line=7 reason="empty or missing symbol"`,
+		`line=8 reason="unterminated quoted field"`,
+		`line=10 reason="empty or missing size"`,
+		`msg="replay dropped malformed rows" node=src count=6 policy=drop`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if n := strings.Count(logs, "replay dropped malformed rows"); n != 1 {
+		t.Errorf("the total was logged %d times", n)
+	}
+	if !strings.Contains(logs, "file="+path) {
+		t.Errorf("logs lack the file name:\n%s", logs)
+	}
+}
+
+func TestMalformedRowsDeadLettered(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, filepath.Join(dir, "bad.csv"), badTrades)
+	dl := filepath.Join(dir, "dead.jsonl")
+	r := mustReplay(t, map[string]any{"path": path, "preset": "tardis_trades", "on_error": "dead_letter", "dead_letter_path": dl})
+	if len(r.c.trades) != 2 {
+		t.Fatalf("got %d trades", len(r.c.trades))
+	}
+	got := jsonLines(t, dl)
+	want := []struct {
+		line        float64
+		reason, raw string
+	}{
+		{3, `invalid price "abc"`, "x,BTC,1000002,1000003,2,sell,abc,1"},
+		{4, "row has 3 fields, want at least 8", "x,BTC,1000004"},
+		{5, `invalid ts "not-a-time"`, "x,BTC,not-a-time,1000005,3,buy,101,1"},
+		{7, "empty or missing symbol", "x,,1000006,1000007,4,buy,101,1"},
+		{8, "unterminated quoted field", `"x,BTC,1000008,1000009,5,buy,101,1`},
+		{10, "empty or missing size", "x,BTC,1000012,1000013,7,buy,103,"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("dead letters: %v", got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g["file"] != path || g["line"] != w.line || g["reason"] != w.reason || g["raw"] != w.raw || len(g) != 4 {
+			t.Errorf("dead letter %d: got %v, want %+v", i, g, w)
+		}
+	}
+}
+
+func TestMalformedRowFailsJob(t *testing.T) {
+	path := writeFile(t, filepath.Join(t.TempDir(), "bad.csv"), badTrades)
+	r := replay(t, map[string]any{"path": path, "preset": "tardis_trades", "on_error": "fail"})
+	var ne *engine.NodeError
+	if !errors.As(r.err, &ne) || ne.Node != "src" {
+		t.Fatalf("err = %v", r.err)
+	}
+	want := path + `:3: malformed row (invalid price "abc"); on_error is fail`
+	if ne.Err.Error() != want {
+		t.Fatalf("err = %q, want %q", ne.Err.Error(), want)
+	}
+}
+
+func TestMalformedJSONLines(t *testing.T) {
+	path := writeFile(t, filepath.Join(t.TempDir(), "bad.jsonl"), strings.Join([]string{
+		`{"ts":1,"sym":"A","px":1.5,"qty":2,"id":"abc"}`,
+		`{"ts":2,"sym":"A","px":"1.75","qty":"3","note":"say \"hi\" \u00e9\ud83d\ude00"}`,
+		`{"ts":3,"sym":"A","px":1.5`,
+		`[1,2,3]`,
+		`{"ts":4,"sym":"A","px":null,"qty":1}`,
+		`{"ts":5,"sym":"A\u0042","px":2,"qty":1} x`,
+		`{"ts":6,"sym":"A\u0042","px":2,"qty":1,"side":"sell"}`,
+	}, "\n")+"\n")
+	r := mustReplay(t, map[string]any{"path": path, "kind": "trade", "ts_format": "unix_s",
+		"columns": map[string]any{"ts": "ts", "symbol": "sym", "price": "px", "size": "qty", "trade_id": "id", "side": "side"}})
+	if len(r.c.trades) != 3 {
+		t.Fatalf("got %+v", r.c.trades)
+	}
+	a, b, c := r.c.trades[0], r.c.trades[1], r.c.trades[2]
+	if a.TradeID <= 0 || a.Price != 1.5 || b.Price != 1.75 || b.Size != 3 || b.TradeID != 0 ||
+		symText(r.job, c.Sym) != "replay/AB" || c.Side != md.SideSell || c.TS != 6e9 {
+		t.Fatalf("got %+v", r.c.trades)
+	}
+	logs := r.logs.String()
+	for _, want := range []string{
+		`line=3 reason="unexpected end of line"`,
+		`line=4 reason="not a JSON object"`,
+		`line=5 reason="empty or missing price"`,
+		`line=6 reason="text after the JSON object"`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestMalformedLogIsRateLimited(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("ts,sym,px,qty\n")
+	for i := 0; i < 1000; i++ {
+		b.WriteString("garbage\n")
+	}
+	b.WriteString("1,A,1,1\n")
+	path := writeFile(t, filepath.Join(t.TempDir(), "g.csv"), b.String())
+	r := mustReplay(t, map[string]any{"path": path, "kind": "trade",
+		"columns": map[string]any{"ts": "ts", "symbol": "sym", "price": "px", "size": "qty"}})
+	if len(r.c.trades) != 1 || r.job.Status().Nodes[0].Drops["malformed"] != 1000 {
+		t.Fatalf("trades %d drops %v", len(r.c.trades), r.job.Status().Nodes[0].Drops)
+	}
+	logs := r.logs.String()
+	if n := strings.Count(logs, `msg="malformed row"`); n != logBurst {
+		t.Fatalf("%d rows logged one by one, want %d:\n%s", n, logBurst, logs)
+	}
+	if !strings.Contains(logs, `msg="malformed rows not logged individually" node=src count=990`) ||
+		!strings.Contains(logs, `line=11 reason="row has 1 fields, want at least 4"`) {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}
+
+// genericTrades writes rows "ts,sym,px,qty" and replays them with extra params.
+func genericTrades(t *testing.T, rows string, extra map[string]any) *result {
+	t.Helper()
+	path := writeFile(t, filepath.Join(t.TempDir(), "g.csv"), "ts,sym,px,qty\n"+rows)
+	params := map[string]any{"path": path, "kind": "trade",
+		"columns": map[string]any{"ts": "ts", "symbol": "sym", "price": "px", "size": "qty"}}
+	for k, v := range extra {
+		params[k] = v
+	}
+	return mustReplay(t, params)
+}
+
+func tsList(r *result) string {
+	var out []string
+	for _, tr := range r.c.trades {
+		out = append(out, md.FormatTime(tr.TS))
+	}
+	return strings.Join(out, " ")
+}
+
+func TestTSFormats(t *testing.T) {
+	for _, c := range []struct {
+		format, rows, want string
+	}{
+		{"unix_s", "1704205800,A,1,1\n1704205800.25,A,1,1\n", "2024-01-02T14:30:00Z 2024-01-02T14:30:00.25Z"},
+		{"unix_ms", "1704205800123,A,1,1\n1704205800123.5,A,1,1\n", "2024-01-02T14:30:00.123Z 2024-01-02T14:30:00.1235Z"},
+		{"unix_us", "1704205800123456,A,1,1\n", "2024-01-02T14:30:00.123456Z"},
+		{"unix_ns", "1704205800123456789,A,1,1\n", "2024-01-02T14:30:00.123456789Z"},
+		{"rfc3339", "2024-01-02T14:30:00Z,A,1,1\n2024-01-02T15:30:00.5+01:00,A,1,1\n2024-01-02 09:30:01-0500,A,1,1\n2024-01-02T14:30:02,A,1,1\n",
+			"2024-01-02T14:30:00Z 2024-01-02T14:30:00.5Z 2024-01-02T14:30:01Z 2024-01-02T14:30:02Z"},
+		{"02/01/2006 15:04:05.000", "02/01/2024 14:30:00.750,A,1,1\n", "2024-01-02T14:30:00.75Z"},
+		{"auto", "1704205800,A,1,1\n1704205800001,A,1,1\n1704205800000002,A,1,1\n1704205800000000003,A,1,1\n2024-01-02T14:30:04Z,A,1,1\n",
+			"2024-01-02T14:30:00Z 2024-01-02T14:30:00.001Z 2024-01-02T14:30:00.000002Z 2024-01-02T14:30:00.000000003Z 2024-01-02T14:30:04Z"},
+	} {
+		t.Run(c.format, func(t *testing.T) {
+			r := genericTrades(t, c.rows, map[string]any{"ts_format": c.format})
+			if got := tsList(r); got != c.want {
+				t.Fatalf("got %s\nwant %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestTimezone(t *testing.T) {
+	rows := "2024-01-02 09:30:00,A,1,1\n2024-07-02 09:30:00,A,1,1\n2024-07-02T09:30:00Z,A,1,1\n1704205800,A,1,1\n"
+	for tz, want := range map[string]string{
+		"America/New_York": "2024-01-02T14:30:00Z 2024-07-02T13:30:00Z 2024-07-02T09:30:00Z 2024-01-02T14:30:00Z",
+		"+02:00":           "2024-01-02T07:30:00Z 2024-07-02T07:30:00Z 2024-07-02T09:30:00Z 2024-01-02T14:30:00Z",
+		"UTC":              "2024-01-02T09:30:00Z 2024-07-02T09:30:00Z 2024-07-02T09:30:00Z 2024-01-02T14:30:00Z",
+	} {
+		t.Run(tz, func(t *testing.T) {
+			r := genericTrades(t, rows, map[string]any{"timezone": tz})
+			if got := tsList(r); got != want {
+				t.Fatalf("got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestFilters(t *testing.T) {
+	rows := "2024-01-02T14:30:00Z,A,1,1\n2024-01-02T14:30:01Z,B,2,1\n2024-01-02T14:30:02Z,C,3,1\n" +
+		"2024-01-02T14:30:03Z,A,4,1\n2024-01-02T14:30:04Z,B,5,1\n"
+	prices := func(r *result) string {
+		var out []string
+		for _, tr := range r.c.trades {
+			out = append(out, fmt.Sprintf("%s%g", r.job.Symbols().Get(tr.Sym).Symbol, tr.Price))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, c := range []struct {
+		name   string
+		params map[string]any
+		want   string
+	}{
+		{"symbols", map[string]any{"symbols": []any{"A", "C"}}, "A1 C3 A4"},
+		{"start", map[string]any{"start": "2024-01-02T14:30:02Z"}, "C3 A4 B5"},
+		{"end", map[string]any{"end": "2024-01-02T14:30:02Z"}, "A1 B2"},
+		{"all", map[string]any{"symbols": "B", "start": "2024-01-02T14:30:01Z", "end": "2024-01-02T14:30:04Z"}, "B2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := genericTrades(t, rows, c.params)
+			if got := prices(r); got != c.want {
+				t.Fatalf("got %s, want %s", got, c.want)
+			}
+			// Filtered symbols are never interned.
+			if c.name == "symbols" && r.job.Symbols().Len() != 2 {
+				t.Fatalf("interned %v", r.job.Symbols().Snapshot())
+			}
+			if d := r.job.Status().Nodes[0].Drops; len(d) != 0 {
+				t.Fatalf("filtered records counted as drops: %v", d)
+			}
+		})
+	}
+}
+
+func TestHeaderlessIndexesAndDelimiter(t *testing.T) {
+	path := writeFile(t, filepath.Join(t.TempDir(), "x.txt"), "1;EURUSD;1.1;1.2;5;6\n2;EURUSD;1.3;1.4;7;8\n")
+	r := mustReplay(t, map[string]any{"path": path, "kind": "quote", "header": false, "delimiter": ";", "ts_format": "unix_s",
+		"provider": "fx", "columns": map[string]any{"ts": 0, "symbol": 1, "bid": 2, "ask": 3, "bid_size": 4, "ask_size": 5}})
+	want := []md.Quote{{TS: 1e9, Ingest: 1e9, Bid: 1.1, Ask: 1.2, BidSize: 5, AskSize: 6, Seq: 1}, {TS: 2e9, Ingest: 2e9, Bid: 1.3, Ask: 1.4, BidSize: 7, AskSize: 8, Seq: 2}}
+	if len(r.c.quotes) != 2 || symText(r.job, r.c.quotes[0].Sym) != "fx/EURUSD" {
+		t.Fatalf("got %+v", r.c.quotes)
+	}
+	for i := range want {
+		want[i].Sym = r.c.quotes[i].Sym
+		if r.c.quotes[i] != want[i] {
+			t.Fatalf("quote %d: got %+v, want %+v", i, r.c.quotes[i], want[i])
+		}
+	}
+}
+
+func TestParamErrors(t *testing.T) {
+	spec := specOf(t, "provider.replay")
+	for _, c := range []struct {
+		params map[string]any
+		want   string
+	}{
+		{map[string]any{"path": "x.csv"}, "params.kind: set preset (histdata, tardis_quotes, tardis_trades, truefx) or kind (trade or quote) with columns"},
+		{map[string]any{"path": "x.csv", "preset": "truefx"}, "params.symbol: preset truefx has no symbol column; set symbol (for example USD/JPY)"},
+		{map[string]any{"path": "x.csv", "preset": "tardis_trades", "kind": "quote"}, "params.kind: preset tardis_trades replays trades; kind quote contradicts it"},
+		{map[string]any{"path": "x.csv", "kind": "trade", "columns": map[string]any{"ts": "t", "prize": "p"}}, `params.columns: unknown record field "prize"; did you mean "price"?`},
+		{map[string]any{"path": "x.csv", "kind": "trade", "columns": map[string]any{"ts": "t", "price": "p"}, "symbol": "A"}, "params.columns: a trade replay needs a column for size"},
+		{map[string]any{"path": "x.csv", "kind": "quote", "columns": map[string]any{"ts": "t", "bid": "b", "ask": "a", "price": "p"}, "symbol": "A"}, "params.columns: price does not apply to quote records"},
+		{map[string]any{"path": "x.csv", "preset": "histdata", "symbol": "X", "columns": map[string]any{"bid": "bid"}}, `params.columns: bid names column "bid" but header is false; use a zero-based index`},
+		{map[string]any{"path": "x.csv", "preset": "tardis_trades", "ts_format": "yyyy"}, `params.ts_format: ts_format "yyyy" is neither unix_s, unix_ms, unix_us, unix_ns, rfc3339, histdata, auto nor a Go time layout (such as "2006-01-02 15:04:05.000")`},
+		{map[string]any{"path": "x.csv", "preset": "tardis_trades", "timezone": "Mars/Olympus"}, `params.timezone: timezone "Mars/Olympus": want an IANA name such as America/New_York or an offset such as +02:00`},
+		{map[string]any{"path": "x.csv", "preset": "tardis_trades", "on_error": "dead_letter"}, "params.dead_letter_path: on_error: dead_letter needs dead_letter_path (a JSON-lines file)"},
+		{map[string]any{"path": "x.csv", "preset": "tardis_trades", "start": "2024-01-02T00:00:00Z", "end": "2024-01-01T00:00:00Z"}, "params.end: end (2024-01-01T00:00:00Z) must be after start (2024-01-02T00:00:00Z)"},
+		{map[string]any{"path": "x.csv", "preset": "tardis_trades", "speed": -1}, "params.speed: -1 is below the minimum 0"},
+		{map[string]any{"path": "x.csv", "preset": "tardis_trades", "delimiter": "::"}, `params.delimiter: want one character such as , ; | or \t, got "::"`},
+	} {
+		_, err := component.NewParams(spec, c.params)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("params %v:\n got %v\nwant %s", c.params, err, c.want)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	noHeader := writeFile(t, filepath.Join(dir, "h.csv"), "a,b\n1,2\n")
+	for _, c := range []struct {
+		path any
+		want string
+	}{
+		{filepath.Join(dir, "nope*.csv"), fmt.Sprintf("path %q matches no files", filepath.Join(dir, "nope*.csv"))},
+		{filepath.Join(dir, "missing.csv"), fmt.Sprintf("path %q: stat %s: no such file or directory", filepath.Join(dir, "missing.csv"), filepath.Join(dir, "missing.csv"))},
+		{writeFile(t, filepath.Join(dir, "x.xlsx"), ""), fmt.Sprintf("%s: cannot tell the format from the extension (want .csv, .jsonl or .parquet, optionally with .gz or .zst); set format", filepath.Join(dir, "x.xlsx"))},
+		{noHeader, noHeader + ": column \"timestamp\" (for ts) is not in the header; the columns are: a, b"},
+	} {
+		r := replay(t, map[string]any{"path": c.path, "preset": "tardis_trades"})
+		if r.err == nil || !strings.HasSuffix(r.err.Error(), c.want) {
+			t.Errorf("path %v:\n got %v\nwant ...%s", c.path, r.err, c.want)
+		}
+	}
+}
+
+func TestProducesFn(t *testing.T) {
+	spec := specOf(t, "provider.replay")
+	for params, want := range map[string]md.Kind{"tardis_trades": md.KindTrade, "tardis_quotes": md.KindQuote, "truefx": md.KindQuote, "histdata": md.KindQuote} {
+		p := map[string]any{"path": "x.csv", "preset": params, "symbol": "S"}
+		if params[0] == 't' && params != "truefx" {
+			delete(p, "symbol")
+		}
+		pp, err := component.NewParams(spec, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spec.OutKind(pp); got != want {
+			t.Errorf("%s produces %s, want %s", params, got, want)
+		}
+	}
+	pp, err := component.NewParams(spec, map[string]any{"path": "x.csv", "kind": "quote", "symbol": "S",
+		"columns": map[string]any{"ts": 0, "bid": 1, "ask": 2}})
+	if err != nil || spec.OutKind(pp) != md.KindQuote {
+		t.Fatalf("kind quote: %v %v", err, spec.OutKind(pp))
+	}
+}
+
+func TestTimeParsers(t *testing.T) {
+	bad := []string{"", "-", "1.2.3", "99999999999999999999", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
+		"2024-01-02T25:00:00Z", "2024-01-02T00:00:00+2", "2024-01-02T00:00:00.Z", "2024-01-02X00:00:00Z"}
+	p, _ := newTSParser("auto", time.UTC)
+	for _, b := range bad {
+		if v, ok := p.parse([]byte(b)); ok {
+			t.Errorf("%q parsed as %d", b, v)
+		}
+	}
+	if v, ok := parseISO([]byte("2024-02-29T23:59:59.999999999-00:30"), time.UTC); !ok || md.FormatTime(v) != "2024-03-01T00:29:59.999999999Z" {
+		t.Errorf("leap day: %s %v", md.FormatTime(v), ok)
+	}
+	if v, ok := parseISO([]byte("1969-12-31T23:59:59Z"), time.UTC); !ok || v != -1e9 {
+		t.Errorf("before epoch: %d", v)
+	}
+	if v, ok := parseUnix([]byte("-1.5"), int64(time.Second)); !ok || v != -1.5e9 {
+		t.Errorf("negative: %d", v)
+	}
+	if v, ok := parseUnix([]byte("1.5e9"), int64(time.Second)); !ok || v != 1.5e18 {
+		t.Errorf("exponent: %d", v)
+	}
+}
+
+func TestParseFloatMatchesStrconv(t *testing.T) {
+	for _, s := range []string{"0", "1", "-1", "+2.5", "9682.19", "0.001", "123456789012345", "1234567890.12345",
+		"0.1", "0.3", "113.09", "1e3", "1.5E-3", ".5", "5.", "12345678901234567", "0.000000000000001", "-0.0",
+		"1.7976931348623157e308", "inf", "NaN", "", ".", "-", "1.2.3", "1,5", "0x10"} {
+		g, gok := parseFloat([]byte(s))
+		w, err := strconv.ParseFloat(s, 64)
+		wok := err == nil && !math.IsNaN(w) && !math.IsInf(w, 0)
+		if gok != wok || (wok && math.Float64bits(g) != math.Float64bits(w)) {
+			t.Errorf("%q: got %v %v, want %v %v", s, g, gok, w, wok)
+		}
+	}
+	// Every price of the form dddd.dd parses bit-identically.
+	for c := 0; c < 2_000_000; c += 7 {
+		s := strconv.FormatFloat(float64(c)/100, 'f', -1, 64)
+		g, _ := parseFloat([]byte(s))
+		w, _ := strconv.ParseFloat(s, 64)
+		if g != w {
+			t.Fatalf("%q: %v != %v", s, g, w)
+		}
+	}
+}
+
+func TestIndexDelim(t *testing.T) {
+	for _, line := range []string{"", ",", "a", "abcdefgh", "abcdefgh,", "abcdefghijklmnop,q", "a,b", "1234567,",
+		"12345678,", "123456789,", "\x80\x81\x82\x83\x84\x85\x86\x87\x88,", "\x2b\x2d\x2c", "++++++++++,,", "no delimiter at all here"} {
+		want := strings.IndexByte(line, ',')
+		if want < 0 {
+			want = len(line)
+		}
+		if got := indexDelim([]byte(line), ','); got != want {
+			t.Errorf("%q: got %d, want %d", line, got, want)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		line := []byte("xxxxxxxxxxxxxxxxxxxx")
+		line[11] = byte(c)
+		want := bytes.IndexByte(line, ';')
+		if want < 0 {
+			want = len(line)
+		}
+		if got := indexDelim(line, ';'); got != want {
+			t.Errorf("byte %d: got %d, want %d", c, got, want)
+		}
+	}
+}
+
+func TestEightDigits(t *testing.T) {
+	for _, s := range []string{"00000000", "12345678", "99999999", "01234567", "1234567a", "/2345678", ":2345678", "1234 678"} {
+		n, err := strconv.ParseUint(s, 10, 64)
+		v, ok := eightDigits([]byte(s))
+		if ok != (err == nil) || (ok && uint64(v) != n) {
+			t.Errorf("%q: got %d %v, want %d %v", s, v, ok, n, err)
+		}
+	}
+	for _, s := range []string{"1582329602111000", "1704205800123456789", "9223372036854775807", "9223372036854775808", "12345678901234567890"} {
+		got, ok := parseUnix([]byte(s), 1)
+		want, err := strconv.ParseInt(s, 10, 64)
+		if ok != (err == nil) || (ok && got != want) {
+			t.Errorf("%q: got %d %v, want %d %v", s, got, ok, want, err)
+		}
+	}
+}
+
+func TestSplitPlainMatchesSplit(t *testing.T) {
+	for _, line := range []string{`"a",b`, "a, b", "abcdefghijklmnop,\"q\"", "abcdefghijklmnop,q ", "abcdefgh ,x,y,z"} {
+		if _, special := splitPlain([]byte(line), ',', nil, 2); !special {
+			t.Errorf("%q: not special", line)
+		}
+	}
+	for _, line := range []string{"", ",", ",,", "a", "a,b", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
+		"binance-futures,BTCUSDT,1582329602111000,1582329602418379,42377944,buy,9682,0.132", "12345678,", ",12345678", "1234567,9",
+		"\xac,\xad\x2c\x2c,\x80\x7f"} {
+		want := strings.Split(line, ",")
+		got, special := splitPlain([]byte(line), ',', nil, 1<<30)
+		if special {
+			t.Fatalf("%q: special", line)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %q, want %q", line, got, want)
+		}
+		for i := range want {
+			if string(got[i]) != want[i] {
+				t.Fatalf("%q: %q, want %q", line, got, want)
+			}
+		}
+		if n := len(want); n > 1 {
+			if got, _ := splitPlain([]byte(line), ',', nil, n-1); len(got) != n-1 || string(got[n-2]) != want[n-2] {
+				t.Fatalf("%q limit %d: %q", line, n-1, got)
+			}
+		}
+	}
+}
