@@ -1,0 +1,399 @@
+package websocket
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+// Source is one provider.websocket node instance.
+type Source struct {
+	cfg    *config
+	log    *slog.Logger
+	stats  *engine.NodeStats
+	fb     *engine.Feedback
+	fbLast engine.Level
+	jitter func() float64 // in [0, 1); replaced in tests
+	buf    []byte         // message buffer, reused
+	// tlsConfig, when set, replaces the default TLS settings (system roots);
+	// tests use it to trust their own server.
+	tlsConfig *tls.Config
+}
+
+func newSource(cfg *config) *Source {
+	return &Source{cfg: cfg, jitter: rand.Float64, log: slog.New(slog.DiscardHandler)}
+}
+
+// Open takes the node's logger, stats and feedback hub.
+func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
+	s.log = nc.Logger.With("url", redactURL(s.cfg.url), "preset", s.cfg.preset.String())
+	s.stats = nc.Stats
+	s.fb = nc.Feedback
+	return nil
+}
+
+// Run connects, subscribes and decodes until ctx ends, reconnecting after
+// every failure. It returns nil when ctx ends and an error only when
+// max_reconnects attempts in a row delivered no record, or an emit failed.
+//
+// The backoff starts over only after a connection that delivered records: a
+// server that accepts, acknowledges and drops the connection again keeps
+// backing off, so a flapping endpoint is not hammered (exchanges limit
+// connection attempts per IP).
+func (s *Source) Run(ctx context.Context, out *engine.Output) error {
+	if s.stats == nil {
+		return errors.New("websocket source: Run before Open")
+	}
+	d := s.newDecoder(out.Symbols(), out.NewBatch, out.Emit)
+	defer d.discard()
+	failures := 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			s.stats.Count("reconnects", 1)
+		}
+		before := d.accepted
+		connected, err := s.session(ctx, d)
+		d.flush()
+		if d.err != nil {
+			if ctx.Err() != nil && errors.Is(d.err, context.Canceled) {
+				return nil
+			}
+			return fmt.Errorf("emit: %w", d.err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if d.accepted > before {
+			failures = 0
+		}
+		failures++
+		if connected {
+			s.stats.Error("disconnect", err.Error())
+		} else {
+			s.stats.Error("connect_failed", err.Error())
+		}
+		if s.cfg.maxReconnects > 0 && failures > s.cfg.maxReconnects {
+			return fmt.Errorf("websocket %s: giving up after %d reconnect attempts that delivered no records: %w",
+				redactURL(s.cfg.url), s.cfg.maxReconnects, err)
+		}
+		delay := backoffDelay(failures, s.cfg.backoff, s.cfg.maxBackoff, s.jitter)
+		s.log.Warn("websocket disconnected; reconnecting", "err", err, "in", delay, "attempt", failures)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoffDelay is the wait before reconnect attempt n (1-based): base
+// doubled per earlier failure, capped at max, then "equal jitter" — half
+// the step fixed and half random — so clients that lost the same server do
+// not return in lockstep, yet never retry immediately.
+func backoffDelay(n int, base, maxD time.Duration, jitter func() float64) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxD; i++ {
+		d *= 2
+	}
+	d = min(d, maxD)
+	return d/2 + time.Duration(jitter()*float64(d/2))
+}
+
+func (s *Source) newDecoder(symbols *md.SymbolTable, newBatch func(md.Kind) *md.Batch, emit func(*md.Batch) error) *decoder {
+	d := &decoder{
+		preset:   s.cfg.preset,
+		kind:     s.cfg.kind,
+		check:    s.cfg.check,
+		generic:  s.cfg.generic,
+		interner: md.NewInterner(symbols, s.cfg.provider),
+		syms:     map[string]*symState{},
+		log:      s.log,
+		newBatch: newBatch,
+		emit:     emit,
+		report:   s.report,
+		exchErr:  s.exchangeError,
+	}
+	if len(s.cfg.symbols) > 0 {
+		d.filter = map[string]bool{}
+		for _, sym := range s.cfg.symbols {
+			d.filter[strings.ToUpper(sym)] = true
+		}
+	}
+	return d
+}
+
+// report moves a flush's counts into the node's stats.
+func (s *Source) report(c counts) {
+	st := s.stats
+	st.Drop("malformed", c.malformed)
+	st.Drop("duplicate", c.duplicate)
+	st.Drop("symbol_filter", c.filtered)
+	st.Drop("other_kind", c.otherKind)
+	st.Count("ignored_messages", c.ignored)
+	st.Count("sequence_gaps", c.gaps)
+	st.Count("sequence_gap_missing", c.gapMissing)
+}
+
+func (s *Source) exchangeError(msg string) {
+	const maxShown = 500
+	if len(msg) > maxShown {
+		msg = msg[:maxShown]
+	}
+	s.stats.Count("exchange_errors", 1)
+	s.stats.Error("exchange_error", msg)
+	s.log.Error("exchange sent an error", "message", msg)
+}
+
+// checkFeedback logs store feedback level changes. The source does not act on
+// them: see the package comment.
+func (s *Source) checkFeedback() {
+	l := s.fb.Level()
+	if l == s.fbLast {
+		return
+	}
+	s.fbLast = l
+	switch l {
+	case engine.LevelSoft:
+		s.stats.Count("feedback_soft", 1)
+	case engine.LevelHard:
+		s.stats.Count("feedback_hard", 1)
+	}
+	s.log.Info("store feedback level changed; a live feed cannot be slowed, so the source keeps reading and relies on edge backpressure", "level", l.String())
+}
+
+// session runs one connection: dial, subscribe, read until an error.
+// connected reports whether the WebSocket handshake succeeded.
+func (s *Source) session(ctx context.Context, d *decoder) (connected bool, err error) {
+	var (
+		mu sync.Mutex
+		hc *hookConn
+	)
+	dialer := &net.Dialer{Timeout: s.cfg.connectTimeout, KeepAlive: 15 * time.Second}
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			h := newHookConn(c)
+			mu.Lock()
+			hc = h
+			mu.Unlock()
+			return h, nil
+		},
+		TLSClientConfig:     s.tlsConfig,
+		TLSHandshakeTimeout: s.cfg.connectTimeout,
+		// Each dial gets a fresh TCP connection; the handshake sets
+		// "Connection: Upgrade", which keep-alive settings leave alone.
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.connectTimeout)
+	conn, _, err := websocket.Dial(dctx, s.cfg.url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.CloseNow()
+	mu.Lock()
+	h := hc
+	mu.Unlock()
+	if h == nil {
+		return false, errors.New("connect: the transport did not dial a new connection")
+	}
+	stop := context.AfterFunc(ctx, func() { conn.CloseNow() })
+	defer stop()
+	conn.SetReadLimit(s.cfg.maxMessage)
+	s.stats.Count("connects", 1)
+	s.log.Info("websocket connected", "subscribe_messages", len(s.cfg.subscribe))
+
+	for i, m := range s.cfg.subscribe {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.connectTimeout)
+		err := conn.Write(wctx, websocket.MessageText, m)
+		cancel()
+		if err != nil {
+			return true, fmt.Errorf("send subscribe message %d: %w", i, err)
+		}
+	}
+
+	if s.cfg.pingInterval > 0 {
+		pctx, pcancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.pingLoop(pctx, conn)
+		}()
+		defer func() {
+			pcancel()
+			wg.Wait()
+		}()
+	}
+
+	h.arm(s, d)
+	defer h.disarm()
+	// The read context has no Done channel: coder/websocket then sets up no
+	// per-frame timer (which would allocate per message). Cancellation closes
+	// the connection instead (AfterFunc above) and dead peers hit the socket
+	// deadline that hookConn sets before each blocking read.
+	rctx := context.WithoutCancel(ctx)
+	for {
+		_, r, err := conn.Reader(rctx)
+		if err != nil {
+			return true, s.readErr(err, h)
+		}
+		msg, err := s.readMessage(r)
+		if err != nil {
+			return true, s.readErr(err, h)
+		}
+		d.handle(msg, h.recv.Load())
+		if d.err != nil {
+			return true, d.err
+		}
+	}
+}
+
+// readErr explains why reading stopped.
+func (s *Source) readErr(err error, h *hookConn) error {
+	if h.dead.Load() {
+		return fmt.Errorf("no data for %s (read_timeout): connection presumed dead", s.cfg.readTimeout)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// readMessage reads one message into the reused buffer.
+func (s *Source) readMessage(r io.Reader) ([]byte, error) {
+	if s.buf == nil {
+		s.buf = make([]byte, 0, 64<<10)
+	}
+	buf := s.buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			s.buf = buf
+			return buf, nil
+		}
+		if err != nil {
+			s.buf = buf
+			return nil, err
+		}
+	}
+}
+
+func (s *Source) pingLoop(ctx context.Context, conn *websocket.Conn) {
+	t := time.NewTicker(s.cfg.pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, s.cfg.pingInterval)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				// A missing pong is not fatal by itself: read_timeout decides.
+				s.log.Debug("websocket ping failed", "err", err)
+			}
+		}
+	}
+}
+
+// hookConn wraps the TCP connection under the WebSocket (and TLS) layers.
+// It serves reads from its own large buffer and goes to the socket only when
+// that buffer is empty, which is the moment no further message is at hand:
+// there it first flushes the batch being filled, so a lone trade is emitted
+// at once while a burst fills whole batches, and then sets the read deadline
+// that detects a dead connection. It also stamps the receipt time.
+type hookConn struct {
+	net.Conn
+	buf  []byte
+	r, w int
+
+	armed   atomic.Bool
+	src     *Source
+	dec     *decoder
+	timeout time.Duration
+	recv    atomic.Int64 // wall-clock ns of the last socket read
+	dead    atomic.Bool  // the last read hit the deadline
+}
+
+func newHookConn(c net.Conn) *hookConn {
+	return &hookConn{Conn: c, buf: make([]byte, 64<<10)}
+}
+
+// arm starts flushing and deadlines; called on the reading goroutine once
+// the handshake is done.
+func (c *hookConn) arm(s *Source, d *decoder) {
+	c.src, c.dec, c.timeout = s, d, s.cfg.readTimeout
+	c.armed.Store(true)
+}
+
+func (c *hookConn) disarm() { c.armed.Store(false) }
+
+func (c *hookConn) Read(p []byte) (int, error) {
+	if c.r == c.w {
+		if c.armed.Load() {
+			c.dec.flush()
+			if c.dec.err != nil {
+				return 0, c.dec.err
+			}
+			if c.src.fb != nil {
+				c.src.checkFeedback()
+			}
+			if c.timeout > 0 {
+				if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+					return 0, err
+				}
+			}
+		}
+		n, err := c.Conn.Read(c.buf)
+		if n > 0 {
+			c.recv.Store(time.Now().UnixNano())
+		}
+		c.r, c.w = 0, n
+		if err != nil && n == 0 {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && c.armed.Load() {
+				c.dead.Store(true)
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, c.buf[c.r:c.w])
+	c.r += n
+	return n, nil
+}
+
+// redactURL hides a password in the URL's user info.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	return u.Redacted()
+}
