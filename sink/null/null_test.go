@@ -1,0 +1,67 @@
+package null
+
+import (
+	"context"
+	"testing"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+type src struct{}
+
+func (src) Run(ctx context.Context, out *engine.Output) error {
+	id := out.Symbols().Intern("p", "X")
+	for i := 0; i < 10; i++ {
+		b := out.NewBatch(md.KindQuote)
+		for k := 0; k < 100; k++ {
+			b.Quotes = append(b.Quotes, md.Quote{TS: int64(i*100 + k), Sym: id})
+		}
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+	}
+	b := out.NewBatch(md.KindBar)
+	b.Bars = append(b.Bars, md.Bar{Start: 5000, Sym: id})
+	return out.Emit(b)
+}
+
+func TestCountsAndDiscards(t *testing.T) {
+	spec, ok := component.Lookup("sink.null")
+	if !ok || spec.Accepts != md.KindAny {
+		t.Fatalf("sink.null registered %v", ok)
+	}
+	p, err := component.NewParams(spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := component.Node(spec, p, component.NodeOptions{ID: "null"})
+	build := node.New
+	var inst *Sink
+	node.New = func(i int) (any, error) {
+		v, err := build(i)
+		inst, _ = v.(*Sink)
+		return v, err
+	}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindAny}, New: func(int) (any, error) { return src{}, nil }},
+			node,
+		},
+		Edges: []*engine.Edge{{From: "src", To: "null"}},
+	}
+	j, err := engine.New(g, engine.Options{Job: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if tr, q, br, bt := inst.Counts(); tr != 0 || q != 1000 || br != 1 || bt != 11 {
+		t.Fatalf("counts: trades %d quotes %d bars %d batches %d", tr, q, br, bt)
+	}
+	if n := j.NodeContexts("null")[0].Stats.EventsIn.Load(); n != 1001 {
+		t.Fatalf("events in %d", n)
+	}
+}

@@ -1,0 +1,222 @@
+package synthetic
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// splitmix64 is the generator WORKLOAD.md specifies; both models use it so
+// a seed means the same thing everywhere.
+type splitmix64 struct{ s uint64 }
+
+func (r *splitmix64) next() uint64 {
+	r.s += 0x9E3779B97F4A7C15
+	z := r.s
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// fastmod computes a % d for a divisor fixed at run time with multiplications
+// instead of a 64-bit DIV (Lemire, Kaser, Kurz: "Faster remainder by direct
+// computation", 2019, with 128-bit M for 64-bit numerators). It is exact for
+// every a and every d > 0; the standard library has no such helper.
+type fastmod struct{ mh, ml, d uint64 }
+
+func newFastmod(d uint64) fastmod {
+	if d == 1 {
+		return fastmod{d: 1} // M = 0 makes every remainder 0
+	}
+	// M = floor((2^128-1)/d) + 1 = ceil(2^128/d) for every d > 1.
+	qh := ^uint64(0) / d
+	ql, _ := bits.Div64(^uint64(0)%d, ^uint64(0), d)
+	ml, c := bits.Add64(ql, 1, 0)
+	return fastmod{mh: qh + c, ml: ml, d: d}
+}
+
+func (f *fastmod) mod(a uint64) uint64 {
+	// low = M*a mod 2^128; result = (low*d) >> 128.
+	h1, l1 := bits.Mul64(f.ml, a)
+	lh := h1 + f.mh*a
+	h2, _ := bits.Mul64(l1, f.d)
+	h3, l3 := bits.Mul64(lh, f.d)
+	_, c := bits.Add64(h2, l3, 0)
+	return h3 + c
+}
+
+// Bench workload constants (WORKLOAD.md).
+const (
+	benchT0   = int64(1704205800) * 1_000_000_000 // 2024-01-02T14:30:00Z
+	benchStep = int64(10_000)                     // one trade every 10µs of event time
+	// benchMaxSymbols keeps names at three digits, SYM000..SYM999.
+	benchMaxSymbols = 1000
+)
+
+// benchNames returns SYM000..SYM(n-1).
+func benchNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("SYM%03d", i)
+	}
+	return names
+}
+
+// benchGen produces the bars workload exactly: trade i has symbol
+// next() % S, price and size from the following next(), and event time
+// T0 + i*10µs.
+type benchGen struct {
+	rng splitmix64
+	mod fastmod
+	sym []benchSym
+	i   int64
+}
+
+// benchSym is one symbol's id and walking price, together so a trade
+// touches one cache line and one bounds check.
+type benchSym struct {
+	cents int64
+	id    md.SymID
+}
+
+func newBenchGen(ids []md.SymID, seed uint64) *benchGen {
+	g := &benchGen{rng: splitmix64{seed}, mod: newFastmod(uint64(len(ids))), sym: make([]benchSym, len(ids))}
+	for k := range g.sym {
+		g.sym[k] = benchSym{cents: 10000 + 100*int64(k), id: ids[k]}
+	}
+	return g
+}
+
+// fill appends n trades to b. ingest, when non-zero, is the ingest time of
+// every trade (a paced run); otherwise ingest equals event time.
+func (g *benchGen) fill(b *md.Batch, n int, ingest int64) {
+	start := len(b.Trades)
+	b.Trades = growTrades(b.Trades, n)
+	tr := b.Trades[start : start+n]
+	rng, mod, syms := g.rng, g.mod, g.sym
+	i := g.i
+	for j := range tr {
+		st := &syms[mod.mod(rng.next())]
+		r2 := rng.next()
+		c := max(st.cents+int64(r2%21)-10, 1)
+		st.cents = c
+		i++
+		// Field by field: a composite literal is built on the stack and
+		// copied with wide loads that miss store forwarding (3-4x slower).
+		t := &tr[j]
+		t.TS = benchT0 + (i-1)*benchStep
+		t.Ingest = t.TS
+		t.Price = float64(c) / 100.0
+		t.Size = float64(1 + (r2>>32)%100)
+		t.TradeID = i
+		t.Seq = uint64(i)
+		t.Sym = st.id
+		t.Side = md.SideUnknown
+	}
+	if ingest != 0 {
+		for j := range tr {
+			tr[j].Ingest = ingest
+		}
+	}
+	g.rng, g.i = rng, i
+}
+
+// growTrades extends s by n elements, reallocating only when a caller asks
+// for more than a pooled batch holds.
+func growTrades(s []md.Trade, n int) []md.Trade {
+	if len(s)+n <= cap(s) {
+		return s[:len(s)+n]
+	}
+	return append(s, make([]md.Trade, n)...)
+}
+
+func growQuotes(s []md.Quote, n int) []md.Quote {
+	if len(s)+n <= cap(s) {
+		return s[:len(s)+n]
+	}
+	return append(s, make([]md.Quote, n)...)
+}
+
+// randomGen is the default model: a random walk in cent ticks per symbol,
+// symbols drawn uniformly, everything derived from the seed so a run
+// reproduces exactly.
+type randomGen struct {
+	rng   splitmix64
+	mod   fastmod
+	ids   []md.SymID
+	cents []int64
+	i     int64
+	start int64 // event time of record 0 (unpaced)
+	step  int64 // event-time gap between records (unpaced)
+}
+
+func newRandomGen(ids []md.SymID, seed uint64, start, step int64) *randomGen {
+	g := &randomGen{rng: splitmix64{seed}, mod: newFastmod(uint64(len(ids))), ids: ids, cents: make([]int64, len(ids)), start: start, step: step}
+	for k := range g.cents {
+		g.cents[k] = 10000 + 100*int64(k)
+	}
+	return g
+}
+
+// walk advances one symbol's price and returns the symbol index, its new
+// price in cents and the random bits left for sizes and sides.
+func (g *randomGen) walk() (sym uint64, c int64, r uint64) {
+	sym = g.mod.mod(g.rng.next())
+	r = g.rng.next()
+	c = g.cents[sym] + int64(r%21) - 10
+	if c < 1 {
+		c = 1
+	}
+	g.cents[sym] = c
+	return sym, c, r
+}
+
+// times returns record i's event and ingest time: the wall clock when paced
+// (wall != 0), else start + i*step for both.
+func (g *randomGen) times(wall int64) (int64, int64) {
+	if wall != 0 {
+		return wall, wall
+	}
+	ts := g.start + g.i*g.step
+	return ts, ts
+}
+
+func (g *randomGen) fillTrades(b *md.Batch, n int, wall int64) {
+	start := len(b.Trades)
+	b.Trades = growTrades(b.Trades, n)
+	for j := range b.Trades[start : start+n] {
+		sym, c, r := g.walk()
+		ts, in := g.times(wall)
+		g.i++
+		side := md.SideBuy
+		if r>>63 != 0 {
+			side = md.SideSell
+		}
+		t := &b.Trades[start+j] // field by field, as in benchGen.fill
+		t.TS, t.Ingest = ts, in
+		t.Price = float64(c) / 100.0
+		t.Size = float64(1 + (r>>32)%100)
+		t.TradeID, t.Seq = g.i, uint64(g.i)
+		t.Sym, t.Side = g.ids[sym], side
+	}
+}
+
+func (g *randomGen) fillQuotes(b *md.Batch, n int, wall int64) {
+	start := len(b.Quotes)
+	b.Quotes = growQuotes(b.Quotes, n)
+	for j := range b.Quotes[start : start+n] {
+		sym, c, r := g.walk()
+		ts, in := g.times(wall)
+		g.i++
+		spread := 1 + int64((r>>8)%5)
+		q := &b.Quotes[start+j]
+		q.TS, q.Ingest = ts, in
+		q.Bid = float64(c) / 100.0
+		q.BidSize = float64(100 * (1 + (r>>32)%10))
+		q.Ask = float64(c+spread) / 100.0
+		q.AskSize = float64(100 * (1 + (r>>40)%10))
+		q.Seq = uint64(g.i)
+		q.Sym = g.ids[sym]
+	}
+}

@@ -1,0 +1,461 @@
+// Package synthetic is the provider.synthetic source: generated trades or
+// quotes for demos, tests and benchmarks, with no network or files.
+//
+// Model "random" (the default) walks each symbol's price in cent ticks, drawing
+// symbols, moves and sizes from a splitmix64 stream seeded by `seed`, so the
+// same params give the same records. Model "bench" produces exactly the bars
+// workload of bench/WORKLOAD.md (SYM000.., T0 + i*10µs), generated straight
+// into pooled batches so the source is never the bottleneck of an engine
+// benchmark.
+//
+// Unpaced (rate 0) the source runs as fast as its consumers take batches and
+// stamps event times on a fixed clock (start + i*step; the bench model's own
+// clock), with ingest time equal to event time, so two runs produce
+// byte-identical output. Paced (rate > 0) it behaves like a live feed:
+// emission follows an absolute schedule (no drift) in small batches of
+// whatever is due, so latency stays low, and ingest time is the wall clock
+// at emission; so is event time in model random (model bench keeps its
+// workload clock). Store feedback scales the rate and pauses the source at
+// scale 0.
+package synthetic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+const (
+	modelRandom = "random"
+	modelBench  = "bench"
+
+	defaultStart = "2024-01-02T14:30:00Z"
+
+	// minSleep is the shortest pause between paced emissions: at high rates
+	// the source wakes every ~50-100µs and emits what is due since.
+	minSleep = 50 * time.Microsecond
+	// spinRate is the effective rate (events/s) from which short waits spin
+	// instead of sleeping on a timer (see sleep).
+	spinRate = 20_000
+	// maxSleep bounds a pause so a slow rate still notices feedback changes,
+	// the deadline and cancellation promptly.
+	maxSleep = 100 * time.Millisecond
+)
+
+var defaultSymbols = []string{"AAPL", "MSFT"}
+
+func init() {
+	component.Register(component.Spec{
+		Type:    "provider.synthetic",
+		Kind:    engine.KindSource,
+		Summary: "Generated trades or quotes: a seeded random walk, or the exact bars benchmark workload",
+		Description: "Model random walks each symbol's price in cent ticks from a seeded splitmix64 stream. " +
+			"Model bench produces exactly the bars workload of bench/WORKLOAD.md (n trades over SYM000.., " +
+			"event time 2024-01-02T14:30:00Z + i*10µs). With rate 0 the source runs as fast as the job takes it " +
+			"on a fixed event clock (reproducible output: event and ingest time are start + i*step, or the workload's " +
+			"clock); with rate > 0 it paces emission against the wall clock like a live feed, in small batches of " +
+			"what is due, stamping ingest time (and in model random event time) with the time of emission. " +
+			"Store feedback scales the rate and pauses the source at scale 0.",
+		ProducesFn: func(p *component.Params) md.Kind {
+			if p.String("kind") == "quote" {
+				return md.KindQuote
+			}
+			return md.KindTrade
+		},
+		Fields: []component.Field{
+			{Name: "model", Type: component.String, Default: modelRandom, Enum: []string{modelRandom, modelBench},
+				Description: "random: seeded random walk over the named symbols; bench: exactly the bars workload of bench/WORKLOAD.md"},
+			{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote"},
+				Description: "Record kind to produce (model bench produces trades only)"},
+			{Name: "symbols", Type: component.Any,
+				Description: "Model random: a list of symbol names (default [AAPL, MSFT]). Model bench: the number of symbols, 1 to 1000, named SYM000.. (default 100)",
+				Example:     []string{"AAPL", "MSFT", "NVDA"}},
+			{Name: "seed", Type: component.Int, Default: 42, Min: component.Bound(0),
+				Description: "splitmix64 seed; the same seed gives the same prices, sizes and symbols"},
+			{Name: "rate", Type: component.Float, Default: 0, Min: component.Bound(0), Max: component.Bound(1e9),
+				Description: "Events per second across all symbols, paced against the wall clock; 0 runs as fast as the job takes them", Example: 1000},
+			{Name: "count", Type: component.Int, Default: 0, Min: component.Bound(0),
+				Description: "Model random: stop after this many events; 0 means no limit"},
+			{Name: "n", Type: component.Int, Default: 10_000_000, Min: component.Bound(1),
+				Description: "Model bench: number of trades to produce"},
+			{Name: "duration", Type: component.Duration, Default: "0s", Min: component.Bound(0),
+				Description: "Stop after this much wall-clock time; 0 means no limit", Example: "30s"},
+			{Name: "provider", Type: component.String, Default: "synthetic",
+				Description: "Provider name the symbols are interned under"},
+			{Name: "batch_size", Type: component.Int, Default: md.DefaultBatchSize, Min: component.Bound(1), Max: component.Bound(1 << 20),
+				Description: "Most records per emitted batch (paced runs emit what is due, never waiting to fill)"},
+			{Name: "start", Type: component.Time, Default: defaultStart,
+				Description: "Model random with rate 0: event time of the first record"},
+			{Name: "step", Type: component.Duration, Default: "1ms", Min: component.Bound(0),
+				Description: "Model random with rate 0: event-time gap between consecutive records", Example: "100us"},
+		},
+		Validate: validate,
+		New: func(p *component.Params, instance int) (any, error) {
+			cfg, err := configFrom(p)
+			if err != nil {
+				return nil, err
+			}
+			return &Source{cfg: cfg}, nil
+		},
+	})
+}
+
+// config is the decoded, checked params.
+type config struct {
+	model     string
+	kind      md.Kind
+	names     []string // model random
+	nsyms     int      // model bench
+	seed      uint64
+	rate      float64
+	count     int64 // events to produce; 0 = unbounded
+	duration  time.Duration
+	provider  string
+	batchSize int
+	start     int64
+	step      int64
+}
+
+func validate(p *component.Params) error {
+	var errs []error
+	model := p.String("model")
+	_, err := parseSymbols(model, p.Value("symbols"), p.Has("symbols"))
+	if err != nil {
+		errs = append(errs, p.Errorf("symbols", "%v", err))
+	}
+	if model == modelBench {
+		if p.String("kind") != "trade" {
+			errs = append(errs, p.Errorf("kind", "model bench produces trades only"))
+		}
+		for _, k := range []string{"count", "start", "step"} {
+			if p.Has(k) {
+				msg := "does not apply to model bench (its event times follow bench/WORKLOAD.md)"
+				if k == "count" {
+					msg = "does not apply to model bench; use n for the number of trades"
+				}
+				errs = append(errs, p.Errorf(k, "%s", msg))
+			}
+		}
+	} else {
+		if p.Has("n") {
+			errs = append(errs, p.Errorf("n", "applies to model bench only; use count to stop model random after a number of events"))
+		}
+		if p.Float("rate") > 0 {
+			for _, k := range []string{"start", "step"} {
+				if p.Has(k) {
+					errs = append(errs, p.Errorf(k, "applies only with rate 0 (a paced source stamps records with the wall clock)"))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseSymbols checks the symbols param for the model: a list of names for
+// random, a count for bench.
+func parseSymbols(model string, v any, set bool) (any, error) {
+	if model == modelBench {
+		if !set {
+			return 100, nil
+		}
+		switch x := v.(type) {
+		case int64:
+			if x < 1 || x > benchMaxSymbols {
+				return nil, fmt.Errorf("model bench takes a symbol count from 1 to %d (names SYM000..SYM999), got %d", benchMaxSymbols, x)
+			}
+			return int(x), nil
+		case []any:
+			return nil, fmt.Errorf("model bench takes a symbol count such as 100, got a list (a list of names is for model random)")
+		}
+		return nil, fmt.Errorf("model bench takes a symbol count such as 100, got %s", describe(v))
+	}
+	if !set {
+		return defaultSymbols, nil
+	}
+	var names []string
+	switch x := v.(type) {
+	case string:
+		names = []string{x}
+	case []any:
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("model random takes a list of symbol names; item %d is %s", i, describe(e))
+			}
+			names = append(names, s)
+		}
+	case int64:
+		return nil, fmt.Errorf("model random takes a list of symbol names such as [AAPL, MSFT], got the number %d (a count is for model bench)", x)
+	default:
+		return nil, fmt.Errorf("model random takes a list of symbol names such as [AAPL, MSFT], got %s", describe(v))
+	}
+	if len(names) == 0 {
+		return nil, errors.New("the list of symbols is empty")
+	}
+	seen := make(map[string]bool, len(names))
+	for _, s := range names {
+		if s == "" {
+			return nil, errors.New("a symbol name is empty")
+		}
+		if seen[s] {
+			return nil, fmt.Errorf("symbol %q is listed twice", s)
+		}
+		seen[s] = true
+	}
+	return names, nil
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	case int64:
+		return fmt.Sprintf("the number %d", x)
+	case float64:
+		return fmt.Sprintf("the number %g", x)
+	case bool:
+		return fmt.Sprintf("%t", x)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+func configFrom(p *component.Params) (config, error) {
+	c := config{
+		model:     p.String("model"),
+		kind:      md.KindTrade,
+		seed:      uint64(p.Int("seed")),
+		rate:      p.Float("rate"),
+		count:     p.Int("count"),
+		duration:  p.Duration("duration"),
+		provider:  p.String("provider"),
+		batchSize: int(p.Int("batch_size")),
+		step:      p.Duration("step").Nanoseconds(),
+	}
+	c.start, _ = p.Time("start")
+	if p.String("kind") == "quote" {
+		c.kind = md.KindQuote
+	}
+	syms, err := parseSymbols(c.model, p.Value("symbols"), p.Has("symbols"))
+	if err != nil {
+		return c, p.Errorf("symbols", "%v", err)
+	}
+	if c.model == modelBench {
+		c.nsyms = syms.(int)
+		c.count = p.Int("n")
+	} else {
+		c.names = syms.([]string)
+	}
+	return c, nil
+}
+
+// Source is a provider.synthetic instance.
+type Source struct {
+	cfg config
+	fb  *engine.Feedback
+	// lastTS is the event time of the last record emitted; the idle
+	// watermark reads it from another goroutine (see EventNow).
+	lastTS atomic.Int64
+}
+
+// EventNow is the source's event-time clock for the engine's idle watermark
+// advance: the wall clock when paced, otherwise the last emitted event time,
+// so a paused unpaced source (whose clock is start + i*step, not the wall
+// clock) never has its watermark pushed past the records still to come.
+func (s *Source) EventNow() int64 {
+	if s.cfg.rate > 0 && s.cfg.model == modelRandom {
+		return time.Now().UnixNano()
+	}
+	return s.lastTS.Load()
+}
+
+// noteLast records b's last event time for EventNow.
+func (s *Source) noteLast(b *md.Batch) {
+	switch {
+	case len(b.Trades) > 0:
+		s.lastTS.Store(b.Trades[len(b.Trades)-1].TS)
+	case len(b.Quotes) > 0:
+		s.lastTS.Store(b.Quotes[len(b.Quotes)-1].TS)
+	}
+}
+
+// Open keeps the job's feedback hub.
+func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
+	s.fb = nc.Feedback
+	return nil
+}
+
+// filler appends n generated records to b; wall is the emission time of a
+// paced run (0 when unpaced).
+type filler func(b *md.Batch, n int, wall int64)
+
+// Run generates until count, duration or cancellation.
+func (s *Source) Run(ctx context.Context, out *engine.Output) error {
+	c := &s.cfg
+	var fill filler
+	if c.model == modelBench {
+		s.lastTS.Store(benchT0 - 1)
+		names := benchNames(c.nsyms)
+		ids := make([]md.SymID, len(names))
+		in := md.NewInterner(out.Symbols(), c.provider)
+		for i, n := range names {
+			ids[i] = in.ID(n)
+		}
+		fill = newBenchGen(ids, c.seed).fill
+	} else {
+		ids := make([]md.SymID, len(c.names))
+		in := md.NewInterner(out.Symbols(), c.provider)
+		for i, n := range c.names {
+			ids[i] = in.ID(n)
+		}
+		s.lastTS.Store(c.start - 1)
+		g := newRandomGen(ids, c.seed, c.start, c.step)
+		fill = g.fillTrades
+		if c.kind == md.KindQuote {
+			fill = g.fillQuotes
+		}
+	}
+	if c.duration > 0 {
+		// The deadline ends every wait too, a feedback pause included.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.duration)
+		defer cancel()
+	}
+	if c.rate > 0 {
+		return s.runPaced(ctx, out, fill)
+	}
+	return s.runFast(ctx, out, fill)
+}
+
+// runFast emits full batches as fast as the job takes them.
+func (s *Source) runFast(ctx context.Context, out *engine.Output, fill filler) error {
+	c := &s.cfg
+	var emitted int64
+	for c.count == 0 || emitted < c.count {
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Unpaced, only a pause means something: the edges' backpressure
+		// already slows the source to what the stores take.
+		if s.fb.Scale() <= 0 {
+			if err := s.fb.Wait(ctx); err != nil {
+				return nil
+			}
+		}
+		n := c.batchSize
+		if c.count > 0 {
+			n = int(min(int64(n), c.count-emitted))
+		}
+		b := out.NewBatch(c.kind)
+		fill(b, n, 0)
+		s.noteLast(b)
+		emitted += int64(n)
+		if err := out.Emit(b); err != nil {
+			return emitErr(ctx, err)
+		}
+	}
+	return nil
+}
+
+// runPaced emits on an absolute schedule: by time t after the anchor,
+// anchorN + t*rate*scale events are due. The anchor moves only when the
+// feedback scale changes, so sleeping late never accumulates drift.
+func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) error {
+	c := &s.cfg
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var emitted int64
+	scale := s.fb.Scale()
+	anchorT, anchorN := time.Now(), int64(0)
+	for c.count == 0 || emitted < c.count {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if sc := s.fb.Scale(); sc != scale {
+			scale = sc
+			anchorT, anchorN = time.Now(), emitted
+		}
+		if scale <= 0 {
+			if err := s.fb.Wait(ctx); err != nil {
+				return nil
+			}
+			scale = s.fb.Scale()
+			anchorT, anchorN = time.Now(), emitted
+			continue
+		}
+		rate := c.rate * scale
+		now := time.Now()
+		// Event k after the anchor is due at anchorT + k/rate.
+		due := anchorN + int64(now.Sub(anchorT).Seconds()*rate) + 1
+		if due > emitted {
+			n := min(due-emitted, int64(c.batchSize))
+			if c.count > 0 {
+				n = min(n, c.count-emitted)
+			}
+			b := out.NewBatch(c.kind)
+			fill(b, int(n), now.UnixNano())
+			s.noteLast(b)
+			emitted += n
+			if err := out.Emit(b); err != nil {
+				return emitErr(ctx, err)
+			}
+			continue
+		}
+		// Sleep until the next event is due (at least minSleep, so high
+		// rates emit small batches instead of spinning).
+		next := anchorT.Add(time.Duration(float64(emitted-anchorN) / rate * float64(time.Second)))
+		wait := max(next.Sub(now), minSleep)
+		wait = min(wait, maxSleep)
+		if !sleep(ctx, timer, wait, rate >= spinRate) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends (false). Go timers on Linux wake no finer
+// than about a millisecond when the process is idle, so with spin set a
+// wait shorter than that yields in a loop instead: a high-rate source then
+// emits what is due every ~50-100µs, at the cost of keeping a core busy.
+func sleep(ctx context.Context, timer *time.Timer, d time.Duration, spin bool) bool {
+	if spin && d < time.Millisecond {
+		until := time.Now().Add(d)
+		done := ctx.Done()
+		for time.Now().Before(until) {
+			select {
+			case <-done:
+				return false
+			default:
+			}
+			runtime.Gosched()
+		}
+		return true
+	}
+	timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// emitErr turns an Emit error after cancellation into a clean stop.
+func emitErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil
+	}
+	return err
+}
