@@ -4,4 +4,13 @@
 //	import _ "github.com/mdpio/mdp/components"
 package components
 
-import ()
+import (
+	_ "github.com/mdpio/mdp/operator/bars"    // operator.bars
+	_ "github.com/mdpio/mdp/sink/checksum"    // sink.checksum
+	_ "github.com/mdpio/mdp/sink/file"        // sink.file
+	_ "github.com/mdpio/mdp/sink/null"        // sink.null
+	_ "github.com/mdpio/mdp/sink/stdout"      // sink.stdout
+	_ "github.com/mdpio/mdp/source/replay"    // provider.replay
+	_ "github.com/mdpio/mdp/source/synthetic" // provider.synthetic
+	_ "github.com/mdpio/mdp/source/websocket" // provider.websocket
+)
