@@ -6,9 +6,12 @@ package components
 
 import (
 	_ "github.com/mdpio/mdp/operator/bars"    // operator.bars
+	_ "github.com/mdpio/mdp/operator/buffer"  // operator.buffer
 	_ "github.com/mdpio/mdp/sink/checksum"    // sink.checksum
 	_ "github.com/mdpio/mdp/sink/file"        // sink.file
 	_ "github.com/mdpio/mdp/sink/null"        // sink.null
+	_ "github.com/mdpio/mdp/sink/parquet"     // sink.parquet
+	_ "github.com/mdpio/mdp/sink/sqlite"      // sink.sqlite
 	_ "github.com/mdpio/mdp/sink/stdout"      // sink.stdout
 	_ "github.com/mdpio/mdp/source/replay"    // provider.replay
 	_ "github.com/mdpio/mdp/source/synthetic" // provider.synthetic

@@ -1,0 +1,461 @@
+// Package parquet is the sink.parquet component: bars, trades and quotes
+// written as Parquet files (github.com/parquet-go/parquet-go, zstd) that
+// DuckDB, Spark, pandas and Polars read directly. Files are laid out as
+//
+//	<dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-i<instance>w<worker>-<n>.parquet
+//
+// one dataset per record kind (their schemas differ), partitioned by the
+// UTC date of each row's ts and optionally by symbol. A file is written
+// under a hidden temporary name (.part-….parquet.tmp, which the readers
+// above skip) and renamed into place when it is complete — on reaching
+// max_rows, on reaching max_age, and at shutdown — so readers never see half
+// a file. Timestamps are TIMESTAMP(MICROS, isAdjustedToUTC=true) columns.
+//
+// File names derive from the data (the first row's ts) and from a counter,
+// so re-running a job over the same input with rolls by max_rows replaces
+// the files it wrote before instead of adding copies; rolls by max_age
+// depend on the wall clock, so such a re-run may add files.
+//
+// Batching, workers (each with its own files, so they write in parallel),
+// retries and store feedback come from package storekit. Parquet write
+// errors are fatal: a half-written row group cannot be retried safely.
+//
+// workers defaults to 2 as on every store sink. Encoding and zstd are
+// CPU-bound, so on a 2-core machine a second encoder competes with the
+// pipeline's own goroutines and workers: 1 is faster there
+// (BenchmarkParquet reports both); machines with cores to spare gain from
+// more.
+package parquet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/sink/storekit"
+)
+
+func init() {
+	component.Register(component.Spec{
+		Type: "sink.parquet", Kind: engine.KindSink,
+		Summary: "Write bars, trades and quotes as zstd Parquet files partitioned by date (and symbol).",
+		Description: "Files go to <dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-*.parquet, written under a hidden " +
+			"temporary name and renamed when complete (max_rows, max_age or shutdown), so readers never see half a file. " +
+			"Timestamps are TIMESTAMP(MICROS, UTC). Readable by DuckDB, Spark, pandas and Polars.",
+		Accepts: md.KindBar | md.KindTrade | md.KindQuote,
+		Fields: append([]component.Field{
+			{Name: "dir", Type: component.String, Required: true, Description: "Root directory of the datasets; created if missing.", Example: "data/parquet"},
+			{Name: "partition_by", Type: component.String, Default: "date", Enum: []string{"date", "date_symbol"},
+				Description: "date: date=YYYY-MM-DD/ directories; date_symbol: date=YYYY-MM-DD/symbol=SYM/."},
+			{Name: "max_rows", Type: component.Int, Default: 1000000, Min: component.Bound(1),
+				Description: "Rows per file; the file is closed and a new one started when it is reached."},
+			{Name: "max_age", Type: component.Duration, Default: "5m", Min: component.Bound(0),
+				Description: "Longest a file stays open; it is then closed (made visible) even if not full. 0 disables."},
+			{Name: "row_group_rows", Type: component.Int, Default: 131072, Min: component.Bound(1),
+				Description: "Rows per Parquet row group (bounds the memory a file buffers)."},
+		}, storekit.Fields(storekit.Defaults{Workers: 2, QueueSize: 400000, BatchRows: 10000, DeadLetter: "<dir>/_dead_letter.jsonl"})...),
+		Validate: storekit.Validate,
+		New: func(p *component.Params, instance int) (any, error) {
+			cfg, err := storekit.ConfigFrom(p)
+			if err != nil {
+				return nil, err
+			}
+			w := &Writer{Dir: p.String("dir"), BySymbol: p.String("partition_by") == "date_symbol",
+				MaxRows: int(p.Int("max_rows")), MaxAge: p.Duration("max_age"), RowGroupRows: int(p.Int("row_group_rows"))}
+			cfg.DefaultDeadLetterPath = filepath.Join(w.Dir, "_dead_letter.jsonl")
+			return storekit.New(w, cfg), nil
+		},
+	})
+}
+
+// BarRow is the schema of the bars dataset. ts is the bar's start.
+type BarRow struct {
+	Provider string  `parquet:"provider,dict"`
+	Symbol   string  `parquet:"symbol,dict"`
+	Interval string  `parquet:"interval,dict"`
+	TS       int64   `parquet:"ts,timestamp(microsecond:utc)"`
+	Open     float64 `parquet:"open"`
+	High     float64 `parquet:"high"`
+	Low      float64 `parquet:"low"`
+	Close    float64 `parquet:"close"`
+	Volume   float64 `parquet:"volume"`
+	VWAP     float64 `parquet:"vwap"`
+	Trades   int64   `parquet:"trades"`
+}
+
+// TradeRow is the schema of the trades dataset.
+type TradeRow struct {
+	Provider string  `parquet:"provider,dict"`
+	Symbol   string  `parquet:"symbol,dict"`
+	TS       int64   `parquet:"ts,timestamp(microsecond:utc)"`
+	IngestTS int64   `parquet:"ingest_ts,timestamp(microsecond:utc)"`
+	TradeID  int64   `parquet:"trade_id"`
+	Price    float64 `parquet:"price"`
+	Size     float64 `parquet:"size"`
+	Side     string  `parquet:"side,dict"`
+	Seq      int64   `parquet:"seq"`
+}
+
+// QuoteRow is the schema of the quotes dataset.
+type QuoteRow struct {
+	Provider string  `parquet:"provider,dict"`
+	Symbol   string  `parquet:"symbol,dict"`
+	TS       int64   `parquet:"ts,timestamp(microsecond:utc)"`
+	IngestTS int64   `parquet:"ingest_ts,timestamp(microsecond:utc)"`
+	Seq      int64   `parquet:"seq"`
+	Bid      float64 `parquet:"bid"`
+	BidSize  float64 `parquet:"bid_size"`
+	Ask      float64 `parquet:"ask"`
+	AskSize  float64 `parquet:"ask_size"`
+}
+
+// Writer is the Parquet storekit.Writer. Its exported fields are its
+// settings.
+type Writer struct {
+	Dir          string
+	BySymbol     bool          // partition by date and symbol
+	MaxRows      int           // rows per file (default 1,000,000)
+	MaxAge       time.Duration // 0: no age limit
+	RowGroupRows int           // default 131072
+
+	instance int
+	workers  []*workerFiles
+	codec    *zstd.Codec // shared by every file, so its pooled encoders are reused across files
+
+}
+
+// workerFiles are one worker's open files; only that worker touches them.
+type workerFiles struct {
+	idx     int
+	bars    map[partKey]*file[BarRow]
+	trades  map[partKey]*file[TradeRow]
+	quotes  map[partKey]*file[QuoteRow]
+	ordinal map[string]int // files started per partition directory
+	ivNs    int64          // last bar interval seen, and its text
+	ivText  string
+	barBuf  []BarRow
+	trBuf   []TradeRow
+	qBuf    []QuoteRow
+}
+
+type partKey struct {
+	day int64 // days since the epoch
+	sym md.SymID
+}
+
+const dayNs = 24 * int64(time.Hour)
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// file is one open Parquet file of row type T.
+type file[T any] struct {
+	f      *os.File
+	w      *pq.GenericWriter[T]
+	n      int
+	opened time.Time
+	tmp    string
+	final  string
+}
+
+// Open creates the root directory and per-worker state.
+func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
+	if w.MaxRows <= 0 {
+		w.MaxRows = 1000000
+	}
+	if w.RowGroupRows <= 0 {
+		w.RowGroupRows = 131072
+	}
+	if env.Node != nil {
+		w.instance = env.Node.Instance
+	}
+	w.codec = &zstd.Codec{Level: zstd.SpeedDefault}
+	if err := os.MkdirAll(w.Dir, 0o755); err != nil {
+		return fmt.Errorf("parquet dir: %w", err)
+	}
+	w.workers = make([]*workerFiles, env.Workers)
+	for i := range w.workers {
+		w.workers[i] = &workerFiles{idx: i,
+			bars: map[partKey]*file[BarRow]{}, trades: map[partKey]*file[TradeRow]{},
+			quotes: map[partKey]*file[QuoteRow]{}, ordinal: map[string]int{},
+		}
+	}
+	return nil
+}
+
+func (w *Writer) key(ts int64, sym md.SymID) partKey {
+	k := partKey{day: floorDiv(ts, dayNs)}
+	if w.BySymbol {
+		k.sym = sym
+	}
+	return k
+}
+
+// Write appends the batch to the files of its partitions.
+func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
+	wf := w.workers[b.Worker]
+	switch b.Kind {
+	case md.KindBar:
+		rows := b.Bars
+		for i := 0; i < len(rows); {
+			k := w.key(rows[i].Start, rows[i].Sym)
+			j := i + 1
+			for j < len(rows) && w.key(rows[j].Start, rows[j].Sym) == k {
+				j++
+			}
+			buf := wf.barBuf[:0]
+			for x := i; x < j; x++ {
+				r := &rows[x]
+				in := b.Instrument(r.Sym)
+				if r.Interval != wf.ivNs || wf.ivText == "" {
+					wf.ivNs, wf.ivText = r.Interval, md.FormatInterval(r.Interval)
+				}
+				buf = append(buf, BarRow{Provider: in.Provider, Symbol: in.Symbol, Interval: wf.ivText,
+					TS: floorDiv(r.Start, 1000), Open: r.Open, High: r.High, Low: r.Low, Close: r.Close,
+					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades})
+			}
+			wf.barBuf = buf
+			if err := writeRows(w, wf, wf.bars, "bars", k, b.Instrument(rows[i].Sym).Symbol, buf); err != nil {
+				return err
+			}
+			i = j
+		}
+	case md.KindTrade:
+		rows := b.Trades
+		for i := 0; i < len(rows); {
+			k := w.key(rows[i].TS, rows[i].Sym)
+			j := i + 1
+			for j < len(rows) && w.key(rows[j].TS, rows[j].Sym) == k {
+				j++
+			}
+			buf := wf.trBuf[:0]
+			for x := i; x < j; x++ {
+				r := &rows[x]
+				in := b.Instrument(r.Sym)
+				buf = append(buf, TradeRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
+					IngestTS: floorDiv(r.Ingest, 1000), TradeID: r.TradeID, Price: r.Price, Size: r.Size,
+					Side: r.Side.String(), Seq: int64(r.Seq)})
+			}
+			wf.trBuf = buf
+			if err := writeRows(w, wf, wf.trades, "trades", k, b.Instrument(rows[i].Sym).Symbol, buf); err != nil {
+				return err
+			}
+			i = j
+		}
+	case md.KindQuote:
+		rows := b.Quotes
+		for i := 0; i < len(rows); {
+			k := w.key(rows[i].TS, rows[i].Sym)
+			j := i + 1
+			for j < len(rows) && w.key(rows[j].TS, rows[j].Sym) == k {
+				j++
+			}
+			buf := wf.qBuf[:0]
+			for x := i; x < j; x++ {
+				r := &rows[x]
+				in := b.Instrument(r.Sym)
+				buf = append(buf, QuoteRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
+					IngestTS: floorDiv(r.Ingest, 1000), Seq: int64(r.Seq), Bid: r.Bid, BidSize: r.BidSize,
+					Ask: r.Ask, AskSize: r.AskSize})
+			}
+			wf.qBuf = buf
+			if err := writeRows(w, wf, wf.quotes, "quotes", k, b.Instrument(rows[i].Sym).Symbol, buf); err != nil {
+				return err
+			}
+			i = j
+		}
+	}
+	return nil
+}
+
+// writeRows appends rows (all of partition k) to its open file, rolling
+// files at max_rows and max_age.
+func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], dataset string, k partKey, symbol string, rows []T) error {
+	f := files[k]
+	if f != nil && w.MaxAge > 0 && time.Since(f.opened) >= w.MaxAge {
+		delete(files, k)
+		if err := f.close(); err != nil {
+			return err
+		}
+		f = nil
+	}
+	for len(rows) > 0 {
+		if f == nil {
+			var err error
+			if f, err = create(w, wf, dataset, k, symbol, &rows[0]); err != nil {
+				return err
+			}
+			files[k] = f
+		}
+		n := min(len(rows), w.MaxRows-f.n)
+		if _, err := f.w.Write(rows[:n]); err != nil {
+			return fmt.Errorf("parquet write %s: %w", f.tmp, err)
+		}
+		f.n += n
+		rows = rows[n:]
+		if f.n >= w.MaxRows {
+			delete(files, k)
+			if err := f.close(); err != nil {
+				return err
+			}
+			f = nil
+		}
+	}
+	return nil
+}
+
+// tsOf returns the ts column (µs) of a row, for the file name.
+func tsOf(row any) int64 {
+	switch r := row.(type) {
+	case *BarRow:
+		return r.TS
+	case *TradeRow:
+		return r.TS
+	case *QuoteRow:
+		return r.TS
+	}
+	return 0
+}
+
+// create starts a file for partition k whose first row is first.
+func create[T any](w *Writer, wf *workerFiles, dataset string, k partKey, symbol string, first *T) (*file[T], error) {
+	dir := filepath.Join(w.Dir, dataset, "date="+time.Unix(k.day*86400, 0).UTC().Format("2006-01-02"))
+	if w.BySymbol {
+		dir = filepath.Join(dir, "symbol="+escapeSymbol(symbol))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("parquet dir: %w", err)
+	}
+	n := wf.ordinal[dir]
+	wf.ordinal[dir] = n + 1
+	ts := time.UnixMicro(tsOf(first)).UTC().Format("20060102T150405.000000Z")
+	name := fmt.Sprintf("part-%s-i%dw%d-%04d.parquet", ts, w.instance, wf.idx, n)
+	fl := &file[T]{final: filepath.Join(dir, name), tmp: filepath.Join(dir, "."+name+".tmp"), opened: time.Now()}
+	f, err := os.Create(fl.tmp)
+	if err != nil {
+		return nil, fmt.Errorf("parquet create: %w", err)
+	}
+	fl.f = f
+	fl.w = pq.NewGenericWriter[T](f,
+		pq.Compression(w.codec),
+		pq.MaxRowsPerRowGroup(int64(w.RowGroupRows)),
+		pq.CreatedBy("mdp", "", ""),
+	)
+	return fl, nil
+}
+
+// escapeSymbol makes a symbol safe as a directory name (BTC/USD → BTC%2FUSD),
+// as Hive-style partitioning escapes partition values.
+func escapeSymbol(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '/' || c == '\\' || c == '%' || c == '=' || c == ':' || c < 0x20 || (i == 0 && c == '.') {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// close finishes the file (footer), syncs it and renames it into place.
+func (f *file[T]) close() error {
+	if err := f.w.Close(); err != nil {
+		f.f.Close()
+		return fmt.Errorf("parquet close %s: %w", f.tmp, err)
+	}
+	if err := f.f.Sync(); err != nil {
+		f.f.Close()
+		return fmt.Errorf("parquet sync %s: %w", f.tmp, err)
+	}
+	if err := f.f.Close(); err != nil {
+		return fmt.Errorf("parquet close %s: %w", f.tmp, err)
+	}
+	if err := os.Rename(f.tmp, f.final); err != nil {
+		return fmt.Errorf("parquet rename: %w", err)
+	}
+	return syncDir(filepath.Dir(f.final))
+}
+
+// syncDir makes a rename durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("parquet sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("parquet sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// TickInterval checks file ages a few times per max_age.
+func (w *Writer) TickInterval() time.Duration {
+	if w.MaxAge <= 0 {
+		return 0
+	}
+	return min(max(w.MaxAge/4, 10*time.Millisecond), time.Second)
+}
+
+// Tick closes the worker's files that reached max_age.
+func (w *Writer) Tick(ctx context.Context, worker int, now time.Time) error {
+	if w.MaxAge <= 0 || worker >= len(w.workers) {
+		return nil
+	}
+	wf := w.workers[worker]
+	return errors.Join(closeOld(wf.bars, now, w.MaxAge), closeOld(wf.trades, now, w.MaxAge), closeOld(wf.quotes, now, w.MaxAge))
+}
+
+func closeOld[T any](files map[partKey]*file[T], now time.Time, age time.Duration) error {
+	var errs []error
+	for k, f := range files {
+		if now.Sub(f.opened) >= age {
+			delete(files, k)
+			errs = append(errs, f.close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func closeAll[T any](files map[partKey]*file[T]) error {
+	var errs []error
+	for k, f := range files {
+		delete(files, k)
+		errs = append(errs, f.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Classify: every Parquet error is fatal (see the package doc).
+func (w *Writer) Classify(err error) storekit.ErrorClass {
+	if c, ok := storekit.ClassOf(err); ok {
+		return c
+	}
+	return storekit.ClassFatal
+}
+
+// Close completes and renames every open file.
+func (w *Writer) Close(ctx context.Context) error {
+	var errs []error
+	for _, wf := range w.workers {
+		errs = append(errs, closeAll(wf.bars), closeAll(wf.trades), closeAll(wf.quotes))
+	}
+	return errors.Join(errs...)
+}

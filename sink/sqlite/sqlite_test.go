@@ -1,0 +1,395 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/sink/storekit"
+	"github.com/mdpio/mdp/sink/storekit/storetest"
+)
+
+func openDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// dump returns every row of table as text, in key order.
+func dump(t testing.TB, db *sql.DB, table string) []string {
+	t.Helper()
+	rows, err := db.Query("SELECT * FROM " + Quote(table) + " ORDER BY 1, 2, 3, 4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprint(vals...))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func storeStats(t testing.TB, j *engine.Job) *storekit.Stats {
+	t.Helper()
+	ncs := j.NodeContexts("store")
+	st, ok := ncs[0].Stats.Extra.Load().(*storekit.Stats)
+	if !ok {
+		t.Fatal("store node has no storekit stats")
+	}
+	return st
+}
+
+func TestWritesEveryKindWithExactValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "md.db")
+	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(1000, 7), Trades: storetest.GenTrades(500, 3),
+		Quotes: storetest.GenQuotes(300, 2), BatchSize: 64}
+	j, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path, "workers": 3, "batch_rows": 100}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, path)
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM bars_ohlcv").Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("bars: %d rows, err %v", n, err)
+	}
+	// Bar 8 is SYM001's second bar: sec 1, k 1, base 101.01.
+	var prov, sym, iv, ts string
+	var o, h, l, c, v, vw float64
+	var tr int64
+	err = db.QueryRow(`SELECT provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades
+		FROM bars_ohlcv WHERE symbol = 'SYM001' AND ts = '2024-01-02T14:30:01.000000Z'`).Scan(&prov, &sym, &iv, &ts, &o, &h, &l, &c, &v, &vw, &tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := storetest.GenBars(1000, 7)[8]
+	if prov != "sim" || sym != "SYM001" || iv != "1s" || ts != "2024-01-02T14:30:01.000000Z" ||
+		o != want.Open || h != want.High || l != want.Low || c != want.Close || v != want.Volume || vw != want.VWAP || tr != want.Trades {
+		t.Fatalf("bar row = %s %s %s %s %v %v %v %v %v %v %d, want %+v", prov, sym, iv, ts, o, h, l, c, v, vw, tr, want)
+	}
+	var price, size float64
+	var id int64
+	var side string
+	if err := db.QueryRow(`SELECT ts, trade_id, price, size, side FROM trades WHERE symbol = 'SYM002' ORDER BY ts LIMIT 1 OFFSET 1`).
+		Scan(&ts, &id, &price, &size, &side); err != nil {
+		t.Fatal(err)
+	}
+	wt := storetest.GenTrades(500, 3)[5]
+	if ts != "2024-01-02T14:30:00.005000Z" || id != wt.TradeID || price != wt.Price || size != wt.Size || side != wt.Side.String() {
+		t.Fatalf("trade row = %s %d %v %v %s, want %+v", ts, id, price, size, side, wt)
+	}
+	var bid, bs, ask, as float64
+	var seq int64
+	if err := db.QueryRow(`SELECT ts, seq, bid, bid_size, ask, ask_size FROM quotes WHERE symbol = 'SYM000' AND seq = 3`).
+		Scan(&ts, &seq, &bid, &bs, &ask, &as); err != nil {
+		t.Fatal(err)
+	}
+	wq := storetest.GenQuotes(300, 2)[2]
+	if ts != "2024-01-02T14:30:00.002000Z" || bid != wq.Bid || bs != wq.BidSize || ask != wq.Ask || as != wq.AskSize {
+		t.Fatalf("quote row = %s %d %v %v %v %v, want %+v", ts, seq, bid, bs, ask, as, wq)
+	}
+	for table, want := range map[string]int{"trades": 500, "quotes": 300} {
+		if err := db.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil || n != want {
+			t.Fatalf("%s: %d rows, want %d (err %v)", table, n, want, err)
+		}
+	}
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q (%v), want wal", mode, err)
+	}
+	st := storeStats(t, j)
+	if st.RowsWritten.Load() != 1800 || st.RowsChanged.Load() != 1800 || st.RowsDeadLettered.Load() != 0 || st.QueueRows.Load() != 0 {
+		t.Fatalf("stats: written %d changed %d dead %d queued %d", st.RowsWritten.Load(), st.RowsChanged.Load(), st.RowsDeadLettered.Load(), st.QueueRows.Load())
+	}
+	if h := st.Latency(); h.Count != uint64(st.BatchesWritten.Load()) || h.Count == 0 {
+		t.Fatalf("latency histogram count %d, batches %d", h.Count, st.BatchesWritten.Load())
+	}
+}
+
+func TestRerunLeavesTableIdenticalAndRewritesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bars.db")
+	params := map[string]any{"path": path}
+	run := func() *storekit.Stats {
+		src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(2000, 10), Trades: storetest.GenTrades(100, 2), BatchSize: 500}
+		j, err := storetest.Run(context.Background(), src, "sink.sqlite", params, engine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return storeStats(t, j)
+	}
+	first := run()
+	db := openDB(t, path)
+	before := dump(t, db, "bars_ohlcv")
+	second := run()
+	after := dump(t, db, "bars_ohlcv")
+	if len(before) != 2000 || strings.Join(before, "\n") != strings.Join(after, "\n") {
+		t.Fatalf("table changed by the re-run (%d rows before, %d after)", len(before), len(after))
+	}
+	if first.RowsChanged.Load() != 2100 || second.RowsChanged.Load() != 0 || second.RowsWritten.Load() != 2100 {
+		t.Fatalf("changed rows: first %d, second %d (written %d)", first.RowsChanged.Load(), second.RowsChanged.Load(), second.RowsWritten.Load())
+	}
+	// A changed value is rewritten, and only that row.
+	bars := storetest.GenBars(2000, 10)
+	bars[42].Close = 12345.5
+	src := &storetest.Source{Provider: "sim", Bars: bars, BatchSize: 500}
+	j, err := storetest.Run(context.Background(), src, "sink.sqlite", params, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := storeStats(t, j).RowsChanged.Load(); got != 1 {
+		t.Fatalf("changed rows after one edit: %d, want 1", got)
+	}
+	var c float64
+	if err := db.QueryRow(`SELECT close FROM bars_ohlcv WHERE symbol = 'SYM002' AND ts = '2024-01-02T14:30:04.000000Z'`).Scan(&c); err != nil || c != 12345.5 {
+		t.Fatalf("close = %v (%v)", c, err)
+	}
+}
+
+func TestRejectedRowGoesToDeadLetterWithReason(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bars.db")
+	db := openDB(t, path)
+	// The same table the sink would create, plus a CHECK the bad row fails.
+	if _, err := db.Exec(`CREATE TABLE bars_ohlcv (provider TEXT NOT NULL, symbol TEXT NOT NULL, interval TEXT NOT NULL, ts TEXT NOT NULL,
+		open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER,
+		CHECK (high >= low), PRIMARY KEY (provider, symbol, interval, ts)) WITHOUT ROWID`); err != nil {
+		t.Fatal(err)
+	}
+	bars := storetest.GenBars(2000, 4)
+	bars[777].High = bars[777].Low - 1
+	src := &storetest.Source{Provider: "sim", Bars: bars, BatchSize: 1000}
+	dl := filepath.Join(dir, "dl", "rejected.jsonl")
+	j, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path, "dead_letter_path": dl}, engine.Options{})
+	if err != nil {
+		t.Fatalf("job failed: %v", err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM bars_ohlcv").Scan(&n); err != nil || n != 1999 {
+		t.Fatalf("%d rows stored (%v), want 1999", n, err)
+	}
+	f, err := os.Open(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []storekit.DeadLetterRecord
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r storekit.DeadLetterRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("bad dead-letter line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, r)
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d dead-letter lines, want 1", len(lines))
+	}
+	r := lines[0]
+	want := bars[777]
+	if r.Symbol != want.Symbol || r.Provider != "sim" || r.Kind != "bar" || r.Class != "data" || r.Node != "store" ||
+		r.Start != md.FormatTime(want.Start) || float64(*r.High) != want.High || float64(*r.Low) != want.Low ||
+		!strings.Contains(r.Error, "CHECK constraint failed") || !strings.Contains(r.Error, "upsert bar SYM001 1s 2024-01-02T14:33:14Z") {
+		t.Fatalf("dead-letter record %+v", r)
+	}
+	st := j.Status().Nodes[1]
+	if st.Errors["rejected"] != 1 || st.Drops["dead_letter"] != 1 || !strings.Contains(st.LastError, "1 bar row(s) rejected by the store, written to "+dl) {
+		t.Fatalf("status errors %v drops %v last %q", st.Errors, st.Drops, st.LastError)
+	}
+	if ss := storeStats(t, j); ss.RowsDeadLettered.Load() != 1 || ss.BatchesDeadLettered.Load() != 1 || ss.RowsWritten.Load() != 1999 {
+		t.Fatalf("stats: dead %d/%d written %d", ss.RowsDeadLettered.Load(), ss.BatchesDeadLettered.Load(), ss.RowsWritten.Load())
+	}
+}
+
+func TestWrongSchemaFailsBeforeDataFlows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bars.db")
+	db := openDB(t, path)
+	if _, err := db.Exec(`CREATE TABLE bars_ohlcv (provider TEXT, symbol TEXT, ts TEXT, close REAL)`); err != nil {
+		t.Fatal(err)
+	}
+	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(10, 1)}
+	_, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path}, engine.Options{})
+	want := `node "store": open: sqlite ` + path + `: table bars_ohlcv exists but has no column interval, open, high, low, volume, vwap, trades; it needs (provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	// A table with the columns but no key on them cannot take upserts.
+	path2 := filepath.Join(t.TempDir(), "bars.db")
+	db2 := openDB(t, path2)
+	if _, err := db2.Exec(`CREATE TABLE bars_ohlcv (provider TEXT, symbol TEXT, interval TEXT, ts TEXT, open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path2}, engine.Options{})
+	if err == nil || !strings.Contains(err.Error(), "table bars_ohlcv: prepare upsert (the table needs a primary key or unique index on provider, symbol, interval, ts)") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// The kill test re-executes the test binary as a child that runs a paced
+// job into the database; the parent kills it with SIGKILL part-way, re-runs
+// the whole job, and compares the table with a clean run's.
+const childEnv = "MDP_SQLITE_KILL_CHILD"
+
+func killJobBars() []storetest.Bar { return storetest.GenBars(20000, 20) }
+
+func TestKillMidJobThenRerunEqualsCleanRun(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		return // the child runs in TestMain
+	}
+	dir := t.TempDir()
+	killed := filepath.Join(dir, "killed.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+killed)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the child reports committed rows, then kill it.
+	sc := bufio.NewScanner(stdout)
+	deadline := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer deadline.Stop()
+	var seen int64
+	for sc.Scan() {
+		if n, err := strconv.ParseInt(strings.TrimPrefix(sc.Text(), "written "), 10, 64); err == nil && n >= 3000 {
+			seen = n
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if seen == 0 {
+		t.Fatal("the child never reported committed rows")
+	}
+	db := openDB(t, killed)
+	var partial int
+	if err := db.QueryRow("SELECT count(*) FROM bars_ohlcv").Scan(&partial); err != nil {
+		t.Fatal(err)
+	}
+	if partial < 3000 || partial >= 20000 {
+		t.Fatalf("after the kill the table has %d rows; want a partial run (>= 3000, < 20000)", partial)
+	}
+	// Re-run to the end over the killed file, and a clean run elsewhere.
+	if _, err := storetest.Run(context.Background(), &storetest.Source{Provider: "sim", Bars: killJobBars(), BatchSize: 500},
+		"sink.sqlite", map[string]any{"path": killed}, engine.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	clean := filepath.Join(dir, "clean.db")
+	if _, err := storetest.Run(context.Background(), &storetest.Source{Provider: "sim", Bars: killJobBars(), BatchSize: 500},
+		"sink.sqlite", map[string]any{"path": clean}, engine.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := dump(t, db, "bars_ohlcv"), dump(t, openDB(t, clean), "bars_ohlcv")
+	if len(a) != 20000 || strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Fatalf("re-run after kill: %d rows; clean run: %d rows; equal=%v", len(a), len(b), strings.Join(a, "\n") == strings.Join(b, "\n"))
+	}
+}
+
+// runKillChild is the child side: a slow paced job that prints the rows
+// committed so far.
+func runKillChild(path string) {
+	src := &storetest.Source{Provider: "sim", Bars: killJobBars(), BatchSize: 500, Rate: 10000}
+	j, err := storetest.Job(src, "sink.sqlite", map[string]any{"path": path, "batch_rows": 1000}, 1, engine.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := j.Start(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	st := j.NodeContexts("store")[0].Stats.Extra.Load().(*storekit.Stats)
+	for {
+		select {
+		case <-j.Done():
+			fmt.Println("done")
+			os.Exit(0)
+		case <-time.After(20 * time.Millisecond):
+			fmt.Printf("written %d\n", st.RowsWritten.Load())
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childEnv); path != "" {
+		runKillChild(path)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestClassify(t *testing.T) {
+	w := &Writer{}
+	if c := w.Classify(storekit.DataError(errors.New("x"))); c != storekit.ClassData {
+		t.Fatalf("DataError classified %s", c)
+	}
+	if c := w.Classify(errors.New("sql: database is closed")); c != storekit.ClassFatal {
+		t.Fatalf("plain error classified %s", c)
+	}
+}
+
+func TestLaterEmissionOfTheSameBarWins(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bars.db")
+	bars := storetest.GenBars(200, 2)
+	// An updated bar (late data, late_policy: update) in the same write as
+	// the original, inside one multi-row statement and across statements.
+	upd := bars[3]
+	upd.Close, upd.Update = 999.25, true
+	upd2 := bars[150]
+	upd2.Volume, upd2.Update = 4242, true
+	bars = append(bars[:10:10], append([]storetest.Bar{upd}, bars[10:]...)...)
+	bars = append(bars, upd2)
+	src := &storetest.Source{Provider: "sim", Bars: bars, BatchSize: 1000}
+	j, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path, "workers": 1}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, path)
+	var c, v float64
+	var n int
+	if err := db.QueryRow(`SELECT close FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, upd.Symbol, FormatTS(upd.Start)).Scan(&c); err != nil || c != 999.25 {
+		t.Fatalf("close = %v (%v)", c, err)
+	}
+	if err := db.QueryRow(`SELECT volume FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, upd2.Symbol, FormatTS(upd2.Start)).Scan(&v); err != nil || v != 4242 {
+		t.Fatalf("volume = %v (%v)", v, err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM bars_ohlcv`).Scan(&n); err != nil || n != 200 {
+		t.Fatalf("%d rows (%v)", n, err)
+	}
+	if ch := storeStats(t, j).RowsChanged.Load(); ch != 202 {
+		t.Fatalf("changed %d rows, want 202 (200 inserts, 2 updates)", ch)
+	}
+}
