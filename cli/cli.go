@@ -159,6 +159,8 @@ type jobFlags struct {
 	mode   string
 	job    string
 	sets   []string
+	// run only
+	progress, noProgress bool
 }
 
 func (f *jobFlags) add(cmd *cobra.Command, withJob bool) {

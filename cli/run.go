@@ -12,6 +12,7 @@ import (
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/runtime"
+	"github.com/mdpio/mdp/source/replay"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -39,11 +40,20 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 		},
 	}
 	f.add(cmd, true)
+	cmd.Flags().BoolVar(&f.progress, "progress", false, "draw replay progress bars on stderr even when it is not a terminal")
+	cmd.Flags().BoolVar(&f.noProgress, "no-progress", false, "never draw replay progress bars")
+	cmd.MarkFlagsMutuallyExclusive("progress", "no-progress")
 	return cmd
 }
 
 func (a *app) run(ctx context.Context, f jobFlags) error {
 	log := a.logger
+	switch {
+	case f.progress:
+		os.Setenv(replay.ProgressEnv, "always")
+	case f.noProgress:
+		os.Setenv(replay.ProgressEnv, "never")
+	}
 	doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Job: f.job, Sets: f.sets})
 	if err != nil {
 		a.printConfigErrors(err)

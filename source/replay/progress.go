@@ -9,6 +9,11 @@ import (
 	"time"
 )
 
+// ProgressEnv names the environment variable that overrides the progress
+// param of every replay in the process: "always" or "never". The CLI's
+// --progress and --no-progress flags set it.
+const ProgressEnv = "MDP_PROGRESS"
+
 // progressBar draws one self-overwriting status line on a terminal: share of
 // the input bytes read, records emitted, rate and ETA. It runs on its own
 // goroutine and reads counters the source updates per read and per batch.

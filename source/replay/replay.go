@@ -299,7 +299,13 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		readers = append(readers, r)
 	}
 
-	if s.progress == "always" || (s.progress == "auto" && s.isTerminal()) {
+	progress := s.progress
+	// mdp run --progress / --no-progress set MDP_PROGRESS, which wins over
+	// the job file so a user can force or silence the bar per run.
+	if v := os.Getenv(ProgressEnv); v == "always" || v == "never" {
+		progress = v
+	}
+	if progress == "always" || (progress == "auto" && s.isTerminal()) {
 		bar := startProgress(s.stderr, total, &s.bytesRead, &s.records, s.progressEvery)
 		defer bar.finish()
 	}
