@@ -68,12 +68,9 @@ type Document struct {
 	// Metrics configures the Prometheus endpoint.
 	Metrics MetricsConfig
 	// Feedback sets how sources react to store levels (default enabled,
-	// scales 1.0 / 0.5 / 0.0).
+	// scales 1.0 / 0.5 / 0.0) and the fractions of a sink queue's capacity
+	// at which its level becomes soft and hard (defaults 0.5, 0.9).
 	Feedback engine.FeedbackConfig
-	// FeedbackSoftAt and FeedbackHardAt are the fractions of a sink queue's
-	// capacity at which its level becomes soft and hard (defaults 0.5, 0.9).
-	FeedbackSoftAt float64
-	FeedbackHardAt float64
 	// ShutdownTimeout bounds a graceful stop (default 30s).
 	ShutdownTimeout time.Duration
 	// BatchSize is the job's default batch capacity in records; 0 means the

@@ -93,8 +93,8 @@ func TestLoadDAGFile(t *testing.T) {
 	if d.Metrics != (MetricsConfig{Enable: true, Listen: "127.0.0.1:9200"}) {
 		t.Fatalf("metrics %+v", d.Metrics)
 	}
-	if d.Feedback != (engine.FeedbackConfig{Enable: true, ScaleOK: 1, ScaleSoft: 0.25, ScaleHard: 0}) || d.FeedbackSoftAt != 0.6 || d.FeedbackHardAt != 0.95 {
-		t.Fatalf("feedback %+v %v %v", d.Feedback, d.FeedbackSoftAt, d.FeedbackHardAt)
+	if d.Feedback != (engine.FeedbackConfig{Enable: true, ScaleOK: 1, ScaleSoft: 0.25, ScaleHard: 0, SoftAt: 0.6, HardAt: 0.95}) {
+		t.Fatalf("feedback %+v", d.Feedback)
 	}
 	if d.ShutdownTimeout != 5*time.Second || d.BatchSize != 256 {
 		t.Fatalf("shutdown %v batch %d", d.ShutdownTimeout, d.BatchSize)
@@ -124,7 +124,7 @@ func TestDefaults(t *testing.T) {
 	if d.Metrics != (MetricsConfig{Enable: false, Listen: "127.0.0.1:9108"}) {
 		t.Fatalf("metrics %+v", d.Metrics)
 	}
-	if d.Feedback != engine.DefaultFeedback() || d.FeedbackSoftAt != 0.5 || d.FeedbackHardAt != 0.9 {
+	if d.Feedback != engine.DefaultFeedback() || d.Feedback.SoftAt != 0.5 || d.Feedback.HardAt != 0.9 {
 		t.Fatalf("feedback %+v", d.Feedback)
 	}
 	if d.ShutdownTimeout != 30*time.Second || d.BatchSize != 0 || len(d.Sources) != 0 {
@@ -215,7 +215,7 @@ func TestPrecedence(t *testing.T) {
 	if d.Mode != ModeClassic || !d.Metrics.Enable || d.Metrics.Listen != "127.0.0.1:2222" {
 		t.Fatalf("env: mode %q metrics %+v", d.Mode, d.Metrics)
 	}
-	if d.Feedback != (engine.FeedbackConfig{Enable: false, ScaleOK: 0.9, ScaleSoft: 0.3, ScaleHard: 0.1}) || d.FeedbackSoftAt != 0.4 || d.FeedbackHardAt != 0.8 {
+	if d.Feedback != (engine.FeedbackConfig{Enable: false, ScaleOK: 0.9, ScaleSoft: 0.3, ScaleHard: 0.1, SoftAt: 0.4, HardAt: 0.8}) {
 		t.Fatalf("env: feedback %+v", d.Feedback)
 	}
 	if d.Nodes[1].Params.String("path") != "classic.db" {

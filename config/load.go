@@ -125,7 +125,7 @@ func (l *loader) load(data []byte) *Document {
 
 	d := &Document{
 		File: l.file, Metrics: MetricsConfig{Listen: DefaultMetricsListen},
-		Feedback: engine.DefaultFeedback(), FeedbackSoftAt: DefaultSoftAt, FeedbackHardAt: DefaultHardAt,
+		Feedback: engine.DefaultFeedback(),
 		ShutdownTimeout: DefaultShutdownTimeout, Sources: l.sources,
 	}
 	l.doc = d
@@ -249,18 +249,18 @@ func (l *loader) decodeFeedback(e entry) {
 	}
 	okSoft, okHard := true, true
 	if v, ok := m["soft_at"]; ok {
-		l.doc.FeedbackSoftAt, okSoft = l.fraction(v, 0, 1, true)
+		l.doc.Feedback.SoftAt, okSoft = l.fraction(v, 0, 1, true)
 	}
 	if v, ok := m["hard_at"]; ok {
-		l.doc.FeedbackHardAt, okHard = l.fraction(v, 0, 1, true)
+		l.doc.Feedback.HardAt, okHard = l.fraction(v, 0, 1, true)
 	}
-	if okSoft && okHard && l.doc.FeedbackSoftAt >= l.doc.FeedbackHardAt {
+	if okSoft && okHard && l.doc.Feedback.SoftAt >= l.doc.Feedback.HardAt {
 		at := e.val
 		path := e.path
 		if v, ok := m["soft_at"]; ok {
 			at, path = v.val, v.path
 		}
-		l.errAt(at, path, "soft_at (%g) must be below hard_at (%g)", l.doc.FeedbackSoftAt, l.doc.FeedbackHardAt)
+		l.errAt(at, path, "soft_at (%g) must be below hard_at (%g)", l.doc.Feedback.SoftAt, l.doc.Feedback.HardAt)
 	}
 }
 

@@ -124,9 +124,7 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 	if err != nil {
 		return nil, red.RedactError(err)
 	}
-	fbCfg := doc.Feedback
-	fbCfg.SoftAt, fbCfg.HardAt = doc.FeedbackSoftAt, doc.FeedbackHardAt
-	fb := engine.NewFeedback(fbCfg)
+	fb := engine.NewFeedback(doc.Feedback)
 	job, err := engine.New(g, engine.Options{Job: doc.Name, Logger: log, BatchSize: doc.BatchSize, Feedback: fb})
 	if err != nil {
 		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
