@@ -152,6 +152,7 @@ var (
 
 	descScale    = prometheus.NewDesc("pipeline_rate_scale_factor", "Factor the job's sources apply to their rate (store feedback).", fbLabels, nil)
 	descBPState  = prometheus.NewDesc("pipeline_backpressure_state", "Store feedback level: 0 ok, 1 soft, 2 hard.", fbLabels, nil)
+	descFBQueue  = prometheus.NewDesc("pipeline_feedback_queue_depth", "Rows waiting in a store sink's write queue, the figure its feedback level is computed from; source is the sink node.", []string{"job", "source"}, nil)
 	descFBEvents = prometheus.NewDesc("feedback_events_processed_total", "Store level reports received by the job's feedback hub, by level.", append(fbLabels[:2:2], "level"), nil)
 )
 
@@ -160,7 +161,7 @@ var allDescs = []*prometheus.Desc{
 	descEventsIn, descEventsOut, descBatchesIn, descBatchesOut, descDrops, descErrors, descBusy, descBlocked,
 	descQueueDepth, descQueueCap, descWMLag, descInstances, descNodeFailed, descCounters,
 	descRowsWritten, descBatchesWritten, descRowsFailed, descBatchesFailed, descRetries, descRowsChanged, descRowsDL,
-	descBreakerOpens, descBreakerOpen, descSinkQueueRows, descSinkQueueCap, descSinkLevel, descWriteLatency,
+	descFBQueue, descBreakerOpens, descBreakerOpen, descSinkQueueRows, descSinkQueueCap, descSinkLevel, descWriteLatency,
 	descEdgeDepth, descEdgeCap, descEdgeDropped, descEdgeBlocked,
 	descScale, descBPState, descFBEvents,
 }
@@ -341,6 +342,7 @@ func collectStore(ch chan<- prometheus.Metric, extras []any, l []string) {
 	}
 	ch <- prometheus.MustNewConstMetric(descBreakerOpen, prometheus.GaugeValue, open, l...)
 	ch <- prometheus.MustNewConstMetric(descSinkQueueRows, prometheus.GaugeValue, float64(qRows), l...)
+	ch <- prometheus.MustNewConstMetric(descFBQueue, prometheus.GaugeValue, float64(qRows), l[0], l[1])
 	ch <- prometheus.MustNewConstMetric(descSinkQueueCap, prometheus.GaugeValue, float64(qCap), l...)
 	ch <- prometheus.MustNewConstMetric(descSinkLevel, prometheus.GaugeValue, level, l...)
 	buckets := make(map[float64]uint64, len(hist.Bounds))

@@ -348,6 +348,7 @@ func TestStoreStatsAndCounters(t *testing.T) {
 		`mdp_sink_rows_failed_total` + l + ` 0`,
 		`mdp_sink_breaker_open` + l + ` 1`,
 		`mdp_sink_queue_rows` + l + ` 42`,
+		`pipeline_feedback_queue_depth{job="store",source="out"} 42`,
 		`mdp_sink_queue_capacity_rows` + l + ` 2000`,
 		`mdp_sink_level` + l + ` 1`,
 		`mdp_sink_write_latency_seconds_count` + l + ` 0`,
