@@ -203,4 +203,3 @@ func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 	n.New = func(instance int) (any, error) { return s.New(p, instance) }
 	return n
 }
-
