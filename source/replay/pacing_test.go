@@ -253,6 +253,15 @@ func TestProgress(t *testing.T) {
 	if out := progressRun(t, "never", true); out != "" {
 		t.Fatalf("never drew %q", out)
 	}
+	// mdp run --progress / --no-progress override the param.
+	t.Setenv(ProgressEnv, "always")
+	if out := progressRun(t, "never", false); !strings.Contains(out, "100.0%") {
+		t.Fatalf("MDP_PROGRESS=always did not force the bar: %q", out)
+	}
+	t.Setenv(ProgressEnv, "never")
+	if out := progressRun(t, "always", true); out != "" {
+		t.Fatalf("MDP_PROGRESS=never drew %q", out)
+	}
 	p := &progressBar{total: 1000, start: time.Unix(0, 0)}
 	p.bytes, p.records = new(atomic.Int64), new(atomic.Int64)
 	p.bytes.Store(250)
