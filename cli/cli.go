@@ -101,7 +101,7 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "mdp",
 		Short: "mdp is a market-data streaming engine",
 		Long: `mdp takes ticks (trades and quotes) from providers, runs them through operators
-(OHLCV bars, windows, dedupe, throttle, routing) and writes the results to stores.
+(OHLCV bars, batching) and writes the results to stores and files.
 A job is a YAML or JSON file, run as a linear chain (classic mode) or a DAG.
 
 Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
