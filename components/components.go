@@ -11,6 +11,7 @@ import (
 	_ "github.com/mdpio/mdp/sink/file"        // sink.file
 	_ "github.com/mdpio/mdp/sink/null"        // sink.null
 	_ "github.com/mdpio/mdp/sink/parquet"     // sink.parquet
+	_ "github.com/mdpio/mdp/sink/postgres"    // sink.postgres, sink.timescale, sink.store
 	_ "github.com/mdpio/mdp/sink/sqlite"      // sink.sqlite
 	_ "github.com/mdpio/mdp/sink/stdout"      // sink.stdout
 	_ "github.com/mdpio/mdp/source/replay"    // provider.replay

@@ -125,7 +125,7 @@ func (l *loader) load(data []byte) *Document {
 
 	d := &Document{
 		File: l.file, Metrics: MetricsConfig{Listen: DefaultMetricsListen},
-		Feedback: engine.DefaultFeedback(),
+		Feedback:        engine.DefaultFeedback(),
 		ShutdownTimeout: DefaultShutdownTimeout, Sources: l.sources,
 	}
 	l.doc = d
