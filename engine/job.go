@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,6 +176,9 @@ func New(g *Graph, opts Options) (*Job, error) {
 				}
 			}
 			in.impl = impl
+			if os, ok := impl.(OrderedSource); ok && nr.n.Kind == KindSource {
+				in.out.ordered = os.EventTimeOrdered()
+			}
 		}
 	}
 	return j, nil
@@ -522,6 +526,10 @@ func (in *instance) onError(b *md.Batch, err error, policy ErrorPolicy) error {
 	return err
 }
 
+// spinPolls is how many times a node polls its empty input, yielding in
+// between, before it parks; about ten microseconds on an idle core.
+const spinPolls = 50
+
 // inbox receives from a node instance's input queues.
 type inbox struct {
 	qs    []*queue
@@ -549,11 +557,17 @@ func (b *inbox) closeInput(i int) {
 // the timer fired, or an error when ctx ends.
 func (b *inbox) recv(ctx context.Context, timer <-chan time.Time) (int, message, time.Time, error) {
 	if len(b.qs) == 1 {
-		// Fast path: one input, no reflection.
-		select {
-		case m := <-b.qs[0].ch:
-			return 0, m, time.Time{}, nil
-		default:
+		// Fast path: one input, no reflection. Poll briefly before parking:
+		// a batch usually follows within microseconds on a busy stream, and
+		// a parked goroutine costs a futex wake-up per batch to restart.
+		ch := b.qs[0].ch
+		for range spinPolls {
+			select {
+			case m := <-ch:
+				return 0, m, time.Time{}, nil
+			default:
+			}
+			runtime.Gosched()
 		}
 		select {
 		case m := <-b.qs[0].ch:

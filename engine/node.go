@@ -103,6 +103,13 @@ type EventClock interface {
 	EventNow() int64
 }
 
+// OrderedSource is implemented by sources whose batches are in event-time
+// order, each record no older than the one before. The engine then takes a
+// batch's last event time as its newest instead of scanning the batch.
+type OrderedSource interface {
+	EventTimeOrdered() bool
+}
+
 // NodeContext is what a node instance learns about its place in the job.
 type NodeContext struct {
 	Job       string

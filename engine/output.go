@@ -118,6 +118,7 @@ type Output struct {
 	source    bool
 	ooo       int64
 	mu        *sync.Mutex // non-nil when an idle advancer shares this output
+	ordered   bool        // the source emits in event-time order (OrderedSource)
 	lastEmit  atomic.Int64
 	firstSeen bool
 }
@@ -204,16 +205,20 @@ func (o *Output) sourceWatermark(b *md.Batch) {
 		o.stats.FirstEventAt.Store(now)
 	}
 	mx := int64(minTime)
-	switch b.Kind {
-	case md.KindTrade:
+	switch {
+	case o.ordered && b.Kind == md.KindTrade:
+		mx = b.Trades[len(b.Trades)-1].TS
+	case o.ordered && b.Kind == md.KindQuote:
+		mx = b.Quotes[len(b.Quotes)-1].TS
+	case b.Kind == md.KindTrade:
 		for i := range b.Trades {
 			mx = max(mx, b.Trades[i].TS)
 		}
-	case md.KindQuote:
+	case b.Kind == md.KindQuote:
 		for i := range b.Quotes {
 			mx = max(mx, b.Quotes[i].TS)
 		}
-	case md.KindBar:
+	case b.Kind == md.KindBar:
 		for i := range b.Bars {
 			mx = max(mx, b.Bars[i].Start)
 		}

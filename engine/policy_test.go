@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,5 +456,40 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+type orderedTS struct{ tsSource }
+
+func (orderedTS) EventTimeOrdered() bool { return true }
+
+func TestOrderedSourceWatermarkIsTheLastEventTime(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		w := &wmSink{}
+		var src Source = &tsSource{sym: "A", ts: []int64{10, 20, 30}, hold: true}
+		if ordered {
+			src = &orderedTS{tsSource{sym: "A", ts: []int64{10, 20, 30}, hold: true}}
+		}
+		g := &Graph{
+			Nodes: []*Node{srcNode("src", src),
+				{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return w, nil }}},
+			Edges: []*Edge{{From: "src", To: "sink"}},
+		}
+		g.Nodes[0].MaxOutOfOrderness = 5
+		j, err := New(g, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "watermark 25", func() bool { return w.last() == 25 })
+		j.Stop()
+		if err := j.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if want := []int64{5, 15, 25, md.MaxTime}; fmt.Sprint(w.wms) != fmt.Sprint(want) {
+			t.Fatalf("ordered=%v: watermarks %v, want %v", ordered, w.wms, want)
+		}
 	}
 }

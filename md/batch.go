@@ -1,9 +1,6 @@
 package md
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // DefaultBatchSize is the record capacity of a batch when a component does not
 // choose one. Large enough to amortise per-batch costs (queue operations,
@@ -74,10 +71,22 @@ func (b *Batch) Clone() *Batch {
 	return c
 }
 
+// poolFree is how many idle batches of each kind a pool keeps. It bounds
+// what a pool holds on to after a burst; in steady state the batches in
+// flight (queued on edges or being filled) come back and are reused, so a
+// running job allocates no batches at all.
+const poolFree = 512
+
 // Pool recycles batches of one job. It is safe for concurrent use.
+//
+// It is a bounded free list rather than a sync.Pool: sync.Pool drops its
+// contents at every garbage collection, so a stream would reallocate its
+// batches after each cycle, and those allocations trigger the next cycle;
+// with a free list a steady stream allocates nothing and the collector
+// stays idle, which keeps latency tails short.
 type Pool struct {
-	size  int
-	pools [3]sync.Pool // trade, quote, bar
+	size int
+	free [3]chan *Batch // trade, quote, bar
 }
 
 // NewPool returns a pool whose new batches have room for size records.
@@ -85,7 +94,11 @@ func NewPool(size int) *Pool {
 	if size <= 0 {
 		size = DefaultBatchSize
 	}
-	return &Pool{size: size}
+	p := &Pool{size: size}
+	for i := range p.free {
+		p.free[i] = make(chan *Batch, poolFree)
+	}
+	return p
 }
 
 // Size is the default record capacity of the pool's batches.
@@ -104,9 +117,9 @@ func kindIndex(k Kind) int {
 // Get returns an empty batch of kind k holding one reference.
 func (p *Pool) Get(k Kind) *Batch {
 	var b *Batch
-	if v := p.pools[kindIndex(k)].Get(); v != nil {
-		b = v.(*Batch)
-	} else {
+	select {
+	case b = <-p.free[kindIndex(k)]:
+	default:
 		b = &Batch{pool: p}
 		switch k {
 		case KindTrade:
@@ -124,7 +137,10 @@ func (p *Pool) Get(k Kind) *Batch {
 
 func (p *Pool) put(b *Batch) {
 	b.Reset()
-	p.pools[kindIndex(b.Kind)].Put(b)
+	select {
+	case p.free[kindIndex(b.Kind)] <- b:
+	default: // the free list is full: let the collector have it
+	}
 }
 
 // NewBatch returns an unpooled batch of kind k holding one reference; useful
