@@ -120,7 +120,7 @@ func BenchmarkParquet(b *testing.B) {
 	prepTrades := storetest.PrepareTrades(syms, "sim", trades)
 	barSrc := func() engine.Source { return &storetest.Prepared{Bars: prepBars} }
 	buffer := storetest.Stage{Type: "operator.buffer", Params: map[string]any{"max_rows": 10000, "flush_interval": "100ms"}}
-	names := []string{"ref", "sink", "bars_e2e", "sink_2workers"}
+	names := []string{"ref", "sink", "bars_e2e", "sink_1worker"}
 	var best [4]result
 	for i := 0; i < b.N; i++ {
 		dir := b.TempDir()
@@ -132,8 +132,8 @@ func BenchmarkParquet(b *testing.B) {
 		r[1] = runSink(b, barSrc(), syms, []storetest.Stage{buffer, sink("sink")}, int64(n))
 		r[2] = runSink(b, &storetest.Prepared{Trades: prepTrades}, syms,
 			[]storetest.Stage{{Type: "operator.bars", Params: map[string]any{"interval": "1s"}}, buffer, sink("e2e")}, int64(n))
-		two := storetest.Stage{Type: "sink.parquet", Params: map[string]any{"dir": filepath.Join(dir, "w2"), "workers": 2}}
-		r[3] = runSink(b, barSrc(), syms, []storetest.Stage{buffer, two}, int64(n))
+		one := storetest.Stage{Type: "sink.parquet", Params: map[string]any{"dir": filepath.Join(dir, "w1"), "workers": 1}}
+		r[3] = runSink(b, barSrc(), syms, []storetest.Stage{buffer, one}, int64(n))
 		line := fmt.Sprintf("iteration %d:", i)
 		for k, v := range r {
 			if v.rate > best[k].rate {
