@@ -115,7 +115,7 @@ func Decode(s *Spec, node string, m *yaml.Node) (*Params, []*FieldError) {
 	}
 	if m != nil && !(m.Kind == yaml.ScalarNode && m.Tag == "!!null") {
 		if m.Kind != yaml.MappingNode {
-			add("", m, "params must be a mapping of key: value, got %s", describe(m))
+			add("", m, "params must be a mapping of key: value, got %s", Describe(m))
 			return p, errs
 		}
 		for i := 0; i+1 < len(m.Content); i += 2 {
@@ -234,7 +234,16 @@ func (p *Params) Map(name string) map[string]any { v, _ := p.values[name].(map[s
 // List returns a list param.
 func (p *Params) List(name string) []any { v, _ := p.values[name].([]any); return v }
 
-func describe(n *yaml.Node) string {
+// Describe names what a YAML node holds, for error messages: "a mapping",
+// "a list", "null", "the string \"x\"", "the integer 3". Config errors use
+// it too, so every message says it the same way.
+func Describe(n *yaml.Node) string {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n == nil {
+		return "nothing"
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -246,6 +255,12 @@ func describe(n *yaml.Node) string {
 			return "null"
 		case "!!str":
 			return fmt.Sprintf("the string %q", n.Value)
+		case "!!bool":
+			return "the bool " + n.Value
+		case "!!int":
+			return "the integer " + n.Value
+		case "!!float":
+			return "the number " + n.Value
 		}
 		return fmt.Sprintf("%s %s", strings.TrimPrefix(n.Tag, "!!"), n.Value)
 	}
@@ -262,12 +277,12 @@ func (f *Field) decodeNode(n *yaml.Node) (any, error) {
 			return f.convert(n.Value)
 		}
 		if n.Kind != yaml.SequenceNode {
-			return nil, fmt.Errorf("want a list of strings, got %s", describe(n))
+			return nil, fmt.Errorf("want a list of strings, got %s", Describe(n))
 		}
 		out := make([]string, 0, len(n.Content))
 		for _, c := range n.Content {
 			if c.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("want a list of strings, got %s in the list", describe(c))
+				return nil, fmt.Errorf("want a list of strings, got %s in the list", Describe(c))
 			}
 			out = append(out, c.Value)
 		}
@@ -281,32 +296,32 @@ func (f *Field) decodeNode(n *yaml.Node) (any, error) {
 		switch f.Type {
 		case Map:
 			if _, ok := v.(map[string]any); !ok {
-				return nil, fmt.Errorf("want a mapping, got %s", describe(n))
+				return nil, fmt.Errorf("want a mapping, got %s", Describe(n))
 			}
 		case List:
 			if _, ok := v.([]any); !ok {
-				return nil, fmt.Errorf("want a list, got %s", describe(n))
+				return nil, fmt.Errorf("want a list, got %s", Describe(n))
 			}
 		}
 		return v, nil
 	}
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), describe(n))
+		return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), Describe(n))
 	}
 	switch f.Type {
 	case String, Duration, Time:
 		return f.convert(n.Value)
 	case Int:
 		if n.Tag != "!!int" {
-			return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), describe(n))
+			return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), Describe(n))
 		}
 	case Float:
 		if n.Tag != "!!int" && n.Tag != "!!float" {
-			return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), describe(n))
+			return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), Describe(n))
 		}
 	case Bool:
 		if n.Tag != "!!bool" {
-			return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), describe(n))
+			return nil, fmt.Errorf("want %s, got %s", f.typeDesc(), Describe(n))
 		}
 	}
 	return f.convert(n.Value)

@@ -87,7 +87,7 @@ func TestDecodeReportsEveryProblem(t *testing.T) {
 		`n1:02:08:params.label: "clsoe" is not allowed; want one of open, close (did you mean "close"?)`,
 		`n1:03:08:params.count: 1000 is above the maximum 100`,
 		`n1:04:08:params.scale: want a number, got the string "fast"`,
-		`n1:05:10:params.enabled: want true or false, got int 3`,
+		`n1:05:10:params.enabled: want true or false, got the integer 3`,
 		`n1:06:10:params.symbols: want a list of strings, got a mapping`,
 		`n1:07:08:params.start: parse time "yesterday": want RFC 3339 such as 2024-01-02T14:30:00Z`,
 		`n1:01:01:params.interval: missing required param "interval" (bar length)`,

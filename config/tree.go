@@ -177,33 +177,7 @@ func join(parent, key string) string {
 func index(parent string, i int) string { return fmt.Sprintf("%s[%d]", parent, i) }
 
 // describe names what a node holds, for "want X, got Y" messages.
-func describe(n *yaml.Node) string {
-	n = resolve(n)
-	if n == nil {
-		return "nothing"
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!str":
-			return fmt.Sprintf("the string %q", n.Value)
-		case "!!bool":
-			return "the bool " + n.Value
-		case "!!int":
-			return "the integer " + n.Value
-		case "!!float":
-			return "the number " + n.Value
-		}
-		return fmt.Sprintf("%s %s", strings.TrimPrefix(n.Tag, "!!"), n.Value)
-	}
-	return "an alias"
-}
+func describe(n *yaml.Node) string { return component.Describe(n) }
 
 // entry is one key: value pair of a mapping.
 type entry struct {
