@@ -10,6 +10,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/tsparse"
 )
 
 // rowVals holds one row's raw value per mapped slot; nil for a field absent
@@ -64,44 +65,14 @@ type decoder struct {
 	prov   []byte // constant provider, or nil
 }
 
-// pow10 are the powers of ten that float64 holds exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
-
-// parseFloat parses a price or size. Plain decimals of at most 15 digits,
-// the usual spelling of prices and sizes, take the exact fast path (the
-// mantissa and the power of ten are exact in float64 and IEEE division
-// rounds correctly, so the result is bit-identical to strconv.ParseFloat);
-// anything else goes to strconv. string(b) in that call does not escape
-// (strconv copies the input into its error values), so the conversion uses
-// a stack buffer and does not allocate.
+// parseFloat parses a price or size: what strconv.ParseFloat accepts as a
+// finite number, bit-identically. Plain decimals, the usual spelling of
+// prices and sizes, take tsparse's exact fast path; the rest (hex floats,
+// inputs past 64 bytes) goes to strconv here. string(b) in that call does
+// not escape (strconv copies the input into its error values), so the
+// conversion uses a stack buffer and does not allocate.
 func parseFloat(b []byte) (float64, bool) {
-	i, neg := 0, false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg, i = b[0] == '-', 1
-	}
-	var m uint64
-	digits, frac, dot := 0, 0, false
-	for ; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c >= '0' && c <= '9':
-			m = m*10 + uint64(c-'0')
-			digits++
-			if dot {
-				frac++
-			}
-			continue
-		case c == '.' && !dot:
-			dot = true
-			continue
-		}
-		break
-	}
-	if i == len(b) && digits > 0 && digits <= 15 {
-		f := float64(m) / pow10[frac]
-		if neg {
-			f = -f
-		}
+	if f, ok := tsparse.ParseFloat(b); ok {
 		return f, true
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
@@ -111,42 +82,12 @@ func parseFloat(b []byte) (float64, bool) {
 	return f, true
 }
 
-// parseInt parses a decimal int64.
+// parseInt parses a decimal int64 of at most 19 bytes (sign included).
 func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 19 {
+	if len(b) > 19 {
 		return 0, false
 	}
-	i, neg := 0, false
-	if b[0] == '-' {
-		neg, i = true, 1
-		if len(b) == 1 {
-			return 0, false
-		}
-	}
-	var n int64
-	for ; i < len(b); i++ {
-		c := b[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	// 18 digits always fit; only a 19-digit value can overflow, and then
-	// the sum wraps below the first 18 digits' value times ten.
-	if len(b)-boolInt(neg) == 19 && n < 0 {
-		return 0, false
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	return tsparse.ParseInt(b)
 }
 
 // tradeID parses a numeric id; any other id is hashed (xxhash64, top bit

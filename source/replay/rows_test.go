@@ -407,14 +407,7 @@ func TestIndexDelim(t *testing.T) {
 	}
 }
 
-func TestEightDigits(t *testing.T) {
-	for _, s := range []string{"00000000", "12345678", "99999999", "01234567", "1234567a", "/2345678", ":2345678", "1234 678"} {
-		n, err := strconv.ParseUint(s, 10, 64)
-		v, ok := eightDigits([]byte(s))
-		if ok != (err == nil) || (ok && uint64(v) != n) {
-			t.Errorf("%q: got %d %v, want %d %v", s, v, ok, n, err)
-		}
-	}
+func TestParseUnixExact(t *testing.T) {
 	for _, s := range []string{"1582329602111000", "1704205800123456789", "9223372036854775807", "9223372036854775808", "12345678901234567890"} {
 		got, ok := parseUnix([]byte(s), 1)
 		want, err := strconv.ParseInt(s, 10, 64)

@@ -1,12 +1,13 @@
 package replay
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mdpio/mdp/tsparse"
 )
 
 // tsKind is how a timestamp column is spelled.
@@ -120,7 +121,7 @@ func parseUnix(b []byte, unit int64) (int64, bool) {
 	var n int64
 	start := i
 	for i+8 <= len(b) {
-		v, ok := eightDigits(b[i:])
+		v, ok := tsparse.EightDigits(b[i:])
 		if !ok {
 			break
 		}
@@ -144,13 +145,10 @@ func parseUnix(b []byte, unit int64) (int64, bool) {
 	}
 	n *= unit
 	if i < len(b) && b[i] == '.' {
-		i++
-		scale := unit
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			digits++
-			scale /= 10
-			n += int64(b[i]-'0') * scale
-		}
+		f, k := tsparse.Fraction(b[i+1:], unit)
+		n += f
+		digits += k
+		i += 1 + k
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		f, err := strconv.ParseFloat(string(b), 64)
@@ -168,71 +166,23 @@ func parseUnix(b []byte, unit int64) (int64, bool) {
 	return n, true
 }
 
-// eightDigits parses eight ASCII digits at once (SWAR, after D. Lemire):
-// epoch timestamps have 10 to 19 digits, and a digit-at-a-time loop is a
-// chain of dependent multiplies.
-func eightDigits(b []byte) (uint32, bool) {
-	v := binary.LittleEndian.Uint64(b)
-	if (v&0xF0F0F0F0F0F0F0F0)|(((v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0)>>4) != 0x3333333333333333 {
-		return 0, false
-	}
-	v -= 0x3030303030303030
-	v = v*10 + v>>8
-	v = ((v&0x000000FF000000FF)*(100+1000000<<32) + (v>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
-	return uint32(v), true
-}
-
-func digits2(b []byte) (int, bool) {
-	if b[0] < '0' || b[0] > '9' || b[1] < '0' || b[1] > '9' {
-		return 0, false
-	}
-	return int(b[0]-'0')*10 + int(b[1]-'0'), true
-}
-
-func digitsN(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
 // parseISO parses yyyy-mm-dd[T ]hh:mm:ss[.fraction][Z|±hh:mm|±hhmm|±hh].
 // Without an offset the time is read in loc.
 func parseISO(b []byte, loc *time.Location) (int64, bool) {
-	if len(b) < 19 || b[4] != '-' || b[7] != '-' || b[13] != ':' || b[16] != ':' {
-		return 0, false
-	}
-	if c := b[10]; c != 'T' && c != 't' && c != ' ' {
-		return 0, false
-	}
-	y, ok1 := digitsN(b[0:4])
-	mo, ok2 := digits2(b[5:7])
-	d, ok3 := digits2(b[8:10])
-	h, ok4 := digits2(b[11:13])
-	mi, ok5 := digits2(b[14:16])
-	s, ok6 := digits2(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+	t, ok := tsparse.ParseDateTime(b)
+	if !ok {
 		return 0, false
 	}
 	i := 19
-	ns := 0
+	ns := int64(0)
 	if i < len(b) && (b[i] == '.' || b[i] == ',') {
-		i++
-		scale := int(time.Second)
-		start := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			scale /= 10
-			ns += int(b[i]-'0') * scale
-		}
-		if i == start {
+		f, k := tsparse.Fraction(b[i+1:], int64(time.Second))
+		if k == 0 {
 			return 0, false
 		}
+		ns, i = f, i+1+k
 	}
-	return civil(y, mo, d, h, mi, s, ns, b[i:], loc)
+	return civil(t, ns, b[i:], loc)
 }
 
 // parseHistdata parses HistData.com tick times: "20200101 170000065"
@@ -241,89 +191,39 @@ func parseHistdata(b []byte, loc *time.Location) (int64, bool) {
 	if len(b) != 18 && len(b) != 15 || b[8] != ' ' {
 		return 0, false
 	}
-	y, ok1 := digitsN(b[0:4])
-	mo, ok2 := digits2(b[4:6])
-	d, ok3 := digits2(b[6:8])
-	h, ok4 := digits2(b[9:11])
-	mi, ok5 := digits2(b[11:13])
-	s, ok6 := digits2(b[13:15])
+	y, ok1 := tsparse.Digits(b[0:4])
+	mo, ok2 := tsparse.Digits(b[4:6])
+	d, ok3 := tsparse.Digits(b[6:8])
+	h, ok4 := tsparse.Digits(b[9:11])
+	mi, ok5 := tsparse.Digits(b[11:13])
+	s, ok6 := tsparse.Digits(b[13:15])
 	ms := 0
 	ok7 := true
 	if len(b) == 18 {
-		ms, ok7 = digitsN(b[15:18])
+		ms, ok7 = tsparse.Digits(b[15:18])
 	}
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+	t := tsparse.DateTime{Year: y, Month: mo, Day: d, Hour: h, Min: mi, Sec: s}
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || !t.Valid() {
 		return 0, false
 	}
-	return civil(y, mo, d, h, mi, s, ms*int(time.Millisecond), nil, loc)
+	return civil(t, int64(ms)*int64(time.Millisecond), nil, loc)
 }
 
-var daysIn = [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
-
-// civil checks the fields and converts them, with the zone suffix zone
-// ("", "Z", "+02:00", "-0500", "+01"), to ns since the epoch.
-func civil(y, mo, d, h, mi, s, ns int, zone []byte, loc *time.Location) (int64, bool) {
-	if mo < 1 || mo > 12 || d < 1 || d > daysIn[mo] || h > 23 || mi > 59 || s > 60 {
-		return 0, false
-	}
-	if mo == 2 && d == 29 && !(y%4 == 0 && (y%100 != 0 || y%400 == 0)) {
-		return 0, false
-	}
+// civil converts a checked civil time t plus ns, with the zone suffix zone
+// ("", "Z", "+02:00", "-0500", "+01"), to ns since the epoch. Without a zone
+// t is read in loc.
+func civil(t tsparse.DateTime, ns int64, zone []byte, loc *time.Location) (int64, bool) {
 	switch {
 	case len(zone) == 0:
-		return time.Date(y, time.Month(mo), d, h, mi, s, ns, loc).UnixNano(), true
+		return time.Date(t.Year, time.Month(t.Month), t.Day, t.Hour, t.Min, t.Sec, int(ns), loc).UnixNano(), true
 	case len(zone) == 1 && (zone[0] == 'Z' || zone[0] == 'z'):
-		return utcNanos(y, mo, d, h, mi, s, ns), true
-	case zone[0] == '+' || zone[0] == '-':
-		var oh, om int
-		var ok bool
-		switch len(zone) {
-		case 3: // +hh
-			oh, ok = digits2(zone[1:3])
-		case 5: // +hhmm
-			oh, ok = digits2(zone[1:3])
-			if ok {
-				om, ok = digits2(zone[3:5])
-			}
-		case 6: // +hh:mm
-			if zone[3] != ':' {
-				return 0, false
-			}
-			oh, ok = digits2(zone[1:3])
-			if ok {
-				om, ok = digits2(zone[4:6])
-			}
-		}
-		if !ok || oh > 23 || om > 59 {
-			return 0, false
-		}
-		off := int64(oh*3600+om*60) * int64(time.Second)
-		if zone[0] == '-' {
-			off = -off
-		}
-		return utcNanos(y, mo, d, h, mi, s, ns) - off, true
+		return t.Unix()*int64(time.Second) + ns, true
 	}
-	return 0, false
-}
-
-// utcNanos converts a UTC civil time to ns since the epoch (days from civil,
-// H. Hinnant's algorithm), avoiding time.Date's normalisation work.
-func utcNanos(y, mo, d, h, mi, s, ns int) int64 {
-	yy, m := int64(y), int64(mo)
-	if m <= 2 {
-		yy--
+	off, ok := tsparse.ParseOffset(zone)
+	if !ok {
+		return 0, false
 	}
-	era := yy / 400
-	if yy < 0 {
-		era = (yy - 399) / 400
-	}
-	yoe := yy - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + int64(d) - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	days := era*146097 + doe - 719468
-	secs := days*86400 + int64(h)*3600 + int64(mi)*60 + int64(s)
-	return secs*int64(time.Second) + int64(ns)
+	return (t.Unix()-off)*int64(time.Second) + ns, true
 }
 
 // loadLocation resolves a timezone param: "" and "UTC" are UTC, "EST" style
@@ -334,8 +234,8 @@ func loadLocation(name string) (*time.Location, error) {
 		return time.UTC, nil
 	}
 	if name[0] == '+' || name[0] == '-' {
-		if ns, ok := civil(1970, 1, 1, 0, 0, 0, 0, []byte(name), time.UTC); ok {
-			return time.FixedZone(name, int(-ns/int64(time.Second))), nil
+		if off, ok := tsparse.ParseOffset([]byte(name)); ok {
+			return time.FixedZone(name, int(off)), nil
 		}
 		return nil, fmt.Errorf("timezone %q: want an IANA name such as America/New_York or an offset such as +02:00", name)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/tsparse"
 )
 
 // Binance message shapes (spot and USDⓈ-M futures), raw or inside a
@@ -149,7 +150,7 @@ func binTime(msg []byte, f *binFields, recv int64, event string) (int64, error) 
 	if !v.ok() {
 		return recv, nil
 	}
-	ms, ok := parseInt(text(msg, v))
+	ms, ok := tsparse.ParseInt(text(msg, v))
 	if !ok || ms < 0 || ms > (1<<63-1)/1_000_000 {
 		return 0, badValue(event, key, msg, v)
 	}
@@ -169,13 +170,13 @@ func (d *decoder) binTrade(msg []byte, f *binFields, idv span, event, idKey stri
 	}
 	var t md.Trade
 	var ok bool
-	if t.TradeID, ok = parseInt(text(msg, idv)); !ok {
+	if t.TradeID, ok = tsparse.ParseInt(text(msg, idv)); !ok {
 		return badValue(event, idKey, msg, idv)
 	}
-	if t.Price, ok = parseFloat(text(msg, f.p)); !ok {
+	if t.Price, ok = tsparse.ParseFloat(text(msg, f.p)); !ok {
 		return badValue(event, "p", msg, f.p)
 	}
-	if t.Size, ok = parseFloat(text(msg, f.q)); !ok {
+	if t.Size, ok = tsparse.ParseFloat(text(msg, f.q)); !ok {
 		return badValue(event, "q", msg, f.q)
 	}
 	ts, err := binTime(msg, f, recv, event)
@@ -220,24 +221,24 @@ func (d *decoder) binQuote(msg []byte, f *binFields, recv int64) error {
 	}
 	var q md.Quote
 	var ok bool
-	if q.Bid, ok = parseFloat(text(msg, f.b)); !ok {
+	if q.Bid, ok = tsparse.ParseFloat(text(msg, f.b)); !ok {
 		return badValue(event, "b", msg, f.b)
 	}
-	if q.Ask, ok = parseFloat(text(msg, f.a)); !ok {
+	if q.Ask, ok = tsparse.ParseFloat(text(msg, f.a)); !ok {
 		return badValue(event, "a", msg, f.a)
 	}
 	if f.bigB.ok() {
-		if q.BidSize, ok = parseFloat(text(msg, f.bigB)); !ok {
+		if q.BidSize, ok = tsparse.ParseFloat(text(msg, f.bigB)); !ok {
 			return badValue(event, "B", msg, f.bigB)
 		}
 	}
 	if f.bigA.ok() {
-		if q.AskSize, ok = parseFloat(text(msg, f.bigA)); !ok {
+		if q.AskSize, ok = tsparse.ParseFloat(text(msg, f.bigA)); !ok {
 			return badValue(event, "A", msg, f.bigA)
 		}
 	}
 	if f.u.ok() {
-		if q.Seq, ok = parseUint(text(msg, f.u)); !ok {
+		if q.Seq, ok = tsparse.ParseUint(text(msg, f.u)); !ok {
 			return badValue(event, "u", msg, f.u)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/tsparse"
 )
 
 // Coinbase Exchange feed (wss://ws-feed.exchange.coinbase.com) shapes:
@@ -91,7 +92,7 @@ func (d *decoder) coinbase(msg []byte, recv int64) error {
 	var seq uint64
 	if f.seq.ok() {
 		var ok bool
-		if seq, ok = parseUint(text(msg, f.seq)); !ok || seq > 1<<63-1 {
+		if seq, ok = tsparse.ParseUint(text(msg, f.seq)); !ok || seq > 1<<63-1 {
 			return badValue("coinbase", "sequence", msg, f.seq)
 		}
 	}
@@ -142,13 +143,13 @@ func (d *decoder) cbTrade(msg []byte, f *cbFields, event string, seq uint64, rec
 	}
 	t := md.Trade{Seq: seq, Ingest: recv}
 	var ok bool
-	if t.TradeID, ok = parseInt(text(msg, f.tradeID)); !ok {
+	if t.TradeID, ok = tsparse.ParseInt(text(msg, f.tradeID)); !ok {
 		return badValue(event, "trade_id", msg, f.tradeID)
 	}
-	if t.Price, ok = parseFloat(text(msg, f.price)); !ok {
+	if t.Price, ok = tsparse.ParseFloat(text(msg, f.price)); !ok {
 		return badValue(event, "price", msg, f.price)
 	}
-	if t.Size, ok = parseFloat(text(msg, f.size)); !ok {
+	if t.Size, ok = tsparse.ParseFloat(text(msg, f.size)); !ok {
 		return badValue(event, "size", msg, f.size)
 	}
 	ts, err := cbTime(msg, f, event, recv)
@@ -193,19 +194,19 @@ func (d *decoder) cbQuote(msg []byte, f *cbFields, seq uint64, recv int64) error
 	}
 	q := md.Quote{Seq: seq, Ingest: recv}
 	var ok bool
-	if q.Bid, ok = parseFloat(text(msg, f.bid)); !ok {
+	if q.Bid, ok = tsparse.ParseFloat(text(msg, f.bid)); !ok {
 		return badValue(event, "best_bid", msg, f.bid)
 	}
-	if q.Ask, ok = parseFloat(text(msg, f.ask)); !ok {
+	if q.Ask, ok = tsparse.ParseFloat(text(msg, f.ask)); !ok {
 		return badValue(event, "best_ask", msg, f.ask)
 	}
 	if f.bidSize.ok() {
-		if q.BidSize, ok = parseFloat(text(msg, f.bidSize)); !ok {
+		if q.BidSize, ok = tsparse.ParseFloat(text(msg, f.bidSize)); !ok {
 			return badValue(event, "best_bid_size", msg, f.bidSize)
 		}
 	}
 	if f.askSize.ok() {
-		if q.AskSize, ok = parseFloat(text(msg, f.askSize)); !ok {
+		if q.AskSize, ok = tsparse.ParseFloat(text(msg, f.askSize)); !ok {
 			return badValue(event, "best_ask_size", msg, f.askSize)
 		}
 	}

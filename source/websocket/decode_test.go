@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -143,58 +142,6 @@ func TestScannerPrimitives(t *testing.T) {
 		}
 		if it.err == nil {
 			t.Errorf("%s: no syntax error", bad)
-		}
-	}
-	for in, want := range map[string]int64{"0": 0, "42377944": 42377944, "-17": -17, "9223372036854775807": 1<<63 - 1} {
-		if v, ok := parseInt([]byte(in)); !ok || v != want {
-			t.Errorf("parseInt(%s) = %d, %v", in, v, ok)
-		}
-	}
-	for _, in := range []string{"", "-", "1.5", "9223372036854775808", "12a", "+1"} {
-		if _, ok := parseInt([]byte(in)); ok {
-			t.Errorf("parseInt(%q) accepted", in)
-		}
-	}
-	for _, in := range []string{"9682.19", "0.00000001", "9524.15", "1e-3", "-3.25", "123456789.123456789"} {
-		want, _ := strconv.ParseFloat(in, 64)
-		if v, ok := parseFloat([]byte(in)); !ok || v != want {
-			t.Errorf("parseFloat(%s) = %v, %v", in, v, ok)
-		}
-	}
-	for _, in := range []string{"", "NaN", "Inf", "0x1p3", "1_000", "1e400", "abc"} {
-		if _, ok := parseFloat([]byte(in)); ok {
-			t.Errorf("parseFloat(%q) accepted", in)
-		}
-	}
-}
-
-func TestParseFloatMatchesStrconv(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < 200000; i++ {
-		var s string
-		switch i % 4 {
-		case 0: // prices with 0-8 decimals
-			s = strconv.FormatFloat(r.Float64()*float64(r.IntN(1_000_000)), 'f', r.IntN(9), 64)
-		case 1: // long mantissas past 2^53
-			s = strconv.FormatUint(r.Uint64()>>r.IntN(20), 10)
-			if k := r.IntN(len(s)); k > 0 {
-				s = s[:k] + "." + s[k:]
-			}
-		case 2:
-			s = strconv.FormatFloat(r.NormFloat64()*1e3, 'g', -1, 64)
-		default:
-			s = strconv.FormatFloat(r.ExpFloat64(), 'f', -1, 64)
-		}
-		want, err := strconv.ParseFloat(s, 64)
-		got, ok := parseFloat([]byte(s))
-		if (err == nil) != ok || (ok && math.Float64bits(got) != math.Float64bits(want)) {
-			t.Fatalf("parseFloat(%s) = %v %v, strconv %v %v", s, got, ok, want, err)
-		}
-	}
-	for _, s := range []string{"1.", ".5", "-0", "0.1", "9007199254740993", "0.30000000000000004", "123456789012345678"} {
-		want, _ := strconv.ParseFloat(s, 64)
-		if got, ok := parseFloat([]byte(s)); !ok || math.Float64bits(got) != math.Float64bits(want) {
-			t.Errorf("parseFloat(%s) = %v, strconv %v", s, got, want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/tsparse"
 )
 
 // The generic preset reads any JSON feed given where each record field sits:
@@ -330,7 +331,7 @@ func (d *decoder) genericRecord(msg []byte, slots []span, recv int64) error {
 		if !v.ok() {
 			return 0, false, nil
 		}
-		x, ok := parseFloat(text(msg, v))
+		x, ok := tsparse.ParseFloat(text(msg, v))
 		if !ok {
 			return 0, false, badValue("generic", gfieldNames[f], msg, v)
 		}
@@ -355,7 +356,7 @@ func (d *decoder) genericRecord(msg []byte, slots []span, recv int64) error {
 	var seq uint64
 	if v := get(gSeq); v.ok() {
 		var ok bool
-		if seq, ok = parseUint(text(msg, v)); !ok || seq > 1<<63-1 {
+		if seq, ok = tsparse.ParseUint(text(msg, v)); !ok || seq > 1<<63-1 {
 			return badValue("generic", "seq", msg, v)
 		}
 	}
@@ -396,7 +397,7 @@ func (d *decoder) genericRecord(msg []byte, slots []span, recv int64) error {
 		return orMissing(err, gSize)
 	}
 	if v := get(gTradeID); v.ok() {
-		if t.TradeID, ok = parseInt(text(msg, v)); !ok {
+		if t.TradeID, ok = tsparse.ParseInt(text(msg, v)); !ok {
 			return badValue("generic", "trade_id", msg, v)
 		}
 	}

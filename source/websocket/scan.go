@@ -1,10 +1,6 @@
 package websocket
 
-import (
-	"errors"
-	"math"
-	"strconv"
-)
+import "errors"
 
 // This file is a small JSON scanner for the message shapes the presets read.
 //
@@ -247,119 +243,6 @@ func isString(b []byte, v span) bool { return v.ok() && b[v.s] == '"' }
 func isObject(b []byte, v span) bool { return v.ok() && b[v.s] == '{' }
 
 func isArray(b []byte, v span) bool { return v.ok() && b[v.s] == '[' }
-
-// parseInt parses a decimal integer (optionally quoted) without allocating.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	neg := false
-	if b[0] == '-' {
-		neg = true
-		b = b[1:]
-		if len(b) == 0 {
-			return 0, false
-		}
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxInt64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	if neg {
-		return -int64(n), true
-	}
-	return int64(n), true
-}
-
-// parseUint parses a non-negative decimal integer without allocating.
-func parseUint(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
-}
-
-// float64pow10 are the powers of ten a float64 holds exactly.
-var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-
-// parseFloat parses a finite decimal number to the correctly rounded
-// float64, the value strconv.ParseFloat (and so every other decoder of the
-// same text) gives.
-//
-// Prices and sizes are short plain decimals ("9682.19", "0.132"): for those
-// the digits form an integer m < 2^53 and the value is m / 10^k with
-// 10^k ≤ 10^22, both exact in a float64, so one IEEE division is correctly
-// rounded. That is Clinger's fast path, the same one strconv takes first; it
-// is taken here without strconv's generality (signs, exponents, hex,
-// underscores, Inf/NaN). Anything else goes to strconv.
-func parseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) > 64 {
-		return 0, false
-	}
-	if len(b) <= 19 {
-		var m uint64
-		frac, dot, digits := 0, false, 0
-		i := 0
-		neg := b[0] == '-'
-		if neg {
-			i = 1
-		}
-		for ; i < len(b); i++ {
-			c := b[i]
-			if c >= '0' && c <= '9' {
-				m = m*10 + uint64(c-'0')
-				digits++
-				if dot {
-					frac++
-				}
-				continue
-			}
-			if c == '.' && !dot {
-				dot = true
-				continue
-			}
-			break
-		}
-		if i == len(b) && digits > 0 && m < 1<<53 {
-			f := float64(m) / float64pow10[frac]
-			if neg {
-				f = -f
-			}
-			return f, true
-		}
-	}
-	// strconv accepts "NaN", "Inf", hex floats and underscores; JSON numbers
-	// and exchange price strings are plain decimals.
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E') {
-			return 0, false
-		}
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
-}
 
 // equal compares bytes to a string without allocating.
 func equal(b []byte, s string) bool { return string(b) == s }
