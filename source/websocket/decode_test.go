@@ -185,6 +185,8 @@ func TestParseUnix(t *testing.T) {
 		{"1582329602111000123", 1, 1582329602111000123},
 		{"1630048897897.5", 1e6, 1630048897897500000},
 		{"-1", 1e9, -1e9},
+		{"9223372036854775807", 1, 1<<63 - 1},
+		{"9223372036.854775807", 1e9, 1<<63 - 1},
 	}
 	for _, c := range cases {
 		if got, ok := parseUnix([]byte(c.in), c.unit); !ok || got != c.want {
@@ -194,6 +196,15 @@ func TestParseUnix(t *testing.T) {
 	for _, bad := range []string{"", "abc", "12.", ".5", "1.2.3"} {
 		if _, ok := parseUnix([]byte(bad), 1e6); ok {
 			t.Errorf("parseUnix(%q) accepted", bad)
+		}
+	}
+	// Out of range is rejected, never wrapped.
+	for _, c := range []struct {
+		in   string
+		unit int64
+	}{{"9223372036854775808", 1}, {"92233720368547758070", 1}, {"9223372036.854775808", 1e9}, {"9223372037", 1e9}} {
+		if got, ok := parseUnix([]byte(c.in), c.unit); ok {
+			t.Errorf("parseUnix(%s, %d) = %d, want rejected", c.in, c.unit, got)
 		}
 	}
 }

@@ -69,11 +69,13 @@ func parseUnix(b []byte, unit int64) (int64, bool) {
 	}
 	i := 0
 	var whole int64
+	limit := int64(1<<63-1) / unit // the largest whole count of units that fits
 	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		if whole > (1<<63-1)/10/unit {
+		d := int64(b[i] - '0')
+		if whole > (limit-d)/10 {
 			return 0, false
 		}
-		whole = whole*10 + int64(b[i]-'0')
+		whole = whole*10 + d
 		i++
 	}
 	if i == 0 {
@@ -83,6 +85,9 @@ func parseUnix(b []byte, unit int64) (int64, bool) {
 	if i < len(b) && b[i] == '.' {
 		frac, n := tsparse.Fraction(b[i+1:], unit)
 		if n == 0 {
+			return 0, false
+		}
+		if ns > 1<<63-1-frac {
 			return 0, false
 		}
 		ns += frac
