@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/runtime"
 )
 
@@ -192,6 +193,20 @@ func (f *jobFlags) resolve(args []string) error {
 		return fmt.Errorf("invalid --mode %q: want classic or dag", f.mode)
 	}
 	return nil
+}
+
+// loadChecked loads the job file of f (without --job) and checks its graph.
+// On a problem it prints every one and returns the usage exit.
+func (a *app) loadChecked(f jobFlags) (*config.Document, error) {
+	doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Sets: f.sets})
+	if err == nil {
+		_, err = doc.Graph()
+	}
+	if err != nil {
+		a.printConfigErrors(err)
+		return nil, exit(ExitUsage, nil)
+	}
+	return doc, nil
 }
 
 // printConfigErrors prints a load error: every problem, one per line.

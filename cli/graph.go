@@ -32,13 +32,9 @@ block) and their capacity (when set). Params are not shown, so no secret is.`,
 			if format != "dot" && format != "mermaid" {
 				return fmt.Errorf("invalid --format %q: want dot or mermaid", format)
 			}
-			doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Sets: f.sets})
-			if err == nil {
-				_, err = doc.Graph()
-			}
+			doc, err := a.loadChecked(f)
 			if err != nil {
-				a.printConfigErrors(err)
-				return exit(ExitUsage, nil)
+				return err
 			}
 			if format == "mermaid" {
 				writeMermaid(a.stdout, doc)

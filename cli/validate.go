@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/mdpio/mdp/config"
 )
 
 func (a *app) validateCommand() *cobra.Command {
@@ -26,13 +24,9 @@ file:line:column: path: message, and the exit code is 2. A valid job prints
 			if err := f.resolve(args); err != nil {
 				return err
 			}
-			doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Sets: f.sets})
-			if err == nil {
-				_, err = doc.Graph()
-			}
+			doc, err := a.loadChecked(f)
 			if err != nil {
-				a.printConfigErrors(err)
-				return exit(ExitUsage, nil)
+				return err
 			}
 			fmt.Fprintf(a.stdout, "ok: %s (%s, %d nodes, %d edges)\n", f.config, doc.Mode, len(doc.Nodes), len(doc.Edges))
 			return nil

@@ -52,14 +52,19 @@ func (l *loader) decodeClassic(e entry) {
 			chain = append(chain, link{id, resolve(at), path})
 		}
 	}
-	if v, ok := sm["source"]; ok {
-		id, ok := l.decodeNode(v.val, v.path, refKeys, ClassicSourceID, engine.KindSource)
+	// end decodes the chain's source or sink, which the spec must have.
+	end := func(key, autoID string, kind engine.NodeKind) {
+		v, ok := sm[key]
+		if !ok {
+			l.errAt(specNode, se.path, "missing required key %q", key)
+			l.incomplete = true
+			return
+		}
+		id, ok := l.decodeNode(v.val, v.path, refKeys, autoID, kind)
 		add(id, ok, v.val, v.path)
 		l.incomplete = l.incomplete || !ok
-	} else {
-		l.errAt(specNode, se.path, "missing required key \"source\"")
-		l.incomplete = true
 	}
+	end("source", ClassicSourceID, engine.KindSource)
 	if v, ok := sm["operators"]; ok && !isNull(resolve(v.val)) {
 		seq := resolve(v.val)
 		if seq.Kind != yaml.SequenceNode {
@@ -78,14 +83,7 @@ func (l *loader) decodeClassic(e entry) {
 			add(id, ok, v.val, v.path)
 		}
 	}
-	if v, ok := sm["sink"]; ok {
-		id, ok := l.decodeNode(v.val, v.path, refKeys, ClassicSinkID, engine.KindSink)
-		add(id, ok, v.val, v.path)
-		l.incomplete = l.incomplete || !ok
-	} else {
-		l.errAt(specNode, se.path, "missing required key \"sink\"")
-		l.incomplete = true
-	}
+	end("sink", ClassicSinkID, engine.KindSink)
 	for i := 1; i < len(chain); i++ {
 		to := chain[i]
 		l.doc.Edges = append(l.doc.Edges, EdgeSpec{

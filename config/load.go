@@ -139,11 +139,7 @@ func (l *loader) load(data []byte) *Document {
 			case ModeClassic, ModeDAG:
 				d.Mode = s
 			default:
-				msg := fmt.Sprintf("unknown mode %q; want classic or dag", s)
-				if sug := component.Suggest(s, []string{ModeClassic, ModeDAG}); sug != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", sug)
-				}
-				l.errAt(e.val, e.path, "%s", msg)
+				l.errUnknownChoice(e, "mode", s, ModeClassic, ModeDAG)
 			}
 		}
 	} else {
@@ -373,11 +369,7 @@ func (l *loader) decodeNode(item *yaml.Node, path string, keys []string, autoID 
 		if s, ok := l.str(v); ok {
 			pol, ok := engine.ParseErrorPolicy(s)
 			if !ok || s == "" {
-				msg := fmt.Sprintf("unknown on_error policy %q; want fail, skip or dead_letter", s)
-				if sug := component.Suggest(s, []string{"fail", "skip", "dead_letter"}); sug != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", sug)
-				}
-				l.errAt(v.val, v.path, "%s", msg)
+				l.errUnknownChoice(v, "on_error policy", s, "fail", "skip", "dead_letter")
 			}
 			ns.OnError = pol
 		}
@@ -535,11 +527,7 @@ func (l *loader) decodeEdge(item *yaml.Node, path string) {
 			if s, ok := l.str(v); ok {
 				pol, ok := engine.ParsePolicy(s)
 				if !ok || s == "" {
-					msg := fmt.Sprintf("unknown policy %q; want block, drop_oldest or drop_newest", s)
-					if sug := component.Suggest(s, []string{"block", "drop_oldest", "drop_newest"}); sug != "" {
-						msg += fmt.Sprintf(" (did you mean %q?)", sug)
-					}
-					l.errAt(v.val, v.path, "%s", msg)
+					l.errUnknownChoice(v, "policy", s, "block", "drop_oldest", "drop_newest")
 				}
 				es.Policy = pol
 			}

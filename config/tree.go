@@ -156,6 +156,17 @@ func (l *loader) errAt(n *yaml.Node, path, format string, a ...any) {
 	l.errs = append(l.errs, e)
 }
 
+// errUnknownChoice reports s, the value of e, as an unknown what: the
+// message lists the choices ("want a, b or c") and suggests the nearest.
+func (l *loader) errUnknownChoice(e entry, what, s string, choices ...string) {
+	last := len(choices) - 1
+	msg := fmt.Sprintf("unknown %s %q; want %s or %s", what, s, strings.Join(choices[:last], ", "), choices[last])
+	if sug := component.Suggest(s, choices); sug != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", sug)
+	}
+	l.errAt(e.val, e.path, "%s", msg)
+}
+
 func resolve(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -130,13 +129,4 @@ type EdgeStatus struct {
 	Capacity  int    `json:"capacity"`
 	Dropped   int64  `json:"dropped"` // records dropped by a drop policy
 	BlockedNs int64  `json:"blocked_ns"`
-}
-
-func sortedKeys(m map[string]int64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

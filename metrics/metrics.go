@@ -26,6 +26,8 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -231,13 +233,13 @@ func collectJob(ch chan<- prometheus.Metric, s Snapshot, now int64) {
 		if n.Watermark != md.MinTime && n.Watermark != md.MaxTime {
 			gauge(descWMLag, float64(now-n.Watermark)/1e9, l...)
 		}
-		for _, r := range sortedKeys(n.Drops) {
+		for _, r := range slices.Sorted(maps.Keys(n.Drops)) {
 			counter(descDrops, float64(n.Drops[r]), s.Job, n.ID, n.Type, r)
 		}
-		for _, r := range sortedKeys(n.Errors) {
+		for _, r := range slices.Sorted(maps.Keys(n.Errors)) {
 			counter(descErrors, float64(n.Errors[r]), s.Job, n.ID, n.Type, r)
 		}
-		for _, r := range sortedKeys(n.Counters) {
+		for _, r := range slices.Sorted(maps.Keys(n.Counters)) {
 			counter(descCounters, float64(n.Counters[r]), s.Job, n.ID, n.Type, r)
 		}
 		collectStore(ch, s.Extras[n.ID], l)
@@ -280,15 +282,6 @@ func ProviderName(typ string) string { return strings.TrimPrefix(typ, "provider.
 func splitEdge(name string) (from, to string) {
 	from, to, _ = strings.Cut(name, " -> ")
 	return from, to
-}
-
-func sortedKeys(m map[string]int64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // collectStore reports the store statistics of a sink's instances, summed.

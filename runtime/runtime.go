@@ -205,13 +205,7 @@ func (u *Unified) Start(ctx context.Context) error {
 	}
 	u.mu.Unlock()
 	u.log.Info("job running")
-	go func() {
-		select {
-		case <-ctx.Done():
-			u.Stop()
-		case <-u.job.Done():
-		}
-	}()
+	go u.stopOnCancel(ctx, u.job.Done())
 	go func() {
 		<-u.job.Done()
 		u.finish(u.job.Err())
@@ -230,15 +224,19 @@ func (u *Unified) Run(ctx context.Context) error {
 			return err
 		}
 	} else {
-		go func() {
-			select {
-			case <-ctx.Done():
-				u.Stop()
-			case <-u.done:
-			}
-		}()
+		go u.stopOnCancel(ctx, u.done)
 	}
 	return u.Wait()
+}
+
+// stopOnCancel stops the job gracefully when ctx is cancelled before done
+// is closed.
+func (u *Unified) stopOnCancel(ctx context.Context, done <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+		u.Stop()
+	case <-done:
+	}
 }
 
 // Stop begins a graceful stop and returns at once; Wait blocks until the
