@@ -135,6 +135,28 @@ func (p *Pool) Get(k Kind) *Batch {
 	return b
 }
 
+// GetCap is Get with room for at least n records, so a batch that gathers up
+// to n records never regrows. Pooled batches keep their capacity, so after
+// warm-up the pool hands out batches that are already big enough.
+func (p *Pool) GetCap(k Kind, n int) *Batch {
+	b := p.Get(k)
+	switch k {
+	case KindTrade:
+		if cap(b.Trades) < n {
+			b.Trades = make([]Trade, 0, n)
+		}
+	case KindQuote:
+		if cap(b.Quotes) < n {
+			b.Quotes = make([]Quote, 0, n)
+		}
+	case KindBar:
+		if cap(b.Bars) < n {
+			b.Bars = make([]Bar, 0, n)
+		}
+	}
+	return b
+}
+
 func (p *Pool) put(b *Batch) {
 	b.Reset()
 	select {

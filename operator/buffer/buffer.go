@@ -214,26 +214,8 @@ func (bf *Buffer) Process(ctx context.Context, b *md.Batch, out *engine.Output) 
 }
 
 // newBatch returns a pooled batch with room for limit records, so gathering
-// never regrows it. Pooled batches keep their capacity, so after warm-up the
-// pool hands out batches that are already big enough.
-func (bf *Buffer) newBatch(k md.Kind, limit int) *md.Batch {
-	b := bf.nc.Pool.Get(k)
-	switch k {
-	case md.KindTrade:
-		if cap(b.Trades) < limit {
-			b.Trades = make([]md.Trade, 0, limit)
-		}
-	case md.KindQuote:
-		if cap(b.Quotes) < limit {
-			b.Quotes = make([]md.Quote, 0, limit)
-		}
-	case md.KindBar:
-		if cap(b.Bars) < limit {
-			b.Bars = make([]md.Bar, 0, limit)
-		}
-	}
-	return b
-}
+// never regrows it.
+func (bf *Buffer) newBatch(k md.Kind, limit int) *md.Batch { return bf.nc.Pool.GetCap(k, limit) }
 
 func (bf *Buffer) drop(reason string, n int64) {
 	if n > 0 && bf.nc != nil && bf.nc.Stats != nil {

@@ -211,74 +211,60 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 	wf := w.workers[b.Worker]
 	switch b.Kind {
 	case md.KindBar:
-		rows := b.Bars
-		for i := 0; i < len(rows); {
-			k := w.key(rows[i].Start, rows[i].Sym)
-			j := i + 1
-			for j < len(rows) && w.key(rows[j].Start, rows[j].Sym) == k {
-				j++
-			}
-			buf := wf.barBuf[:0]
-			for x := i; x < j; x++ {
-				r := &rows[x]
+		return writeRuns(w, wf, b, b.Bars, &wf.barBuf, wf.bars, "bars",
+			func(r *md.Bar) (int64, md.SymID) { return r.Start, r.Sym },
+			func(r *md.Bar) BarRow {
 				in := b.Instrument(r.Sym)
 				if r.Interval != wf.ivNs || wf.ivText == "" {
 					wf.ivNs, wf.ivText = r.Interval, md.FormatInterval(r.Interval)
 				}
-				buf = append(buf, BarRow{Provider: in.Provider, Symbol: in.Symbol, Interval: wf.ivText,
+				return BarRow{Provider: in.Provider, Symbol: in.Symbol, Interval: wf.ivText,
 					TS: floorDiv(r.Start, 1000), Open: r.Open, High: r.High, Low: r.Low, Close: r.Close,
-					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades})
-			}
-			wf.barBuf = buf
-			if err := writeRows(w, wf, wf.bars, "bars", k, b.Instrument(rows[i].Sym).Symbol, buf); err != nil {
-				return err
-			}
-			i = j
-		}
+					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades}
+			})
 	case md.KindTrade:
-		rows := b.Trades
-		for i := 0; i < len(rows); {
-			k := w.key(rows[i].TS, rows[i].Sym)
-			j := i + 1
-			for j < len(rows) && w.key(rows[j].TS, rows[j].Sym) == k {
-				j++
-			}
-			buf := wf.trBuf[:0]
-			for x := i; x < j; x++ {
-				r := &rows[x]
+		return writeRuns(w, wf, b, b.Trades, &wf.trBuf, wf.trades, "trades",
+			func(r *md.Trade) (int64, md.SymID) { return r.TS, r.Sym },
+			func(r *md.Trade) TradeRow {
 				in := b.Instrument(r.Sym)
-				buf = append(buf, TradeRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
+				return TradeRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
 					IngestTS: floorDiv(r.Ingest, 1000), TradeID: r.TradeID, Price: r.Price, Size: r.Size,
-					Side: r.Side.String(), Seq: int64(r.Seq)})
-			}
-			wf.trBuf = buf
-			if err := writeRows(w, wf, wf.trades, "trades", k, b.Instrument(rows[i].Sym).Symbol, buf); err != nil {
-				return err
-			}
-			i = j
-		}
+					Side: r.Side.String(), Seq: int64(r.Seq)}
+			})
 	case md.KindQuote:
-		rows := b.Quotes
-		for i := 0; i < len(rows); {
-			k := w.key(rows[i].TS, rows[i].Sym)
-			j := i + 1
-			for j < len(rows) && w.key(rows[j].TS, rows[j].Sym) == k {
-				j++
-			}
-			buf := wf.qBuf[:0]
-			for x := i; x < j; x++ {
-				r := &rows[x]
+		return writeRuns(w, wf, b, b.Quotes, &wf.qBuf, wf.quotes, "quotes",
+			func(r *md.Quote) (int64, md.SymID) { return r.TS, r.Sym },
+			func(r *md.Quote) QuoteRow {
 				in := b.Instrument(r.Sym)
-				buf = append(buf, QuoteRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
+				return QuoteRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
 					IngestTS: floorDiv(r.Ingest, 1000), Seq: int64(r.Seq), Bid: r.Bid, BidSize: r.BidSize,
-					Ask: r.Ask, AskSize: r.AskSize})
-			}
-			wf.qBuf = buf
-			if err := writeRows(w, wf, wf.quotes, "quotes", k, b.Instrument(rows[i].Sym).Symbol, buf); err != nil {
-				return err
-			}
-			i = j
+					Ask: r.Ask, AskSize: r.AskSize}
+			})
+	}
+	return nil
+}
+
+// writeRuns splits records into runs of one partition (at gives a record's
+// ts and symbol), converts each run with conv into buf (reused across
+// calls) and appends it to the run's file in files.
+func writeRuns[R, T any](w *Writer, wf *workerFiles, b *storekit.Batch, rows []R, buf *[]T,
+	files map[partKey]*file[T], dataset string, at func(*R) (int64, md.SymID), conv func(*R) T) error {
+	for i := 0; i < len(rows); {
+		ts, sym := at(&rows[i])
+		k := w.key(ts, sym)
+		j := i + 1
+		for j < len(rows) && w.key(at(&rows[j])) == k {
+			j++
 		}
+		out := (*buf)[:0]
+		for x := i; x < j; x++ {
+			out = append(out, conv(&rows[x]))
+		}
+		*buf = out
+		if err := writeRows(w, wf, files, dataset, k, b.Instrument(sym).Symbol, out); err != nil {
+			return err
+		}
+		i = j
 	}
 	return nil
 }

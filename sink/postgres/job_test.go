@@ -1,10 +1,8 @@
 package postgres
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,7 +17,7 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
-	"github.com/mdpio/mdp/sink/storekit"
+	"github.com/mdpio/mdp/sink/storekit/storetest"
 )
 
 // barSource emits bars (Sym indexing names) in batches of bs, calling after
@@ -113,16 +111,6 @@ func runBars(tb testing.TB, params map[string]any, bars []md.Bar, bs int, after 
 	return j, j.Run(ctx)
 }
 
-func sinkStats(tb testing.TB, j *engine.Job) *storekit.Stats {
-	tb.Helper()
-	ncs := j.NodeContexts("store")
-	st, ok := ncs[0].Stats.Extra.Load().(*storekit.Stats)
-	if !ok {
-		tb.Fatal("sink published no storekit stats")
-	}
-	return st
-}
-
 func TestRegisteredWithAliasesAndSecretDSN(t *testing.T) {
 	spec := lookupSpec(t)
 	for _, id := range []string{"sink.timescale", "sink.store"} {
@@ -194,7 +182,7 @@ func TestJobWritesEveryBarOnceAcrossWorkers(t *testing.T) {
 			}
 			_, syms := testSymbols(40)
 			compareBars(t, readBars(t, conn, schema+".bars_ohlcv"), expectBars(bars, syms))
-			st := sinkStats(t, j)
+			st := storetest.Stats(t, j)
 			if st.RowsWritten.Load() != int64(len(bars)) || st.RowsChanged.Load() < 25000 {
 				t.Fatalf("stats: written %d changed %d", st.RowsWritten.Load(), st.RowsChanged.Load())
 			}
@@ -221,7 +209,7 @@ func TestJobWritesEveryBarOnceAcrossWorkers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := sinkStats(t, j).RowsChanged.Load(); n != 0 {
+			if n := storetest.Stats(t, j).RowsChanged.Load(); n != 0 {
 				t.Fatalf("re-writing the stored bars changed %d rows, want 0", n)
 			}
 		})
@@ -261,20 +249,7 @@ func TestRejectedRowsGoToDeadLetterFile(t *testing.T) {
 			good := append(append([]md.Bar{}, bars[:1234]...), bars[1235:2999]...)
 			compareBars(t, readBars(t, conn, w.targets[0].name), expectBars(good, syms))
 
-			f, err := os.Open(dl)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			var recs []storekit.DeadLetterRecord
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				var r storekit.DeadLetterRecord
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					t.Fatalf("dead-letter line %q: %v", sc.Text(), err)
-				}
-				recs = append(recs, r)
-			}
+			recs := storetest.ReadDeadLetters(t, dl)
 			if len(recs) != 2 {
 				t.Fatalf("%d dead-letter records, want 2", len(recs))
 			}
@@ -461,7 +436,7 @@ func TestPostgresRestartMidJob(t *testing.T) {
 	if err != nil {
 		t.Fatalf("job failed across the restart: %v", err)
 	}
-	st := sinkStats(t, j)
+	st := storetest.Stats(t, j)
 	if st.Retries.Load() == 0 || st.BatchesFailed.Load() == 0 {
 		t.Fatalf("no write failed during the outage (retries %d): the test did not exercise a restart", st.Retries.Load())
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -57,16 +56,6 @@ func dump(t testing.TB, db *sql.DB, table string) []string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func storeStats(t testing.TB, j *engine.Job) *storekit.Stats {
-	t.Helper()
-	ncs := j.NodeContexts("store")
-	st, ok := ncs[0].Stats.Extra.Load().(*storekit.Stats)
-	if !ok {
-		t.Fatal("store node has no storekit stats")
-	}
-	return st
 }
 
 func TestWritesEveryKindWithExactValues(t *testing.T) {
@@ -126,7 +115,7 @@ func TestWritesEveryKindWithExactValues(t *testing.T) {
 	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal_mode = %q (%v), want wal", mode, err)
 	}
-	st := storeStats(t, j)
+	st := storetest.Stats(t, j)
 	if st.RowsWritten.Load() != 1800 || st.RowsChanged.Load() != 1800 || st.RowsDeadLettered.Load() != 0 || st.QueueRows.Load() != 0 {
 		t.Fatalf("stats: written %d changed %d dead %d queued %d", st.RowsWritten.Load(), st.RowsChanged.Load(), st.RowsDeadLettered.Load(), st.QueueRows.Load())
 	}
@@ -144,7 +133,7 @@ func TestRerunLeavesTableIdenticalAndRewritesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return storeStats(t, j)
+		return storetest.Stats(t, j)
 	}
 	first := run()
 	db := openDB(t, path)
@@ -165,7 +154,7 @@ func TestRerunLeavesTableIdenticalAndRewritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := storeStats(t, j).RowsChanged.Load(); got != 1 {
+	if got := storetest.Stats(t, j).RowsChanged.Load(); got != 1 {
 		t.Fatalf("changed rows after one edit: %d, want 1", got)
 	}
 	var c float64
@@ -196,20 +185,7 @@ func TestRejectedRowGoesToDeadLetterWithReason(t *testing.T) {
 	if err := db.QueryRow("SELECT count(*) FROM bars_ohlcv").Scan(&n); err != nil || n != 1999 {
 		t.Fatalf("%d rows stored (%v), want 1999", n, err)
 	}
-	f, err := os.Open(dl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []storekit.DeadLetterRecord
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var r storekit.DeadLetterRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("bad dead-letter line %q: %v", sc.Text(), err)
-		}
-		lines = append(lines, r)
-	}
+	lines := storetest.ReadDeadLetters(t, dl)
 	if len(lines) != 1 {
 		t.Fatalf("%d dead-letter lines, want 1", len(lines))
 	}
@@ -224,7 +200,7 @@ func TestRejectedRowGoesToDeadLetterWithReason(t *testing.T) {
 	if st.Errors["rejected"] != 1 || st.Drops["dead_letter"] != 1 || !strings.Contains(st.LastError, "1 bar row(s) rejected by the store, written to "+dl) {
 		t.Fatalf("status errors %v drops %v last %q", st.Errors, st.Drops, st.LastError)
 	}
-	if ss := storeStats(t, j); ss.RowsDeadLettered.Load() != 1 || ss.BatchesDeadLettered.Load() != 1 || ss.RowsWritten.Load() != 1999 {
+	if ss := storetest.Stats(t, j); ss.RowsDeadLettered.Load() != 1 || ss.BatchesDeadLettered.Load() != 1 || ss.RowsWritten.Load() != 1999 {
 		t.Fatalf("stats: dead %d/%d written %d", ss.RowsDeadLettered.Load(), ss.BatchesDeadLettered.Load(), ss.RowsWritten.Load())
 	}
 }
@@ -389,7 +365,7 @@ func TestLaterEmissionOfTheSameBarWins(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*) FROM bars_ohlcv`).Scan(&n); err != nil || n != 200 {
 		t.Fatalf("%d rows (%v)", n, err)
 	}
-	if ch := storeStats(t, j).RowsChanged.Load(); ch != 202 {
+	if ch := storetest.Stats(t, j).RowsChanged.Load(); ch != 202 {
 		t.Fatalf("changed %d rows, want 202 (200 inserts, 2 updates)", ch)
 	}
 }

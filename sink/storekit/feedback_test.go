@@ -61,7 +61,7 @@ func TestStoreFeedbackChangesTheSourceRate(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for fb.Level() != engine.LevelHard {
 		if time.Now().After(deadline) {
-			t.Fatalf("the level never reached hard (queue %d)", stats(j).QueueRows.Load())
+			t.Fatalf("the level never reached hard (queue %d)", storetest.Stats(t, j).QueueRows.Load())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

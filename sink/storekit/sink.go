@@ -273,24 +273,7 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 }
 
 // part returns a pooled batch with room for n records.
-func (s *Sink) part(k md.Kind, n int) *md.Batch {
-	p := s.nc.Pool.Get(k)
-	switch k {
-	case md.KindTrade:
-		if cap(p.Trades) < n {
-			p.Trades = make([]md.Trade, 0, n)
-		}
-	case md.KindQuote:
-		if cap(p.Quotes) < n {
-			p.Quotes = make([]md.Quote, 0, n)
-		}
-	case md.KindBar:
-		if cap(p.Bars) < n {
-			p.Bars = make([]md.Bar, 0, n)
-		}
-	}
-	return p
-}
+func (s *Sink) part(k md.Kind, n int) *md.Batch { return s.nc.Pool.GetCap(k, n) }
 
 // enqueue hands b (and the caller's reference) to worker w's queue.
 func (s *Sink) enqueue(ctx context.Context, w int, b *md.Batch) error {

@@ -1,11 +1,8 @@
 package storekit_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -102,29 +99,6 @@ func sinkJob(t *testing.T, src engine.Source, w storekit.Writer, cfg storekit.Co
 	return j
 }
 
-func stats(j *engine.Job) *storekit.Stats {
-	return j.NodeContexts("store")[0].Stats.Extra.Load().(*storekit.Stats)
-}
-
-func readDeadLetters(t *testing.T, path string) []storekit.DeadLetterRecord {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []storekit.DeadLetterRecord
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var r storekit.DeadLetterRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
 func TestEachSymbolKeepsOrderOnOneWorker(t *testing.T) {
 	w := newMem()
 	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(20000, 37), BatchSize: 333}
@@ -147,7 +121,7 @@ func TestEachSymbolKeepsOrderOnOneWorker(t *testing.T) {
 		}
 		total += len(bars)
 	}
-	st := stats(j)
+	st := storetest.Stats(t, j)
 	if total != 20000 || st.RowsWritten.Load() != 20000 || st.QueueRows.Load() != 0 || !w.closed.Load() {
 		t.Fatalf("written %d (stats %d), queue %d, closed %v", total, st.RowsWritten.Load(), st.QueueRows.Load(), w.closed.Load())
 	}
@@ -169,7 +143,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 	if err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st := stats(j)
+	st := storetest.Stats(t, j)
 	if len(w.all()) != 100 || st.Retries.Load() != 2 || st.BatchesFailed.Load() != 2 || st.RowsFailed.Load() != 200 || st.RowsDeadLettered.Load() != 0 {
 		t.Fatalf("rows %d retries %d failed %d/%d dead %d", len(w.all()), st.Retries.Load(), st.BatchesFailed.Load(), st.RowsFailed.Load(), st.RowsDeadLettered.Load())
 	}
@@ -191,7 +165,7 @@ func TestExhaustedRetriesGoToDeadLetterFile(t *testing.T) {
 	if err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	recs := readDeadLetters(t, dl)
+	recs := storetest.ReadDeadLetters(t, dl)
 	if len(recs) != 10 {
 		t.Fatalf("%d dead letters, want 10", len(recs))
 	}
@@ -203,7 +177,7 @@ func TestExhaustedRetriesGoToDeadLetterFile(t *testing.T) {
 	if len(w.all()) != 20 {
 		t.Fatalf("%d rows stored, want 20", len(w.all()))
 	}
-	st := stats(j)
+	st := storetest.Stats(t, j)
 	ns := j.Status().Nodes[1]
 	if st.RowsDeadLettered.Load() != 10 || st.BatchesDeadLettered.Load() != 10 || ns.Drops["dead_letter"] != 10 || ns.Errors["retries_exhausted"] != 10 ||
 		!strings.Contains(ns.LastError, "1 bar row(s) failed 3 attempts, written to "+dl+": server closed the connection") {
@@ -229,7 +203,7 @@ func TestDataErrorsIsolateTheRejectedRows(t *testing.T) {
 	if err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	recs := readDeadLetters(t, dl)
+	recs := storetest.ReadDeadLetters(t, dl)
 	if len(recs) != 3 || float64(*recs[0].Volume) != -1 || float64(*recs[1].Volume) != -2 || float64(*recs[2].Volume) != -3 {
 		t.Fatalf("dead letters %+v", recs)
 	}
@@ -283,7 +257,7 @@ func TestBreakerStopsWritesDuringCooldown(t *testing.T) {
 	if err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st := stats(j)
+	st := storetest.Stats(t, j)
 	if len(w.all()) != 10 || st.BreakerOpens.Load() != 1 || st.BreakerOpen.Load() || st.Retries.Load() != 3 {
 		t.Fatalf("rows %d opens %d open %v retries %d", len(w.all()), st.BreakerOpens.Load(), st.BreakerOpen.Load(), st.Retries.Load())
 	}
@@ -304,14 +278,14 @@ func TestBackpressureBlocksAndCloseWritesEverything(t *testing.T) {
 	// With the store stalled the sink takes no more than its queue (plus
 	// one batch per worker part) and the source is held back.
 	deadline := time.Now().Add(10 * time.Second)
-	for stats(j).QueueRows.Load() < 900 && time.Now().Before(deadline) {
+	for storetest.Stats(t, j).QueueRows.Load() < 900 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if q := stats(j).QueueRows.Load(); q > 1000 || q < 900 {
+	if q := storetest.Stats(t, j).QueueRows.Load(); q > 1000 || q < 900 {
 		t.Fatalf("queue holds %d rows with capacity 1000", q)
 	}
-	if lvl := engine.Level(stats(j).Level.Load()); lvl != engine.LevelHard {
+	if lvl := engine.Level(storetest.Stats(t, j).Level.Load()); lvl != engine.LevelHard {
 		t.Fatalf("level %s at a full queue", lvl)
 	}
 	if in := j.NodeContexts("store")[0].Stats.EventsIn.Load(); in >= 5000 {
@@ -324,7 +298,7 @@ func TestBackpressureBlocksAndCloseWritesEverything(t *testing.T) {
 	if n := len(w.all()); n != 5000 {
 		t.Fatalf("%d of 5000 rows written", n)
 	}
-	if lvl := engine.Level(stats(j).Level.Load()); lvl != engine.LevelOK {
+	if lvl := engine.Level(storetest.Stats(t, j).Level.Load()); lvl != engine.LevelOK {
 		t.Fatalf("level %s after draining", lvl)
 	}
 }
@@ -337,7 +311,7 @@ func TestAbortStopsWorkers(t *testing.T) {
 	if err := j.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for stats(j).QueueRows.Load() < 500 {
+	for storetest.Stats(t, j).QueueRows.Load() < 500 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	j.Abort()
