@@ -52,12 +52,11 @@ type Job struct {
 	stopSources context.CancelFunc
 	srcCtx      context.Context
 
-	started  atomic.Bool
-	stopping atomic.Bool
-	done     chan struct{}
-	errMu    sync.Mutex
-	err      error
-	wg       sync.WaitGroup
+	started atomic.Bool
+	done    chan struct{}
+	errMu   sync.Mutex
+	err     error
+	wg      sync.WaitGroup
 }
 
 type nodeRun struct {
@@ -293,12 +292,8 @@ func (j *Job) Err() error {
 // Stop stops the sources; everything already emitted drains through the
 // graph, open windows flush and sinks close. Wait returns when that is done.
 func (j *Job) Stop() {
-	j.stopping.Store(true)
 	j.stopSources()
 }
-
-// Stopping reports whether Stop was called.
-func (j *Job) Stopping() bool { return j.stopping.Load() }
 
 // Abort ends the job without draining; Wait returns ErrAborted.
 func (j *Job) Abort() {

@@ -142,12 +142,6 @@ func (o *Output) Symbols() *md.SymbolTable { return o.nc.Symbols }
 // Watermark is the watermark this output last forwarded.
 func (o *Output) Watermark() int64 { return o.wm }
 
-// HasPort reports whether the named port has at least one edge.
-func (o *Output) HasPort(name string) bool {
-	p := o.ports[name]
-	return p != nil && len(p.targets) > 0
-}
-
 // Emit sends b on the main output, handing over the caller's reference. It
 // blocks while a block-policy queue is full. An empty batch is released.
 func (o *Output) Emit(b *md.Batch) error { return o.EmitTo(PortMain, b) }

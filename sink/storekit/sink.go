@@ -123,21 +123,12 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 // levels resolves the soft and hard fractions: the sink's own, else the
 // job's feedback settings, else 0.5 and 0.9.
 func levels(c Config, fb *engine.Feedback) (soft, hard float64) {
-	soft, hard = c.SoftAt, c.HardAt
-	if fb != nil {
-		fc := fb.Config()
-		if soft <= 0 {
-			soft = fc.SoftAt
-		}
-		if hard <= 0 {
-			hard = fc.HardAt
-		}
+	soft, hard = fb.Thresholds()
+	if c.SoftAt > 0 {
+		soft = c.SoftAt
 	}
-	if soft <= 0 {
-		soft = 0.5
-	}
-	if hard <= 0 {
-		hard = 0.9
+	if c.HardAt > 0 {
+		hard = c.HardAt
 	}
 	return soft, hard
 }
