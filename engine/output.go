@@ -224,9 +224,10 @@ func (o *Output) sourceWatermark(b *md.Batch) {
 	}
 }
 
-// partition splits b by symbol hash across t's queues and sends each part.
+// partition splits b by symbol (md.Split at level md.SplitInstances) across
+// t's queues and sends each part.
 func (o *Output) partition(t *target, b *md.Batch) error {
-	n := uint64(len(t.qs))
+	n := len(t.qs)
 	syms := o.nc.Symbols.Snapshot()
 	parts := make([]*md.Batch, n)
 	for i := range parts {
@@ -236,17 +237,17 @@ func (o *Output) partition(t *target, b *md.Batch) error {
 	switch b.Kind {
 	case md.KindTrade:
 		for i := range b.Trades {
-			p := parts[syms[b.Trades[i].Sym].Hash%n]
+			p := parts[md.Split(syms[b.Trades[i].Sym].Hash, md.SplitInstances, n)]
 			p.Trades = append(p.Trades, b.Trades[i])
 		}
 	case md.KindQuote:
 		for i := range b.Quotes {
-			p := parts[syms[b.Quotes[i].Sym].Hash%n]
+			p := parts[md.Split(syms[b.Quotes[i].Sym].Hash, md.SplitInstances, n)]
 			p.Quotes = append(p.Quotes, b.Quotes[i])
 		}
 	case md.KindBar:
 		for i := range b.Bars {
-			p := parts[syms[b.Bars[i].Sym].Hash%n]
+			p := parts[md.Split(syms[b.Bars[i].Sym].Hash, md.SplitInstances, n)]
 			p.Bars = append(p.Bars, b.Bars[i])
 		}
 	}

@@ -194,8 +194,9 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 		b.Retain(1)
 		return s.enqueue(ctx, 0, b)
 	}
-	// Split by the stable symbol hash; every row of one symbol goes to the
-	// same worker, so its rows are written in arrival order. A first pass
+	// Split by symbol at the worker level (re-mixed, so that the engine's
+	// split across instances does not leave workers idle); every row of one
+	// symbol goes to the same worker, so its rows are written in arrival order. A first pass
 	// assigns and counts, so each part is sized once.
 	syms := s.nc.Symbols.Snapshot()
 	rows := b.Len()
@@ -207,15 +208,15 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 	switch b.Kind {
 	case md.KindTrade:
 		for i := range b.Trades {
-			dest[i] = uint8(syms[b.Trades[i].Sym].Hash % uint64(n))
+			dest[i] = uint8(md.Split(syms[b.Trades[i].Sym].Hash, md.SplitWorkers, n))
 		}
 	case md.KindQuote:
 		for i := range b.Quotes {
-			dest[i] = uint8(syms[b.Quotes[i].Sym].Hash % uint64(n))
+			dest[i] = uint8(md.Split(syms[b.Quotes[i].Sym].Hash, md.SplitWorkers, n))
 		}
 	case md.KindBar:
 		for i := range b.Bars {
-			dest[i] = uint8(syms[b.Bars[i].Sym].Hash % uint64(n))
+			dest[i] = uint8(md.Split(syms[b.Bars[i].Sym].Hash, md.SplitWorkers, n))
 		}
 	default:
 		return nil

@@ -111,7 +111,7 @@ func TestEachSymbolKeepsOrderOnOneWorker(t *testing.T) {
 	for worker, bars := range w.bars {
 		last := map[md.SymID]int64{}
 		for _, b := range bars {
-			if got := int(syms[b.Sym].Hash % 4); got != worker {
+			if got := md.Split(syms[b.Sym].Hash, md.SplitWorkers, 4); got != worker {
 				t.Fatalf("symbol %s written by worker %d, want %d", syms[b.Sym].Symbol, worker, got)
 			}
 			if l, ok := last[b.Sym]; ok && b.Start <= l {

@@ -4,8 +4,9 @@
 // an error, close); storekit wraps it in a Sink, the engine.Processor that the
 // component registers, and supplies the rest:
 //
-//   - workers (param workers, default 2), each fed by symbol hash
-//     (md.Instrument.Hash % workers), so every symbol's rows are written in
+//   - workers (param workers, default 2), each fed by symbol
+//     (md.Split at level md.SplitWorkers, independent of the engine's split
+//     across instances), so every symbol's rows are written in
 //     the order they arrived;
 //   - a bounded queue per sink instance (queue_size rows); Process blocks
 //     when the queue is full, so backpressure reaches the sources, and the
