@@ -48,10 +48,6 @@ func decodeYAML(t *testing.T, s *Spec, src string) (*Params, []string) {
 	return p, msgs
 }
 
-func itoa(i int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10%10)) + string(rune('0'+i%10)))
-}
-
 func TestDecodeDefaultsAndTypes(t *testing.T) {
 	p, errs := decodeYAML(t, testSpec(), "interval: 1m\nsymbols: AAPL\nstart: 2024-01-02T14:30:00Z\ncolumns: {ts: 0}\n")
 	if len(errs) != 0 {

@@ -106,15 +106,6 @@ type GraphError struct {
 
 func (e *GraphError) Error() string { return e.Msg }
 
-func (g *Graph) node(id string) *Node {
-	for _, n := range g.Nodes {
-		if n.ID == id {
-			return n
-		}
-	}
-	return nil
-}
-
 // Validate reports every problem with the graph at once: duplicate ids,
 // unknown nodes and ports on edges, cycles, sources with inputs, sinks with
 // outputs, nodes cut off from any source or sink, and record kinds that do

@@ -108,11 +108,9 @@ type Output struct {
 	ctx     context.Context // the job's abort context
 	nc      *NodeContext
 	stats   *NodeStats
-	ports   map[string]*port
-	main    *port
-	wm      int64
-	closed  bool
-	scratch [][]*md.Batch
+	ports  map[string]*port
+	wm     int64
+	closed bool
 
 	// Source state.
 	source    bool
@@ -125,10 +123,8 @@ type Output struct {
 
 func newOutput(ctx context.Context, nc *NodeContext, ports map[string]*port) *Output {
 	o := &Output{ctx: ctx, nc: nc, stats: nc.Stats, ports: ports, wm: minTime}
-	o.main = ports[PortMain]
-	if o.main == nil {
-		o.main = &port{name: PortMain, dropKey: "unconnected_port"}
-		ports[PortMain] = o.main
+	if ports[PortMain] == nil {
+		ports[PortMain] = &port{name: PortMain, dropKey: "unconnected_port"}
 	}
 	return o
 }

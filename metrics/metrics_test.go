@@ -241,11 +241,11 @@ func TestManyJobsAndRegistries(t *testing.T) {
 func TestHealthAndReady(t *testing.T) {
 	ready := false
 	s := serve(t, NewCollector("dag"), func() (bool, any) { return ready, map[string]string{"status": "DEGRADED"} })
-	body, code, hdr := scrape(t, "http://"+s.Addr()+"/healthz")
+	body, code, _ := scrape(t, "http://"+s.Addr()+"/healthz")
 	if code != 200 || strings.TrimSpace(body) != "{\n  \"status\": \"alive\"\n}" {
 		t.Fatalf("/healthz %d %q", code, body)
 	}
-	body, code, hdr = scrape(t, "http://"+s.Addr()+"/readyz")
+	body, code, hdr := scrape(t, "http://"+s.Addr()+"/readyz")
 	var got map[string]string
 	if err := json.Unmarshal([]byte(body), &got); err != nil || code != 503 || got["status"] != "DEGRADED" || hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("/readyz not ready: %d %q %v", code, body, err)

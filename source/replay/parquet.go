@@ -16,7 +16,7 @@ import (
 // columns as text for the shared decoder, so Parquet, CSV and JSON lines go
 // through one set of field rules. A TIMESTAMP column is read in its own unit.
 type parquetInput struct {
-	rd      *parquet.Reader
+	rd      parquet.Rows
 	colSlot []int // leaf column index -> slot, or -1
 	rows    []parquet.Row
 	n, pos  int
@@ -71,7 +71,7 @@ func openParquet(path string, ra io.ReaderAt, size, diskSize int64, lay *layout,
 			}
 		}
 	}
-	p.rd = parquet.NewReader(f)
+	p.rd = parquet.MultiRowGroup(f.RowGroups()...).Rows()
 	p.rows = make([]parquet.Row, 256)
 	return p, nil
 }

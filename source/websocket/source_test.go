@@ -73,12 +73,6 @@ func newWSServer(t testing.TB, subscribeMessages int, script connScript) *wsServ
 
 func (s *wsServer) url() string { return "ws" + strings.TrimPrefix(s.srv.URL, "http") }
 
-func (s *wsServer) connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns
-}
-
 func (s *wsServer) subscriptions() [][]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
