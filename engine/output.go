@@ -105,9 +105,9 @@ type port struct {
 // Output is how a node emits. Each node instance has its own; it is used only
 // from the node's goroutine (a source's idle watermark advance takes the lock).
 type Output struct {
-	ctx     context.Context // the job's abort context
-	nc      *NodeContext
-	stats   *NodeStats
+	ctx    context.Context // the job's abort context
+	nc     *NodeContext
+	stats  *NodeStats
 	ports  map[string]*port
 	wm     int64
 	closed bool
