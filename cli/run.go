@@ -12,7 +12,6 @@ import (
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/runtime"
-	"github.com/mdpio/mdp/source/replay"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -48,18 +47,12 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 
 func (a *app) run(ctx context.Context, f jobFlags) error {
 	log := a.logger
-	switch {
-	case f.progress:
-		os.Setenv(replay.ProgressEnv, "always")
-	case f.noProgress:
-		os.Setenv(replay.ProgressEnv, "never")
-	}
 	doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Job: f.job, Sets: f.sets})
 	if err != nil {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
 	}
-	u, err := runtime.New(doc, runtime.Options{Logger: log})
+	u, err := runtime.New(doc, runtime.Options{Logger: log, Progress: a.progressOptions(f, doc)})
 	if err != nil {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
@@ -113,4 +106,30 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		return exit(ExitAborted, nil)
 	}
 	return exit(ExitFailure, nil)
+}
+
+// progressOptions is the job's progress setting: the flags' override, and
+// the terminal a bar may be drawn on. That is stderr when it is a terminal,
+// unless stdout is a terminal too and the job writes records to it (the
+// two would share one screen, and the bar would land inside the data).
+func (a *app) progressOptions(f jobFlags, doc *config.Document) engine.ProgressOptions {
+	var p engine.ProgressOptions
+	switch {
+	case f.progress:
+		p.Mode = "always"
+	case f.noProgress:
+		p.Mode = "never"
+	}
+	if !isTerminal(a.stderr) {
+		return p
+	}
+	if isTerminal(a.stdout) {
+		for _, n := range doc.Nodes {
+			if n.Type == "sink.stdout" {
+				return p
+			}
+		}
+	}
+	p.Terminal = a.stderr
+	return p
 }

@@ -26,6 +26,8 @@ type Options struct {
 	Symbols   *md.SymbolTable // nil: a new table
 	BatchSize int             // default record capacity of pooled batches
 	Feedback  *Feedback       // nil: feedback disabled
+	// Progress is how this job's sources report their progress.
+	Progress ProgressOptions
 }
 
 // NodeError is a node failure: which node and instance, and why.
@@ -148,6 +150,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 				Job: opts.Job, Node: nr.n.ID, Type: nr.n.Type, Instance: i, Instances: len(nr.instances),
 				Symbols: j.symbols, Pool: j.pool, Feedback: opts.Feedback, Stats: newNodeStats(),
 				Logger: opts.Logger.With("node", nr.n.ID), SourceTotals: j.SourceTotals,
+				Progress: opts.Progress,
 			}
 			if len(nr.instances) > 1 {
 				in.nc.Logger = in.nc.Logger.With("instance", i)

@@ -11,6 +11,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"time"
 
@@ -125,6 +126,22 @@ type NodeContext struct {
 	// SourceTotals returns the records all of the job's sources have emitted
 	// and the wall-clock time (ns) of the first one (0 before any).
 	SourceTotals func() (events, firstAt int64)
+	// Progress is the job's setting for progress reports (bars on a
+	// terminal, or log records).
+	Progress ProgressOptions
+}
+
+// ProgressOptions say how a job's sources report progress. They belong to
+// the job, not the process, so two jobs in one process can differ.
+type ProgressOptions struct {
+	// Mode overrides each source's own progress param: "" keeps the
+	// param, "always" reports progress, "never" does not.
+	Mode string
+	// Terminal is where a self-overwriting progress bar may be drawn: a
+	// terminal that no record data is written to. nil when there is none;
+	// progress that must be reported (mode always) then goes to the log as
+	// records, never as a bar.
+	Terminal io.Writer
 }
 
 // ErrorPolicy decides what happens when a processor returns an error.

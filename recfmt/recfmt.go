@@ -61,7 +61,7 @@ func ParseFormat(s string) (Format, error) {
 	case "csv":
 		return CSV, nil
 	}
-	return JSON, fmt.Errorf("unknown format %q (want json or csv)", s)
+	return JSON, fmt.Errorf("unknown format %q (want json, jsonl or csv)", s)
 }
 
 // FormatForPath picks the format a file name implies: CSV for a .csv

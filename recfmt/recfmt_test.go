@@ -224,7 +224,7 @@ func TestParseFormat(t *testing.T) {
 			t.Fatalf("%s: %v %v", in, f, err)
 		}
 	}
-	if _, err := ParseFormat("xml"); err == nil || err.Error() != `unknown format "xml" (want json or csv)` {
+	if _, err := ParseFormat("xml"); err == nil || err.Error() != `unknown format "xml" (want json, jsonl or csv)` {
 		t.Fatalf("err %v", err)
 	}
 	for in, want := range map[string]Format{"a/b.csv": CSV, "x.CSV": CSV, "x.jsonl": JSON, "x": JSON, "x.csv.gz": JSON} {

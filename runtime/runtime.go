@@ -52,6 +52,10 @@ type Options struct {
 	// Logger receives the runtime's and the job's logs; nil discards them.
 	// Secrets are redacted before the logger sees a record.
 	Logger *slog.Logger
+	// Progress is how the job's sources report progress (a replay's bar);
+	// the zero value draws no bar and leaves each source's param in charge
+	// of progress log records.
+	Progress engine.ProgressOptions
 }
 
 // Unified runs one job. Its methods are safe for concurrent use.
@@ -125,7 +129,7 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 		return nil, red.RedactError(err)
 	}
 	fb := engine.NewFeedback(doc.Feedback)
-	job, err := engine.New(g, engine.Options{Job: doc.Name, Logger: log, BatchSize: doc.BatchSize, Feedback: fb})
+	job, err := engine.New(g, engine.Options{Job: doc.Name, Logger: log, BatchSize: doc.BatchSize, Feedback: fb, Progress: opts.Progress})
 	if err != nil {
 		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
 	}

@@ -41,8 +41,8 @@ func init() {
 		Fields: []component.Field{
 			{Name: "path", Type: component.String, Required: true,
 				Description: "File to write; parent directories are created", Example: "out/bars.jsonl"},
-			{Name: "format", Type: component.String, Enum: []string{"json", "csv"},
-				Description: "json (one object per line) or csv; default csv for a .csv path, json otherwise"},
+			{Name: "format", Type: component.String, Enum: []string{"json", "jsonl", "csv"},
+				Description: "json or jsonl (the same: one JSON object per line) or csv; default csv for a .csv path, json otherwise"},
 		},
 		Validate: func(p *component.Params) error {
 			if p.String("path") == "" {

@@ -207,6 +207,7 @@ func TestParams(t *testing.T) {
 		{map[string]any{"path": "a.out"}, recfmt.JSON},
 		{map[string]any{"path": "a.jsonl", "format": "csv"}, recfmt.CSV},
 		{map[string]any{"path": "a.csv", "format": "json"}, recfmt.JSON},
+		{map[string]any{"path": "a.csv", "format": "jsonl"}, recfmt.JSON},
 	} {
 		p, err := component.NewParams(spec, c.params)
 		if err != nil {

@@ -26,8 +26,8 @@ func init() {
 			"reason field. Runs as a single instance.",
 		Accepts: md.KindAny,
 		Fields: []component.Field{
-			{Name: "format", Type: component.String, Default: "json", Enum: []string{"json", "csv"},
-				Description: "json: one JSON object per line; csv: a header line, then one row per record"},
+			{Name: "format", Type: component.String, Default: "json", Enum: []string{"json", "jsonl", "csv"},
+				Description: "json or jsonl (the same): one JSON object per line; csv: a header line, then one row per record"},
 		},
 		New: func(p *component.Params, instance int) (any, error) {
 			if instance > 0 {

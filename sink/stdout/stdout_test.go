@@ -109,8 +109,11 @@ func TestRegistryAndJob(t *testing.T) {
 	if spec.Accepts != md.KindAny {
 		t.Fatalf("accepts %v", spec.Accepts)
 	}
-	if _, err := component.NewParams(spec, map[string]any{"format": "xml"}); err == nil || err.Error() != `params.format: "xml" is not allowed; want one of json, csv` {
+	if _, err := component.NewParams(spec, map[string]any{"format": "xml"}); err == nil || err.Error() != `params.format: "xml" is not allowed; want one of json, jsonl, csv` {
 		t.Fatalf("err %v", err)
+	}
+	if _, err := component.NewParams(spec, map[string]any{"format": "jsonl"}); err != nil {
+		t.Fatalf("format jsonl: %v", err)
 	}
 	p, err := component.NewParams(spec, map[string]any{"format": "csv"})
 	if err != nil {

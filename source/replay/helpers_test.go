@@ -112,19 +112,31 @@ func (s *syncBuffer) String() string {
 // runGraph runs nodes src -> [mid...] -> collector and waits for the end.
 func runGraph(t testing.TB, fb *engine.Feedback, nodes ...*engine.Node) *result {
 	t.Helper()
+	return runGraphWith(t, engine.Options{Feedback: fb}, 0, nodes...)
+}
+
+// runGraphWith is runGraph with job options (Job and Logger are set here),
+// stopping the job gracefully after stopAfter when it is not 0.
+func runGraphWith(t testing.TB, opts engine.Options, stopAfter time.Duration, nodes ...*engine.Node) *result {
+	t.Helper()
 	r := &result{c: &collector{}, logs: &syncBuffer{}}
 	g := &engine.Graph{Nodes: append(nodes, collectNode(r.c))}
 	for i := 0; i+1 < len(g.Nodes); i++ {
 		g.Edges = append(g.Edges, &engine.Edge{From: g.Nodes[i].ID, To: g.Nodes[i+1].ID})
 	}
-	logger := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	j, err := engine.New(g, engine.Options{Job: "test", Logger: logger, Feedback: fb})
+	opts.Job = "test"
+	opts.Logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	j, err := engine.New(g, opts)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
 	r.job = j
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if stopAfter > 0 {
+		tm := time.AfterFunc(stopAfter, j.Stop)
+		defer tm.Stop()
+	}
 	start := time.Now()
 	r.err = j.Run(ctx)
 	r.elapsed = time.Since(start)

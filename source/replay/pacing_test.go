@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,10 +209,25 @@ func TestHardFeedbackStopsPacedClock(t *testing.T) {
 	}
 }
 
-func progressRun(t *testing.T, mode string, terminal bool) string {
+// progressRun replays the tardis sample with the progress param mode under
+// the job's progress options, and returns what was drawn on the terminal.
+func progressRun(t *testing.T, mode string, opts engine.ProgressOptions) (drawn string, r *result) {
 	t.Helper()
-	spec := specOf(t, "provider.replay")
-	p, err := component.NewParams(spec, map[string]any{"path": tardisTrades, "preset": "tardis_trades", "progress": mode})
+	src := progressSource(t, map[string]any{"path": tardisTrades, "preset": "tardis_trades", "progress": mode})
+	var buf syncBuffer
+	if opts.Terminal != nil {
+		opts.Terminal = &buf
+	}
+	r = runGraphWith(t, engine.Options{Progress: opts}, 0, sourceNode(src))
+	if r.err != nil || len(r.c.trades) != 5000 {
+		t.Fatalf("err %v, %d trades", r.err, len(r.c.trades))
+	}
+	return buf.String(), r
+}
+
+func progressSource(t *testing.T, params map[string]any) *Source {
+	t.Helper()
+	p, err := component.NewParams(specOf(t, "provider.replay"), params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,55 +235,112 @@ func progressRun(t *testing.T, mode string, terminal bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
-	src.stderr = &buf
-	src.isTerminal = func() bool { return terminal }
 	src.progressEvery = time.Millisecond
-	node := &engine.Node{ID: "src", Type: "provider.replay", Kind: engine.KindSource,
-		Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, New: func(int) (any, error) { return src, nil }}
-	r := runGraph(t, nil, node)
-	if r.err != nil || len(r.c.trades) != 5000 {
-		t.Fatalf("err %v, %d trades", r.err, len(r.c.trades))
-	}
-	if strings.Contains(r.logs.String(), "replay [") {
-		t.Fatal("progress went to the log")
-	}
-	return buf.String()
+	src.progressLogEvery = time.Millisecond
+	return src
 }
 
+func sourceNode(src *Source) *engine.Node {
+	return &engine.Node{ID: "src", Type: "provider.replay", Kind: engine.KindSource,
+		Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, New: func(int) (any, error) { return src, nil }}
+}
+
+// aTerminal stands for the terminal of engine.ProgressOptions; progressRun
+// replaces it with a buffer.
+var aTerminal = &syncBuffer{}
+
 func TestProgress(t *testing.T) {
-	out := progressRun(t, "always", false)
+	out, r := progressRun(t, "always", engine.ProgressOptions{Terminal: aTerminal})
 	last := out[strings.LastIndexByte(strings.TrimSuffix(out, "\n"), '\r')+1:]
 	if !strings.HasPrefix(last, "replay [========================] 100.0%  5.0k records  ") ||
 		!strings.Contains(last, "/s  done in 0:00\x1b[K\n") {
 		t.Fatalf("last progress line %q", last)
 	}
-	if out := progressRun(t, "auto", true); !strings.Contains(out, "100.0%") {
+	if strings.Contains(r.logs.String(), "replay") {
+		t.Fatalf("a bar on the terminal also logged: %s", r.logs)
+	}
+	if out, _ := progressRun(t, "auto", engine.ProgressOptions{Terminal: aTerminal}); !strings.Contains(out, "100.0%") {
 		t.Fatalf("auto on a terminal drew %q", out)
 	}
-	if out := progressRun(t, "auto", false); out != "" {
-		t.Fatalf("auto off a terminal drew %q", out)
+	if out, r := progressRun(t, "auto", engine.ProgressOptions{}); out != "" || strings.Contains(r.logs.String(), "replay") {
+		t.Fatalf("auto without a terminal drew %q and logged %s", out, r.logs)
 	}
-	if out := progressRun(t, "never", true); out != "" {
+	if out, _ := progressRun(t, "never", engine.ProgressOptions{Terminal: aTerminal}); out != "" {
 		t.Fatalf("never drew %q", out)
 	}
-	// mdp run --progress / --no-progress override the param.
-	t.Setenv(ProgressEnv, "always")
-	if out := progressRun(t, "never", false); !strings.Contains(out, "100.0%") {
-		t.Fatalf("MDP_PROGRESS=always did not force the bar: %q", out)
+	// The job's mode (mdp run --progress / --no-progress) overrides the param.
+	if out, _ := progressRun(t, "never", engine.ProgressOptions{Mode: "always", Terminal: aTerminal}); !strings.Contains(out, "100.0%") {
+		t.Fatalf("mode always did not force the bar: %q", out)
 	}
-	t.Setenv(ProgressEnv, "never")
-	if out := progressRun(t, "always", true); out != "" {
-		t.Fatalf("MDP_PROGRESS=never drew %q", out)
-	}
-	p := &progressBar{total: 1000, start: time.Unix(0, 0)}
-	p.bytes, p.records = new(atomic.Int64), new(atomic.Int64)
-	p.bytes.Store(250)
-	p.records.Store(2_500_000)
-	if got := p.line(time.Unix(10, 0), false); got != "replay [======                  ]  25.0%  2.50M records  250.0k/s  ETA 0:30" {
-		t.Fatalf("line %q", got)
+	if out, _ := progressRun(t, "always", engine.ProgressOptions{Mode: "never", Terminal: aTerminal}); out != "" {
+		t.Fatalf("mode never drew %q", out)
 	}
 	if got := clockText(3725 * time.Second); got != "1:02:05" {
 		t.Fatalf("clockText %q", got)
+	}
+}
+
+// Without a terminal, progress that must be shown goes to the log as
+// records: no carriage return or escape sequence lands in a JSON log.
+func TestProgressWithoutTerminalLogsRecords(t *testing.T) {
+	out, r := progressRun(t, "always", engine.ProgressOptions{})
+	if out != "" {
+		t.Fatalf("drew %q", out)
+	}
+	logs := r.logs.String()
+	if strings.ContainsAny(logs, "\r\x1b") {
+		t.Fatalf("control characters in the log: %q", logs)
+	}
+	if !strings.Contains(logs, `msg="replay done" node=src percent=100 records=5000 `) {
+		t.Fatalf("no final progress record in %s", logs)
+	}
+}
+
+// Progress follows the records handed on; bytes read (which run ahead of
+// emission) only estimate the total, and the end is claimed only when every
+// file has been read.
+func TestProgressFollowsRecordsEmitted(t *testing.T) {
+	c := &progressCounters{totalBytes: 1000}
+	c.bytes.Store(250)    // a quarter of the input read (ahead of emission) ...
+	c.decoded.Store(1000) // ... holding 1000 records: about 4000 in all
+	c.emitted.Store(500)  // but only 500 handed on
+	s := c.read()
+	if s.total != 4000 || s.frac != 0.125 || s.exact {
+		t.Fatalf("%+v", s)
+	}
+	p := &progressReporter{c: c, start: time.Unix(0, 0)}
+	if got := p.line(s, time.Unix(10, 0), false); got != "replay [===                     ]  12.5%  500 of ~4.0k records  50/s  ETA 1:10" {
+		t.Fatalf("line %q", got)
+	}
+	c.bytes.Store(1000) // everything read and handed on, but the end of file not seen yet
+	c.decoded.Store(3000)
+	c.emitted.Store(3000)
+	if s := c.read(); s.frac != 0.999 || s.total != 3000 || s.exact {
+		t.Fatalf("before the end of the last file: %+v", s)
+	}
+	c.emitted.Store(2900)
+	c.exact.Store(true)
+	if s := c.read(); s.frac != 2900.0/3000 || !s.exact {
+		t.Fatalf("exact: %+v", s)
+	}
+	if got := p.line(c.read(), time.Unix(10, 0), true); got != "replay [======================= ] stopped at 96.6%  2.9k of 3.0k records  290/s  after 0:10" {
+		t.Fatalf("stopped line %q", got)
+	}
+}
+
+// A replay stopped part-way says where it stopped, never "done".
+func TestProgressStoppedPartWay(t *testing.T) {
+	path := spanFile(t, 10*time.Second, 1000)
+	src := progressSource(t, genericParams(path, map[string]any{"speed": 1, "progress": "always",
+		"columns": map[string]any{"ts": "ts", "symbol": "sym", "price": "px", "size": "qty"}}))
+	var term syncBuffer
+	r := runGraphWith(t, engine.Options{Progress: engine.ProgressOptions{Terminal: &term}}, 500*time.Millisecond, sourceNode(src))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	out := term.String()
+	last := out[strings.LastIndexByte(strings.TrimSuffix(out, "\n"), '\r')+1:]
+	if !strings.Contains(last, "] stopped at ") || strings.Contains(out, "done") || len(r.c.trades) >= 1001 {
+		t.Fatalf("%d trades; last line %q", len(r.c.trades), last)
 	}
 }

@@ -14,14 +14,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"sync/atomic"
 	"time"
 
 	_ "time/tzdata" // timezone names must resolve on hosts without a zoneinfo database
-
-	"golang.org/x/term"
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
@@ -89,7 +85,7 @@ func init() {
 			{Name: "speed", Type: component.Float, Default: 0, Min: component.Bound(0),
 				Description: "0: as fast as possible; 1: real time; k: k times real time. Paced replays follow an absolute clock anchored at the first record, so they do not drift."},
 			{Name: "progress", Type: component.String, Default: "auto", Enum: []string{"auto", "always", "never"},
-				Description: "Progress bar (share read, records, rate, ETA) on stderr: auto draws it only when stderr is a terminal."},
+				Description: "Progress (records handed on, share of the estimated total, rate, ETA): auto draws a bar when mdp runs on a terminal that no record data goes to; always also reports it as log records every 10s when there is no such terminal; never. mdp run --progress / --no-progress override it for one run."},
 			{Name: "on_error", Type: component.String, Default: "drop", Enum: []string{"drop", "dead_letter", "fail"},
 				Description: "Malformed rows: drop (count and log), dead_letter (also append file, line, reason and raw row as JSON lines to dead_letter_path), fail (stop the job at the first one)."},
 			{Name: "dead_letter_path", Type: component.String,
@@ -134,10 +130,10 @@ type Source struct {
 	policy   onError
 	dlPath   string
 
-	// stderr and isTerminal are where the progress bar goes; tests replace them.
-	stderr        io.Writer
-	isTerminal    func() bool
-	progressEvery time.Duration
+	// progressEvery and progressLogEvery are how often progress is drawn
+	// as a bar and logged as a record; tests shorten them.
+	progressEvery    time.Duration
+	progressLogEvery time.Duration
 
 	nc    *engine.NodeContext
 	files []string
@@ -145,8 +141,11 @@ type Source struct {
 	clk   *replayClock
 	seq   uint64
 
-	bytesRead atomic.Int64
-	records   atomic.Int64
+	prog progressCounters
+	// open counts the files not yet read to their end.
+	open int
+	// completed is set when every record was handed on (not stopped).
+	completed bool
 }
 
 var (
@@ -165,8 +164,7 @@ func newSource(p *component.Params) (*Source, error) {
 		paths: p.Strings("path"), lay: lay, format: p.String("format"), comp: p.String("compression"),
 		filter: timeFilter{start: md.MinTime, end: md.MaxTime}, symbols: p.Strings("symbols"),
 		speed: p.Float("speed"), progress: p.String("progress"), dlPath: p.String("dead_letter_path"),
-		stderr: os.Stderr, progressEvery: 250 * time.Millisecond,
-		isTerminal: func() bool { return term.IsTerminal(int(os.Stderr.Fd())) },
+		progressEvery: 250 * time.Millisecond, progressLogEvery: 10 * time.Second,
 	}
 	if v, ok := p.Time("start"); ok {
 		s.filter.start = v
@@ -283,7 +281,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		dec.prov = []byte(s.lay.provider)
 	}
 	rc := &readerConfig{lay: s.lay, format: s.format, comp: s.comp, dec: dec, mal: s.mal,
-		filter: s.filter, bufSize: bufSize, counter: &s.bytesRead}
+		filter: s.filter, bufSize: bufSize, counter: &s.prog.bytes}
 
 	readers := make([]*fileReader, 0, len(s.files))
 	defer func() {
@@ -299,20 +297,26 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		readers = append(readers, r)
 	}
 
+	s.prog.totalBytes = total
+	s.open = len(readers)
+	// The job's progress mode (mdp run --progress / --no-progress) wins
+	// over the param, so a user can force or silence it per run.
 	progress := s.progress
-	// mdp run --progress / --no-progress set MDP_PROGRESS, which wins over
-	// the job file so a user can force or silence the bar per run.
-	if v := os.Getenv(ProgressEnv); v == "always" || v == "never" {
-		progress = v
+	if m := s.nc.Progress.Mode; m == "always" || m == "never" {
+		progress = m
 	}
-	if progress == "always" || (progress == "auto" && s.isTerminal()) {
-		bar := startProgress(s.stderr, total, &s.bytesRead, &s.records, s.progressEvery)
-		defer bar.finish()
+	if term := s.nc.Progress.Terminal; progress != "never" && (term != nil || progress == "always") {
+		every := s.progressEvery
+		if term == nil {
+			every = s.progressLogEvery
+		}
+		rep := startProgress(&s.prog, term, s.nc.Logger, every)
+		defer func() { rep.finish(s.completed) }()
 	}
 
 	h := make(mergeHeap, 0, len(readers))
 	for _, r := range readers {
-		if err := r.fill(); err != nil {
+		if err := s.fill(r); err != nil {
 			return err
 		}
 		if r.buffered() > 0 {
@@ -323,9 +327,24 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		h.down(i)
 	}
 	if len(h) == 0 {
+		s.completed = true
 		return s.mal.flush(st)
 	}
 	return s.emitLoop(ctx, out, h)
+}
+
+// fill refills r's chunk and counts what it decoded, for progress.
+func (s *Source) fill(r *fileReader) error {
+	wasEOF := r.eof
+	err := r.fill()
+	s.prog.decoded.Add(int64(r.buffered()))
+	if r.eof && !wasEOF {
+		s.open--
+		if s.open == 0 {
+			s.prog.exact.Store(true)
+		}
+	}
+	return err
 }
 
 // emitLoop merges the readers' chunks into batches and emits them, paced
@@ -375,7 +394,7 @@ func (s *Source) emitLoop(ctx context.Context, out *engine.Output, h mergeHeap) 
 			return err
 		}
 		pause()
-		s.records.Add(int64(n))
+		s.prog.emitted.Add(int64(n))
 		err := out.Emit(batch)
 		batch = out.NewBatch(kind)
 		if err != nil {
@@ -444,7 +463,7 @@ func (s *Source) emitLoop(ctx context.Context, out *engine.Output, h mergeHeap) 
 			}
 			r.head += n
 			if r.buffered() == 0 {
-				if err := r.fill(); err != nil {
+				if err := s.fill(r); err != nil {
 					return errors.Join(err, flush())
 				}
 				if r.buffered() == 0 {
@@ -484,6 +503,7 @@ func (s *Source) emitLoop(ctx context.Context, out *engine.Output, h mergeHeap) 
 	if err := flush(); err != nil {
 		return err
 	}
+	s.completed = len(h) == 0
 	return s.mal.flush(st)
 }
 
