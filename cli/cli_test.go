@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mdpio/mdp/cli"
 	_ "github.com/mdpio/mdp/components"
@@ -428,6 +429,7 @@ dag:
 }
 
 func TestComponentsJSONAndText(t *testing.T) {
+	t.Setenv("COLUMNS", "200")
 	code, stdout, stderr := runInProcess("components", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -465,15 +467,23 @@ func TestComponentsJSONAndText(t *testing.T) {
 	code, stdout, _ = runInProcess("components", "sink.test_cli_sink")
 	wantText := `sink.test_cli_sink (sink)  trade|quote|bar ->
   CLI test sink
-  PARAM       TYPE    DEFAULT  REQUIRED  ALLOWED        DESCRIPTION
-  path        string  -        no        -              file that receives the record count on close
-  fail_on     int     0        no        >= 0           fail on this batch (1-based); 0 never
-  close_wait  bool    false    no        -              block in Close until aborted
-  open_error  string  -        no        -              fail Open with this message
-  password    string  -        no        -              a secret (secret: never shown in logs or status)
-  dsn         string  -        no        -              a DSN that may hold a password
-  mode        string  upsert   no        insert|upsert  write mode
-  ratio       float   -        no        0..1           a fraction
+  params:
+    path (string)
+        file that receives the record count on close
+    fail_on (int, default 0, >= 0)
+        fail on this batch (1-based); 0 never
+    close_wait (bool, default false)
+        block in Close until aborted
+    open_error (string)
+        fail Open with this message
+    password (string)
+        a secret (secret: never shown in logs or status)
+    dsn (string)
+        a DSN that may hold a password
+    mode (string, default upsert, one of insert|upsert)
+        write mode
+    ratio (float, 0..1)
+        a fraction
 `
 	if code != 0 || stdout != wantText {
 		t.Fatalf("text:\n%s\nwant:\n%s", stdout, wantText)
@@ -490,6 +500,45 @@ func TestComponentsJSONAndText(t *testing.T) {
 	var schema map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &schema) != nil || !strings.Contains(stdout, "provider.test_cli_src") {
 		t.Fatalf("--schema: %d %s %s", code, stdout, stderr)
+	}
+}
+
+// The text listing of the real components fits the width it is given, shows
+// ranges as plain numbers, names a type for every param, and suggests the
+// full type id for a bare name.
+func TestComponentsTextFitsAndReads(t *testing.T) {
+	t.Setenv("COLUMNS", "72")
+	code, stdout, stderr := runMDP(t, realMDP(t), "components", "provider.synthetic", "operator.bars", "provider.replay", "sink.parquet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, l := range strings.Split(stdout, "\n") {
+		if n := utf8.RuneCountInString(l); n > 72 && strings.Contains(strings.TrimSpace(l), " ") {
+			t.Errorf("line of %d runes: %q", n, l)
+		}
+	}
+	for _, want := range []string{
+		"    symbols (list of strings)\n",
+		"    symbol_count (int, default 100, 1..1000)\n",
+		"    rate (float, default 0, 0..1000000000)\n",
+		"    batch_size (int, default 1024, 1..1048576)\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "e+") || regexp.MustCompile(`\((any)[,)]`).MatchString(stdout) {
+		t.Errorf("scientific notation or an any type in\n%s", stdout)
+	}
+	code, _, stderr = runMDP(t, realMDP(t), "components", "bars")
+	if code != 2 || stderr != "Error: unknown component type \"bars\"; did you mean \"operator.bars\"? (mdp components lists them all)\n" {
+		t.Fatalf("bars: %d %q", code, stderr)
+	}
+	code, stdout, _ = runMDP(t, realMDP(t), "components")
+	for _, l := range strings.Split(stdout, "\n") {
+		if n := utf8.RuneCountInString(l); n > 72 && strings.Contains(strings.TrimSpace(l), " ") {
+			t.Errorf("overview line of %d runes: %q", n, l)
+		}
 	}
 }
 

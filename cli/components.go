@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/config"
@@ -64,7 +66,7 @@ Schema of job files (for editors and CI).`,
 				}
 				return nil
 			}
-			return writeComponents(a.stdout, specs, len(args) == 0)
+			return writeComponents(a.stdout, specs, len(args) == 0, a.outputWidth())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -81,7 +83,7 @@ func selectSpecs(types []string) ([]*component.Spec, error) {
 		s, ok := component.Lookup(t)
 		if !ok {
 			msg := fmt.Sprintf("unknown component type %q", t)
-			if sug := component.Suggest(t, component.Types()); sug != "" {
+			if sug := suggestType(t); sug != "" {
 				msg += fmt.Sprintf("; did you mean %q?", sug)
 			}
 			return nil, fmt.Errorf("%s (mdp components lists them all)", msg)
@@ -89,6 +91,25 @@ func selectSpecs(types []string) ([]*component.Spec, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// suggestType is the registered type id nearest to t: the one t names
+// without its kind prefix ("bars" for operator.bars), else the closest
+// spelling.
+func suggestType(t string) string {
+	var byName []string
+	for _, id := range component.Types() {
+		if _, name, _ := strings.Cut(id, "."); strings.EqualFold(name, t) {
+			byName = append(byName, id)
+		}
+	}
+	if len(byName) == 1 {
+		return byName[0]
+	}
+	if len(byName) > 1 {
+		return strings.Join(byName, " or ")
+	}
+	return component.Suggest(t, component.Types())
 }
 
 // ComponentDoc is the machine-readable description of a component printed
@@ -177,19 +198,92 @@ func ioText(s *component.Spec) string {
 	return kindText(s.Accepts) + " -> " + producesText(s)
 }
 
-func writeComponents(w io.Writer, specs []*component.Spec, overview bool) error {
+// outputWidth is the width text output wraps to: the terminal's when
+// stdout is one, else $COLUMNS, else 80.
+func (a *app) outputWidth() int {
+	if f, ok := a.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+			return w
+		}
+	}
+	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c > 0 {
+		return c
+	}
+	return 80
+}
+
+// minWrap is the narrowest a wrapped column gets, however narrow the
+// terminal.
+const minWrap = 24
+
+// wrap breaks text into lines of at most width runes at spaces (a word
+// longer than width gets a line of its own).
+func wrap(text string, width int) []string {
+	width = max(width, minWrap)
+	var lines []string
+	for _, para := range strings.Split(text, "\n") {
+		line := ""
+		for _, word := range strings.Fields(para) {
+			switch {
+			case line == "":
+				line = word
+			case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= width:
+				line += " " + word
+			default:
+				lines = append(lines, line)
+				line = word
+			}
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// writeIndented writes text wrapped to width, every line indented.
+func writeIndented(w io.Writer, text string, indent, width int) {
+	pad := strings.Repeat(" ", indent)
+	for _, l := range wrap(text, width-indent) {
+		fmt.Fprintf(w, "%s%s\n", strings.TrimRight(pad+l, " "), "")
+	}
+}
+
+func writeComponents(w io.Writer, specs []*component.Spec, overview bool, width int) error {
 	if len(specs) == 0 {
 		_, err := fmt.Fprintln(w, "no components are registered")
 		return err
 	}
 	if overview {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TYPE\tKIND\tACCEPTS -> PRODUCES\tSUMMARY")
+		rows := [][3]string{{"TYPE", "KIND", "ACCEPTS -> PRODUCES"}}
 		for _, s := range specs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Type, s.Kind, ioText(s), s.Summary)
+			rows = append(rows, [3]string{s.Type, s.Kind.String(), ioText(s)})
 		}
-		if err := tw.Flush(); err != nil {
-			return err
+		var cw [3]int
+		for _, r := range rows {
+			for i, c := range r {
+				cw[i] = max(cw[i], utf8.RuneCountInString(c))
+			}
+		}
+		indent := cw[0] + cw[1] + cw[2] + 6
+		if width-indent < 32 {
+			// Too narrow for a table: each component on its own lines.
+			for _, s := range specs {
+				writeIndented(w, fmt.Sprintf("%s (%s)  %s", s.Type, s.Kind, ioText(s)), 0, width)
+				writeIndented(w, s.Summary, 4, width)
+			}
+		}
+		for i, r := range rows {
+			if width-indent < 32 {
+				break
+			}
+			summary := "SUMMARY"
+			if i > 0 {
+				summary = specs[i-1].Summary
+			}
+			lines := wrap(summary, width-indent)
+			fmt.Fprintf(w, "%-*s  %-*s  %-*s  %s\n", cw[0], r[0], cw[1], r[1], cw[2], r[2], lines[0])
+			for _, l := range lines[1:] {
+				fmt.Fprintf(w, "%s%s\n", strings.Repeat(" ", indent), l)
+			}
 		}
 	}
 	for i, s := range specs {
@@ -198,15 +292,13 @@ func writeComponents(w io.Writer, specs []*component.Spec, overview bool) error 
 		}
 		fmt.Fprintf(w, "%s (%s)  %s\n", s.Type, s.Kind, ioText(s))
 		if s.Summary != "" {
-			fmt.Fprintf(w, "  %s\n", s.Summary)
+			writeIndented(w, s.Summary, 2, width)
 		}
 		if s.Description != "" && s.Description != s.Summary {
-			for _, line := range strings.Split(strings.TrimSpace(s.Description), "\n") {
-				fmt.Fprintf(w, "  %s\n", line)
-			}
+			writeIndented(w, strings.TrimSpace(s.Description), 2, width)
 		}
 		if len(s.Aliases) > 0 {
-			fmt.Fprintf(w, "  aliases: %s\n", strings.Join(s.Aliases, ", "))
+			writeIndented(w, "aliases: "+strings.Join(s.Aliases, ", "), 2, width)
 		}
 		if len(s.Ports) > 0 {
 			names := make([]string, 0, len(s.Ports))
@@ -218,30 +310,57 @@ func writeComponents(w io.Writer, specs []*component.Spec, overview bool) error 
 			for i, n := range names {
 				parts[i] = fmt.Sprintf("%s (%s)", n, kindText(s.Ports[n]))
 			}
-			fmt.Fprintf(w, "  ports: %s\n", strings.Join(parts, ", "))
+			writeIndented(w, "ports: "+strings.Join(parts, ", "), 2, width)
 		}
 		if len(s.Fields) == 0 {
 			fmt.Fprintln(w, "  no params")
 			continue
 		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PARAM\tTYPE\tDEFAULT\tREQUIRED\tALLOWED\tDESCRIPTION")
+		fmt.Fprintln(w, "  params:")
 		for _, f := range s.Fields {
-			req := "no"
-			if f.Required {
-				req = "yes"
-			}
+			writeIndented(w, f.Name+" ("+fieldFacts(f)+")", 4, width)
 			desc := f.Description
 			if f.Secret {
 				desc += " (secret: never shown in logs or status)"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Type, valueText(f.Default), req, allowedText(f), desc)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
+			if desc != "" {
+				writeIndented(w, desc, 8, width)
+			}
 		}
 	}
 	return nil
+}
+
+// fieldFacts is a param's type, whether it is required, its default and
+// what values it allows: "duration, default 1s, >= 0.001s".
+func fieldFacts(f component.Field) string {
+	facts := []string{typeText(f.Type)}
+	if f.Required {
+		facts = append(facts, "required")
+	}
+	if f.Default != nil {
+		facts = append(facts, "default "+valueText(f.Default))
+	}
+	if a := allowedText(f); a != "-" {
+		if len(f.Enum) > 0 {
+			a = "one of " + a
+		}
+		facts = append(facts, a)
+	}
+	return strings.Join(facts, ", ")
+}
+
+// typeText names a param type for people.
+func typeText(t component.FieldType) string {
+	switch t {
+	case component.Strings:
+		return "list of strings"
+	case component.Map:
+		return "mapping"
+	case component.List:
+		return "list"
+	}
+	return string(t)
 }
 
 func valueText(v any) string {
@@ -269,9 +388,9 @@ func allowedText(f component.Field) string {
 	}
 	num := func(x float64) string {
 		if f.Type == component.Duration {
-			return strconv.FormatFloat(x, 'g', -1, 64) + "s"
+			return strconv.FormatFloat(x, 'f', -1, 64) + "s"
 		}
-		return strconv.FormatFloat(x, 'g', -1, 64)
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	}
 	switch {
 	case f.Min != nil && f.Max != nil:

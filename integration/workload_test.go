@@ -48,7 +48,7 @@ mode: dag
 name: workload
 dag:
   nodes:
-    - {id: src, type: provider.synthetic, params: {model: bench, n: 1000000, symbols: 100, seed: 42}}
+    - {id: src, type: provider.synthetic, params: {model: bench, n: 1000000, symbol_count: 100, seed: 42}}
     - {id: bars, type: operator.bars, params: {interval: 1s}}
     - {id: checksum, type: sink.checksum}
   edges: [[src, bars], [bars, checksum]]
@@ -91,7 +91,7 @@ mode: classic
 classic:
   spec:
     name: workload-classic
-    source: {type: provider.synthetic, params: {model: bench, n: 1000000, symbols: 100, seed: 42}}
+    source: {type: provider.synthetic, params: {model: bench, n: 1000000, symbol_count: 100, seed: 42}}
     operators: [{type: operator.bars, params: {interval: 1s}}]
     sink: {type: sink.checksum}
 `

@@ -74,9 +74,11 @@ func init() {
 				Description: "random: seeded random walk over the named symbols; bench: exactly the bars workload of bench/WORKLOAD.md"},
 			{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote"},
 				Description: "Record kind to produce (model bench produces trades only)"},
-			{Name: "symbols", Type: component.Any,
-				Description: "Model random: a list of symbol names (default [AAPL, MSFT]). Model bench: the number of symbols, 1 to 1000, named SYM000.. (default 100)",
+			{Name: "symbols", Type: component.Strings,
+				Description: "Model random: the symbol names (default [AAPL, MSFT]). Model bench names its symbols itself: see symbol_count",
 				Example:     []string{"AAPL", "MSFT", "NVDA"}},
+			{Name: "symbol_count", Type: component.Int, Default: 100, Min: component.Bound(1), Max: component.Bound(benchMaxSymbols),
+				Description: "Model bench: the number of symbols, named SYM000, SYM001, ..."},
 			{Name: "seed", Type: component.Int, Default: 42, Min: component.Bound(0),
 				Description: "splitmix64 seed; the same seed gives the same prices, sizes and symbols"},
 			{Name: "rate", Type: component.Float, Default: 0, Min: component.Bound(0), Max: component.Bound(1e9),
@@ -126,11 +128,10 @@ type config struct {
 func validate(p *component.Params) error {
 	var errs []error
 	model := p.String("model")
-	_, err := parseSymbols(model, p.Value("symbols"), p.Has("symbols"))
-	if err != nil {
-		errs = append(errs, p.Errorf("symbols", "%v", err))
-	}
 	if model == modelBench {
+		if p.Has("symbols") {
+			errs = append(errs, p.Errorf("symbols", "model bench names its symbols SYM000, SYM001, ...; set their number with symbol_count"))
+		}
 		if p.String("kind") != "trade" {
 			errs = append(errs, p.Errorf("kind", "model bench produces trades only"))
 		}
@@ -144,6 +145,12 @@ func validate(p *component.Params) error {
 			}
 		}
 	} else {
+		if _, err := symbolNames(p.Strings("symbols"), p.Has("symbols")); err != nil {
+			errs = append(errs, p.Errorf("symbols", "%v", err))
+		}
+		if p.Has("symbol_count") {
+			errs = append(errs, p.Errorf("symbol_count", "applies to model bench only; model random takes symbol names in symbols"))
+		}
 		if p.Has("n") {
 			errs = append(errs, p.Errorf("n", "applies to model bench only; use count to stop model random after a number of events"))
 		}
@@ -160,41 +167,10 @@ func validate(p *component.Params) error {
 
 // parseSymbols checks the symbols param for the model: a list of names for
 // random, a count for bench.
-func parseSymbols(model string, v any, set bool) (any, error) {
-	if model == modelBench {
-		if !set {
-			return 100, nil
-		}
-		switch x := v.(type) {
-		case int64:
-			if x < 1 || x > benchMaxSymbols {
-				return nil, fmt.Errorf("model bench takes a symbol count from 1 to %d (names SYM000..SYM999), got %d", benchMaxSymbols, x)
-			}
-			return int(x), nil
-		case []any:
-			return nil, fmt.Errorf("model bench takes a symbol count such as 100, got a list (a list of names is for model random)")
-		}
-		return nil, fmt.Errorf("model bench takes a symbol count such as 100, got %s", describe(v))
-	}
+// symbolNames checks model random's symbol names.
+func symbolNames(names []string, set bool) ([]string, error) {
 	if !set {
 		return defaultSymbols, nil
-	}
-	var names []string
-	switch x := v.(type) {
-	case string:
-		names = []string{x}
-	case []any:
-		for i, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("model random takes a list of symbol names; item %d is %s", i, describe(e))
-			}
-			names = append(names, s)
-		}
-	case int64:
-		return nil, fmt.Errorf("model random takes a list of symbol names such as [AAPL, MSFT], got the number %d (a count is for model bench)", x)
-	default:
-		return nil, fmt.Errorf("model random takes a list of symbol names such as [AAPL, MSFT], got %s", describe(v))
 	}
 	if len(names) == 0 {
 		return nil, errors.New("the list of symbols is empty")
@@ -210,26 +186,6 @@ func parseSymbols(model string, v any, set bool) (any, error) {
 		seen[s] = true
 	}
 	return names, nil
-}
-
-func describe(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return fmt.Sprintf("the string %q", x)
-	case int64:
-		return fmt.Sprintf("the number %d", x)
-	case float64:
-		return fmt.Sprintf("the number %g", x)
-	case bool:
-		return fmt.Sprintf("%t", x)
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a mapping"
-	}
-	return fmt.Sprintf("%v", v)
 }
 
 func configFrom(p *component.Params) (config, error) {
@@ -248,15 +204,15 @@ func configFrom(p *component.Params) (config, error) {
 	if p.String("kind") == "quote" {
 		c.kind = md.KindQuote
 	}
-	syms, err := parseSymbols(c.model, p.Value("symbols"), p.Has("symbols"))
-	if err != nil {
-		return c, p.Errorf("symbols", "%v", err)
-	}
 	if c.model == modelBench {
-		c.nsyms = syms.(int)
+		c.nsyms = int(p.Int("symbol_count"))
 		c.count = p.Int("n")
 	} else {
-		c.names = syms.([]string)
+		names, err := symbolNames(p.Strings("symbols"), p.Has("symbols"))
+		if err != nil {
+			return c, p.Errorf("symbols", "%v", err)
+		}
+		c.names = names
 	}
 	return c, nil
 }

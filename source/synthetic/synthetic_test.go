@@ -463,11 +463,11 @@ func TestValidation(t *testing.T) {
 		params map[string]any
 		want   string
 	}{
-		{map[string]any{"model": "bench", "symbols": []string{"A"}}, "params.symbols: model bench takes a symbol count such as 100, got a list (a list of names is for model random)"},
-		{map[string]any{"model": "bench", "symbols": 1001}, "params.symbols: model bench takes a symbol count from 1 to 1000 (names SYM000..SYM999), got 1001"},
-		{map[string]any{"model": "bench", "symbols": "ten"}, `params.symbols: model bench takes a symbol count such as 100, got the string "ten"`},
-		{map[string]any{"symbols": 5}, "params.symbols: model random takes a list of symbol names such as [AAPL, MSFT], got the number 5 (a count is for model bench)"},
-		{map[string]any{"symbols": []any{"A", 3}}, "params.symbols: model random takes a list of symbol names; item 1 is the number 3"},
+		{map[string]any{"model": "bench", "symbols": []string{"A"}}, "params.symbols: model bench names its symbols SYM000, SYM001, ...; set their number with symbol_count"},
+		{map[string]any{"model": "bench", "symbol_count": 1001}, "params.symbol_count: 1001 is above the maximum 1000"},
+		{map[string]any{"model": "bench", "symbol_count": "ten"}, `params.symbol_count: want an integer, got the string "ten"`},
+		{map[string]any{"symbol_count": 5}, "params.symbol_count: applies to model bench only; model random takes symbol names in symbols"},
+		{map[string]any{"symbols": []any{"A", []any{"B"}}}, "params.symbols: want a list of strings, got a list in the list"},
 		{map[string]any{"symbols": []string{}}, "params.symbols: the list of symbols is empty"},
 		{map[string]any{"symbols": []string{"A", "A"}}, `params.symbols: symbol "A" is listed twice`},
 		{map[string]any{"model": "bench", "kind": "quote"}, "params.kind: model bench produces trades only"},
@@ -486,7 +486,7 @@ func TestValidation(t *testing.T) {
 	}
 	// Valid spellings.
 	for _, params := range []map[string]any{
-		{}, {"symbols": "AAPL"}, {"model": "bench"}, {"model": "bench", "symbols": 7, "n": 10, "rate": 1000},
+		{}, {"symbols": "AAPL"}, {"model": "bench"}, {"model": "bench", "symbol_count": 7, "n": 10, "rate": 1000},
 		{"kind": "quote", "rate": 10, "duration": "1s"},
 	} {
 		if _, err := component.NewParams(spec, params); err != nil {
