@@ -64,30 +64,54 @@ type Config struct {
 	AllowedLateness  int64 // >= 0; used with LateUpdate
 }
 
-// acc accumulates one bar. It is exactly one cache line; the newest open bar
-// of each symbol lives in a dense slice of these, which is all the per-record
-// fast path touches.
+// acc accumulates one bar. The newest open bar of each symbol lives in a
+// dense slice of these, which is all the per-record fast path touches.
+// openTS and closeTS are the event times of the records that set open and
+// close: open is the earliest record, close the latest, ties in arrival
+// order, so the arrival order of out-of-order records does not matter.
 type acc struct {
 	start                  int64
+	openTS, closeTS        int64
 	open, high, low, close float64
 	vol, pv                float64
 	count                  int64 // 0: no bar (or, among kept bars, a flat bar)
 }
 
-func (a *acc) init(start int64, p, sz float64) {
-	*a = acc{start: start, open: p, high: p, low: p, close: p, vol: sz, pv: float64(p * sz), count: 1}
+func (a *acc) init(start, ts int64, p, sz float64) {
+	*a = acc{start: start, openTS: ts, closeTS: ts, open: p, high: p, low: p, close: p, vol: sz, pv: float64(p * sz), count: 1}
 }
 
-// add folds one record in. pv uses an explicit conversion so the compiler
-// cannot fuse the multiply-add, keeping sums bit-identical across platforms.
-func (a *acc) add(p, sz float64) {
+// add folds in a record no earlier than the close (the fast path). pv uses
+// an explicit conversion so the compiler cannot fuse the multiply-add,
+// keeping sums bit-identical across platforms.
+func (a *acc) add(ts int64, p, sz float64) {
 	if p > a.high {
 		a.high = p
 	}
 	if p < a.low {
 		a.low = p
 	}
-	a.close = p
+	a.close, a.closeTS = p, ts
+	a.vol += sz
+	a.pv += float64(p * sz)
+	a.count++
+}
+
+// addAt folds in a record in any event-time order.
+func (a *acc) addAt(ts int64, p, sz float64) {
+	if ts < a.openTS {
+		a.open, a.openTS = p, ts
+	}
+	if ts >= a.closeTS {
+		a.add(ts, p, sz)
+		return
+	}
+	if p > a.high {
+		a.high = p
+	}
+	if p < a.low {
+		a.low = p
+	}
 	a.vol += sz
 	a.pv += float64(p * sz)
 	a.count++
@@ -256,10 +280,10 @@ func foldTrades(cur []acc, iv uint64, ts []md.Trade) int {
 			return i
 		}
 		a := &cur[t.Sym]
-		if a.count == 0 || uint64(t.TS-a.start) >= iv {
+		if a.count == 0 || uint64(t.TS-a.start) >= iv || t.TS < a.closeTS {
 			return i
 		}
-		a.add(t.Price, t.Size)
+		a.add(t.TS, t.Price, t.Size)
 	}
 	return len(ts)
 }
@@ -302,10 +326,10 @@ func foldQuotes(cur []acc, iv uint64, src PriceSource, qs []md.Quote) int {
 			return i
 		}
 		a := &cur[q.Sym]
-		if a.count == 0 || uint64(q.TS-a.start) >= iv {
+		if a.count == 0 || uint64(q.TS-a.start) >= iv || q.TS < a.closeTS {
 			return i
 		}
-		a.add(quotePrice(q, src), 1)
+		a.add(q.TS, quotePrice(q, src), 1)
 	}
 	return len(qs)
 }
@@ -363,22 +387,22 @@ func (o *Bars) slow(sym md.SymID, ts int64, p, sz float64) bool {
 	a := &o.cur[sym]
 	switch {
 	case a.count == 0: // no open bar (then there is no older one either)
-		a.init(start, p, sz)
+		a.init(start, ts, p, sz)
 		o.schedule(start, sym)
 	case start == a.start:
-		a.add(p, sz)
+		a.addAt(ts, p, sz)
 	case start > a.start:
 		s.older = append(s.older, *a)
-		a.init(start, p, sz)
+		a.init(start, ts, p, sz)
 		o.schedule(start, sym)
 	default: // an older open bar: out of order within the tolerance
 		i, found := slices.BinarySearchFunc(s.older, start, func(x acc, t int64) int { return cmp.Compare(x.start, t) })
 		if found {
-			s.older[i].add(p, sz)
+			s.older[i].addAt(ts, p, sz)
 			break
 		}
 		var n acc
-		n.init(start, p, sz)
+		n.init(start, ts, p, sz)
 		s.older = slices.Insert(s.older, i, n)
 		o.schedule(start, sym)
 	}
@@ -411,9 +435,9 @@ func (o *Bars) late(sym md.SymID, ts int64, p, sz float64) bool {
 	}
 	k := &s.retained[i]
 	if k.count == 0 { // a new bar, or a flat one the record replaces
-		k.init(start, p, sz)
+		k.init(start, ts, p, sz)
 	} else {
-		k.add(p, sz)
+		k.addAt(ts, p, sz)
 	}
 	if !k.dirty {
 		k.dirty = true

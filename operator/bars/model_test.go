@@ -16,7 +16,9 @@ import (
 // out of order within and beyond the tolerance, random batch sizes, a
 // source-style watermark after each batch) through the operator and compares
 // every bar and drop count with a naive model written from the definitions:
-// bars group records by (symbol, interval) in input order; a record is late
+// bars group records by (symbol, interval); open is the record with the
+// earliest ts and close the one with the latest, ties in input order; sums are
+// taken in input order; a record is late
 // when ts < the last closed boundary floor(watermark - build_delay).
 func TestAgainstAReferenceModel(t *testing.T) {
 	intervals := []time.Duration{time.Millisecond, 7 * time.Millisecond, 50 * time.Millisecond, time.Second}
@@ -45,6 +47,7 @@ func TestAgainstAReferenceModel(t *testing.T) {
 				start int64
 			}
 			model := map[key]*md.Bar{}
+			openTS, closeTS := map[key]int64{}, map[key]int64{}
 			var late, gotLate []md.Trade
 			var got []md.Bar
 			for range 1 + rng.IntN(60) {
@@ -67,8 +70,15 @@ func TestAgainstAReferenceModel(t *testing.T) {
 					k := key{sym, md.FloorTo(ts, iv, origin)}
 					if m := model[k]; m == nil {
 						model[k] = &md.Bar{Sym: sym, Start: k.start, End: k.start + iv, Interval: iv, Open: p, High: p, Low: p, Close: p, Volume: sz, VWAP: float64(p * sz), Trades: 1}
+						openTS[k], closeTS[k] = ts, ts
 					} else {
-						m.High, m.Low, m.Close = max(m.High, p), min(m.Low, p), p
+						m.High, m.Low = max(m.High, p), min(m.Low, p)
+						if ts < openTS[k] {
+							m.Open, openTS[k] = p, ts
+						}
+						if ts >= closeTS[k] {
+							m.Close, closeTS[k] = p, ts
+						}
 						m.Volume += sz
 						m.VWAP += float64(p * sz)
 						m.Trades++

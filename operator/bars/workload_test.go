@@ -311,7 +311,8 @@ func TestEngineRunSendsLateRecordsToTheLatePort(t *testing.T) {
 		return b
 	}
 	// The first batch moves the watermark to t0+1.5s (max_out_of_orderness
-	// 0), which closes bar 0; t0+0.7s then is late. t0+1.2s is not.
+	// 0), which closes bar 0; t0+0.7s then is late. t0+1.2s is not, and
+	// opens bar 1, whose close is the t0+1.5s trade.
 	batches := []*md.Batch{
 		mk(tr(a, t0+500*ms, 10, 1), tr(a, t0+1500*ms, 11, 1)),
 		mk(tr(a, t0+700*ms, 9, 1), tr(a, t0+1200*ms, 12, 2)),
@@ -335,7 +336,7 @@ func TestEngineRunSendsLateRecordsToTheLatePort(t *testing.T) {
 		t.Fatal(err)
 	}
 	b0 := bar(a, t0, sec, 10, 10, 10, 10, 1, 10, 1)
-	b1 := bar(a, t0+sec, sec, 11, 12, 11, 12, 3, (11+24)/3.0, 2)
+	b1 := bar(a, t0+sec, sec, 12, 12, 11, 11, 3, (11+24)/3.0, 2)
 	b0.LabelEnd, b1.LabelEnd = true, true
 	if !reflect.DeepEqual(main.bars, []md.Bar{b0, b1}) {
 		t.Fatalf("bars %s", fmtBars(main.bars))

@@ -1,0 +1,64 @@
+package bars
+
+import (
+	"cmp"
+	"slices"
+	"testing"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// Open is the record with the earliest event time and close the one with the
+// latest, ties kept in arrival order, so a time-sorted copy of the same
+// records gives the same bar (TimescaleDB first(price, ts) / last(price, ts),
+// a pandas resample). Prices and sizes are small integers so that the sums
+// are exact in any order.
+func TestOpenAndCloseFollowEventTimeNotArrival(t *testing.T) {
+	arrival := []md.Trade{
+		// newest open bar (bar 1): out of order, a tie at the earliest time
+		// (the first to arrive opens) and at the latest (the last closes)
+		tr(symA, t0+1300*ms, 13, 1),
+		tr(symA, t0+1100*ms, 11, 1),
+		tr(symA, t0+1800*ms, 18, 1),
+		tr(symA, t0+1100*ms, 12, 1),
+		tr(symA, t0+1200*ms, 19, 1),
+		tr(symA, t0+1800*ms, 17, 1),
+		tr(symA, t0+1500*ms, 10, 1),
+		// an older open bar (bar 0), also out of order
+		tr(symA, t0+600*ms, 6, 2),
+		tr(symA, t0+200*ms, 2, 2),
+		tr(symA, t0+900*ms, 9, 2),
+		tr(symA, t0+400*ms, 4, 2),
+	}
+	sorted := slices.Clone(arrival)
+	slices.SortStableFunc(sorted, func(a, b md.Trade) int { return cmp.Compare(a.TS, b.TS) })
+	// vwap bar 0 = (6+2+9+4)*2/8 = 42/8; bar 1 = (13+11+18+12+19+17+10)/7 = 100/7
+	want := []md.Bar{
+		bar(symA, t0, sec, 2, 9, 2, 9, 8, 42.0/8, 4),
+		bar(symA, t0+sec, sec, 11, 19, 10, 17, 7, 100.0/7, 7),
+	}
+	for name, in := range map[string][]md.Trade{"arrival order": arrival, "time-sorted copy": sorted} {
+		for _, batch := range []int{1, 3, len(in)} {
+			h := newHarness(t, map[string]any{"interval": "1s"})
+			for i := 0; i < len(in); i += batch {
+				h.trades(in[i:min(i+batch, len(in))]...)
+			}
+			h.wm(md.MaxTime)
+			h.expect(name, want...)
+		}
+	}
+}
+
+// A late record under late_policy update moves the open or close of the
+// corrected bar only if its event time is before the open or after the close.
+func TestLateUpdateOpenAndCloseFollowEventTime(t *testing.T) {
+	h := newHarness(t, map[string]any{"interval": "1s", "late_policy": "update", "allowed_lateness": "5s"})
+	h.trades(tr(symA, t0+500*ms, 5, 1), tr(symA, t0+700*ms, 7, 1))
+	h.wm(t0 + sec)
+	h.expect("bar 0", bar(symA, t0, sec, 5, 7, 5, 7, 2, 6, 2))
+	h.trades(tr(symA, t0+600*ms, 6, 1)) // between open and close: neither moves
+	h.expect("middle", updated(bar(symA, t0, sec, 5, 7, 5, 7, 3, 6, 3)))
+	h.trades(tr(symA, t0+100*ms, 1, 1), tr(symA, t0+900*ms, 9, 1), tr(symA, t0+900*ms, 8, 1))
+	// vwap = (5+7+6+1+9+8)/6 = 36/6
+	h.expect("new open and close", updated(bar(symA, t0, sec, 1, 9, 1, 8, 6, 6, 6)))
+}
