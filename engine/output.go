@@ -250,11 +250,24 @@ func (o *Output) partition(t *target, b *md.Batch) error {
 	b.Release()
 	var firstErr error
 	for i, p := range parts {
-		if p.Len() == 0 || firstErr != nil {
+		if firstErr != nil {
 			p.Release()
 			continue
 		}
-		if err := t.qs[i].push(o.ctx, message{b: p, wm: o.wm}, o.stats); err != nil {
+		m := message{b: p, wm: o.wm}
+		if p.Len() == 0 {
+			p.Release()
+			// A source's watermark moved with this batch: the instances
+			// that got none of its records must see it too, or lateness and
+			// end-of-stream filling would depend on which symbols share an
+			// instance. (An operator forwards its watermark after Process,
+			// to every queue.)
+			if !o.source {
+				continue
+			}
+			m.b = nil
+		}
+		if err := t.qs[i].push(o.ctx, m, o.stats); err != nil {
 			firstErr = err
 		}
 	}

@@ -538,6 +538,7 @@ func (o *Bars) OnWatermark(ctx context.Context, wm int64, out *engine.Output) er
 	if wm <= o.wm {
 		return nil
 	}
+	lastData := o.wm
 	o.wm = wm
 	final := wm == md.MaxTime
 	limit := md.MaxTime
@@ -549,7 +550,7 @@ func (o *Bars) OnWatermark(ctx context.Context, wm int64, out *engine.Output) er
 	}
 	var err error
 	if o.emitEmpty {
-		err = o.closeFilling(limit, final, out)
+		err = o.closeFilling(limit, final, lastData, out)
 	} else {
 		err = o.closeBuckets(limit, out)
 	}
@@ -595,27 +596,39 @@ func (o *Bars) closeBuckets(limit int64, out *engine.Output) error {
 
 // closeFilling is closeBuckets for emit_empty: it walks every interval up to
 // limit and, per interval, every symbol that has had a bar, emitting its bar
-// or a flat one. At end of stream it stops after the last interval with data.
-func (o *Bars) closeFilling(limit int64, final bool, out *engine.Output) error {
+// or a flat one.
+//
+// At end of stream (final) it emits every open bar and fills a symbol's flat
+// bars up to the interval holding lastData, the last watermark before the
+// final one, and between the symbol's own open bars. Every instance of a
+// parallel node has seen the same lastData, so which symbols share an
+// instance never changes the output.
+func (o *Bars) closeFilling(limit int64, final bool, lastData int64, out *engine.Output) error {
 	if !o.hasNxt {
 		return nil
 	}
+	fillTo := limit // flat bars start before fillTo
 	if final {
-		limit = o.next
+		fillTo = md.MinTime
+		if lastData > md.MinTime/2 {
+			fillTo = o.floor(lastData) + o.iv
+		}
+		limit = max(o.next, fillTo)
 		if o.head < len(o.sched) {
-			limit = o.sched[len(o.sched)-1].start + o.iv
+			limit = max(limit, o.sched[len(o.sched)-1].start+o.iv)
 		}
 	}
 	for start := o.next; start < limit; start += o.iv {
 		for _, sym := range o.active {
-			if s, ok := o.oldestStart(sym); ok && s == start {
+			first, open := o.oldestStart(sym)
+			if open && first == start {
 				if err := o.finish(sym, o.popOldest(sym), out); err != nil {
 					return err
 				}
 				continue
 			}
 			s := &o.syms[sym]
-			if s.firstStart >= start {
+			if s.firstStart >= start || (start >= fillTo && !open) {
 				continue
 			}
 			flat := acc{start: start, open: s.lastClose, high: s.lastClose, low: s.lastClose, close: s.lastClose}

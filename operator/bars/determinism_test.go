@@ -2,9 +2,13 @@ package bars
 
 import (
 	"cmp"
+	"context"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -61,4 +65,82 @@ func TestLateUpdateOpenAndCloseFollowEventTime(t *testing.T) {
 	h.trades(tr(symA, t0+100*ms, 1, 1), tr(symA, t0+900*ms, 9, 1), tr(symA, t0+900*ms, 8, 1))
 	// vwap = (5+7+6+1+9+8)/6 = 36/6
 	h.expect("new open and close", updated(bar(symA, t0, sec, 1, 9, 1, 8, 6, 6, 6)))
+}
+
+// twoInstances returns two symbol names that parallelism 2 routes to
+// different instances.
+func twoInstances(t *testing.T) (string, string) {
+	t.Helper()
+	first := "A"
+	for _, s := range []string{"B", "C", "D", "E", "F", "G", "H"} {
+		if md.Split(md.HashSymbol(s), md.SplitInstances, 2) != md.Split(md.HashSymbol(first), md.SplitInstances, 2) {
+			return first, s
+		}
+	}
+	t.Fatal("no two symbols on different instances")
+	return "", ""
+}
+
+func mkBatch(ts ...md.Trade) *md.Batch {
+	b := md.NewBatch(md.KindTrade)
+	b.Trades = ts
+	return b
+}
+
+// runJob runs batches from a source with max_out_of_orderness ooo through a
+// bars node with params and parallelism par, and returns the main and late
+// outputs and the bars node's drop counts.
+func runJob(t *testing.T, syms *md.SymbolTable, batches []*md.Batch, ooo time.Duration, params map[string]any, par int) (bars []md.Bar, late []md.Trade, drops map[string]int64) {
+	t.Helper()
+	main, lateSink := &barSink{}, &barSink{}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode(batches, ooo), barsNode(t, params, par), sinkNode("sink", main), sinkNode("late_sink", lateSink)},
+		Edges: []*engine.Edge{{From: "src", To: "bars"}, {From: "bars", To: "sink"}, {From: "bars", FromPort: engine.PortLate, To: "late_sink"}},
+	}
+	j, err := engine.New(g, engine.Options{Job: "determinism", Symbols: syms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	drops = map[string]int64{}
+	for _, nc := range j.NodeContexts("bars") {
+		for k, v := range nc.Stats.Drops() {
+			drops[k] += v
+		}
+	}
+	return main.bars, lateSink.trades, drops
+}
+
+// With emit_empty, the flat bars at end of stream must not depend on which
+// instance a symbol lands on: A's last trade is two intervals before B's, so
+// A gets flat bars up to the interval of the last data watermark whether or
+// not B shares its instance.
+func TestEmitEmptyEndOfStreamIsTheSameForEveryParallelism(t *testing.T) {
+	an, bn := twoInstances(t)
+	syms := md.NewSymbolTable()
+	a, b := syms.Intern("test", an), syms.Intern("test", bn)
+	batches := []*md.Batch{
+		mkBatch(tr(a, t0+200*ms, 10, 1), tr(b, t0+300*ms, 20, 1)),
+		mkBatch(tr(a, t0+700*ms, 11, 1)),
+		mkBatch(tr(b, t0+3200*ms, 21, 1)),
+	}
+	params := map[string]any{"interval": "1s", "emit_empty": true}
+	want := []md.Bar{
+		bar(a, t0, sec, 10, 11, 10, 11, 2, 10.5, 2),
+		bar(b, t0, sec, 20, 20, 20, 20, 1, 20, 1),
+		flat(a, t0+sec, sec, 11), flat(b, t0+sec, sec, 20),
+		flat(a, t0+2*sec, sec, 11), flat(b, t0+2*sec, sec, 20),
+		flat(a, t0+3*sec, sec, 11), bar(b, t0+3*sec, sec, 21, 21, 21, 21, 1, 21, 1),
+	}
+	for _, par := range []int{1, 2, 3} {
+		got, _, _ := runJob(t, syms, batches, 0, params, par)
+		sortBars(got)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parallelism %d: bars differ\n got: %s\nwant: %s", par, fmtBars(got), fmtBars(want))
+		}
+	}
 }

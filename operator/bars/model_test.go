@@ -124,6 +124,16 @@ func TestAgainstAReferenceModel(t *testing.T) {
 					}
 				}
 				lastClose := map[md.SymID]float64{}
+				lastOwn := map[md.SymID]int64{}
+				for _, k := range keys {
+					lastOwn[k.sym] = k.start
+				}
+				// End of stream fills flat bars up to the interval of the
+				// last watermark, and between a symbol's own bars.
+				fillTo := md.MinTime
+				if wm > md.MinTime {
+					fillTo = md.FloorTo(wm, iv, origin) + iv
+				}
 				lastStart := keys[len(keys)-1].start
 				for s := keys[0].start; s <= lastStart; s += iv {
 					for sym := range md.SymID(nsym) {
@@ -133,7 +143,7 @@ func TestAgainstAReferenceModel(t *testing.T) {
 						}
 						m := model[key{sym, s}]
 						if m == nil {
-							if emitEmpty {
+							if emitEmpty && (s < fillTo || s < lastOwn[sym]) {
 								c := lastClose[sym]
 								want = append(want, flat(sym, s, iv, c))
 							}

@@ -21,7 +21,7 @@ Late data: a record is late when its bar has already closed, that is when its ts
 
 skip_first_partial: the first bar each symbol closes is dropped (a feed or a symbol may start mid-interval, as in NautilusTrader); its records are counted as dropped under "skipped_partial", and so are late records at or before that bar.
 
-emit_empty: for every interval with no records after a symbol's first bar, emit a flat bar: open = high = low = close = vwap = the previous bar's close, volume 0, trades 0. Live, flat bars follow the watermark; at end of stream they are filled only up to the last interval that had data.
+emit_empty: for every interval with no records after a symbol's first bar, emit a flat bar: open = high = low = close = vwap = the previous bar's close, volume 0, trades 0. Live, flat bars follow the watermark. At end of stream every open bar is emitted and flat bars are filled up to the interval holding the last watermark before the final one (a value every instance of a parallel node shares, so parallelism never changes the output) and between a symbol's own bars.
 
 Watermark: the watermark forwarded downstream is held at the start of the earliest bar that may still be emitted (the last closed boundary; under update, the start of the oldest bar still kept for correction), so downstream never receives a bar that starts before its watermark.`
 
