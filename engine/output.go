@@ -155,8 +155,14 @@ func (o *Output) EmitTo(portName string, b *md.Batch) error {
 			o.mu.Lock()
 			defer o.mu.Unlock()
 		}
-		o.sourceWatermark(b)
+		return o.sourceWatermark(portName, b)
 	}
+	return o.send(portName, b)
+}
+
+// send emits a non-empty b on the named port with the current watermark.
+func (o *Output) send(portName string, b *md.Batch) error {
+	n := b.Len()
 	p := o.ports[portName]
 	if p == nil {
 		p = &port{name: portName, dropKey: "unconnected_port_" + portName}
@@ -186,38 +192,126 @@ func (o *Output) EmitTo(portName string, b *md.Batch) error {
 	return nil
 }
 
-// sourceWatermark advances a source's watermark past b's event times.
-func (o *Output) sourceWatermark(b *md.Batch) {
+// sourceWatermark advances a source's watermark past b's event times and
+// sends b.
+//
+// The watermark after a record is the newest event time up to and including
+// it minus max_out_of_orderness, so whether a record is late downstream must
+// depend only on the records before it, not on where a batch ends. A record
+// at or after the running watermark can never be late (every watermark a
+// receiver has seen is at most that). A record behind it can, so the batch is
+// cut before such a record: the records before it go out first, carrying the
+// running watermark, and receivers see exactly that watermark before they see
+// the record. Only batches with records behind the watermark are cut (one
+// pooled batch per cut); an ordered source is never scanned.
+func (o *Output) sourceWatermark(portName string, b *md.Batch) error {
 	now := time.Now().UnixNano()
 	o.lastEmit.Store(now)
 	if !o.firstSeen {
 		o.firstSeen = true
 		o.stats.FirstEventAt.Store(now)
 	}
-	mx := int64(minTime)
 	switch {
 	case o.ordered && b.Kind == md.KindTrade:
-		mx = b.Trades[len(b.Trades)-1].TS
+		o.setWatermark(b.Trades[len(b.Trades)-1].TS-o.ooo, now)
+		return o.send(portName, b)
 	case o.ordered && b.Kind == md.KindQuote:
-		mx = b.Quotes[len(b.Quotes)-1].TS
-	case b.Kind == md.KindTrade:
-		for i := range b.Trades {
-			mx = max(mx, b.Trades[i].TS)
-		}
-	case b.Kind == md.KindQuote:
-		for i := range b.Quotes {
-			mx = max(mx, b.Quotes[i].TS)
-		}
-	case b.Kind == md.KindBar:
-		for i := range b.Bars {
-			mx = max(mx, b.Bars[i].Start)
-		}
+		o.setWatermark(b.Quotes[len(b.Quotes)-1].TS-o.ooo, now)
+		return o.send(portName, b)
 	}
-	if wm := mx - o.ooo; wm > o.wm {
+	n := b.Len()
+	start, w, sent := 0, o.wm, o.wm
+	for {
+		i := n
+		switch b.Kind {
+		case md.KindTrade:
+			i, w = cutTrades(b.Trades[start:], w, sent, o.ooo)
+		case md.KindQuote:
+			i, w = cutQuotes(b.Quotes[start:], w, sent, o.ooo)
+		case md.KindBar:
+			i, w = cutBars(b.Bars[start:], w, sent, o.ooo)
+		}
+		end := start + i
+		if end == n {
+			break
+		}
+		// Records [start, end) go out with watermark w, before record end.
+		if err := o.sendPart(portName, b, start, end, w, now); err != nil {
+			b.Release()
+			return err
+		}
+		start, sent = end, w
+	}
+	if start == 0 {
+		o.setWatermark(w, now)
+		return o.send(portName, b)
+	}
+	err := o.sendPart(portName, b, start, n, w, now)
+	b.Release()
+	return err
+}
+
+// sendPart sends b's records [from, to) in a pooled batch with watermark w.
+func (o *Output) sendPart(portName string, b *md.Batch, from, to int, w, now int64) error {
+	part := o.nc.Pool.GetCap(b.Kind, to-from)
+	part.Reason = b.Reason
+	switch b.Kind {
+	case md.KindTrade:
+		part.Trades = append(part.Trades, b.Trades[from:to]...)
+	case md.KindQuote:
+		part.Quotes = append(part.Quotes, b.Quotes[from:to]...)
+	case md.KindBar:
+		part.Bars = append(part.Bars, b.Bars[from:to]...)
+	}
+	o.setWatermark(w, now)
+	return o.send(portName, part)
+}
+
+// setWatermark moves a source's watermark to wm if that is newer.
+func (o *Output) setWatermark(wm, now int64) {
+	if wm > o.wm {
 		o.wm = wm
 		o.stats.Watermark.Store(wm)
 		o.stats.WatermarkAt.Store(now)
 	}
+}
+
+// cutTrades scans rs with running watermark w (sent: the watermark receivers
+// already have) and returns the index of the first record behind a
+// watermark they have not seen, or len(rs), with the running watermark there.
+func cutTrades(rs []md.Trade, w, sent, ooo int64) (int, int64) {
+	for i := range rs {
+		ts := rs[i].TS
+		if ts < w && w > sent {
+			return i, w
+		}
+		w = max(w, ts-ooo)
+	}
+	return len(rs), w
+}
+
+// cutQuotes is cutTrades for quotes.
+func cutQuotes(rs []md.Quote, w, sent, ooo int64) (int, int64) {
+	for i := range rs {
+		ts := rs[i].TS
+		if ts < w && w > sent {
+			return i, w
+		}
+		w = max(w, ts-ooo)
+	}
+	return len(rs), w
+}
+
+// cutBars is cutTrades for bars, by their start.
+func cutBars(rs []md.Bar, w, sent, ooo int64) (int, int64) {
+	for i := range rs {
+		ts := rs[i].Start
+		if ts < w && w > sent {
+			return i, w
+		}
+		w = max(w, ts-ooo)
+	}
+	return len(rs), w
 }
 
 // partition splits b by symbol (md.Split at level md.SplitInstances) across

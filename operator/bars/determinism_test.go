@@ -144,3 +144,43 @@ func TestEmitEmptyEndOfStreamIsTheSameForEveryParallelism(t *testing.T) {
 		}
 	}
 }
+
+// With max_out_of_orderness 0s, a trade behind its predecessor across a bar
+// boundary is late wherever the batches happen to end: the decision depends
+// on the records before it in the stream only.
+func TestLatenessDoesNotDependOnBatchBoundaries(t *testing.T) {
+	syms := md.NewSymbolTable()
+	a, b := syms.Intern("test", "A"), syms.Intern("test", "B")
+	stream := []md.Trade{
+		tr(a, t0+200*ms, 10, 1),
+		tr(b, t0+900*ms, 20, 1),
+		tr(a, t0+3500*ms, 13, 1), // the watermark reaches t0+3.5s: bars 0-2 close
+		tr(a, t0+1800*ms, 99, 1), // behind it across a boundary: late
+		tr(b, t0+3500*ms, 21, 1), // a tie with the newest: on time
+		tr(b, t0+3100*ms, 22, 1), // behind the newest, same open bar: on time
+		tr(a, t0+4100*ms, 14, 1),
+	}
+	wantBars := []md.Bar{
+		bar(a, t0, sec, 10, 10, 10, 10, 1, 10, 1),
+		bar(b, t0, sec, 20, 20, 20, 20, 1, 20, 1),
+		bar(a, t0+3*sec, sec, 13, 13, 13, 13, 1, 13, 1),
+		bar(b, t0+3*sec, sec, 22, 22, 21, 21, 2, 21.5, 2),
+		bar(a, t0+4*sec, sec, 14, 14, 14, 14, 1, 14, 1),
+	}
+	wantLate := []md.Trade{stream[3]}
+	for _, cuts := range [][]int{{}, {3}, {4}, {1, 2, 3, 4, 5, 6}, {2, 5}} {
+		var batches []*md.Batch
+		from := 0
+		for _, c := range append(cuts, len(stream)) {
+			batches = append(batches, mkBatch(slices.Clone(stream[from:c])...))
+			from = c
+		}
+		for _, par := range []int{1, 2} {
+			bars, late, _ := runJob(t, syms, batches, 0, map[string]any{"interval": "1s", "late_policy": "side_output"}, par)
+			sortBars(bars)
+			if !reflect.DeepEqual(bars, wantBars) || !reflect.DeepEqual(late, wantLate) {
+				t.Fatalf("batches cut at %v, parallelism %d:\nbars %s\nwant %s\nlate %v\nwant %v", cuts, par, fmtBars(bars), fmtBars(wantBars), late, wantLate)
+			}
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// batchSource emits the given batches of trade timestamps over symbols
+// S0..S(syms-1), round robin.
+type batchSource struct {
+	batches [][]int64
+	syms    int
+}
+
+func (s *batchSource) Run(ctx context.Context, out *Output) error {
+	ids := make([]md.SymID, s.syms)
+	for i := range ids {
+		ids[i] = out.Symbols().Intern("t", fmt.Sprintf("S%d", i))
+	}
+	k := 0
+	for _, tss := range s.batches {
+		b := out.NewBatch(md.KindTrade)
+		for _, ts := range tss {
+			b.Trades = append(b.Trades, md.Trade{TS: ts, Sym: ids[k%s.syms], Price: 1, Size: 1})
+			k++
+		}
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seenSink records, per batch, its timestamps and the watermark its
+// instance had seen before it.
+type seenSink struct {
+	mu  sync.Mutex
+	wm  map[*Output]int64
+	got []string
+}
+
+func (s *seenSink) Process(ctx context.Context, b *md.Batch, out *Output) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wm, ok := s.wm[out]
+	if !ok {
+		wm = minTime
+	}
+	var ts []int64
+	for _, t := range b.Trades {
+		ts = append(ts, t.TS)
+	}
+	s.got = append(s.got, fmt.Sprintf("%v after wm %d", ts, wm))
+	return nil
+}
+
+func (s *seenSink) OnWatermark(ctx context.Context, wm int64, out *Output) error {
+	s.mu.Lock()
+	s.wm[out] = wm
+	s.mu.Unlock()
+	return nil
+}
+
+// A source batch is cut before each record behind the running watermark, so
+// receivers see the watermark of exactly the records before it.
+func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
+	sink := &seenSink{wm: map[*Output]int64{}}
+	src := &batchSource{syms: 1, batches: [][]int64{
+		{10, 50, 30, 60, 20}, // ooo 5: running watermark 5, 45 | 45, 55 | 55
+		{58, 70},             // 58 is not behind 55: not cut
+		{40},                 // behind 65 at the start of a batch: no cut needed
+		{80, 81, 82},         // in order: one batch
+	}}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", src),
+			{ID: "sink", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return sink, nil }}},
+		Edges: []*Edge{{From: "src", To: "sink"}},
+	}
+	g.Nodes[0].MaxOutOfOrderness = 5
+	j, err := New(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("[10 50] after wm %d", minTime),
+		"[30 60] after wm 45",
+		"[20] after wm 55",
+		"[58 70] after wm 55",
+		"[40] after wm 65",
+		"[80 81 82] after wm 65",
+	}
+	if fmt.Sprint(sink.got) != fmt.Sprint(want) {
+		t.Fatalf("got\n%q\nwant\n%q", sink.got, want)
+	}
+	if st := j.Status(); st.Nodes[0].EventsOut != 11 || st.Nodes[1].EventsIn != 11 {
+		t.Fatalf("events out %d in %d, want 11", st.Nodes[0].EventsOut, st.Nodes[1].EventsIn)
+	}
+}
+
+// With a parallel receiver, every instance sees the watermark before a record
+// behind it, also when the records before it all went to another instance.
+func TestCutWatermarkReachesEveryInstance(t *testing.T) {
+	sink := &seenSink{wm: map[*Output]int64{}}
+	// Two symbols round robin: S0 gets 300, S1 200 (behind it); the batch
+	// is cut between them and S1's instance gets only the watermark.
+	src := &batchSource{syms: 2, batches: [][]int64{{300, 200}}}
+	g := &Graph{
+		Nodes: []*Node{srcNode("src", src),
+			{ID: "sink", Type: "sink.seen", Kind: KindSink, Parallelism: 2, Accepts: md.KindAny, New: func(int) (any, error) { return sink, nil }}},
+		Edges: []*Edge{{From: "src", To: "sink"}},
+	}
+	if md.Split(md.HashSymbol("S0"), md.SplitInstances, 2) == md.Split(md.HashSymbol("S1"), md.SplitInstances, 2) {
+		t.Fatal("test needs S0 and S1 on different instances")
+	}
+	j, err := New(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(sink.got)
+	if want := []string{"[200] after wm 300", fmt.Sprintf("[300] after wm %d", minTime)}; !slices.Equal(sink.got, want) {
+		t.Fatalf("got %q, want %q", sink.got, want)
+	}
+}
