@@ -2,9 +2,12 @@ package md
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mdpio/mdp/tsparse"
 )
 
 // Time values inside mdp are int64 nanoseconds since the Unix epoch, UTC.
@@ -21,13 +24,18 @@ func FormatTime(ns int64) string {
 	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
 }
 
-// ParseTime parses RFC 3339 (with or without fraction, Z or offset) to ns.
+// ParseTime parses RFC 3339 (with or without fraction, Z or offset) to ns;
+// a time outside the range of event times is an error, never wrapped.
 func ParseTime(s string) (int64, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return 0, fmt.Errorf("parse time %q: want RFC 3339 such as 2024-01-02T14:30:00Z", s)
 	}
-	return t.UnixNano(), nil
+	ns, ok := tsparse.FromTime(t)
+	if !ok {
+		return 0, fmt.Errorf("time %q is outside the range of event times (%s to %s)", s, FormatTime(tsparse.MinNanos), FormatTime(tsparse.MaxNanos))
+	}
+	return ns, nil
 }
 
 // ParseDuration is time.ParseDuration plus a "d" (24h) unit, e.g. "1d", "1d12h".
@@ -35,6 +43,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, 'd'); i > 0 {
 		days, err := strconv.ParseInt(s[:i], 10, 64)
+		if err == nil && (days > math.MaxInt64/int64(24*time.Hour) || days < -math.MaxInt64/int64(24*time.Hour)) {
+			return 0, fmt.Errorf("invalid duration %q: more than %dd", s, math.MaxInt64/int64(24*time.Hour))
+		}
 		if err == nil {
 			rest := time.Duration(0)
 			if i+1 < len(s) {
@@ -43,7 +54,11 @@ func ParseDuration(s string) (time.Duration, error) {
 					return 0, fmt.Errorf("invalid duration %q", s)
 				}
 			}
-			return time.Duration(days)*24*time.Hour + rest, nil
+			d := time.Duration(days) * 24 * time.Hour
+			if (rest > 0 && d > math.MaxInt64-rest) || (rest < 0 && d < math.MinInt64-rest) {
+				return 0, fmt.Errorf("invalid duration %q: out of range", s)
+			}
+			return d + rest, nil
 		}
 	}
 	d, err := time.ParseDuration(s)

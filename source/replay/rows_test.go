@@ -14,6 +14,7 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/tsparse"
 )
 
 const badTrades = `exchange,symbol,timestamp,local_timestamp,id,side,price,amount
@@ -347,16 +348,16 @@ func TestTimeParsers(t *testing.T) {
 			t.Errorf("%q parsed as %d", b, v)
 		}
 	}
-	if v, ok := parseISO([]byte("2024-02-29T23:59:59.999999999-00:30"), time.UTC); !ok || md.FormatTime(v) != "2024-03-01T00:29:59.999999999Z" {
+	if v, ok := tsparse.ParseRFC3339([]byte("2024-02-29T23:59:59.999999999-00:30"), time.UTC); !ok || md.FormatTime(v) != "2024-03-01T00:29:59.999999999Z" {
 		t.Errorf("leap day: %s %v", md.FormatTime(v), ok)
 	}
-	if v, ok := parseISO([]byte("1969-12-31T23:59:59Z"), time.UTC); !ok || v != -1e9 {
+	if v, ok := tsparse.ParseRFC3339([]byte("1969-12-31T23:59:59Z"), time.UTC); !ok || v != -1e9 {
 		t.Errorf("before epoch: %d", v)
 	}
-	if v, ok := parseUnix([]byte("-1.5"), int64(time.Second)); !ok || v != -1.5e9 {
+	if v, ok := tsparse.ParseUnix([]byte("-1.5"), int64(time.Second)); !ok || v != -1.5e9 {
 		t.Errorf("negative: %d", v)
 	}
-	if v, ok := parseUnix([]byte("1.5e9"), int64(time.Second)); !ok || v != 1.5e18 {
+	if v, ok := tsparse.ParseUnix([]byte("1.5e9"), int64(time.Second)); !ok || v != 1.5e18 {
 		t.Errorf("exponent: %d", v)
 	}
 }
@@ -402,9 +403,10 @@ func TestIndexDelim(t *testing.T) {
 
 func TestParseUnixExact(t *testing.T) {
 	for _, s := range []string{"1582329602111000", "1704205800123456789", "9223372036854775807", "9223372036854775808", "12345678901234567890"} {
-		got, ok := parseUnix([]byte(s), 1)
+		got, ok := tsparse.ParseUnix([]byte(s), 1)
 		want, err := strconv.ParseInt(s, 10, 64)
-		if ok != (err == nil) || (ok && got != want) {
+		// The largest int64 is the end-of-stream sentinel, not an event time.
+		if ok != (err == nil && want < math.MaxInt64) || (ok && got != want) {
 			t.Errorf("%q: got %d %v, want %d %v", s, got, ok, want, err)
 		}
 	}
@@ -437,5 +439,26 @@ func TestSplitPlainMatchesSplit(t *testing.T) {
 				t.Fatalf("%q limit %d: %q", line, n-1, got)
 			}
 		}
+	}
+}
+
+// TestOutOfRangeTimestampsAreMalformed: the issue's values, which used to
+// wrap into 1677–1816, are malformed rows in every ts_format.
+func TestOutOfRangeTimestampsAreMalformed(t *testing.T) {
+	for _, c := range []struct{ format, rows string }{
+		{"rfc3339", "2300-01-01T00:00:00Z,A,1,1\n0000-01-01T00:00:00Z,A,1,1\n9999-12-31T23:59:59Z,A,1,1\n2024-01-02T14:30:00Z,A,1,1\n"},
+		{"auto", "2300-01-01T00:00:00Z,A,1,1\n0000-01-01T00:00:00Z,A,1,1\n9999-12-31T23:59:59Z,A,1,1\n1704205800,A,1,1\n"},
+		{"unix_s", "9223372036.9,A,1,1\n-9223372036.999999999,A,1,1\n1e11,A,1,1\n1704205800,A,1,1\n"},
+		{"2006-01-02 15:04:05", "2300-01-01 00:00:00,A,1,1\n0000-01-01 00:00:00,A,1,1\n9999-12-31 23:59:59,A,1,1\n2024-01-02 14:30:00,A,1,1\n"},
+	} {
+		t.Run(c.format, func(t *testing.T) {
+			r := genericTrades(t, c.rows, map[string]any{"ts_format": c.format})
+			if got := tsList(r); got != "2024-01-02T14:30:00Z" {
+				t.Fatalf("got %s", got)
+			}
+			if d := r.job.Status().Nodes[0].Drops["malformed"]; d != 3 {
+				t.Fatalf("malformed %d, want 3", d)
+			}
+		})
 	}
 }

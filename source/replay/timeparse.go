@@ -2,8 +2,6 @@ package replay
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -59,13 +57,15 @@ func newTSParser(format string, loc *time.Location) (tsParser, error) {
 	return p, nil
 }
 
-// parse returns the time in ns and whether b was a valid timestamp.
+// parse returns the time in ns and whether b was a valid timestamp. Every
+// spelling goes through tsparse, so a time outside the representable range
+// is rejected (a malformed row), never wrapped.
 func (p *tsParser) parse(b []byte) (int64, bool) {
 	switch p.kind {
 	case tsUnit:
-		return parseUnix(b, p.unit)
+		return tsparse.ParseUnix(b, p.unit)
 	case tsISO:
-		return parseISO(b, p.loc)
+		return tsparse.ParseRFC3339(b, p.loc)
 	case tsHistdata:
 		return parseHistdata(b, p.loc)
 	case tsLayout:
@@ -73,13 +73,13 @@ func (p *tsParser) parse(b []byte) (int64, bool) {
 		if err != nil {
 			return 0, false
 		}
-		return t.UnixNano(), true
+		return tsparse.FromTime(t)
 	}
 	// auto
 	if len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) && !(len(b) >= 10 && b[4] == '-') {
-		return parseUnix(b, autoUnit(b))
+		return tsparse.ParseUnix(b, autoUnit(b))
 	}
-	return parseISO(b, p.loc)
+	return tsparse.ParseRFC3339(b, p.loc)
 }
 
 // autoUnit guesses the unit of an epoch number from the size of its integer
@@ -107,84 +107,6 @@ func autoUnit(b []byte) int64 {
 	return 1
 }
 
-// parseUnix parses an epoch number with an optional fraction, exactly (no
-// float rounding): "1582329602.111" in seconds is 1582329602111000000 ns.
-// Exponent notation falls back to float arithmetic.
-func parseUnix(b []byte, unit int64) (int64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	i, neg := 0, false
-	if b[0] == '-' || b[0] == '+' {
-		neg, i = b[0] == '-', 1
-	}
-	var n int64
-	start := i
-	for i+8 <= len(b) {
-		v, ok := tsparse.EightDigits(b[i:])
-		if !ok {
-			break
-		}
-		n = n*100_000_000 + int64(v)
-		i += 8
-	}
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		n = n*10 + int64(b[i]-'0')
-	}
-	digits := i - start
-	// Up to 18 digits cannot overflow; checking per digit would cost a
-	// division each, the largest cost of the row.
-	if digits > 18 {
-		var ok bool
-		if n, ok = parseInt(b[start:i]); !ok {
-			return 0, false
-		}
-	}
-	if n > math.MaxInt64/unit {
-		return 0, false
-	}
-	n *= unit
-	if i < len(b) && b[i] == '.' {
-		f, k := tsparse.Fraction(b[i+1:], unit)
-		n += f
-		digits += k
-		i += 1 + k
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		f, err := strconv.ParseFloat(string(b), 64)
-		if err != nil || math.IsNaN(f) || math.Abs(f*float64(unit)) > math.MaxInt64 {
-			return 0, false
-		}
-		return int64(math.Round(f * float64(unit))), true
-	}
-	if i != len(b) || digits == 0 {
-		return 0, false
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
-}
-
-// parseISO parses yyyy-mm-dd[T ]hh:mm:ss[.fraction][Z|±hh:mm|±hhmm|±hh].
-// Without an offset the time is read in loc.
-func parseISO(b []byte, loc *time.Location) (int64, bool) {
-	t, ok := tsparse.ParseDateTime(b)
-	if !ok {
-		return 0, false
-	}
-	i := 19
-	ns := int64(0)
-	if i < len(b) && (b[i] == '.' || b[i] == ',') {
-		f, k := tsparse.Fraction(b[i+1:], int64(time.Second))
-		if k == 0 {
-			return 0, false
-		}
-		ns, i = f, i+1+k
-	}
-	return civil(t, ns, b[i:], loc)
-}
-
 // parseHistdata parses HistData.com tick times: "20200101 170000065"
 // (yyyymmdd hhmmss and milliseconds), read in loc.
 func parseHistdata(b []byte, loc *time.Location) (int64, bool) {
@@ -206,24 +128,7 @@ func parseHistdata(b []byte, loc *time.Location) (int64, bool) {
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || !t.Valid() {
 		return 0, false
 	}
-	return civil(t, int64(ms)*int64(time.Millisecond), nil, loc)
-}
-
-// civil converts a checked civil time t plus ns, with the zone suffix zone
-// ("", "Z", "+02:00", "-0500", "+01"), to ns since the epoch. Without a zone
-// t is read in loc.
-func civil(t tsparse.DateTime, ns int64, zone []byte, loc *time.Location) (int64, bool) {
-	switch {
-	case len(zone) == 0:
-		return time.Date(t.Year, time.Month(t.Month), t.Day, t.Hour, t.Min, t.Sec, int(ns), loc).UnixNano(), true
-	case len(zone) == 1 && (zone[0] == 'Z' || zone[0] == 'z'):
-		return t.Unix()*int64(time.Second) + ns, true
-	}
-	off, ok := tsparse.ParseOffset(zone)
-	if !ok {
-		return 0, false
-	}
-	return (t.Unix()-off)*int64(time.Second) + ns, true
+	return tsparse.Civil(t, int64(ms)*int64(time.Millisecond), nil, loc)
 }
 
 // loadLocation resolves a timezone param: "" and "UTC" are UTC, "EST" style

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/tsparse"
 )
 
 const (
@@ -47,6 +49,10 @@ const (
 	// maxSleep bounds a pause so a slow rate still notices feedback changes,
 	// the deadline and cancellation promptly.
 	maxSleep = 100 * time.Millisecond
+
+	// maxStep bounds the event-time gap of model random: a day between two
+	// generated records is already more than any demo or test needs.
+	maxStep = 24 * time.Hour
 )
 
 var defaultSymbols = []string{"AAPL", "MSFT"}
@@ -95,8 +101,8 @@ func init() {
 				Description: "Most records per emitted batch (paced runs emit what is due, never waiting to fill)"},
 			{Name: "start", Type: component.Time, Default: defaultStart,
 				Description: "Model random with rate 0: event time of the first record"},
-			{Name: "step", Type: component.Duration, Default: "1ms", Min: component.Bound(0),
-				Description: "Model random with rate 0: event-time gap between consecutive records", Example: "100us"},
+			{Name: "step", Type: component.Duration, Default: "1ms", Min: component.Bound(0), Max: component.Bound(maxStep.Seconds()),
+				Description: "Model random with rate 0: event-time gap between consecutive records. The event times must stay within the range of event times (until 2262-04-11): count x step past it is a config error, and with count 0 the source ends there", Example: "100us"},
 		},
 		Validate: validate,
 		New: func(p *component.Params, instance int) (any, error) {
@@ -160,6 +166,12 @@ func validate(p *component.Params) error {
 					errs = append(errs, p.Errorf(k, "applies only with rate 0 (a paced source stamps records with the wall clock)"))
 				}
 			}
+		} else if n := p.Int("count"); n > 0 {
+			start, _ := p.Time("start")
+			if limit := timeLimit(start, p.Duration("step").Nanoseconds()); n > limit {
+				errs = append(errs, p.Errorf("step", "count %d x step %s from start %s runs past the last event time %s (at most %d records fit)",
+					n, p.Duration("step"), md.FormatTime(start), md.FormatTime(tsparse.MaxNanos), limit))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -188,6 +200,15 @@ func symbolNames(names []string, set bool) ([]string, error) {
 	return names, nil
 }
 
+// timeLimit is how many records start + i*step (i = 0, 1, ...) stay within
+// the range of event times.
+func timeLimit(start, step int64) int64 {
+	if step <= 0 || start > tsparse.MaxNanos {
+		return math.MaxInt64
+	}
+	return (tsparse.MaxNanos-start)/step + 1
+}
+
 func configFrom(p *component.Params) (config, error) {
 	c := config{
 		model:     p.String("model"),
@@ -213,6 +234,13 @@ func configFrom(p *component.Params) (config, error) {
 			return c, p.Errorf("symbols", "%v", err)
 		}
 		c.names = names
+		if c.rate == 0 {
+			// Event times never pass the end of the range: an unbounded
+			// run ends there, a bounded one past it is refused by validate.
+			if limit := timeLimit(c.start, c.step); c.count == 0 || c.count > limit {
+				c.count = limit
+			}
+		}
 	}
 	return c, nil
 }

@@ -648,3 +648,31 @@ func BenchmarkRandomModelGenerate(b *testing.B) {
 		bt.Release()
 	}
 }
+
+// TestStepOutOfRange: event times never wrap. A step above a day is refused
+// with the bound; count x step past the end of the range is a config error;
+// an unbounded run ends at the last representable event time.
+func TestStepOutOfRange(t *testing.T) {
+	spec, _ := component.Lookup("provider.synthetic")
+	for _, c := range []struct {
+		params map[string]any
+		want   string
+	}{
+		{map[string]any{"step": "1000000h"}, "params.step: 1000000h is above the maximum 24h0m0s"},
+		{map[string]any{"step": "24h", "count": 100000}, "params.step: count 100000 x step 24h0m0s from start 2024-01-02T14:30:00Z runs past the last event time 2262-04-11T23:47:16.854775806Z (at most 87028 records fit)"},
+	} {
+		if _, err := component.NewParams(spec, c.params); err == nil || err.Error() != c.want {
+			t.Errorf("%v:\n got %v\nwant %s", c.params, err, c.want)
+		}
+	}
+	s := &sink{keep: true}
+	run(t, map[string]any{"step": "24h", "start": "2262-04-01T00:00:00Z"}, s)
+	if len(s.trades) != 11 {
+		t.Fatalf("%d trades, want 11 (2262-04-01 to 2262-04-11)", len(s.trades))
+	}
+	for i, tr := range s.trades {
+		if want := time.Date(2262, 4, 1+i, 0, 0, 0, 0, time.UTC).UnixNano(); tr.TS != want {
+			t.Fatalf("trade %d at %s, want %s", i, md.FormatTime(tr.TS), md.FormatTime(want))
+		}
+	}
+}

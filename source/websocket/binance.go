@@ -150,11 +150,11 @@ func binTime(msg []byte, f *binFields, recv int64, event string) (int64, error) 
 	if !v.ok() {
 		return recv, nil
 	}
-	ms, ok := tsparse.ParseInt(text(msg, v))
-	if !ok || ms < 0 || ms > (1<<63-1)/1_000_000 {
+	ns, ok := tsparse.ParseUnix(text(msg, v), 1e6)
+	if !ok || ns < 0 {
 		return 0, badValue(event, key, msg, v)
 	}
-	return ms * 1e6, nil
+	return ns, nil
 }
 
 func (d *decoder) binTrade(msg []byte, f *binFields, idv span, event, idKey string, recv int64) error {

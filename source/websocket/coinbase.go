@@ -123,7 +123,7 @@ func cbTime(msg []byte, f *cbFields, event string, recv int64) (int64, error) {
 	if !f.time.ok() {
 		return recv, nil
 	}
-	ts, ok := parseRFC3339(text(msg, f.time))
+	ts, ok := tsparse.ParseRFC3339(text(msg, f.time), nil)
 	if !ok || !isString(msg, f.time) {
 		return 0, badValue(event, "time", msg, f.time)
 	}

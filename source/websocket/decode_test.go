@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -142,69 +141,6 @@ func TestScannerPrimitives(t *testing.T) {
 		}
 		if it.err == nil {
 			t.Errorf("%s: no syntax error", bad)
-		}
-	}
-}
-
-func TestParseRFC3339MatchesTimePackage(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	layouts := []string{"2006-01-02T15:04:05Z", "2006-01-02T15:04:05.000000Z", "2006-01-02T15:04:05.999999999Z07:00", "2006-01-02T15:04:05.000-07:00"}
-	for i := 0; i < 20000; i++ {
-		ns := r.Int64N(4102444800e9) // 1970..2100
-		zone := time.FixedZone("", (r.IntN(27)-13)*1800)
-		s := time.Unix(0, ns).In(zone).Format(layouts[i%len(layouts)])
-		want, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, ok := parseRFC3339([]byte(s))
-		if !ok || got != want.UnixNano() {
-			t.Fatalf("%s: got %d %v, want %d", s, got, ok, want.UnixNano())
-		}
-	}
-	for _, bad := range []string{"2020-02-30T00:00:00Z", "2020-13-01T00:00:00Z", "2020-01-01T24:00:00Z", "2020-01-01T00:00:00", "2020-01-01T00:00:00.Z", "2020-01-01 00:00:00+0100", "2020-01-01T00:00:00Zx"} {
-		if _, ok := parseRFC3339([]byte(bad)); ok {
-			t.Errorf("%s accepted", bad)
-		}
-	}
-	if got, _ := parseRFC3339([]byte("2024-02-29T12:00:00.1234567891Z")); got != time.Date(2024, 2, 29, 12, 0, 0, 123456789, time.UTC).UnixNano() {
-		t.Errorf("leap day with 10 fraction digits: %d", got)
-	}
-}
-
-func TestParseUnix(t *testing.T) {
-	cases := []struct {
-		in   string
-		unit int64
-		want int64
-	}{
-		{"1630048897897", 1e6, 1630048897897000000},
-		{"1582329602.111", 1e9, 1582329602111000000},
-		{"1582329602.1234567891", 1e9, 1582329602123456789},
-		{"1582329602111000", 1e3, 1582329602111000000},
-		{"1582329602111000123", 1, 1582329602111000123},
-		{"1630048897897.5", 1e6, 1630048897897500000},
-		{"-1", 1e9, -1e9},
-		{"9223372036854775807", 1, 1<<63 - 1},
-		{"9223372036.854775807", 1e9, 1<<63 - 1},
-	}
-	for _, c := range cases {
-		if got, ok := parseUnix([]byte(c.in), c.unit); !ok || got != c.want {
-			t.Errorf("parseUnix(%s, %d) = %d %v, want %d", c.in, c.unit, got, ok, c.want)
-		}
-	}
-	for _, bad := range []string{"", "abc", "12.", ".5", "1.2.3"} {
-		if _, ok := parseUnix([]byte(bad), 1e6); ok {
-			t.Errorf("parseUnix(%q) accepted", bad)
-		}
-	}
-	// Out of range is rejected, never wrapped.
-	for _, c := range []struct {
-		in   string
-		unit int64
-	}{{"9223372036854775808", 1}, {"92233720368547758070", 1}, {"9223372036.854775808", 1e9}, {"9223372037", 1e9}} {
-		if got, ok := parseUnix([]byte(c.in), c.unit); ok {
-			t.Errorf("parseUnix(%s, %d) = %d, want rejected", c.in, c.unit, got)
 		}
 	}
 }

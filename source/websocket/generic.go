@@ -345,9 +345,9 @@ func (d *decoder) genericRecord(msg []byte, slots []span, recv int64) error {
 	if v := get(gTS); v.ok() {
 		var ok bool
 		if g.ts.rfc3339 {
-			ts, ok = parseRFC3339(text(msg, v))
+			ts, ok = tsparse.ParseRFC3339(text(msg, v), nil)
 		} else {
-			ts, ok = parseUnix(text(msg, v), g.ts.unit)
+			ts, ok = tsparse.ParseUnix(text(msg, v), g.ts.unit)
 		}
 		if !ok {
 			return badValue("generic", "ts", msg, v)
