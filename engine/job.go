@@ -206,6 +206,19 @@ func (j *Job) SourceTotals() (events int64, firstAt int64) {
 	return events, firstAt
 }
 
+// Ready reports whether every node instance that implements Readiness is
+// ready (a live source that has connected once).
+func (j *Job) Ready() bool {
+	for _, nr := range j.nodes {
+		for _, in := range nr.instances {
+			if r, ok := in.impl.(Readiness); ok && !r.Ready() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // NodeContexts returns the context of every instance of node id (for tests
 // and components that inspect a running job).
 func (j *Job) NodeContexts(id string) []*NodeContext {

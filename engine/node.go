@@ -104,6 +104,13 @@ type EventClock interface {
 	EventNow() int64
 }
 
+// Readiness is implemented by nodes that are not ready to serve until
+// something has happened, such as a live feed's first connection. A job is
+// ready once every such node is.
+type Readiness interface {
+	Ready() bool
+}
+
 // OrderedSource is implemented by sources whose batches are in event-time
 // order, each record no older than the one before. The engine then takes a
 // batch's last event time as its newest instead of scanning the batch.

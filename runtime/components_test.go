@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdpio/mdp/component"
@@ -23,7 +24,14 @@ type testSource struct {
 	count, batch int
 	interval     time.Duration
 	hold         bool
+	live         bool // Ready only once liveConnected is set
 }
+
+// liveConnected stands for a live source's first connection.
+var liveConnected atomic.Bool
+
+// Ready implements engine.Readiness.
+func (s *testSource) Ready() bool { return !s.live || liveConnected.Load() }
 
 func (s *testSource) Run(ctx context.Context, out *engine.Output) error {
 	sym := out.Symbols().Intern("test", "AAA")
@@ -149,9 +157,10 @@ func init() {
 			{Name: "batch", Type: component.Int, Default: 10, Min: component.Bound(1), Description: "trades per batch"},
 			{Name: "interval", Type: component.Duration, Default: "0s", Description: "pause between batches"},
 			{Name: "hold", Type: component.Bool, Default: false, Description: "after the last trade, wait for a stop"},
+			{Name: "live", Type: component.Bool, Default: false, Description: "not ready until the test sets liveConnected"},
 		},
 		New: func(p *component.Params, _ int) (any, error) {
-			return &testSource{count: int(p.Int("count")), batch: int(p.Int("batch")), interval: p.Duration("interval"), hold: p.Bool("hold")}, nil
+			return &testSource{count: int(p.Int("count")), batch: int(p.Int("batch")), interval: p.Duration("interval"), hold: p.Bool("hold"), live: p.Bool("live")}, nil
 		},
 	})
 	component.Register(component.Spec{

@@ -375,7 +375,7 @@ func (u *Unified) serveMetrics() (*metrics.Server, error) {
 		Gatherer: metrics.NewRegistry(c),
 		Ready: func() (bool, any) {
 			h := u.Health()
-			return u.State() == StateRunning && h.Status != HealthError, h
+			return u.State() == StateRunning && h.Status != HealthError && u.job.Ready(), h
 		},
 		Logger: u.log,
 	})

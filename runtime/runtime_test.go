@@ -357,7 +357,8 @@ dag:
 }
 
 func TestMetricsEndpointDuringRun(t *testing.T) {
-	u := newJob(t, job("scraped", "count: 40, batch: 10, hold: true", "name: scraped, close_wait: true",
+	liveConnected.Store(false)
+	u := newJob(t, job("scraped", "count: 40, batch: 10, hold: true, live: true", "name: scraped, close_wait: true",
 		"metrics: {enable: true, listen: \"127.0.0.1:0\"}\nshutdown_timeout: 30s\n"))
 	if err := u.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -393,6 +394,12 @@ func TestMetricsEndpointDuringRun(t *testing.T) {
 	if body, code := get(t, "http://"+addr+"/healthz"); code != 200 || !strings.Contains(body, `"alive"`) {
 		t.Fatalf("/healthz %d %s", code, body)
 	}
+	// A live source that has not connected yet: running, but not ready.
+	body, code = get(t, "http://"+addr+"/readyz")
+	if code != 503 {
+		t.Fatalf("/readyz before the live source connected: %d %s", code, body)
+	}
+	liveConnected.Store(true)
 	body, code = get(t, "http://"+addr+"/readyz")
 	var h runtime.Health
 	if err := json.Unmarshal([]byte(body), &h); err != nil || code != 200 || h.Status != runtime.HealthOK || h.State != runtime.StateRunning {

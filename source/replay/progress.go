@@ -104,7 +104,7 @@ func (p *progressReporter) report(now time.Time, last bool) {
 		return
 	}
 	elapsed := now.Sub(p.start)
-	attrs := []any{"percent", pct(s.frac), "records", s.emitted, "elapsed", elapsed.Round(time.Millisecond)}
+	attrs := []any{"percent", pct(s.frac), "records", s.emitted, "elapsed", elapsed.Round(time.Millisecond).String()}
 	if rate := ratePer(s.emitted, elapsed); rate > 0 {
 		attrs = append(attrs, "records_per_second", int64(rate))
 	}
@@ -116,7 +116,7 @@ func (p *progressReporter) report(now time.Time, last bool) {
 	default:
 		attrs = append(attrs, "estimated_total", s.total)
 		if eta, ok := etaOf(s, elapsed); ok {
-			attrs = append(attrs, "eta", eta.Round(time.Second))
+			attrs = append(attrs, "eta", eta.Round(time.Second).String())
 		}
 		p.log.Info("replay progress", attrs...)
 	}

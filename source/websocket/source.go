@@ -34,7 +34,22 @@ type Source struct {
 	// tlsConfig, when set, replaces the default TLS settings (system roots);
 	// tests use it to trust their own server.
 	tlsConfig *tls.Config
+	// dial, when set, replaces the TCP dialer; tests use it to fake
+	// network failures such as an unknown host.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// everConnected is set at the first successful handshake: until then
+	// the source is not ready (engine.Readiness).
+	everConnected atomic.Bool
 }
+
+// dnsGiveUp is how many attempts in a row may fail with "no such host"
+// before the source fails the job: a host the resolver does not know is a
+// mistake in the url far more often than an outage.
+const dnsGiveUp = 3
+
+// Ready reports whether the source has connected at least once, so a
+// job's /readyz stays not-ready while a live feed has never been reached.
+func (s *Source) Ready() bool { return s.everConnected.Load() }
 
 func newSource(cfg *config) *Source {
 	return &Source{cfg: cfg, jitter: rand.Float64, log: slog.New(slog.DiscardHandler)}
@@ -62,7 +77,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 	}
 	d := s.newDecoder(out.Symbols(), out.NewBatch, out.Emit)
 	defer d.discard()
-	failures := 0
+	failures, unknownHost := 0, 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			s.stats.Count("reconnects", 1)
@@ -88,12 +103,25 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		} else {
 			s.stats.Error("connect_failed", err.Error())
 		}
+		if host, ok := noSuchHost(err); ok && !connected {
+			unknownHost++
+			if unknownHost >= dnsGiveUp {
+				return fmt.Errorf("websocket %s: the host %q is not known to DNS (%d attempts in a row): check the url in the job: %w",
+					redactURL(s.cfg.url), host, unknownHost, err)
+			}
+		} else {
+			unknownHost = 0
+		}
 		if s.cfg.maxReconnects > 0 && failures > s.cfg.maxReconnects {
 			return fmt.Errorf("websocket %s: giving up after %d reconnect attempts that delivered no records: %w",
 				redactURL(s.cfg.url), s.cfg.maxReconnects, err)
 		}
 		delay := backoffDelay(failures, s.cfg.backoff, s.cfg.maxBackoff, s.jitter)
-		s.log.Warn("websocket disconnected; reconnecting", "err", err, "in", delay, "attempt", failures)
+		msg := "websocket connect failed; retrying"
+		if s.everConnected.Load() {
+			msg = "websocket disconnected; reconnecting"
+		}
+		s.log.Warn(msg, "err", err, "in", delay.Round(time.Millisecond).String(), "attempt", failures)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -102,6 +130,16 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		case <-t.C:
 		}
 	}
+}
+
+// noSuchHost reports whether err is a DNS answer that the host does not
+// exist, and names the host.
+func noSuchHost(err error) (string, bool) {
+	var de *net.DNSError
+	if errors.As(err, &de) && de.IsNotFound {
+		return de.Name, true
+	}
+	return "", false
 }
 
 // backoffDelay is the wait before reconnect attempt n (1-based): base
@@ -190,7 +228,11 @@ func (s *Source) session(ctx context.Context, d *decoder) (connected bool, err e
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			dial := dialer.DialContext
+			if s.dial != nil {
+				dial = s.dial
+			}
+			c, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -225,6 +267,7 @@ func (s *Source) session(ctx context.Context, d *decoder) (connected bool, err e
 	defer stop()
 	conn.SetReadLimit(s.cfg.maxMessage)
 	s.stats.Count("connects", 1)
+	s.everConnected.Store(true)
 	s.log.Info("websocket connected", "subscribe_messages", len(s.cfg.subscribe))
 
 	for i, m := range s.cfg.subscribe {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -671,4 +673,110 @@ func TestSourceReportsStoreFeedbackButKeepsReading(t *testing.T) {
 	}
 	checkCounts(t, "counters", rj.stats().Counters(), map[string]int64{"connects": 1, "feedback_hard": 1})
 	checkCounts(t, "drops", rj.stats().Drops(), nil)
+}
+
+// logBuffer collects a job's text log.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startLogged runs src -> sink with the job's log in a buffer; hook may
+// adjust the source before it runs.
+func startLogged(t *testing.T, params map[string]any, hook func(*Source)) (*engine.Job, *logBuffer, chan error) {
+	t.Helper()
+	node := sourceNode(t, params)
+	newSrc := node.New
+	var src *Source
+	node.New = func(i int) (any, error) {
+		v, err := newSrc(i)
+		if err == nil {
+			src = v.(*Source)
+			if hook != nil {
+				hook(src)
+			}
+		}
+		return v, err
+	}
+	logs := &logBuffer{}
+	j, err := engine.New(&engine.Graph{Nodes: []*engine.Node{node, sinkNode(&collector{})}, Edges: []*engine.Edge{{From: "src", To: "sink"}}},
+		engine.Options{Job: "t", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Ready() {
+		t.Fatal("ready before the first connection")
+	}
+	done := make(chan error, 1)
+	go func() { done <- j.Run(context.Background()) }()
+	t.Cleanup(func() {
+		j.Stop()
+		<-j.Done()
+	})
+	return j, logs, done
+}
+
+// A source that never connected says it failed to connect, not that it
+// was disconnected, logs the wait as a duration, and the job is not ready.
+func TestSourceNeverConnectedLogsConnectFailures(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+	j, logs, _ := startLogged(t, map[string]any{"url": url, "preset": "binance",
+		"reconnect_backoff": "20ms", "reconnect_max_backoff": "40ms"}, nil)
+	waitFor(t, "two attempts", func() bool { return strings.Count(logs.String(), "connect failed") >= 2 })
+	out := logs.String()
+	if strings.Contains(out, "disconnected") || strings.Contains(out, "reconnecting") {
+		t.Fatalf("never connected, yet logged a disconnect:\n%s", out)
+	}
+	if !regexp.MustCompile(`msg="websocket connect failed; retrying" .* in=\d+ms attempt=1`).MatchString(out) {
+		t.Fatalf("no retry record with a duration:\n%s", out)
+	}
+	if j.Ready() {
+		t.Fatal("ready without ever connecting")
+	}
+}
+
+// "no such host" a few times in a row fails the job as a mistake in the
+// url instead of retrying forever.
+func TestSourceUnknownHostFailsTheJob(t *testing.T) {
+	dials := 0
+	_, _, done := startLogged(t, map[string]any{"url": "wss://feed.example.invalid/ws", "preset": "binance",
+		"reconnect_backoff": "1ms", "reconnect_max_backoff": "2ms"}, func(s *Source) {
+		s.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials++
+			return nil, &net.DNSError{Err: "no such host", Name: "feed.example.invalid", IsNotFound: true}
+		}
+	})
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(liveness):
+		t.Fatal("the source kept retrying an unknown host")
+	}
+	want := `node "src": websocket wss://feed.example.invalid/ws: the host "feed.example.invalid" is not known to DNS (3 attempts in a row): check the url in the job: connect: `
+	if err == nil || !strings.HasPrefix(err.Error(), want) || dials != dnsGiveUp {
+		t.Fatalf("%d dials, error %v", dials, err)
+	}
+}
+
+// Readiness follows the first connection.
+func TestSourceReadyAfterFirstConnection(t *testing.T) {
+	srv := newWSServer(t, 0, func(s *wsServer, c *websocket.Conn, n int) { s.hold(c) })
+	j, _, _ := startLogged(t, map[string]any{"url": srv.url(), "preset": "binance"}, nil)
+	waitFor(t, "ready", j.Ready)
 }

@@ -38,10 +38,12 @@ func init() {
 	component.Register(component.Spec{
 		Type:    Type,
 		Kind:    engine.KindSource,
-		Summary: "live trades or quotes from an exchange WebSocket feed (Binance, Coinbase, or any JSON feed)",
+		Summary: "Live trades or quotes from an exchange WebSocket feed (Binance, Coinbase, or any JSON feed)",
 		Description: "Connects to url, sends the subscribe messages, and decodes every message with the preset: " +
 			"binance (trade, aggTrade, bookTicker; raw or combined-stream envelopes), coinbase (match, last_match, ticker) " +
 			"or generic (JSON field paths). Reconnects with exponential backoff and jitter and re-subscribes; " +
+			"a host that DNS does not know fails the job after 3 attempts in a row (a mistake in url, not an outage); " +
+			"until the first connection the job's /readyz reports not ready; " +
 			"a connection with no bytes for read_timeout is presumed dead and replaced. Per symbol, trade ids " +
 			"(or sequence numbers) that skip are counted as sequence gaps with their size, and records at or below " +
 			"the last id seen (replayed after a reconnect) are dropped as duplicates, so bars never count a trade twice. " +
