@@ -133,6 +133,9 @@ func (g *Graph) Validate() []*GraphError {
 		if n.Parallelism < 0 {
 			add(n.ID, -1, "node %q: parallelism must be at least 1", n.ID)
 		}
+		if n.Parallelism > MaxParallelism {
+			add(n.ID, -1, "node %q: parallelism %d is more than the limit of %d", n.ID, n.Parallelism, MaxParallelism)
+		}
 		if n.Kind == KindSource && n.Parallelism > 1 {
 			add(n.ID, -1, "node %q: a source runs as one instance; parallelism applies to operators and sinks", n.ID)
 		}
@@ -140,7 +143,20 @@ func (g *Graph) Validate() []*GraphError {
 	ins := map[string][]int{}
 	outs := map[string][]int{}
 	seenEdge := map[string]bool{}
+	var slots int64 // batches all physical queues hold together
 	for i, e := range g.Edges {
+		if e.Capacity > MaxQueueCapacity {
+			add("", i, "edge %s: capacity %d is more than the limit of %d batches", e.Name(), e.Capacity, MaxQueueCapacity)
+		} else if from, to := byID[e.From], byID[e.To]; from != nil && to != nil && slots <= MaxQueueSlots {
+			c := int64(e.Capacity)
+			if c <= 0 {
+				c = DefaultQueueCapacity
+			}
+			slots += c * int64(min(max(from.Parallelism, 1), MaxParallelism)) * int64(min(max(to.Parallelism, 1), MaxParallelism))
+			if slots > MaxQueueSlots {
+				add("", i, "edge %s: the job's queues would hold more than %d batches (capacity × sending instances × receiving instances, summed over the edges)", e.Name(), MaxQueueSlots)
+			}
+		}
 		from, to := byID[e.From], byID[e.To]
 		if from == nil {
 			add("", i, "edge %s: unknown node %q", e.Name(), e.From)
@@ -363,4 +379,21 @@ func topoOrder(g *Graph, byID map[string]*Node, outs map[string][]int) []string 
 		}
 	}
 	return order
+}
+
+// topological returns the ids of a valid graph's nodes in topological order,
+// sources first; nodes that do not depend on each other keep declaration
+// order.
+func (g *Graph) topological() []string {
+	byID := map[string]*Node{}
+	for _, n := range g.Nodes {
+		if byID[n.ID] == nil {
+			byID[n.ID] = n
+		}
+	}
+	outs := map[string][]int{}
+	for i, e := range g.Edges {
+		outs[e.From] = append(outs[e.From], i)
+	}
+	return topoOrder(g, byID, outs)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,11 +41,38 @@ type NodeError struct {
 func (e *NodeError) Error() string { return fmt.Sprintf("node %q: %v", e.Node, e.Err) }
 func (e *NodeError) Unwrap() error { return e.Err }
 
+// PanicError is a panic recovered from a node's code (its constructor, Open,
+// Run, Process, OnWatermark, OnTimer, Close or Cleanup). It becomes the
+// node's error, wrapped in a NodeError, so a bug in one component fails its
+// job with the node named instead of crashing the process.
+type PanicError struct {
+	Op    string // the method that panicked: "New", "Open", "Process", …
+	Value any    // what was passed to panic
+	Stack []byte // the panicking goroutine's stack
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("%s panicked: %v", e.Op, e.Value) }
+
+// Limits on what one job may allocate for its queues, so that a setting no
+// machine can honour is an error from New rather than a crash or an
+// exhausted memory at start.
+const (
+	// MaxQueueCapacity is the most batches one edge's queue may hold.
+	MaxQueueCapacity = 1 << 20
+	// MaxParallelism is the most instances one node may run.
+	MaxParallelism = 4096
+	// MaxQueueSlots bounds the batches all of a job's physical queues hold
+	// together (an edge between parallel nodes has one queue per pair of
+	// instances).
+	MaxQueueSlots = 1 << 24
+)
+
 // Job is a graph instantiated and wired, ready to start. A Job runs once.
 type Job struct {
 	opts    Options
 	graph   *Graph
-	nodes   []*nodeRun
+	nodes   []*nodeRun // in declaration order
+	opening []*nodeRun // in the order Start opens them: reverse topological
 	edges   []*edgeState
 	symbols *md.SymbolTable
 	pool    *md.Pool
@@ -75,6 +103,10 @@ type instance struct {
 	nc    *NodeContext
 	out   *Output
 	state atomic.Value // string
+
+	op      string // the node method running now, for a recovered panic
+	opened  bool   // passed by the open sequence in Start: Cleanup is due
+	cleaned bool
 }
 
 // New validates g, builds every node instance and wires the queues.
@@ -102,6 +134,10 @@ func New(g *Graph, opts Options) (*Job, error) {
 		nr := &nodeRun{n: n, instances: make([]*instance, p), inQueues: make([][]*queue, p)}
 		byID[n.ID] = nr
 		j.nodes = append(j.nodes, nr)
+	}
+	topo := g.topological()
+	for i := len(topo) - 1; i >= 0; i-- {
+		j.opening = append(j.opening, byID[topo[i]])
 	}
 	// Ports of every instance, then queues per edge.
 	ports := map[*instance]map[string]*port{}
@@ -163,9 +199,9 @@ func New(g *Graph, opts Options) (*Job, error) {
 					in.out.mu = &sync.Mutex{}
 				}
 			}
-			impl, err := nr.n.New(i)
+			impl, err := construct(nr.n, i)
 			if err != nil {
-				return nil, fmt.Errorf("node %q: %w", nr.n.ID, err)
+				return nil, &NodeError{Node: nr.n.ID, Instance: i, Err: err}
 			}
 			switch nr.n.Kind {
 			case KindSource:
@@ -179,11 +215,27 @@ func New(g *Graph, opts Options) (*Job, error) {
 			}
 			in.impl = impl
 			if os, ok := impl.(OrderedSource); ok && nr.n.Kind == KindSource {
-				in.out.ordered = os.EventTimeOrdered()
+				err := in.guard("EventTimeOrdered", func() error {
+					in.out.ordered = os.EventTimeOrdered()
+					return nil
+				})
+				if err != nil {
+					return nil, &NodeError{Node: nr.n.ID, Instance: i, Err: err}
+				}
 			}
 		}
 	}
 	return j, nil
+}
+
+// construct calls the node's constructor, turning a panic into an error.
+func construct(n *Node, instance int) (impl any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			impl, err = nil, &PanicError{Op: "New", Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return n.New(instance)
 }
 
 // Symbols is the job's symbol table.
@@ -234,30 +286,41 @@ func (j *Job) NodeContexts(id string) []*NodeContext {
 	return nil
 }
 
-// Start opens every node (sinks first, so a store that cannot be reached
-// fails the job before any data flows) and starts one goroutine per instance.
-// Cancelling ctx stops the job gracefully, like Stop.
+// Start opens every node in reverse topological order (sinks first, so a
+// store that cannot be reached fails the job before any data flows, and a
+// node's consumers are open before it) and starts one goroutine per
+// instance. If an Open fails, every instance opened before it gets its
+// Cleanup (latest first) and no node runs. Cancelling ctx stops the job
+// gracefully, like Stop.
 func (j *Job) Start(ctx context.Context) error {
 	if !j.started.CompareAndSwap(false, true) {
 		return errors.New("job already started")
 	}
 	var opened []*instance
-	for i := len(j.nodes) - 1; i >= 0; i-- {
-		for _, in := range j.nodes[i].instances {
+	for _, nr := range j.opening {
+		for _, in := range nr.instances {
 			if op, ok := in.impl.(Opener); ok {
-				if err := op.Open(ctx, in.nc); err != nil {
+				err := in.guard("Open", func() error { return op.Open(ctx, in.nc) })
+				if err != nil {
+					if !errors.As(err, new(*PanicError)) {
+						err = fmt.Errorf("open: %w", err)
+					}
+					j.logFailure("node failed to open", in, err)
+					err = &NodeError{Node: in.nc.Node, Instance: in.idx, Err: err}
+					in.state.Store("failed")
+					in.nc.Stats.Error("failed", err.Error())
+					j.setErr(err)
 					j.abort(err)
-					for _, o := range opened {
-						if c, ok := o.impl.(Closer); ok {
-							_ = c.Close(j.abortCtx, o.out)
+					for k := len(opened) - 1; k >= 0; k-- {
+						if cerr := opened[k].cleanup(); cerr != nil {
+							j.opts.Logger.Error("cleanup failed", "node", opened[k].nc.Node, "instance", opened[k].idx, "err", cerr)
 						}
 					}
-					err = &NodeError{Node: in.nc.Node, Instance: in.idx, Err: fmt.Errorf("open: %w", err)}
-					j.setErr(err)
 					close(j.done)
 					return err
 				}
 			}
+			in.opened = true
 			opened = append(opened, in)
 		}
 	}
@@ -330,35 +393,76 @@ func (j *Job) fail(in *instance, err error) {
 	in.nc.Stats.Error("failed", err.Error())
 	ne := &NodeError{Node: in.nc.Node, Instance: in.idx, Err: err}
 	j.setErr(ne)
-	j.opts.Logger.Error("node failed", "node", in.nc.Node, "instance", in.idx, "err", err)
+	j.logFailure("node failed", in, err)
 	j.abort(ne)
+}
+
+// logFailure logs a node's error, with the stack when it was a panic.
+func (j *Job) logFailure(msg string, in *instance, err error) {
+	args := []any{"node", in.nc.Node, "instance", in.idx, "err", err}
+	if pe := (*PanicError)(nil); errors.As(err, &pe) {
+		args = append(args, "stack", string(pe.Stack))
+	}
+	j.opts.Logger.Error(msg, args...)
+}
+
+// guard calls f as node method op, turning a panic into a *PanicError.
+func (in *instance) guard(op string, f func() error) (err error) {
+	in.op = op
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Op: in.op, Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}
+
+// cleanup calls the instance's Cleanup once, if it was opened.
+func (in *instance) cleanup() error {
+	if !in.opened || in.cleaned {
+		return nil
+	}
+	in.cleaned = true
+	c, ok := in.impl.(Cleaner)
+	if !ok {
+		return nil
+	}
+	ctx := context.WithoutCancel(in.job.abortCtx)
+	err := in.guard("Cleanup", func() error { return c.Cleanup(ctx) })
+	if err != nil && !errors.As(err, new(*PanicError)) {
+		err = fmt.Errorf("cleanup: %w", err)
+	}
+	return err
 }
 
 func (in *instance) run() {
 	defer in.job.wg.Done()
 	in.state.Store("running")
-	var err error
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("panic: %v", r)
-			}
-		}()
+	err := in.guard("Run", func() error {
 		if in.node.n.Kind == KindSource {
-			err = in.runSource()
-		} else {
-			err = in.runProcessor()
+			return in.runSource()
 		}
-	}()
-	switch {
-	case err == nil:
-		in.state.Store("done")
-	case in.job.abortCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ErrAborted) ||
-		errors.Is(err, context.Cause(in.job.abortCtx))):
-		// Stopped because the job was aborted or another node failed.
-		in.state.Store("aborted")
-	default:
+		return in.runProcessor()
+	})
+	// Stopped because the job was aborted or another node failed.
+	aborted := err != nil && in.job.abortCtx.Err() != nil && (errors.Is(err, context.Canceled) ||
+		errors.Is(err, ErrAborted) || errors.Is(err, context.Cause(in.job.abortCtx)))
+	if err != nil && !aborted {
 		in.job.fail(in, err)
+	}
+	cerr := in.cleanup()
+	switch {
+	case err == nil && cerr == nil:
+		in.state.Store("done")
+	case err == nil:
+		in.job.fail(in, cerr)
+	case aborted:
+		in.state.Store("aborted")
+		fallthrough
+	default:
+		if cerr != nil {
+			in.nc.Logger.Error("cleanup failed", "err", cerr)
+		}
 	}
 }
 
@@ -369,6 +473,7 @@ func (in *instance) runSource() error {
 		defer close(stop)
 		go in.idleLoop(stop)
 	}
+	in.op = "Run"
 	err := src.Run(in.job.srcCtx, in.out)
 	if err != nil && !(in.job.srcCtx.Err() != nil && errors.Is(err, context.Canceled)) {
 		return err
@@ -377,6 +482,7 @@ func (in *instance) runSource() error {
 		return context.Cause(in.job.abortCtx)
 	}
 	if c, ok := in.impl.(Closer); ok {
+		in.op = "Close"
 		if err := c.Close(in.job.abortCtx, in.out); err != nil {
 			return fmt.Errorf("close: %w", err)
 		}
@@ -390,6 +496,11 @@ func (in *instance) runSource() error {
 }
 
 func (in *instance) idleLoop(stop <-chan struct{}) {
+	defer func() {
+		if r := recover(); r != nil { // in the source's EventNow
+			in.job.fail(in, &PanicError{Op: "EventNow", Value: r, Stack: debug.Stack()})
+		}
+	}()
 	idle := in.node.n.IdleTimeout
 	tick := time.NewTicker(max(idle/4, time.Millisecond))
 	defer tick.Stop()
@@ -428,6 +539,7 @@ func (in *instance) runProcessor() error {
 
 	var timerC <-chan time.Time
 	if th != nil {
+		in.op = "TimerInterval"
 		if d := th.TimerInterval(); d > 0 {
 			t := time.NewTicker(d)
 			defer t.Stop()
@@ -448,6 +560,7 @@ func (in *instance) runProcessor() error {
 		}
 		if idx < 0 { // timer
 			t0 := time.Now()
+			in.op = "OnTimer"
 			err := th.OnTimer(ctx, now, out)
 			st.BusyNs.Add(time.Since(t0).Nanoseconds())
 			if err != nil {
@@ -463,6 +576,7 @@ func (in *instance) runProcessor() error {
 				st.FirstEventAt.Store(time.Now().UnixNano())
 			}
 			t0 := time.Now()
+			in.op = "Process"
 			perr := proc.Process(ctx, m.b, out)
 			st.BusyNs.Add(time.Since(t0).Nanoseconds())
 			if perr != nil {
@@ -486,6 +600,7 @@ func (in *instance) runProcessor() error {
 				fw := cur
 				if wh != nil {
 					t0 := time.Now()
+					in.op = "OnWatermark"
 					err := wh.OnWatermark(ctx, cur, out)
 					st.BusyNs.Add(time.Since(t0).Nanoseconds())
 					if err != nil {
@@ -493,6 +608,7 @@ func (in *instance) runProcessor() error {
 					}
 				}
 				if holder != nil && cur != md.MaxTime {
+					in.op = "OutputWatermark"
 					fw = min(holder.OutputWatermark(cur), cur)
 				}
 				if err := out.advance(fw); err != nil {
@@ -505,6 +621,7 @@ func (in *instance) runProcessor() error {
 			box.closeInput(idx)
 			if eos == len(box.qs) {
 				if c, ok := in.impl.(Closer); ok {
+					in.op = "Close"
 					if err := c.Close(ctx, out); err != nil {
 						return fmt.Errorf("close: %w", err)
 					}

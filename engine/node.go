@@ -81,12 +81,36 @@ type WatermarkHolder interface {
 	OutputWatermark(wm int64) int64
 }
 
-// Closer is implemented by nodes that must flush or release at the end. Close
-// runs once, after the final watermark, with the node's Output still open, so
-// a processor may emit its last records. Sinks must make everything they
-// accepted durable before Close returns.
+// Closer is implemented by nodes that must flush at the end of the stream.
+// Close runs once, after the final watermark, with the node's Output still
+// open, so a processor may emit its last records. Sinks must make everything
+// they accepted durable before Close returns. Close runs only when the
+// node's inputs ended normally; releasing resources on every way out is
+// Cleaner's job.
 type Closer interface {
 	Close(ctx context.Context, out *Output) error
+}
+
+// Cleaner is implemented by nodes that hold resources (files, connections,
+// goroutines) that must be released however the job ends, like Caddy's
+// CleanerUpper. The engine calls Cleanup exactly once for every instance it
+// opened (its Open returned nil, or it has no Open), on every way out: after
+// Close when the job finishes normally, and without Close when this node or
+// another one failed, when the job was aborted, and when another node's Open
+// failed. It is never called for an instance whose Open failed or was never
+// reached (an Open that fails releases what it acquired itself), nor for a
+// job that was built but never started: a constructor must not acquire
+// resources, Open does.
+//
+// Cleanup runs after the instance's goroutine has stopped, so never at the
+// same time as its other methods, and may tell the ways out apart by whether
+// its Close ran. ctx carries the job's values but not its cancellation: an
+// aborted job still lets Cleanup close connections and remove temporary
+// files, so Cleanup must not block without bound. An error from Cleanup
+// fails the node when the job was otherwise succeeding; after a failure or
+// an abort it is logged.
+type Cleaner interface {
+	Cleanup(ctx context.Context) error
 }
 
 // TimerHandler is implemented by processors that act on wall-clock time, such

@@ -4,8 +4,9 @@
 // The sink writes to a temporary file next to the target (path +
 // ".tmp-<random>"), and on Close flushes, fsyncs, renames it over the target
 // and fsyncs the directory. Readers therefore see either the previous file
-// or the complete new one, never a partial write. If the job aborts instead
-// of draining, the temporary file is removed and the target is untouched.
+// or the complete new one, never a partial write. If the job aborts or fails
+// instead of draining, Cleanup removes the temporary file and the target is
+// untouched.
 //
 // CSV holds one record kind per file (its header names that kind's columns):
 // a batch of another kind fails the node with a clear error rather than
@@ -20,7 +21,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
@@ -76,11 +76,7 @@ type Sink struct {
 	bw  *bufio.Writer
 	enc *recfmt.Writer
 
-	watchOnce sync.Once
-	stopWatch func() bool
-
-	mu        sync.Mutex // between Close and the abort cleanup
-	done      bool       // committed or discarded
+	done      bool // committed or discarded
 	discarded bool
 }
 
@@ -112,19 +108,8 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return nil
 }
 
-// watch removes the temporary file if the job aborts before Close commits.
-// The context handed to Process is the job's abort context, which stays
-// alive through a graceful stop.
-func (s *Sink) watch(ctx context.Context) {
-	s.watchOnce.Do(func() {
-		s.stopWatch = context.AfterFunc(ctx, func() { s.discard() })
-	})
-}
-
 // discard removes the temporary file unless it was already committed.
 func (s *Sink) discard() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.done || s.f == nil {
 		return nil
 	}
@@ -141,31 +126,18 @@ func (s *Sink) discard() error {
 
 // Process encodes b into the file's buffer.
 func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
-	s.watch(ctx)
 	if err := s.enc.WriteBatch(b, s.syms.Snapshot()); err != nil {
 		return fmt.Errorf("%s: %w", s.path, err)
 	}
 	return nil
 }
 
-// OnWatermark only arms the abort cleanup, for a job that aborts before
-// any record arrived.
-func (s *Sink) OnWatermark(ctx context.Context, wm int64, out *engine.Output) error {
-	s.watch(ctx)
-	return nil
-}
-
 // Close makes the file durable and moves it into place. With ctx already
 // cancelled (the job aborted) the temporary file is removed instead.
 func (s *Sink) Close(ctx context.Context, out *engine.Output) error {
-	if s.stopWatch != nil {
-		s.stopWatch()
-	}
 	if ctx.Err() != nil {
 		return s.discard()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.done {
 		if s.discarded {
 			return fmt.Errorf("%s: not written: the job was aborted", s.path)
@@ -182,6 +154,11 @@ func (s *Sink) Close(ctx context.Context, out *engine.Output) error {
 	}
 	return err
 }
+
+// Cleanup removes the temporary file unless Close moved it into place: the
+// engine calls it on every way out, so a failed or aborted job leaves the
+// target as it was and no temporary file behind.
+func (s *Sink) Cleanup(ctx context.Context) error { return s.discard() }
 
 func (s *Sink) commit(tmp string) error {
 	if err := s.bw.Flush(); err != nil {

@@ -44,14 +44,10 @@ type Sink struct {
 
 	dest []uint8 // Process scratch: each row's worker
 
-	workCtx   context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	watching  bool
-	stopWatch func() bool
-
-	releaseOnce sync.Once
-	releaseErr  error
+	workCtx  context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	released bool
 }
 
 // New returns a sink that writes through w.
@@ -133,56 +129,48 @@ func levels(c Config, fb *engine.Feedback) (soft, hard float64) {
 	return soft, hard
 }
 
-// watch ties the workers' context to the job's abort context, which the
-// engine passes to Process and Close. A graceful stop does not cancel it, so
-// the workers go on draining; an abort stops them at once.
-func (s *Sink) watch(ctx context.Context) {
-	if !s.watching {
-		s.watching = true
-		s.stopWatch = context.AfterFunc(ctx, s.abandon)
-	}
-}
-
-// abandon runs when the job aborts (a second signal, a shutdown timeout,
-// another node failing): the workers stop at once, and when they have
-// stopped the store is released, because the engine does not call Close
-// after an abort.
-func (s *Sink) abandon() {
-	s.cancel()
-	go func() {
-		s.wg.Wait()
-		_ = s.release(context.Background())
-	}()
-}
-
 // release closes the store and the dead-letter file and frees what is still
-// queued, once.
+// queued. It runs once, from Close or from Cleanup, after the workers have
+// stopped; a later call returns nil.
 func (s *Sink) release(ctx context.Context) error {
-	s.releaseOnce.Do(func() {
-		var errs []error
-		if err := s.w.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("close store: %w", err))
+	if s.released {
+		return nil
+	}
+	s.released = true
+	var errs []error
+	if err := s.w.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	if err := s.dl.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close dead-letter file: %w", err))
+	}
+	s.mu.Lock()
+	for w := range s.queues { // left only after an abort or a fatal error
+		for _, b := range s.queues[w] {
+			b.Release()
 		}
-		if err := s.dl.close(); err != nil {
-			errs = append(errs, fmt.Errorf("close dead-letter file: %w", err))
-		}
-		s.mu.Lock()
-		for w := range s.queues { // left only after an abort or a fatal error
-			for _, b := range s.queues[w] {
-				b.Release()
-			}
-			s.queues[w] = nil
-		}
-		s.mu.Unlock()
-		s.releaseErr = errors.Join(errs...)
-	})
-	return s.releaseErr
+		s.queues[w] = nil
+	}
+	s.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Cleanup stops the workers at once and releases the store. The engine calls
+// it on every way out; after Close it has nothing left to do, and after an
+// abort, a failure or another node's failed Open it drops what is still
+// queued (a later run writes it again: delivery is at least once).
+func (s *Sink) Cleanup(ctx context.Context) error {
+	if s.cancel == nil { // never opened
+		return nil
+	}
+	s.cancel()
+	s.wg.Wait()
+	return s.release(ctx)
 }
 
 // Process queues b for the workers, split by symbol hash. It blocks while
 // the queue is full.
 func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
-	s.watch(ctx)
 	if err := s.fatalErr(); err != nil {
 		return err
 	}
@@ -336,7 +324,6 @@ func (s *Sink) TimerInterval() time.Duration { return fatalCheckInterval }
 
 // OnTimer returns the fatal error a worker hit, if any.
 func (s *Sink) OnTimer(ctx context.Context, now time.Time, out *engine.Output) error {
-	s.watch(ctx)
 	return s.fatalErr()
 }
 
@@ -358,12 +345,12 @@ func (s *Sink) setFatal(err error) {
 }
 
 // Close writes everything accepted, then closes the store. It returns the
-// first fatal error, or ctx's error if the job was aborted first.
+// first fatal error, or ctx's error if the job was aborted first (then the
+// workers stop at once).
 func (s *Sink) Close(ctx context.Context, out *engine.Output) error {
 	if s.cancel == nil { // never opened
 		return nil
 	}
-	s.watch(ctx)
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
@@ -373,9 +360,16 @@ func (s *Sink) Close(ctx context.Context, out *engine.Output) error {
 		default:
 		}
 	}
-	s.wg.Wait()
-	if s.stopWatch != nil {
-		s.stopWatch()
+	drained := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		s.cancel()
+		<-drained
 	}
 	s.cancel()
 	var errs []error

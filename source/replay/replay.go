@@ -151,7 +151,7 @@ type Source struct {
 var (
 	_ engine.Source     = (*Source)(nil)
 	_ engine.Opener     = (*Source)(nil)
-	_ engine.Closer     = (*Source)(nil)
+	_ engine.Cleaner    = (*Source)(nil)
 	_ engine.EventClock = (*Source)(nil)
 )
 
@@ -200,8 +200,10 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return s.mal.openDeadLetter()
 }
 
-// Close flushes the malformed-row counters and closes the dead-letter file.
-func (s *Source) Close(ctx context.Context, out *engine.Output) error {
+// Cleanup flushes the malformed-row counters and the buffered dead-letter
+// rows and closes the dead-letter file. The engine calls it on every way
+// out, so a failed or aborted replay keeps the rows it dead-lettered.
+func (s *Source) Cleanup(ctx context.Context) error {
 	if s.mal == nil {
 		return nil
 	}
@@ -255,11 +257,6 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		return errors.New("provider.replay: Run called before Open")
 	}
 	st := s.nc.Stats
-	defer func() {
-		if cerr := s.mal.close(st); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
 
 	var total int64
 	for _, f := range s.files {
