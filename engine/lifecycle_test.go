@@ -154,7 +154,7 @@ func TestCleanupOnEveryWayOut(t *testing.T) {
 		{name: "panic in Run", faults: one("src#0", "Run", "panic"), wantErr: `node "src": Run panicked: Run exploded`, opened: all},
 		{name: "panic in Process", faults: both("Process", "panic"), wantErr: `node "op": Process panicked: Process exploded`, opened: all},
 		{name: "panic in OnWatermark", faults: one("sink#0", "OnWatermark", "panic"), wantErr: `node "sink": OnWatermark panicked: OnWatermark exploded`, opened: all},
-		{name: "panic in OnTimer", faults: one("sink#0", "OnTimer", "panic"), wantErr: `node "sink": OnTimer panicked: OnTimer exploded`, opened: all},
+		{name: "panic in OnTimer", faults: map[string]map[string]string{"sink#0": {"OnTimer": "panic"}, "src#0": {"Run": "block"}}, wantErr: `node "sink": OnTimer panicked: OnTimer exploded`, opened: all},
 		{name: "panic in Close", faults: one("sink#0", "Close", "panic"), wantErr: `node "sink": Close panicked: Close exploded`, opened: all},
 		{name: "panic in Cleanup", faults: one("op#0", "Cleanup", "panic"), wantErr: `node "op": Cleanup panicked: Cleanup exploded`, opened: all},
 	}
