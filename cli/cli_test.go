@@ -228,6 +228,9 @@ func TestExitCodes(t *testing.T) {
 		`fail_on: 2, password: hunter2secret, dsn: "postgres://app:s3cr3tpw@db/x"`, ""))
 	openFail := writeFile(t, dir, "openfail.yaml", testJob("openfail", "count: 1", `open_error: "connection refused", dsn: "postgres://u:pw9876@h/db"`, ""))
 	badConfig := writeFile(t, dir, "bad.yaml", testJob("bad", "count: 5, bogus: 1", "", ""))
+	panicking := func(method string) string {
+		return writeFile(t, dir, "panic"+method+".yaml", testJob("panic", "count: 25, batch: 5", "panic_in: "+method, ""))
+	}
 	timeout := writeFile(t, dir, "timeout.yaml", testJob("timeout", "count: 5, hold: true", "close_wait: true", "shutdown_timeout: 200ms\n"))
 
 	for _, tc := range []struct {
@@ -256,6 +259,11 @@ func TestExitCodes(t *testing.T) {
 			stderr: `"err":"node \"store\": write to postgres://app:xxxxx@db/x failed: password xxxxx rejected"`, noSecrets: true},
 		{name: "open failure", args: []string{"run", "--config", openFail}, code: 1,
 			stderr: `open: connection refused (dsn postgres://u:xxxxx@h/db)`, noSecrets: true},
+		{name: "panic in New", args: []string{"run", "--config", panicking("New")}, code: 1, stderr: `node \"store\": New panicked: test panic in New`},
+		{name: "panic in Open", args: []string{"run", "--config", panicking("Open")}, code: 1, stderr: `node \"store\": Open panicked: test panic in Open`},
+		{name: "panic in Process", args: []string{"run", "--config", panicking("Process")}, code: 1, stderr: `node \"store\": Process panicked: test panic in Process`},
+		{name: "panic in Close", args: []string{"run", "--config", panicking("Close")}, code: 1, stderr: `node \"store\": Close panicked: test panic in Close`},
+		{name: "panic in Cleanup", args: []string{"run", "--config", panicking("Cleanup")}, code: 1, stderr: `node \"store\": Cleanup panicked: test panic in Cleanup`},
 		{name: "config error", args: []string{"run", "--config", badConfig}, code: 2, stderr: badConfig + ":7:26: dag.nodes[0].params.bogus: unknown param \"bogus\""},
 		{name: "aborted by shutdown timeout", args: []string{"run", "--config", timeout}, code: 130, sigterm: true, stderr: `"msg":"shutdown timeout: aborting the job"`},
 	} {

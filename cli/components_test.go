@@ -65,9 +65,22 @@ type cliSink struct {
 	openErr   string
 	password  string
 	dsn       string
+	panicIn   string // a method that panics: Open, Process, Close, Cleanup
+}
+
+func (s *cliSink) maybePanic(method string) {
+	if s.panicIn == method {
+		panic("test panic in " + method)
+	}
+}
+
+func (s *cliSink) Cleanup(ctx context.Context) error {
+	s.maybePanic("Cleanup")
+	return nil
 }
 
 func (s *cliSink) Open(ctx context.Context, nc *engine.NodeContext) error {
+	s.maybePanic("Open")
 	if s.openErr != "" {
 		return fmt.Errorf("%s (dsn %s)", s.openErr, s.dsn)
 	}
@@ -75,6 +88,7 @@ func (s *cliSink) Open(ctx context.Context, nc *engine.NodeContext) error {
 }
 
 func (s *cliSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
+	s.maybePanic("Process")
 	s.records += b.Len()
 	s.batches++
 	if s.failOn > 0 && s.batches == s.failOn {
@@ -84,6 +98,7 @@ func (s *cliSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) 
 }
 
 func (s *cliSink) Close(ctx context.Context, out *engine.Output) error {
+	s.maybePanic("Close")
 	if s.closeWait {
 		<-ctx.Done()
 		return ctx.Err()
@@ -124,9 +139,13 @@ func init() {
 			{Name: "dsn", Type: component.String, Description: "a DSN that may hold a password"},
 			{Name: "mode", Type: component.String, Default: "upsert", Enum: []string{"insert", "upsert"}, Description: "write mode"},
 			{Name: "ratio", Type: component.Float, Min: component.Bound(0), Max: component.Bound(1), Description: "a fraction"},
+			{Name: "panic_in", Type: component.String, Enum: []string{"New", "Open", "Process", "Close", "Cleanup"}, Description: "the method that panics"},
 		},
 		New: func(p *component.Params, _ int) (any, error) {
-			return &cliSink{
+			if p.String("panic_in") == "New" {
+				panic("test panic in New")
+			}
+			return &cliSink{panicIn: p.String("panic_in"),
 				path: p.String("path"), failOn: int(p.Int("fail_on")), closeWait: p.Bool("close_wait"),
 				openErr: p.String("open_error"), password: p.String("password"), dsn: p.String("dsn"),
 			}, nil

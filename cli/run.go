@@ -54,6 +54,12 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 	}
 	u, err := runtime.New(doc, runtime.Options{Logger: log, Progress: a.progressOptions(f, doc)})
 	if err != nil {
+		if errors.As(err, new(*engine.PanicError)) {
+			// A component's constructor panicked: a bug in the node, not a
+			// problem with the job file.
+			log.Error("job failed to build", "err", err)
+			return exit(ExitFailure, nil)
+		}
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
 	}

@@ -201,6 +201,9 @@ func New(g *Graph, opts Options) (*Job, error) {
 			}
 			impl, err := construct(nr.n, i)
 			if err != nil {
+				if pe := (*PanicError)(nil); errors.As(err, &pe) {
+					opts.Logger.Error("node constructor panicked", "node", nr.n.ID, "instance", i, "err", err, "stack", string(pe.Stack))
+				}
 				return nil, &NodeError{Node: nr.n.ID, Instance: i, Err: err}
 			}
 			switch nr.n.Kind {
