@@ -229,7 +229,8 @@ func TestExitCodes(t *testing.T) {
 	openFail := writeFile(t, dir, "openfail.yaml", testJob("openfail", "count: 1", `open_error: "connection refused", dsn: "postgres://u:pw9876@h/db"`, ""))
 	badConfig := writeFile(t, dir, "bad.yaml", testJob("bad", "count: 5, bogus: 1", "", ""))
 	panicking := func(method string) string {
-		return writeFile(t, dir, "panic"+method+".yaml", testJob("panic", "count: 25, batch: 5", "panic_in: "+method, ""))
+		job := strings.Replace(testJob("panic", "count: 25, batch: 5", "panic_in: "+method, ""), "sink.test_cli_sink", "sink.test_cli_panic", 1)
+		return writeFile(t, dir, "panic"+method+".yaml", job)
 	}
 	timeout := writeFile(t, dir, "timeout.yaml", testJob("timeout", "count: 5, hold: true", "close_wait: true", "shutdown_timeout: 200ms\n"))
 

@@ -139,16 +139,24 @@ func init() {
 			{Name: "dsn", Type: component.String, Description: "a DSN that may hold a password"},
 			{Name: "mode", Type: component.String, Default: "upsert", Enum: []string{"insert", "upsert"}, Description: "write mode"},
 			{Name: "ratio", Type: component.Float, Min: component.Bound(0), Max: component.Bound(1), Description: "a fraction"},
-			{Name: "panic_in", Type: component.String, Enum: []string{"New", "Open", "Process", "Close", "Cleanup"}, Description: "the method that panics"},
+		},
+		New: func(p *component.Params, _ int) (any, error) {
+			return &cliSink{
+				path: p.String("path"), failOn: int(p.Int("fail_on")), closeWait: p.Bool("close_wait"),
+				openErr: p.String("open_error"), password: p.String("password"), dsn: p.String("dsn"),
+			}, nil
+		},
+	})
+	component.Register(component.Spec{
+		Type: "sink.test_cli_panic", Kind: engine.KindSink, Summary: "CLI test sink that panics", Accepts: md.KindAny,
+		Fields: []component.Field{
+			{Name: "panic_in", Type: component.String, Required: true, Enum: []string{"New", "Open", "Process", "Close", "Cleanup"}, Description: "the method that panics"},
 		},
 		New: func(p *component.Params, _ int) (any, error) {
 			if p.String("panic_in") == "New" {
 				panic("test panic in New")
 			}
-			return &cliSink{panicIn: p.String("panic_in"),
-				path: p.String("path"), failOn: int(p.Int("fail_on")), closeWait: p.Bool("close_wait"),
-				openErr: p.String("open_error"), password: p.String("password"), dsn: p.String("dsn"),
-			}, nil
+			return &cliSink{panicIn: p.String("panic_in")}, nil
 		},
 	})
 }
