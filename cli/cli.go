@@ -192,8 +192,8 @@ func (f *jobFlags) resolve(args []string) error {
 	case len(args) == 1:
 		f.config = args[0]
 	}
-	if f.config == "" {
-		return errors.New(`no job file: use --config FILE`)
+	if f.config == "" && !envJob() {
+		return fmt.Errorf("no job file: use --config FILE, or give the job in %s or %s", config.EnvDAGJSON, config.EnvClassicJSON)
 	}
 	if f.mode != "" && f.mode != "classic" && f.mode != "dag" {
 		return fmt.Errorf("invalid --mode %q: want classic or dag", f.mode)
@@ -201,10 +201,31 @@ func (f *jobFlags) resolve(args []string) error {
 	return nil
 }
 
+// envJob reports whether the environment holds a job section
+// (MDP_UNIFIED_DAG_JSON or MDP_UNIFIED_CLASSIC_JSON), so that no job file
+// is needed.
+func envJob() bool {
+	for _, name := range []string{config.EnvDAGJSON, config.EnvClassicJSON} {
+		if strings.TrimSpace(os.Getenv(name)) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// loadJob loads the job file, or with no file the job the environment
+// holds (an empty file overlaid by the MDP_* variables and the flags).
+func loadJob(file string, opts config.LoadOptions) (*config.Document, error) {
+	if file == "" {
+		return config.LoadBytes("", nil, opts)
+	}
+	return config.LoadFile(file, opts)
+}
+
 // loadChecked loads the job file of f (without --job) and checks its graph.
 // On a problem it prints every one and returns the usage exit.
 func (a *app) loadChecked(f jobFlags) (*config.Document, error) {
-	doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Sets: f.sets})
+	doc, err := loadJob(f.config, config.LoadOptions{Mode: f.mode, Sets: f.sets})
 	if err == nil {
 		_, err = doc.Graph()
 	}

@@ -250,7 +250,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "bad flag", real: true, args: []string{"run", "--bogus"}, code: 2, stderr: "Error: unknown flag: --bogus\nRun 'mdp run --help' for usage.\n"},
 		{name: "bad flag value", real: true, args: []string{"--log-level", "loud", "version"}, code: 2, stderr: `Error: invalid --log-level "loud": want debug, info, warn or error`},
 		{name: "unknown command", real: true, args: []string{"frobnicate"}, code: 2, stderr: `Error: unknown command "frobnicate" for "mdp"`},
-		{name: "no config", real: true, args: []string{"run"}, code: 2, stderr: "Error: no job file: use --config FILE\n"},
+		{name: "no config", real: true, args: []string{"run"}, code: 2, stderr: "Error: no job file: use --config FILE, or give the job in MDP_UNIFIED_DAG_JSON or MDP_UNIFIED_CLASSIC_JSON\n"},
 		{name: "bad mode", real: true, args: []string{"run", "--config", ok, "--mode", "tree"}, code: 2, stderr: `Error: invalid --mode "tree": want classic or dag`},
 		{name: "missing file", real: true, args: []string{"run", "--config", filepath.Join(dir, "none.yaml")}, code: 2,
 			stderr: filepath.Join(dir, "none.yaml") + ": cannot read the job file: no such file or directory\n"},
@@ -727,4 +727,32 @@ func runBench(b *testing.B, args ...string) (int, string, string) {
 		b.Fatal(err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestJobFromEnvironmentAlone: mdp run and validate with the job in
+// MDP_UNIFIED_DAG_JSON and no --config, as the README says, through the
+// real binary.
+func TestJobFromEnvironmentAlone(t *testing.T) {
+	bin := realMDP(t)
+	out := filepath.Join(t.TempDir(), "trades.jsonl")
+	job := fmt.Sprintf(`{"nodes":[{"id":"src","type":"provider.synthetic","params":{"count":7}},`+
+		`{"id":"out","type":"sink.file","params":{"path":%q}}],"edges":[["src","out"]]}`, out)
+	for _, args := range [][]string{{"validate"}, {"run"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "MDP_UNIFIED_DAG_JSON="+job)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("mdp %s: %v\n%s", args[0], err, b)
+		}
+		if args[0] == "validate" && !strings.Contains(string(b), "ok: environment (dag, 2 nodes, 1 edges)") {
+			t.Fatalf("validate: %s", b)
+		}
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n != 7 {
+		t.Fatalf("%d records written, want 7:\n%s", n, data)
+	}
 }

@@ -17,9 +17,10 @@ import (
 func (a *app) runCommand() *cobra.Command {
 	var f jobFlags
 	cmd := &cobra.Command{
-		Use:   "run [--config] FILE",
+		Use:   "run [[--config] FILE]",
 		Short: "Run a job until its sources end or it is stopped",
-		Long: `Run loads the job file, builds its graph and runs it.
+		Long: `Run loads the job file, builds its graph and runs it. Without a file the job
+comes from the environment: MDP_UNIFIED_DAG_JSON or MDP_UNIFIED_CLASSIC_JSON.
 
 A finite job (a replay, a bounded synthetic source) ends by itself. On the first
 SIGINT or SIGTERM the sources stop, every queue drains, open bars flush and the
@@ -47,7 +48,7 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 
 func (a *app) run(ctx context.Context, f jobFlags) error {
 	log := a.logger
-	doc, err := config.LoadFile(f.config, config.LoadOptions{Mode: f.mode, Job: f.job, Sets: f.sets})
+	doc, err := loadJob(f.config, config.LoadOptions{Mode: f.mode, Job: f.job, Sets: f.sets})
 	if err != nil {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)

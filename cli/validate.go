@@ -9,7 +9,7 @@ import (
 func (a *app) validateCommand() *cobra.Command {
 	var f jobFlags
 	cmd := &cobra.Command{
-		Use:   "validate [--config] FILE",
+		Use:   "validate [[--config] FILE]",
 		Short: "Check a job file and report every problem",
 		Long: `Validate loads the job file the way run does (environment and --set overrides
 included), decodes every component's params and checks the graph, without opening
@@ -28,7 +28,11 @@ file:line:column: path: message, and the exit code is 2. A valid job prints
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "ok: %s (%s, %d nodes, %d edges)\n", f.config, doc.Mode, len(doc.Nodes), len(doc.Edges))
+			name := f.config
+			if name == "" {
+				name = "environment"
+			}
+			fmt.Fprintf(a.stdout, "ok: %s (%s, %d nodes, %d edges)\n", name, doc.Mode, len(doc.Nodes), len(doc.Edges))
 			return nil
 		},
 	}
