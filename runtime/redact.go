@@ -52,6 +52,20 @@ func NewRedactor(doc *config.Document) *Redactor {
 				}
 			}
 		}
+		// Secrets inside URL params (a WebSocket URL's listen key or
+		// signature) are masked wherever they show, the URL rewritten by a
+		// dialer's error message included.
+		for _, f := range n.Spec.Fields {
+			if f.Type != component.String {
+				continue
+			}
+			for _, v := range component.URLSecrets(n.Params.String(f.Name)) {
+				if !seen[v] {
+					seen[v] = true
+					r.values = append(r.values, v)
+				}
+			}
+		}
 	}
 	sort.Slice(r.values, func(i, j int) bool { return len(r.values[i]) > len(r.values[j]) })
 	return r
@@ -91,6 +105,7 @@ func (r *Redactor) String(s string) string {
 		}
 	}
 	s = urlPassword.ReplaceAllString(s, "${1}"+Mask+"@")
+	s = component.MaskQuerySecrets(s, Mask)
 	return kvSecret.ReplaceAllString(s, "${1}${2}"+Mask)
 }
 

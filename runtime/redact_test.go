@@ -9,19 +9,22 @@ import (
 
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/runtime"
+	_ "github.com/mdpio/mdp/sink/null"
+	_ "github.com/mdpio/mdp/source/websocket"
 )
 
 func TestRedactPatterns(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://app:s3cret@db:5432/x?sslmode=disable": "postgres://app:xxxxx@db:5432/x?sslmode=disable",
-		"dial nats://u:p@127.0.0.1:4222 failed":           "dial nats://u:xxxxx@127.0.0.1:4222 failed",
-		"host=db user=app password=s3cret dbname=x":       "host=db user=app password=xxxxx dbname=x",
-		`connect: password="a b c" rejected`:              `connect: password=xxxxx rejected`,
-		"api_key: abc123, retrying":                       "api_key: xxxxx, retrying",
-		"Token=abc&x=1":                                   "Token=xxxxx&x=1",
-		"http://example.com/path@v1":                      "http://example.com/path@v1",
-		"redis://localhost:6379/0":                        "redis://localhost:6379/0",
-		`missing required param "password"`:               `missing required param "password"`,
+		"postgres://app:s3cret@db:5432/x?sslmode=disable":                  "postgres://app:xxxxx@db:5432/x?sslmode=disable",
+		"dial nats://u:p@127.0.0.1:4222 failed":                            "dial nats://u:xxxxx@127.0.0.1:4222 failed",
+		"host=db user=app password=s3cret dbname=x":                        "host=db user=app password=xxxxx dbname=x",
+		`connect: password="a b c" rejected`:                               `connect: password=xxxxx rejected`,
+		"api_key: abc123, retrying":                                        "api_key: xxxxx, retrying",
+		"Token=abc&x=1":                                                    "Token=xxxxx&x=1",
+		"http://example.com/path@v1":                                       "http://example.com/path@v1",
+		"redis://localhost:6379/0":                                         "redis://localhost:6379/0",
+		`missing required param "password"`:                                `missing required param "password"`,
+		`Get "https://h/ws?timestamp=1&signature=abc&listenKey=def&key=k"`: `Get "https://h/ws?timestamp=1&signature=xxxxx&listenKey=xxxxx&key=xxxxx"`,
 	} {
 		if got := runtime.Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
@@ -63,5 +66,26 @@ func TestRedactorSecretParamsAndLogs(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s: %s", want, out)
 		}
+	}
+}
+
+// A WebSocket URL param's secrets (a listen key in the path, a signature in
+// the query) are masked wherever they appear, in any spelling of the URL.
+func TestRedactorURLSecrets(t *testing.T) {
+	const key = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
+	doc, err := config.LoadBytes("w.yaml", []byte(`mode: dag
+dag:
+  nodes:
+    - {id: src, type: provider.websocket, params: {preset: binance, url: "wss://fstream.binance.com/ws/`+key+`?signature=5ig"}}
+    - {id: out, type: sink.null}
+  edges: [[src, out]]
+`), config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runtime.NewRedactor(doc)
+	got := r.String(`dial "https://fstream.binance.com/ws/` + key + `?signature=5ig": refused; listen key ` + key)
+	if want := `dial "https://fstream.binance.com/ws/xxxxx?signature=xxxxx": refused; listen key xxxxx`; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
 )
@@ -84,6 +84,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		}
 		before := d.accepted
 		connected, err := s.session(ctx, d)
+		err = maskErr(err, s.cfg.url)
 		d.flush()
 		if d.err != nil {
 			if ctx.Err() != nil && errors.Is(d.err, context.Canceled) {
@@ -432,11 +433,34 @@ func (c *hookConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// redactURL hides a password in the URL's user info.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable url)"
-	}
-	return u.Redacted()
+// maskedErr is an error whose message has the URL's secrets masked; errors.Is
+// and errors.As still see the original.
+type maskedErr struct {
+	msg string
+	err error
 }
+
+func (e *maskedErr) Error() string { return e.msg }
+func (e *maskedErr) Unwrap() error { return e.err }
+
+// maskErr masks the secrets of url in err's message: a dialer's error
+// quotes the URL it dialled (rewritten to https), and the message reaches
+// logs, status and the job's error.
+func maskErr(err error, url string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, v := range component.URLSecrets(url) {
+		msg = strings.ReplaceAll(msg, v, "xxxxx")
+	}
+	msg = component.MaskQuerySecrets(msg, "xxxxx")
+	if msg == err.Error() {
+		return err
+	}
+	return &maskedErr{msg: msg, err: err}
+}
+
+// redactURL hides the secrets of a URL: the password in its user info,
+// keys in its path and query (see component.URLSecrets).
+func redactURL(s string) string { return component.MaskURL(s, "xxxxx") }

@@ -780,3 +780,52 @@ func TestSourceReadyAfterFirstConnection(t *testing.T) {
 	j, _, _ := startLogged(t, map[string]any{"url": srv.url(), "preset": "binance"}, nil)
 	waitFor(t, "ready", j.Ready)
 }
+// TestSourceMasksURLSecrets: a listen key in the path and signature / key /
+// token query params never reach a log line, the status errors or the job's
+// error, though every reconnect logs the URL and the dialer's error quotes
+// it.
+func TestSourceMasksURLSecrets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // connections are now refused
+	const listenKey = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
+	secrets := []string{listenKey, "c0ffee5ig", "k3y-v4lue", "t0ken", "pa55"}
+	url := "ws://" + addr + "/ws/" + listenKey + "?timestamp=1&signature=c0ffee5ig&key=k3y-v4lue&token=t0ken&password=pa55"
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g := &engine.Graph{Nodes: []*engine.Node{sourceNode(t, map[string]any{"url": url, "preset": "binance", "max_reconnects": 2,
+		"reconnect_backoff": "1ms", "reconnect_max_backoff": "5ms"}), sinkNode(&collector{})}, Edges: []*engine.Edge{{From: "src", To: "sink"}}}
+	j, err := engine.New(g, engine.Options{Job: "t", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), liveness)
+	defer cancel()
+	err = j.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "/ws/xxxxx?") || !strings.Contains(err.Error(), "signature=xxxxx") {
+		t.Fatalf("error %v: want the masked URL", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "reconnecting"); n != 2 {
+		t.Errorf("%d reconnect lines, want 2:\n%s", n, logs.String())
+	}
+	shown := err.Error() + logs.String() + j.NodeContexts("src")[0].Stats.LastError()
+	for _, s := range secrets {
+		if strings.Contains(shown, s) {
+			t.Errorf("secret %q shown: %s", s, shown)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
