@@ -815,7 +815,7 @@ func TestSourceMasksURLSecrets(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if n := strings.Count(logs.String(), "reconnecting"); n != 2 {
+	if n := strings.Count(logs.String(), " attempt="); n != 2 {
 		t.Errorf("%d reconnect lines, want 2:\n%s", n, logs.String())
 	}
 	shown := err.Error() + logs.String() + j.NodeContexts("src")[0].Stats.LastError()
