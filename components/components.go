@@ -14,6 +14,7 @@ import (
 	_ "github.com/mdpio/mdp/sink/postgres"    // sink.postgres, sink.timescale, sink.store
 	_ "github.com/mdpio/mdp/sink/sqlite"      // sink.sqlite
 	_ "github.com/mdpio/mdp/sink/stdout"      // sink.stdout
+	_ "github.com/mdpio/mdp/source/ibkr"      // provider.ibkr (provider.ibkr.stream)
 	_ "github.com/mdpio/mdp/source/replay"    // provider.replay
 	_ "github.com/mdpio/mdp/source/synthetic" // provider.synthetic
 	_ "github.com/mdpio/mdp/source/websocket" // provider.websocket

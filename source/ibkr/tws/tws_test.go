@@ -320,13 +320,11 @@ var errEOF = errors.New("EOF")
 // the version frame and one-byte TCP segments; the client is ready only
 // after both nextValidId and managedAccounts.
 func TestHandshake(t *testing.T) {
-	srv, err := faketws.New()
+	srv, err := faketws.New(faketws.Config{Fragment: true, Before: [][]byte{faketws.Text(5, "news", "item", "x")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	srv.Fragment = true
-	srv.Before = [][]byte{faketws.Text(5, "news", "item", "x")}
 	type result struct {
 		c   *tws.Conn
 		err error
@@ -409,8 +407,7 @@ func TestHandshakeFailures(t *testing.T) {
 		t.Errorf("326: %v", err)
 	}
 	for _, v := range []int{150, 201} {
-		srv, _ := faketws.New()
-		srv.Version = v
+		srv, _ := faketws.New(faketws.Config{Version: v})
 		// The handshake fails before startApi, so no session is accepted.
 		err := dialErr(t, srv, nil)
 		if err == nil || !strings.Contains(err.Error(), "outside what this client speaks") {

@@ -19,13 +19,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdpio/mdp/source/ibkr/tws"
 )
 
-// Server is a fake TWS listening on 127.0.0.1.
-type Server struct {
+// Config shapes a fake TWS.
+type Config struct {
 	// Version is the server version answered in the handshake (default
 	// 200); ConnTime the connection time (default a fixed Berlin time).
 	Version  int
@@ -35,8 +36,15 @@ type Server struct {
 	Before [][]byte
 	// Fragment makes every write one byte at a time (TCP fragmentation).
 	Fragment bool
-	// Refuse closes each new connection at once, before the greeting.
+	// Refuse closes each new connection at once, before the greeting
+	// (SetRefuse changes it later).
 	Refuse bool
+}
+
+// Server is a fake TWS listening on 127.0.0.1.
+type Server struct {
+	cfg    Config
+	refuse atomic.Bool
 
 	ln       net.Listener
 	sessions chan *Session
@@ -58,18 +66,31 @@ type Frame struct {
 // Fields renders the frame's payload fields.
 func (f Frame) Fields() string { return tws.FieldsString(f.Payload) }
 
-// New starts a server on 127.0.0.1:0. Set the exported fields before the
-// first client connects.
-func New() (*Server, error) {
+// New starts a server on 127.0.0.1:0 with at most one Config.
+func New(cfg ...Config) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Version: 200, ConnTime: "20261126 15:30:00 Europe/Berlin", ln: ln, sessions: make(chan *Session, 16), done: make(chan struct{})}
+	s := &Server{ln: ln, sessions: make(chan *Session, 16), done: make(chan struct{})}
+	if len(cfg) > 0 {
+		s.cfg = cfg[0]
+	}
+	if s.cfg.Version == 0 {
+		s.cfg.Version = 200
+	}
+	if s.cfg.ConnTime == "" {
+		s.cfg.ConnTime = "20261126 15:30:00 Europe/Berlin"
+	}
+	s.refuse.Store(s.cfg.Refuse)
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
 }
+
+// SetRefuse makes the server close new connections at once (true) or
+// serve them again (false).
+func (s *Server) SetRefuse(v bool) { s.refuse.Store(v) }
 
 // Addr is host:port.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -112,7 +133,7 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
-		if s.Refuse {
+		if s.refuse.Load() {
 			c.Close()
 			continue
 		}
@@ -196,10 +217,10 @@ func (ss *Session) handshake() error {
 		return fmt.Errorf("faketws: version range %q does not match v<min>..<max>", p)
 	}
 	ss.Range = string(p)
-	for _, b := range ss.srv.Before {
+	for _, b := range ss.srv.cfg.Before {
 		ss.Write(b)
 	}
-	ss.Write(Text(strconv.Itoa(ss.srv.Version), ss.srv.ConnTime))
+	ss.Write(Text(strconv.Itoa(ss.srv.cfg.Version), ss.srv.cfg.ConnTime))
 	p, err = rd.Next()
 	if err != nil {
 		return fmt.Errorf("faketws: read startApi: %w", err)
@@ -245,7 +266,7 @@ func (ss *Session) readLoop() {
 func (ss *Session) Write(b []byte) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
-	if ss.srv.Fragment {
+	if ss.srv.cfg.Fragment {
 		for i := range b {
 			if _, err := ss.conn.Write(b[i : i+1]); err != nil {
 				return err

@@ -1,0 +1,163 @@
+package ibkr
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStreamsTradesQuotesAndBars: one contract with every stream; the
+// requests go out exactly, and each reply layout becomes the right record
+// with exchange time, ingest time and a per-contract sequence.
+func TestStreamsTradesQuotesAndBars(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"client_id": 7, "bars_5s": true, "market_data": true, "market_data_type": "delayed",
+		"contracts": contracts(aaplParams)}, t0)
+	ss := h.session()
+	if ss.ClientID != 7 || ss.Range != "v100..200" {
+		t.Fatalf("client id %d range %q", ss.ClientID, ss.Range)
+	}
+	h.expect(ss, 59, 1, 3)
+	h.expect(ss, concat([]any{97, 1}, aaplFields, []any{"AllLast", 0, 0})...)
+	h.expect(ss, concat([]any{97, 2}, aaplFields, []any{"BidAsk", 0, 1})...)
+	h.expect(ss, concat([]any{50, 3, 3}, aaplFields, []any{5, "TRADES", 0, ""})...)
+	h.expect(ss, concat([]any{1, 11, 4}, aaplFields, []any{0, 233, 0, 0, ""})...)
+
+	ss.SendFields(99, 1, 2, 1764167400, 189.51, 100, 2, "NASDAQ", "I")
+	ss.SendFields(99, 1, 2, 1764167400, 189.52, 50, 0, "ARCA", "")
+	ss.SendFields(99, 2, 3, 1764167401, 189.5, 189.52, 300, 200, 0)
+	ss.SendFields(50, 3, 3, 1764167400, 189.5, 189.7, 189.4, 189.6, 12000, 189.55, 42)
+	// market_data: delayed bid then ask make one quote; RT_VOLUME a trade
+	// with a millisecond time; an empty RT_VOLUME price is no trade.
+	ss.SendFields(58, 1, 4, 3)
+	ss.SendFields(1, 6, 4, 66, 189.49, 100, 0)
+	ss.SendFields(1, 6, 4, 67, 189.53, 200, 0)
+	ss.SendFields(46, 6, 4, 48, "189.52;300;1764167401234;67854;189.5;true")
+	ss.SendFields(46, 6, 4, 48, ";0;1764167401300;67854;189.5;true")
+	h.waitFor("records", func() bool { return len(h.trades) == 3 && len(h.quotes) == 2 && len(h.bars) == 1 })
+
+	tr := h.trades
+	if tr[0].TS != 1764167400e9 || tr[0].Price != 189.51 || tr[0].Size != 100 || tr[0].Seq != 1 || tr[0].Ingest <= 0 || h.symbol(tr[0].Sym) != "AAPL" {
+		t.Errorf("trade 0: %+v", tr[0])
+	}
+	if tr[1].TS != 1764167400e9 || tr[1].Price != 189.52 || tr[1].Seq != 2 {
+		t.Errorf("trade 1 (same second, next sequence): %+v", tr[1])
+	}
+	if tr[2].TS != 1764167401234e6 || tr[2].Price != 189.52 || tr[2].Size != 300 {
+		t.Errorf("RT_VOLUME trade: %+v", tr[2])
+	}
+	q := h.quotes[0]
+	if q.TS != 1764167401e9 || q.Bid != 189.5 || q.Ask != 189.52 || q.BidSize != 300 || q.AskSize != 200 || q.Seq != 3 {
+		t.Errorf("quote: %+v", q)
+	}
+	if q := h.quotes[1]; q.Bid != 189.49 || q.Ask != 189.53 || q.BidSize != 100 || q.AskSize != 200 || q.TS != q.Ingest {
+		t.Errorf("market_data quote: %+v", q)
+	}
+	b := h.bars[0]
+	if b.Start != 1764167400e9 || b.End != 1764167405e9 || b.Interval != 5e9 || b.Open != 189.5 || b.High != 189.7 || b.Low != 189.4 ||
+		b.Close != 189.6 || b.Volume != 12000 || b.VWAP != 189.55 || b.Trades != 42 {
+		t.Errorf("bar: %+v", b)
+	}
+	c := h.out.NC.Stats.Counters()
+	if c["connects"] != 1 || c["subscriptions"] != 4 || c["msg_tick_by_tick"] != 3 || c["msg_real_time_bar"] != 1 || c["msg_tick_price"] != 2 || c["msg_tick_string"] != 2 {
+		t.Errorf("counters %v", c)
+	}
+}
+
+// TestReconnectResubscribesAndRecordsTheGap: the connection drops
+// mid-stream; the source reconnects after a jittered backoff, redoes the
+// handshake, re-requests every subscription (paced: the same instrument's
+// tick-by-tick waits 15 s), and records the gap.
+func TestReconnectResubscribesAndRecordsTheGap(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"contracts": contracts(aaplParams)}, t0)
+	ss := h.session()
+	h.expect(ss, concat([]any{97, 1}, aaplFields, []any{"AllLast", 0, 0})...)
+	h.expect(ss, concat([]any{97, 2}, aaplFields, []any{"BidAsk", 0, 1})...)
+	ss.SendFields(99, 1, 2, 1764167400, 189.51, 100, 0, "NASDAQ", "")
+	h.waitFor("first trade", func() bool { return len(h.trades) == 1 })
+	ss.Close()
+
+	ss2 := h.session()
+	h.expect(ss2, concat([]any{97, 1}, aaplFields, []any{"AllLast", 0, 0})...)
+	h.expect(ss2, concat([]any{97, 2}, aaplFields, []any{"BidAsk", 0, 1})...)
+	ss2.SendFields(99, 1, 2, 1764167460, 189.7, 10, 0, "NASDAQ", "")
+	h.waitFor("trade after reconnect", func() bool { return len(h.trades) == 2 })
+	if h.trades[1].Seq != 2 || h.trades[1].Price != 189.7 {
+		t.Errorf("after reconnect: %+v", h.trades[1])
+	}
+	h.waitFor("counters", func() bool { return h.out.NC.Stats.Counters()["gaps"] == 1 })
+	c := h.out.NC.Stats.Counters()
+	if c["reconnects"] != 1 || c["connects"] != 2 || c["subscriptions"] != 2 || c["resubscriptions"] != 2 || c["pacing_waits"] != 1 || c["pacing_wait_ms"] != 15000 {
+		t.Errorf("counters %v", c)
+	}
+	if e := h.out.NC.Stats.Errors(); e["disconnect"] != 1 {
+		t.Errorf("errors %v", e)
+	}
+	// The first tick-by-tick re-request waited out IB's 15 s per
+	// instrument (on the fake clock); by then the second's 15 s had passed.
+	if len(h.clk.sleeps) != 1 || h.clk.sleeps[0] != 15*time.Second {
+		t.Errorf("pacing sleeps %v, want one of 15s", h.clk.sleeps)
+	}
+}
+
+func TestBackoffFullJitter(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		j    float64
+		want time.Duration
+	}{{1, 0.5, 500 * time.Millisecond}, {2, 0.5, time.Second}, {3, 1, 4 * time.Second}, {10, 0.25, 7500 * time.Millisecond}, {1, 0, 0}} {
+		if got := backoffDelay(c.n, time.Second, 30*time.Second, func() float64 { return c.j }); got != c.want {
+			t.Errorf("attempt %d jitter %v: %s, want %s", c.n, c.j, got, c.want)
+		}
+	}
+}
+
+// TestHeartbeat: a silent connection gets a reqCurrentTime; when that is
+// not answered either, the connection is replaced.
+func TestHeartbeat(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"heartbeat": "100ms", "quotes": false, "contracts": contracts(aaplParams)}, t0)
+	ss := h.session()
+	h.expect(ss, concat([]any{97, 1}, aaplFields, []any{"AllLast", 0, 0})...)
+	h.expect(ss, 49, 1)
+	ss.SendFields(49, 1, 1764167400)
+	h.expect(ss, 49, 1)
+	// No reply this time: a new connection follows.
+	ss2 := h.session()
+	h.expect(ss2, concat([]any{97, 1}, aaplFields, []any{"AllLast", 0, 0})...)
+	if e := h.out.NC.Stats.Errors(); e["disconnect"] != 1 {
+		t.Errorf("errors %v", e)
+	}
+	if !strings.Contains(h.out.NC.Stats.LastError(), "presumed dead") {
+		t.Errorf("last error %q", h.out.NC.Stats.LastError())
+	}
+}
+
+// TestDuplicateClientID: 326 at the first connect fails with a clear message.
+func TestDuplicateClientID(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"client_id": 3, "contracts": contracts(aaplParams)}, t0)
+	ss, err := srv.Accept(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.SendFields(4, -1, 326, "Unable to connect as the client id is already in use.  Retry with a unique client id.", "", 1764167400456)
+	err = h.runErr()
+	if err == nil || !strings.Contains(err.Error(), "client_id 3") || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestMaxReconnects(t *testing.T) {
+	srv := fakeServer(t)
+	srv.SetRefuse(true)
+	h := start(t, srv, map[string]any{"max_reconnects": 2, "contracts": contracts(aaplParams)}, t0)
+	err := h.runErr()
+	if err == nil || !strings.Contains(err.Error(), "giving up after 2 reconnect attempts") {
+		t.Fatalf("Run: %v", err)
+	}
+	if e := h.out.NC.Stats.Errors(); e["connect_failed"] != 3 {
+		t.Errorf("errors %v", e)
+	}
+}
