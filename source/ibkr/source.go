@@ -110,7 +110,7 @@ type Source struct {
 	sv         int
 	ibLost     bool
 	probing    bool
-	everReady  bool
+	everReady  atomic.Bool
 	fatal      error
 	resub      chan struct{}
 	resubOne   chan int64
@@ -160,6 +160,10 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.stats = nc.Stats
 	return nil
 }
+
+// Ready reports whether the API was ready at least once (engine.Readiness):
+// a job's /readyz waits for the first connection.
+func (s *Source) Ready() bool { return s.everReady.Load() }
 
 // fatalError ends Run: retrying cannot help.
 type fatalError struct{ err error }
@@ -246,13 +250,12 @@ func (s *Source) connectAndStream(ctx context.Context) (connected bool, err erro
 		},
 	})
 	if err != nil {
-		if errors.Is(err, tws.ErrClientIDInUse) && !s.everReady {
+		if errors.Is(err, tws.ErrClientIDInUse) && !s.everReady.Load() {
 			return false, &fatalError{err}
 		}
 		return false, err
 	}
-	first := !s.everReady
-	s.everReady = true
+	first := !s.everReady.Swap(true)
 	s.stats.Count("connects", 1)
 	s.log.Info("ibkr connected", "server_version", conn.ServerVersion, "accounts", len(conn.Accounts), "subscriptions", len(s.subs))
 	s.conn, s.sv = conn, conn.ServerVersion

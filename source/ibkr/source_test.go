@@ -13,6 +13,9 @@ func TestStreamsTradesQuotesAndBars(t *testing.T) {
 	srv := fakeServer(t)
 	h := start(t, srv, map[string]any{"client_id": 7, "bars_5s": true, "market_data": true, "market_data_type": "delayed",
 		"contracts": contracts(aaplParams)}, t0)
+	if h.src.Ready() {
+		t.Error("ready before connecting")
+	}
 	ss := h.session()
 	if ss.ClientID != 7 || ss.Range != "v100..200" {
 		t.Fatalf("client id %d range %q", ss.ClientID, ss.Range)
@@ -35,6 +38,9 @@ func TestStreamsTradesQuotesAndBars(t *testing.T) {
 	ss.SendFields(46, 6, 4, 48, "189.52;300;1764167401234;67854;189.5;true")
 	ss.SendFields(46, 6, 4, 48, ";0;1764167401300;67854;189.5;true")
 	h.waitFor("records", func() bool { return len(h.trades) == 3 && len(h.quotes) == 2 && len(h.bars) == 1 })
+	if !h.src.Ready() {
+		t.Error("not ready after the handshake")
+	}
 
 	tr := h.trades
 	if tr[0].TS != 1764167400e9 || tr[0].Price != 189.51 || tr[0].Size != 100 || tr[0].Seq != 1 || tr[0].Ingest <= 0 || h.symbol(tr[0].Sym) != "AAPL" {
