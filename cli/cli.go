@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/runtime"
 )
@@ -65,7 +66,20 @@ func Execute() int {
 // Run runs mdp with args (without the program name), writing output to
 // stdout and diagnostics and logs to stderr, and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+	return RunWith(ctx, Options{}, args, stdout, stderr)
+}
+
+// Options configure RunWith.
+type Options struct {
+	// Registry holds the component types jobs may use and `mdp components`
+	// lists; nil means component.Default().
+	Registry *component.Registry
+}
+
+// RunWith is Run with options: a program that registers its own components
+// in a separate registry runs the mdp commands over it.
+func RunWith(ctx context.Context, opts Options, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, reg: component.Or(opts.Registry)}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -93,6 +107,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // app holds what the commands share for one invocation.
 type app struct {
 	stdout, stderr io.Writer
+	reg            *component.Registry
 	logLevel       string
 	logger         *slog.Logger
 }
@@ -225,7 +240,7 @@ func loadJob(file string, opts config.LoadOptions) (*config.Document, error) {
 // loadChecked loads the job file of f (without --job) and checks its graph.
 // On a problem it prints every one and returns the usage exit.
 func (a *app) loadChecked(f jobFlags) (*config.Document, error) {
-	doc, err := loadJob(f.config, config.LoadOptions{Mode: f.mode, Sets: f.sets})
+	doc, err := loadJob(f.config, config.LoadOptions{Mode: f.mode, Sets: f.sets, Registry: a.reg})
 	if err == nil {
 		_, err = doc.Graph()
 	}

@@ -544,6 +544,9 @@ func TestComponentsTextFitsAndReads(t *testing.T) {
 		t.Fatalf("bars: %d %q", code, stderr)
 	}
 	code, stdout, _ = runMDP(t, realMDP(t), "components")
+	if code != 0 {
+		t.Fatalf("components: exit %d", code)
+	}
 	for _, l := range strings.Split(stdout, "\n") {
 		if n := utf8.RuneCountInString(l); n > 72 && strings.Contains(strings.TrimSpace(l), " ") {
 			t.Errorf("overview line of %d runes: %q", n, l)

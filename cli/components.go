@@ -35,14 +35,14 @@ Schema of job files (for editors and CI).`,
   mdp components --json | jq '.[].type'
   mdp components --schema > mdp.schema.json`,
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-			return component.Types(), cobra.ShellCompDirectiveNoFileComp
+			return a.reg.Types(), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if schema {
 				if asJSON || len(args) > 0 {
 					return fmt.Errorf("--schema takes no other flags or arguments")
 				}
-				b, err := config.Schema()
+				b, err := config.Schema(a.reg)
 				if err != nil {
 					return exit(ExitFailure, fmt.Errorf("generate schema: %w", err))
 				}
@@ -54,7 +54,7 @@ Schema of job files (for editors and CI).`,
 				}
 				return nil
 			}
-			specs, err := selectSpecs(args)
+			specs, err := selectSpecs(a.reg, args)
 			if err != nil {
 				return exit(ExitUsage, err)
 			}
@@ -74,16 +74,16 @@ Schema of job files (for editors and CI).`,
 	return cmd
 }
 
-func selectSpecs(types []string) ([]*component.Spec, error) {
+func selectSpecs(reg *component.Registry, types []string) ([]*component.Spec, error) {
 	if len(types) == 0 {
-		return component.All(), nil
+		return reg.All(), nil
 	}
 	var out []*component.Spec
 	for _, t := range types {
-		s, ok := component.Lookup(t)
+		s, ok := reg.Lookup(t)
 		if !ok {
 			msg := fmt.Sprintf("unknown component type %q", t)
-			if sug := suggestType(t); sug != "" {
+			if sug := suggestType(reg, t); sug != "" {
 				msg += fmt.Sprintf("; did you mean %q?", sug)
 			}
 			return nil, fmt.Errorf("%s (mdp components lists them all)", msg)
@@ -96,9 +96,9 @@ func selectSpecs(types []string) ([]*component.Spec, error) {
 // suggestType is the registered type id nearest to t: the one t names
 // without its kind prefix ("bars" for operator.bars), else the closest
 // spelling.
-func suggestType(t string) string {
+func suggestType(reg *component.Registry, t string) string {
 	var byName []string
-	for _, id := range component.Types() {
+	for _, id := range reg.Types() {
 		if _, name, _ := strings.Cut(id, "."); strings.EqualFold(name, t) {
 			byName = append(byName, id)
 		}
@@ -109,7 +109,7 @@ func suggestType(t string) string {
 	if len(byName) > 1 {
 		return strings.Join(byName, " or ")
 	}
-	return component.Suggest(t, component.Types())
+	return component.Suggest(t, reg.Types())
 }
 
 // ComponentDoc is the machine-readable description of a component printed

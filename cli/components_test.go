@@ -1,11 +1,17 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/cli"
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
@@ -118,15 +124,15 @@ func init() {
 			{Name: "interval", Type: component.Duration, Default: "0s", Description: "pause after each batch"},
 			{Name: "hold", Type: component.Bool, Default: false, Description: "after the last trade, wait for a stop"},
 		},
-		New: func(p *component.Params, _ int) (any, error) {
+		NewSource: func(p *component.Params, _ int) (engine.Source, error) {
 			return &cliSource{count: int(p.Int("count")), batch: int(p.Int("batch")), interval: p.Duration("interval"), hold: p.Bool("hold")}, nil
 		},
 	})
 	component.Register(component.Spec{
 		Type: "operator.test_cli_pass", Kind: engine.KindOperator, Summary: "CLI test pass-through",
 		Accepts: md.KindTrade | md.KindQuote, Produces: engine.SameAsInput,
-		Ports: map[string]md.Kind{engine.PortLate: engine.SameAsInput},
-		New:   func(p *component.Params, _ int) (any, error) { return cliPass{}, nil },
+		Ports:        map[string]md.Kind{engine.PortLate: engine.SameAsInput},
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) { return cliPass{}, nil },
 	})
 	component.Register(component.Spec{
 		Type: "sink.test_cli_sink", Kind: engine.KindSink, Summary: "CLI test sink", Accepts: md.KindAny,
@@ -140,7 +146,7 @@ func init() {
 			{Name: "mode", Type: component.String, Default: "upsert", Enum: []string{"insert", "upsert"}, Description: "write mode"},
 			{Name: "ratio", Type: component.Float, Min: component.Bound(0), Max: component.Bound(1), Description: "a fraction"},
 		},
-		New: func(p *component.Params, _ int) (any, error) {
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) {
 			return &cliSink{
 				path: p.String("path"), failOn: int(p.Int("fail_on")), closeWait: p.Bool("close_wait"),
 				openErr: p.String("open_error"), password: p.String("password"), dsn: p.String("dsn"),
@@ -159,4 +165,44 @@ func init() {
 			return &cliSink{panicIn: p.String("panic_in")}, nil
 		},
 	})
+}
+
+// TestRunWithRegistry runs `mdp components` and `mdp validate` over a
+// separate registry: they see its components only, and the default
+// registry's commands do not see them.
+func TestRunWithRegistry(t *testing.T) {
+	reg := component.NewRegistry()
+	reg.MustRegister(component.Spec{
+		Type: "sink.test_only_here", Kind: engine.KindSink, Summary: "a sink of one registry", Accepts: md.KindAny,
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) { return &cliSink{}, nil },
+	})
+	reg.MustRegister(component.Spec{
+		Type: "provider.test_only_here", Kind: engine.KindSource, Summary: "a source of one registry", Produces: md.KindTrade,
+		NewSource: func(p *component.Params, _ int) (engine.Source, error) { return &cliSource{}, nil },
+	})
+	var out, errb bytes.Buffer
+	if code := cli.RunWith(context.Background(), cli.Options{Registry: reg}, []string{"components", "--json"}, &out, &errb); code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var docs []cli.ComponentDoc
+	if err := json.Unmarshal(out.Bytes(), &docs); err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 2 || docs[0].Type != "provider.test_only_here" || docs[1].Type != "sink.test_only_here" {
+		t.Fatalf("components of the registry: %+v", docs)
+	}
+	job := filepath.Join(t.TempDir(), "job.yaml")
+	if err := os.WriteFile(job, []byte("dag:\n  nodes:\n    - {id: src, type: provider.test_only_here}\n    - {id: out, type: sink.test_only_here}\n  edges: [[src, out]]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := cli.RunWith(context.Background(), cli.Options{Registry: reg}, []string{"validate", "--config", job}, &out, &errb); code != cli.ExitOK {
+		t.Fatalf("validate with the registry: exit %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := cli.Run(context.Background(), []string{"validate", "--config", job}, &out, &errb); code != cli.ExitUsage ||
+		!strings.Contains(errb.String(), `unknown component type "provider.test_only_here"`) {
+		t.Fatalf("validate with the default registry: exit %d: %s", code, errb.String())
+	}
 }

@@ -48,7 +48,7 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 
 func (a *app) run(ctx context.Context, f jobFlags) error {
 	log := a.logger
-	doc, err := loadJob(f.config, config.LoadOptions{Mode: f.mode, Job: f.job, Sets: f.sets})
+	doc, err := loadJob(f.config, config.LoadOptions{Mode: f.mode, Job: f.job, Sets: f.sets, Registry: a.reg})
 	if err != nil {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)

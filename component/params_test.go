@@ -30,7 +30,7 @@ func testSpec() *Spec {
 			{Name: "start", Type: Time},
 			{Name: "columns", Type: Map},
 		},
-		New: func(p *Params, instance int) (any, error) { return nopProc{}, nil },
+		NewProcessor: func(p *Params, instance int) (engine.Processor, error) { return nopProc{}, nil },
 	}
 }
 
@@ -120,10 +120,12 @@ func TestValidateHookAndNewParams(t *testing.T) {
 
 func TestRegisterRejectsMalformedSpecs(t *testing.T) {
 	cases := map[string]Spec{
-		`component.Register: type "sink.x" must start with "operator."`:                        {Type: "sink.x", Kind: engine.KindOperator, New: testSpec().New},
-		`component.Register: operator.test_nonew: New is nil`:                                  {Type: "operator.test_nonew", Kind: engine.KindOperator},
-		`component.Register: operator.test_baddefault: default of n: want an integer, got "x"`: {Type: "operator.test_baddefault", Kind: engine.KindOperator, New: testSpec().New, Fields: []Field{{Name: "n", Type: Int, Default: "x"}}},
+		`component.Register: type "sink.x" must start with "operator."`:                                      {Type: "sink.x", Kind: engine.KindOperator, NewProcessor: testSpec().NewProcessor},
+		`component.Register: operator.test_nonew: an operator or a sink sets NewProcessor and not NewSource`: {Type: "operator.test_nonew", Kind: engine.KindOperator},
+		`component.Register: provider.test_procsrc: a source sets NewSource and not NewProcessor`:            {Type: "provider.test_procsrc", Kind: engine.KindSource, NewProcessor: testSpec().NewProcessor},
+		`component.Register: operator.test_baddefault: default of n: want an integer, got "x"`:               {Type: "operator.test_baddefault", Kind: engine.KindOperator, NewProcessor: testSpec().NewProcessor, Fields: []Field{{Name: "n", Type: Int, Default: "x"}}},
 	}
+	r := NewRegistry()
 	for want, s := range cases {
 		func() {
 			defer func() {
@@ -131,21 +133,26 @@ func TestRegisterRejectsMalformedSpecs(t *testing.T) {
 					t.Errorf("got panic %v, want %q", r, want)
 				}
 			}()
-			Register(s)
+			r.MustRegister(s)
 		}()
 	}
-	Register(Spec{Type: "operator.test_dup", Kind: engine.KindOperator, New: testSpec().New})
-	defer func() {
-		if r := recover(); r == nil || r.(string) != "component.Register: duplicate type operator.test_dup" {
-			t.Errorf("got %v", r)
-		}
-	}()
-	Register(Spec{Type: "operator.test_dup", Kind: engine.KindOperator, New: testSpec().New})
+	if err := r.Register(Spec{Type: "operator.test_dup", Kind: engine.KindOperator, NewProcessor: testSpec().NewProcessor}); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Register(Spec{Type: "operator.test_dup", Kind: engine.KindOperator, NewProcessor: testSpec().NewProcessor})
+	if err == nil || err.Error() != "duplicate type operator.test_dup" {
+		t.Errorf("got %v", err)
+	}
+	if got := r.Types(); len(got) != 1 || got[0] != "operator.test_dup" {
+		t.Errorf("types %v: a rejected spec must not be registered", got)
+	}
 }
 
 func TestSourcesGetWatermarkParams(t *testing.T) {
-	Register(Spec{Type: "provider.test_src", Kind: engine.KindSource, Produces: md.KindTrade, New: testSpec().New})
-	s, ok := Lookup("provider.test_src")
+	r := NewRegistry()
+	r.MustRegister(Spec{Type: "provider.test_src", Kind: engine.KindSource, Produces: md.KindTrade,
+		NewSource: func(*Params, int) (engine.Source, error) { return nil, nil }})
+	s, ok := r.Lookup("provider.test_src")
 	if !ok {
 		t.Fatal("not registered")
 	}

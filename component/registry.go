@@ -5,9 +5,18 @@
 // params strictly, prints `mdp components`, and generates the JSON Schema for
 // job files, so the docs cannot drift from the code.
 //
-// Built-in components register themselves from init; a program picks them up
-// by blank-importing package components, as database/sql drivers do. Users
-// register their own the same way (see examples/custom_operator).
+// Built-in components register themselves from init into the default
+// Registry; a program picks them up by blank-importing package components, as
+// database/sql drivers do. Users register their own the same way (see
+// examples/custom_operator). A Registry value made with NewRegistry (or
+// Default().Clone()) holds a separate set: config loading, schema generation,
+// `mdp components` and the runtime take one as an option, so tests and
+// embedding programs can register components without touching the default.
+//
+// Constructors are typed: a source's Spec sets NewSource, which returns an
+// engine.Source; an operator's or a sink's sets NewProcessor, which returns
+// an engine.Processor. A constructor that returns the wrong thing does not
+// compile.
 package component
 
 import (
@@ -45,8 +54,10 @@ type Spec struct {
 	// Validate checks relations between params after each one decoded. Return
 	// p.Errorf(key, …) errors (errors.Join for several).
 	Validate func(p *Params) error
-	// New builds one instance: an engine.Source or engine.Processor.
-	New func(p *Params, instance int) (any, error)
+	// NewSource builds one instance of a source (Kind engine.KindSource).
+	NewSource func(p *Params, instance int) (engine.Source, error)
+	// NewProcessor builds one instance of an operator or a sink.
+	NewProcessor func(p *Params, instance int) (engine.Processor, error)
 }
 
 // Common source params, added to every source's Spec by Register unless the
@@ -58,16 +69,61 @@ var sourceFields = []Field{
 		Description: "When the source emits nothing for this long, advance its watermark on the (event-time) clock so windows close on time. 0 disables."},
 }
 
-var (
+// Registry is a set of component specs by type id and alias. Its methods are
+// safe for concurrent use.
+type Registry struct {
 	mu    sync.RWMutex
-	specs = map[string]*Spec{}
-)
+	specs map[string]*Spec
+}
 
-// Register adds a component. It panics on a malformed spec or a duplicate
-// id: both are programming errors found at start-up.
-func Register(s Spec) {
-	if err := check(&s); err != nil {
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{specs: map[string]*Spec{}} }
+
+var defaultRegistry = NewRegistry()
+
+// Default is the process-wide registry the built-in components register
+// into, and what every API that takes a registry uses when given nil.
+func Default() *Registry { return defaultRegistry }
+
+// Or returns r, or the default registry when r is nil.
+func Or(r *Registry) *Registry {
+	if r == nil {
+		return defaultRegistry
+	}
+	return r
+}
+
+// Clone returns a new registry holding the same specs; registering into the
+// clone leaves r unchanged. Default().Clone() is the built-ins plus whatever
+// a test adds.
+func (r *Registry) Clone() *Registry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := NewRegistry()
+	for id, s := range r.specs {
+		c.specs[id] = s
+	}
+	return c
+}
+
+// Register adds a component to the default registry. It panics on a
+// malformed spec or a duplicate id: both are programming errors found at
+// start-up.
+func Register(s Spec) { defaultRegistry.MustRegister(s) }
+
+// MustRegister is Register into r: it panics where Register would return an
+// error.
+func (r *Registry) MustRegister(s Spec) {
+	if err := r.Register(s); err != nil {
 		panic("component.Register: " + err.Error())
+	}
+}
+
+// Register adds a component to r, or says why the spec is malformed or its
+// id taken.
+func (r *Registry) Register(s Spec) error {
+	if err := check(&s); err != nil {
+		return err
 	}
 	if s.Kind == engine.KindSource {
 		for _, f := range sourceFields {
@@ -76,15 +132,19 @@ func Register(s Spec) {
 			}
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	sp := &s
-	for _, id := range append([]string{s.Type}, s.Aliases...) {
-		if _, dup := specs[id]; dup {
-			panic("component.Register: duplicate type " + id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := append([]string{s.Type}, s.Aliases...)
+	for _, id := range ids {
+		if _, dup := r.specs[id]; dup {
+			return fmt.Errorf("duplicate type %s", id)
 		}
-		specs[id] = sp
 	}
+	sp := &s
+	for _, id := range ids {
+		r.specs[id] = sp
+	}
+	return nil
 }
 
 func check(s *Spec) error {
@@ -97,8 +157,11 @@ func check(s *Spec) error {
 			return fmt.Errorf("type %q must start with %q", id, prefix)
 		}
 	}
-	if s.New == nil {
-		return fmt.Errorf("%s: New is nil", s.Type)
+	switch {
+	case s.Kind == engine.KindSource && (s.NewSource == nil || s.NewProcessor != nil):
+		return fmt.Errorf("%s: a source sets NewSource and not NewProcessor", s.Type)
+	case s.Kind != engine.KindSource && (s.NewProcessor == nil || s.NewSource != nil):
+		return fmt.Errorf("%s: an operator or a sink sets NewProcessor and not NewSource", s.Type)
 	}
 	seen := map[string]bool{}
 	for _, f := range s.Fields {
@@ -141,21 +204,28 @@ func (s *Spec) OutKind(p *Params) md.Kind {
 	return s.Produces
 }
 
+// Lookup returns the spec registered under id (a type or an alias) in the
+// default registry.
+func Lookup(id string) (*Spec, bool) { return defaultRegistry.Lookup(id) }
+
 // Lookup returns the spec registered under id (a type or an alias).
-func Lookup(id string) (*Spec, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	s, ok := specs[id]
+func (r *Registry) Lookup(id string) (*Spec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.specs[id]
 	return s, ok
 }
 
+// All returns every spec of the default registry once, sorted by type id.
+func All() []*Spec { return defaultRegistry.All() }
+
 // All returns every registered spec once, sorted by type id.
-func All() []*Spec {
-	mu.RLock()
-	defer mu.RUnlock()
+func (r *Registry) All() []*Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	seen := map[*Spec]bool{}
 	var out []*Spec
-	for _, s := range specs {
+	for _, s := range r.specs {
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, s)
@@ -165,12 +235,15 @@ func All() []*Spec {
 	return out
 }
 
+// Types returns every id of the default registry including aliases, sorted.
+func Types() []string { return defaultRegistry.Types() }
+
 // Types returns every registered id including aliases, sorted.
-func Types() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]string, 0, len(specs))
-	for id := range specs {
+func (r *Registry) Types() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.specs))
+	for id := range r.specs {
 		out = append(out, id)
 	}
 	sort.Strings(out)
@@ -200,6 +273,10 @@ func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 		n.MaxOutOfOrderness = p.Duration("max_out_of_orderness")
 		n.IdleTimeout = p.Duration("idle_timeout")
 	}
-	n.New = func(instance int) (any, error) { return s.New(p, instance) }
+	if s.NewSource != nil {
+		n.NewSource = func(instance int) (engine.Source, error) { return s.NewSource(p, instance) }
+	} else {
+		n.NewProcessor = func(instance int) (engine.Processor, error) { return s.NewProcessor(p, instance) }
+	}
 	return n
 }

@@ -97,7 +97,7 @@ func (l *loader) decodeClassic(e entry) {
 // whose params are the batcher's keys.
 func (l *loader) decodeBatcher(v entry) (string, bool) {
 	n := resolve(v.val)
-	spec, ok := component.Lookup(BufferType)
+	spec, ok := component.Or(l.opts.Registry).Lookup(BufferType)
 	if !ok {
 		l.errAt(n, v.path, "a batcher compiles to %s, which is not registered in this build", BufferType)
 		return "", false

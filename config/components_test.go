@@ -12,12 +12,11 @@ import (
 )
 
 // The tests register their own components so they do not depend on the
-// built-in ones other packages provide. envNoBuffer runs the test binary
-// without operator.buffer, to test a classic batcher in such a build.
-const envNoBuffer = "MDP_CONFIG_TEST_NO_BUFFER"
-
+// built-in ones other packages provide: into the default registry, which
+// LoadOptions without a Registry use, and into separate registries where a
+// test needs a different set.
 func TestMain(m *testing.M) {
-	registerTestComponents(os.Getenv(envNoBuffer) == "")
+	registerTestComponents(component.Default(), true)
 	os.Exit(m.Run())
 }
 
@@ -56,8 +55,8 @@ func (c *collector) Process(ctx context.Context, b *md.Batch, out *engine.Output
 	return nil
 }
 
-func registerTestComponents(withBuffer bool) {
-	component.Register(component.Spec{
+func registerTestComponents(r *component.Registry, withBuffer bool) {
+	r.MustRegister(component.Spec{
 		Type: "provider.test_trades", Aliases: []string{"provider.test_ticks"}, Kind: engine.KindSource,
 		Summary: "test trades", Produces: md.KindTrade,
 		Fields: []component.Field{
@@ -66,13 +65,15 @@ func registerTestComponents(withBuffer bool) {
 			{Name: "count", Type: component.Int, Default: 10, Min: component.Bound(1), Max: component.Bound(1000000), Description: "events to emit"},
 			{Name: "token", Type: component.String, Secret: true, Description: "api token"},
 		},
-		New: func(p *component.Params, _ int) (any, error) { return &testSource{n: int(p.Int("count"))}, nil },
+		NewSource: func(p *component.Params, _ int) (engine.Source, error) {
+			return &testSource{n: int(p.Int("count"))}, nil
+		},
 	})
-	component.Register(component.Spec{
+	r.MustRegister(component.Spec{
 		Type: "provider.test_bars", Kind: engine.KindSource, Summary: "test bars", Produces: md.KindBar,
-		New: func(p *component.Params, _ int) (any, error) { return &testSource{}, nil },
+		NewSource: func(p *component.Params, _ int) (engine.Source, error) { return &testSource{}, nil },
 	})
-	component.Register(component.Spec{
+	r.MustRegister(component.Spec{
 		Type: "operator.test_bars", Kind: engine.KindOperator, Summary: "test bar builder",
 		Accepts: md.KindTrade, Produces: md.KindBar,
 		Ports: map[string]md.Kind{engine.PortLate: engine.SameAsInput},
@@ -81,9 +82,9 @@ func registerTestComponents(withBuffer bool) {
 			{Name: "label", Type: component.String, Default: "close", Enum: []string{"open", "close"}, Description: "which bound stamps the bar"},
 			{Name: "emit_empty", Type: component.Bool, Default: false, Description: "emit bars with no trades"},
 		},
-		New: func(p *component.Params, _ int) (any, error) { return passThrough{}, nil },
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) { return passThrough{}, nil },
 	})
-	component.Register(component.Spec{
+	r.MustRegister(component.Spec{
 		Type: "operator.test_filter", Kind: engine.KindOperator, Summary: "test filter",
 		Accepts: md.KindAny, Produces: engine.SameAsInput,
 		Fields: []component.Field{
@@ -96,18 +97,20 @@ func registerTestComponents(withBuffer bool) {
 			}
 			return nil
 		},
-		New: func(p *component.Params, _ int) (any, error) { return passThrough{}, nil },
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) { return passThrough{}, nil },
 	})
-	component.Register(component.Spec{
+	r.MustRegister(component.Spec{
 		Type: "sink.test_store", Kind: engine.KindSink, Summary: "test store", Accepts: md.KindAny,
 		Fields: []component.Field{
 			{Name: "path", Type: component.String, Required: true, Description: "where to store", Example: "bars.db"},
 			{Name: "batch", Type: component.Int, Default: 100, Min: component.Bound(1), Max: component.Bound(10000), Description: "rows per write"},
 		},
-		New: func(p *component.Params, _ int) (any, error) { return &collector{path: p.String("path")}, nil },
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) {
+			return &collector{path: p.String("path")}, nil
+		},
 	})
 	if withBuffer {
-		component.Register(component.Spec{
+		r.MustRegister(component.Spec{
 			Type: BufferType, Kind: engine.KindOperator, Summary: "test batcher",
 			Accepts: md.KindAny, Produces: engine.SameAsInput,
 			Fields: []component.Field{
@@ -116,7 +119,7 @@ func registerTestComponents(withBuffer bool) {
 				{Name: "flush_interval", Type: component.Duration, Default: "100ms", Min: component.Bound(0.001), Description: "flush at least this often"},
 				{Name: "drop_policy", Type: component.String, Default: "block", Enum: []string{"block", "drop_oldest", "drop_newest"}, Description: "what a full buffer does"},
 			},
-			New: func(p *component.Params, _ int) (any, error) { return passThrough{}, nil },
+			NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) { return passThrough{}, nil },
 		})
 	}
 }

@@ -51,6 +51,9 @@ type LoadOptions struct {
 	// Env looks up environment variables, for ${VAR} and the MDP_* overlay.
 	// nil means os.LookupEnv.
 	Env func(string) (string, bool)
+	// Registry is where component types are looked up; nil means
+	// component.Default() (the built-ins and whatever registered there).
+	Registry *component.Registry
 }
 
 // Document is a loaded, validated job.

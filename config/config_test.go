@@ -393,7 +393,7 @@ func TestErrorsAreStructured(t *testing.T) {
 }
 
 func TestSchema(t *testing.T) {
-	b, err := Schema()
+	b, err := Schema(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

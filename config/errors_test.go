@@ -2,10 +2,9 @@ package config
 
 import (
 	"errors"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/mdpio/mdp/component"
 )
 
 // envMap returns an Env lookup over m.
@@ -651,26 +650,19 @@ job.yaml:21:44: dag.edges[2].policy: unknown policy "fifo"; want block, drop_old
 	}
 }
 
-// TestBatcherWithoutBuffer runs the test binary again without
-// operator.buffer registered: a classic batcher must then be an error.
+// TestBatcherWithoutBuffer loads with a registry that lacks operator.buffer:
+// a classic batcher must then be an error.
 func TestBatcherWithoutBuffer(t *testing.T) {
-	if os.Getenv(envNoBuffer) != "" {
-		_, err := LoadBytes("job.yaml", []byte(`classic:
+	r := component.NewRegistry()
+	registerTestComponents(r, false)
+	_, err := LoadBytes("job.yaml", []byte(`classic:
   spec:
     source: {type: provider.test_trades}
     batcher: {max_rows: 10}
     sink: {type: sink.test_store, params: {path: a.db}}
-`), LoadOptions{Env: envMap(nil)})
-		want := "job.yaml:4:14: classic.spec.batcher: a batcher compiles to operator.buffer, which is not registered in this build"
-		if err == nil || err.Error() != want {
-			t.Fatalf("got %v\nwant %s", err, want)
-		}
-		return
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBatcherWithoutBuffer$", "-test.v")
-	cmd.Env = append(os.Environ(), envNoBuffer+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestBatcherWithoutBuffer") {
-		t.Fatalf("subprocess: %v\n%s", err, out)
+`), LoadOptions{Env: envMap(nil), Registry: r})
+	want := "job.yaml:4:14: classic.spec.batcher: a batcher compiles to operator.buffer, which is not registered in this build"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }

@@ -436,10 +436,11 @@ func kindOfType(t string, want engine.NodeKind) engine.NodeKind {
 }
 
 func (l *loader) lookupType(v entry, s string, want engine.NodeKind) *component.Spec {
-	spec, ok := component.Lookup(s)
+	reg := component.Or(l.opts.Registry)
+	spec, ok := reg.Lookup(s)
 	if !ok {
 		var cands []string
-		for _, t := range component.Types() {
+		for _, t := range reg.Types() {
 			if want == 0 || kindOfType(t, 0) == want {
 				cands = append(cands, t)
 			}

@@ -25,9 +25,11 @@ type obj = map[string]any
 // Schema returns the JSON Schema (draft 2020-12) for job files, generated
 // from the component registry: each node's params are checked against its
 // type's fields (types, enums, bounds, defaults, descriptions, examples),
-// and unknown keys are not allowed anywhere.
-func Schema() ([]byte, error) {
-	specs := component.All()
+// and unknown keys are not allowed anywhere. reg is the registry the job files
+// are loaded with; nil means component.Default().
+func Schema(reg *component.Registry) ([]byte, error) {
+	reg = component.Or(reg)
+	specs := reg.All()
 	defs := obj{
 		"interpolated": obj{"type": "string", "pattern": interpolatedPattern,
 			"description": "A value taken from the environment when the job loads: ${VAR} or ${VAR:-default}."},
@@ -67,7 +69,7 @@ func Schema() ([]byte, error) {
 		dagProps[k] = v
 	}
 	batcher := obj{"type": "object", "description": "Batches records before the sink; compiles to an " + BufferType + " node."}
-	if _, ok := component.Lookup(BufferType); ok {
+	if _, ok := reg.Lookup(BufferType); ok {
 		batcher = obj{"$ref": "#/$defs/" + paramsDef(BufferType), "description": batcher["description"]}
 	}
 	root := obj{

@@ -66,17 +66,17 @@ func (c *collectSink) Close(ctx context.Context, out *Output) error {
 
 func srcNode(id string, s Source) *Node {
 	return &Node{ID: id, Type: "provider.test", Kind: KindSource, Ports: map[string]md.Kind{PortMain: md.KindTrade},
-		New: func(int) (any, error) { return s, nil }}
+		NewSource: func(int) (Source, error) { return s, nil }}
 }
 
 func opNode(id string, par int) *Node {
 	return &Node{ID: id, Type: "operator.pass", Kind: KindOperator, Parallelism: par, Accepts: md.KindAny,
-		Ports: map[string]md.Kind{PortMain: SameAsInput}, New: func(int) (any, error) { return passOp{}, nil }}
+		Ports: map[string]md.Kind{PortMain: SameAsInput}, NewProcessor: func(int) (Processor, error) { return passOp{}, nil }}
 }
 
 func sinkNode(id string, c *collectSink) *Node {
 	return &Node{ID: id, Type: "sink.collect", Kind: KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-		New: func(int) (any, error) { return c, nil }}
+		NewProcessor: func(int) (Processor, error) { return c, nil }}
 }
 
 func TestLinearRunDeliversEverythingInOrder(t *testing.T) {

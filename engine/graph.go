@@ -15,8 +15,10 @@ type Graph struct {
 	Edges []*Edge
 }
 
-// Node describes one logical node. New builds one instance; it is called
-// Parallelism times.
+// Node describes one logical node. NewSource (a source) or NewProcessor (an
+// operator or a sink) builds one instance; it is called Parallelism times.
+// The constructor's return type is the check that the component is what its
+// Kind says: a processor cannot be placed as a source, at compile time.
 type Node struct {
 	ID          string
 	Type        string // component type id, for status and errors
@@ -34,8 +36,10 @@ type Node struct {
 	MaxOutOfOrderness time.Duration
 	IdleTimeout       time.Duration
 
-	// New returns a Source or a Processor.
-	New func(instance int) (any, error)
+	// NewSource builds a source instance (Kind KindSource).
+	NewSource func(instance int) (Source, error)
+	// NewProcessor builds an operator or sink instance.
+	NewProcessor func(instance int) (Processor, error)
 }
 
 // Policy is what an edge does when its queue is full.
@@ -139,6 +143,7 @@ func (g *Graph) Validate() []*GraphError {
 		if n.Kind == KindSource && n.Parallelism > 1 {
 			add(n.ID, -1, "node %q: a source runs as one instance; parallelism applies to operators and sinks", n.ID)
 		}
+
 	}
 	ins := map[string][]int{}
 	outs := map[string][]int{}

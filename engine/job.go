@@ -206,15 +206,8 @@ func New(g *Graph, opts Options) (*Job, error) {
 				}
 				return nil, &NodeError{Node: nr.n.ID, Instance: i, Err: err}
 			}
-			switch nr.n.Kind {
-			case KindSource:
-				if _, ok := impl.(Source); !ok {
-					return nil, fmt.Errorf("node %q: component %s is not a source", nr.n.ID, nr.n.Type)
-				}
-			default:
-				if _, ok := impl.(Processor); !ok {
-					return nil, fmt.Errorf("node %q: component %s is not a processor", nr.n.ID, nr.n.Type)
-				}
+			if impl == nil {
+				return nil, fmt.Errorf("node %q: component %s returned no instance", nr.n.ID, nr.n.Type)
 			}
 			in.impl = impl
 			if os, ok := impl.(OrderedSource); ok && nr.n.Kind == KindSource {
@@ -231,14 +224,23 @@ func New(g *Graph, opts Options) (*Job, error) {
 	return j, nil
 }
 
-// construct calls the node's constructor, turning a panic into an error.
+// construct calls the node's constructor (NewSource for a source,
+// NewProcessor otherwise), turning a panic into an error.
 func construct(n *Node, instance int) (impl any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			impl, err = nil, &PanicError{Op: "New", Value: r, Stack: debug.Stack()}
 		}
 	}()
-	return n.New(instance)
+	switch {
+	case n.Kind == KindSource && n.NewSource != nil && n.NewProcessor == nil:
+		return n.NewSource(instance)
+	case n.Kind != KindSource && n.NewProcessor != nil && n.NewSource == nil:
+		return n.NewProcessor(instance)
+	case n.Kind == KindSource:
+		return nil, errors.New("a source sets NewSource and not NewProcessor")
+	}
+	return nil, errors.New("an operator or a sink sets NewProcessor and not NewSource")
 }
 
 // Symbols is the job's symbol table.

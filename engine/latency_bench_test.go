@@ -61,7 +61,7 @@ func BenchmarkPacedLatency(b *testing.B) {
 	sink := &latencySink{lat: make([]int64, 0, rate*b.N)}
 	g := &Graph{
 		Nodes: []*Node{srcNode("src", &pacedSource{n: rate * b.N, rate: rate}), opNode("op", 1),
-			{ID: "sink", Type: "sink.latency", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return sink, nil }}},
+			{ID: "sink", Type: "sink.latency", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }}},
 		Edges: []*Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
 	}
 	j, err := New(g, Options{})

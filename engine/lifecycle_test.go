@@ -106,12 +106,12 @@ func lifecycleGraph(rec *recorder, faults map[string]map[string]string, blocked 
 	return &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "sink", Type: "sink.probe", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(i int) (any, error) { p := mk("sink", i); return &p, nil }},
+				NewProcessor: func(i int) (engine.Processor, error) { p := mk("sink", i); return &p, nil }},
 			{ID: "op", Type: "operator.probe", Kind: engine.KindOperator, Parallelism: 2, Accepts: md.KindAny,
-				Ports: map[string]md.Kind{engine.PortMain: engine.SameAsInput},
-				New:   func(i int) (any, error) { p := mk("op", i); return &p, nil }},
+				Ports:        map[string]md.Kind{engine.PortMain: engine.SameAsInput},
+				NewProcessor: func(i int) (engine.Processor, error) { p := mk("op", i); return &p, nil }},
 			{ID: "src", Type: "provider.probe", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-				New: func(i int) (any, error) {
+				NewSource: func(i int) (engine.Source, error) {
 					if faults["src#0"]["New"] == "panic" {
 						panic("New exploded")
 					}

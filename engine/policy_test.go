@@ -48,7 +48,7 @@ func TestBackpressureBlocksTheSource(t *testing.T) {
 		Nodes: []*Node{srcNode("src", src), sinkNode("sink", &s.collectSink)},
 		Edges: []*Edge{{From: "src", To: "sink", Capacity: 4}},
 	}
-	g.Nodes[1].New = func(int) (any, error) { return s, nil }
+	g.Nodes[1].NewProcessor = func(int) (Processor, error) { return s, nil }
 	j, err := New(g, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestDropPoliciesCountEveryDrop(t *testing.T) {
 				Nodes: []*Node{srcNode("src", &genSource{n: 1000, bs: 10, syms: 1}), sinkNode("sink", nil)},
 				Edges: []*Edge{{From: "src", To: "sink", Capacity: 3, Policy: pol}},
 			}
-			g.Nodes[1].New = func(int) (any, error) { return s, nil }
+			g.Nodes[1].NewProcessor = func(int) (Processor, error) { return s, nil }
 			j, err := New(g, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -133,7 +133,7 @@ func TestErrorPolicies(t *testing.T) {
 		g := &Graph{
 			Nodes: []*Node{srcNode("src", &genSource{n: 100, bs: 10, syms: 1}),
 				{ID: "op", Type: "operator.fail", Kind: KindOperator, OnError: pol, Accepts: md.KindTrade,
-					Ports: map[string]md.Kind{PortMain: SameAsInput}, New: func(int) (any, error) { return failOp{}, nil }},
+					Ports: map[string]md.Kind{PortMain: SameAsInput}, NewProcessor: func(int) (Processor, error) { return failOp{}, nil }},
 				sinkNode("sink", c)},
 			Edges: []*Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
 		}
@@ -172,7 +172,7 @@ func TestErrorPolicies(t *testing.T) {
 	t.Run("dead_letter", func(t *testing.T) {
 		dl := &reasonSink{}
 		g, c := build(OnErrorDeadLetter, nil)
-		g.Nodes = append(g.Nodes, &Node{ID: "dl", Type: "sink.reason", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return dl, nil }})
+		g.Nodes = append(g.Nodes, &Node{ID: "dl", Type: "sink.reason", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return dl, nil }})
 		g.Edges = append(g.Edges, &Edge{From: "op", FromPort: PortDeadLetter, To: "dl"})
 		j, err := New(g, Options{})
 		if err != nil {
@@ -255,7 +255,7 @@ func TestFanInWatermarkIsTheMinimum(t *testing.T) {
 	b := &tsSource{sym: "B", ts: []int64{50}, hold: true}
 	g := &Graph{
 		Nodes: []*Node{srcNode("a", a), srcNode("b", b), opNode("op", 1),
-			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return w, nil }}},
+			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return w, nil }}},
 		Edges: []*Edge{{From: "a", To: "op"}, {From: "b", To: "op"}, {From: "op", To: "sink"}},
 	}
 	j, err := New(g, Options{})
@@ -285,7 +285,7 @@ func TestIdleTimeoutAdvancesTheWatermark(t *testing.T) {
 	src := &tsSource{sym: "A", ts: []int64{start}, hold: true}
 	g := &Graph{
 		Nodes: []*Node{srcNode("src", src),
-			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return w, nil }}},
+			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return w, nil }}},
 		Edges: []*Edge{{From: "src", To: "sink"}},
 	}
 	g.Nodes[0].IdleTimeout = 20 * time.Millisecond
@@ -355,7 +355,7 @@ func TestAbortReturnsErrAborted(t *testing.T) {
 		Nodes: []*Node{srcNode("src", &endless{}), sinkNode("sink", nil)},
 		Edges: []*Edge{{From: "src", To: "sink"}},
 	}
-	g.Nodes[1].New = func(int) (any, error) { return s, nil }
+	g.Nodes[1].NewProcessor = func(int) (Processor, error) { return s, nil }
 	j, _ := New(g, Options{})
 	if err := j.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -381,7 +381,7 @@ func TestOpenFailureFailsBeforeDataFlows(t *testing.T) {
 		Nodes: []*Node{srcNode("src", src), sinkNode("sink", nil)},
 		Edges: []*Edge{{From: "src", To: "sink"}},
 	}
-	g.Nodes[1].New = func(int) (any, error) { return &failOpen{}, nil }
+	g.Nodes[1].NewProcessor = func(int) (Processor, error) { return &failOpen{}, nil }
 	j, _ := New(g, Options{})
 	err := j.Start(context.Background())
 	if err == nil || err.Error() != `node "sink": open: connection refused` {
@@ -472,7 +472,7 @@ func TestOrderedSourceWatermarkIsTheLastEventTime(t *testing.T) {
 		}
 		g := &Graph{
 			Nodes: []*Node{srcNode("src", src),
-				{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return w, nil }}},
+				{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return w, nil }}},
 			Edges: []*Edge{{From: "src", To: "sink"}},
 		}
 		g.Nodes[0].MaxOutOfOrderness = 5

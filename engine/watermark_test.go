@@ -78,7 +78,7 @@ func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
 	}}
 	g := &Graph{
 		Nodes: []*Node{srcNode("src", src),
-			{ID: "sink", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, New: func(int) (any, error) { return sink, nil }}},
+			{ID: "sink", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }}},
 		Edges: []*Edge{{From: "src", To: "sink"}},
 	}
 	g.Nodes[0].MaxOutOfOrderness = 5
@@ -114,7 +114,7 @@ func TestCutWatermarkReachesEveryInstance(t *testing.T) {
 	src := &batchSource{syms: 2, batches: [][]int64{{300, 200}}}
 	g := &Graph{
 		Nodes: []*Node{srcNode("src", src),
-			{ID: "sink", Type: "sink.seen", Kind: KindSink, Parallelism: 2, Accepts: md.KindAny, New: func(int) (any, error) { return sink, nil }}},
+			{ID: "sink", Type: "sink.seen", Kind: KindSink, Parallelism: 2, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }}},
 		Edges: []*Edge{{From: "src", To: "sink"}},
 	}
 	if md.Split(md.HashSymbol("S0"), md.SplitInstances, 2) == md.Split(md.HashSymbol("S1"), md.SplitInstances, 2) {

@@ -91,10 +91,10 @@ func BenchmarkBarLatencyAfterWatermark(b *testing.B) {
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.clock", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-				New: func(int) (any, error) { return src, nil }},
+				NewSource: func(int) (engine.Source, error) { return src, nil }},
 			mustNode(b, "operator.bars", "bars", map[string]any{"interval": "10ms"}),
 			{ID: "sink", Type: "sink.arrivals", Kind: engine.KindSink, Accepts: md.KindBar,
-				New: func(int) (any, error) { return sink, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return sink, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "bars"}, {From: "bars", To: "sink"}},
 	}

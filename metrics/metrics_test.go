@@ -72,11 +72,11 @@ func runJob(t *testing.T, name string) *testJob {
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.synthetic", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-				New: func(int) (any, error) { return &src{n: 1000, batch: 100}, nil }},
+				NewSource: func(int) (engine.Source, error) { return &src{n: 1000, batch: 100}, nil }},
 			{ID: "half", Type: "operator.half", Kind: engine.KindOperator, Accepts: md.KindAny, Ports: map[string]md.Kind{engine.PortMain: engine.SameAsInput},
-				New: func(int) (any, error) { return &halfDrop{}, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return &halfDrop{}, nil }},
 			{ID: "out", Type: "sink.discard", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return discard{}, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return discard{}, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "half", Capacity: 16}, {From: "half", To: "out", Policy: engine.DropNewest}},
 	}
@@ -304,9 +304,9 @@ func runJobB(b *testing.B) *testJob {
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.synthetic", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-				New: func(int) (any, error) { return &src{n: 1000, batch: 100}, nil }},
+				NewSource: func(int) (engine.Source, error) { return &src{n: 1000, batch: 100}, nil }},
 			{ID: "out", Type: "sink.discard", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return discard{}, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return discard{}, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "out"}},
 	}

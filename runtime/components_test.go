@@ -159,7 +159,7 @@ func init() {
 			{Name: "hold", Type: component.Bool, Default: false, Description: "after the last trade, wait for a stop"},
 			{Name: "live", Type: component.Bool, Default: false, Description: "not ready until the test sets liveConnected"},
 		},
-		New: func(p *component.Params, _ int) (any, error) {
+		NewSource: func(p *component.Params, _ int) (engine.Source, error) {
 			return &testSource{count: int(p.Int("count")), batch: int(p.Int("batch")), interval: p.Duration("interval"), hold: p.Bool("hold"), live: p.Bool("live")}, nil
 		},
 	})
@@ -175,7 +175,7 @@ func init() {
 			{Name: "password", Type: component.String, Secret: true, Description: "a secret"},
 			{Name: "dsn", Type: component.String, Description: "a DSN that may hold a password"},
 		},
-		New: func(p *component.Params, _ int) (any, error) {
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) {
 			return &testSink{
 				st: freshSink(p.String("name")), failOn: int(p.Int("fail_on")), drop: p.Bool("drop"), block: p.Bool("block"),
 				closeWait: p.Bool("close_wait"), openErr: p.String("open_error"), password: p.String("password"), dsn: p.String("dsn"),

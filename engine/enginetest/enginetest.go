@@ -231,15 +231,15 @@ func (c *Sink) Closed() bool {
 // src.
 func SourceNode(id string, k md.Kind, src engine.Source) *engine.Node {
 	return &engine.Node{ID: id, Type: "provider.test", Kind: engine.KindSource,
-		Ports: map[string]md.Kind{engine.PortMain: k},
-		New:   func(int) (any, error) { return src, nil }}
+		Ports:     map[string]md.Kind{engine.PortMain: k},
+		NewSource: func(int) (engine.Source, error) { return src, nil }}
 }
 
 // SinkNode returns a sink node taking any kind whose every instance is p.
 func SinkNode(id string, p engine.Processor) *engine.Node {
 	return &engine.Node{ID: id, Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny,
-		Ports: map[string]md.Kind{},
-		New:   func(int) (any, error) { return p, nil }}
+		Ports:        map[string]md.Kind{},
+		NewProcessor: func(int) (engine.Processor, error) { return p, nil }}
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers, to

@@ -298,16 +298,16 @@ type nullSink struct{}
 
 func (nullSink) Process(context.Context, *md.Batch, *engine.Output) error { return nil }
 
-func run(t *testing.T, src engine.Source, op any, sink engine.Processor) {
+func run(t *testing.T, src engine.Source, op engine.Processor, sink engine.Processor) {
 	t.Helper()
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-				New: func(int) (any, error) { return src, nil }},
+				NewSource: func(int) (engine.Source, error) { return src, nil }},
 			{ID: "op", Type: "operator.test", Kind: engine.KindOperator, Accepts: md.KindTrade,
-				Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, New: func(int) (any, error) { return op, nil }},
+				Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, NewProcessor: func(int) (engine.Processor, error) { return op, nil }},
 			{ID: "sink", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return sink, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return sink, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
 	}

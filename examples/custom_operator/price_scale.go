@@ -34,7 +34,7 @@ func init() {
 			}
 			return nil
 		},
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			return NewPriceScale(p.Float("factor"), int(p.Int("decimals"))), nil
 		},
 	})

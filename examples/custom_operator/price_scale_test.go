@@ -48,10 +48,10 @@ func TestPriceScaleInAJob(t *testing.T) {
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindQuote},
-				New: func(int) (any, error) { return quoteSource{}, nil }},
+				NewSource: func(int) (engine.Source, error) { return quoteSource{}, nil }},
 			component.Node(spec, p, component.NodeOptions{ID: "scale"}),
 			{ID: "out", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return c, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return c, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "scale"}, {From: "scale", To: "out"}},
 	}
@@ -104,11 +104,11 @@ func scaleOne(t *testing.T, s *PriceScale, b *md.Batch) *md.Batch {
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: b.Kind},
-				New: func(int) (any, error) { return oneBatch{b}, nil }},
+				NewSource: func(int) (engine.Source, error) { return oneBatch{b}, nil }},
 			{ID: "scale", Type: PriceScaleType, Kind: engine.KindOperator, Accepts: md.KindAny, Ports: map[string]md.Kind{engine.PortMain: engine.SameAsInput},
-				New: func(int) (any, error) { return s, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return s, nil }},
 			{ID: "out", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return c, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return c, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "scale"}, {From: "scale", To: "out"}},
 	}

@@ -48,7 +48,7 @@ func newHarnessNC(t *testing.T, params map[string]any, nc *engine.NodeContext) *
 	if err != nil {
 		t.Fatalf("params: %v", err)
 	}
-	impl, err := spec.New(p, 0)
+	impl, err := spec.NewProcessor(p, 0)
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}

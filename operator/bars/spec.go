@@ -60,7 +60,7 @@ func init() {
 			}
 			return nil
 		},
-		New: func(p *component.Params, instance int) (any, error) { return newBars(p) },
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) { return newBars(p) },
 	})
 }
 

@@ -49,7 +49,7 @@ func TestSpecDefaultsAndShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	impl, err := spec.New(p, 0)
+	impl, err := spec.NewProcessor(p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestSpecDefaultsAndShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	impl, _ = spec.New(p, 0)
+	impl, _ = spec.NewProcessor(p, 0)
 	b = impl.(*Bars)
 	sec := time.Second.Nanoseconds()
 	if b.iv != 60*sec || b.origin != 45*sec || b.delay != 2*sec || b.lateness != 10*sec || !b.labelClose || !b.skipFirst || !b.emitEmpty ||

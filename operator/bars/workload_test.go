@@ -110,7 +110,7 @@ func runDirect(tb testing.TB, syms *md.SymbolTable, batches []*md.Batch, cs *che
 	if err != nil {
 		tb.Fatal(err)
 	}
-	impl, err := spec.New(p, 0)
+	impl, err := spec.NewProcessor(p, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -227,13 +227,13 @@ func (s *barSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) 
 
 func sinkNode(id string, s *barSink) *engine.Node {
 	return &engine.Node{ID: id, Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-		New: func(int) (any, error) { return s, nil }}
+		NewProcessor: func(int) (engine.Processor, error) { return s, nil }}
 }
 
 func srcNode(batches []*md.Batch, ooo time.Duration) *engine.Node {
 	return &engine.Node{ID: "src", Type: "provider.test", Kind: engine.KindSource, MaxOutOfOrderness: ooo,
-		Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-		New:   func(int) (any, error) { return &sliceSource{batches: batches}, nil }}
+		Ports:     map[string]md.Kind{engine.PortMain: md.KindTrade},
+		NewSource: func(int) (engine.Source, error) { return &sliceSource{batches: batches}, nil }}
 }
 
 func barsNode(t *testing.T, params map[string]any, parallelism int) *engine.Node {
@@ -367,7 +367,7 @@ func BenchmarkBarsEngine(b *testing.B) {
 				g := &engine.Graph{
 					Nodes: []*engine.Node{srcNode(batches, 0), component.Node(spec, p, component.NodeOptions{ID: "bars", Parallelism: par}),
 						{ID: "sink", Type: "sink.count", Kind: engine.KindSink, Accepts: md.KindBar, Ports: map[string]md.Kind{},
-							New: func(int) (any, error) { return sink, nil }}},
+							NewProcessor: func(int) (engine.Processor, error) { return sink, nil }}},
 					Edges: []*engine.Edge{{From: "src", To: "bars"}, {From: "bars", To: "sink"}},
 				}
 				j, err := engine.New(g, engine.Options{Job: "bench", Symbols: syms})

@@ -60,7 +60,7 @@ func init() {
 			}
 			return nil
 		},
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			pol, ok := engine.ParsePolicy(p.String("drop_policy"))
 			if !ok {
 				return nil, errors.New("unknown drop_policy " + p.String("drop_policy"))

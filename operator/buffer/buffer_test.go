@@ -92,10 +92,10 @@ func build(t *testing.T, src engine.Source, params map[string]any, c *collector,
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-				New: func(int) (any, error) { return src, nil }},
+				NewSource: func(int) (engine.Source, error) { return src, nil }},
 			component.Node(spec, p, component.NodeOptions{ID: "buf"}),
 			{ID: "sink", Type: "sink.collect", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return c, nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return c, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "buf", Capacity: 1024}, {From: "buf", To: "sink", Capacity: sinkCap}},
 	}

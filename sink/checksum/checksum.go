@@ -35,7 +35,7 @@ func init() {
 			{Name: "path", Type: component.String,
 				Description: "Write the line to this file (replaced atomically) instead of standard output", Example: "checksum.json"},
 		},
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			if instance > 0 {
 				return nil, fmt.Errorf("sink.checksum runs as one instance (set parallelism 1): it prints one total")
 			}

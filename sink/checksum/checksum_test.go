@@ -130,10 +130,10 @@ func TestPathParam(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := spec.New(p, 1); err == nil || err.Error() != "sink.checksum runs as one instance (set parallelism 1): it prints one total" {
+	if _, err := spec.NewProcessor(p, 1); err == nil || err.Error() != "sink.checksum runs as one instance (set parallelism 1): it prints one total" {
 		t.Fatalf("instance 1: %v", err)
 	}
-	v, err := spec.New(p, 0)
+	v, err := spec.NewProcessor(p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,10 +190,10 @@ func TestInJob(t *testing.T) {
 	}
 	node := component.Node(spec, p, component.NodeOptions{ID: "sum"})
 	var out bytes.Buffer
-	node.New = func(int) (any, error) { return New(&out, ""), nil }
+	node.NewProcessor = func(int) (engine.Processor, error) { return New(&out, ""), nil }
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
-			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar}, New: func(int) (any, error) { return barSrc{n: 1000}, nil }},
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar}, NewSource: func(int) (engine.Source, error) { return barSrc{n: 1000}, nil }},
 			node,
 		},
 		Edges: []*engine.Edge{{From: "src", To: "sum"}},

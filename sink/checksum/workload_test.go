@@ -30,7 +30,7 @@ func workloadJob(t testing.TB, n int, out *bytes.Buffer) *engine.Job {
 		return component.Node(spec, p, component.NodeOptions{ID: id})
 	}
 	sum := node("sink.checksum", "sum", nil)
-	sum.New = func(int) (any, error) { return checksum.New(out, ""), nil }
+	sum.NewProcessor = func(int) (engine.Processor, error) { return checksum.New(out, ""), nil }
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			node("provider.synthetic", "src", map[string]any{"model": "bench", "n": n}),

@@ -50,7 +50,7 @@ func init() {
 			}
 			return nil
 		},
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			if instance > 0 {
 				return nil, fmt.Errorf("sink.file runs as one instance (set parallelism 1): instances would replace each other's file")
 			}

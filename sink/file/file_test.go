@@ -200,7 +200,7 @@ func TestParams(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := spec.New(p, 0)
+		v, err := spec.NewProcessor(p, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestParams(t *testing.T) {
 		}
 	}
 	p, _ := component.NewParams(spec, map[string]any{"path": "a.csv"})
-	if _, err := spec.New(p, 1); err == nil || err.Error() != "sink.file runs as one instance (set parallelism 1): instances would replace each other's file" {
+	if _, err := spec.NewProcessor(p, 1); err == nil || err.Error() != "sink.file runs as one instance (set parallelism 1): instances would replace each other's file" {
 		t.Fatalf("instance 1: %v", err)
 	}
 }
@@ -242,7 +242,7 @@ func TestInJob(t *testing.T) {
 	}
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
-			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar}, New: func(int) (any, error) { return src{n: 95}, nil }},
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar}, NewSource: func(int) (engine.Source, error) { return src{n: 95}, nil }},
 			component.Node(spec, p, component.NodeOptions{ID: "file"}),
 		},
 		Edges: []*engine.Edge{{From: "src", To: "file"}},
@@ -298,8 +298,8 @@ func TestFailedJobLeavesNoFile(t *testing.T) {
 	s := &signalSink{Sink: New(path, recfmt.JSON), got: make(chan struct{})}
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
-			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar}, New: func(int) (any, error) { return failSrc{got: s.got}, nil }},
-			{ID: "file", Type: "sink.file", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{}, New: func(int) (any, error) { return s, nil }},
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar}, NewSource: func(int) (engine.Source, error) { return failSrc{got: s.got}, nil }},
+			{ID: "file", Type: "sink.file", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return s, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "file"}},
 	}

@@ -19,7 +19,7 @@ func init() {
 		Description: "For benchmarks and dry runs: every record is counted (in the node's events_in and " +
 			"in a log line at close) and dropped.",
 		Accepts: md.KindAny,
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			return &Sink{}, nil
 		},
 	})

@@ -37,16 +37,16 @@ func TestCountsAndDiscards(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := component.Node(spec, p, component.NodeOptions{ID: "null"})
-	build := node.New
+	build := node.NewProcessor
 	var inst *Sink
-	node.New = func(i int) (any, error) {
+	node.NewProcessor = func(i int) (engine.Processor, error) {
 		v, err := build(i)
 		inst, _ = v.(*Sink)
 		return v, err
 	}
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
-			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindAny}, New: func(int) (any, error) { return src{}, nil }},
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindAny}, NewSource: func(int) (engine.Source, error) { return src{}, nil }},
 			node,
 		},
 		Edges: []*engine.Edge{{From: "src", To: "null"}},

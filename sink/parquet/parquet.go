@@ -65,7 +65,7 @@ func init() {
 				Description: "Rows per Parquet row group (bounds the memory a file buffers)."},
 		}, storekit.Fields(storekit.Defaults{Workers: 2, QueueSize: 400000, BatchRows: 10000, DeadLetter: "<dir>/_dead_letter.jsonl"})...),
 		Validate: storekit.Validate,
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			cfg, err := storekit.ConfigFrom(p)
 			if err != nil {
 				return nil, err

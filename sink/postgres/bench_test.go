@@ -292,7 +292,7 @@ func sinkJob(b *testing.B, schema, table string, workers int, direct bool, trade
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.bench", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
-				New: func(int) (any, error) { return &tradeSource{trades: trades, names: names}, nil }},
+				NewSource: func(int) (engine.Source, error) { return &tradeSource{trades: trades, names: names}, nil }},
 			component.Node(barsSpec, bp, component.NodeOptions{ID: "bars"}),
 			component.Node(sinkSpec, sp, component.NodeOptions{ID: "store"}),
 		},

@@ -87,7 +87,7 @@ func newBarsJob(tb testing.TB, params map[string]any, src *barSource) (*engine.J
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar},
-				New: func(int) (any, error) { return src, nil }},
+				NewSource: func(int) (engine.Source, error) { return src, nil }},
 			component.Node(spec, p, component.NodeOptions{ID: "store"}),
 		},
 		Edges: []*engine.Edge{{From: "src", To: "store"}},

@@ -84,7 +84,7 @@ func init() {
 			}
 			return storekit.Validate(p)
 		},
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			cfg, err := storekit.ConfigFrom(p)
 			if err != nil {
 				return nil, err

@@ -86,7 +86,7 @@ func init() {
 			errs = append(errs, storekit.Validate(p))
 			return errors.Join(errs...)
 		},
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			cfg, err := storekit.ConfigFrom(p)
 			if err != nil {
 				return nil, err

@@ -29,7 +29,7 @@ func init() {
 			{Name: "format", Type: component.String, Default: "json", Enum: []string{"json", "jsonl", "csv"},
 				Description: "json or jsonl (the same): one JSON object per line; csv: a header line, then one row per record"},
 		},
-		New: func(p *component.Params, instance int) (any, error) {
+		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			if instance > 0 {
 				return nil, fmt.Errorf("sink.stdout runs as one instance (set parallelism 1): instances would interleave their output")
 			}

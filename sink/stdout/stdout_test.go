@@ -119,10 +119,10 @@ func TestRegistryAndJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := spec.New(p, 1); err == nil || !strings.Contains(err.Error(), "runs as one instance") {
+	if _, err := spec.NewProcessor(p, 1); err == nil || !strings.Contains(err.Error(), "runs as one instance") {
 		t.Fatalf("instance 1: %v", err)
 	}
-	v, err := spec.New(p, 0)
+	v, err := spec.NewProcessor(p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +134,8 @@ func TestRegistryAndJob(t *testing.T) {
 	s := New(&buf, recfmt.CSV)
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
-			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, New: func(int) (any, error) { return src{}, nil }},
-			{ID: "out", Type: "sink.stdout", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{}, New: func(int) (any, error) { return s, nil }},
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, NewSource: func(int) (engine.Source, error) { return src{}, nil }},
+			{ID: "out", Type: "sink.stdout", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return s, nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "out"}},
 	}

@@ -28,9 +28,9 @@ func TestParallelSinkUsesEveryWorker(t *testing.T) {
 			g := &engine.Graph{
 				Nodes: []*engine.Node{
 					{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindBar},
-						New: func(int) (any, error) { return src, nil }},
+						NewSource: func(int) (engine.Source, error) { return src, nil }},
 					{ID: "store", Type: "sink.mem", Kind: engine.KindSink, Accepts: md.KindAny, Parallelism: p, Ports: map[string]md.Kind{},
-						New: func(i int) (any, error) { return storekit.New(mems[i], storekit.Config{Workers: w}), nil }},
+						NewProcessor: func(i int) (engine.Processor, error) { return storekit.New(mems[i], storekit.Config{Workers: w}), nil }},
 				},
 				Edges: []*engine.Edge{{From: "src", To: "store"}},
 			}

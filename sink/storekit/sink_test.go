@@ -86,9 +86,9 @@ func sinkJob(t *testing.T, src engine.Source, w storekit.Writer, cfg storekit.Co
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindAny},
-				New: func(int) (any, error) { return src, nil }},
+				NewSource: func(int) (engine.Source, error) { return src, nil }},
 			{ID: "store", Type: "sink.mem", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return storekit.New(w, cfg), nil }},
+				NewProcessor: func(int) (engine.Processor, error) { return storekit.New(w, cfg), nil }},
 		},
 		Edges: []*engine.Edge{{From: "src", To: "store", Capacity: 4}},
 	}

@@ -44,7 +44,7 @@
 //		Type: "sink.sqlite", Kind: engine.KindSink, Accepts: md.KindBar | md.KindTrade | md.KindQuote,
 //		Fields: append([]component.Field{ /* the store's own params */ }, storekit.Fields(storekit.Defaults{BatchRows: 10000})...),
 //		Validate: storekit.Validate,
-//		New: func(p *component.Params, instance int) (any, error) {
+//		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 //			cfg, err := storekit.ConfigFrom(p)
 //			if err != nil {
 //				return nil, err

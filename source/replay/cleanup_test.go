@@ -55,8 +55,8 @@ func replayWayOut(t *testing.T, way string) {
 	dl := filepath.Join(dir, "dead.jsonl")
 	src := componentNode(t, "provider.replay", "src", map[string]any{"path": path, "preset": "tardis_trades", "on_error": "dead_letter", "dead_letter_path": dl})
 	var inst *Source
-	newSrc := src.New
-	src.New = func(i int) (any, error) {
+	newSrc := src.NewSource
+	src.NewSource = func(i int) (engine.Source, error) {
 		impl, err := newSrc(i)
 		inst, _ = impl.(*Source)
 		return impl, err

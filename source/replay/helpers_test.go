@@ -61,7 +61,7 @@ func (c *collector) OnWatermark(ctx context.Context, wm int64, out *engine.Outpu
 
 func collectNode(c *collector) *engine.Node {
 	return &engine.Node{ID: "sink", Type: "sink.collect", Kind: engine.KindSink, Accepts: md.KindAny,
-		Ports: map[string]md.Kind{}, New: func(int) (any, error) { return c, nil }}
+		Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return c, nil }}
 }
 
 func specOf(t testing.TB, typ string) *component.Spec {

@@ -242,7 +242,7 @@ func progressSource(t *testing.T, params map[string]any) *Source {
 
 func sourceNode(src *Source) *engine.Node {
 	return &engine.Node{ID: "src", Type: "provider.replay", Kind: engine.KindSource,
-		Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, New: func(int) (any, error) { return src, nil }}
+		Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, NewSource: func(int) (engine.Source, error) { return src, nil }}
 }
 
 // aTerminal stands for the terminal of engine.ProgressOptions; progressRun

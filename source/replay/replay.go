@@ -92,7 +92,7 @@ func init() {
 				Description: "JSON-lines file that on_error: dead_letter appends malformed rows to."},
 		},
 		Validate: validate,
-		New: func(p *component.Params, instance int) (any, error) {
+		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			return newSource(p)
 		},
 	})

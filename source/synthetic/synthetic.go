@@ -105,7 +105,7 @@ func init() {
 				Description: "Model random with rate 0: event-time gap between consecutive records. The event times must stay within the range of event times (until 2262-04-11): count x step past it is a config error, and with count 0 the source ends there", Example: "100us"},
 		},
 		Validate: validate,
-		New: func(p *component.Params, instance int) (any, error) {
+		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			cfg, err := configFrom(p)
 			if err != nil {
 				return nil, err

@@ -56,7 +56,7 @@ func newJob(t testing.TB, params map[string]any, s *sink, fb *engine.Feedback) *
 	}
 	src := component.Node(spec, p, component.NodeOptions{ID: "src"})
 	snk := &engine.Node{ID: "sink", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-		New: func(int) (any, error) { return s, nil }}
+		NewProcessor: func(int) (engine.Processor, error) { return s, nil }}
 	g := &engine.Graph{Nodes: []*engine.Node{src, snk}, Edges: []*engine.Edge{{From: "src", To: "sink"}}}
 	j, err := engine.New(g, engine.Options{Job: "test", Feedback: fb})
 	if err != nil {
@@ -201,7 +201,7 @@ func TestBenchModelMatchesWorkloadTable(t *testing.T) {
 	f := &foldSink{states: make([]barState, 100)}
 	g := &engine.Graph{
 		Nodes: []*engine.Node{component.Node(spec, p, component.NodeOptions{ID: "src"}),
-			{ID: "fold", Type: "sink.fold", Kind: engine.KindSink, Accepts: md.KindTrade, Ports: map[string]md.Kind{}, New: func(int) (any, error) { return f, nil }}},
+			{ID: "fold", Type: "sink.fold", Kind: engine.KindSink, Accepts: md.KindTrade, Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return f, nil }}},
 		Edges: []*engine.Edge{{From: "src", To: "fold"}},
 	}
 	j, err := engine.New(g, engine.Options{Job: "bench"})
@@ -578,11 +578,11 @@ func TestEventNow(t *testing.T) {
 			t.Fatal(err)
 		}
 		node := component.Node(spec, p, component.NodeOptions{ID: "src"})
-		v, _ := node.New(0)
+		v, _ := node.NewSource(0)
 		src := v.(*Source)
-		node.New = func(int) (any, error) { return src, nil }
+		node.NewSource = func(int) (engine.Source, error) { return src, nil }
 		snk := &engine.Node{ID: "sink", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-			New: func(int) (any, error) { return &sink{}, nil }}
+			NewProcessor: func(int) (engine.Processor, error) { return &sink{}, nil }}
 		j, err := engine.New(&engine.Graph{Nodes: []*engine.Node{node, snk}, Edges: []*engine.Edge{{From: "src", To: "sink"}}}, engine.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -189,7 +189,7 @@ func BenchmarkSourceLoopback(b *testing.B) {
 	nodes := []*engine.Node{
 		sourceNode(b, map[string]any{"url": "ws" + strings.TrimPrefix(srv.URL, "http"), "preset": "binance", "sequence_check": "none"}),
 		{ID: "sink", Type: "sink.count", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-			New: func(int) (any, error) { return c, nil }},
+			NewProcessor: func(int) (engine.Processor, error) { return c, nil }},
 	}
 	b.ResetTimer()
 	rj := startJob(b, nodes, []*engine.Edge{{From: "src", To: "sink"}})

@@ -66,7 +66,7 @@ func barsJob(t testing.TB, src *engine.Node, intervals []string) (*runningJob, [
 		sink := sinkNode(&collector{})
 		sink.ID = fmt.Sprintf("sink%d", i)
 		c := &collector{}
-		sink.New = func(int) (any, error) { return c, nil }
+		sink.NewProcessor = func(int) (engine.Processor, error) { return c, nil }
 		cols = append(cols, c)
 		nodes = append(nodes, component.Node(spec, p, component.NodeOptions{ID: id}), sink)
 		edges = append(edges, &engine.Edge{From: src.ID, To: id}, &engine.Edge{From: id, To: sink.ID})

@@ -160,7 +160,7 @@ func sourceNode(t testing.TB, params map[string]any) *engine.Node {
 
 func sinkNode(c *collector) *engine.Node {
 	return &engine.Node{ID: "sink", Type: "sink.collect", Kind: engine.KindSink, Accepts: md.KindAny,
-		Ports: map[string]md.Kind{}, New: func(int) (any, error) { return c, nil }}
+		Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return c, nil }}
 }
 
 // runningJob is a job started in the background.
@@ -594,8 +594,8 @@ func TestSourceOverTLS(t *testing.T) {
 	tlsSrv := httptest.NewTLSServer(srv.srv.Config.Handler)
 	defer tlsSrv.Close()
 	node := sourceNode(t, map[string]any{"url": "wss" + strings.TrimPrefix(tlsSrv.URL, "https"), "preset": "binance", "subscribe": binanceSubscribe})
-	newSrc := node.New
-	node.New = func(i int) (any, error) {
+	newSrc := node.NewSource
+	node.NewSource = func(i int) (engine.Source, error) {
 		v, err := newSrc(i)
 		if err == nil {
 			v.(*Source).tlsConfig = tlsSrv.Client().Transport.(*http.Transport).TLSClientConfig
@@ -698,9 +698,9 @@ func (l *logBuffer) String() string {
 func startLogged(t *testing.T, params map[string]any, hook func(*Source)) (*engine.Job, *logBuffer, chan error) {
 	t.Helper()
 	node := sourceNode(t, params)
-	newSrc := node.New
+	newSrc := node.NewSource
 	var src *Source
-	node.New = func(i int) (any, error) {
+	node.NewSource = func(i int) (engine.Source, error) {
 		v, err := newSrc(i)
 		if err == nil {
 			src = v.(*Source)

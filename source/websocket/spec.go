@@ -105,7 +105,7 @@ func init() {
 				Description: "Largest message accepted, in bytes; a larger one fails the connection (then reconnect)."},
 		},
 		Validate: validate,
-		New: func(p *component.Params, instance int) (any, error) {
+		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			cfg, err := newConfig(p)
 			if err != nil {
 				return nil, err

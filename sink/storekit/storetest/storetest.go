@@ -311,7 +311,7 @@ func Chain(src engine.Source, stages []Stage, opts engine.Options) (*engine.Job,
 	}
 	g := &engine.Graph{Nodes: []*engine.Node{
 		{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: kind},
-			New: func(int) (any, error) { return src, nil }},
+			NewSource: func(int) (engine.Source, error) { return src, nil }},
 	}}
 	prev := "src"
 	for i, st := range stages {
