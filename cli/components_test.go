@@ -158,7 +158,7 @@ func init() {
 		Fields: []component.Field{
 			{Name: "panic_in", Type: component.String, Required: true, Enum: []string{"New", "Open", "Process", "Close", "Cleanup"}, Description: "the method that panics"},
 		},
-		New: func(p *component.Params, _ int) (any, error) {
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) {
 			if p.String("panic_in") == "New" {
 				panic("test panic in New")
 			}
