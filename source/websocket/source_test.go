@@ -780,6 +780,7 @@ func TestSourceReadyAfterFirstConnection(t *testing.T) {
 	j, _, _ := startLogged(t, map[string]any{"url": srv.url(), "preset": "binance"}, nil)
 	waitFor(t, "ready", j.Ready)
 }
+
 // TestSourceMasksURLSecrets: a listen key in the path and signature / key /
 // token query params never reach a log line, the status errors or the job's
 // error, though every reconnect logs the URL and the dialer's error quotes
