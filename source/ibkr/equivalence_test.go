@@ -75,7 +75,7 @@ func barsJob(t *testing.T, src *engine.Node) (*engine.Job, chan error, []*collec
 		id, sid := fmt.Sprint("bars", i), fmt.Sprint("sink", i)
 		nodes = append(nodes, component.Node(spec, p, component.NodeOptions{ID: id}),
 			&engine.Node{ID: sid, Type: "sink.collect", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
-				New: func(int) (any, error) { return c, nil }})
+				NewProcessor: func(int) (engine.Processor, error) { return c, nil }})
 		edges = append(edges, &engine.Edge{From: src.ID, To: id}, &engine.Edge{From: id, To: sid})
 	}
 	j, err := engine.New(&engine.Graph{Nodes: nodes, Edges: edges}, engine.Options{Job: "t"})

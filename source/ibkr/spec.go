@@ -117,7 +117,7 @@ func init() {
 				Description: "Cap on API messages per second sent to TWS (TWS allows 50 for all clients together)."},
 		},
 		Validate: validate,
-		New: func(p *component.Params, instance int) (any, error) {
+		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			cfg, err := newConfig(p)
 			if err != nil {
 				return nil, err
