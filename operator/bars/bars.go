@@ -7,6 +7,11 @@
 // skipping each symbol's first partial bar, a build delay and open or close
 // labels. Per-record work is a slice index and a fold; everything else
 // (opening a bar, closing bars, late records) is off the hot path.
+//
+// Its state lives in the engine's keyed service (engine/keyed): per-symbol
+// state addressed by SymID on the hot path and by stable symbol identity for
+// snapshots, and one event-time timer per open bar, at its end plus
+// build_delay, fired by the watermark.
 package bars
 
 import (
@@ -17,6 +22,7 @@ import (
 	"slices"
 
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/keyed"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -64,37 +70,67 @@ type Config struct {
 	AllowedLateness  int64 // >= 0; used with LateUpdate
 }
 
-// acc accumulates one bar. The newest open bar of each symbol lives in a
-// dense slice of these, which is all the per-record fast path touches.
-// openTS and closeTS are the event times of the records that set open and
-// close: open is the earliest record, close the latest, ties in arrival
-// order, so the arrival order of out-of-order records does not matter.
+// hot is the fold state of a symbol's newest open bar: exactly one cache
+// line, in a dense per-symbol slice, and all the per-record fast path
+// touches. A record is folded there when end > ts >= closeTS, one unsigned
+// comparison; the zero hot (no open bar) takes no record.
+type hot struct {
+	end, closeTS     int64 // the bar's end; event time of the record that set close
+	high, low, close float64
+	vol, pv          float64
+	count            int64
+}
+
+// add folds in a record no earlier than the close. pv uses an explicit
+// conversion so the compiler cannot fuse the multiply-add, keeping sums
+// bit-identical across platforms.
+func (h *hot) add(ts int64, p, sz float64) {
+	if p > h.high {
+		h.high = p
+	}
+	if p < h.low {
+		h.low = p
+	}
+	h.close, h.closeTS = p, ts
+	h.vol += sz
+	h.pv += float64(p * sz)
+	h.count++
+}
+
+// addAt folds in a record in any event-time order; close is the record with
+// the latest ts, ties in arrival order.
+func (h *hot) addAt(ts int64, p, sz float64) {
+	if ts >= h.closeTS {
+		h.add(ts, p, sz)
+		return
+	}
+	if p > h.high {
+		h.high = p
+	}
+	if p < h.low {
+		h.low = p
+	}
+	h.vol += sz
+	h.pv += float64(p * sz)
+	h.count++
+}
+
+// acc is a whole bar: the fold state, its start and its open, the record with
+// the earliest ts (ties in arrival order). Older open bars and kept bars are
+// accs; the newest open bar is split between the hot slice and its symbol's
+// cold state.
 type acc struct {
-	start                  int64
-	openTS, closeTS        int64
-	open, high, low, close float64
-	vol, pv                float64
-	count                  int64 // 0: no bar (or, among kept bars, a flat bar)
+	hot
+	start, openTS int64
+	open          float64
 }
 
-func (a *acc) init(start, ts int64, p, sz float64) {
-	*a = acc{start: start, openTS: ts, closeTS: ts, open: p, high: p, low: p, close: p, vol: sz, pv: float64(p * sz), count: 1}
+func newAcc(start, end, ts int64, p, sz float64) acc {
+	return acc{hot: newHot(end, ts, p, sz), start: start, openTS: ts, open: p}
 }
 
-// add folds in a record no earlier than the close (the fast path). pv uses
-// an explicit conversion so the compiler cannot fuse the multiply-add,
-// keeping sums bit-identical across platforms.
-func (a *acc) add(ts int64, p, sz float64) {
-	if p > a.high {
-		a.high = p
-	}
-	if p < a.low {
-		a.low = p
-	}
-	a.close, a.closeTS = p, ts
-	a.vol += sz
-	a.pv += float64(p * sz)
-	a.count++
+func newHot(end, ts int64, p, sz float64) hot {
+	return hot{end: end, closeTS: ts, high: p, low: p, close: p, vol: sz, pv: float64(p * sz), count: 1}
 }
 
 // addAt folds in a record in any event-time order.
@@ -102,19 +138,7 @@ func (a *acc) addAt(ts int64, p, sz float64) {
 	if ts < a.openTS {
 		a.open, a.openTS = p, ts
 	}
-	if ts >= a.closeTS {
-		a.add(ts, p, sz)
-		return
-	}
-	if p > a.high {
-		a.high = p
-	}
-	if p < a.low {
-		a.low = p
-	}
-	a.vol += sz
-	a.pv += float64(p * sz)
-	a.count++
+	a.hot.addAt(ts, p, sz)
 }
 
 // kept is a closed bar kept for late updates.
@@ -125,21 +149,15 @@ type kept struct {
 
 // symState is the cold per-symbol state.
 type symState struct {
-	older      []acc  // open bars older than the newest, oldest first
-	retained   []kept // closed bars kept for late_policy update, oldest first
-	firstStart int64  // start of the symbol's first bar
+	open       float64 // the newest open bar's open,
+	openTS     int64   // its event time
+	older      []acc   // open bars older than the newest, oldest first
+	retained   []kept  // closed bars kept for late_policy update, oldest first
+	firstStart int64   // start of the symbol's first bar
 	lastClose  float64
 	seen       bool // has had an on-time record
 	skipped    bool // skip_first_partial: the first bar has been dropped
 	skipStart  int64
-}
-
-// bucket lists the symbols with an open bar starting at start. The schedule
-// of buckets, sorted by start, is what closing walks, so a watermark step
-// costs O(bars closed) and never scans every symbol.
-type bucket struct {
-	start int64
-	syms  []md.SymID
 }
 
 type barRef struct {
@@ -157,12 +175,9 @@ type Bars struct {
 	price                       PriceSource
 	policy                      LatePolicy
 
-	cur  []acc      // newest open bar per symbol (hot)
-	syms []symState // the rest of the per-symbol state (cold)
-
-	sched []bucket // open bars by start, sorted; live part is sched[head:]
-	head  int
-	free  [][]md.SymID // recycled bucket lists
+	cur    *keyed.State[hot]      // newest open bar per symbol (hot)
+	syms   *keyed.State[symState] // the rest of the per-symbol state (cold)
+	timers keyed.Timers           // one per open bar, at its end + build_delay
 
 	active []md.SymID // emit_empty: symbols that have had a bar, sorted
 	next   int64      // emit_empty: start of the next interval to close
@@ -195,7 +210,9 @@ func New(cfg Config) (*Bars, error) {
 	if origin < 0 {
 		origin += cfg.Interval
 	}
+	syms := md.NewSymbolTable() // replaced by the job's in Open
 	return &Bars{
+		cur: keyed.NewState[hot](syms), syms: keyed.NewState[symState](syms),
 		iv: cfg.Interval, origin: origin, delay: cfg.BuildDelay, lateness: cfg.AllowedLateness,
 		labelClose: cfg.LabelClose, skipFirst: cfg.SkipFirstPartial, emitEmpty: cfg.EmitEmpty,
 		price: cfg.Price, policy: cfg.Late,
@@ -211,7 +228,7 @@ func (o *Bars) Open(ctx context.Context, nc *engine.NodeContext) error {
 		o.batchMax = nc.Pool.Size()
 	}
 	if nc.Symbols != nil {
-		o.grow(nc.Symbols.Len())
+		o.cur, o.syms = keyed.NewState[hot](nc.Symbols), keyed.NewState[symState](nc.Symbols)
 	}
 	return nil
 }
@@ -255,7 +272,7 @@ func (o *Bars) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 func (o *Bars) trades(ts []md.Trade, out *engine.Output) *md.Batch {
 	var late *md.Batch
 	for i := 0; i < len(ts); i++ {
-		i += foldTrades(o.cur, uint64(o.iv), ts[i:])
+		i += foldTrades(o.cur.Slice(), ts[i:])
 		if i == len(ts) {
 			break
 		}
@@ -271,19 +288,20 @@ func (o *Bars) trades(ts []md.Trade, out *engine.Output) *md.Batch {
 }
 
 // foldTrades is the fast path, taken by every trade that falls in its
-// symbol's newest open bar: a bounds check, a range check and a fold, with
-// no call, map or allocation. It returns how many trades it folded.
-func foldTrades(cur []acc, iv uint64, ts []md.Trade) int {
+// symbol's newest open bar no earlier than its close: a bounds check, a range
+// check and a fold, with no call, map or allocation. It returns how many
+// trades it folded.
+func foldTrades(cur []hot, ts []md.Trade) int {
 	for i := range ts {
 		t := &ts[i]
 		if int(t.Sym) >= len(cur) {
 			return i
 		}
-		a := &cur[t.Sym]
-		if a.count == 0 || uint64(t.TS-a.start) >= iv || t.TS < a.closeTS {
+		h := &cur[t.Sym]
+		if uint64(t.TS-h.closeTS) >= uint64(h.end-h.closeTS) {
 			return i
 		}
-		a.add(t.TS, t.Price, t.Size)
+		h.add(t.TS, t.Price, t.Size)
 	}
 	return len(ts)
 }
@@ -293,7 +311,7 @@ func foldTrades(cur []acc, iv uint64, ts []md.Trade) int {
 func (o *Bars) quotes(qs []md.Quote, out *engine.Output) *md.Batch {
 	var late *md.Batch
 	for i := 0; i < len(qs); i++ {
-		i += foldQuotes(o.cur, uint64(o.iv), o.price, qs[i:])
+		i += foldQuotes(o.cur.Slice(), o.price, qs[i:])
 		if i == len(qs) {
 			break
 		}
@@ -319,17 +337,17 @@ func quotePrice(q *md.Quote, src PriceSource) float64 {
 }
 
 // foldQuotes is foldTrades for quotes.
-func foldQuotes(cur []acc, iv uint64, src PriceSource, qs []md.Quote) int {
+func foldQuotes(cur []hot, src PriceSource, qs []md.Quote) int {
 	for i := range qs {
 		q := &qs[i]
 		if int(q.Sym) >= len(cur) {
 			return i
 		}
-		a := &cur[q.Sym]
-		if a.count == 0 || uint64(q.TS-a.start) >= iv || q.TS < a.closeTS {
+		h := &cur[q.Sym]
+		if uint64(q.TS-h.closeTS) >= uint64(h.end-h.closeTS) {
 			return i
 		}
-		a.add(q.TS, quotePrice(q, src), 1)
+		h.add(q.TS, quotePrice(q, src), 1)
 	}
 	return len(qs)
 }
@@ -353,27 +371,16 @@ func satSub(a, b int64) int64 {
 	return a - b
 }
 
-func (o *Bars) grow(n int) {
-	if n <= len(o.cur) {
-		return
-	}
-	n = max(n, 2*len(o.cur))
-	o.cur = append(o.cur, make([]acc, n-len(o.cur))...)
-	o.syms = append(o.syms, make([]symState, n-len(o.syms))...)
-}
-
 // slow handles a record the fast path did not take: a new symbol, a record
-// opening a new bar, one for an older open bar, or a late one. It reports
-// whether the record must go to the late port.
+// opening a new bar, one for an older open bar or earlier than its bar's
+// close, or a late one. It reports whether the record must go to the late
+// port.
 func (o *Bars) slow(sym md.SymID, ts int64, p, sz float64) bool {
-	if int(sym) >= len(o.cur) {
-		o.grow(int(sym) + 1)
-	}
 	if ts < o.closed {
 		return o.late(sym, ts, p, sz)
 	}
 	start := o.floor(ts)
-	s := &o.syms[sym]
+	s := o.syms.Get(sym)
 	if !s.seen {
 		s.seen = true
 		s.firstStart = start
@@ -384,29 +391,43 @@ func (o *Bars) slow(sym md.SymID, ts int64, p, sz float64) bool {
 	} else if start < s.firstStart {
 		s.firstStart = start
 	}
-	a := &o.cur[sym]
+	h := o.cur.Get(sym)
+	cur := h.end - o.iv // the newest open bar's start, if it has one
 	switch {
-	case a.count == 0: // no open bar (then there is no older one either)
-		a.init(start, ts, p, sz)
-		o.schedule(start, sym)
-	case start == a.start:
-		a.addAt(ts, p, sz)
-	case start > a.start:
-		s.older = append(s.older, *a)
-		a.init(start, ts, p, sz)
-		o.schedule(start, sym)
+	case h.count == 0: // no open bar (then there is no older one either)
+		o.open(sym, h, s, start, ts, p, sz)
+	case start == cur:
+		if ts < s.openTS {
+			s.open, s.openTS = p, ts
+		}
+		h.addAt(ts, p, sz)
+	case start > cur:
+		s.older = append(s.older, o.newest(sym))
+		o.open(sym, h, s, start, ts, p, sz)
 	default: // an older open bar: out of order within the tolerance
 		i, found := slices.BinarySearchFunc(s.older, start, func(x acc, t int64) int { return cmp.Compare(x.start, t) })
 		if found {
 			s.older[i].addAt(ts, p, sz)
 			break
 		}
-		var n acc
-		n.init(start, ts, p, sz)
-		s.older = slices.Insert(s.older, i, n)
+		s.older = slices.Insert(s.older, i, newAcc(start, start+o.iv, ts, p, sz))
 		o.schedule(start, sym)
 	}
 	return false
+}
+
+// open starts sym's newest open bar at start with one record.
+func (o *Bars) open(sym md.SymID, h *hot, s *symState, start, ts int64, p, sz float64) {
+	*h = newHot(start+o.iv, ts, p, sz)
+	s.open, s.openTS = p, ts
+	o.schedule(start, sym)
+}
+
+// newest returns sym's newest open bar as a whole.
+func (o *Bars) newest(sym md.SymID) acc {
+	s := o.syms.Get(sym)
+	h := o.cur.Get(sym)
+	return acc{hot: *h, start: h.end - o.iv, openTS: s.openTS, open: s.open}
 }
 
 // late applies the late policy to a record whose bar already closed.
@@ -423,7 +444,7 @@ func (o *Bars) late(sym md.SymID, ts int64, p, sz float64) bool {
 		return false
 	}
 	start := o.floor(ts)
-	s := &o.syms[sym]
+	s := o.syms.Get(sym)
 	if o.skipFirst && (!s.skipped || start <= s.skipStart) {
 		o.nSkipped++
 		return false
@@ -435,7 +456,7 @@ func (o *Bars) late(sym md.SymID, ts int64, p, sz float64) bool {
 	}
 	k := &s.retained[i]
 	if k.count == 0 { // a new bar, or a flat one the record replaces
-		k.init(start, ts, p, sz)
+		k.acc = newAcc(start, start+o.iv, ts, p, sz)
 	} else {
 		k.addAt(ts, p, sz)
 	}
@@ -457,76 +478,43 @@ func (o *Bars) prune(s *symState) {
 	}
 }
 
-// schedule records that sym has a new open bar starting at start.
+// schedule sets the timer that closes sym's new open bar starting at start.
 func (o *Bars) schedule(start int64, sym md.SymID) {
 	if o.emitEmpty && (!o.hasNxt || start < o.next) {
 		o.next, o.hasNxt = start, true
 	}
-	n := len(o.sched)
-	if n > o.head {
-		last := &o.sched[n-1]
-		if last.start == start {
-			last.syms = append(last.syms, sym)
-			return
-		}
-		if last.start > start {
-			live := o.sched[o.head:]
-			i, found := slices.BinarySearchFunc(live, start, func(b bucket, t int64) int { return cmp.Compare(b.start, t) })
-			if found {
-				live[i].syms = append(live[i].syms, sym)
-				return
-			}
-			o.sched = slices.Insert(o.sched, o.head+i, bucket{start: start, syms: o.newList(sym)})
-			return
-		}
-	}
-	o.sched = append(o.sched, bucket{start: start, syms: o.newList(sym)})
+	o.timers.Set(o.closeAt(start), sym)
 }
 
-func (o *Bars) newList(sym md.SymID) []md.SymID {
-	if n := len(o.free); n > 0 {
-		l := o.free[n-1]
-		o.free = o.free[:n-1]
-		return append(l[:0], sym)
+// closeAt is the event time at which the bar starting at start closes: when
+// the watermark reaches its end plus build_delay.
+func (o *Bars) closeAt(start int64) int64 {
+	if start > md.MaxTime-o.iv-o.delay {
+		return md.MaxTime
 	}
-	return append(make([]md.SymID, 0, 16), sym)
-}
-
-// popBucket retires the earliest bucket.
-func (o *Bars) popBucket() {
-	o.free = append(o.free, o.sched[o.head].syms[:0])
-	o.sched[o.head].syms = nil
-	o.head++
-	switch {
-	case o.head == len(o.sched):
-		o.sched, o.head = o.sched[:0], 0
-	case o.head >= 64 && o.head*2 >= len(o.sched):
-		n := copy(o.sched, o.sched[o.head:])
-		clear(o.sched[n:])
-		o.sched, o.head = o.sched[:n], 0
-	}
+	return start + o.iv + o.delay
 }
 
 // popOldest removes and returns sym's oldest open bar.
 func (o *Bars) popOldest(sym md.SymID) acc {
-	s := &o.syms[sym]
+	s := o.syms.Get(sym)
 	if len(s.older) > 0 {
 		a := s.older[0]
 		s.older = append(s.older[:0], s.older[1:]...)
 		return a
 	}
-	a := o.cur[sym]
-	o.cur[sym].count = 0
+	a := o.newest(sym)
+	*o.cur.Get(sym) = hot{}
 	return a
 }
 
 // oldestStart is the start of sym's oldest open bar, if it has one.
 func (o *Bars) oldestStart(sym md.SymID) (int64, bool) {
-	if s := &o.syms[sym]; len(s.older) > 0 {
+	if s, _ := o.syms.Lookup(sym); s != nil && len(s.older) > 0 {
 		return s.older[0].start, true
 	}
-	if a := &o.cur[sym]; a.count != 0 {
-		return a.start, true
+	if h, _ := o.cur.Lookup(sym); h != nil && h.count != 0 {
+		return h.end - o.iv, true
 	}
 	return 0, false
 }
@@ -552,7 +540,7 @@ func (o *Bars) OnWatermark(ctx context.Context, wm int64, out *engine.Output) er
 	if o.emitEmpty {
 		err = o.closeFilling(limit, final, lastData, out)
 	} else {
-		err = o.closeBuckets(limit, out)
+		err = o.closeDue(wm, out)
 	}
 	if err == nil {
 		err = o.flush(out)
@@ -575,26 +563,24 @@ func (o *Bars) OutputWatermark(wm int64) int64 {
 	return min(h, wm)
 }
 
-// closeBuckets closes every open bar starting before limit.
-func (o *Bars) closeBuckets(limit int64, out *engine.Output) error {
-	for o.head < len(o.sched) && o.sched[o.head].start < limit {
-		bk := &o.sched[o.head]
-		slices.Sort(bk.syms)
-		for _, sym := range bk.syms {
+// closeDue closes every open bar whose timer the watermark wm has reached,
+// in order of start, then symbol id.
+func (o *Bars) closeDue(wm int64, out *engine.Output) error {
+	for at, syms, ok := o.timers.Pop(wm); ok; at, syms, ok = o.timers.Pop(wm) {
+		for _, sym := range syms {
 			a := o.popOldest(sym)
-			if a.start != bk.start {
-				return fmt.Errorf("operator.bars: internal error: symbol %d closes a bar at %d in the bucket of %d", sym, a.start, bk.start)
+			if o.closeAt(a.start) != at {
+				return fmt.Errorf("operator.bars: internal error: symbol %d closes the bar at %d with the timer at %d", sym, a.start, at)
 			}
 			if err := o.finish(sym, a, out); err != nil {
 				return err
 			}
 		}
-		o.popBucket()
 	}
 	return nil
 }
 
-// closeFilling is closeBuckets for emit_empty: it walks every interval up to
+// closeFilling is closeDue for emit_empty: it walks every interval up to
 // limit and, per interval, every symbol that has had a bar, emitting its bar
 // or a flat one.
 //
@@ -614,8 +600,10 @@ func (o *Bars) closeFilling(limit int64, final bool, lastData int64, out *engine
 			fillTo = o.floor(lastData) + o.iv
 		}
 		limit = max(o.next, fillTo)
-		if o.head < len(o.sched) {
-			limit = max(limit, o.sched[len(o.sched)-1].start+o.iv)
+		for _, sym := range o.active {
+			if h, _ := o.cur.Lookup(sym); h != nil && h.count != 0 {
+				limit = max(limit, h.end)
+			}
 		}
 	}
 	for start := o.next; start < limit; start += o.iv {
@@ -627,11 +615,12 @@ func (o *Bars) closeFilling(limit int64, final bool, lastData int64, out *engine
 				}
 				continue
 			}
-			s := &o.syms[sym]
+			s := o.syms.Get(sym)
 			if s.firstStart >= start || (start >= fillTo && !open) {
 				continue
 			}
-			flat := acc{start: start, open: s.lastClose, high: s.lastClose, low: s.lastClose, close: s.lastClose}
+			c := s.lastClose
+			flat := acc{hot: hot{end: start + o.iv, high: c, low: c, close: c}, start: start, open: c}
 			if o.policy == LateUpdate {
 				o.keep(s, flat)
 			}
@@ -639,8 +628,8 @@ func (o *Bars) closeFilling(limit int64, final bool, lastData int64, out *engine
 				return err
 			}
 		}
-		if o.head < len(o.sched) && o.sched[o.head].start == start {
-			o.popBucket()
+		// Every bar starting at start has closed: retire its timers.
+		for _, _, ok := o.timers.Pop(o.closeAt(start)); ok; _, _, ok = o.timers.Pop(o.closeAt(start)) {
 		}
 		o.next = start + o.iv
 	}
@@ -650,7 +639,7 @@ func (o *Bars) closeFilling(limit int64, final bool, lastData int64, out *engine
 // finish handles a bar that just closed: skip it if it is the symbol's first
 // and skip_first_partial is set, keep it for late updates, emit it.
 func (o *Bars) finish(sym md.SymID, a acc, out *engine.Output) error {
-	s := &o.syms[sym]
+	s := o.syms.Get(sym)
 	s.lastClose = a.close
 	if o.skipFirst && !s.skipped {
 		s.skipped, s.skipStart = true, a.start
@@ -681,7 +670,7 @@ func (o *Bars) emitDirty(out *engine.Output) error {
 		return cmp.Compare(a.sym, b.sym)
 	})
 	for _, r := range o.dirty {
-		s := &o.syms[r.sym]
+		s := o.syms.Get(r.sym)
 		i, found := slices.BinarySearchFunc(s.retained, r.start, func(x kept, t int64) int { return cmp.Compare(x.start, t) })
 		if !found {
 			return errors.New("operator.bars: internal error: a corrected bar was not kept")

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
@@ -313,4 +314,11 @@ func cutRandomly(stream []md.Trade, rng *rand.Rand, maxSize int) []*md.Batch {
 		i += n
 	}
 	return out
+}
+
+// The per-record fast path touches one cache line per symbol.
+func TestHotStateIsOneCacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(hot{}); n != 64 {
+		t.Fatalf("hot is %d bytes, want 64", n)
+	}
 }
