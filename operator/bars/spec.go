@@ -23,6 +23,8 @@ skip_first_partial: the first bar each symbol closes is dropped (a feed or a sym
 
 emit_empty: for every interval with no records after a symbol's first bar, emit a flat bar: open = high = low = close = vwap = the previous bar's close, volume 0, trades 0. Live, flat bars follow the watermark. At end of stream every open bar is emitted and flat bars are filled up to the interval holding the last watermark before the final one (a value every instance of a parallel node shares, so parallelism never changes the output) and between a symbol's own bars.
 
+Timestamps: every store (sink.sqlite, sink.postgres and sink.timescale, sink.parquet) keys and stores a bar by its start, whatever label says; label changes only the ts field of JSON and CSV output, which also always carries start and end.
+
 Watermark: the watermark forwarded downstream is held at the start of the earliest bar that may still be emitted (the last closed boundary; under update, the start of the oldest bar still kept for correction), so downstream never receives a bar that starts before its watermark.`
 
 func init() {
@@ -40,7 +42,7 @@ func init() {
 			{Name: "origin_offset", Type: component.Duration, Default: "0s",
 				Description: "Shift of the interval grid from the Unix epoch (taken modulo interval; may be negative). With 1m bars and 15s, bars run from :15 to :15.", Example: "15s"},
 			{Name: "label", Type: component.String, Default: "open", Enum: []string{"open", "close"},
-				Description: "Which bound is the bar's timestamp: open (start) or close (end). A bar always carries start, end and interval."},
+				Description: "Which bound is the bar's ts in JSON and CSV output (sink.file, sink.stdout): open (start) or close (end). It changes nothing else: a bar always carries start, end and interval, and every store (SQLite, PostgreSQL, Parquet) keys a bar by its start."},
 			{Name: "price", Type: component.String, Default: "mid", Enum: []string{"mid", "bid", "ask"},
 				Description: "Price taken from a quote for quote bars; ignored for trades."},
 			{Name: "skip_first_partial", Type: component.Bool, Default: false,
