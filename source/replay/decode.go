@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -28,6 +27,7 @@ const (
 	probInvalid
 	probFields // too few CSV fields
 	probSyntax // the row is not valid CSV / JSON
+	probNumber // numbers that break md.CheckTrade / md.CheckQuote
 )
 
 // rowErr describes why a row was rejected.
@@ -38,6 +38,7 @@ type rowErr struct {
 	have  int    // fields present (probFields)
 	want  int
 	msg   string // probSyntax
+	num   md.Problem
 }
 
 func (e *rowErr) reason() string {
@@ -50,6 +51,8 @@ func (e *rowErr) reason() string {
 		return fmt.Sprintf("row has %d fields, want at least %d", e.have, e.want)
 	case probSyntax:
 		return e.msg
+	case probNumber:
+		return e.num.String()
 	}
 	return "malformed row"
 }
@@ -65,22 +68,11 @@ type decoder struct {
 	prov   []byte // constant provider, or nil
 }
 
-// parseFloat parses a price or size: what strconv.ParseFloat accepts as a
-// finite number, bit-identically. Plain decimals, the usual spelling of
-// prices and sizes, take tsparse's exact fast path; the rest (hex floats,
-// inputs past 64 bytes) goes to strconv here. string(b) in that call does
-// not escape (strconv copies the input into its error values), so the
-// conversion uses a stack buffer and does not allocate.
-func parseFloat(b []byte) (float64, bool) {
-	if f, ok := tsparse.ParseFloat(b); ok {
-		return f, true
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
-}
+// parseFloat parses a price or size: a plain decimal number, with an
+// optional sign and exponent, finite, of at most 64 bytes (tsparse.ParseFloat,
+// bit-identical to strconv). Hex floats ("0x1p3"), NaN, Inf and underscores
+// are not numbers in a CSV or JSON-lines file.
+func parseFloat(b []byte) (float64, bool) { return tsparse.ParseFloat(b) }
 
 // parseInt parses a decimal int64 of at most 19 bytes (sign included).
 func parseInt(b []byte) (int64, bool) {
@@ -184,6 +176,10 @@ func (d *decoder) trade(v *rowVals, t *md.Trade, e *rowErr) bool {
 	}
 	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sym,
 		Side: parseSide(v[slotSide]), TradeID: tradeID(v[slotTradeID])}
+	if p := md.CheckTrade(t); !p.OK() {
+		*e = rowErr{prob: probNumber, num: p}
+		return false
+	}
 	return true
 }
 
@@ -193,11 +189,12 @@ func (d *decoder) quote(v *rowVals, q *md.Quote, e *rowErr) bool {
 	if !ok {
 		return false
 	}
-	bid, ok := d.num(v, slotBid, true, e)
+	// Either side may be empty (absent, 0); md.CheckQuote wants one.
+	bid, ok := d.num(v, slotBid, false, e)
 	if !ok {
 		return false
 	}
-	ask, ok := d.num(v, slotAsk, true, e)
+	ask, ok := d.num(v, slotAsk, false, e)
 	if !ok {
 		return false
 	}
@@ -210,6 +207,10 @@ func (d *decoder) quote(v *rowVals, q *md.Quote, e *rowErr) bool {
 		return false
 	}
 	*q = md.Quote{TS: ts, Ingest: ingest, Bid: bid, BidSize: bs, Ask: ask, AskSize: as, Sym: sym}
+	if p := md.CheckQuote(q); !p.OK() {
+		*e = rowErr{prob: probNumber, num: p}
+		return false
+	}
 	return true
 }
 

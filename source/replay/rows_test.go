@@ -362,18 +362,33 @@ func TestTimeParsers(t *testing.T) {
 	}
 }
 
-// TestParseFloatFallsBackToStrconv covers what replay accepts beyond
-// tsparse.ParseFloat (whose tests prove bit-identity with strconv): every
-// finite value strconv reads, hex floats and long decimals included.
-func TestParseFloatFallsBackToStrconv(t *testing.T) {
-	long := "0." + strings.Repeat("0", 70) + "1"
-	for _, s := range []string{"0x1p3", "-0x1.8p1", "0x_1p0", "0x1p2000", long, "9682.19", "+2.5", "1e400", "inf", "NaN", "1_000"} {
-		g, gok := parseFloat([]byte(s))
-		w, err := strconv.ParseFloat(s, 64)
-		wok := err == nil && !math.IsNaN(w) && !math.IsInf(w, 0)
-		if gok != wok || (wok && math.Float64bits(g) != math.Float64bits(w)) {
-			t.Errorf("%q: got %v %v, want %v %v", s, g, gok, w, wok)
+// TestNumberRules: prices finite and positive, sizes finite and
+// non-negative, hex floats and other non-decimals not numbers; a quote side
+// may be empty (absent) but not negative. A bar with low = -5 from one bad
+// row is then impossible.
+func TestNumberRules(t *testing.T) {
+	r := genericTrades(t, "1,A,1.5,2\n2,A,-5,1\n3,A,0,1\n4,A,0x1p3,1\n5,A,NaN,1\n6,A,Inf,1\n7,A,1,-1\n8,A,1,1e400\n9,A,1_000,1\n10,A,2.5,0\n",
+		map[string]any{"ts_format": "unix_s"})
+	if got := tsList(r); got != "1970-01-01T00:00:01Z 1970-01-01T00:00:10Z" {
+		t.Fatalf("kept %s", got)
+	}
+	if d := r.job.Status().Nodes[0].Drops["malformed"]; d != 8 {
+		t.Fatalf("malformed %d, want 8", d)
+	}
+	for _, want := range []string{`line=3 reason="price -5: a price must be finite and positive"`, `line=4 reason="price 0: a price must be finite and positive"`,
+		`line=5 reason="invalid price \"0x1p3\""`, `line=8 reason="size -1: a size must be finite and non-negative"`} {
+		if !strings.Contains(r.logs.String(), want) {
+			t.Errorf("logs lack %s:\n%s", want, r.logs.String())
 		}
+	}
+	path := writeFile(t, filepath.Join(t.TempDir(), "q.csv"), "ts,sym,bid,ask,bs\n1,A,1.1,1.2,5\n2,A,,1.2,0\n3,A,1.1,,1\n4,A,,,1\n5,A,-1,1.2,1\n6,A,1.1,1.2,-3\n")
+	q := mustReplay(t, map[string]any{"path": path, "kind": "quote", "ts_format": "unix_s",
+		"columns": map[string]any{"ts": "ts", "symbol": "sym", "bid": "bid", "ask": "ask", "bid_size": "bs"}})
+	if len(q.c.quotes) != 3 || q.c.quotes[1].Bid != 0 || q.c.quotes[1].Ask != 1.2 || q.c.quotes[2].Ask != 0 {
+		t.Fatalf("quotes %+v", q.c.quotes)
+	}
+	if d := q.job.Status().Nodes[0].Drops["malformed"]; d != 3 {
+		t.Fatalf("malformed quotes %d, want 3", d)
 	}
 }
 

@@ -205,8 +205,7 @@ func (d *decoder) binTrade(msg []byte, f *binFields, idv span, event, idKey stri
 	if d.check == checkTradeID && !d.sequence(st, t.TradeID) {
 		return nil
 	}
-	d.addTrade(st, &t)
-	return nil
+	return d.addTrade(st, &t)
 }
 
 func (d *decoder) binQuote(msg []byte, f *binFields, recv int64) error {
@@ -255,8 +254,7 @@ func (d *decoder) binQuote(msg []byte, f *binFields, recv int64) error {
 	if !d.wants(md.KindQuote) {
 		return nil
 	}
-	d.addQuote(st, &q)
-	return nil
+	return d.addQuote(st, &q)
 }
 
 func missing(event, key string) error {

@@ -178,8 +178,7 @@ func (d *decoder) cbTrade(msg []byte, f *cbFields, event string, seq uint64, rec
 	if d.check == checkTradeID && !d.sequence(st, t.TradeID) {
 		return nil
 	}
-	d.addTrade(st, &t)
-	return nil
+	return d.addTrade(st, &t)
 }
 
 func (d *decoder) cbQuote(msg []byte, f *cbFields, seq uint64, recv int64) error {
@@ -223,8 +222,7 @@ func (d *decoder) cbQuote(msg []byte, f *cbFields, seq uint64, recv int64) error
 	if !d.wants(md.KindQuote) {
 		return nil
 	}
-	d.addQuote(st, &q)
-	return nil
+	return d.addQuote(st, &q)
 }
 
 // fullChannelType reports whether typ is a message of the full channel,

@@ -2,8 +2,11 @@ package websocket
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/mdpio/mdp/md"
 )
@@ -77,6 +80,9 @@ type decoder struct {
 	kind    md.Kind // the one record kind the source emits
 	check   checkMode
 	generic *genericConf
+	// maxFuture is how far (ns) an event time may lie ahead of the ingest
+	// clock; 0 turns the check off.
+	maxFuture int64
 
 	interner *md.Interner
 	filter   map[string]bool // upper-cased symbols; nil lets every symbol through
@@ -160,9 +166,18 @@ func (d *decoder) wants(k md.Kind) bool {
 	return false
 }
 
-func (d *decoder) addTrade(st *symState, t *md.Trade) {
+// addTrade adds a decoded trade to the batch being filled, or returns why
+// it is malformed: numbers that break md.CheckTrade, or an event time more
+// than max_future ahead of the time the message arrived.
+func (d *decoder) addTrade(st *symState, t *md.Trade) error {
 	if d.err != nil {
-		return
+		return nil
+	}
+	if p := md.CheckTrade(t); !p.OK() {
+		return errors.New(p.String())
+	}
+	if err := d.checkFuture(t.TS, t.Ingest); err != nil {
+		return err
 	}
 	t.Sym = st.id
 	d.accepted++
@@ -173,11 +188,19 @@ func (d *decoder) addTrade(st *symState, t *md.Trade) {
 	if len(d.cur.Trades) >= cap(d.cur.Trades) {
 		d.flush()
 	}
+	return nil
 }
 
-func (d *decoder) addQuote(st *symState, q *md.Quote) {
+// addQuote is addTrade for quotes (md.CheckQuote: a side may be absent).
+func (d *decoder) addQuote(st *symState, q *md.Quote) error {
 	if d.err != nil {
-		return
+		return nil
+	}
+	if p := md.CheckQuote(q); !p.OK() {
+		return errors.New(p.String())
+	}
+	if err := d.checkFuture(q.TS, q.Ingest); err != nil {
+		return err
 	}
 	q.Sym = st.id
 	d.accepted++
@@ -188,6 +211,18 @@ func (d *decoder) addQuote(st *symState, q *md.Quote) {
 	if len(d.cur.Quotes) >= cap(d.cur.Quotes) {
 		d.flush()
 	}
+	return nil
+}
+
+// checkFuture rejects an event time more than max_future ahead of the
+// ingest clock: a live feed cannot report the future, and one such record
+// would carry the watermark past every record that follows.
+func (d *decoder) checkFuture(ts, ingest int64) error {
+	if d.maxFuture > 0 && ts > ingest && ts-ingest > d.maxFuture {
+		return fmt.Errorf("event time %s is %s ahead of the ingest clock (max_future %s)",
+			md.FormatTime(ts), time.Duration(ts-ingest), time.Duration(d.maxFuture))
+	}
+	return nil
 }
 
 // flush emits the batch being filled and reports pending counts.

@@ -60,6 +60,11 @@ func newTestDec(t testing.TB, params map[string]any) *testDec {
 	if _, ok := params["url"]; !ok {
 		params["url"] = "ws://127.0.0.1:1/"
 	}
+	if _, ok := params["max_future"]; !ok {
+		// The tests feed recorded messages with made-up arrival times
+		// near the epoch; the max_future test sets its own.
+		params["max_future"] = "0s"
+	}
 	p, err := component.NewParams(spec, params)
 	if err != nil {
 		t.Fatal(err)
@@ -555,5 +560,52 @@ func TestBackoffDelay(t *testing.T) {
 	}
 	if d := backoffDelay(200, base, maxD, func() float64 { return 0.5 }); d != 1500*time.Millisecond {
 		t.Errorf("attempt 200: %s (no overflow, capped)", d)
+	}
+}
+
+// TestNumbersAndFutureTimesAreMalformed: prices finite and positive, sizes
+// finite and non-negative, a quote side absent (0) but never negative, no
+// hex floats; event times more than max_future ahead of arrival are
+// malformed, in every preset.
+func TestNumbersAndFutureTimesAreMalformed(t *testing.T) {
+	const recv = 1704205800000000000 // 2024-01-02T14:30:00Z
+	for _, c := range []struct {
+		params map[string]any
+		good   []string
+		bad    []string
+	}{
+		{map[string]any{"preset": "binance"},
+			[]string{`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":1,"p":"42000.5","q":"0","T":1704205800000,"m":true}`,
+				`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":2,"p":"42000.5","q":"1","T":1704205809999,"m":true}`},
+			[]string{`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":3,"p":"-5","q":"1","T":1704205800000,"m":true}`,
+				`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":4,"p":"0","q":"1","T":1704205800000,"m":true}`,
+				`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":5,"p":"1","q":"-1","T":1704205800000,"m":true}`,
+				`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":6,"p":"0x1p3","q":"1","T":1704205800000,"m":true}`,
+				`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":7,"p":"1","q":"1","T":1704205810001,"m":true}`,
+				`{"e":"trade","E":1704205800000,"s":"BTCUSDT","t":8,"p":"1","q":"1","T":7258118400000,"m":true}`}},
+		{map[string]any{"preset": "binance", "kind": "quote"},
+			[]string{`{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"0","B":"0","a":"42000.5","A":"2","T":1704205800000,"E":1704205800000}`},
+			[]string{`{"e":"bookTicker","u":2,"s":"BTCUSDT","b":"-1","B":"1","a":"42000.5","A":"2","T":1704205800000,"E":1704205800000}`,
+				`{"e":"bookTicker","u":3,"s":"BTCUSDT","b":"1","B":"-1","a":"42000.5","A":"2","T":1704205800000,"E":1704205800000}`,
+				`{"e":"bookTicker","u":4,"s":"BTCUSDT","b":"0","B":"0","a":"0","A":"0","T":1704205800000,"E":1704205800000}`}},
+		{map[string]any{"preset": "coinbase"},
+			[]string{`{"type":"match","trade_id":1,"sequence":1,"product_id":"BTC-USD","size":"0.5","price":"42000","side":"buy","time":"2024-01-02T14:30:00Z"}`},
+			[]string{`{"type":"match","trade_id":2,"sequence":2,"product_id":"BTC-USD","size":"0.5","price":"-42000","side":"buy","time":"2024-01-02T14:30:00Z"}`,
+				`{"type":"match","trade_id":3,"sequence":3,"product_id":"BTC-USD","size":"0.5","price":"42000","side":"buy","time":"2024-01-02T15:30:00Z"}`}},
+		{map[string]any{"preset": "generic", "fields": map[string]any{"symbol": "s", "price": "p", "size": "q", "ts": "t"}},
+			[]string{`{"s":"A","p":1.5,"q":2,"t":1704205800000}`},
+			[]string{`{"s":"A","p":-1.5,"q":2,"t":1704205800000}`, `{"s":"A","p":1.5,"q":-2,"t":1704205800000}`,
+				`{"s":"A","p":1.5,"q":2,"t":1704209400000}`}},
+	} {
+		c.params["max_future"] = "10s"
+		td := newTestDec(t, c.params)
+		var msgs [][]byte
+		for _, m := range append(append([]string{}, c.good...), c.bad...) {
+			msgs = append(msgs, []byte(m))
+		}
+		td.feed(msgs, recv)
+		if n := len(td.trades) + len(td.quotes); n != len(c.good) || td.c.malformed != int64(len(c.bad)) {
+			t.Errorf("%v: %d records, %d malformed; want %d and %d", c.params["preset"], n, td.c.malformed, len(c.good), len(c.bad))
+		}
 	}
 }

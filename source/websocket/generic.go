@@ -384,8 +384,7 @@ func (d *decoder) genericRecord(msg []byte, slots []span, recv int64) error {
 		if d.check == checkSequence && !d.sequence(st, int64(seq)) {
 			return nil
 		}
-		d.addQuote(st, &q)
-		return nil
+		return d.addQuote(st, &q)
 	}
 	t := md.Trade{TS: ts, Ingest: recv, Seq: seq}
 	var ok bool
@@ -419,8 +418,7 @@ func (d *decoder) genericRecord(msg []byte, slots []span, recv int64) error {
 			return nil
 		}
 	}
-	d.addTrade(st, &t)
-	return nil
+	return d.addTrade(st, &t)
 }
 
 func orMissing(err error, f gfield) error {

@@ -158,17 +158,18 @@ func backoffDelay(n int, base, maxD time.Duration, jitter func() float64) time.D
 
 func (s *Source) newDecoder(symbols *md.SymbolTable, newBatch func(md.Kind) *md.Batch, emit func(*md.Batch) error) *decoder {
 	d := &decoder{
-		preset:   s.cfg.preset,
-		kind:     s.cfg.kind,
-		check:    s.cfg.check,
-		generic:  s.cfg.generic,
-		interner: md.NewInterner(symbols, s.cfg.provider),
-		syms:     map[string]*symState{},
-		log:      s.log,
-		newBatch: newBatch,
-		emit:     emit,
-		report:   s.report,
-		exchErr:  s.exchangeError,
+		preset:    s.cfg.preset,
+		kind:      s.cfg.kind,
+		check:     s.cfg.check,
+		generic:   s.cfg.generic,
+		maxFuture: int64(s.cfg.maxFuture),
+		interner:  md.NewInterner(symbols, s.cfg.provider),
+		syms:      map[string]*symState{},
+		log:       s.log,
+		newBatch:  newBatch,
+		emit:      emit,
+		report:    s.report,
+		exchErr:   s.exchangeError,
 	}
 	if len(s.cfg.symbols) > 0 {
 		d.filter = map[string]bool{}

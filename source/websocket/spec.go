@@ -103,6 +103,8 @@ func init() {
 				Description: "Fail the node after this many reconnect attempts in a row that delivered no records. 0 retries forever. The backoff also starts over only after a connection that delivered records."},
 			{Name: "max_message_size", Type: component.Int, Default: 1 << 20, Min: component.Bound(1024), Max: component.Bound(1 << 30),
 				Description: "Largest message accepted, in bytes; a larger one fails the connection (then reconnect)."},
+			{Name: "max_future", Type: component.Duration, Default: "10s", Min: component.Bound(0), Max: component.Bound(24 * 3600),
+				Description: "A record whose event time is more than this ahead of the time its message arrived is malformed (counted, logged, dropped): a live feed cannot report the future, and one such record would carry the watermark past every record after it. 0 disables the check."},
 		},
 		Validate: validate,
 		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
@@ -132,6 +134,7 @@ type config struct {
 	maxBackoff     time.Duration
 	maxReconnects  int
 	maxMessage     int64
+	maxFuture      time.Duration
 }
 
 func parsePreset(s string) preset {
@@ -287,6 +290,7 @@ func newConfig(p *component.Params) (*config, error) {
 		maxBackoff:     p.Duration("reconnect_max_backoff"),
 		maxReconnects:  int(p.Int("max_reconnects")),
 		maxMessage:     p.Int("max_message_size"),
+		maxFuture:      p.Duration("max_future"),
 	}
 	if p.String("kind") == "quote" {
 		c.kind = md.KindQuote
