@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -41,11 +40,9 @@ const (
 	defaultStart = "2024-01-02T14:30:00Z"
 
 	// minSleep is the shortest pause between paced emissions: at high rates
-	// the source wakes every ~50-100µs and emits what is due since.
+	// the source wakes as often as the timer allows (every 50µs to 1ms) and
+	// emits what is due since.
 	minSleep = 50 * time.Microsecond
-	// spinRate is the effective rate (events/s) from which short waits spin
-	// instead of sleeping on a timer (see sleep).
-	spinRate = 20_000
 	// maxSleep bounds a pause so a slow rate still notices feedback changes,
 	// the deadline and cancellation promptly.
 	maxSleep = 100 * time.Millisecond
@@ -408,31 +405,18 @@ func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) 
 		next := anchorT.Add(time.Duration(float64(emitted-anchorN) / rate * float64(time.Second)))
 		wait := max(next.Sub(now), minSleep)
 		wait = min(wait, maxSleep)
-		if !sleep(ctx, timer, wait, rate >= spinRate) {
+		if !sleep(ctx, timer, wait) {
 			return nil
 		}
 	}
 	return nil
 }
 
-// sleep waits d or until ctx ends (false). Go timers on Linux wake no finer
-// than about a millisecond when the process is idle, so with spin set a
-// wait shorter than that yields in a loop instead: a high-rate source then
-// emits what is due every ~50-100µs, at the cost of keeping a core busy.
-func sleep(ctx context.Context, timer *time.Timer, d time.Duration, spin bool) bool {
-	if spin && d < time.Millisecond {
-		until := time.Now().Add(d)
-		done := ctx.Done()
-		for time.Now().Before(until) {
-			select {
-			case <-done:
-				return false
-			default:
-			}
-			runtime.Gosched()
-		}
-		return true
-	}
+// sleep waits d or until ctx ends (false). It always sleeps on the timer,
+// never spins: at high rates a wake-up comes later than asked (the OS timer
+// slack), and the absolute schedule makes up for it by emitting everything
+// due since in one batch, so the rate stays exact and no core is kept busy.
+func sleep(ctx context.Context, timer *time.Timer, d time.Duration) bool {
 	timer.Reset(d)
 	select {
 	case <-ctx.Done():
