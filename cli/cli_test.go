@@ -283,6 +283,9 @@ func TestExitCodes(t *testing.T) {
 			if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
 				t.Fatalf("exit %d (want %d)\nstdout:\n%s\nwant in stdout %q\nstderr:\n%s\nwant in stderr %q", code, tc.code, stdout, tc.stdout, stderr, tc.stderr)
 			}
+			if tc.name == "open failure" && strings.Count(stderr, "connection refused") != 1 {
+				t.Fatalf("a start failure must be logged once:\n%s", stderr)
+			}
 			if tc.noSecrets {
 				for _, s := range []string{"hunter2secret", "s3cr3tpw", "pw9876"} {
 					if strings.Contains(stdout+stderr, s) {
@@ -314,7 +317,17 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if fin == nil || findLog(p.stderr.String(), "signal received: stopping gracefully (send it again to abort)") == nil {
 		t.Fatalf("logs:\n%s", p.stderr)
 	}
-	emitted := int(fin["source_events"].(float64))
+	emitted := int(fin["records_in"].(float64))
+	// The end record is the job's summary: per node in, out and written.
+	src, _ := fin["src"].(map[string]any)
+	store, _ := fin["store"].(map[string]any)
+	if src["kind"] != "source" || src["out"] != float64(emitted) || store["kind"] != "sink" ||
+		store["in"] != float64(emitted) || store["written"] != float64(emitted) || fin["elapsed"] == nil || fin["records_per_second"] == nil {
+		t.Fatalf("summary %v", fin)
+	}
+	if strings.Count(p.stderr.String(), `"msg":"job finished"`) != 1 {
+		t.Fatalf("the end logged more than once:\n%s", p.stderr)
+	}
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -665,7 +678,7 @@ dag:
 	if fin == nil {
 		t.Fatalf("no job finished log:\n%s", p.stderr)
 	}
-	emitted := int64(fin["source_events"].(float64))
+	emitted := int64(fin["records_in"].(float64))
 	f, err := os.Open(out)
 	if err != nil {
 		t.Fatal(err)

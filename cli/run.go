@@ -95,17 +95,21 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		}
 	}()
 
+	// The runtime logs the end of the job once: a start failure with its
+	// error, any other end with the job's summary, which a terminal also
+	// gets as text.
 	if err := u.Start(startCtx); err != nil {
 		select {
 		case <-signalled:
-			log.Error("interrupted while starting", "err", err)
 			return exit(ExitAborted, nil)
 		default:
 		}
-		log.Error("job failed to start", "err", err)
 		return exit(ExitFailure, nil)
 	}
 	err = u.Wait()
+	if isTerminal(a.stderr) {
+		u.Summary().WriteText(a.stderr)
+	}
 	switch {
 	case err == nil:
 		return nil

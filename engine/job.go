@@ -276,6 +276,30 @@ func (j *Job) Ready() bool {
 	return true
 }
 
+// NodeSummary sums the Summary counts of node id's instances (nil when
+// the node does not implement Summarizer).
+func (j *Job) NodeSummary(id string) map[string]int64 {
+	var out map[string]int64
+	for _, nr := range j.nodes {
+		if nr.n.ID != id {
+			continue
+		}
+		for _, in := range nr.instances {
+			sm, ok := in.impl.(Summarizer)
+			if !ok {
+				continue
+			}
+			if out == nil {
+				out = map[string]int64{}
+			}
+			for k, v := range sm.Summary() {
+				out[k] += v
+			}
+		}
+	}
+	return out
+}
+
 // NodeContexts returns the context of every instance of node id (for tests
 // and components that inspect a running job).
 func (j *Job) NodeContexts(id string) []*NodeContext {

@@ -135,6 +135,13 @@ type Readiness interface {
 	Ready() bool
 }
 
+// Summarizer is implemented by nodes with counts of their own for the
+// job's end-of-run summary, such as the rows a store sink wrote
+// ("rows_written"). Summary is called once the node has stopped.
+type Summarizer interface {
+	Summary() map[string]int64
+}
+
 // OrderedSource is implemented by sources whose batches are in event-time
 // order, each record no older than the one before. The engine then takes a
 // batch's last event time as its newest instead of scanning the batch.

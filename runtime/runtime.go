@@ -341,12 +341,12 @@ func (u *Unified) finish(err error) {
 	u.srv = nil
 	u.err = err
 	u.endedAt = time.Now()
+	startFailed := u.state == StateStarting && err != nil
 	if err != nil {
 		u.state = StateFailed
 	} else {
 		u.state = StateStopped
 	}
-	elapsed := u.endedAt.Sub(u.startedAt)
 	u.mu.Unlock()
 
 	if srv != nil {
@@ -356,14 +356,18 @@ func (u *Unified) finish(err error) {
 		}
 		cancel()
 	}
-	events, _ := u.job.SourceTotals()
+	// One record ends the job: a start failure with its error, any other
+	// end with the job's summary.
+	sum := u.Summary()
 	switch {
+	case startFailed:
+		u.log.Error("job failed to start", "err", err)
 	case errors.Is(err, engine.ErrAborted):
-		u.log.Error("job aborted", "elapsed", elapsed.String(), "source_events", events)
+		u.log.Error("job aborted", sum.logAttrs()...)
 	case err != nil:
-		u.log.Error("job failed", "err", err, "elapsed", elapsed.String(), "source_events", events)
+		u.log.Error("job failed", append([]any{"err", err}, sum.logAttrs()...)...)
 	default:
-		u.log.Info("job finished", "elapsed", elapsed.String(), "source_events", events)
+		u.log.Info("job finished", sum.logAttrs()...)
 	}
 	close(u.done)
 }

@@ -63,6 +63,11 @@ func (s *Sink) Stats() *Stats { return &s.stats }
 // Writer returns the store the sink writes to.
 func (s *Sink) Writer() Writer { return s.w }
 
+// Summary implements engine.Summarizer: the rows written and dead-lettered.
+func (s *Sink) Summary() map[string]int64 {
+	return map[string]int64{"rows_written": s.stats.RowsWritten.Load(), "rows_dead_lettered": s.stats.RowsDeadLettered.Load()}
+}
+
 // Config returns the sink's settings, defaults filled in.
 func (s *Sink) Config() Config { return s.cfg }
 

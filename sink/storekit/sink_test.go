@@ -128,6 +128,10 @@ func TestEachSymbolKeepsOrderOnOneWorker(t *testing.T) {
 	if st.BatchesWritten.Load() < 40 { // 20000 rows, at most 500 per write
 		t.Fatalf("%d writes for 20000 rows with batch_rows 500", st.BatchesWritten.Load())
 	}
+	// The job's end-of-run summary reads the rows written from the sink.
+	if sum := j.NodeSummary("store"); sum["rows_written"] != 20000 || sum["rows_dead_lettered"] != 0 {
+		t.Fatalf("summary %v", sum)
+	}
 }
 
 func TestTransientErrorsAreRetried(t *testing.T) {

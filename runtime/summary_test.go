@@ -1,0 +1,80 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mdpio/mdp/runtime"
+)
+
+// The end of a job is one log record carrying its summary, and the same
+// summary reads as text.
+func TestSummaryAtTheEnd(t *testing.T) {
+	var logs bytes.Buffer
+	u, err := runtime.NewFromBytes("sum.yaml", job("sum", "count: 40, batch: 10", "name: summed, drop: true", ""),
+		runtime.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := u.Summary()
+	if s.RecordsIn != 40 || s.State != runtime.StateStopped || len(s.Nodes) != 2 || s.ElapsedSeconds <= 0 || s.RecordsPerSecond <= 0 {
+		t.Fatalf("%+v", s)
+	}
+	if n := s.Nodes[0]; n.ID != "src" || n.Kind != "source" || n.Out != 40 {
+		t.Fatalf("source %+v", n)
+	}
+	if n := s.Nodes[1]; n.ID != "store" || n.Kind != "sink" || n.In != 40 || n.Written != 40 || n.Drops["test_drop"] != 40 {
+		t.Fatalf("sink %+v", n)
+	}
+	var end map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["msg"] == "job finished" {
+			if end != nil {
+				t.Fatal("two end records")
+			}
+			end = rec
+		}
+	}
+	store, _ := end["store"].(map[string]any)
+	drops, _ := store["drops"].(map[string]any)
+	if end["records_in"] != float64(40) || store["written"] != float64(40) || drops["test_drop"] != float64(40) {
+		t.Fatalf("end record %v", end)
+	}
+	var text bytes.Buffer
+	s.WriteText(&text)
+	want := regexp.MustCompile(`^job sum finished in [\d.]+(µs|ms|s): 40 records in, [\d,]+/s
+  src    source    40 records out
+  store  sink      40 records in, 40 written; dropped test_drop 40
+$`)
+	if !want.MatchString(text.String()) {
+		t.Fatalf("text:\n%s", text.String())
+	}
+}
+
+// A job that cannot start logs that once, with its error, and no summary.
+func TestStartFailureLoggedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	u, err := runtime.NewFromBytes("openfail.yaml", job("openfail", "count: 1", `name: openfail, open_error: "no route to store"`, ""),
+		runtime.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Start(context.Background()); err == nil {
+		t.Fatal("started")
+	}
+	if strings.Count(logs.String(), "no route to store") != 1 || !strings.Contains(logs.String(), `"msg":"job failed to start"`) {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
