@@ -261,7 +261,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "open failure", args: []string{"run", "--config", openFail}, code: 1,
 			stderr: `open: connection refused (dsn postgres://u:xxxxx@h/db)`, noSecrets: true},
 		{name: "panic in New", args: []string{"run", "--config", panicking("New")}, code: 1, stderr: `node \"store\": New panicked: test panic in New`},
-		{name: "panic in Open", args: []string{"run", "--config", panicking("Open")}, code: 1, stderr: `node \"store\": Open panicked: test panic in Open`},
+		{name: "panic in Open", args: []string{"run", "--config", panicking("Open")}, code: 1, stderr: `"node":"store","instance":0,"err":"Open panicked: test panic in Open"`},
 		{name: "panic in Process", args: []string{"run", "--config", panicking("Process")}, code: 1, stderr: `node \"store\": Process panicked: test panic in Process`},
 		{name: "panic in Close", args: []string{"run", "--config", panicking("Close")}, code: 1, stderr: `node \"store\": Close panicked: test panic in Close`},
 		{name: "panic in Cleanup", args: []string{"run", "--config", panicking("Cleanup")}, code: 1, stderr: `node \"store\": Cleanup panicked: test panic in Cleanup`},

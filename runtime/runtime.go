@@ -361,7 +361,13 @@ func (u *Unified) finish(err error) {
 	sum := u.Summary()
 	switch {
 	case startFailed:
-		u.log.Error("job failed to start", "err", err)
+		// The engine has logged a node's failure to open, with its error
+		// (and stack); say which node without repeating it.
+		if ne := (*engine.NodeError)(nil); errors.As(err, &ne) {
+			u.log.Error("job failed to start", "node", ne.Node)
+		} else {
+			u.log.Error("job failed to start", "err", err)
+		}
 	case errors.Is(err, engine.ErrAborted):
 		u.log.Error("job aborted", sum.logAttrs()...)
 	case err != nil:
