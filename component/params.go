@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,7 +68,15 @@ func (e *FieldError) Error() string {
 // Params are a node's decoded params: every declared field, with its default
 // when the job file left it out. Getters return the zero value for an unset
 // field with no default.
+//
+// A getter called with a name the spec does not declare, or with the getter
+// of another type (Float on an int field), is a bug in the component, and it
+// fails loudly: the getter panics with a *ParamAccessError, which the
+// constructor wrapper of Node, and Decode around a spec's Validate and
+// ProducesFn, turn into an error that fails the job's build, naming the
+// component, the node and the name.
 type Params struct {
+	spec   *Spec
 	node   string
 	values map[string]any
 	set    map[string]bool
@@ -98,7 +107,7 @@ func NewParams(s *Spec, values map[string]any) (*Params, error) {
 // wrong types, values out of range or not allowed, missing required keys,
 // and whatever the spec's Validate finds.
 func Decode(s *Spec, node string, m *yaml.Node) (*Params, []*FieldError) {
-	p := &Params{node: node, values: map[string]any{}, set: map[string]bool{}, lines: map[string][2]int{}}
+	p := &Params{spec: s, node: node, values: map[string]any{}, set: map[string]bool{}, lines: map[string][2]int{}}
 	var errs []*FieldError
 	add := func(key string, n *yaml.Node, format string, a ...any) {
 		e := &FieldError{Node: node, Key: key, Msg: fmt.Sprintf(format, a...)}
@@ -163,11 +172,67 @@ func Decode(s *Spec, node string, m *yaml.Node) (*Params, []*FieldError) {
 		}
 	}
 	if len(errs) == 0 && s.Validate != nil {
-		if err := s.Validate(p); err != nil {
+		if err := guardParams(func() error { return s.Validate(p) }); err != nil {
+			errs = append(errs, p.fieldErrors(err)...)
+		}
+	}
+	if len(errs) == 0 && s.ProducesFn != nil {
+		if err := guardParams(func() error { s.ProducesFn(p); return nil }); err != nil {
 			errs = append(errs, p.fieldErrors(err)...)
 		}
 	}
 	return p, errs
+}
+
+// ParamAccessError is a component reading a param its spec does not declare,
+// or reading it with the getter of another type.
+type ParamAccessError struct {
+	Type string // the component type id
+	Node string
+	Name string // the name the component asked for
+	Msg  string // what is wrong with it
+}
+
+func (e *ParamAccessError) Error() string {
+	return fmt.Sprintf("component %s reads param %q, %s", e.Type, e.Name, e.Msg)
+}
+
+// guardParams runs f and returns, as an error, a *ParamAccessError that a
+// getter panicked with; any other panic goes on.
+func guardParams(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pe, ok := r.(*ParamAccessError)
+			if !ok {
+				panic(r)
+			}
+			err = pe
+		}
+	}()
+	return f()
+}
+
+// check panics with a *ParamAccessError unless the spec declares name with
+// one of the types (any type when none is given).
+func (p *Params) check(name string, types ...FieldType) {
+	if p.spec == nil {
+		return
+	}
+	f := p.spec.field(name)
+	if f == nil {
+		msg := "which its spec does not declare"
+		if sug := Suggest(name, p.spec.FieldNames()); sug != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", sug)
+		} else if len(p.spec.Fields) > 0 {
+			msg += " (it declares " + strings.Join(p.spec.FieldNames(), ", ") + ")"
+		}
+		panic(&ParamAccessError{Type: p.spec.Type, Node: p.node, Name: name, Msg: msg})
+	}
+	if len(types) == 0 || slices.Contains(types, f.Type) {
+		return
+	}
+	panic(&ParamAccessError{Type: p.spec.Type, Node: p.node, Name: name,
+		Msg: fmt.Sprintf("declared as %s, with the getter for %s", f.Type, types[0])})
 }
 
 func (p *Params) fieldErrors(err error) []*FieldError {
@@ -199,40 +264,73 @@ func (p *Params) Errorf(key, format string, a ...any) error {
 func (p *Params) NodeID() string { return p.node }
 
 // Has reports whether the job file set the param explicitly.
-func (p *Params) Has(name string) bool { return p.set[name] }
+func (p *Params) Has(name string) bool { p.check(name); return p.set[name] }
 
 // Value returns the decoded value (nil when unset without default).
-func (p *Params) Value(name string) any { return p.values[name] }
+func (p *Params) Value(name string) any { p.check(name); return p.values[name] }
 
 // String returns a string param.
-func (p *Params) String(name string) string { s, _ := p.values[name].(string); return s }
+func (p *Params) String(name string) string {
+	p.check(name, String)
+	s, _ := p.values[name].(string)
+	return s
+}
 
 // Int returns an int param.
-func (p *Params) Int(name string) int64 { v, _ := p.values[name].(int64); return v }
+func (p *Params) Int(name string) int64 {
+	p.check(name, Int)
+	v, _ := p.values[name].(int64)
+	return v
+}
 
 // Float returns a float param.
-func (p *Params) Float(name string) float64 { v, _ := p.values[name].(float64); return v }
+func (p *Params) Float(name string) float64 {
+	p.check(name, Float)
+	v, _ := p.values[name].(float64)
+	return v
+}
 
 // Bool returns a bool param.
-func (p *Params) Bool(name string) bool { v, _ := p.values[name].(bool); return v }
+func (p *Params) Bool(name string) bool {
+	p.check(name, Bool)
+	v, _ := p.values[name].(bool)
+	return v
+}
 
 // Duration returns a duration param.
 func (p *Params) Duration(name string) time.Duration {
+	p.check(name, Duration)
 	v, _ := p.values[name].(time.Duration)
 	return v
 }
 
 // Time returns a time param as ns since the epoch, and whether it is set.
-func (p *Params) Time(name string) (int64, bool) { v, ok := p.values[name].(int64); return v, ok }
+func (p *Params) Time(name string) (int64, bool) {
+	p.check(name, Time)
+	v, ok := p.values[name].(int64)
+	return v, ok
+}
 
 // Strings returns a strings param.
-func (p *Params) Strings(name string) []string { v, _ := p.values[name].([]string); return v }
+func (p *Params) Strings(name string) []string {
+	p.check(name, Strings)
+	v, _ := p.values[name].([]string)
+	return v
+}
 
-// Map returns a map param.
-func (p *Params) Map(name string) map[string]any { v, _ := p.values[name].(map[string]any); return v }
+// Map returns a map param (a field of type Map or Any).
+func (p *Params) Map(name string) map[string]any {
+	p.check(name, Map, Any)
+	v, _ := p.values[name].(map[string]any)
+	return v
+}
 
-// List returns a list param.
-func (p *Params) List(name string) []any { v, _ := p.values[name].([]any); return v }
+// List returns a list param (a field of type List or Any).
+func (p *Params) List(name string) []any {
+	p.check(name, List, Any)
+	v, _ := p.values[name].([]any)
+	return v
+}
 
 // Describe names what a YAML node holds, for error messages: "a mapping",
 // "a list", "null", "the string \"x\"", "the integer 3". Config errors use

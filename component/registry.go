@@ -250,6 +250,15 @@ func (r *Registry) Types() []string {
 	return out
 }
 
+// withNode fills in the node id of a *ParamAccessError from params decoded
+// without one (NewParams).
+func withNode(err error, node string) error {
+	if pe, ok := err.(*ParamAccessError); ok && pe.Node == "" {
+		pe.Node = node
+	}
+	return err
+}
+
 // NodeOptions are the node-level settings around a component's params.
 type NodeOptions struct {
 	ID          string
@@ -273,10 +282,18 @@ func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 		n.MaxOutOfOrderness = p.Duration("max_out_of_orderness")
 		n.IdleTimeout = p.Duration("idle_timeout")
 	}
+	// A constructor that reads a param its spec does not declare fails the
+	// build of the job with a *ParamAccessError (see Params).
 	if s.NewSource != nil {
-		n.NewSource = func(instance int) (engine.Source, error) { return s.NewSource(p, instance) }
+		n.NewSource = func(instance int) (src engine.Source, err error) {
+			err = guardParams(func() (err error) { src, err = s.NewSource(p, instance); return err })
+			return src, withNode(err, o.ID)
+		}
 	} else {
-		n.NewProcessor = func(instance int) (engine.Processor, error) { return s.NewProcessor(p, instance) }
+		n.NewProcessor = func(instance int) (proc engine.Processor, err error) {
+			err = guardParams(func() (err error) { proc, err = s.NewProcessor(p, instance); return err })
+			return proc, withNode(err, o.ID)
+		}
 	}
 	return n
 }
