@@ -122,8 +122,17 @@ type ComponentDoc struct {
 	Description string            `json:"description,omitempty"`
 	Accepts     string            `json:"accepts,omitempty"`
 	Produces    string            `json:"produces,omitempty"`
+	Inputs      []InputDoc        `json:"inputs,omitempty"`
 	Ports       map[string]string `json:"ports,omitempty"`
-	Params      []ParamDoc        `json:"params"`
+	// PortsFromParams says which further output ports the params create.
+	PortsFromParams string     `json:"ports_from_params,omitempty"`
+	Params          []ParamDoc `json:"params"`
+}
+
+// InputDoc is one named input port of a component.
+type InputDoc struct {
+	Name    string `json:"name"`
+	Accepts string `json:"accepts"`
 }
 
 // ParamDoc describes one param of a component.
@@ -153,12 +162,16 @@ func describeSpecs(specs []*component.Spec) []ComponentDoc {
 		if s.Kind != engine.KindSink {
 			d.Produces = producesText(s)
 		}
+		for _, in := range s.Inputs {
+			d.Inputs = append(d.Inputs, InputDoc{Name: in.Name, Accepts: kindText(in.Accepts)})
+		}
 		if len(s.Ports) > 0 {
 			d.Ports = map[string]string{}
 			for name, k := range s.Ports {
 				d.Ports[name] = kindText(k)
 			}
 		}
+		d.PortsFromParams = s.PortsDoc
 		for _, f := range s.Fields {
 			d.Params = append(d.Params, ParamDoc{
 				Name: f.Name, Type: string(f.Type), Default: f.Default, Required: f.Required, Enum: f.Enum,
@@ -299,6 +312,20 @@ func writeComponents(w io.Writer, specs []*component.Spec, overview bool, width 
 		}
 		if len(s.Aliases) > 0 {
 			writeIndented(w, "aliases: "+strings.Join(s.Aliases, ", "), 2, width)
+		}
+		if len(s.Inputs) > 0 {
+			parts := make([]string, len(s.Inputs))
+			for i, in := range s.Inputs {
+				name := in.Name
+				if name == engine.PortMain {
+					name = "(main)"
+				}
+				parts[i] = fmt.Sprintf("%s (%s)", name, kindText(in.Accepts))
+			}
+			writeIndented(w, "input ports: "+strings.Join(parts, ", "), 2, width)
+		}
+		if s.PortsDoc != "" {
+			writeIndented(w, "ports from params: "+s.PortsDoc, 2, width)
 		}
 		if len(s.Ports) > 0 {
 			names := make([]string, 0, len(s.Ports))

@@ -66,8 +66,13 @@ func nodeLines(n *config.NodeSpec) []string {
 // defaults.
 func edgeLabel(e *config.EdgeSpec) string {
 	var parts []string
-	if e.FromPort != engine.PortMain {
+	switch {
+	case e.FromPort != engine.PortMain && e.ToPort != engine.PortMain:
+		parts = append(parts, e.FromPort+" → "+e.ToPort)
+	case e.FromPort != engine.PortMain:
 		parts = append(parts, e.FromPort)
+	case e.ToPort != engine.PortMain:
+		parts = append(parts, "→ "+e.ToPort)
 	}
 	if e.Policy != engine.Block {
 		parts = append(parts, e.Policy.String())

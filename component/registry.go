@@ -39,8 +39,14 @@ type Spec struct {
 	// Summary is one line for listings; Description may say more.
 	Summary     string
 	Description string
-	// Accepts is the set of record kinds an operator or sink takes.
+	// Accepts is the set of record kinds an operator or sink takes on its
+	// main input. With Inputs it is filled in as the union of their kinds.
 	Accepts md.Kind
+	// Inputs are named input ports (a join's left and right), in the order
+	// engine.PortProcessor numbers them, each with the kinds it takes. An
+	// edge ends at one with `to: node.port`. Empty means the one main input
+	// taking Accepts, as for most operators and sinks.
+	Inputs []engine.Input
 	// Produces is the kind on the main output (engine.SameAsInput for
 	// pass-through operators). Sinks produce nothing.
 	Produces md.Kind
@@ -49,6 +55,12 @@ type Spec struct {
 	ProducesFn func(p *Params) md.Kind
 	// Ports are named outputs besides the main one, with their kinds.
 	Ports map[string]md.Kind
+	// PortsFn, when set, computes more named outputs from the decoded
+	// params (a router's named routes, a partitioner's p0..pN-1); they are
+	// added to Ports. PortsDoc says in words what it computes, for `mdp
+	// components` (required with PortsFn).
+	PortsFn  func(p *Params) map[string]md.Kind
+	PortsDoc string
 	// Fields are the params, in documentation order.
 	Fields []Field
 	// Validate checks relations between params after each one decoded. Return
@@ -163,6 +175,23 @@ func check(s *Spec) error {
 	case s.Kind != engine.KindSource && (s.NewProcessor == nil || s.NewSource != nil):
 		return fmt.Errorf("%s: an operator or a sink sets NewProcessor and not NewSource", s.Type)
 	}
+	if s.PortsFn != nil && s.PortsDoc == "" {
+		return fmt.Errorf("%s: PortsFn needs a PortsDoc", s.Type)
+	}
+	if len(s.Inputs) > 0 && s.Kind == engine.KindSource {
+		return fmt.Errorf("%s: a source has no inputs", s.Type)
+	}
+	inputs := map[string]bool{}
+	for _, in := range s.Inputs {
+		if inputs[in.Name] {
+			return fmt.Errorf("%s: input port %q declared twice", s.Type, in.Name)
+		}
+		inputs[in.Name] = true
+		if in.Accepts == md.KindNone {
+			return fmt.Errorf("%s: input port %q takes no record kind", s.Type, in.Name)
+		}
+		s.Accepts |= in.Accepts
+	}
 	seen := map[string]bool{}
 	for _, f := range s.Fields {
 		if seen[f.Name] {
@@ -194,6 +223,21 @@ func (s *Spec) FieldNames() []string {
 		names[i] = f.Name
 	}
 	return names
+}
+
+// OutPorts are the named output ports (besides the main one) for these
+// params: Ports plus what PortsFn computes. p may be nil (then only Ports).
+func (s *Spec) OutPorts(p *Params) map[string]md.Kind {
+	out := make(map[string]md.Kind, len(s.Ports))
+	for name, k := range s.Ports {
+		out[name] = k
+	}
+	if s.PortsFn != nil && p != nil {
+		for name, k := range s.PortsFn(p) {
+			out[name] = k
+		}
+	}
+	return out
 }
 
 // OutKind is the kind on the main output for these params.
@@ -270,13 +314,10 @@ type NodeOptions struct {
 func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 	n := &engine.Node{
 		ID: o.ID, Type: s.Type, Kind: s.Kind, Parallelism: o.Parallelism, OnError: o.OnError,
-		Accepts: s.Accepts, Ports: map[string]md.Kind{},
+		Accepts: s.Accepts, Inputs: s.Inputs, Ports: s.OutPorts(p),
 	}
 	if s.Kind != engine.KindSink {
 		n.Ports[engine.PortMain] = s.OutKind(p)
-	}
-	for name, k := range s.Ports {
-		n.Ports[name] = k
 	}
 	if s.Kind == engine.KindSource {
 		n.MaxOutOfOrderness = p.Duration("max_out_of_orderness")

@@ -110,9 +110,10 @@ type NodeSpec struct {
 // EdgeSpec is one decoded edge.
 type EdgeSpec struct {
 	From     string
-	FromPort string // engine.PortMain ("") or a named port
+	FromPort string // engine.PortMain ("") or a named output port
 	To       string
-	Capacity int // batches; 0 means engine.DefaultQueueCapacity
+	ToPort   string // engine.PortMain ("") or a named input port
+	Capacity int    // batches; 0 means engine.DefaultQueueCapacity
 	Policy   engine.Policy
 	// Where the edge is written (for a classic job, the node it feeds).
 	File         string
@@ -160,7 +161,7 @@ func (d *Document) Graph() (*engine.Graph, error) {
 		}))
 	}
 	for _, es := range d.Edges {
-		g.Edges = append(g.Edges, &engine.Edge{From: es.From, FromPort: es.FromPort, To: es.To, Capacity: es.Capacity, Policy: es.Policy})
+		g.Edges = append(g.Edges, &engine.Edge{From: es.From, FromPort: es.FromPort, To: es.To, ToPort: es.ToPort, Capacity: es.Capacity, Policy: es.Policy})
 	}
 	var errs Errors
 	for _, ge := range onePerEdge(g.Validate()) {

@@ -47,8 +47,9 @@ type loader struct {
 	idOrder []string
 	// nodes whose type is unknown: kept in the graph check as placeholders.
 	placeholders map[string]engine.NodeKind
-	// phPorts are the ports edges use on placeholder nodes.
-	phPorts [][2]string
+	// phPorts and phInPorts are the output and input ports edges use on
+	// placeholder nodes.
+	phPorts, phInPorts [][2]string
 	// exempt are nodes whose connectivity is not reported: the ends of an
 	// edge that named an unknown node (and the node it was likely meant
 	// to name), so one typo is reported once.
@@ -538,7 +539,7 @@ func (l *loader) decodeEdge(item *yaml.Node, path string) {
 		return
 	}
 	es.From, es.FromPort, _ = strings.Cut(fromN.Value, ".")
-	es.To = toN.Value
+	es.To, es.ToPort, _ = strings.Cut(toN.Value, ".")
 	ok := true
 	defer func() {
 		if !ok {
@@ -555,10 +556,7 @@ func (l *loader) decodeEdge(item *yaml.Node, path string) {
 		l.unknownNode(fromN, fromPath, es.From)
 		ok = false
 	}
-	if strings.Contains(es.To, ".") {
-		l.errAt(toN, toPath, "edge target %q names a port; a node has one input, write just %q", es.To, strings.SplitN(es.To, ".", 2)[0])
-		ok = false
-	} else if es.To == "" {
+	if es.To == "" {
 		l.errAt(toN, toPath, "edge target is empty")
 		ok = false
 	} else if _, known := l.ids[es.To]; !known {
@@ -570,6 +568,9 @@ func (l *loader) decodeEdge(item *yaml.Node, path string) {
 	}
 	if _, isPH := l.placeholders[es.From]; isPH {
 		l.phPorts = append(l.phPorts, [2]string{es.From, es.FromPort})
+	}
+	if _, isPH := l.placeholders[es.To]; isPH && es.ToPort != engine.PortMain {
+		l.phInPorts = append(l.phInPorts, [2]string{es.To, es.ToPort})
 	}
 	l.doc.Edges = append(l.doc.Edges, es)
 }
@@ -601,13 +602,21 @@ func (l *loader) checkGraph() {
 					n.Ports[pp[1]] = md.KindNone
 				}
 			}
+			for _, pp := range l.phInPorts {
+				if pp[0] == ns.ID {
+					if len(n.Inputs) == 0 {
+						n.Inputs = []engine.Input{{Name: engine.PortMain, Accepts: md.KindAny}}
+					}
+					n.Inputs = append(n.Inputs, engine.Input{Name: pp[1], Accepts: md.KindAny})
+				}
+			}
 			g.Nodes = append(g.Nodes, n)
 			continue
 		}
 		g.Nodes = append(g.Nodes, component.Node(ns.Spec, ns.Params, component.NodeOptions{ID: ns.ID, Parallelism: ns.Parallelism, OnError: ns.OnError}))
 	}
 	for _, es := range d.Edges {
-		g.Edges = append(g.Edges, &engine.Edge{From: es.From, FromPort: es.FromPort, To: es.To, Capacity: es.Capacity, Policy: es.Policy})
+		g.Edges = append(g.Edges, &engine.Edge{From: es.From, FromPort: es.FromPort, To: es.To, ToPort: es.ToPort, Capacity: es.Capacity, Policy: es.Policy})
 	}
 	for _, ge := range onePerEdge(g.Validate()) {
 		// A node next to a broken edge, of unknown type, or in an incomplete

@@ -44,14 +44,14 @@ func Schema(reg *component.Registry) ([]byte, error) {
 	defs["operator_ref"] = refSchema(specs, engine.KindOperator, false)
 	defs["sink_ref"] = refSchema(specs, engine.KindSink, false)
 	defs["edge"] = obj{
-		"description": "An edge: [from, to] or a mapping. from may name a port as node.port (bars.late).",
+		"description": "An edge: [from, to] or a mapping. from may name an output port as node.port (bars.late), to an input port (join.right).",
 		"oneOf": []any{
 			obj{"type": "array", "prefixItems": []any{obj{"type": "string"}, obj{"type": "string"}}, "minItems": 2, "maxItems": 2, "items": false},
 			obj{
 				"type": "object", "required": []any{"from", "to"}, "additionalProperties": false,
 				"properties": obj{
 					"from":     obj{"type": "string", "description": "Node id, or node.port for a named output port."},
-					"to":       obj{"type": "string", "description": "Node id."},
+					"to":       obj{"type": "string", "description": "Node id, or node.port for a named input port."},
 					"capacity": obj{"type": "integer", "minimum": 1, "default": engine.DefaultQueueCapacity, "description": "Queue capacity in batches."},
 					"policy": obj{"enum": []any{"block", "drop_oldest", "drop_newest"}, "default": "block",
 						"description": "What a full queue does: block (backpressure) or drop (counted)."},

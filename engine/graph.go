@@ -26,8 +26,15 @@ type Node struct {
 	Parallelism int // instances; 0 or 1 means one
 	OnError     ErrorPolicy
 
-	// Accepts is the set of record kinds the node takes (operators, sinks).
+	// Accepts is the set of record kinds the node takes (operators, sinks)
+	// on its main input, when it declares no Inputs.
 	Accepts md.Kind
+	// Inputs are the node's named input ports, in the order
+	// PortProcessor.ProcessPort numbers them, each with the kinds it takes.
+	// Empty means one main input (PortMain) taking Accepts, as for most
+	// operators and sinks. A node that declares Inputs takes edges only on
+	// them; it has a main input only if one of them is named PortMain.
+	Inputs []Input
 	// Ports maps each output port to the kind it carries; PortMain is the main
 	// output. SameAsInput means the kind the node receives.
 	Ports map[string]md.Kind
@@ -40,6 +47,12 @@ type Node struct {
 	NewSource func(instance int) (Source, error)
 	// NewProcessor builds an operator or sink instance.
 	NewProcessor func(instance int) (Processor, error)
+}
+
+// Input is one named input port of a node.
+type Input struct {
+	Name    string
+	Accepts md.Kind
 }
 
 // Policy is what an edge does when its queue is full.
@@ -82,22 +95,26 @@ func (p Policy) String() string {
 // DefaultQueueCapacity is the number of batches an edge holds.
 const DefaultQueueCapacity = 64
 
-// Edge connects a node's output port to another node's input.
+// Edge connects a node's output port to an input port of another node.
 type Edge struct {
 	From     string
-	FromPort string // PortMain or a named port
+	FromPort string // PortMain or a named output port
 	To       string
-	Capacity int // batches; 0 means DefaultQueueCapacity
+	ToPort   string // PortMain or a named input port (Node.Inputs)
+	Capacity int    // batches; 0 means DefaultQueueCapacity
 	Policy   Policy
 }
 
-// Name renders the edge as in config: "from.port -> to".
+// Name renders the edge as in config: "from.port -> to.port".
 func (e *Edge) Name() string {
-	from := e.From
+	from, to := e.From, e.To
 	if e.FromPort != "" {
 		from += "." + e.FromPort
 	}
-	return from + " -> " + e.To
+	if e.ToPort != "" {
+		to += "." + e.ToPort
+	}
+	return from + " -> " + to
 }
 
 // GraphError is one problem found by Validate. Node or Edge (an index into
@@ -185,6 +202,10 @@ func (g *Graph) Validate() []*GraphError {
 			add("", i, "edge %s: node %q (%s) has no output port %q%s", e.Name(), from.ID, from.Type, portLabel(e.FromPort), portList(from))
 			continue
 		}
+		if _, _, ok := to.input(e.ToPort); !ok && to.Kind != KindSource {
+			add("", i, "edge %s: node %q (%s) has no input port %q%s", e.Name(), to.ID, to.Type, portLabel(e.ToPort), inputList(to))
+			continue
+		}
 		if e.From == e.To {
 			add(e.From, i, "edge %s: node %q feeds itself", e.Name(), e.From)
 			continue
@@ -247,8 +268,13 @@ func (g *Graph) Validate() []*GraphError {
 				k = inKind[id]
 			}
 			to := byID[e.To]
-			if k != md.KindNone && to.Accepts&k != k {
-				add(to.ID, ei, "edge %s: %q (%s) sends %s records but %q (%s) takes %s", e.Name(), n.ID, n.Type, k, to.ID, to.Type, to.Accepts)
+			_, accepts, _ := to.input(e.ToPort)
+			if k != md.KindNone && accepts&k != k {
+				what := fmt.Sprintf("%q (%s)", to.ID, to.Type)
+				if e.ToPort != PortMain {
+					what = fmt.Sprintf("input %q of %s", e.ToPort, what)
+				}
+				add(to.ID, ei, "edge %s: %q (%s) sends %s records but %s takes %s", e.Name(), n.ID, n.Type, k, what, accepts)
 				continue
 			}
 			inKind[e.To] |= k
@@ -267,6 +293,32 @@ func (n *Node) port(name string) (md.Kind, bool) {
 		return SameAsInput, true
 	}
 	return md.KindNone, false
+}
+
+// input returns the index and kinds of the named input port.
+func (n *Node) input(name string) (int, md.Kind, bool) {
+	if len(n.Inputs) == 0 {
+		return 0, n.Accepts, name == PortMain
+	}
+	for i, in := range n.Inputs {
+		if in.Name == name {
+			return i, in.Accepts, true
+		}
+	}
+	return 0, md.KindNone, false
+}
+
+func inputList(n *Node) string {
+	var names []string
+	for _, in := range n.Inputs {
+		if in.Name != PortMain {
+			names = append(names, in.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "; it has only its main input"
+	}
+	return "; its input ports are: " + strings.Join(names, ", ")
 }
 
 func portLabel(p string) string {

@@ -93,6 +93,7 @@ type nodeRun struct {
 	n         *Node
 	instances []*instance
 	inQueues  [][]*queue // per instance: the queues it reads
+	inPorts   [][]int    // per instance: the input port of each queue
 }
 
 type instance struct {
@@ -131,7 +132,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 	byID := map[string]*nodeRun{}
 	for _, n := range g.Nodes {
 		p := max(n.Parallelism, 1)
-		nr := &nodeRun{n: n, instances: make([]*instance, p), inQueues: make([][]*queue, p)}
+		nr := &nodeRun{n: n, instances: make([]*instance, p), inQueues: make([][]*queue, p), inPorts: make([][]int, p)}
 		byID[n.ID] = nr
 		j.nodes = append(j.nodes, nr)
 	}
@@ -164,6 +165,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 		if capacity <= 0 {
 			capacity = DefaultQueueCapacity
 		}
+		inPort, _, _ := to.n.input(e.ToPort)
 		for _, src := range from.instances {
 			t := &target{edge: es}
 			for ri := range to.instances {
@@ -171,6 +173,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 				es.queues = append(es.queues, q)
 				t.qs = append(t.qs, q)
 				to.inQueues[ri] = append(to.inQueues[ri], q)
+				to.inPorts[ri] = append(to.inPorts[ri], inPort)
 			}
 			p := ports[src][e.FromPort]
 			if p == nil { // an implicit port such as dead_letter
@@ -559,6 +562,8 @@ func (in *instance) idleLoop(stop <-chan struct{}) {
 func (in *instance) runProcessor() error {
 	ctx := in.job.abortCtx
 	proc := in.impl.(Processor)
+	pp, _ := in.impl.(PortProcessor)
+	inPort := in.node.inPorts[in.idx] // the input port of each queue
 	wh, _ := in.impl.(WatermarkHandler)
 	holder, _ := in.impl.(WatermarkHolder)
 	th, _ := in.impl.(TimerHandler)
@@ -605,8 +610,14 @@ func (in *instance) runProcessor() error {
 				st.FirstEventAt.Store(time.Now().UnixNano())
 			}
 			t0 := time.Now()
-			in.op = "Process"
-			perr := proc.Process(ctx, m.b, out)
+			var perr error
+			if pp != nil {
+				in.op = "ProcessPort"
+				perr = pp.ProcessPort(ctx, inPort[idx], m.b, out)
+			} else {
+				in.op = "Process"
+				perr = proc.Process(ctx, m.b, out)
+			}
 			st.BusyNs.Add(time.Since(t0).Nanoseconds())
 			if perr != nil {
 				if err := in.onError(m.b, perr, policy); err != nil {

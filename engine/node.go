@@ -60,6 +60,19 @@ type Processor interface {
 	Process(ctx context.Context, b *md.Batch, out *Output) error
 }
 
+// PortProcessor is a Processor with named input ports (Node.Inputs), such
+// as a join: the engine calls ProcessPort instead of Process, with port the
+// index in Node.Inputs of the port the batch arrived on (resolved once per
+// queue when the job is wired, so it costs nothing per batch). The rules of
+// Process apply. The engine never calls its Process; implement it as
+// ProcessPort on the port a batch without one belongs to. A node with
+// Inputs may also be a plain Processor when it does not care where a batch
+// came from.
+type PortProcessor interface {
+	Processor
+	ProcessPort(ctx context.Context, port int, b *md.Batch, out *Output) error
+}
+
 // Opener is implemented by nodes that acquire resources before data flows.
 type Opener interface {
 	Open(ctx context.Context, nc *NodeContext) error
