@@ -98,27 +98,28 @@ type Source struct {
 	cts  []*cstate
 	subs []*sub
 
-	out        *engine.Output
-	tb, qb, bb *md.Batch
-	batchSize  int
-	recv       int64 // receipt time (ns) of the current socket read
-	msgs       [nMsgTypes]int64
-	drops      struct{ cut, malformed int64 }
-	delivered  int64
-	gaps       int64
-	conn       *tws.Conn
-	sv         int
-	ibLost     bool
-	probing    bool
-	everReady  atomic.Bool
-	fatal      error
-	resub      chan struct{}
-	resubOne   chan int64
-	histMu     sync.Mutex
-	histReq    map[int64]*histWait
-	histNext   atomic.Int64
-	pacer      *pacer
-	backfillOK atomic.Bool
+	out             *engine.Output
+	tb, qb, bb      *md.Batch
+	batchSize       int
+	recv            int64 // receipt time (ns) of the current socket read
+	msgs            [nMsgTypes]int64
+	drops           struct{ cut, malformed int64 }
+	delivered       int64
+	gaps            int64
+	conn            *tws.Conn
+	sv              int
+	ibLost          bool
+	probing         bool
+	everReady       atomic.Bool
+	warnedMalformed bool
+	fatal           error
+	resub           chan struct{}
+	resubOne        chan int64
+	histMu          sync.Mutex
+	histReq         map[int64]*histWait
+	histNext        atomic.Int64
+	pacer           *pacer
+	backfillOK      atomic.Bool
 }
 
 // histWait is an outstanding historical request.
@@ -373,16 +374,8 @@ func (s *Source) handle(m *tws.Message) {
 		}
 		switch m.TickType {
 		case tws.TBTLast, tws.TBTAllLast:
-			if !validPrice(m.Price) || !(m.Size >= 0) {
-				s.drops.malformed++
-				return
-			}
 			s.trade(ct, md.Trade{TS: ts, Price: m.Price, Size: m.Size})
 		case tws.TBTBidAsk:
-			if !validQuote(m.Bid, m.Ask) {
-				s.drops.malformed++
-				return
-			}
 			s.quote(ct, md.Quote{TS: ts, Bid: m.Bid, Ask: m.Ask, BidSize: m.BidSize, AskSize: m.AskSize})
 		}
 	case tws.InTickPrice:
@@ -424,8 +417,20 @@ func (s *Source) handle(m *tws.Message) {
 
 func validPrice(p float64) bool { return p > 0 && !math.IsInf(p, 0) }
 
-func validQuote(bid, ask float64) bool {
-	return bid >= 0 && ask >= 0 && !math.IsInf(bid, 0) && !math.IsInf(ask, 0) && (bid > 0 || ask > 0)
+// malformed counts a record that breaks the number rules or max_future;
+// the first one is logged with its reason.
+func (s *Source) malformed(ct *cstate, why string) {
+	s.drops.malformed++
+	if !s.warnedMalformed {
+		s.warnedMalformed = true
+		s.log.Warn("ibkr: malformed record dropped (further ones are only counted, drop reason malformed)", "contract", ct.name, "reason", why)
+	}
+}
+
+// future reports whether an event time is more than max_future ahead of
+// the receipt time.
+func (s *Source) future(ts int64) bool {
+	return s.cfg.maxFuture > 0 && ts > s.recv && ts-s.recv > int64(s.cfg.maxFuture)
 }
 
 // note records a contract's record time and closes an open gap.
@@ -456,6 +461,14 @@ func (s *Source) openGaps() {
 }
 
 func (s *Source) trade(ct *cstate, t md.Trade) {
+	if p := md.CheckTrade(&t); !p.OK() {
+		s.malformed(ct, p.String())
+		return
+	}
+	if s.future(t.TS) {
+		s.malformed(ct, "event time "+md.FormatTime(t.TS)+" is more than max_future ahead of the receipt time")
+		return
+	}
 	s.note(ct, t.TS)
 	ct.seq++
 	t.Seq, t.Sym, t.Ingest = ct.seq, ct.sym, s.recv
@@ -469,6 +482,14 @@ func (s *Source) trade(ct *cstate, t md.Trade) {
 }
 
 func (s *Source) quote(ct *cstate, q md.Quote) {
+	if p := md.CheckQuote(&q); !p.OK() {
+		s.malformed(ct, p.String())
+		return
+	}
+	if s.future(q.TS) {
+		s.malformed(ct, "event time "+md.FormatTime(q.TS)+" is more than max_future ahead of the receipt time")
+		return
+	}
 	s.note(ct, q.TS)
 	ct.seq++
 	q.Seq, q.Sym, q.Ingest = ct.seq, ct.sym, s.recv
@@ -482,6 +503,14 @@ func (s *Source) quote(ct *cstate, q md.Quote) {
 }
 
 func (s *Source) bar(ct *cstate, start, interval int64, b *tws.Bar) {
+	if !validPrice(b.Open) || !validPrice(b.High) || !validPrice(b.Low) || !validPrice(b.Close) || b.Low > b.High {
+		s.malformed(ct, "a bar needs finite positive prices with low <= high")
+		return
+	}
+	if s.future(start) {
+		s.malformed(ct, "bar start "+md.FormatTime(start)+" is more than max_future ahead of the receipt time")
+		return
+	}
 	s.note(ct, start)
 	if s.bb == nil {
 		s.bb = s.out.NewBatch(md.KindBar)
@@ -620,7 +649,7 @@ func (s *Source) rtVolume(m *tws.Message) {
 	price, ok1 := tsparse.ParseFloat(f[0])
 	size, ok2 := tsparse.ParseFloat(f[1])
 	ms, ok3 := tsparse.ParseInt(f[2])
-	if !ok1 || !ok2 || !ok3 || !validPrice(price) || size < 0 || ms <= 0 || ms > math.MaxInt64/1_000_000 {
+	if !ok1 || !ok2 || !ok3 || ms <= 0 || ms > math.MaxInt64/1_000_000 {
 		s.drops.malformed++
 		return
 	}

@@ -167,3 +167,24 @@ func TestMaxReconnects(t *testing.T) {
 		t.Errorf("errors %v", e)
 	}
 }
+
+// TestMalformedRecordsAreDropped: numbers that break md.CheckTrade /
+// CheckQuote, event times beyond max_future and undecodable messages are
+// counted (drop reason malformed) and the connection is kept.
+func TestMalformedRecordsAreDropped(t *testing.T) {
+	h, ss := setup(t, nil)
+	future := time.Now().Add(time.Hour).Unix()
+	ss.SendFields(99, 1, 2, 1764167400, -1, 100, 0, "NASDAQ", "")
+	ss.SendFields(99, 1, 2, future, 189.5, 100, 0, "NASDAQ", "")
+	ss.SendFields(99, 2, 3, 1764167400, 0, 0, 300, 200, 0)
+	ss.SendFields(99, 1, 2, "x", 189.5, 100, 0, "NASDAQ", "")
+	ss.SendFields(99, 1, 2, 1764167401, 189.5, 100, 0, "NASDAQ", "")
+	h.waitFor("the good trade", func() bool { return len(h.trades) == 1 })
+	h.waitFor("drops", func() bool { return h.out.NC.Stats.Drops()["malformed"] == 4 })
+	if h.trades[0].TS != 1764167401e9 || h.trades[0].Seq != 1 {
+		t.Errorf("trade %+v", h.trades[0])
+	}
+	if c := h.out.NC.Stats.Counters(); c["connects"] != 1 {
+		t.Errorf("counters %v", c)
+	}
+}

@@ -103,6 +103,8 @@ func init() {
 				Description: "Provider name the symbols are interned under."},
 			{Name: "max_out_of_orderness", Type: component.Duration, Default: "2s",
 				Description: "How far behind the newest event time a record may arrive and still count as on time. IB stamps tick-by-tick records in whole seconds and contracts interleave, so the default allows 2s."},
+			{Name: "max_future", Type: component.Duration, Default: "10s", Min: component.Bound(0), Max: component.Bound(24 * 3600),
+				Description: "A record whose event time is more than this ahead of the time its message arrived is malformed (counted, logged, dropped): a live feed cannot report the future, and one such record would carry the watermark past every record after it. 0 disables the check."},
 			{Name: "connect_timeout", Type: component.Duration, Default: "10s", Min: component.Bound(0.001),
 				Description: "Limit on connecting and the API handshake up to ready (nextValidId and managedAccounts)."},
 			{Name: "heartbeat", Type: component.Duration, Default: "20s", Min: component.Bound(0.01),
@@ -161,6 +163,7 @@ type config struct {
 	maxBackoff     time.Duration
 	maxReconnects  int
 	rate           float64
+	maxFuture      time.Duration
 }
 
 func validate(p *component.Params) error {
@@ -198,6 +201,7 @@ func newConfig(p *component.Params) (*config, error) {
 		maxBackoff:     p.Duration("reconnect_max_backoff"),
 		maxReconnects:  int(p.Int("max_reconnects")),
 		rate:           p.Float("requests_per_second"),
+		maxFuture:      p.Duration("max_future"),
 	}
 	if p.Has("backfill") {
 		if c.backfill, err = parseBackfill(p.Map("backfill")); err != nil {
