@@ -24,17 +24,3 @@ func TestLevelsComeFromTheSinkThenTheJob(t *testing.T) {
 		}
 	}
 }
-
-func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
-	for attempt, want := range map[int]int64{1: 100, 2: 200, 3: 400, 4: 800, 5: 1000, 9: 1000} {
-		for range 50 {
-			d := backoff(100e6, 1000e6, attempt).Milliseconds()
-			if d < want/2 || d > want {
-				t.Fatalf("attempt %d: %dms, want within [%d, %d]", attempt, d, want/2, want)
-			}
-		}
-	}
-	if d := backoff(0, 0, 3); d != 0 {
-		t.Fatalf("zero base: %v", d)
-	}
-}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/retry"
 )
 
 // fatalCheckInterval is how often the sink's node goroutine looks for a
@@ -551,7 +551,7 @@ func (s *Sink) writeRetry(b *Batch) error {
 			}
 			s.stats.Retries.Add(1)
 			s.log.Warn("store write failed; retrying", "rows", n, "attempt", attempt, "err", err)
-			if err := sleep(ctx, backoff(s.cfg.RetryBackoff, s.cfg.RetryBackoffMax, attempt)); err != nil {
+			if err := retry.Sleep(ctx, retry.Backoff{Base: s.cfg.RetryBackoff, Max: s.cfg.RetryBackoffMax}.Delay(attempt)); err != nil {
 				return err
 			}
 		}
@@ -592,36 +592,6 @@ func (s *Sink) tick(w int, now time.Time) {
 	s.log.Warn("store tick failed", "worker", w, "err", err)
 }
 
-// backoff is the delay before retry number attempt (1 = first retry):
-// base·2^(attempt-1) capped at limit, with "equal jitter" — half fixed, half
-// random — so delays still grow while concurrent workers spread out.
-func backoff(base, limit time.Duration, attempt int) time.Duration {
-	if base <= 0 {
-		return 0
-	}
-	d := base
-	for i := 1; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // breaker is a circuit breaker shared by a sink's workers. Closed: writes
 // go through. After threshold consecutive failed attempts it opens: no write
 // is tried for cooldown. Then it is half-open: one write probes; success
@@ -648,7 +618,7 @@ func (b *breaker) wait(ctx context.Context) error {
 		if now.Before(b.openUntil) {
 			d := b.openUntil.Sub(now)
 			b.mu.Unlock()
-			if err := sleep(ctx, d); err != nil {
+			if err := retry.Sleep(ctx, d); err != nil {
 				return err
 			}
 			continue
@@ -660,7 +630,7 @@ func (b *breaker) wait(ctx context.Context) error {
 		}
 		b.mu.Unlock()
 		// Another worker's probe is in flight; look again shortly.
-		if err := sleep(ctx, min(max(b.cooldown/10, time.Millisecond), 100*time.Millisecond)); err != nil {
+		if err := retry.Sleep(ctx, min(max(b.cooldown/10, time.Millisecond), 100*time.Millisecond)); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/retry"
 	"github.com/mdpio/mdp/source/ibkr/tws"
 	"github.com/mdpio/mdp/tsparse"
 )
@@ -215,28 +216,12 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		if s.cfg.maxReconnects > 0 && failures > s.cfg.maxReconnects {
 			return fmt.Errorf("ibkr %s: giving up after %d reconnect attempts that delivered no records: %w", s.cfg.addr, s.cfg.maxReconnects, err)
 		}
-		delay := backoffDelay(failures, s.cfg.backoff, s.cfg.maxBackoff, s.jitter)
+		delay := retry.Backoff{Base: s.cfg.backoff, Max: s.cfg.maxBackoff, Rand: s.jitter}.Delay(failures)
 		s.log.Warn("ibkr disconnected; reconnecting", "err", err, "in", delay, "attempt", failures)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Sleep(ctx, delay) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
-}
-
-// backoffDelay is the wait before reconnect attempt n (1-based): base
-// doubled per earlier failure, capped at max, with full jitter (a random
-// 0-100% of the step), so clients that lost the same TWS spread out.
-func backoffDelay(n int, base, maxD time.Duration, jitter func() float64) time.Duration {
-	d := base
-	for i := 1; i < n && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	return time.Duration(jitter() * float64(d))
 }
 
 // connectAndStream runs one connection. connected reports whether the API

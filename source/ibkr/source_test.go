@@ -107,18 +107,6 @@ func TestReconnectResubscribesAndRecordsTheGap(t *testing.T) {
 	}
 }
 
-func TestBackoffFullJitter(t *testing.T) {
-	for _, c := range []struct {
-		n    int
-		j    float64
-		want time.Duration
-	}{{1, 0.5, 500 * time.Millisecond}, {2, 0.5, time.Second}, {3, 1, 4 * time.Second}, {10, 0.25, 7500 * time.Millisecond}, {1, 0, 0}} {
-		if got := backoffDelay(c.n, time.Second, 30*time.Second, func() float64 { return c.j }); got != c.want {
-			t.Errorf("attempt %d jitter %v: %s, want %s", c.n, c.j, got, c.want)
-		}
-	}
-}
-
 // TestHeartbeat: a silent connection gets a reqCurrentTime; when that is
 // not answered either, the connection is replaced.
 func TestHeartbeat(t *testing.T) {

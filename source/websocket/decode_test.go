@@ -544,25 +544,6 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	base, maxD := 100*time.Millisecond, 2*time.Second
-	steps := []time.Duration{100, 200, 400, 800, 1600, 2000, 2000}
-	for i, step := range steps {
-		step *= time.Millisecond
-		if i == len(steps)-1 || i == len(steps)-2 {
-			step = 2 * time.Second
-		}
-		lo := backoffDelay(i+1, base, maxD, func() float64 { return 0 })
-		hi := backoffDelay(i+1, base, maxD, func() float64 { return 0.999999 })
-		if lo != step/2 || hi < step*99/100 || hi > step {
-			t.Errorf("attempt %d: jitter range [%s, %s], want [%s, %s)", i+1, lo, hi, step/2, step)
-		}
-	}
-	if d := backoffDelay(200, base, maxD, func() float64 { return 0.5 }); d != 1500*time.Millisecond {
-		t.Errorf("attempt 200: %s (no overflow, capped)", d)
-	}
-}
-
 // TestNumbersAndFutureTimesAreMalformed: prices finite and positive, sizes
 // finite and non-negative, a quote side absent (0) but never negative, no
 // hex floats; event times more than max_future ahead of arrival are

@@ -20,6 +20,7 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/retry"
 )
 
 // Source is one provider.websocket node instance.
@@ -117,18 +118,14 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 			return fmt.Errorf("websocket %s: giving up after %d reconnect attempts that delivered no records: %w",
 				redactURL(s.cfg.url), s.cfg.maxReconnects, err)
 		}
-		delay := backoffDelay(failures, s.cfg.backoff, s.cfg.maxBackoff, s.jitter)
+		delay := retry.Backoff{Base: s.cfg.backoff, Max: s.cfg.maxBackoff, Rand: s.jitter}.Delay(failures)
 		msg := "websocket connect failed; retrying"
 		if s.everConnected.Load() {
 			msg = "websocket disconnected; reconnecting"
 		}
 		s.log.Warn(msg, "err", err, "in", delay.Round(time.Millisecond).String(), "attempt", failures)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Sleep(ctx, delay) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -141,19 +138,6 @@ func noSuchHost(err error) (string, bool) {
 		return de.Name, true
 	}
 	return "", false
-}
-
-// backoffDelay is the wait before reconnect attempt n (1-based): base
-// doubled per earlier failure, capped at max, then "equal jitter" — half
-// the step fixed and half random — so clients that lost the same server do
-// not return in lockstep, yet never retry immediately.
-func backoffDelay(n int, base, maxD time.Duration, jitter func() float64) time.Duration {
-	d := base
-	for i := 1; i < n && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	return d/2 + time.Duration(jitter()*float64(d/2))
 }
 
 func (s *Source) newDecoder(symbols *md.SymbolTable, newBatch func(md.Kind) *md.Batch, emit func(*md.Batch) error) *decoder {

@@ -3,7 +3,7 @@
 // bookTicker, raw or in combined-stream envelopes) and Coinbase Exchange
 // (match, last_match and ticker) messages with a hand-written,
 // allocation-free scanner; the generic preset reads any JSON feed from field
-// paths. The source reconnects with exponential backoff and jitter, re-sends
+// paths. The source reconnects with exponential backoff and full jitter, re-sends
 // its subscription, detects dead connections by read_timeout, counts sequence
 // gaps with their size, drops records replayed after a reconnect, and stamps
 // each record with the exchange's time as event time and the receipt time as
@@ -41,7 +41,7 @@ func init() {
 		Summary: "Live trades or quotes from an exchange WebSocket feed (Binance, Coinbase, or any JSON feed)",
 		Description: "Connects to url, sends the subscribe messages, and decodes every message with the preset: " +
 			"binance (trade, aggTrade, bookTicker; raw or combined-stream envelopes), coinbase (match, last_match, ticker) " +
-			"or generic (JSON field paths). Reconnects with exponential backoff and jitter and re-subscribes; " +
+			"or generic (JSON field paths). Reconnects with exponential backoff and full jitter and re-subscribes; " +
 			"a host that DNS does not know fails the job after 3 attempts in a row (a mistake in url, not an outage); " +
 			"until the first connection the job's /readyz reports not ready; " +
 			"a connection with no bytes for read_timeout is presumed dead and replaced. Per symbol, trade ids " +
@@ -96,7 +96,7 @@ func init() {
 			{Name: "connect_timeout", Type: component.Duration, Default: "10s", Min: component.Bound(0.001),
 				Description: "Limit on dialing, the handshake and sending the subscribe messages."},
 			{Name: "reconnect_backoff", Type: component.Duration, Default: "500ms", Min: component.Bound(0.001),
-				Description: "First delay before reconnecting; it doubles per failed attempt up to reconnect_max_backoff, with jitter (a random 50-100% of the step)."},
+				Description: "First delay before reconnecting; it doubles per failed attempt up to reconnect_max_backoff, with full jitter (a random 0-100% of the step; package retry)."},
 			{Name: "reconnect_max_backoff", Type: component.Duration, Default: "30s", Min: component.Bound(0.001),
 				Description: "Longest delay between reconnect attempts."},
 			{Name: "max_reconnects", Type: component.Int, Default: 0, Min: component.Bound(0),
