@@ -22,11 +22,15 @@ var ErrAborted = errors.New("job aborted before it drained")
 
 // Options configure a job.
 type Options struct {
-	Job       string // job name, for logs, status and metrics
-	Logger    *slog.Logger
-	Symbols   *md.SymbolTable // nil: a new table
-	BatchSize int             // default record capacity of pooled batches
-	Feedback  *Feedback       // nil: feedback disabled
+	Job string // job name, for logs, status and metrics
+	// Fingerprint identifies what the job computes (config.Document's
+	// Fingerprint); sinks that share a destination with other jobs name
+	// their output with it.
+	Fingerprint string
+	Logger      *slog.Logger
+	Symbols     *md.SymbolTable // nil: a new table
+	BatchSize   int             // default record capacity of pooled batches
+	Feedback    *Feedback       // nil: feedback disabled
 	// Progress is how this job's sources report their progress.
 	Progress ProgressOptions
 }
@@ -189,7 +193,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 				Job: opts.Job, Node: nr.n.ID, Type: nr.n.Type, Instance: i, Instances: len(nr.instances),
 				Symbols: j.symbols, Pool: j.pool, Feedback: opts.Feedback, Stats: newNodeStats(),
 				Logger: opts.Logger.With("node", nr.n.ID), SourceTotals: j.SourceTotals,
-				Progress: opts.Progress,
+				Progress: opts.Progress, Fingerprint: opts.Fingerprint,
 			}
 			if len(nr.instances) > 1 {
 				in.nc.Logger = in.nc.Logger.With("instance", i)

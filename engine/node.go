@@ -177,6 +177,8 @@ type NodeContext struct {
 	// SourceTotals returns the records all of the job's sources have emitted
 	// and the wall-clock time (ns) of the first one (0 before any).
 	SourceTotals func() (events, firstAt int64)
+	// Fingerprint identifies what the job computes (engine.Options).
+	Fingerprint string
 	// Progress is the job's setting for progress reports (bars on a
 	// terminal, or log records).
 	Progress ProgressOptions

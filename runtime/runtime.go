@@ -129,7 +129,7 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 		return nil, red.RedactError(err)
 	}
 	fb := engine.NewFeedback(doc.Feedback)
-	job, err := engine.New(g, engine.Options{Job: doc.Name, Logger: log, BatchSize: doc.BatchSize, Feedback: fb, Progress: opts.Progress})
+	job, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize, Feedback: fb, Progress: opts.Progress})
 	if err != nil {
 		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
 	}

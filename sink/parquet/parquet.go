@@ -2,7 +2,7 @@
 // written as Parquet files (github.com/parquet-go/parquet-go, zstd) that
 // DuckDB, Spark, pandas and Polars read directly. Files are laid out as
 //
-//	<dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-i<instance>w<worker>-<n>.parquet
+//	<dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-<job>-<fingerprint>-i<instance>w<worker>-<n>.parquet
 //
 // one dataset per record kind (their schemas differ), partitioned by the
 // UTC date of each row's ts and optionally by symbol. A file is written
@@ -11,10 +11,14 @@
 // max_rows, on reaching max_age, and at shutdown — so readers never see half
 // a file. Timestamps are TIMESTAMP(MICROS, isAdjustedToUTC=true) columns.
 //
-// File names derive from the data (the first row's ts) and from a counter,
-// so re-running a job over the same input with rolls by max_rows replaces
-// the files it wrote before instead of adding copies; rolls by max_age
-// depend on the wall clock, so such a re-run may add files.
+// File names derive from the data (the first row's ts), from the writer
+// (the job's name and fingerprint, a hash of what the job computes: its
+// sources and operators with their params) and from a counter. So two jobs
+// writing into one dir — a backfill split by symbol or by day, say — never
+// replace each other's files, while re-running a job over the same input
+// with rolls by max_rows replaces the files it wrote before instead of
+// adding copies; rolls by max_age depend on the wall clock, so such a re-run
+// may add files.
 //
 // Batching, workers (each with its own files, so they write in parallel),
 // retries and store feedback come from package storekit. Parquet write
@@ -49,8 +53,10 @@ func init() {
 	component.Register(component.Spec{
 		Type: "sink.parquet", Kind: engine.KindSink,
 		Summary: "Write bars, trades and quotes as zstd Parquet files partitioned by date (and symbol).",
-		Description: "Files go to <dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-*.parquet, written under a hidden " +
+		Description: "Files go to <dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-<job>-<fingerprint>-*.parquet, written under a hidden " +
 			"temporary name and renamed when complete (max_rows, max_age or shutdown), so readers never see half a file. " +
+			"The fingerprint is a hash of what the job computes (its sources and operators with their params), so jobs sharing a dir " +
+			"(a backfill split by symbol or day) never replace each other's files, while a re-run of the same job replaces its own. " +
 			"Timestamps are TIMESTAMP(MICROS, UTC). Readable by DuckDB, Spark, pandas and Polars.",
 		Accepts: md.KindBar | md.KindTrade | md.KindQuote,
 		Fields: append([]component.Field{
@@ -129,6 +135,7 @@ type Writer struct {
 	RowGroupRows int           // default 131072
 
 	instance int
+	writer   string // "-<job>-<fingerprint>" in file names, or ""
 	workers  []*workerFiles
 	codec    *zstd.Codec // shared by every file, so its pooled encoders are reused across files
 
@@ -183,6 +190,7 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 	}
 	if env.Node != nil {
 		w.instance = env.Node.Instance
+		w.writer = writerName(env.Node.Job, env.Node.Fingerprint)
 	}
 	w.codec = &zstd.Codec{Level: zstd.SpeedDefault}
 	if err := os.MkdirAll(w.Dir, 0o755); err != nil {
@@ -330,7 +338,7 @@ func create[T any](w *Writer, wf *workerFiles, dataset string, k partKey, symbol
 	n := wf.ordinal[dir]
 	wf.ordinal[dir] = n + 1
 	ts := time.UnixMicro(tsOf(first)).UTC().Format("20060102T150405.000000Z")
-	name := fmt.Sprintf("part-%s-i%dw%d-%04d.parquet", ts, w.instance, wf.idx, n)
+	name := fmt.Sprintf("part-%s%s-i%dw%d-%04d.parquet", ts, w.writer, w.instance, wf.idx, n)
 	fl := &file[T]{final: filepath.Join(dir, name), tmp: filepath.Join(dir, "."+name+".tmp"), opened: time.Now()}
 	f, err := os.Create(fl.tmp)
 	if err != nil {
@@ -343,6 +351,32 @@ func create[T any](w *Writer, wf *workerFiles, dataset string, k partKey, symbol
 		pq.CreatedBy("mdp", "", ""),
 	)
 	return fl, nil
+}
+
+// writerName is the part of a file name that says which job wrote it:
+// "-<job>-<fingerprint>", the job name cut to 40 safe characters; "" for
+// neither.
+func writerName(job, fingerprint string) string {
+	var b strings.Builder
+	for _, r := range job {
+		if b.Len() >= 40 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := ""
+	if b.Len() > 0 {
+		out += "-" + b.String()
+	}
+	if fingerprint != "" {
+		out += "-" + fingerprint
+	}
+	return out
 }
 
 // escapeSymbol makes a symbol safe as a directory name (BTC/USD → BTC%2FUSD),

@@ -75,10 +75,10 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 	}
 	got := files(t, dir)
 	want := []string{
-		"bars/date=2024-01-02/part-20240102T143000.000000Z-i0w0-0000.parquet",
-		"bars/date=2024-01-03/part-20240103T003345.000000Z-i0w0-0000.parquet",
-		"quotes/date=2024-01-02/part-20240102T143000.000000Z-i0w0-0000.parquet",
-		"trades/date=2024-01-02/part-20240102T143000.000000Z-i0w0-0000.parquet",
+		"bars/date=2024-01-02/part-20240102T143000.000000Z-test-i0w0-0000.parquet",
+		"bars/date=2024-01-03/part-20240103T003345.000000Z-test-i0w0-0000.parquet",
+		"quotes/date=2024-01-02/part-20240102T143000.000000Z-test-i0w0-0000.parquet",
+		"trades/date=2024-01-02/part-20240102T143000.000000Z-test-i0w0-0000.parquet",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
