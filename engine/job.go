@@ -198,6 +198,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 			if len(nr.instances) > 1 {
 				in.nc.Logger = in.nc.Logger.With("instance", i)
 			}
+			in.nc.Stats.log = in.nc.Logger
 			in.out = newOutput(j.abortCtx, in.nc, ports[in])
 			if nr.n.Kind == KindSource {
 				in.out.source = true
@@ -487,6 +488,7 @@ func (in *instance) run() {
 		in.job.fail(in, err)
 	}
 	cerr := in.cleanup()
+	in.nc.Stats.FlushDropLog()
 	switch {
 	case err == nil && cerr == nil:
 		in.state.Store("done")

@@ -1,9 +1,30 @@
 package engine
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// loggedDrops are the drop reasons the engine logs for the node that counts
+// them, with what the log line says. Records are lost there with no other
+// trace in the log (a malformed row is logged by its source with file and
+// line, an edge's drops by its policy's own count).
+var loggedDrops = map[string]string{
+	"late":     "late records dropped: their window had closed when they arrived",
+	"too_late": "late records dropped: later than allowed_lateness",
+}
+
+// dropLogEvery is how often a drop reason that keeps occurring is logged
+// again, as one summary of the drops since its last line.
+const dropLogEvery = 10 * time.Second
+
+// dropLog is the rate limit of one logged drop reason.
+type dropLog struct {
+	last     time.Time
+	unlogged int64
+}
 
 // NodeStats are one node instance's counters. The engine updates them once
 // per batch; metrics and status read them at any time.
@@ -26,7 +47,9 @@ type NodeStats struct {
 	// set once, in Open.
 	Extra atomic.Value
 
+	log      *slog.Logger // logs loggedDrops; nil logs nothing
 	mu       sync.Mutex
+	dropLogs map[string]*dropLog
 	drops    map[string]int64
 	errs     map[string]int64
 	counters map[string]int64
@@ -42,14 +65,65 @@ func newNodeStats() *NodeStats {
 const minTime = -1 << 63
 
 // Drop counts n records dropped for reason (a short snake_case word such as
-// "late", "queue_full", "malformed").
+// "late", "queue_full", "malformed"). Late drops are also logged, rate
+// limited: the first at once, then one summary of the drops since at most
+// every 10 s, and what is left when the node ends (FlushDropLog).
 func (s *NodeStats) Drop(reason string, n int64) {
 	if n == 0 {
 		return
 	}
 	s.mu.Lock()
 	s.drops[reason] += n
+	msg, logged := loggedDrops[reason]
+	var line int64 // drops to log now
+	var total int64
+	first := false
+	if logged && s.log != nil {
+		if s.dropLogs == nil {
+			s.dropLogs = map[string]*dropLog{}
+		}
+		dl := s.dropLogs[reason]
+		now := time.Now()
+		switch {
+		case dl == nil:
+			s.dropLogs[reason] = &dropLog{last: now}
+			line, first = n, true
+		case now.Sub(dl.last) >= dropLogEvery:
+			line = dl.unlogged + n
+			dl.unlogged, dl.last = 0, now
+		default:
+			dl.unlogged += n
+		}
+		total = s.drops[reason]
+	}
 	s.mu.Unlock()
+	if line > 0 {
+		s.log.Warn(msg, "reason", reason, "count", line, "total", total, "first", first)
+	}
+}
+
+// FlushDropLog logs the drops counted since the last logged line of each
+// reason; the engine calls it when the node ends.
+func (s *NodeStats) FlushDropLog() {
+	if s.log == nil {
+		return
+	}
+	type pending struct {
+		reason       string
+		count, total int64
+	}
+	var out []pending
+	s.mu.Lock()
+	for r, dl := range s.dropLogs {
+		if dl.unlogged > 0 {
+			out = append(out, pending{r, dl.unlogged, s.drops[r]})
+			dl.unlogged = 0
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range out {
+		s.log.Warn(loggedDrops[p.reason], "reason", p.reason, "count", p.count, "total", p.total, "first", false)
+	}
 }
 
 // Error counts one error with a short reason and remembers its message.

@@ -51,6 +51,21 @@ type deadLetter struct {
 	Line   int64  `json:"line"`
 	Reason string `json:"reason"`
 	Raw    string `json:"raw"`
+	// RawBytes is the row's full length when Raw holds only its first
+	// maxRawBytes bytes.
+	RawBytes int64 `json:"raw_bytes,omitempty"`
+}
+
+// maxRawBytes is how much of a malformed row is dead-lettered: enough to
+// see what went wrong, never a copy of a runaway line.
+const maxRawBytes = 4096
+
+// truncateRaw is the part of a malformed row that is kept.
+func truncateRaw(raw []byte) []byte {
+	if len(raw) > maxRawBytes {
+		return raw[:maxRawBytes]
+	}
+	return raw
 }
 
 func (m *malformed) openDeadLetter() error {
@@ -68,6 +83,12 @@ func (m *malformed) openDeadLetter() error {
 // report handles one malformed row (line is 1-based; for Parquet the row
 // number). Under on_error: fail it returns the error that stops the job.
 func (m *malformed) report(file string, line int64, raw []byte, e *rowErr) error {
+	return m.reportSized(file, line, raw, int64(len(raw)), e)
+}
+
+// reportSized is report for a row of size bytes of which raw is the start
+// (a line too long to keep).
+func (m *malformed) reportSized(file string, line int64, raw []byte, size int64, e *rowErr) error {
 	reason := e.reason()
 	if m.policy == errFail {
 		return fmt.Errorf("%s:%d: malformed row (%s); on_error is fail", file, line, reason)
@@ -89,7 +110,11 @@ func (m *malformed) report(file string, line int64, raw []byte, e *rowErr) error
 		m.quiet++
 	}
 	if m.dl != nil {
-		rec, err := json.Marshal(deadLetter{File: file, Line: line, Reason: reason, Raw: string(raw)})
+		dl := deadLetter{File: file, Line: line, Reason: reason, Raw: string(truncateRaw(raw))}
+		if size > int64(len(dl.Raw)) {
+			dl.RawBytes = size
+		}
+		rec, err := json.Marshal(dl)
 		if err != nil {
 			return fmt.Errorf("dead-letter row %s:%d: %w", file, line, err)
 		}

@@ -53,6 +53,8 @@ type fileReader struct {
 
 	pq     *parquetInput
 	pqFile *os.File
+
+	jump jumpGuard
 }
 
 // timeFilter keeps records with start <= ts < end.
@@ -81,6 +83,7 @@ type readerConfig struct {
 	mal     *malformed
 	filter  timeFilter
 	bufSize int
+	maxJump int64         // ns; 0 disables the jump guard
 	counter *atomic.Int64 // raw bytes read, all files
 }
 
@@ -90,11 +93,11 @@ func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
 		return nil, err
 	}
 	r := &fileReader{idx: idx, path: path, format: f, kind: rc.lay.kind, dec: *rc.dec, mal: rc.mal,
-		filter: rc.filter, delim: rc.lay.delim}
+		filter: rc.filter, delim: rc.lay.delim, jump: jumpGuard{maxJump: rc.maxJump}}
 	if r.kind == md.KindTrade {
-		r.trades = make([]md.Trade, 0, chunkSize)
+		r.trades = make([]md.Trade, 0, chunkSize+chunkSlack)
 	} else {
-		r.quotes = make([]md.Quote, 0, chunkSize)
+		r.quotes = make([]md.Quote, 0, chunkSize+chunkSlack)
 	}
 	switch f {
 	case formatParquet:
@@ -395,26 +398,56 @@ func (r *fileReader) fill() error {
 	return r.fillParquet()
 }
 
-// accept decodes r.vals into the chunk. It returns a problem when the row
-// is malformed; rows outside the filters are skipped without one.
-func (r *fileReader) accept() bool {
+// accept decodes r.vals into the chunk. A malformed row is reported (raw
+// is the row's text, or nil for Parquet, whose text is built only when
+// needed); rows outside the filters are skipped without one. The error is
+// the one that stops the job (on_error: fail).
+func (r *fileReader) accept(raw []byte) error {
 	r.rerr.prob = probNone
+	var ts int64
+	var n int
 	if r.kind == md.KindTrade {
-		n := len(r.trades)
+		n = len(r.trades)
 		r.trades = r.trades[:n+1]
-		if !r.dec.trade(&r.vals, &r.trades[n], &r.rerr) || !r.filter.pass(r.trades[n].TS) {
+		if !r.dec.trade(&r.vals, &r.trades[n], &r.rerr) {
 			r.trades = r.trades[:n]
-			return r.rerr.prob == probNone
+			return r.reportRow(raw)
 		}
-		return true
+		ts = r.trades[n].TS
+	} else {
+		n = len(r.quotes)
+		r.quotes = r.quotes[:n+1]
+		if !r.dec.quote(&r.vals, &r.quotes[n], &r.rerr) {
+			r.quotes = r.quotes[:n]
+			return r.reportRow(raw)
+		}
+		ts = r.quotes[n].TS
 	}
-	n := len(r.quotes)
-	r.quotes = r.quotes[:n+1]
-	if !r.dec.quote(&r.vals, &r.quotes[n], &r.rerr) || !r.filter.pass(r.quotes[n].TS) {
-		r.quotes = r.quotes[:n]
-		return r.rerr.prob == probNone
+	if r.jump.maxJump > 0 {
+		if keep, err := r.jumpCheck(n, ts, raw); !keep || err != nil {
+			return err
+		}
 	}
-	return true
+	if !r.filter.pass(ts) {
+		if r.kind == md.KindTrade {
+			r.trades = r.trades[:n]
+		} else {
+			r.quotes = r.quotes[:n]
+		}
+	}
+	return nil
+}
+
+// reportRow reports the current row as malformed when decoding set a
+// problem (a row of a filtered-out symbol has none).
+func (r *fileReader) reportRow(raw []byte) error {
+	if r.rerr.prob == probNone {
+		return nil
+	}
+	if raw == nil && r.pq != nil {
+		raw = r.pq.rowText()
+	}
+	return r.mal.report(r.path, r.line, raw, &r.rerr)
 }
 
 func (r *fileReader) fillCSV() error {
@@ -423,7 +456,7 @@ func (r *fileReader) fillCSV() error {
 		line, err := r.lines.readLine()
 		if err == io.EOF {
 			r.eof = true
-			return nil
+			return r.finishHeld()
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.path, err)
@@ -449,10 +482,8 @@ func (r *fileReader) fillCSV() error {
 		for _, sc := range r.cols {
 			r.vals[sc.slot] = r.fields[sc.col]
 		}
-		if !r.accept() {
-			if err := r.mal.report(r.path, r.line, line, &r.rerr); err != nil {
-				return err
-			}
+		if err := r.accept(line); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -463,7 +494,7 @@ func (r *fileReader) fillJSON() error {
 		line, err := r.lines.readLine()
 		if err == io.EOF {
 			r.eof = true
-			return nil
+			return r.finishHeld()
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.path, err)
@@ -482,10 +513,8 @@ func (r *fileReader) fillJSON() error {
 			}
 			continue
 		}
-		if !r.accept() {
-			if err := r.mal.report(r.path, r.line, line, &r.rerr); err != nil {
-				return err
-			}
+		if err := r.accept(line); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -499,13 +528,11 @@ func (r *fileReader) fillParquet() error {
 		}
 		if !ok {
 			r.eof = true
-			return nil
+			return r.finishHeld()
 		}
 		r.line++
-		if !r.accept() {
-			if err := r.mal.report(r.path, r.line, r.pq.rowText(), &r.rerr); err != nil {
-				return err
-			}
+		if err := r.accept(nil); err != nil {
+			return err
 		}
 	}
 	return nil
