@@ -67,9 +67,10 @@ func (s *seenSink) OnWatermark(ctx context.Context, wm int64, out *Output) error
 }
 
 // A source batch is cut before each record behind the running watermark, so
-// receivers see the watermark of exactly the records before it.
+// receivers see the watermark of exactly the records before it; every
+// receiver of a fan-out sees the same, and end of stream follows.
 func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
-	sink := &seenSink{wm: map[*Output]int64{}}
+	sink, sink2 := &seenSink{wm: map[*Output]int64{}}, &seenSink{wm: map[*Output]int64{}}
 	src := &batchSource{syms: 1, batches: [][]int64{
 		{10, 50, 30, 60, 20}, // ooo 5: running watermark 5, 45 | 45, 55 | 55
 		{58, 70},             // 58 is not behind 55: not cut
@@ -78,8 +79,9 @@ func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
 	}}
 	g := &Graph{
 		Nodes: []*Node{srcNode("src", src),
-			{ID: "sink", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }}},
-		Edges: []*Edge{{From: "src", To: "sink"}},
+			{ID: "sink", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }},
+			{ID: "sink2", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink2, nil }}},
+		Edges: []*Edge{{From: "src", To: "sink"}, {From: "src", To: "sink2"}}, // fan-out
 	}
 	g.Nodes[0].MaxOutOfOrderness = 5
 	j, err := New(g, Options{})
@@ -97,11 +99,21 @@ func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
 		"[40] after wm 65",
 		"[80 81 82] after wm 65",
 	}
-	if fmt.Sprint(sink.got) != fmt.Sprint(want) {
-		t.Fatalf("got\n%q\nwant\n%q", sink.got, want)
+	for i, s := range []*seenSink{sink, sink2} {
+		if fmt.Sprint(s.got) != fmt.Sprint(want) {
+			t.Fatalf("sink %d got\n%q\nwant\n%q", i+1, s.got, want)
+		}
+		if len(s.wm) != 1 {
+			t.Fatalf("sink %d: %d instances saw watermarks", i+1, len(s.wm))
+		}
+		for _, w := range s.wm {
+			if w != md.MaxTime {
+				t.Fatalf("sink %d: last watermark %d, want the final one", i+1, w)
+			}
+		}
 	}
-	if st := j.Status(); st.Nodes[0].EventsOut != 11 || st.Nodes[1].EventsIn != 11 {
-		t.Fatalf("events out %d in %d, want 11", st.Nodes[0].EventsOut, st.Nodes[1].EventsIn)
+	if st := j.Status(); st.Nodes[0].EventsOut != 11 || st.Nodes[1].EventsIn != 11 || st.Nodes[2].EventsIn != 11 {
+		t.Fatalf("events out %d in %d and %d, want 11", st.Nodes[0].EventsOut, st.Nodes[1].EventsIn, st.Nodes[2].EventsIn)
 	}
 }
 
