@@ -3,6 +3,7 @@ package replay
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -147,14 +148,21 @@ type lineInput struct {
 	zr   func() // closes the decompressor
 	rd   *bufio.Reader
 	long []byte // a line longer than the buffer
+	max  int64  // longest line kept, in bytes; 0: no limit
+	size int64  // length of the line errLineTooLong reported
 }
 
-func openLines(path string, c compression, bufSize int, counter *atomic.Int64) (*lineInput, error) {
+// errLineTooLong is readLine's report of a line longer than max_line_bytes:
+// the line was read past (memory stays bounded by the limit) and its first
+// bytes are returned with the error, its length is in size.
+var errLineTooLong = errors.New("line too long")
+
+func openLines(path string, c compression, bufSize int, maxLine int64, counter *atomic.Int64) (*lineInput, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	in := &lineInput{f: f}
+	in := &lineInput{f: f, max: maxLine}
 	var r io.Reader = &countingReader{r: f, n: counter}
 	switch c {
 	case compGzip:
@@ -179,14 +187,29 @@ func openLines(path string, c compression, bufSize int, counter *atomic.Int64) (
 }
 
 // readLine returns the next line without its line ending, or io.EOF. The
-// slice is valid until the next call.
+// slice is valid until the next call. A line longer than max is read past
+// and reported with errLineTooLong.
 func (in *lineInput) readLine() ([]byte, error) {
 	line, err := in.rd.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
 		in.long = append(in.long[:0], line...)
+		size := int64(len(line))
 		for err == bufio.ErrBufferFull {
 			line, err = in.rd.ReadSlice('\n')
-			in.long = append(in.long, line...)
+			size += int64(len(line))
+			if in.max == 0 || int64(len(in.long)) <= in.max {
+				in.long = append(in.long, line...)
+			}
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		if n := len(line); n > 0 && line[n-1] == '\n' {
+			size--
+		}
+		if in.max > 0 && size > in.max {
+			in.size = size
+			return in.long[:min(len(in.long), maxRawBytes)], errLineTooLong
 		}
 		line = in.long
 	}
@@ -215,7 +238,7 @@ func (in *lineInput) close() error {
 // readAll returns a whole (decompressed) file, for Parquet, whose reader
 // needs random access.
 func readAll(path string, c compression, counter *atomic.Int64) ([]byte, error) {
-	in, err := openLines(path, c, 64<<10, counter)
+	in, err := openLines(path, c, 64<<10, 0, counter)
 	if err != nil {
 		return nil, err
 	}

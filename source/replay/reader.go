@@ -84,6 +84,7 @@ type readerConfig struct {
 	filter  timeFilter
 	bufSize int
 	maxJump int64         // ns; 0 disables the jump guard
+	maxLine int64         // max_line_bytes
 	counter *atomic.Int64 // raw bytes read, all files
 }
 
@@ -144,7 +145,7 @@ func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
 			r.jkeys = append(r.jkeys, jsonKey{name: c.name, slot: s})
 		}
 	}
-	if r.lines, err = openLines(path, c, rc.bufSize, rc.counter); err != nil {
+	if r.lines, err = openLines(path, c, rc.bufSize, rc.maxLine, rc.counter); err != nil {
 		return nil, err
 	}
 	if f == formatCSV {
@@ -180,6 +181,9 @@ func (r *fileReader) csvHeader(lay *layout) error {
 		line, err := r.lines.readLine()
 		if err == io.EOF {
 			return fmt.Errorf("%s: empty file; expected a header line", r.path)
+		}
+		if err == errLineTooLong {
+			return fmt.Errorf("%s:1: the header line (%d bytes) is longer than max_line_bytes (%d)", r.path, r.lines.size, r.lines.max)
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.path, err)
@@ -398,6 +402,12 @@ func (r *fileReader) fill() error {
 	return r.fillParquet()
 }
 
+// longLine reports a line longer than max_line_bytes (head is its start).
+func (r *fileReader) longLine(head []byte) error {
+	e := rowErr{prob: probSyntax, msg: fmt.Sprintf("line of %d bytes is longer than max_line_bytes (%d)", r.lines.size, r.lines.max)}
+	return r.mal.reportSized(r.path, r.line, head, r.lines.size, &e)
+}
+
 // accept decodes r.vals into the chunk. A malformed row is reported (raw
 // is the row's text, or nil for Parquet, whose text is built only when
 // needed); rows outside the filters are skipped without one. The error is
@@ -458,6 +468,13 @@ func (r *fileReader) fillCSV() error {
 			r.eof = true
 			return r.finishHeld()
 		}
+		if err == errLineTooLong {
+			r.line++
+			if err := r.longLine(line); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.path, err)
 		}
@@ -495,6 +512,13 @@ func (r *fileReader) fillJSON() error {
 		if err == io.EOF {
 			r.eof = true
 			return r.finishHeld()
+		}
+		if err == errLineTooLong {
+			r.line++
+			if err := r.longLine(line); err != nil {
+				return err
+			}
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.path, err)

@@ -88,6 +88,8 @@ func init() {
 				Description: "Progress (records handed on, share of the estimated total, rate, ETA): auto draws a bar when mdp runs on a terminal that no record data goes to; always also reports it as log records every 10s when there is no such terminal; never. mdp run --progress / --no-progress override it for one run."},
 			{Name: "on_error", Type: component.String, Default: "drop", Enum: []string{"drop", "dead_letter", "fail"},
 				Description: "Malformed rows: drop (count and log), dead_letter (also append file, line, reason and raw row as JSON lines to dead_letter_path), fail (stop the job at the first one)."},
+			{Name: "max_line_bytes", Type: component.Int, Default: 1 << 20, Min: component.Bound(64), Max: component.Bound(1 << 30),
+				Description: "Longest CSV or JSON line, in bytes. A longer line is a malformed row, read past in bounded memory; at most its first 4 KiB is dead-lettered."},
 			{Name: "max_jump", Type: component.Duration, Default: "1h", Min: component.Bound(0),
 				Description: "A row whose event time jumps more than this past the newest event time of its file so far is held back until the rows after it confirm the jump (2 of them land no more than max_jump before it: a weekend gap, a trading halt, replayed exactly as it is). A jump the next row contradicts is an outlier: a malformed row that never advances the watermark (an absurd timestamp would otherwise make every later row late). The first rows of a file are checked the same way; a jump on the very last row is malformed. 0 disables the check."},
 			{Name: "dead_letter_path", Type: component.String,
@@ -132,6 +134,7 @@ type Source struct {
 	policy   onError
 	dlPath   string
 	maxJump  int64
+	maxLine  int64
 
 	// progressEvery and progressLogEvery are how often progress is drawn
 	// as a bar and logged as a record; tests shorten them.
@@ -167,7 +170,7 @@ func newSource(p *component.Params) (*Source, error) {
 		paths: p.Strings("path"), lay: lay, format: p.String("format"), comp: p.String("compression"),
 		filter: timeFilter{start: md.MinTime, end: md.MaxTime}, symbols: p.Strings("symbols"),
 		speed: p.Float("speed"), progress: p.String("progress"), dlPath: p.String("dead_letter_path"),
-		maxJump:       p.Duration("max_jump").Nanoseconds(),
+		maxJump: p.Duration("max_jump").Nanoseconds(), maxLine: p.Int("max_line_bytes"),
 		progressEvery: 250 * time.Millisecond, progressLogEvery: 10 * time.Second,
 	}
 	if v, ok := p.Time("start"); ok {
@@ -282,7 +285,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		dec.prov = []byte(s.lay.provider)
 	}
 	rc := &readerConfig{lay: s.lay, format: s.format, comp: s.comp, dec: dec, mal: s.mal,
-		filter: s.filter, bufSize: bufSize, counter: &s.prog.bytes, maxJump: s.maxJump}
+		filter: s.filter, bufSize: bufSize, counter: &s.prog.bytes, maxJump: s.maxJump, maxLine: s.maxLine}
 
 	readers := make([]*fileReader, 0, len(s.files))
 	defer func() {
