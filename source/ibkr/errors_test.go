@@ -120,7 +120,20 @@ func TestAdvisoryEntitlement(t *testing.T) {
 	sendErr(ss, 1, 10089, "Requested market data requires additional subscription for API. Delayed market data is available.")
 	ss.SendFields(1, 6, 1, 1, 189.49, 100, 0)
 	ss.SendFields(1, 6, 1, 2, 189.53, 200, 0)
-	h.waitFor("quote", func() bool { return len(h.quotes) == 1 })
+	ss.SendFields(2, 6, 1, 3, 250)      // ask size changes: a new quote
+	ss.SendFields(2, 6, 1, 3, 250)      // unchanged: none
+	ss.SendFields(1, 6, 1, 1, -1, 0, 0) // no bid now: no quote
+	// RT_VOLUME: a trade with a millisecond time; an empty price is a
+	// volume correction, not a trade.
+	ss.SendFields(46, 6, 1, 48, "189.52;300;1764167401234;67854;189.5;true")
+	ss.SendFields(46, 6, 1, 48, ";0;1764167401300;67854;189.5;true")
+	h.waitFor("quotes and trade", func() bool { return len(h.quotes) == 2 && len(h.trades) == 1 })
+	if q := h.quotes[1]; q.Bid != 189.49 || q.Ask != 189.53 || q.AskSize != 250 || q.BidSize != 100 {
+		t.Errorf("quote after the size tick: %+v", q)
+	}
+	if tr := h.trades[0]; tr.TS != 1764167401234e6 || tr.Price != 189.52 || tr.Size != 300 || tr.Seq != 3 {
+		t.Errorf("RT_VOLUME trade: %+v", tr)
+	}
 }
 
 // TestConnectivityCodes: 1100 keeps the socket and opens a gap; 1101

@@ -291,7 +291,11 @@ func (s *Source) session(ctx context.Context, conn *tws.Conn, first bool) error 
 // batches whenever no further message is at hand.
 func (s *Source) read(conn *tws.Conn) error {
 	for {
-		if !conn.Buffered() {
+		// A read that finds nothing buffered goes to the socket: first
+		// emit what is filled, and stamp what it brings with a new receipt
+		// time.
+		blocking := !conn.Buffered()
+		if blocking {
 			if err := s.flush(); err != nil {
 				return err
 			}
@@ -304,7 +308,10 @@ func (s *Source) read(conn *tws.Conn) error {
 			var de *tws.DecodeError
 			if errors.As(err, &de) {
 				s.drops.malformed++
-				s.log.Warn("ibkr: malformed message skipped", "err", err)
+				if !s.warnedMalformed {
+					s.warnedMalformed = true
+					s.log.Warn("ibkr: malformed message skipped (further ones are only counted, drop reason malformed)", "err", err)
+				}
 				continue
 			}
 			var ne net.Error
@@ -323,7 +330,7 @@ func (s *Source) read(conn *tws.Conn) error {
 			}
 			return fmt.Errorf("read: %w", err)
 		}
-		if !conn.Buffered() || s.recv == 0 {
+		if blocking || s.recv == 0 {
 			s.recv = time.Now().UnixNano()
 		}
 		s.probing = false
@@ -900,7 +907,13 @@ func (s *Source) subscribe(ctx context.Context, conn *tws.Conn, sb *sub) error {
 		if err := s.pacer.message(ctx); err != nil {
 			return err
 		}
-		return conn.ReqMktData(sb.reqID, c, "233")
+		// RT_VOLUME (generic tick 233) gives trades with millisecond
+		// times; delayed data allows no such generic tick.
+		generic := "233"
+		if s.cfg.mdType >= 3 {
+			generic = ""
+		}
+		return conn.ReqMktData(sb.reqID, c, generic)
 	}
 }
 

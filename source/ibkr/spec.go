@@ -88,7 +88,7 @@ func init() {
 				Description: "Default per contract: IB's 5-second real-time bars (TRADES; MIDPOINT for forex) on the bars port."},
 			{Name: "market_data", Type: component.Bool, Default: false,
 				Description: "Default per contract: top-of-book ticks (reqMktData, aggregated by IB every 250 ms or so), for contracts or accounts without tick-by-tick: " +
-					"quotes from bid/ask ticks on the quotes port and trades from RT_VOLUME (millisecond times) on the main output."},
+					"quotes from bid/ask ticks on the quotes port (stamped with the receipt time) and trades from RT_VOLUME (millisecond times) on the main output; delayed data has no RT_VOLUME, so quotes only."},
 			{Name: "market_data_type", Type: component.String, Default: "live", Enum: []string{"live", "frozen", "delayed", "delayed_frozen"},
 				Description: "reqMarketDataType for market_data: delayed data for accounts without a subscription (tick-by-tick and real-time bars have no delayed form)."},
 			{Name: "on_unavailable", Type: component.String, Default: "fail", Enum: []string{"fail", "skip"},
