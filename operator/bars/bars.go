@@ -72,8 +72,8 @@ type Config struct {
 
 // hot is the fold state of a symbol's newest open bar: exactly one cache
 // line, in a dense per-symbol slice, and all the per-record fast path
-// touches. A record is folded there when end > ts >= closeTS, one unsigned
-// comparison; the zero hot (no open bar) takes no record.
+// touches. A record is folded there when closeTS <= ts < end (two
+// predictable comparisons); the zero hot (no open bar) takes no record.
 type hot struct {
 	end, closeTS     int64 // the bar's end; event time of the record that set close
 	high, low, close float64
@@ -298,7 +298,7 @@ func foldTrades(cur []hot, ts []md.Trade) int {
 			return i
 		}
 		h := &cur[t.Sym]
-		if uint64(t.TS-h.closeTS) >= uint64(h.end-h.closeTS) {
+		if t.TS < h.closeTS || t.TS >= h.end {
 			return i
 		}
 		h.add(t.TS, t.Price, t.Size)
@@ -344,7 +344,7 @@ func foldQuotes(cur []hot, src PriceSource, qs []md.Quote) int {
 			return i
 		}
 		h := &cur[q.Sym]
-		if uint64(q.TS-h.closeTS) >= uint64(h.end-h.closeTS) {
+		if q.TS < h.closeTS || q.TS >= h.end {
 			return i
 		}
 		h.add(q.TS, quotePrice(q, src), 1)
