@@ -1,9 +1,15 @@
 package ibkr
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/source/ibkr/tws"
+	"github.com/mdpio/mdp/source/ibkr/tws/faketws"
 )
 
 // TestStreamsTradesQuotesAndBars: one contract with every stream; the
@@ -169,5 +175,88 @@ func TestMalformedRecordsAreDropped(t *testing.T) {
 	}
 	if c := h.out.NC.Stats.Counters(); c["connects"] != 1 {
 		t.Errorf("counters %v", c)
+	}
+}
+
+// TestManySubscriptionsArePaced: 120 tick-by-tick requests at once go out
+// at no more than requests_per_second (40) in any second of the pacing
+// clock: the research's "120 subscriptions" scenario.
+func TestManySubscriptionsArePaced(t *testing.T) {
+	var cs []any
+	for i := range 120 {
+		cs = append(cs, map[string]any{"symbol": fmt.Sprintf("S%03d", i)})
+	}
+	h := start(t, fakeServer(t), map[string]any{"quotes": false, "contracts": cs}, t0)
+	ss := h.session()
+	for i := range 120 {
+		p, err := ss.Next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if !strings.HasPrefix(string(p), fmt.Sprintf("97\x00%d\x00", i+1)) {
+			t.Fatalf("request %d: %q", i, p)
+		}
+	}
+	// 120 requests at 40 per second: the pacer slept through two seconds.
+	var slept time.Duration
+	for _, d := range h.clk.sleeps {
+		slept += d
+	}
+	if slept != 2*time.Second {
+		t.Errorf("slept %s (%v), want 2s", slept, h.clk.sleeps)
+	}
+}
+
+// TestClientIDInUseOnReconnect: a 326 after the first connection (TWS may
+// still hold the old session) is retried, not fatal.
+func TestClientIDInUseOnReconnect(t *testing.T) {
+	h, ss := setup(t, nil)
+	ss.Close()
+	ss2, err := h.srv.Accept(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendErr(ss2, -1, 326, "Unable to connect as the client id is already in use.  Retry with a unique client id.")
+	ss3 := h.session()
+	h.expect(ss3, reqTrades...)
+	if e := h.out.NC.Stats.Errors(); e["connect_failed"] != 1 || !strings.Contains(h.out.NC.Stats.LastError(), "already in use") {
+		t.Errorf("errors %v, last %q", e, h.out.NC.Stats.LastError())
+	}
+}
+
+// TestRecordPathAllocatesNothing: decoding and routing a tick-by-tick trade
+// into the batch being filled allocates nothing per record.
+func TestRecordPathAllocatesNothing(t *testing.T) {
+	cfg, err := params(t, map[string]any{"contracts": []any{map[string]any{"symbol": "AAPL"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newSource(cfg)
+	out := engine.NewTestOutput(nil, 0, PortQuotes, PortBars)
+	src.Open(context.Background(), out.NC)
+	src.out, src.batchSize = out.Output, 1024
+	src.cts[0].sym = out.NC.Symbols.Intern("ibkr", "AAPL")
+	frame := faketws.Text(99, 1, 2, 1764167400, 189.51, 100, 0, "NASDAQ", "")[4:]
+	var m tws.Message
+	n, emitted := 0, 0
+	src.recv = time.Now().UnixNano()
+	allocs := testing.AllocsPerRun(5000, func() {
+		if err := tws.Decode(frame, 200, &m); err != nil {
+			t.Fatal(err)
+		}
+		src.handle(&m)
+		if n++; n%1000 == 0 {
+			src.flush()
+			for _, b := range out.Drain(engine.PortMain) {
+				emitted += b.Len()
+				b.Release()
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per record", allocs)
+	}
+	if emitted != 5000 || src.cts[0].seq != 5001 {
+		t.Errorf("emitted %d trades, sequence %d", emitted, src.cts[0].seq)
 	}
 }
