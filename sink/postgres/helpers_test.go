@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mdpio/mdp/internal/testenv"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -32,10 +33,7 @@ func connectTest(tb testing.TB) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, testDSN())
 	if err != nil {
-		if os.Getenv("CI") == "" {
-			tb.Skipf("PostgreSQL not reachable at %s (set MDP_TEST_PG_DSN): %v", RedactDSN(testDSN()), err)
-		}
-		tb.Fatalf("PostgreSQL not reachable at %s: %v", RedactDSN(testDSN()), err)
+		testenv.Missing(tb, "PostgreSQL", fmt.Sprintf("not reachable at %s: %v", RedactDSN(testDSN()), err), testenv.PostgresHint)
 	}
 	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/internal/testenv"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/sink/storekit/storetest"
 )
@@ -356,10 +357,8 @@ func waitServer(timeout time.Duration) error {
 func TestPostgresRestartMidJob(t *testing.T) {
 	conn := connectTest(t)
 	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("pg_ctlcluster not found")
-		}
-		t.Skip("pg_ctlcluster not found: the server is not a local Debian cluster")
+		testenv.Missing(t, "pg_ctlcluster", "not found: the server is not a local Debian cluster",
+			"run the tests on the machine of a Debian PostgreSQL cluster (apt-get install postgresql) as root")
 	}
 	if h, ok := strings.CutPrefix(testDSN(), "postgres://"); !ok || !(strings.Contains(h, "@127.0.0.1") || strings.Contains(h, "@localhost")) {
 		t.Skipf("MDP_TEST_PG_DSN %s is not the local server this test can restart", RedactDSN(testDSN()))
