@@ -5,6 +5,11 @@
 //
 //	go run ./examples/custom_operator run --config examples/custom_operator/job.yaml
 //	go run ./examples/custom_operator components operator.price_scale
+//
+// Outside the mdp module, a program like this one depends on mdp through a
+// clone until the module is served by a proxy: a replace directive in its
+// go.mod (replace github.com/mdpio/mdp => ../mdp) or a workspace
+// (go work init ./myprogram ../mdp).
 package main
 
 import (

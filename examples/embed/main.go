@@ -4,6 +4,14 @@
 // the queues and flushes open bars before Run returns).
 //
 //	go run ./examples/embed
+//
+// This example lives inside the mdp module. A program of your own depends on
+// mdp through a clone until the module is served by a proxy: in its go.mod,
+//
+//	require github.com/mdpio/mdp v0.0.0
+//	replace github.com/mdpio/mdp => ../mdp
+//
+// or a workspace, go work init ./myprogram ../mdp.
 package main
 
 import (
@@ -52,12 +60,14 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	runErr := u.Run(ctx)
 
-	out, err := json.MarshalIndent(u.Status(), "", "  ")
-	if err != nil {
+	// Edge names hold "->": no HTML escaping, so they print as written.
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(u.Status()); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintln(stdout, string(out))
 	if runErr != nil {
 		fmt.Fprintln(stderr, "job failed:", runErr)
 		return 1

@@ -20,6 +20,9 @@ func TestEmbeddedJob(t *testing.T) {
 	if code := run(context.Background(), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
+	if bytes.Contains(stdout.Bytes(), []byte(`\u003e`)) || !bytes.Contains(stdout.Bytes(), []byte(`"name": "src -> bars"`)) {
+		t.Fatalf("status output escapes the edge names:\n%s", stdout.String())
+	}
 	var st runtime.Status
 	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
 		t.Fatalf("status output: %v\n%s", err, stdout.String())

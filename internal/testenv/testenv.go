@@ -17,7 +17,9 @@ const PostgresHint = "start one on 127.0.0.1:5432 with trust auth for postgres a
 	"createdb -h 127.0.0.1 -U postgres test), or point MDP_TEST_PG_DSN at one"
 
 // InCI reports whether the tests run under CI.
-func InCI() bool { return os.Getenv("CI") != "" && os.Getenv("CI") != "false" && os.Getenv("CI") != "0" }
+func InCI() bool {
+	return os.Getenv("CI") != "" && os.Getenv("CI") != "false" && os.Getenv("CI") != "0"
+}
 
 // Missing ends the test because service is unavailable (why says what
 // failed): a skip naming hint locally, a failure under CI.

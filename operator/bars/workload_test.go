@@ -16,7 +16,7 @@ import (
 	"github.com/mdpio/mdp/md"
 )
 
-// The bars workload of shared/bench/WORKLOAD.md, bit for bit.
+// The bars workload of docs/bench/WORKLOAD.md, bit for bit.
 
 const (
 	wlT0   = int64(1704205800) * 1_000_000_000 // 2024-01-02T14:30:00Z

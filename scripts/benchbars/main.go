@@ -1,4 +1,4 @@
-// Command benchbars measures the reference bars workload (../shared/bench/
+// Command benchbars measures the reference bars workload (docs/bench/
 // WORKLOAD.md) through mdp and through the hand-written limit loop in the same
 // run, and prints each run, the medians, the ratio of mdp to go-limit-slice,
 // and mdp's peak RSS. It checks every mdp checksum against the reference.
@@ -35,7 +35,7 @@ type result struct {
 
 func main() {
 	runs := flag.Int("runs", 5, "runs of each variant")
-	limitDir := flag.String("limit", "../shared/bench/limit", "directory of the limit program")
+	limitDir := flag.String("limit", "docs/bench/limit", "directory of the limit program")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "benchbars")
 	check(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/mdpio/mdp/md"
 )
 
-// writeWorkload writes the reference bars workload (../shared/bench/WORKLOAD.md:
+// writeWorkload writes the reference bars workload (docs/bench/WORKLOAD.md:
 // splitmix64 seed 42, 100 symbols, a trade every 10 µs from
 // 2024-01-02T14:30:00Z) as a tardis-layout CSV (json=false) or JSON lines.
 func writeWorkload(tb testing.TB, path string, n int, json bool) {
