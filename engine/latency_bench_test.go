@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -16,7 +17,7 @@ type pacedSource struct {
 	rate float64
 }
 
-func (p *pacedSource) Run(ctx context.Context, out *Output) error {
+func (p *pacedSource) Run(ctx context.Context, out *engine.Output) error {
 	id := out.Symbols().Intern("bench", "X")
 	start := time.Now()
 	sent := 0
@@ -44,7 +45,7 @@ func (p *pacedSource) Run(ctx context.Context, out *Output) error {
 // latencySink records now - ingest for every trade.
 type latencySink struct{ lat []int64 }
 
-func (l *latencySink) Process(ctx context.Context, b *md.Batch, out *Output) error {
+func (l *latencySink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
 	now := time.Now().UnixNano()
 	for i := range b.Trades {
 		l.lat = append(l.lat, now-b.Trades[i].Ingest)
@@ -59,12 +60,12 @@ func (l *latencySink) Process(ctx context.Context, b *md.Batch, out *Output) err
 func BenchmarkPacedLatency(b *testing.B) {
 	const rate = 100_000
 	sink := &latencySink{lat: make([]int64, 0, rate*b.N)}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", &pacedSource{n: rate * b.N, rate: rate}), opNode("op", 1),
-			{ID: "sink", Type: "sink.latency", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }}},
-		Edges: []*Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", &pacedSource{n: rate * b.N, rate: rate}), opNode("op", 1),
+			{ID: "sink", Type: "sink.latency", Kind: engine.KindSink, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return sink, nil }}},
+		Edges: []*engine.Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
 	}
-	j, err := New(g, Options{})
+	j, err := engine.New(g, engine.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,33 +1,34 @@
-package engine
+package engine_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 )
 
 // gateSink blocks in Process until its gate is opened.
 type gateSink struct {
-	collectSink
+	enginetest.Sink
 	gate    chan struct{}
 	entered atomic.Int64
 }
 
-func (g *gateSink) Process(ctx context.Context, b *md.Batch, out *Output) error {
+func (g *gateSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
 	g.entered.Add(1)
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return g.collectSink.Process(ctx, b, out)
+	return g.Sink.Process(ctx, b, out)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -43,13 +44,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestBackpressureBlocksTheSource(t *testing.T) {
 	s := &gateSink{gate: make(chan struct{})}
-	src := &genSource{n: 100 * 10, bs: 10, syms: 1}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", src), sinkNode("sink", &s.collectSink)},
-		Edges: []*Edge{{From: "src", To: "sink", Capacity: 4}},
+	src := gen(100*10, 10, 1)
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", src), enginetest.SinkNode("sink", s)},
+		Edges: []*engine.Edge{{From: "src", To: "sink", Capacity: 4}},
 	}
-	g.Nodes[1].NewProcessor = func(int) (Processor, error) { return s, nil }
-	j, err := New(g, Options{})
+	g.Nodes[1].NewProcessor = func(int) (engine.Processor, error) { return s, nil }
+	j, err := engine.New(g, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +68,8 @@ func TestBackpressureBlocksTheSource(t *testing.T) {
 	if err := j.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.trades) != 1000 {
-		t.Fatalf("sink got %d of 1000", len(s.trades))
+	if len(s.Trades()) != 1000 {
+		t.Fatalf("sink got %d of 1000", len(s.Trades()))
 	}
 	if j.Status().Nodes[0].BlockedNs == 0 {
 		t.Fatal("source blocked time not counted")
@@ -76,15 +77,15 @@ func TestBackpressureBlocksTheSource(t *testing.T) {
 }
 
 func TestDropPoliciesCountEveryDrop(t *testing.T) {
-	for _, pol := range []Policy{DropNewest, DropOldest} {
+	for _, pol := range []engine.Policy{engine.DropNewest, engine.DropOldest} {
 		t.Run(pol.String(), func(t *testing.T) {
 			s := &gateSink{gate: make(chan struct{})}
-			g := &Graph{
-				Nodes: []*Node{srcNode("src", &genSource{n: 1000, bs: 10, syms: 1}), sinkNode("sink", nil)},
-				Edges: []*Edge{{From: "src", To: "sink", Capacity: 3, Policy: pol}},
+			g := &engine.Graph{
+				Nodes: []*engine.Node{srcNode("src", gen(1000, 10, 1)), enginetest.SinkNode("sink", nil)},
+				Edges: []*engine.Edge{{From: "src", To: "sink", Capacity: 3, Policy: pol}},
 			}
-			g.Nodes[1].NewProcessor = func(int) (Processor, error) { return s, nil }
-			j, err := New(g, Options{})
+			g.Nodes[1].NewProcessor = func(int) (engine.Processor, error) { return s, nil }
+			j, err := engine.New(g, engine.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,13 +104,13 @@ func TestDropPoliciesCountEveryDrop(t *testing.T) {
 			if dropped == 0 || st.Nodes[0].Drops["queue_full"] != dropped {
 				t.Fatalf("dropped %d, node drops %v", dropped, st.Nodes[0].Drops)
 			}
-			if int64(len(s.trades))+dropped != 1000 {
-				t.Fatalf("delivered %d + dropped %d != 1000", len(s.trades), dropped)
+			if int64(len(s.Trades()))+dropped != 1000 {
+				t.Fatalf("delivered %d + dropped %d != 1000", len(s.Trades()), dropped)
 			}
-			if pol == DropOldest && s.trades[len(s.trades)-1].TS != 999 {
-				t.Fatalf("drop_oldest lost the newest record: last ts %d", s.trades[len(s.trades)-1].TS)
+			if pol == engine.DropOldest && s.Trades()[len(s.Trades())-1].TS != 999 {
+				t.Fatalf("drop_oldest lost the newest record: last ts %d", s.Trades()[len(s.Trades())-1].TS)
 			}
-			if pol == DropNewest && s.trades[0].TS != 0 {
+			if pol == engine.DropNewest && s.Trades()[0].TS != 0 {
 				t.Fatalf("drop_newest lost the oldest record")
 			}
 		})
@@ -119,7 +120,7 @@ func TestDropPoliciesCountEveryDrop(t *testing.T) {
 // failOp fails on every batch whose first trade has an odd ts/10.
 type failOp struct{}
 
-func (failOp) Process(ctx context.Context, b *md.Batch, out *Output) error {
+func (failOp) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
 	if (b.Trades[0].TS/10)%2 == 1 {
 		return errors.New("odd batch")
 	}
@@ -128,29 +129,29 @@ func (failOp) Process(ctx context.Context, b *md.Batch, out *Output) error {
 }
 
 func TestErrorPolicies(t *testing.T) {
-	build := func(pol ErrorPolicy, dl *collectSink) (*Graph, *collectSink) {
-		c := &collectSink{}
-		g := &Graph{
-			Nodes: []*Node{srcNode("src", &genSource{n: 100, bs: 10, syms: 1}),
-				{ID: "op", Type: "operator.fail", Kind: KindOperator, OnError: pol, Accepts: md.KindTrade,
-					Ports: map[string]md.Kind{PortMain: SameAsInput}, NewProcessor: func(int) (Processor, error) { return failOp{}, nil }},
-				sinkNode("sink", c)},
-			Edges: []*Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
+	build := func(pol engine.ErrorPolicy, dl *enginetest.Sink) (*engine.Graph, *enginetest.Sink) {
+		c := &enginetest.Sink{}
+		g := &engine.Graph{
+			Nodes: []*engine.Node{srcNode("src", gen(100, 10, 1)),
+				{ID: "op", Type: "operator.fail", Kind: engine.KindOperator, OnError: pol, Accepts: md.KindTrade,
+					Ports: map[string]md.Kind{engine.PortMain: engine.SameAsInput}, NewProcessor: func(int) (engine.Processor, error) { return failOp{}, nil }},
+				enginetest.SinkNode("sink", c)},
+			Edges: []*engine.Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
 		}
 		if dl != nil {
-			g.Nodes = append(g.Nodes, sinkNode("dl", dl))
-			g.Edges = append(g.Edges, &Edge{From: "op", FromPort: PortDeadLetter, To: "dl"})
+			g.Nodes = append(g.Nodes, enginetest.SinkNode("dl", dl))
+			g.Edges = append(g.Edges, &engine.Edge{From: "op", FromPort: engine.PortDeadLetter, To: "dl"})
 		}
 		return g, c
 	}
 	t.Run("fail", func(t *testing.T) {
-		g, _ := build(OnErrorFail, nil)
-		j, err := New(g, Options{})
+		g, _ := build(engine.OnErrorFail, nil)
+		j, err := engine.New(g, engine.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = j.Run(context.Background())
-		var ne *NodeError
+		var ne *engine.NodeError
 		if !errors.As(err, &ne) || ne.Node != "op" || !strings.Contains(err.Error(), "odd batch") {
 			t.Fatalf("want node error from op, got %v", err)
 		}
@@ -159,34 +160,34 @@ func TestErrorPolicies(t *testing.T) {
 		}
 	})
 	t.Run("skip", func(t *testing.T) {
-		g, c := build(OnErrorSkip, nil)
-		j, _ := New(g, Options{})
+		g, c := build(engine.OnErrorSkip, nil)
+		j, _ := engine.New(g, engine.Options{})
 		if err := j.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		st := j.Status().Nodes[1]
-		if len(c.trades) != 50 || st.Errors["skipped"] != 5 || st.Drops["error"] != 50 {
-			t.Fatalf("got %d trades, status %+v", len(c.trades), st)
+		if len(c.Trades()) != 50 || st.Errors["skipped"] != 5 || st.Drops["error"] != 50 {
+			t.Fatalf("got %d trades, status %+v", len(c.Trades()), st)
 		}
 	})
 	t.Run("dead_letter", func(t *testing.T) {
-		dl := &reasonSink{}
-		g, c := build(OnErrorDeadLetter, nil)
-		g.Nodes = append(g.Nodes, &Node{ID: "dl", Type: "sink.reason", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return dl, nil }})
-		g.Edges = append(g.Edges, &Edge{From: "op", FromPort: PortDeadLetter, To: "dl"})
-		j, err := New(g, Options{})
+		dl := &enginetest.Sink{}
+		g, c := build(engine.OnErrorDeadLetter, nil)
+		g.Nodes = append(g.Nodes, &engine.Node{ID: "dl", Type: "sink.reason", Kind: engine.KindSink, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return dl, nil }})
+		g.Edges = append(g.Edges, &engine.Edge{From: "op", FromPort: engine.PortDeadLetter, To: "dl"})
+		j, err := engine.New(g, engine.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := j.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if len(c.trades) != 50 || dl.n != 50 || dl.reason != "odd batch" {
-			t.Fatalf("main %d, dead letters %d reason %q", len(c.trades), dl.n, dl.reason)
+		if len(c.Trades()) != 50 || dl.Len() != 50 || dl.Reasons()[0] != "odd batch" {
+			t.Fatalf("main %d, dead letters %d reasons %q", len(c.Trades()), dl.Len(), dl.Reasons())
 		}
 	})
 	t.Run("dead_letter needs an edge", func(t *testing.T) {
-		g, _ := build(OnErrorDeadLetter, nil)
+		g, _ := build(engine.OnErrorDeadLetter, nil)
 		errs := g.Validate()
 		if len(errs) != 1 || errs[0].Msg != `node "op" has on_error: dead_letter but no edge from op.dead_letter` {
 			t.Fatalf("got %v", errs)
@@ -194,110 +195,55 @@ func TestErrorPolicies(t *testing.T) {
 	})
 }
 
-type reasonSink struct {
-	n      int
-	reason string
-}
-
-func (r *reasonSink) Process(ctx context.Context, b *md.Batch, out *Output) error {
-	r.n += b.Len()
-	r.reason = b.Reason
-	return nil
-}
-
-// tsSource emits the given timestamps, one batch each, then waits for stop
-// if hold is set.
-type tsSource struct {
-	sym  string
-	ts   []int64
-	hold bool
-}
-
-func (s *tsSource) Run(ctx context.Context, out *Output) error {
-	id := out.Symbols().Intern("t", s.sym)
-	for _, ts := range s.ts {
-		b := out.NewBatch(md.KindTrade)
-		b.Trades = append(b.Trades, md.Trade{TS: ts, Sym: id, Price: 1, Size: 1})
-		if err := out.Emit(b); err != nil {
-			return err
-		}
-	}
-	if s.hold {
-		<-ctx.Done()
-	}
-	return nil
-}
-
-type wmSink struct {
-	mu  sync.Mutex
-	wms []int64
-}
-
-func (w *wmSink) Process(ctx context.Context, b *md.Batch, out *Output) error { return nil }
-func (w *wmSink) OnWatermark(ctx context.Context, wm int64, out *Output) error {
-	w.mu.Lock()
-	w.wms = append(w.wms, wm)
-	w.mu.Unlock()
-	return nil
-}
-func (w *wmSink) last() int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.wms) == 0 {
-		return minTime
-	}
-	return w.wms[len(w.wms)-1]
-}
-
 func TestFanInWatermarkIsTheMinimum(t *testing.T) {
-	w := &wmSink{}
-	a := &tsSource{sym: "A", ts: []int64{100, 200, 300}, hold: true}
-	b := &tsSource{sym: "B", ts: []int64{50}, hold: true}
-	g := &Graph{
-		Nodes: []*Node{srcNode("a", a), srcNode("b", b), opNode("op", 1),
-			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return w, nil }}},
-		Edges: []*Edge{{From: "a", To: "op"}, {From: "b", To: "op"}, {From: "op", To: "sink"}},
+	w := &enginetest.Sink{}
+	a := ts("A", 100, 200, 300)
+	b := ts("B", 50)
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("a", a), srcNode("b", b), opNode("op", 1),
+			{ID: "sink", Type: "sink.wm", Kind: engine.KindSink, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return w, nil }}},
+		Edges: []*engine.Edge{{From: "a", To: "op"}, {From: "b", To: "op"}, {From: "op", To: "sink"}},
 	}
-	j, err := New(g, Options{})
+	j, err := engine.New(g, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := j.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "watermark 50", func() bool { return w.last() == 50 })
+	waitFor(t, "watermark 50", func() bool { return w.LastWatermark() == 50 })
 	time.Sleep(20 * time.Millisecond)
-	if w.last() != 50 {
-		t.Fatalf("watermark %d passed the slower input", w.last())
+	if w.LastWatermark() != 50 {
+		t.Fatalf("watermark %d passed the slower input", w.LastWatermark())
 	}
 	j.Stop()
 	if err := j.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if w.last() != md.MaxTime {
-		t.Fatalf("final watermark %d", w.last())
+	if w.LastWatermark() != md.MaxTime {
+		t.Fatalf("final watermark %d", w.LastWatermark())
 	}
 }
 
 func TestIdleTimeoutAdvancesTheWatermark(t *testing.T) {
-	w := &wmSink{}
+	w := &enginetest.Sink{}
 	start := time.Now().UnixNano()
-	src := &tsSource{sym: "A", ts: []int64{start}, hold: true}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", src),
-			{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return w, nil }}},
-		Edges: []*Edge{{From: "src", To: "sink"}},
+	src := ts("A", start)
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", src),
+			{ID: "sink", Type: "sink.wm", Kind: engine.KindSink, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return w, nil }}},
+		Edges: []*engine.Edge{{From: "src", To: "sink"}},
 	}
 	g.Nodes[0].IdleTimeout = 20 * time.Millisecond
 	g.Nodes[0].MaxOutOfOrderness = 5 * time.Millisecond
-	j, err := New(g, Options{})
+	j, err := engine.New(g, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := j.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "idle advance", func() bool { return w.last() > start })
+	waitFor(t, "idle advance", func() bool { return w.LastWatermark() > start })
 	j.Stop()
 	if err := j.Wait(); err != nil {
 		t.Fatal(err)
@@ -307,7 +253,7 @@ func TestIdleTimeoutAdvancesTheWatermark(t *testing.T) {
 // endless emits until stopped and counts what it emitted.
 type endless struct{ sent atomic.Int64 }
 
-func (e *endless) Run(ctx context.Context, out *Output) error {
+func (e *endless) Run(ctx context.Context, out *engine.Output) error {
 	id := out.Symbols().Intern("t", "X")
 	for i := int64(0); ; i++ {
 		if ctx.Err() != nil {
@@ -326,12 +272,12 @@ func (e *endless) Run(ctx context.Context, out *Output) error {
 
 func TestStopDrainsEverything(t *testing.T) {
 	src := &endless{}
-	c := &collectSink{}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", src), opNode("op", 2), sinkNode("sink", c)},
-		Edges: []*Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
+	c := &enginetest.Sink{}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", src), opNode("op", 2), enginetest.SinkNode("sink", c)},
+		Edges: []*engine.Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
 	}
-	j, err := New(g, Options{})
+	j, err := engine.New(g, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,19 +290,19 @@ func TestStopDrainsEverything(t *testing.T) {
 	if err := j.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if int64(len(c.trades)) != src.sent.Load() || !c.closed {
-		t.Fatalf("sent %d, delivered %d, closed %v", src.sent.Load(), len(c.trades), c.closed)
+	if int64(len(c.Trades())) != src.sent.Load() || !c.Closed() {
+		t.Fatalf("sent %d, delivered %d, closed %v", src.sent.Load(), len(c.Trades()), c.Closed())
 	}
 }
 
 func TestAbortReturnsErrAborted(t *testing.T) {
 	s := &gateSink{gate: make(chan struct{})}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", &endless{}), sinkNode("sink", nil)},
-		Edges: []*Edge{{From: "src", To: "sink"}},
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", &endless{}), enginetest.SinkNode("sink", nil)},
+		Edges: []*engine.Edge{{From: "src", To: "sink"}},
 	}
-	g.Nodes[1].NewProcessor = func(int) (Processor, error) { return s, nil }
-	j, _ := New(g, Options{})
+	g.Nodes[1].NewProcessor = func(int) (engine.Processor, error) { return s, nil }
+	j, _ := engine.New(g, engine.Options{})
 	if err := j.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -364,25 +310,25 @@ func TestAbortReturnsErrAborted(t *testing.T) {
 	j.Stop() // cannot drain: the sink is stuck
 	time.Sleep(10 * time.Millisecond)
 	j.Abort()
-	if err := j.Wait(); !errors.Is(err, ErrAborted) {
+	if err := j.Wait(); !errors.Is(err, engine.ErrAborted) {
 		t.Fatalf("got %v", err)
 	}
 }
 
-type failOpen struct{ collectSink }
+type failOpen struct{ enginetest.Sink }
 
-func (f *failOpen) Open(ctx context.Context, nc *NodeContext) error {
+func (f *failOpen) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return errors.New("connection refused")
 }
 
 func TestOpenFailureFailsBeforeDataFlows(t *testing.T) {
 	src := &endless{}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", src), sinkNode("sink", nil)},
-		Edges: []*Edge{{From: "src", To: "sink"}},
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", src), enginetest.SinkNode("sink", nil)},
+		Edges: []*engine.Edge{{From: "src", To: "sink"}},
 	}
-	g.Nodes[1].NewProcessor = func(int) (Processor, error) { return &failOpen{}, nil }
-	j, _ := New(g, Options{})
+	g.Nodes[1].NewProcessor = func(int) (engine.Processor, error) { return &failOpen{}, nil }
+	j, _ := engine.New(g, engine.Options{})
 	err := j.Start(context.Background())
 	if err == nil || err.Error() != `node "sink": open: connection refused` {
 		t.Fatalf("got %v", err)
@@ -393,35 +339,35 @@ func TestOpenFailureFailsBeforeDataFlows(t *testing.T) {
 }
 
 func TestFanOutSharesEveryBatch(t *testing.T) {
-	c1, c2 := &collectSink{}, &collectSink{}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", &genSource{n: 5000, bs: 100, syms: 4}), sinkNode("s1", c1), sinkNode("s2", c2)},
-		Edges: []*Edge{{From: "src", To: "s1"}, {From: "src", To: "s2"}},
+	c1, c2 := &enginetest.Sink{}, &enginetest.Sink{}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", gen(5000, 100, 4)), enginetest.SinkNode("s1", c1), enginetest.SinkNode("s2", c2)},
+		Edges: []*engine.Edge{{From: "src", To: "s1"}, {From: "src", To: "s2"}},
 	}
-	j, _ := New(g, Options{})
+	j, _ := engine.New(g, engine.Options{})
 	if err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(c1.trades) != 5000 || len(c2.trades) != 5000 {
-		t.Fatalf("got %d and %d", len(c1.trades), len(c2.trades))
+	if len(c1.Trades()) != 5000 || len(c2.Trades()) != 5000 {
+		t.Fatalf("got %d and %d", len(c1.Trades()), len(c2.Trades()))
 	}
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	trade := map[string]md.Kind{PortMain: md.KindTrade}
-	bar := map[string]md.Kind{PortMain: md.KindBar}
-	g := &Graph{
-		Nodes: []*Node{
-			{ID: "src", Type: "provider.x", Kind: KindSource, Ports: trade},
-			{ID: "src", Type: "provider.x", Kind: KindSource, Ports: trade},
-			{ID: "bars", Type: "operator.bars", Kind: KindOperator, Accepts: md.KindTrade, Ports: bar},
-			{ID: "tradesonly", Type: "operator.t", Kind: KindOperator, Accepts: md.KindTrade, Ports: trade},
-			{ID: "a", Type: "operator.a", Kind: KindOperator, Accepts: md.KindAny, Ports: trade},
-			{ID: "b", Type: "operator.b", Kind: KindOperator, Accepts: md.KindAny, Ports: trade},
-			{ID: "lonely", Type: "operator.l", Kind: KindOperator, Accepts: md.KindAny, Ports: trade},
-			{ID: "sink", Type: "sink.s", Kind: KindSink, Accepts: md.KindAny},
+	trade := map[string]md.Kind{engine.PortMain: md.KindTrade}
+	bar := map[string]md.Kind{engine.PortMain: md.KindBar}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{
+			{ID: "src", Type: "provider.x", Kind: engine.KindSource, Ports: trade},
+			{ID: "src", Type: "provider.x", Kind: engine.KindSource, Ports: trade},
+			{ID: "bars", Type: "operator.bars", Kind: engine.KindOperator, Accepts: md.KindTrade, Ports: bar},
+			{ID: "tradesonly", Type: "operator.t", Kind: engine.KindOperator, Accepts: md.KindTrade, Ports: trade},
+			{ID: "a", Type: "operator.a", Kind: engine.KindOperator, Accepts: md.KindAny, Ports: trade},
+			{ID: "b", Type: "operator.b", Kind: engine.KindOperator, Accepts: md.KindAny, Ports: trade},
+			{ID: "lonely", Type: "operator.l", Kind: engine.KindOperator, Accepts: md.KindAny, Ports: trade},
+			{ID: "sink", Type: "sink.s", Kind: engine.KindSink, Accepts: md.KindAny},
 		},
-		Edges: []*Edge{
+		Edges: []*engine.Edge{
 			{From: "src", To: "bars"}, {From: "bars", To: "tradesonly"}, {From: "tradesonly", To: "sink"},
 			{From: "ghost", To: "sink"}, {From: "sink", To: "bars"}, {From: "bars", FromPort: "nope", To: "sink"},
 			{From: "tradesonly", To: "bars"},
@@ -443,7 +389,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	// Without the cycle: reachability and kinds.
 	g.Nodes = append(g.Nodes[:1], g.Nodes[2:]...)
-	g.Edges = []*Edge{{From: "src", To: "bars"}, {From: "bars", To: "tradesonly"}, {From: "tradesonly", To: "sink"}, {From: "a", To: "b"}}
+	g.Edges = []*engine.Edge{{From: "src", To: "bars"}, {From: "bars", To: "tradesonly"}, {From: "tradesonly", To: "sink"}, {From: "a", To: "b"}}
 	msgs = nil
 	for _, e := range g.Validate() {
 		msgs = append(msgs, e.Msg)
@@ -459,37 +405,43 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
-type orderedTS struct{ tsSource }
+// ts is a source emitting one trade per event time, one batch each, then
+// holding until the job stops.
+func ts(sym string, times ...int64) *enginetest.Source {
+	return &enginetest.Source{Symbols: []string{sym}, Trades: enginetest.TradesAt(times...), BatchSize: 1, Hold: true}
+}
+
+type orderedTS struct{ *enginetest.Source }
 
 func (orderedTS) EventTimeOrdered() bool { return true }
 
 func TestOrderedSourceWatermarkIsTheLastEventTime(t *testing.T) {
 	for _, ordered := range []bool{false, true} {
-		w := &wmSink{}
-		var src Source = &tsSource{sym: "A", ts: []int64{10, 20, 30}, hold: true}
+		w := &enginetest.Sink{}
+		var src engine.Source = ts("A", 10, 20, 30)
 		if ordered {
-			src = &orderedTS{tsSource{sym: "A", ts: []int64{10, 20, 30}, hold: true}}
+			src = orderedTS{ts("A", 10, 20, 30)}
 		}
-		g := &Graph{
-			Nodes: []*Node{srcNode("src", src),
-				{ID: "sink", Type: "sink.wm", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return w, nil }}},
-			Edges: []*Edge{{From: "src", To: "sink"}},
+		g := &engine.Graph{
+			Nodes: []*engine.Node{srcNode("src", src),
+				{ID: "sink", Type: "sink.wm", Kind: engine.KindSink, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return w, nil }}},
+			Edges: []*engine.Edge{{From: "src", To: "sink"}},
 		}
 		g.Nodes[0].MaxOutOfOrderness = 5
-		j, err := New(g, Options{})
+		j, err := engine.New(g, engine.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := j.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "watermark 25", func() bool { return w.last() == 25 })
+		waitFor(t, "watermark 25", func() bool { return w.LastWatermark() == 25 })
 		j.Stop()
 		if err := j.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		if want := []int64{5, 15, 25, md.MaxTime}; fmt.Sprint(w.wms) != fmt.Sprint(want) {
-			t.Fatalf("ordered=%v: watermarks %v, want %v", ordered, w.wms, want)
+		if want := []int64{5, 15, 25, md.MaxTime}; fmt.Sprint(w.Watermarks()) != fmt.Sprint(want) {
+			t.Fatalf("ordered=%v: watermarks %v, want %v", ordered, w.Watermarks(), want)
 		}
 	}
 }

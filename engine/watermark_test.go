@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -17,7 +18,7 @@ type batchSource struct {
 	syms    int
 }
 
-func (s *batchSource) Run(ctx context.Context, out *Output) error {
+func (s *batchSource) Run(ctx context.Context, out *engine.Output) error {
 	ids := make([]md.SymID, s.syms)
 	for i := range ids {
 		ids[i] = out.Symbols().Intern("t", fmt.Sprintf("S%d", i))
@@ -40,16 +41,16 @@ func (s *batchSource) Run(ctx context.Context, out *Output) error {
 // instance had seen before it.
 type seenSink struct {
 	mu  sync.Mutex
-	wm  map[*Output]int64
+	wm  map[*engine.Output]int64
 	got []string
 }
 
-func (s *seenSink) Process(ctx context.Context, b *md.Batch, out *Output) error {
+func (s *seenSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wm, ok := s.wm[out]
 	if !ok {
-		wm = minTime
+		wm = md.MinTime
 	}
 	var ts []int64
 	for _, t := range b.Trades {
@@ -59,7 +60,7 @@ func (s *seenSink) Process(ctx context.Context, b *md.Batch, out *Output) error 
 	return nil
 }
 
-func (s *seenSink) OnWatermark(ctx context.Context, wm int64, out *Output) error {
+func (s *seenSink) OnWatermark(ctx context.Context, wm int64, out *engine.Output) error {
 	s.mu.Lock()
 	s.wm[out] = wm
 	s.mu.Unlock()
@@ -70,21 +71,21 @@ func (s *seenSink) OnWatermark(ctx context.Context, wm int64, out *Output) error
 // receivers see the watermark of exactly the records before it; every
 // receiver of a fan-out sees the same, and end of stream follows.
 func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
-	sink, sink2 := &seenSink{wm: map[*Output]int64{}}, &seenSink{wm: map[*Output]int64{}}
+	sink, sink2 := &seenSink{wm: map[*engine.Output]int64{}}, &seenSink{wm: map[*engine.Output]int64{}}
 	src := &batchSource{syms: 1, batches: [][]int64{
 		{10, 50, 30, 60, 20}, // ooo 5: running watermark 5, 45 | 45, 55 | 55
 		{58, 70},             // 58 is not behind 55: not cut
 		{40},                 // behind 65 at the start of a batch: no cut needed
 		{80, 81, 82},         // in order: one batch
 	}}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", src),
-			{ID: "sink", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }},
-			{ID: "sink2", Type: "sink.seen", Kind: KindSink, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink2, nil }}},
-		Edges: []*Edge{{From: "src", To: "sink"}, {From: "src", To: "sink2"}}, // fan-out
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", src),
+			{ID: "sink", Type: "sink.seen", Kind: engine.KindSink, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return sink, nil }},
+			{ID: "sink2", Type: "sink.seen", Kind: engine.KindSink, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return sink2, nil }}},
+		Edges: []*engine.Edge{{From: "src", To: "sink"}, {From: "src", To: "sink2"}}, // fan-out
 	}
 	g.Nodes[0].MaxOutOfOrderness = 5
-	j, err := New(g, Options{})
+	j, err := engine.New(g, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		fmt.Sprintf("[10 50] after wm %d", minTime),
+		fmt.Sprintf("[10 50] after wm %d", md.MinTime),
 		"[30 60] after wm 45",
 		"[20] after wm 55",
 		"[58 70] after wm 55",
@@ -120,19 +121,19 @@ func TestSourceBatchIsCutBeforeARecordBehindTheWatermark(t *testing.T) {
 // With a parallel receiver, every instance sees the watermark before a record
 // behind it, also when the records before it all went to another instance.
 func TestCutWatermarkReachesEveryInstance(t *testing.T) {
-	sink := &seenSink{wm: map[*Output]int64{}}
+	sink := &seenSink{wm: map[*engine.Output]int64{}}
 	// Two symbols round robin: S0 gets 300, S1 200 (behind it); the batch
 	// is cut between them and S1's instance gets only the watermark.
 	src := &batchSource{syms: 2, batches: [][]int64{{300, 200}}}
-	g := &Graph{
-		Nodes: []*Node{srcNode("src", src),
-			{ID: "sink", Type: "sink.seen", Kind: KindSink, Parallelism: 2, Accepts: md.KindAny, NewProcessor: func(int) (Processor, error) { return sink, nil }}},
-		Edges: []*Edge{{From: "src", To: "sink"}},
+	g := &engine.Graph{
+		Nodes: []*engine.Node{srcNode("src", src),
+			{ID: "sink", Type: "sink.seen", Kind: engine.KindSink, Parallelism: 2, Accepts: md.KindAny, NewProcessor: func(int) (engine.Processor, error) { return sink, nil }}},
+		Edges: []*engine.Edge{{From: "src", To: "sink"}},
 	}
 	if md.Split(md.HashSymbol("S0"), md.SplitInstances, 2) == md.Split(md.HashSymbol("S1"), md.SplitInstances, 2) {
 		t.Fatal("test needs S0 and S1 on different instances")
 	}
-	j, err := New(g, Options{})
+	j, err := engine.New(g, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestCutWatermarkReachesEveryInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(sink.got)
-	if want := []string{"[200] after wm 300", fmt.Sprintf("[300] after wm %d", minTime)}; !slices.Equal(sink.got, want) {
+	if want := []string{"[200] after wm 300", fmt.Sprintf("[300] after wm %d", md.MinTime)}; !slices.Equal(sink.got, want) {
 		t.Fatalf("got %q, want %q", sink.got, want)
 	}
 }

@@ -1,12 +1,14 @@
 // Package enginetest is the kit for testing mdp components and graphs: a
 // Source that emits records from slices, a Sink that collects what reaches
-// it, node builders for both, and a SyncBuffer to capture logs. Tests of the
+// it, node builders for both, an Output to drive a component directly
+// without a job, and a SyncBuffer and Logger to capture logs. Tests of the
 // engine, of operators and of sinks use it instead of writing their own.
 package enginetest
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -28,6 +30,9 @@ type Source struct {
 	Quotes    []md.Quote
 	Bars      []md.Bar
 	BatchSize int
+	// Hold makes Run wait, after emitting everything, until the job stops
+	// its sources: a live source gone quiet.
+	Hold bool
 	// Err, when set, is returned after everything was emitted: a source
 	// that fails.
 	Err error
@@ -114,7 +119,28 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 			return err
 		}
 	}
+	if s.Hold {
+		<-ctx.Done()
+	}
 	return s.Err
+}
+
+// Symbols returns n symbol names S0..S(n-1), for Source.Symbols.
+func Symbols(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("S%d", i)
+	}
+	return out
+}
+
+// TradesAt returns one trade per event time in ts, all of symbol 0.
+func TradesAt(ts ...int64) []md.Trade {
+	out := make([]md.Trade, len(ts))
+	for i, t := range ts {
+		out[i] = md.Trade{TS: t, Price: 1, Size: 1}
+	}
+	return out
 }
 
 // Trades returns n trades over the first syms symbols (index i%syms),
@@ -269,3 +295,30 @@ func (s *SyncBuffer) String() string {
 func Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// Output is an engine.Output that belongs to no job: whatever a component
+// emits on it is kept until Drain. Tests and benchmarks use it to call a
+// component's Process and OnWatermark directly, on one goroutine, exactly
+// as a node instance would, without queues between goroutines.
+type Output struct {
+	*engine.Output
+	// NC is the node context the output was built with, every nil field
+	// filled in; pass it to the component's Open.
+	NC    *engine.NodeContext
+	drain func(port string) []*md.Batch
+}
+
+// NewOutput returns an Output with a main port and the given named ports.
+// nc may be nil; its nil fields get a new symbol table, a pool of
+// md.DefaultBatchSize batches, a discarding logger and fresh stats. Each
+// port holds up to capacity batches (0 means 4096): drain it before it
+// fills, or Emit blocks for good.
+func NewOutput(nc *engine.NodeContext, capacity int, ports ...string) *Output {
+	out, nc, drain := engine.NewDetachedOutput(nc, capacity, ports...)
+	return &Output{Output: out, NC: nc, drain: drain}
+}
+
+// Drain returns the batches emitted on port since the last Drain, in order
+// (watermark-only messages are skipped). The caller owns one reference to
+// each batch and should Release it when done. An unknown port has none.
+func (o *Output) Drain(port string) []*md.Batch { return o.drain(port) }

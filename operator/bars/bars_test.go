@@ -10,6 +10,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -30,7 +31,7 @@ const (
 type harness struct {
 	t  *testing.T
 	b  *Bars
-	to *engine.TestOutput
+	to *enginetest.Output
 }
 
 func newHarness(t *testing.T, params map[string]any) *harness {
@@ -52,7 +53,7 @@ func newHarnessNC(t *testing.T, params map[string]any, nc *engine.NodeContext) *
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
-	h := &harness{t: t, b: impl.(*Bars), to: engine.NewTestOutput(nc, 0, engine.PortLate)}
+	h := &harness{t: t, b: impl.(*Bars), to: enginetest.NewOutput(nc, 0, engine.PortLate)}
 	for _, s := range []string{"A", "B", "C"} {
 		h.to.NC.Symbols.Intern("test", s)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -115,7 +116,7 @@ func runDirect(tb testing.TB, syms *md.SymbolTable, batches []*md.Batch, cs *che
 		tb.Fatal(err)
 	}
 	op := impl.(*Bars)
-	to := engine.NewTestOutput(&engine.NodeContext{Symbols: syms}, 0, engine.PortLate)
+	to := enginetest.NewOutput(&engine.NodeContext{Symbols: syms}, 0, engine.PortLate)
 	ctx := context.Background()
 	if err := op.Open(ctx, to.NC); err != nil {
 		tb.Fatal(err)

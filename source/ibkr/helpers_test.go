@@ -8,6 +8,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/source/ibkr/tws/faketws"
 )
@@ -48,7 +49,7 @@ type harness struct {
 	t    *testing.T
 	srv  *faketws.Server
 	src  *Source
-	out  *engine.TestOutput
+	out  *enginetest.Output
 	clk  *fakeClock
 	errc chan error
 	stop context.CancelFunc
@@ -91,7 +92,7 @@ func start(t *testing.T, srv *faketws.Server, params map[string]any, at time.Tim
 	src.clk = clk
 	src.pacer = newPacer(clk, cfg.rate)
 	src.jitter = func() float64 { return 0.5 }
-	out := engine.NewTestOutput(&engine.NodeContext{Node: "ib", Pool: md.NewPool(0)}, 0, PortQuotes, PortBars)
+	out := enginetest.NewOutput(&engine.NodeContext{Node: "ib", Pool: md.NewPool(0)}, 0, PortQuotes, PortBars)
 	if err := src.Open(context.Background(), out.NC); err != nil {
 		t.Fatal(err)
 	}

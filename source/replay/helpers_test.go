@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -89,24 +89,7 @@ type result struct {
 	job     *engine.Job
 	err     error
 	elapsed time.Duration
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *enginetest.SyncBuffer
 }
 
 // runGraph runs nodes src -> [mid...] -> collector and waits for the end.
@@ -119,7 +102,7 @@ func runGraph(t testing.TB, fb *engine.Feedback, nodes ...*engine.Node) *result 
 // stopping the job gracefully after stopAfter when it is not 0.
 func runGraphWith(t testing.TB, opts engine.Options, stopAfter time.Duration, nodes ...*engine.Node) *result {
 	t.Helper()
-	r := &result{c: &collector{}, logs: &syncBuffer{}}
+	r := &result{c: &collector{}, logs: &enginetest.SyncBuffer{}}
 	g := &engine.Graph{Nodes: append(nodes, collectNode(r.c))}
 	for i := 0; i+1 < len(g.Nodes); i++ {
 		g.Edges = append(g.Edges, &engine.Edge{From: g.Nodes[i].ID, To: g.Nodes[i+1].ID})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -214,7 +215,7 @@ func TestHardFeedbackStopsPacedClock(t *testing.T) {
 func progressRun(t *testing.T, mode string, opts engine.ProgressOptions) (drawn string, r *result) {
 	t.Helper()
 	src := progressSource(t, map[string]any{"path": tardisTrades, "preset": "tardis_trades", "progress": mode})
-	var buf syncBuffer
+	var buf enginetest.SyncBuffer
 	if opts.Terminal != nil {
 		opts.Terminal = &buf
 	}
@@ -247,7 +248,7 @@ func sourceNode(src *Source) *engine.Node {
 
 // aTerminal stands for the terminal of engine.ProgressOptions; progressRun
 // replaces it with a buffer.
-var aTerminal = &syncBuffer{}
+var aTerminal = &enginetest.SyncBuffer{}
 
 func TestProgress(t *testing.T) {
 	out, r := progressRun(t, "always", engine.ProgressOptions{Terminal: aTerminal})
@@ -333,7 +334,7 @@ func TestProgressStoppedPartWay(t *testing.T) {
 	path := spanFile(t, 10*time.Second, 1000)
 	src := progressSource(t, genericParams(path, map[string]any{"speed": 1, "progress": "always",
 		"columns": map[string]any{"ts": "ts", "symbol": "sym", "price": "px", "size": "qty"}}))
-	var term syncBuffer
+	var term enginetest.SyncBuffer
 	r := runGraphWith(t, engine.Options{Progress: engine.ProgressOptions{Terminal: &term}}, 500*time.Millisecond, sourceNode(src))
 	if r.err != nil {
 		t.Fatal(r.err)
