@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/source/ibkr/tws"
 	"github.com/mdpio/mdp/source/ibkr/tws/faketws"
 )
@@ -232,7 +233,7 @@ func TestRecordPathAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := newSource(cfg)
-	out := engine.NewTestOutput(nil, 0, PortQuotes, PortBars)
+	out := enginetest.NewOutput(nil, 0, PortQuotes, PortBars)
 	src.Open(context.Background(), out.NC)
 	src.out, src.batchSize = out.Output, 1024
 	src.cts[0].sym = out.NC.Symbols.Intern("ibkr", "AAPL")
