@@ -208,3 +208,25 @@ func concat(parts ...[]any) []any {
 	}
 	return out
 }
+
+// waitCounters polls until every named counter has its value: counters are
+// reported per flush and by the requesting goroutine, a moment after the
+// records or frames a test sees.
+func (h *harness) waitCounters(want map[string]int64) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := h.out.NC.Stats.Counters()
+		ok := true
+		for k, v := range want {
+			ok = ok && c[k] == v
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("counters %v, want %v", c, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
