@@ -147,6 +147,9 @@ type ParamDoc struct {
 	Description string   `json:"description"`
 	Example     any      `json:"example,omitempty"`
 	Secret      bool     `json:"secret,omitempty"`
+	// Path marks a file or directory param; relative values resolve
+	// against the working directory.
+	Path bool `json:"path,omitempty"`
 }
 
 func describeSpecs(specs []*component.Spec) []ComponentDoc {
@@ -175,7 +178,7 @@ func describeSpecs(specs []*component.Spec) []ComponentDoc {
 		for _, f := range s.Fields {
 			d.Params = append(d.Params, ParamDoc{
 				Name: f.Name, Type: string(f.Type), Default: f.Default, Required: f.Required, Enum: f.Enum,
-				Min: f.Min, Max: f.Max, Description: f.Description, Example: f.Example, Secret: f.Secret,
+				Min: f.Min, Max: f.Max, Description: f.Description, Example: f.Example, Secret: f.Secret, Path: f.Path,
 			})
 		}
 		out = append(out, d)

@@ -43,3 +43,29 @@ dag:
 		t.Fatalf("no replay done record in %s", stderr)
 	}
 }
+
+// validate warns about relative paths when the job file is not in the
+// working directory, which is what they resolve against.
+func TestValidateWarnsAboutRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	job := func(path string) string {
+		return writeFile(t, dir, "rel.yaml", `mode: dag
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {count: 10}}
+    - {id: out, type: sink.file, params: {path: `+path+`}}
+  edges: [[src, out]]
+`)
+	}
+	f := job("out/trades.jsonl")
+	code, stdout, stderr := runMDP(t, realMDP(t), "validate", f)
+	wd, _ := filepath.Abs(".")
+	want := `warning: ` + f + `:5:7: dag.nodes[1].params.path: relative path "out/trades.jsonl" resolves against the working directory ` + wd + `, not the job file's directory ` + dir + "\n"
+	if code != 0 || !strings.HasPrefix(stdout, "ok: ") || stderr != want {
+		t.Fatalf("exit %d\nstdout %s\nstderr %q\nwant   %q", code, stdout, stderr, want)
+	}
+	f = job(filepath.Join(dir, "trades.jsonl"))
+	if code, _, stderr := runMDP(t, realMDP(t), "validate", f); code != 0 || stderr != "" {
+		t.Fatalf("absolute path: exit %d, %q", code, stderr)
+	}
+}

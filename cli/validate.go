@@ -2,8 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mdpio/mdp/config"
 )
 
 func (a *app) validateCommand() *cobra.Command {
@@ -15,7 +19,11 @@ func (a *app) validateCommand() *cobra.Command {
 included), decodes every component's params and checks the graph, without opening
 any store or connection. Every problem is printed, one per line, as
 file:line:column: path: message, and the exit code is 2. A valid job prints
-"ok: FILE (MODE, N nodes, M edges)" and exits 0.`,
+"ok: FILE (MODE, N nodes, M edges)" and exits 0.
+
+Relative paths in params resolve against the working directory, not the job
+file's directory: when the two differ, validate prints a warning for each
+relative path on stderr (the exit code stays 0).`,
 		Example: `  mdp validate --config job.yaml
   mdp validate job.yaml --mode classic
   for f in configs/*/*.yaml; do mdp validate "$f" || exit 1; done`,
@@ -31,6 +39,8 @@ file:line:column: path: message, and the exit code is 2. A valid job prints
 			name := f.config
 			if name == "" {
 				name = "environment"
+			} else {
+				a.warnRelativePaths(doc, f.config)
 			}
 			fmt.Fprintf(a.stdout, "ok: %s (%s, %d nodes, %d edges)\n", name, doc.Mode, len(doc.Nodes), len(doc.Edges))
 			return nil
@@ -38,4 +48,43 @@ file:line:column: path: message, and the exit code is 2. A valid job prints
 	}
 	f.add(cmd, false)
 	return cmd
+}
+
+// warnRelativePaths warns about every relative path param (component.Field
+// Path) when the job file is not in the working directory, where mdp
+// resolves them: the path would name another file than it seems to from
+// the job file.
+func (a *app) warnRelativePaths(doc *config.Document, file string) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return
+	}
+	jobDir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil || jobDir == wd {
+		return
+	}
+	for _, n := range doc.Nodes {
+		if n.Spec == nil || n.Params == nil {
+			continue
+		}
+		for _, fl := range n.Spec.Fields {
+			if !fl.Path || !n.Params.Has(fl.Name) {
+				continue
+			}
+			var paths []string
+			switch v := n.Params.Value(fl.Name).(type) {
+			case string:
+				paths = []string{v}
+			case []string:
+				paths = v
+			}
+			for _, p := range paths {
+				if p == "" || filepath.IsAbs(p) {
+					continue
+				}
+				fmt.Fprintf(a.stderr, "warning: %s:%d:%d: %s.params.%s: relative path %q resolves against the working directory %s, not the job file's directory %s\n",
+					n.File, n.Line, n.Column, n.Path, fl.Name, p, wd, jobDir)
+			}
+		}
+	}
 }

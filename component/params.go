@@ -44,6 +44,10 @@ type Field struct {
 	// Secret marks a value (a password in a DSN, a token) that must never be
 	// shown in logs, status or API output.
 	Secret bool
+	// Path marks a string or strings param that names files or a
+	// directory. A relative one resolves against the working directory;
+	// mdp validate warns when that is not the job file's directory.
+	Path bool
 }
 
 // Bound is a helper for Field.Min and Field.Max.

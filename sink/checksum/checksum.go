@@ -32,7 +32,7 @@ func init() {
 			"80 bytes per bar until the end. Runs as a single instance.",
 		Accepts: md.KindBar,
 		Fields: []component.Field{
-			{Name: "path", Type: component.String,
+			{Name: "path", Type: component.String, Path: true,
 				Description: "Write the line to this file (replaced atomically) instead of standard output", Example: "checksum.json"},
 		},
 		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {

@@ -39,7 +39,7 @@ func init() {
 			"fails the node). Runs as a single instance.",
 		Accepts: md.KindAny,
 		Fields: []component.Field{
-			{Name: "path", Type: component.String, Required: true,
+			{Name: "path", Type: component.String, Required: true, Path: true,
 				Description: "File to write; parent directories are created", Example: "out/bars.jsonl"},
 			{Name: "format", Type: component.String, Enum: []string{"json", "jsonl", "csv"},
 				Description: "json or jsonl (the same: one JSON object per line) or csv; default csv for a .csv path, json otherwise"},

@@ -60,7 +60,7 @@ func init() {
 			"Timestamps are TIMESTAMP(MICROS, UTC). Readable by DuckDB, Spark, pandas and Polars.",
 		Accepts: md.KindBar | md.KindTrade | md.KindQuote,
 		Fields: append([]component.Field{
-			{Name: "dir", Type: component.String, Required: true, Description: "Root directory of the datasets; created if missing.", Example: "data/parquet"},
+			{Name: "dir", Type: component.String, Required: true, Path: true, Description: "Root directory of the datasets; created if missing.", Example: "data/parquet"},
 			{Name: "partition_by", Type: component.String, Default: "date", Enum: []string{"date", "date_symbol"},
 				Description: "date: date=YYYY-MM-DD/ directories; date_symbol: date=YYYY-MM-DD/symbol=SYM/."},
 			{Name: "max_rows", Type: component.Int, Default: 1000000, Min: component.Bound(1),

@@ -66,7 +66,7 @@ func init() {
 			"tables as one run does and rewrites no row. ts is UTC text with microseconds (2024-01-02T14:30:00.000000Z).",
 		Accepts: md.KindBar | md.KindTrade | md.KindQuote,
 		Fields: append([]component.Field{
-			{Name: "path", Type: component.String, Required: true, Description: "SQLite database file; created with its directory if missing.", Example: "data/bars.db"},
+			{Name: "path", Type: component.String, Required: true, Path: true, Description: "SQLite database file; created with its directory if missing.", Example: "data/bars.db"},
 			{Name: "table", Type: component.String, Default: "bars_ohlcv", Description: "Table for bars."},
 			{Name: "trades_table", Type: component.String, Default: "trades", Description: "Table for trades."},
 			{Name: "quotes_table", Type: component.String, Default: "quotes", Description: "Table for quotes."},

@@ -74,7 +74,7 @@ func Fields(d Defaults) []component.Field {
 			Description: "Consecutive failed writes that open the circuit breaker: no writes are tried while it is open. 0 disables the breaker."},
 		{Name: "breaker_cooldown", Type: component.Duration, Default: "5s", Min: component.Bound(0),
 			Description: "How long the breaker stays open; then one write probes the store and closes it on success."},
-		{Name: "dead_letter_path", Type: component.String, Description: dl, Example: "bars.dead_letter.jsonl"},
+		{Name: "dead_letter_path", Type: component.String, Path: true, Description: dl, Example: "bars.dead_letter.jsonl"},
 		{Name: "soft_at", Type: component.Float, Min: component.Bound(0.01), Max: component.Bound(1),
 			Description: "Queue fill (fraction of queue_size) at which the sink reports the soft feedback level, so sources slow to feedback.scale_soft. Default: the job's feedback.soft_at (0.5).", Example: 0.5},
 		{Name: "hard_at", Type: component.Float, Min: component.Bound(0.01), Max: component.Bound(1),

@@ -50,7 +50,7 @@ func init() {
 			return md.KindTrade
 		},
 		Fields: []component.Field{
-			{Name: "path", Type: component.Strings, Required: true,
+			{Name: "path", Type: component.Strings, Required: true, Path: true,
 				Description: "File, glob or list of files/globs; relative to the working directory. Globs expand in name order.",
 				Example:     "testdata/replay/tardis_trades.csv"},
 			{Name: "preset", Type: component.String, Enum: presetNames(),
@@ -92,7 +92,7 @@ func init() {
 				Description: "Longest CSV or JSON line, in bytes. A longer line is a malformed row, read past in bounded memory; at most its first 4 KiB is dead-lettered."},
 			{Name: "max_jump", Type: component.Duration, Default: "1h", Min: component.Bound(0),
 				Description: "A row whose event time jumps more than this past the newest event time of its file so far is held back until the rows after it confirm the jump (2 of them land no more than max_jump before it: a weekend gap, a trading halt, replayed exactly as it is). A jump the next row contradicts is an outlier: a malformed row that never advances the watermark (an absurd timestamp would otherwise make every later row late). The first rows of a file are checked the same way; a jump on the very last row is malformed. 0 disables the check."},
-			{Name: "dead_letter_path", Type: component.String,
+			{Name: "dead_letter_path", Type: component.String, Path: true,
 				Description: "JSON-lines file that on_error: dead_letter appends malformed rows to."},
 		},
 		Validate: validate,
