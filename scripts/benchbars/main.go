@@ -4,6 +4,14 @@
 // and mdp's peak RSS. It checks every mdp checksum against the reference.
 //
 //	go run ./scripts/benchbars -runs 5
+//
+// With -against REV it also builds mdp from git revision REV (git archive into
+// a temporary directory) and runs its DAG config in the same runs, so a change
+// is compared with the code before it under the same machine conditions: it
+// prints both ratios to the limit loop, the median of the per-run rate ratios
+// and the median CPU time (user + system) of each.
+//
+//	go run ./scripts/benchbars -runs 21 -against main~3
 package main
 
 import (
@@ -31,11 +39,13 @@ type result struct {
 	rate  float64
 	rssMB float64
 	wall  time.Duration
+	cpu   time.Duration // user + system
 }
 
 func main() {
 	runs := flag.Int("runs", 5, "runs of each variant")
 	limitDir := flag.String("limit", "docs/bench/limit", "directory of the limit program")
+	against := flag.String("against", "", "git revision to build a second mdp from and run in the same runs")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "benchbars")
 	check(err)
@@ -48,19 +58,38 @@ func main() {
 	build.Stderr = os.Stderr
 	check(build.Run())
 
-	variants := []struct {
+	type variant struct {
 		name string
+		dir  string // working directory ("" for this one)
 		args []string
-	}{
-		{"go-limit-slice", []string{limit, "-n", "10000000", "-variant", "slice"}},
-		{"mdp dag", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn"}},
-		{"mdp classic", []string{mdp, "run", "--config", "configs/bench/bars-classic.yaml", "--log-level", "warn"}},
+	}
+	variants := []variant{
+		{"go-limit-slice", "", []string{limit, "-n", "10000000", "-variant", "slice"}},
+		{"mdp dag", "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn"}},
+		{"mdp classic", "", []string{mdp, "run", "--config", "configs/bench/bars-classic.yaml", "--log-level", "warn"}},
+	}
+	againstName := "mdp dag@" + *against
+	if *against != "" {
+		dir := filepath.Join(tmp, "against")
+		bin := filepath.Join(tmp, "mdp-against")
+		checkout(*against, dir)
+		b := exec.Command("go", "build", "-o", bin, "./cmd/mdp")
+		b.Dir, b.Stdout, b.Stderr = dir, os.Stderr, os.Stderr
+		check(b.Run())
+		variants = append(variants, variant{againstName, dir, []string{bin, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn"}})
 	}
 	results := map[string][]result{}
+	perRun := map[string][]result{} // in run order, never sorted
 	for r := 0; r < *runs; r++ {
-		for _, v := range variants {
-			res := measure(v.name, v.args)
+		// The limit loop first, then the mdp variants in an order that
+		// rotates from run to run, so none always follows the same one.
+		mdps := variants[1:]
+		order := append([]variant{variants[0]}, mdps[r%len(mdps):]...)
+		order = append(order, mdps[:r%len(mdps)]...)
+		for _, v := range order {
+			res := measure(v.name, v.dir, v.args)
 			results[v.name] = append(results[v.name], res)
+			perRun[v.name] = append(perRun[v.name], res)
 			fmt.Printf("run %d %-15s %7.2f M trades/s  wall %6.3fs  peak RSS %5.1f MB\n", r+1, v.name, res.rate/1e6, res.wall.Seconds(), res.rssMB)
 		}
 	}
@@ -81,10 +110,53 @@ func main() {
 	fmt.Printf("ratio mdp dag / go-limit-slice:     %.3f\n", med["mdp dag"].rate/lim)
 	fmt.Printf("ratio mdp classic / go-limit-slice: %.3f\n", med["mdp classic"].rate/lim)
 	fmt.Printf("classic vs dag: %+.1f%%\n", 100*(med["mdp classic"].rate/med["mdp dag"].rate-1))
+	if *against == "" {
+		return
+	}
+	fmt.Printf("ratio %s / go-limit-slice: %.3f (this tree: %.3f, %+.1f%%)\n", againstName,
+		med[againstName].rate/lim, med["mdp dag"].rate/lim, 100*(med["mdp dag"].rate/med[againstName].rate-1))
+	fmt.Printf("median per-run rate, this tree / %s: %.3f\n", *against, medianOf(perRun["mdp dag"], perRun[againstName]))
+	fmt.Printf("median CPU per run: this tree %.3fs, %s %.3fs (%+.1f%%)\n", medianCPU(perRun["mdp dag"]).Seconds(),
+		*against, medianCPU(perRun[againstName]).Seconds(),
+		100*(float64(medianCPU(perRun["mdp dag"]))/float64(medianCPU(perRun[againstName]))-1))
 }
 
-func measure(name string, args []string) result {
+// medianOf is the median of a[i].rate / b[i].rate.
+func medianOf(a, b []result) float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i].rate / b[i].rate
+	}
+	sort.Float64s(r)
+	return r[len(r)/2]
+}
+
+func medianCPU(rs []result) time.Duration {
+	c := make([]time.Duration, len(rs))
+	for i := range rs {
+		c[i] = rs[i].cpu
+	}
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	return c[len(c)/2]
+}
+
+// checkout writes the tree of git revision rev into dir.
+func checkout(rev, dir string) {
+	check(os.MkdirAll(dir, 0o755))
+	archive := exec.Command("git", "archive", "--format=tar", rev)
+	untar := exec.Command("tar", "-x", "-C", dir)
+	pipe, err := archive.StdoutPipe()
+	check(err)
+	untar.Stdin = pipe
+	archive.Stderr, untar.Stderr = os.Stderr, os.Stderr
+	check(untar.Start())
+	check(archive.Run())
+	check(untar.Wait())
+}
+
+func measure(name, dir string, args []string) result {
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
@@ -108,7 +180,8 @@ func measure(name string, args []string) result {
 	if rate == 0 {
 		rate, _ = line["ticks_per_s"].(float64)
 	}
-	return result{rate: rate, rssMB: float64(ru.Maxrss) / 1024, wall: wall}
+	cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+	return result{rate: rate, rssMB: float64(ru.Maxrss) / 1024, wall: wall, cpu: cpu}
 }
 
 func run(name string, args ...string) {
