@@ -80,6 +80,7 @@ type Job struct {
 	edges   []*edgeState
 	symbols *md.SymbolTable
 	pool    *md.Pool
+	metrics *MetricSet
 
 	abortCtx    context.Context
 	abort       context.CancelCauseFunc
@@ -129,7 +130,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 	if opts.Symbols == nil {
 		opts.Symbols = md.NewSymbolTable()
 	}
-	j := &Job{opts: opts, graph: g, symbols: opts.Symbols, pool: md.NewPool(opts.BatchSize), done: make(chan struct{})}
+	j := &Job{opts: opts, graph: g, symbols: opts.Symbols, pool: md.NewPool(opts.BatchSize), metrics: &MetricSet{}, done: make(chan struct{})}
 	j.abortCtx, j.abort = context.WithCancelCause(context.Background())
 	j.srcCtx, j.stopSources = context.WithCancel(j.abortCtx)
 
@@ -194,6 +195,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 				Symbols: j.symbols, Pool: j.pool, Feedback: opts.Feedback, Stats: newNodeStats(),
 				Logger: opts.Logger.With("node", nr.n.ID), SourceTotals: j.SourceTotals,
 				Progress: opts.Progress, Fingerprint: opts.Fingerprint,
+				metrics: &NodeMetrics{set: j.metrics, node: nr.n.ID, typ: nr.n.Type, instance: i},
 			}
 			if len(nr.instances) > 1 {
 				in.nc.Logger = in.nc.Logger.With("instance", i)
@@ -253,6 +255,9 @@ func construct(n *Node, instance int) (impl any, err error) {
 
 // Symbols is the job's symbol table.
 func (j *Job) Symbols() *md.SymbolTable { return j.symbols }
+
+// Metrics is the set of series the job's components registered.
+func (j *Job) Metrics() *MetricSet { return j.metrics }
 
 // SourceTotals returns the records all sources emitted and the wall-clock
 // time (ns) the first of them was emitted (0 if none yet).

@@ -182,6 +182,19 @@ type NodeContext struct {
 	// Progress is the job's setting for progress reports (bars on a
 	// terminal, or log records).
 	Progress ProgressOptions
+
+	metrics *NodeMetrics
+}
+
+// Metrics is where the instance registers its own counters, gauges and
+// histograms; they belong to the job (see MetricSet). Nil-safe: on a
+// NodeContext built outside a job it returns handles that work but are not
+// exported.
+func (nc *NodeContext) Metrics() *NodeMetrics {
+	if nc == nil {
+		return nil
+	}
+	return nc.metrics
 }
 
 // ProgressOptions say how a job's sources report progress. They belong to

@@ -43,8 +43,9 @@ type NodeStats struct {
 	// FirstEventAt is the wall-clock time (ns) the node saw its first record.
 	FirstEventAt atomic.Int64
 	// Extra holds statistics particular to a component, such as a store
-	// sink's *storekit.Stats; metrics read it with a type assertion. It is
-	// set once, in Open.
+	// sink's *storekit.Stats, for tests and programs that inspect a job. It
+	// is set once, in Open. Metrics do not read it: components register
+	// their series through NodeContext.Metrics.
 	Extra atomic.Value
 
 	log      *slog.Logger // logs loggedDrops; nil logs nothing

@@ -16,11 +16,14 @@
 //	mdp_node_instances, mdp_node_failed
 //	mdp_edge_queue_depth, mdp_edge_queue_capacity, mdp_edge_dropped_total,
 //	mdp_edge_blocked_seconds_total (labels job, edge, from, to, policy)
-//	mdp_sink_rows_written_total, mdp_sink_writes_total, mdp_sink_rows_failed_total,
-//	mdp_sink_writes_failed_total, mdp_sink_retries_total, mdp_sink_rows_changed_total,
-//	mdp_sink_rows_dead_lettered_total, mdp_sink_breaker_opens_total, mdp_sink_breaker_open,
-//	mdp_sink_queue_rows, mdp_sink_queue_capacity_rows, mdp_sink_level,
-//	mdp_sink_write_latency_seconds (histogram) — for store sinks
+//	and every series a component registered through its node context
+//	(engine.NodeContext.Metrics): the store sinks' mdp_sink_rows_written_total,
+//	mdp_sink_writes_total, mdp_sink_rows_failed_total, mdp_sink_writes_failed_total,
+//	mdp_sink_retries_total, mdp_sink_rows_changed_total,
+//	mdp_sink_rows_dead_lettered_total, mdp_sink_breaker_opens_total,
+//	mdp_sink_breaker_open, mdp_sink_queue_rows, mdp_sink_queue_capacity_rows,
+//	mdp_sink_level, mdp_sink_write_latency_seconds (histogram) and
+//	pipeline_feedback_queue_depth{job,source} are registered by storekit
 //	pipeline_rate_scale_factor{job,provider}, pipeline_backpressure_state{job,provider}
 //	(0 ok, 1 soft, 2 hard), feedback_events_processed_total{job,provider,level}
 package metrics
@@ -37,7 +40,6 @@ import (
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
-	"github.com/mdpio/mdp/sink/storekit"
 )
 
 // Snapshot is one job's figures at scrape time.
@@ -49,26 +51,15 @@ type Snapshot struct {
 	Edges []engine.EdgeStatus
 	// Feedback is the job's store-feedback hub; nil when the job has none.
 	Feedback *engine.Feedback
-	// Extras holds, by node id, the NodeStats.Extra value of each instance
-	// that set one (a store sink's *storekit.Stats).
-	Extras map[string][]any
+	// Series are the series the job's components registered through their
+	// node contexts (engine.Job.Metrics), exported labelled job, node and
+	// type with the instances of a node combined.
+	Series []*engine.Metric
 }
 
-// ExtrasOf collects the NodeStats.Extra values of every node of job, for
-// Snapshot.Extras.
-func ExtrasOf(job *engine.Job, nodes []engine.NodeStatus) map[string][]any {
-	var out map[string][]any
-	for _, n := range nodes {
-		for _, nc := range job.NodeContexts(n.ID) {
-			if v := nc.Stats.Extra.Load(); v != nil {
-				if out == nil {
-					out = map[string][]any{}
-				}
-				out[n.ID] = append(out[n.ID], v)
-			}
-		}
-	}
-	return out
+type entry struct {
+	name string
+	src  Source
 }
 
 // Source is a job the collector reads on every scrape.
@@ -81,29 +72,45 @@ type Collector struct {
 	mode string
 	now  func() time.Time
 
-	mu   sync.Mutex
-	jobs []Source
+	mu    sync.Mutex
+	jobs  []entry
+	descs map[string]*prometheus.Desc // component series, by name and labels
 }
 
 // NewCollector returns a collector whose runtime_up series carries mode (the
-// mode of the process: classic, dag, or server for a job server).
+// mode of the process: classic, dag, or server for a job server). One
+// collector may report any number of jobs: a job server shares one across
+// its jobs (runtime.Options.Metrics) and serves it on one listener, and
+// runtime_jobs_running{mode} then counts every running job it holds.
 func NewCollector(mode string, jobs ...Source) *Collector {
-	return &Collector{mode: mode, now: time.Now, jobs: append([]Source(nil), jobs...)}
+	c := &Collector{mode: mode, now: time.Now, descs: map[string]*prometheus.Desc{}}
+	for _, j := range jobs {
+		c.Add(j)
+	}
+	return c
 }
 
-// Add starts reporting a job.
+// Add starts reporting a job. A job of the same name already reported is
+// replaced (a restarted job reports as the new run).
 func (c *Collector) Add(s Source) {
+	name := s.MetricsSnapshot().Job
 	c.mu.Lock()
-	c.jobs = append(c.jobs, s)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	for i, e := range c.jobs {
+		if e.name == name {
+			c.jobs[i].src = s
+			return
+		}
+	}
+	c.jobs = append(c.jobs, entry{name: name, src: s})
 }
 
 // Remove stops reporting a job.
 func (c *Collector) Remove(s Source) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, j := range c.jobs {
-		if j == s {
+	for i, e := range c.jobs {
+		if e.src == s {
 			c.jobs = append(c.jobs[:i], c.jobs[i+1:]...)
 			return
 		}
@@ -138,23 +145,8 @@ var (
 	descEdgeDropped = prometheus.NewDesc("mdp_edge_dropped_total", "Records dropped by the edge's drop policy.", edgeLabels, nil)
 	descEdgeBlocked = prometheus.NewDesc("mdp_edge_blocked_seconds_total", "Time senders waited on the full edge.", edgeLabels, nil)
 
-	descRowsWritten    = prometheus.NewDesc("mdp_sink_rows_written_total", "Rows in successful store writes.", nodeLabels, nil)
-	descBatchesWritten = prometheus.NewDesc("mdp_sink_writes_total", "Successful store writes.", nodeLabels, nil)
-	descRowsFailed     = prometheus.NewDesc("mdp_sink_rows_failed_total", "Rows in failed write attempts.", nodeLabels, nil)
-	descBatchesFailed  = prometheus.NewDesc("mdp_sink_writes_failed_total", "Failed write attempts.", nodeLabels, nil)
-	descRetries        = prometheus.NewDesc("mdp_sink_retries_total", "Write attempts after the first.", nodeLabels, nil)
-	descRowsChanged    = prometheus.NewDesc("mdp_sink_rows_changed_total", "Rows the store really inserted or modified.", nodeLabels, nil)
-	descRowsDL         = prometheus.NewDesc("mdp_sink_rows_dead_lettered_total", "Rows sent to the dead-letter output.", nodeLabels, nil)
-	descBreakerOpens   = prometheus.NewDesc("mdp_sink_breaker_opens_total", "Times the circuit breaker opened.", nodeLabels, nil)
-	descBreakerOpen    = prometheus.NewDesc("mdp_sink_breaker_open", "1 while the circuit breaker is open.", nodeLabels, nil)
-	descSinkQueueRows  = prometheus.NewDesc("mdp_sink_queue_rows", "Rows accepted and not yet written.", nodeLabels, nil)
-	descSinkQueueCap   = prometheus.NewDesc("mdp_sink_queue_capacity_rows", "Capacity in rows of the sink's write queue.", nodeLabels, nil)
-	descSinkLevel      = prometheus.NewDesc("mdp_sink_level", "Queue level the sink reports: 0 ok, 1 soft, 2 hard (worst instance).", nodeLabels, nil)
-	descWriteLatency   = prometheus.NewDesc("mdp_sink_write_latency_seconds", "Store write latency.", nodeLabels, nil)
-
 	descScale    = prometheus.NewDesc("pipeline_rate_scale_factor", "Factor the job's sources apply to their rate (store feedback).", fbLabels, nil)
 	descBPState  = prometheus.NewDesc("pipeline_backpressure_state", "Store feedback level: 0 ok, 1 soft, 2 hard.", fbLabels, nil)
-	descFBQueue  = prometheus.NewDesc("pipeline_feedback_queue_depth", "Rows waiting in a store sink's write queue, the figure its feedback level is computed from; source is the sink node.", []string{"job", "source"}, nil)
 	descFBEvents = prometheus.NewDesc("feedback_events_processed_total", "Store level reports received by the job's feedback hub, by level.", append(fbLabels[:2:2], "level"), nil)
 )
 
@@ -162,8 +154,6 @@ var allDescs = []*prometheus.Desc{
 	descUp, descJobsRunning, descJobState,
 	descEventsIn, descEventsOut, descBatchesIn, descBatchesOut, descDrops, descErrors, descBusy, descBlocked,
 	descQueueDepth, descQueueCap, descWMLag, descInstances, descNodeFailed, descCounters,
-	descRowsWritten, descBatchesWritten, descRowsFailed, descBatchesFailed, descRetries, descRowsChanged, descRowsDL,
-	descFBQueue, descBreakerOpens, descBreakerOpen, descSinkQueueRows, descSinkQueueCap, descSinkLevel, descWriteLatency,
 	descEdgeDepth, descEdgeCap, descEdgeDropped, descEdgeBlocked,
 	descScale, descBPState, descFBEvents,
 }
@@ -180,7 +170,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // job must not hide every other.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	jobs := append([]Source(nil), c.jobs...)
+	jobs := make([]Source, len(c.jobs))
+	for i, e := range c.jobs {
+		jobs[i] = e.src
+	}
 	c.mu.Unlock()
 
 	now := c.now().UnixNano()
@@ -199,6 +192,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			running[s.Mode] = 0
 		}
 		collectJob(ch, s, now)
+		c.collectSeries(ch, s)
 	}
 	for mode, n := range running {
 		ch <- prometheus.MustNewConstMetric(descJobsRunning, prometheus.GaugeValue, float64(n), mode)
@@ -242,7 +236,6 @@ func collectJob(ch chan<- prometheus.Metric, s Snapshot, now int64) {
 		for _, r := range slices.Sorted(maps.Keys(n.Counters)) {
 			counter(descCounters, float64(n.Counters[r]), s.Job, n.ID, n.Type, r)
 		}
-		collectStore(ch, s.Extras[n.ID], l)
 		if n.Kind == engine.KindSource.String() {
 			providers = append(providers, ProviderName(n.Type))
 		}
@@ -284,63 +277,81 @@ func splitEdge(name string) (from, to string) {
 	return from, to
 }
 
-// collectStore reports the store statistics of a sink's instances, summed.
-func collectStore(ch chan<- prometheus.Metric, extras []any, l []string) {
-	var stats []*storekit.Stats
-	for _, e := range extras {
-		if st, ok := e.(*storekit.Stats); ok {
-			stats = append(stats, st)
-		}
+// collectSeries reports the series the job's components registered, one
+// per name and node: counters and histograms summed over the node's
+// instances, gauges summed or (MaxAcrossInstances) the largest.
+func (c *Collector) collectSeries(ch chan<- prometheus.Metric, s Snapshot) {
+	type group struct {
+		first *engine.Metric
+		value float64
+		hist  engine.HistogramSnapshot
 	}
-	if len(stats) == 0 {
-		return
-	}
-	var rowsW, batchesW, rowsF, batchesF, retries, changed, dl, opens, qRows, qCap int64
-	var open, level float64
-	var hist storekit.Histogram
-	for i, st := range stats {
-		rowsW += st.RowsWritten.Load()
-		batchesW += st.BatchesWritten.Load()
-		rowsF += st.RowsFailed.Load()
-		batchesF += st.BatchesFailed.Load()
-		retries += st.Retries.Load()
-		changed += st.RowsChanged.Load()
-		dl += st.RowsDeadLettered.Load()
-		opens += st.BreakerOpens.Load()
-		qRows += st.QueueRows.Load()
-		qCap += st.QueueCapacity.Load()
-		if st.BreakerOpen.Load() {
-			open = 1
-		}
-		level = max(level, float64(st.Level.Load()))
-		h := st.Latency()
-		if i == 0 {
-			hist = h
+	var order []string
+	groups := map[string]*group{}
+	for _, m := range s.Series {
+		key := m.Name + "\x00" + m.Node
+		g := groups[key]
+		if g == nil {
+			g = &group{first: m}
+			if m.Kind == engine.HistogramMetric {
+				g.hist = m.Histogram.Snapshot()
+			} else {
+				g.value = m.Value()
+			}
+			groups[key] = g
+			order = append(order, key)
 			continue
 		}
-		for b := range hist.Cumulative {
-			hist.Cumulative[b] += h.Cumulative[b]
+		switch {
+		case m.Kind == engine.HistogramMetric:
+			h := m.Histogram.Snapshot()
+			if len(h.Cumulative) != len(g.hist.Cumulative) {
+				continue // instances must agree on the buckets
+			}
+			for i := range h.Cumulative {
+				g.hist.Cumulative[i] += h.Cumulative[i]
+			}
+			g.hist.Count += h.Count
+			g.hist.Sum += h.Sum
+		case m.Max:
+			g.value = max(g.value, m.Value())
+		default:
+			g.value += m.Value()
 		}
-		hist.Count += h.Count
-		hist.SumSeconds += h.SumSeconds
 	}
-	for _, m := range []struct {
-		d *prometheus.Desc
-		v int64
-	}{
-		{descRowsWritten, rowsW}, {descBatchesWritten, batchesW}, {descRowsFailed, rowsF}, {descBatchesFailed, batchesF},
-		{descRetries, retries}, {descRowsChanged, changed}, {descRowsDL, dl}, {descBreakerOpens, opens},
-	} {
-		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v), l...)
+	for _, key := range order {
+		g := groups[key]
+		m := g.first
+		names, values := []string{"job", "node", "type"}, []string{s.Job, m.Node, m.Type}
+		if m.NodeLabel != "" {
+			names, values = []string{"job", m.NodeLabel}, []string{s.Job, m.Node}
+		}
+		d := c.desc(m.Name, m.Help, names)
+		switch m.Kind {
+		case engine.CounterMetric:
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, g.value, values...)
+		case engine.GaugeMetric:
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, g.value, values...)
+		case engine.HistogramMetric:
+			buckets := make(map[float64]uint64, len(g.hist.Bounds))
+			for i, b := range g.hist.Bounds {
+				buckets[b] = g.hist.Cumulative[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(d, g.hist.Count, g.hist.Sum, buckets, values...)
+		}
 	}
-	ch <- prometheus.MustNewConstMetric(descBreakerOpen, prometheus.GaugeValue, open, l...)
-	ch <- prometheus.MustNewConstMetric(descSinkQueueRows, prometheus.GaugeValue, float64(qRows), l...)
-	ch <- prometheus.MustNewConstMetric(descFBQueue, prometheus.GaugeValue, float64(qRows), l[0], l[1])
-	ch <- prometheus.MustNewConstMetric(descSinkQueueCap, prometheus.GaugeValue, float64(qCap), l...)
-	ch <- prometheus.MustNewConstMetric(descSinkLevel, prometheus.GaugeValue, level, l...)
-	buckets := make(map[float64]uint64, len(hist.Bounds))
-	for i, b := range hist.Bounds {
-		buckets[b] = hist.Cumulative[i]
+}
+
+// desc returns the descriptor of a component series, made once per name
+// and label names.
+func (c *Collector) desc(name, help string, labels []string) *prometheus.Desc {
+	key := name + "\x00" + strings.Join(labels, ",")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.descs[key]
+	if d == nil {
+		d = prometheus.NewDesc(name, help, labels, nil)
+		c.descs[key] = d
 	}
-	ch <- prometheus.MustNewConstHistogram(descWriteLatency, hist.Count, hist.SumSeconds, buckets, l...)
+	return d
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
-	"github.com/mdpio/mdp/sink/storekit"
 )
 
 // A real engine job: a source of n trades, an operator that drops every
@@ -321,21 +320,34 @@ func runJobB(b *testing.B) *testJob {
 	return &testJob{name: "bench", mode: "dag", state: "running", job: j, fb: fb}
 }
 
-func TestStoreStatsAndCounters(t *testing.T) {
+// TestComponentSeries: series components register through their node
+// contexts are exported per node with the job's labels, the instances
+// combined: counters and histograms summed, gauges summed or the largest.
+func TestComponentSeries(t *testing.T) {
 	j := runJob(t, "store")
 	snap := j.MetricsSnapshot()
-	a, b := &storekit.Stats{}, &storekit.Stats{}
-	a.RowsWritten.Store(700)
-	b.RowsWritten.Store(300)
-	a.BatchesWritten.Store(7)
-	b.BatchesWritten.Store(3)
-	b.Retries.Store(2)
-	b.BreakerOpen.Store(true)
-	a.QueueCapacity.Store(1000)
-	b.QueueCapacity.Store(1000)
-	b.QueueRows.Store(42)
-	a.Level.Store(int32(engine.LevelSoft))
-	snap.Extras = map[string][]any{"out": {a, b, "not store stats"}}
+	set := &engine.MetricSet{}
+	for i, v := range []struct {
+		rows, batches, retries int64
+		open, queue, level     float64
+		lat                    []float64
+	}{{700, 7, 0, 0, 0, 1, []float64{0.001, 0.02}}, {300, 3, 2, 1, 42, 0, []float64{3}}} {
+		m := set.For("out", "sink.discard", i)
+		m.Counter("mdp_sink_rows_written_total", "Rows in successful store writes.").Add(v.rows)
+		m.Counter("mdp_sink_writes_total", "Successful store writes.").Add(v.batches)
+		m.Counter("mdp_sink_retries_total", "Write attempts after the first.").Add(v.retries)
+		m.Gauge("mdp_sink_breaker_open", "1 while the circuit breaker is open.", engine.MaxAcrossInstances()).Set(v.open)
+		queue := v.queue
+		m.GaugeFunc("mdp_sink_queue_rows", "Rows accepted and not yet written.", func() float64 { return queue })
+		m.GaugeFunc("pipeline_feedback_queue_depth", "Rows waiting.", func() float64 { return queue }, engine.NodeLabel("source"))
+		m.Gauge("mdp_sink_queue_capacity_rows", "Capacity.").Set(1000)
+		m.Gauge("mdp_sink_level", "Level.", engine.MaxAcrossInstances()).Set(v.level)
+		h := m.Histogram("mdp_sink_write_latency_seconds", "Store write latency.", []float64{0.005, 0.1, 1})
+		for _, x := range v.lat {
+			h.Observe(x)
+		}
+	}
+	snap.Series = set.Series()
 	snap.Nodes[0].Counters = map[string]int64{"reconnects": 3}
 	s := serve(t, NewCollector("dag", fixedSource{snap}), nil)
 	body, _, _ := scrape(t, "http://"+s.Addr()+"/metrics")
@@ -345,23 +357,54 @@ func TestStoreStatsAndCounters(t *testing.T) {
 		`mdp_sink_rows_written_total` + l + ` 1000`,
 		`mdp_sink_writes_total` + l + ` 10`,
 		`mdp_sink_retries_total` + l + ` 2`,
-		`mdp_sink_rows_failed_total` + l + ` 0`,
 		`mdp_sink_breaker_open` + l + ` 1`,
 		`mdp_sink_queue_rows` + l + ` 42`,
 		`pipeline_feedback_queue_depth{job="store",source="out"} 42`,
 		`mdp_sink_queue_capacity_rows` + l + ` 2000`,
 		`mdp_sink_level` + l + ` 1`,
-		`mdp_sink_write_latency_seconds_count` + l + ` 0`,
-		`mdp_sink_write_latency_seconds_bucket{job="store",node="out",type="sink.discard",le="0.005"} 0`,
+		`mdp_sink_write_latency_seconds_count` + l + ` 3`,
+		`mdp_sink_write_latency_seconds_sum` + l + ` 3.021`,
+		`mdp_sink_write_latency_seconds_bucket{job="store",node="out",type="sink.discard",le="0.005"} 1`,
+		`mdp_sink_write_latency_seconds_bucket{job="store",node="out",type="sink.discard",le="0.1"} 2`,
+		`mdp_sink_write_latency_seconds_bucket{job="store",node="out",type="sink.discard",le="+Inf"} 3`,
+		"# HELP mdp_sink_rows_written_total Rows in successful store writes.\n# TYPE mdp_sink_rows_written_total counter",
+		"# TYPE mdp_sink_level gauge",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("missing %q", want)
 		}
 	}
 	if strings.Contains(body, `mdp_sink_rows_written_total{job="store",node="half"`) {
-		t.Error("store series for a node without store stats")
+		t.Error("store series for a node that registered none")
 	}
 	if t.Failed() {
 		t.Log(body)
+	}
+}
+
+// TestAddReplacesAJobOfTheSameName: a restarted job added again reports as
+// the new run; Remove drops it; other jobs stay.
+func TestAddReplacesAJobOfTheSameName(t *testing.T) {
+	old := &fixedSource{Snapshot{Job: "a", Mode: "dag", State: "failed"}}
+	c := NewCollector("server", old, &fixedSource{Snapshot{Job: "b", Mode: "classic", State: "running"}})
+	restarted := &fixedSource{Snapshot{Job: "a", Mode: "dag", State: "running"}}
+	c.Add(restarted)
+	s := serve(t, c, nil)
+	body, _, _ := scrape(t, "http://"+s.Addr()+"/metrics")
+	for _, want := range []string{
+		`runtime_up{mode="server"} 1`, `runtime_jobs_running{mode="dag"} 1`, `runtime_jobs_running{mode="classic"} 1`,
+		`mdp_job_state{job="a",mode="dag",state="running"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if strings.Contains(body, `state="failed"`) {
+		t.Error("the replaced run is still reported")
+	}
+	c.Remove(restarted)
+	body, _, _ = scrape(t, "http://"+s.Addr()+"/metrics")
+	if strings.Contains(body, `job="a"`) || !strings.Contains(body, `runtime_jobs_running{mode="dag"} 0`) || !strings.Contains(body, `job="b"`) {
+		t.Errorf("after Remove:\n%s", body)
 	}
 }

@@ -65,6 +65,8 @@ type sinkState struct {
 	records int
 	batches int
 	closed  bool
+	// progress is the job's progress mode as the sink's node context saw it.
+	progress string
 }
 
 func (s *sinkState) snapshot() (records, batches int, closed bool) {
@@ -102,6 +104,7 @@ func sinkNamed(name string) *sinkState {
 type testSink struct {
 	st        *sinkState
 	nc        *engine.NodeContext
+	batchesC  *engine.Counter // registered through the node context
 	failOn    int
 	drop      bool
 	block     bool
@@ -113,6 +116,10 @@ type testSink struct {
 
 func (s *testSink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.nc = nc
+	s.batchesC = nc.Metrics().Counter("mdp_test_sink_batches_total", "Batches the runtime test sink received.")
+	s.st.mu.Lock()
+	s.st.progress = nc.Progress.Mode
+	s.st.mu.Unlock()
 	if s.openErr != "" {
 		return fmt.Errorf("%s (dsn %s)", s.openErr, s.dsn)
 	}
@@ -127,6 +134,7 @@ func (s *testSink) Process(ctx context.Context, b *md.Batch, out *engine.Output)
 	s.st.mu.Lock()
 	s.st.records += b.Len()
 	s.st.batches++
+	s.batchesC.Inc()
 	n := s.st.batches
 	s.st.mu.Unlock()
 	if s.drop {

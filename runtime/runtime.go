@@ -56,6 +56,14 @@ type Options struct {
 	// the zero value draws no bar and leaves each source's param in charge
 	// of progress log records.
 	Progress engine.ProgressOptions
+	// Metrics, when set, is a collector shared with other jobs (a job
+	// server's): the job reports into it from Start on, and its own
+	// metrics.enable listener is not started — whoever owns the collector
+	// serves it (metrics.NewRegistry, metrics.Serve). The job stays in the
+	// collector after it ends, so its final state and counts stay visible,
+	// until the owner removes it or adds a job of the same name. Nil: the
+	// job serves its own collector when the job file enables metrics.
+	Metrics *metrics.Collector
 }
 
 // Unified runs one job. Its methods are safe for concurrent use.
@@ -65,6 +73,7 @@ type Unified struct {
 	feedback *engine.Feedback
 	red      *Redactor
 	log      *slog.Logger
+	shared   *metrics.Collector
 
 	mu        sync.Mutex
 	state     State
@@ -133,7 +142,7 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 	if err != nil {
 		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
 	}
-	return &Unified{doc: doc, job: job, feedback: fb, red: red, log: log, state: StateCreated, done: make(chan struct{})}, nil
+	return &Unified{doc: doc, job: job, feedback: fb, red: red, log: log, shared: opts.Metrics, state: StateCreated, done: make(chan struct{})}, nil
 }
 
 // Name is the job's name.
@@ -187,7 +196,9 @@ func (u *Unified) Start(ctx context.Context) error {
 	u.startedAt = time.Now()
 	u.mu.Unlock()
 
-	if u.doc.Metrics.Enable {
+	if u.shared != nil {
+		u.shared.Add(u)
+	} else if u.doc.Metrics.Enable {
 		srv, err := u.serveMetrics()
 		if err != nil {
 			u.finish(err)
@@ -400,6 +411,6 @@ func (u *Unified) MetricsSnapshot() metrics.Snapshot {
 	st := u.job.Status()
 	return metrics.Snapshot{
 		Job: u.doc.Name, Mode: u.doc.Mode, State: string(u.State()), Nodes: st.Nodes, Edges: st.Edges,
-		Feedback: u.feedback, Extras: metrics.ExtrasOf(u.job, st.Nodes),
+		Feedback: u.feedback, Series: u.job.Metrics().Series(),
 	}
 }

@@ -26,7 +26,7 @@ type Sink struct {
 	w      Writer
 	ticker Ticker
 	cfg    Config
-	stats  Stats
+	stats  *Stats
 	nc     *engine.NodeContext
 	log    *slog.Logger
 	name   string // feedback reporter id
@@ -52,13 +52,13 @@ type Sink struct {
 
 // New returns a sink that writes through w.
 func New(w Writer, cfg Config) *Sink {
-	s := &Sink{w: w, cfg: cfg.withDefaults()}
+	s := &Sink{w: w, cfg: cfg.withDefaults(), stats: newStats(nil)}
 	s.ticker, _ = w.(Ticker)
 	return s
 }
 
 // Stats are the sink's counters.
-func (s *Sink) Stats() *Stats { return &s.stats }
+func (s *Sink) Stats() *Stats { return s.stats }
 
 // Writer returns the store the sink writes to.
 func (s *Sink) Writer() Writer { return s.w }
@@ -93,17 +93,18 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 		path = fmt.Sprintf("%s.%d%s", strings.TrimSuffix(path, ext), nc.Instance, ext)
 	}
 	s.dl = deadLetter{path: path, job: nc.Job, node: nc.Node}
-	s.br = breaker{threshold: s.cfg.BreakerFailures, cooldown: s.cfg.BreakerCooldown, stats: &s.stats}
+	s.stats = newStats(nc.Metrics())
+	s.br = breaker{threshold: s.cfg.BreakerFailures, cooldown: s.cfg.BreakerCooldown, stats: s.stats}
 	s.cfg.SoftAt, s.cfg.HardAt = levels(s.cfg, nc.Feedback)
 	s.stats.QueueCapacity.Store(int64(s.cfg.QueueSize))
 	if nc.Stats != nil {
-		nc.Stats.Extra.Store(&s.stats)
+		nc.Stats.Extra.Store(s.stats)
 	}
 	s.log = nc.Logger
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := s.w.Open(ctx, Env{Workers: s.cfg.Workers, Node: nc, Logger: s.log, Stats: &s.stats}); err != nil {
+	if err := s.w.Open(ctx, Env{Workers: s.cfg.Workers, Node: nc, Logger: s.log, Stats: s.stats}); err != nil {
 		return err
 	}
 	s.queues = make([][]*md.Batch, s.cfg.Workers)

@@ -338,3 +338,45 @@ func mustBeClosed(t *testing.T, w *memWriter) {
 		t.Fatal("the store was not closed when the job ended")
 	}
 }
+
+// TestSeriesRegisteredThroughNodeContext: a store sink registers its
+// mdp_sink_* series with its job's MetricSet at Open, one set per instance,
+// so package metrics exports them without knowing about storekit.
+func TestSeriesRegisteredThroughNodeContext(t *testing.T) {
+	w := newMem()
+	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(2000, 7), BatchSize: 100}
+	j := sinkJob(t, src, w, storekit.Config{Workers: 2, BatchRows: 500, QueueSize: 3000}, nil)
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, m := range j.Metrics().Series() {
+		if m.Node != "store" || m.Type != "sink.mem" || m.Instance != 0 {
+			t.Errorf("series %s of %s/%s/%d", m.Name, m.Node, m.Type, m.Instance)
+		}
+		if m.Kind == engine.HistogramMetric {
+			got[m.Name] = float64(m.Histogram.Snapshot().Count)
+			continue
+		}
+		got[m.Name] = m.Value()
+	}
+	st := storetest.Stats(t, j)
+	for name, want := range map[string]float64{
+		"mdp_sink_rows_written_total":    2000,
+		"mdp_sink_writes_total":          float64(st.BatchesWritten.Load()),
+		"mdp_sink_write_latency_seconds": float64(st.BatchesWritten.Load()),
+		"mdp_sink_retries_total":         0,
+		"mdp_sink_queue_rows":            0,
+		"mdp_sink_queue_capacity_rows":   3000,
+		"mdp_sink_level":                 0,
+		"mdp_sink_breaker_open":          0,
+		"pipeline_feedback_queue_depth":  0,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (registered %v), want %v", name, v, ok, want)
+		}
+	}
+	if st.BatchesWritten.Load() < 4 {
+		t.Errorf("%d writes for 2000 rows with batch_rows 500", st.BatchesWritten.Load())
+	}
+}
