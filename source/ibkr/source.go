@@ -176,8 +176,9 @@ func (e *fatalError) Unwrap() error { return e.err }
 // Run connects and streams until ctx ends, reconnecting after every
 // failure. It returns an error for what retrying cannot fix: a config
 // error (200, 321), a refused subscription under on_unavailable: fail, a
-// client id in use at the first connect, or max_reconnects attempts in a
-// row that delivered nothing.
+// client id in use at the first connect, a server version outside the
+// text protocol, or max_reconnects attempts in a row that delivered
+// nothing.
 func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 	if s.stats == nil {
 		return errors.New("ibkr source: Run before Open")
@@ -236,7 +237,7 @@ func (s *Source) connectAndStream(ctx context.Context) (connected bool, err erro
 		},
 	})
 	if err != nil {
-		if errors.Is(err, tws.ErrClientIDInUse) && !s.everReady.Load() {
+		if errors.Is(err, tws.ErrVersion) || errors.Is(err, tws.ErrClientIDInUse) && !s.everReady.Load() {
 			return false, &fatalError{err}
 		}
 		return false, err

@@ -252,3 +252,21 @@ func TestRecordPathAllocatesNothing(t *testing.T) {
 		t.Errorf("emitted %d trades, sequence %d", emitted, src.cts[0].seq)
 	}
 }
+
+// TestServerVersionOutsideTheTextProtocol: a TWS that negotiates 201 (or
+// one older than 163) fails the job with a clear message instead of being
+// retried forever.
+func TestServerVersionOutsideTheTextProtocol(t *testing.T) {
+	for _, v := range []int{150, 201} {
+		srv, err := faketws.New(faketws.Config{Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := start(t, srv, map[string]any{"contracts": contracts(aaplParams)}, t0)
+		err = h.runErr()
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("server version %d", v)) || !strings.Contains(err.Error(), "10.x") {
+			t.Errorf("version %d: %v", v, err)
+		}
+		srv.Close()
+	}
+}

@@ -23,6 +23,10 @@ const (
 // (error 326): another API client of the same TWS uses it.
 var ErrClientIDInUse = errors.New("client id already in use")
 
+// ErrVersion is returned by Dial when the server negotiates a version this
+// client does not speak: retrying cannot help until TWS is changed.
+var ErrVersion = errors.New("server version outside what this client speaks")
+
 // ServerError is an ERR_MSG that ended a handshake.
 type ServerError struct {
 	Code int
@@ -144,8 +148,8 @@ func (c *Conn) handshake(cfg Config, minV, maxV int) error {
 		break
 	}
 	if c.ServerVersion < MinVersion || c.ServerVersion > maxV {
-		return fmt.Errorf("tws: server version %d is outside what this client speaks (%d..%d): upgrade TWS / IB Gateway to 10.x",
-			c.ServerVersion, MinVersion, maxV)
+		return fmt.Errorf("tws: server version %d: %w (%d..%d): use TWS / IB Gateway 10.x",
+			c.ServerVersion, ErrVersion, MinVersion, maxV)
 	}
 	c.enc.ServerVersion = c.ServerVersion
 	if err := c.send(func(e *Encoder) ([]byte, error) { return e.StartAPI(cfg.ClientID, "") }); err != nil {
