@@ -512,9 +512,17 @@ func (in *instance) run() {
 func (in *instance) runSource() error {
 	src := in.impl.(Source)
 	if in.node.n.IdleTimeout > 0 {
-		stop := make(chan struct{})
-		defer close(stop)
-		go in.idleLoop(stop)
+		// The idle loop has stopped when runSource returns, so Cleanup never
+		// runs alongside the source's EventNow.
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		defer func() {
+			close(stop)
+			<-stopped
+		}()
+		go func() {
+			defer close(stopped)
+			in.idleLoop(stop)
+		}()
 	}
 	in.op = "Run"
 	err := src.Run(in.job.srcCtx, in.out)

@@ -245,3 +245,24 @@ func TestOpenOrderIsReverseTopological(t *testing.T) {
 		t.Fatalf("open order %v, want %v", opens, want)
 	}
 }
+
+// clockPanics is a quiet live source whose event clock panics.
+type clockPanics struct{ enginetest.Source }
+
+func (*clockPanics) EventNow() int64 { panic("clock exploded") }
+
+// TestPanicInEventNowFailsTheSource: the idle watermark advance calls the
+// source's EventNow on its own goroutine; a panic there fails the source.
+func TestPanicInEventNowFailsTheSource(t *testing.T) {
+	src := &clockPanics{enginetest.Source{Hold: true}}
+	n := enginetest.SourceNode("src", md.KindTrade, src)
+	n.IdleTimeout = time.Millisecond
+	g := &engine.Graph{Nodes: []*engine.Node{n, enginetest.SinkNode("sink", &enginetest.Sink{})}, Edges: []*engine.Edge{{From: "src", To: "sink"}}}
+	j, err := engine.New(g, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err == nil || err.Error() != `node "src": EventNow panicked: clock exploded` {
+		t.Fatalf("job error %v", err)
+	}
+}
