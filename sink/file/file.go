@@ -116,10 +116,10 @@ func (s *Sink) discard() error {
 	s.done, s.discarded = true, true
 	cerr := s.f.Close()
 	if err := os.Remove(s.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", s.f.Name(), err)
+		return component.FileError("remove", s.f.Name(), err)
 	}
 	if cerr != nil && !errors.Is(cerr, os.ErrClosed) {
-		return fmt.Errorf("close %s: %w", s.f.Name(), cerr)
+		return component.FileError("close", s.f.Name(), cerr)
 	}
 	return nil
 }
@@ -162,19 +162,19 @@ func (s *Sink) Cleanup(ctx context.Context) error { return s.discard() }
 
 func (s *Sink) commit(tmp string) error {
 	if err := s.bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
+		return component.FileError("write", tmp, err)
 	}
 	if err := s.f.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp, err)
+		return component.FileError("chmod", tmp, err)
 	}
 	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
+		return component.FileError("sync", tmp, err)
 	}
 	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
+		return component.FileError("close", tmp, err)
 	}
 	if err := os.Rename(tmp, s.path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, s.path, err)
+		return component.FileError("rename", tmp, err)
 	}
 	// The rename is durable once the directory entry is.
 	d, err := os.Open(filepath.Dir(s.path))

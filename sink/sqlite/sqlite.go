@@ -38,6 +38,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,9 +221,43 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 	if err := w.prepare(ctx); err != nil {
 		db.Close()
 		w.db = nil
+		if why := cantOpen(w.Path, err); why != "" {
+			return fmt.Errorf("sqlite %s: cannot open the database file: %s (%w)", w.Path, why, err)
+		}
 		return fmt.Errorf("sqlite %s: %w", w.Path, err)
 	}
 	return nil
+}
+
+// cantOpen explains SQLite's bare "unable to open database file (14)"
+// (SQLITE_CANTOPEN) by trying what SQLite tried: "" when err is something
+// else or the file opens after all.
+func cantOpen(path string, err error) string {
+	if !strings.Contains(err.Error(), "unable to open database file") {
+		return ""
+	}
+	if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+		return "it is a directory"
+	}
+	f, oerr := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if oerr != nil {
+		var pe *fs.PathError
+		if errors.As(oerr, &pe) {
+			return pe.Err.Error()
+		}
+		return oerr.Error()
+	}
+	f.Close()
+	// The database opens; its journal beside it may not (the directory is
+	// read-only).
+	dir := filepath.Dir(path)
+	probe, perr := os.CreateTemp(dir, ".mdp-probe-*")
+	if perr != nil {
+		return fmt.Sprintf("cannot create files in %s (SQLite keeps its journal there): %v", dir, errors.Unwrap(perr))
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return ""
 }
 
 func (w *Writer) prepare(ctx context.Context) error {

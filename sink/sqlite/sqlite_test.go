@@ -369,3 +369,14 @@ func TestLaterEmissionOfTheSameBarWins(t *testing.T) {
 		t.Fatalf("changed %d rows, want 202 (200 inserts, 2 updates)", ch)
 	}
 }
+
+// TestCannotOpenSaysWhichPathAndWhy: SQLite's bare "unable to open database
+// file (14)" now names the path and the reason.
+func TestCannotOpenSaysWhichPathAndWhy(t *testing.T) {
+	dir := t.TempDir()
+	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(1, 1)}
+	_, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": dir}, engine.Options{})
+	if err == nil || !strings.Contains(err.Error(), "sqlite "+dir+": cannot open the database file: it is a directory (unable to open database file") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/mdpio/mdp/component"
 )
 
 // fileFormat is a file's record encoding.
@@ -113,7 +115,7 @@ func expandPaths(entries []string) ([]string, error) {
 		for _, m := range matches {
 			st, err := os.Stat(m)
 			if err != nil {
-				return nil, fmt.Errorf("path %q: %w", m, err)
+				return nil, component.FileError("path", m, err)
 			}
 			if st.IsDir() {
 				return nil, fmt.Errorf("path %q is a directory; use a glob such as %s", m, filepath.Join(m, "*.csv"))
@@ -160,7 +162,7 @@ var errLineTooLong = errors.New("line too long")
 func openLines(path string, c compression, bufSize int, maxLine int64, counter *atomic.Int64) (*lineInput, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, component.FileError("open", path, err)
 	}
 	in := &lineInput{f: f, max: maxLine}
 	var r io.Reader = &countingReader{r: f, n: counter}
@@ -169,7 +171,7 @@ func openLines(path string, c compression, bufSize int, maxLine int64, counter *
 		zr, err := gzip.NewReader(bufio.NewReaderSize(r, 64<<10))
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("open %s: gzip: %w", path, err)
+			return nil, component.FileError("open", path, err) // the error says "gzip: …"
 		}
 		in.zr = func() { zr.Close() }
 		r = zr
@@ -177,7 +179,7 @@ func openLines(path string, c compression, bufSize int, maxLine int64, counter *
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("open %s: zstd: %w", path, err)
+			return nil, component.FileError("open", path, err) // the error says "zstd: …"
 		}
 		in.zr = zr.Close
 		r = zr
@@ -245,7 +247,7 @@ func readAll(path string, c compression, counter *atomic.Int64) ([]byte, error) 
 	defer in.close()
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(in.rd); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, component.FileError("read", path, err)
 	}
 	return buf.Bytes(), nil
 }

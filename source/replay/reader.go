@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -104,7 +105,7 @@ func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
 	case formatParquet:
 		st, err := os.Stat(path)
 		if err != nil {
-			return nil, fmt.Errorf("stat %s: %w", path, err)
+			return nil, component.FileError("stat", path, err)
 		}
 		// Parquet needs random access: a plain file is read in place, a
 		// compressed one is decompressed into memory first.
@@ -113,7 +114,7 @@ func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
 		if c == compNone {
 			f, err := os.Open(path)
 			if err != nil {
-				return nil, fmt.Errorf("open %s: %w", path, err)
+				return nil, component.FileError("open", path, err)
 			}
 			r.pqFile, ra = f, f
 		} else {
@@ -186,7 +187,7 @@ func (r *fileReader) csvHeader(lay *layout) error {
 			return fmt.Errorf("%s:1: the header line (%d bytes) is longer than max_line_bytes (%d)", r.path, r.lines.size, r.lines.max)
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", r.path, err)
+			return component.FileError("read", r.path, err)
 		}
 		r.line = 1
 		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
@@ -476,7 +477,7 @@ func (r *fileReader) fillCSV() error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", r.path, err)
+			return component.FileError("read", r.path, err)
 		}
 		r.line++
 		if len(line) == 0 {
@@ -521,7 +522,7 @@ func (r *fileReader) fillJSON() error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", r.path, err)
+			return component.FileError("read", r.path, err)
 		}
 		r.line++
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -548,7 +549,7 @@ func (r *fileReader) fillParquet() error {
 	for r.buffered() < chunkSize {
 		ok, err := r.pq.next(&r.vals)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", r.path, err)
+			return component.FileError("read", r.path, err)
 		}
 		if !ok {
 			r.eof = true

@@ -310,7 +310,7 @@ func TestOpenErrors(t *testing.T) {
 		want string
 	}{
 		{filepath.Join(dir, "nope*.csv"), fmt.Sprintf("path %q matches no files", filepath.Join(dir, "nope*.csv"))},
-		{filepath.Join(dir, "missing.csv"), fmt.Sprintf("path %q: stat %s: no such file or directory", filepath.Join(dir, "missing.csv"), filepath.Join(dir, "missing.csv"))},
+		{filepath.Join(dir, "missing.csv"), fmt.Sprintf("stat %s: no such file or directory", filepath.Join(dir, "missing.csv"))},
 		{writeFile(t, filepath.Join(dir, "x.xlsx"), ""), fmt.Sprintf("%s: cannot tell the format from the extension (want .csv, .jsonl or .parquet, optionally with .gz or .zst); set format", filepath.Join(dir, "x.xlsx"))},
 		{noHeader, noHeader + ": column \"timestamp\" (for ts) is not in the header; the columns are: a, b"},
 	} {
@@ -536,5 +536,21 @@ func TestLongLineIsMalformedInBoundedMemory(t *testing.T) {
 				t.Fatalf("dead letters: %v", got)
 			}
 		})
+	}
+}
+
+// TestErrorsDoNotRepeatTheirPrefix: "gzip: gzip: invalid header" and
+// "open X: open X: …" were each said twice.
+func TestErrorsDoNotRepeatTheirPrefix(t *testing.T) {
+	dir := t.TempDir()
+	gz := writeFile(t, filepath.Join(dir, "bad.csv.gz"), "not gzip at all\n")
+	r := replay(t, map[string]any{"path": gz, "preset": "tardis_trades"})
+	if r.err == nil || strings.Count(r.err.Error(), "gzip:") != 1 || !strings.Contains(r.err.Error(), "open "+gz+": gzip: invalid header") {
+		t.Fatalf("err = %v", r.err)
+	}
+	missing := filepath.Join(dir, "none.csv")
+	r = replay(t, map[string]any{"path": missing, "preset": "tardis_trades"})
+	if r.err == nil || strings.Count(r.err.Error(), missing) != 1 {
+		t.Fatalf("err = %v", r.err)
 	}
 }
