@@ -130,3 +130,22 @@ dag:
 		})
 	}
 }
+
+// TestPortsOnAnUnknownTypeAreNotReportedAgain: a node of unknown type says
+// so once; the ports its edges name are not errors of their own.
+func TestPortsOnAnUnknownTypeAreNotReportedAgain(t *testing.T) {
+	src := `mode: dag
+dag:
+  nodes:
+    - {id: a, type: provider.test_trades}
+    - {id: j, type: operator.test_joinx}
+    - {id: s1, type: sink.test_store, params: {path: x}}
+  edges:
+    - [a, j.left]
+    - [j.first, s1]
+`
+	_, err := LoadBytes("job.yaml", []byte(src), LoadOptions{})
+	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), `job.yaml:5:21: dag.nodes[1].type: unknown component type "operator.test_joinx"`) {
+		t.Fatalf("got:\n%v", err)
+	}
+}

@@ -34,7 +34,9 @@
 // job with the Writer's message.
 //
 // Close drains every queue and writes everything that was accepted before it
-// returns. A sink built with storekit writes with at-least-once delivery; the
+// returns. On every other way out (an abort, a failure, another node's
+// failed Open) the engine calls Cleanup instead, which stops the workers at
+// once and releases the store and the dead-letter file. A sink built with storekit writes with at-least-once delivery; the
 // Writer makes that effectively-once by writing idempotently (an upsert on
 // the natural key, or files that are renamed into place only when complete).
 //
