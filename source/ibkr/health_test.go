@@ -15,7 +15,8 @@ import (
 // TestHealthDegradedWhileDisconnected: through the runtime, the provider's
 // node is OK while connected and DEGRADED while TWS refuses it, for as long
 // as it does (every failed attempt counts an error; the backoff stays under
-// the health window), and the job keeps running.
+// the health window), and the job keeps running; the connection-state and
+// subscription gauges follow.
 func TestHealthDegradedWhileDisconnected(t *testing.T) {
 	srv, err := faketws.New()
 	if err != nil {
@@ -66,32 +67,54 @@ dag:
 		t.Fatal("no health for node ib")
 		return runtime.ComponentHealth{}
 	}
-	waitHealth := func(want runtime.HealthStatus) runtime.ComponentHealth {
+	waitHealth := func(want runtime.HealthStatus, detail string) runtime.ComponentHealth {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); ; {
 			c := component()
-			if c.Status == want {
+			if c.Status == want && strings.Contains(c.Detail, detail) {
 				return c
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("ib is %s (%s), want %s", c.Status, c.Detail, want)
+				t.Fatalf("ib is %s (%s), want %s (%s)", c.Status, c.Detail, want, detail)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	waitHealth(runtime.HealthOK)
+	waitHealth(runtime.HealthOK, "")
+	gauge := func(name string) float64 {
+		for _, m := range u.Job().Metrics().Series() {
+			if m.Name == name && m.Node == "ib" {
+				return m.Value()
+			}
+		}
+		t.Fatalf("no series %s", name)
+		return 0
+	}
+	waitGauges := func(state, active float64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			s, a := gauge("mdp_ibkr_connection_state"), gauge("mdp_ibkr_subscriptions_active")
+			if s == state && a == active {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("connection state %v, active subscriptions %v; want %v, %v", s, a, state, active)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitGauges(2, 1)
+	ss.SendFields(4, -1, 1100, "Connectivity between IB and Trader Workstation has been lost.", "", 1764167400456)
+	waitGauges(1, 1)
+	waitHealth(runtime.HealthDegraded, "ib_connectivity")
+	ss.SendFields(4, -1, 1102, "Connectivity between IB and Trader Workstation has been restored - data maintained.", "", 1764167400456)
+	waitGauges(2, 1)
 
 	srv.SetRefuse(true)
 	ss.Close()
-	c := waitHealth(runtime.HealthDegraded)
-	if !strings.Contains(c.Detail, "disconnect") {
-		t.Errorf("detail %q", c.Detail)
-	}
-	time.Sleep(300 * time.Millisecond)
-	c = waitHealth(runtime.HealthDegraded)
-	if !strings.Contains(c.Detail, "connect_failed") {
-		t.Errorf("detail while refused %q", c.Detail)
-	}
+	waitHealth(runtime.HealthDegraded, "disconnect")
+	waitHealth(runtime.HealthDegraded, "connect_failed")
+	waitGauges(0, 0)
 	if st := u.State(); st != runtime.StateRunning {
 		t.Errorf("state %s", st)
 	}

@@ -99,19 +99,21 @@ type Source struct {
 	cts  []*cstate
 	subs []*sub
 
-	out             *engine.Output
-	tb, qb, bb      *md.Batch
-	batchSize       int
-	recv            int64 // receipt time (ns) of the current socket read
-	msgs            [nMsgTypes]int64
-	drops           struct{ cut, malformed int64 }
-	delivered       int64
-	gaps            int64
-	conn            *tws.Conn
-	sv              int
-	ibLost          bool
-	probing         bool
-	everReady       atomic.Bool
+	out        *engine.Output
+	tb, qb, bb *md.Batch
+	batchSize  int
+	recv       int64 // receipt time (ns) of the current socket read
+	msgs       [nMsgTypes]int64
+	drops      struct{ cut, malformed int64 }
+	delivered  int64
+	gaps       int64
+	conn       *tws.Conn
+	sv         int
+	ibLost     bool
+	probing    bool
+	everReady  atomic.Bool
+	// state and active feed the gauges (read by metrics scrapes).
+	state, active   atomic.Int32
 	warnedMalformed bool
 	fatal           error
 	resub           chan struct{}
@@ -120,7 +122,6 @@ type Source struct {
 	histReq         map[int64]*histWait
 	histNext        atomic.Int64
 	pacer           *pacer
-	backfillOK      atomic.Bool
 }
 
 // histWait is an outstanding historical request.
@@ -156,12 +157,27 @@ func newSource(cfg *config) *Source {
 	return s
 }
 
-// Open takes the node's logger and stats.
+// Connection states, the value of the mdp_ibkr_connection_state gauge.
+const (
+	stateDisconnected = 0
+	stateIBLost       = 1 // connected to TWS, TWS lost IB (1100)
+	stateConnected    = 2
+)
+
+// Open takes the node's logger and stats and registers its gauges.
 func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.log = nc.Logger.With("addr", s.cfg.addr, "client_id", s.cfg.clientID)
 	s.stats = nc.Stats
+	m := nc.Metrics()
+	m.GaugeFunc("mdp_ibkr_connection_state", "0 disconnected from TWS / IB Gateway, 1 connected but TWS lost IB (1100), 2 connected.",
+		func() float64 { return float64(s.state.Load()) }, engine.MaxAcrossInstances())
+	m.GaugeFunc("mdp_ibkr_subscriptions_active", "Live subscriptions requested on the current connection and not refused.",
+		func() float64 { return float64(s.active.Load()) })
 	return nil
 }
+
+// setState records the connection state for the gauge.
+func (s *Source) setState(v int32) { s.state.Store(v) }
 
 // Ready reports whether the API was ready at least once (engine.Readiness):
 // a job's /readyz waits for the first connection.
@@ -247,6 +263,11 @@ func (s *Source) connectAndStream(ctx context.Context) (connected bool, err erro
 	s.log.Info("ibkr connected", "server_version", conn.ServerVersion, "accounts", len(conn.Accounts), "subscriptions", len(s.subs))
 	s.conn, s.sv = conn, conn.ServerVersion
 	s.ibLost, s.probing = false, false
+	s.setState(stateConnected)
+	defer func() {
+		s.setState(stateDisconnected)
+		s.active.Store(0)
+	}()
 	return true, s.session(ctx, conn, first)
 }
 
@@ -733,6 +754,7 @@ func (s *Source) onError(m *tws.Message) {
 		if sb.ended.Swap(true) {
 			return
 		}
+		s.active.Add(-1)
 		s.stats.Error("entitlement", msg)
 		s.stats.Count("subscriptions_skipped", 1)
 		s.log.Error("ibkr: subscription refused; skipping it (on_unavailable: skip)", attrs...)
@@ -767,11 +789,13 @@ func (s *Source) onConnError(m *tws.Message) {
 	switch e.class {
 	case classConnLost:
 		s.ibLost = true
+		s.setState(stateIBLost)
 		s.openGaps()
 		s.stats.Error("ib_connectivity", fmt.Sprintf("IB error %d: %s", m.Code, text))
 		s.log.Warn("ibkr: TWS lost its connection to IB; waiting for it to come back", attrs...)
 	case classRestoredLost:
 		s.ibLost = false
+		s.setState(stateConnected)
 		s.log.Warn("ibkr: IB connectivity restored with data lost; re-subscribing everything", attrs...)
 		select {
 		case s.resub <- struct{}{}:
@@ -779,6 +803,7 @@ func (s *Source) onConnError(m *tws.Message) {
 		}
 	case classRestoredKept:
 		s.ibLost = false
+		s.setState(stateConnected)
 		for _, ct := range s.cts {
 			ct.gapFrom = 0
 		}
@@ -836,6 +861,7 @@ func (s *Source) requester(ctx context.Context, conn *tws.Conn, first bool) erro
 					if err := s.cancel(ctx, conn, sb); err != nil {
 						return err
 					}
+					s.active.Add(-1)
 				}
 			}
 			if err := s.subscribeAll(ctx, conn, false); err != nil {
@@ -874,6 +900,7 @@ func (s *Source) subscribeAll(ctx context.Context, conn *tws.Conn, first bool) e
 		if err := s.subscribe(ctx, conn, sb); err != nil {
 			return err
 		}
+		s.active.Add(1)
 		if first {
 			s.stats.Count("subscriptions", 1)
 		} else {
@@ -981,6 +1008,5 @@ func (s *Source) runBackfill(ctx context.Context, conn *tws.Conn) error {
 		}
 		ct.backfilled = true
 	}
-	s.backfillOK.Store(true)
 	return nil
 }

@@ -58,7 +58,7 @@ func init() {
 			"Reconnects with exponential backoff and full jitter, re-subscribes everything, and counts the gap per contract. " +
 			"Errors: 200/321 fail the job (contract or request wrong); 354/10089/10168 and other refusals skip the contract or fail the job per on_unavailable; " +
 			"1100/2103/2105/2157 are connectivity warnings, 1101 re-subscribes; 326 (client id in use) fails with a clear message. " +
-			"Counters: connects, reconnects, subscriptions, resubscriptions, subscriptions_skipped, entitlement_notices, ib_warnings, gaps, pacing_waits, pacing_wait_ms, backfill_bars, msg_<type>. " +
+			"Gauges: mdp_ibkr_connection_state (0 disconnected, 1 TWS lost IB, 2 connected), mdp_ibkr_subscriptions_active. Counters: connects, reconnects, subscriptions, resubscriptions, subscriptions_skipped, entitlement_notices, ib_warnings, gaps, pacing_waits, pacing_wait_ms, backfill_bars, msg_<type>. " +
 			"Errors by reason (each keeps the node DEGRADED for a minute; they repeat while disconnected): disconnect, connect_failed, ib_connectivity, entitlement, backfill.",
 		Produces: md.KindTrade,
 		Ports:    map[string]md.Kind{PortQuotes: md.KindQuote, PortBars: md.KindBar},
