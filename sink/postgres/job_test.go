@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -585,4 +588,76 @@ func TestKill9MidJobThenRerun(t *testing.T) {
 	}
 	_, syms := testSymbols(30)
 	compareBars(t, readBars(t, conn, schema+".killed"), expectBars(killJobBars(), syms))
+}
+
+// TestRefusedAtStartIsRetried: a job started a moment before its database
+// does not fail. The DSN points at a loopback port that refuses connections
+// for the first second; then a TCP proxy to the test server listens there.
+// (The shared server itself is never stopped.)
+func TestRefusedAtStartIsRetried(t *testing.T) {
+	conn := connectTest(t)
+	schema := newSchema(t, conn)
+	target, err := url.Parse(testDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // refused until the proxy starts
+	proxyUp := make(chan struct{})
+	go func() {
+		time.Sleep(time.Second)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("proxy: %v", err)
+			close(proxyUp)
+			return
+		}
+		close(proxyUp)
+		t.Cleanup(func() { l.Close() })
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", target.Host)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { _, _ = io.Copy(s, c) }()
+				_, _ = io.Copy(c, s)
+			}()
+		}
+	}()
+	dsn := *target
+	dsn.Host = addr
+	bars := genBars(100, 4)
+	start := time.Now()
+	j, err := runBars(t, map[string]any{"dsn": dsn.String(), "schema": schema, "retry_max_attempts": 10,
+		"retry_backoff": "200ms", "retry_backoff_max": "500ms"}, bars, 50, nil)
+	<-proxyUp
+	if err != nil {
+		t.Fatalf("job failed after %v: %v", time.Since(start), err)
+	}
+	if time.Since(start) < time.Second {
+		t.Fatalf("job finished in %v, before the proxy started", time.Since(start))
+	}
+	_, syms := testSymbols(4)
+	compareBars(t, readBars(t, conn, schema+".bars_ohlcv"), expectBars(bars, syms))
+	_ = j
+	// With one attempt the refusal fails the job at once.
+	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := *target
+	dead.Host = ln2.Addr().String()
+	ln2.Close()
+	if _, err := runBars(t, map[string]any{"dsn": dead.String(), "schema": schema, "retry_max_attempts": 1}, bars, 50, nil); err == nil ||
+		!strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err = %v", err)
+	}
 }

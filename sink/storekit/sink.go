@@ -104,7 +104,7 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := s.w.Open(ctx, Env{Workers: s.cfg.Workers, Node: nc, Logger: s.log, Stats: s.stats}); err != nil {
+	if err := s.openRetry(ctx, Env{Workers: s.cfg.Workers, Node: nc, Logger: s.log, Stats: s.stats}); err != nil {
 		return err
 	}
 	s.queues = make([][]*md.Batch, s.cfg.Workers)
@@ -120,6 +120,27 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 		go s.worker(i)
 	}
 	return nil
+}
+
+// openRetry opens the writer, retrying a transient failure (a refused
+// connection: the database is still starting) with the backoff of mid-job
+// writes, up to retry_max_attempts attempts in all, so a job started a
+// moment before its database does not fail.
+func (s *Sink) openRetry(ctx context.Context, env Env) error {
+	for attempt := 1; ; attempt++ {
+		err := s.w.Open(ctx, env)
+		if err == nil {
+			return nil
+		}
+		if attempt >= s.cfg.RetryMaxAttempts || s.w.Classify(err) != ClassTransient || ctx.Err() != nil {
+			return err
+		}
+		d := retry.Backoff{Base: s.cfg.RetryBackoff, Max: s.cfg.RetryBackoffMax}.Delay(attempt)
+		s.log.Warn("store not reachable at start-up; retrying", "attempt", attempt, "max_attempts", s.cfg.RetryMaxAttempts, "in", d, "err", err)
+		if serr := retry.Sleep(ctx, d); serr != nil {
+			return err
+		}
+	}
 }
 
 // levels resolves the soft and hard fractions: the sink's own, else the
