@@ -56,6 +56,20 @@ func TestOpenAndCloseFollowEventTimeNotArrival(t *testing.T) {
 	}
 }
 
+// Quote bars follow event time too.
+func TestQuoteBarOpenAndCloseFollowEventTime(t *testing.T) {
+	h := newHarness(t, map[string]any{"interval": "1s", "price": "bid"})
+	h.quotes(
+		md.Quote{Sym: symA, TS: t0 + 300*ms, Bid: 13, Ask: 14},
+		md.Quote{Sym: symA, TS: t0 + 100*ms, Bid: 11, Ask: 12},
+		md.Quote{Sym: symA, TS: t0 + 900*ms, Bid: 19, Ask: 20},
+		md.Quote{Sym: symA, TS: t0 + 500*ms, Bid: 15, Ask: 16},
+	)
+	h.wm(md.MaxTime)
+	// vwap of quote bars is the mean price: (13+11+19+15)/4
+	h.expect("quotes", bar(symA, t0, sec, 11, 19, 11, 19, 0, 14.5, 4))
+}
+
 // A late record under late_policy update moves the open or close of the
 // corrected bar only if its event time is before the open or after the close.
 func TestLateUpdateOpenAndCloseFollowEventTime(t *testing.T) {
