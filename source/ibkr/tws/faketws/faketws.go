@@ -300,7 +300,8 @@ func (ss *Session) Ready() error {
 }
 
 // Next returns the payload of the next frame the client sent after
-// startApi.
+// startApi. Up to 1024 unread frames wait for Next; beyond that they are
+// only in Frames (the server never stops reading, as TWS does not).
 func (ss *Session) Next(timeout time.Duration) ([]byte, error) {
 	select {
 	case p, ok := <-ss.in:
