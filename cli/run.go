@@ -53,7 +53,7 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
 	}
-	u, err := runtime.New(doc, runtime.Options{Logger: log, Progress: a.progressOptions(f, doc)})
+	u, err := runtime.New(doc, runtime.Options{Logger: log, Progress: a.progressOptions(f, doc), Stdout: a.stdout})
 	if err != nil {
 		if errors.As(err, new(*engine.PanicError)) {
 			// A component's constructor panicked: a bug in the node, not a

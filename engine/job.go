@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"reflect"
 	"runtime"
 	"runtime/debug"
@@ -33,6 +35,10 @@ type Options struct {
 	Feedback    *Feedback       // nil: feedback disabled
 	// Progress is how this job's sources report their progress.
 	Progress ProgressOptions
+	// Stdout is the job's standard output, where sink.stdout and
+	// sink.checksum write; nil means os.Stdout. A program running several
+	// jobs gives each its own.
+	Stdout io.Writer
 }
 
 // NodeError is a node failure: which node and instance, and why.
@@ -127,6 +133,9 @@ func New(g *Graph, opts Options) (*Job, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
 	if opts.Symbols == nil {
 		opts.Symbols = md.NewSymbolTable()
 	}
@@ -194,7 +203,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 				Job: opts.Job, Node: nr.n.ID, Type: nr.n.Type, Instance: i, Instances: len(nr.instances),
 				Symbols: j.symbols, Pool: j.pool, Feedback: opts.Feedback, Stats: newNodeStats(),
 				Logger: opts.Logger.With("node", nr.n.ID), SourceTotals: j.SourceTotals,
-				Progress: opts.Progress, Fingerprint: opts.Fingerprint,
+				Progress: opts.Progress, Fingerprint: opts.Fingerprint, Stdout: opts.Stdout,
 				metrics: &NodeMetrics{set: j.metrics, node: nr.n.ID, typ: nr.n.Type, instance: i},
 			}
 			if len(nr.instances) > 1 {

@@ -182,6 +182,8 @@ type NodeContext struct {
 	// Progress is the job's setting for progress reports (bars on a
 	// terminal, or log records).
 	Progress ProgressOptions
+	// Stdout is the job's standard output (engine.Options.Stdout).
+	Stdout io.Writer
 
 	metrics *NodeMetrics
 }

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -64,6 +65,9 @@ type Options struct {
 	// until the owner removes it or adds a job of the same name. Nil: the
 	// job serves its own collector when the job file enables metrics.
 	Metrics *metrics.Collector
+	// Stdout is the job's standard output (sink.stdout, sink.checksum); nil
+	// means os.Stdout.
+	Stdout io.Writer
 }
 
 // Unified runs one job. Its methods are safe for concurrent use.
@@ -138,7 +142,7 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 		return nil, red.RedactError(err)
 	}
 	fb := engine.NewFeedback(doc.Feedback)
-	job, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize, Feedback: fb, Progress: opts.Progress})
+	job, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize, Feedback: fb, Progress: opts.Progress, Stdout: opts.Stdout})
 	if err != nil {
 		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
 	}

@@ -39,7 +39,7 @@ func init() {
 			if instance > 0 {
 				return nil, fmt.Errorf("sink.checksum runs as one instance (set parallelism 1): it prints one total")
 			}
-			return New(os.Stdout, p.String("path")), nil
+			return New(nil, p.String("path")), nil
 		},
 	})
 }
@@ -91,6 +91,7 @@ type Sink struct {
 }
 
 // New returns a sink that prints to w, or to the file path when it is set.
+// A nil w means the job's standard output (engine.NodeContext.Stdout).
 func New(w io.Writer, path string) *Sink {
 	return &Sink{w: w, path: path, now: time.Now}
 }
@@ -98,6 +99,12 @@ func New(w io.Writer, path string) *Sink {
 // Open keeps the node context for the job's source totals.
 func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.nc = nc
+	if s.w == nil {
+		s.w = nc.Stdout
+		if s.w == nil {
+			s.w = os.Stdout
+		}
+	}
 	return nil
 }
 

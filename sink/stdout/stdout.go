@@ -37,25 +37,39 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return New(os.Stdout, f), nil
+			return New(nil, f), nil
 		},
 	})
 }
 
-// Sink writes records to an io.Writer (standard output in a job).
+// Sink writes records to an io.Writer (the job's standard output in a job).
 type Sink struct {
-	enc  *recfmt.Writer
-	syms *md.SymbolTable
+	enc    *recfmt.Writer
+	format recfmt.Format
+	syms   *md.SymbolTable
 }
 
-// New returns a sink that writes to w in format f.
+// New returns a sink that writes to w in format f; a nil w means the job's
+// standard output (engine.NodeContext.Stdout), taken at Open.
 func New(w io.Writer, f recfmt.Format) *Sink {
-	return &Sink{enc: recfmt.NewWriter(w, f)}
+	s := &Sink{format: f}
+	if w != nil {
+		s.enc = recfmt.NewWriter(w, f)
+	}
+	return s
 }
 
-// Open keeps the job's symbol table to name instruments.
+// Open keeps the job's symbol table to name instruments, and takes the
+// job's standard output when the sink was built without a writer.
 func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.syms = nc.Symbols
+	if s.enc == nil {
+		w := nc.Stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		s.enc = recfmt.NewWriter(w, s.format)
+	}
 	return nil
 }
 

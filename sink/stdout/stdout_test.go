@@ -126,12 +126,13 @@ func TestRegistryAndJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.(*Sink).enc.Format() != recfmt.CSV {
+	if v.(*Sink).format != recfmt.CSV {
 		t.Fatal("format param ignored")
 	}
 
+	// The sink built from the spec writes to its job's standard output.
 	var buf bytes.Buffer
-	s := New(&buf, recfmt.CSV)
+	s := v
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade}, NewSource: func(int) (engine.Source, error) { return src{}, nil }},
@@ -139,7 +140,7 @@ func TestRegistryAndJob(t *testing.T) {
 		},
 		Edges: []*engine.Edge{{From: "src", To: "out"}},
 	}
-	j, err := engine.New(g, engine.Options{Job: "t"})
+	j, err := engine.New(g, engine.Options{Job: "t", Stdout: &buf})
 	if err != nil {
 		t.Fatal(err)
 	}
