@@ -91,3 +91,31 @@ dag:
 	}
 	_ = os.Remove(filepath.Join(dir, "late-s3cr3t-pw.jsonl"))
 }
+
+// mdp test: 0 when every case passes, 1 with a diff when one fails, 2 for a
+// test file it cannot read.
+func TestTestCommand(t *testing.T) {
+	code, stdout, stderr := runMDP(t, realMDP(t), "test", "../configs")
+	if code != 0 || !strings.HasPrefix(stdout, "ok: ") {
+		t.Fatalf("shipped configs: exit %d\n%s%s", code, stdout, stderr)
+	}
+	dir := t.TempDir()
+	abs, _ := filepath.Abs("../configs/dag/bars.yaml")
+	failing := writeFile(t, dir, "x_test.yaml", `job: `+abs+`
+cases:
+  - name: wrong close
+    inputs:
+      src: {records: [{ts: "2024-01-02T14:30:00.1Z", symbol: AAPL, price: 100, size: 1}]}
+    expect:
+      out: [{symbol: AAPL, close: 101}]
+`)
+	code, stdout, _ = runMDP(t, realMDP(t), "test", failing)
+	want := "FAIL " + failing + ": wrong close\n    out: record 1: close: got 100, want 101\nFAIL: 1 of 1 cases in 1 files failed\n"
+	if code != 1 || stdout != want {
+		t.Fatalf("exit %d\n%q\nwant\n%q", code, stdout, want)
+	}
+	bad := writeFile(t, dir, "bad_test.yaml", "cases: [{name: x, expect: {out: []}, typo: 1}]\n")
+	if code, _, stderr := runMDP(t, realMDP(t), "test", bad); code != 2 || !strings.Contains(stderr, "field typo not found") {
+		t.Fatalf("bad file: exit %d %s", code, stderr)
+	}
+}

@@ -26,7 +26,7 @@ file's directory: when the two differ, validate prints a warning for each
 relative path on stderr (the exit code stays 0).`,
 		Example: `  mdp validate --config job.yaml
   mdp validate job.yaml --mode classic
-  for f in configs/*/*.yaml; do mdp validate "$f" || exit 1; done`,
+  for f in configs/*/*.yaml; do case $f in *_test.yaml) ;; *) mdp validate "$f" || exit 1;; esac; done`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.resolve(args); err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/jobtest"
 	"github.com/mdpio/mdp/runtime"
 )
 
@@ -19,7 +21,11 @@ func TestEveryShippedConfigValidates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, m...)
+		for _, f := range m {
+			if !strings.HasSuffix(f, jobtest.Suffix) { // job tests, not jobs
+				files = append(files, f)
+			}
+		}
 	}
 	if len(files) < 8 {
 		t.Fatalf("found only %d job files: %v", len(files), files)
@@ -74,4 +80,32 @@ func countLines(b []byte) int {
 		}
 	}
 	return n
+}
+
+// TestEveryShippedConfigHasPassingJobTests runs the job tests next to the
+// shipped configs, and checks that every job file has one.
+func TestEveryShippedConfigHasPassingJobTests(t *testing.T) {
+	tests, err := jobtest.Find([]string{"../configs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := filepath.Glob("../configs/*/*.yaml")
+	tested := map[string]bool{}
+	for _, path := range tests {
+		f, err := jobtest.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tested[filepath.Clean(f.Job)] = true
+		for _, r := range jobtest.Run(context.Background(), f) {
+			if !r.Passed() {
+				t.Errorf("%s: %s: %v %s", r.File, r.Case, r.Err, strings.Join(r.Problems, "; "))
+			}
+		}
+	}
+	for _, j := range jobs {
+		if !strings.HasSuffix(j, jobtest.Suffix) && !tested[filepath.Clean(j)] {
+			t.Errorf("%s has no job test (%s next to it)", j, strings.TrimSuffix(filepath.Base(j), ".yaml")+jobtest.Suffix)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/jobtest"
 	"github.com/mdpio/mdp/runtime"
 )
 
@@ -57,9 +58,19 @@ func TestReadmeJobsValidateAndFinish(t *testing.T) {
 	if len(bodies) < 2 {
 		t.Fatalf("found %d YAML blocks in the README", len(bodies))
 	}
+	dagDir, err := filepath.Abs(filepath.Join(repoRoot, "configs", "dag"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Chdir(t.TempDir()) // the jobs write relative paths
 	for i, body := range bodies {
 		name := "README.md:" + strconv.Itoa(lines[i])
+		if strings.HasPrefix(body, "job:") {
+			// A job test: it passes against the shipped job it names
+			// (configs/dag, where such a file would sit).
+			t.Run(name, func(t *testing.T) { runReadmeJobTest(t, body, dagDir) })
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
 			// A metrics port of its own, so the test never collides with
 			// another process on the documented one.
@@ -240,4 +251,23 @@ func githubAnchor(h string) string {
 		}
 	}
 	return b.String()
+}
+
+// runReadmeJobTest runs a job test from the README as if it sat in dir.
+func runReadmeJobTest(t *testing.T, body, dir string) {
+	first, rest, _ := strings.Cut(body, "\n")
+	job := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(first, "#", 2)[0], "job:"))
+	path := filepath.Join(t.TempDir(), "readme_test.yaml")
+	if err := os.WriteFile(path, []byte("job: "+filepath.Join(dir, job)+"\n"+rest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := jobtest.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range jobtest.Run(context.Background(), f) {
+		if !r.Passed() {
+			t.Errorf("%s: %v %s", r.Case, r.Err, strings.Join(r.Problems, "; "))
+		}
+	}
 }
