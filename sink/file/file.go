@@ -83,6 +83,9 @@ type Sink struct {
 // New returns a sink writing path in format f.
 func New(path string, f recfmt.Format) *Sink { return &Sink{path: path, format: f} }
 
+// TempName is the temporary file a sink writing path writes first.
+func TempName(path string) string { return path + ".tmp-mdp" }
+
 // TempPath is the temporary file being written ("" before Open).
 func (s *Sink) TempPath() string {
 	if s.f == nil {
@@ -98,7 +101,14 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create directory for %s: %w", s.path, err)
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(s.path)+".tmp-*")
+	// The temporary file has a predictable name beside the target, so a
+	// run removes what a killed predecessor left (one job writes a target
+	// at a time).
+	tmp := TempName(s.path)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return component.FileError("remove", tmp, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create temporary file for %s: %w", s.path, err)
 	}

@@ -317,3 +317,31 @@ func TestFailedJobLeavesNoFile(t *testing.T) {
 		t.Fatalf("target written by a failed job: %v", err)
 	}
 }
+
+// TestNextRunRemovesKilledRunsTemp: a killed run leaves its temporary file
+// (251 MB in one report); it has a predictable name, so the next run of the
+// same target removes it.
+func TestNextRunRemovesKilledRunsTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bars.jsonl")
+	if err := os.WriteFile(TempName(path), []byte("half a file from a run killed with -9"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := New(path, recfmt.FormatForPath(path))
+	ctx := context.Background()
+	if err := s.Open(ctx, nc()); err != nil {
+		t.Fatal(err)
+	}
+	if s.TempPath() != TempName(path) {
+		t.Fatalf("temporary file %s", s.TempPath())
+	}
+	if err := s.Close(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := temps(t, dir); len(m) != 0 {
+		t.Fatalf("temporary files left: %v", m)
+	}
+	if got, _ := os.ReadFile(path); strings.Contains(string(got), "killed") {
+		t.Fatalf("the predecessor's bytes reached the target: %q", got)
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,6 +197,9 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 	if err := os.MkdirAll(w.Dir, 0o755); err != nil {
 		return fmt.Errorf("parquet dir: %w", err)
 	}
+	if err := w.removeStaleTemps(); err != nil {
+		return err
+	}
 	w.workers = make([]*workerFiles, env.Workers)
 	for i := range w.workers {
 		w.workers[i] = &workerFiles{idx: i,
@@ -204,6 +208,28 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 		}
 	}
 	return nil
+}
+
+// removeStaleTemps removes the temporary files a killed run of this job
+// (same writer name, same instance) left under dir: a temporary file is
+// named after the file it becomes, so the next run knows its predecessor's.
+func (w *Writer) removeStaleTemps() error {
+	if w.writer == "" {
+		return nil // no job name: the temporaries could be another job's
+	}
+	mine := fmt.Sprintf("%s-i%dw", w.writer, w.instance)
+	return filepath.WalkDir(w.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil // an unreadable subdirectory is not ours to judge
+		}
+		name := d.Name()
+		if strings.HasPrefix(name, ".part-") && strings.HasSuffix(name, ".parquet.tmp") && strings.Contains(name, mine) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("parquet: remove a stale temporary file: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 func (w *Writer) key(ts int64, sym md.SymID) partKey {
@@ -298,6 +324,8 @@ func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], da
 		}
 		n := min(len(rows), w.MaxRows-f.n)
 		if _, err := f.w.Write(rows[:n]); err != nil {
+			delete(files, k)
+			f.discard()
 			return fmt.Errorf("parquet write %s: %w", f.tmp, err)
 		}
 		f.n += n
@@ -394,21 +422,31 @@ func escapeSymbol(s string) string {
 	return b.String()
 }
 
-// close finishes the file (footer), syncs it and renames it into place.
+// discard closes and removes a file that cannot be completed (a failed
+// write or close, a full disk): a failure leaves no temporary file behind.
+func (f *file[T]) discard() {
+	_ = f.f.Close()
+	_ = os.Remove(f.tmp)
+}
+
+// close finishes the file (footer), syncs it and renames it into place; on
+// failure it removes the temporary file.
 func (f *file[T]) close() error {
 	if err := f.w.Close(); err != nil {
-		f.f.Close()
+		f.discard()
 		return fmt.Errorf("parquet close %s: %w", f.tmp, err)
 	}
 	if err := f.f.Sync(); err != nil {
-		f.f.Close()
-		return fmt.Errorf("parquet sync %s: %w", f.tmp, err)
+		f.discard()
+		return component.FileError("sync", f.tmp, err)
 	}
 	if err := f.f.Close(); err != nil {
-		return fmt.Errorf("parquet close %s: %w", f.tmp, err)
+		f.discard()
+		return component.FileError("close", f.tmp, err)
 	}
 	if err := os.Rename(f.tmp, f.final); err != nil {
-		return fmt.Errorf("parquet rename: %w", err)
+		f.discard()
+		return component.FileError("rename", f.tmp, err)
 	}
 	return syncDir(filepath.Dir(f.final))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/sink/storekit"
 	"github.com/mdpio/mdp/sink/storekit/storetest"
 )
 
@@ -233,5 +234,51 @@ func TestEscapeSymbol(t *testing.T) {
 		if got := escapeSymbol(in); got != want {
 			t.Errorf("escapeSymbol(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLeftoverTempFiles: a failed file (a full disk) removes its own
+// temporary file, and a run removes the temporary files a killed run of the
+// same job left, but not another job's.
+func TestLeftoverTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	w := &Writer{Dir: dir}
+	if err := w.Open(context.Background(), storekit.Env{Workers: 1, Node: &engine.NodeContext{Job: "pqjob"}}); err != nil {
+		t.Fatal(err)
+	}
+	first := BarRow{TS: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC).UnixMicro()}
+	f, err := create(w, w.workers[0], "bars", w.key(first.TS*1000, 0), "", &first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(f.tmp); err != nil {
+		t.Fatal(err)
+	}
+	f.f.Close() // the footer write now fails, as on a full disk
+	if err := f.close(); err == nil {
+		t.Fatal("close of a broken file succeeded")
+	}
+	if _, err := os.Stat(f.tmp); !os.IsNotExist(err) {
+		t.Fatalf("the failed file left %s behind: %v", f.tmp, err)
+	}
+
+	// Temporaries of a killed run: this job's go, another job's stay.
+	day := filepath.Join(dir, "bars", "date=2024-01-02")
+	mine := filepath.Join(day, ".part-20240102T000000.000000Z"+w.writer+"-i0w0-0007.parquet.tmp")
+	other := filepath.Join(day, ".part-20240102T000000.000000Z-otherjob-i0w0-0007.parquet.tmp")
+	for _, p := range []string{mine, other} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w2 := &Writer{Dir: dir}
+	if err := w2.Open(context.Background(), storekit.Env{Workers: 1, Node: &engine.NodeContext{Job: "pqjob"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mine); !os.IsNotExist(err) {
+		t.Fatalf("the killed run's temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("another job's temporary file was removed: %v", err)
 	}
 }
