@@ -45,9 +45,9 @@ type Histogram struct {
 	sumNs  atomic.Int64    // sum of observations, in billionths
 }
 
-// NewHistogram returns an unregistered histogram with these upper bounds
+// newHistogram returns an unregistered histogram with these upper bounds
 // (sorted ascending).
-func NewHistogram(bounds []float64) *Histogram {
+func newHistogram(bounds []float64) *Histogram {
 	b := append([]float64(nil), bounds...)
 	sort.Float64s(b)
 	return &Histogram{bounds: b, counts: make([]atomic.Uint64, len(b)+1)}
@@ -207,7 +207,7 @@ func (m *NodeMetrics) GaugeFunc(name, help string, f func() float64, opts ...Met
 // Histogram registers a histogram with these bucket upper bounds and
 // returns its handle.
 func (m *NodeMetrics) Histogram(name, help string, bounds []float64, opts ...MetricOption) *Histogram {
-	h := NewHistogram(bounds)
+	h := newHistogram(bounds)
 	m.register(&Metric{Name: name, Help: help, Kind: HistogramMetric, Histogram: h}, opts)
 	return h
 }

@@ -237,7 +237,7 @@ func collectJob(ch chan<- prometheus.Metric, s Snapshot, now int64) {
 			counter(descCounters, float64(n.Counters[r]), s.Job, n.ID, n.Type, r)
 		}
 		if n.Kind == engine.KindSource.String() {
-			providers = append(providers, ProviderName(n.Type))
+			providers = append(providers, providerName(n.Type))
 		}
 	}
 	for _, e := range s.Edges {
@@ -267,9 +267,9 @@ func collectJob(ch chan<- prometheus.Metric, s Snapshot, now int64) {
 	}
 }
 
-// ProviderName is the provider label of a source type: provider.synthetic
+// providerName is the provider label of a source type: provider.synthetic
 // gives synthetic.
-func ProviderName(typ string) string { return strings.TrimPrefix(typ, "provider.") }
+func providerName(typ string) string { return strings.TrimPrefix(typ, "provider.") }
 
 // splitEdge splits an engine edge name "from.port -> to" into its ends.
 func splitEdge(name string) (from, to string) {

@@ -275,13 +275,13 @@ func TestListenAddr(t *testing.T) {
 		"[::1]:9400":   "[::1]:9400",
 		"localhost:0":  "localhost:0",
 	} {
-		got, err := ListenAddr(in)
+		got, err := listenAddr(in)
 		if err != nil || got != want {
-			t.Errorf("ListenAddr(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("listenAddr(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := ListenAddr("9108"); err == nil || err.Error() != `metrics listen address "9108": address 9108: missing port in address` {
-		t.Errorf("ListenAddr(9108) error %v", err)
+	if _, err := listenAddr("9108"); err == nil || err.Error() != `metrics listen address "9108": address 9108: missing port in address` {
+		t.Errorf("listenAddr(9108) error %v", err)
 	}
 	if _, err := Serve(ServerOptions{Listen: "127.0.0.1:0"}); err == nil || err.Error() != "metrics server: no gatherer" {
 		t.Errorf("Serve without gatherer: %v", err)

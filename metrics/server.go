@@ -15,10 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// DefaultListen is where the metrics server listens when no address is set.
+// defaultListen is where the metrics server listens when no address is set.
 // It binds loopback only: exposing metrics beyond the host is a choice the
 // job file makes explicitly (listen: "0.0.0.0:9108").
-const DefaultListen = "127.0.0.1:9108"
+const defaultListen = "127.0.0.1:9108"
 
 // NewRegistry returns a registry holding c plus the Go runtime and process
 // collectors. Each server gets its own registry, so jobs never share state.
@@ -31,7 +31,7 @@ func NewRegistry(c *Collector) *prometheus.Registry {
 // ServerOptions configure a Server.
 type ServerOptions struct {
 	// Listen is host:port. An empty host (":9108") binds 127.0.0.1; an empty
-	// Listen means DefaultListen; port 0 picks a free port (see Server.Addr).
+	// Listen means defaultListen (127.0.0.1:9108); port 0 picks a free port (see Server.Addr).
 	Listen string
 	// Gatherer is what /metrics serves.
 	Gatherer prometheus.Gatherer
@@ -49,10 +49,10 @@ type Server struct {
 	err chan error
 }
 
-// ListenAddr resolves the address a server with this Listen setting binds.
-func ListenAddr(listen string) (string, error) {
+// listenAddr resolves the address a server with this Listen setting binds.
+func listenAddr(listen string) (string, error) {
 	if listen == "" {
-		return DefaultListen, nil
+		return defaultListen, nil
 	}
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -67,7 +67,7 @@ func ListenAddr(listen string) (string, error) {
 // Serve binds the address (so a port in use fails here, before the job
 // starts) and serves in the background until Shutdown.
 func Serve(opts ServerOptions) (*Server, error) {
-	addr, err := ListenAddr(opts.Listen)
+	addr, err := listenAddr(opts.Listen)
 	if err != nil {
 		return nil, err
 	}

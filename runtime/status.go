@@ -171,13 +171,13 @@ type ComponentHealth struct {
 	Detail string       `json:"detail,omitempty"`
 }
 
-// DegradedWindow is how long drops or counted errors keep a node DEGRADED
+// degradedWindow is how long drops or counted errors keep a node DEGRADED
 // after the last one, so one burst does not mark a job degraded forever.
-const DegradedWindow = time.Minute
+const degradedWindow = time.Minute
 
-// SinkQueueNearFull is the fill of a sink's input queues at which the sink
+// sinkQueueNearFull is the fill of a sink's input queues at which the sink
 // is DEGRADED: the store is not keeping up.
-const SinkQueueNearFull = 0.75
+const sinkQueueNearFull = 0.75
 
 // healthTracker remembers when each node's drop and error totals last grew.
 type healthTracker struct {
@@ -213,7 +213,7 @@ func (t *healthTracker) observe(id string, drops, errs int64, now time.Time) (dr
 // Health judges the job now:
 //   - ERROR: the job failed, or a node failed;
 //   - DEGRADED: a node dropped records or counted errors within the last
-//     DegradedWindow, a sink's input queues are at least 75% full, or the
+//     degradedWindow, a sink's input queues are at least 75% full, or the
 //     store feedback level is hard (sources paused);
 //   - OK otherwise.
 func (u *Unified) Health() Health {
@@ -246,15 +246,15 @@ func (u *Unified) Health() Health {
 			c.Status = HealthError
 			why = append(why, "failed: "+u.red.String(n.LastError))
 		default:
-			if drops > 0 && now.Sub(dropsAt) < DegradedWindow {
+			if drops > 0 && now.Sub(dropsAt) < degradedWindow {
 				c.Status = HealthDegraded
 				why = append(why, fmt.Sprintf("dropped %d records (%s)", drops, reasons(n.Drops)))
 			}
-			if errs > 0 && now.Sub(errsAt) < DegradedWindow {
+			if errs > 0 && now.Sub(errsAt) < degradedWindow {
 				c.Status = HealthDegraded
 				why = append(why, fmt.Sprintf("%d errors (%s); last: %s", errs, reasons(n.Errors), u.red.String(n.LastError)))
 			}
-			if n.Kind == engine.KindSink.String() && n.QueueCap > 0 && float64(n.QueueDepth) >= SinkQueueNearFull*float64(n.QueueCap) {
+			if n.Kind == engine.KindSink.String() && n.QueueCap > 0 && float64(n.QueueDepth) >= sinkQueueNearFull*float64(n.QueueCap) {
 				c.Status = HealthDegraded
 				why = append(why, fmt.Sprintf("input queue near full: %d of %d batches", n.QueueDepth, n.QueueCap))
 			}

@@ -16,8 +16,8 @@ const PostgresHint = "start one on 127.0.0.1:5432 with trust auth for postgres a
 	"(README, Fresh machine: apt-get install postgresql; pg_ctlcluster --skip-systemctl-redirect <version> main start; " +
 	"createdb -h 127.0.0.1 -U postgres test), or point MDP_TEST_PG_DSN at one"
 
-// InCI reports whether the tests run under CI.
-func InCI() bool {
+// inCI reports whether the tests run under CI.
+func inCI() bool {
 	return os.Getenv("CI") != "" && os.Getenv("CI") != "false" && os.Getenv("CI") != "0"
 }
 
@@ -26,7 +26,7 @@ func InCI() bool {
 func Missing(tb testing.TB, service, why, hint string) {
 	tb.Helper()
 	msg := fmt.Sprintf("%s unavailable: %s", service, why)
-	if InCI() {
+	if inCI() {
 		tb.Fatalf("%s (CI=%s: a service test must run, not skip)", msg, os.Getenv("CI"))
 		return
 	}

@@ -7,9 +7,9 @@ import (
 	"github.com/mdpio/mdp/engine"
 )
 
-// LatencyBuckets are the upper bounds, in seconds, of the write latency
+// latencyBuckets are the upper bounds, in seconds, of the write latency
 // histogram (Prometheus-style, cumulative on export).
-var LatencyBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+var latencyBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // Stats are one sink instance's counters, updated once per write (never per
 // row) and readable at any time. The sink registers them at Open through its
@@ -51,7 +51,7 @@ func newStats(m *engine.NodeMetrics) *Stats {
 		RowsDeadLettered:    m.Counter("mdp_sink_rows_dead_lettered_total", "Rows sent to the dead-letter output."),
 		BatchesDeadLettered: &engine.Counter{},
 		BreakerOpens:        m.Counter("mdp_sink_breaker_opens_total", "Times the circuit breaker opened."),
-		latency:             m.Histogram("mdp_sink_write_latency_seconds", "Store write latency.", LatencyBuckets[:]),
+		latency:             m.Histogram("mdp_sink_write_latency_seconds", "Store write latency.", latencyBuckets[:]),
 	}
 	m.GaugeFunc("mdp_sink_breaker_open", "1 while the circuit breaker is open.", func() float64 {
 		if s.BreakerOpen.Load() {
