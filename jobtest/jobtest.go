@@ -30,8 +30,10 @@
 // Input fields: trades take ts (RFC 3339 text, or integer ns since the epoch),
 // symbol, provider (default "test"), price, size, side (buy, sell), trade_id,
 // ingest_ts (default ts), seq (default the record's 1-based position); quotes
-// take ts, symbol, provider, bid, bid_size, ask, ask_size, ingest_ts, seq. A
-// source with no input emits nothing. Expected records list only the fields
+// take ts, symbol, provider, bid, bid_size, ask, ask_size, ingest_ts, seq;
+// bars take start (or ts), interval, end (default start + interval), symbol,
+// provider, open, high, low, close, volume, vwap, trades, update. A source
+// with no input emits nothing. Expected records list only the fields
 // that matter: a field not written is not compared, and the count and order of
 // records must match. Times compare as instants ("…T14:30:00Z" equals
 // "…T14:30:00.000000000Z"), numbers within the tolerance, text exactly.
@@ -234,6 +236,9 @@ func (f *File) runCase(ctx context.Context, c *Case) ([]string, error) {
 			if kind, err = md.ParseKind(in.Kind); err != nil {
 				return nil, fmt.Errorf("inputs.%s.kind: %w", key, err)
 			}
+			if kind&portKind == 0 {
+				return nil, fmt.Errorf("inputs.%s.kind: %s, but that output carries %s", key, kind, portKind)
+			}
 		}
 		rows := in.Records
 		if in.File != "" {
@@ -349,11 +354,13 @@ type record struct {
 	provider, symbol string
 	trade            md.Trade
 	quote            md.Quote
+	bar              md.Bar
 }
 
 var (
 	tradeFields = []string{"ts", "symbol", "provider", "price", "size", "side", "trade_id", "ingest_ts", "seq", "type"}
 	quoteFields = []string{"ts", "symbol", "provider", "bid", "bid_size", "ask", "ask_size", "ingest_ts", "seq", "type"}
+	barFields   = []string{"ts", "start", "end", "interval", "symbol", "provider", "open", "high", "low", "close", "volume", "vwap", "trades", "update", "type"}
 )
 
 func decodeRecords(kind md.Kind, rows []map[string]any) ([]record, error) {
@@ -363,8 +370,10 @@ func decodeRecords(kind md.Kind, rows []map[string]any) ([]record, error) {
 		fields = tradeFields
 	case md.KindQuote:
 		fields = quoteFields
+	case md.KindBar:
+		fields = barFields
 	default:
-		return nil, fmt.Errorf("inputs of kind %s are not supported: give trades or quotes", kind)
+		return nil, fmt.Errorf("inputs of kind %s are not supported: give trades, quotes or bars", kind)
 	}
 	out := make([]record, 0, len(rows))
 	for i, m := range rows {
@@ -407,7 +416,9 @@ func decodeRecords(kind md.Kind, rows []map[string]any) ([]record, error) {
 		if r.symbol == "" {
 			errs = append(errs, errors.New("symbol is missing"))
 		}
-		if _, ok := m["ts"]; !ok {
+		_, hasTS := m["ts"]
+		_, hasStart := m["start"]
+		if !hasTS && !(kind == md.KindBar && hasStart) {
 			errs = append(errs, errors.New("ts is missing"))
 		}
 		t := ts("ts", 0)
@@ -415,10 +426,20 @@ func decodeRecords(kind md.Kind, rows []map[string]any) ([]record, error) {
 		if _, ok := m["seq"]; ok {
 			seq = uint64(num("seq"))
 		}
-		if kind == md.KindTrade {
+		switch kind {
+		case md.KindBar:
+			iv, err := md.ParseDuration(str("interval", ""))
+			if err != nil || iv <= 0 {
+				errs = append(errs, fmt.Errorf("interval: want a duration such as 1s or 1m, got %q", str("interval", "")))
+			}
+			start := ts("start", t)
+			b, _ := m["update"].(bool)
+			r.bar = md.Bar{Start: start, End: ts("end", start+int64(iv)), Interval: int64(iv), Open: num("open"), High: num("high"),
+				Low: num("low"), Close: num("close"), Volume: num("volume"), VWAP: num("vwap"), Trades: int64(num("trades")), Update: b}
+		case md.KindTrade:
 			r.trade = md.Trade{TS: t, Ingest: ts("ingest_ts", t), Price: num("price"), Size: num("size"),
 				TradeID: int64(num("trade_id")), Seq: seq, Side: md.ParseSide(str("side", ""))}
-		} else {
+		default:
 			r.quote = md.Quote{TS: t, Ingest: ts("ingest_ts", t), Bid: num("bid"), BidSize: num("bid_size"),
 				Ask: num("ask"), AskSize: num("ask_size"), Seq: seq}
 		}
@@ -487,14 +508,19 @@ func (s *testSource) Run(ctx context.Context, out *engine.Output) error {
 				b = out.NewBatch(kind)
 			}
 			sym := out.Symbols().Intern(r.provider, r.symbol)
-			if kind == md.KindTrade {
+			switch kind {
+			case md.KindTrade:
 				t := r.trade
 				t.Sym = sym
 				b.Trades = append(b.Trades, t)
-			} else {
+			case md.KindQuote:
 				q := r.quote
 				q.Sym = sym
 				b.Quotes = append(b.Quotes, q)
+			default:
+				br := r.bar
+				br.Sym = sym
+				b.Bars = append(b.Bars, br)
 			}
 			if b.Len() >= md.DefaultBatchSize {
 				if err := out.EmitTo(port, b); err != nil {

@@ -118,6 +118,7 @@ func TestProblemsWithTheTestAreErrors(t *testing.T) {
 			`inputs.src: record 1: unknown field "prize" (a trade has ts, symbol, provider, price, size, side, trade_id, ingest_ts, seq, type)`},
 		{`cases: [{name: x, inputs: {src: {records: [{price: 1}]}}, expect: {store: []}}]`, `inputs.src: record 1: symbol is missing`},
 		{`cases: [{name: x, set: [dag.nodes.bars.params.interval=fast], expect: {store: []}}]`, `load the job: `},
+		{`cases: [{name: x, inputs: {src: {kind: bar, records: []}}, expect: {store: []}}]`, `inputs.src.kind: bar, but that output carries trade`},
 	} {
 		f, _ := write(t, storeJob, "env: {DIR: /nonexistent}\n"+c.test+"\n")
 		rs := Run(context.Background(), f)
