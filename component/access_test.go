@@ -125,3 +125,44 @@ func TestMisspeltParamInValidate(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestCloneIsIndependent: a clone starts with the registry's specs, and
+// what is registered into either afterwards stays there.
+func TestCloneIsIndependent(t *testing.T) {
+	base := component.NewRegistry()
+	base.MustRegister(scaleSpec(func(*component.Params) {}))
+	clone := base.Clone()
+	s := scaleSpec(func(*component.Params) {})
+	s.Type = "operator.test_clone_only"
+	clone.MustRegister(s)
+	if _, ok := base.Lookup("operator.test_clone_only"); ok {
+		t.Error("a spec registered into the clone leaked into the original")
+	}
+	if got := clone.Types(); len(got) != 2 || got[0] != "operator.test_clone_only" || got[1] != "operator.test_scale" {
+		t.Errorf("clone types %v", got)
+	}
+	if err := clone.Register(scaleSpec(func(*component.Params) {})); err == nil {
+		t.Error("the clone accepted a duplicate of a spec it inherited")
+	}
+	if component.Or(nil) != component.Default() || component.Or(base) != base {
+		t.Error("Or: nil means the default registry")
+	}
+}
+
+// TestEngineRejectsAMismatchedConstructor: an engine.Node whose
+// constructor field does not match its kind fails engine.New.
+func TestEngineRejectsAMismatchedConstructor(t *testing.T) {
+	g := &engine.Graph{
+		Nodes: []*engine.Node{
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+				NewProcessor: func(int) (engine.Processor, error) { return nopSink{}, nil }},
+			{ID: "sink", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
+				NewProcessor: func(int) (engine.Processor, error) { return nopSink{}, nil }},
+		},
+		Edges: []*engine.Edge{{From: "src", To: "sink"}},
+	}
+	_, err := engine.New(g, engine.Options{Job: "t"})
+	if err == nil || err.Error() != `node "src": a source sets NewSource and not NewProcessor` {
+		t.Fatalf("got %v", err)
+	}
+}
