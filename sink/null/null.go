@@ -62,6 +62,12 @@ func (s *Sink) Close(ctx context.Context, out *engine.Output) error {
 
 // Counts returns the records discarded so far by kind, and the batches.
 // Call it from the node's goroutine or after the job has finished.
+// Summary implements engine.Summarizer: nothing is written, everything
+// received is discarded.
+func (s *Sink) Summary() map[string]int64 {
+	return map[string]int64{"rows_written": 0, "discarded": s.trades + s.quotes + s.bars}
+}
+
 func (s *Sink) Counts() (trades, quotes, bars, batches int64) {
 	return s.trades, s.quotes, s.bars, s.batches
 }

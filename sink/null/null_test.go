@@ -64,4 +64,8 @@ func TestCountsAndDiscards(t *testing.T) {
 	if n := j.NodeContexts("null")[0].Stats.EventsIn.Load(); n != 1001 {
 		t.Fatalf("events in %d", n)
 	}
+	// The job summary says nothing was written.
+	if sum := j.NodeSummary("null"); sum["rows_written"] != 0 || sum["discarded"] != 1001 || len(sum) != 2 {
+		t.Fatalf("summary %v", sum)
+	}
 }
