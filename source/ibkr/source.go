@@ -311,7 +311,18 @@ func (s *Source) session(ctx context.Context, conn *tws.Conn, first bool) error 
 
 // read is the receive loop: it decodes, routes and emits, and flushes the
 // batches whenever no further message is at hand.
+//
+// Liveness: the socket read deadline is heartbeat from the last moment
+// the loop found nothing buffered. When it passes, bytes that arrived
+// meanwhile (a frame trickling in) prove the peer alive and re-arm it;
+// otherwise a reqCurrentTime goes out, and a second silent heartbeat ends
+// the connection.
 func (s *Source) read(conn *tws.Conn) error {
+	var armedAt int64
+	arm := func() error {
+		armedAt = conn.BytesRead()
+		return conn.SetReadDeadline(time.Now().Add(s.cfg.heartbeat))
+	}
 	for {
 		// A read that finds nothing buffered goes to the socket: first
 		// emit what is filled, and stamp what it brings with a new receipt
@@ -321,7 +332,7 @@ func (s *Source) read(conn *tws.Conn) error {
 			if err := s.flush(); err != nil {
 				return err
 			}
-			if err := conn.SetReadDeadline(time.Now().Add(s.cfg.heartbeat)); err != nil {
+			if err := arm(); err != nil {
 				return err
 			}
 		}
@@ -338,6 +349,12 @@ func (s *Source) read(conn *tws.Conn) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if conn.BytesRead() != armedAt {
+					if err := arm(); err != nil {
+						return err
+					}
+					continue
+				}
 				if s.probing {
 					return fmt.Errorf("no reply to reqCurrentTime within %s: connection presumed dead", s.cfg.heartbeat)
 				}
@@ -346,6 +363,9 @@ func (s *Source) read(conn *tws.Conn) error {
 				}
 				s.probing = true
 				if err := conn.ReqCurrentTime(); err != nil {
+					return err
+				}
+				if err := arm(); err != nil {
 					return err
 				}
 				continue

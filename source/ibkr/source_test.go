@@ -270,3 +270,24 @@ func TestServerVersionOutsideTheTextProtocol(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestSlowFrameIsNotADeadConnection: a frame that trickles in slower than
+// the heartbeat (bytes keep coming) does not end the connection.
+func TestSlowFrameIsNotADeadConnection(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"heartbeat": "100ms", "quotes": false, "contracts": contracts(aaplParams)}, t0)
+	ss := h.session()
+	h.expect(ss, reqTrades...)
+	fr := faketws.Text(99, 1, 2, 1764167400, 189.51, 100, 0, "NASDAQ", "")
+	for i := range fr {
+		if err := ss.Write(fr[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // the frame takes ~450ms, the heartbeat is 100ms
+	}
+	h.waitFor("the slow trade", func() bool { return len(h.trades) == 1 })
+	h.waitCounters(map[string]int64{"connects": 1})
+	if e := h.out.NC.Stats.Errors(); len(e) != 0 {
+		t.Errorf("errors %v", e)
+	}
+}

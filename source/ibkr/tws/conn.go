@@ -207,6 +207,9 @@ func (c *Conn) Read() (*Message, error) {
 // socket (the caller is inside a burst).
 func (c *Conn) Buffered() bool { return c.rd.Buffered() }
 
+// BytesRead is the number of bytes received so far (see Reader.BytesRead).
+func (c *Conn) BytesRead() int64 { return c.rd.BytesRead() }
+
 // DecodeError is a message that did not decode; the connection stays usable.
 type DecodeError struct {
 	Err     error

@@ -41,6 +41,7 @@ type Reader struct {
 	r          io.Reader
 	buf        []byte
 	start, end int
+	total      int64
 }
 
 // NewReader returns a Reader on r.
@@ -51,6 +52,11 @@ func NewReader(r io.Reader) *Reader {
 // Buffered reports whether bytes of a next frame are already read, so a
 // caller can tell a burst (more is at hand) from the end of one.
 func (r *Reader) Buffered() bool { return r.end > r.start }
+
+// BytesRead is the number of bytes read from the stream so far, frames
+// not yet returned included: a caller can tell a slow frame (bytes keep
+// coming) from a silent peer.
+func (r *Reader) BytesRead() int64 { return r.total }
 
 // fill makes at least n bytes available at buf[start:], growing the buffer
 // when a frame does not fit.
@@ -71,6 +77,7 @@ func (r *Reader) fill(n int) error {
 	for r.end-r.start < n {
 		m, err := r.r.Read(r.buf[r.end:])
 		r.end += m
+		r.total += int64(m)
 		if err != nil {
 			if r.end-r.start >= n {
 				return nil
