@@ -7,8 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/metrics"
 	"github.com/mdpio/mdp/runtime"
 )
@@ -120,5 +123,36 @@ func TestTwoJobsInOneProcess(t *testing.T) {
 				t.Errorf("%s's log has a line without job=%s: %s", r.name, r.name, line)
 			}
 		}
+	}
+}
+
+// TestRuntimeTakesARegistry: a job whose components live in a separate
+// registry loads and runs with runtime.Options' registry, and does not load
+// with the default one.
+func TestRuntimeTakesARegistry(t *testing.T) {
+	reg := component.NewRegistry()
+	reg.MustRegister(component.Spec{
+		Type: "provider.test_reg_src", Kind: engine.KindSource, Summary: "trades of one registry", Produces: md.KindTrade,
+		NewSource: func(p *component.Params, _ int) (engine.Source, error) { return &testSource{count: 20, batch: 5}, nil },
+	})
+	reg.MustRegister(component.Spec{
+		Type: "sink.test_reg_sink", Kind: engine.KindSink, Summary: "sink of one registry", Accepts: md.KindAny,
+		NewProcessor: func(p *component.Params, _ int) (engine.Processor, error) {
+			return &testSink{st: freshSink("reg-sink")}, nil
+		},
+	})
+	data := []byte("dag:\n  nodes:\n    - {id: src, type: provider.test_reg_src}\n    - {id: out, type: sink.test_reg_sink}\n  edges: [[src, out]]\n")
+	if _, err := runtime.NewFromBytes("job.yaml", data, runtime.Options{}); err == nil || !strings.Contains(err.Error(), `unknown component type "provider.test_reg_src"`) {
+		t.Fatalf("default registry: %v", err)
+	}
+	u, err := runtime.NewFromBytes("job.yaml", data, runtime.Options{LoadOptions: config.LoadOptions{Registry: reg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, closed := sinkNamed("reg-sink").snapshot(); n != 20 || !closed {
+		t.Fatalf("sink saw %d records, closed %v", n, closed)
 	}
 }
