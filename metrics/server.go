@@ -21,7 +21,9 @@ import (
 const defaultListen = "127.0.0.1:9108"
 
 // NewRegistry returns a registry holding c plus the Go runtime and process
-// collectors. Each server gets its own registry, so jobs never share state.
+// collectors. The collector and the listener are separate: a job run alone
+// serves its own collector; a program running many jobs adds them all to one
+// collector (runtime.Options.Metrics) and serves its registry once.
 func NewRegistry(c *Collector) *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
