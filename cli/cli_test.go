@@ -464,12 +464,12 @@ func TestComponentsJSONAndText(t *testing.T) {
 		t.Fatalf("operator: %+v", op)
 	}
 	sink := byType["sink.test_cli_sink"]
-	if sink.Produces != "" || sink.Accepts != "trade|quote|bar" || !sink.Params[4].Secret || sink.Params[6].Enum[1] != "upsert" {
+	if sink.Produces != "" || sink.Accepts != "trade|quote|bar|derived" || !sink.Params[4].Secret || sink.Params[6].Enum[1] != "upsert" {
 		t.Fatalf("sink: %+v", sink)
 	}
 
 	code, stdout, _ = runInProcess("components", "sink.test_cli_sink")
-	wantText := `sink.test_cli_sink (sink)  trade|quote|bar ->
+	wantText := `sink.test_cli_sink (sink)  trade|quote|bar|derived ->
   CLI test sink
   params:
     path (string)

@@ -85,7 +85,8 @@ type Params struct {
 	values map[string]any
 	set    map[string]bool
 	lines  map[string][2]int
-	line   [2]int // the params mapping itself
+	line   [2]int     // the params mapping itself
+	schema *md.Schema // declared by the spec's SchemaFn
 }
 
 // NewParams decodes values given as Go data (not from a file), for building
@@ -185,6 +186,14 @@ func Decode(s *Spec, node string, m *yaml.Node) (*Params, []*FieldError) {
 			errs = append(errs, p.fieldErrors(err)...)
 		}
 	}
+	if len(errs) == 0 && s.SchemaFn != nil {
+		var sc *md.Schema
+		err := guardParams(func() (err error) { sc, err = s.SchemaFn(p); return err })
+		if err != nil {
+			errs = append(errs, p.fieldErrors(err)...)
+		}
+		p.schema = sc
+	}
 	return p, errs
 }
 
@@ -238,6 +247,10 @@ func (p *Params) check(name string, types ...FieldType) {
 	panic(&ParamAccessError{Type: p.spec.Type, Node: p.node, Name: name,
 		Msg: fmt.Sprintf("declared as %s, with the getter for %s", f.Type, types[0])})
 }
+
+// Schema is the derived-record schema the spec's SchemaFn declared from
+// these params (nil without one).
+func (p *Params) Schema() *md.Schema { return p.schema }
 
 func (p *Params) fieldErrors(err error) []*FieldError {
 	var out []*FieldError

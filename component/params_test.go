@@ -124,6 +124,7 @@ func TestRegisterRejectsMalformedSpecs(t *testing.T) {
 		`component.Register: operator.test_nonew: an operator or a sink sets NewProcessor and not NewSource`: {Type: "operator.test_nonew", Kind: engine.KindOperator},
 		`component.Register: provider.test_procsrc: a source sets NewSource and not NewProcessor`:            {Type: "provider.test_procsrc", Kind: engine.KindSource, NewProcessor: testSpec().NewProcessor},
 		`component.Register: operator.test_baddefault: default of n: want an integer, got "x"`:               {Type: "operator.test_baddefault", Kind: engine.KindOperator, NewProcessor: testSpec().NewProcessor, Fields: []Field{{Name: "n", Type: Int, Default: "x"}}},
+		`component.Register: operator.test_noschema: produces derived records but has no SchemaFn`:           {Type: "operator.test_noschema", Kind: engine.KindOperator, Produces: md.KindDerived, NewProcessor: testSpec().NewProcessor},
 	}
 	r := NewRegistry()
 	for want, s := range cases {
@@ -171,5 +172,31 @@ func TestSuggest(t *testing.T) {
 		if got := Suggest(word, []string{"interval", "label", "count"}); got != want {
 			t.Errorf("Suggest(%q) = %q, want %q", word, got, want)
 		}
+	}
+}
+
+// SchemaFn declares the derived schema from the params when they are
+// decoded: its error is a param error, and the node carries the schema.
+func TestSchemaFnDeclaresTheSchemaAtBuildTime(t *testing.T) {
+	s := testSpec()
+	s.Produces = md.KindDerived
+	s.SchemaFn = func(p *Params) (*md.Schema, error) {
+		sc, err := md.NewSchema(p.Strings("symbols")[0], md.Field{Name: "v"})
+		if err != nil {
+			return nil, p.Errorf("symbols", "%v", err)
+		}
+		return sc, nil
+	}
+	_, err := NewParams(s, map[string]any{"interval": "1s", "symbols": []string{"Bad"}})
+	if err == nil || err.Error() != `params.symbols: schema name: "Bad" is not a lower-case identifier (a-z, 0-9, _; not starting with a digit)` {
+		t.Fatalf("got %v", err)
+	}
+	p, err := NewParams(s, map[string]any{"interval": "1s", "symbols": []string{"sma"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := Node(s, p, NodeOptions{ID: "x"})
+	if sc := n.Schemas[engine.PortMain]; sc == nil || sc.String() != "sma(v float64)" || n.Ports[engine.PortMain] != md.KindDerived {
+		t.Fatalf("node schemas %v ports %v", n.Schemas, n.Ports)
 	}
 }

@@ -53,6 +53,13 @@ type Spec struct {
 	// ProducesFn, when set, decides the output kind from params (a source
 	// that emits trades or quotes).
 	ProducesFn func(p *Params) md.Kind
+	// SchemaFn declares, from the decoded params, the schema of the derived
+	// records (md.KindDerived) on the main output: their name and fields.
+	// It runs when the params are decoded, so validation sees the schema
+	// at build time (a sink learns it as engine.NodeContext.InputSchemas),
+	// and its error is a param error. Required when the main output may
+	// carry derived records.
+	SchemaFn func(p *Params) (*md.Schema, error)
 	// Ports are named outputs besides the main one, with their kinds.
 	Ports map[string]md.Kind
 	// PortsFn, when set, computes more named outputs from the decoded
@@ -192,6 +199,9 @@ func check(s *Spec) error {
 		}
 		s.Accepts |= in.Accepts
 	}
+	if s.Produces&md.KindDerived != 0 && s.Produces != engine.SameAsInput && s.SchemaFn == nil {
+		return fmt.Errorf("%s: produces derived records but has no SchemaFn", s.Type)
+	}
 	seen := map[string]bool{}
 	for _, f := range s.Fields {
 		if seen[f.Name] {
@@ -318,6 +328,9 @@ func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 	}
 	if s.Kind != engine.KindSink {
 		n.Ports[engine.PortMain] = s.OutKind(p)
+	}
+	if sc := p.Schema(); sc != nil {
+		n.Schemas = map[string]*md.Schema{engine.PortMain: sc}
 	}
 	if s.Kind == engine.KindSource {
 		n.MaxOutOfOrderness = p.Duration("max_out_of_orderness")

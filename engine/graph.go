@@ -38,6 +38,14 @@ type Node struct {
 	// Ports maps each output port to the kind it carries; PortMain is the main
 	// output. SameAsInput means the kind the node receives.
 	Ports map[string]md.Kind
+	// Schemas names the schema of each port that carries md.KindDerived
+	// records, declared at build time (component.Spec.SchemaFn).
+	Schemas map[string]*md.Schema
+
+	// Filled by Validate: the kinds, and the derived schemas, that reach
+	// the node on its inputs.
+	inKind    md.Kind
+	inSchemas []*md.Schema
 
 	// Source settings.
 	MaxOutOfOrderness time.Duration
@@ -257,15 +265,21 @@ func (g *Graph) Validate() []*GraphError {
 			add(n.ID, -1, "node %q is not connected to any sink", n.ID)
 		}
 	}
-	// Record kinds, in topological order.
+	// Record kinds and derived schemas, in topological order.
 	inKind := map[string]md.Kind{}
+	inSchemas := map[string][]*md.Schema{}
 	for _, id := range topoOrder(g, byID, outs) {
 		n := byID[id]
+		n.inKind, n.inSchemas = inKind[id], inSchemas[id]
 		for _, ei := range outs[id] {
 			e := g.Edges[ei]
 			k, _ := n.port(e.FromPort)
+			schemas := []*md.Schema{n.Schemas[e.FromPort]}
 			if k == SameAsInput {
-				k = inKind[id]
+				k, schemas = inKind[id], inSchemas[id]
+			} else if k == md.KindDerived && schemas[0] == nil {
+				add(n.ID, ei, "node %q (%s) sends derived records on port %s but declares no schema for them", n.ID, n.Type, portLabel(e.FromPort))
+				continue
 			}
 			to := byID[e.To]
 			_, accepts, _ := to.input(e.ToPort)
@@ -278,9 +292,36 @@ func (g *Graph) Validate() []*GraphError {
 				continue
 			}
 			inKind[e.To] |= k
+			if k&md.KindDerived == 0 {
+				continue
+			}
+			for _, sc := range schemas {
+				if sc == nil {
+					continue // a port of several kinds that declares no schema
+				}
+				if msg := addSchema(inSchemas, e.To, sc); msg != "" {
+					add(to.ID, ei, "edge %s: %s", e.Name(), msg)
+				}
+			}
 		}
 	}
 	return errs
+}
+
+// addSchema adds sc to the schemas reaching node id, refusing a second,
+// different schema of the same name (both would be stored in one table).
+func addSchema(m map[string][]*md.Schema, id string, sc *md.Schema) string {
+	for _, have := range m[id] {
+		if have.Name() != sc.Name() {
+			continue
+		}
+		if have.Equal(sc) {
+			return ""
+		}
+		return fmt.Sprintf("%q receives two different schemas named %s: %s and %s", id, sc.Name(), have, sc)
+	}
+	m[id] = append(m[id], sc)
+	return ""
 }
 
 // port returns the kind a port carries. Every operator and sink has a

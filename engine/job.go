@@ -205,6 +205,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 				Logger: opts.Logger.With("node", nr.n.ID), SourceTotals: j.SourceTotals,
 				Progress: opts.Progress, Fingerprint: opts.Fingerprint, Stdout: opts.Stdout,
 				metrics: &NodeMetrics{set: j.metrics, node: nr.n.ID, typ: nr.n.Type, instance: i},
+				Inputs:  nr.n.inKind, InputSchemas: nr.n.inSchemas,
 			}
 			if len(nr.instances) > 1 {
 				in.nc.Logger = in.nc.Logger.With("instance", i)

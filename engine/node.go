@@ -174,6 +174,12 @@ type NodeContext struct {
 	Logger    *slog.Logger
 	Feedback  *Feedback
 	Stats     *NodeStats
+	// Inputs are the record kinds the node's inputs can carry, and
+	// InputSchemas the derived schemas among them, as the graph declares
+	// them; a store creates tables for exactly these. Zero when the node
+	// runs outside a validated graph.
+	Inputs       md.Kind
+	InputSchemas []*md.Schema
 	// SourceTotals returns the records all of the job's sources have emitted
 	// and the wall-clock time (ns) of the first one (0 before any).
 	SourceTotals func() (events, firstAt int64)

@@ -230,6 +230,8 @@ func (o *Output) sourceWatermark(portName string, b *md.Batch) error {
 			i, w = cutQuotes(b.Quotes[start:], w, sent, o.ooo)
 		case md.KindBar:
 			i, w = cutBars(b.Bars[start:], w, sent, o.ooo)
+		case md.KindDerived:
+			i, w = cutDerived(b.Derived[start:], w, sent, o.ooo)
 		}
 		end := start + i
 		if end == n {
@@ -254,7 +256,7 @@ func (o *Output) sourceWatermark(portName string, b *md.Batch) error {
 // sendPart sends b's records [from, to) in a pooled batch with watermark w.
 func (o *Output) sendPart(portName string, b *md.Batch, from, to int, w, now int64) error {
 	part := o.nc.Pool.GetCap(b.Kind, to-from)
-	part.Reason = b.Reason
+	part.Reason, part.Schema = b.Reason, b.Schema
 	switch b.Kind {
 	case md.KindTrade:
 		part.Trades = append(part.Trades, b.Trades[from:to]...)
@@ -262,6 +264,10 @@ func (o *Output) sendPart(portName string, b *md.Batch, from, to int, w, now int
 		part.Quotes = append(part.Quotes, b.Quotes[from:to]...)
 	case md.KindBar:
 		part.Bars = append(part.Bars, b.Bars[from:to]...)
+	case md.KindDerived:
+		for i := from; i < to; i++ {
+			part.CopyDerived(b, i)
+		}
 	}
 	o.setWatermark(w, now)
 	return o.send(portName, part)
@@ -314,6 +320,18 @@ func cutBars(rs []md.Bar, w, sent, ooo int64) (int, int64) {
 	return len(rs), w
 }
 
+// cutDerived is cutTrades for derived records.
+func cutDerived(rs []md.Derived, w, sent, ooo int64) (int, int64) {
+	for i := range rs {
+		ts := rs[i].TS
+		if ts < w && w > sent {
+			return i, w
+		}
+		w = max(w, ts-ooo)
+	}
+	return len(rs), w
+}
+
 // partition splits b by symbol (md.Split at level md.SplitInstances) across
 // t's queues and sends each part.
 func (o *Output) partition(t *target, b *md.Batch) error {
@@ -322,7 +340,7 @@ func (o *Output) partition(t *target, b *md.Batch) error {
 	parts := make([]*md.Batch, n)
 	for i := range parts {
 		parts[i] = o.nc.Pool.Get(b.Kind)
-		parts[i].Reason = b.Reason
+		parts[i].Reason, parts[i].Schema = b.Reason, b.Schema
 	}
 	switch b.Kind {
 	case md.KindTrade:
@@ -339,6 +357,10 @@ func (o *Output) partition(t *target, b *md.Batch) error {
 		for i := range b.Bars {
 			p := parts[md.Split(syms[b.Bars[i].Sym].Hash, md.SplitInstances, n)]
 			p.Bars = append(p.Bars, b.Bars[i])
+		}
+	case md.KindDerived:
+		for i := range b.Derived {
+			parts[md.Split(syms[b.Derived[i].Sym].Hash, md.SplitInstances, n)].CopyDerived(b, i)
 		}
 	}
 	b.Release()

@@ -8,7 +8,10 @@ import "sync/atomic"
 const DefaultBatchSize = 1024
 
 // Batch carries records of one kind between nodes. Exactly one of Trades,
-// Quotes or Bars is used, according to Kind.
+// Quotes, Bars or Derived is used, according to Kind. A KindDerived batch
+// also sets Schema, and holds its records' field values in Values, flat,
+// Schema.Len() per record (record i's are Values[i*stride:(i+1)*stride]), so
+// a pooled batch carries any schema without allocating per record.
 //
 // Ownership: a batch is reference counted. Whoever holds a reference may read
 // it; nobody mutates a batch after it has been emitted, because fan-out shares
@@ -19,6 +22,10 @@ type Batch struct {
 	Trades []Trade
 	Quotes []Quote
 	Bars   []Bar
+	// Derived records, their field values and the schema naming them.
+	Derived []Derived
+	Values  []Value
+	Schema  *Schema
 	// Reason explains why the records were diverted, on batches sent to a
 	// "late" or "dead_letter" port; empty on the main flow.
 	Reason string
@@ -36,6 +43,8 @@ func (b *Batch) Len() int {
 		return len(b.Quotes)
 	case KindBar:
 		return len(b.Bars)
+	case KindDerived:
+		return len(b.Derived)
 	}
 	return 0
 }
@@ -58,16 +67,21 @@ func (b *Batch) Reset() {
 	b.Trades = b.Trades[:0]
 	b.Quotes = b.Quotes[:0]
 	b.Bars = b.Bars[:0]
+	b.Derived = b.Derived[:0]
+	b.Values = b.Values[:0]
+	b.Schema = nil
 	b.Reason = ""
 }
 
 // Clone returns a new unpooled batch with a copy of b's records.
 func (b *Batch) Clone() *Batch {
-	c := &Batch{Kind: b.Kind, Reason: b.Reason}
+	c := &Batch{Kind: b.Kind, Reason: b.Reason, Schema: b.Schema}
 	c.refs.Store(1)
 	c.Trades = append([]Trade(nil), b.Trades...)
 	c.Quotes = append([]Quote(nil), b.Quotes...)
 	c.Bars = append([]Bar(nil), b.Bars...)
+	c.Derived = append([]Derived(nil), b.Derived...)
+	c.Values = append([]Value(nil), b.Values...)
 	return c
 }
 
@@ -86,7 +100,7 @@ const poolFree = 512
 // stays idle, which keeps latency tails short.
 type Pool struct {
 	size int
-	free [3]chan *Batch // trade, quote, bar
+	free [4]chan *Batch // trade, quote, bar, derived
 }
 
 // NewPool returns a pool whose new batches have room for size records.
@@ -110,11 +124,16 @@ func kindIndex(k Kind) int {
 		return 1
 	case KindBar:
 		return 2
+	case KindDerived:
+		return 3
 	}
 	return 0
 }
 
-// Get returns an empty batch of kind k holding one reference.
+// Get returns an empty batch of kind k holding one reference. A KindDerived
+// batch needs its Schema set before records are added; its Values keep the
+// capacity they grew to while in use, so a steady stream of one schema
+// allocates nothing.
 func (p *Pool) Get(k Kind) *Batch {
 	var b *Batch
 	select {
@@ -128,6 +147,8 @@ func (p *Pool) Get(k Kind) *Batch {
 			b.Quotes = make([]Quote, 0, p.size)
 		case KindBar:
 			b.Bars = make([]Bar, 0, p.size)
+		case KindDerived:
+			b.Derived = make([]Derived, 0, p.size)
 		}
 	}
 	b.Kind = k
@@ -152,6 +173,10 @@ func (p *Pool) GetCap(k Kind, n int) *Batch {
 	case KindBar:
 		if cap(b.Bars) < n {
 			b.Bars = make([]Bar, 0, n)
+		}
+	case KindDerived:
+		if cap(b.Derived) < n {
+			b.Derived = make([]Derived, 0, n)
 		}
 	}
 	return b

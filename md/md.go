@@ -18,10 +18,14 @@ const (
 	KindTrade Kind = 1 << iota
 	KindQuote
 	KindBar
+	// KindDerived is a record a node computes (a window, a feature, a join,
+	// a greek): a symbol, an event time and the named fields of the batch's
+	// Schema.
+	KindDerived
 	// KindNone is the zero value: a batch that carries only a watermark.
 	KindNone Kind = 0
 	// KindAny accepts every record kind.
-	KindAny = KindTrade | KindQuote | KindBar
+	KindAny = KindTrade | KindQuote | KindBar | KindDerived
 )
 
 // String names the kind set, for example "trade" or "trade|quote".
@@ -39,6 +43,9 @@ func (k Kind) String() string {
 	if k&KindBar != 0 {
 		parts = append(parts, "bar")
 	}
+	if k&KindDerived != 0 {
+		parts = append(parts, "derived")
+	}
 	return strings.Join(parts, "|")
 }
 
@@ -51,8 +58,10 @@ func ParseKind(s string) (Kind, error) {
 		return KindQuote, nil
 	case "bar", "bars":
 		return KindBar, nil
+	case "derived":
+		return KindDerived, nil
 	}
-	return KindNone, fmt.Errorf("unknown record kind %q (want trade, quote or bar)", s)
+	return KindNone, fmt.Errorf("unknown record kind %q (want trade, quote, bar or derived)", s)
 }
 
 // Side is the aggressor side of a trade.
@@ -117,20 +126,74 @@ type Quote struct {
 // Mid is the mid price (bid+ask)/2.
 func (q *Quote) Mid() float64 { return (q.Bid + q.Ask) / 2 }
 
-// Bar is one OHLCV bar over [Start, End). It carries its own interval and both
-// bounds so no sink can mislabel it.
+// BarType is how a bar's extent is decided.
+type BarType uint8
+
+// Bar types. The zero value is a time bar.
+const (
+	BarTime   BarType = iota // a fixed event-time interval
+	BarTick                  // a fixed number of records
+	BarVolume                // a fixed traded size
+	BarValue                 // a fixed traded value (price × size)
+)
+
+var barTypeNames = [...]string{"time", "tick", "volume", "value"}
+
+// String returns time, tick, volume or value.
+func (t BarType) String() string {
+	if int(t) < len(barTypeNames) {
+		return barTypeNames[t]
+	}
+	return "unknown"
+}
+
+// BarSource is what a bar was built from.
+type BarSource uint8
+
+// Bar sources. The zero value is trades.
+const (
+	FromTrades BarSource = iota // trade prices and sizes
+	FromMid                     // quote mid prices, (bid+ask)/2
+	FromBid                     // quote bid prices
+	FromAsk                     // quote ask prices
+)
+
+var barSourceNames = [...]string{"trade", "mid", "bid", "ask"}
+
+// String returns trade, mid, bid or ask: the text of the source column.
+func (s BarSource) String() string {
+	if int(s) < len(barSourceNames) {
+		return barSourceNames[s]
+	}
+	return "unknown"
+}
+
+// Bar is one OHLCV bar over [Start, End). It carries its own interval, both
+// bounds, its type and what it was built from, so no sink can mislabel it and
+// bars of one symbol built differently never share a store key.
 type Bar struct {
-	Start    int64 // inclusive, ns
-	End      int64 // exclusive, ns
-	Interval int64 // ns; End-Start for time bars
+	Start int64 // inclusive, ns
+	End   int64 // exclusive, ns
+	// Interval is the bar's size: ns for time bars (End-Start); for tick,
+	// volume and value bars the threshold in records, size or value units.
+	Interval int64
 	Open     float64
 	High     float64
 	Low      float64
 	Close    float64
-	Volume   float64
-	VWAP     float64
-	Trades   int64
-	Sym      SymID
+	// Volume is the summed trade size (0 for quote bars), rounded to the
+	// decimal places of the input sizes when that is exact (see
+	// RoundSum).
+	Volume float64
+	// VWAP is the size-weighted mean price of trade bars and the mean
+	// price of quote bars.
+	VWAP float64
+	// Trades counts the records folded in: trades, or quote updates for
+	// quote bars (Source says which).
+	Trades int64
+	Sym    SymID
+	Type   BarType
+	Source BarSource
 	// LabelEnd is true when the bar is labelled by its end (label: close);
 	// TS then returns End, otherwise Start.
 	LabelEnd bool

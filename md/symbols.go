@@ -14,6 +14,19 @@ type Instrument struct {
 	// Hash is the stable xxhash64 of Symbol, identical across runs and
 	// machines; partitioning by symbol uses it.
 	Hash uint64
+	// sizeDec is the most decimal places seen in the instrument's sizes,
+	// -1 while unknown; shared by every copy of the Instrument.
+	sizeDec *atomic.Int32
+}
+
+// SizeDecimals is the most decimal places the instrument's sources have seen
+// in its sizes, and false while no source has reported any.
+func (in *Instrument) SizeDecimals() (int, bool) {
+	if in.sizeDec == nil {
+		return 0, false
+	}
+	d := in.sizeDec.Load()
+	return int(d), d >= 0
 }
 
 type instKey struct{ provider, symbol string }
@@ -51,7 +64,9 @@ func (t *SymbolTable) Intern(provider, symbol string) SymID {
 	// Appending never changes elements readers can already see: a reader holds
 	// an older slice header whose length excludes the new element, and when
 	// append reallocates the old array stays valid and unchanged.
-	l = append(l, Instrument{Provider: provider, Symbol: symbol, Hash: HashSymbol(symbol)})
+	dec := new(atomic.Int32)
+	dec.Store(-1)
+	l = append(l, Instrument{Provider: provider, Symbol: symbol, Hash: HashSymbol(symbol), sizeDec: dec})
 	t.list.Store(&l)
 	t.ids[k] = id
 	return id
@@ -113,4 +128,66 @@ func (in *Interner) IDBytes(b []byte) SymID {
 		return id
 	}
 	return in.ID(string(b))
+}
+
+// NoteSizeDecimals records that a size of instrument id was written with d
+// decimal places; the instrument keeps the most seen. Sources call it when
+// an instrument's count grows (see SizeDecimals), which is rare, so it may
+// take the slow path of a compare-and-swap.
+func (t *SymbolTable) NoteSizeDecimals(id SymID, d int) {
+	l := *t.list.Load()
+	if int(id) >= len(l) || l[id].sizeDec == nil {
+		return
+	}
+	p := l[id].sizeDec
+	for {
+		cur := p.Load()
+		if int32(d) <= cur || p.CompareAndSwap(cur, int32(d)) {
+			return
+		}
+	}
+}
+
+// SizeDecimals is the most decimal places the sources have seen in the
+// sizes of instrument id, and false while none has reported any.
+func (t *SymbolTable) SizeDecimals(id SymID) (int, bool) {
+	l := *t.list.Load()
+	if int(id) >= len(l) {
+		return 0, false
+	}
+	return l[id].SizeDecimals()
+}
+
+// SizeDecimals tracks, for one source, the decimal places of each
+// instrument's sizes and reports growth to the symbol table. Note costs a
+// slice index and a compare per record and never allocates once the
+// instrument has been seen; it is for one goroutine.
+type SizeDecimals struct {
+	table *SymbolTable
+	seen  []int8 // by SymID; -1 unknown
+}
+
+// NewSizeDecimals returns a tracker that reports to t.
+func NewSizeDecimals(t *SymbolTable) *SizeDecimals { return &SizeDecimals{table: t} }
+
+// Note records that a size of id had d decimal places. d above
+// MaxExactDecimals (a size with more places, or in a notation that is not a
+// decimal) turns rounding off for the instrument; d < 0 is ignored.
+func (s *SizeDecimals) Note(id SymID, d int) {
+	if int(id) < len(s.seen) && int(s.seen[id]) >= d {
+		return
+	}
+	s.grow(id, d)
+}
+
+func (s *SizeDecimals) grow(id SymID, d int) {
+	for int(id) >= len(s.seen) {
+		s.seen = append(s.seen, -1)
+	}
+	if d < 0 || int(s.seen[id]) >= d {
+		return
+	}
+	d = min(d, MaxExactDecimals+1)
+	s.seen[id] = int8(d)
+	s.table.NoteSizeDecimals(id, d)
 }

@@ -6,18 +6,21 @@
 // encoding/csv: those reflect or allocate per value, and sinks encode every
 // record on the hot path. Nothing here allocates once dst has grown to size.
 //
-// JSON objects carry their kind in "type" and fields in a fixed order:
+// The columns of each kind — names, order, types — are package rowschema's.
+// JSON objects carry their kind in "type" and fields in that order:
 //
 //	trade: type provider symbol ts ingest_ts price size side trade_id seq
 //	quote: type provider symbol ts ingest_ts bid bid_size ask ask_size seq
 //	bar:   type provider symbol interval ts start end open high low close
-//	       volume vwap trades [update]
+//	       volume vwap trades bar_type source [update]
+//	derived: type (the schema's name) provider symbol ts <fields…>
 //
 // "update" appears (as true) only on a bar that replaces an earlier emission.
 // A batch with a non-empty Reason (late records, dead letters) adds "reason"
 // as the last field. CSV rows have the same columns minus "type" (a CSV
-// stream holds one record kind, named by its header), with the bar's
-// "update" column always present and "reason" present when asked for.
+// stream holds one record kind, and for derived records one schema, named
+// by its header), with the bar's "update" column always present and
+// "reason" present when asked for.
 //
 // Times are RFC 3339 in UTC with a Z and as many fraction digits as needed,
 // exactly as md.FormatTime renders them. Floats use the shortest text that
@@ -34,6 +37,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/md/rowschema"
 )
 
 // Format is an output encoding.
@@ -84,73 +88,127 @@ func instrument(syms []md.Instrument, id md.SymID) *md.Instrument {
 
 var zeroInstrument md.Instrument
 
+// JSON keys and CSV headers per kind, from package rowschema: key i is the
+// text before column i's value (the first also opens the object and names
+// the kind).
+var (
+	tradeJSON  = jsonKeys(rowschema.Trade)
+	quoteJSON  = jsonKeys(rowschema.Quote)
+	barJSON    = jsonKeys(rowschema.Bar)
+	tradeCSV   = strings.Join(rowschema.Trade.StreamNames(), ",")
+	quoteCSV   = strings.Join(rowschema.Quote.StreamNames(), ",")
+	barCSV     = strings.Join(rowschema.Bar.StreamNames(), ",")
+	derivedCSV = strings.Join(rowschema.Derived(mustSchema()).StreamNames()[:3], ",")
+)
+
+// mustSchema is a throwaway schema whose table gives the columns every
+// derived record starts with.
+func mustSchema() *md.Schema {
+	s, err := md.NewSchema("x", md.Field{Name: "x"})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func jsonKeys(t *rowschema.Table) []string {
+	keys := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		keys[i] = `,"` + c.Name + `":`
+	}
+	keys[0] = `{"type":"` + t.Kind.String() + `"` + keys[0]
+	return keys
+}
+
 // AppendJSON appends record i of b as one JSON object, without a trailing
 // newline. syms resolves the record's SymID to provider and symbol text
 // (md.SymbolTable.Snapshot); an id outside syms is written with empty text.
+// The keys, their order and the value types are rowschema's.
 func AppendJSON(dst []byte, b *md.Batch, i int, syms []md.Instrument) []byte {
 	switch b.Kind {
 	case md.KindTrade:
-		t := &b.Trades[i]
-		dst = appendJSONHead(dst, `{"type":"trade","provider":`, instrument(syms, t.Sym))
-		dst = append(dst, `,"ts":"`...)
-		dst = AppendTime(dst, t.TS)
-		dst = append(dst, `","ingest_ts":"`...)
-		dst = AppendTime(dst, t.Ingest)
-		dst = append(dst, `","price":`...)
+		t, k := &b.Trades[i], tradeJSON
+		in := instrument(syms, t.Sym)
+		dst = append(dst, k[0]...)
+		dst = AppendJSONString(dst, in.Provider)
+		dst = append(dst, k[1]...)
+		dst = AppendJSONString(dst, in.Symbol)
+		dst = append(dst, k[2]...)
+		dst = appendJSONTime(dst, t.TS)
+		dst = append(dst, k[3]...)
+		dst = appendJSONTime(dst, t.Ingest)
+		dst = append(dst, k[4]...)
 		dst = appendJSONFloat(dst, t.Price)
-		dst = append(dst, `,"size":`...)
+		dst = append(dst, k[5]...)
 		dst = appendJSONFloat(dst, t.Size)
-		dst = append(dst, `,"side":"`...)
-		dst = append(dst, t.Side.String()...)
-		dst = append(dst, `","trade_id":`...)
+		dst = append(dst, k[6]...)
+		dst = appendJSONWord(dst, t.Side.String())
+		dst = append(dst, k[7]...)
 		dst = strconv.AppendInt(dst, t.TradeID, 10)
-		dst = append(dst, `,"seq":`...)
+		dst = append(dst, k[8]...)
 		dst = strconv.AppendUint(dst, t.Seq, 10)
 	case md.KindQuote:
-		q := &b.Quotes[i]
-		dst = appendJSONHead(dst, `{"type":"quote","provider":`, instrument(syms, q.Sym))
-		dst = append(dst, `,"ts":"`...)
-		dst = AppendTime(dst, q.TS)
-		dst = append(dst, `","ingest_ts":"`...)
-		dst = AppendTime(dst, q.Ingest)
-		dst = append(dst, `","bid":`...)
+		q, k := &b.Quotes[i], quoteJSON
+		in := instrument(syms, q.Sym)
+		dst = append(dst, k[0]...)
+		dst = AppendJSONString(dst, in.Provider)
+		dst = append(dst, k[1]...)
+		dst = AppendJSONString(dst, in.Symbol)
+		dst = append(dst, k[2]...)
+		dst = appendJSONTime(dst, q.TS)
+		dst = append(dst, k[3]...)
+		dst = appendJSONTime(dst, q.Ingest)
+		dst = append(dst, k[4]...)
 		dst = appendJSONFloat(dst, q.Bid)
-		dst = append(dst, `,"bid_size":`...)
+		dst = append(dst, k[5]...)
 		dst = appendJSONFloat(dst, q.BidSize)
-		dst = append(dst, `,"ask":`...)
+		dst = append(dst, k[6]...)
 		dst = appendJSONFloat(dst, q.Ask)
-		dst = append(dst, `,"ask_size":`...)
+		dst = append(dst, k[7]...)
 		dst = appendJSONFloat(dst, q.AskSize)
-		dst = append(dst, `,"seq":`...)
+		dst = append(dst, k[8]...)
 		dst = strconv.AppendUint(dst, q.Seq, 10)
 	case md.KindBar:
-		r := &b.Bars[i]
-		dst = appendJSONHead(dst, `{"type":"bar","provider":`, instrument(syms, r.Sym))
-		dst = append(dst, `,"interval":"`...)
-		dst = AppendInterval(dst, r.Interval)
-		dst = append(dst, `","ts":"`...)
-		dst = AppendTime(dst, r.TS())
-		dst = append(dst, `","start":"`...)
-		dst = AppendTime(dst, r.Start)
-		dst = append(dst, `","end":"`...)
-		dst = AppendTime(dst, r.End)
-		dst = append(dst, `","open":`...)
+		r, k := &b.Bars[i], barJSON
+		in := instrument(syms, r.Sym)
+		dst = append(dst, k[0]...)
+		dst = AppendJSONString(dst, in.Provider)
+		dst = append(dst, k[1]...)
+		dst = AppendJSONString(dst, in.Symbol)
+		dst = append(dst, k[2]...)
+		dst = append(dst, '"')
+		dst = AppendBarInterval(dst, r)
+		dst = append(dst, '"')
+		dst = append(dst, k[3]...)
+		dst = appendJSONTime(dst, r.TS())
+		dst = append(dst, k[4]...)
+		dst = appendJSONTime(dst, r.Start)
+		dst = append(dst, k[5]...)
+		dst = appendJSONTime(dst, r.End)
+		dst = append(dst, k[6]...)
 		dst = appendJSONFloat(dst, r.Open)
-		dst = append(dst, `,"high":`...)
+		dst = append(dst, k[7]...)
 		dst = appendJSONFloat(dst, r.High)
-		dst = append(dst, `,"low":`...)
+		dst = append(dst, k[8]...)
 		dst = appendJSONFloat(dst, r.Low)
-		dst = append(dst, `,"close":`...)
+		dst = append(dst, k[9]...)
 		dst = appendJSONFloat(dst, r.Close)
-		dst = append(dst, `,"volume":`...)
+		dst = append(dst, k[10]...)
 		dst = appendJSONFloat(dst, r.Volume)
-		dst = append(dst, `,"vwap":`...)
+		dst = append(dst, k[11]...)
 		dst = appendJSONFloat(dst, r.VWAP)
-		dst = append(dst, `,"trades":`...)
+		dst = append(dst, k[12]...)
 		dst = strconv.AppendInt(dst, r.Trades, 10)
+		dst = append(dst, k[13]...)
+		dst = appendJSONWord(dst, r.Type.String())
+		dst = append(dst, k[14]...)
+		dst = appendJSONWord(dst, r.Source.String())
 		if r.Update {
-			dst = append(dst, `,"update":true`...)
+			dst = append(dst, k[15]...)
+			dst = append(dst, "true"...)
 		}
+	case md.KindDerived:
+		dst = appendDerivedJSON(dst, b, i, syms)
 	default:
 		dst = append(dst, `{"type":"none"`...)
 	}
@@ -161,11 +219,45 @@ func AppendJSON(dst []byte, b *md.Batch, i int, syms []md.Instrument) []byte {
 	return append(dst, '}')
 }
 
-func appendJSONHead(dst []byte, head string, in *md.Instrument) []byte {
-	dst = append(dst, head...)
+// appendJSONTime appends ns as a quoted RFC 3339 string.
+func appendJSONTime(dst []byte, ns int64) []byte {
+	dst = append(dst, '"')
+	dst = AppendTime(dst, ns)
+	return append(dst, '"')
+}
+
+// appendJSONWord appends a word known to need no escaping (a side, a bar
+// type) as a JSON string.
+func appendJSONWord(dst []byte, w string) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, w...)
+	return append(dst, '"')
+}
+
+func appendDerivedJSON(dst []byte, b *md.Batch, i int, syms []md.Instrument) []byte {
+	d := &b.Derived[i]
+	in := instrument(syms, d.Sym)
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, b.Schema.Name()...)
+	dst = append(dst, `","provider":`...)
 	dst = AppendJSONString(dst, in.Provider)
 	dst = append(dst, `,"symbol":`...)
-	return AppendJSONString(dst, in.Symbol)
+	dst = AppendJSONString(dst, in.Symbol)
+	dst = append(dst, `,"ts":`...)
+	dst = appendJSONTime(dst, d.TS)
+	row := b.Row(i)
+	for f := range row {
+		fd := b.Schema.Field(f)
+		dst = append(dst, ',', '"')
+		dst = append(dst, fd.Name...)
+		dst = append(dst, '"', ':')
+		if fd.Type == md.Int {
+			dst = strconv.AppendInt(dst, row[f].Int(), 10)
+		} else {
+			dst = appendJSONFloat(dst, row[f].Float())
+		}
+	}
+	return dst
 }
 
 // AppendJSONLines appends every record of b as a JSON line (object plus
@@ -178,23 +270,31 @@ func AppendJSONLines(dst []byte, b *md.Batch, syms []md.Instrument) []byte {
 	return dst
 }
 
-// CSV column names per kind, without the optional reason column.
-const (
-	tradeHeader = "provider,symbol,ts,ingest_ts,price,size,side,trade_id,seq"
-	quoteHeader = "provider,symbol,ts,ingest_ts,bid,bid_size,ask,ask_size,seq"
-	barHeader   = "provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,update"
-)
-
 // AppendCSVHeader appends the CSV header line (with newline) for records of
-// kind k, with a trailing "reason" column when reason is true.
+// kind k, with a trailing "reason" column when reason is true: rowschema's
+// column names. For KindDerived use AppendDerivedCSVHeader.
 func AppendCSVHeader(dst []byte, k md.Kind, reason bool) []byte {
 	switch k {
 	case md.KindTrade:
-		dst = append(dst, tradeHeader...)
+		dst = append(dst, tradeCSV...)
 	case md.KindQuote:
-		dst = append(dst, quoteHeader...)
+		dst = append(dst, quoteCSV...)
 	case md.KindBar:
-		dst = append(dst, barHeader...)
+		dst = append(dst, barCSV...)
+	}
+	if reason {
+		dst = append(dst, ",reason"...)
+	}
+	return append(dst, '\n')
+}
+
+// AppendDerivedCSVHeader is AppendCSVHeader for derived records of schema s:
+// provider, symbol, ts and the schema's fields.
+func AppendDerivedCSVHeader(dst []byte, s *md.Schema, reason bool) []byte {
+	dst = append(dst, derivedCSV...)
+	for i := 0; i < s.Len(); i++ {
+		dst = append(dst, ',')
+		dst = append(dst, s.Field(i).Name...)
 	}
 	if reason {
 		dst = append(dst, ",reason"...)
@@ -243,7 +343,7 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 	case md.KindBar:
 		r := &b.Bars[i]
 		dst = appendCSVHead(dst, instrument(syms, r.Sym))
-		dst = AppendInterval(dst, r.Interval)
+		dst = AppendBarInterval(dst, r)
 		dst = append(dst, ',')
 		dst = AppendTime(dst, r.TS())
 		dst = append(dst, ',')
@@ -257,7 +357,24 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 		dst = append(dst, ',')
 		dst = strconv.AppendInt(dst, r.Trades, 10)
 		dst = append(dst, ',')
+		dst = append(dst, r.Type.String()...)
+		dst = append(dst, ',')
+		dst = append(dst, r.Source.String()...)
+		dst = append(dst, ',')
 		dst = strconv.AppendBool(dst, r.Update)
+	case md.KindDerived:
+		d := &b.Derived[i]
+		dst = appendCSVHead(dst, instrument(syms, d.Sym))
+		dst = AppendTime(dst, d.TS)
+		row := b.Row(i)
+		for f := range row {
+			dst = append(dst, ',')
+			if b.Schema.Field(f).Type == md.Int {
+				dst = strconv.AppendInt(dst, row[f].Int(), 10)
+			} else {
+				dst = appendCSVFloat(dst, row[f].Float())
+			}
+		}
 	}
 	if reason {
 		dst = append(dst, ',')
@@ -271,6 +388,15 @@ func appendCSVHead(dst []byte, in *md.Instrument) []byte {
 	dst = append(dst, ',')
 	dst = AppendCSVField(dst, in.Symbol)
 	return append(dst, ',')
+}
+
+// AppendBarInterval appends the bar's interval column: its duration for a
+// time bar (1s, 5m), its threshold for tick, volume and value bars.
+func AppendBarInterval(dst []byte, r *md.Bar) []byte {
+	if r.Type == md.BarTime {
+		return AppendInterval(dst, r.Interval)
+	}
+	return strconv.AppendInt(dst, r.Interval, 10)
 }
 
 // AppendCSVField appends s as one CSV field, quoted (with quotes doubled)

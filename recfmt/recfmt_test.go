@@ -62,8 +62,8 @@ func TestAppendJSONExact(t *testing.T) {
 			`{"type":"quote","provider":"synthetic","symbol":"AAPL","ts":"2024-01-02T14:30:00.000001Z","ingest_ts":"2024-01-02T14:30:00.000002Z","bid":100.5,"bid_size":300,"ask":100.51,"ask_size":1e+21,"seq":3}`,
 		}},
 		{barBatch(), []string{
-			`{"type":"bar","provider":"synthetic","symbol":"AAPL","interval":"1s","ts":"2024-01-02T14:30:00Z","start":"2024-01-02T14:30:00Z","end":"2024-01-02T14:30:01Z","open":100,"high":101.5,"low":99.25,"close":100.75,"volume":1234,"vwap":100.12345678901234,"trades":17}`,
-			`{"type":"bar","provider":"synthetic","symbol":"AAPL","interval":"1m","ts":"2024-01-02T14:32:00Z","start":"2024-01-02T14:31:00Z","end":"2024-01-02T14:32:00Z","open":1,"high":1,"low":1,"close":1,"volume":0,"vwap":null,"trades":0,"update":true}`,
+			`{"type":"bar","provider":"synthetic","symbol":"AAPL","interval":"1s","ts":"2024-01-02T14:30:00Z","start":"2024-01-02T14:30:00Z","end":"2024-01-02T14:30:01Z","open":100,"high":101.5,"low":99.25,"close":100.75,"volume":1234,"vwap":100.12345678901234,"trades":17,"bar_type":"time","source":"trade"}`,
+			`{"type":"bar","provider":"synthetic","symbol":"AAPL","interval":"1m","ts":"2024-01-02T14:32:00Z","start":"2024-01-02T14:31:00Z","end":"2024-01-02T14:32:00Z","open":1,"high":1,"low":1,"close":1,"volume":0,"vwap":null,"trades":0,"bar_type":"time","source":"trade","update":true}`,
 		}},
 	}
 	for _, c := range cases {
@@ -117,9 +117,9 @@ func TestAppendCSVExact(t *testing.T) {
 			`"bin,ance","BTC""USDT",2024-01-02T14:30:00Z,2024-01-02T14:30:00.000000001Z,0.1,1e-7,unknown,-1,18446744073709551615` + "\n"},
 		{quoteBatch(), false, "provider,symbol,ts,ingest_ts,bid,bid_size,ask,ask_size,seq\n" +
 			"synthetic,AAPL,2024-01-02T14:30:00.000001Z,2024-01-02T14:30:00.000002Z,100.5,300,100.51,1e+21,3\n"},
-		{barBatch(), false, "provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,update\n" +
-			"synthetic,AAPL,1s,2024-01-02T14:30:00Z,2024-01-02T14:30:00Z,2024-01-02T14:30:01Z,100,101.5,99.25,100.75,1234,100.12345678901234,17,false\n" +
-			"synthetic,AAPL,1m,2024-01-02T14:32:00Z,2024-01-02T14:31:00Z,2024-01-02T14:32:00Z,1,1,1,1,0,NaN,0,true\n"},
+		{barBatch(), false, "provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,bar_type,source,update\n" +
+			"synthetic,AAPL,1s,2024-01-02T14:30:00Z,2024-01-02T14:30:00Z,2024-01-02T14:30:01Z,100,101.5,99.25,100.75,1234,100.12345678901234,17,time,trade,false\n" +
+			"synthetic,AAPL,1m,2024-01-02T14:32:00Z,2024-01-02T14:31:00Z,2024-01-02T14:32:00Z,1,1,1,1,0,NaN,0,time,trade,true\n"},
 		{quoteBatch(), true, "provider,symbol,ts,ingest_ts,bid,bid_size,ask,ask_size,seq,reason\n" +
 			"synthetic,AAPL,2024-01-02T14:30:00.000001Z,2024-01-02T14:30:00.000002Z,100.5,300,100.51,1e+21,3,\n"},
 	}
@@ -248,7 +248,7 @@ func TestWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := "synthetic,AAPL,2024-01-02T14:30:00.000001Z,2024-01-02T14:30:00.000002Z,100.5,300,100.51,1e+21,3\n"
-	if want := quoteHeader + "\n" + row + row; buf.String() != want {
+	if want := quoteCSV + "\n" + row + row; buf.String() != want {
 		t.Fatalf("got %q", buf.String())
 	}
 	err := w.WriteBatch(tradeBatch(), syms)
@@ -275,7 +275,7 @@ func TestWriter(t *testing.T) {
 	if err := w.WriteBatch(quoteBatch(), syms); err != nil {
 		t.Fatal(err)
 	}
-	if want := quoteHeader + ",reason\n" + strings.TrimSuffix(row, "\n") + ",late\n" + strings.TrimSuffix(row, "\n") + ",\n"; buf.String() != want {
+	if want := quoteCSV + ",reason\n" + strings.TrimSuffix(row, "\n") + ",late\n" + strings.TrimSuffix(row, "\n") + ",\n"; buf.String() != want {
 		t.Fatalf("got %q", buf.String())
 	}
 

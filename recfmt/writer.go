@@ -15,9 +15,9 @@ const flushAt = 256 << 10
 // batch into a reused buffer and hands it to the underlying writer in one
 // Write, so a plain *os.File gets one system call per batch.
 //
-// In CSV a stream holds one record kind: the header is written before the
-// first record and names that kind's columns, and a batch of another kind is
-// an error. The reason column is present when the first batch carried a
+// In CSV a stream holds one record kind (and, for derived records, one
+// schema): the header is written before the first record and names that
+// kind's columns, and a batch of another kind or schema is an error. The reason column is present when the first batch carried a
 // Reason; a later batch with a reason on a stream without that column is an
 // error too, so no reason is ever lost. A Writer is not safe for concurrent
 // use.
@@ -28,6 +28,7 @@ type Writer struct {
 
 	started bool
 	kind    md.Kind
+	schema  *md.Schema
 	reason  bool
 	records int64
 }
@@ -54,10 +55,16 @@ func (w *Writer) WriteBatch(b *md.Batch, syms []md.Instrument) error {
 	if w.format == CSV {
 		hasReason := b.Reason != ""
 		if !w.started {
-			w.started, w.kind, w.reason = true, b.Kind, hasReason
-			buf = AppendCSVHeader(buf, b.Kind, hasReason)
+			w.started, w.kind, w.schema, w.reason = true, b.Kind, b.Schema, hasReason
+			if b.Kind == md.KindDerived {
+				buf = AppendDerivedCSVHeader(buf, b.Schema, hasReason)
+			} else {
+				buf = AppendCSVHeader(buf, b.Kind, hasReason)
+			}
 		} else if b.Kind != w.kind {
 			return fmt.Errorf("csv output holds one record kind: got %s records after %s records (use format json, or one sink per kind)", b.Kind, w.kind)
+		} else if b.Kind == md.KindDerived && !b.Schema.Equal(w.schema) {
+			return fmt.Errorf("csv output holds one record schema: got %s records after %s records (use format json, or one sink per schema)", b.Schema.Name(), w.schema.Name())
 		} else if hasReason && !w.reason {
 			return fmt.Errorf("csv output has no reason column (its first records had none) but got %d %s records with reason %q (use format json, or a separate sink for diverted records)", n, b.Kind, b.Reason)
 		}

@@ -282,3 +282,49 @@ func DaysFromCivil(y, m, d int) int64 {
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	return int64(era)*146097 + int64(doe) - 719468
 }
+
+// Decimals returns how many decimal places the number spelled by b has: the
+// digits after its '.', less a decimal exponent ("1.25" 2, "7" 0, "1e-3" 3,
+// "1.5e2" 0). A text that is not a plain decimal (hex, NaN) returns 99, so a
+// caller treats its precision as unknown. It does not validate b beyond
+// that; call it on text ParseFloat accepted.
+func Decimals(b []byte) int {
+	frac, i := 0, 0
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		i++
+	}
+	if len(b)-i > 1 && b[i] == '0' && (b[i+1] == 'x' || b[i+1] == 'X') {
+		return 99
+	}
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			frac++
+		}
+	}
+	if i == len(b) {
+		return frac
+	}
+	if b[i] != 'e' && b[i] != 'E' {
+		return 99
+	}
+	i++
+	neg := false
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		neg = b[i] == '-'
+		i++
+	}
+	exp := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		exp = min(exp*10+int(b[i]-'0'), 1000)
+	}
+	if i != len(b) {
+		return 99
+	}
+	if neg {
+		return frac + exp
+	}
+	return max(frac-exp, 0)
+}

@@ -190,3 +190,12 @@ func TestDaysFromCivil(t *testing.T) {
 		}
 	}
 }
+
+func TestDecimals(t *testing.T) {
+	for in, want := range map[string]int{"0.132": 3, "7": 0, "9682.10": 2, "-1.5": 1, "1e-3": 3, "1.25E-2": 4,
+		"1.5e2": 0, "2.125e+1": 2, ".5": 1, "0x1p-2": 99, "NaN": 99} {
+		if got := Decimals([]byte(in)); got != want {
+			t.Errorf("Decimals(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

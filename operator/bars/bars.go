@@ -191,6 +191,7 @@ type Bars struct {
 
 	ob       *md.Batch // bar batch being filled
 	batchMax int
+	symtab   *md.SymbolTable // sizes' decimal places, for exact volumes
 	stats    *engine.NodeStats
 
 	nLate, nTooLate, nSkipped int64
@@ -230,6 +231,7 @@ func (o *Bars) Open(ctx context.Context, nc *engine.NodeContext) error {
 	if nc.Symbols != nil {
 		o.cur, o.syms = keyed.NewState[hot](nc.Symbols), keyed.NewState[symState](nc.Symbols)
 	}
+	o.symtab = nc.Symbols
 	return nil
 }
 
@@ -694,6 +696,9 @@ func (o *Bars) emit(out *engine.Output, a *acc, sym md.SymID, update bool) error
 		Open: a.open, High: a.high, Low: a.low, Close: a.close,
 		Trades: a.count, Sym: sym, LabelEnd: o.labelClose, Update: update,
 	}
+	if o.input == md.KindQuote {
+		b.Source = md.FromMid + md.BarSource(o.price) // mid, bid, ask in PriceSource order
+	}
 	switch {
 	case a.count == 0: // flat bar
 		b.VWAP = a.close
@@ -701,6 +706,13 @@ func (o *Bars) emit(out *engine.Output, a *acc, sym md.SymID, update bool) error
 		b.VWAP = a.pv / float64(a.count)
 	default:
 		b.Volume = a.vol
+		if o.symtab != nil {
+			// Sizes were exact decimals: give the sum as the nearest
+			// double to the exact decimal sum (md.RoundSum), per bar.
+			if d, ok := o.symtab.SizeDecimals(sym); ok {
+				b.Volume = md.RoundSum(a.vol, a.count, d)
+			}
+		}
 		b.VWAP = a.close
 		if a.vol != 0 {
 			b.VWAP = a.pv / a.vol

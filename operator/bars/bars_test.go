@@ -122,8 +122,8 @@ func (h *harness) drops() map[string]int64 { return h.to.NC.Stats.Drops() }
 func fmtBars(bs []md.Bar) string {
 	var sb strings.Builder
 	for _, b := range bs {
-		fmt.Fprintf(&sb, "\n  {sym %d start t0%+dms end t0%+dms iv %dms O %v H %v L %v C %v V %v vwap %v n %d labelEnd %v update %v}",
-			b.Sym, (b.Start-t0)/ms, (b.End-t0)/ms, b.Interval/ms, b.Open, b.High, b.Low, b.Close, b.Volume, b.VWAP, b.Trades, b.LabelEnd, b.Update)
+		fmt.Fprintf(&sb, "\n  {sym %d start t0%+dms end t0%+dms iv %dms O %v H %v L %v C %v V %v vwap %v n %d labelEnd %v update %v type %v source %v}",
+			b.Sym, (b.Start-t0)/ms, (b.End-t0)/ms, b.Interval/ms, b.Open, b.High, b.Low, b.Close, b.Volume, b.VWAP, b.Trades, b.LabelEnd, b.Update, b.Type, b.Source)
 	}
 	return sb.String()
 }
@@ -444,9 +444,9 @@ func TestQuoteBars(t *testing.T) {
 		price string
 		want  md.Bar
 	}{
-		{"mid", bar(symA, t0, sec, 11, 12, 10, 10, 0, 11, 3)},
-		{"bid", bar(symA, t0, sec, 10, 11, 9, 9, 0, 10, 3)},
-		{"ask", bar(symA, t0, sec, 12, 13, 11, 11, 0, 12, 3)},
+		{"mid", from(md.FromMid, bar(symA, t0, sec, 11, 12, 10, 10, 0, 11, 3))},
+		{"bid", from(md.FromBid, bar(symA, t0, sec, 10, 11, 9, 9, 0, 10, 3))},
+		{"ask", from(md.FromAsk, bar(symA, t0, sec, 12, 13, 11, 11, 0, 12, 3))},
 	} {
 		t.Run(c.price, func(t *testing.T) {
 			h := newHarness(t, map[string]any{"interval": "1s", "price": c.price})
@@ -459,15 +459,21 @@ func TestQuoteBars(t *testing.T) {
 		h := newHarness(t, map[string]any{"interval": "1s"})
 		h.quotes(qs...)
 		h.wm(md.MaxTime)
-		h.expect("mid", bar(symA, t0, sec, 11, 12, 10, 10, 0, 11, 3))
+		h.expect("mid", from(md.FromMid, bar(symA, t0, sec, 11, 12, 10, 10, 0, 11, 3)))
 	})
+}
+
+// from sets what a bar was built from.
+func from(s md.BarSource, b md.Bar) md.Bar {
+	b.Source = s
+	return b
 }
 
 func TestLateQuotesGoToTheLatePortAsQuotes(t *testing.T) {
 	h := newHarness(t, map[string]any{"interval": "1s", "late_policy": "side_output"})
 	h.quotes(md.Quote{Sym: symA, TS: t0 + 100*ms, Bid: 10, Ask: 12})
 	h.wm(t0 + sec)
-	h.expect("bar", bar(symA, t0, sec, 11, 11, 11, 11, 0, 11, 1))
+	h.expect("bar", from(md.FromMid, bar(symA, t0, sec, 11, 11, 11, 11, 0, 11, 1)))
 	q := md.Quote{Sym: symA, TS: t0 + 200*ms, Bid: 1, Ask: 2}
 	h.quotes(q)
 	late := h.to.Drain(engine.PortLate)

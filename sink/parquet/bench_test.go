@@ -54,7 +54,7 @@ func BenchmarkParquet(b *testing.B) {
 	rows := make([]BarRow, n)
 	for i, x := range bars {
 		rows[i] = BarRow{Provider: "sim", Symbol: x.Symbol, Interval: "1s", TS: x.Start / 1000, Open: x.Open, High: x.High,
-			Low: x.Low, Close: x.Close, Volume: x.Volume, VWAP: x.VWAP, Trades: x.Trades}
+			Low: x.Low, Close: x.Close, Volume: x.Volume, VWAP: x.VWAP, Trades: x.Trades, BarType: "time", Source: "trade"}
 	}
 	trades := storetest.GenBarTrades(n, 100)
 	// The upstream is the cheapest possible: records already interned,

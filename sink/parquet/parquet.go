@@ -1,10 +1,12 @@
-// Package parquet is the sink.parquet component: bars, trades and quotes
-// written as Parquet files (github.com/parquet-go/parquet-go, zstd) that
-// DuckDB, Spark, pandas and Polars read directly. Files are laid out as
+// Package parquet is the sink.parquet component: bars, trades, quotes and
+// derived records written as Parquet files
+// (github.com/parquet-go/parquet-go, zstd) that DuckDB, Spark, pandas and
+// Polars read directly. Files are laid out as
 //
-//	<dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-<job>-<fingerprint>-i<instance>w<worker>-<n>.parquet
+//	<dir>/<bars|trades|quotes|schema name>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-<job>-<fingerprint>-i<instance>w<worker>-<n>.parquet
 //
-// one dataset per record kind (their schemas differ), partitioned by the
+// one dataset per record kind (and per derived schema: their columns
+// differ), with package rowschema's stored columns, partitioned by the
 // UTC date of each row's ts and optionally by symbol. A file is written
 // under a hidden temporary name (.part-….parquet.tmp, which the readers
 // above skip) and renamed into place when it is complete — on reaching
@@ -38,6 +40,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -47,19 +50,21 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/md/rowschema"
+	"github.com/mdpio/mdp/recfmt"
 	"github.com/mdpio/mdp/sink/storekit"
 )
 
 func init() {
 	component.Register(component.Spec{
 		Type: "sink.parquet", Kind: engine.KindSink,
-		Summary: "Write bars, trades and quotes as zstd Parquet files partitioned by date (and symbol).",
-		Description: "Files go to <dir>/<bars|trades|quotes>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-<job>-<fingerprint>-*.parquet, written under a hidden " +
+		Summary: "Write bars, trades, quotes and derived records as zstd Parquet files partitioned by date (and symbol).",
+		Description: "Files go to <dir>/<bars|trades|quotes|schema name>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-<job>-<fingerprint>-*.parquet, written under a hidden " +
 			"temporary name and renamed when complete (max_rows, max_age or shutdown), so readers never see half a file. " +
 			"The fingerprint is a hash of what the job computes (its sources and operators with their params), so jobs sharing a dir " +
 			"(a backfill split by symbol or day) never replace each other's files, while a re-run of the same job replaces its own. " +
 			"Timestamps are TIMESTAMP(MICROS, UTC). Readable by DuckDB, Spark, pandas and Polars.",
-		Accepts: md.KindBar | md.KindTrade | md.KindQuote,
+		Accepts: md.KindAny,
 		Fields: append([]component.Field{
 			{Name: "dir", Type: component.String, Required: true, Path: true, Description: "Root directory of the datasets; created if missing.", Example: "data/parquet"},
 			{Name: "partition_by", Type: component.String, Default: "date", Enum: []string{"date", "date_symbol"},
@@ -85,6 +90,12 @@ func init() {
 	})
 }
 
+// The row types of the built-in datasets have exactly package rowschema's
+// stored columns, in order (a test holds them to it): text columns are
+// dictionary-encoded strings, times TIMESTAMP(MICROS, UTC), floats DOUBLE,
+// ints INT64. Derived datasets get their schema from rowschema.Derived at
+// run time (derivedSchema).
+
 // BarRow is the schema of the bars dataset. ts is the bar's start.
 type BarRow struct {
 	Provider string  `parquet:"provider,dict"`
@@ -98,6 +109,8 @@ type BarRow struct {
 	Volume   float64 `parquet:"volume"`
 	VWAP     float64 `parquet:"vwap"`
 	Trades   int64   `parquet:"trades"`
+	BarType  string  `parquet:"bar_type,dict"`
+	Source   string  `parquet:"source,dict"`
 }
 
 // TradeRow is the schema of the trades dataset.
@@ -105,11 +118,10 @@ type TradeRow struct {
 	Provider string  `parquet:"provider,dict"`
 	Symbol   string  `parquet:"symbol,dict"`
 	TS       int64   `parquet:"ts,timestamp(microsecond:utc)"`
-	IngestTS int64   `parquet:"ingest_ts,timestamp(microsecond:utc)"`
-	TradeID  int64   `parquet:"trade_id"`
 	Price    float64 `parquet:"price"`
 	Size     float64 `parquet:"size"`
 	Side     string  `parquet:"side,dict"`
+	TradeID  int64   `parquet:"trade_id"`
 	Seq      int64   `parquet:"seq"`
 }
 
@@ -118,12 +130,41 @@ type QuoteRow struct {
 	Provider string  `parquet:"provider,dict"`
 	Symbol   string  `parquet:"symbol,dict"`
 	TS       int64   `parquet:"ts,timestamp(microsecond:utc)"`
-	IngestTS int64   `parquet:"ingest_ts,timestamp(microsecond:utc)"`
-	Seq      int64   `parquet:"seq"`
 	Bid      float64 `parquet:"bid"`
 	BidSize  float64 `parquet:"bid_size"`
 	Ask      float64 `parquet:"ask"`
 	AskSize  float64 `parquet:"ask_size"`
+	Seq      int64   `parquet:"seq"`
+}
+
+// derivedSchema builds the Parquet schema of a derived dataset from
+// rowschema: a struct type made at run time with one tagged field per
+// column, so the file's columns keep rowschema's order (a parquet.Group
+// would sort them by name).
+func derivedSchema(t *rowschema.Table) *pq.Schema {
+	fields := make([]reflect.StructField, len(t.Columns))
+	for i, c := range t.Columns {
+		f := reflect.StructField{Name: fmt.Sprintf("F%d", i)}
+		switch c.Type {
+		case rowschema.Text:
+			f.Type, f.Tag = reflect.TypeFor[string](), reflect.StructTag(`parquet:"`+c.Name+`,dict"`)
+		case rowschema.Time:
+			f.Type, f.Tag = reflect.TypeFor[int64](), reflect.StructTag(`parquet:"`+c.Name+`,timestamp(microsecond:utc)"`)
+		case rowschema.Int:
+			f.Type, f.Tag = reflect.TypeFor[int64](), reflect.StructTag(`parquet:"`+c.Name+`"`)
+		default:
+			f.Type, f.Tag = reflect.TypeFor[float64](), reflect.StructTag(`parquet:"`+c.Name+`"`)
+		}
+		fields[i] = f
+	}
+	return pq.SchemaOf(reflect.New(reflect.StructOf(fields)).Elem().Interface())
+}
+
+// derivedFiles are one worker's open files of one derived schema.
+type derivedFiles struct {
+	schema *md.Schema
+	pq     *pq.Schema
+	files  map[partKey]*file[pq.Row]
 }
 
 // Writer is the Parquet storekit.Writer. Its exported fields are its
@@ -149,11 +190,16 @@ type workerFiles struct {
 	trades  map[partKey]*file[TradeRow]
 	quotes  map[partKey]*file[QuoteRow]
 	ordinal map[string]int // files started per partition directory
-	ivNs    int64          // last bar interval seen, and its text
+	ivNs    int64          // last bar interval and type seen, and the interval's text
+	ivType  md.BarType
 	ivText  string
 	barBuf  []BarRow
 	trBuf   []TradeRow
 	qBuf    []QuoteRow
+	derived map[string]*derivedFiles // by schema name
+	rows    []pq.Row                 // derived rows of one run, over vals
+	vals    []pq.Value
+	text    map[md.SymID][2][]byte // provider and symbol bytes, for derived rows
 }
 
 type partKey struct {
@@ -205,6 +251,7 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 		w.workers[i] = &workerFiles{idx: i,
 			bars: map[partKey]*file[BarRow]{}, trades: map[partKey]*file[TradeRow]{},
 			quotes: map[partKey]*file[QuoteRow]{}, ordinal: map[string]int{},
+			derived: map[string]*derivedFiles{}, text: map[md.SymID][2][]byte{},
 		}
 	}
 	return nil
@@ -249,12 +296,12 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 			func(r *md.Bar) (int64, md.SymID) { return r.Start, r.Sym },
 			func(r *md.Bar) BarRow {
 				in := b.Instrument(r.Sym)
-				if r.Interval != wf.ivNs || wf.ivText == "" {
-					wf.ivNs, wf.ivText = r.Interval, md.FormatInterval(r.Interval)
+				if r.Interval != wf.ivNs || r.Type != wf.ivType || wf.ivText == "" {
+					wf.ivNs, wf.ivType, wf.ivText = r.Interval, r.Type, string(recfmt.AppendBarInterval(nil, r))
 				}
 				return BarRow{Provider: in.Provider, Symbol: in.Symbol, Interval: wf.ivText,
 					TS: floorDiv(r.Start, 1000), Open: r.Open, High: r.High, Low: r.Low, Close: r.Close,
-					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades}
+					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades, BarType: r.Type.String(), Source: r.Source.String()}
 			})
 	case md.KindTrade:
 		return writeRuns(w, wf, b, b.Trades, &wf.trBuf, wf.trades, "trades",
@@ -262,8 +309,7 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 			func(r *md.Trade) TradeRow {
 				in := b.Instrument(r.Sym)
 				return TradeRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
-					IngestTS: floorDiv(r.Ingest, 1000), TradeID: r.TradeID, Price: r.Price, Size: r.Size,
-					Side: r.Side.String(), Seq: int64(r.Seq)}
+					TradeID: r.TradeID, Price: r.Price, Size: r.Size, Side: r.Side.String(), Seq: int64(r.Seq)}
 			})
 	case md.KindQuote:
 		return writeRuns(w, wf, b, b.Quotes, &wf.qBuf, wf.quotes, "quotes",
@@ -271,9 +317,63 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 			func(r *md.Quote) QuoteRow {
 				in := b.Instrument(r.Sym)
 				return QuoteRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
-					IngestTS: floorDiv(r.Ingest, 1000), Seq: int64(r.Seq), Bid: r.Bid, BidSize: r.BidSize,
-					Ask: r.Ask, AskSize: r.AskSize}
+					Seq: int64(r.Seq), Bid: r.Bid, BidSize: r.BidSize, Ask: r.Ask, AskSize: r.AskSize}
 			})
+	case md.KindDerived:
+		return w.writeDerived(wf, b)
+	}
+	return nil
+}
+
+// writeDerived appends derived rows to the files of the schema's dataset,
+// one run of a partition at a time, as writeRuns does for the built-in
+// kinds. Rows are parquet.Rows over a reused value buffer.
+func (w *Writer) writeDerived(wf *workerFiles, b *storekit.Batch) error {
+	sc := b.Schema
+	df := wf.derived[sc.Name()]
+	if df == nil {
+		df = &derivedFiles{schema: sc, pq: derivedSchema(rowschema.Derived(sc)), files: map[partKey]*file[pq.Row]{}}
+		wf.derived[sc.Name()] = df
+	} else if !df.schema.Equal(sc) {
+		return storekit.Fatal(fmt.Errorf("parquet dataset %s holds %s, got records of %s", sc.Name(), df.schema, sc))
+	}
+	cols := 3 + sc.Len()
+	for i := 0; i < len(b.Derived); {
+		k := w.key(b.Derived[i].TS, b.Derived[i].Sym)
+		j := i + 1
+		for j < len(b.Derived) && w.key(b.Derived[j].TS, b.Derived[j].Sym) == k {
+			j++
+		}
+		if need := (j - i) * cols; cap(wf.vals) < need {
+			wf.vals = make([]pq.Value, need)
+		}
+		vals, rows := wf.vals[:(j-i)*cols], wf.rows[:0]
+		for x := i; x < j; x++ {
+			r := &b.Derived[x]
+			txt, ok := wf.text[r.Sym]
+			if !ok {
+				in := b.Instrument(r.Sym)
+				txt = [2][]byte{[]byte(in.Provider), []byte(in.Symbol)}
+				wf.text[r.Sym] = txt
+			}
+			row := vals[(x-i)*cols : (x-i+1)*cols : (x-i+1)*cols]
+			row[0] = pq.ByteArrayValue(txt[0]).Level(0, 0, 0)
+			row[1] = pq.ByteArrayValue(txt[1]).Level(0, 0, 1)
+			row[2] = pq.Int64Value(floorDiv(r.TS, 1000)).Level(0, 0, 2)
+			for f, v := range b.Row(x) {
+				if sc.Field(f).Type == md.Int {
+					row[3+f] = pq.Int64Value(v.Int()).Level(0, 0, 3+f)
+				} else {
+					row[3+f] = pq.DoubleValue(v.Float()).Level(0, 0, 3+f)
+				}
+			}
+			rows = append(rows, row)
+		}
+		wf.rows = rows
+		if err := writeRows(w, wf, df.files, sc.Name(), k, b.Instrument(b.Derived[i].Sym).Symbol, rows, df.pq); err != nil {
+			return err
+		}
+		i = j
 	}
 	return nil
 }
@@ -295,7 +395,7 @@ func writeRuns[R, T any](w *Writer, wf *workerFiles, b *storekit.Batch, rows []R
 			out = append(out, conv(&rows[x]))
 		}
 		*buf = out
-		if err := writeRows(w, wf, files, dataset, k, b.Instrument(sym).Symbol, out); err != nil {
+		if err := writeRows(w, wf, files, dataset, k, b.Instrument(sym).Symbol, out, nil); err != nil {
 			return err
 		}
 		i = j
@@ -304,8 +404,9 @@ func writeRuns[R, T any](w *Writer, wf *workerFiles, b *storekit.Batch, rows []R
 }
 
 // writeRows appends rows (all of partition k) to its open file, rolling
-// files at max_rows and max_age.
-func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], dataset string, k partKey, symbol string, rows []T) error {
+// files at max_rows and max_age. schema is the Parquet schema of rows of
+// type parquet.Row (derived datasets), nil for the struct row types.
+func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], dataset string, k partKey, symbol string, rows []T, schema *pq.Schema) error {
 	f := files[k]
 	if f != nil && w.MaxAge > 0 && time.Since(f.opened) >= w.MaxAge {
 		delete(files, k)
@@ -317,13 +418,19 @@ func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], da
 	for len(rows) > 0 {
 		if f == nil {
 			var err error
-			if f, err = create(w, wf, dataset, k, symbol, &rows[0]); err != nil {
+			if f, err = create(w, wf, dataset, k, symbol, &rows[0], schema); err != nil {
 				return err
 			}
 			files[k] = f
 		}
 		n := min(len(rows), w.MaxRows-f.n)
-		if _, err := f.w.Write(rows[:n]); err != nil {
+		var err error
+		if pr, ok := any(rows[:n]).([]pq.Row); ok {
+			_, err = f.w.WriteRows(pr)
+		} else {
+			_, err = f.w.Write(rows[:n])
+		}
+		if err != nil {
 			delete(files, k)
 			f.discard()
 			return fmt.Errorf("parquet write %s: %w", f.tmp, err)
@@ -350,12 +457,14 @@ func tsOf(row any) int64 {
 		return r.TS
 	case *QuoteRow:
 		return r.TS
+	case *pq.Row:
+		return (*r)[2].Int64() // derived rows: provider, symbol, ts, …
 	}
 	return 0
 }
 
 // create starts a file for partition k whose first row is first.
-func create[T any](w *Writer, wf *workerFiles, dataset string, k partKey, symbol string, first *T) (*file[T], error) {
+func create[T any](w *Writer, wf *workerFiles, dataset string, k partKey, symbol string, first *T, schema *pq.Schema) (*file[T], error) {
 	dir := filepath.Join(w.Dir, dataset, "date="+time.Unix(k.day*86400, 0).UTC().Format("2006-01-02"))
 	if w.BySymbol {
 		dir = filepath.Join(dir, "symbol="+escapeSymbol(symbol))
@@ -373,11 +482,15 @@ func create[T any](w *Writer, wf *workerFiles, dataset string, k partKey, symbol
 		return nil, fmt.Errorf("parquet create: %w", err)
 	}
 	fl.f = f
-	fl.w = pq.NewGenericWriter[T](f,
+	opts := []pq.WriterOption{
 		pq.Compression(w.codec),
 		pq.MaxRowsPerRowGroup(int64(w.RowGroupRows)),
 		pq.CreatedBy("mdp", "", ""),
-	)
+	}
+	if schema != nil {
+		opts = append(opts, schema)
+	}
+	fl.w = pq.NewGenericWriter[T](f, opts...)
 	return fl, nil
 }
 
@@ -478,7 +591,11 @@ func (w *Writer) Tick(ctx context.Context, worker int, now time.Time) error {
 		return nil
 	}
 	wf := w.workers[worker]
-	return errors.Join(closeOld(wf.bars, now, w.MaxAge), closeOld(wf.trades, now, w.MaxAge), closeOld(wf.quotes, now, w.MaxAge))
+	errs := []error{closeOld(wf.bars, now, w.MaxAge), closeOld(wf.trades, now, w.MaxAge), closeOld(wf.quotes, now, w.MaxAge)}
+	for _, df := range wf.derived {
+		errs = append(errs, closeOld(df.files, now, w.MaxAge))
+	}
+	return errors.Join(errs...)
 }
 
 func closeOld[T any](files map[partKey]*file[T], now time.Time, age time.Duration) error {
@@ -514,6 +631,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	var errs []error
 	for _, wf := range w.workers {
 		errs = append(errs, closeAll(wf.bars), closeAll(wf.trades), closeAll(wf.quotes))
+		for _, df := range wf.derived {
+			errs = append(errs, closeAll(df.files))
+		}
 	}
 	return errors.Join(errs...)
 }

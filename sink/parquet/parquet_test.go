@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md/rowschema"
 	"github.com/mdpio/mdp/sink/storekit"
 	"github.com/mdpio/mdp/sink/storekit/storetest"
 )
@@ -92,7 +93,7 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 	for i, r := range append(day1, day2...) {
 		b := bars[i]
 		w := BarRow{Provider: "sim", Symbol: b.Symbol, Interval: "1s", TS: b.Start / 1000, Open: b.Open, High: b.High,
-			Low: b.Low, Close: b.Close, Volume: b.Volume, VWAP: b.VWAP, Trades: b.Trades}
+			Low: b.Low, Close: b.Close, Volume: b.Volume, VWAP: b.VWAP, Trades: b.Trades, BarType: "time", Source: "trade"}
 		if r != w {
 			t.Fatalf("bar %d = %+v, want %+v", i, r, w)
 		}
@@ -113,7 +114,7 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 	trades, _ := readAll[TradeRow](t, filepath.Join(dir, want[3]))
 	gt := storetest.GenTrades(300, 3)
 	for i, r := range trades {
-		w := TradeRow{Provider: "sim", Symbol: gt[i].Symbol, TS: gt[i].TS / 1000, IngestTS: gt[i].Ingest / 1000, TradeID: gt[i].TradeID,
+		w := TradeRow{Provider: "sim", Symbol: gt[i].Symbol, TS: gt[i].TS / 1000, TradeID: gt[i].TradeID,
 			Price: gt[i].Price, Size: gt[i].Size, Side: gt[i].Side.String(), Seq: int64(gt[i].Seq)}
 		if r != w {
 			t.Fatalf("trade %d = %+v, want %+v", i, r, w)
@@ -125,7 +126,7 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 		t.Fatalf("%d trades, %d quotes", len(trades), len(quotes))
 	}
 	for i, r := range quotes {
-		w := QuoteRow{Provider: "sim", Symbol: gq[i].Symbol, TS: gq[i].TS / 1000, IngestTS: gq[i].Ingest / 1000, Seq: int64(gq[i].Seq),
+		w := QuoteRow{Provider: "sim", Symbol: gq[i].Symbol, TS: gq[i].TS / 1000, Seq: int64(gq[i].Seq),
 			Bid: gq[i].Bid, BidSize: gq[i].BidSize, Ask: gq[i].Ask, AskSize: gq[i].AskSize}
 		if r != w {
 			t.Fatalf("quote %d = %+v, want %+v", i, r, w)
@@ -247,7 +248,7 @@ func TestLeftoverTempFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := BarRow{TS: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC).UnixMicro()}
-	f, err := create(w, w.workers[0], "bars", w.key(first.TS*1000, 0), "", &first)
+	f, err := create(w, w.workers[0], "bars", w.key(first.TS*1000, 0), "", &first, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,5 +281,21 @@ func TestLeftoverTempFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Fatalf("another job's temporary file was removed: %v", err)
+	}
+}
+
+// The row types have exactly rowschema's stored columns, in order.
+func TestRowTypesAreRowschemas(t *testing.T) {
+	for _, c := range []struct {
+		schema *pq.Schema
+		table  *rowschema.Table
+	}{{pq.SchemaOf(BarRow{}), rowschema.Bar}, {pq.SchemaOf(TradeRow{}), rowschema.Trade}, {pq.SchemaOf(QuoteRow{}), rowschema.Quote}} {
+		var got []string
+		for _, f := range c.schema.Fields() {
+			got = append(got, f.Name())
+		}
+		if strings.Join(got, ",") != strings.Join(c.table.StoredNames(), ",") {
+			t.Errorf("%s columns %v, want %v", c.table.Name, got, c.table.StoredNames())
+		}
 	}
 }

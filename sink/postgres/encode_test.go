@@ -37,7 +37,7 @@ func TestDedupeKeepsLastPerKey(t *testing.T) {
 			{TS: 1000, TradeID: 2, Price: 5, Sym: 0}, // other trade id: kept
 			{TS: 2000, TradeID: 1, Price: 6, Sym: 0}, // replaces price 4
 		}}
-		c.fill(b, syms, iv)
+		c.fill(b, tradesDef, syms, iv)
 		if n := c.dedupe(b, &ks, &drop); n != 2 || c.n != 4 {
 			t.Fatalf("round %d: removed %d, %d left; want 2 removed, 4 left", round, n, c.n)
 		}
@@ -62,13 +62,13 @@ func BenchmarkEncodeCopy(b *testing.B) {
 	var drop []bool
 	var buf []byte
 	iv := intervalText{}
-	c.fill(mb, syms, iv) // warm the reused buffers
+	c.fill(mb, barsDef, syms, iv) // warm the reused buffers
 	c.dedupe(mb, &ks, &drop)
 	buf = appendCopy(buf[:0], barsDef, &c, 0, c.n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		c.fill(mb, syms, iv)
+		c.fill(mb, barsDef, syms, iv)
 		c.dedupe(mb, &ks, &drop)
 		buf = appendCopy(buf[:0], barsDef, &c, 0, c.n)
 	}

@@ -661,3 +661,26 @@ func TestRefusedAtStartIsRetried(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A bars-only job creates the bars table and no trades or quotes table.
+func TestBarsJobCreatesOnlyTheBarsTable(t *testing.T) {
+	conn := connectTest(t)
+	schema := newSchema(t, conn)
+	if _, err := runBars(t, map[string]any{"schema": schema}, genBars(40, 4), 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(context.Background(), "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "bars_ohlcv" {
+		t.Fatalf("tables %v, want [bars_ohlcv]", got)
+	}
+	if n := count(t, conn, pgx.Identifier{schema, "bars_ohlcv"}.Sanitize()); n != 40 {
+		t.Fatalf("%d bars stored, want 40", n)
+	}
+}

@@ -1,10 +1,13 @@
 // Package postgres is the PostgreSQL / TimescaleDB store sink, registered as
 // sink.postgres with the aliases sink.timescale and sink.store. It writes
 // bars to the established bars table (provider, symbol, interval, ts, open,
-// high, low, close, volume, vwap, trades; primary key provider, symbol,
-// interval, ts), and trades and quotes to their own tables, chosen by record
-// kind. Tables are created on start when missing and become hypertables on
-// ts where the timescaledb extension is available.
+// high, low, close, volume, vwap, trades, bar_type, source; primary key
+// provider, symbol, bar_type, source, interval, ts), trades and quotes to
+// their own tables and derived records to a table named by their schema,
+// chosen by record kind, with package rowschema's columns. The tables of
+// the kinds the graph sends are created on start when missing (others at
+// the first write of their kind) and become hypertables on ts where the
+// timescaledb extension is available.
 //
 // Every write is an idempotent, diff-aware upsert on the natural key, so
 // retries and re-runs leave the table exactly as one clean run would, and
@@ -46,17 +49,19 @@ func init() {
 		Type:    "sink.postgres",
 		Aliases: []string{"sink.timescale", "sink.store"},
 		Kind:    engine.KindSink,
-		Summary: "Upsert bars, trades and quotes into PostgreSQL / TimescaleDB (COPY + diff-aware upsert).",
+		Summary: "Upsert bars, trades, quotes and derived records into PostgreSQL / TimescaleDB (COPY + diff-aware upsert).",
 		Description: "Writes bars to `table` (default bars_ohlcv: provider, symbol, interval, ts, open, high, low, " +
-			"close, volume, vwap, trades; primary key provider, symbol, interval, ts), trades to `trades_table` and " +
-			"quotes to `quotes_table`, upserting on the natural key so retries and re-runs are idempotent. Batches " +
+			"close, volume, vwap, trades, bar_type, source; primary key provider, symbol, bar_type, source, interval, ts), " +
+			"trades to `trades_table`, quotes to `quotes_table` and derived records to a table named by their schema " +
+			"(provider, symbol, ts and the declared fields; primary key provider, symbol, ts), creating only the tables " +
+			"of the kinds the job sends it, upserting on the natural key so retries and re-runs are idempotent. Batches " +
 			"of at least copy_threshold rows are streamed with binary COPY into a temp table and merged with one " +
 			"upsert (or, with direct_copy, copied straight into the table when none of their keys is stored yet); " +
 			"smaller ones use one array upsert. Rows already stored with the same values are not rewritten. " +
 			"Connection loss, server restarts, serialization failures, deadlocks and too many connections are " +
 			"retried; values the database rejects go to the dead-letter file; a table with the wrong schema fails " +
 			"the job. With the timescaledb extension available, new tables become hypertables on ts.",
-		Accepts: md.KindBar | md.KindTrade | md.KindQuote,
+		Accepts: md.KindAny,
 		Fields: append([]component.Field{
 			{Name: "dsn", Type: component.String, Default: "${DATABASE_URL}", Secret: true,
 				Description: "PostgreSQL connection string (URL or keyword/value). ${VAR} and ${VAR:-default} are expanded from the environment. The password is never shown in logs, errors or status.",
@@ -66,9 +71,9 @@ func init() {
 			{Name: "table", Type: component.String, Default: DefaultBarsTable,
 				Description: "Table for bars."},
 			{Name: "trades_table", Type: component.String, Default: DefaultTradesTable,
-				Description: "Table for trades (provider, symbol, ts, trade_id, price, size, side; key provider, symbol, ts, trade_id)."},
+				Description: "Table for trades (provider, symbol, ts, price, size, side, trade_id, seq; key provider, symbol, ts, trade_id)."},
 			{Name: "quotes_table", Type: component.String, Default: DefaultQuotesTable,
-				Description: "Table for quotes (provider, symbol, ts, seq, bid, bid_size, ask, ask_size; key provider, symbol, ts, seq)."},
+				Description: "Table for quotes (provider, symbol, ts, bid, bid_size, ask, ask_size, seq; key provider, symbol, ts, seq)."},
 			{Name: "create_tables", Type: component.Bool, Default: true,
 				Description: "Create the schema and tables when missing (hypertables on ts where TimescaleDB is available). Existing tables are checked either way."},
 			{Name: "copy_threshold", Type: component.Int, Default: DefaultCopyThreshold, Min: component.Bound(1),

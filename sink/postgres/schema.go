@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mdpio/mdp/md"
 )
 
 // schemaLockKey serialises DDL from concurrent mdp jobs (and workers) on one
@@ -152,7 +154,11 @@ func checkTable(ctx context.Context, conn *pgx.Conn, t *target, created bool) er
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("table %s does not fit the %s schema: %s", t.name, kindWord(t.def.kind), strings.Join(problems, "; "))
+		err := fmt.Errorf("table %s does not fit the %s schema: %s", t.name, kindWord(t.def.kind), strings.Join(problems, "; "))
+		if _, ok := have["bar_type"]; !ok && t.def.kind == md.KindBar && len(have) > 0 {
+			err = fmt.Errorf("%w (bars tables made before mdp keyed bars by bar_type and source need both in the primary key: rename the table, or set table to a new one)", err)
+		}
+		return err
 	}
 	// A unique index (or primary key) whose columns are exactly the key and
 	// that has no predicate: the arbiter ON CONFLICT (key) needs.

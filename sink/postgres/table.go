@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/md/rowschema"
+	"github.com/mdpio/mdp/recfmt"
 )
 
 // colType is a column's PostgreSQL type as mdp writes it.
@@ -72,82 +74,60 @@ type column struct {
 // tableDef is the layout of one target table: its columns in COPY order and
 // its natural key, on which the sink upserts.
 type tableDef struct {
-	kind md.Kind
-	cols []column
-	key  []string
+	kind   md.Kind
+	schema *md.Schema // derived records
+	cols   []column
+	key    []string
 	// nText.. are how many columns of each type the table has: the colset
 	// shape.
 	nText, nTime, nFloat, nInt int
 }
 
-func newTableDef(kind md.Kind, key []string, cols ...column) *tableDef {
-	t := &tableDef{kind: kind, key: key}
-	for _, c := range cols {
-		switch c.typ {
-		case colText:
-			c.slot = t.nText
-			t.nText++
-		case colTime:
-			c.slot = t.nTime
+// newTableDef lays out a table from its rowschema definition: the stored
+// columns in order, key columns NOT NULL.
+func newTableDef(rt *rowschema.Table) *tableDef {
+	t := &tableDef{kind: rt.Kind, key: rt.Key, schema: rt.Schema}
+	for _, rc := range rt.Stored() {
+		c := column{name: rc.Name}
+		switch rc.Type {
+		case rowschema.Time:
+			c.typ, c.slot = colTime, t.nTime
 			t.nTime++
-		case colFloat:
-			c.slot = t.nFloat
+		case rowschema.Float:
+			c.typ, c.slot = colFloat, t.nFloat
 			t.nFloat++
-		case colInt:
-			c.slot = t.nInt
+		case rowschema.Int, rowschema.Bool:
+			c.typ, c.slot = colInt, t.nInt
 			t.nInt++
+		default:
+			c.typ, c.slot = colText, t.nText
+			t.nText++
 		}
-		c.notNull = t.isKey(c.name)
+		c.notNull = rt.IsKey(rc.Name)
 		t.cols = append(t.cols, c)
 	}
 	return t
 }
 
-// The established store schema. Key columns are NOT NULL. Column names and
-// keys match sink/sqlite, so a job can move between the two stores without
-// renaming anything downstream.
+// The tables of the built-in kinds, from package rowschema: the same
+// columns and keys as sink/sqlite and sink/parquet, so a job can move
+// between stores without renaming anything downstream.
 var (
-	barsDef = newTableDef(md.KindBar, []string{"provider", "symbol", "interval", "ts"},
-		column{name: "provider", typ: colText},
-		column{name: "symbol", typ: colText},
-		column{name: "interval", typ: colText},
-		column{name: "ts", typ: colTime},
-		column{name: "open", typ: colFloat},
-		column{name: "high", typ: colFloat},
-		column{name: "low", typ: colFloat},
-		column{name: "close", typ: colFloat},
-		column{name: "volume", typ: colFloat},
-		column{name: "vwap", typ: colFloat},
-		column{name: "trades", typ: colInt},
-	)
-	tradesDef = newTableDef(md.KindTrade, []string{"provider", "symbol", "ts", "trade_id"},
-		column{name: "provider", typ: colText},
-		column{name: "symbol", typ: colText},
-		column{name: "ts", typ: colTime},
-		column{name: "trade_id", typ: colInt},
-		column{name: "price", typ: colFloat},
-		column{name: "size", typ: colFloat},
-		column{name: "side", typ: colText},
-	)
-	quotesDef = newTableDef(md.KindQuote, []string{"provider", "symbol", "ts", "seq"},
-		column{name: "provider", typ: colText},
-		column{name: "symbol", typ: colText},
-		column{name: "ts", typ: colTime},
-		column{name: "seq", typ: colInt},
-		column{name: "bid", typ: colFloat},
-		column{name: "bid_size", typ: colFloat},
-		column{name: "ask", typ: colFloat},
-		column{name: "ask_size", typ: colFloat},
-	)
+	barsDef   = newTableDef(rowschema.Bar)
+	tradesDef = newTableDef(rowschema.Trade)
+	quotesDef = newTableDef(rowschema.Quote)
 )
 
 // target is a tableDef bound to a schema-qualified table, with its SQL
 // built once.
 type target struct {
-	def   *tableDef
-	ident pgx.Identifier // schema, table
-	name  string         // quoted schema.table
-	stage string         // quoted name of the per-connection temp table
+	idx int // in Writer.targets, and in each worker's per-target state
+	def *tableDef
+	// ensured is set once the table was created or checked (Writer.mu).
+	ensured bool
+	ident   pgx.Identifier // schema, table
+	name    string         // quoted schema.table
+	stage   string         // quoted name of the per-connection temp table
 	// missing is set at Open when the table does not exist and may not be
 	// created; a write of this kind then fails the job with it.
 	missing error
@@ -163,7 +143,11 @@ type target struct {
 func newTarget(def *tableDef, schema, table string) *target {
 	t := &target{def: def, ident: pgx.Identifier{schema, table}}
 	t.name = t.ident.Sanitize()
-	t.stage = pgx.Identifier{"pg_temp", "_mdp_stage_" + kindWord(def.kind)}.Sanitize()
+	stage := "_mdp_stage_" + kindWord(def.kind)
+	if def.schema != nil {
+		stage += "_" + def.schema.Name()
+	}
+	t.stage = pgx.Identifier{"pg_temp", stage}.Sanitize()
 
 	quoted := make([]string, len(def.cols))
 	var nonKey []string
@@ -235,6 +219,8 @@ func kindWord(k md.Kind) string {
 		return "trades"
 	case md.KindQuote:
 		return "quotes"
+	case md.KindDerived:
+		return "derived"
 	}
 	return "bars"
 }
@@ -285,57 +271,62 @@ func resize[T any](s [][]T, cols, n int) [][]T {
 	return s
 }
 
-// intervalText caches md.FormatInterval per interval so the hot loop does
-// not format (and allocate) a string per bar.
-type intervalText map[int64]string
+// intervalText caches a bar's interval text (recfmt.AppendBarInterval)
+// per interval and bar type so the hot loop does not format (and allocate)
+// a string per bar.
+type intervalText map[[2]int64]string
 
-func (m intervalText) get(ns int64) string {
-	if s, ok := m[ns]; ok {
+func (m intervalText) get(r *md.Bar) string {
+	k := [2]int64{r.Interval, int64(r.Type)}
+	if s, ok := m[k]; ok {
 		return s
 	}
-	s := md.FormatInterval(ns)
-	m[ns] = s
+	s := string(recfmt.AppendBarInterval(nil, r))
+	m[k] = s
 	return s
 }
 
-// fill loads the records of b (one kind) into c. syms must cover every
-// SymID in b.
-func (c *colset) fill(b *md.Batch, syms []md.Instrument, iv intervalText) {
+// fill loads the records of b (one kind) into c, in the column order of
+// the kind's table (d: the target's layout). syms must cover every SymID in
+// b.
+func (c *colset) fill(b *md.Batch, d *tableDef, syms []md.Instrument, iv intervalText) {
+	c.reset(d, b.Len())
 	switch b.Kind {
 	case md.KindBar:
-		c.reset(barsDef, len(b.Bars))
-		prov, sym, intv := c.texts[0], c.texts[1], c.texts[2]
+		// provider symbol interval ts open high low close volume vwap trades bar_type source
+		prov, sym, intv, typ, src := c.texts[0], c.texts[1], c.texts[2], c.texts[3], c.texts[4]
 		ts := c.times[0]
 		o, h, l, cl, v, vw := c.floats[0], c.floats[1], c.floats[2], c.floats[3], c.floats[4], c.floats[5]
 		tr := c.ints[0]
-		lastIv, lastIvText := int64(-1), ""
+		lastIv, lastType, lastIvText := int64(-1), md.BarType(0), ""
 		for i := range b.Bars {
 			r := &b.Bars[i]
 			in := &syms[r.Sym]
 			prov[i], sym[i] = in.Provider, in.Symbol
-			if r.Interval != lastIv {
-				lastIv, lastIvText = r.Interval, iv.get(r.Interval)
+			if r.Interval != lastIv || r.Type != lastType {
+				lastIv, lastType, lastIvText = r.Interval, r.Type, iv.get(r)
 			}
 			intv[i] = lastIvText
 			ts[i] = r.Start // the bar's start, whatever its label, as in every store
 			o[i], h[i], l[i], cl[i], v[i], vw[i] = r.Open, r.High, r.Low, r.Close, r.Volume, r.VWAP
 			tr[i] = r.Trades
+			typ[i], src[i] = r.Type.String(), r.Source.String()
 		}
 	case md.KindTrade:
-		c.reset(tradesDef, len(b.Trades))
+		// provider symbol ts price size side trade_id seq
 		prov, sym, side := c.texts[0], c.texts[1], c.texts[2]
 		ts := c.times[0]
-		tid := c.ints[0]
 		px, sz := c.floats[0], c.floats[1]
+		tid, seq := c.ints[0], c.ints[1]
 		for i := range b.Trades {
 			r := &b.Trades[i]
 			in := &syms[r.Sym]
 			prov[i], sym[i], side[i] = in.Provider, in.Symbol, r.Side.String()
-			ts[i], tid[i] = r.TS, r.TradeID
+			ts[i], tid[i], seq[i] = r.TS, r.TradeID, int64(r.Seq)
 			px[i], sz[i] = r.Price, r.Size
 		}
 	case md.KindQuote:
-		c.reset(quotesDef, len(b.Quotes))
+		// provider symbol ts bid bid_size ask ask_size seq
 		prov, sym := c.texts[0], c.texts[1]
 		ts := c.times[0]
 		seq := c.ints[0]
@@ -346,6 +337,24 @@ func (c *colset) fill(b *md.Batch, syms []md.Instrument, iv intervalText) {
 			prov[i], sym[i] = in.Provider, in.Symbol
 			ts[i], seq[i] = r.TS, int64(r.Seq)
 			bid[i], bs[i], ask[i], as[i] = r.Bid, r.BidSize, r.Ask, r.AskSize
+		}
+	case md.KindDerived:
+		// provider symbol ts, then the fields: column 3+f holds field f
+		prov, sym := c.texts[0], c.texts[1]
+		ts := c.times[0]
+		fields := d.cols[3:]
+		for i := range b.Derived {
+			r := &b.Derived[i]
+			in := &syms[r.Sym]
+			prov[i], sym[i], ts[i] = in.Provider, in.Symbol, r.TS
+			for f, v := range b.Row(i) {
+				col := &fields[f]
+				if col.typ == colInt {
+					c.ints[col.slot][i] = v.Int()
+				} else {
+					c.floats[col.slot][i] = v.Float()
+				}
+			}
 		}
 	default:
 		c.n = 0
@@ -502,7 +511,9 @@ func (c *colset) dedupe(b *md.Batch, ks *keySet, drop *[]bool) int {
 	case md.KindBar:
 		for i := range b.Bars {
 			r := &b.Bars[i]
-			if prev := ks.put(r.Sym, pgMicros(r.Start), r.Interval, int32(i)); prev >= 0 {
+			// Interval, type and source in one int64: exact (so no two
+			// keys collide) for intervals below 2^58 ns, nine years.
+			if prev := ks.put(r.Sym, pgMicros(r.Start), r.Interval<<5|int64(r.Type)<<2|int64(r.Source), int32(i)); prev >= 0 {
 				d[prev] = true
 				dups++
 			}
@@ -519,6 +530,14 @@ func (c *colset) dedupe(b *md.Batch, ks *keySet, drop *[]bool) int {
 		for i := range b.Quotes {
 			r := &b.Quotes[i]
 			if prev := ks.put(r.Sym, pgMicros(r.TS), int64(r.Seq), int32(i)); prev >= 0 {
+				d[prev] = true
+				dups++
+			}
+		}
+	case md.KindDerived:
+		for i := range b.Derived {
+			r := &b.Derived[i]
+			if prev := ks.put(r.Sym, pgMicros(r.TS), 0, int32(i)); prev >= 0 {
 				d[prev] = true
 				dups++
 			}

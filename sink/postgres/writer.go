@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/md/rowschema"
 	"github.com/mdpio/mdp/sink/storekit"
 )
 
@@ -46,8 +48,14 @@ type Writer struct {
 	red     *redactor
 	where   string // "postgres host:port/db", for messages: never the DSN
 	log     *slog.Logger
-	targets [3]*target // by kind index: bars, trades, quotes
 	workers []*worker
+
+	// mu guards targets: bars, trades and quotes at 0, 1, 2, then one per
+	// derived schema met, in the order met; and each target's ensured.
+	mu      sync.Mutex
+	targets []*target
+	inputs  md.Kind
+	schemas []*md.Schema
 	stats   *storekit.Stats // the sink's counters; nil when used without a storekit.Sink
 
 	// rowsChanged counts rows the upserts inserted or updated; rows that
@@ -59,12 +67,12 @@ type Writer struct {
 // goroutine touches it.
 type worker struct {
 	conn   *pgx.Conn
-	staged [3]bool // temp table created on this connection, by kind index
-	// Direct COPY back-off, by kind index: after a batch met stored keys,
-	// the next skip[k] COPY batches go straight to the upsert; skip
+	staged []bool // temp table created on this connection, by target index
+	// Direct COPY back-off, by target index: after a batch met stored
+	// keys, the next skip[k] COPY batches go straight to the upsert; skip
 	// doubles on each further conflict (up to maxDirectSkip), so a re-run
 	// pays for one failed attempt in maxDirectSkip batches.
-	skip, backoff [3]int
+	skip, backoff []int
 	cols          colset
 	buf           []byte
 	rd            bytes.Reader
@@ -93,9 +101,11 @@ func NewWriter(o Options) *Writer {
 		o.CopyThreshold = DefaultCopyThreshold
 	}
 	w := &Writer{opts: o, log: slog.New(slog.DiscardHandler)}
-	w.targets[0] = newTarget(barsDef, o.Schema, o.BarsTable)
-	w.targets[1] = newTarget(tradesDef, o.Schema, o.TradesTable)
-	w.targets[2] = newTarget(quotesDef, o.Schema, o.QuotesTable)
+	w.targets = []*target{newTarget(barsDef, o.Schema, o.BarsTable), newTarget(tradesDef, o.Schema, o.TradesTable),
+		newTarget(quotesDef, o.Schema, o.QuotesTable)}
+	for i, t := range w.targets {
+		t.idx = i
+	}
 	return w
 }
 
@@ -117,6 +127,52 @@ func kindIndex(k md.Kind) int {
 	return 0
 }
 
+// target returns the target of records of kind k (schema sc), making one
+// for a derived schema met for the first time. Its table may not be
+// ensured yet.
+func (w *Writer) target(k md.Kind, sc *md.Schema) (*target, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if k != md.KindDerived {
+		return w.targets[kindIndex(k)], nil
+	}
+	if sc == nil {
+		return nil, errors.New("derived records without a schema")
+	}
+	for _, t := range w.targets[3:] {
+		if t.def.schema.Name() != sc.Name() {
+			continue
+		}
+		if !t.def.schema.Equal(sc) {
+			return nil, fmt.Errorf("table %s holds %s, got records of %s", t.name, t.def.schema, sc)
+		}
+		return t, nil
+	}
+	for _, t := range w.targets[:3] {
+		if t.ident[1] == sc.Name() {
+			return nil, fmt.Errorf("derived records %s would be stored in table %s, which holds another record kind: rename the schema or the table", sc.Name(), t.name)
+		}
+	}
+	t := newTarget(newTableDef(rowschema.Derived(sc)), w.opts.Schema, sc.Name())
+	t.idx = len(w.targets)
+	w.targets = append(w.targets, t)
+	return t, nil
+}
+
+// ensure creates (with create_tables) or checks t's table once, on conn.
+func (w *Writer) ensure(ctx context.Context, conn *pgx.Conn, t *target) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t.ensured {
+		return nil
+	}
+	if err := ensureTables(ctx, conn, w.opts.Schema, []*target{t}, w.opts.CreateTables, w.log); err != nil {
+		return storekit.Fatal(w.red.Wrap(fmt.Errorf("%s: %s", w.where, pgMessage(err))))
+	}
+	t.ensured = true
+	return nil
+}
+
 // RowsChanged is the number of rows the writer's upserts inserted or
 // changed. Rows rewritten with identical values do not count.
 func (w *Writer) RowsChanged() int64 { return w.rowsChanged.Load() }
@@ -128,6 +184,9 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 		w.log = env.Logger
 	}
 	w.stats = env.Stats
+	if env.Node != nil {
+		w.inputs, w.schemas = env.Node.Inputs, env.Node.InputSchemas
+	}
 	cfg, err := pgx.ParseConfig(w.opts.DSN)
 	if err != nil {
 		// The parse error may quote the DSN; redact what pgx did not.
@@ -154,9 +213,29 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 		w.closeConns(ctx)
 		return w.wrap(err, "connect to %s", w.where)
 	}
-	if err := ensureTables(ctx, first.conn, w.opts.Schema, w.targets[:], w.opts.CreateTables, w.log); err != nil {
+	// The tables of the kinds the graph sends (all three built-in kinds
+	// when the writer runs outside a graph); others are created at the
+	// first write of their kind.
+	var open []*target
+	for i, k := range []md.Kind{md.KindBar, md.KindTrade, md.KindQuote} {
+		if w.inputs == md.KindNone || w.inputs&k != 0 {
+			open = append(open, w.targets[i])
+		}
+	}
+	for _, sc := range w.schemas {
+		t, err := w.target(md.KindDerived, sc)
+		if err != nil {
+			w.closeConns(ctx)
+			return storekit.Fatal(fmt.Errorf("%s: %w", w.where, err))
+		}
+		open = append(open, t)
+	}
+	if err := ensureTables(ctx, first.conn, w.opts.Schema, open, w.opts.CreateTables, w.log); err != nil {
 		w.closeConns(ctx)
 		return storekit.Fatal(w.red.Wrap(fmt.Errorf("%s: %s", w.where, pgMessage(err))))
+	}
+	for _, t := range open {
+		t.ensured = true
 	}
 	for _, wk := range w.workers[1:] {
 		if err := w.connect(ctx, wk); err != nil {
@@ -188,7 +267,7 @@ func (w *Writer) connect(ctx context.Context, wk *worker) error {
 		return err
 	}
 	wk.conn = conn
-	wk.staged = [3]bool{}
+	clear(wk.staged)
 	return nil
 }
 
@@ -199,12 +278,15 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 	if n == 0 {
 		return nil
 	}
-	ki := kindIndex(b.Kind)
-	t := w.targets[ki]
-	if t.missing != nil {
-		return storekit.Fatal(fmt.Errorf("%s: %w", w.where, t.missing))
+	t, err := w.target(b.Kind, b.Schema)
+	if err != nil {
+		return storekit.Fatal(fmt.Errorf("%s: %w", w.where, err))
 	}
+	ki := t.idx
 	wk := w.workers[b.Worker]
+	for len(wk.staged) <= ki {
+		wk.staged, wk.skip, wk.backoff = append(wk.staged, false), append(wk.skip, 0), append(wk.backoff, 0)
+	}
 	if wk.conn == nil || wk.conn.IsClosed() {
 		if wk.conn != nil {
 			_ = wk.conn.Close(ctx)
@@ -215,12 +297,17 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 		}
 		w.log.Info("postgres sink reconnected", "worker", b.Worker, "attempt", b.Attempt)
 	}
-	mb := &md.Batch{Kind: b.Kind, Bars: b.Bars, Trades: b.Trades, Quotes: b.Quotes}
-	wk.cols.fill(mb, b.Symbols, wk.iv)
+	if err := w.ensure(ctx, wk.conn, t); err != nil {
+		return err
+	}
+	if t.missing != nil {
+		return storekit.Fatal(fmt.Errorf("%s: %w", w.where, t.missing))
+	}
+	mb := &md.Batch{Kind: b.Kind, Bars: b.Bars, Trades: b.Trades, Quotes: b.Quotes, Derived: b.Derived, Values: b.Values, Schema: b.Schema}
+	wk.cols.fill(mb, t.def, b.Symbols, wk.iv)
 	wk.cols.dedupe(mb, &wk.keys, &wk.drop)
 
 	var changed int64
-	var err error
 	useCopy := wk.cols.n >= w.opts.CopyThreshold
 	if useCopy {
 		changed, err = w.copyUpsert(ctx, wk, t, ki)

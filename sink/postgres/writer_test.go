@@ -324,7 +324,8 @@ func TestSchemaProblemsFailOpenWithClearMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = open(Options{BarsTable: "wrongtype", CreateTables: true})
-	want = prefix + `table "` + schema + `"."wrongtype" does not fit the bars schema: column ts is timestamp without time zone, want TIMESTAMPTZ; column close is real, want DOUBLE PRECISION; column vwap is missing (want DOUBLE PRECISION)`
+	want = prefix + `table "` + schema + `"."wrongtype" does not fit the bars schema: column ts is timestamp without time zone, want TIMESTAMPTZ; column close is real, want DOUBLE PRECISION; column vwap is missing (want DOUBLE PRECISION); column bar_type is missing (want TEXT); column source is missing (want TEXT) ` +
+		`(bars tables made before mdp keyed bars by bar_type and source need both in the primary key: rename the table, or set table to a new one)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("wrong types:\n got  %v\n want %s", err, want)
 	}
@@ -334,17 +335,17 @@ func TestSchemaProblemsFailOpenWithClearMessage(t *testing.T) {
 
 	if _, err := conn.Exec(ctx, "CREATE TABLE "+schema+`.nokey (provider TEXT, symbol TEXT, interval TEXT,
 		ts TIMESTAMPTZ, open DOUBLE PRECISION, high DOUBLE PRECISION, low DOUBLE PRECISION, close DOUBLE PRECISION,
-		volume DOUBLE PRECISION, vwap DOUBLE PRECISION, trades BIGINT, extra TEXT DEFAULT 'x')`); err != nil {
+		volume DOUBLE PRECISION, vwap DOUBLE PRECISION, trades BIGINT, bar_type TEXT, source TEXT, extra TEXT DEFAULT 'x')`); err != nil {
 		t.Fatal(err)
 	}
 	err = open(Options{BarsTable: "nokey", CreateTables: true})
-	want = prefix + `table "` + schema + `"."nokey" has no primary key or unique index on (provider, symbol, interval, ts), which the upsert needs`
+	want = prefix + `table "` + schema + `"."nokey" has no primary key or unique index on (provider, symbol, bar_type, source, interval, ts), which the upsert needs`
 	if err == nil || err.Error() != want {
 		t.Fatalf("no key:\n got  %v\n want %s", err, want)
 	}
 	// Adding the key makes the same table usable; extra columns are left
 	// to their defaults.
-	if _, err := conn.Exec(ctx, "ALTER TABLE "+schema+".nokey ADD PRIMARY KEY (ts, interval, symbol, provider)"); err != nil {
+	if _, err := conn.Exec(ctx, "ALTER TABLE "+schema+".nokey ADD PRIMARY KEY (ts, interval, source, bar_type, symbol, provider)"); err != nil {
 		t.Fatal(err)
 	}
 	if err := open(Options{BarsTable: "nokey", CreateTables: false}); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/md/rowschema"
 	"github.com/mdpio/mdp/sink/storekit"
 	"github.com/mdpio/mdp/sink/storekit/storetest"
 
@@ -25,12 +26,10 @@ func referenceUpserts(b *testing.B, path string, bars []storetest.Bar) storetest
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	for _, q := range Schema("bars_ohlcv", "trades", "quotes") {
-		if _, err := db.Exec(q); err != nil {
-			b.Fatal(err)
-		}
+	if _, err := db.Exec(CreateTable("bars_ohlcv", rowschema.Bar)); err != nil {
+		b.Fatal(err)
 	}
-	st, err := db.Prepare(Upsert("bars_ohlcv", barKeys, barValues))
+	st, err := db.Prepare(Upsert("bars_ohlcv", rowschema.Bar))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,7 +43,7 @@ func referenceUpserts(b *testing.B, path string, bars []storetest.Bar) storetest
 			ts := tx.Stmt(st)
 			for _, x := range bars[i:min(i+10000, len(bars))] {
 				if _, err := ts.Exec("sim", x.Symbol, md.FormatInterval(x.Interval), FormatTS(x.Start),
-					x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades); err != nil {
+					x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, "time", "trade"); err != nil {
 					b.Fatal(err)
 				}
 			}

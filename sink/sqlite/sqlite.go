@@ -1,28 +1,43 @@
 // Package sqlite is the sink.sqlite component: mdp's default store, a local
 // SQLite file written through modernc.org/sqlite (pure Go, no cgo, no
-// server). Bars go to bars_ohlcv, trades to trades and quotes to quotes,
-// chosen by record kind; every write is an upsert on the natural key that
-// changes a row only when a value differs, one transaction per batch, in WAL
-// mode, so re-running a job leaves the tables exactly as one run does and
-// rewrites no row. Batching, workers, retries, the circuit breaker, the
-// dead-letter file and store feedback come from package storekit.
+// server). Bars go to bars_ohlcv, trades to trades, quotes to quotes and
+// derived records to a table named by their schema, chosen by record kind;
+// every write is an upsert on the natural key that changes a row only when
+// a value differs, one transaction per batch, in WAL mode, so re-running a
+// job leaves the tables exactly as one run does and rewrites no row.
+// Batching, workers, retries, the circuit breaker, the dead-letter file and
+// store feedback come from package storekit.
 //
-// Tables (created if missing; WITHOUT ROWID, keyed on the natural key):
+// Tables have package rowschema's stored columns (created if missing;
+// WITHOUT ROWID, keyed on the natural key):
 //
-//	bars_ohlcv(provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades)
-//	    primary key (provider, symbol, interval, ts)
-//	trades(provider, symbol, ts, trade_id, price, size, side)
+//	bars_ohlcv(provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, bar_type, source)
+//	    primary key (provider, symbol, bar_type, source, interval, ts)
+//	trades(provider, symbol, ts, price, size, side, trade_id, seq)
 //	    primary key (provider, symbol, ts, trade_id)
-//	quotes(provider, symbol, ts, seq, bid, bid_size, ask, ask_size)
+//	quotes(provider, symbol, ts, bid, bid_size, ask, ask_size, seq)
 //	    primary key (provider, symbol, ts, seq)
+//	<schema name>(provider, symbol, ts, <fields: REAL or INTEGER>)
+//	    primary key (provider, symbol, ts)
 //
-// interval is the bar's own interval as text (1s, 1m, 5m, 1h); ts is the
-// bar's start (trades and quotes: their event time) in UTC as fixed-width
-// RFC 3339 text with microseconds, "2024-01-02T14:30:00.000000Z", so text
-// order is time order and SQLite's date functions read it. Microseconds match
-// PostgreSQL timestamptz and the Parquet sink. side is buy, sell or unknown.
-// A trade without a provider trade id has trade_id 0, so two such trades of
-// one symbol in the same microsecond share a key: the later one wins.
+// interval is the bar's own interval as text (1s, 1m, 5m, 1h); bar_type is
+// time (tick, volume and value are reserved for bar builders to come);
+// source is trade, mid, bid or ask, so trade bars and quote bars of one
+// symbol are separate rows. ts is the bar's start (trades, quotes and
+// derived records: their event time) in UTC as fixed-width RFC 3339 text
+// with microseconds, "2024-01-02T14:30:00.000000Z", so text order is time
+// order and SQLite's date functions read it. Microseconds match PostgreSQL
+// timestamptz and the Parquet sink. side is buy, sell or unknown. A trade
+// without a provider trade id has trade_id 0, so two such trades of one
+// symbol in the same microsecond share a key: the later one wins.
+//
+// The file is created at the first write and each table at the first
+// write of its kind; when the file exists already, Open creates or checks
+// the tables of the kinds the graph sends, so a table that does not fit
+// fails the job before data flows. A job that fails before any data leaves
+// no file, and a bars-only job creates no trades or quotes table. A
+// bars_ohlcv table made by an mdp before bar_type and source existed does
+// not fit (its key lacks them): rename it or set table.
 //
 // SQLite allows one writer at a time, so the sink uses one connection and
 // its workers take turns on it, one transaction each; workers: 1 and the
@@ -53,19 +68,24 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/md/rowschema"
+	"github.com/mdpio/mdp/recfmt"
 	"github.com/mdpio/mdp/sink/storekit"
 )
 
 func init() {
 	component.Register(component.Spec{
 		Type: "sink.sqlite", Kind: engine.KindSink,
-		Summary: "Upsert bars, trades and quotes into a local SQLite file (default store; no server, no cgo).",
-		Description: "Writes bars to bars_ohlcv(provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades) " +
-			"keyed on (provider, symbol, interval, ts), trades to trades(provider, symbol, ts, trade_id, price, size, side) and " +
-			"quotes to quotes(provider, symbol, ts, seq, bid, bid_size, ask, ask_size), creating them if missing. Writes are " +
-			"upserts that change a row only when a value differs, one transaction per batch, in WAL mode: a re-run leaves the " +
-			"tables as one run does and rewrites no row. ts is UTC text with microseconds (2024-01-02T14:30:00.000000Z).",
-		Accepts: md.KindBar | md.KindTrade | md.KindQuote,
+		Summary: "Upsert bars, trades, quotes and derived records into a local SQLite file (default store; no server, no cgo).",
+		Description: "Writes bars to bars_ohlcv(provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, " +
+			"bar_type, source) keyed on (provider, symbol, bar_type, source, interval, ts), trades to trades(provider, symbol, ts, " +
+			"price, size, side, trade_id, seq) keyed on (provider, symbol, ts, trade_id), quotes to quotes(provider, symbol, ts, " +
+			"bid, bid_size, ask, ask_size, seq) keyed on (provider, symbol, ts, seq), and derived records to a table named by " +
+			"their schema (provider, symbol, ts and the declared fields) keyed on (provider, symbol, ts). The file is created " +
+			"at the first write and only the tables of the kinds received. Writes are upserts that change a row only when a " +
+			"value differs, one transaction per batch, in WAL mode: a re-run leaves the tables as one run does and rewrites " +
+			"no row. ts is UTC text with microseconds (2024-01-02T14:30:00.000000Z).",
+		Accepts: md.KindAny,
 		Fields: append([]component.Field{
 			{Name: "path", Type: component.String, Required: true, Path: true, Description: "SQLite database file; created with its directory if missing.", Example: "data/bars.db"},
 			{Name: "table", Type: component.String, Default: "bars_ohlcv", Description: "Table for bars."},
@@ -106,6 +126,12 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z"
 
 // Writer is the SQLite storekit.Writer. Its exported fields are its
 // settings; empty table names take the defaults.
+//
+// The database file is created at the first write, and each table at the
+// first write of its kind (or at Open, for the kinds the graph sends, when
+// the file already exists, so a table that does not fit fails the job before
+// data flows): a job that fails before any data leaves no file behind, and a
+// bars-only job creates no trades or quotes table.
 type Writer struct {
 	Path        string
 	BarsTable   string // default bars_ohlcv
@@ -113,14 +139,24 @@ type Writer struct {
 	QuotesTable string // default quotes
 	Synchronous string // normal (default) or full
 
-	db    *sql.DB
-	mu    sync.Mutex // one writer at a time on the one connection
-	conn  *sql.Conn
-	stmts [3]kindStmts // bar, trade, quote
-	args  []any
-	order []int32 // row order of the current write
-	rank  []int32 // by SymID: the instrument's place in (provider, symbol) order
-	stats *storekit.Stats
+	db     *sql.DB
+	mu     sync.Mutex // one writer at a time on the one connection
+	conn   *sql.Conn
+	tables map[string]*sqlTable // by table name
+	args   []any
+	order  []int32 // row order of the current write
+	rank   []int32 // by SymID: the instrument's place in (provider, symbol) order
+	stats  *storekit.Stats
+	inputs md.Kind
+	scs    []*md.Schema
+}
+
+// sqlTable is one target table with its prepared upserts.
+type sqlTable struct {
+	def       *rowschema.Table
+	name      string
+	chunk     int // rows per multi-row upsert
+	one, many *sql.Stmt
 }
 
 // DSN returns the database/sql data source name for path: WAL, a generous
@@ -136,58 +172,76 @@ func DSN(path, synchronous string) string {
 // Quote quotes an SQL identifier.
 func Quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
 
-// Schema returns the CREATE TABLE statements for the three tables.
-func Schema(bars, trades, quotes string) []string {
-	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + Quote(bars) + ` (
-	provider TEXT NOT NULL, symbol TEXT NOT NULL, interval TEXT NOT NULL, ts TEXT NOT NULL,
-	open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER,
-	PRIMARY KEY (provider, symbol, interval, ts)) WITHOUT ROWID`,
-		`CREATE TABLE IF NOT EXISTS ` + Quote(trades) + ` (
-	provider TEXT NOT NULL, symbol TEXT NOT NULL, ts TEXT NOT NULL, trade_id INTEGER NOT NULL,
-	price REAL, size REAL, side TEXT,
-	PRIMARY KEY (provider, symbol, ts, trade_id)) WITHOUT ROWID`,
-		`CREATE TABLE IF NOT EXISTS ` + Quote(quotes) + ` (
-	provider TEXT NOT NULL, symbol TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER NOT NULL,
-	bid REAL, bid_size REAL, ask REAL, ask_size REAL,
-	PRIMARY KEY (provider, symbol, ts, seq)) WITHOUT ROWID`,
+// sqlType is the SQLite column type of a rowschema type.
+func sqlType(t rowschema.Type) string {
+	switch t {
+	case rowschema.Float:
+		return "REAL"
+	case rowschema.Int, rowschema.Bool:
+		return "INTEGER"
 	}
+	return "TEXT" // text, and times as fixed-width RFC 3339
 }
 
-// Upsert returns the upsert statement for table with the given key and
-// value columns. The DO UPDATE runs only when some value differs (IS NOT
-// treats NULLs as values), so an unchanged row is not rewritten.
-func Upsert(table string, keys, values []string) string { return UpsertRows(table, keys, values, 1) }
+// CreateTable returns the CREATE TABLE statement of table laid out as def:
+// def's stored columns, key columns NOT NULL, the key as primary key,
+// WITHOUT ROWID.
+func CreateTable(table string, def *rowschema.Table) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + Quote(table) + " (")
+	for _, c := range def.Stored() {
+		b.WriteString(Quote(c.Name) + " " + sqlType(c.Type))
+		if def.IsKey(c.Name) {
+			b.WriteString(" NOT NULL")
+		}
+		b.WriteString(", ")
+	}
+	q := make([]string, len(def.Key))
+	for i, k := range def.Key {
+		q[i] = Quote(k)
+	}
+	b.WriteString("PRIMARY KEY (" + strings.Join(q, ", ") + ")) WITHOUT ROWID")
+	return b.String()
+}
+
+// Upsert returns the upsert statement of one row into table laid out as def.
+// The DO UPDATE runs only when some value differs (IS NOT treats NULLs as
+// values), so an unchanged row is not rewritten.
+func Upsert(table string, def *rowschema.Table) string { return UpsertRows(table, def, 1) }
 
 // UpsertRows is Upsert for rows rows per statement (a multi-row VALUES
 // list): fewer statement executions per transaction, the same effect as
-// rows single-row upserts in order.
-func UpsertRows(table string, keys, values []string, rows int) string {
-	cols := append(append([]string{}, keys...), values...)
+// rows single-row upserts in order. Parameters are def's stored columns in
+// order, row after row.
+func UpsertRows(table string, def *rowschema.Table, rows int) string {
+	cols := def.StoredNames()
+	values := def.ValueNames()
+	quote := func(names []string) []string {
+		q := make([]string, len(names))
+		for i, n := range names {
+			q[i] = Quote(n)
+		}
+		return q
+	}
 	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
 	set := make([]string, len(values))
 	diff := make([]string, len(values))
-	for i, v := range values {
+	for i, v := range quote(values) {
 		set[i] = v + " = excluded." + v
 		diff[i] = v + " IS NOT excluded." + v
 	}
-	return "INSERT INTO " + Quote(table) + " (" + strings.Join(cols, ", ") + ") VALUES " +
+	return "INSERT INTO " + Quote(table) + " (" + strings.Join(quote(cols), ", ") + ") VALUES " +
 		strings.TrimSuffix(strings.Repeat(tuple+",", rows), ",") +
-		" ON CONFLICT (" + strings.Join(keys, ", ") + ") DO UPDATE SET " + strings.Join(set, ", ") +
+		" ON CONFLICT (" + strings.Join(quote(def.Key), ", ") + ") DO UPDATE SET " + strings.Join(set, ", ") +
 		" WHERE " + strings.Join(diff, " OR ")
 }
 
-// chunkRows is how many rows one multi-row upsert carries: at most 11
-// columns × 64 = 704 parameters, far below SQLite's limit of 32766.
-const chunkRows = 64
-
-var (
-	barKeys     = []string{"provider", "symbol", "interval", "ts"}
-	barValues   = []string{"open", "high", "low", "close", "volume", "vwap", "trades"}
-	tradeKeys   = []string{"provider", "symbol", "ts", "trade_id"}
-	tradeValues = []string{"price", "size", "side"}
-	quoteKeys   = []string{"provider", "symbol", "ts", "seq"}
-	quoteValues = []string{"bid", "bid_size", "ask", "ask_size"}
+// chunkRows is how many rows one multi-row upsert carries, at most: a bar
+// row has 13 columns, 13 × 64 = 832 parameters, far below SQLite's limit of
+// 32766; a wide derived table gets fewer rows per statement.
+const (
+	chunkRows = 64
+	maxParams = 32766
 )
 
 func (w *Writer) defaults() {
@@ -202,30 +256,104 @@ func (w *Writer) defaults() {
 	}
 }
 
-// Open creates the file, its directory and the tables, checks that existing
-// tables have the columns and key the sink needs, and prepares the upserts.
+// tableOf returns the layout and table name of records of kind k (schema
+// sc for derived records).
+func (w *Writer) tableOf(k md.Kind, sc *md.Schema) (*rowschema.Table, string, error) {
+	switch k {
+	case md.KindBar:
+		return rowschema.Bar, w.BarsTable, nil
+	case md.KindTrade:
+		return rowschema.Trade, w.TradesTable, nil
+	case md.KindQuote:
+		return rowschema.Quote, w.QuotesTable, nil
+	case md.KindDerived:
+		if sc == nil {
+			return nil, "", errors.New("derived records without a schema")
+		}
+		for _, t := range []string{w.BarsTable, w.TradesTable, w.QuotesTable} {
+			if strings.EqualFold(t, sc.Name()) {
+				return nil, "", fmt.Errorf("derived records %s would be stored in table %s, which holds another record kind: rename the schema or the table", sc.Name(), t)
+			}
+		}
+		return rowschema.Derived(sc), sc.Name(), nil
+	}
+	return nil, "", fmt.Errorf("no table for %s records", k)
+}
+
+// Open checks the settings and, when the database file exists already,
+// creates or checks the tables of the kinds the graph sends to the sink, so
+// a table that does not fit fails the job before data flows. A missing file
+// is created at the first write.
 func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 	w.defaults()
 	w.stats = env.Stats
+	w.tables = map[string]*sqlTable{}
+	if env.Node != nil {
+		w.inputs, w.scs = env.Node.Inputs, env.Node.InputSchemas
+	}
+	for _, sc := range w.scs {
+		if _, _, err := w.tableOf(md.KindDerived, sc); err != nil {
+			return storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
+		}
+	}
+	if _, err := os.Stat(w.Path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.open(ctx); err != nil {
+		return err
+	}
+	for _, k := range []md.Kind{md.KindBar, md.KindTrade, md.KindQuote} {
+		if w.inputs&k != 0 {
+			if _, err := w.table(ctx, k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, sc := range w.scs {
+		if _, err := w.table(ctx, md.KindDerived, sc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// open opens (creating it and its directory if missing) the database.
+// Errors are fatal: retrying does not make a path writable.
+func (w *Writer) open(ctx context.Context) error {
+	if w.conn != nil {
+		return nil
+	}
 	if dir := filepath.Dir(w.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("sqlite %s: %w", w.Path, err)
+			return storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
 		}
 	}
 	db, err := sql.Open("sqlite", DSN(w.Path, w.Synchronous))
 	if err != nil {
-		return fmt.Errorf("sqlite %s: %w", w.Path, err)
+		return storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
 	}
 	db.SetMaxOpenConns(1)
-	w.db = db
-	if err := w.prepare(ctx); err != nil {
-		db.Close()
-		w.db = nil
-		if why := cantOpen(w.Path, err); why != "" {
-			return fmt.Errorf("sqlite %s: cannot open the database file: %s (%w)", w.Path, why, err)
-		}
-		return fmt.Errorf("sqlite %s: %w", w.Path, err)
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		// The first statement creates the file and sets WAL mode.
+		_, err = conn.ExecContext(ctx, "SELECT 1")
 	}
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		db.Close()
+		if why := cantOpen(w.Path, err); why != "" {
+			return storekit.Fatal(fmt.Errorf("sqlite %s: cannot open the database file: %s (%w)", w.Path, why, err))
+		}
+		return storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
+	}
+	w.db, w.conn = db, conn
 	return nil
 }
 
@@ -260,38 +388,55 @@ func cantOpen(path string, err error) string {
 	return ""
 }
 
-func (w *Writer) prepare(ctx context.Context) error {
-	conn, err := w.db.Conn(ctx)
+// table returns the table of kind k (schema sc), creating it if missing,
+// checking its columns and preparing its upserts the first time. The
+// caller holds w.mu.
+func (w *Writer) table(ctx context.Context, k md.Kind, sc *md.Schema) (*sqlTable, error) {
+	def, name, err := w.tableOf(k, sc)
 	if err != nil {
-		return err
+		return nil, storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
 	}
-	w.conn = conn
-	for _, q := range Schema(w.BarsTable, w.TradesTable, w.QuotesTable) {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("create table: %w", err)
+	if t := w.tables[name]; t != nil {
+		if t.def.Schema != nil && !t.def.Schema.Equal(sc) {
+			return nil, storekit.Fatal(fmt.Errorf("sqlite %s: table %s holds %s, got records of %s", w.Path, name, t.def.Schema, sc))
 		}
+		return t, nil
 	}
-	specs := []struct {
-		table        string
-		keys, values []string
-	}{{w.BarsTable, barKeys, barValues}, {w.TradesTable, tradeKeys, tradeValues}, {w.QuotesTable, quoteKeys, quoteValues}}
-	for i, s := range specs {
-		if err := checkColumns(ctx, conn, s.table, append(append([]string{}, s.keys...), s.values...)); err != nil {
-			return err
-		}
-		one, err := conn.PrepareContext(ctx, Upsert(s.table, s.keys, s.values))
-		if err != nil {
-			return fmt.Errorf("table %s: prepare upsert (the table needs a primary key or unique index on %s): %w",
-				s.table, strings.Join(s.keys, ", "), err)
-		}
-		w.stmts[i].one = one
-		many, err := conn.PrepareContext(ctx, UpsertRows(s.table, s.keys, s.values, chunkRows))
-		if err != nil {
-			return fmt.Errorf("table %s: prepare upsert: %w", s.table, err)
-		}
-		w.stmts[i].many = many
+	if err := w.open(ctx); err != nil {
+		return nil, err
 	}
-	return nil
+	t, err := w.prepare(ctx, def, name)
+	if err != nil {
+		return nil, storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
+	}
+	w.tables[name] = t
+	return t, nil
+}
+
+func (w *Writer) prepare(ctx context.Context, def *rowschema.Table, name string) (*sqlTable, error) {
+	if _, err := w.conn.ExecContext(ctx, CreateTable(name, def)); err != nil {
+		return nil, fmt.Errorf("create table %s: %w", name, err)
+	}
+	if err := checkColumns(ctx, w.conn, name, def.StoredNames()); err != nil {
+		if def.Kind == md.KindBar && strings.Contains(err.Error(), "bar_type") {
+			err = fmt.Errorf("%w (bars tables made before mdp keyed bars by bar_type and source need them in the primary key: rename the table, or set table to a new one)", err)
+		}
+		return nil, err
+	}
+	t := &sqlTable{def: def, name: name, chunk: min(chunkRows, maxParams/len(def.StoredNames()))}
+	one, err := w.conn.PrepareContext(ctx, Upsert(name, def))
+	if err != nil {
+		return nil, fmt.Errorf("table %s: prepare upsert (the table needs a primary key or unique index on %s): %w",
+			name, strings.Join(def.Key, ", "), err)
+	}
+	t.one = one
+	many, err := w.conn.PrepareContext(ctx, UpsertRows(name, def, t.chunk))
+	if err != nil {
+		one.Close()
+		return nil, fmt.Errorf("table %s: prepare upsert: %w", name, err)
+	}
+	t.many = many
+	return t, nil
 }
 
 // checkColumns fails with a clear message when an existing table lacks a
@@ -327,13 +472,20 @@ func checkColumns(ctx context.Context, conn *sql.Conn, table string, want []stri
 
 // Write upserts the batch in one transaction.
 func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	t, err := w.table(ctx, b.Kind, b.Schema)
+	if err != nil {
+		return err
+	}
 	tx, err := w.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	changed, err := w.exec(ctx, tx, b)
+	changed, err := w.exec(ctx, tx, t, b)
 	if err != nil {
 		_ = tx.Rollback()
 		return err
@@ -347,46 +499,60 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 	return nil
 }
 
-// kindStmts are the prepared upserts of one table: one row, and chunkRows
-// rows per statement.
-type kindStmts struct {
-	one, many *sql.Stmt
-}
-
-func (w *Writer) exec(ctx context.Context, tx *sql.Tx, b *storekit.Batch) (int64, error) {
+// exec writes b's rows: each row's parameters are its table's stored
+// columns in rowschema order.
+func (w *Writer) exec(ctx context.Context, tx *sql.Tx, t *sqlTable, b *storekit.Batch) (int64, error) {
 	switch b.Kind {
 	case md.KindBar:
-		var ivNs int64
 		var ivText string
-		return w.upsert(ctx, tx, &w.stmts[0], b.Symbols, len(b.Bars), func(i int) md.SymID { return b.Bars[i].Sym }, func(args []any, i int) []any {
+		lastIv, lastType := int64(-1), md.BarType(0)
+		return w.upsert(ctx, tx, t, b.Symbols, len(b.Bars), func(i int) md.SymID { return b.Bars[i].Sym }, func(args []any, i int) []any {
 			x := &b.Bars[i]
 			in := b.Instrument(x.Sym)
-			if x.Interval != ivNs || ivText == "" {
-				ivNs, ivText = x.Interval, md.FormatInterval(x.Interval)
+			if x.Interval != lastIv || x.Type != lastType {
+				lastIv, lastType, ivText = x.Interval, x.Type, string(recfmt.AppendBarInterval(nil, x))
 			}
 			return append(args, in.Provider, in.Symbol, ivText, FormatTS(x.Start),
-				x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades)
+				x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, x.Type.String(), x.Source.String())
 		}, func(i, n int) string {
 			x := &b.Bars[i]
-			return fmt.Sprintf("bar %s %s %s", b.Instrument(x.Sym).Symbol, md.FormatInterval(x.Interval), md.FormatTime(x.Start))
+			return fmt.Sprintf("bar %s %s %s %s %s", b.Instrument(x.Sym).Symbol, x.Source, string(recfmt.AppendBarInterval(nil, x)), x.Type, md.FormatTime(x.Start))
 		})
 	case md.KindTrade:
-		return w.upsert(ctx, tx, &w.stmts[1], b.Symbols, len(b.Trades), func(i int) md.SymID { return b.Trades[i].Sym }, func(args []any, i int) []any {
+		return w.upsert(ctx, tx, t, b.Symbols, len(b.Trades), func(i int) md.SymID { return b.Trades[i].Sym }, func(args []any, i int) []any {
 			x := &b.Trades[i]
 			in := b.Instrument(x.Sym)
-			return append(args, in.Provider, in.Symbol, FormatTS(x.TS), x.TradeID, x.Price, x.Size, x.Side.String())
+			return append(args, in.Provider, in.Symbol, FormatTS(x.TS), x.Price, x.Size, x.Side.String(), x.TradeID, int64(x.Seq))
 		}, func(i, n int) string {
 			x := &b.Trades[i]
 			return fmt.Sprintf("trade %s %s id %d", b.Instrument(x.Sym).Symbol, md.FormatTime(x.TS), x.TradeID)
 		})
 	case md.KindQuote:
-		return w.upsert(ctx, tx, &w.stmts[2], b.Symbols, len(b.Quotes), func(i int) md.SymID { return b.Quotes[i].Sym }, func(args []any, i int) []any {
+		return w.upsert(ctx, tx, t, b.Symbols, len(b.Quotes), func(i int) md.SymID { return b.Quotes[i].Sym }, func(args []any, i int) []any {
 			x := &b.Quotes[i]
 			in := b.Instrument(x.Sym)
-			return append(args, in.Provider, in.Symbol, FormatTS(x.TS), int64(x.Seq), x.Bid, x.BidSize, x.Ask, x.AskSize)
+			return append(args, in.Provider, in.Symbol, FormatTS(x.TS), x.Bid, x.BidSize, x.Ask, x.AskSize, int64(x.Seq))
 		}, func(i, n int) string {
 			x := &b.Quotes[i]
 			return fmt.Sprintf("quote %s %s seq %d", b.Instrument(x.Sym).Symbol, md.FormatTime(x.TS), x.Seq)
+		})
+	case md.KindDerived:
+		sc := b.Schema
+		return w.upsert(ctx, tx, t, b.Symbols, len(b.Derived), func(i int) md.SymID { return b.Derived[i].Sym }, func(args []any, i int) []any {
+			x := &b.Derived[i]
+			in := b.Instrument(x.Sym)
+			args = append(args, in.Provider, in.Symbol, FormatTS(x.TS))
+			for f, v := range b.Row(i) {
+				if sc.Field(f).Type == md.Int {
+					args = append(args, v.Int())
+				} else {
+					args = append(args, v.Float())
+				}
+			}
+			return args
+		}, func(i, n int) string {
+			x := &b.Derived[i]
+			return fmt.Sprintf("%s %s %s", sc.Name(), b.Instrument(x.Sym).Symbol, md.FormatTime(x.TS))
 		})
 	}
 	return 0, nil
@@ -399,22 +565,23 @@ func (w *Writer) exec(ctx context.Context, tx *sql.Tx, b *storekit.Batch) (int64
 // (a stable sort, so one instrument's rows keep their order and a later
 // version of a row still wins): consecutive upserts then land on the same
 // B-tree pages, which saves about a tenth of the work over arrival order.
-func (w *Writer) upsert(ctx context.Context, tx *sql.Tx, ks *kindStmts, syms []md.Instrument, n int, sym func(int) md.SymID,
+func (w *Writer) upsert(ctx context.Context, tx *sql.Tx, t *sqlTable, syms []md.Instrument, n int, sym func(int) md.SymID,
 	fill func([]any, int) []any, name func(i, n int) string) (int64, error) {
 	var changed int64
-	many := tx.StmtContext(ctx, ks.many)
-	one := tx.StmtContext(ctx, ks.one)
+	many := tx.StmtContext(ctx, t.many)
+	one := tx.StmtContext(ctx, t.one)
 	order := w.keyOrder(syms, n, sym)
+	chunk := t.chunk
 	i := 0
-	for ; i+chunkRows <= n; i += chunkRows {
+	for ; i+chunk <= n; i += chunk {
 		args := w.args[:0]
-		for k := i; k < i+chunkRows; k++ {
+		for k := i; k < i+chunk; k++ {
 			args = fill(args, int(order[k]))
 		}
 		w.args = args
 		r, err := many.ExecContext(ctx, args...)
 		if err != nil {
-			return 0, fmt.Errorf("upsert %d rows from %s: %w", chunkRows, name(int(order[i]), chunkRows), err)
+			return 0, fmt.Errorf("upsert %d rows from %s: %w", chunk, name(int(order[i]), chunk), err)
 		}
 		if c, err := r.RowsAffected(); err == nil {
 			changed += c
@@ -495,8 +662,8 @@ func (w *Writer) Classify(err error) storekit.ErrorClass {
 // durable.
 func (w *Writer) Close(ctx context.Context) error {
 	var errs []error
-	for _, ks := range w.stmts {
-		for _, st := range []*sql.Stmt{ks.one, ks.many} {
+	for _, t := range w.tables {
+		for _, st := range []*sql.Stmt{t.one, t.many} {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}

@@ -169,8 +169,8 @@ func TestRejectedRowGoesToDeadLetterWithReason(t *testing.T) {
 	db := openDB(t, path)
 	// The same table the sink would create, plus a CHECK the bad row fails.
 	if _, err := db.Exec(`CREATE TABLE bars_ohlcv (provider TEXT NOT NULL, symbol TEXT NOT NULL, interval TEXT NOT NULL, ts TEXT NOT NULL,
-		open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER,
-		CHECK (high >= low), PRIMARY KEY (provider, symbol, interval, ts)) WITHOUT ROWID`); err != nil {
+		open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER, bar_type TEXT NOT NULL, source TEXT NOT NULL,
+		CHECK (high >= low), PRIMARY KEY (provider, symbol, bar_type, source, interval, ts)) WITHOUT ROWID`); err != nil {
 		t.Fatal(err)
 	}
 	bars := storetest.GenBars(2000, 4)
@@ -193,7 +193,7 @@ func TestRejectedRowGoesToDeadLetterWithReason(t *testing.T) {
 	want := bars[777]
 	if r.Symbol != want.Symbol || r.Provider != "sim" || r.Kind != "bar" || r.Class != "data" || r.Node != "store" ||
 		r.Start != md.FormatTime(want.Start) || float64(*r.High) != want.High || float64(*r.Low) != want.Low ||
-		!strings.Contains(r.Error, "CHECK constraint failed") || !strings.Contains(r.Error, "upsert bar SYM001 1s 2024-01-02T14:33:14Z") {
+		!strings.Contains(r.Error, "CHECK constraint failed") || !strings.Contains(r.Error, "upsert bar SYM001 trade 1s time 2024-01-02T14:33:14Z") {
 		t.Fatalf("dead-letter record %+v", r)
 	}
 	st := j.Status().Nodes[1]
@@ -213,18 +213,19 @@ func TestWrongSchemaFailsBeforeDataFlows(t *testing.T) {
 	}
 	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(10, 1)}
 	_, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path}, engine.Options{})
-	want := `node "store": open: sqlite ` + path + `: table bars_ohlcv exists but has no column interval, open, high, low, volume, vwap, trades; it needs (provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades)`
+	want := `node "store": open: sqlite ` + path + `: table bars_ohlcv exists but has no column interval, open, high, low, volume, vwap, trades, bar_type, source; it needs (provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, bar_type, source) ` +
+		`(bars tables made before mdp keyed bars by bar_type and source need them in the primary key: rename the table, or set table to a new one)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
 	// A table with the columns but no key on them cannot take upserts.
 	path2 := filepath.Join(t.TempDir(), "bars.db")
 	db2 := openDB(t, path2)
-	if _, err := db2.Exec(`CREATE TABLE bars_ohlcv (provider TEXT, symbol TEXT, interval TEXT, ts TEXT, open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER)`); err != nil {
+	if _, err := db2.Exec(`CREATE TABLE bars_ohlcv (provider TEXT, symbol TEXT, interval TEXT, ts TEXT, open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER, bar_type TEXT, source TEXT)`); err != nil {
 		t.Fatal(err)
 	}
 	_, err = storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path2}, engine.Options{})
-	if err == nil || !strings.Contains(err.Error(), "table bars_ohlcv: prepare upsert (the table needs a primary key or unique index on provider, symbol, interval, ts)") {
+	if err == nil || !strings.Contains(err.Error(), "table bars_ohlcv: prepare upsert (the table needs a primary key or unique index on provider, symbol, bar_type, source, interval, ts)") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -378,5 +379,67 @@ func TestCannotOpenSaysWhichPathAndWhy(t *testing.T) {
 	_, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": dir}, engine.Options{})
 	if err == nil || !strings.Contains(err.Error(), "sqlite "+dir+": cannot open the database file: it is a directory (unable to open database file") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// tables lists the tables in the database file at path.
+func tables(t *testing.T, path string) []string {
+	t.Helper()
+	rows, err := openDB(t, path).Query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// A bars-only job creates the bars table and no trades or quotes table,
+// both into a new file and into an existing one.
+func TestCreatesOnlyTheTablesOfTheKindsReceived(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bars.db")
+	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(50, 2)}
+	if _, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path}, engine.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tables(t, path); strings.Join(got, ",") != "bars_ohlcv" {
+		t.Fatalf("tables after a bars-only job: %v, want [bars_ohlcv]", got)
+	}
+	// A trades job into the same file adds the trades table only.
+	tsrc := &storetest.Source{Provider: "sim", Trades: storetest.GenTrades(30, 2)}
+	if _, err := storetest.Run(context.Background(), tsrc, "sink.sqlite", map[string]any{"path": path}, engine.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tables(t, path); strings.Join(got, ",") != "bars_ohlcv,trades" {
+		t.Fatalf("tables after a trades job: %v, want [bars_ohlcv trades]", got)
+	}
+}
+
+// failingSource fails before emitting anything.
+type failingSource struct{}
+
+func (failingSource) Run(ctx context.Context, out *engine.Output) error {
+	return errors.New("feed unreachable")
+}
+func (failingSource) Kind() md.Kind { return md.KindBar }
+
+// A job that fails before any data leaves no database file (nor the
+// directory the sink would have made for it).
+func TestJobFailingBeforeDataLeavesNoFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	path := filepath.Join(dir, "bars.db")
+	_, err := storetest.Run(context.Background(), failingSource{}, "sink.sqlite", map[string]any{"path": path}, engine.Options{})
+	if err == nil || !strings.Contains(err.Error(), "feed unreachable") {
+		t.Fatalf("err = %v, want the source's failure", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s exists after a job that wrote nothing (stat: %v)", dir, err)
 	}
 }

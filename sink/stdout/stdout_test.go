@@ -54,7 +54,7 @@ func TestJSONLines(t *testing.T) {
 	if err := s.Process(context.Background(), b, nil); err != nil {
 		t.Fatal(err)
 	}
-	want = `{"type":"bar","provider":"synthetic","symbol":"MSFT","interval":"1s","ts":"2024-01-02T14:30:00Z","start":"2024-01-02T14:30:00Z","end":"2024-01-02T14:30:01Z","open":1,"high":2,"low":0.5,"close":1.5,"volume":30,"vwap":1.25,"trades":3,"reason":"late"}` + "\n"
+	want = `{"type":"bar","provider":"synthetic","symbol":"MSFT","interval":"1s","ts":"2024-01-02T14:30:00Z","start":"2024-01-02T14:30:00Z","end":"2024-01-02T14:30:01Z","open":1,"high":2,"low":0.5,"close":1.5,"volume":30,"vwap":1.25,"trades":3,"bar_type":"time","source":"trade","reason":"late"}` + "\n"
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
 	}

@@ -23,7 +23,7 @@ type DeadLetterRecord struct {
 	Error    string `json:"error"`
 	Class    string `json:"class"` // transient (retries exhausted) or data (rejected)
 	Attempts int    `json:"attempts"`
-	Kind     string `json:"kind"` // bar, trade or quote
+	Kind     string `json:"kind"` // bar, trade, quote or derived
 	Provider string `json:"provider"`
 	Symbol   string `json:"symbol"`
 	// Bar fields.
@@ -37,6 +37,11 @@ type DeadLetterRecord struct {
 	Volume   *jsonFloat `json:"volume,omitempty"`
 	VWAP     *jsonFloat `json:"vwap,omitempty"`
 	Trades   *int64     `json:"trades,omitempty"`
+	BarType  string     `json:"bar_type,omitempty"`
+	Source   string     `json:"source,omitempty"`
+	// Derived fields: the schema's name and the field values by name.
+	Schema string         `json:"schema,omitempty"`
+	Fields map[string]any `json:"fields,omitempty"`
 	// Trade and quote fields.
 	TS      string     `json:"ts,omitempty"`
 	Ingest  string     `json:"ingest,omitempty"`
@@ -132,6 +137,20 @@ func (d *deadLetter) write(b *Batch, class ErrorClass, attempts int, cause error
 			r.Volume, r.VWAP = fp(x.Volume), fp(x.VWAP)
 			n := x.Trades
 			r.Trades = &n
+			r.BarType, r.Source = x.Type.String(), x.Source.String()
+		case md.KindDerived:
+			x := &b.Derived[i]
+			in := b.Instrument(x.Sym)
+			r.Provider, r.Symbol, r.TS = in.Provider, in.Symbol, md.FormatTime(x.TS)
+			r.Schema, r.Fields = b.Schema.Name(), map[string]any{}
+			for f, v := range b.Row(i) {
+				fd := b.Schema.Field(f)
+				if fd.Type == md.Int {
+					r.Fields[fd.Name] = v.Int()
+				} else {
+					r.Fields[fd.Name] = fp(v.Float())
+				}
+			}
 		case md.KindTrade:
 			x := &b.Trades[i]
 			in := b.Instrument(x.Sym)

@@ -233,6 +233,10 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 		for i := range b.Bars {
 			dest[i] = uint8(md.Split(syms[b.Bars[i].Sym].Hash, md.SplitWorkers, n))
 		}
+	case md.KindDerived:
+		for i := range b.Derived {
+			dest[i] = uint8(syms[b.Derived[i].Sym].Hash % uint64(n))
+		}
 	default:
 		return nil
 	}
@@ -248,6 +252,7 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 	for w := 0; w < n; w++ {
 		if count[w] > 0 {
 			parts[w] = s.part(b.Kind, count[w])
+			parts[w].Schema = b.Schema
 		}
 	}
 	switch b.Kind {
@@ -262,6 +267,10 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 	case md.KindBar:
 		for i, w := range dest {
 			parts[w].Bars = append(parts[w].Bars, b.Bars[i])
+		}
+	case md.KindDerived:
+		for i, w := range dest {
+			parts[w].CopyDerived(b, i)
 		}
 	}
 	var err error
@@ -480,15 +489,16 @@ func (s *Sink) worker(w int) {
 }
 
 // takeLocked moves the head of worker w's queue into items: consecutive
-// batches of one kind, up to batch_rows rows (at least one batch).
+// batches of one kind (and one schema), up to batch_rows rows (at least one
+// batch).
 func (s *Sink) takeLocked(w int, items []*md.Batch) ([]*md.Batch, int) {
 	q := s.queues[w]
 	if len(q) == 0 {
 		return items, 0
 	}
-	kind := q[0].Kind
+	kind, schema := q[0].Kind, q[0].Schema
 	rows, i := 0, 0
-	for i < len(q) && q[i].Kind == kind && (i == 0 || rows+q[i].Len() <= s.cfg.BatchRows) {
+	for i < len(q) && q[i].Kind == kind && (i == 0 || rows+q[i].Len() <= s.cfg.BatchRows && q[i].Schema.Equal(schema)) {
 		rows += q[i].Len()
 		i++
 	}
@@ -506,14 +516,18 @@ func (s *Sink) writeItems(w int, items []*md.Batch, acc *Batch) error {
 	var b *Batch
 	if len(items) == 1 { // the common case: write straight from the queued batch
 		it := items[0]
-		b = &Batch{Kind: kind, Trades: it.Trades, Quotes: it.Quotes, Bars: it.Bars}
+		b = &Batch{Kind: kind, Trades: it.Trades, Quotes: it.Quotes, Bars: it.Bars,
+			Derived: it.Derived, Values: it.Values, Schema: it.Schema}
 	} else {
-		acc.Kind = kind
+		acc.Kind, acc.Schema = kind, items[0].Schema
 		acc.Trades, acc.Quotes, acc.Bars = acc.Trades[:0], acc.Quotes[:0], acc.Bars[:0]
+		acc.Derived, acc.Values = acc.Derived[:0], acc.Values[:0]
 		for _, it := range items {
 			acc.Trades = append(acc.Trades, it.Trades...)
 			acc.Quotes = append(acc.Quotes, it.Quotes...)
 			acc.Bars = append(acc.Bars, it.Bars...)
+			acc.Derived = append(acc.Derived, it.Derived...)
+			acc.Values = append(acc.Values, it.Values...)
 		}
 		b = acc
 	}

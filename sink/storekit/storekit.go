@@ -139,13 +139,18 @@ func (c ErrorClass) String() string {
 }
 
 // Batch is one write: rows of one kind, for one worker. Exactly one of
-// Trades, Quotes or Bars is used, according to Kind. The slices belong to
+// Trades, Quotes, Bars or Derived is used, according to Kind; derived rows
+// also set Schema and their field values in Values (Schema.Len() per row). The slices belong to
 // storekit and are valid only during the Write call.
 type Batch struct {
 	Kind   md.Kind
 	Trades []md.Trade
 	Quotes []md.Quote
 	Bars   []md.Bar
+	// Derived records of one schema and their values.
+	Derived []md.Derived
+	Values  []md.Value
+	Schema  *md.Schema
 	// Symbols resolves every row's md.SymID to its provider and symbol text.
 	Symbols []md.Instrument
 	// Worker is the index of the worker writing the batch.
@@ -163,8 +168,16 @@ func (b *Batch) Len() int {
 		return len(b.Quotes)
 	case md.KindBar:
 		return len(b.Bars)
+	case md.KindDerived:
+		return len(b.Derived)
 	}
 	return 0
+}
+
+// Row returns the field values of derived row i.
+func (b *Batch) Row(i int) []md.Value {
+	n := b.Schema.Len()
+	return b.Values[i*n : (i+1)*n : (i+1)*n]
 }
 
 // Instrument returns the instrument of sym.
@@ -177,7 +190,7 @@ func (b *Batch) Instrument(sym md.SymID) md.Instrument {
 
 // slice returns rows [i, j) as a new Batch header sharing the rows.
 func (b *Batch) slice(i, j int) *Batch {
-	c := &Batch{Kind: b.Kind, Symbols: b.Symbols, Worker: b.Worker}
+	c := &Batch{Kind: b.Kind, Symbols: b.Symbols, Worker: b.Worker, Schema: b.Schema}
 	switch b.Kind {
 	case md.KindTrade:
 		c.Trades = b.Trades[i:j]
@@ -185,6 +198,9 @@ func (b *Batch) slice(i, j int) *Batch {
 		c.Quotes = b.Quotes[i:j]
 	case md.KindBar:
 		c.Bars = b.Bars[i:j]
+	case md.KindDerived:
+		n := b.Schema.Len()
+		c.Derived, c.Values = b.Derived[i:j], b.Values[i*n:j*n]
 	}
 	return c
 }

@@ -76,7 +76,7 @@ func TestReplayConfigRuns(t *testing.T) {
 		w := ref[i]
 		wantTS := time.Unix(0, w.start).UTC().Format("2006-01-02T15:04:05.000000Z")
 		if prov != "binance-futures" || sym != "BTCUSDT" || iv != "1m" || ts != wantTS || o != w.open || h != w.high ||
-			l != w.low || c != w.close || v != w.volume || vwap != w.pvs/w.volume || n != w.n {
+			l != w.low || c != w.close || v != w.exact() || vwap != w.pvs/w.volume || n != w.n {
 			t.Fatalf("row %d: %s %s %s %s %v %v %v %v %v %v %d, want %+v at %s", i, prov, sym, iv, ts, o, h, l, c, v, vwap, n, w, wantTS)
 		}
 	}

@@ -64,8 +64,9 @@ type decoder struct {
 	ingest tsParser
 	mapped [nSlots]bool
 	syms   *symResolver
-	symbol []byte // constant symbol, or nil
-	prov   []byte // constant provider, or nil
+	sizes  *md.SizeDecimals // decimal places of trade sizes, per symbol
+	symbol []byte           // constant symbol, or nil
+	prov   []byte           // constant provider, or nil
 }
 
 // parseFloat parses a price or size: a plain decimal number, with an
@@ -173,6 +174,9 @@ func (d *decoder) trade(v *rowVals, t *md.Trade, e *rowErr) bool {
 	size, ok := d.num(v, slotSize, true, e)
 	if !ok {
 		return false
+	}
+	if d.sizes != nil {
+		d.sizes.Note(sym, tsparse.Decimals(v[slotSize]))
 	}
 	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sym,
 		Side: parseSide(v[slotSide]), TradeID: tradeID(v[slotTradeID])}

@@ -272,7 +272,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		}
 	}
 	bufSize := min(max(4<<20/len(s.files), 16<<10), 256<<10)
-	dec := &decoder{kind: s.lay.kind, syms: newSymResolver(out.Symbols(), s.symbols)}
+	dec := &decoder{kind: s.lay.kind, syms: newSymResolver(out.Symbols(), s.symbols), sizes: md.NewSizeDecimals(out.Symbols())}
 	dec.ts, _ = newTSParser(s.lay.tsFormat, s.lay.loc) // checked by Validate
 	dec.ingest = dec.ts
 	for sl := range s.lay.columns {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,12 +101,18 @@ func TestHistdataPresetIsEST(t *testing.T) {
 	}
 }
 
-// refBar is a bar computed by the simplest possible code.
+// refBar is a bar computed by the simplest possible code. volume is the
+// plain float sum (vwap is pvs/volume); milli is the exact sum in
+// thousandths (the tardis sizes have at most three decimals), the volume
+// operator.bars reports: exact is float64(milli)/1000.
 type refBar struct {
 	start                               int64
 	open, high, low, close, volume, pvs float64
-	n                                   int64
+	milli, n                            int64
 }
+
+// exact is the bar's exact decimal volume as the nearest float64.
+func (b refBar) exact() float64 { return float64(b.milli) / 1000 }
 
 func refBars(trades []refTrade, interval int64) []refBar {
 	var out []refBar
@@ -119,6 +126,7 @@ func refBars(trades []refTrade, interval int64) []refBar {
 		b.low = min(b.low, tr.price)
 		b.close = tr.price
 		b.volume += tr.size
+		b.milli += int64(math.Round(tr.size * 1000))
 		b.pvs += tr.price * tr.size
 		b.n++
 	}
@@ -157,7 +165,7 @@ func TestTardisTradesToMinuteBars(t *testing.T) {
 				g := r.c.bars[i]
 				if g.Start != w.start || g.End != w.start+int64(time.Minute) || g.Interval != int64(time.Minute) ||
 					g.Open != w.open || g.High != w.high || g.Low != w.low || g.Close != w.close ||
-					g.Volume != w.volume || g.Trades != w.n || g.VWAP != w.pvs/w.volume ||
+					g.Volume != w.exact() || g.Trades != w.n || g.VWAP != w.pvs/w.volume ||
 					symText(r.job, g.Sym) != "binance-futures/BTCUSDT" {
 					t.Fatalf("bar %d: got %+v, want %+v (vwap %v)", i, g, w, w.pvs/w.volume)
 				}

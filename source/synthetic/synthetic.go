@@ -299,6 +299,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		in := md.NewInterner(out.Symbols(), c.provider)
 		for i, n := range names {
 			ids[i] = in.ID(n)
+			out.Symbols().NoteSizeDecimals(ids[i], 0) // sizes are whole numbers
 		}
 		fill = newBenchGen(ids, c.seed).fill
 	} else {
@@ -306,6 +307,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		in := md.NewInterner(out.Symbols(), c.provider)
 		for i, n := range c.names {
 			ids[i] = in.ID(n)
+			out.Symbols().NoteSizeDecimals(ids[i], 0) // sizes are whole numbers
 		}
 		s.lastTS.Store(c.start - 1)
 		g := newRandomGen(ids, c.seed, c.start, c.step)

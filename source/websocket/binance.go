@@ -205,6 +205,7 @@ func (d *decoder) binTrade(msg []byte, f *binFields, idv span, event, idKey stri
 	if d.check == checkTradeID && !d.sequence(st, t.TradeID) {
 		return nil
 	}
+	d.sizes.Note(st.id, tsparse.Decimals(text(msg, f.q)))
 	return d.addTrade(st, &t)
 }
 

@@ -178,6 +178,7 @@ func (d *decoder) cbTrade(msg []byte, f *cbFields, event string, seq uint64, rec
 	if d.check == checkTradeID && !d.sequence(st, t.TradeID) {
 		return nil
 	}
+	d.sizes.Note(st.id, tsparse.Decimals(text(msg, f.size)))
 	return d.addTrade(st, &t)
 }
 

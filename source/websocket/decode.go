@@ -85,7 +85,8 @@ type decoder struct {
 	maxFuture int64
 
 	interner *md.Interner
-	filter   map[string]bool // upper-cased symbols; nil lets every symbol through
+	sizes    *md.SizeDecimals // decimal places of trade sizes, per symbol
+	filter   map[string]bool  // upper-cased symbols; nil lets every symbol through
 	syms     map[string]*symState
 	log      *slog.Logger
 

@@ -418,6 +418,7 @@ func (d *decoder) genericRecord(msg []byte, slots []span, recv int64) error {
 			return nil
 		}
 	}
+	d.sizes.Note(st.id, tsparse.Decimals(text(msg, get(gSize))))
 	return d.addTrade(st, &t)
 }
 

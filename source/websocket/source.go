@@ -148,6 +148,7 @@ func (s *Source) newDecoder(symbols *md.SymbolTable, newBatch func(md.Kind) *md.
 		generic:   s.cfg.generic,
 		maxFuture: int64(s.cfg.maxFuture),
 		interner:  md.NewInterner(symbols, s.cfg.provider),
+		sizes:     md.NewSizeDecimals(symbols),
 		syms:      map[string]*symState{},
 		log:       s.log,
 		newBatch:  newBatch,
