@@ -235,7 +235,7 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 		}
 	case md.KindDerived:
 		for i := range b.Derived {
-			dest[i] = uint8(syms[b.Derived[i].Sym].Hash % uint64(n))
+			dest[i] = uint8(md.Split(syms[b.Derived[i].Sym].Hash, md.SplitWorkers, n))
 		}
 	default:
 		return nil
