@@ -77,11 +77,15 @@ func TestBackfillStitchedToLive(t *testing.T) {
 		"backfill": map[string]any{"duration": "1800 S", "bar_size": "1 min", "what": "TRADES"}}, at)
 	ss := h.session()
 	h.expect(ss, reqTrades...)
+	cut := int64(1764167460)
+	// Past the cut on the local clock, the source asks IB's: it is past
+	// the cut too.
+	h.expect(ss, 49, 1)
+	ss.SendFields(49, 1, cut+2)
 	h.expect(ss, concat([]any{20, 1000001}, aaplFields, []any{0, "20251126-14:31:00", "1 min", "1800 S", 0, "TRADES", 2, 0, ""})...)
 	if len(h.clk.sleeps) != 1 || h.clk.sleeps[0] != 32*time.Second {
 		t.Errorf("the request waited %v, want 32s (to the cut and 2s more)", h.clk.sleeps)
 	}
-	cut := int64(1764167460)
 	ss.SendFields(99, 1, 2, cut-10, 189.4, 5, 0, "NASDAQ", "")
 	ss.SendFields(99, 1, 2, cut, 189.5, 7, 0, "NASDAQ", "")
 	ss.SendFields(17, 1000001, 4,
@@ -121,11 +125,33 @@ func TestBackfillErrorKeepsLive(t *testing.T) {
 		"backfill": map[string]any{"duration": "1 D", "bar_size": "5 mins"}}, t0)
 	ss := h.session()
 	h.expect(ss, reqTrades...)
+	h.expect(ss, 49, 1)
+	ss.SendFields(49, 1, 1764167402)
 	h.expect(ss, concat([]any{20, 1000001}, aaplFields, []any{0, "20251126-14:30:00", "5 mins", "1 D", 0, "TRADES", 2, 0, ""})...)
 	sendErr(ss, 1000001, 162, "Historical Market Data Service error message:HMDS query returned no data")
 	ss.SendFields(99, 1, 2, 1764167400, 189.5, 7, 0, "NASDAQ", "")
 	h.waitFor("trade", func() bool { return len(h.trades) == 1 })
 	if e := h.out.NC.Stats.Errors(); e["backfill"] != 1 {
 		t.Errorf("errors %v", e)
+	}
+}
+
+// TestBackfillWaitsForIBsClock: when IB's clock is behind the local one,
+// the historical request waits until IB has passed the cut too, so the
+// last historical bar is closed in IB's eyes.
+func TestBackfillWaitsForIBsClock(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"quotes": false, "contracts": contracts(aaplParams),
+		"backfill": map[string]any{"duration": "1800 S", "bar_size": "1 min"}}, t0.Add(30*time.Second))
+	ss := h.session()
+	h.expect(ss, reqTrades...)
+	cut := int64(1764167460)
+	h.expect(ss, 49, 1)
+	ss.SendFields(49, 1, cut-8) // IB is 10s behind: 8s before the cut when local is 2s past it
+	h.expect(ss, 49, 1)
+	ss.SendFields(49, 1, cut+2)
+	h.expect(ss, concat([]any{20, 1000001}, aaplFields, []any{0, "20251126-14:31:00", "1 min", "1800 S", 0, "TRADES", 2, 0, ""})...)
+	if len(h.clk.sleeps) != 2 || h.clk.sleeps[0] != 32*time.Second || h.clk.sleeps[1] != 10*time.Second {
+		t.Errorf("sleeps %v, want 32s on the local clock, then 10s for IB's", h.clk.sleeps)
 	}
 }

@@ -70,6 +70,8 @@ const (
 	settle = 2 * time.Second
 	// histTimeout bounds the wait for one historical reply.
 	histTimeout = 2 * time.Minute
+	// ibTimeWait bounds the wait for a reqCurrentTime reply.
+	ibTimeWait = 5 * time.Second
 )
 
 // message type counters.
@@ -113,7 +115,11 @@ type Source struct {
 	probing    bool
 	everReady  atomic.Bool
 	// state and active feed the gauges (read by metrics scrapes).
-	state, active   atomic.Int32
+	state, active atomic.Int32
+	// ibTime is IB\'s clock (Unix s) from the last CURRENT_TIME reply;
+	// timeReply signals one to the requester.
+	ibTime          atomic.Int64
+	timeReply       chan struct{}
 	warnedMalformed bool
 	fatal           error
 	resub           chan struct{}
@@ -133,7 +139,7 @@ type histWait struct {
 
 func newSource(cfg *config) *Source {
 	s := &Source{cfg: cfg, log: slog.New(slog.DiscardHandler), clk: wallClock{}, jitter: rand.Float64,
-		resub: make(chan struct{}, 1), resubOne: make(chan int64, 64), histReq: map[int64]*histWait{}}
+		resub: make(chan struct{}, 1), resubOne: make(chan int64, 64), timeReply: make(chan struct{}, 1), histReq: map[int64]*histWait{}}
 	for i := range cfg.contracts {
 		ct := &cstate{contract: cfg.contracts[i]}
 		s.cts = append(s.cts, ct)
@@ -444,6 +450,13 @@ func (s *Source) handle(m *tws.Message) {
 	case tws.InErrMsg:
 		s.msgs[msgError]++
 		s.onError(m)
+	case tws.InCurrentTime:
+		s.msgs[msgOther]++
+		s.ibTime.Store(m.Time)
+		select {
+		case s.timeReply <- struct{}{}:
+		default:
+		}
 	default:
 		s.msgs[msgOther]++
 	}
@@ -978,6 +991,45 @@ func (s *Source) cancel(ctx context.Context, conn *tws.Conn, sb *sub) error {
 	return conn.CancelMktData(sb.reqID)
 }
 
+// waitIBPast waits until IB's own clock (asked with reqCurrentTime) has
+// passed t, so a local clock running ahead of IB's cannot ask for a bar IB
+// has not closed. Without an answer within ibTimeWait it goes on with the
+// local clock.
+func (s *Source) waitIBPast(ctx context.Context, conn *tws.Conn, t time.Time) error {
+	for range 10 {
+		select {
+		case <-s.timeReply: // drop a stale signal
+		default:
+		}
+		if err := s.pacer.message(ctx); err != nil {
+			return err
+		}
+		if err := conn.ReqCurrentTime(); err != nil {
+			return err
+		}
+		timer := time.NewTimer(ibTimeWait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+			s.log.Warn("ibkr: no reply to reqCurrentTime; the backfill goes by the local clock")
+			return nil
+		case <-s.timeReply:
+			timer.Stop()
+		}
+		behind := t.Sub(time.Unix(s.ibTime.Load(), 0))
+		if behind <= 0 {
+			return nil
+		}
+		s.log.Info("ibkr: IB's clock is behind the local clock; the backfill waits for it", "behind", behind)
+		if err := s.clk.Sleep(ctx, behind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // runBackfill requests each contract's historical bars up to its cut, one
 // request at a time inside the pacing limits, waiting for each reply.
 func (s *Source) runBackfill(ctx context.Context, conn *tws.Conn) error {
@@ -996,6 +1048,9 @@ func (s *Source) runBackfill(ctx context.Context, conn *tws.Conn) error {
 		}
 		cut := time.Unix(0, ct.cut.Load())
 		if err := s.pacer.waitUntil(ctx, cut.Add(settle)); err != nil {
+			return err
+		}
+		if err := s.waitIBPast(ctx, conn, cut.Add(settle)); err != nil {
 			return err
 		}
 		h := &tws.HistoricalRequest{EndDateTime: cut.UTC().Format("20060102-15:04:05"), Duration: bf.duration,
