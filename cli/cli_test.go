@@ -754,3 +754,57 @@ func TestJobFromEnvironmentAlone(t *testing.T) {
 		t.Fatalf("%d records written, want 7:\n%s", n, data)
 	}
 }
+
+// TestValidateChecksAddressesAndPaths: validate checks what it can without
+// running: ports, input files, output directories.
+func TestValidateChecksAddressesAndPaths(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	writeFile(t, dir, "afile", "")
+	writeFile(t, dir, "in.csv", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
+	n := 0
+	job := func(listen, url, input, output string) string {
+		n++
+		return writeFile(t, dir, fmt.Sprintf("j%d.yaml", n), fmt.Sprintf(`mode: dag
+metrics: {listen: %q}
+dag:
+  nodes:
+    - {id: src, type: provider.replay, params: {path: [%s], preset: tardis_trades}}
+    - {id: ws, type: provider.websocket, params: {url: %q, preset: binance}}
+    - {id: out, type: sink.file, params: {path: %q}}
+    - {id: out2, type: sink.null}
+  edges: [[src, out], [ws, out2]]
+`, listen, input, url, output))
+	}
+	for _, c := range []struct {
+		file         string
+		code         int
+		stderr, warn string
+	}{
+		{job("127.0.0.1:9108", "ws://127.0.0.1:9443/ws", "in.csv", "out/bars.jsonl"), 0, "", ""},
+		{job("127.0.0.1:99999", "ws://127.0.0.1:9443/ws", "in.csv", "bars.jsonl"), 2, `metrics.listen: address "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`, ""},
+		{job("0.0.0.0:abc", "ws://127.0.0.1:9443/ws", "in.csv", "bars.jsonl"), 2, `metrics.listen: address "0.0.0.0:abc": port "abc" is not a number from 0 to 65535`, ""},
+		{job("127.0.0.1:9108", "ws://127.0.0.1:99999/ws", "in.csv", "bars.jsonl"), 2, `dag.nodes[1].params.url: port "99999" is not a number from 0 to 65535`, ""},
+		{job("127.0.0.1:9108", "ws://h/ws", "missing.csv", "bars.jsonl"), 2, `dag.nodes[0].params.path: input "missing.csv": no such file or directory`, ""},
+		{job("127.0.0.1:9108", "ws://h/ws", `in.csv, "later/*.csv"`, "bars.jsonl"), 0, "", `:5:7: dag.nodes[0].params.path: "later/*.csv" matches no files (yet)`},
+		{job("127.0.0.1:9108", "ws://h/ws", "in.csv", "newdir/../bars.jsonl"), 2, `dag.nodes[2].params.path: output "newdir/../bars.jsonl": directory "newdir" does not exist, and "newdir/.." goes up from it`, ""},
+		{job("127.0.0.1:9108", "ws://h/ws", "in.csv", "afile/bars.jsonl"), 2, `dag.nodes[2].params.path: output "afile/bars.jsonl": "afile" is not a directory`, ""},
+	} {
+		code, _, stderr := runInProcess("validate", c.file)
+		if code != c.code || !strings.Contains(stderr, c.stderr) || !strings.Contains(stderr, c.warn) {
+			t.Errorf("%s:\nexit %d, want %d\nstderr: %s\nwant: %s%s", readFileT(t, c.file), code, c.code, stderr, c.stderr, c.warn)
+		}
+	}
+}
+
+func readFileT(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -48,6 +48,11 @@ type Field struct {
 	// directory. A relative one resolves against the working directory;
 	// mdp validate warns when that is not the job file's directory.
 	Path bool
+	// Input marks a Path param that names files to read (a file, a glob or
+	// a list): mdp validate fails on a plain path that does not exist and
+	// warns on a glob that matches nothing. Any other Path param is an
+	// output, whose directory validate checks can be made.
+	Input bool
 }
 
 // Bound is a helper for Field.Min and Field.Max.

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -222,8 +221,8 @@ func (l *loader) decodeMetrics(e entry) {
 	}
 	if v, ok := m["listen"]; ok {
 		if s, ok := l.str(v); ok {
-			if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
-				l.errAt(v.val, v.path, "want host:port such as 127.0.0.1:9108, got %q", s)
+			if err := component.CheckHostPort(s); err != nil {
+				l.errAt(v.val, v.path, "%v", err)
 			} else {
 				l.doc.Metrics.Listen = s
 			}

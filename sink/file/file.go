@@ -97,6 +97,9 @@ func (s *Sink) TempPath() string {
 // Open creates the temporary file next to the target.
 func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.syms = nc.Symbols
+	if msg := component.OutputDirProblem(s.path); msg != "" {
+		return fmt.Errorf("%s: %s", s.path, msg)
+	}
 	dir := filepath.Dir(s.path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create directory for %s: %w", s.path, err)

@@ -50,7 +50,7 @@ func init() {
 			return md.KindTrade
 		},
 		Fields: []component.Field{
-			{Name: "path", Type: component.Strings, Required: true, Path: true,
+			{Name: "path", Type: component.Strings, Required: true, Path: true, Input: true,
 				Description: "File, glob or list of files/globs; relative to the working directory. Globs expand in name order.",
 				Example:     "testdata/replay/tardis_trades.csv"},
 			{Name: "preset", Type: component.String, Enum: presetNames(),

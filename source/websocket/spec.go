@@ -151,7 +151,11 @@ func validate(p *component.Params) error {
 	var errs []error
 	u, err := url.Parse(p.String("url"))
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		errs = append(errs, p.Errorf("url", "want a ws:// or wss:// URL with a host, got %q", p.String("url")))
+		errs = append(errs, p.Errorf("url", "want a ws:// or wss:// URL with a host, got %q", component.MaskQuerySecrets(p.String("url"), "xxxxx")))
+	} else if port := u.Port(); port != "" {
+		if err := component.CheckPort(port); err != nil {
+			errs = append(errs, p.Errorf("url", "%v", err))
+		}
 	}
 	pr := parsePreset(p.String("preset"))
 	if pr != presetGeneric {
