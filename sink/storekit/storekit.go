@@ -24,8 +24,9 @@
 //     a batch that exhausts its retries and for every row the store rejects
 //     permanently: a batch rejected as ClassData is split in halves until the
 //     offending rows are isolated, so the good rows are still written;
-//   - counters (Stats) read by status and metrics through
-//     engine.NodeStats.Extra, and the node's own drop and error counters.
+//   - counters (Stats), registered at Open through the node context
+//     (engine.NodeContext.Metrics) as the mdp_sink_* series, and the node's
+//     own drop and error counters.
 //
 // Errors are classified by the Writer: ClassTransient is retried,
 // ClassData (a row the store rejects: a constraint, a value out of range)
