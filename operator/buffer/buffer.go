@@ -82,9 +82,9 @@ type Config struct {
 
 // Record sizes used for max_bytes.
 const (
-	TradeBytes = int(unsafe.Sizeof(md.Trade{}))
-	QuoteBytes = int(unsafe.Sizeof(md.Quote{}))
-	BarBytes   = int(unsafe.Sizeof(md.Bar{}))
+	tradeBytes = int(unsafe.Sizeof(md.Trade{}))
+	quoteBytes = int(unsafe.Sizeof(md.Quote{}))
+	barBytes   = int(unsafe.Sizeof(md.Bar{}))
 )
 
 // Buffer is the operator.
@@ -131,11 +131,11 @@ func (bf *Buffer) Open(ctx context.Context, nc *engine.NodeContext) error {
 func rowBytes(k md.Kind) int {
 	switch k {
 	case md.KindTrade:
-		return TradeBytes
+		return tradeBytes
 	case md.KindQuote:
-		return QuoteBytes
+		return quoteBytes
 	}
-	return BarBytes
+	return barBytes
 }
 
 // limit is the most rows one emitted batch of kind k holds.

@@ -135,7 +135,7 @@ func TestEmitsAtMaxRowsAndFlushesAtEnd(t *testing.T) {
 
 func TestEmitsAtMaxBytes(t *testing.T) {
 	c := &collector{}
-	j := build(t, &tradeSource{n: 95, bs: 7}, map[string]any{"max_rows": 1000, "max_bytes": 10 * TradeBytes, "flush_interval": "1h"}, c, 64)
+	j := build(t, &tradeSource{n: 95, bs: 7}, map[string]any{"max_rows": 1000, "max_bytes": 10 * tradeBytes, "flush_interval": "1h"}, c, 64)
 	if err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
