@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"sync"
@@ -174,6 +175,11 @@ func MaxAcrossInstances() MetricOption { return func(m *Metric) { m.Max = true }
 func NodeLabel(name string) MetricOption { return func(m *Metric) { m.NodeLabel = name } }
 
 func (m *NodeMetrics) register(s *Metric, opts []MetricOption) {
+	if !validMetricName(s.Name) {
+		// A programming error in the component: Open's panic becomes the
+		// node's error, so the job fails to start naming the node.
+		panic(fmt.Sprintf("metric name %q is not a Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)", s.Name))
+	}
 	if m == nil || m.set == nil {
 		return
 	}
@@ -182,6 +188,19 @@ func (m *NodeMetrics) register(s *Metric, opts []MetricOption) {
 		o(s)
 	}
 	m.set.add(s)
+}
+
+func validMetricName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, c := range name {
+		letter := c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Counter registers a counter and returns its handle.
