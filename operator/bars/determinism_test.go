@@ -67,7 +67,7 @@ func TestQuoteBarOpenAndCloseFollowEventTime(t *testing.T) {
 	)
 	h.wm(md.MaxTime)
 	// vwap of quote bars is the mean price: (13+11+19+15)/4
-	h.expect("quotes", bar(symA, t0, sec, 11, 19, 11, 19, 0, 14.5, 4))
+	h.expect("quotes", from(md.FromBid, bar(symA, t0, sec, 11, 19, 11, 19, 0, 14.5, 4)))
 }
 
 // A late record under late_policy update moves the open or close of the
