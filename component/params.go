@@ -556,6 +556,9 @@ func (f *Field) boundText(b float64) string {
 	if f.Type == Duration {
 		return time.Duration(b * float64(time.Second)).String()
 	}
+	if f.Type == Int {
+		return strconv.FormatInt(int64(b), 10) // 1048576, not 1.048576e+06
+	}
 	return strconv.FormatFloat(b, 'g', -1, 64)
 }
 

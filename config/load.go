@@ -193,7 +193,7 @@ func (l *loader) load(data []byte) *Document {
 		}
 	}
 	if e, ok := top["batch_size"]; ok {
-		d.BatchSize, _ = l.integer(e, 1)
+		d.BatchSize, _ = l.intRange(e, 1, md.MaxBatchSize)
 	}
 	if d.Name == "" {
 		d.Name = defaultName(l.file)
@@ -361,7 +361,7 @@ func (l *loader) decodeNode(item *yaml.Node, path string, keys []string, autoID 
 		l.errAt(item, path, "missing required key \"type\"")
 	}
 	if v, ok := m["parallelism"]; ok {
-		if p, ok := l.integer(v, 1); ok {
+		if p, ok := l.intRange(v, 1, engine.MaxParallelism); ok {
 			ns.Parallelism = p
 		}
 	}
@@ -522,7 +522,7 @@ func (l *loader) decodeEdge(item *yaml.Node, path string) {
 		}
 		fromN, toN, fromPath, toPath = resolve(f.val), resolve(t.val), f.path, t.path
 		if v, ok := m["capacity"]; ok {
-			es.Capacity, _ = l.integer(v, 1)
+			es.Capacity, _ = l.intRange(v, 1, engine.MaxQueueCapacity)
 		}
 		if v, ok := m["policy"]; ok {
 			if s, ok := l.str(v); ok {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
 )
 
 // SchemaID is the $id of the job file schema.
@@ -52,7 +53,7 @@ func Schema(reg *component.Registry) ([]byte, error) {
 				"properties": obj{
 					"from":     obj{"type": "string", "description": "Node id, or node.port for a named output port."},
 					"to":       obj{"type": "string", "description": "Node id, or node.port for a named input port."},
-					"capacity": obj{"type": "integer", "minimum": 1, "default": engine.DefaultQueueCapacity, "description": "Queue capacity in batches."},
+					"capacity": obj{"type": "integer", "minimum": 1, "maximum": engine.MaxQueueCapacity, "default": engine.DefaultQueueCapacity, "description": "Queue capacity in batches."},
 					"policy": obj{"enum": []any{"block", "drop_oldest", "drop_newest"}, "default": "block",
 						"description": "What a full queue does: block (backpressure) or drop (counted)."},
 				},
@@ -117,7 +118,7 @@ func Schema(reg *component.Registry) ([]byte, error) {
 				},
 			},
 			"shutdown_timeout": obj{"$ref": "#/$defs/duration", "default": DefaultShutdownTimeout.String(), "description": "How long a graceful stop may take before the job is aborted."},
-			"batch_size":       typed(obj{"type": "integer", "minimum": 1, "description": "Default batch capacity in records."}),
+			"batch_size":       typed(obj{"type": "integer", "minimum": 1, "maximum": md.MaxBatchSize, "description": "Default batch capacity in records."}),
 		},
 		"$defs": defs,
 	}
@@ -161,7 +162,7 @@ func refSchema(specs []*component.Spec, kind engine.NodeKind, needID bool) obj {
 			"id":          obj{"type": "string", "pattern": idPattern, "description": "Node id, unique in the job."},
 			"type":        typeSchema,
 			"params":      obj{"type": "object"},
-			"parallelism": typed(obj{"type": "integer", "minimum": 1, "default": 1, "description": "Instances, partitioned by symbol."}),
+			"parallelism": typed(obj{"type": "integer", "minimum": 1, "maximum": engine.MaxParallelism, "default": 1, "description": "Instances, partitioned by symbol."}),
 			"on_error":    obj{"enum": []any{"fail", "skip", "dead_letter"}, "default": "fail", "description": "What a failing batch does."},
 		},
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -274,6 +275,12 @@ func (l *loader) boolean(e entry) (bool, bool) {
 }
 
 func (l *loader) integer(e entry, minimum int) (int, bool) {
+	return l.intRange(e, minimum, math.MaxInt)
+}
+
+// intRange decodes an integer in [minimum, maximum]; the message names the
+// bound it breaks.
+func (l *loader) intRange(e entry, minimum, maximum int) (int, bool) {
 	n := resolve(e.val)
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
 		l.errAt(n, e.path, "want an integer, got %s", describe(n))
@@ -286,6 +293,10 @@ func (l *loader) integer(e entry, minimum int) (int, bool) {
 	}
 	if i < int64(minimum) {
 		l.errAt(n, e.path, "must be at least %d, got %d", minimum, i)
+		return 0, false
+	}
+	if i > int64(maximum) {
+		l.errAt(n, e.path, "must be at most %d, got %d", maximum, i)
 		return 0, false
 	}
 	return int(i), true

@@ -7,6 +7,11 @@ import "sync/atomic"
 // metric updates, interface calls), small enough to keep latency and memory low.
 const DefaultBatchSize = 1024
 
+// MaxBatchSize is the largest batch capacity a job or a component may ask
+// for: batches are allocated at their capacity, so the bound keeps a
+// setting from exhausting memory at start.
+const MaxBatchSize = 1 << 20
+
 // Batch carries records of one kind between nodes. Exactly one of Trades,
 // Quotes, Bars or Derived is used, according to Kind. A KindDerived batch
 // also sets Schema, and holds its records' field values in Values, flat,

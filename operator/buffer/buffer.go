@@ -44,14 +44,14 @@ func init() {
 			"or the newest rows beyond that. Everything held is emitted at end of stream.",
 		Accepts: md.KindAny, Produces: engine.SameAsInput,
 		Fields: []component.Field{
-			{Name: "max_rows", Type: component.Int, Default: 1000, Min: component.Bound(1), Description: "Emit when this many rows are gathered."},
-			{Name: "max_bytes", Type: component.Int, Default: 1048576, Min: component.Bound(1),
+			{Name: "max_rows", Type: component.Int, Default: 1000, Min: component.Bound(1), Max: component.Bound(md.MaxBatchSize), Description: "Emit when this many rows are gathered."},
+			{Name: "max_bytes", Type: component.Int, Default: 1048576, Min: component.Bound(1), Max: component.Bound(1 << 30),
 				Description: "Emit when the gathered records take this many bytes (in-memory size per record: trade 56, quote 64, bar 88)."},
 			{Name: "flush_interval", Type: component.Duration, Default: "100ms", Min: component.Bound(0.001),
 				Description: "Emit when the oldest gathered record has waited this long, even if nothing else arrives."},
 			{Name: "drop_policy", Type: component.String, Default: "block", Enum: []string{"block", "drop_oldest", "drop_newest"},
 				Description: "What to do when the output lags: block (backpressure), drop_oldest or drop_newest (counted)."},
-			{Name: "max_pending_rows", Type: component.Int, Default: 100000, Min: component.Bound(1),
+			{Name: "max_pending_rows", Type: component.Int, Default: 100000, Min: component.Bound(1), Max: component.Bound(1 << 24),
 				Description: "With a drop policy: most rows held while the output lags. Must be at least max_rows."},
 		},
 		Validate: func(p *component.Params) error {

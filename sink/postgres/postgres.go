@@ -76,7 +76,7 @@ func init() {
 				Description: "Table for quotes (provider, symbol, ts, bid, bid_size, ask, ask_size, seq; key provider, symbol, ts, seq)."},
 			{Name: "create_tables", Type: component.Bool, Default: true,
 				Description: "Create the schema and tables when missing (hypertables on ts where TimescaleDB is available). Existing tables are checked either way."},
-			{Name: "copy_threshold", Type: component.Int, Default: DefaultCopyThreshold, Min: component.Bound(1),
+			{Name: "copy_threshold", Type: component.Int, Default: DefaultCopyThreshold, Min: component.Bound(1), Max: component.Bound(1 << 24),
 				Description: "Batches of at least this many rows go through COPY into a temp table and one upsert; smaller ones through one array upsert."},
 			{Name: "direct_copy", Type: component.Bool, Default: false,
 				Description: "Opt-in: let a COPY batch first try COPY straight into the table, which succeeds when none of its keys is stored yet (new data, about twice as fast). If some key exists the attempt is rolled back (the server logs a unique violation) and the batch takes the temp table and upsert; after such a conflict the direct attempt is skipped for up to 64 batches."},

@@ -94,7 +94,7 @@ func init() {
 				Description: "Stop after this much wall-clock time; 0 means no limit", Example: "30s"},
 			{Name: "provider", Type: component.String, Default: "synthetic",
 				Description: "Provider name the symbols are interned under"},
-			{Name: "batch_size", Type: component.Int, Default: md.DefaultBatchSize, Min: component.Bound(1), Max: component.Bound(1 << 20),
+			{Name: "batch_size", Type: component.Int, Default: md.DefaultBatchSize, Min: component.Bound(1), Max: component.Bound(md.MaxBatchSize),
 				Description: "Most records per emitted batch (paced runs emit what is due, never waiting to fill)"},
 			{Name: "start", Type: component.Time, Default: defaultStart,
 				Description: "Model random with rate 0: event time of the first record"},
