@@ -26,6 +26,17 @@ const (
 	ModeDAG     = "dag"
 )
 
+// Restart policies: what a job server (package jobs) does when a job ends.
+// A job run by `mdp run` ends the process either way.
+const (
+	// RestartAlways restarts the job whenever it ends, unless it was stopped.
+	RestartAlways = "always"
+	// RestartOnFailure restarts the job when it failed (the default).
+	RestartOnFailure = "on-failure"
+	// RestartNever leaves the job as it ended.
+	RestartNever = "never"
+)
+
 // Defaults applied when neither the file, the environment nor a flag sets a
 // value.
 const (
@@ -79,6 +90,9 @@ type Document struct {
 	// BatchSize is the job's default batch capacity in records; 0 means the
 	// engine's default.
 	BatchSize int
+	// Restart is the restart policy a job server applies when the job ends:
+	// RestartAlways, RestartOnFailure (default) or RestartNever.
+	Restart string
 	// Sources lists where settings came from, in precedence order: the file
 	// (if any), then "env NAME", "--set path", "--mode" and "--job" entries
 	// that changed something.

@@ -130,10 +130,33 @@ func TestDefaults(t *testing.T) {
 	if d.ShutdownTimeout != 30*time.Second || d.BatchSize != 0 || len(d.Sources) != 0 {
 		t.Fatalf("shutdown %v batch %d sources %v", d.ShutdownTimeout, d.BatchSize, d.Sources)
 	}
+	if d.Restart != RestartOnFailure {
+		t.Fatalf("restart %q, want on-failure by default", d.Restart)
+	}
 	// The job name defaults to the file's base name.
 	d = mustLoad(t, "jobs/nightly-bars.yaml", "classic: {spec: {source: {type: provider.test_trades}, sink: {type: sink.test_store, params: {path: x}}}}", LoadOptions{})
 	if d.Name != "nightly-bars" || d.Mode != ModeClassic {
 		t.Fatalf("name %q mode %q", d.Name, d.Mode)
+	}
+}
+
+func TestRestartPolicy(t *testing.T) {
+	const job = `restart: %s
+dag:
+  nodes:
+    - {id: src, type: provider.test_trades}
+    - {id: store, type: sink.test_store, params: {path: a.db}}
+  edges: [[src, store]]
+`
+	for _, p := range []string{RestartAlways, RestartOnFailure, RestartNever} {
+		if d := mustLoad(t, "j.yaml", strings.Replace(job, "%s", p, 1), LoadOptions{}); d.Restart != p {
+			t.Fatalf("restart %q, want %q", d.Restart, p)
+		}
+	}
+	_, err := LoadBytes("j.yaml", []byte(strings.Replace(job, "%s", "on-failur", 1)), LoadOptions{Env: envMap(nil)})
+	want := `j.yaml:1:10: restart: unknown restart policy "on-failur"; want always, on-failure or never (did you mean "on-failure"?)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
 

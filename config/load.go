@@ -16,7 +16,7 @@ import (
 
 // Keys accepted in each section.
 var (
-	topKeys      = []string{"mode", "name", "dag", "classic", "metrics", "feedback", "shutdown_timeout", "batch_size"}
+	topKeys      = []string{"mode", "name", "dag", "classic", "metrics", "feedback", "shutdown_timeout", "batch_size", "restart"}
 	dagKeys      = []string{"nodes", "edges", "graph"}
 	graphKeys    = []string{"nodes", "edges"}
 	nodeKeys     = []string{"id", "type", "params", "parallelism", "on_error"}
@@ -126,7 +126,7 @@ func (l *loader) load(data []byte) *Document {
 	d := &Document{
 		File: l.file, Metrics: MetricsConfig{Listen: DefaultMetricsListen},
 		Feedback:        engine.DefaultFeedback(),
-		ShutdownTimeout: DefaultShutdownTimeout, Sources: l.sources,
+		ShutdownTimeout: DefaultShutdownTimeout, Restart: RestartOnFailure, Sources: l.sources,
 	}
 	l.doc = d
 	top, _ := l.mapping(root, "", topKeys)
@@ -194,6 +194,16 @@ func (l *loader) load(data []byte) *Document {
 	}
 	if e, ok := top["batch_size"]; ok {
 		d.BatchSize, _ = l.intRange(e, 1, md.MaxBatchSize)
+	}
+	if e, ok := top["restart"]; ok {
+		if s, ok := l.str(e); ok {
+			switch s {
+			case RestartAlways, RestartOnFailure, RestartNever:
+				d.Restart = s
+			default:
+				l.errUnknownChoice(e, "restart policy", s, RestartAlways, RestartOnFailure, RestartNever)
+			}
+		}
 	}
 	if d.Name == "" {
 		d.Name = defaultName(l.file)

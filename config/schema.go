@@ -119,6 +119,7 @@ func Schema(reg *component.Registry) ([]byte, error) {
 			},
 			"shutdown_timeout": obj{"$ref": "#/$defs/duration", "default": DefaultShutdownTimeout.String(), "description": "How long a graceful stop may take before the job is aborted."},
 			"batch_size":       typed(obj{"type": "integer", "minimum": 1, "maximum": md.MaxBatchSize, "description": "Default batch capacity in records."}),
+			"restart":          obj{"type": "string", "enum": []string{RestartAlways, RestartOnFailure, RestartNever}, "default": RestartOnFailure, "description": "What a job server (mdp serve) does when the job ends: always restart it, restart it on-failure, or never."},
 		},
 		"$defs": defs,
 	}
