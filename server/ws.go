@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mdpio/mdp/jobs"
+)
+
+// StatusMessage is what the status WebSockets push.
+//
+//   - type "status": one job's status (GET /api/v1/jobs/{name}/ws pushes it
+//     with the run's per-node detail, every interval and at every state
+//     change; /api/v1/ws pushes it without detail at a state change);
+//   - type "jobs": every job's status without detail (/api/v1/ws, every
+//     interval);
+//   - type "deleted": the job named was deleted.
+type StatusMessage struct {
+	Type string           `json:"type"`
+	Time string           `json:"time"`
+	Job  *jobs.JobStatus  `json:"job,omitempty"`
+	Jobs []jobs.JobStatus `json:"jobs,omitempty"`
+	Name string           `json:"name,omitempty"`
+}
+
+// CloseTooSlow is the close code a client gets when it fell so far behind
+// that it was dropped (1013, try again later).
+const CloseTooSlow = websocket.StatusTryAgainLater
+
+// writeTimeout bounds one message write to a client.
+const writeTimeout = 5 * time.Second
+
+// hub fans status snapshots out to WebSocket clients. Each snapshot is
+// built and encoded once per interval for every watched job (and once for
+// the all-jobs list), whatever the number of clients; each client has a
+// bounded queue and its own writer, and one that falls behind is dropped.
+// Nothing here runs on a job's goroutines.
+type hub struct {
+	jobs     Jobs
+	interval time.Duration
+	buffer   int
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	done    chan struct{}
+	closed  bool
+}
+
+type client struct {
+	job  string // "" for every job
+	send chan []byte
+	gone chan struct{} // closed when the hub drops the client
+	once sync.Once
+}
+
+func (c *client) drop() { c.once.Do(func() { close(c.gone) }) }
+
+func newHub(j Jobs, interval time.Duration, buffer int, log *slog.Logger) *hub {
+	h := &hub{jobs: j, interval: interval, buffer: buffer, log: log, clients: map[*client]struct{}{}, done: make(chan struct{})}
+	go h.loop()
+	return h
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	for c := range h.clients {
+		c.drop()
+	}
+	h.clients = map[*client]struct{}{}
+	h.mu.Unlock()
+	close(h.done)
+}
+
+func (h *hub) add(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.clients[c] = struct{}{}
+	return true
+}
+
+func (h *hub) remove(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// snapshot returns the clients grouped: those of all jobs and those per job.
+func (h *hub) snapshot() (all []*client, per map[string][]*client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	per = map[string][]*client{}
+	for c := range h.clients {
+		if c.job == "" {
+			all = append(all, c)
+		} else {
+			per[c.job] = append(per[c.job], c)
+		}
+	}
+	return all, per
+}
+
+func (h *hub) loop() {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			h.tick()
+		case <-h.done:
+			return
+		}
+	}
+}
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+func (h *hub) tick() {
+	all, per := h.snapshot()
+	if len(all) > 0 {
+		h.broadcast(all, StatusMessage{Type: "jobs", Time: now(), Jobs: h.jobs.List()})
+	}
+	for name, cs := range per {
+		st, err := h.jobs.Status(name, true)
+		if err != nil {
+			h.broadcast(cs, StatusMessage{Type: "deleted", Time: now(), Name: name})
+			continue
+		}
+		h.broadcast(cs, StatusMessage{Type: "status", Time: now(), Job: &st})
+	}
+}
+
+// changed pushes one job's state at once.
+func (h *hub) changed(name string) {
+	all, per := h.snapshot()
+	if len(all) == 0 && len(per[name]) == 0 {
+		return
+	}
+	st, err := h.jobs.Status(name, len(per[name]) > 0)
+	if err != nil {
+		h.broadcast(append(all, per[name]...), StatusMessage{Type: "deleted", Time: now(), Name: name})
+		return
+	}
+	if len(per[name]) > 0 {
+		h.broadcast(per[name], StatusMessage{Type: "status", Time: now(), Job: &st})
+	}
+	if len(all) > 0 {
+		st.Runtime = nil
+		h.broadcast(all, StatusMessage{Type: "status", Time: now(), Job: &st})
+	}
+}
+
+// broadcast encodes m once and queues it for every client; a client whose
+// queue is full is dropped.
+func (h *hub) broadcast(cs []*client, m StatusMessage) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		h.log.Error("status websocket: encode", "err", err)
+		return
+	}
+	for _, c := range cs {
+		select {
+		case c.send <- data:
+		default:
+			h.remove(c)
+			c.drop()
+		}
+	}
+}
+
+func (h *Handler) jobWS(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, err := h.jobs.Status(name, false); err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.serveWS(w, r, name)
+}
+
+func (h *Handler) allWS(w http.ResponseWriter, r *http.Request) { h.serveWS(w, r, "") }
+
+// serveWS upgrades the request and runs the client's writer until the
+// client goes, the hub drops it or the server closes.
+func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, name string) {
+	// The server's read and write timeouts would cut a long-lived
+	// connection: clear them before the upgrade.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept answered the request
+	}
+	c := &client{job: name, send: make(chan []byte, h.hub.buffer), gone: make(chan struct{})}
+	if !h.hub.add(c) {
+		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer h.hub.remove(c)
+	ctx := conn.CloseRead(context.Background())
+	// The first snapshot at once, so a client does not wait an interval.
+	if name == "" {
+		h.hub.broadcast([]*client{c}, StatusMessage{Type: "jobs", Time: now(), Jobs: h.jobs.List()})
+	} else if st, err := h.jobs.Status(name, true); err == nil {
+		h.hub.broadcast([]*client{c}, StatusMessage{Type: "status", Time: now(), Job: &st})
+	}
+	for {
+		select {
+		case <-c.gone:
+			select {
+			case <-h.hub.done:
+				_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+			default:
+				h.log.Warn("status websocket: client too slow, dropped", "remote", r.RemoteAddr, "job", name)
+				_ = conn.Close(CloseTooSlow, "client too slow: dropped")
+			}
+			return
+		case <-ctx.Done():
+			return
+		case data := <-c.send:
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err := conn.Write(wctx, websocket.MessageText, data)
+			cancel()
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					h.log.Debug("status websocket: write", "err", err)
+				}
+				_ = conn.CloseNow()
+				return
+			}
+		}
+	}
+}
