@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -137,7 +139,13 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 func (c *apiClient) unreachable(err error) error {
 	why := err.Error()
 	var ue *url.Error
-	if errors.As(err, &ue) {
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		why = "connection refused"
+	case errors.As(err, &oe):
+		why = oe.Err.Error()
+	case errors.As(err, &ue):
 		why = ue.Err.Error()
 	}
 	return fmt.Errorf("no mdp job server at %s (%s): start one with `mdp serve`, or set --server or %s", c.base, why, ServerEnv)

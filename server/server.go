@@ -183,7 +183,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mdp"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer TOKEN (the server's --token or "+TokenEnv+")")
+			writeError(w, http.StatusUnauthorized, "missing or wrong API token; send the header Authorization: Bearer TOKEN with the server's --token or "+TokenEnv)
 			return
 		}
 	}

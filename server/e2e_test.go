@@ -1,0 +1,697 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mdpio/mdp/jobs"
+	"github.com/mdpio/mdp/server"
+)
+
+// mdpBin is the mdp binary the end-to-end tests run, built once.
+var mdpBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mdp-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mdpBin = filepath.Join(dir, "mdp")
+	build := exec.Command("go", "build", "-o", mdpBin, "github.com/mdpio/mdp/cmd/mdp")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build mdp:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running `mdp serve`.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	base string
+	dir  string
+
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+var addrRE = regexp.MustCompile(`"msg":"job server listening","addr":"([^"]+)"`)
+
+// serve starts `mdp serve` in dir on a free loopback port with args and
+// waits until it listens.
+func serve(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--state", filepath.Join(dir, "state.db")}, args...)
+	cmd := exec.Command(mdpBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MDP_API_TOKEN=")
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, dir: dir, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.stderr.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := addrRE.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case a := <-addr:
+		p.base = "http://" + a
+	case <-p.done:
+		t.Fatalf("mdp serve exited: %s", p.log())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("mdp serve did not listen: %s", p.log())
+	}
+	return p
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// stop sends SIGTERM and waits for the exit.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("mdp serve did not stop")
+	}
+}
+
+// kill9 kills the server without letting it stop anything.
+func (p *proc) kill9() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// call sends a request and returns the status code and body.
+func (p *proc) call(method, path, body string, hdr ...string) (int, []byte) {
+	p.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, p.base+path, rd)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+// must sends a request that must answer want and decodes the body into out.
+func (p *proc) must(want int, method, path, body string, out any) {
+	p.t.Helper()
+	code, data := p.call(method, path, body)
+	if code != want {
+		p.t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			p.t.Fatalf("%s %s: %v: %s", method, path, err, data)
+		}
+	}
+}
+
+func (p *proc) status(name string) jobs.JobStatus {
+	p.t.Helper()
+	var st jobs.JobStatus
+	p.must(200, "GET", "/api/v1/jobs/"+name, "", &st)
+	return st
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// liveJob is a paced synthetic job writing 1s bars to a SQLite file.
+func liveJob(name string, rate int, extra string) string {
+	return fmt.Sprintf(`name: %s
+%s
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], rate: %d, seed: 3}}
+    - {id: bars, type: operator.bars, params: {interval: 100ms}}
+    - {id: store, type: sink.sqlite, params: {path: %s.db}}
+  edges: [[src, bars], [bars, store]]
+`, name, extra, rate, name)
+}
+
+func node(st jobs.JobStatus, id string) (in, out int64) {
+	if st.Runtime == nil {
+		return -1, -1
+	}
+	for _, n := range st.Runtime.Nodes {
+		if n.ID == id {
+			return n.EventsIn, n.EventsOut
+		}
+	}
+	return -1, -1
+}
+
+func rows(t *testing.T, path string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRow(`SELECT count(*) FROM bars_ohlcv`).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return n
+}
+
+func TestServeLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, "--status-interval", "200ms")
+
+	var st jobs.JobStatus
+	p.must(201, "POST", "/api/v1/jobs", liveJob("live", 2000, ""), &st)
+	if st.Name != "live" || st.State != "running" || st.Desired != "running" || st.Restart != "on-failure" {
+		t.Fatalf("submitted: %+v", st)
+	}
+	var list []jobs.JobStatus
+	p.must(200, "GET", "/api/v1/jobs", "", &list)
+	if len(list) != 1 || list[0].Name != "live" || list[0].Runtime != nil {
+		t.Fatalf("list: %+v", list)
+	}
+
+	// Counts rise.
+	_, out1 := node(p.status("live"), "src")
+	time.Sleep(600 * time.Millisecond)
+	_, out2 := node(p.status("live"), "src")
+	if out1 < 0 || out2 <= out1 {
+		t.Fatalf("source events out %d then %d: not rising", out1, out2)
+	}
+
+	// The job's WebSocket pushes status updates with rising counts, and the
+	// all-jobs WebSocket lists the job.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(p.base, "http", "ws", 1)+"/api/v1/jobs/live/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+	var last int64 = -1
+	for i := 0; i < 4; i++ {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m server.StatusMessage
+		if err := json.Unmarshal(data, &m); err != nil || m.Type != "status" || m.Job == nil || m.Job.Name != "live" {
+			t.Fatalf("message %d: %v %s", i, err, data)
+		}
+		_, out := node(*m.Job, "src")
+		if out <= last {
+			t.Fatalf("websocket update %d: source out %d after %d", i, out, last)
+		}
+		last = out
+	}
+	all, _, err := websocket.Dial(ctx, strings.Replace(p.base, "http", "ws", 1)+"/api/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.CloseNow()
+	all.SetReadLimit(1 << 20)
+	_, data, err := all.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var am server.StatusMessage
+	if err := json.Unmarshal(data, &am); err != nil || am.Type != "jobs" || len(am.Jobs) != 1 || am.Jobs[0].Name != "live" {
+		t.Fatalf("all-jobs message: %v %s", err, data)
+	}
+
+	// Stop drains: every bar the bars node emitted is in the SQLite file,
+	// and the state change reaches the WebSocket at once.
+	p.must(200, "POST", "/api/v1/jobs/live/stop", "", &st)
+	if st.State != "stopped" || st.Desired != "stopped" || st.LastError != "" {
+		t.Fatalf("stopped: %+v", st)
+	}
+	_, bars := node(st, "bars")
+	if got := rows(t, filepath.Join(dir, "live.db")); bars <= 0 || got != bars {
+		t.Fatalf("after stop: %d bars in the SQLite file, the bars node emitted %d", got, bars)
+	}
+	sawStopped := false
+	for !sawStopped {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the stopped state on the websocket: %v", err)
+		}
+		var m server.StatusMessage
+		_ = json.Unmarshal(data, &m)
+		sawStopped = m.Job != nil && m.Job.State == "stopped"
+	}
+
+	// Start again.
+	p.must(200, "POST", "/api/v1/jobs/live/start", "", &st)
+	if st.State != "running" {
+		t.Fatalf("started again: %+v", st)
+	}
+	// Replace: the running job drains and runs the new definition.
+	fp := st.Fingerprint
+	p.must(200, "PUT", "/api/v1/jobs/live", liveJob("live", 3000, ""), &st)
+	if st.State != "running" || st.Fingerprint == fp || st.Fingerprint == "" {
+		t.Fatalf("replaced: %+v (fingerprint was %s)", st, fp)
+	}
+	var def map[string]string
+	p.must(200, "GET", "/api/v1/jobs/live/definition", "", &def)
+	if !strings.Contains(def["definition"], "rate: 3000") {
+		t.Fatalf("definition after replace: %q", def["definition"])
+	}
+	// Logs carry the job's records.
+	var recs []jobs.LogRecord
+	p.must(200, "GET", "/api/v1/jobs/live/logs?tail=3", "", &recs)
+	if len(recs) != 3 || recs[2].Seq <= recs[0].Seq {
+		t.Fatalf("logs: %+v", recs)
+	}
+	p.must(200, "GET", "/api/v1/jobs/live/logs?tail=0", "", &recs)
+	found := false
+	for _, r := range recs {
+		if r.Message == "job finished" && r.Attrs["job"] == "live" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no 'job finished' record with job=live in the logs: %+v", recs)
+	}
+
+	// Delete: refused while running, then done.
+	code, body := p.call("DELETE", "/api/v1/jobs/live", "")
+	if code != 409 || !strings.Contains(string(body), "is running; stop it first") {
+		t.Fatalf("delete running: %d %s", code, body)
+	}
+	p.must(200, "DELETE", "/api/v1/jobs/live?force=true", "", nil)
+	p.must(404, "GET", "/api/v1/jobs/live", "", nil)
+	p.must(200, "GET", "/api/v1/jobs", "", &list)
+	if len(list) != 0 {
+		t.Fatalf("list after delete: %+v", list)
+	}
+	p.stop()
+	// The one error logged is the forced delete's abort.
+	if n := strings.Count(p.log(), `"level":"ERROR"`); n != 1 || !strings.Contains(p.log(), `"level":"ERROR","msg":"job aborted","job":"live"`) {
+		t.Fatalf("errors logged:\n%s", p.log())
+	}
+}
+
+func TestServeKilledAndRestarted(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir)
+	p.must(201, "POST", "/api/v1/jobs", liveJob("again", 1000, ""), nil)
+	p.must(201, "POST", "/api/v1/jobs", liveJob("once", 1000, "restart: never"), nil)
+	p.must(201, "POST", "/api/v1/jobs?start=false", liveJob("idle", 1000, ""), nil)
+	waitFor(t, "both jobs running", 10*time.Second, func() bool {
+		return p.status("again").State == "running" && p.status("once").State == "running"
+	})
+	p.kill9()
+
+	p = serve(t, dir)
+	st := p.status("again")
+	if st.State != "running" || st.Restarts != 1 || st.Desired != "running" {
+		t.Fatalf("on-failure job after kill -9: %+v", st)
+	}
+	st = p.status("once")
+	if st.State != "failed" || st.Restarts != 0 || st.Desired != "stopped" || !strings.Contains(st.LastError, "restart: never") {
+		t.Fatalf("never job after kill -9: %+v", st)
+	}
+	st = p.status("idle")
+	if st.State != "created" || st.Desired != "stopped" {
+		t.Fatalf("registered-only job after kill -9: %+v", st)
+	}
+	// A graceful stop keeps the desired state: the next server runs the job
+	// again without counting a restart.
+	p.stop()
+	p = serve(t, dir)
+	st = p.status("again")
+	if st.State != "running" || st.Restarts != 1 {
+		t.Fatalf("after a graceful restart: %+v", st)
+	}
+	p.stop()
+}
+
+func TestServeRestartPolicy(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, "--restart-backoff", "50ms", "--restart-backoff-max", "200ms")
+	// The store's directory is a file: every start fails.
+	if err := os.WriteFile(filepath.Join(dir, "blocker"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failing := func(name, policy string) string {
+		return fmt.Sprintf(`name: %s
+restart: %s
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], count: 10}}
+    - {id: store, type: sink.sqlite, params: {path: blocker/x.db, retry_max_attempts: 1}}
+  edges: [[src, store]]
+`, name, policy)
+	}
+	var st jobs.JobStatus
+	p.must(201, "POST", "/api/v1/jobs", failing("retried", "on-failure"), &st)
+	p.must(201, "POST", "/api/v1/jobs", failing("left", "never"), &st)
+	waitFor(t, "three restarts", 20*time.Second, func() bool { return p.status("retried").Restarts >= 3 })
+	st = p.status("retried")
+	if st.Desired != "running" || st.LastError == "" || (st.State != "backoff" && st.State != "failed" && st.State != "starting") {
+		t.Fatalf("on-failure job: %+v", st)
+	}
+	st = p.status("left")
+	if st.State != "failed" || st.Restarts != 0 || st.Desired != "stopped" || !strings.Contains(st.LastError, "x.db") {
+		t.Fatalf("never job: %+v", st)
+	}
+	// Stop ends the retries.
+	p.must(200, "POST", "/api/v1/jobs/retried/stop", "", &st)
+	n := st.Restarts
+	time.Sleep(500 * time.Millisecond)
+	if st = p.status("retried"); st.Restarts != n || st.Desired != "stopped" || st.State == "backoff" {
+		t.Fatalf("after stop the job still restarts: %+v (restarts were %d)", st, n)
+	}
+	// A job that finishes by itself is not restarted under on-failure, and
+	// is under always.
+	finite := func(name, policy string) string {
+		return fmt.Sprintf(`name: %s
+restart: %s
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], count: 100}}
+    - {id: out, type: sink.null}
+  edges: [[src, out]]
+`, name, policy)
+	}
+	p.must(201, "POST", "/api/v1/jobs", finite("done", "on-failure"), nil)
+	p.must(201, "POST", "/api/v1/jobs", finite("loop", "always"), nil)
+	waitFor(t, "the always job restarted twice", 20*time.Second, func() bool { return p.status("loop").Restarts >= 2 })
+	st = p.status("done")
+	if st.State != "stopped" || st.Restarts != 0 || st.Desired != "stopped" {
+		t.Fatalf("finished on-failure job: %+v", st)
+	}
+	p.stop()
+}
+
+var seriesRE = regexp.MustCompile(`(?m)^mdp_node_events_out_total\{job="([^"]+)",node="src",type="provider.synthetic"\} (\d+)$`)
+
+func TestServeTwentyJobs(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir)
+	const n = 20
+	for i := range n {
+		job := fmt.Sprintf(`name: j%02d
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], count: %d, rate: 1000, seed: %d}}
+    - {id: bars, type: operator.bars, params: {interval: 1s}}
+    - {id: out, type: sink.null}
+  edges: [[src, bars], [bars, out]]
+`, i, 3000+7*i, i)
+		p.must(201, "POST", "/api/v1/jobs", job, nil)
+	}
+	code, metrics := p.call("GET", "/metrics", "")
+	if code != 200 || !strings.Contains(string(metrics), `runtime_jobs_running{mode="dag"} 20`) {
+		t.Fatalf("metrics with 20 jobs running: %d\n%s", code, grep(string(metrics), "runtime_"))
+	}
+	waitFor(t, "every job finished", 30*time.Second, func() bool {
+		var list []jobs.JobStatus
+		p.must(200, "GET", "/api/v1/jobs", "", &list)
+		for _, st := range list {
+			if st.State != "stopped" {
+				return false
+			}
+		}
+		return len(list) == n
+	})
+	_, metrics = p.call("GET", "/metrics", "")
+	if !strings.Contains(string(metrics), `runtime_jobs_running{mode="dag"} 0`) {
+		t.Fatalf("metrics after the jobs ended:\n%s", grep(string(metrics), "runtime_"))
+	}
+	got := map[string]string{}
+	for _, m := range seriesRE.FindAllStringSubmatch(string(metrics), -1) {
+		got[m[1]] = m[2]
+	}
+	for i := range n {
+		name := fmt.Sprintf("j%02d", i)
+		st := p.status(name)
+		_, out := node(st, "src")
+		in, _ := node(st, "bars")
+		want := int64(3000 + 7*i)
+		if out != want || in != want || st.EventsIn != want {
+			t.Fatalf("%s: source out %d, bars in %d, events_in %d, want %d", name, out, in, st.EventsIn, want)
+		}
+		if got[name] != fmt.Sprint(want) {
+			t.Fatalf("%s: mdp_node_events_out_total %q, want %d", name, got[name], want)
+		}
+	}
+	p.stop()
+}
+
+func grep(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestServeClientErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir)
+	check := func(method, path, body string, want int, msg string) {
+		t.Helper()
+		code, data := p.call(method, path, body)
+		if code != want || !strings.Contains(string(data), msg) {
+			t.Fatalf("%s %s: %d %s, want %d with %q", method, path, code, data, want, msg)
+		}
+	}
+	// Every problem of an invalid file, each with line, column, path and
+	// message.
+	code, data := p.call("POST", "/api/v1/jobs?filename=bad.yaml", `name: bad
+dag:
+  nodes:
+    - {id: src, type: provider.synthetc}
+    - {id: bars, type: operator.bars, params: {interval: 1x}}
+  edges: [[src, bars]]
+restart: sometimes
+`)
+	var eb server.ErrorBody
+	if err := json.Unmarshal(data, &eb); code != 400 || err != nil {
+		t.Fatalf("invalid job: %d %v %s", code, err, data)
+	}
+	want := []server.ConfigError{
+		{File: "bad.yaml", Line: 4, Column: 23, Path: "dag.nodes[0].type"},
+		{File: "bad.yaml", Line: 5, Column: 7, Path: "dag.nodes[1]"},
+		{File: "bad.yaml", Line: 5, Column: 58, Path: "dag.nodes[1].params.interval"},
+		{File: "bad.yaml", Line: 7, Column: 10, Path: "restart"},
+	}
+	if len(eb.Errors) != len(want) {
+		t.Fatalf("errors: %+v", eb.Errors)
+	}
+	for i, w := range want {
+		g := eb.Errors[i]
+		if g.File != w.File || g.Line != w.Line || g.Column != w.Column || g.Path != w.Path || g.Message == "" {
+			t.Fatalf("error %d: %+v, want %+v", i, g, w)
+		}
+	}
+	if !strings.Contains(eb.Errors[0].Message, `did you mean "provider.synthetic"`) {
+		t.Fatalf("message: %q", eb.Errors[0].Message)
+	}
+	// The same through /validate, which registers nothing.
+	check("POST", "/api/v1/validate", "dag: {nodes: [{id: a, type: nope}]}", 400, `"line": 1`)
+	check("POST", "/api/v1/validate", liveJob("v", 10, ""), 200, `"valid": true`)
+	check("GET", "/api/v1/jobs/v", "", 404, `job \"v\": no such job`)
+
+	job := liveJob("dup", 100, "")
+	check("POST", "/api/v1/jobs?start=false", job, 201, `"state": "created"`)
+	check("POST", "/api/v1/jobs", job, 409, `a job named \"dup\" is registered already`)
+	check("POST", "/api/v1/jobs?start=maybe", job, 400, `query parameter start=\"maybe\"`)
+	check("POST", "/api/v1/jobs", "", 400, "empty request body")
+	check("POST", "/api/v1/jobs?name=bad/name", job, 400, `job name \"bad/name\"`)
+	check("POST", "/api/v1/jobs", "name: x\n# "+strings.Repeat("x", server.MaxBody), 413, "request body over 1048576 bytes")
+	check("PUT", "/api/v1/jobs/dup", "dag: [", 400, "invalid job file")
+	check("PUT", "/api/v1/jobs/ghost", job, 404, `job \"ghost\": no such job`)
+	for _, path := range []string{"/api/v1/jobs/ghost", "/api/v1/jobs/ghost/logs", "/api/v1/jobs/ghost/ws", "/api/v1/jobs/ghost/definition"} {
+		check("GET", path, "", 404, "no such job")
+	}
+	check("POST", "/api/v1/jobs/ghost/stop", "", 404, "no such job")
+	check("POST", "/api/v1/jobs/ghost/start", "", 404, "no such job")
+	check("DELETE", "/api/v1/jobs/ghost", "", 404, "no such job")
+	check("GET", "/api/v1/jobs/dup/logs?tail=-1", "", 400, `tail=\"-1\"`)
+	check("GET", "/api/v1/jobs/dup/logs?since=x", "", 400, `since=\"x\"`)
+	check("DELETE", "/api/v1/jobs/dup?force=perhaps", "", 400, `force=\"perhaps\"`)
+	check("POST", "/api/v1/jobs/dup/start", "", 200, `"state": "running"`)
+	check("POST", "/api/v1/jobs/dup/start", "", 409, `job \"dup\" is running already`)
+	check("DELETE", "/api/v1/jobs/dup", "", 409, "stop it first")
+	check("POST", "/api/v1/jobs/dup/stop", "", 200, `"state": "stopped"`)
+	check("DELETE", "/api/v1/jobs/dup", "", 200, `"deleted": "dup"`)
+	check("GET", "/api/v1/components", "", 200, `"type": "operator.bars"`)
+	p.stop()
+}
+
+func TestServeToken(t *testing.T) {
+	dir := t.TempDir()
+	// A non-loopback address without a token is refused before anything
+	// listens.
+	cmd := exec.Command(mdpBin, "serve", "--listen", "0.0.0.0:0", "--state", filepath.Join(dir, "s.db"))
+	cmd.Env = append(os.Environ(), "MDP_API_TOKEN=")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "refusing to listen on 0.0.0.0:0 without an API token") {
+		t.Fatalf("non-loopback without a token: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s.db")); err == nil {
+		t.Fatalf("the refused server created its registry")
+	}
+
+	p := serve(t, dir, "--token", "s3cr3t-token")
+	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cr3t-token"}} {
+		code, body := p.call("GET", "/api/v1/jobs", "", hdr...)
+		if code != 401 || !strings.Contains(string(body), "missing or wrong API token") {
+			t.Fatalf("%v: %d %s", hdr, code, body)
+		}
+	}
+	code, _ := p.call("GET", "/metrics", "")
+	if code != 401 {
+		t.Fatalf("/metrics without a token: %d", code)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := p.call("GET", path, ""); code != 200 {
+			t.Fatalf("%s without a token: %d %s", path, code, body)
+		}
+	}
+	if code, body := p.call("GET", "/api/v1/jobs", "", "Authorization", "Bearer s3cr3t-token"); code != 200 {
+		t.Fatalf("right token: %d %s", code, body)
+	}
+	// The CLI sends MDP_API_TOKEN.
+	list := exec.Command(mdpBin, "list", "--server", p.base)
+	list.Env = append(os.Environ(), "MDP_API_TOKEN=s3cr3t-token")
+	if out, err := list.CombinedOutput(); err != nil || !strings.Contains(string(out), "NAME") {
+		t.Fatalf("mdp list with the token: %v\n%s", err, out)
+	}
+	list = exec.Command(mdpBin, "list", "--server", p.base)
+	list.Env = append(os.Environ(), "MDP_API_TOKEN=nope")
+	if out, err := list.CombinedOutput(); err == nil || !strings.Contains(string(out), "Error: missing or wrong API token; send the header Authorization: Bearer TOKEN with the server's --token or MDP_API_TOKEN (HTTP 401)") {
+		t.Fatalf("mdp list with a wrong token: %v\n%s", err, out)
+	}
+	p.stop()
+}
+
+func TestServeSecretsMasked(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir)
+	const secret = "hunter2-Zq9"
+	job := `name: secret
+restart: never
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], count: 10}}
+    - id: store
+      type: sink.postgres
+      params: {dsn: "postgres://mdp:` + secret + `@127.0.0.1:1/test?connect_timeout=1", retry_max_attempts: 1}
+  edges: [[src, store]]
+`
+	var bodies []string
+	code, data := p.call("POST", "/api/v1/jobs", job)
+	bodies = append(bodies, string(data))
+	if code != 201 {
+		t.Fatalf("submit: %d %s", code, data)
+	}
+	waitFor(t, "the job failed", 20*time.Second, func() bool { return p.status("secret").State == "failed" })
+	for _, path := range []string{"/api/v1/jobs/secret", "/api/v1/jobs", "/api/v1/jobs/secret/logs?tail=0", "/api/v1/jobs/secret/definition", "/metrics"} {
+		_, data := p.call("GET", path, "")
+		bodies = append(bodies, string(data))
+	}
+	st := p.status("secret")
+	if st.LastError == "" {
+		t.Fatalf("no last error: %+v", st)
+	}
+	_, data = p.call("POST", "/api/v1/validate", strings.Replace(job, "sink.postgres", "sink.postgress", 1))
+	bodies = append(bodies, string(data))
+	p.stop()
+	bodies = append(bodies, p.log())
+	for i, b := range bodies {
+		if strings.Contains(b, secret) {
+			t.Fatalf("body %d shows the secret:\n%s", i, b)
+		}
+	}
+	if !strings.Contains(bodies[4], "xxxxx") {
+		t.Fatalf("definition not masked: %s", bodies[4])
+	}
+}
+
+func TestClientNoServer(t *testing.T) {
+	cmd := exec.Command(mdpBin, "list", "--server", "http://127.0.0.1:1")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	want := "Error: no mdp job server at http://127.0.0.1:1 (connection refused): start one with `mdp serve`, or set --server or MDP_SERVER\n"
+	if !ok || ee.ExitCode() != 1 || !strings.HasSuffix(string(out), want) || strings.Count(string(out), "\n") != 1 {
+		t.Fatalf("exit %v, output %q, want %q", err, out, want)
+	}
+}
