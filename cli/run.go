@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/jobs"
 	"github.com/mdpio/mdp/runtime"
+	"github.com/mdpio/mdp/server"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -53,7 +56,19 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
 	}
-	u, err := runtime.New(doc, runtime.Options{Logger: log, Progress: a.progressOptions(f, doc), Stdout: a.stdout})
+	// With metrics enabled, the metrics listener also serves the read-only
+	// job API (list, status, status WebSocket) for this one job.
+	var api *server.Handler
+	defer func() {
+		if api != nil {
+			api.Close()
+		}
+	}()
+	u, err := runtime.New(doc, runtime.Options{Logger: log, Progress: a.progressOptions(f, doc), Stdout: a.stdout,
+		API: func(u *runtime.Unified) http.Handler {
+			api = server.New(server.Options{Jobs: jobs.NewSingle(u), Logger: log})
+			return api
+		}})
 	if err != nil {
 		if errors.As(err, new(*engine.PanicError)) {
 			// A component's constructor panicked: a bug in the node, not a

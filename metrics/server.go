@@ -39,7 +39,10 @@ type ServerOptions struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports readiness for /readyz and a JSON-serialisable body that
 	// explains it (the job's health). Nil means always ready.
-	Ready  func() (ready bool, body any)
+	Ready func() (ready bool, body any)
+	// API, when set, serves every path under /api/ on the same listener
+	// (`mdp run` puts the read-only job API there).
+	API    http.Handler
 	Logger *slog.Logger
 }
 
@@ -103,6 +106,9 @@ func Serve(opts ServerOptions) (*Server, error) {
 		}
 		writeJSON(w, code, body)
 	})
+	if opts.API != nil {
+		mux.Handle("/api/", opts.API)
+	}
 	s := &Server{
 		ln:  ln,
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)},

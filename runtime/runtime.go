@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -68,6 +69,10 @@ type Options struct {
 	// Stdout is the job's standard output (sink.stdout, sink.checksum); nil
 	// means os.Stdout.
 	Stdout io.Writer
+	// API, when set and the job serves its own metrics listener, returns a
+	// handler for the paths under /api/ on that listener (`mdp run` serves
+	// the read-only job API there: package server).
+	API func(u *Unified) http.Handler
 }
 
 // Unified runs one job. Its methods are safe for concurrent use.
@@ -78,6 +83,7 @@ type Unified struct {
 	red      *Redactor
 	log      *slog.Logger
 	shared   *metrics.Collector
+	api      func(u *Unified) http.Handler
 
 	mu        sync.Mutex
 	state     State
@@ -146,7 +152,7 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 	if err != nil {
 		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
 	}
-	return &Unified{doc: doc, job: job, feedback: fb, red: red, log: log, shared: opts.Metrics, state: StateCreated, done: make(chan struct{})}, nil
+	return &Unified{doc: doc, job: job, feedback: fb, red: red, log: log, shared: opts.Metrics, api: opts.API, state: StateCreated, done: make(chan struct{})}, nil
 }
 
 // Name is the job's name.
@@ -395,6 +401,10 @@ func (u *Unified) finish(err error) {
 
 func (u *Unified) serveMetrics() (*metrics.Server, error) {
 	c := metrics.NewCollector(u.doc.Mode, u)
+	var api http.Handler
+	if u.api != nil {
+		api = u.api(u)
+	}
 	srv, err := metrics.Serve(metrics.ServerOptions{
 		Listen:   u.doc.Metrics.Listen,
 		Gatherer: metrics.NewRegistry(c),
@@ -402,6 +412,7 @@ func (u *Unified) serveMetrics() (*metrics.Server, error) {
 			h := u.Health()
 			return u.State() == StateRunning && h.Status != HealthError && u.job.Ready(), h
 		},
+		API:    api,
 		Logger: u.log,
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -693,5 +694,140 @@ func TestClientNoServer(t *testing.T) {
 	want := "Error: no mdp job server at http://127.0.0.1:1 (connection refused): start one with `mdp serve`, or set --server or MDP_SERVER\n"
 	if !ok || ee.ExitCode() != 1 || !strings.HasSuffix(string(out), want) || strings.Count(string(out), "\n") != 1 {
 		t.Fatalf("exit %v, output %q, want %q", err, out, want)
+	}
+}
+
+// mdpCmd runs the mdp binary and returns its output and exit code.
+func mdpCmd(t *testing.T, dir string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(mdpBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MDP_API_TOKEN=", "MDP_SERVER=")
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func TestClientCommands(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, "--status-interval", "100ms")
+	srv := "--server=" + p.base
+	if err := os.WriteFile(filepath.Join(dir, "cli.yaml"), []byte(liveJob("cli", 1000, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("dag:\n  nodes: [{id: a, type: nope}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"submit", "cli.yaml"}, 0, []string{"submitted cli: running\n"}},
+		{[]string{"submit", "cli.yaml"}, 1, []string{`a job named "cli" is registered already`, "(HTTP 409)"}},
+		{[]string{"submit", "bad.yaml"}, 2, []string{"invalid job file: ", "\nbad.yaml:2:25: dag.nodes[0].type: unknown component type \"nope\""}},
+		{[]string{"list"}, 0, []string{"NAME  MODE  STATE    UPTIME", "\ncli   dag   running  "}},
+		{[]string{"status", "--job", "cli"}, 0, []string{"cli   dag   running", "NODE   TYPE", "\nbars   operator.bars       running"}},
+		{[]string{"logs", "cli", "--tail", "1"}, 0, []string{"INFO  job running job=cli\n"}},
+		{[]string{"stop", "cli"}, 0, []string{"cli: stopped\n"}},
+		{[]string{"start", "cli"}, 0, []string{"cli: running\n"}},
+		{[]string{"delete", "cli"}, 1, []string{"stop it first", "(HTTP 409)"}},
+		{[]string{"delete", "cli", "--force"}, 0, []string{"deleted cli\n"}},
+		{[]string{"status", "cli"}, 1, []string{`job "cli": no such job (HTTP 404)`}},
+		{[]string{"status"}, 2, []string{"name the job: mdp status NAME (or --job NAME)"}},
+	}
+	for _, s := range steps {
+		out, code := mdpCmd(t, dir, append(s.args, srv)...)
+		if code != s.code {
+			t.Fatalf("mdp %v: exit %d, want %d\n%s", s.args, code, s.code, out)
+		}
+		for _, w := range s.want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("mdp %v: output lacks %q:\n%s", s.args, w, out)
+			}
+		}
+	}
+
+	// status --watch follows the WebSocket: successive snapshots.
+	p.must(201, "POST", "/api/v1/jobs", liveJob("w", 1000, ""), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mdpBin, "status", "w", "--watch", "--json", srv)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var prev int64 = -1
+	for i := 0; i < 3 && sc.Scan(); i++ {
+		var m server.StatusMessage
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m.Job == nil {
+			t.Fatalf("watch line %d: %v %s", i, err, sc.Bytes())
+		}
+		if m.Job.EventsIn <= prev {
+			t.Fatalf("watch: events %d after %d", m.Job.EventsIn, prev)
+		}
+		prev = m.Job.EventsIn
+	}
+	if prev < 0 {
+		t.Fatalf("watch printed nothing")
+	}
+	// Deleting the job ends the watch.
+	p.must(200, "DELETE", "/api/v1/jobs/w?force=true", "", nil)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("watch after the delete: %v", err)
+	}
+	p.stop()
+}
+
+func TestRunServesReadOnlyAPI(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	if err := os.WriteFile(filepath.Join(dir, "run.yaml"), []byte(liveJob("solo", 1000, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mdpBin, "run", "run.yaml", "--set", "metrics.enable=true", "--set", "metrics.listen="+addr)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	srv := "--server=http://" + addr
+	var out string
+	var code int
+	waitFor(t, "mdp run's API", 10*time.Second, func() bool {
+		out, code = mdpCmd(t, dir, "list", srv)
+		return code == 0 && strings.Contains(out, "solo  dag   running")
+	})
+	out, code = mdpCmd(t, dir, "status", "solo", "--json", srv)
+	var st jobs.JobStatus
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Name != "solo" || st.State != "running" || st.Runtime == nil || len(st.Runtime.Nodes) != 3 {
+		t.Fatalf("status: exit %d %v\n%s", code, err, out)
+	}
+	out, code = mdpCmd(t, dir, "stop", "solo", srv)
+	if code != 1 || !strings.Contains(out, "this is mdp run, serving its one job read-only") {
+		t.Fatalf("stop against mdp run: exit %d\n%s", code, out)
+	}
+	out, code = mdpCmd(t, dir, "status", "other", srv)
+	if code != 1 || !strings.Contains(out, `job "other": no such job (this mdp run runs "solo")`) {
+		t.Fatalf("status of another job: exit %d\n%s", code, out)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mdp run after SIGINT: %v", err)
 	}
 }

@@ -85,7 +85,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// The read-only handler refuses what it does not serve.
 	rec := httptest.NewRecorder()
 	readOnly.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/jobs", strings.NewReader("x")))
-	if rec.Code != http.StatusMethodNotAllowed {
-		t.Errorf("read-only POST /api/v1/jobs: %d", rec.Code)
+	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "this is mdp run, serving its one job read-only") {
+		t.Errorf("read-only POST /api/v1/jobs: %d %s", rec.Code, rec.Body)
 	}
 }

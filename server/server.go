@@ -159,6 +159,14 @@ func (h *Handler) routes() {
 	h.handle("GET /api/v1/jobs/{name}", h.get)
 	h.handle("GET /api/v1/jobs/{name}/ws", h.jobWS)
 	h.handle("GET /api/v1/ws", h.allWS)
+	// Anything else under /api/ answers in JSON, saying what is served.
+	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		msg := fmt.Sprintf("no route %s %s: the API is described at /api/v1/openapi.json", r.Method, r.URL.Path)
+		if h.opts.Manager == nil {
+			msg = fmt.Sprintf("no route %s %s: this is mdp run, serving its one job read-only (GET /api/v1/jobs, /api/v1/jobs/{name}, /api/v1/jobs/{name}/ws); stop it with SIGINT, or run the job under mdp serve", r.Method, r.URL.Path)
+		}
+		writeError(w, http.StatusNotFound, msg)
+	})
 	if h.opts.Manager == nil {
 		return
 	}
