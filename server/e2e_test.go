@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 
 // proc is a running `mdp serve`.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	base string
 	dir  string
@@ -63,7 +63,7 @@ var addrRE = regexp.MustCompile(`"msg":"job server listening","addr":"([^"]+)"`)
 
 // serve starts `mdp serve` in dir on a free loopback port with args and
 // waits until it listens.
-func serve(t *testing.T, dir string, args ...string) *proc {
+func serve(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--state", filepath.Join(dir, "state.db")}, args...)
 	cmd := exec.Command(mdpBin, args...)
