@@ -128,4 +128,3 @@ dag:
 	b.ReportMetric(float64(len(lat)), "gets")
 	p.stop()
 }
-
