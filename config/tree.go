@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -272,10 +271,6 @@ func (l *loader) boolean(e entry) (bool, bool) {
 	}
 	l.errAt(n, e.path, "want true or false, got %s", describe(n))
 	return false, false
-}
-
-func (l *loader) integer(e entry, minimum int) (int, bool) {
-	return l.intRange(e, minimum, math.MaxInt)
 }
 
 // intRange decodes an integer in [minimum, maximum]; the message names the
