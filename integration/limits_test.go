@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,11 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/jobtest"
+	"github.com/mdpio/mdp/runtime"
 )
 
 // shippedConfigs are the job files under configs/ (not their job tests).
@@ -132,6 +135,54 @@ dag:
 		}
 		if _, err := engine.New(g, engine.Options{Job: "limits"}); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestShippedDemoRunsAtItsMaximums runs the demo job in both modes with
+// batch_size and every bounded param of its nodes at its maximum at once
+// (those a rule between params allows): it finishes and gives the same bars
+// as with the defaults.
+func TestShippedDemoRunsAtItsMaximums(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ file, sink string }{{"../configs/dag/bars.yaml", "dag.nodes.out"}, {"../configs/classic/bars.yaml", "classic.spec.sink"}} {
+		out := filepath.Join(dir, filepath.Base(filepath.Dir(c.file))+".jsonl")
+		sets := []string{c.sink + ".type=sink.file", c.sink + ".params.path=" + out}
+		run := func(sets []string) []byte {
+			u, err := runtime.NewFromFile(c.file, runtime.Options{LoadOptions: config.LoadOptions{Sets: sets}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := u.Run(ctx); err != nil {
+				t.Fatalf("%s: %v", c.file, err)
+			}
+			return readFile(t, out)
+		}
+		want := run(sets)
+		maxed := append(append([]string{}, sets...), "batch_size=1048576")
+		doc, err := config.LoadFile(c.file, config.LoadOptions{Sets: maxed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range doc.Nodes {
+			for _, fl := range n.Spec.Fields {
+				if fl.Type != component.Int || fl.Max == nil {
+					continue
+				}
+				s := indexPath.ReplaceAllString(n.Path, ".$1") + ".params." + fl.Name + "=" + strconv.FormatInt(int64(*fl.Max), 10)
+				if _, err := config.LoadFile(c.file, config.LoadOptions{Sets: append(maxed, s)}); err == nil {
+					maxed = append(maxed, s)
+				}
+			}
+		}
+		if len(maxed) < 4 {
+			t.Fatalf("%s: only %v at the maximum", c.file, maxed)
+		}
+		t.Logf("%s at the maximum: %v", c.file, maxed[2:])
+		if got := run(maxed); string(got) != string(want) {
+			t.Fatalf("%s with %v: bars differ from the defaults'", c.file, maxed[2:])
 		}
 	}
 }
