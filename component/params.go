@@ -282,6 +282,23 @@ func (p *Params) Errorf(key, format string, a ...any) error {
 	return &FieldError{Node: p.node, Key: key, Line: lc[0], Column: lc[1], Msg: fmt.Sprintf(format, a...)}
 }
 
+// ErrorfAt is Errorf placed at a position inside key's value: line and
+// col count from 1 within the value's own text (where an expression parser
+// found the problem) and are added to where the value starts in the file.
+func (p *Params) ErrorfAt(key string, line, col int, format string, a ...any) error {
+	lc, ok := p.lines[key]
+	if !ok {
+		lc = p.line
+	}
+	if line > 1 {
+		lc[0] += line - 1
+		lc[1] = col
+	} else if col > 1 {
+		lc[1] += col - 1
+	}
+	return &FieldError{Node: p.node, Key: key, Line: lc[0], Column: lc[1], Msg: fmt.Sprintf(format, a...)}
+}
+
 // NodeID is the id of the node these params belong to.
 func (p *Params) NodeID() string { return p.node }
 

@@ -5,17 +5,21 @@
 package components
 
 import (
-	_ "github.com/mdpio/mdp/operator/bars"    // operator.bars
-	_ "github.com/mdpio/mdp/operator/buffer"  // operator.buffer
-	_ "github.com/mdpio/mdp/sink/checksum"    // sink.checksum
-	_ "github.com/mdpio/mdp/sink/file"        // sink.file
-	_ "github.com/mdpio/mdp/sink/null"        // sink.null
-	_ "github.com/mdpio/mdp/sink/parquet"     // sink.parquet
-	_ "github.com/mdpio/mdp/sink/postgres"    // sink.postgres, sink.timescale, sink.store
-	_ "github.com/mdpio/mdp/sink/sqlite"      // sink.sqlite
-	_ "github.com/mdpio/mdp/sink/stdout"      // sink.stdout
-	_ "github.com/mdpio/mdp/source/ibkr"      // provider.ibkr (provider.ibkr.stream)
-	_ "github.com/mdpio/mdp/source/replay"    // provider.replay
-	_ "github.com/mdpio/mdp/source/synthetic" // provider.synthetic
-	_ "github.com/mdpio/mdp/source/websocket" // provider.websocket
+	_ "github.com/mdpio/mdp/operator/bars"      // operator.bars
+	_ "github.com/mdpio/mdp/operator/buffer"    // operator.buffer
+	_ "github.com/mdpio/mdp/operator/filter"    // operator.filter
+	_ "github.com/mdpio/mdp/operator/mapop"     // operator.map
+	_ "github.com/mdpio/mdp/operator/partition" // operator.hash_partition
+	_ "github.com/mdpio/mdp/operator/router"    // operator.router
+	_ "github.com/mdpio/mdp/sink/checksum"      // sink.checksum
+	_ "github.com/mdpio/mdp/sink/file"          // sink.file
+	_ "github.com/mdpio/mdp/sink/null"          // sink.null
+	_ "github.com/mdpio/mdp/sink/parquet"       // sink.parquet
+	_ "github.com/mdpio/mdp/sink/postgres"      // sink.postgres, sink.timescale, sink.store
+	_ "github.com/mdpio/mdp/sink/sqlite"        // sink.sqlite
+	_ "github.com/mdpio/mdp/sink/stdout"        // sink.stdout
+	_ "github.com/mdpio/mdp/source/ibkr"        // provider.ibkr (provider.ibkr.stream)
+	_ "github.com/mdpio/mdp/source/replay"      // provider.replay
+	_ "github.com/mdpio/mdp/source/synthetic"   // provider.synthetic
+	_ "github.com/mdpio/mdp/source/websocket"   // provider.websocket
 )

@@ -1,0 +1,124 @@
+// Package optest runs one registered operator through the real engine, for
+// the operators' tests: records from an enginetest.Source go into the
+// operator, built from its component spec and params with a given
+// parallelism, and what reaches each wired output port is collected.
+package optest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/md"
+)
+
+// Collector is a sink that keeps every record it receives, derived ones
+// with their schema and values.
+type Collector struct {
+	mu      sync.Mutex
+	Trades  []md.Trade
+	Quotes  []md.Quote
+	Bars    []md.Bar
+	Derived []md.Derived
+	Values  [][]md.Value
+	Schema  *md.Schema
+	Reasons []string
+}
+
+// Process implements engine.Processor.
+func (c *Collector) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Trades = append(c.Trades, b.Trades...)
+	c.Quotes = append(c.Quotes, b.Quotes...)
+	c.Bars = append(c.Bars, b.Bars...)
+	for i := range b.Derived {
+		c.Derived = append(c.Derived, b.Derived[i])
+		c.Values = append(c.Values, append([]md.Value(nil), b.Row(i)...))
+		c.Schema = b.Schema
+	}
+	if b.Reason != "" {
+		c.Reasons = append(c.Reasons, b.Reason)
+	}
+	return nil
+}
+
+// Result is what one run produced.
+type Result struct {
+	Ports  map[string]*Collector // by output port ("" is the main one)
+	Drops  map[string]int64      // the operator's drops, over its instances
+	Counts map[string]int64      // the operator's counters, over its instances
+	Syms   *md.SymbolTable
+}
+
+// Job is one run: Src feeds the operator of type Type with Params and
+// Parallelism; Ports are the output ports to collect besides the main one.
+type Job struct {
+	Src         *enginetest.Source
+	Type        string
+	Params      map[string]any
+	Parallelism int
+	Ports       []string
+	// OOO is the source's max_out_of_orderness.
+	OOO time.Duration
+}
+
+// Run runs j and fails t on any error.
+func Run(t testing.TB, j Job) Result {
+	t.Helper()
+	spec, ok := component.Lookup(j.Type)
+	if !ok {
+		t.Fatalf("no component %s", j.Type)
+	}
+	p, err := component.NewParams(spec, j.Params)
+	if err != nil {
+		t.Fatalf("params: %v", err)
+	}
+	op := component.Node(spec, p, component.NodeOptions{ID: "op", Parallelism: j.Parallelism})
+	src := enginetest.SourceNode("src", j.Src.Kind(), j.Src)
+	src.MaxOutOfOrderness = j.OOO
+	res := Result{Ports: map[string]*Collector{}, Drops: map[string]int64{}, Counts: map[string]int64{}, Syms: md.NewSymbolTable()}
+	g := &engine.Graph{Nodes: []*engine.Node{src, op}, Edges: []*engine.Edge{{From: "src", To: "op"}}}
+	for _, port := range append([]string{engine.PortMain}, j.Ports...) {
+		c := &Collector{}
+		res.Ports[port] = c
+		id := "sink_" + port
+		if port == "" {
+			id = "sink_main"
+		}
+		g.Nodes = append(g.Nodes, enginetest.SinkNode(id, c))
+		g.Edges = append(g.Edges, &engine.Edge{From: "op", FromPort: port, To: id})
+	}
+	job, err := engine.New(g, engine.Options{Job: "optest", Symbols: res.Syms})
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := job.Run(ctx); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, nc := range job.NodeContexts("op") {
+		for k, v := range nc.Stats.Drops() {
+			res.Drops[k] += v
+		}
+		for k, v := range nc.Stats.Counters() {
+			res.Counts[k] += v
+		}
+	}
+	return res
+}
+
+// Params decodes params for type typ and returns the error (nil if valid).
+func Params(typ string, params map[string]any) error {
+	spec, ok := component.Lookup(typ)
+	if !ok {
+		panic("no component " + typ)
+	}
+	_, err := component.NewParams(spec, params)
+	return err
+}

@@ -1,0 +1,154 @@
+package router_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/optest"
+	"github.com/mdpio/mdp/operator/router"
+)
+
+var syms = []string{"BTCUSDT", "ETHUSDT", "AAPL", "MSFT"}
+
+func input() []md.Trade {
+	var out []md.Trade
+	for i := 0; i < 300; i++ {
+		out = append(out, md.Trade{TS: int64(i), Price: 100, Size: float64(i % 20), Sym: md.SymID(i % 4), TradeID: int64(i)})
+	}
+	return out
+}
+
+func ids(ts []md.Trade) []int64 {
+	var out []int64
+	for _, t := range ts {
+		out = append(out, t.TradeID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+var routes = []any{
+	map[string]any{"name": "crypto", "symbols": []any{"BTCUSDT", "ETHUSDT"}},
+	map[string]any{"name": "big", "expr": "size >= 15"},
+}
+
+func TestRouterFirstMatchAndDefault(t *testing.T) {
+	in := input()
+	var crypto, big, rest []int64
+	for _, tr := range in {
+		switch {
+		case tr.Sym < 2:
+			crypto = append(crypto, tr.TradeID)
+		case tr.Size >= 15:
+			big = append(big, tr.TradeID)
+		default:
+			rest = append(rest, tr.TradeID)
+		}
+	}
+	for _, par := range []int{1, 4} {
+		res := optest.Run(t, optest.Job{Src: &enginetest.Source{Symbols: syms, Trades: in, BatchSize: 50}, Type: router.Type,
+			Params: map[string]any{"routes": routes}, Parallelism: par, Ports: []string{"crypto", "big", "default"}})
+		if got := ids(res.Ports["crypto"].Trades); !slices.Equal(got, crypto) {
+			t.Fatalf("parallelism %d: crypto %v, want %v", par, got, crypto)
+		}
+		if got := ids(res.Ports["big"].Trades); !slices.Equal(got, big) {
+			t.Fatalf("parallelism %d: big %v, want %v", par, got, big)
+		}
+		if got := ids(res.Ports["default"].Trades); !slices.Equal(got, rest) {
+			t.Fatalf("parallelism %d: default %v, want %v", par, got, rest)
+		}
+		if len(res.Ports[""].Trades) != 0 {
+			t.Fatalf("the main port got records")
+		}
+	}
+}
+
+func TestRouterMatchAllAndUnwiredDefaultCounted(t *testing.T) {
+	in := input()
+	res := optest.Run(t, optest.Job{Src: &enginetest.Source{Symbols: syms, Trades: in}, Type: router.Type,
+		Params: map[string]any{"routes": routes, "match": "all"}, Ports: []string{"crypto", "big"}})
+	var big, unmatched int64
+	for _, tr := range in {
+		if tr.Size >= 15 {
+			big++
+		} else if tr.Sym >= 2 {
+			unmatched++
+		}
+	}
+	if n := int64(len(res.Ports["big"].Trades)); n != big {
+		t.Fatalf("match all: big got %d, want %d (crypto ones included)", n, big)
+	}
+	if res.Drops["unconnected_port_default"] != unmatched {
+		t.Fatalf("drops %v, want unconnected_port_default %d", res.Drops, unmatched)
+	}
+}
+
+func TestRouterBadParams(t *testing.T) {
+	for _, tc := range []struct {
+		routes any
+		want   string
+	}{
+		{[]any{}, "at least one route"},
+		{[]any{map[string]any{"symbols": []any{"A"}}}, "needs a name"},
+		{[]any{map[string]any{"name": "default", "symbols": []any{"A"}}}, "reserved"},
+		{[]any{map[string]any{"name": "a", "symbols": []any{"A"}}, map[string]any{"name": "a", "expr": "true"}}, "given twice"},
+		{[]any{map[string]any{"name": "a"}}, "exactly one of symbols and expr"},
+		{[]any{map[string]any{"name": "a", "expr": "prize > 1"}}, "routes[0] (a)"},
+		{[]any{map[string]any{"name": "a", "symbols": []any{}}}, "non-empty list"},
+		{[]any{map[string]any{"name": "a", "symbol": []any{"A"}}}, `unknown key "symbol"`},
+	} {
+		err := optest.Params(router.Type, map[string]any{"routes": tc.routes})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("routes %v: err = %v, want %q", tc.routes, err, tc.want)
+		}
+	}
+}
+
+func TestRoutesArePorts(t *testing.T) {
+	spec, _ := component.Lookup(router.Type)
+	p, err := component.NewParams(spec, map[string]any{"routes": routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := spec.OutPorts(p)
+	for _, name := range []string{"crypto", "big", "default"} {
+		if ports[name] != engine.SameAsInput {
+			t.Fatalf("ports %v lack %s", ports, name)
+		}
+	}
+}
+
+func BenchmarkRouterSymbols(b *testing.B) {
+	st := md.NewSymbolTable()
+	for _, s := range syms {
+		st.Intern("test", s)
+	}
+	spec, _ := component.Lookup(router.Type)
+	p, _ := component.NewParams(spec, map[string]any{"routes": routes[:1]})
+	proc, _ := spec.NewProcessor(p, 0)
+	out := enginetest.NewOutput(&engine.NodeContext{Symbols: st, Inputs: md.KindTrade}, 0, "crypto", "default")
+	r := proc.(*router.Router)
+	if err := r.Open(b.Context(), out.NC); err != nil {
+		b.Fatal(err)
+	}
+	batch := md.NewBatch(md.KindTrade)
+	batch.Trades = input()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := r.Process(b.Context(), batch, out.Output); err != nil {
+			b.Fatal(err)
+		}
+		for _, port := range []string{"crypto", "default"} {
+			for _, o := range out.Drain(port) {
+				o.Release()
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch.Trades)), "ns/record")
+}
