@@ -180,7 +180,7 @@ dag:
 	want := []time.Duration{40, 80, 160, 160}
 	for i, w := range want {
 		got := starts[i+1].Sub(starts[i])
-		if got < w*time.Millisecond*9/10 || got > w*time.Millisecond+150*time.Millisecond {
+		if got < w*time.Millisecond*9/10 || got > w*time.Millisecond+500*time.Millisecond {
 			t.Fatalf("wait before restart %d: %v, want about %dms (all: %v)", i+1, got, w, starts)
 		}
 	}

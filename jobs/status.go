@@ -86,6 +86,10 @@ func fillRun(st *JobStatus, u *runtime.Unified, mu *sync.Mutex, rate *rateSample
 	if !backoff {
 		st.State = string(rs.State)
 	}
+	if err := u.Err(); err != nil && st.LastError == "" {
+		// The run has just ended and the manager is still recording it.
+		st.LastError = u.Redactor().Error(err)
+	}
 	st.UptimeSeconds = rs.UptimeSeconds
 	if st.State == string(runtime.StateStopped) || st.State == StateBackoff || st.State == string(runtime.StateFailed) {
 		st.UptimeSeconds = 0

@@ -262,8 +262,8 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(1 << 20)
-	var last int64 = -1
-	for i := 0; i < 4; i++ {
+	first, last := int64(-1), int64(-1)
+	for i := 0; i < 5; i++ {
 		_, data, err := ws.Read(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -273,10 +273,16 @@ func TestServeLifecycle(t *testing.T) {
 			t.Fatalf("message %d: %v %s", i, err, data)
 		}
 		_, out := node(*m.Job, "src")
-		if out <= last {
+		if out < last {
 			t.Fatalf("websocket update %d: source out %d after %d", i, out, last)
 		}
+		if first < 0 {
+			first = out
+		}
 		last = out
+	}
+	if last <= first {
+		t.Fatalf("websocket updates: source out %d, then %d: not rising", first, last)
 	}
 	all, _, err := websocket.Dial(ctx, strings.Replace(p.base, "http", "ws", 1)+"/api/v1/ws", nil)
 	if err != nil {
@@ -472,7 +478,7 @@ dag:
     - {id: bars, type: operator.bars, params: {interval: 1s}}
     - {id: out, type: sink.null}
   edges: [[src, bars], [bars, out]]
-`, i, 3000+7*i, i)
+`, i, 6000+7*i, i)
 		p.must(201, "POST", "/api/v1/jobs", job, nil)
 	}
 	code, metrics := p.call("GET", "/metrics", "")
@@ -502,7 +508,7 @@ dag:
 		st := p.status(name)
 		_, out := node(st, "src")
 		in, _ := node(st, "bars")
-		want := int64(3000 + 7*i)
+		want := int64(6000 + 7*i)
 		if out != want || in != want || st.EventsIn != want {
 			t.Fatalf("%s: source out %d, bars in %d, events_in %d, want %d", name, out, in, st.EventsIn, want)
 		}
