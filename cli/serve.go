@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -103,7 +102,22 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 			files = append(files, filepath.Join(f.jobsDir, n))
 		}
 	}
-	// The security rule and the port are checked before any job starts.
+	// Every file of --jobs, the security rule and the port are checked
+	// before any job starts.
+	bad := false
+	for _, file := range files {
+		doc, err := config.LoadFile(file, config.LoadOptions{Registry: a.reg})
+		if err == nil {
+			_, err = doc.Graph()
+		}
+		if err != nil {
+			a.printConfigErrors(err)
+			bad = true
+		}
+	}
+	if bad {
+		return exit(ExitUsage, nil)
+	}
 	ln, err := server.Bind(f.listen, f.token)
 	if err != nil {
 		return exit(ExitUsage, err)
@@ -134,14 +148,7 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 		if err == nil {
 			_, err = m.Apply(ctx, file, data)
 		}
-		var ces config.Errors
-		if errors.As(err, &ces) {
-			a.printConfigErrors(err)
-			_ = ln.Close()
-			shutdown()
-			return exit(ExitUsage, nil)
-		}
-		if err != nil && !errors.Is(err, jobs.ErrExists) {
+		if err != nil {
 			log.Error("--jobs: job did not start", "file", file, "err", err)
 		}
 	}

@@ -837,3 +837,42 @@ func TestRunServesReadOnlyAPI(t *testing.T) {
 		t.Fatalf("mdp run after SIGINT: %v", err)
 	}
 }
+
+func TestServeJobsDir(t *testing.T) {
+	dir := t.TempDir()
+	jd := filepath.Join(dir, "jobs.d")
+	if err := os.Mkdir(jd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(jd, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("one.yaml", liveJob("one", 500, ""))
+	write("two.yml", liveJob("two", 500, ""))
+	write("one_test.yaml", "not: a job file\n")
+	write("notes.txt", "not a job file either\n")
+	p := serve(t, dir, "--jobs", jd)
+	var list []jobs.JobStatus
+	p.must(200, "GET", "/api/v1/jobs", "", &list)
+	if len(list) != 2 || list[0].Name != "one" || list[1].Name != "two" || list[0].State != "running" || list[1].State != "running" {
+		t.Fatalf("jobs from the directory: %+v", list)
+	}
+	fp1, fp2 := list[0].Fingerprint, list[1].Fingerprint
+	p.stop()
+	// The next server: one.yaml changed and is replaced; two.yml did not.
+	write("one.yaml", liveJob("one", 700, ""))
+	p = serve(t, dir, "--jobs", jd)
+	p.must(200, "GET", "/api/v1/jobs", "", &list)
+	if len(list) != 2 || list[0].Fingerprint == fp1 || list[1].Fingerprint != fp2 || list[0].State != "running" || list[1].State != "running" {
+		t.Fatalf("after changing one.yaml: %+v", list)
+	}
+	p.stop()
+	// An invalid file stops the server at start-up with its problems.
+	write("bad.yaml", "dag: {nodes: [{id: a, type: nope}]}\n")
+	out, code := mdpCmd(t, dir, "serve", "--listen", "127.0.0.1:0", "--state", filepath.Join(dir, "state.db"), "--jobs", jd)
+	if code != 2 || !strings.Contains(out, `bad.yaml:1:29: dag.nodes[0].type: unknown component type "nope"`) || strings.Contains(out, "job starting") {
+		t.Fatalf("invalid file in --jobs: exit %d\n%s", code, out)
+	}
+}
