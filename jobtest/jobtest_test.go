@@ -74,7 +74,7 @@ cases:
 	want := []string{
 		`store: record 1: close: got 100.3, want 100.25`,
 		`store: got 2 records, want 1`,
-		`store:   extra record 2: {"close":101,"end":"2024-01-02T14:30:04Z","high":101,"interval":"1s","low":101,"open":101,"provider":"test","start":"2024-01-02T14:30:03Z","symbol":"AAPL","trades":1,"ts":"2024-01-02T14:30:03Z","type":"bar","volume":1,"vwap":101}`,
+		`store:   extra record 2: {"bar_type":"time","close":101,"end":"2024-01-02T14:30:04Z","high":101,"interval":"1s","low":101,"open":101,"provider":"test","source":"trade","start":"2024-01-02T14:30:03Z","symbol":"AAPL","trades":1,"ts":"2024-01-02T14:30:03Z","type":"bar","volume":1,"vwap":101}`,
 	}
 	if rs[1].Err != nil || strings.Join(rs[1].Problems, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("problems:\n%s\nerr %v", strings.Join(rs[1].Problems, "\n"), rs[1].Err)
