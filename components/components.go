@@ -8,6 +8,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/bars"      // operator.bars
 	_ "github.com/mdpio/mdp/operator/buffer"    // operator.buffer
 	_ "github.com/mdpio/mdp/operator/filter"    // operator.filter
+	_ "github.com/mdpio/mdp/operator/join"      // operator.join
 	_ "github.com/mdpio/mdp/operator/mapop"     // operator.map
 	_ "github.com/mdpio/mdp/operator/partition" // operator.hash_partition
 	_ "github.com/mdpio/mdp/operator/router"    // operator.router
