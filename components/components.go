@@ -7,10 +7,12 @@ package components
 import (
 	_ "github.com/mdpio/mdp/operator/bars"      // operator.bars
 	_ "github.com/mdpio/mdp/operator/buffer"    // operator.buffer
+	_ "github.com/mdpio/mdp/operator/dedupe"    // operator.deduplicate
 	_ "github.com/mdpio/mdp/operator/filter"    // operator.filter
 	_ "github.com/mdpio/mdp/operator/join"      // operator.join
 	_ "github.com/mdpio/mdp/operator/mapop"     // operator.map
 	_ "github.com/mdpio/mdp/operator/partition" // operator.hash_partition
+	_ "github.com/mdpio/mdp/operator/quality"   // operator.quality
 	_ "github.com/mdpio/mdp/operator/router"    // operator.router
 	_ "github.com/mdpio/mdp/operator/window"    // operator.window, operator.tumbling_window
 	_ "github.com/mdpio/mdp/sink/checksum"      // sink.checksum

@@ -128,6 +128,7 @@ func BenchmarkFilter(b *testing.B) {
 	batch.Trades = in
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := optest.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if err := f.Process(b.Context(), batch, out.Output); err != nil {
 			b.Fatal(err)
@@ -136,5 +137,5 @@ func BenchmarkFilter(b *testing.B) {
 			o.Release()
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/record")
+	optest.ReportPerRecord(b, len(in), cpu0)
 }

@@ -84,6 +84,7 @@ func BenchmarkMap(b *testing.B) {
 	batch.Trades = enginetest.Trades(512, 1, 0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := optest.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if err := m.Process(b.Context(), batch, out.Output); err != nil {
 			b.Fatal(err)
@@ -92,5 +93,5 @@ func BenchmarkMap(b *testing.B) {
 			o.Release()
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/record")
+	optest.ReportPerRecord(b, 512, cpu0)
 }

@@ -69,6 +69,7 @@ func BenchmarkPartition(b *testing.B) {
 	batch.Trades = enginetest.Trades(1024, 64, 0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := optest.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if err := proc.Process(b.Context(), batch, out.Output); err != nil {
 			b.Fatal(err)
@@ -79,5 +80,5 @@ func BenchmarkPartition(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1024), "ns/record")
+	optest.ReportPerRecord(b, 1024, cpu0)
 }

@@ -122,3 +122,13 @@ func Params(typ string, params map[string]any) error {
 	_, err := component.NewParams(spec, params)
 	return err
 }
+
+// ReportPerRecord reports ns/record (wall) and cpu-ns/record (process CPU
+// since cpu0, steadier on a loaded machine) for b.N rounds of perRound
+// records; call it at the end of a benchmark with cpu0 = CPUTime() taken
+// after ResetTimer.
+func ReportPerRecord(b *testing.B, perRound int, cpu0 time.Duration) {
+	n := float64(b.N * perRound)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/record")
+	b.ReportMetric(float64((CPUTime()-cpu0).Nanoseconds())/n, "cpu-ns/record")
+}

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package optest
+
+import "time"
+
+// CPUTime is unavailable here; benchmarks then report 0 CPU time.
+func CPUTime() time.Duration { return 0 }
