@@ -17,12 +17,14 @@ import (
 	_ "github.com/mdpio/mdp/operator/window"    // operator.window, operator.tumbling_window
 	_ "github.com/mdpio/mdp/sink/checksum"      // sink.checksum
 	_ "github.com/mdpio/mdp/sink/file"          // sink.file
+	_ "github.com/mdpio/mdp/sink/nats"          // sink.nats
 	_ "github.com/mdpio/mdp/sink/null"          // sink.null
 	_ "github.com/mdpio/mdp/sink/parquet"       // sink.parquet
 	_ "github.com/mdpio/mdp/sink/postgres"      // sink.postgres, sink.timescale, sink.store
 	_ "github.com/mdpio/mdp/sink/sqlite"        // sink.sqlite
 	_ "github.com/mdpio/mdp/sink/stdout"        // sink.stdout
 	_ "github.com/mdpio/mdp/source/ibkr"        // provider.ibkr (provider.ibkr.stream)
+	_ "github.com/mdpio/mdp/source/nats"        // provider.nats
 	_ "github.com/mdpio/mdp/source/replay"      // provider.replay
 	_ "github.com/mdpio/mdp/source/synthetic"   // provider.synthetic
 	_ "github.com/mdpio/mdp/source/websocket"   // provider.websocket

@@ -16,6 +16,10 @@ const PostgresHint = "start one on 127.0.0.1:5432 with trust auth for postgres a
 	"(README, Fresh machine: apt-get install postgresql; pg_ctlcluster --skip-systemctl-redirect <version> main start; " +
 	"createdb -h 127.0.0.1 -U postgres test), or point MDP_TEST_PG_DSN at one"
 
+// NATSHint says how to give the tests a NATS server with JetStream.
+const NATSHint = "start nats-server with JetStream on 127.0.0.1:4222 (apt-get install nats-server; " +
+	"nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server), or point MDP_TEST_NATS_URL at one"
+
 // inCI reports whether the tests run under CI.
 func inCI() bool {
 	return os.Getenv("CI") != "" && os.Getenv("CI") != "false" && os.Getenv("CI") != "0"

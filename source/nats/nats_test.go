@@ -1,0 +1,428 @@
+package natssrc_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/internal/tcpproxy"
+	"github.com/mdpio/mdp/internal/testenv"
+	"github.com/mdpio/mdp/md"
+
+	_ "github.com/mdpio/mdp/sink/nats"
+	_ "github.com/mdpio/mdp/source/nats"
+)
+
+func natsURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("MDP_TEST_NATS_URL")
+	if u == "" {
+		u = "nats://127.0.0.1:4222"
+	}
+	c, err := nats.Connect(u, nats.Timeout(2*time.Second))
+	if err != nil {
+		testenv.Missing(t, "NATS", err.Error(), testenv.NATSHint)
+	}
+	c.Close()
+	return u
+}
+
+func unique(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// stream creates a stream for a fresh subject and deletes it at the end.
+func stream(t *testing.T, url string) (name, subject string) {
+	t.Helper()
+	name, subject = unique("MDPTEST_"), unique("mdptest.")
+	c, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(c)
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = js.DeleteStream(context.Background(), name)
+		c.Close()
+	})
+	return name, subject
+}
+
+func node(t *testing.T, typ, id string, params map[string]any) *engine.Node {
+	t.Helper()
+	spec, ok := component.Lookup(typ)
+	if !ok {
+		t.Fatalf("%s not registered", typ)
+	}
+	p, err := component.NewParams(spec, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return component.Node(spec, p, component.NodeOptions{ID: id})
+}
+
+// publish runs src -> sink.nats to the end.
+func publish(t *testing.T, src *enginetest.Source, params map[string]any) *engine.Job {
+	t.Helper()
+	g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", src.Kind(), src), node(t, "sink.nats", "pub", params)},
+		Edges: []*engine.Edge{{From: "src", To: "pub"}}}
+	j, err := engine.New(g, engine.Options{Job: "pub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// namedSink collects records with their symbols' names.
+type namedSink struct {
+	mu     sync.Mutex
+	syms   *md.SymbolTable
+	trades []md.Trade
+	bars   []md.Bar
+	names  []string
+}
+
+func (s *namedSink) Open(ctx context.Context, nc *engine.NodeContext) error {
+	s.syms = nc.Symbols
+	return nil
+}
+
+func (s *namedSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range b.Trades {
+		s.trades = append(s.trades, t)
+		s.names = append(s.names, s.syms.Get(t.Sym).Symbol)
+	}
+	for _, r := range b.Bars {
+		s.bars = append(s.bars, r)
+		s.names = append(s.names, s.syms.Get(r.Sym).Symbol)
+	}
+	return nil
+}
+
+func (s *namedSink) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.trades) + len(s.bars)
+}
+
+// read runs provider.nats -> namedSink until want records arrived (then a
+// little longer, to catch extra ones) and stops the job.
+func read(t *testing.T, params map[string]any, kind md.Kind, want int, during func()) (*namedSink, *engine.Job) {
+	t.Helper()
+	s := &namedSink{}
+	sn := &engine.Node{ID: "got", Type: "sink.test", Kind: engine.KindSink, Accepts: kind, Ports: map[string]md.Kind{},
+		NewProcessor: func(int) (engine.Processor, error) { return s, nil }}
+	g := &engine.Graph{Nodes: []*engine.Node{node(t, "provider.nats", "sub", params), sn}, Edges: []*engine.Edge{{From: "sub", To: "got"}}}
+	j, err := engine.New(g, engine.Options{Job: "sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := j.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if during != nil {
+		during()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.len() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return s, j
+}
+
+func trades(n int, syms []string) []md.Trade {
+	out := make([]md.Trade, n)
+	for i := range out {
+		out[i] = md.Trade{TS: 1_700_000_000_000_000_000 + int64(i)*1_000_003, Ingest: 1_700_000_000_500_000_000 + int64(i),
+			Price: 100 + float64(i%997)/8, Size: float64(i%13) * 0.001, TradeID: int64(i) * 7, Seq: uint64(i) + 1,
+			Side: md.Side(i % 3), Sym: md.SymID(i % len(syms))}
+	}
+	return out
+}
+
+func bars(n int, syms []string) []md.Bar {
+	out := make([]md.Bar, n)
+	for i := range out {
+		out[i] = md.Bar{Start: int64(i) * 1e9, End: int64(i+1) * 1e9, Interval: 1e9, Open: 1 + float64(i), High: 2 + float64(i),
+			Low: 0.5, Close: 1.5, Volume: 3.25, VWAP: 1.25, Trades: int64(i), Sym: md.SymID(i % len(syms)),
+			Type: md.BarType(i % 4), Source: md.BarSource(i % 4), LabelEnd: i%2 == 0, Update: i%5 == 0}
+	}
+	return out
+}
+
+// byName checks got equals want (records of enginetest.Source, whose ids
+// index syms) field by field, symbols compared by name.
+func checkTrades(t *testing.T, s *namedSink, want []md.Trade, syms []string) {
+	t.Helper()
+	if len(s.trades) != len(want) {
+		t.Fatalf("%d trades, want %d", len(s.trades), len(want))
+	}
+	for i := range want {
+		g, w := s.trades[i], want[i]
+		if s.names[i] != syms[w.Sym] {
+			t.Fatalf("trade %d: symbol %s, want %s", i, s.names[i], syms[w.Sym])
+		}
+		g.Sym, w.Sym = 0, 0
+		if g != w {
+			t.Fatalf("trade %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+}
+
+func TestRoundTripJetStream(t *testing.T) {
+	url := natsURL(t)
+	syms := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT"}
+	t.Run("trades", func(t *testing.T) {
+		name, subj := stream(t, url)
+		want := trades(5000, syms)
+		pj := publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj})
+		if got := pj.NodeSummary("pub")["messages"]; got != 50 {
+			t.Fatalf("published %d messages, want 50", got)
+		}
+		s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name}, md.KindTrade, len(want), nil)
+		checkTrades(t, s, want, syms)
+	})
+	t.Run("bars", func(t *testing.T) {
+		name, subj := stream(t, url)
+		want := bars(777, syms)
+		publish(t, &enginetest.Source{Symbols: syms, Bars: want, BatchSize: 64}, map[string]any{"url": url, "subject": subj})
+		s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "kind": "bar", "durable": unique("d")}, md.KindBar, len(want), nil)
+		if len(s.bars) != len(want) {
+			t.Fatalf("%d bars, want %d", len(s.bars), len(want))
+		}
+		for i := range want {
+			g, w := s.bars[i], want[i]
+			if s.names[i] != syms[w.Sym] {
+				t.Fatalf("bar %d: symbol %s, want %s", i, s.names[i], syms[w.Sym])
+			}
+			g.Sym, w.Sym = 0, 0
+			if !reflect.DeepEqual(g, w) {
+				t.Fatalf("bar %d:\n got %+v\nwant %+v", i, g, w)
+			}
+		}
+	})
+}
+
+// TestDedupeByMsgID: publishing the same batches twice stores them once.
+func TestDedupeByMsgID(t *testing.T) {
+	url := natsURL(t)
+	syms := []string{"A", "B"}
+	name, subj := stream(t, url)
+	want := trades(1000, syms)
+	for range 2 {
+		publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj})
+	}
+	c, _ := nats.Connect(url)
+	defer c.Close()
+	js, _ := jetstream.New(c)
+	st, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info(context.Background())
+	if info.State.Msgs != 10 {
+		t.Fatalf("stream holds %d messages, want 10 (the second run deduplicated)", info.State.Msgs)
+	}
+}
+
+// TestDurableResumes: a durable consumer acknowledges what it handed on, so
+// a second run reads only what came after.
+func TestDurableResumes(t *testing.T) {
+	url := natsURL(t)
+	syms := []string{"A", "B", "C"}
+	name, subj := stream(t, url)
+	all := trades(3000, syms)
+	dur := unique("dur")
+	publish(t, &enginetest.Source{Symbols: syms, Trades: all[:1000], BatchSize: 100}, map[string]any{"url": url, "subject": subj})
+	s1, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "durable": dur}, md.KindTrade, 1000, nil)
+	checkTrades(t, s1, all[:1000], syms)
+	publish(t, &enginetest.Source{Symbols: syms, Trades: all[1000:], BatchSize: 100}, map[string]any{"url": url, "subject": subj})
+	s2, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "durable": dur}, md.KindTrade, 2000, nil)
+	want := append([]md.Trade(nil), all[1000:]...)
+	checkTrades(t, s2, want, syms)
+}
+
+// TestReconnectMidStream cuts every connection of both jobs (through a
+// loopback proxy) while records flow: the sink republishes what was not
+// acknowledged (the stream deduplicates), the ordered consumer resumes
+// after its last sequence; every record arrives exactly once. With the
+// default window the order may change within max_pending messages; with
+// max_pending 1 it is kept.
+func TestReconnectMidStream(t *testing.T) {
+	t.Run("window", func(t *testing.T) { reconnect(t, 200_000, 256) })
+	t.Run("ordered", func(t *testing.T) { reconnect(t, 20_000, 1) })
+}
+
+func reconnect(t *testing.T, n, maxPending int) {
+	url := natsURL(t)
+	name, subj := stream(t, url)
+	px := tcpproxy.Start(t, strings.TrimPrefix(url, "nats://"))
+	purl := "nats://" + px.Addr()
+	syms := []string{"A", "B", "C", "D"}
+	want := trades(n, syms)
+	pubDone := make(chan *engine.Job, 1)
+	go func() {
+		src := &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 64}
+		g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", md.KindTrade, src),
+			node(t, "sink.nats", "pub", map[string]any{"url": purl, "subject": subj, "ack_timeout": "500ms", "max_pending": maxPending, "reconnect_backoff": "10ms", "max_reconnect_backoff": "50ms"})},
+			Edges: []*engine.Edge{{From: "src", To: "pub"}}}
+		j, err := engine.New(g, engine.Options{Job: "pub"})
+		if err == nil {
+			err = j.Run(context.Background())
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		pubDone <- j
+	}()
+	var cuts int
+	s, j := read(t, map[string]any{"url": purl, "subject": subj, "stream": name, "reconnect_backoff": "10ms", "max_reconnect_backoff": "50ms"}, md.KindTrade, len(want), func() {
+		for range 3 {
+			time.Sleep(time.Duration(n/2000) * time.Millisecond)
+			px.Cut()
+			cuts++
+		}
+	})
+	pj := <-pubDone
+	if t.Failed() {
+		return
+	}
+	if maxPending > 1 {
+		idx := make([]int, len(s.trades))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return s.trades[idx[a]].Seq < s.trades[idx[b]].Seq })
+		tr, nm := make([]md.Trade, len(idx)), make([]string, len(idx))
+		for i, k := range idx {
+			tr[i], nm[i] = s.trades[k], s.names[k]
+		}
+		s.trades, s.names = tr, nm
+	}
+	checkTrades(t, s, want, syms)
+	var reconnects int64
+	for _, n := range append(j.Status().Nodes, pj.Status().Nodes...) {
+		reconnects += n.Counters["reconnects"]
+	}
+	if reconnects < 2 {
+		t.Fatalf("%d reconnects after %d cuts", reconnects, cuts)
+	}
+	_ = name
+}
+
+// TestMalformedCounted: messages that are not frames are counted by
+// reason and dropped; the good ones around them arrive.
+func TestMalformedCounted(t *testing.T) {
+	url := natsURL(t)
+	name, subj := stream(t, url)
+	syms := []string{"A"}
+	want := trades(100, syms)
+	c, _ := nats.Connect(url)
+	defer c.Close()
+	js, _ := jetstream.New(c)
+	ctx := context.Background()
+	for _, m := range [][]byte{[]byte("{\"not\":\"a frame\"}"), {'M', 'D', 9, 1, 0, 0, 0, 0, 0, 0, 0, 0}, {'M', 'D'}} {
+		if _, err := js.Publish(ctx, subj, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 50}, map[string]any{"url": url, "subject": subj})
+	s, j := read(t, map[string]any{"url": url, "subject": subj, "stream": name}, md.KindTrade, len(want), nil)
+	checkTrades(t, s, want, syms)
+	var st engine.NodeStatus
+	for _, n := range j.Status().Nodes {
+		if n.ID == "sub" {
+			st = n
+		}
+	}
+	if st.Drops["malformed"] != 3 || st.Counters["malformed_bad_magic"] != 1 || st.Counters["malformed_bad_version"] != 1 || st.Counters["malformed_truncated"] != 1 {
+		t.Fatalf("drops %v counters %v", st.Drops, st.Counters)
+	}
+}
+
+// TestCoreSubject: core NATS (no stream) carries frames while both ends
+// are connected.
+func TestCoreSubject(t *testing.T) {
+	url := natsURL(t)
+	subj := unique("mdptest.core.")
+	syms := []string{"A", "B"}
+	want := trades(2000, syms)
+	s, _ := read(t, map[string]any{"url": url, "subject": subj}, md.KindTrade, len(want), func() {
+		time.Sleep(200 * time.Millisecond) // the subscription is up
+		publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj, "jetstream": false})
+	})
+	checkTrades(t, s, want, syms)
+}
+
+// TestUnavailableIsDegradedAndMasked: a server that does not answer is
+// counted as errors (Health DEGRADED) and the URL's password never shows.
+func TestUnavailableIsDegradedAndMasked(t *testing.T) {
+	natsURL(t)
+	px := tcpproxy.Start(t, "127.0.0.1:1")
+	px.Pause()
+	var logs enginetest.SyncBuffer
+	url := "nats://mdp:s3cr3t-pw@" + px.Addr()
+	g := &engine.Graph{Nodes: []*engine.Node{node(t, "provider.nats", "sub", map[string]any{"url": url, "subject": "x", "reconnect_backoff": "10ms", "max_reconnect_backoff": "20ms"}),
+		enginetest.SinkNode("got", &enginetest.Sink{})}, Edges: []*engine.Edge{{From: "sub", To: "got"}}}
+	j, err := engine.New(g, engine.Options{Job: "down", Logger: enginetest.Logger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	if err := j.Run(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	var st engine.NodeStatus
+	for _, n := range j.Status().Nodes {
+		if n.ID == "sub" {
+			st = n
+		}
+	}
+	if st.Errors["connect_failed"] == 0 {
+		t.Fatalf("no connect_failed errors counted: %v (last %q)", st.Errors, st.LastError)
+	}
+	if j.Ready() {
+		t.Fatal("job ready without a connection")
+	}
+	if strings.Contains(logs.String(), "s3cr3t") || strings.Contains(st.LastError, "s3cr3t") {
+		t.Fatalf("password shown:\n%s\n%s", logs.String(), st.LastError)
+	}
+	spec, _ := component.Lookup("provider.nats")
+	for _, f := range spec.Fields {
+		if f.Name == "url" && !f.Secret {
+			t.Fatal("url is not marked Secret")
+		}
+	}
+}
