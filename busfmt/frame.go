@@ -15,7 +15,9 @@
 //	4       4     n, the record count (uint32, at most md.MaxBatchSize)
 //	8       2     s, the symbol dictionary size (uint16)
 //	10      …     s entries: provider length (1 byte), provider bytes,
-//	              symbol length (1 byte), symbol bytes
+//	              symbol length (1 byte), symbol bytes, size decimals
+//	              (1 byte: the most decimal places seen in the symbol's
+//	              sizes, 0 to 24, or 255 when unknown)
 //	…       2     reason length r (uint16), then r bytes of reason text
 //	              (the batch's Reason; 0 on the main flow)
 //	…       …     derived only: schema name length (1 byte), name bytes,
@@ -66,6 +68,10 @@ const (
 	MaxSymbols = math.MaxUint16
 	// MaxNameLen is the longest provider or symbol a frame can carry.
 	MaxNameLen = math.MaxUint8
+	// MaxSizeDecimals is the most size decimals a frame carries.
+	MaxSizeDecimals = 24
+	// unknownDecimals marks a symbol whose size decimals are not known.
+	unknownDecimals = 255
 	// MaxReasonLen is the longest reason a frame carries; longer reasons
 	// are cut at a UTF-8 boundary when encoding.
 	MaxReasonLen = 1024
@@ -167,6 +173,11 @@ func (e *Encoder) appendFrame(dst []byte, b *md.Batch, syms []md.Instrument, n i
 		dst = append(dst, in.Provider...)
 		dst = append(dst, byte(len(in.Symbol)))
 		dst = append(dst, in.Symbol...)
+		dec := byte(unknownDecimals)
+		if d, ok := in.SizeDecimals(); ok && d <= MaxSizeDecimals {
+			dec = byte(d)
+		}
+		dst = append(dst, dec)
 	}
 	reason := cutReason(b.Reason)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(reason)))
@@ -376,6 +387,7 @@ func (d *Decoder) Decode(frame []byte, b *md.Batch) error {
 			}
 			p += 1 + int(frame[p])
 		}
+		p++ // size decimals
 		if p > len(frame) {
 			return frameErr(ReasonTruncated, "in the symbol dictionary")
 		}
@@ -488,17 +500,23 @@ func (d *Decoder) Decode(frame []byte, b *md.Batch) error {
 }
 
 // symbol interns one dictionary entry (provider length, provider, symbol
-// length, symbol).
+// length, symbol, size decimals) and notes its size decimals.
 func (d *Decoder) symbol(entry []byte) (md.SymID, error) {
 	if id, ok := d.symIDs[string(entry)]; ok {
 		return id, nil
 	}
 	pl := int(entry[0])
-	prov, sym := entry[1:1+pl], entry[2+pl:]
+	prov, sym, dec := entry[1:1+pl], entry[2+pl:len(entry)-1], entry[len(entry)-1]
 	if len(sym) == 0 {
 		return 0, frameErr(ReasonSymbol, "an empty symbol in the dictionary")
 	}
+	if dec > MaxSizeDecimals && dec != unknownDecimals {
+		return 0, frameErr(ReasonSymbol, "symbol %q: %d size decimals", sym, dec)
+	}
 	id := d.syms.Intern(string(prov), string(sym))
+	if dec != unknownDecimals {
+		d.syms.NoteSizeDecimals(id, int(dec))
+	}
 	if len(d.symIDs) < maxCachedSyms {
 		d.symIDs[string(entry)] = id
 	}

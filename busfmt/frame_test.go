@@ -138,6 +138,7 @@ func eq[T any](t *testing.T, got, want []T) {
 func TestFrameLayout(t *testing.T) {
 	st := md.NewSymbolTable()
 	id := st.Intern("p", "S")
+	st.NoteSizeDecimals(id, 3)
 	b := md.NewBatch(md.KindTrade)
 	b.Trades = []md.Trade{{Sym: id, TS: 1, Ingest: 2, Price: 1, Size: 2, TradeID: 3, Seq: 4, Side: md.SideSell}}
 	var enc Encoder
@@ -145,7 +146,7 @@ func TestFrameLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []byte{'M', 'D', 1, 1, 1, 0, 0, 0, 1, 0, 1, 'p', 1, 'S', 0, 0,
+	want := []byte{'M', 'D', 1, 1, 1, 0, 0, 0, 1, 0, 1, 'p', 1, 'S', 3, 0, 0,
 		0, 0, // symbol index
 		1, 0, 0, 0, 0, 0, 0, 0, // ts
 		2, 0, 0, 0, 0, 0, 0, 0, // ingest
@@ -158,8 +159,16 @@ func TestFrameLayout(t *testing.T) {
 	if !reflect.DeepEqual(f, want) {
 		t.Fatalf("frame\n% x\nwant\n% x", f, want)
 	}
-	if len(f)-16 != tradeSize {
-		t.Fatalf("trade record %d bytes, documented %d", len(f)-16, tradeSize)
+	if len(f)-17 != tradeSize {
+		t.Fatalf("trade record %d bytes, documented %d", len(f)-17, tradeSize)
+	}
+	// The size decimals travel with the symbol.
+	other := md.NewSymbolTable()
+	if err := NewDecoder(other).Decode(f, md.NewBatch(md.KindTrade)); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := other.SizeDecimals(0); !ok || d != 3 {
+		t.Fatalf("size decimals %d %v, want 3", d, ok)
 	}
 }
 

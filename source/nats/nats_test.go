@@ -23,8 +23,10 @@ import (
 	"github.com/mdpio/mdp/internal/testenv"
 	"github.com/mdpio/mdp/md"
 
+	_ "github.com/mdpio/mdp/operator/bars"
 	_ "github.com/mdpio/mdp/sink/nats"
 	_ "github.com/mdpio/mdp/source/nats"
+	_ "github.com/mdpio/mdp/source/replay"
 )
 
 func natsURL(t testing.TB) string {
@@ -423,6 +425,87 @@ func TestUnavailableIsDegradedAndMasked(t *testing.T) {
 	for _, f := range spec.Fields {
 		if f.Name == "url" && !f.Secret {
 			t.Fatal("url is not marked Secret")
+		}
+	}
+}
+
+// runBars runs nodes -> operator.bars (1m) -> a collector until the job
+// ends (finite sources) or, when until is set, until it reports true, and
+// returns the bars with their symbols.
+func runBars(t *testing.T, src *engine.Node, until func(j *engine.Job) bool) *namedSink {
+	t.Helper()
+	s := &namedSink{}
+	sn := &engine.Node{ID: "got", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindBar, Ports: map[string]md.Kind{},
+		NewProcessor: func(int) (engine.Processor, error) { return s, nil }}
+	g := &engine.Graph{Nodes: []*engine.Node{src, node(t, "operator.bars", "bars", map[string]any{"interval": "1m"}), sn},
+		Edges: []*engine.Edge{{From: src.ID, To: "bars"}, {From: "bars", To: "got"}}}
+	j, err := engine.New(g, engine.Options{Job: "bars"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := j.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if until != nil {
+		deadline := time.Now().Add(20 * time.Second)
+		for !until(j) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestTwoJobPipelineSameBars: job 1 replays the Tardis trades into
+// JetStream, job 2 reads them and builds 1m bars; the bars equal the single
+// job's (replay -> bars), field by field.
+func TestTwoJobPipelineSameBars(t *testing.T) {
+	url := natsURL(t)
+	name, subj := stream(t, url)
+	replay := map[string]any{"path": "../../testdata/replay/tardis_trades.csv", "preset": "tardis_trades"}
+	single := runBars(t, node(t, "provider.replay", "replay", replay), nil)
+	if len(single.bars) == 0 {
+		t.Fatal("no bars from the single job")
+	}
+	g := &engine.Graph{Nodes: []*engine.Node{node(t, "provider.replay", "replay", replay), node(t, "sink.nats", "pub", map[string]any{"url": url, "subject": subj})},
+		Edges: []*engine.Edge{{From: "replay", To: "pub"}}}
+	j1, err := engine.New(g, engine.Options{Job: "ingest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j1.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var sent int64
+	for _, n := range j1.Status().Nodes {
+		if n.ID == "replay" {
+			sent = n.EventsOut
+		}
+	}
+	two := runBars(t, node(t, "provider.nats", "bus", map[string]any{"url": url, "subject": subj, "stream": name}), func(j *engine.Job) bool {
+		for _, n := range j.Status().Nodes {
+			if n.ID == "bus" {
+				return n.EventsOut >= sent
+			}
+		}
+		return false
+	})
+	if len(two.bars) != len(single.bars) {
+		t.Fatalf("%d bars through JetStream, %d from the single job", len(two.bars), len(single.bars))
+	}
+	for i := range single.bars {
+		a, b := single.bars[i], two.bars[i]
+		if single.names[i] != two.names[i] {
+			t.Fatalf("bar %d: symbol %s vs %s", i, two.names[i], single.names[i])
+		}
+		a.Sym, b.Sym = 0, 0
+		if a != b {
+			t.Fatalf("bar %d:\n two jobs %+v\n single   %+v", i, b, a)
 		}
 	}
 }
