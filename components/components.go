@@ -14,6 +14,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/partition" // operator.hash_partition
 	_ "github.com/mdpio/mdp/operator/quality"   // operator.quality
 	_ "github.com/mdpio/mdp/operator/router"    // operator.router
+	_ "github.com/mdpio/mdp/operator/throttle"  // operator.throttle
 	_ "github.com/mdpio/mdp/operator/window"    // operator.window, operator.tumbling_window
 	_ "github.com/mdpio/mdp/sink/checksum"      // sink.checksum
 	_ "github.com/mdpio/mdp/sink/file"          // sink.file
