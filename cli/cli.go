@@ -1,6 +1,8 @@
-// Package cli is the mdp command line: run, validate, components, graph,
-// version and shell completion, built with cobra. Execute runs it on the
-// process's arguments and returns the exit code:
+// Package cli is the mdp command line: run, validate, config, test,
+// components, graph, version, shell completion, the job server (serve) and
+// its clients (submit, list, status, stop, start, delete, logs), built with
+// cobra. Execute runs it on the process's arguments and returns the exit
+// code:
 //
 //	0   success (a job that drained after SIGINT/SIGTERM included)
 //	1   runtime failure (a node failed, a store could not be opened)
