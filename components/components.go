@@ -13,6 +13,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/mapop"     // operator.map
 	_ "github.com/mdpio/mdp/operator/partition" // operator.hash_partition
 	_ "github.com/mdpio/mdp/operator/quality"   // operator.quality
+	_ "github.com/mdpio/mdp/operator/resample"  // operator.resample_ohlc
 	_ "github.com/mdpio/mdp/operator/router"    // operator.router
 	_ "github.com/mdpio/mdp/operator/throttle"  // operator.throttle
 	_ "github.com/mdpio/mdp/operator/window"    // operator.window, operator.tumbling_window
