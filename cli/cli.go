@@ -186,6 +186,9 @@ type jobFlags struct {
 	sets   []string
 	// run only
 	progress, noProgress bool
+	resume, drain        bool
+	allowGraphChange     bool
+	from                 string
 }
 
 func (f *jobFlags) add(cmd *cobra.Command, withJob bool) {

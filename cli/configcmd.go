@@ -31,7 +31,7 @@ overlay, --set, --mode and --job — checks it as validate does, and prints the
 result as a job file: the graph in dag form (a classic job as its compiled chain),
 every param each node was given (after interpolation and overrides), each node's
 parallelism and on_error, every edge with its capacity and policy, and the job's
-metrics, feedback, shutdown_timeout, batch_size and restart. Secrets (params marked secret,
+metrics, feedback, shutdown_timeout, batch_size, restart and checkpoint. Secrets (params marked secret,
 passwords in URLs and DSNs) are masked as xxxxx, so the output is safe to share;
 it runs as written once the masked values are put back. --defaults adds every
 param left at its default (for reading: some defaults belong to settings the job
@@ -147,6 +147,14 @@ func effectiveJob(doc *config.Document, defaults bool) omap {
 		job.add("batch_size", doc.BatchSize)
 	}
 	job.add("restart", doc.Restart)
+	if c := doc.Checkpoint; c != nil {
+		var ck omap
+		ck.add("interval", durationText(c.Interval))
+		ck.add("store", c.Store)
+		ck.add("keep", c.Keep)
+		ck.add("tolerable_failures", c.TolerableFailures)
+		job.add("checkpoint", ck)
+	}
 	return job
 }
 

@@ -30,10 +30,21 @@ SIGINT or SIGTERM the sources stop, every queue drains, open bars flush and the
 sinks close; then mdp exits 0. A second signal, or a drain longer than the job's
 shutdown_timeout, aborts the job: exit 130.
 
+With a checkpoint section the job checkpoints its sources' positions and its
+operators' state every interval. An unbounded job (a live feed, a generator
+without a count) then suspends on the first signal instead of draining: it
+takes a final checkpoint and exits 0 without writing its open bars, which
+--resume continues. --drain keeps the draining behaviour. --resume restores
+the latest complete checkpoint (a torn one is skipped with a warning; with
+none the job starts from the beginning), --from a chosen one (an id in the
+store or a file). A checkpoint of another graph (node ids and types) is
+refused unless --allow-graph-change, which restores state by node id.
+
 Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
 		Example: `  mdp run --config configs/dag/bars.yaml
   mdp run job.yaml --mode classic --job replay-2024-01-02
-  mdp run --config job.yaml --set metrics.enable=true --set metrics.listen=127.0.0.1:9108`,
+  mdp run --config job.yaml --set metrics.enable=true --set metrics.listen=127.0.0.1:9108
+  mdp run job.yaml --resume`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.resolve(args); err != nil {
@@ -46,6 +57,11 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 	cmd.Flags().BoolVar(&f.progress, "progress", false, "draw replay progress bars on stderr even when it is not a terminal")
 	cmd.Flags().BoolVar(&f.noProgress, "no-progress", false, "never draw replay progress bars")
 	cmd.MarkFlagsMutuallyExclusive("progress", "no-progress")
+	cmd.Flags().BoolVar(&f.resume, "resume", false, "restore the latest complete checkpoint of the job's checkpoint store")
+	cmd.Flags().StringVar(&f.from, "from", "", "restore this checkpoint: an id in the job's checkpoint store or a checkpoint file")
+	cmd.Flags().BoolVar(&f.allowGraphChange, "allow-graph-change", false, "restore a checkpoint taken from another graph, by node id")
+	cmd.Flags().BoolVar(&f.drain, "drain", false, "on a stop, drain and flush open bars even when the job would suspend")
+	cmd.MarkFlagsMutuallyExclusive("resume", "from")
 	return cmd
 }
 
@@ -65,6 +81,7 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		}
 	}()
 	u, err := runtime.New(doc, runtime.Options{Logger: log, Progress: a.progressOptions(f, doc), Stdout: a.stdout,
+		Resume: f.resume, From: f.from, AllowGraphChange: f.allowGraphChange, Drain: f.drain,
 		API: func(u *runtime.Unified) http.Handler {
 			api = server.New(server.Options{Jobs: jobs.NewSingle(u), Logger: log})
 			return api

@@ -93,10 +93,32 @@ type Document struct {
 	// Restart is the restart policy a job server applies when the job ends:
 	// RestartAlways, RestartOnFailure (default) or RestartNever.
 	Restart string
+	// Checkpoint turns checkpoints on; nil when the job has none.
+	Checkpoint *CheckpointConfig
 	// Sources lists where settings came from, in precedence order: the file
 	// (if any), then "env NAME", "--set path", "--mode" and "--job" entries
 	// that changed something.
 	Sources []string
+}
+
+// Checkpoint section defaults and bounds.
+const (
+	// DefaultCheckpointKeep is how many checkpoints a store keeps by default.
+	DefaultCheckpointKeep = 3
+	// MaxCheckpointKeep bounds keep.
+	MaxCheckpointKeep = 1000
+	// MaxTolerableFailures bounds tolerable_failures.
+	MaxTolerableFailures = 1_000_000
+)
+
+// CheckpointConfig is the checkpoint section.
+type CheckpointConfig struct {
+	Interval time.Duration // between checkpoints
+	Store    string        // a directory or a file:// URL
+	Keep     int           // checkpoints kept (default 3)
+	// TolerableFailures is how many checkpoints in a row may fail before
+	// the job fails; -1 (the default) never fails the job for it.
+	TolerableFailures int
 }
 
 // MetricsConfig is the metrics section.

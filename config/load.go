@@ -16,16 +16,17 @@ import (
 
 // Keys accepted in each section.
 var (
-	topKeys      = []string{"mode", "name", "dag", "classic", "metrics", "feedback", "shutdown_timeout", "batch_size", "restart"}
-	dagKeys      = []string{"nodes", "edges", "graph"}
-	graphKeys    = []string{"nodes", "edges"}
-	nodeKeys     = []string{"id", "type", "params", "parallelism", "on_error"}
-	edgeKeys     = []string{"from", "to", "capacity", "policy"}
-	classicKeys  = []string{"spec"}
-	specKeys     = []string{"name", "source", "operators", "batcher", "sink"}
-	refKeys      = []string{"type", "params", "id", "parallelism", "on_error"}
-	metricsKeys  = []string{"enable", "listen"}
-	feedbackKeys = []string{"enable_feedback", "scale_ok", "scale_soft", "scale_hard", "soft_at", "hard_at"}
+	topKeys        = []string{"mode", "name", "dag", "classic", "metrics", "feedback", "shutdown_timeout", "batch_size", "restart", "checkpoint"}
+	dagKeys        = []string{"nodes", "edges", "graph"}
+	graphKeys      = []string{"nodes", "edges"}
+	nodeKeys       = []string{"id", "type", "params", "parallelism", "on_error"}
+	edgeKeys       = []string{"from", "to", "capacity", "policy"}
+	classicKeys    = []string{"spec"}
+	specKeys       = []string{"name", "source", "operators", "batcher", "sink"}
+	refKeys        = []string{"type", "params", "id", "parallelism", "on_error"}
+	metricsKeys    = []string{"enable", "listen"}
+	checkpointKeys = []string{"interval", "store", "keep", "tolerable_failures"}
+	feedbackKeys   = []string{"enable_feedback", "scale_ok", "scale_soft", "scale_hard", "soft_at", "hard_at"}
 )
 
 // BufferType is the component a classic spec's batcher compiles to.
@@ -205,6 +206,9 @@ func (l *loader) load(data []byte) *Document {
 			}
 		}
 	}
+	if e, ok := top["checkpoint"]; ok && !isNull(resolve(e.val)) {
+		l.decodeCheckpoint(e)
+	}
 	if d.Name == "" {
 		d.Name = defaultName(l.file)
 	}
@@ -222,6 +226,63 @@ func defaultName(file string) string {
 		return "job"
 	}
 	return base
+}
+
+func (l *loader) decodeCheckpoint(e entry) {
+	m, ok := l.mapping(e.val, e.path, checkpointKeys)
+	if !ok {
+		return
+	}
+	c := &CheckpointConfig{Keep: DefaultCheckpointKeep, TolerableFailures: -1}
+	good := true
+	if v, ok := m["interval"]; ok {
+		if s, ok := l.str(v); ok {
+			dur, err := md.ParseDuration(s)
+			switch {
+			case err != nil:
+				l.errAt(v.val, v.path, "%v", err)
+				good = false
+			case dur <= 0:
+				l.errAt(v.val, v.path, "must be above 0s, got %s", s)
+				good = false
+			default:
+				c.Interval = dur
+			}
+		} else {
+			good = false
+		}
+	} else {
+		l.errAt(e.val, e.path, "checkpoint needs an interval, such as interval: 5s")
+		good = false
+	}
+	if v, ok := m["store"]; ok {
+		if s, ok := l.str(v); ok {
+			if s == "" {
+				l.errAt(v.val, v.path, "want a directory or a file:// URL, got an empty string")
+				good = false
+			} else if strings.Contains(s, "://") && !strings.HasPrefix(s, "file://") {
+				l.errAt(v.val, v.path, "only a directory or a file:// URL is supported, got %q", s)
+				good = false
+			}
+			c.Store = s
+		} else {
+			good = false
+		}
+	} else {
+		l.errAt(e.val, e.path, "checkpoint needs a store: the directory checkpoints are written to")
+		good = false
+	}
+	if v, ok := m["keep"]; ok {
+		c.Keep, ok = l.intRange(v, 1, MaxCheckpointKeep)
+		good = good && ok
+	}
+	if v, ok := m["tolerable_failures"]; ok {
+		c.TolerableFailures, ok = l.intRange(v, -1, MaxTolerableFailures)
+		good = good && ok
+	}
+	if good {
+		l.doc.Checkpoint = c
+	}
 }
 
 func (l *loader) decodeMetrics(e entry) {

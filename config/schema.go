@@ -120,6 +120,16 @@ func Schema(reg *component.Registry) ([]byte, error) {
 			"shutdown_timeout": obj{"$ref": "#/$defs/duration", "default": DefaultShutdownTimeout.String(), "description": "How long a graceful stop may take before the job is aborted."},
 			"batch_size":       typed(obj{"type": "integer", "minimum": 1, "maximum": md.MaxBatchSize, "description": "Default batch capacity in records."}),
 			"restart":          obj{"type": "string", "enum": []string{RestartAlways, RestartOnFailure, RestartNever}, "default": RestartOnFailure, "description": "What a job server (mdp serve) does when the job ends: always restart it, restart it on-failure, or never."},
+			"checkpoint": obj{
+				"type": "object", "additionalProperties": false, "required": []any{"interval", "store"},
+				"description": "Aligned checkpoints: source positions and operator state, restored by mdp run --resume.",
+				"properties": obj{
+					"interval":           obj{"$ref": "#/$defs/duration", "description": "Time between checkpoints.", "examples": []any{"5s"}},
+					"store":              obj{"type": "string", "description": "Directory (or file:// URL) checkpoints are written to."},
+					"keep":               typed(obj{"type": "integer", "minimum": 1, "maximum": MaxCheckpointKeep, "default": DefaultCheckpointKeep, "description": "Checkpoints kept in the store."}),
+					"tolerable_failures": typed(obj{"type": "integer", "minimum": -1, "maximum": MaxTolerableFailures, "default": -1, "description": "Checkpoints in a row that may fail before the job fails; -1 never fails the job."}),
+				},
+			},
 		},
 		"$defs": defs,
 	}

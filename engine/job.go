@@ -39,6 +39,8 @@ type Options struct {
 	// sink.checksum write; nil means os.Stdout. A program running several
 	// jobs gives each its own.
 	Stdout io.Writer
+	// Checkpoint, when set, turns checkpoints on (and may restore one).
+	Checkpoint *CheckpointOptions
 }
 
 // NodeError is a node failure: which node and instance, and why.
@@ -93,6 +95,9 @@ type Job struct {
 	stopSources context.CancelFunc
 	srcCtx      context.Context
 
+	ck        *coordinator // nil: checkpoints off
+	suspended atomic.Bool
+
 	started atomic.Bool
 	done    chan struct{}
 	errMu   sync.Mutex
@@ -138,6 +143,17 @@ func New(g *Graph, opts Options) (*Job, error) {
 	}
 	if opts.Symbols == nil {
 		opts.Symbols = md.NewSymbolTable()
+	}
+	if c := opts.Checkpoint; c != nil {
+		if c.Interval <= 0 || c.Store == nil {
+			return nil, errors.New("checkpoints need an interval above 0 and a store")
+		}
+		if cp := c.Restore; cp != nil && !c.AllowGraphChange {
+			if fp := GraphFingerprint(g); cp.Graph != fp {
+				return nil, fmt.Errorf("%w: checkpoint %d of job %q has nodes %s, this job has %s",
+					ErrGraphChanged, cp.ID, cp.Job, shapeString(cp.Shape), shapeString(graphShape(g)))
+			}
+		}
 	}
 	j := &Job{opts: opts, graph: g, symbols: opts.Symbols, pool: md.NewPool(opts.BatchSize), metrics: &MetricSet{}, done: make(chan struct{})}
 	j.abortCtx, j.abort = context.WithCancelCause(context.Background())
@@ -212,6 +228,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 			}
 			in.nc.Stats.log = in.nc.Logger
 			in.out = newOutput(j.abortCtx, in.nc, ports[in])
+			in.out.in = in
 			if nr.n.Kind == KindSource {
 				in.out.source = true
 				in.out.ooo = nr.n.MaxOutOfOrderness.Nanoseconds()
@@ -239,9 +256,28 @@ func New(g *Graph, opts Options) (*Job, error) {
 					return nil, &NodeError{Node: nr.n.ID, Instance: i, Err: err}
 				}
 			}
+			if opts.Checkpoint != nil && nr.n.Kind == KindSource {
+				ck := &sourceCk{mode: ResumeLive}
+				if sk, ok := impl.(Seeker); ok {
+					ck.seeker, ck.mode = sk, ResumeSeek
+				}
+				in.out.ck = ck
+			}
 		}
 	}
+	if opts.Checkpoint != nil {
+		j.ck = newCoordinator(j, *opts.Checkpoint)
+	}
 	return j, nil
+}
+
+// shapeString renders a graph shape as "id (type), …".
+func shapeString(es []GraphEntry) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.ID + " (" + e.Type + ")"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // construct calls the node's constructor (NewSource for a source,
@@ -375,6 +411,29 @@ func (j *Job) Start(ctx context.Context) error {
 			in.opened = true
 			opened = append(opened, in)
 		}
+	}
+	if j.ck != nil && j.opts.Checkpoint.Restore != nil {
+		if err := j.restore(ctx, j.opts.Checkpoint.Restore); err != nil {
+			j.opts.Logger.Error("restore failed", "err", err)
+			j.setErr(err)
+			j.abort(err)
+			for k := len(opened) - 1; k >= 0; k-- {
+				if cerr := opened[k].cleanup(); cerr != nil {
+					j.opts.Logger.Error("cleanup failed", "node", opened[k].nc.Node, "instance", opened[k].idx, "err", cerr)
+				}
+			}
+			close(j.done)
+			return err
+		}
+		j.opts.Logger.Info("restored from checkpoint", "id", j.opts.Checkpoint.Restore.ID, "taken", j.opts.Checkpoint.Restore.Time)
+	}
+	if j.ck != nil {
+		ckCtx, stopCk := context.WithCancel(context.WithoutCancel(j.abortCtx))
+		go j.ck.run(ckCtx)
+		go func() {
+			<-j.done
+			stopCk()
+		}()
 	}
 	for _, nr := range j.nodes {
 		for _, in := range nr.instances {
@@ -536,6 +595,9 @@ func (in *instance) runSource() error {
 	}
 	in.op = "Run"
 	err := src.Run(in.job.srcCtx, in.out)
+	if in.job.ck != nil {
+		in.job.ck.sourceEnded()
+	}
 	if err != nil && !(in.job.srcCtx.Err() != nil && errors.Is(err, context.Canceled)) {
 		return err
 	}
@@ -616,10 +678,20 @@ func (in *instance) runProcessor() error {
 	}
 	cur := int64(minTime)
 	eos := 0
+	al := &aligner{got: make([]bool, len(box.qs))}
 	for {
 		idx, m, now, err := box.recv(ctx, timerC)
 		if err != nil {
 			return context.Cause(ctx)
+		}
+		if m.barrier != 0 {
+			in.onBarrier(al, box, idx, m.barrier)
+			if al.aligned(eos) {
+				if err := in.completeBarrier(ctx, al, box); err != nil {
+					return err
+				}
+			}
+			continue
 		}
 		if idx < 0 { // timer
 			t0 := time.Now()
@@ -688,6 +760,11 @@ func (in *instance) runProcessor() error {
 		if m.eos {
 			eos++
 			box.closeInput(idx)
+			if al.aligned(eos) {
+				if err := in.completeBarrier(ctx, al, box); err != nil {
+					return err
+				}
+			}
 			if eos == len(box.qs) {
 				if c, ok := in.impl.(Closer); ok {
 					in.op = "Close"
@@ -747,6 +824,22 @@ func newInbox(qs []*queue) *inbox {
 func (b *inbox) closeInput(i int) {
 	if b.cases != nil {
 		b.cases[i].Chan = reflect.Value{}
+	}
+}
+
+// block stops receiving from input i (it delivered a checkpoint barrier the
+// other inputs have not yet). With one input there is nothing to block: the
+// barrier is aligned as it arrives.
+func (b *inbox) block(i int) {
+	if b.cases != nil {
+		b.cases[i].Chan = reflect.Value{}
+	}
+}
+
+// unblock receives from input i again.
+func (b *inbox) unblock(i int) {
+	if b.cases != nil {
+		b.cases[i].Chan = reflect.ValueOf(b.qs[i].ch)
 	}
 }
 

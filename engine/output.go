@@ -12,9 +12,10 @@ import (
 // message is what travels on an edge: an optional batch, the sender's
 // watermark after it, and the end-of-stream mark.
 type message struct {
-	b   *md.Batch
-	wm  int64
-	eos bool
+	b       *md.Batch
+	wm      int64
+	eos     bool
+	barrier int64 // a checkpoint barrier's id (no batch); 0 on every other message
 }
 
 // edgeState is a logical edge at run time.
@@ -119,6 +120,8 @@ type Output struct {
 	ordered   bool        // the source emits in event-time order (OrderedSource)
 	lastEmit  atomic.Int64
 	firstSeen bool
+	ck        *sourceCk // nil unless the job takes checkpoints
+	in        *instance
 }
 
 func newOutput(ctx context.Context, nc *NodeContext, ports map[string]*port) *Output {
@@ -155,9 +158,27 @@ func (o *Output) EmitTo(portName string, b *md.Batch) error {
 			o.mu.Lock()
 			defer o.mu.Unlock()
 		}
+		if o.ck != nil {
+			return o.emitCheckpointed(portName, b)
+		}
 		return o.sourceWatermark(portName, b)
 	}
 	return o.send(portName, b)
+}
+
+// emitCheckpointed is a source's EmitTo when the job takes checkpoints: it
+// counts what the source emits and injects a requested barrier after the
+// batch.
+func (o *Output) emitCheckpointed(portName string, b *md.Batch) error {
+	ck := o.ck
+	ck.emitted += int64(b.Len())
+	if err := o.sourceWatermark(portName, b); err != nil {
+		return err
+	}
+	if ck.want.Load() > ck.done {
+		return o.injectBarrier(o.in)
+	}
+	return nil
 }
 
 // send emits a non-empty b on the named port with the current watermark.
@@ -429,6 +450,13 @@ func (o *Output) idleAdvance(eventNow int64) error {
 	defer o.mu.Unlock()
 	if o.closed {
 		return nil
+	}
+	if ck := o.ck; ck != nil && ck.seeker == nil && ck.want.Load() > ck.done {
+		// A quiet source still joins a checkpoint: its position is its
+		// count, which this lock guards.
+		if err := o.injectBarrier(o.in); err != nil {
+			return err
+		}
 	}
 	wm := eventNow - o.ooo
 	if wm <= o.wm {

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mdpio/mdp/checkpoint"
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/metrics"
@@ -73,6 +74,19 @@ type Options struct {
 	// handler for the paths under /api/ on that listener (`mdp run` serves
 	// the read-only job API there: package server).
 	API func(u *Unified) http.Handler
+	// Resume restores the latest complete checkpoint of the job's
+	// checkpoint store (mdp run --resume; a job server's start). With none
+	// in the store the job starts from the beginning.
+	Resume bool
+	// From restores one checkpoint: an id in the job's store or a file
+	// path (mdp run --from).
+	From string
+	// AllowGraphChange restores a checkpoint taken from another graph,
+	// mapping state by node id (mdp run --allow-graph-change).
+	AllowGraphChange bool
+	// Drain makes a graceful stop drain even when the job would suspend (an
+	// unbounded job with checkpoints on): mdp run --drain.
+	Drain bool
 }
 
 // Unified runs one job. Its methods are safe for concurrent use.
@@ -84,6 +98,7 @@ type Unified struct {
 	log      *slog.Logger
 	shared   *metrics.Collector
 	api      func(u *Unified) http.Handler
+	drain    bool
 
 	mu        sync.Mutex
 	state     State
@@ -148,11 +163,55 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 		return nil, red.RedactError(err)
 	}
 	fb := engine.NewFeedback(doc.Feedback)
-	job, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize, Feedback: fb, Progress: opts.Progress, Stdout: opts.Stdout})
+	ck, err := checkpointOptions(doc, opts, log)
 	if err != nil {
+		return nil, red.RedactError(err)
+	}
+	job, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize, Feedback: fb, Progress: opts.Progress, Stdout: opts.Stdout, Checkpoint: ck})
+	if err != nil {
+		if errors.Is(err, engine.ErrGraphChanged) {
+			return nil, red.RedactError(fmt.Errorf("job %q: %w; run with --allow-graph-change to restore its state by node id", doc.Name, err))
+		}
 		return nil, red.RedactError(fmt.Errorf("build job %q: %w", doc.Name, err))
 	}
-	return &Unified{doc: doc, job: job, feedback: fb, red: red, log: log, shared: opts.Metrics, api: opts.API, state: StateCreated, done: make(chan struct{})}, nil
+	return &Unified{doc: doc, job: job, feedback: fb, red: red, log: log, shared: opts.Metrics, api: opts.API, drain: opts.Drain, state: StateCreated, done: make(chan struct{})}, nil
+}
+
+// checkpointOptions opens the job's checkpoint store and reads the
+// checkpoint to resume from, if asked.
+func checkpointOptions(doc *config.Document, opts Options, log *slog.Logger) (*engine.CheckpointOptions, error) {
+	c := doc.Checkpoint
+	if c == nil {
+		if opts.Resume || opts.From != "" {
+			return nil, fmt.Errorf("job %q: --resume and --from need a checkpoint section in the job", doc.Name)
+		}
+		return nil, nil
+	}
+	store, err := checkpoint.Open(c.Store, c.Keep, log)
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", doc.Name, err)
+	}
+	co := &engine.CheckpointOptions{Interval: c.Interval, Store: store, TolerableFailures: c.TolerableFailures, AllowGraphChange: opts.AllowGraphChange}
+	ctx := context.Background()
+	switch {
+	case opts.From != "":
+		cp, err := checkpoint.Resolve(ctx, store, opts.From)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: checkpoint %s: %w", doc.Name, opts.From, err)
+		}
+		co.Restore = cp
+	case opts.Resume:
+		cp, err := store.Latest(ctx)
+		switch {
+		case errors.Is(err, checkpoint.ErrNone):
+			log.Info("no checkpoint to resume from: starting from the beginning", "store", store.Path())
+		case err != nil:
+			return nil, fmt.Errorf("job %q: %w", doc.Name, err)
+		default:
+			co.Restore = cp
+		}
+	}
+	return co, nil
 }
 
 // Name is the job's name.
@@ -219,7 +278,18 @@ func (u *Unified) Start(ctx context.Context) error {
 		u.mu.Unlock()
 	}
 	u.log.Info("job starting", "mode", u.doc.Mode, "nodes", len(u.doc.Nodes), "edges", len(u.doc.Edges))
-	if err := u.job.Start(ctx); err != nil {
+	// ctx interrupts the start (a store still being opened); once the job
+	// runs, its cancellation goes through Stop (stopOnCancel below), which
+	// suspends rather than drains a job that suspends.
+	jobCtx, cancelJob := context.WithCancel(context.WithoutCancel(ctx))
+	detach := context.AfterFunc(ctx, cancelJob)
+	err := u.job.Start(jobCtx)
+	detach()
+	go func() {
+		<-u.job.Done()
+		cancelJob()
+	}()
+	if err != nil {
 		err = u.red.RedactError(fmt.Errorf("start job %q: %w", u.doc.Name, err))
 		u.finish(err)
 		return err
@@ -287,8 +357,25 @@ func (u *Unified) Stop() {
 		return
 	}
 	u.mu.Unlock()
+	if u.job.Checkpointing() && u.job.Unbounded() && !u.drain {
+		u.log.Info("job stopping: suspending after a final checkpoint", "shutdown_timeout", u.doc.ShutdownTimeout.String())
+		go u.suspend()
+		return
+	}
 	u.log.Info("job stopping: draining", "shutdown_timeout", u.doc.ShutdownTimeout.String())
 	u.job.Stop()
+}
+
+// suspend takes the final checkpoint and ends the job without draining;
+// if the checkpoint fails, the job drains instead.
+func (u *Unified) suspend() {
+	id, err := u.job.Suspend(context.Background())
+	if err != nil {
+		u.log.Error("suspend failed: draining instead (open bars will be flushed)", "err", err)
+		u.job.Stop()
+		return
+	}
+	u.log.Info("job suspended: resume with mdp run --resume", "checkpoint", id)
 }
 
 func (u *Unified) shutdownTimeout() {

@@ -24,6 +24,8 @@ type Status struct {
 	Nodes         []NodeStatus   `json:"nodes"`
 	Edges         []EdgeStatus   `json:"edges"`
 	Feedback      FeedbackStatus `json:"feedback"`
+	// Checkpoint is the job's checkpoint state; nil when checkpoints are off.
+	Checkpoint *engine.CheckpointStatus `json:"checkpoint,omitempty"`
 	// Errors are the job's error and each node's most recent error.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -130,6 +132,10 @@ func (u *Unified) Status() Status {
 	st.Feedback = FeedbackStatus{
 		Enabled: u.feedback.Config().Enable, Level: u.feedback.Level().String(), Scale: u.feedback.Scale(),
 		Events: map[string]int64{"ok": ev[engine.LevelOK], "soft": ev[engine.LevelSoft], "hard": ev[engine.LevelHard]},
+	}
+	if u.job.Checkpointing() {
+		cs := u.job.CheckpointStatus()
+		st.Checkpoint = &cs
 	}
 	return st
 }

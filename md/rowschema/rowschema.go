@@ -71,6 +71,12 @@ type Table struct {
 	Columns []Column
 	// Key is the natural key stores upsert on, in index order.
 	Key []string
+	// Version, when set, is the column holding a row's monotone version:
+	// stores replace a row only by one whose version is at least its own,
+	// so replaying older output (a restore from a checkpoint) never moves a
+	// row backwards. A bar's is its trade count, which every late update
+	// (late_policy update) increases.
+	Version string
 	// Schema is the derived schema the table was made from (KindDerived).
 	Schema *md.Schema
 }
@@ -129,7 +135,8 @@ var (
 			{Name: "source", Type: Text},
 			{Name: "update", Type: Bool, StreamOnly: true, Optional: true},
 		},
-		Key: []string{"provider", "symbol", "bar_type", "source", "interval", "ts"},
+		Key:     []string{"provider", "symbol", "bar_type", "source", "interval", "ts"},
+		Version: "trades",
 	}
 )
 

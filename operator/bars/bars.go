@@ -166,7 +166,7 @@ type barRef struct {
 }
 
 // Bars is the bar builder. It implements engine.Processor, Opener,
-// WatermarkHandler and WatermarkHolder; one instance serves one partition of
+// WatermarkHandler, WatermarkHolder and Snapshotter (checkpoints); one instance serves one partition of
 // the symbols and runs on one goroutine.
 type Bars struct {
 	iv, origin, delay, lateness int64
@@ -194,6 +194,8 @@ type Bars struct {
 	symtab   *md.SymbolTable // sizes' decimal places, for exact volumes
 	stats    *engine.NodeStats
 
+	instance, instances int // this instance of how many (restore takes the keys it owns)
+
 	nLate, nTooLate, nSkipped int64
 }
 
@@ -218,13 +220,14 @@ func New(cfg Config) (*Bars, error) {
 		labelClose: cfg.LabelClose, skipFirst: cfg.SkipFirstPartial, emitEmpty: cfg.EmitEmpty,
 		price: cfg.Price, policy: cfg.Late,
 		wm: md.MinTime, closed: md.MinTime, retainFrom: md.MinTime,
-		batchMax: md.DefaultBatchSize,
+		batchMax: md.DefaultBatchSize, instances: 1,
 	}, nil
 }
 
 // Open implements engine.Opener.
 func (o *Bars) Open(ctx context.Context, nc *engine.NodeContext) error {
 	o.stats = nc.Stats
+	o.instance, o.instances = nc.Instance, max(nc.Instances, 1)
 	if nc.Pool != nil {
 		o.batchMax = nc.Pool.Size()
 	}

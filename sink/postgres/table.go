@@ -78,6 +78,9 @@ type tableDef struct {
 	schema *md.Schema // derived records
 	cols   []column
 	key    []string
+	// version is the column holding a row's monotone version
+	// (rowschema.Table.Version; "" for rows written once).
+	version string
 	// nText.. are how many columns of each type the table has: the colset
 	// shape.
 	nText, nTime, nFloat, nInt int
@@ -86,7 +89,7 @@ type tableDef struct {
 // newTableDef lays out a table from its rowschema definition: the stored
 // columns in order, key columns NOT NULL.
 func newTableDef(rt *rowschema.Table) *tableDef {
-	t := &tableDef{kind: rt.Kind, key: rt.Key, schema: rt.Schema}
+	t := &tableDef{kind: rt.Kind, key: rt.Key, schema: rt.Schema, version: rt.Version}
 	for _, rc := range rt.Stored() {
 		c := column{name: rc.Name}
 		switch rc.Type {
@@ -193,6 +196,13 @@ func newTarget(def *tableDef, schema, table string) *target {
 	conflict := " ON CONFLICT (" + keys + ") DO UPDATE SET " + strings.Join(set, ", ") +
 		" WHERE (t." + strings.Join(nonKey, ", t.") + ") IS DISTINCT FROM (EXCLUDED." +
 		strings.Join(nonKey, ", EXCLUDED.") + ")"
+	if v := def.version; v != "" {
+		// Monotone: an older version never replaces a newer one, so a
+		// replay after a restore from a checkpoint never moves a row
+		// backwards.
+		vq := pgx.Identifier{v}.Sanitize()
+		conflict += " AND (t." + vq + " IS NULL OR EXCLUDED." + vq + " >= t." + vq + ")"
+	}
 	t.upsertStage = "INSERT INTO " + t.name + " AS t (" + cols + ") SELECT " + cols + " FROM " + t.stage + conflict
 
 	args := make([]string, len(def.cols))

@@ -206,7 +206,9 @@ func CreateTable(table string, def *rowschema.Table) string {
 
 // Upsert returns the upsert statement of one row into table laid out as def.
 // The DO UPDATE runs only when some value differs (IS NOT treats NULLs as
-// values), so an unchanged row is not rewritten.
+// values), so an unchanged row is not rewritten, and, when def has a
+// Version column, only when the new row's version is at least the stored
+// one's.
 func Upsert(table string, def *rowschema.Table) string { return UpsertRows(table, def, 1) }
 
 // UpsertRows is Upsert for rows rows per statement (a multi-row VALUES
@@ -233,7 +235,18 @@ func UpsertRows(table string, def *rowschema.Table, rows int) string {
 	return "INSERT INTO " + Quote(table) + " (" + strings.Join(quote(cols), ", ") + ") VALUES " +
 		strings.TrimSuffix(strings.Repeat(tuple+",", rows), ",") +
 		" ON CONFLICT (" + strings.Join(quote(def.Key), ", ") + ") DO UPDATE SET " + strings.Join(set, ", ") +
-		" WHERE " + strings.Join(diff, " OR ")
+		" WHERE (" + strings.Join(diff, " OR ") + ")" + monotone(def)
+}
+
+// monotone is the upsert condition that keeps a row's version from going
+// down (def.Version): a replay of older output after a restore from a
+// checkpoint never moves a row backwards.
+func monotone(def *rowschema.Table) string {
+	if def.Version == "" {
+		return ""
+	}
+	v := Quote(def.Version)
+	return " AND (" + v + " IS NULL OR excluded." + v + " >= " + v + ")"
 }
 
 // chunkRows is how many rows one multi-row upsert carries, at most: a bar

@@ -380,6 +380,26 @@ func (s *Sink) setFatal(err error) {
 	s.log.Error("store failed", "err", err)
 }
 
+// Flush implements engine.Flusher: it returns once every row accepted so
+// far is written (a checkpoint barrier passed the sink), or with the
+// store's fatal error, or ctx's when the job is aborted.
+func (s *Sink) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	for s.rows > 0 && s.fatal == nil {
+		ch := s.space
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	err := s.fatal
+	s.mu.Unlock()
+	return err
+}
+
 // Close writes everything accepted, then closes the store. It returns the
 // first fatal error, or ctx's error if the job was aborted first (then the
 // workers stop at once).

@@ -12,6 +12,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -146,6 +147,8 @@ type Source struct {
 	mal   *malformed
 	clk   *replayClock
 	seq   uint64
+	// skipTo is the sequence a restored checkpoint resumes after (Seek).
+	skipTo uint64
 
 	prog progressCounters
 	// open counts the files not yet read to their end.
@@ -357,6 +360,16 @@ func (s *Source) emitLoop(ctx context.Context, out *engine.Output, h mergeHeap) 
 	kind := s.lay.kind
 	st := s.nc.Stats
 	fb := s.nc.Feedback
+	if s.skipTo > 0 {
+		var err error
+		if h, err = s.skip(h); err != nil {
+			return err
+		}
+		if len(h) == 0 {
+			s.completed = true
+			return s.mal.flush(st)
+		}
+	}
 	paced := s.speed > 0
 	horizon := md.MaxTime
 	if paced {
@@ -565,4 +578,60 @@ func (s *Source) sleep(ctx context.Context, timer *time.Timer, d time.Duration) 
 // String describes the source for logs.
 func (s *Source) String() string {
 	return fmt.Sprintf("provider.replay(%d files, %s)", len(s.files), s.lay.kind)
+}
+
+// positionVersion is the version of the replay's checkpoint position.
+const positionVersion = 1
+
+// position is where a replay is: the records it has emitted (its
+// sequence), counted over every file in merge order.
+type position struct {
+	V   int    `json:"v"`
+	Seq uint64 `json:"seq"`
+}
+
+// Position implements engine.Seeker. It is called inside Emit, after the
+// batch was sent: the sequence then counts exactly the records emitted.
+func (s *Source) Position() ([]byte, error) {
+	return json.Marshal(position{V: positionVersion, Seq: s.seq})
+}
+
+// Seek implements engine.Seeker: Run reads the files again from the start
+// and passes over, in merge order and unpaced, the records emitted before
+// the position, then emits (at speed, if paced) from there. The files must
+// be the ones the checkpoint was taken from.
+func (s *Source) Seek(ctx context.Context, pos []byte) error {
+	var p position
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return fmt.Errorf("provider.replay: checkpoint position: %w", err)
+	}
+	if p.V != positionVersion {
+		return fmt.Errorf("provider.replay: checkpoint position version %d; this mdp reads version %d", p.V, positionVersion)
+	}
+	s.skipTo = p.Seq
+	return nil
+}
+
+// skip passes over the records up to s.skipTo in merge order.
+func (s *Source) skip(h mergeHeap) (mergeHeap, error) {
+	for s.seq < s.skipTo && len(h) > 0 {
+		r := h[0]
+		r.head++
+		s.seq++
+		if r.buffered() == 0 {
+			if err := s.fill(r); err != nil {
+				return h, err
+			}
+			if r.buffered() == 0 {
+				h.popTop()
+				continue
+			}
+		}
+		h.down(0)
+	}
+	if s.seq < s.skipTo {
+		return h, fmt.Errorf("provider.replay: the checkpoint is at record %d but the files hold %d: they are not the files it was taken from", s.skipTo, s.seq)
+	}
+	s.prog.emitted.Add(int64(s.seq))
+	return h, nil
 }

@@ -126,6 +126,7 @@ type config struct {
 	batchSize int
 	start     int64
 	step      int64
+	unbounded bool // no count (model random), no duration: never ends by itself
 }
 
 func validate(p *component.Params) error {
@@ -219,6 +220,7 @@ func configFrom(p *component.Params) (config, error) {
 		step:      p.Duration("step").Nanoseconds(),
 	}
 	c.start, _ = p.Time("start")
+	c.unbounded = c.model == modelRandom && c.count == 0 && c.duration == 0
 	if p.String("kind") == "quote" {
 		c.kind = md.KindQuote
 	}
@@ -249,6 +251,12 @@ type Source struct {
 	// lastTS is the event time of the last record emitted; the idle
 	// watermark reads it from another goroutine (see EventNow).
 	lastTS atomic.Int64
+
+	// Checkpoint position: the records emitted and the generator.
+	emitted int64
+	rgen    *randomGen
+	bgen    *benchGen
+	seekTo  *position // set by Seek, applied when Run builds the generator
 }
 
 // EventNow is the source's event-time clock for the engine's idle watermark
@@ -301,7 +309,8 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 			ids[i] = in.ID(n)
 			out.Symbols().NoteSizeDecimals(ids[i], 0) // sizes are whole numbers
 		}
-		fill = newBenchGen(ids, c.seed).fill
+		s.bgen = newBenchGen(ids, c.seed)
+		fill = s.bgen.fill
 	} else {
 		ids := make([]md.SymID, len(c.names))
 		in := md.NewInterner(out.Symbols(), c.provider)
@@ -311,10 +320,14 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		}
 		s.lastTS.Store(c.start - 1)
 		g := newRandomGen(ids, c.seed, c.start, c.step)
+		s.rgen = g
 		fill = g.fillTrades
 		if c.kind == md.KindQuote {
 			fill = g.fillQuotes
 		}
+	}
+	if err := s.applySeek(); err != nil {
+		return err
 	}
 	if c.duration > 0 {
 		// The deadline ends every wait too, a feedback pause included.
@@ -331,8 +344,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 // runFast emits full batches as fast as the job takes them.
 func (s *Source) runFast(ctx context.Context, out *engine.Output, fill filler) error {
 	c := &s.cfg
-	var emitted int64
-	for c.count == 0 || emitted < c.count {
+	for c.count == 0 || s.emitted < c.count {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -345,12 +357,12 @@ func (s *Source) runFast(ctx context.Context, out *engine.Output, fill filler) e
 		}
 		n := c.batchSize
 		if c.count > 0 {
-			n = int(min(int64(n), c.count-emitted))
+			n = int(min(int64(n), c.count-s.emitted))
 		}
 		b := out.NewBatch(c.kind)
 		fill(b, n, 0)
 		s.noteLast(b)
-		emitted += int64(n)
+		s.emitted += int64(n)
 		if err := out.Emit(b); err != nil {
 			return emitErr(ctx, err)
 		}
@@ -365,9 +377,9 @@ func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) 
 	c := &s.cfg
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var emitted int64
+	emitted := s.emitted
 	scale := s.fb.Scale()
-	anchorT, anchorN := time.Now(), int64(0)
+	anchorT, anchorN := time.Now(), emitted
 	for c.count == 0 || emitted < c.count {
 		if ctx.Err() != nil {
 			return nil
@@ -397,6 +409,7 @@ func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) 
 			fill(b, int(n), now.UnixNano())
 			s.noteLast(b)
 			emitted += n
+			s.emitted = emitted
 			if err := out.Emit(b); err != nil {
 				return emitErr(ctx, err)
 			}

@@ -450,3 +450,8 @@ func maskErr(err error, url string) error {
 // redactURL hides the secrets of a URL: the password in its user info,
 // keys in its path and query (see component.URLSecrets).
 func redactURL(s string) string { return component.MaskURL(s, "xxxxx") }
+
+// Unbounded implements engine.Unbounded: a live feed never ends by itself,
+// so with checkpoints on a stop suspends the job. It cannot seek: after a
+// restore it resumes live and the job records the gap.
+func (s *Source) Unbounded() bool { return true }

@@ -1,0 +1,203 @@
+// Package crashtest runs a real mdp binary the way a crash does: it builds
+// mdp once per test binary, starts a job, kills it with SIGKILL at seeded
+// random moments or stops it with SIGTERM, and resumes it from its
+// checkpoints until it finishes. Tests of several packages use it to check
+// that a job killed at any moment and resumed ends exactly as one clean
+// run.
+package crashtest
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+// Binary builds ./cmd/mdp of the module under test once per test binary
+// and returns its path. Call Cleanup from TestMain to remove it.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildDir, err = os.MkdirTemp("", "mdp-crashtest-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(buildDir, "mdp")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/mdp")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = errors.New("go build ./cmd/mdp: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Cleanup removes the binary Binary built.
+func Cleanup() {
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("crashtest: not inside a Go module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// Proc is a running mdp.
+type Proc struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+// Start starts bin with args in dir.
+func Start(tb testing.TB, bin, dir string, args ...string) *Proc {
+	tb.Helper()
+	p := &Proc{cmd: exec.Command(bin, args...), stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stderr = p.stderr
+	p.cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", bin, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p
+}
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Signal sends sig.
+func (p *Proc) Signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Wait waits for the exit (at most timeout) and returns the exit code and
+// the standard error.
+func (p *Proc) Wait(tb testing.TB, timeout time.Duration) (int, string) {
+	tb.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		tb.Fatalf("mdp did not exit within %s; stderr:\n%s", timeout, p.stderr.String())
+	}
+	code := 0
+	if ee := (*exec.ExitError)(nil); errors.As(p.err, &ee) {
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	} else if p.err != nil {
+		tb.Fatalf("mdp: %v", p.err)
+	}
+	return code, p.stderr.String()
+}
+
+// Run runs bin to its end and fails the test unless it exits 0.
+func Run(tb testing.TB, bin, dir string, timeout time.Duration, args ...string) string {
+	tb.Helper()
+	code, stderr := Start(tb, bin, dir, args...).Wait(tb, timeout)
+	if code != 0 {
+		tb.Fatalf("mdp %s: exit %d; stderr:\n%s", strings.Join(args, " "), code, stderr)
+	}
+	return stderr
+}
+
+// Options are a kill-and-resume schedule.
+type Options struct {
+	Bin, Dir string
+	// Args returns the arguments of run i (0 first); --resume is added.
+	Args func(run int) []string
+	// Kills is how many times the job is killed with SIGKILL.
+	Kills int
+	// Seed seeds the kill moments, each uniform in [MinDelay, MaxDelay)
+	// after the process started.
+	Seed               uint64
+	MinDelay, MaxDelay time.Duration
+	// Timeout bounds the last run, which must finish (exit 0).
+	Timeout time.Duration
+}
+
+// Result is what a kill-and-resume schedule did.
+type Result struct {
+	Kills int // processes killed
+	Runs  int // processes started, the finishing one included
+	// Finished reports whether the job ended by itself before every kill
+	// was made (the kills left were not needed).
+	FinishedEarly bool
+	Last          string // the last run's standard error
+}
+
+// KillResume runs the job with --resume, kills it at o.Kills seeded random
+// moments, and finally lets a resumed run finish.
+func KillResume(tb testing.TB, o Options) Result {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(o.Seed, 0x6d6470))
+	var res Result
+	for res.Kills < o.Kills {
+		args := append(o.Args(res.Runs), "--resume")
+		p := Start(tb, o.Bin, o.Dir, args...)
+		res.Runs++
+		d := o.MinDelay + time.Duration(rng.Int64N(int64(o.MaxDelay-o.MinDelay)))
+		select {
+		case <-p.Done():
+			code, stderr := p.Wait(tb, time.Second)
+			if code != 0 {
+				tb.Fatalf("run %d exited %d before its kill; stderr:\n%s", res.Runs, code, stderr)
+			}
+			res.FinishedEarly, res.Last = true, stderr
+			return res
+		case <-time.After(d):
+		}
+		p.Signal(syscall.SIGKILL)
+		code, stderr := p.Wait(tb, 10*time.Second)
+		if code == 0 {
+			// It finished just before the kill landed.
+			res.FinishedEarly, res.Last = true, stderr
+			return res
+		}
+		if code != 128+int(syscall.SIGKILL) {
+			tb.Fatalf("run %d: exit %d, want a kill; stderr:\n%s", res.Runs, code, stderr)
+		}
+		res.Kills++
+	}
+	args := append(o.Args(res.Runs), "--resume")
+	res.Last = Run(tb, o.Bin, o.Dir, o.Timeout, args...)
+	res.Runs++
+	return res
+}
