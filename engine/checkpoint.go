@@ -214,6 +214,11 @@ type coordinator struct {
 	acks  chan barrierAck
 	total int // instances that acknowledge each checkpoint
 
+	// finalID is the id of the checkpoint taken to suspend the job: a
+	// source parks after injecting its barrier, so nothing flows past it.
+	finalID atomic.Int64
+	release chan struct{} // closed when the final checkpoint failed: sources go on
+
 	mu        sync.Mutex
 	status    CheckpointStatus
 	next      int64
@@ -235,7 +240,7 @@ type inflight struct {
 }
 
 func newCoordinator(j *Job, opts CheckpointOptions) *coordinator {
-	c := &coordinator{j: j, opts: opts, acks: make(chan barrierAck, 64), waiters: map[int64][]chan error{}}
+	c := &coordinator{j: j, opts: opts, acks: make(chan barrierAck, 64), waiters: map[int64][]chan error{}, release: make(chan struct{})}
 	if c.opts.Timeout <= 0 {
 		c.opts.Timeout = max(10*opts.Interval, 10*time.Second)
 	}
@@ -293,6 +298,9 @@ func (c *coordinator) triggerLocked(final bool) int64 {
 	c.next++
 	id := c.next
 	c.inflight = &inflight{id: id, started: time.Now(), final: final, states: map[*instance]InstanceState{}}
+	if final {
+		c.finalID.Store(id)
+	}
 	for _, nr := range c.j.nodes {
 		if nr.n.Kind != KindSource {
 			continue
@@ -392,6 +400,9 @@ func (c *coordinator) fail(id int64, err error) {
 	delete(c.waiters, id)
 	c.mu.Unlock()
 	c.mFailed.Inc()
+	if id == c.finalID.Load() {
+		close(c.release)
+	}
 	for _, w := range ws {
 		w <- err
 	}
@@ -532,6 +543,15 @@ func (o *Output) injectBarrier(in *instance) error {
 	case in.job.ck.acks <- barrierAck{id: id, in: in, state: st, err: err}:
 	case <-o.ctx.Done():
 		return context.Cause(o.ctx)
+	}
+	if id == in.job.ck.finalID.Load() {
+		// The job suspends at this barrier: emit nothing after it, so what
+		// the stores hold ends exactly where the checkpoint does.
+		select {
+		case <-o.ctx.Done():
+			return context.Cause(o.ctx)
+		case <-in.job.ck.release:
+		}
 	}
 	return nil
 }

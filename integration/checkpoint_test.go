@@ -19,6 +19,7 @@ import (
 	"github.com/mdpio/mdp/checkpoint"
 	"github.com/mdpio/mdp/internal/crashtest"
 	"github.com/mdpio/mdp/internal/testenv"
+	"github.com/mdpio/mdp/md/rowschema"
 	"github.com/mdpio/mdp/sink/sqlite"
 )
 
@@ -26,13 +27,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	crashtest.Cleanup()
 	os.Exit(code)
-}
-
-func pgDSN() string {
-	if s := os.Getenv("MDP_TEST_PG_DSN"); s != "" {
-		return s
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
 // tardisFiles writes three replay files made from the real tardis trades:
@@ -106,7 +100,7 @@ checkpoint: {interval: 200ms, store: %q, keep: 3}
 	return p
 }
 
-const auditCols = "provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades"
+const auditCols = "provider, symbol, bar_type, source, interval, ts, open, high, low, close, volume, vwap, trades"
 
 // prepareSQLite creates the bars table with an audit trigger that logs
 // every row version written.
@@ -117,11 +111,12 @@ func prepareSQLite(t *testing.T, path string) *sql.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	stmts := append(sqlite.Schema("bars_ohlcv", "trades", "quotes"),
-		"CREATE TABLE audit ("+auditCols+")",
-		"CREATE TRIGGER audit_ins AFTER INSERT ON bars_ohlcv BEGIN INSERT INTO audit VALUES (NEW.provider, NEW.symbol, NEW.interval, NEW.ts, NEW.open, NEW.high, NEW.low, NEW.close, NEW.volume, NEW.vwap, NEW.trades); END",
-		"CREATE TRIGGER audit_upd AFTER UPDATE ON bars_ohlcv BEGIN INSERT INTO audit VALUES (NEW.provider, NEW.symbol, NEW.interval, NEW.ts, NEW.open, NEW.high, NEW.low, NEW.close, NEW.volume, NEW.vwap, NEW.trades); END",
-	)
+	newRow := "NEW." + strings.ReplaceAll(auditCols, ", ", ", NEW.")
+	stmts := []string{sqlite.CreateTable("bars_ohlcv", rowschema.Bar),
+		"CREATE TABLE audit (" + auditCols + ")",
+		"CREATE TRIGGER audit_ins AFTER INSERT ON bars_ohlcv BEGIN INSERT INTO audit VALUES (" + newRow + "); END",
+		"CREATE TRIGGER audit_upd AFTER UPDATE ON bars_ohlcv BEGIN INSERT INTO audit VALUES (" + newRow + "); END",
+	}
 	for _, s := range stmts {
 		if _, err := db.Exec(s); err != nil {
 			t.Fatalf("%s: %v", s, err)
@@ -145,10 +140,11 @@ func preparePG(t *testing.T, conn *pgx.Conn, schema string) {
 		"CREATE SCHEMA " + schema,
 		"CREATE TABLE " + schema + `.bars_ohlcv (provider TEXT NOT NULL, symbol TEXT NOT NULL, interval TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL,
 			open DOUBLE PRECISION, high DOUBLE PRECISION, low DOUBLE PRECISION, close DOUBLE PRECISION, volume DOUBLE PRECISION,
-			vwap DOUBLE PRECISION, trades BIGINT, PRIMARY KEY (provider, symbol, interval, ts))`,
+			vwap DOUBLE PRECISION, trades BIGINT, bar_type TEXT NOT NULL, source TEXT NOT NULL,
+			PRIMARY KEY (provider, symbol, bar_type, source, interval, ts))`,
 		"CREATE TABLE " + schema + ".audit AS SELECT * FROM " + schema + ".bars_ohlcv WITH NO DATA",
 		"ALTER TABLE " + schema + ".audit ADD COLUMN n BIGSERIAL",
-		"CREATE FUNCTION " + schema + ".audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO " + schema + ".audit (" + auditCols + ") SELECT NEW.*; RETURN NEW; END $$",
+		"CREATE FUNCTION " + schema + ".audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO " + schema + ".audit (" + auditCols + ") VALUES (" + strings.ReplaceAll("NEW."+auditCols, ", ", ", NEW.") + "); RETURN NEW; END $$",
 		"CREATE TRIGGER audit AFTER INSERT OR UPDATE ON " + schema + ".bars_ohlcv FOR EACH ROW EXECUTE FUNCTION " + schema + ".audit_fn()",
 	} {
 		if _, err := conn.Exec(ctx, s); err != nil {
@@ -166,13 +162,13 @@ func sqliteRows(t *testing.T, db *sql.DB, table string) []string {
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var p, s, iv, ts string
+		var p, s, bt, src, iv, ts string
 		var o, h, l, c, v, w float64
 		var n int64
-		if err := rows.Scan(&p, &s, &iv, &ts, &o, &h, &l, &c, &v, &w, &n); err != nil {
+		if err := rows.Scan(&p, &s, &bt, &src, &iv, &ts, &o, &h, &l, &c, &v, &w, &n); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fmt.Sprintf("%s|%s|%s|%d|%v|%v|%v|%v|%v|%v|%d", p, s, iv, unixNano(t, ts), o, h, l, c, v, w, n))
+		out = append(out, fmt.Sprintf("%s|%s|%s|%s|%s|%d|%v|%v|%v|%v|%v|%v|%d", p, s, bt, src, iv, unixNano(t, ts), o, h, l, c, v, w, n))
 	}
 	sort.Strings(out)
 	return out
@@ -201,14 +197,14 @@ func pgRows(t *testing.T, conn *pgx.Conn, table string, ordered bool) []string {
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var p, s, iv string
+		var p, s, bt, src, iv string
 		var ts time.Time
 		var o, h, l, c, v, w float64
 		var n int64
-		if err := rows.Scan(&p, &s, &iv, &ts, &o, &h, &l, &c, &v, &w, &n); err != nil {
+		if err := rows.Scan(&p, &s, &bt, &src, &iv, &ts, &o, &h, &l, &c, &v, &w, &n); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fmt.Sprintf("%s|%s|%s|%d|%v|%v|%v|%v|%v|%v|%d", p, s, iv, ts.UnixNano(), o, h, l, c, v, w, n))
+		out = append(out, fmt.Sprintf("%s|%s|%s|%s|%s|%d|%v|%v|%v|%v|%v|%v|%d", p, s, bt, src, iv, ts.UnixNano(), o, h, l, c, v, w, n))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -239,8 +235,8 @@ func checkAgainst(t *testing.T, store string, final, clean, audit, cleanAudit []
 			t.Errorf("%s: the audit has a row version the clean run never wrote: %s", store, r)
 		}
 		f := strings.Split(r, "|")
-		key := strings.Join(f[:4], "|")
-		n, _ := strconv.ParseInt(f[10], 10, 64)
+		key := strings.Join(f[:6], "|")
+		n, _ := strconv.ParseInt(f[12], 10, 64)
 		if n < last[key] {
 			t.Errorf("%s: row %s went back from %d trades to %d", store, key, last[key], n)
 		}
@@ -273,13 +269,13 @@ func sqliteAuditOrdered(t *testing.T, db *sql.DB) []string {
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var p, s, iv, ts string
+		var p, s, bt, src, iv, ts string
 		var o, h, l, c, v, w float64
 		var n int64
-		if err := rows.Scan(&p, &s, &iv, &ts, &o, &h, &l, &c, &v, &w, &n); err != nil {
+		if err := rows.Scan(&p, &s, &bt, &src, &iv, &ts, &o, &h, &l, &c, &v, &w, &n); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fmt.Sprintf("%s|%s|%s|%d|%v|%v|%v|%v|%v|%v|%d", p, s, iv, unixNano(t, ts), o, h, l, c, v, w, n))
+		out = append(out, fmt.Sprintf("%s|%s|%s|%s|%s|%d|%v|%v|%v|%v|%v|%v|%d", p, s, bt, src, iv, unixNano(t, ts), o, h, l, c, v, w, n))
 	}
 	return out
 }
@@ -486,12 +482,12 @@ checkpoint: {interval: 100ms, store: %q}
 	got := sqliteRowsAt(t, db)
 	ref := map[string]string{}
 	for _, r := range sqliteRowsAt(t, refDB) {
-		ref[strings.Join(strings.Split(r, "|")[:4], "|")] = r
+		ref[strings.Join(strings.Split(r, "|")[:6], "|")] = r
 	}
 	closed := time.Unix(0, wm).UTC()
 	have := map[string]bool{}
 	for _, r := range got {
-		key := strings.Join(strings.Split(r, "|")[:4], "|")
+		key := strings.Join(strings.Split(r, "|")[:6], "|")
 		have[key] = true
 		if ref[key] != r {
 			t.Errorf("bar %s: suspended and resumed run wrote %s, the uninterrupted run %s", key, r, ref[key])
@@ -499,8 +495,8 @@ checkpoint: {interval: 100ms, store: %q}
 	}
 	n := 0
 	for key, r := range ref {
-		ts, _ := time.Parse(time.RFC3339Nano, strings.Split(r, "|")[3])
-		if ts.Add(time.Minute).After(closed) {
+		ns, _ := strconv.ParseInt(strings.Split(r, "|")[5], 10, 64)
+		if time.Unix(0, ns).Add(time.Minute).After(closed) {
 			continue
 		}
 		n++
