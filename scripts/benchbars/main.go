@@ -46,6 +46,7 @@ func main() {
 	runs := flag.Int("runs", 5, "runs of each variant")
 	limitDir := flag.String("limit", "docs/bench/limit", "directory of the limit program")
 	against := flag.String("against", "", "git revision to build a second mdp from and run in the same runs")
+	ckEvery := flag.Duration("checkpoint", 0, "also run this tree's DAG config with checkpoints at this interval (a store in a temporary directory)")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "benchbars")
 	check(err)
@@ -67,6 +68,11 @@ func main() {
 		{"go-limit-slice", "", []string{limit, "-n", "10000000", "-variant", "slice"}},
 		{"mdp dag", "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn"}},
 		{"mdp classic", "", []string{mdp, "run", "--config", "configs/bench/bars-classic.yaml", "--log-level", "warn"}},
+	}
+	ckName := fmt.Sprintf("mdp dag ckpt %s", *ckEvery)
+	if *ckEvery > 0 {
+		variants = append(variants, variant{ckName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
+			"--set", "checkpoint.interval=" + ckEvery.String(), "--set", "checkpoint.store=" + filepath.Join(tmp, "checkpoints")}})
 	}
 	againstName := "mdp dag@" + *against
 	if *against != "" {
@@ -110,6 +116,10 @@ func main() {
 	fmt.Printf("ratio mdp dag / go-limit-slice:     %.3f\n", med["mdp dag"].rate/lim)
 	fmt.Printf("ratio mdp classic / go-limit-slice: %.3f\n", med["mdp classic"].rate/lim)
 	fmt.Printf("classic vs dag: %+.1f%%\n", 100*(med["mdp classic"].rate/med["mdp dag"].rate-1))
+	if *ckEvery > 0 {
+		fmt.Printf("checkpoints every %s vs none: %+.1f%% (median per-run rate ratio %.3f)\n", *ckEvery,
+			100*(med[ckName].rate/med["mdp dag"].rate-1), medianOf(perRun[ckName], perRun["mdp dag"]))
+	}
 	if *against == "" {
 		return
 	}

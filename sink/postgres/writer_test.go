@@ -489,3 +489,32 @@ func TestHypertableWhenTimescaleAvailable(t *testing.T) {
 	}
 	t.Logf("timescaledb available: %v", available)
 }
+
+// TestOlderVersionOfABarNeverReplacesANewerOne: a bar's version is its
+// trade count (rowschema.Bar.Version); on every write path an older version
+// (a replay after a restore from a checkpoint) leaves the stored row alone,
+// while the same version with other values, or a newer one, replaces it.
+func TestOlderVersionOfABarNeverReplacesANewerOne(t *testing.T) {
+	conn := connectTest(t)
+	for _, pc := range writePaths(10) {
+		t.Run(pc.name, func(t *testing.T) {
+			_, syms := testSymbols(5)
+			w, table := openWriter(t, conn, Options{CreateTables: true, CopyThreshold: pc.threshold, DirectCopy: pc.direct}, 1)
+			bars := genBars(100, 5)
+			bars[7].Trades, bars[8].Trades = 10, 10
+			writeBars(t, w, 0, bars, syms)
+			changed := w.RowsChanged()
+			next := append([]md.Bar(nil), bars...)
+			next[7].Trades, next[7].Close = 9, 1.5 // older: ignored
+			next[8].Close = 2.5                    // same version, other values: replaces
+			next[9].Trades, next[9].Close = bars[9].Trades+1, 3.5
+			writeBars(t, w, 0, next, syms)
+			if d := w.RowsChanged() - changed; d != 2 {
+				t.Errorf("changed %d rows, want 2", d)
+			}
+			want := append([]md.Bar(nil), next...)
+			want[7] = bars[7]
+			compareBars(t, readBars(t, conn, table), expectBars(want, syms))
+		})
+	}
+}

@@ -443,3 +443,42 @@ func TestJobFailingBeforeDataLeavesNoFile(t *testing.T) {
 		t.Fatalf("%s exists after a job that wrote nothing (stat: %v)", dir, err)
 	}
 }
+
+// TestOlderVersionOfABarNeverReplacesANewerOne: a bar's version is its
+// trade count (rowschema.Bar.Version). A replay after a restore from a
+// checkpoint may write a bar as it was before a late update; the stored,
+// updated row must stay. A newer version, or the same version with other
+// values, still replaces it.
+func TestOlderVersionOfABarNeverReplacesANewerOne(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bars.db")
+	bars := storetest.GenBars(50, 2)
+	bars[7].Trades, bars[8].Trades = 10, 10
+	write := func(bs []storetest.Bar) {
+		t.Helper()
+		src := &storetest.Source{Provider: "sim", Bars: bs, BatchSize: 1000}
+		if _, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path, "workers": 1}, engine.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bars)
+	older := append([]storetest.Bar(nil), bars...)
+	older[7].Trades, older[7].Close = 9, 1.5                // an older version: ignored
+	older[8].Trades, older[8].Close = 10, 2.5               // the same version, other values: replaces
+	older[9].Trades, older[9].Close = bars[9].Trades+1, 3.5 // a newer version: replaces
+	write(older)
+	db := openDB(t, path)
+	for _, c := range []struct {
+		b      storetest.Bar
+		trades int64
+		close  float64
+	}{{bars[7], 10, bars[7].Close}, {bars[8], 10, 2.5}, {bars[9], bars[9].Trades + 1, 3.5}} {
+		var n int64
+		var cl float64
+		if err := db.QueryRow(`SELECT trades, close FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, c.b.Symbol, FormatTS(c.b.Start)).Scan(&n, &cl); err != nil {
+			t.Fatal(err)
+		}
+		if n != c.trades || cl != c.close {
+			t.Errorf("bar %s %s: trades %d close %v, want %d %v", c.b.Symbol, FormatTS(c.b.Start), n, cl, c.trades, c.close)
+		}
+	}
+}

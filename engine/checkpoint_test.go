@@ -1,0 +1,162 @@
+package engine_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+// seekSource emits n trades in batches of bs, pausing now and then so
+// checkpoints fall between its batches; its position is its count.
+type seekSource struct {
+	n, bs, pos int
+}
+
+func (s *seekSource) Run(ctx context.Context, out *engine.Output) error {
+	sym := out.Symbols().Intern("test", "S")
+	for s.pos < s.n {
+		b := out.NewBatch(md.KindTrade)
+		for range min(s.bs, s.n-s.pos) {
+			b.Trades = append(b.Trades, md.Trade{TS: int64(s.pos), Price: 1, Size: 1, Sym: sym})
+			s.pos++
+		}
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+		if s.pos%(20*s.bs) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func (s *seekSource) Position() ([]byte, error) { return []byte(strconv.Itoa(s.pos)), nil }
+
+func (s *seekSource) Seek(ctx context.Context, pos []byte) error {
+	var err error
+	s.pos, err = strconv.Atoi(string(pos))
+	return err
+}
+
+// countSink counts the records it receives, through fan-in; its state is
+// the count.
+type countSink struct{ n int }
+
+func (c *countSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
+	c.n += b.Len()
+	return nil
+}
+
+func (c *countSink) Snapshot(ctx context.Context) ([]byte, error) {
+	return []byte(strconv.Itoa(c.n)), nil
+}
+
+func (c *countSink) Restore(ctx context.Context, states [][]byte) error {
+	for _, s := range states {
+		n, err := strconv.Atoi(string(s))
+		if err != nil {
+			return err
+		}
+		c.n += n
+	}
+	return nil
+}
+
+type memStore struct {
+	mu  sync.Mutex
+	cps []*engine.Checkpoint
+}
+
+func (m *memStore) Save(ctx context.Context, c *engine.Checkpoint) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cps = append(m.cps, c)
+	return 1, nil
+}
+
+func fanIn(a, b *seekSource, c *countSink) *engine.Graph {
+	src := func(id string, s *seekSource) *engine.Node {
+		return &engine.Node{ID: id, Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+			NewSource: func(int) (engine.Source, error) { return s, nil }}
+	}
+	return &engine.Graph{
+		Nodes: []*engine.Node{src("a", a), src("b", b), {ID: "count", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny,
+			Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return c, nil }}},
+		Edges: []*engine.Edge{{From: "a", To: "count"}, {From: "b", To: "count"}},
+	}
+}
+
+func states(c *engine.Checkpoint) map[string]int {
+	out := map[string]int{}
+	for _, n := range c.Nodes {
+		v, _ := strconv.Atoi(string(n.Instances[0].State))
+		out[n.ID] = v
+	}
+	return out
+}
+
+// TestCheckpointAlignsAtFanIn: every checkpoint's count at the fan-in sink
+// equals the records its two sources had emitted at their barriers (an
+// input that delivered the barrier is blocked until the other does), and a
+// job restored from a checkpoint counts every record exactly once.
+func TestCheckpointAlignsAtFanIn(t *testing.T) {
+	const na, nb = 200_000, 120_000
+	store := &memStore{}
+	a, b, c := &seekSource{n: na, bs: 64}, &seekSource{n: nb, bs: 17}, &countSink{}
+	j, err := engine.New(fanIn(a, b, c), engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: 5 * time.Millisecond, Store: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c.n != na+nb {
+		t.Fatalf("counted %d, want %d", c.n, na+nb)
+	}
+	if len(store.cps) < 3 {
+		t.Fatalf("%d checkpoints completed, want several", len(store.cps))
+	}
+	for _, cp := range store.cps {
+		s := states(cp)
+		if s["count"] != s["a"]+s["b"] {
+			t.Errorf("checkpoint %d: the sink counted %d, the sources were at %d + %d", cp.ID, s["count"], s["a"], s["b"])
+		}
+	}
+	if st := j.CheckpointStatus(); st.Completed != int64(len(store.cps)) || st.Last != store.cps[len(store.cps)-1].ID {
+		t.Errorf("status %+v, %d checkpoints saved", st, len(store.cps))
+	}
+
+	// Restore the middle checkpoint into a new job.
+	cp := store.cps[len(store.cps)/2]
+	a2, b2, c2 := &seekSource{n: na, bs: 64}, &seekSource{n: nb, bs: 17}, &countSink{}
+	j2, err := engine.New(fanIn(a2, b2, c2), engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: &memStore{}, Restore: cp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c2.n != na+nb {
+		t.Errorf("restored from checkpoint %d (%v): counted %d, want %d", cp.ID, states(cp), c2.n, na+nb)
+	}
+}
+
+// TestCheckpointRefusesAnotherGraph: a checkpoint of another graph is
+// refused by New unless AllowGraphChange.
+func TestCheckpointRefusesAnotherGraph(t *testing.T) {
+	g := fanIn(&seekSource{n: 1, bs: 1}, &seekSource{n: 1, bs: 1}, &countSink{})
+	cp := &engine.Checkpoint{Format: engine.CheckpointFormat, ID: 4, Job: "other", Graph: "0123456789abcdef", Shape: []engine.GraphEntry{{ID: "x", Type: "provider.test"}}}
+	_, err := engine.New(g, engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Second, Store: &memStore{}, Restore: cp}})
+	want := `the checkpoint was taken from another graph: checkpoint 4 of job "other" has nodes x (provider.test), this job has a (provider.test), b (provider.test), count (sink.test)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	if _, err := engine.New(g, engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Second, Store: &memStore{}, Restore: cp, AllowGraphChange: true}}); err != nil {
+		t.Fatalf("AllowGraphChange: %v", err)
+	}
+}
