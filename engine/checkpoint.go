@@ -60,6 +60,13 @@ type Snapshotter interface {
 	Restore(ctx context.Context, states [][]byte) error
 }
 
+// BarrierHandler is an operator that holds records it has not emitted yet
+// (a batcher): OnBarrier runs when a barrier has passed all its inputs,
+// before Snapshot, and emits them so that they travel ahead of the barrier.
+type BarrierHandler interface {
+	OnBarrier(ctx context.Context, out *Output) error
+}
+
 // Flusher is a sink that makes everything it accepted durable on a
 // checkpoint barrier: Flush returns once every record it was given before
 // the barrier is in the store.
@@ -606,7 +613,11 @@ func (in *instance) completeBarrier(ctx context.Context, al *aligner, box *inbox
 	id := al.id
 	st := InstanceState{Watermark: in.out.wm, AlignNs: time.Since(al.start).Nanoseconds()}
 	var err error
-	if s, ok := in.impl.(Snapshotter); ok {
+	if h, ok := in.impl.(BarrierHandler); ok {
+		err = in.guard("OnBarrier", func() error { return h.OnBarrier(ctx, in.out) })
+		st.Watermark = in.out.wm
+	}
+	if s, ok := in.impl.(Snapshotter); ok && err == nil {
 		err = in.guard("Snapshot", func() error {
 			var e error
 			st.State, e = s.Snapshot(ctx)

@@ -267,6 +267,16 @@ func New(g *Graph, opts Options) (*Job, error) {
 	}
 	if opts.Checkpoint != nil {
 		j.ck = newCoordinator(j, *opts.Checkpoint)
+		for _, nr := range j.nodes {
+			impl := nr.instances[0].impl
+			_, snap := impl.(Snapshotter)
+			_, bh := impl.(BarrierHandler)
+			_, wh := impl.(WatermarkHandler)
+			_, th := impl.(TimerHandler)
+			if nr.n.Kind == KindOperator && !snap && !bh && (wh || th) {
+				opts.Logger.Warn("this operator keeps no state in checkpoints: after a restore it starts empty", "node", nr.n.ID, "type", nr.n.Type)
+			}
+		}
 	}
 	return j, nil
 }

@@ -289,6 +289,14 @@ func (bf *Buffer) OutputWatermark(wm int64) int64 {
 	return min(wm, bf.holdWM)
 }
 
+// OnBarrier implements engine.BarrierHandler: everything held is emitted
+// ahead of a checkpoint barrier, so a checkpoint never holds records that
+// only this buffer had.
+func (bf *Buffer) OnBarrier(ctx context.Context, out *engine.Output) error {
+	bf.seal()
+	return bf.send(out, true)
+}
+
 // Close emits everything still held.
 func (bf *Buffer) Close(ctx context.Context, out *engine.Output) error {
 	bf.seal()
