@@ -366,7 +366,7 @@ func TestCheckpointTornAndForeign(t *testing.T) {
 		y := fmt.Sprintf(`name: torn
 dag:
   nodes:
-    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], count: 2000000, step: 1ms}}
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], count: 10000000, step: 1ms}}
     - {id: bars, type: operator.bars, params: {interval: 1s}}
 %s    - {id: out, type: sink.null}
   edges:
