@@ -8,6 +8,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/bars"      // operator.bars
 	_ "github.com/mdpio/mdp/operator/buffer"    // operator.buffer
 	_ "github.com/mdpio/mdp/operator/dedupe"    // operator.deduplicate
+	_ "github.com/mdpio/mdp/operator/features"  // operator.features
 	_ "github.com/mdpio/mdp/operator/filter"    // operator.filter
 	_ "github.com/mdpio/mdp/operator/join"      // operator.join
 	_ "github.com/mdpio/mdp/operator/mapop"     // operator.map
