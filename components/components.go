@@ -12,6 +12,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/filter"    // operator.filter
 	_ "github.com/mdpio/mdp/operator/join"      // operator.join
 	_ "github.com/mdpio/mdp/operator/mapop"     // operator.map
+	_ "github.com/mdpio/mdp/operator/options"   // operator.options_chain
 	_ "github.com/mdpio/mdp/operator/partition" // operator.hash_partition
 	_ "github.com/mdpio/mdp/operator/quality"   // operator.quality
 	_ "github.com/mdpio/mdp/operator/resample"  // operator.resample_ohlc

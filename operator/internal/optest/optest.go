@@ -6,6 +6,7 @@ package optest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,16 @@ type Job struct {
 // Run runs j and fails t on any error.
 func Run(t testing.TB, j Job) Result {
 	t.Helper()
+	res, err := Try(t, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// Try runs j and returns the error building or running it gave.
+func Try(t testing.TB, j Job) (Result, error) {
+	t.Helper()
 	spec, ok := component.Lookup(j.Type)
 	if !ok {
 		t.Fatalf("no component %s", j.Type)
@@ -95,12 +106,12 @@ func Run(t testing.TB, j Job) Result {
 	}
 	job, err := engine.New(g, engine.Options{Job: "optest", Symbols: res.Syms})
 	if err != nil {
-		t.Fatalf("build: %v", err)
+		return res, fmt.Errorf("build: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := job.Run(ctx); err != nil {
-		t.Fatalf("run: %v", err)
+		return res, fmt.Errorf("run: %w", err)
 	}
 	for _, nc := range job.NodeContexts("op") {
 		for k, v := range nc.Stats.Drops() {
@@ -110,7 +121,7 @@ func Run(t testing.TB, j Job) Result {
 			res.Counts[k] += v
 		}
 	}
-	return res
+	return res, nil
 }
 
 // Params decodes params for type typ and returns the error (nil if valid).
