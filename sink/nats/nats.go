@@ -216,15 +216,18 @@ func (s *Sink) backoff(ctx context.Context, f *inflight, err error) error {
 func (s *Sink) settleOldest(ctx context.Context) error {
 	f := s.pending[0]
 	for {
+		select { // the usual case: acknowledged already, no timer needed
+		case <-f.fut.Ok():
+			s.ackedOldest(f)
+			return nil
+		default:
+		}
 		timer := time.NewTimer(s.ackTimeout)
 		var err error
 		select {
 		case <-f.fut.Ok():
 			timer.Stop()
-			s.acked.Inc()
-			s.pending = s.pending[1:]
-			f.fut = nil
-			s.free = append(s.free, f)
+			s.ackedOldest(f)
 			return nil
 		case err = <-f.fut.Err():
 		case <-timer.C:
@@ -241,6 +244,15 @@ func (s *Sink) settleOldest(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// ackedOldest retires the oldest pending message, f.
+func (s *Sink) ackedOldest(f *inflight) {
+	s.acked.Inc()
+	s.pending[0] = nil
+	s.pending = s.pending[1:]
+	f.fut = nil
+	s.free = append(s.free, f)
 }
 
 // Close waits for every acknowledgement (JetStream) or flushes the

@@ -20,9 +20,8 @@ import (
 	"github.com/mdpio/mdp/md"
 )
 
-// linger is how long the source waits for another message before it emits
-// a batch that is not full.
-const linger = time.Millisecond
+// msgBuffer is how many received messages wait for the source's loop.
+const msgBuffer = 4096
 
 func init() {
 	fields := append(natsconn.Fields(),
@@ -48,7 +47,7 @@ func init() {
 		Kind:    engine.KindSource,
 		Summary: "Read batches from NATS (JetStream streams or core subjects)",
 		Description: "Each message is one batch in the mdp frame (sink.nats writes them); messages are gathered into the job's " +
-			"batches (emitted when full or when no message arrives for 1ms). A message that does not decode is counted " +
+			"batches (emitted when full or when no more message is waiting). A message that does not decode is counted " +
 			"(drops{reason=malformed}, counters malformed_<reason>), logged and dropped. With stream, an ordered consumer reads " +
 			"in stream order and recovers from disconnects by itself (resuming after the last sequence it delivered): nothing " +
 			"is lost or repeated while the job runs; a restarted job starts again at deliver. With durable, the source acknowledges " +
@@ -185,8 +184,6 @@ func (bt *batcher) add(data []byte) bool {
 	return bt.b.Len() >= bt.size
 }
 
-func (bt *batcher) pending() bool { return bt.b != nil && bt.b.Len() > 0 }
-
 func (bt *batcher) emit() error {
 	b := bt.b
 	bt.b = nil
@@ -208,38 +205,32 @@ func (bt *batcher) release() {
 }
 
 func (s *Source) runCore(ctx context.Context, out *engine.Output) error {
-	sub, err := s.conn.SubscribeSync(s.subject)
+	ch := make(chan *nats.Msg, msgBuffer)
+	sub, err := s.conn.ChanSubscribe(s.subject, ch)
 	if err != nil {
 		return fmt.Errorf("subscribe to %s on %s: %w", s.subject, s.conn.Masked(), err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := sub.SetPendingLimits(1<<20, 1<<30); err != nil {
-		return fmt.Errorf("subscribe to %s: %w", s.subject, err)
-	}
 	bt := s.newBatcher(out)
 	defer bt.release()
 	for {
-		var m *nats.Msg
-		if bt.pending() {
-			m, err = sub.NextMsg(linger)
-		} else {
-			m, err = sub.NextMsgWithContext(ctx)
-		}
-		switch {
-		case err == nil:
-			if bt.add(m.Data) {
-				if err := bt.emit(); err != nil {
-					return stopErr(ctx, err)
+		select {
+		case m := <-ch:
+			full := bt.add(m.Data)
+			for !full {
+				select {
+				case m = <-ch:
+					full = bt.add(m.Data)
+					continue
+				default:
 				}
+				break
 			}
-		case errors.Is(err, nats.ErrTimeout):
 			if err := bt.emit(); err != nil {
 				return stopErr(ctx, err)
 			}
-		case ctx.Err() != nil:
+		case <-ctx.Done():
 			return nil
-		default:
-			return fmt.Errorf("read %s on %s: %w", s.subject, s.conn.Masked(), err)
 		}
 	}
 }
@@ -289,54 +280,45 @@ func (s *Source) runStream(ctx context.Context, out *engine.Output) error {
 		case <-time.After(s.opts.Backoff.Delay(1)):
 		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	ch := make(chan jetstream.Msg, msgBuffer)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case ch <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(1024), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		s.nc.Stats.Error("consume", fmt.Sprintf("stream %s: %v", s.stream, err))
+	}))
 	if err != nil {
 		return fmt.Errorf("read stream %s on %s: %w", s.stream, s.conn.Masked(), err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
+	defer cc.Stop()
 	bt := s.newBatcher(out)
 	defer bt.release()
-	var last jetstream.Msg // the newest message not acknowledged (durable)
-	flush := func() error {
+	for {
+		var last jetstream.Msg // the newest message of the batch
+		select {
+		case last = <-ch:
+		case <-ctx.Done():
+			return nil
+		}
+		full := bt.add(last.Data())
+		for !full {
+			select {
+			case last = <-ch:
+				full = bt.add(last.Data())
+				continue
+			default:
+			}
+			break
+		}
 		if err := bt.emit(); err != nil {
 			return stopErr(ctx, err)
 		}
-		if last != nil {
+		if s.durable != "" {
 			if err := last.Ack(); err != nil {
 				s.nc.Stats.Error("ack_failed", err.Error())
 			}
-			last = nil
-		}
-		return nil
-	}
-	for {
-		var m jetstream.Msg
-		if bt.pending() {
-			m, err = it.Next(jetstream.NextMaxWait(linger))
-		} else {
-			m, err = it.Next()
-		}
-		switch {
-		case err == nil:
-			full := bt.add(m.Data())
-			if s.durable != "" {
-				last = m
-			}
-			if full {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
-			if err := flush(); err != nil {
-				return err
-			}
-		case ctx.Err() != nil:
-			return nil
-		default:
-			return fmt.Errorf("read stream %s on %s: %w", s.stream, s.conn.Masked(), err)
 		}
 	}
 }

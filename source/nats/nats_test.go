@@ -25,6 +25,7 @@ import (
 
 	_ "github.com/mdpio/mdp/operator/bars"
 	_ "github.com/mdpio/mdp/sink/nats"
+	_ "github.com/mdpio/mdp/sink/null"
 	_ "github.com/mdpio/mdp/source/nats"
 	_ "github.com/mdpio/mdp/source/replay"
 )
@@ -69,7 +70,7 @@ func stream(t *testing.T, url string) (name, subject string) {
 	return name, subject
 }
 
-func node(t *testing.T, typ, id string, params map[string]any) *engine.Node {
+func node(t testing.TB, typ, id string, params map[string]any) *engine.Node {
 	t.Helper()
 	spec, ok := component.Lookup(typ)
 	if !ok {
