@@ -18,6 +18,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/resample"  // operator.resample_ohlc
 	_ "github.com/mdpio/mdp/operator/router"    // operator.router
 	_ "github.com/mdpio/mdp/operator/throttle"  // operator.throttle
+	_ "github.com/mdpio/mdp/operator/vwap"      // operator.vwap
 	_ "github.com/mdpio/mdp/operator/window"    // operator.window, operator.tumbling_window
 	_ "github.com/mdpio/mdp/sink/checksum"      // sink.checksum
 	_ "github.com/mdpio/mdp/sink/file"          // sink.file
