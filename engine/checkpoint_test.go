@@ -160,3 +160,38 @@ func TestCheckpointRefusesAnotherGraph(t *testing.T) {
 		t.Fatalf("AllowGraphChange: %v", err)
 	}
 }
+
+// slowSink takes a while per batch, so its input queue stays full.
+type slowSink struct{ countSink }
+
+func (s *slowSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
+	time.Sleep(200 * time.Microsecond)
+	return s.countSink.Process(ctx, b, out)
+}
+
+// TestCheckpointBarrierNotDroppedByDropNewest: a full drop_newest queue
+// drops batches but never a barrier (it waits for room, like end of
+// stream), so checkpoints still complete behind a slow consumer.
+func TestCheckpointBarrierNotDroppedByDropNewest(t *testing.T) {
+	store := &memStore{}
+	src, sink := &seekSource{n: 400_000, bs: 64}, &slowSink{}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{
+			{ID: "a", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+				NewSource: func(int) (engine.Source, error) { return src, nil }},
+			{ID: "slow", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
+				NewProcessor: func(int) (engine.Processor, error) { return sink, nil }},
+		},
+		Edges: []*engine.Edge{{From: "a", To: "slow", Capacity: 1, Policy: engine.DropNewest}},
+	}
+	j, err := engine.New(g, engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: 5 * time.Millisecond, Timeout: time.Hour, Store: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(store.cps) < 3 {
+		t.Fatalf("%d checkpoints completed behind a full drop_newest queue, want several", len(store.cps))
+	}
+}

@@ -41,7 +41,10 @@ func (q *queue) push(ctx context.Context, m message, st *NodeStats) error {
 	default:
 	}
 	switch policy := q.edge.e.Policy; {
-	case policy == Block || m.eos:
+	case policy == Block || m.eos || m.barrier != 0:
+		// End of stream and checkpoint barriers are never dropped; a
+		// barrier that drop_oldest evicts later only fails its checkpoint
+		// (it never completes at the receiver, and times out).
 		return q.pushBlocking(ctx, m, st)
 	case policy == DropNewest:
 		if m.b != nil {
