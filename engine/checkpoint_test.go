@@ -2,7 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -193,5 +195,45 @@ func TestCheckpointBarrierNotDroppedByDropNewest(t *testing.T) {
 	}
 	if len(store.cps) < 3 {
 		t.Fatalf("%d checkpoints completed behind a full drop_newest queue, want several", len(store.cps))
+	}
+}
+
+type failStore struct{}
+
+func (failStore) Save(ctx context.Context, c *engine.Checkpoint) (int64, error) {
+	return 0, errors.New("disk full")
+}
+
+// TestCheckpointTolerableFailures: a checkpoint the store cannot save is
+// counted and the job goes on while the failures in a row stay within
+// tolerable_failures; past it the job fails with the cause.
+func TestCheckpointTolerableFailures(t *testing.T) {
+	run := func(tolerable int) (*engine.Job, error) {
+		src := &seekSource{n: 100_000, bs: 64}
+		g := &engine.Graph{
+			Nodes: []*engine.Node{
+				{ID: "a", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+					NewSource: func(int) (engine.Source, error) { return src, nil }},
+				{ID: "count", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
+					NewProcessor: func(int) (engine.Processor, error) { return &slowSink{}, nil }},
+			},
+			Edges: []*engine.Edge{{From: "a", To: "count"}},
+		}
+		j, err := engine.New(g, engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: 2 * time.Millisecond, Store: failStore{}, TolerableFailures: tolerable}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j, j.Run(context.Background())
+	}
+	j, err := run(-1)
+	if err != nil {
+		t.Fatalf("tolerable_failures -1: %v", err)
+	}
+	if st := j.CheckpointStatus(); st.Failed < 2 || st.Completed != 0 {
+		t.Errorf("status %+v: want several failures counted, none completed", st)
+	}
+	_, err = run(1)
+	if err == nil || !strings.Contains(err.Error(), "2 checkpoints in a row failed (tolerable_failures 1)") || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("tolerable_failures 1: err = %v", err)
 	}
 }
