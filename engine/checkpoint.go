@@ -579,6 +579,7 @@ type aligner struct {
 	got   []bool
 	n     int
 	start time.Time
+	gauge *Gauge // mdp_checkpoint_alignment_seconds of the instance
 }
 
 // onBarrier handles barrier id arriving on input idx: it blocks the input
@@ -612,6 +613,9 @@ func (al *aligner) aligned(eos int) bool { return al.id != 0 && al.n+eos >= len(
 func (in *instance) completeBarrier(ctx context.Context, al *aligner, box *inbox) error {
 	id := al.id
 	st := InstanceState{Watermark: in.out.wm, AlignNs: time.Since(al.start).Nanoseconds()}
+	if al.gauge != nil {
+		al.gauge.Set(float64(st.AlignNs) / 1e9)
+	}
 	var err error
 	if h, ok := in.impl.(BarrierHandler); ok {
 		err = in.guard("OnBarrier", func() error { return h.OnBarrier(ctx, in.out) })

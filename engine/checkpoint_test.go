@@ -132,6 +132,17 @@ func TestCheckpointAlignsAtFanIn(t *testing.T) {
 	if st := j.CheckpointStatus(); st.Completed != int64(len(store.cps)) || st.Last != store.cps[len(store.cps)-1].ID {
 		t.Errorf("status %+v, %d checkpoints saved", st, len(store.cps))
 	}
+	series := map[string]bool{}
+	for _, m := range j.Metrics().Series() {
+		series[m.Node+" "+m.Name] = true
+	}
+	for _, want := range []string{"count mdp_checkpoint_alignment_seconds", "checkpoint mdp_checkpoint_completed_total",
+		"checkpoint mdp_checkpoint_failed_total", "checkpoint mdp_checkpoint_last_id", "checkpoint mdp_checkpoint_last_duration_seconds",
+		"checkpoint mdp_checkpoint_last_size_bytes", "checkpoint mdp_checkpoint_last_timestamp_seconds"} {
+		if !series[want] {
+			t.Errorf("no series %q", want)
+		}
+	}
 
 	// Restore the middle checkpoint into a new job.
 	cp := store.cps[len(store.cps)/2]

@@ -689,6 +689,10 @@ func (in *instance) runProcessor() error {
 	cur := int64(minTime)
 	eos := 0
 	al := &aligner{got: make([]bool, len(box.qs))}
+	if in.job.ck != nil {
+		al.gauge = in.nc.metrics.Gauge("mdp_checkpoint_alignment_seconds",
+			"Time the last checkpoint barrier took to pass all of the node's inputs (the largest over its instances).", MaxAcrossInstances())
+	}
 	for {
 		idx, m, now, err := box.recv(ctx, timerC)
 		if err != nil {
