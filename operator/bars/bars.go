@@ -55,6 +55,10 @@ const (
 	DropLate           = "late"
 	DropTooLate        = "too_late"
 	DropSkippedPartial = "skipped_partial"
+	// DropMissingSide counts quotes that lack the side a quote bar is built
+	// from (no bid for bid or mid bars, no ask for ask or mid bars): a
+	// missing side is 0, and folding 0 in would make a bar no market had.
+	DropMissingSide = "missing_side"
 )
 
 // Config is a bar builder's settings; times are ns.
@@ -196,7 +200,7 @@ type Bars struct {
 
 	instance, instances int // this instance of how many (restore takes the keys it owns)
 
-	nLate, nTooLate, nSkipped int64
+	nLate, nTooLate, nSkipped, nMissing int64
 }
 
 // New returns a bar builder for cfg.
@@ -321,6 +325,10 @@ func (o *Bars) quotes(qs []md.Quote, out *engine.Output) *md.Batch {
 			break
 		}
 		q := &qs[i]
+		if !hasPrice(q, o.price) {
+			o.nMissing++
+			continue
+		}
 		if o.slow(q.Sym, q.TS, quotePrice(q, o.price), 1) {
 			if late == nil {
 				late = out.NewBatch(md.KindQuote)
@@ -329,6 +337,18 @@ func (o *Bars) quotes(qs []md.Quote, out *engine.Output) *md.Batch {
 		}
 	}
 	return late
+}
+
+// hasPrice reports whether q has the side(s) that src needs; an absent side
+// is 0 (md.CheckQuote lets a side be absent, never negative).
+func hasPrice(q *md.Quote, src PriceSource) bool {
+	switch src {
+	case PriceBid:
+		return q.Bid > 0
+	case PriceAsk:
+		return q.Ask > 0
+	}
+	return q.Bid > 0 && q.Ask > 0
 }
 
 func quotePrice(q *md.Quote, src PriceSource) float64 {
@@ -349,7 +369,7 @@ func foldQuotes(cur []hot, src PriceSource, qs []md.Quote) int {
 			return i
 		}
 		h := &cur[q.Sym]
-		if q.TS < h.closeTS || q.TS >= h.end {
+		if q.TS < h.closeTS || q.TS >= h.end || !hasPrice(q, src) {
 			return i
 		}
 		h.add(q.TS, quotePrice(q, src), 1)
@@ -752,5 +772,9 @@ func (o *Bars) flushStats() {
 	if o.nSkipped != 0 {
 		o.stats.Drop(DropSkippedPartial, o.nSkipped)
 		o.nSkipped = 0
+	}
+	if o.nMissing != 0 {
+		o.stats.Drop(DropMissingSide, o.nMissing)
+		o.nMissing = 0
 	}
 }

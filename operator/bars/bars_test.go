@@ -463,6 +463,37 @@ func TestQuoteBars(t *testing.T) {
 	})
 }
 
+// A quote with a side absent (0) never folds that 0 into a bar: mid bars
+// need both sides, bid and ask bars their own, and the skipped quotes are
+// counted, not lost silently.
+func TestQuotesMissingASideAreCounted(t *testing.T) {
+	qs := []md.Quote{
+		{Sym: symA, TS: t0 + 100*ms, Bid: 10, Ask: 12},
+		{Sym: symA, TS: t0 + 200*ms, Bid: 0, Ask: 13}, // no bid
+		{Sym: symA, TS: t0 + 300*ms, Bid: 9, Ask: 0},  // no ask
+		{Sym: symA, TS: t0 + 400*ms, Bid: 11, Ask: 13},
+	}
+	for _, c := range []struct {
+		price   string
+		want    md.Bar
+		missing int64
+	}{
+		{"mid", from(md.FromMid, bar(symA, t0, sec, 11, 12, 11, 12, 0, 11.5, 2)), 2},
+		{"bid", from(md.FromBid, bar(symA, t0, sec, 10, 11, 9, 11, 0, 10, 3)), 1},
+		{"ask", from(md.FromAsk, bar(symA, t0, sec, 12, 13, 12, 13, 0, 12.666666666666666, 3)), 1},
+	} {
+		t.Run(c.price, func(t *testing.T) {
+			h := newHarness(t, map[string]any{"interval": "1s", "price": c.price})
+			h.quotes(qs...)
+			h.wm(md.MaxTime)
+			h.expect(c.price, c.want)
+			if d := h.drops(); d[DropMissingSide] != c.missing {
+				t.Fatalf("drops %v, want %s %d", d, DropMissingSide, c.missing)
+			}
+		})
+	}
+}
+
 // from sets what a bar was built from.
 func from(s md.BarSource, b md.Bar) md.Bar {
 	b.Source = s
