@@ -32,7 +32,6 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
-	"github.com/mdpio/mdp/engine/keyed"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/operator/filter"
 	"github.com/mdpio/mdp/operator/internal/recexpr"
@@ -97,8 +96,6 @@ type key struct {
 	sym md.SymID
 }
 
-type ids struct{ m map[uint64]uint64 }
-
 type entry struct {
 	k      key
 	expire int64
@@ -109,10 +106,9 @@ type Dedupe struct {
 	cfg Config
 	nc  *engine.NodeContext
 	env *recexpr.Env
-	// seen holds, per symbol in the engine's keyed state, the ids it
-	// remembers, each with its ring number (n of its entry).
-	seen  *keyed.State[ids]
-	live  int
+	// seen maps each remembered (symbol, id) to its ring number (n of
+	// its entry).
+	seen  *table
 	ring  []entry
 	head  uint64 // number of the oldest entry in the ring
 	next  uint64 // number of the next entry
@@ -123,7 +119,7 @@ type Dedupe struct {
 
 // New returns a deduplicator.
 func New(cfg Config) *Dedupe {
-	return &Dedupe{cfg: cfg, ring: make([]entry, min(cfg.MaxKeys, 1024)), wm: md.MinTime}
+	return &Dedupe{cfg: cfg, seen: newTable(min(cfg.MaxKeys, 1024)), ring: make([]entry, min(cfg.MaxKeys, 1024)), wm: md.MinTime}
 }
 
 // Open checks the key expression against the input's kinds.
@@ -135,15 +131,14 @@ func (d *Dedupe) Open(ctx context.Context, nc *engine.NodeContext) error {
 	}
 	d.nc = nc
 	d.env = recexpr.NewEnv(nc.Symbols)
-	d.seen = keyed.NewState[ids](nc.Symbols)
 	return nil
 }
 
 // Len is the number of keys remembered.
-func (d *Dedupe) Len() int { return d.live }
+func (d *Dedupe) Len() int { return d.seen.n }
 
 // Summary reports the keys still remembered at the end.
-func (d *Dedupe) Summary() map[string]int64 { return map[string]int64{"keys_held": int64(d.live)} }
+func (d *Dedupe) Summary() map[string]int64 { return map[string]int64{"keys_held": int64(d.seen.n)} }
 
 func (d *Dedupe) keyOf(b *md.Batch, i int, prog *vm.Program) (key, bool, error) {
 	if prog != nil {
@@ -201,16 +196,11 @@ func ts(b *md.Batch, i int) int64 {
 // seenBefore records k at event time t and reports whether it is a
 // duplicate of a key still remembered.
 func (d *Dedupe) seenBefore(k key, t int64) bool {
-	st := d.seen.Get(k.sym)
-	if st.m == nil {
-		st.m = make(map[uint64]uint64)
-	}
-	if n, ok := st.m[k.id]; ok {
+	if n, ok := d.seen.find(k); ok {
 		if t < d.ring[n%uint64(len(d.ring))].expire {
 			return true
 		}
-		delete(st.m, k.id) // expired but not yet popped: its ring entry is stale now
-		d.live--
+		d.seen.del(k) // expired but not yet popped: its ring entry is stale now
 	}
 	if d.next-d.head == uint64(len(d.ring)) {
 		if len(d.ring) < d.cfg.MaxKeys {
@@ -222,9 +212,7 @@ func (d *Dedupe) seenBefore(k key, t int64) bool {
 	n := d.next
 	d.next++
 	d.ring[n%uint64(len(d.ring))] = entry{k: k, expire: t + d.cfg.TTL}
-	st = d.seen.Get(k.sym) // popHead may not move it, but Get is the rule
-	st.m[k.id] = n
-	d.live++
+	d.seen.put(k, n)
 	return false
 }
 
@@ -236,17 +224,15 @@ func (d *Dedupe) grow() {
 		nr[n%uint64(len(nr))] = d.ring[n%uint64(len(d.ring))]
 	}
 	d.ring = nr
+	d.seen.grow(len(nr))
 }
 
 // popHead forgets the oldest ring entry; evict says it is forced out by
 // the bound (counted when it is still live and unexpired).
 func (d *Dedupe) popHead(evict bool) {
 	e := &d.ring[d.head%uint64(len(d.ring))]
-	if st, ok := d.seen.Lookup(e.k.sym); !ok {
-		// cannot happen: every ring entry's symbol has state
-	} else if n, ok := st.m[e.k.id]; ok && n == d.head {
-		delete(st.m, e.k.id)
-		d.live--
+	if n, ok := d.seen.find(e.k); ok && n == d.head {
+		d.seen.del(e.k)
 		if evict && e.expire > d.wm {
 			d.drops.evicted++
 		}
@@ -325,8 +311,8 @@ func (d *Dedupe) OnWatermark(ctx context.Context, wm int64, out *engine.Output) 
 		d.popHead(false)
 	}
 	if wm == md.MaxTime {
-		d.seen.Range(func(_ md.SymID, _ keyed.Key, v *ids) bool { clear(v.m); return true })
-		d.live, d.head = 0, d.next
+		d.seen.reset()
+		d.head = d.next
 	}
 	return nil
 }
