@@ -9,12 +9,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at link time for releases:
+// version, commit and date are set at link time for releases (the
+// Dockerfile, .goreleaser.yaml and scripts/release do it):
 //
-//	go build -ldflags "-X github.com/mdpio/mdp/cli.version=v1.2.3" ./cmd/mdp
+//	go build -ldflags "-X github.com/mdpio/mdp/cli.version=v1.2.3 \
+//	  -X github.com/mdpio/mdp/cli.commit=$(git rev-parse HEAD) \
+//	  -X github.com/mdpio/mdp/cli.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" ./cmd/mdp
 //
-// Otherwise the module version from the build info is used.
-var version string
+// Otherwise the module version and the VCS stamp from the build info are
+// used.
+var version, commit, date string
 
 // VersionInfo is what `mdp version` prints.
 type VersionInfo struct {
@@ -23,17 +27,19 @@ type VersionInfo struct {
 	Commit    string `json:"commit,omitempty"`
 	CommitAt  string `json:"commit_time,omitempty"`
 	Modified  bool   `json:"modified,omitempty"`
+	BuildDate string `json:"build_date,omitempty"`
 	Platform  string `json:"platform"`
 }
 
 // BuildVersion reads the binary's version and VCS stamp.
 func BuildVersion() VersionInfo {
-	v := VersionInfo{Version: version, GoVersion: goruntime.Version(), Platform: goruntime.GOOS + "/" + goruntime.GOARCH}
+	v := VersionInfo{Version: version, GoVersion: goruntime.Version(), Platform: goruntime.GOOS + "/" + goruntime.GOARCH, BuildDate: date}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		if v.Version == "" {
 			v.Version = "unknown"
 		}
+		v.Commit = commit
 		return v
 	}
 	if v.Version == "" {
@@ -52,6 +58,11 @@ func BuildVersion() VersionInfo {
 			v.Modified = s.Value == "true"
 		}
 	}
+	if commit != "" && commit != v.Commit {
+		// A stamped commit (a build from a source tree without .git, as
+		// in a container build) wins over the VCS stamp it differs from.
+		v.Commit, v.CommitAt, v.Modified = commit, "", false
+	}
 	return v
 }
 
@@ -59,7 +70,7 @@ func (a *app) versionCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version, Go version and commit",
+		Short: "Print the version, Go version, commit and build date",
 		Example: `  mdp version
   mdp version --json`,
 		Args: cobra.NoArgs,
@@ -83,6 +94,9 @@ func (a *app) versionCommand() *cobra.Command {
 				}
 			} else {
 				fmt.Fprintln(a.stdout, "commit: unknown (built without VCS information)")
+			}
+			if v.BuildDate != "" {
+				fmt.Fprintf(a.stdout, "built: %s\n", v.BuildDate)
 			}
 			return nil
 		},
