@@ -44,10 +44,10 @@ func init() {
 }
 
 // scrapeRunningJob runs a real job (synthetic trades -> bars -> SQLite,
-// and a branch into a sink that fails every batch) with metrics on a free
-// loopback port and returns every series name its /metrics serves once the
-// store has written rows, histograms and summaries expanded into their
-// _bucket, _sum and _count series.
+// and a branch into a sink that fails every batch; checkpoints on) with
+// metrics on a free loopback port and returns every series name its
+// /metrics serves once the store has written rows, histograms and
+// summaries expanded into their _bucket, _sum and _count series.
 func scrapeRunningJob(t *testing.T) map[string]bool {
 	t.Helper()
 	dir := t.TempDir()
@@ -56,6 +56,7 @@ name: deploy-metrics
 metrics: {enable: true, listen: "127.0.0.1:0"}
 feedback: {enable_feedback: true, scale_ok: 1.0, scale_soft: 0.5, scale_hard: 0.0}
 shutdown_timeout: 30s
+checkpoint: {interval: 200ms, store: %q, keep: 2}
 dag:
   nodes:
     - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], rate: 20000, seed: 3}}
@@ -66,7 +67,7 @@ dag:
     - [src, bars]
     - [bars, store]
     - [src, reject]
-`, filepath.Join(dir, "bars.db"))
+`, filepath.Join(dir, "checkpoints"), filepath.Join(dir, "bars.db"))
 	u, err := runtime.NewFromBytes("deploy-metrics.yaml", []byte(job), runtime.Options{})
 	if err != nil {
 		t.Fatalf("job: %v", err)
@@ -84,7 +85,7 @@ dag:
 	for {
 		var written float64
 		names, written = scrape(t, url)
-		if written > 0 && names["mdp_node_errors_total"] && names["mdp_node_watermark_lag_seconds"] {
+		if written > 0 && names["mdp_node_errors_total"] && names["mdp_node_watermark_lag_seconds"] && names["mdp_checkpoint_last_timestamp_seconds"] {
 			return names
 		}
 		if time.Now().After(deadline) {
@@ -277,7 +278,7 @@ func alertQueries(t *testing.T) map[string]string {
 // drift from the code.
 func TestDashboardAndAlertsMatchScrape(t *testing.T) {
 	dash, alerts := dashboardQueries(t), alertQueries(t)
-	if len(dash) < 20 || len(alerts) < 5 {
+	if len(dash) < 20 || len(alerts) < 11 {
 		t.Fatalf("%d dashboard queries, %d alerts: the files were not read whole", len(dash), len(alerts))
 	}
 	served := scrapeRunningJob(t)
@@ -301,6 +302,7 @@ func TestDashboardAndAlertsMatchScrape(t *testing.T) {
 		"runtime_jobs_running", "mdp_node_events_out_total", "mdp_node_queue_depth", "mdp_node_backpressure_blocked_seconds_total",
 		"mdp_node_watermark_lag_seconds", "mdp_node_dropped_total", "mdp_node_errors_total", "mdp_sink_rows_written_total",
 		"mdp_sink_write_latency_seconds_bucket", "pipeline_backpressure_state", "mdp_job_state", "mdp_sink_writes_failed_total",
+		"mdp_checkpoint_last_timestamp_seconds", "mdp_checkpoint_failed_total",
 	} {
 		if !used[n] {
 			t.Errorf("no dashboard query or alert reads %s", n)
