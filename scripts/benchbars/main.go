@@ -12,6 +12,12 @@
 // and the median CPU time (user + system) of each.
 //
 //	go run ./scripts/benchbars -runs 21 -against main~3
+//
+// With -parallel N it also runs the DAG config with operator.bars at
+// parallelism N (the same checksum) and prints its ratio to parallelism 1;
+// with -nopgo it also builds this tree's mdp with -pgo=off and prints the
+// gain of the profile-guided build (cmd/mdp/default.pgo) in the same runs.
+// scripts/bench runs these for the README's figures.
 package main
 
 import (
@@ -47,6 +53,8 @@ func main() {
 	limitDir := flag.String("limit", "docs/bench/limit", "directory of the limit program")
 	against := flag.String("against", "", "git revision to build a second mdp from and run in the same runs")
 	ckEvery := flag.Duration("checkpoint", 0, "also run this tree's DAG config with checkpoints at this interval (a store in a temporary directory)")
+	parallel := flag.Int("parallel", 0, "also run the DAG config with operator.bars at this parallelism")
+	nopgo := flag.Bool("nopgo", false, "also build this tree's mdp with -pgo=off and run it in the same runs")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "benchbars")
 	check(err)
@@ -73,6 +81,17 @@ func main() {
 	if *ckEvery > 0 {
 		variants = append(variants, variant{ckName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
 			"--set", "checkpoint.interval=" + ckEvery.String(), "--set", "checkpoint.store=" + filepath.Join(tmp, "checkpoints")}})
+	}
+	parName := fmt.Sprintf("mdp dag p%d", *parallel)
+	if *parallel > 0 {
+		variants = append(variants, variant{parName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
+			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel)}})
+	}
+	const nopgoName = "mdp dag nopgo"
+	if *nopgo {
+		bin := filepath.Join(tmp, "mdp-nopgo")
+		run("go", "build", "-pgo=off", "-o", bin, "./cmd/mdp")
+		variants = append(variants, variant{nopgoName, "", []string{bin, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn"}})
 	}
 	againstName := "mdp dag@" + *against
 	if *against != "" {
@@ -119,6 +138,16 @@ func main() {
 	if *ckEvery > 0 {
 		fmt.Printf("checkpoints every %s vs none: %+.1f%% (median per-run rate ratio %.3f)\n", *ckEvery,
 			100*(med[ckName].rate/med["mdp dag"].rate-1), medianOf(perRun[ckName], perRun["mdp dag"]))
+	}
+	if *parallel > 0 {
+		fmt.Printf("parallelism %d vs 1: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n", *parallel,
+			med[parName].rate/med["mdp dag"].rate, medianOf(perRun[parName], perRun["mdp dag"]),
+			medianCPU(perRun[parName]).Seconds(), medianCPU(perRun["mdp dag"]).Seconds())
+	}
+	if *nopgo {
+		fmt.Printf("pgo vs nopgo: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n",
+			med["mdp dag"].rate/med[nopgoName].rate, medianOf(perRun["mdp dag"], perRun[nopgoName]),
+			medianCPU(perRun["mdp dag"]).Seconds(), medianCPU(perRun[nopgoName]).Seconds())
 	}
 	if *against == "" {
 		return

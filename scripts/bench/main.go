@@ -1,0 +1,314 @@
+// Command bench runs every figure of the README's performance section with
+// the README's own commands and prints one table: each figure with its
+// reference measured in the same run and the ratio to it.
+//
+//	go run ./scripts/bench          # short mode: a smoke run of every figure
+//	go run ./scripts/bench -full    # full mode: the repetitions the README's figures are medians of
+//	go run ./scripts/bench -only 'latency|parse'   # the steps whose name matches
+//	go run ./scripts/bench -list    # the steps and the commands they run, nothing run
+//
+// Short mode runs one repetition of each step and leaves out the stores
+// (their benchmarks take minutes); its figures show that every command still
+// runs and reproduces its checksums, not how fast mdp is. Full mode is for
+// the README, on a quiet machine. Rates are wall-clock; the Go benchmarks
+// also report CPU ns per record, steadier when the machine is loaded.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// row is one figure of the table.
+type row struct {
+	figure string
+	value  string
+	ref    string // the reference it is compared with ("" when none)
+	ratio  string
+}
+
+// step is one command of the README and the rows it yields from its output.
+type step struct {
+	name  string
+	full  bool // full mode only
+	args  func(full bool) []string
+	parse func(out string) ([]row, error)
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(argv []string, w, progress io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(w)
+	full := fs.Bool("full", false, "full mode: the README's repetitions (minutes); default is the short smoke mode")
+	only := fs.String("only", "", "run only the steps whose name matches this regular expression")
+	list := fs.Bool("list", false, "list the steps and their commands without running them")
+	if err := fs.Parse(argv); err != nil {
+		return err
+	}
+	re, err := regexp.Compile(*only)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
+	var rows []row
+	for _, s := range steps() {
+		if !re.MatchString(s.name) || (s.full && !*full) {
+			continue
+		}
+		args := s.args(*full)
+		if *list {
+			fmt.Fprintf(w, "%-10s %s\n", s.name, strings.Join(args, " "))
+			continue
+		}
+		fmt.Fprintf(progress, "bench: %s: %s\n", s.name, strings.Join(args, " "))
+		start := time.Now()
+		cmd := exec.Command(args[0], args[1:]...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w\n%s", s.name, err, out.String())
+		}
+		rs, err := s.parse(out.String())
+		if err != nil {
+			return fmt.Errorf("%s: %w\n%s", s.name, err, out.String())
+		}
+		fmt.Fprintf(progress, "bench: %s done in %s\n", s.name, time.Since(start).Round(time.Millisecond))
+		rows = append(rows, rs...)
+	}
+	if *list {
+		return nil
+	}
+	if len(rows) == 0 {
+		return errors.New("no step matched")
+	}
+	mode := "short (smoke: one repetition, not figures to publish)"
+	if *full {
+		mode = "full"
+	}
+	fmt.Fprintf(w, "mode: %s\n\n| figure | value | reference (same run) | ratio |\n|---|---|---|---|\n", mode)
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.figure, r.value, dash(r.ref), dash(r.ratio))
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// gotest is the command of a Go benchmark: count repetitions of benchtime each.
+func gotest(bench, benchtime string, count int, pkg string) []string {
+	return []string{"go", "test", "-run", "^$", "-bench", bench, "-benchtime", benchtime, "-count", strconv.Itoa(count), "-benchmem", pkg}
+}
+
+func pick(full bool, short, long string) string {
+	if full {
+		return long
+	}
+	return short
+}
+
+func pickN(full bool, short, long int) int {
+	if full {
+		return long
+	}
+	return short
+}
+
+func steps() []step {
+	return []step{
+		{name: "bars", args: func(full bool) []string {
+			return []string{"go", "run", "./scripts/benchbars", "-runs", strconv.Itoa(pickN(full, 1, 21)), "-parallel", "2", "-nopgo"}
+		}, parse: parseBars},
+		{name: "split", args: func(full bool) []string {
+			return gotest("^BenchmarkSplit$", pick(full, "1000000x", "1s"), pickN(full, 1, 5), "./md/")
+		}, parse: benchRows(map[string]metric{
+			"Split": {"partitioning by symbol, two splits per op", "ns/op", ""},
+		})},
+		{name: "parse", args: func(full bool) []string {
+			return gotest("^Benchmark(ParseCSV|ParseJSONL|ReplayCSVToBars1s)$", pick(full, "1x", "10x"), pickN(full, 1, 3), "./source/replay/")
+		}, parse: benchRows(map[string]metric{
+			"ParseCSV":          {"CSV replay parse (tardis layout), CPU ns per trade", "cpu-ns/trade", ""},
+			"ParseJSONL":        {"JSON lines replay parse, CPU ns per trade", "cpu-ns/trade", ""},
+			"ReplayCSVToBars1s": {"CSV replay → 1s bars → sink.null, trades/s", "trades/s", ""},
+		})},
+		{name: "latency", args: func(full bool) []string {
+			return gotest("^BenchmarkPacedLatency$", pick(full, "1x", "3x"), pickN(full, 1, 3), "./engine/")
+		}, parse: benchRows(map[string]metric{
+			"PacedLatency": {"100k paced trades/s, ingest → sink", "p50_us,p99_us,p999_us", ""},
+		})},
+		{name: "barlatency", args: func(full bool) []string {
+			return gotest("^BenchmarkBarLatency", pick(full, "1x", "5x"), pickN(full, 1, 3), "./integration/")
+		}, parse: benchRows(nil)},
+		{name: "startup", args: func(full bool) []string {
+			return gotest("^BenchmarkRunOneEvent$", pick(full, "5x", "50x"), 1, "./cli/")
+		}, parse: benchRows(map[string]metric{
+			"RunOneEvent": {"start-up: a one-event job, mdp run start to exit", "ns/op", ""},
+		})},
+		{name: "sqlite", full: true, args: func(bool) []string { return gotest("SQLite", "1x", 3, "./sink/sqlite/") }, parse: benchRows(nil)},
+		{name: "parquet", full: true, args: func(bool) []string { return gotest("Parquet", "3x", 3, "./sink/parquet/") }, parse: benchRows(nil)},
+		{name: "postgres", full: true, args: func(bool) []string {
+			return gotest(`Reference|Sink`, "1x", 1, "./sink/postgres/")
+		}, parse: benchRows(nil)},
+	}
+}
+
+var medianLine = regexp.MustCompile(`^median (.+?)\s+([0-9.]+) M trades/s\s+\(max peak RSS ([0-9.]+) MB\)`)
+
+// parseBars reads benchbars' medians and same-run ratios.
+func parseBars(out string) ([]row, error) {
+	med := map[string][2]string{}
+	var p2, pgo string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if m := medianLine.FindStringSubmatch(l); m != nil {
+			med[m[1]] = [2]string{m[2], m[3]}
+		}
+		if v, ok := strings.CutPrefix(l, "parallelism 2 vs 1: "); ok {
+			p2 = v
+		}
+		if v, ok := strings.CutPrefix(l, "pgo vs nopgo: "); ok {
+			pgo = v
+		}
+	}
+	lim, ok := med["go-limit-slice"]
+	if !ok || p2 == "" || pgo == "" {
+		return nil, errors.New("benchbars printed no medians")
+	}
+	limRate, _ := strconv.ParseFloat(lim[0], 64)
+	rows := []row{{"bars workload: go-limit-slice (M trades/s, peak RSS)", lim[0] + ", " + lim[1] + " MB", "", ""}}
+	for _, n := range []string{"mdp dag", "mdp classic", "mdp dag p2", "mdp dag nopgo"} {
+		v, ok := med[n]
+		if !ok {
+			return nil, fmt.Errorf("benchbars printed no median for %s", n)
+		}
+		r, _ := strconv.ParseFloat(v[0], 64)
+		rows = append(rows, row{"bars workload: " + n + " (M trades/s, peak RSS)", v[0] + ", " + v[1] + " MB", "go-limit-slice " + lim[0], fmt.Sprintf("%.3f", r/limRate)})
+	}
+	rows = append(rows, row{"bars workload: parallelism 2 / parallelism 1", p2, "mdp dag", ""})
+	rows = append(rows, row{"bars workload: PGO build / -pgo=off", pgo, "mdp dag nopgo", ""})
+	return rows, nil
+}
+
+// metric names the table figure of a benchmark and the units it reports.
+type metric struct {
+	figure string
+	units  string // comma-separated
+	ref    string // the benchmark name of its same-run reference, if any
+}
+
+var benchLine = regexp.MustCompile(`^Benchmark([^\s-]+)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// benchRows reads go test -bench output: the median of each unit of each
+// benchmark over its -count repetitions. With a nil map every benchmark and
+// every unit but B/op and allocs/op becomes a row.
+func benchRows(want map[string]metric) func(string) ([]row, error) {
+	return func(out string) ([]row, error) {
+		vals := map[string]map[string][]float64{}
+		var order []string
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			m := benchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+			if m == nil {
+				continue
+			}
+			name := m[1]
+			if vals[name] == nil {
+				vals[name] = map[string][]float64{}
+				order = append(order, name)
+			}
+			f := strings.Fields(m[2])
+			for i := 0; i+1 < len(f); i += 2 {
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					continue
+				}
+				vals[name][f[i+1]] = append(vals[name][f[i+1]], v)
+			}
+		}
+		if len(order) == 0 {
+			return nil, errors.New("no benchmark results")
+		}
+		var rows []row
+		if want == nil {
+			for _, n := range order {
+				var units []string
+				for u := range vals[n] {
+					if u != "B/op" && u != "allocs/op" {
+						units = append(units, u)
+					}
+				}
+				sort.Strings(units)
+				for _, u := range units {
+					rows = append(rows, row{figure: n + " (" + u + ")", value: medianStr(vals[n][u])})
+				}
+			}
+			return rows, nil
+		}
+		for n := range want {
+			if _, ok := vals[n]; !ok {
+				return nil, fmt.Errorf("Benchmark%s did not run", n)
+			}
+		}
+		for _, n := range order {
+			m, ok := want[n]
+			if !ok {
+				continue
+			}
+			var parts []string
+			for _, u := range strings.Split(m.units, ",") {
+				vs, ok := vals[n][u]
+				if !ok {
+					return nil, fmt.Errorf("Benchmark%s reported no %s", n, u)
+				}
+				parts = append(parts, medianStr(vs)+" "+u)
+			}
+			r := row{figure: m.figure, value: strings.Join(parts, ", ")}
+			if m.ref != "" {
+				rv, ok := vals[m.ref]
+				if !ok {
+					return nil, fmt.Errorf("reference Benchmark%s did not run", m.ref)
+				}
+				u := strings.Split(m.units, ",")[0]
+				r.ref = m.ref + " " + medianStr(rv[u])
+				r.ratio = fmt.Sprintf("%.3f", median(vals[n][u])/median(rv[u]))
+			}
+			rows = append(rows, r)
+		}
+		return rows, nil
+	}
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func medianStr(v []float64) string {
+	m := median(v)
+	if m >= 1e5 {
+		return fmt.Sprintf("%.4g", m)
+	}
+	return strconv.FormatFloat(m, 'f', -1, 64)
+}
