@@ -10,7 +10,7 @@
 // tests with `cd deploy && go test ./...`; .ci/run does.
 //
 // The tool checks (helm lint and template, kubeconform, promtool,
-// actionlint, goreleaser) run the pinned tools .ci/run installs; a test
+// actionlint) run the pinned tools .ci/run installs; a test
 // whose tool is missing skips with the command that installs it, and fails
 // under CI=true (internal/testenv).
 package deploy

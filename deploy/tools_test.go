@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +25,6 @@ var tools = map[string]string{
 	"kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0",
 	"promtool":    "github.com/prometheus/prometheus/cmd/promtool@v0.316.0",
 	"actionlint":  "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12",
-	"goreleaser":  "github.com/goreleaser/goreleaser/v2@v2.18.2",
 }
 
 // tool finds a pinned tool on PATH or in $HOME/go/bin; missing, the test
@@ -262,19 +260,4 @@ func rel(files []string) []string {
 		out[i] = strings.TrimPrefix(f, "../")
 	}
 	return out
-}
-
-// TestGoreleaserConfig checks .goreleaser.yaml with goreleaser check (the
-// snapshot build itself is `scripts/release --snapshot`, run by the release
-// workflow and by hand; it builds four binaries and is too slow for go test).
-func TestGoreleaserConfig(t *testing.T) {
-	gr := tool(t, "goreleaser")
-	out, err := runErr("..", gr, "check")
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	if err != nil {
-		t.Fatalf("goreleaser check: %v\n%s", err, out)
-	}
 }
