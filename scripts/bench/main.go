@@ -267,7 +267,7 @@ func benchRows(want map[string]metric) func(string) ([]row, error) {
 		}
 		for n := range want {
 			if _, ok := vals[n]; !ok {
-				return nil, fmt.Errorf("Benchmark%s did not run", n)
+				return nil, fmt.Errorf("benchmark Benchmark%s did not run", n)
 			}
 		}
 		for _, n := range order {
@@ -279,7 +279,7 @@ func benchRows(want map[string]metric) func(string) ([]row, error) {
 			for _, u := range strings.Split(m.units, ",") {
 				vs, ok := vals[n][u]
 				if !ok {
-					return nil, fmt.Errorf("Benchmark%s reported no %s", n, u)
+					return nil, fmt.Errorf("benchmark Benchmark%s reported no %s", n, u)
 				}
 				parts = append(parts, medianStr(vs)+" "+u)
 			}
