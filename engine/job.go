@@ -437,13 +437,18 @@ func (j *Job) Start(ctx context.Context) error {
 		}
 		j.opts.Logger.Info("restored from checkpoint", "id", j.opts.Checkpoint.Restore.ID, "taken", j.opts.Checkpoint.Restore.Time)
 	}
+	// The checkpoint coordinator stops after the last instance and before
+	// Done closes, so no checkpoint is saved after Wait has returned.
+	stopCk, ckDone := func() {}, make(chan struct{})
 	if j.ck != nil {
-		ckCtx, stopCk := context.WithCancel(context.WithoutCancel(j.abortCtx))
-		go j.ck.run(ckCtx)
+		var ckCtx context.Context
+		ckCtx, stopCk = context.WithCancel(context.WithoutCancel(j.abortCtx))
 		go func() {
-			<-j.done
-			stopCk()
+			defer close(ckDone)
+			j.ck.run(ckCtx)
 		}()
+	} else {
+		close(ckDone)
 	}
 	for _, nr := range j.nodes {
 		for _, in := range nr.instances {
@@ -460,6 +465,8 @@ func (j *Job) Start(ctx context.Context) error {
 	}()
 	go func() {
 		j.wg.Wait()
+		stopCk()
+		<-ckDone
 		close(j.done)
 	}()
 	return nil
