@@ -531,7 +531,7 @@ func TestCheckpointClassicBatcher(t *testing.T) {
 classic:
   spec:
     name: batcher
-    source:    {type: provider.synthetic, params: {symbols: [AAPL, MSFT, NVDA], count: 15000000, step: 1ms}}
+    source:    {type: provider.synthetic, params: {symbols: [AAPL, MSFT, NVDA], count: 45000000, step: 1ms}}
     operators: [{type: operator.bars, params: {interval: 1s}}]
     batcher:   {max_rows: 1000000, max_bytes: 100000000, flush_interval: 1h, drop_policy: block}
     sink:      {type: sink.sqlite, params: {path: %q}}
@@ -544,7 +544,7 @@ checkpoint: {interval: 50ms, store: %q}
 	}
 	crashtest.Run(t, bin, dir, time.Minute, "run", write("clean.yaml", filepath.Join(dir, "clean.db")))
 	job := write("crash.yaml", filepath.Join(dir, "crash.db"))
-	res := crashtest.KillResume(t, crashtest.Options{Bin: bin, Dir: dir, Kills: 2, Seed: 3, MinDelay: 300 * time.Millisecond, MaxDelay: 900 * time.Millisecond,
+	res := crashtest.KillResume(t, crashtest.Options{Bin: bin, Dir: dir, Kills: 2, Seed: 3, MinDelay: 150 * time.Millisecond, MaxDelay: 400 * time.Millisecond,
 		Timeout: time.Minute, Args: func(int) []string { return []string{"run", job} }})
 	if res.Kills == 0 {
 		t.Fatalf("the job finished before it was killed")
