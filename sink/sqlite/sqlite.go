@@ -166,7 +166,7 @@ func DSN(path, synchronous string) string {
 	if synchronous == "" {
 		synchronous = "normal"
 	}
-	return path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=" + strings.ToUpper(synchronous) + "&_txlock=immediate"
+	return path + "?_pragma=busy_timeout(10000)&_busy_timeout=10000&_journal_mode=WAL&_synchronous=" + strings.ToUpper(synchronous) + "&_txlock=immediate"
 }
 
 // Quote quotes an SQL identifier.
