@@ -32,12 +32,17 @@ const CheckpointFormat = 1
 
 // Seeker is a source that reports its position and resumes from one.
 // Position is called on the source's goroutine, inside Emit, after the
-// batch was sent: it describes everything emitted so far. Seek is called
+// batch was sent: it describes everything emitted so far, as of checkpoint
+// id. A source that commits or acknowledges what it read only once a
+// checkpoint is complete (a message bus, through CheckpointListener) keeps
+// what Position(id) covered under id and commits it when
+// NotifyCheckpointComplete(id) arrives; ids grow, and a checkpoint that
+// fails is never notified, so a later id covers it. Seek is called
 // after Open and before Run with a position Position returned. A source
 // that is not a Seeker cannot go back: after a restore it resumes live,
 // and the job records the gap (its status and log).
 type Seeker interface {
-	Position() ([]byte, error)
+	Position(id int64) ([]byte, error)
 	Seek(ctx context.Context, pos []byte) error
 }
 
@@ -537,7 +542,7 @@ func (o *Output) injectBarrier(in *instance) error {
 	var err error
 	if ck.seeker != nil {
 		in.op = "Position"
-		st.State, err = ck.seeker.Position()
+		st.State, err = ck.seeker.Position(id)
 		in.op = "Run"
 	}
 	if err == nil {

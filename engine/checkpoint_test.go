@@ -37,7 +37,7 @@ func (s *seekSource) Run(ctx context.Context, out *engine.Output) error {
 	return nil
 }
 
-func (s *seekSource) Position() ([]byte, error) { return []byte(strconv.Itoa(s.pos)), nil }
+func (s *seekSource) Position(int64) ([]byte, error) { return []byte(strconv.Itoa(s.pos)), nil }
 
 func (s *seekSource) Seek(ctx context.Context, pos []byte) error {
 	var err error

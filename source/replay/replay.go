@@ -592,7 +592,7 @@ type position struct {
 
 // Position implements engine.Seeker. It is called inside Emit, after the
 // batch was sent: the sequence then counts exactly the records emitted.
-func (s *Source) Position() ([]byte, error) {
+func (s *Source) Position(int64) ([]byte, error) {
 	return json.Marshal(position{V: positionVersion, Seq: s.seq})
 }
 

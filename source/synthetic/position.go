@@ -23,7 +23,7 @@ type position struct {
 
 // Position implements engine.Seeker. It is called inside Emit, after the
 // generator filled the batch being emitted.
-func (s *Source) Position() ([]byte, error) {
+func (s *Source) Position(int64) ([]byte, error) {
 	p := position{V: positionVersion, Model: s.cfg.model, Emitted: s.emitted}
 	switch {
 	case s.rgen != nil:
