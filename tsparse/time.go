@@ -13,9 +13,9 @@ const (
 	MinNanos int64 = -MaxNanos
 )
 
-// FromUnix returns sec seconds plus nsec nanoseconds (0 ≤ nsec < 1e9) since
+// fromUnix returns sec seconds plus nsec nanoseconds (0 ≤ nsec < 1e9) since
 // the epoch as ns, and false when that lies outside [MinNanos, MaxNanos].
-func FromUnix(sec, nsec int64) (int64, bool) {
+func fromUnix(sec, nsec int64) (int64, bool) {
 	if nsec < 0 || nsec >= 1e9 {
 		return 0, false
 	}
@@ -36,7 +36,7 @@ func FromUnix(sec, nsec int64) (int64, bool) {
 // FromTime is t in ns since the epoch, or false outside [MinNanos, MaxNanos]
 // (where t.UnixNano is undefined).
 func FromTime(t time.Time) (int64, bool) {
-	return FromUnix(t.Unix(), int64(t.Nanosecond()))
+	return fromUnix(t.Unix(), int64(t.Nanosecond()))
 }
 
 // unitExp is log10(unit) for the units ParseUnix accepts, or -1.
@@ -82,7 +82,7 @@ func parseUnixFast(b []byte, unit int64) (v int64, ok, done bool) {
 	start := i
 	var n int64
 	for i+8 <= len(b) && i-start <= 8 {
-		d, ok := EightDigits(b[i:])
+		d, ok := eightDigits(b[i:])
 		if !ok {
 			break
 		}
@@ -111,7 +111,7 @@ func parseUnixFast(b []byte, unit int64) (v int64, ok, done bool) {
 		if b[i] != '.' {
 			return 0, false, false
 		}
-		f, k := Fraction(b[i+1:], unit)
+		f, k := fraction(b[i+1:], unit)
 		if k == 0 || i+1+k != len(b) || n > MaxNanos-f {
 			return 0, false, false
 		}
@@ -204,18 +204,18 @@ func parseUnixSlow(b []byte, unit int64) (int64, bool) {
 //
 //	yyyy-mm-dd(T|t| )hh:mm:ss[(.|,)fraction][Z|z|±hh:mm|±hhmm|±hh]
 //
-// Fraction digits past the ninth are truncated. Text without a zone is read
+// fraction digits past the ninth are truncated. Text without a zone is read
 // in loc; with loc nil a zone is required. A leap second (":60") is refused,
 // as time.Parse refuses it, and so is a time outside [MinNanos, MaxNanos].
 func ParseRFC3339(b []byte, loc *time.Location) (int64, bool) {
-	t, ok := ParseDateTime(b)
+	t, ok := parseDateTime(b)
 	if !ok || t.Sec > 59 {
 		return 0, false
 	}
 	i := 19
 	var ns int64
 	if i < len(b) && (b[i] == '.' || b[i] == ',') {
-		f, k := Fraction(b[i+1:], int64(time.Second))
+		f, k := fraction(b[i+1:], int64(time.Second))
 		if k == 0 {
 			return 0, false
 		}
@@ -235,15 +235,15 @@ func Civil(t DateTime, ns int64, zone []byte, loc *time.Location) (int64, bool) 
 			return 0, false
 		}
 		if loc == time.UTC {
-			return FromUnix(t.Unix(), ns)
+			return fromUnix(t.Unix(), ns)
 		}
 		return FromTime(time.Date(t.Year, time.Month(t.Month), t.Day, t.Hour, t.Min, t.Sec, int(ns), loc))
 	case len(zone) == 1 && (zone[0] == 'Z' || zone[0] == 'z'):
-		return FromUnix(t.Unix(), ns)
+		return fromUnix(t.Unix(), ns)
 	}
 	off, ok := ParseOffset(zone)
 	if !ok {
 		return 0, false
 	}
-	return FromUnix(t.Unix()-off, ns)
+	return fromUnix(t.Unix()-off, ns)
 }

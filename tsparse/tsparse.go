@@ -126,10 +126,10 @@ func ParseFloat(b []byte) (float64, bool) {
 	return f, true
 }
 
-// EightDigits parses eight ASCII digits at b[0:8] at once (SWAR, after
+// eightDigits parses eight ASCII digits at b[0:8] at once (SWAR, after
 // D. Lemire): epoch timestamps have 10 to 19 digits, and a digit-at-a-time
 // loop is a chain of dependent multiplies. len(b) must be at least 8.
-func EightDigits(b []byte) (uint32, bool) {
+func eightDigits(b []byte) (uint32, bool) {
 	v := binary.LittleEndian.Uint64(b)
 	if (v&0xF0F0F0F0F0F0F0F0)|(((v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0)>>4) != 0x3333333333333333 {
 		return 0, false
@@ -153,11 +153,11 @@ func Digits(b []byte) (int, bool) {
 	return n, true
 }
 
-// Fraction reads the digits after a decimal point at the start of b: v is
+// fraction reads the digits after a decimal point at the start of b: v is
 // their value in 1/unit steps (unit 1e9 gives ns of a second fraction, and
 // unit is a power of ten), truncated, and n is how many digits it consumed,
 // 0 if b does not start with a digit.
-func Fraction(b []byte, unit int64) (v int64, n int) {
+func fraction(b []byte, unit int64) (v int64, n int) {
 	scale := unit
 	for ; n < len(b) && b[n] >= '0' && b[n] <= '9'; n++ {
 		if scale >= 10 {
@@ -187,10 +187,10 @@ func (t DateTime) Unix() int64 {
 	return DaysFromCivil(t.Year, t.Month, t.Day)*86400 + int64(t.Hour*3600+t.Min*60+t.Sec)
 }
 
-// ParseDateTime parses the RFC 3339 / ISO 8601 head "yyyy-mm-dd[Tt ]hh:mm:ss"
+// parseDateTime parses the RFC 3339 / ISO 8601 head "yyyy-mm-dd[Tt ]hh:mm:ss"
 // from b[0:19] (what follows is the caller's: a fraction, a zone) and checks
 // the fields with Valid.
-func ParseDateTime(b []byte) (DateTime, bool) {
+func parseDateTime(b []byte) (DateTime, bool) {
 	if len(b) < 19 || b[4] != '-' || b[7] != '-' || b[13] != ':' || b[16] != ':' {
 		return DateTime{}, false
 	}
@@ -246,9 +246,9 @@ func ParseOffset(zone []byte) (int64, bool) {
 	return off, true
 }
 
-// IsLeap reports whether year is a leap year of the proleptic Gregorian
+// isLeap reports whether year is a leap year of the proleptic Gregorian
 // calendar.
-func IsLeap(year int) bool {
+func isLeap(year int) bool {
 	return year%4 == 0 && (year%100 != 0 || year%400 == 0)
 }
 
@@ -256,7 +256,7 @@ func IsLeap(year int) bool {
 func DaysIn(year, month int) int {
 	switch month {
 	case 2:
-		if IsLeap(year) {
+		if isLeap(year) {
 			return 29
 		}
 		return 28

@@ -113,7 +113,7 @@ func TestParseFloatMatchesStrconv(t *testing.T) {
 func TestEightDigits(t *testing.T) {
 	for _, s := range []string{"00000000", "12345678", "99999999", "01234567", "1234567a", "/2345678", ":2345678", "1234 678"} {
 		n, err := strconv.ParseUint(s, 10, 64)
-		v, ok := EightDigits([]byte(s))
+		v, ok := eightDigits([]byte(s))
 		if ok != (err == nil) || (ok && uint64(v) != n) {
 			t.Errorf("%q: got %d %v, want %d %v", s, v, ok, n, err)
 		}
@@ -130,7 +130,7 @@ func TestFraction(t *testing.T) {
 		{"5", 1e9, 5e8, 1}, {"123456789", 1e9, 123456789, 9}, {"1234567891Z", 1e9, 123456789, 10},
 		{"111", 1e9, 111e6, 3}, {"5", 1e6, 5e5, 1}, {"1234567", 1e3, 123, 7}, {"9", 1, 0, 1}, {"Z", 1e9, 0, 0}, {"", 1e9, 0, 0},
 	} {
-		if v, n := Fraction([]byte(c.in), c.unit); v != c.v || n != c.n {
+		if v, n := fraction([]byte(c.in), c.unit); v != c.v || n != c.n {
 			t.Errorf("Fraction(%q, %d) = %d %d, want %d %d", c.in, c.unit, v, n, c.v, c.n)
 		}
 	}
@@ -148,7 +148,7 @@ func TestDateTimeMatchesTimePackage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dt, ok := ParseDateTime([]byte(s))
+		dt, ok := parseDateTime([]byte(s))
 		off, ok2 := ParseOffset([]byte(s[19:]))
 		if !ok || !ok2 || dt.Unix()-off != want.Unix() {
 			t.Fatalf("%s: got %+v %d %v %v, want %d", s, dt, off, ok, ok2, want.Unix())
@@ -156,11 +156,11 @@ func TestDateTimeMatchesTimePackage(t *testing.T) {
 	}
 	for _, bad := range []string{"2020-02-30T00:00:00", "2023-02-29T00:00:00", "2020-13-01T00:00:00", "2020-00-01T00:00:00", "2020-01-01T24:00:00",
 		"2020-01-01T00:60:00", "2020-01-01T00:00:61", "2020-01-01X00:00:00", "2020-01-01T00:00:0", "2020/01/01T00:00:00", "2020-01-01T0a:00:00"} {
-		if dt, ok := ParseDateTime([]byte(bad)); ok {
+		if dt, ok := parseDateTime([]byte(bad)); ok {
 			t.Errorf("%s accepted as %+v", bad, dt)
 		}
 	}
-	if dt, ok := ParseDateTime([]byte("2016-12-31 23:59:60")); !ok || dt.Unix() != time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC).Unix() {
+	if dt, ok := parseDateTime([]byte("2016-12-31 23:59:60")); !ok || dt.Unix() != time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC).Unix() {
 		t.Errorf("leap second: %+v %v", dt, ok)
 	}
 	for in, want := range map[string]int64{"+01": 3600, "-0530": -19800, "+05:45": 20700, "-00:00": 0} {
