@@ -248,3 +248,37 @@ func TestCheckpointTolerableFailures(t *testing.T) {
 		t.Errorf("tolerable_failures 1: err = %v", err)
 	}
 }
+
+// askSource records what Output.Checkpointing says in Run.
+type askSource struct{ got bool }
+
+func (s *askSource) Run(ctx context.Context, out *engine.Output) error {
+	s.got = out.Checkpointing()
+	return nil
+}
+
+func TestOutputCheckpointing(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := &askSource{got: !on}
+		g := &engine.Graph{Nodes: []*engine.Node{
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+				NewSource: func(int) (engine.Source, error) { return s, nil }},
+			{ID: "count", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
+				NewProcessor: func(int) (engine.Processor, error) { return &countSink{}, nil }}},
+			Edges: []*engine.Edge{{From: "src", To: "count"}}}
+		opts := engine.Options{}
+		if on {
+			opts.Checkpoint = &engine.CheckpointOptions{Interval: time.Hour, Store: &memStore{}}
+		}
+		j, err := engine.New(g, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s.got != on {
+			t.Fatalf("checkpoints %v: Checkpointing() = %v", on, s.got)
+		}
+	}
+}

@@ -135,6 +135,12 @@ func newOutput(ctx context.Context, nc *NodeContext, ports map[string]*port) *Ou
 	return o
 }
 
+// Checkpointing reports whether the job takes checkpoints. A bus source
+// asks it once in Run: with checkpoints it acknowledges what it read only
+// when a checkpoint covering it completes (CheckpointListener), without
+// them once the records are handed downstream.
+func (o *Output) Checkpointing() bool { return o.ck != nil }
+
 // NewBatch returns an empty pooled batch of kind k to fill and emit.
 func (o *Output) NewBatch(k md.Kind) *md.Batch { return o.nc.Pool.Get(k) }
 
