@@ -216,15 +216,17 @@ func (e *ParamAccessError) Error() string {
 }
 
 // guardParams runs f and returns, as an error, a *ParamAccessError that a
-// getter panicked with; any other panic goes on.
+// getter panicked with, or any other panic of the component's own code (a
+// bug in its Validate, ProducesFn or SchemaFn), so a bad component makes
+// the config invalid instead of crashing mdp validate.
 func guardParams(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			pe, ok := r.(*ParamAccessError)
-			if !ok {
-				panic(r)
+			if pe, ok := r.(*ParamAccessError); ok {
+				err = pe
+				return
 			}
-			err = pe
+			err = fmt.Errorf("component spec code panicked: %v", r)
 		}
 	}()
 	return f()

@@ -200,3 +200,19 @@ func TestSchemaFnDeclaresTheSchemaAtBuildTime(t *testing.T) {
 		t.Fatalf("node schemas %v ports %v", n.Schemas, n.Ports)
 	}
 }
+
+// TestValidatePanicIsAConfigError checks that a bug in a component's own
+// Validate (a panic other than a param access error) becomes an error at
+// the node's position, not a crash of mdp validate.
+func TestValidatePanicIsAConfigError(t *testing.T) {
+	s := testSpec()
+	s.Validate = func(p *Params) error {
+		var m map[string]int
+		m["boom"] = 1 // nil map write: a runtime panic
+		return nil
+	}
+	_, errs := decodeYAML(t, s, "interval: 1m\n")
+	if len(errs) != 1 || !strings.Contains(errs[0], "n1:01:01:") || !strings.Contains(errs[0], "component spec code panicked: assignment to entry in nil map") {
+		t.Fatalf("errors %q, want one error at the node saying its spec code panicked", errs)
+	}
+}
