@@ -282,3 +282,54 @@ func TestOutputCheckpointing(t *testing.T) {
 		}
 	}
 }
+
+// quietSource emits one batch and then waits for data that never comes,
+// calling Quiet between its polls.
+type quietSource struct{ positions int }
+
+func (s *quietSource) Run(ctx context.Context, out *engine.Output) error {
+	b := out.NewBatch(md.KindTrade)
+	b.Trades = append(b.Trades, md.Trade{TS: 1, Price: 1, Size: 1, Sym: out.Symbols().Intern("test", "S")})
+	if err := out.Emit(b); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+		if err := out.Quiet(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *quietSource) Position(int64) ([]byte, error) { s.positions++; return []byte("1"), nil }
+
+func (s *quietSource) Seek(ctx context.Context, pos []byte) error { return nil }
+
+// TestQuietSourceJoinsCheckpoints: a seeking source with nothing to emit
+// still takes part in checkpoints through Output.Quiet.
+func TestQuietSourceJoinsCheckpoints(t *testing.T) {
+	s := &quietSource{}
+	g := &engine.Graph{Nodes: []*engine.Node{
+		{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+			NewSource: func(int) (engine.Source, error) { return s, nil }},
+		{ID: "count", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
+			NewProcessor: func(int) (engine.Processor, error) { return &countSink{}, nil }}},
+		Edges: []*engine.Edge{{From: "src", To: "count"}}}
+	store := &memStore{}
+	j, err := engine.New(g, engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: 5 * time.Millisecond, Store: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := j.Run(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	n := len(store.cps)
+	store.mu.Unlock()
+	if n < 5 {
+		t.Fatalf("%d checkpoints saved in 300ms at a 5ms interval by a quiet source", n)
+	}
+}

@@ -141,6 +141,26 @@ func newOutput(ctx context.Context, nc *NodeContext, ports map[string]*port) *Ou
 // them once the records are handed downstream.
 func (o *Output) Checkpointing() bool { return o.ck != nil }
 
+// Quiet is called by a source that has nothing to emit for now (a bus
+// source whose poll returned nothing): a requested checkpoint barrier is
+// injected at once, with the position as of the last Emit, so a source
+// waiting for data never holds a checkpoint back. Without checkpoints, or
+// with no barrier requested, it costs one comparison.
+func (o *Output) Quiet() error {
+	ck := o.ck
+	if ck == nil || !o.source || ck.want.Load() <= ck.done {
+		return nil
+	}
+	if o.mu != nil {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+	}
+	if o.closed || ck.want.Load() <= ck.done {
+		return nil
+	}
+	return o.injectBarrier(o.in)
+}
+
 // NewBatch returns an empty pooled batch of kind k to fill and emit.
 func (o *Output) NewBatch(k md.Kind) *md.Batch { return o.nc.Pool.Get(k) }
 
