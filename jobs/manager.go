@@ -88,7 +88,8 @@ type Options struct {
 	// Prepare, when set, is called before each run of a job is built, with
 	// the job's loaded document and the runtime options it will run with,
 	// and whether the run is an automatic restart. It may change the
-	// options (for example to resume the job from its checkpoint).
+	// options. A job with a checkpoint section has Resume set: every run
+	// continues from its latest complete checkpoint.
 	Prepare func(doc *config.Document, opts *runtime.Options, restart bool)
 	// OnChange, when set, is called (on its own goroutine, never blocking a
 	// job) with the name of a job whose state changed or that was deleted.
@@ -380,6 +381,10 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 		LoadOptions: config.LoadOptions{Registry: m.opts.Registry},
 		Logger:      slog.New(&ringHandler{next: m.log.Handler(), ring: j.ring}),
 		Metrics:     m.coll,
+		// A job with checkpoints continues from its latest one, whether
+		// it was suspended by a stop, killed with the server or restarted
+		// after a failure; with none saved yet it starts from the beginning.
+		Resume: doc.Checkpoint != nil,
 	}
 	if m.opts.Prepare != nil {
 		m.opts.Prepare(doc, &ropts, restart)

@@ -185,3 +185,49 @@ dag:
 		}
 	}
 }
+
+// A job with checkpoints is suspended by a stop (an unbounded source) and
+// its next start continues from the final checkpoint of the last run.
+func TestManagerStartResumesFromCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	m, err := jobs.New(ctx, jobs.Options{State: filepath.Join(dir, "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	ck := fmt.Sprintf("checkpoint: {interval: 50ms, store: %s}", filepath.Join(dir, "ck"))
+	if _, err := m.Submit("c.yaml", job("c", ck), "", true); err != nil {
+		t.Fatal(err)
+	}
+	checkpoint := func() *runtime.Status {
+		st, err := m.Status("c", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Runtime == nil || st.Runtime.Checkpoint == nil {
+			t.Fatalf("no checkpoint status: %+v", st)
+		}
+		return st.Runtime
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for checkpoint().Checkpoint.Completed < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint completed: %+v", checkpoint().Checkpoint)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, err := m.Stop(ctx, "c"); err != nil || st.State != "stopped" {
+		t.Fatalf("stop: %+v %v", st, err)
+	}
+	first := checkpoint().Checkpoint
+	if !first.Suspended || first.Last == 0 || first.RestoredFrom != 0 {
+		t.Fatalf("after the stop: %+v, want suspended at a final checkpoint", first)
+	}
+	if _, err := m.Start("c"); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkpoint().Checkpoint; got.RestoredFrom != first.Last {
+		t.Fatalf("the second run restored from %d, want the final checkpoint %d", got.RestoredFrom, first.Last)
+	}
+}

@@ -247,6 +247,12 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 	}
 }
 
+// Unbounded implements engine.Unbounded: the source streams until the job
+// stops it, so with checkpoints on a stop suspends the job instead of
+// draining it (open bars stay in the checkpoint). It cannot seek: after a
+// restore it resumes live and the job records the gap.
+func (s *Source) Unbounded() bool { return true }
+
 // connectAndStream runs one connection. connected reports whether the API
 // became ready.
 func (s *Source) connectAndStream(ctx context.Context) (connected bool, err error) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/source/ibkr/tws"
@@ -291,3 +292,29 @@ func TestSlowFrameIsNotADeadConnection(t *testing.T) {
 		t.Errorf("errors %v", e)
 	}
 }
+
+// TestUnboundedSuspendsWithCheckpoints: a job reading provider.ibkr never
+// ends by itself, so with checkpoints on a stop suspends it (the runtime
+// asks engine.Job.Unbounded) rather than draining its open bars.
+func TestUnboundedSuspendsWithCheckpoints(t *testing.T) {
+	spec, _ := component.Lookup(Type)
+	p, err := component.NewParams(spec, map[string]any{"contracts": contracts(aaplParams)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{component.Node(spec, p, component.NodeOptions{ID: "ib"}), enginetest.SinkNode("out", &enginetest.Sink{})},
+		Edges: []*engine.Edge{{From: "ib", To: "out"}},
+	}
+	j, err := engine.New(g, engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Second, Store: discardStore{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !j.Unbounded() {
+		t.Fatal("a job reading provider.ibkr is not unbounded: a stop would drain it instead of suspending")
+	}
+}
+
+type discardStore struct{}
+
+func (discardStore) Save(context.Context, *engine.Checkpoint) (int64, error) { return 0, nil }
