@@ -98,6 +98,7 @@ func (q *queue) pushBlocking(ctx context.Context, m message, st *NodeStats) erro
 type target struct {
 	edge *edgeState
 	qs   []*queue
+	tab  []uint16 // SymID -> queue index (splitTable); MaxParallelism fits
 }
 
 type port struct {
@@ -125,6 +126,12 @@ type Output struct {
 	firstSeen bool
 	ck        *sourceCk // nil unless the job takes checkpoints
 	in        *instance
+
+	// Scratch of partition, reused from batch to batch.
+	split  splitScratch
+	trades [][]md.Trade
+	quotes [][]md.Quote
+	bars   [][]md.Bar
 }
 
 func newOutput(ctx context.Context, nc *NodeContext, ports map[string]*port) *Output {
@@ -382,40 +389,91 @@ func cutDerived(rs []md.Derived, w, sent, ooo int64) (int, int64) {
 	return len(rs), w
 }
 
+// splitTable returns, indexed by SymID, the queue of t each symbol goes to
+// (md.Split at level md.SplitInstances), extended to every symbol interned so
+// far. Symbols are interned before a batch carrying them is emitted, so the
+// table covers every record of the batch being split; each symbol is hashed
+// once per target, never per record.
+func (t *target) splitTable(st *md.SymbolTable) []uint16 {
+	if st.Len() > len(t.tab) {
+		syms := st.Snapshot()
+		for i := len(t.tab); i < len(syms); i++ {
+			t.tab = append(t.tab, uint16(md.Split(syms[i].Hash, md.SplitInstances, len(t.qs))))
+		}
+	}
+	return t.tab
+}
+
+// splitScratch is a sender's reusable per-split state: the parts being
+// filled and how many records each holds.
+type splitScratch struct {
+	parts []*md.Batch
+	n     []int
+}
+
+func (sc *splitScratch) reset(n int) {
+	if cap(sc.parts) < n {
+		sc.parts, sc.n = make([]*md.Batch, n), make([]int, n)
+	}
+	sc.parts, sc.n = sc.parts[:n], sc.n[:n]
+	clear(sc.n)
+}
+
 // partition splits b by symbol (md.Split at level md.SplitInstances) across
-// t's queues and sends each part.
+// t's queues and sends each part. Each part is sized for the whole batch, so
+// the copy loop writes records by index with no capacity checks and no
+// branch on the target: per record it is a table load and a copy.
 func (o *Output) partition(t *target, b *md.Batch) error {
 	n := len(t.qs)
-	syms := o.nc.Symbols.Snapshot()
-	parts := make([]*md.Batch, n)
+	tab := t.splitTable(o.nc.Symbols)
+	m := b.Len()
+	sc := &o.split
+	sc.reset(n)
+	parts, cnt := sc.parts, sc.n
 	for i := range parts {
-		parts[i] = o.nc.Pool.Get(b.Kind)
+		parts[i] = o.nc.Pool.GetCap(b.Kind, m)
 		parts[i].Reason, parts[i].Schema = b.Reason, b.Schema
 	}
 	switch b.Kind {
 	case md.KindTrade:
+		dst := o.tradeDst(parts, m)
 		for i := range b.Trades {
-			p := parts[md.Split(syms[b.Trades[i].Sym].Hash, md.SplitInstances, n)]
-			p.Trades = append(p.Trades, b.Trades[i])
+			k := tab[b.Trades[i].Sym]
+			dst[k][cnt[k]] = b.Trades[i]
+			cnt[k]++
+		}
+		for i, p := range parts {
+			p.Trades = p.Trades[:cnt[i]]
 		}
 	case md.KindQuote:
+		dst := o.quoteDst(parts, m)
 		for i := range b.Quotes {
-			p := parts[md.Split(syms[b.Quotes[i].Sym].Hash, md.SplitInstances, n)]
-			p.Quotes = append(p.Quotes, b.Quotes[i])
+			k := tab[b.Quotes[i].Sym]
+			dst[k][cnt[k]] = b.Quotes[i]
+			cnt[k]++
+		}
+		for i, p := range parts {
+			p.Quotes = p.Quotes[:cnt[i]]
 		}
 	case md.KindBar:
+		dst := o.barDst(parts, m)
 		for i := range b.Bars {
-			p := parts[md.Split(syms[b.Bars[i].Sym].Hash, md.SplitInstances, n)]
-			p.Bars = append(p.Bars, b.Bars[i])
+			k := tab[b.Bars[i].Sym]
+			dst[k][cnt[k]] = b.Bars[i]
+			cnt[k]++
+		}
+		for i, p := range parts {
+			p.Bars = p.Bars[:cnt[i]]
 		}
 	case md.KindDerived:
 		for i := range b.Derived {
-			parts[md.Split(syms[b.Derived[i].Sym].Hash, md.SplitInstances, n)].CopyDerived(b, i)
+			parts[tab[b.Derived[i].Sym]].CopyDerived(b, i)
 		}
 	}
 	b.Release()
 	var firstErr error
 	for i, p := range parts {
+		parts[i] = nil
 		if firstErr != nil {
 			p.Release()
 			continue
@@ -438,6 +496,43 @@ func (o *Output) partition(t *target, b *md.Batch) error {
 		}
 	}
 	return firstErr
+}
+
+// tradeDst returns each part's trades at full length m, to be written by
+// index (the parts were got with room for m records).
+func (o *Output) tradeDst(parts []*md.Batch, m int) [][]md.Trade {
+	if cap(o.trades) < len(parts) {
+		o.trades = make([][]md.Trade, len(parts))
+	}
+	dst := o.trades[:len(parts)]
+	for i, p := range parts {
+		dst[i] = p.Trades[:m]
+	}
+	return dst
+}
+
+// quoteDst is tradeDst for quotes.
+func (o *Output) quoteDst(parts []*md.Batch, m int) [][]md.Quote {
+	if cap(o.quotes) < len(parts) {
+		o.quotes = make([][]md.Quote, len(parts))
+	}
+	dst := o.quotes[:len(parts)]
+	for i, p := range parts {
+		dst[i] = p.Quotes[:m]
+	}
+	return dst
+}
+
+// barDst is tradeDst for bars.
+func (o *Output) barDst(parts []*md.Batch, m int) [][]md.Bar {
+	if cap(o.bars) < len(parts) {
+		o.bars = make([][]md.Bar, len(parts))
+	}
+	dst := o.bars[:len(parts)]
+	for i, p := range parts {
+		dst[i] = p.Bars[:m]
+	}
+	return dst
 }
 
 // advance forwards watermark wm on every port if it is newer.

@@ -1,6 +1,9 @@
 package md
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // DefaultBatchSize is the record capacity of a batch when a component does not
 // choose one. Large enough to amortise per-batch costs (queue operations,
@@ -103,9 +106,44 @@ const poolFree = 512
 // batches after each cycle, and those allocations trigger the next cycle;
 // with a free list a steady stream allocates nothing and the collector
 // stays idle, which keeps latency tails short.
+//
+// The free list is a stack (last in, first out): the batch handed out next
+// is the one released last, whose records are still in the CPU caches. A
+// first-in-first-out list would cycle through every batch a burst ever
+// allocated (a full queue's worth), so a producer would write each record
+// into memory that has left the caches: that alone cost the bench workload's
+// source most of its time.
 type Pool struct {
 	size int
-	free [4]chan *Batch // trade, quote, bar, derived
+	free [4]freeList // trade, quote, bar, derived
+}
+
+// freeList is a bounded stack of idle batches. A lock per batch (not per
+// record) is cheap next to the records a batch carries.
+type freeList struct {
+	mu sync.Mutex
+	bs []*Batch
+	_  [40]byte // keep each kind's lock on its own cache line
+}
+
+func (f *freeList) pop() *Batch {
+	f.mu.Lock()
+	var b *Batch
+	if n := len(f.bs); n > 0 {
+		b = f.bs[n-1]
+		f.bs[n-1] = nil
+		f.bs = f.bs[:n-1]
+	}
+	f.mu.Unlock()
+	return b
+}
+
+func (f *freeList) push(b *Batch) {
+	f.mu.Lock()
+	if len(f.bs) < poolFree {
+		f.bs = append(f.bs, b)
+	} // else the free list is full: let the collector have it
+	f.mu.Unlock()
 }
 
 // NewPool returns a pool whose new batches have room for size records.
@@ -113,11 +151,7 @@ func NewPool(size int) *Pool {
 	if size <= 0 {
 		size = DefaultBatchSize
 	}
-	p := &Pool{size: size}
-	for i := range p.free {
-		p.free[i] = make(chan *Batch, poolFree)
-	}
-	return p
+	return &Pool{size: size}
 }
 
 // Size is the default record capacity of the pool's batches.
@@ -140,10 +174,8 @@ func kindIndex(k Kind) int {
 // capacity they grew to while in use, so a steady stream of one schema
 // allocates nothing.
 func (p *Pool) Get(k Kind) *Batch {
-	var b *Batch
-	select {
-	case b = <-p.free[kindIndex(k)]:
-	default:
+	b := p.free[kindIndex(k)].pop()
+	if b == nil {
 		b = &Batch{pool: p}
 		switch k {
 		case KindTrade:
@@ -189,10 +221,7 @@ func (p *Pool) GetCap(k Kind, n int) *Batch {
 
 func (p *Pool) put(b *Batch) {
 	b.Reset()
-	select {
-	case p.free[kindIndex(b.Kind)] <- b:
-	default: // the free list is full: let the collector have it
-	}
+	p.free[kindIndex(b.Kind)].push(b)
 }
 
 // NewBatch returns an unpooled batch of kind k holding one reference; useful

@@ -144,6 +144,12 @@ func steps() []step {
 		}, parse: benchRows(map[string]metric{
 			"Split": {"partitioning by symbol, two splits per op", "ns/op", ""},
 		})},
+		{name: "partition", args: func(full bool) []string {
+			return gotest("^BenchmarkPartition$", pick(full, "2000x", "20000x"), pickN(full, 1, 5), "./engine/")
+		}, parse: benchRows(map[string]metric{
+			"Partition/n=2": {"splitting a 1024-trade batch by symbol into 2 parts, per record", "ns/record,cpu-ns/record", ""},
+			"Partition/n=4": {"splitting a 1024-trade batch by symbol into 4 parts, per record", "ns/record,cpu-ns/record", ""},
+		})},
 		{name: "parse", args: func(full bool) []string {
 			return gotest("^Benchmark(ParseCSV|ParseJSONL|ReplayCSVToBars1s)$", pick(full, "1x", "10x"), pickN(full, 1, 3), "./source/replay/")
 		}, parse: benchRows(map[string]metric{

@@ -17,6 +17,11 @@ import (
 // workloadJob is provider.synthetic (model bench) -> operator.bars (1s) ->
 // sink.checksum writing to out: the bars workload of bench/WORKLOAD.md.
 func workloadJob(t testing.TB, n int, out *bytes.Buffer) *engine.Job {
+	return workloadJobP(t, n, 1, out)
+}
+
+// workloadJobP is workloadJob with operator.bars at parallelism p.
+func workloadJobP(t testing.TB, n, p int, out *bytes.Buffer) *engine.Job {
 	t.Helper()
 	node := func(typ, id string, params map[string]any) *engine.Node {
 		spec, ok := component.Lookup(typ)
@@ -30,11 +35,13 @@ func workloadJob(t testing.TB, n int, out *bytes.Buffer) *engine.Job {
 		return component.Node(spec, p, component.NodeOptions{ID: id})
 	}
 	sum := node("sink.checksum", "sum", nil)
+	bars := node("operator.bars", "bars", map[string]any{"interval": "1s"})
+	bars.Parallelism = p
 	sum.NewProcessor = func(int) (engine.Processor, error) { return checksum.New(out, ""), nil }
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
 			node("provider.synthetic", "src", map[string]any{"model": "bench", "n": n}),
-			node("operator.bars", "bars", map[string]any{"interval": "1s"}),
+			bars,
 			sum,
 		},
 		Edges: []*engine.Edge{{From: "src", To: "bars"}, {From: "bars", To: "sum"}},
@@ -73,11 +80,18 @@ func TestWorkloadChecksumMatchesTable(t *testing.T) {
 
 // BenchmarkWorkload10M runs the whole 10M-trade workload per iteration and
 // reports the engine's trades per second.
-func BenchmarkWorkload10M(b *testing.B) {
+func BenchmarkWorkload10M(b *testing.B) { benchWorkload(b, 1) }
+
+// BenchmarkWorkload10MP2 is BenchmarkWorkload10M with operator.bars at
+// parallelism 2.
+func BenchmarkWorkload10MP2(b *testing.B) { benchWorkload(b, 2) }
+
+func benchWorkload(b *testing.B, p int) {
 	const n = 10_000_000
+	cpu0 := cpuTime()
 	for b.Loop() {
 		var out bytes.Buffer
-		if err := workloadJob(b, n, &out).Run(context.Background()); err != nil {
+		if err := workloadJobP(b, n, p, &out).Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		if !strings.Contains(out.String(), `"bars":10000,"trades":10000000,"volume":505019586,"open_sum":1483137.81,"high_sum":1498043.93,"low_sum":1468048.99,"close_sum":1482980.37,"vwap_sum":1483032.6`) {
@@ -85,4 +99,5 @@ func BenchmarkWorkload10M(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mtrades/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n)/float64(b.N), "cpu-ns/trade")
 }
