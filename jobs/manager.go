@@ -140,6 +140,8 @@ type job struct {
 	nextAt   time.Time        // when the pending restart fires
 	ring     *logRing
 	rate     rateSample
+	fp       string           // doc's fingerprint, computed once per doc
+	fpDoc    *config.Document // the doc fp belongs to
 	deleted  bool
 	stopping bool // stopped through the API or by Close: no restart
 }

@@ -12,12 +12,13 @@ import (
 // `mdp list` and `mdp status` work against a plain run.
 type Single struct {
 	u    *runtime.Unified
+	fp   string
 	mu   sync.Mutex
 	rate rateSample
 }
 
 // NewSingle returns the view of u.
-func NewSingle(u *runtime.Unified) *Single { return &Single{u: u} }
+func NewSingle(u *runtime.Unified) *Single { return &Single{u: u, fp: u.Document().Fingerprint()} }
 
 // List returns the one job's status without per-node detail.
 func (s *Single) List() []JobStatus {
@@ -31,7 +32,7 @@ func (s *Single) Status(name string, detail bool) (JobStatus, error) {
 		return JobStatus{}, fmt.Errorf("job %q: %w (this mdp run runs %q)", name, ErrNotFound, s.u.Name())
 	}
 	doc := s.u.Document()
-	st := JobStatus{Name: doc.Name, Mode: doc.Mode, Desired: DesiredRunning, Restart: doc.Restart, Fingerprint: doc.Fingerprint()}
+	st := JobStatus{Name: doc.Name, Mode: doc.Mode, Desired: DesiredRunning, Restart: doc.Restart, Fingerprint: s.fp}
 	fillRun(&st, s.u, &s.mu, &s.rate, false, detail)
 	rs := st.Runtime
 	if rs == nil {

@@ -64,6 +64,12 @@ func (m *Manager) status(j *job, detail bool) JobStatus {
 	u := j.u
 	doc := j.doc
 	nextAt := j.nextAt
+	if doc != nil && j.fpDoc != doc {
+		// A fingerprint hashes the whole job: once per definition, not
+		// once per status.
+		j.fp, j.fpDoc = doc.Fingerprint(), doc
+	}
+	fp := j.fp
 	j.mu.Unlock()
 	st := JobStatus{
 		Name: r.Name, Desired: r.Desired, State: r.Observed, Restarts: r.Restarts, LastError: r.LastError,
@@ -71,7 +77,7 @@ func (m *Manager) status(j *job, detail bool) JobStatus {
 		NextRestartAt: fmtTime(nextAt),
 	}
 	if doc != nil {
-		st.Mode, st.Restart, st.Fingerprint = doc.Mode, doc.Restart, doc.Fingerprint()
+		st.Mode, st.Restart, st.Fingerprint = doc.Mode, doc.Restart, fp
 	}
 	if u == nil {
 		return st

@@ -572,12 +572,12 @@ restart: sometimes
 		t.Fatalf("message: %q", eb.Errors[0].Message)
 	}
 	// The same through /validate, which registers nothing.
-	check("POST", "/api/v1/validate", "dag: {nodes: [{id: a, type: nope}]}", 400, `"line": 1`)
-	check("POST", "/api/v1/validate", liveJob("v", 10, ""), 200, `"valid": true`)
+	check("POST", "/api/v1/validate", "dag: {nodes: [{id: a, type: nope}]}", 400, `"line":1`)
+	check("POST", "/api/v1/validate", liveJob("v", 10, ""), 200, `"valid":true`)
 	check("GET", "/api/v1/jobs/v", "", 404, `job \"v\": no such job`)
 
 	job := liveJob("dup", 100, "")
-	check("POST", "/api/v1/jobs?start=false", job, 201, `"state": "created"`)
+	check("POST", "/api/v1/jobs?start=false", job, 201, `"state":"created"`)
 	check("POST", "/api/v1/jobs", job, 409, `a job named \"dup\" is registered already`)
 	check("POST", "/api/v1/jobs?start=maybe", job, 400, `query parameter start=\"maybe\"`)
 	check("POST", "/api/v1/jobs", "", 400, "empty request body")
@@ -594,12 +594,12 @@ restart: sometimes
 	check("GET", "/api/v1/jobs/dup/logs?tail=-1", "", 400, `tail=\"-1\"`)
 	check("GET", "/api/v1/jobs/dup/logs?since=x", "", 400, `since=\"x\"`)
 	check("DELETE", "/api/v1/jobs/dup?force=perhaps", "", 400, `force=\"perhaps\"`)
-	check("POST", "/api/v1/jobs/dup/start", "", 200, `"state": "running"`)
+	check("POST", "/api/v1/jobs/dup/start", "", 200, `"state":"running"`)
 	check("POST", "/api/v1/jobs/dup/start", "", 409, `job \"dup\" is running already`)
 	check("DELETE", "/api/v1/jobs/dup", "", 409, "stop it first")
-	check("POST", "/api/v1/jobs/dup/stop", "", 200, `"state": "stopped"`)
-	check("DELETE", "/api/v1/jobs/dup", "", 200, `"deleted": "dup"`)
-	check("GET", "/api/v1/components", "", 200, `"type": "operator.bars"`)
+	check("POST", "/api/v1/jobs/dup/stop", "", 200, `"state":"stopped"`)
+	check("DELETE", "/api/v1/jobs/dup", "", 200, `"deleted":"dup"`)
+	check("GET", "/api/v1/components", "", 200, `"type":"operator.bars"`)
 	p.stop()
 }
 
@@ -618,10 +618,17 @@ func TestServeToken(t *testing.T) {
 	}
 
 	p := serve(t, dir, "--token", "s3cr3t-token")
-	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cr3t-token"}} {
-		code, body := p.call("GET", "/api/v1/jobs", "", hdr...)
-		if code != 401 || !strings.Contains(string(body), "missing or wrong API token") {
-			t.Fatalf("%v: %d %s", hdr, code, body)
+	for _, c := range []struct {
+		hdr  []string
+		want string
+	}{
+		{nil, "missing API token; send the header Authorization: Bearer TOKEN"},
+		{[]string{"Authorization", "Bearer wrong"}, "wrong API token"},
+		{[]string{"Authorization", "s3cr3t-token"}, "missing API token"},
+	} {
+		code, body := p.call("GET", "/api/v1/jobs", "", c.hdr...)
+		if code != 401 || !strings.Contains(string(body), c.want) || strings.Contains(string(body), "s3cr3t") {
+			t.Fatalf("%v: %d %s", c.hdr, code, body)
 		}
 	}
 	code, _ := p.call("GET", "/metrics", "")
@@ -644,7 +651,7 @@ func TestServeToken(t *testing.T) {
 	}
 	list = exec.Command(mdpBin, "list", "--server", p.base)
 	list.Env = append(os.Environ(), "MDP_API_TOKEN=nope")
-	if out, err := list.CombinedOutput(); err == nil || !strings.Contains(string(out), "Error: missing or wrong API token; send the header Authorization: Bearer TOKEN with the server's --token or MDP_API_TOKEN (HTTP 401)") {
+	if out, err := list.CombinedOutput(); err == nil || !strings.Contains(string(out), "Error: wrong API token in Authorization: Bearer (want the server's --token or MDP_API_TOKEN) (HTTP 401)") {
 		t.Fatalf("mdp list with a wrong token: %v\n%s", err, out)
 	}
 	p.stop()

@@ -19,7 +19,9 @@ import (
 func documented(t *testing.T, h *Handler) []string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/openapi.json", nil))
+	req := httptest.NewRequest("GET", "/api/v1/openapi.json", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	h.ServeHTTP(rec, req)
 	if rec.Code != 200 {
 		t.Fatalf("openapi.json: %d %s", rec.Code, rec.Body)
 	}
@@ -51,7 +53,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close(context.Background())
-	full := New(Options{Manager: m, Gatherer: m.Gatherer(), Components: func() any { return []string{} }})
+	full := New(Options{Manager: m, Token: "t", Gatherer: m.Gatherer(), Components: func() any { return []string{} }})
 	defer full.Close()
 	readOnly := New(Options{Jobs: m})
 	defer readOnly.Close()

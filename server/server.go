@@ -7,14 +7,19 @@
 //
 // Security: a listener that is not loopback needs a token (Options.Token);
 // with a token every route but /healthz and /readyz wants
-// "Authorization: Bearer TOKEN", compared in constant time. Request bodies
+// "Authorization: Bearer TOKEN", compared in constant time, or from a
+// browser the token in a WebSocket subprotocol or the session cookie
+// POST /api/v1/login sets (see Subprotocol and SessionCookie). Request bodies
 // are limited to MaxBody; the server sets read, write and idle timeouts.
 // Every text a response carries passes the job's Redactor.
 package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +161,10 @@ func (h *Handler) routes() {
 		})
 	}
 	h.handle("GET /api/v1/openapi.json", h.openAPI)
+	if h.opts.Token != "" {
+		h.handle("POST "+LoginPath, h.login)
+		h.handle("POST "+LogoutPath, h.logout)
+	}
 	h.handle("GET /api/v1/jobs", h.list)
 	h.handle("GET /api/v1/jobs/{name}", h.get)
 	h.handle("GET /api/v1/jobs/{name}/ws", h.jobWS)
@@ -187,11 +197,10 @@ func (h *Handler) routes() {
 
 // ServeHTTP checks the token, limits the body and routes the request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) != 1 {
+	if h.opts.Token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != LoginPath {
+		if msg := h.authorize(r); msg != "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mdp"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong API token; send the header Authorization: Bearer TOKEN with the server's --token or "+TokenEnv)
+			writeError(w, http.StatusUnauthorized, msg)
 			return
 		}
 	}
@@ -200,6 +209,179 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mux.ServeHTTP(w, r)
 }
+
+// Browser credentials. A browser cannot set Authorization on a WebSocket,
+// so with a token the server also accepts:
+//
+//   - on a WebSocket upgrade, the subprotocol "mdp.bearer." followed by the
+//     token in unpadded base64url, offered together with Subprotocol (the
+//     one the server selects, so the token is never echoed back):
+//     new WebSocket(url, ["mdp.v1", "mdp.bearer." + b64url(token)]);
+//   - the session cookie POST /api/v1/login sets (HttpOnly,
+//     SameSite=Strict): an expiry and an HMAC-SHA256 of it keyed by the
+//     token, so the cookie is not the token, lapses after SessionTTL and
+//     stops working when the token changes. A request that changes
+//     something (not GET or HEAD) authenticated by the cookie alone must
+//     come from the server's own origin (its Origin header), so another
+//     site cannot make a browser act with it.
+const (
+	// Subprotocol is the WebSocket subprotocol the status WebSockets select.
+	Subprotocol = "mdp.v1"
+	// BearerProtocolPrefix starts the subprotocol that carries the token.
+	BearerProtocolPrefix = "mdp.bearer."
+	// SessionCookie is the name of the cookie POST /api/v1/login sets.
+	SessionCookie = "mdp_session"
+	// SessionTTL is how long a login lasts.
+	SessionTTL = 12 * time.Hour
+	// LoginPath and LogoutPath set and clear the session cookie.
+	LoginPath  = "/api/v1/login"
+	LogoutPath = "/api/v1/logout"
+)
+
+// authorize checks a request's credentials; "" when they are good, else
+// the reason to refuse it (never the token or what was sent).
+func (h *Handler) authorize(r *http.Request) string {
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if h.tokenOK(got) {
+			return ""
+		}
+		return "wrong API token in Authorization: Bearer (want the server's --token or " + TokenEnv + ")"
+	}
+	if isUpgrade(r) {
+		for _, p := range websocketProtocols(r) {
+			enc, ok := strings.CutPrefix(p, BearerProtocolPrefix)
+			if !ok {
+				continue
+			}
+			tok, err := base64.RawURLEncoding.DecodeString(enc)
+			if err == nil && h.tokenOK(string(tok)) {
+				return ""
+			}
+			return "wrong API token in the WebSocket subprotocol " + BearerProtocolPrefix + "…"
+		}
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		if !h.sessionOK(c.Value, time.Now()) {
+			return "session expired or not valid: log in again (POST " + LoginPath + ")"
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
+			return fmt.Sprintf("%s %s with the session cookie must come from this server's own origin (Origin %q); send Authorization: Bearer TOKEN instead", r.Method, r.URL.Path, r.Header.Get("Origin"))
+		}
+		return ""
+	}
+	return "missing API token; send the header Authorization: Bearer TOKEN with the server's --token or " + TokenEnv +
+		" (a browser: log in with POST " + LoginPath + ", or offer the WebSocket subprotocols " + Subprotocol + " and " + BearerProtocolPrefix + "BASE64URL(TOKEN))"
+}
+
+func (h *Handler) tokenOK(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) == 1
+}
+
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// websocketProtocols lists the subprotocols a WebSocket handshake offers.
+func websocketProtocols(r *http.Request) []string {
+	var out []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// sameOrigin reports whether the request's Origin is the server's own
+// (the scheme and the Host the request was sent to).
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host)
+}
+
+// sessionMAC is the MAC of a session that lasts until exp.
+func (h *Handler) sessionMAC(exp int64) []byte {
+	mac := hmac.New(sha256.New, []byte(h.opts.Token))
+	fmt.Fprintf(mac, "mdp session v1 %d", exp)
+	return mac.Sum(nil)
+}
+
+func (h *Handler) session(exp time.Time) string {
+	e := exp.Unix()
+	return "v1." + strconv.FormatInt(e, 10) + "." + base64.RawURLEncoding.EncodeToString(h.sessionMAC(e))
+}
+
+func (h *Handler) sessionOK(v string, now time.Time) bool {
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 || parts[0] != "v1" {
+		return false
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || now.Unix() >= exp {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(parts[2])
+	return err == nil && hmac.Equal(got, h.sessionMAC(exp))
+}
+
+// LoginRequest is the body of POST /api/v1/login (JSON, or a form with the
+// field token).
+type LoginRequest struct {
+	Token string `json:"token"`
+}
+
+// login checks the token and sets the session cookie.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	var tok string
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		tok = got
+	} else if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, "read login form: "+err.Error())
+			return
+		}
+		tok = r.PostForm.Get("token")
+	} else {
+		var req LoginRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, `login: want {"token": "…"} (JSON), a form field token, or Authorization: Bearer TOKEN`)
+			return
+		}
+		tok = req.Token
+	}
+	if !h.tokenOK(tok) {
+		h.log.Warn("login refused: wrong token", "remote", r.RemoteAddr)
+		writeError(w, http.StatusUnauthorized, "wrong API token")
+		return
+	}
+	exp := time.Now().Add(SessionTTL)
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: h.session(exp), Path: "/", Expires: exp, MaxAge: int(SessionTTL / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	writeJSON(w, http.StatusOK, map[string]string{"expires_at": fmtTime(exp)})
+}
+
+// logout clears the session cookie.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	writeJSON(w, http.StatusOK, map[string]bool{"logged_out": true})
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // ErrorBody is the body of every error response.
 type ErrorBody struct {
@@ -221,9 +403,9 @@ func writeJSON(w http.ResponseWriter, code int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(body)
+	// Compact: a status is polled, and indenting it cost as much as
+	// building it (clients re-indent what they print).
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
