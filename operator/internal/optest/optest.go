@@ -66,6 +66,8 @@ type Job struct {
 	Ports       []string
 	// OOO is the source's max_out_of_orderness.
 	OOO time.Duration
+	// Inputs, for Resume, feed named input ports instead of Src.
+	Inputs Inputs
 }
 
 // Run runs j and fails t on any error.
