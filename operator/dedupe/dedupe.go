@@ -202,6 +202,12 @@ func (d *Dedupe) seenBefore(k key, t int64) bool {
 		}
 		d.seen.del(k) // expired but not yet popped: its ring entry is stale now
 	}
+	d.remember(k, t+d.cfg.TTL)
+	return false
+}
+
+// remember adds k, forgotten at expire, as the newest key.
+func (d *Dedupe) remember(k key, expire int64) {
 	if d.next-d.head == uint64(len(d.ring)) {
 		if len(d.ring) < d.cfg.MaxKeys {
 			d.grow()
@@ -211,9 +217,8 @@ func (d *Dedupe) seenBefore(k key, t int64) bool {
 	}
 	n := d.next
 	d.next++
-	d.ring[n%uint64(len(d.ring))] = entry{k: k, expire: t + d.cfg.TTL}
+	d.ring[n%uint64(len(d.ring))] = entry{k: k, expire: expire}
 	d.seen.put(k, n)
-	return false
 }
 
 // grow doubles the ring (up to MaxKeys). Entries keep their numbers; the
