@@ -17,6 +17,7 @@ import (
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/jobs"
 	"github.com/mdpio/mdp/retry"
+	"github.com/mdpio/mdp/runtime"
 	"github.com/mdpio/mdp/server"
 )
 
@@ -131,6 +132,11 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 				h.Notify(name)
 			}
 		},
+		OnRun: func(name string, u *runtime.Unified) {
+			if h := hp.Load(); h != nil {
+				h.Run(name, u)
+			}
+		},
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -143,6 +149,14 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 			log.Error("job server: close", "err", err)
 		}
 	}
+	h := server.New(server.Options{
+		Manager: m, Token: f.token, Gatherer: m.Gatherer(), StatusInterval: f.interval, Logger: log,
+		Ready: func() (bool, any) {
+			return true, map[string]any{"status": "ready", "jobs": len(m.Names())}
+		},
+		Components: func() any { return describeSpecs(a.reg.All()) },
+	})
+	hp.Store(h)
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err == nil {
@@ -152,14 +166,6 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 			log.Error("--jobs: job did not start", "file", file, "err", err)
 		}
 	}
-	h := server.New(server.Options{
-		Manager: m, Token: f.token, Gatherer: m.Gatherer(), StatusInterval: f.interval, Logger: log,
-		Ready: func() (bool, any) {
-			return true, map[string]any{"status": "ready", "jobs": len(m.Names())}
-		},
-		Components: func() any { return describeSpecs(a.reg.All()) },
-	})
-	hp.Store(h)
 	srv := server.Serve(ln, h, log)
 	log.Info("job server listening", "addr", srv.Addr(), "state", f.state, "jobs", len(m.Names()), "token", f.token != "")
 

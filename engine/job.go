@@ -95,6 +95,8 @@ type Job struct {
 	stopSources context.CancelFunc
 	srcCtx      context.Context
 
+	taps map[string]*tapPoint // by "node" or "node.port"
+
 	ck        *coordinator // nil: checkpoints off
 	suspended atomic.Bool
 
@@ -213,6 +215,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 			p.targets = append(p.targets, t)
 		}
 	}
+	j.buildTaps(ports)
 	for _, nr := range j.nodes {
 		for i, in := range nr.instances {
 			in.nc = &NodeContext{

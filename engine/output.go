@@ -105,6 +105,7 @@ type port struct {
 	name    string
 	targets []*target
 	dropKey string
+	tap     *tapPoint // nil for a port nobody can tap (one made up at emit)
 }
 
 // Output is how a node emits. Each node instance has its own; it is used only
@@ -224,6 +225,12 @@ func (o *Output) send(portName string, b *md.Batch) error {
 	if p == nil {
 		p = &port{name: portName, dropKey: "unconnected_port_" + portName}
 		o.ports[portName] = p
+	}
+	// One atomic load per batch while nobody listens.
+	if tp := p.tap; tp != nil {
+		if subs := tp.subs.Load(); subs != nil {
+			tp.offer(b, *subs)
+		}
 	}
 	if len(p.targets) == 0 {
 		o.stats.Drop(p.dropKey, int64(n))

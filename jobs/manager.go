@@ -94,6 +94,11 @@ type Options struct {
 	// OnChange, when set, is called (on its own goroutine, never blocking a
 	// job) with the name of a job whose state changed or that was deleted.
 	OnChange func(name string)
+	// OnRun, when set, is called with each new run of a job once it is
+	// built and before it starts (on the goroutine starting it; it must
+	// not call the Manager), so a caller can attach to the engine job (the
+	// dashboard's taps) before any record flows.
+	OnRun func(name string, u *runtime.Unified)
 }
 
 // Defaults.
@@ -414,6 +419,9 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 		m.log.Error("job registry", "err", saveErr)
 	}
 	m.changed(j.row.Name)
+	if m.opts.OnRun != nil {
+		m.opts.OnRun(j.row.Name, u)
+	}
 
 	m.wg.Add(1)
 	go m.watch(j, u, gen)
@@ -687,6 +695,18 @@ func (m *Manager) Logs(name string, tail int, since int64) ([]LogRecord, error) 
 		return nil, err
 	}
 	return j.ring.tail(tail, since), nil
+}
+
+// Run returns the job's current or last run, nil before its first (or
+// for an unknown job).
+func (m *Manager) Run(name string) *runtime.Unified {
+	j, err := m.get(name)
+	if err != nil {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.u
 }
 
 // Definition returns the job file as submitted with its secrets masked,

@@ -102,6 +102,9 @@ func (o op) doc(path string) obj {
 	if strings.Contains(path, "{name}") {
 		params = append(params, obj{"name": "name", "in": "path", "required": true, "schema": obj{"type": "string"}, "description": "the job's name"})
 	}
+	if strings.Contains(path, "{port}") {
+		params = append(params, obj{"name": "port", "in": "path", "required": true, "schema": obj{"type": "string"}, "description": "an output port: node (its main output) or node.port"})
+	}
 	for _, p := range o.query {
 		params = append(params, obj{"name": p.name, "in": "query", "schema": obj{"type": p.typ}, "description": p.desc})
 	}
@@ -116,6 +119,9 @@ func (o op) doc(path string) obj {
 	}
 	resp := obj{}
 	switch {
+	case o.ws && o.result != "":
+		resp["101"] = obj{"description": "Switching protocols: a WebSocket of " + o.result + " JSON text messages.",
+			"content": obj{"application/json": obj{"schema": ref(o.result)}}}
 	case o.ws:
 		resp["101"] = obj{"description": "Switching protocols: a WebSocket of StatusMessage JSON text messages; a client that falls behind is closed with code 1013.",
 			"content": obj{"application/json": obj{"schema": ref("StatusMessage")}}}
@@ -135,7 +141,7 @@ func schemas() obj {
 	str := obj{"type": "string"}
 	num := obj{"type": "number"}
 	integer := obj{"type": "integer"}
-	return obj{
+	out := obj{
 		"Object": obj{"type": "object"},
 		"Error": obj{"type": "object", "required": []string{"error"}, "properties": obj{
 			"error": str,
@@ -158,4 +164,11 @@ func schemas() obj {
 			"type": obj{"enum": []string{"status", "jobs", "deleted"}}, "time": str,
 			"job": ref("JobStatus"), "jobs": ref("JobList"), "name": str}},
 	}
+	for k, v := range extraSchemas {
+		out[k] = v
+	}
+	return out
 }
+
+// extraSchemas are schemas the routes of other files add.
+var extraSchemas = obj{}

@@ -99,6 +99,7 @@ type Handler struct {
 	jobs  Jobs
 	mux   *http.ServeMux
 	hub   *hub
+	taps  *tapHub
 	log   *slog.Logger
 	paths []string // "METHOD /path" of every route registered, for the OpenAPI check
 }
@@ -120,16 +121,24 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{opts: opts, jobs: opts.Jobs, mux: http.NewServeMux(), log: log}
 	h.hub = newHub(opts.Jobs, opts.StatusInterval, opts.ClientBuffer, log)
+	h.taps = newTapHub(log)
 	h.routes()
 	return h
 }
 
 // Notify pushes a job's state change to the status WebSockets at once
 // (jobs.Options.OnChange).
-func (h *Handler) Notify(name string) { h.hub.changed(name) }
+func (h *Handler) Notify(name string) {
+	h.hub.changed(name)
+	h.taps.changed(name, h.jobs)
+}
 
-// Close stops the WebSocket hub and closes every status connection.
-func (h *Handler) Close() { h.hub.close() }
+// Close stops the WebSocket hub and closes every status connection, and
+// stops the taps.
+func (h *Handler) Close() {
+	h.hub.close()
+	h.taps.close()
+}
 
 // Routes lists "METHOD /path" for every route the handler serves.
 func (h *Handler) Routes() []string { return append([]string(nil), h.paths...) }
@@ -188,6 +197,7 @@ func (h *Handler) routes() {
 	h.handle("GET /api/v1/jobs/{name}/logs", h.logs)
 	h.handle("GET /api/v1/jobs/{name}/definition", h.definition)
 	h.handle("POST /api/v1/validate", h.validate)
+	h.tapRoutes()
 	if h.opts.Components != nil {
 		h.handle("GET /api/v1/components", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, h.opts.Components())
