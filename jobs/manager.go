@@ -95,8 +95,8 @@ type Options struct {
 	// job) with the name of a job whose state changed or that was deleted.
 	OnChange func(name string)
 	// OnRun, when set, is called with each new run of a job once it is
-	// built and before it starts (on the goroutine starting it; it must
-	// not call the Manager), so a caller can attach to the engine job (the
+	// built and before it starts (on the goroutine starting it, with the
+	// job locked: it must not call the Manager), so a caller can attach to the engine job (the
 	// dashboard's taps) before any record flows.
 	OnRun func(name string, u *runtime.Unified)
 }
@@ -401,6 +401,9 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 		j.mu.Unlock()
 		return err
 	}
+	if m.opts.OnRun != nil {
+		m.opts.OnRun(j.row.Name, u)
+	}
 	j.gen++
 	gen := j.gen
 	j.u = u
@@ -419,9 +422,6 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 		m.log.Error("job registry", "err", saveErr)
 	}
 	m.changed(j.row.Name)
-	if m.opts.OnRun != nil {
-		m.opts.OnRun(j.row.Name, u)
-	}
 
 	m.wg.Add(1)
 	go m.watch(j, u, gen)
