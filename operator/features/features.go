@@ -135,6 +135,8 @@ type Features struct {
 	batchMax int
 	stats    *engine.NodeStats
 	nLate    int64
+
+	instance, instances int // for a restore: which symbols are this instance's
 }
 
 // New returns the operator for features fs with output schema sc.
@@ -152,6 +154,7 @@ func New(fs []Feature, sc *md.Schema) (*Features, error) {
 // Open implements engine.Opener.
 func (o *Features) Open(ctx context.Context, nc *engine.NodeContext) error {
 	o.stats = nc.Stats
+	o.instance, o.instances = nc.Instance, nc.Instances
 	if nc.Pool != nil {
 		o.batchMax = nc.Pool.Size()
 	}

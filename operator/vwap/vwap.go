@@ -71,6 +71,8 @@ type VWAP struct {
 	symtab   *md.SymbolTable
 	stats    *engine.NodeStats
 	nLate    int64
+
+	instance, instances int // for a restore: which symbols are this instance's
 }
 
 // NewSchema declares the output: price and size of the record, vwap, and
@@ -98,6 +100,7 @@ func New(cfg Config) (*VWAP, error) {
 // Open implements engine.Opener.
 func (o *VWAP) Open(ctx context.Context, nc *engine.NodeContext) error {
 	o.stats = nc.Stats
+	o.instance, o.instances = nc.Instance, nc.Instances
 	if nc.Pool != nil {
 		o.batchMax = nc.Pool.Size()
 	}
