@@ -67,6 +67,8 @@ type Resample struct {
 	symtab   *md.SymbolTable
 	stats    *engine.NodeStats
 	nLate    int64
+
+	instance, instances int // for a restore: which symbols are this instance's
 }
 
 // New returns a resampler for cfg.
@@ -84,6 +86,7 @@ func New(cfg Config) (*Resample, error) {
 // Open implements engine.Opener.
 func (r *Resample) Open(ctx context.Context, nc *engine.NodeContext) error {
 	r.stats = nc.Stats
+	r.instance, r.instances = nc.Instance, nc.Instances
 	if nc.Pool != nil {
 		r.batchMax = nc.Pool.Size()
 	}
