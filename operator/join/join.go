@@ -111,6 +111,8 @@ type Join struct {
 	batchMax int
 	stats    *engine.NodeStats
 	nLate    int64
+
+	instance, instances int // for a restore: which symbols are this instance's
 }
 
 // Columns returns the output fields for cfg: asof: the left record's
@@ -177,6 +179,7 @@ func New(cfg Config) (*Join, error) {
 // Open implements engine.Opener.
 func (j *Join) Open(ctx context.Context, nc *engine.NodeContext) error {
 	j.stats = nc.Stats
+	j.instance, j.instances = nc.Instance, nc.Instances
 	if nc.Pool != nil {
 		j.batchMax = nc.Pool.Size()
 	}
