@@ -125,6 +125,8 @@ type Window struct {
 	stats    *engine.NodeStats
 
 	nLate, nTooLate int64
+
+	instance, instances int // for a restore: which symbols are this instance's
 }
 
 // NewSchema declares the output schema of windows with cfg's aggregations:
@@ -203,6 +205,7 @@ func New(cfg Config) (*Window, error) {
 // Open implements engine.Opener.
 func (w *Window) Open(ctx context.Context, nc *engine.NodeContext) error {
 	w.stats = nc.Stats
+	w.instance, w.instances = nc.Instance, nc.Instances
 	if nc.Pool != nil {
 		w.batchMax = nc.Pool.Size()
 	}
