@@ -568,6 +568,8 @@ func (in *instance) cleanup() error {
 
 func (in *instance) run() {
 	defer in.job.wg.Done()
+	in.nc.Stats.StartedAt.Store(time.Now().UnixNano())
+	defer func() { in.nc.Stats.EndedAt.Store(time.Now().UnixNano()) }()
 	in.state.Store("running")
 	err := in.guard("Run", func() error {
 		if in.node.n.Kind == KindSource {

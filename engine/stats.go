@@ -42,6 +42,10 @@ type NodeStats struct {
 	WatermarkAt atomic.Int64
 	// FirstEventAt is the wall-clock time (ns) the node saw its first record.
 	FirstEventAt atomic.Int64
+	// StartedAt and EndedAt are the wall-clock times (ns) the instance's
+	// goroutine began and stopped running (0 before).
+	StartedAt atomic.Int64
+	EndedAt   atomic.Int64
 	// Extra holds statistics particular to a component, such as a store
 	// sink's *storekit.Stats, for tests and programs that inspect a job. It
 	// is set once, in Open. Metrics do not read it: components register
@@ -175,25 +179,30 @@ func (s *NodeStats) copyMap(m map[string]int64) map[string]int64 {
 
 // NodeStatus is a snapshot of one logical node, summed over its instances.
 type NodeStatus struct {
-	ID          string           `json:"id"`
-	Type        string           `json:"type"`
-	Kind        string           `json:"kind"`
-	Instances   int              `json:"instances"`
-	State       string           `json:"state"` // running, done, failed
-	EventsIn    int64            `json:"events_in"`
-	EventsOut   int64            `json:"events_out"`
-	BatchesIn   int64            `json:"batches_in"`
-	BatchesOut  int64            `json:"batches_out"`
-	BusyNs      int64            `json:"busy_ns"`
-	BlockedNs   int64            `json:"blocked_ns"`
-	Watermark   int64            `json:"watermark"` // min over instances; md.MinTime when none yet
-	WatermarkAt int64            `json:"watermark_at,omitempty"`
-	QueueDepth  int              `json:"queue_depth"` // batches waiting in the node's input queues
-	QueueCap    int              `json:"queue_capacity"`
-	Drops       map[string]int64 `json:"drops,omitempty"`
-	Errors      map[string]int64 `json:"errors,omitempty"`
-	Counters    map[string]int64 `json:"counters,omitempty"` // named event counters (NodeStats.Count)
-	LastError   string           `json:"last_error,omitempty"`
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Kind       string `json:"kind"`
+	Instances  int    `json:"instances"`
+	State      string `json:"state"` // running, done, failed
+	EventsIn   int64  `json:"events_in"`
+	EventsOut  int64  `json:"events_out"`
+	BatchesIn  int64  `json:"batches_in"`
+	BatchesOut int64  `json:"batches_out"`
+	BusyNs     int64  `json:"busy_ns"`
+	BlockedNs  int64  `json:"blocked_ns"`
+	// BusyFraction is the largest share of its running time any instance
+	// spent working: in its callbacks for an operator or a sink, outside
+	// waits on full output queues for a source (whose pauses for pacing or
+	// for a live feed count as working: the source sets the pace).
+	BusyFraction float64          `json:"busy_fraction"`
+	Watermark    int64            `json:"watermark"` // min over instances; md.MinTime when none yet
+	WatermarkAt  int64            `json:"watermark_at,omitempty"`
+	QueueDepth   int              `json:"queue_depth"` // batches waiting in the node's input queues
+	QueueCap     int              `json:"queue_capacity"`
+	Drops        map[string]int64 `json:"drops,omitempty"`
+	Errors       map[string]int64 `json:"errors,omitempty"`
+	Counters     map[string]int64 `json:"counters,omitempty"` // named event counters (NodeStats.Count)
+	LastError    string           `json:"last_error,omitempty"`
 }
 
 // EdgeStatus is a snapshot of one logical edge.

@@ -1,16 +1,26 @@
 package engine
 
-import "github.com/mdpio/mdp/md"
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mdpio/mdp/md"
+)
 
 // Status is a snapshot of a running or finished job.
 type Status struct {
 	Nodes []NodeStatus `json:"nodes"`
 	Edges []EdgeStatus `json:"edges"`
+	// Bottleneck says which source limits the job's rate, when one does:
+	// empty otherwise (see bottleneck).
+	Bottleneck string `json:"bottleneck,omitempty"`
 }
 
 // Status returns per-node and per-edge figures, summed over instances.
 func (j *Job) Status() Status {
 	var s Status
+	now := time.Now().UnixNano()
 	for _, nr := range j.nodes {
 		ns := NodeStatus{ID: nr.n.ID, Type: nr.n.Type, Kind: nr.n.Kind.String(), Instances: len(nr.instances), Watermark: md.MaxTime}
 		states := map[string]int{}
@@ -23,6 +33,7 @@ func (j *Job) Status() Status {
 			ns.BatchesOut += st.BatchesOut.Load()
 			ns.BusyNs += st.BusyNs.Load()
 			ns.BlockedNs += st.BlockedNs.Load()
+			ns.BusyFraction = max(ns.BusyFraction, busyFraction(st, nr.n.Kind == KindSource, now))
 			ns.Watermark = min(ns.Watermark, st.Watermark.Load())
 			ns.WatermarkAt = max(ns.WatermarkAt, st.WatermarkAt.Load())
 			for k, v := range st.Drops() {
@@ -71,5 +82,84 @@ func (j *Job) Status() Status {
 		}
 		s.Edges = append(s.Edges, e)
 	}
+	s.Bottleneck = j.bottleneck(s.Nodes)
 	return s
+}
+
+// busyFraction is the share of an instance's running time it spent
+// working (NodeStatus.BusyFraction); 0 before it ran for a millisecond.
+func busyFraction(st *NodeStats, source bool, now int64) float64 {
+	start, end := st.StartedAt.Load(), st.EndedAt.Load()
+	if start == 0 {
+		return 0
+	}
+	if end == 0 {
+		end = now
+	}
+	ran := end - start
+	if ran < int64(time.Millisecond) {
+		return 0
+	}
+	busy := st.BusyNs.Load()
+	if source {
+		busy = ran - st.BlockedNs.Load()
+	}
+	return min(max(float64(busy)/float64(ran), 0), 1)
+}
+
+// Thresholds of the bottleneck hint.
+const (
+	// sourceBoundBlocked: a source that waited on full output queues for
+	// less than this share of its time was hardly held back by the job (on
+	// a loaded machine a queue fills now and then while its consumer waits
+	// for a core, so the bound is not 0).
+	sourceBoundBlocked = 0.2
+	// sourceBoundIdle: every consumer of that source busy for less than
+	// this share of its time had capacity to spare.
+	sourceBoundIdle = 0.6
+)
+
+// bottleneck names the source that limits the job's rate: one that seldom
+// waited on its output queues while every node it feeds was idle much of
+// the time. Adding instances downstream then cannot speed the job up (on
+// a machine with few cores it slows it down: the split costs the source
+// time). Empty when no source is the limit, or before the job has run for
+// a millisecond.
+func (j *Job) bottleneck(nodes []NodeStatus) string {
+	byID := make(map[string]NodeStatus, len(nodes))
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	for _, nr := range j.nodes {
+		if nr.n.Kind != KindSource {
+			continue
+		}
+		src := byID[nr.n.ID]
+		if src.BusyFraction == 0 || src.BusyFraction < 1-sourceBoundBlocked {
+			continue
+		}
+		var consumers []string
+		parallel, idle := false, true
+		for _, e := range j.graph.Edges {
+			if e.From != nr.n.ID {
+				continue
+			}
+			c := byID[e.To]
+			if c.BusyFraction >= sourceBoundIdle {
+				idle = false
+			}
+			parallel = parallel || c.Instances > 1
+			consumers = append(consumers, fmt.Sprintf("%s %.0f%%", c.ID, 100*c.BusyFraction))
+		}
+		if !idle || len(consumers) == 0 {
+			continue
+		}
+		msg := fmt.Sprintf("source %s limits the job's rate: it was busy %.0f%% of its time, the nodes it feeds less (%s)",
+			nr.n.ID, 100*src.BusyFraction, strings.Join(consumers, ", "))
+		if parallel {
+			msg += "; more parallelism downstream cannot speed this job up"
+		}
+		return msg
+	}
+	return ""
 }

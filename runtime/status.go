@@ -28,6 +28,9 @@ type Status struct {
 	Checkpoint *engine.CheckpointStatus `json:"checkpoint,omitempty"`
 	// Errors are the job's error and each node's most recent error.
 	Errors []string `json:"errors,omitempty"`
+	// Bottleneck names the source that limits the job's rate, when one does
+	// (engine.Status.Bottleneck).
+	Bottleneck string `json:"bottleneck,omitempty"`
 }
 
 // NodeStatus is one logical node, summed over its instances.
@@ -44,6 +47,9 @@ type NodeStatus struct {
 	BatchesOut     int64   `json:"batches_out"`
 	BusySeconds    float64 `json:"busy_seconds"`
 	BlockedSeconds float64 `json:"blocked_seconds"`
+	// BusyFraction is the largest share of its running time an instance
+	// spent working (engine.NodeStatus.BusyFraction).
+	BusyFraction float64 `json:"busy_fraction"`
 	// Watermark is the node's event-time watermark (RFC 3339), absent before
 	// the first one and after the final one.
 	Watermark string `json:"watermark,omitempty"`
@@ -105,7 +111,7 @@ func (u *Unified) Status() Status {
 		ns := NodeStatus{
 			ID: n.ID, Type: n.Type, Kind: n.Kind, Instances: n.Instances, State: n.State,
 			EventsIn: n.EventsIn, EventsOut: n.EventsOut, BatchesIn: n.BatchesIn, BatchesOut: n.BatchesOut,
-			BusySeconds: float64(n.BusyNs) / 1e9, BlockedSeconds: float64(n.BlockedNs) / 1e9,
+			BusySeconds: float64(n.BusyNs) / 1e9, BlockedSeconds: float64(n.BlockedNs) / 1e9, BusyFraction: n.BusyFraction,
 			QueueDepth: n.QueueDepth, QueueCapacity: n.QueueCap, Drops: n.Drops, Errors: n.Errors,
 			LastError: u.red.String(n.LastError),
 		}
@@ -124,6 +130,7 @@ func (u *Unified) Status() Status {
 		}
 		st.Nodes = append(st.Nodes, ns)
 	}
+	st.Bottleneck = es.Bottleneck
 	st.Edges = make([]EdgeStatus, 0, len(es.Edges))
 	for _, e := range es.Edges {
 		st.Edges = append(st.Edges, EdgeStatus{Name: e.Name, Policy: e.Policy, Depth: e.Depth, Capacity: e.Capacity, Dropped: e.Dropped, BlockedSeconds: float64(e.BlockedNs) / 1e9})

@@ -29,6 +29,9 @@ type Summary struct {
 	Nodes            []NodeSummary `json:"nodes"`
 	// Error is the job's error, when it failed.
 	Error string `json:"error,omitempty"`
+	// Bottleneck names the source that limited the job's rate, when one
+	// did (engine.Status.Bottleneck).
+	Bottleneck string `json:"bottleneck,omitempty"`
 }
 
 // NodeSummary is one node's part of a Summary.
@@ -69,7 +72,9 @@ func (u *Unified) Summary() Summary {
 		}
 		s.ElapsedSeconds = end.Sub(started).Seconds()
 	}
-	for _, n := range u.job.Status().Nodes {
+	es := u.job.Status()
+	s.Bottleneck = es.Bottleneck
+	for _, n := range es.Nodes {
 		ns := NodeSummary{ID: n.ID, Type: n.Type, Kind: n.Kind, Drops: nonZero(n.Drops), Errors: nonZero(n.Errors)}
 		counts := u.job.NodeSummary(n.ID)
 		switch n.Kind {
@@ -135,6 +140,9 @@ func (s Summary) logAttrs() []any {
 		}
 		attrs = append(attrs, groupAttr(n.ID, g))
 	}
+	if s.Bottleneck != "" {
+		attrs = append(attrs, "bottleneck", s.Bottleneck)
+	}
 	return attrs
 }
 
@@ -171,6 +179,9 @@ func (s Summary) WriteText(w io.Writer) {
 			line += "; " + reasonText(n.Counts)
 		}
 		fmt.Fprintf(w, "  %-*s  %-8s  %s\n", width, n.ID, n.Kind, line)
+	}
+	if s.Bottleneck != "" {
+		fmt.Fprintf(w, "  hint: %s\n", s.Bottleneck)
 	}
 	if s.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", s.Error)
