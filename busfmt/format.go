@@ -80,9 +80,11 @@ func (w *Writer) Message(b *md.Batch, syms []md.Instrument) ([]byte, error) {
 // DEGRADED for a while), a status counter malformed_<reason> per reason,
 // and the node metric malformed_messages_total.
 type Reader struct {
-	dec   *Decoder
-	st    *engine.NodeStats
-	total *engine.Counter
+	format Format
+	dec    *Decoder
+	rows   *rows // json and csv
+	st     *engine.NodeStats
+	total  *engine.Counter
 }
 
 // NewReader returns a reader interning into nc's symbol table and counting
@@ -96,10 +98,15 @@ func NewReader(nc *engine.NodeContext) *Reader {
 // source).
 func (r *Reader) Decoder() *Decoder { return r.dec }
 
-// Decode appends the frame's records to b. A refused frame leaves b as it
-// was, is counted, and returns its *FrameError; the caller logs it (rate
-// limited) and drops or dead-letters the payload.
+// Decode appends the message's records to b. A refused frame leaves b as
+// it was, is counted, and returns its *FrameError; refused rows of a json
+// or csv message are counted one by one, the others kept, and a
+// *RowsError returned. The caller logs it (rate limited) and drops or
+// dead-letters the payload.
 func (r *Reader) Decode(msg []byte, b *md.Batch) error {
+	if r.rows != nil {
+		return r.decodeRows(msg, b)
+	}
 	err := r.dec.Decode(msg, b)
 	if err == nil {
 		return nil

@@ -31,8 +31,6 @@ func init() {
 			Description: "JetStream stream to read. Empty: subscribe to the core NATS subject (at most once: what is published while the source is not connected is missed)."},
 		component.Field{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote", "bar"},
 			Description: "Record kind of the messages; a frame of another kind is malformed (bad_kind)."},
-		component.Field{Name: "format", Type: component.String, Default: "mdp", Enum: []string{"mdp"},
-			Description: "Message encoding: mdp, the binary frame sink.nats writes (README \"The mdp frame\")."},
 		component.Field{Name: "deliver", Type: component.String, Default: "all", Enum: []string{"all", "new", "by_sequence", "by_time"},
 			Description: "With stream: where a new consumer starts: all (the first message kept), new (messages published from now on), by_sequence (start_sequence), by_time (start_time)."},
 		component.Field{Name: "start_sequence", Type: component.Int, Min: component.Bound(1),
@@ -42,12 +40,13 @@ func init() {
 		component.Field{Name: "durable", Type: component.String,
 			Description: "With stream: name of a durable consumer (created when missing) whose acknowledgements the source sends once a batch is handed downstream, so a restart resumes after the last acknowledged message. Empty: an ordered consumer (no acknowledgements, restarts at deliver)."},
 	)
+	fields = append(fields, busfmt.SourceFields()...)
 	component.Register(component.Spec{
 		Type:    "provider.nats",
 		Kind:    engine.KindSource,
 		Summary: "Read batches from NATS (JetStream streams or core subjects)",
-		Description: "Each message is one batch in the mdp frame (sink.nats writes them); messages are gathered into the job's " +
-			"batches (emitted when full or when no more message is waiting). A message that does not decode is counted " +
+		Description: "Each message is one batch in format mdp, json or csv (sink.nats writes them; json and csv with a mapping read foreign messages); messages are gathered into the job's " +
+			"batches (emitted when full or when no more message is waiting). A message that does not decode (a json or csv row that does not) is counted " +
 			"(drops{reason=malformed}, counters malformed_<reason>), logged and dropped. With stream, an ordered consumer reads " +
 			"in stream order and recovers from disconnects by itself (resuming after the last sequence it delivered): nothing " +
 			"is lost or repeated while the job runs; a restarted job starts again at deliver. With durable, the source acknowledges " +
@@ -66,7 +65,11 @@ func init() {
 		Validate: validate,
 		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			k, _ := md.ParseKind(p.String("kind"))
-			s := &Source{opts: natsconn.OptionsFrom(p), subject: p.String("subject"), stream: p.String("stream"), kind: k,
+			cfg, err := busfmt.SourceConfigFrom(p, k)
+			if err != nil {
+				return nil, err
+			}
+			s := &Source{cfg: cfg, opts: natsconn.OptionsFrom(p), subject: p.String("subject"), stream: p.String("stream"), kind: k,
 				deliver: p.String("deliver"), durable: p.String("durable")}
 			s.startSeq = uint64(p.Int("start_sequence"))
 			if ns, ok := p.Time("start_time"); ok {
@@ -80,6 +83,10 @@ func init() {
 
 func validate(p *component.Params) error {
 	var errs []error
+	k, _ := md.ParseKind(p.String("kind"))
+	if _, err := busfmt.SourceConfigFrom(p, k); err != nil {
+		errs = append(errs, err)
+	}
 	d := p.String("deliver")
 	if p.String("stream") == "" {
 		for _, k := range []string{"durable", "start_sequence", "start_time"} {
@@ -108,6 +115,7 @@ func validate(p *component.Params) error {
 
 // Source is a provider.nats instance.
 type Source struct {
+	cfg       busfmt.SourceConfig
 	opts      natsconn.Options
 	subject   string
 	stream    string
@@ -132,7 +140,11 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 		return err
 	}
 	s.conn = conn
-	s.rd = busfmt.NewReader(nc)
+	if s.rd, err = busfmt.NewSourceReader(nc, s.cfg); err != nil {
+		conn.Close()
+		s.conn = nil
+		return err
+	}
 	return nil
 }
 

@@ -216,6 +216,15 @@ func TestRoundTripJetStream(t *testing.T) {
 		s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name}, md.KindTrade, len(want), nil)
 		checkTrades(t, s, want, syms)
 	})
+	for _, f := range []string{"json", "csv"} {
+		t.Run("trades/"+f, func(t *testing.T) {
+			name, subj := stream(t, url)
+			want := trades(1000, syms)
+			publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj, "format": f})
+			s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "format": f}, md.KindTrade, len(want), nil)
+			checkTrades(t, s, want, syms)
+		})
+	}
 	t.Run("bars", func(t *testing.T) {
 		name, subj := stream(t, url)
 		want := bars(777, syms)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/mdpio/mdp/rowmap"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,16 +87,11 @@ func openBenchReader(tb testing.TB, path string) (*fileReader, *atomic.Int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	lay, err := resolveLayout(p)
+	lay, err := rowmap.ResolveLayout(p)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dec := &decoder{kind: lay.kind, syms: newSymResolver(md.NewSymbolTable(), nil)}
-	dec.ts, _ = newTSParser(lay.tsFormat, lay.loc)
-	dec.ingest = dec.ts
-	for s := range lay.columns {
-		dec.mapped[s] = true
-	}
+	dec := rowmap.NewDecoder(lay, md.NewSymbolTable(), nil)
 	counter := new(atomic.Int64)
 	rc := &readerConfig{lay: lay, format: "auto", comp: "auto", dec: dec, bufSize: 256 << 10, counter: counter,
 		mal: &malformed{policy: errFail}, filter: timeFilter{start: md.MinTime, end: md.MaxTime}}

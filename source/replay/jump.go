@@ -2,6 +2,7 @@ package replay
 
 import (
 	"fmt"
+	"github.com/mdpio/mdp/rowmap"
 	"math"
 	"time"
 
@@ -143,7 +144,7 @@ func (r *fileReader) releaseConfirmed(eof bool) error {
 // reject reports a held row as malformed: a jump the rows after it did not
 // follow.
 func (r *fileReader) reject(h heldRow) error {
-	e := rowErr{prob: probSyntax, msg: r.jump.jumpReason(h.ts)}
+	e := rowmap.RowErr{Prob: rowmap.ProbSyntax, Msg: r.jump.jumpReason(h.ts)}
 	return r.mal.report(r.path, h.line, h.raw, &e)
 }
 

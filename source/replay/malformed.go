@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/mdpio/mdp/rowmap"
 	"log/slog"
 	"os"
 	"time"
@@ -82,14 +83,14 @@ func (m *malformed) openDeadLetter() error {
 
 // report handles one malformed row (line is 1-based; for Parquet the row
 // number). Under on_error: fail it returns the error that stops the job.
-func (m *malformed) report(file string, line int64, raw []byte, e *rowErr) error {
+func (m *malformed) report(file string, line int64, raw []byte, e *rowmap.RowErr) error {
 	return m.reportSized(file, line, raw, int64(len(raw)), e)
 }
 
 // reportSized is report for a row of size bytes of which raw is the start
 // (a line too long to keep).
-func (m *malformed) reportSized(file string, line int64, raw []byte, size int64, e *rowErr) error {
-	reason := e.reason()
+func (m *malformed) reportSized(file string, line int64, raw []byte, size int64, e *rowmap.RowErr) error {
+	reason := e.Reason()
 	if m.policy == errFail {
 		return fmt.Errorf("%s:%d: malformed row (%s); on_error is fail", file, line, reason)
 	}

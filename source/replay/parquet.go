@@ -3,6 +3,7 @@ package replay
 import (
 	"errors"
 	"fmt"
+	"github.com/mdpio/mdp/rowmap"
 	"io"
 	"strconv"
 	"strings"
@@ -20,10 +21,10 @@ type parquetInput struct {
 	colSlot []int // leaf column index -> slot, or -1
 	rows    []parquet.Row
 	n, pos  int
-	scratch [nSlots][]byte
+	scratch [rowmap.NSlots][]byte
 	// tsUnit is the unit (ns per unit) of ts and ingest_ts columns with a
 	// TIMESTAMP logical type, 0 for plain columns; it overrides ts_format.
-	tsUnit [nSlots]int64
+	tsUnit [rowmap.NSlots]int64
 	row    parquet.Row
 
 	size, total, read int64 // file bytes and rows, for progress
@@ -33,7 +34,7 @@ type parquetInput struct {
 
 // openParquet opens the Parquet data in ra (size bytes); diskSize is the
 // file's size on disk, which progress counts.
-func openParquet(path string, ra io.ReaderAt, size, diskSize int64, lay *layout, counter *atomic.Int64) (*parquetInput, error) {
+func openParquet(path string, ra io.ReaderAt, size, diskSize int64, lay *rowmap.Layout, counter *atomic.Int64) (*parquetInput, error) {
 	f, err := parquet.OpenFile(ra, size)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: parquet: %w", path, err)
@@ -43,26 +44,26 @@ func openParquet(path string, ra io.ReaderAt, size, diskSize int64, lay *layout,
 	for i := range p.colSlot {
 		p.colSlot[i] = -1
 	}
-	for s := range nSlots {
-		c, mapped := lay.columns[s]
+	for s := range rowmap.NSlots {
+		c, mapped := lay.Columns[s]
 		if !mapped {
 			continue
 		}
 		var leaf parquet.LeafColumn
 		ok := false
-		if c.index >= 0 {
-			if c.index < len(p.colSlot) {
-				leaf, ok = schema.Lookup(schema.Columns()[c.index]...)
+		if c.Index >= 0 {
+			if c.Index < len(p.colSlot) {
+				leaf, ok = schema.Lookup(schema.Columns()[c.Index]...)
 			}
 		} else {
-			leaf, ok = schema.Lookup(strings.Split(c.name, ".")...)
+			leaf, ok = schema.Lookup(strings.Split(c.Name, ".")...)
 		}
 		if !ok {
 			names := make([]string, 0, len(schema.Columns()))
 			for _, path := range schema.Columns() {
 				names = append(names, strings.Join(path, "."))
 			}
-			return nil, fmt.Errorf("%s: column %s (for %s) is not in the file; the columns are: %s", path, c, slotNames[s], strings.Join(names, ", "))
+			return nil, fmt.Errorf("%s: column %s (for %s) is not in the file; the columns are: %s", path, c, rowmap.SlotNames[s], strings.Join(names, ", "))
 		}
 		p.colSlot[leaf.ColumnIndex] = int(s)
 		if lt := leaf.Node.Type().LogicalType(); lt != nil {
@@ -77,7 +78,7 @@ func openParquet(path string, ra io.ReaderAt, size, diskSize int64, lay *layout,
 }
 
 // next fills vals with the next row; false at the end of the file.
-func (p *parquetInput) next(vals *rowVals) (bool, error) {
+func (p *parquetInput) next(vals *rowmap.Vals) (bool, error) {
 	if p.pos == p.n {
 		n, err := p.rd.ReadRows(p.rows)
 		if n == 0 {
@@ -106,7 +107,7 @@ func (p *parquetInput) next(vals *rowVals) (bool, error) {
 		if c < 0 || c >= len(p.colSlot) || p.colSlot[c] < 0 {
 			continue
 		}
-		s := slot(p.colSlot[c])
+		s := rowmap.Slot(p.colSlot[c])
 		if v.IsNull() {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mdpio/mdp/rowmap"
 	"os"
 	"time"
 
@@ -42,8 +43,8 @@ func init() {
 			"at speed 0 a hard level pauses and a soft level duty-cycles the reader so throughput falls to the scale " +
 			"(after each batch it idles for (1/scale - 1) x the time that batch took).",
 		ProducesFn: func(p *component.Params) md.Kind {
-			if pr, ok := presets[p.String("preset")]; ok {
-				return pr.kind
+			if k, ok := rowmap.PresetKind(p.String("preset")); ok {
+				return k
 			}
 			if k, err := md.ParseKind(p.String("kind")); err == nil && k == md.KindQuote {
 				return md.KindQuote
@@ -54,7 +55,7 @@ func init() {
 			{Name: "path", Type: component.Strings, Required: true, Path: true, Input: true,
 				Description: "File, glob or list of files/globs; relative to the working directory. Globs expand in name order.",
 				Example:     "testdata/replay/tardis_trades.csv"},
-			{Name: "preset", Type: component.String, Enum: presetNames(),
+			{Name: "preset", Type: component.String, Enum: rowmap.PresetNames(),
 				Description: "Known layout: tardis_trades, tardis_quotes (Tardis.dev CSV, µs epoch timestamp/local_timestamp, provider = exchange column), truefx (timestamp,bid,ask), histdata (HistData.com ticks in EST). Columns, ts_format, timezone and header override the preset's."},
 			{Name: "kind", Type: component.String, Enum: []string{"trade", "quote"},
 				Description: "Record kind for a generic layout (implied by preset)."},
@@ -105,7 +106,7 @@ func init() {
 
 func validate(p *component.Params) error {
 	var errs []error
-	if _, err := resolveLayout(p); err != nil {
+	if _, err := rowmap.ResolveLayout(p); err != nil {
 		errs = append(errs, err)
 	}
 	if p.String("on_error") == "dead_letter" && p.String("dead_letter_path") == "" {
@@ -125,7 +126,7 @@ func validate(p *component.Params) error {
 // Source is a provider.replay instance.
 type Source struct {
 	paths    []string
-	lay      *layout
+	lay      *rowmap.Layout
 	format   string
 	comp     string
 	filter   timeFilter
@@ -165,7 +166,7 @@ var (
 )
 
 func newSource(p *component.Params) (*Source, error) {
-	lay, err := resolveLayout(p)
+	lay, err := rowmap.ResolveLayout(p)
 	if err != nil {
 		return nil, err
 	}
@@ -275,18 +276,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		}
 	}
 	bufSize := min(max(4<<20/len(s.files), 16<<10), 256<<10)
-	dec := &decoder{kind: s.lay.kind, syms: newSymResolver(out.Symbols(), s.symbols), sizes: md.NewSizeDecimals(out.Symbols())}
-	dec.ts, _ = newTSParser(s.lay.tsFormat, s.lay.loc) // checked by Validate
-	dec.ingest = dec.ts
-	for sl := range s.lay.columns {
-		dec.mapped[sl] = true
-	}
-	if s.lay.symbol != "" {
-		dec.symbol = []byte(s.lay.symbol)
-	}
-	if s.lay.provider != "" {
-		dec.prov = []byte(s.lay.provider)
-	}
+	dec := rowmap.NewDecoder(s.lay, out.Symbols(), s.symbols)
 	rc := &readerConfig{lay: s.lay, format: s.format, comp: s.comp, dec: dec, mal: s.mal,
 		filter: s.filter, bufSize: bufSize, counter: &s.prog.bytes, maxJump: s.maxJump, maxLine: s.maxLine}
 
@@ -357,7 +347,7 @@ func (s *Source) fill(r *fileReader) error {
 // emitLoop merges the readers' chunks into batches and emits them, paced
 // when speed > 0.
 func (s *Source) emitLoop(ctx context.Context, out *engine.Output, h mergeHeap) error {
-	kind := s.lay.kind
+	kind := s.lay.Kind
 	st := s.nc.Stats
 	fb := s.nc.Feedback
 	if s.skipTo > 0 {
@@ -577,7 +567,7 @@ func (s *Source) sleep(ctx context.Context, timer *time.Timer, d time.Duration) 
 
 // String describes the source for logs.
 func (s *Source) String() string {
-	return fmt.Sprintf("provider.replay(%d files, %s)", len(s.files), s.lay.kind)
+	return fmt.Sprintf("provider.replay(%d files, %s)", len(s.files), s.lay.Kind)
 }
 
 // positionVersion is the version of the replay's checkpoint position.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mdpio/mdp/rowmap"
 	"math"
 	"os"
 	"path/filepath"
@@ -346,9 +347,9 @@ func TestProducesFn(t *testing.T) {
 func TestTimeParsers(t *testing.T) {
 	bad := []string{"", "-", "1.2.3", "99999999999999999999", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
 		"2024-01-02T25:00:00Z", "2024-01-02T00:00:00+2", "2024-01-02T00:00:00.Z", "2024-01-02X00:00:00Z"}
-	p, _ := newTSParser("auto", time.UTC)
+	p, _ := rowmap.NewTSParser("auto", time.UTC)
 	for _, b := range bad {
-		if v, ok := p.parse([]byte(b)); ok {
+		if v, ok := p.Parse([]byte(b)); ok {
 			t.Errorf("%q parsed as %d", b, v)
 		}
 	}
@@ -396,30 +397,6 @@ func TestNumberRules(t *testing.T) {
 	}
 }
 
-func TestIndexDelim(t *testing.T) {
-	for _, line := range []string{"", ",", "a", "abcdefgh", "abcdefgh,", "abcdefghijklmnop,q", "a,b", "1234567,",
-		"12345678,", "123456789,", "\x80\x81\x82\x83\x84\x85\x86\x87\x88,", "\x2b\x2d\x2c", "++++++++++,,", "no delimiter at all here"} {
-		want := strings.IndexByte(line, ',')
-		if want < 0 {
-			want = len(line)
-		}
-		if got := indexDelim([]byte(line), ','); got != want {
-			t.Errorf("%q: got %d, want %d", line, got, want)
-		}
-	}
-	for c := 0; c < 256; c++ {
-		line := []byte("xxxxxxxxxxxxxxxxxxxx")
-		line[11] = byte(c)
-		want := bytes.IndexByte(line, ';')
-		if want < 0 {
-			want = len(line)
-		}
-		if got := indexDelim(line, ';'); got != want {
-			t.Errorf("byte %d: got %d, want %d", c, got, want)
-		}
-	}
-}
-
 func TestParseUnixExact(t *testing.T) {
 	for _, s := range []string{"1582329602111000", "1704205800123456789", "9223372036854775807", "9223372036854775808", "12345678901234567890"} {
 		got, ok := tsparse.ParseUnix([]byte(s), 1)
@@ -427,36 +404,6 @@ func TestParseUnixExact(t *testing.T) {
 		// The largest int64 is the end-of-stream sentinel, not an event time.
 		if ok != (err == nil && want < math.MaxInt64) || (ok && got != want) {
 			t.Errorf("%q: got %d %v, want %d %v", s, got, ok, want, err)
-		}
-	}
-}
-
-func TestSplitPlainMatchesSplit(t *testing.T) {
-	for _, line := range []string{`"a",b`, "a, b", "abcdefghijklmnop,\"q\"", "abcdefghijklmnop,q ", "abcdefgh ,x,y,z"} {
-		if _, special := splitPlain([]byte(line), ',', nil, 2); !special {
-			t.Errorf("%q: not special", line)
-		}
-	}
-	for _, line := range []string{"", ",", ",,", "a", "a,b", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
-		"binance-futures,BTCUSDT,1582329602111000,1582329602418379,42377944,buy,9682,0.132", "12345678,", ",12345678", "1234567,9",
-		"\xac,\xad\x2c\x2c,\x80\x7f"} {
-		want := strings.Split(line, ",")
-		got, special := splitPlain([]byte(line), ',', nil, 1<<30)
-		if special {
-			t.Fatalf("%q: special", line)
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%q: %q, want %q", line, got, want)
-		}
-		for i := range want {
-			if string(got[i]) != want[i] {
-				t.Fatalf("%q: %q, want %q", line, got, want)
-			}
-		}
-		if n := len(want); n > 1 {
-			if got, _ := splitPlain([]byte(line), ',', nil, n-1); len(got) != n-1 || string(got[n-2]) != want[n-2] {
-				t.Fatalf("%q limit %d: %q", line, n-1, got)
-			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package replay
+package rowmap
 
 import (
 	"fmt"
@@ -19,19 +19,19 @@ const (
 	tsLayout                 // any Go time layout (slow path: time.ParseInLocation allocates)
 )
 
-// tsParser turns the bytes of a timestamp column into ns since the epoch.
+// TSParser turns the bytes of a timestamp column into ns since the epoch.
 // The common spellings are parsed by hand because time.Parse allocates per
 // call (its error value captures the input), which the per-row path must not.
-type tsParser struct {
+type TSParser struct {
 	kind   tsKind
 	unit   int64 // ns per unit for tsUnit
 	layout string
 	loc    *time.Location // for text without a UTC offset
 }
 
-// newTSParser resolves a ts_format value.
-func newTSParser(format string, loc *time.Location) (tsParser, error) {
-	p := tsParser{loc: loc}
+// NewTSParser resolves a ts_format value.
+func NewTSParser(format string, loc *time.Location) (TSParser, error) {
+	p := TSParser{loc: loc}
 	switch strings.ToLower(format) {
 	case "", "auto":
 		p.kind = tsAuto
@@ -60,7 +60,7 @@ func newTSParser(format string, loc *time.Location) (tsParser, error) {
 // parse returns the time in ns and whether b was a valid timestamp. Every
 // spelling goes through tsparse, so a time outside the representable range
 // is rejected (a malformed row), never wrapped.
-func (p *tsParser) parse(b []byte) (int64, bool) {
+func (p *TSParser) Parse(b []byte) (int64, bool) {
 	switch p.kind {
 	case tsUnit:
 		return tsparse.ParseUnix(b, p.unit)
@@ -131,10 +131,10 @@ func parseHistdata(b []byte, loc *time.Location) (int64, bool) {
 	return tsparse.Civil(t, int64(ms)*int64(time.Millisecond), nil, loc)
 }
 
-// loadLocation resolves a timezone param: "" and "UTC" are UTC, "EST" style
+// LoadLocation resolves a timezone param: "" and "UTC" are UTC, "EST" style
 // fixed zones and IANA names load from the embedded database, and "+02:00" /
 // "-0500" are fixed offsets.
-func loadLocation(name string) (*time.Location, error) {
+func LoadLocation(name string) (*time.Location, error) {
 	if name == "" || strings.EqualFold(name, "utc") || name == "Z" {
 		return time.UTC, nil
 	}

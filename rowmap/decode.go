@@ -1,4 +1,4 @@
-package replay
+package rowmap
 
 import (
 	"bytes"
@@ -12,58 +12,59 @@ import (
 	"github.com/mdpio/mdp/tsparse"
 )
 
-// rowVals holds one row's raw value per mapped slot; nil for a field absent
+// Vals holds one row's raw value per mapped Slot; nil for a field absent
 // from the row. The slices point into the reader's buffers and are valid
 // until the next row.
-type rowVals [nSlots][]byte
+type Vals [NSlots][]byte
 
-// problem codes of a malformed row. A code is cheap to return per row; the
+// Problem codes of a malformed row. A code is cheap to return per row; the
 // message is built only when a row is reported.
-type problem uint8
+type Problem uint8
 
 const (
-	probNone problem = iota
-	probMissing
-	probInvalid
-	probFields // too few CSV fields
-	probSyntax // the row is not valid CSV / JSON
-	probNumber // numbers that break md.CheckTrade / md.CheckQuote
+	ProbNone Problem = iota
+	ProbMissing
+	ProbInvalid
+	ProbFields // too few CSV fields
+	ProbSyntax // the row is not valid CSV / JSON
+	ProbNumber // numbers that break md.CheckTrade / md.CheckQuote
 )
 
-// rowErr describes why a row was rejected.
-type rowErr struct {
-	prob  problem
-	slot  slot
-	value []byte // the offending value (probInvalid)
-	have  int    // fields present (probFields)
-	want  int
-	msg   string // probSyntax
-	num   md.Problem
+// RowErr describes why a row was rejected.
+type RowErr struct {
+	Prob  Problem
+	Slot  Slot
+	Value []byte // the offending value (ProbInvalid)
+	Have  int    // fields present (ProbFields)
+	Want  int
+	Msg   string // ProbSyntax
+	Num   md.Problem
 }
 
-func (e *rowErr) reason() string {
-	switch e.prob {
-	case probMissing:
-		return "empty or missing " + slotNames[e.slot]
-	case probInvalid:
-		return fmt.Sprintf("invalid %s %q", slotNames[e.slot], e.value)
-	case probFields:
-		return fmt.Sprintf("row has %d fields, want at least %d", e.have, e.want)
-	case probSyntax:
-		return e.msg
-	case probNumber:
-		return e.num.String()
+// Reason says in words why the row was rejected.
+func (e *RowErr) Reason() string {
+	switch e.Prob {
+	case ProbMissing:
+		return "empty or missing " + SlotNames[e.Slot]
+	case ProbInvalid:
+		return fmt.Sprintf("invalid %s %q", SlotNames[e.Slot], e.Value)
+	case ProbFields:
+		return fmt.Sprintf("row has %d fields, want at least %d", e.Have, e.Want)
+	case ProbSyntax:
+		return e.Msg
+	case ProbNumber:
+		return e.Num.String()
 	}
 	return "malformed row"
 }
 
-// decoder turns rowVals into records.
-type decoder struct {
+// Decoder turns Vals into records.
+type Decoder struct {
 	kind   md.Kind
-	ts     tsParser
-	ingest tsParser
-	mapped [nSlots]bool
-	syms   *symResolver
+	TS     TSParser // parses ts (a Parquet reader sets its column's unit)
+	Ingest TSParser // parses ingest_ts
+	mapped [NSlots]bool
+	syms   *SymResolver
 	sizes  *md.SizeDecimals // decimal places of trade sizes, per symbol
 	symbol []byte           // constant symbol, or nil
 	prov   []byte           // constant provider, or nil
@@ -107,123 +108,145 @@ func parseSide(b []byte) md.Side {
 	return md.SideUnknown
 }
 
-func (d *decoder) num(v *rowVals, s slot, required bool, e *rowErr) (float64, bool) {
+func (d *Decoder) num(v *Vals, s Slot, required bool, e *RowErr) (float64, bool) {
 	b := v[s]
 	if len(b) == 0 {
 		if required {
-			*e = rowErr{prob: probMissing, slot: s}
+			*e = RowErr{Prob: ProbMissing, Slot: s}
 			return 0, false
 		}
 		return 0, true
 	}
 	f, ok := parseFloat(b)
 	if !ok {
-		*e = rowErr{prob: probInvalid, slot: s, value: b}
+		*e = RowErr{Prob: ProbInvalid, Slot: s, Value: b}
 	}
 	return f, ok
 }
 
+// seq parses the optional seq column (mdp's own JSON and CSV carry it).
+func (d *Decoder) seq(v *Vals, e *RowErr) (uint64, bool) {
+	b := v[SlotSeq]
+	if len(b) == 0 {
+		return 0, true
+	}
+	n, ok := parseInt(b)
+	if !ok || n < 0 {
+		*e = RowErr{Prob: ProbInvalid, Slot: SlotSeq, Value: b}
+		return 0, false
+	}
+	return uint64(n), true
+}
+
 // common decodes the fields every record has: times and instrument. ok is
 // false when the row is malformed (e is set) or filtered out (e is zero).
-func (d *decoder) common(v *rowVals, e *rowErr) (ts, ingest int64, sym md.SymID, ok bool) {
-	b := v[slotTS]
+func (d *Decoder) common(v *Vals, e *RowErr) (ts, ingest int64, sym md.SymID, ok bool) {
+	b := v[SlotTS]
 	if len(b) == 0 {
-		*e = rowErr{prob: probMissing, slot: slotTS}
+		*e = RowErr{Prob: ProbMissing, Slot: SlotTS}
 		return
 	}
-	if ts, ok = d.ts.parse(b); !ok {
-		*e = rowErr{prob: probInvalid, slot: slotTS, value: b}
+	if ts, ok = d.TS.Parse(b); !ok {
+		*e = RowErr{Prob: ProbInvalid, Slot: SlotTS, Value: b}
 		return
 	}
 	ingest = ts
-	if b := v[slotIngest]; d.mapped[slotIngest] && len(b) > 0 {
+	if b := v[SlotIngest]; d.mapped[SlotIngest] && len(b) > 0 {
 		var ok2 bool
-		if ingest, ok2 = d.ingest.parse(b); !ok2 {
-			*e = rowErr{prob: probInvalid, slot: slotIngest, value: b}
+		if ingest, ok2 = d.Ingest.Parse(b); !ok2 {
+			*e = RowErr{Prob: ProbInvalid, Slot: SlotIngest, Value: b}
 			return 0, 0, 0, false
 		}
 	}
 	symb := d.symbol
 	if symb == nil {
-		if symb = v[slotSymbol]; len(symb) == 0 {
-			*e = rowErr{prob: probMissing, slot: slotSymbol}
+		if symb = v[SlotSymbol]; len(symb) == 0 {
+			*e = RowErr{Prob: ProbMissing, Slot: SlotSymbol}
 			return 0, 0, 0, false
 		}
 	}
 	prov := d.prov
 	if prov == nil {
-		if prov = v[slotProvider]; len(prov) == 0 {
-			*e = rowErr{prob: probMissing, slot: slotProvider}
+		if prov = v[SlotProvider]; len(prov) == 0 {
+			*e = RowErr{Prob: ProbMissing, Slot: SlotProvider}
 			return 0, 0, 0, false
 		}
 	}
-	sym, ok = d.syms.resolve(prov, symb)
+	sym, ok = d.syms.Resolve(prov, symb)
 	return ts, ingest, sym, ok
 }
 
 // trade decodes a trade row.
-func (d *decoder) trade(v *rowVals, t *md.Trade, e *rowErr) bool {
+func (d *Decoder) Trade(v *Vals, t *md.Trade, e *RowErr) bool {
 	ts, ingest, sym, ok := d.common(v, e)
 	if !ok {
 		return false
 	}
-	price, ok := d.num(v, slotPrice, true, e)
+	price, ok := d.num(v, SlotPrice, true, e)
 	if !ok {
 		return false
 	}
-	size, ok := d.num(v, slotSize, true, e)
+	size, ok := d.num(v, SlotSize, true, e)
 	if !ok {
 		return false
 	}
 	if d.sizes != nil {
-		d.sizes.Note(sym, tsparse.Decimals(v[slotSize]))
+		d.sizes.Note(sym, tsparse.Decimals(v[SlotSize]))
+	}
+	seq, ok := d.seq(v, e)
+	if !ok {
+		return false
 	}
 	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sym,
-		Side: parseSide(v[slotSide]), TradeID: tradeID(v[slotTradeID])}
+		Side: parseSide(v[SlotSide]), TradeID: tradeID(v[SlotTradeID]), Seq: seq}
 	if p := md.CheckTrade(t); !p.OK() {
-		*e = rowErr{prob: probNumber, num: p}
+		*e = RowErr{Prob: ProbNumber, Num: p}
 		return false
 	}
 	return true
 }
 
 // quote decodes a quote row. Sizes are optional (FX quotes have none).
-func (d *decoder) quote(v *rowVals, q *md.Quote, e *rowErr) bool {
+func (d *Decoder) Quote(v *Vals, q *md.Quote, e *RowErr) bool {
 	ts, ingest, sym, ok := d.common(v, e)
 	if !ok {
 		return false
 	}
 	// Either side may be empty (absent, 0); md.CheckQuote wants one.
-	bid, ok := d.num(v, slotBid, false, e)
+	bid, ok := d.num(v, SlotBid, false, e)
 	if !ok {
 		return false
 	}
-	ask, ok := d.num(v, slotAsk, false, e)
+	ask, ok := d.num(v, SlotAsk, false, e)
 	if !ok {
 		return false
 	}
-	bs, ok := d.num(v, slotBidSize, false, e)
+	bs, ok := d.num(v, SlotBidSize, false, e)
 	if !ok {
 		return false
 	}
-	as, ok := d.num(v, slotAskSize, false, e)
+	as, ok := d.num(v, SlotAskSize, false, e)
 	if !ok {
 		return false
 	}
-	*q = md.Quote{TS: ts, Ingest: ingest, Bid: bid, BidSize: bs, Ask: ask, AskSize: as, Sym: sym}
+	seq, ok := d.seq(v, e)
+	if !ok {
+		return false
+	}
+	*q = md.Quote{TS: ts, Ingest: ingest, Bid: bid, BidSize: bs, Ask: ask, AskSize: as, Sym: sym, Seq: seq}
 	if p := md.CheckQuote(q); !p.OK() {
-		*e = rowErr{prob: probNumber, num: p}
+		*e = RowErr{Prob: ProbNumber, Num: p}
 		return false
 	}
 	return true
 }
 
-// symResolver maps (provider, symbol) bytes to SymIDs, applying the symbols
+// SymResolver maps (provider, symbol) bytes to SymIDs, applying the symbols
 // filter once per new instrument. In front of the per-provider maps sits a
 // small direct-mapped cache keyed by a hash of the bytes: files that
 // interleave many symbols then cost a hash and two byte comparisons per row
 // instead of a map lookup that hashes the whole key.
-type symResolver struct {
+type SymResolver struct {
 	table  *md.SymbolTable
 	filter map[string]bool // nil: every symbol passes
 	provs  map[string]*provSyms
@@ -247,8 +270,8 @@ type symEntry struct {
 	ok bool // passes the symbols filter
 }
 
-func newSymResolver(t *md.SymbolTable, symbols []string) *symResolver {
-	r := &symResolver{table: t, provs: map[string]*provSyms{}}
+func NewSymResolver(t *md.SymbolTable, symbols []string) *SymResolver {
+	r := &SymResolver{table: t, provs: map[string]*provSyms{}}
 	if len(symbols) > 0 {
 		r.filter = map[string]bool{}
 		for _, s := range symbols {
@@ -276,7 +299,7 @@ func symHash(prov, sym []byte) uint8 {
 	return uint8((w * 0x9E3779B97F4A7C15) >> 56)
 }
 
-func (r *symResolver) resolve(prov, sym []byte) (md.SymID, bool) {
+func (r *SymResolver) Resolve(prov, sym []byte) (md.SymID, bool) {
 	c := &r.cache[symHash(prov, sym)]
 	if c.used && bytes.Equal(sym, c.sym) && bytes.Equal(prov, c.prov) {
 		return c.id, c.ok
@@ -300,3 +323,25 @@ func (r *symResolver) resolve(prov, sym []byte) (md.SymID, bool) {
 	c.id, c.ok, c.used = e.id, e.ok, true
 	return e.id, e.ok
 }
+
+// NewDecoder returns a decoder of the layout's records, interning symbols
+// into t; with symbols, only those symbols pass (the others are skipped
+// without a problem).
+func NewDecoder(l *Layout, t *md.SymbolTable, symbols []string) *Decoder {
+	d := &Decoder{kind: l.Kind, syms: NewSymResolver(t, symbols), sizes: md.NewSizeDecimals(t)}
+	d.TS, _ = NewTSParser(l.TSFormat, l.Loc) // checked by Resolve
+	d.Ingest = d.TS
+	for s := range l.Columns {
+		d.mapped[s] = true
+	}
+	if l.Symbol != "" {
+		d.symbol = []byte(l.Symbol)
+	}
+	if l.Provider != "" {
+		d.prov = []byte(l.Provider)
+	}
+	return d
+}
+
+// UnitParser parses epoch numbers in unit (ns per unit).
+func UnitParser(unit int64) TSParser { return TSParser{kind: tsUnit, unit: unit} }

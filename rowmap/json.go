@@ -1,13 +1,49 @@
-package replay
+package rowmap
 
-import "unicode/utf8"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
-// scanJSON reads one flat JSON object and points r.vals at the values of
-// the mapped keys: string contents (unescaped) or the literal text of
-// numbers; null counts as absent. Nested objects and arrays are skipped.
-// encoding/json is not used because decoding into a map or struct allocates
-// per row; this scanner reuses its buffers. It returns a syntax problem or "".
-func (r *fileReader) scanJSON(line []byte) string {
+// JSONScanner reads flat JSON objects (one row each) into Vals by key.
+type JSONScanner struct {
+	keys []jsonKey
+	jbuf [NSlots][]byte
+	kbuf []byte
+}
+
+type jsonKey struct {
+	name string
+	slot Slot
+}
+
+// NewJSONScanner returns a scanner of the layout's columns, which must be
+// named by key (an index is an error).
+func NewJSONScanner(l *Layout) (*JSONScanner, error) {
+	s := &JSONScanner{}
+	for sl := range NSlots {
+		c, ok := l.Columns[sl]
+		if !ok {
+			continue
+		}
+		if c.Index >= 0 {
+			return nil, fmt.Errorf("columns.%s is an index (%d); JSON names fields by key", SlotNames[sl], c.Index)
+		}
+		s.keys = append(s.keys, jsonKey{name: c.Name, slot: sl})
+	}
+	return s, nil
+}
+
+// Scan reads one flat JSON object and points vals at the values of the
+// mapped keys: string contents (unescaped) or the literal text of numbers;
+// null counts as absent (so is a mapped key missing from the object). Nested objects and
+// arrays are skipped. encoding/json is not used because decoding into a map
+// or struct allocates per row; this scanner reuses its buffers. The values
+// are valid until the next Scan. It returns a syntax problem or "".
+func (r *JSONScanner) Scan(line []byte, vals *Vals) string {
+	for _, k := range r.keys {
+		vals[k.slot] = nil
+	}
 	i := skipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
 		return "not a JSON object"
@@ -36,9 +72,9 @@ func (r *fileReader) scanJSON(line []byte) string {
 			return "unexpected end of line"
 		}
 		target := -1
-		for k := range r.jkeys {
-			if string(key) == r.jkeys[k].name {
-				target = int(r.jkeys[k].slot)
+		for k := range r.keys {
+			if string(key) == r.keys[k].name {
+				target = int(r.keys[k].slot)
 				break
 			}
 		}
@@ -74,7 +110,7 @@ func (r *fileReader) scanJSON(line []byte) string {
 			}
 		}
 		if target >= 0 {
-			r.vals[target] = val
+			vals[target] = val
 		}
 		i = skipWS(line, i)
 		if i >= len(line) {
