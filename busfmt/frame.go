@@ -35,7 +35,8 @@
 //	                    seq (uint64)
 //	bar     (85 bytes): sym, start, end, interval (int64), open, high, low,
 //	                    close, volume, vwap (float64), trades (int64),
-//	                    bar type (1 byte: 0 time, 1 tick, 2 volume, 3 value),
+//	                    bar type (1 byte: 0 time, 1 tick, 2 volume, 3 value,
+//	                    4 tick imbalance, 5 volume imbalance),
 //	                    source (1 byte: 0 trade, 1 mid, 2 bid, 3 ask),
 //	                    flags (1 byte: bit 0 labelled by end, bit 1 update)
 //	derived (10+8f bytes): sym, ts (int64 ns), then the f field values in
@@ -86,7 +87,8 @@ const (
 	barFlagLabel   = 1
 	barFlagUpdate  = 2
 	barFlagsKnown  = barFlagLabel | barFlagUpdate
-	maxBarEnum     = 3
+	maxBarEnum     = 3 // bar source
+	maxBarTypeEnum = 5 // bar type
 	maxSideEnum    = 2
 	maxSchemaField = math.MaxUint8
 )
@@ -448,7 +450,7 @@ func (d *Decoder) Decode(frame []byte, b *md.Batch) error {
 				return frameErr(ReasonEnum, "record %d: side %d", i, r[tradeSize-1])
 			}
 		case md.KindBar:
-			if r[barSize-3] > maxBarEnum || r[barSize-2] > maxBarEnum || r[barSize-1]&^barFlagsKnown != 0 {
+			if r[barSize-3] > maxBarTypeEnum || r[barSize-2] > maxBarEnum || r[barSize-1]&^barFlagsKnown != 0 {
 				return frameErr(ReasonEnum, "record %d: bar type %d, source %d, flags %#x", i, r[barSize-3], r[barSize-2], r[barSize-1])
 			}
 		}

@@ -202,7 +202,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"symbol index", mod(good, func(f []byte) []byte { f[len(f)-tradeSize] = 9; return f }), md.KindTrade, ReasonSymbol},
 		{"side", mod(good, func(f []byte) []byte { f[len(f)-1] = 3; return f }), md.KindTrade, ReasonEnum},
 		{"bar flags", mod(bars, func(f []byte) []byte { f[len(f)-1] = 4; return f }), md.KindBar, ReasonEnum},
-		{"bar type", mod(bars, func(f []byte) []byte { f[len(f)-3] = 4; return f }), md.KindBar, ReasonEnum},
+		{"bar type", mod(bars, func(f []byte) []byte { f[len(f)-3] = 6; return f }), md.KindBar, ReasonEnum},
+		{"bar source", mod(bars, func(f []byte) []byte { f[len(f)-2] = 4; return f }), md.KindBar, ReasonEnum},
 		{"schema name", mod(der, func(f []byte) []byte {
 			i := indexOf(f, "ewma")
 			f[i] = 'E'

@@ -135,11 +135,18 @@ const (
 	BarTick                  // a fixed number of records
 	BarVolume                // a fixed traded size
 	BarValue                 // a fixed traded value (price × size)
+	// BarTickImbalance closes when the signed tick count exceeds its
+	// expected imbalance (López de Prado's tick imbalance bars).
+	BarTickImbalance
+	// BarVolumeImbalance closes when the signed volume exceeds its expected
+	// imbalance (López de Prado's volume imbalance bars).
+	BarVolumeImbalance
 )
 
-var barTypeNames = [...]string{"time", "tick", "volume", "value"}
+var barTypeNames = [...]string{"time", "tick", "volume", "value", "tick_imbalance", "volume_imbalance"}
 
-// String returns time, tick, volume or value.
+// String returns time, tick, volume, value, tick_imbalance or
+// volume_imbalance.
 func (t BarType) String() string {
 	if int(t) < len(barTypeNames) {
 		return barTypeNames[t]

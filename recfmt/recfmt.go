@@ -391,7 +391,8 @@ func appendCSVHead(dst []byte, in *md.Instrument) []byte {
 }
 
 // AppendBarInterval appends the bar's interval column: its duration for a
-// time bar (1s, 5m), its threshold for tick, volume and value bars.
+// time bar (1s, 5m), its threshold for tick, volume and value bars and its
+// initial expected ticks per bar for imbalance bars.
 func AppendBarInterval(dst []byte, r *md.Bar) []byte {
 	if r.Type == md.BarTime {
 		return AppendInterval(dst, r.Interval)

@@ -114,8 +114,8 @@ var (
 	// Bar: interval is the bar's size as text (1s, 1m for time bars); ts is
 	// the start in stores and the label time in streams; trades counts the
 	// records folded in (trades, or quote updates when source is not
-	// trade); bar_type is time, tick, volume or value; source is trade, mid,
-	// bid or ask.
+	// trade); bar_type is time, tick, volume, value, tick_imbalance or
+	// volume_imbalance; source is trade, mid, bid or ask.
 	Bar = &Table{Kind: md.KindBar, Name: "bars_ohlcv", Dataset: "bars",
 		Columns: []Column{
 			{Name: "provider", Type: Text},

@@ -22,11 +22,9 @@ func TestSpecRejectsBadParams(t *testing.T) {
 		{map[string]any{"interval": 0}, "params.interval: 0 is below the minimum 1ms"},
 		{map[string]any{"interval": "500us"}, "params.interval: 500us is below the minimum 1ms"},
 		{map[string]any{"interval": "-1s"}, "params.interval: -1s is below the minimum 1ms"},
-		{map[string]any{}, `params.interval: missing required param "interval" (Bar length, 1ms or more.)`},
 		{map[string]any{"interval": "1s", "label": "middle"}, `params.label: "middle" is not allowed; want one of open, close`},
 		{map[string]any{"interval": "1s", "label": "clos"}, `params.label: "clos" is not allowed; want one of open, close (did you mean "close"?)`},
-		{map[string]any{"intreval": "1s"}, `params.intreval: unknown param "intreval" for operator.bars; did you mean "interval"?` + "\n" +
-			`params.interval: missing required param "interval" (Bar length, 1ms or more.)`},
+		{map[string]any{"intreval": "1s"}, `params.intreval: unknown param "intreval" for operator.bars; did you mean "interval"?`},
 		{map[string]any{"interval": "1s", "late_policy": "updat"}, `params.late_policy: "updat" is not allowed; want one of drop, side_output, update (did you mean "update"?)`},
 		{map[string]any{"interval": "1s", "price": "last"}, `params.price: "last" is not allowed; want one of mid, bid, ask`},
 		{map[string]any{"interval": "1s", "build_delay": "-1s"}, "params.build_delay: -1s is below the minimum 0s"},

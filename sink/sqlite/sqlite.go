@@ -20,9 +20,9 @@
 //	<schema name>(provider, symbol, ts, <fields: REAL or INTEGER>)
 //	    primary key (provider, symbol, ts)
 //
-// interval is the bar's own interval as text (1s, 1m, 5m, 1h); bar_type is
-// time (tick, volume and value are reserved for bar builders to come);
-// source is trade, mid, bid or ask, so trade bars and quote bars of one
+// interval is the bar's own interval as text (1s, 1m, 5m, 1h; the threshold
+// for bars that are not time bars); bar_type is time, tick, volume, value,
+// tick_imbalance or volume_imbalance; source is trade, mid, bid or ask, so trade bars and quote bars of one
 // symbol are separate rows. ts is the bar's start (trades, quotes and
 // derived records: their event time) in UTC as fixed-width RFC 3339 text
 // with microseconds, "2024-01-02T14:30:00.000000Z", so text order is time
