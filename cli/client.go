@@ -444,7 +444,7 @@ func (a *app) logsCommand() *cobra.Command {
 	var tail int
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
-		Short: "Print a job's recent log records; -f follows them",
+		Short: "Print a job's recent log records; -f follows them as they come",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := nameArg(args, job)
@@ -452,36 +452,27 @@ func (a *app) logsCommand() *cobra.Command {
 				return err
 			}
 			c := f.client()
-			var since int64
-			q := fmt.Sprintf("?tail=%d", tail)
-			for {
-				var recs []jobs.LogRecord
-				if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name)+"/logs"+q, nil, &recs); err != nil {
-					if cmd.Context().Err() != nil {
-						return nil
-					}
-					return clientExit(err)
+			path := "/api/v1/jobs/" + url.PathEscape(name) + fmt.Sprintf("/logs?tail=%d", tail)
+			emit := func(r jobs.LogRecord) error {
+				if f.asJSON {
+					return json.NewEncoder(a.stdout).Encode(r)
 				}
-				for _, r := range recs {
-					since = r.Seq
-					if f.asJSON {
-						if err := json.NewEncoder(a.stdout).Encode(r); err != nil {
-							return err
-						}
-						continue
-					}
-					a.printLog(r)
-				}
-				if !follow {
-					return nil
-				}
-				select {
-				case <-cmd.Context().Done():
-					return nil
-				case <-time.After(500 * time.Millisecond):
-				}
-				q = fmt.Sprintf("?tail=0&since=%d", since)
+				a.printLog(r)
+				return nil
 			}
+			if follow {
+				return a.followLogs(cmd.Context(), c, path+"&follow=true", emit)
+			}
+			var recs []jobs.LogRecord
+			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &recs); err != nil {
+				return clientExit(err)
+			}
+			for _, r := range recs {
+				if err := emit(r); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	f.add(cmd, true)
@@ -489,6 +480,55 @@ func (a *app) logsCommand() *cobra.Command {
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new records until interrupted")
 	cmd.Flags().IntVar(&tail, "tail", 100, "print at most this many of the newest records (0: all kept)")
 	return cmd
+}
+
+// followLogs reads the server's NDJSON log stream until it ends or ctx is
+// cancelled, and says when records were lost from the job's ring before
+// the stream carried them.
+func (a *app) followLogs(ctx context.Context, c *apiClient, path string, print func(jobs.LogRecord) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return fmt.Errorf("job server %s: %w", c.base, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// No overall timeout: the stream lasts until interrupted.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return clientExit(c.unreachable(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		data, _ := io.ReadAll(resp.Body)
+		ae := &apiError{code: resp.StatusCode}
+		_ = json.Unmarshal(data, &ae.body)
+		return clientExit(ae)
+	}
+	dec := json.NewDecoder(resp.Body)
+	var last int64
+	for {
+		var r jobs.LogRecord
+		if err := dec.Decode(&r); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return clientExit(fmt.Errorf("job server %s ended the log stream: the job was deleted or the server is stopping", c.base))
+			}
+			return clientExit(fmt.Errorf("job server %s: log stream: %w", c.base, err))
+		}
+		if last > 0 && r.Seq > last+1 {
+			fmt.Fprintf(a.stderr, "… %d log records were overwritten in the job's ring before they could be sent\n", r.Seq-last-1)
+		}
+		last = r.Seq
+		if err := print(r); err != nil {
+			return err
+		}
+	}
 }
 
 func (a *app) printLog(r jobs.LogRecord) {

@@ -1,10 +1,13 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/mdpio/mdp/runtime"
 )
 
 // LogRecord is one log record of a job, as the API returns it. Its text
@@ -19,12 +22,16 @@ type LogRecord struct {
 	Attrs   map[string]any `json:"attrs,omitempty"`
 }
 
-// logRing keeps a job's most recent log records, bounded.
+// logRing keeps a job's most recent log records, bounded. Followers wait
+// on wake, which the next record (or close) closes; it exists only while
+// someone waits, so a ring nobody follows costs nothing more.
 type logRing struct {
-	mu   sync.Mutex
-	buf  []LogRecord
-	next int   // index the next record goes to once buf is full
-	seq  int64 // last sequence number given
+	mu     sync.Mutex
+	buf    []LogRecord
+	next   int   // index the next record goes to once buf is full
+	seq    int64 // last sequence number given
+	wake   chan struct{}
+	closed bool // the job was deleted
 }
 
 func newLogRing(n int) *logRing { return &logRing{buf: make([]LogRecord, 0, n)} }
@@ -34,12 +41,48 @@ func (r *logRing) add(rec LogRecord) {
 	defer r.mu.Unlock()
 	r.seq++
 	rec.Seq = r.seq
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
+	}
 	if len(r.buf) < cap(r.buf) {
 		r.buf = append(r.buf, rec)
 		return
 	}
 	r.buf[r.next] = rec
 	r.next = (r.next + 1) % len(r.buf)
+}
+
+// close wakes every follower for good: the job is gone.
+func (r *logRing) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
+	}
+}
+
+// follow returns the records after since and a channel closed when the
+// next one arrives; false when the ring was closed.
+func (r *logRing) follow(since int64) ([]LogRecord, <-chan struct{}, bool) {
+	recs := r.tail(0, since)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return recs, nil, false
+	}
+	if r.seq > since && (len(recs) == 0 || recs[len(recs)-1].Seq < r.seq) {
+		// A record came between the two locks: come back at once.
+		c := make(chan struct{})
+		close(c)
+		return recs, c, true
+	}
+	if r.wake == nil {
+		r.wake = make(chan struct{})
+	}
+	return recs, r.wake, true
 }
 
 // tail returns at most n of the newest records with Seq above since, oldest
@@ -144,4 +187,66 @@ func (h *ringHandler) WithGroup(name string) slog.Handler {
 	}
 	c.group = name
 	return &c
+}
+
+// MaxStdoutLine is the longest line of a job's standard output kept as one
+// log record; a longer line is cut into records of this size.
+const MaxStdoutLine = 64 << 10
+
+// stdoutWriter is a served job's standard output (sink.stdout,
+// sink.checksum): each line becomes a record of the job's log ring with the
+// attribute stream=stdout, its text through the job's Redactor, instead of
+// mixing every job's data into the server's own output.
+type stdoutWriter struct {
+	mu   sync.Mutex
+	ring *logRing
+	red  *runtime.Redactor
+	buf  []byte // the line being written
+}
+
+func (w *stdoutWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			for len(w.buf) >= MaxStdoutLine {
+				w.emit(w.buf[:MaxStdoutLine])
+				w.buf = append(w.buf[:0], w.buf[MaxStdoutLine:]...)
+			}
+			break
+		}
+		line := p[:i]
+		if len(w.buf) > 0 {
+			w.buf = append(w.buf, line...)
+			line = w.buf
+		}
+		for len(line) > MaxStdoutLine {
+			w.emit(line[:MaxStdoutLine])
+			line = line[MaxStdoutLine:]
+		}
+		w.emit(line)
+		w.buf = w.buf[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// flush keeps what is left of an unfinished last line; the run has ended.
+func (w *stdoutWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(w.buf)
+		w.buf = w.buf[:0]
+	}
+}
+
+func (w *stdoutWriter) emit(line []byte) {
+	w.ring.add(LogRecord{
+		Time: time.Now().UTC().Format(time.RFC3339Nano), Level: slog.LevelInfo.String(),
+		Message: w.red.String(string(bytes.TrimSuffix(line, []byte("\r")))), Attrs: map[string]any{"stream": "stdout"},
+	})
 }

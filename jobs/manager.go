@@ -384,10 +384,12 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 		j.mu.Unlock()
 		return err
 	}
+	stdout := &stdoutWriter{ring: j.ring, red: runtime.NewRedactor(doc)}
 	ropts := runtime.Options{
 		LoadOptions: config.LoadOptions{Registry: m.opts.Registry},
 		Logger:      slog.New(&ringHandler{next: m.log.Handler(), ring: j.ring}),
 		Metrics:     m.coll,
+		Stdout:      stdout,
 		// A job with checkpoints continues from its latest one, whether
 		// it was suspended by a stop, killed with the server or restarted
 		// after a failure; with none saved yet it starts from the beginning.
@@ -424,7 +426,7 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 	m.changed(j.row.Name)
 
 	m.wg.Add(1)
-	go m.watch(j, u, gen)
+	go m.watch(j, u, gen, stdout)
 	if err := u.Start(m.ctx); err != nil {
 		// watch records the failure and applies the restart policy.
 		<-u.Done()
@@ -442,9 +444,10 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 
 // watch waits for one run to end, records how it ended and applies the
 // restart policy.
-func (m *Manager) watch(j *job, u *runtime.Unified, gen int) {
+func (m *Manager) watch(j *job, u *runtime.Unified, gen int, stdout *stdoutWriter) {
 	defer m.wg.Done()
 	<-u.Done()
+	stdout.flush()
 	err := u.Err()
 	j.mu.Lock()
 	if j.gen != gen || j.deleted {
@@ -645,6 +648,7 @@ func (m *Manager) Delete(name string, force bool) error {
 	m.mu.Lock()
 	delete(m.jobs, name)
 	m.mu.Unlock()
+	j.ring.close()
 	if err := m.store.delete(name); err != nil {
 		return err
 	}
@@ -707,6 +711,22 @@ func (m *Manager) Run(name string) *runtime.Unified {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.u
+}
+
+// FollowLogs returns the job's log records with a sequence number above
+// since and a channel closed when the next record arrives (or the job is
+// deleted, after which FollowLogs wraps ErrNotFound). Records overwritten
+// in the ring before they were asked for show as a gap in the sequence.
+func (m *Manager) FollowLogs(name string, since int64) ([]LogRecord, <-chan struct{}, error) {
+	j, err := m.get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, wake, ok := j.ring.follow(since)
+	if !ok {
+		return recs, nil, fmt.Errorf("job %q: %w (deleted)", name, ErrNotFound)
+	}
+	return recs, wake, nil
 }
 
 // Definition returns the job file as submitted with its secrets masked,

@@ -65,8 +65,17 @@ var addrRE = regexp.MustCompile(`"msg":"job server listening","addr":"([^"]+)"`)
 // waits until it listens.
 func serve(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
+	return serveWith(t, dir, nil, args...)
+}
+
+// serveWith is serve with a hook to set up the command before it starts.
+func serveWith(t testing.TB, dir string, setup func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--state", filepath.Join(dir, "state.db")}, args...)
 	cmd := exec.Command(mdpBin, args...)
+	if setup != nil {
+		setup(cmd)
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "MDP_API_TOKEN=")
 	pr, err := cmd.StderrPipe()
@@ -882,4 +891,117 @@ func TestServeJobsDir(t *testing.T) {
 	if code != 2 || !strings.Contains(out, `bad.yaml:1:29: dag.nodes[0].type: unknown component type "nope"`) || strings.Contains(out, "job starting") {
 		t.Fatalf("invalid file in --jobs: exit %d\n%s", code, out)
 	}
+}
+
+// A served job's standard output (sink.stdout) is its log's, one record a
+// line with stream=stdout, and never the server's own stdout; `mdp logs -f`
+// streams the log as records arrive and ends when the job is deleted.
+func TestServeJobStdoutAndLogsFollow(t *testing.T) {
+	dir := t.TempDir()
+	var srvOut syncBuffer
+	p := serveWith(t, dir, func(cmd *exec.Cmd) { cmd.Stdout = &srvOut })
+	const n = 40
+	p.must(201, "POST", "/api/v1/jobs", fmt.Sprintf(`name: printer
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], count: %d, seed: 1}}
+    - {id: out, type: sink.stdout}
+  edges: [[src, out]]
+`, n), nil)
+	var recs []jobs.LogRecord
+	waitFor(t, "the job's output in its log", 60*time.Second, func() bool {
+		recs = nil
+		p.must(200, "GET", "/api/v1/jobs/printer/logs?tail=0", "", &recs)
+		c := 0
+		for _, r := range recs {
+			if r.Attrs["stream"] == "stdout" {
+				c++
+			}
+		}
+		return c >= n
+	})
+	var lines []string
+	for _, r := range recs {
+		if r.Attrs["stream"] != "stdout" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(r.Message), &rec); err != nil || rec["symbol"] != "AAPL" {
+			t.Fatalf("stdout record %q: %v", r.Message, err)
+		}
+		lines = append(lines, r.Message)
+	}
+	if len(lines) != n {
+		t.Fatalf("%d stdout records, want %d", len(lines), n)
+	}
+	if s := srvOut.String(); s != "" {
+		t.Fatalf("the server's stdout has the job's output: %.200s", s)
+	}
+
+	// Follow a paced job: records keep arriving on the one stream.
+	p.must(201, "POST", "/api/v1/jobs", `name: ticker
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [MSFT], rate: 20, seed: 2, batch_size: 1}}
+    - {id: out, type: sink.stdout}
+  edges: [[src, out]]
+`, nil)
+	cmd := exec.Command(mdpBin, "logs", "ticker", "-f", "--tail", "1", "--json", "--server", p.base)
+	cmd.Env = append(os.Environ(), "MDP_API_TOKEN=")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	sc := bufio.NewScanner(out)
+	var seqs []int64
+	start := time.Now()
+	for len(seqs) < 10 && sc.Scan() {
+		var r jobs.LogRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("mdp logs -f line %q: %v", sc.Text(), err)
+		}
+		if len(seqs) > 0 && r.Seq != seqs[len(seqs)-1]+1 {
+			t.Fatalf("sequence %v then %d", seqs, r.Seq)
+		}
+		seqs = append(seqs, r.Seq)
+	}
+	if len(seqs) < 10 {
+		t.Fatalf("mdp logs -f gave %d records: %s", len(seqs), stderr.String())
+	}
+	// Ten records at 20 a second from a tail of one: the stream carried
+	// records written after it started, which no single answer could.
+	if time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("ten records in %v: not a live stream", time.Since(start))
+	}
+	p.must(200, "DELETE", "/api/v1/jobs/ticker?force=true", "", nil)
+	for sc.Scan() {
+	}
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "ended the log stream: the job was deleted or the server is stopping") {
+		t.Fatalf("mdp logs -f after delete: %v %s", err, stderr.String())
+	}
+	p.stop()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

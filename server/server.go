@@ -593,12 +593,69 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		since = n
 	}
+	follow, err := boolParam(r, "follow", false)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
 	recs, err := h.opts.Manager.Logs(r.PathValue("name"), tail, since)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, recs)
+	if !follow {
+		writeJSON(w, http.StatusOK, recs)
+		return
+	}
+	h.followLogs(w, r, r.PathValue("name"), recs, since)
+}
+
+// followLogs streams a job's log as NDJSON, one LogRecord a line: recs
+// first, then every new record as it arrives, until the client goes, the
+// job is deleted or the server closes. A client that does not take a
+// write within writeTimeout is cut off; one that fell behind the ring sees
+// a gap in the sequence numbers.
+func (h *Handler) followLogs(w http.ResponseWriter, r *http.Request, name string, recs []jobs.LogRecord, since int64) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		for _, rec := range recs {
+			if err := enc.Encode(rec); err != nil {
+				h.log.Debug("log stream: write", "job", name, "err", err)
+				return
+			}
+			since = rec.Seq
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		var wake <-chan struct{}
+		var err error
+		recs, wake, err = h.opts.Manager.FollowLogs(name, since)
+		if err != nil {
+			// Deleted: what it logged last has been sent.
+			for _, rec := range recs {
+				_ = enc.Encode(rec)
+			}
+			_ = rc.Flush()
+			return
+		}
+		if len(recs) > 0 {
+			continue
+		}
+		select {
+		case <-wake:
+		case <-r.Context().Done():
+			return
+		case <-h.hub.done:
+			return
+		}
+	}
 }
 
 func (h *Handler) definition(w http.ResponseWriter, r *http.Request) {
