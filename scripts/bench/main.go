@@ -151,11 +151,13 @@ func steps() []step {
 			"Partition/n=4": {"splitting a 1024-trade batch by symbol into 4 parts, per record", "ns/record,cpu-ns/record", ""},
 		})},
 		{name: "parse", args: func(full bool) []string {
-			return gotest("^Benchmark(ParseCSV|ParseJSONL|ReplayCSVToBars1s)$", pick(full, "1x", "10x"), pickN(full, 1, 3), "./source/replay/")
+			return gotest("^Benchmark(ParseCSV|ParseJSONL|ParseCSVReference|ParseJSONLReference|ReplayCSVToBars1s)$", pick(full, "1x", "10x"), pickN(full, 1, 3), "./source/replay/")
 		}, parse: benchRows(map[string]metric{
-			"ParseCSV":          {"CSV replay parse (tardis layout), CPU ns per trade", "cpu-ns/trade", ""},
-			"ParseJSONL":        {"JSON lines replay parse, CPU ns per trade", "cpu-ns/trade", ""},
-			"ReplayCSVToBars1s": {"CSV replay → 1s bars → sink.null, trades/s", "trades/s", ""},
+			"ParseCSV":            {"CSV replay parse (tardis layout), CPU ns per trade", "cpu-ns/trade", "ParseCSVReference"},
+			"ParseJSONL":          {"JSON lines replay parse, CPU ns per trade", "cpu-ns/trade", "ParseJSONLReference"},
+			"ParseCSVReference":   {"CSV minimal hand-written parse of the same file, CPU ns per trade", "cpu-ns/trade", ""},
+			"ParseJSONLReference": {"JSON lines minimal hand-written parse of the same file, CPU ns per trade", "cpu-ns/trade", ""},
+			"ReplayCSVToBars1s":   {"CSV replay → 1s bars → sink.null, trades/s and CPU ns per trade", "trades/s,cpu-ns/trade", ""},
 		})},
 		{name: "latency", args: func(full bool) []string {
 			return gotest("^BenchmarkPacedLatency$", pick(full, "1x", "3x"), pickN(full, 1, 3), "./engine/")
