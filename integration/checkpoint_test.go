@@ -554,3 +554,96 @@ checkpoint: {interval: 50ms, store: %q}
 		t.Errorf("after %d kills: %d bars, want %d; missing: %v", res.Kills, len(got), len(want), firstDiff(want, got))
 	}
 }
+
+// TestCheckpointFrom: mdp run --from restores the chosen checkpoint, by id
+// in the job's store or by file: run into an empty database, it writes
+// exactly the bars a clean run closed after that checkpoint (the ones
+// before were in the stores when it was taken), each equal to the clean
+// run's; an id the store does not hold is refused.
+func TestCheckpointFrom(t *testing.T) {
+	bin := crashtest.Binary(t)
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "ck")
+	write := func(name, db string) string {
+		p := filepath.Join(dir, name)
+		y := fmt.Sprintf(`name: from
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], count: 3000000, step: 1ms}}
+    - {id: bars, type: operator.bars, params: {interval: 1s}, parallelism: 2}
+    - {id: store, type: sink.sqlite, params: {path: %q}}
+  edges:
+    - [src, bars]
+    - [bars, store]
+checkpoint: {interval: 20ms, store: %q, keep: 1000}
+`, db, ck)
+		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cleanDB := filepath.Join(dir, "clean.db")
+	crashtest.Run(t, bin, dir, time.Minute, "run", write("clean.yaml", cleanDB))
+	store, err := checkpoint.Open(ck, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := store.IDs()
+	if err != nil || len(ids) < 3 {
+		t.Fatalf("want at least 3 checkpoints, got %v (%v)", ids, err)
+	}
+	id := ids[len(ids)/2] // neither the first nor the latest
+	cp, err := store.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wm int64
+	for _, n := range cp.Nodes {
+		if n.ID == "src" {
+			wm = n.Instances[0].Watermark
+		}
+	}
+	clean := map[string]string{}
+	for _, r := range sqliteRowsAt(t, cleanDB) {
+		clean[strings.Join(strings.Split(r, "|")[:6], "|")] = r
+	}
+	for _, from := range []string{strconv.FormatInt(id, 10), filepath.Join(ck, checkpoint.FileName(id))} {
+		db := filepath.Join(dir, fmt.Sprintf("from-%d.db", len(from)))
+		stderr := crashtest.Run(t, bin, dir, time.Minute, "run", write("from.yaml", db), "--from", from)
+		if !strings.Contains(stderr, "restored from checkpoint") || !strings.Contains(stderr, fmt.Sprintf(`"id":%d`, id)) {
+			t.Errorf("--from %s: no restore of checkpoint %d in the log:\n%s", from, id, stderr)
+		}
+		got := map[string]bool{}
+		for _, r := range sqliteRowsAt(t, db) {
+			key := strings.Join(strings.Split(r, "|")[:6], "|")
+			got[key] = true
+			if clean[key] != r {
+				t.Errorf("--from %s: bar %s is %s, the clean run's %s", from, key, r, clean[key])
+			}
+		}
+		before, after := 0, 0
+		for key, r := range clean {
+			start, _ := strconv.ParseInt(strings.Split(r, "|")[5], 10, 64)
+			end := start + int64(time.Second)
+			switch {
+			case end > wm:
+				after++
+				if !got[key] {
+					t.Errorf("--from %s: bar %s closed after checkpoint %d (watermark %d) but was not written", from, key, id, wm)
+				}
+			case end < wm:
+				before++
+				if got[key] {
+					t.Errorf("--from %s: bar %s closed before checkpoint %d (watermark %d) but was written again: the run did not resume there", from, key, id, wm)
+				}
+			}
+		}
+		if before == 0 || after == 0 {
+			t.Fatalf("checkpoint %d splits the clean run's bars %d before / %d after: the test proves nothing", id, before, after)
+		}
+	}
+	p := crashtest.Start(t, bin, dir, "run", write("none.yaml", filepath.Join(dir, "none.db")), "--from", "999999")
+	if code, stderr := p.Wait(t, time.Minute); code == 0 || !strings.Contains(stderr, "checkpoint 999999") {
+		t.Errorf("--from an id the store lacks: exit %d, want a failure naming it; stderr:\n%s", code, stderr)
+	}
+}
