@@ -47,6 +47,13 @@ const (
 // DropLate is the reason late records are counted under.
 const DropLate = "late"
 
+// Reasons of the batches on the late port (late_policy side_output): which
+// input the late records came in on.
+const (
+	ReasonLateLeft  = "late_left"
+	ReasonLateRight = "late_right"
+)
+
 // Config is a join's settings; times are ns.
 type Config struct {
 	Kind         Kind
@@ -54,6 +61,9 @@ type Config struct {
 	Lower, Upper int64   // interval: bounds relative to left.ts
 	MaxStaleness int64   // asof: negative means no limit
 	Schema       *md.Schema
+	// SideOutput sends late records to the late port (batch reason
+	// late_left or late_right) instead of counting them as dropped.
+	SideOutput bool
 }
 
 // rec is a buffered record: for a trade v is price, size; for a quote bid,
@@ -222,6 +232,7 @@ func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engi
 		return fmt.Errorf("operator.join: the %s input takes %s records (param %s), got %s", side, want, side, b.Kind)
 	}
 	n := b.Len()
+	var late *md.Batch
 	for i := 0; i < n; i++ {
 		var r rec
 		if b.Kind == md.KindTrade {
@@ -232,7 +243,22 @@ func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engi
 			r = rec{ts: q.TS, sym: q.Sym, v: [4]float64{q.Bid, q.Ask, q.BidSize, q.AskSize}}
 		}
 		if r.ts < j.wm {
-			j.nLate++
+			if !j.cfg.SideOutput {
+				j.nLate++
+				continue
+			}
+			if late == nil {
+				late = out.NewBatch(b.Kind)
+				late.Reason = ReasonLateLeft
+				if port == PortRight {
+					late.Reason = ReasonLateRight
+				}
+			}
+			if b.Kind == md.KindTrade {
+				late.Trades = append(late.Trades, b.Trades[i])
+			} else {
+				late.Quotes = append(late.Quotes, b.Quotes[i])
+			}
 			continue
 		}
 		k := j.key(r.sym)
@@ -248,6 +274,9 @@ func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engi
 		}
 	}
 	j.flushStats()
+	if late != nil {
+		return out.EmitTo(engine.PortLate, late)
+	}
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/optest"
 )
 
 const (
@@ -484,4 +485,86 @@ func BenchmarkAsOf(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2*n), "ns/record")
+}
+
+// late_policy side_output: a late left trade and a late right quote go to
+// the late port unchanged, each in a batch naming its input, and are not
+// counted as dropped; records on time are joined as before.
+func TestLateRecordsGoToTheLatePort(t *testing.T) {
+	spec, _ := component.Lookup(Type)
+	p, err := component.NewParams(spec, map[string]any{"kind": "asof", "late_policy": "side_output"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impl, err := spec.NewProcessor(p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, j: impl.(*Join), to: enginetest.NewOutput(nil, 0, engine.PortLate)}
+	h.to.NC.Symbols.Intern("test", "A")
+	if err := h.j.Open(context.Background(), h.to.NC); err != nil {
+		t.Fatal(err)
+	}
+	h.rightQ(quote(0, 100, 10, 11))
+	h.left(trade(0, 150, 10.5, 1, md.SideBuy))
+	h.wm(t0 + 200*ms)
+	h.left(trade(0, 199, 10, 2, md.SideSell), trade(0, 200, 10, 3, md.SideSell)) // the first is late
+	h.rightQ(quote(0, 120, 1, 2))                                                // late
+	h.wm(md.MaxTime)
+	h.expect("on time",
+		out{0, 150, "price=10.5 size=1 trade_side=1 bid=10 ask=11 bid_size=1 ask_size=2 mid=10.5 spread=1 side=0 right_ts=100 matched=1"},
+		out{0, 200, "price=10 size=3 trade_side=-1 bid=10 ask=11 bid_size=1 ask_size=2 mid=10.5 spread=1 side=-1 right_ts=100 matched=1"})
+	late := h.to.Drain(engine.PortLate)
+	if len(late) != 2 || late[0].Reason != ReasonLateLeft || !reflect.DeepEqual(late[0].Trades, []md.Trade{trade(0, 199, 10, 2, md.SideSell)}) ||
+		late[1].Reason != ReasonLateRight || !reflect.DeepEqual(late[1].Quotes, []md.Quote{quote(0, 120, 1, 2)}) {
+		t.Fatalf("late port: %+v", late)
+	}
+	if d := h.to.NC.Stats.Drops(); len(d) != 0 {
+		t.Fatalf("drops %v", d)
+	}
+}
+
+// Through the engine, the late port of a join carries both inputs' kinds.
+func TestLatePortThroughTheEngine(t *testing.T) {
+	spec, _ := component.Lookup(Type)
+	p, err := component.NewParams(spec, map[string]any{"kind": "asof", "late_policy": "side_output"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trades := &enginetest.Source{Symbols: []string{"A"}, Trades: []md.Trade{
+		trade(0, 100, 10, 1, 0), trade(0, 300, 10, 1, 0), trade(0, 50, 9, 1, 0)}} // the last is behind the watermark
+	quotes := &enginetest.Source{Symbols: []string{"A"}, Quotes: []md.Quote{quote(0, 90, 9, 11)}}
+	main, lateSink := &optest.Collector{}, &enginetest.Sink{}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{enginetest.SourceNode("trades", md.KindTrade, trades), enginetest.SourceNode("quotes", md.KindQuote, quotes),
+			component.Node(spec, p, component.NodeOptions{ID: "j"}), enginetest.SinkNode("out", main), enginetest.SinkNode("late", lateSink)},
+		Edges: []*engine.Edge{{From: "trades", To: "j", ToPort: "left"}, {From: "quotes", To: "j", ToPort: "right"},
+			{From: "j", To: "out"}, {From: "j", FromPort: engine.PortLate, To: "late"}},
+	}
+	job, err := engine.New(g, engine.Options{Job: "join-late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := job.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Whether the trade at 50 is late at the join depends on how far the
+	// quotes input had got (the join's watermark is the minimum of both):
+	// either way every trade is joined or on the late port, none dropped.
+	late := lateSink.Trades()
+	if len(main.Derived)+len(late) != 3 || len(late) > 1 || (len(late) == 1 && late[0].TS != t0+50*ms) {
+		t.Fatalf("%d joined, late %v", len(main.Derived), late)
+	}
+	for _, r := range lateSink.Reasons() {
+		if r != ReasonLateLeft {
+			t.Fatalf("late batch reason %q", r)
+		}
+	}
+	for _, nc := range job.NodeContexts("j") {
+		if d := nc.Stats.Drops(); len(d) != 0 {
+			t.Fatalf("drops %v", d)
+		}
+	}
 }

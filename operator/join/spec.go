@@ -18,7 +18,7 @@ kind asof: each left record with the latest right record at or before its ts (ti
 
 kind interval: each left record with every right record whose ts is in [left.ts + lower, left.ts + upper] (both bounds inclusive; either may be negative), one output record per pair, in order of the right record's ts; a left record with no pair emits nothing.
 
-Event time: a left record is held until the watermark (the minimum over both inputs) passes its ts (asof) or its ts + upper (interval); only then can no right record that pairs with it still arrive, so the output does not depend on how the two inputs interleave, on batch sizes or on parallelism. Right records are forgotten as soon as no left record still to come can pair with them (asof keeps the latest one at or before the watermark). A record behind the watermark when it arrives is late and counted as dropped under "late". Output is released per symbol in order of release time, then symbol, then ts; the derived record's ts and symbol are the left record's. An interval join holds the forwarded watermark back by upper.
+Event time: a left record is held until the watermark (the minimum over both inputs) passes its ts (asof) or its ts + upper (interval); only then can no right record that pairs with it still arrive, so the output does not depend on how the two inputs interleave, on batch sizes or on parallelism. Right records are forgotten as soon as no left record still to come can pair with them (asof keeps the latest one at or before the watermark). A record behind the watermark when it arrives is late: late_policy drop counts it as dropped under "late"; side_output sends it unchanged to the "late" port, in a batch whose reason says which input it came in on (late_left or late_right). Output is released per symbol in order of release time, then symbol, then ts; the derived record's ts and symbol are the left record's. An interval join holds the forwarded watermark back by upper.
 
 Output fields (schema named by param name, default the node id): asof: the left record's fields (trades: price, size, trade_side as 1 buy, -1 sell, 0 unknown; quotes: bid, ask, bid_size, ask_size), the right record's (prefixed right_ when both sides are the same kind), for right quotes mid and spread, for trades against quotes side, then right_ts and matched. interval: the same fields prefixed left_ and right_, then right_ts.`
 
@@ -33,6 +33,7 @@ func init() {
 			{Name: "right", Accepts: md.KindTrade | md.KindQuote},
 		},
 		Produces: md.KindDerived,
+		Ports:    map[string]md.Kind{engine.PortLate: engine.SameAsInput},
 		Fields: []component.Field{
 			{Name: "kind", Type: component.String, Required: true, Enum: []string{"asof", "interval"},
 				Description: "asof: each left record with the latest right one at or before it; interval: every pair within [left.ts + lower, left.ts + upper]."},
@@ -46,6 +47,8 @@ func init() {
 				Description: "interval: the start of the right records' range relative to left.ts (may be negative).", Example: "-100ms"},
 			{Name: "upper", Type: component.Duration,
 				Description: "interval: the end of the right records' range relative to left.ts, inclusive; at least lower.", Example: "100ms"},
+			{Name: "late_policy", Type: component.String, Default: "drop", Enum: []string{"drop", "side_output"},
+				Description: "What happens to a record behind the watermark when it arrives: drop (counted under late) or side_output (to the late port, batch reason late_left or late_right)."},
 			{Name: "name", Type: component.String,
 				Description: "Name of the output schema (the table or dataset a sink writes): a lower-case identifier. Default: the node id, lower-cased with other characters as _.", Example: "trades_quotes"},
 		},
@@ -77,7 +80,7 @@ func validate(p *component.Params) error {
 }
 
 func configOf(p *component.Params) Config {
-	cfg := Config{Left: md.KindTrade, Right: md.KindQuote, Schema: p.Schema()}
+	cfg := Config{Left: md.KindTrade, Right: md.KindQuote, Schema: p.Schema(), SideOutput: p.String("late_policy") == "side_output"}
 	if p.String("left") == "quote" {
 		cfg.Left = md.KindQuote
 	}
