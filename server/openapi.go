@@ -50,7 +50,7 @@ var operations = map[string]op{
 	"GET /api/v1/jobs/{name}/definition": {summary: "The job file as submitted, secrets masked.", ok: 200, result: "Object", errors: []int{404}},
 	"GET /api/v1/jobs/{name}/ws":         {summary: "WebSocket: the job's status (StatusMessage) every interval and at every state change.", ws: true, errors: []int{404}},
 	"GET /api/v1/ws":                     {summary: "WebSocket: every job's status (StatusMessage type jobs) every interval, and a job's (type status) at each state change.", ws: true},
-	"POST /api/v1/validate":              {summary: "Validate a job file without registering it.", body: true, ok: 200, result: "Object", query: []param{{"filename", "string", "the name the file goes by in error positions"}}, errors: []int{400, 413}},
+	"POST /api/v1/validate":              {summary: "Validate a job file without registering it.", body: true, ok: 200, result: "Object", query: []param{{"filename", "string", "the name the file goes by in error positions"}, {"lint", "boolean", "true: answer an invalid file with 200, valid false and its errors (an editor validating as its user types)"}}, errors: []int{400, 413}},
 	"POST /api/v1/login": {summary: "With a token: check it (JSON {\"token\": …}, a form field token, or Authorization: Bearer) and set the session cookie mdp_session (HttpOnly, SameSite=Strict, 12 h) that browsers send instead of the header; needs no other credentials.",
 		ok: 200, result: "Object", errors: []int{400}},
 	"POST /api/v1/logout":    {summary: "With a token: clear the session cookie.", ok: 200, result: "Object"},

@@ -178,6 +178,8 @@ func (h *Handler) routes() {
 	h.handle("GET /api/v1/jobs/{name}", h.get)
 	h.handle("GET /api/v1/jobs/{name}/ws", h.jobWS)
 	h.handle("GET /api/v1/ws", h.allWS)
+	// The dashboard's files (package web) at /; they carry no job data.
+	h.mux.Handle("/", dashboard())
 	// Anything else under /api/ answers in JSON, saying what is served.
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		msg := fmt.Sprintf("no route %s %s: the API is described at /api/v1/openapi.json", r.Method, r.URL.Path)
@@ -207,7 +209,7 @@ func (h *Handler) routes() {
 
 // ServeHTTP checks the token, limits the body and routes the request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != LoginPath {
+	if h.opts.Token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != LoginPath && !isDashboardFile(r.URL.Path) {
 		if msg := h.authorize(r); msg != "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mdp"`)
 			writeError(w, http.StatusUnauthorized, msg)
@@ -427,11 +429,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func (h *Handler) fail(w http.ResponseWriter, err error) {
 	var ces config.Errors
 	if errors.As(err, &ces) {
-		body := ErrorBody{Error: fmt.Sprintf("invalid job file: %d problem(s)", len(ces))}
-		for _, e := range ces {
-			body.Errors = append(body.Errors, ConfigError{File: e.File, Line: e.Line, Column: e.Column, Path: e.Path, Message: runtime.Redact(e.Msg)})
-		}
-		writeJSON(w, http.StatusBadRequest, body)
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("invalid job file: %d problem(s)", len(ces)), Errors: configErrors(ces)})
 		return
 	}
 	code := http.StatusInternalServerError
@@ -446,6 +444,15 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		code = http.StatusServiceUnavailable
 	}
 	writeError(w, code, err.Error())
+}
+
+// configErrors lists a job file's problems, secrets masked.
+func configErrors(ces config.Errors) []ConfigError {
+	out := make([]ConfigError, 0, len(ces))
+	for _, e := range ces {
+		out = append(out, ConfigError{File: e.File, Line: e.Line, Column: e.Column, Path: e.Path, Message: runtime.Redact(e.Msg)})
+	}
+	return out
 }
 
 // body reads the request body; false when it answered already (413, 400).
@@ -667,13 +674,15 @@ func (h *Handler) definition(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"filename": file, "definition": text})
 }
 
-// ValidateResult is the body of a valid POST /api/v1/validate.
+// ValidateResult is the body of a valid POST /api/v1/validate, and of an
+// invalid one with ?lint=true (Valid false, Errors set).
 type ValidateResult struct {
-	Valid bool   `json:"valid"`
-	Name  string `json:"name"`
-	Mode  string `json:"mode"`
-	Nodes int    `json:"nodes"`
-	Edges int    `json:"edges"`
+	Valid  bool          `json:"valid"`
+	Errors []ConfigError `json:"errors,omitempty"`
+	Name   string        `json:"name"`
+	Mode   string        `json:"mode"`
+	Nodes  int           `json:"nodes"`
+	Edges  int           `json:"edges"`
 }
 
 func (h *Handler) validate(w http.ResponseWriter, r *http.Request) {
@@ -682,6 +691,13 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	doc, err := h.opts.Manager.Validate(filename(r), data)
+	var ces config.Errors
+	if err != nil && r.URL.Query().Get("lint") == "true" && errors.As(err, &ces) {
+		// An editor validating as its user types: an invalid file is an
+		// answer, not a failed request.
+		writeJSON(w, http.StatusOK, ValidateResult{Errors: configErrors(ces)})
+		return
+	}
 	if err != nil {
 		h.fail(w, err)
 		return
