@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1004,4 +1005,103 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A status WebSocket client that never reads, against a real mdp serve
+// pushing every 10ms: it is dropped, the drop is logged with its reason
+// and counted in server_websocket_dropped_total, its connection is closed,
+// and meanwhile a client that reads keeps getting every snapshot and the
+// job keeps its pace.
+func TestServeSlowClientDropped(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, "--status-interval", "10ms")
+	const rate = 200
+	p.must(201, "POST", "/api/v1/jobs", liveJob("busy", rate, ""), nil)
+	waitFor(t, "the job running", 30*time.Second, func() bool { return p.status("busy").State == "running" })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := strings.Replace(p.base, "http", "ws", 1) + "/api/v1/jobs/busy/ws"
+	// The slow client asks for the biggest messages there are, and never
+	// reads: the socket buffers fill, then its queue.
+	slow, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	good, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.CloseNow()
+	good.SetReadLimit(1 << 20)
+	var got atomic.Int64
+	goodErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := good.Read(ctx); err != nil {
+				goodErr <- err
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	in0 := p.status("busy").EventsIn
+	t0 := time.Now()
+	metric := func() string {
+		_, body := p.call("GET", "/metrics", "")
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, `server_websocket_dropped_total{reason="too_slow"}`) {
+				return strings.TrimSpace(strings.TrimPrefix(l, `server_websocket_dropped_total{reason="too_slow"}`))
+			}
+		}
+		return ""
+	}
+	waitFor(t, "the slow client dropped", 90*time.Second, func() bool { return metric() == "1" })
+	if !strings.Contains(p.log(), `"msg":"status websocket: client dropped","reason":"too_slow"`) {
+		t.Fatalf("no log of the drop with its reason:\n%s", p.log())
+	}
+	// The reading client was not dropped and kept getting snapshots after
+	// the drop.
+	n := got.Load()
+	waitFor(t, "snapshots after the drop", 30*time.Second, func() bool { return got.Load() > n+10 })
+	select {
+	case err := <-goodErr:
+		t.Fatalf("the reading client's connection ended: %v", err)
+	default:
+	}
+	// The job kept its pace throughout: a paced source that waited on the
+	// hub would fall behind its rate.
+	st := p.status("busy")
+	elapsed := time.Since(t0).Seconds()
+	if st.State != "running" || float64(st.EventsIn-in0) < 0.5*rate*elapsed {
+		t.Fatalf("job %s: %d events in %.1fs at %d/s", st.State, st.EventsIn-in0, elapsed, rate)
+	}
+	// The slow client's connection is closed: reading it now gives what
+	// the buffers held, then the end.
+	slow.SetReadLimit(1 << 20)
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	for {
+		if _, _, err := slow.Read(rctx); err != nil {
+			if rctx.Err() != nil {
+				t.Fatal("the slow client's connection was not closed")
+			}
+			break
+		}
+	}
+	_, body := p.call("GET", "/metrics", "")
+	if !strings.Contains(string(body), "server_websocket_clients 1\n") {
+		t.Fatalf("clients gauge after the drop:\n%s", grepLines(string(body), "server_websocket"))
+	}
+	p.stop()
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

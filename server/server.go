@@ -151,7 +151,9 @@ func (h *Handler) handle(pattern string, fn http.HandlerFunc) {
 func (h *Handler) routes() {
 	if h.opts.Gatherer != nil {
 		h.paths = append(h.paths, "GET /metrics")
-		h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.opts.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+		// The jobs' metrics and the server's own (status WebSocket clients).
+		g := prometheus.Gatherers{h.opts.Gatherer, h.hub.reg}
+		h.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	if h.opts.Gatherer != nil || h.opts.Ready != nil {
 		h.handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

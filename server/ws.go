@@ -3,13 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mdpio/mdp/jobs"
 )
@@ -34,6 +34,17 @@ type StatusMessage struct {
 // that it was dropped (1013, try again later).
 const CloseTooSlow = websocket.StatusTryAgainLater
 
+// Reasons a status WebSocket client is dropped, the label reason of
+// server_websocket_dropped_total.
+const (
+	// DropTooSlow: its queue was full when a message was to be queued.
+	DropTooSlow = "too_slow"
+	// DropWriteTimeout: one message took longer than writeTimeout to write.
+	DropWriteTimeout = "write_timeout"
+	// DropWriteFailed: a write failed otherwise (the connection broke).
+	DropWriteFailed = "write_failed"
+)
+
 // writeTimeout bounds one message write to a client.
 const writeTimeout = 5 * time.Second
 
@@ -52,21 +63,68 @@ type hub struct {
 	clients map[*client]struct{}
 	done    chan struct{}
 	closed  bool
+
+	// reg holds server_websocket_clients and
+	// server_websocket_dropped_total{reason}, served on /metrics.
+	reg     *prometheus.Registry
+	dropped *prometheus.CounterVec
 }
 
 type client struct {
-	job  string // "" for every job
-	send chan []byte
-	gone chan struct{} // closed when the hub drops the client
-	once sync.Once
+	job    string // "" for every job
+	remote string
+	send   chan []byte
+	gone   chan struct{} // closed when the hub drops the client
+	cancel context.CancelFunc
+	once   sync.Once
 }
 
-func (c *client) drop() { c.once.Do(func() { close(c.gone) }) }
+// drop closes gone and cancels the client's writes: a writer blocked on a
+// client that does not read returns at once.
+func (c *client) drop() {
+	c.once.Do(func() {
+		close(c.gone)
+		if c.cancel != nil {
+			c.cancel()
+		}
+	})
+}
 
 func newHub(j Jobs, interval time.Duration, buffer int, log *slog.Logger) *hub {
-	h := &hub{jobs: j, interval: interval, buffer: buffer, log: log, clients: map[*client]struct{}{}, done: make(chan struct{})}
+	h := &hub{jobs: j, interval: interval, buffer: buffer, log: log, clients: map[*client]struct{}{}, done: make(chan struct{}),
+		reg: prometheus.NewRegistry(),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "server_websocket_dropped_total",
+			Help: "Status WebSocket clients the server dropped, by reason: too_slow (its queue was full), write_timeout, write_failed."}, []string{"reason"}),
+	}
+	for _, r := range []string{DropTooSlow, DropWriteTimeout, DropWriteFailed} {
+		h.dropped.WithLabelValues(r)
+	}
+	h.reg.MustRegister(h.dropped, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "server_websocket_clients",
+		Help: "Status WebSocket clients connected."}, func() float64 {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return float64(len(h.clients))
+	}))
 	go h.loop()
 	return h
+}
+
+// drop removes a client for reason, counts and logs it, and ends its
+// writes.
+func (h *hub) drop(c *client, reason string, err error) {
+	h.remove(c)
+	select {
+	case <-c.gone:
+		return // dropped already
+	default:
+	}
+	h.dropped.WithLabelValues(reason).Inc()
+	attrs := []any{"reason", reason, "remote", c.remote, "job", c.job}
+	if err != nil {
+		attrs = append(attrs, "err", err.Error())
+	}
+	h.log.Warn("status websocket: client dropped", attrs...)
+	c.drop()
 }
 
 func (h *hub) close() {
@@ -76,12 +134,13 @@ func (h *hub) close() {
 		return
 	}
 	h.closed = true
+	// done first, so a writer that sees its client dropped knows why.
+	close(h.done)
 	for c := range h.clients {
 		c.drop()
 	}
 	h.clients = map[*client]struct{}{}
 	h.mu.Unlock()
-	close(h.done)
 }
 
 func (h *hub) add(c *client) bool {
@@ -177,8 +236,7 @@ func (h *hub) broadcast(cs []*client, m StatusMessage) {
 		select {
 		case c.send <- data:
 		default:
-			h.remove(c)
-			c.drop()
+			h.drop(c, DropTooSlow, nil)
 		}
 	}
 }
@@ -206,39 +264,57 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, name string) {
 	if err != nil {
 		return // Accept answered the request
 	}
-	c := &client{job: name, send: make(chan []byte, h.hub.buffer), gone: make(chan struct{})}
+	ctx := conn.CloseRead(context.Background())
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := &client{job: name, remote: r.RemoteAddr, send: make(chan []byte, h.hub.buffer), gone: make(chan struct{}), cancel: cancel}
 	if !h.hub.add(c) {
 		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
 	defer h.hub.remove(c)
-	ctx := conn.CloseRead(context.Background())
 	// The first snapshot at once, so a client does not wait an interval.
 	if name == "" {
 		h.hub.broadcast([]*client{c}, StatusMessage{Type: "jobs", Time: now(), Jobs: h.jobs.List()})
 	} else if st, err := h.jobs.Status(name, true); err == nil {
 		h.hub.broadcast([]*client{c}, StatusMessage{Type: "status", Time: now(), Job: &st})
 	}
+	closeGone := func() {
+		select {
+		case <-h.hub.done:
+			_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		default:
+			_ = conn.Close(CloseTooSlow, "client too slow: dropped")
+		}
+	}
 	for {
 		select {
 		case <-c.gone:
-			select {
-			case <-h.hub.done:
-				_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
-			default:
-				h.log.Warn("status websocket: client too slow, dropped", "remote", r.RemoteAddr, "job", name)
-				_ = conn.Close(CloseTooSlow, "client too slow: dropped")
-			}
+			closeGone()
 			return
 		case <-ctx.Done():
 			return
 		case data := <-c.send:
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := conn.Write(wctx, websocket.MessageText, data)
-			cancel()
+			select {
+			case <-c.gone:
+				// Dropped while idle: say why. (A write blocked on a
+				// client that does not read is cut off by the drop, and
+				// the connection with it.)
+				closeGone()
+				return
+			default:
+			}
+			tctx, tcancel := context.WithTimeout(wctx, writeTimeout)
+			err := conn.Write(tctx, websocket.MessageText, data)
+			timedOut := tctx.Err() == context.DeadlineExceeded
+			tcancel()
 			if err != nil {
-				if !errors.Is(err, context.Canceled) {
-					h.log.Debug("status websocket: write", "err", err)
+				switch {
+				case ctx.Err() != nil: // the client went
+				case timedOut:
+					h.hub.drop(c, DropWriteTimeout, err)
+				default:
+					h.hub.drop(c, DropWriteFailed, err)
 				}
 				_ = conn.CloseNow()
 				return
