@@ -1,0 +1,660 @@
+// Package redissrc is the provider.redis component: it reads batches from
+// Redis Streams through a consumer group (XREADGROUP), acknowledges them
+// (XACK) once they are handed downstream or, with checkpoints, once a
+// checkpoint covering them completes, and claims entries a dead consumer
+// left pending (XAUTOCLAIM).
+package redissrc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mdpio/mdp/busfmt"
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/internal/busio"
+	"github.com/mdpio/mdp/internal/redisconn"
+	"github.com/mdpio/mdp/md"
+)
+
+func init() {
+	fields := append(redisconn.Fields(),
+		component.Field{Name: "stream", Type: component.String, Required: true,
+			Description: "Stream key to read. {kind} is replaced by kind; with partitions, {partition} by each partition number (the streams sink.redis writes with the same template).", Example: "md.trades"},
+		component.Field{Name: "partitions", Type: component.Int, Default: 0, Min: component.Bound(0), Max: component.Bound(4096),
+			Description: "Number of partition streams ({partition} in stream, 0..partitions-1) that sink.redis wrote with the same template and partitions; each symbol is in one of them, in order."},
+		component.Field{Name: "read_partitions", Type: component.Strings,
+			Description: "The partitions this node reads (numbers below partitions). Empty: all. Several provider.redis nodes (or jobs) reading disjoint partitions in the same group share the load and keep each symbol's order; nodes sharing one stream in a group share its entries (each to one of them) with no order across them."},
+		component.Field{Name: "group", Type: component.String, Default: "mdp",
+			Description: "Consumer group; created (with the stream, if missing) at start."},
+		component.Field{Name: "consumer", Type: component.String,
+			Description: "Consumer name prefix; instance i is <consumer>-<i>. Keep it stable: a restarted consumer first reads the entries it had not acknowledged. Empty: <job>-<node>."},
+		component.Field{Name: "start", Type: component.String, Default: "earliest", Enum: []string{"earliest", "latest"},
+			Description: "Where a new consumer group starts: earliest (the first entry the stream keeps) or latest (entries added from now on). An existing group resumes where it was."},
+		component.Field{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote", "bar"},
+			Description: "Record kind of the messages; a frame of another kind is malformed (bad_kind)."},
+		component.Field{Name: "format", Type: component.String, Default: "mdp", Enum: []string{"mdp"},
+			Description: "Message encoding: mdp, the binary frame sink.redis writes (README \"The mdp frame\")."},
+		component.Field{Name: "field", Type: component.String, Default: "d",
+			Description: "Entry field holding the message; an entry without it is malformed (missing_field)."},
+		component.Field{Name: "count", Type: component.Int, Default: 64, Min: component.Bound(1), Max: component.Bound(100000),
+			Description: "Entries asked for per XREADGROUP."},
+		component.Field{Name: "block", Type: component.Duration, Default: "500ms", Min: component.Bound(0.001), Max: component.Bound(60),
+			Description: "How long one XREADGROUP waits for new entries."},
+		component.Field{Name: "claim_idle", Type: component.Duration, Default: "1m", Min: component.Bound(0), Max: component.Bound(86400),
+			Description: "Entries another consumer of the group left unacknowledged this long are claimed (XAUTOCLAIM, checked every claim_idle/2) and read by this one: the way a dead instance's entries get processed. 0 disables."},
+		component.Field{Name: "dead_letter_stream", Type: component.String,
+			Description: "Stream that malformed messages are added to (fields reason, stream, id and the message under field), besides being counted. Empty: counted and dropped."},
+	)
+	component.Register(component.Spec{
+		Type:    "provider.redis",
+		Kind:    engine.KindSource,
+		Summary: "Read batches from Redis Streams (consumer group)",
+		Description: "Each entry holds one batch in the mdp frame (sink.redis writes them) under field; entries are gathered into the " +
+			"job's batches. The source reads through a consumer group: at start it creates the group (MKSTREAM), reads the entries " +
+			"it had read and not acknowledged before (its own pending list), then new ones. Without checkpoints it acknowledges " +
+			"(XACK) the entries of a batch once the batch is handed downstream: a crash replays at most the entries read and not " +
+			"yet handed on, and loses what was handed on but not yet stored by a sink. With checkpoints it acknowledges only when a " +
+			"checkpoint covering the entries completes, and a resumed job re-reads its pending entries, so a kill -9 and --resume " +
+			"give the stores of a clean run. Entries left pending by another consumer for claim_idle are claimed (XAUTOCLAIM). " +
+			"A message that does not decode is counted (drops{reason=malformed}, counters malformed_<reason>), logged, optionally " +
+			"added to dead_letter_stream, and acknowledged. The server's absence is counted as errors (Health DEGRADED) and in " +
+			"the redis_connected gauge; commands are retried forever with backoff and jitter.",
+		ProducesFn: func(p *component.Params) md.Kind {
+			k, err := md.ParseKind(p.String("kind"))
+			if err != nil {
+				return md.KindTrade
+			}
+			return k
+		},
+		Fields:   fields,
+		Validate: validate,
+		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
+			k, _ := md.ParseKind(p.String("kind"))
+			t, err := busio.ParseTemplate(p.String("stream"))
+			if err != nil {
+				return nil, p.Errorf("stream", "%v", err)
+			}
+			start := "0"
+			if p.String("start") == "latest" {
+				start = "$"
+			}
+			parts, err := readPartitions(p)
+			if err != nil {
+				return nil, err
+			}
+			return &Source{p: p, tmpl: t, partitions: int(p.Int("partitions")), parts: parts, group: p.String("group"),
+				consumerPrefix: p.String("consumer"), start: start, kind: k, field: p.String("field"),
+				count: p.Int("count"), block: p.Duration("block"), claimIdle: p.Duration("claim_idle"),
+				deadLetter: p.String("dead_letter_stream")}, nil
+		},
+	})
+}
+
+func validate(p *component.Params) error {
+	var errs []error
+	if err := redisconn.Validate(p); err != nil {
+		errs = append(errs, err)
+	}
+	t, err := busio.ParseTemplate(p.String("stream"))
+	if err != nil {
+		errs = append(errs, p.Errorf("stream", "%v", err))
+	} else {
+		if t.Symbol {
+			errs = append(errs, p.Errorf("stream", "{symbol} applies only to sink.redis; read the partitions a sink wrote with {partition} and partitions"))
+		}
+		if t.Partition != (p.Int("partitions") > 0) {
+			errs = append(errs, p.Errorf("partitions", "{partition} in stream and partitions > 0 go together"))
+		}
+	}
+	if _, err := readPartitions(p); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// readPartitions parses read_partitions (nil: all).
+func readPartitions(p *component.Params) ([]int, error) {
+	if !p.Has("read_partitions") {
+		return nil, nil
+	}
+	n := int(p.Int("partitions"))
+	if n == 0 {
+		return nil, p.Errorf("read_partitions", "read_partitions applies only with partitions")
+	}
+	var out []int
+	seen := map[int]bool{}
+	for _, v := range p.Strings("read_partitions") {
+		k, err := strconv.Atoi(v)
+		if err != nil || k < 0 || k >= n {
+			return nil, p.Errorf("read_partitions", "partition %q is not a number in 0..%d", v, n-1)
+		}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Source is a provider.redis instance.
+type Source struct {
+	p              *component.Params
+	tmpl           *busio.Template
+	partitions     int
+	parts          []int
+	group          string
+	consumerPrefix string
+	start          string
+	kind           md.Kind
+	field          string
+	count          int64
+	block          time.Duration
+	claimIdle      time.Duration
+	deadLetter     string
+
+	nc       *engine.NodeContext
+	log      *slog.Logger
+	c        *redisconn.Client
+	rd       *busfmt.Reader
+	streams  []string
+	index    map[string]int // stream -> index in streams
+	consumer string
+	ckpt     bool
+	ready    bool
+	readyMu  sync.Mutex
+
+	cur         [][]string          // ids in the batch being filled, per stream
+	needPending bool                // read the pending list before new entries
+	skip        map[string]struct{} // held ids, while reading the pending list
+	msgs        int64
+	acked       int64
+
+	mu      sync.Mutex
+	pend    [][]string // with checkpoints: ids emitted since the last Position
+	covered []covered  // with checkpoints: ids each Position covered
+}
+
+// covered is the entries checkpoint id covers, per stream.
+type covered struct {
+	id  int64
+	ids [][]string
+}
+
+// Open builds the client; the server is reached in Run.
+func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
+	s.nc, s.log = nc, nc.Logger
+	c, err := redisconn.Connect(s.p, nc)
+	if err != nil {
+		return err
+	}
+	s.c = c
+	s.rd = busfmt.NewReader(nc)
+	prefix := s.consumerPrefix
+	if prefix == "" {
+		prefix = nc.Job + "-" + nc.Node
+	}
+	s.consumer = fmt.Sprintf("%s-%d", prefix, nc.Instance)
+	if s.partitions == 0 {
+		s.streams = []string{s.tmpl.Expand(s.kind, "", 0)}
+	} else if s.parts != nil {
+		for _, p := range s.parts {
+			s.streams = append(s.streams, s.tmpl.Expand(s.kind, "", p))
+		}
+	} else {
+		for p := range s.partitions {
+			s.streams = append(s.streams, s.tmpl.Expand(s.kind, "", p))
+		}
+	}
+	s.index = map[string]int{}
+	for i, st := range s.streams {
+		s.index[st] = i
+	}
+	s.cur = make([][]string, len(s.streams))
+	s.pend = make([][]string, len(s.streams))
+	return nil
+}
+
+// Cleanup closes the client.
+func (s *Source) Cleanup(ctx context.Context) error {
+	if s.c != nil {
+		return s.c.Close()
+	}
+	return nil
+}
+
+// Ready reports whether the source has reached the server once.
+func (s *Source) Ready() bool {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	return s.ready && s.c != nil && s.c.Connected()
+}
+
+// Unbounded implements engine.Unbounded: a stream never ends.
+func (s *Source) Unbounded() bool { return true }
+
+// Summary implements engine.Summarizer.
+func (s *Source) Summary() map[string]int64 {
+	return map[string]int64{"messages": s.msgs, "acknowledged": s.acked}
+}
+
+// Streams are the stream keys this instance reads (after Open).
+func (s *Source) Streams() []string { return s.streams }
+
+// position is what Position saves: the consumer whose pending entries a
+// resumed run re-reads.
+type position struct {
+	Group    string   `json:"group"`
+	Consumer string   `json:"consumer"`
+	Streams  []string `json:"streams"`
+}
+
+// Position implements engine.Seeker: the broker keeps the group's state,
+// so the position names the consumer; the entries emitted since the last
+// Position are kept under id until NotifyCheckpointComplete(id).
+func (s *Source) Position(id int64) ([]byte, error) {
+	s.mu.Lock()
+	s.covered = append(s.covered, covered{id: id, ids: s.pend})
+	s.pend = make([][]string, len(s.streams))
+	s.mu.Unlock()
+	return json.Marshal(position{Group: s.group, Consumer: s.consumer, Streams: s.streams})
+}
+
+// Seek implements engine.Seeker. Nothing moves: Run always reads this
+// consumer's pending entries (those read after the checkpoint and never
+// acknowledged) before new ones. A checkpoint taken by another consumer
+// name is refused, since its pending entries would only come back through
+// claim_idle.
+func (s *Source) Seek(ctx context.Context, b []byte) error {
+	var pos position
+	if err := json.Unmarshal(b, &pos); err != nil {
+		return fmt.Errorf("redis position: %w", err)
+	}
+	if pos.Group != s.group || pos.Consumer != s.consumer {
+		return fmt.Errorf("checkpoint was taken by group %q consumer %q, this instance is group %q consumer %q (keep group and consumer, and the parallelism, to resume)",
+			pos.Group, pos.Consumer, s.group, s.consumer)
+	}
+	return nil
+}
+
+// NotifyCheckpointComplete implements engine.CheckpointListener: it
+// acknowledges the entries every checkpoint up to id covered.
+func (s *Source) NotifyCheckpointComplete(ctx context.Context, id int64) error {
+	s.mu.Lock()
+	ids := make([][]string, len(s.streams))
+	k := 0
+	for _, cv := range s.covered {
+		if cv.id > id {
+			s.covered[k] = cv
+			k++
+			continue
+		}
+		for i := range ids {
+			ids[i] = append(ids[i], cv.ids[i]...)
+		}
+	}
+	clear(s.covered[k:])
+	s.covered = s.covered[:k]
+	s.mu.Unlock()
+	if err := s.ackOnce(ctx, ids); err != nil {
+		// Keep them for the next checkpoint.
+		s.mu.Lock()
+		s.covered = append([]covered{{id: id, ids: ids}}, s.covered...)
+		s.mu.Unlock()
+		s.nc.Stats.Error("ack_failed", fmt.Sprintf("XACK on %s: %v", s.c.Masked(), err))
+		return err
+	}
+	return nil
+}
+
+// ackOnce acknowledges ids (per stream) in one round trip.
+func (s *Source) ackOnce(ctx context.Context, ids [][]string) error {
+	n := 0
+	for _, l := range ids {
+		n += len(l)
+	}
+	if n == 0 {
+		return nil
+	}
+	pipe := s.c.Pipeline()
+	for i, l := range ids {
+		if len(l) > 0 {
+			pipe.XAck(ctx, s.streams[i], s.group, l...)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.acked += int64(n)
+	s.mu.Unlock()
+	return nil
+}
+
+// Run reads until ctx ends.
+func (s *Source) Run(ctx context.Context, out *engine.Output) error {
+	s.ckpt = out.Checkpointing()
+	if err := s.createGroups(ctx); err != nil {
+		return stopErr(ctx, err)
+	}
+	// This consumer's pending entries first, then new ones; the pending
+	// list again after a failed read (its reply, and the entries it
+	// delivered, may have been lost with the connection).
+	s.needPending = true
+	nextClaim := time.Now().Add(s.claimIdle / 2)
+	for {
+		if s.needPending {
+			if err := s.readPending(ctx, out); err != nil {
+				return stopErr(ctx, err)
+			}
+		}
+		n, err := s.read(ctx, out, s.newIDs(), s.block)
+		if err != nil {
+			return stopErr(ctx, err)
+		}
+		if n == 0 {
+			if err := out.Quiet(); err != nil {
+				return stopErr(ctx, err)
+			}
+		}
+		if s.claimIdle > 0 && time.Now().After(nextClaim) {
+			if err := s.claim(ctx, out); err != nil {
+				return stopErr(ctx, err)
+			}
+			nextClaim = time.Now().Add(s.claimIdle / 2)
+		}
+	}
+}
+
+// newIDs are the ids asking for new entries.
+func (s *Source) newIDs() []string {
+	ids := make([]string, len(s.streams))
+	for i := range ids {
+		ids[i] = ">"
+	}
+	return ids
+}
+
+// readPending reads this consumer's pending list to its end, skipping the
+// entries it holds for a checkpoint.
+func (s *Source) readPending(ctx context.Context, out *engine.Output) error {
+	s.needPending = false
+	s.skip = s.heldSet()
+	defer func() { s.skip = nil }()
+	ids := make([]string, len(s.streams))
+	for i := range ids {
+		ids[i] = "0"
+	}
+	for {
+		n, err := s.read(ctx, out, ids, 0)
+		if err != nil {
+			return err
+		}
+		if s.needPending {
+			return nil // failed meanwhile: the caller starts over
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+func (s *Source) setReady() {
+	s.readyMu.Lock()
+	s.ready = true
+	s.readyMu.Unlock()
+}
+
+func (s *Source) createGroups(ctx context.Context) error {
+	for _, st := range s.streams {
+		for {
+			err := s.c.XGroupCreateMkStream(ctx, st, s.group, s.start).Err()
+			if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
+				s.c.OK()
+				break
+			}
+			if !redisconn.IsConnErr(err) {
+				return fmt.Errorf("create group %s on stream %s at %s: %w", s.group, st, s.c.Masked(), err)
+			}
+			if err := s.c.Fail(ctx, "connect_failed", "create group "+s.group, err); err != nil {
+				return err
+			}
+		}
+	}
+	s.setReady()
+	return nil
+}
+
+// read runs one XREADGROUP from ids (per stream; "0"-style ids page
+// through the pending list and are advanced) and emits what it got. It
+// returns the number of entries.
+func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, block time.Duration) (int, error) {
+	args := make([]string, 0, 2*len(s.streams))
+	args = append(args, s.streams...)
+	args = append(args, ids...)
+	a := &redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer, Streams: args, Count: s.count, Block: block}
+	if block == 0 {
+		a.Block = -1 // no BLOCK: the pending list answers at once
+	}
+	var res []redis.XStream
+	for {
+		var err error
+		res, err = s.c.XReadGroup(ctx, a).Result()
+		if err == nil || errors.Is(err, redis.Nil) {
+			s.c.OK()
+			break
+		}
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			// The stream was deleted (and with it the group): make both again.
+			if err := s.createGroups(ctx); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		s.needPending = true
+		if err := s.c.Fail(ctx, "read_failed", "XREADGROUP", err); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	var b *md.Batch
+	for _, xs := range res {
+		si := s.index[xs.Stream]
+		for _, m := range xs.Messages {
+			n++
+			if ids[si] != ">" {
+				ids[si] = m.ID
+				if _, ok := s.skip[m.ID]; ok {
+					continue // ours, waiting for a checkpoint
+				}
+			}
+			if b == nil {
+				b = out.NewBatch(s.kind)
+			}
+			s.add(ctx, b, si, xs.Stream, &m)
+			if b.Len() >= s.nc.Pool.Size() {
+				if err := s.emit(ctx, out, b); err != nil {
+					return n, err
+				}
+				b = nil
+			}
+		}
+	}
+	if b != nil {
+		if err := s.emit(ctx, out, b); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// add decodes entry m of stream si into b (or counts it malformed) and
+// notes its id for acknowledgement.
+func (s *Source) add(ctx context.Context, b *md.Batch, si int, stream string, m *redis.XMessage) {
+	s.msgs++
+	s.cur[si] = append(s.cur[si], m.ID)
+	v, ok := m.Values[s.field].(string)
+	if !ok {
+		s.nc.Stats.Drop("malformed", 1)
+		s.nc.Stats.Count("malformed_missing_field", 1)
+		s.malformed(ctx, stream, m.ID, "missing_field", nil, fmt.Errorf("entry has no field %q", s.field))
+		return
+	}
+	// The decoder only reads the payload: view the string's bytes.
+	data := unsafe.Slice(unsafe.StringData(v), len(v))
+	if err := s.rd.Decode(data, b); err != nil {
+		reason := "malformed"
+		var fe *busfmt.FrameError
+		if errors.As(err, &fe) {
+			reason = fe.Reason
+		}
+		s.malformed(ctx, stream, m.ID, reason, data, err)
+	}
+}
+
+// malformed logs (rate limited by the count) and dead-letters a refused
+// message.
+func (s *Source) malformed(ctx context.Context, stream, id, reason string, data []byte, err error) {
+	if s.log != nil {
+		s.log.Warn("malformed redis message", "stream", stream, "id", id, "reason", reason, "bytes", len(data), "err", err)
+	}
+	if s.deadLetter == "" {
+		return
+	}
+	vals := []any{"reason", reason, "stream", stream, "id", id, s.field, data}
+	for {
+		err := s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.deadLetter, Values: vals}).Err()
+		if err == nil {
+			s.nc.Stats.Count("dead_lettered", 1)
+			return
+		}
+		if !redisconn.IsConnErr(err) {
+			s.nc.Stats.Error("dead_letter_failed", fmt.Sprintf("XADD %s: %v", s.deadLetter, err))
+			return
+		}
+		if s.c.Fail(ctx, "dead_letter_failed", "XADD "+s.deadLetter, err) != nil {
+			return
+		}
+	}
+}
+
+// emit hands b downstream and settles its entries: acknowledged now
+// (without checkpoints) or kept for the next Position.
+func (s *Source) emit(ctx context.Context, out *engine.Output, b *md.Batch) error {
+	if s.ckpt {
+		s.mu.Lock()
+		for i := range s.cur {
+			s.pend[i] = append(s.pend[i], s.cur[i]...)
+			s.cur[i] = s.cur[i][:0]
+		}
+		s.mu.Unlock()
+	}
+	if b.Len() == 0 {
+		b.Release()
+	} else if err := out.Emit(b); err != nil {
+		return err
+	}
+	if s.ckpt {
+		return nil
+	}
+	for {
+		err := s.ackOnce(ctx, s.cur)
+		if err == nil {
+			break
+		}
+		if err := s.c.Fail(ctx, "ack_failed", "XACK", err); err != nil {
+			return err
+		}
+	}
+	for i := range s.cur {
+		s.cur[i] = s.cur[i][:0]
+	}
+	return nil
+}
+
+// claim takes over entries other consumers left pending for claimIdle and
+// emits them.
+func (s *Source) claim(ctx context.Context, out *engine.Output) error {
+	for si, st := range s.streams {
+		start := "0-0"
+		for {
+			msgs, next, err := s.c.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: st, Group: s.group, Consumer: s.consumer,
+				MinIdle: s.claimIdle, Start: start, Count: s.count}).Result()
+			if err != nil {
+				if err := s.c.Fail(ctx, "claim_failed", "XAUTOCLAIM", err); err != nil {
+					return err
+				}
+				continue
+			}
+			s.c.OK()
+			var b *md.Batch
+			var held map[string]struct{}
+			if len(msgs) > 0 {
+				held = s.heldSet()
+			}
+			for i := range msgs {
+				if _, ok := held[msgs[i].ID]; ok {
+					continue // ours, waiting for a checkpoint
+				}
+				if b == nil {
+					b = out.NewBatch(s.kind)
+				}
+				s.nc.Stats.Count("claimed", 1)
+				s.add(ctx, b, si, st, &msgs[i])
+			}
+			if b != nil {
+				if err := s.emit(ctx, out, b); err != nil {
+					return err
+				}
+			}
+			if next == "0-0" || next == "" {
+				break
+			}
+			start = next
+		}
+	}
+	return nil
+}
+
+// heldSet is the ids this instance read and holds for a checkpoint to
+// acknowledge (XAUTOCLAIM and the pending list return them too); nil
+// without checkpoints, where nothing is held between reads.
+func (s *Source) heldSet() map[string]struct{} {
+	if !s.ckpt {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := map[string]struct{}{}
+	for _, l := range s.pend {
+		for _, x := range l {
+			set[x] = struct{}{}
+		}
+	}
+	for _, cv := range s.covered {
+		for _, l := range cv.ids {
+			for _, x := range l {
+				set[x] = struct{}{}
+			}
+		}
+	}
+	return set
+}
+
+// stopErr turns an error after cancellation into a clean stop.
+func stopErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
