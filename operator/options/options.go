@@ -8,15 +8,19 @@
 // terms and snapshot, its implied volatility (the volatility param, or
 // solved from the mid, else the last, by a bracketed Newton solver) and
 // the Black-Scholes (spot underlying, dividend yield) or Black-76 (futures
-// underlying) price and greeks.
+// underlying) price and greeks. Records are held until the watermark passes
+// them and taken in event-time order, so the underlying price an option is
+// valued with does not depend on how the inputs interleave.
 package options
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 	_ "time/tzdata" // expiry time zones must resolve on hosts without a zoneinfo database
@@ -54,9 +58,11 @@ func init() {
 		Summary: "Option chain snapshots with implied volatility and Black-Scholes / Black-76 greeks",
 		Description: "Option trades or quotes (OCC symbols: root, YYMMDD, C or P, strike × 1000 in 8 digits; padding spaces and an " +
 			"\"O:\" prefix allowed) go to port options, the underlying's trades or quotes (symbol = the OCC root) to port " +
-			"underlying; or both, mixed, to the main input, where a record is an option when its symbol parses as one. The " +
-			"underlying price an option record is valued with is the latest that arrived before it: one mixed stream (in " +
-			"event-time order) makes that exact, while two ports interleave as their queues deliver. Per contract it keeps last, bid, ask, mid and volume (summed trade sizes); the underlying price is its " +
+			"underlying; or both, mixed, to the main input, where a record is an option when its symbol parses as one. " +
+			"Records are held until the watermark passes them and then taken in event-time order (an underlying record " +
+			"before an option record of the same time, otherwise in arrival order), so an option record is valued with the " +
+			"latest underlying price at or before its time however the two inputs interleave, and output follows the " +
+			"watermark; a record already behind the watermark when it arrives is counted as dropped under late. Per contract it keeps last, bid, ask, mid and volume (summed trade sizes); the underlying price is its " +
 			"last trade or quote mid. Each option record, once the underlying has a price and before expiry (expiry_time in " +
 			"timezone on the expiry date), emits one derived record: expiry (ns), strike, call (1, or 0 for a put), " +
 			"underlying_price, last, bid, ask, mid (0 until both sides are quoted; last is 0 until a trade), volume, years (to expiry, 365-day years), iv, model_price, delta, gamma, " +
@@ -176,15 +182,30 @@ type contract struct {
 	volume      float64
 }
 
+// pending is a record held until the watermark passes it: a trade (a =
+// price, b = size) or a quote (a = bid, b = ask), of the underlying or of an
+// option.
+type pending struct {
+	ts    int64
+	sym   md.SymID
+	under bool
+	trade bool
+	a, b  float64
+}
+
 // Chain is the operator.
 type Chain struct {
 	cfg        Config
 	nc         *engine.NodeContext
 	contracts  *keyed.State[contract]
-	underlying map[string]float64 // latest price by symbol text
+	underlying map[string]float64 // latest price by symbol text, in event time
+	pend       []pending          // records at or after the watermark, in arrival order
+	rel        []pending          // scratch: the records a watermark releases
+	wm         int64
 	notOption  int64
 	noIV       int64
 	expired    int64
+	late       int64
 }
 
 // New returns an options chain.
@@ -192,7 +213,7 @@ func New(cfg Config) *Chain {
 	if cfg.Loc == nil {
 		cfg.Loc = time.UTC
 	}
-	return &Chain{cfg: cfg, underlying: map[string]float64{}}
+	return &Chain{cfg: cfg, underlying: map[string]float64{}, wm: md.MinTime}
 }
 
 // Open refuses parallelism: options and their underlying have different
@@ -219,40 +240,112 @@ func (c *Chain) Process(ctx context.Context, b *md.Batch, out *engine.Output) er
 }
 
 // ProcessPort takes a mixed batch (port 0, main), option records (1) or
-// underlying records (2), and emits greeks for the option records.
+// underlying records (2) and holds them until the watermark passes them;
+// a record already behind it is counted as dropped under late.
 func (c *Chain) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engine.Output) error {
-	o := c.nc.Pool.Get(md.KindDerived)
-	o.Schema = c.cfg.Schema
 	for i := range b.Trades {
 		t := &b.Trades[i]
-		if port == 2 || (port == 0 && !c.isOption(t.Sym)) {
-			c.underlying[c.nc.Symbols.Get(t.Sym).Symbol] = t.Price
-			continue
-		}
-		if k := c.contract(t.Sym); k != nil {
-			k.last = t.Price
-			k.volume += t.Size
-			c.emit(o, k, t.TS, t.Sym)
-		}
+		c.hold(pending{ts: t.TS, sym: t.Sym, trade: true, a: t.Price, b: t.Size}, port)
 	}
 	for i := range b.Quotes {
 		q := &b.Quotes[i]
-		if port == 2 || (port == 0 && !c.isOption(q.Sym)) {
-			if q.Bid > 0 && q.Ask > 0 {
-				c.underlying[c.nc.Symbols.Get(q.Sym).Symbol] = q.Mid()
-			}
-			continue
-		}
-		if k := c.contract(q.Sym); k != nil {
-			k.bid, k.ask = q.Bid, q.Ask
-			c.emit(o, k, q.TS, q.Sym)
+		c.hold(pending{ts: q.TS, sym: q.Sym, a: q.Bid, b: q.Ask}, port)
+	}
+	c.flushStats()
+	return nil
+}
+
+func (c *Chain) hold(r pending, port int) {
+	if r.ts < c.wm {
+		c.late++
+		return
+	}
+	r.under = port == 2 || (port == 0 && !c.isOption(r.sym))
+	c.pend = append(c.pend, r)
+}
+
+// OnWatermark implements engine.WatermarkHandler: it takes the held records
+// before wm in event-time order, an underlying record before an option
+// record of the same time, otherwise in arrival order, so an option is
+// valued with the latest underlying price at or before it however the two
+// inputs interleave.
+func (c *Chain) OnWatermark(ctx context.Context, wm int64, out *engine.Output) error {
+	if wm <= c.wm {
+		return nil
+	}
+	c.wm = wm
+	rel, keep := c.rel[:0], c.pend[:0]
+	for _, r := range c.pend {
+		if r.ts < wm {
+			rel = append(rel, r)
+		} else {
+			keep = append(keep, r)
 		}
 	}
-	c.nc.Stats.Drop("not_an_option", c.notOption)
+	c.pend = keep
+	if len(rel) == 0 {
+		c.rel = rel
+		return nil
+	}
+	order := func(x, y pending) int {
+		if x.ts != y.ts {
+			return cmp.Compare(x.ts, y.ts)
+		}
+		switch {
+		case x.under && !y.under:
+			return -1
+		case y.under && !x.under:
+			return 1
+		}
+		return 0
+	}
+	if !slices.IsSortedFunc(rel, order) {
+		slices.SortStableFunc(rel, order)
+	}
+	o := c.nc.Pool.Get(md.KindDerived)
+	o.Schema = c.cfg.Schema
+	for i := range rel {
+		c.apply(o, &rel[i])
+	}
+	c.rel = rel[:0]
+	c.flushStats()
+	return out.Emit(o)
+}
+
+// apply folds one released record in: an underlying price, or an option
+// update that emits greeks.
+func (c *Chain) apply(o *md.Batch, r *pending) {
+	if r.under {
+		if r.trade {
+			c.underlying[c.nc.Symbols.Get(r.sym).Symbol] = r.a
+		} else if r.a > 0 && r.b > 0 {
+			c.underlying[c.nc.Symbols.Get(r.sym).Symbol] = (r.a + r.b) / 2
+		}
+		return
+	}
+	k := c.contract(r.sym)
+	if k == nil {
+		return
+	}
+	if r.trade {
+		k.last = r.a
+		k.volume += r.b
+	} else {
+		k.bid, k.ask = r.a, r.b
+	}
+	c.emit(o, k, r.ts, r.sym)
+}
+
+func (c *Chain) flushStats() {
+	if c.notOption != 0 {
+		c.nc.Stats.Drop("not_an_option", c.notOption)
+	}
+	if c.late != 0 {
+		c.nc.Stats.Drop("late", c.late)
+	}
 	c.nc.Stats.Count("no_iv", c.noIV)
 	c.nc.Stats.Count("expired", c.expired)
-	c.notOption, c.noIV, c.expired = 0, 0, 0
-	return out.Emit(o)
+	c.notOption, c.noIV, c.expired, c.late = 0, 0, 0, 0
 }
 
 // isOption reports whether sym is an OCC option symbol.

@@ -1,11 +1,13 @@
 package options_test
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/operator/internal/optest"
@@ -117,4 +119,61 @@ func BenchmarkGreeksWithImpliedVol(b *testing.B) {
 		_ = m(iv)
 	}
 	optest.ReportPerRecord(b, 1, cpu0)
+}
+
+// Two ports interleaving: an underlying quote arriving after an option
+// quote but stamped before it values it; one stamped after it, even if it
+// arrives first, does not; one at the same time does. Output follows the
+// watermark, and a record behind it is counted as late.
+func TestOptionsPairWithTheUnderlyingByEventTime(t *testing.T) {
+	expiry := time.Date(2024, 1, 19, 21, 0, 0, 0, time.UTC).UnixNano()
+	ts := expiry - int64(0.3846*365*24*float64(time.Hour))
+	sc, _ := md.NewSchema("option_greeks", options.Fields...)
+	c := options.New(options.Config{Rate: 0.05, Vol: 0.2, Schema: sc})
+	to := enginetest.NewOutput(nil, 0)
+	und := to.NC.Symbols.Intern("test", "XYZ")
+	opt := to.NC.Symbols.Intern("test", "XYZ   240119C00050000")
+	ctx := context.Background()
+	if err := c.Open(ctx, to.NC); err != nil {
+		t.Fatal(err)
+	}
+	port := func(p int, qs ...md.Quote) {
+		b := md.NewBatch(md.KindQuote)
+		b.Quotes = qs
+		if err := c.ProcessPort(ctx, p, b, to.Output); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wm := func(w int64) {
+		if err := c.OnWatermark(ctx, w, to.Output); err != nil {
+			t.Fatal(err)
+		}
+	}
+	underlyings := func() (got []float64) {
+		for _, b := range to.Drain(engine.PortMain) {
+			for i := range b.Derived {
+				got = append(got, b.Row(i)[3].Float())
+			}
+		}
+		return got
+	}
+	port(2, md.Quote{TS: ts + 100, Bid: 59.99, Ask: 60.01, Sym: und}) // after both options: arrives first
+	port(1, md.Quote{TS: ts, Bid: 2.35, Ask: 2.45, Sym: opt}, md.Quote{TS: ts + 50, Bid: 2.35, Ask: 2.45, Sym: opt})
+	port(2, md.Quote{TS: ts - 5, Bid: 48.99, Ask: 49.01, Sym: und}, md.Quote{TS: ts + 50, Bid: 49.99, Ask: 50.01, Sym: und})
+	if got := underlyings(); len(got) != 0 {
+		t.Fatalf("emitted before the watermark: %v", got)
+	}
+	wm(ts + 51)
+	if got := underlyings(); len(got) != 2 || math.Abs(got[0]-49) > 1e-9 || math.Abs(got[1]-50) > 1e-9 {
+		t.Fatalf("underlying prices %v, want 49 (at ts-5) and 50 (at the option's own time)", got)
+	}
+	port(1, md.Quote{TS: ts + 20, Bid: 2.35, Ask: 2.45, Sym: opt}) // behind the watermark
+	port(1, md.Quote{TS: ts + 200, Bid: 2.35, Ask: 2.45, Sym: opt})
+	wm(md.MaxTime)
+	if got := underlyings(); len(got) != 1 || math.Abs(got[0]-60) > 1e-9 {
+		t.Fatalf("underlying prices %v, want 60", got)
+	}
+	if d := to.NC.Stats.Drops(); d["late"] != 1 {
+		t.Fatalf("drops %v, want late 1", d)
+	}
 }

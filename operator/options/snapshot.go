@@ -10,17 +10,32 @@ import (
 	"github.com/mdpio/mdp/md"
 )
 
-// snapshotVersion is the version of the chain's checkpoint encoding.
-const snapshotVersion = 1
+// snapshotVersion is the version of the chain's checkpoint encoding:
+// version 2 adds the watermark and the held records (version 1 had none
+// and is still read).
+const snapshotVersion = 2
 
 // snapshot is the chain's state in a checkpoint: each option contract's
 // last trade, quote and volume by the contract's stable identity (what
 // its symbol parses to is derived again on restore), and the latest
-// underlying prices by symbol text.
+// underlying prices by symbol text; the watermark and the records held
+// until it passes them, in arrival order.
 type snapshot struct {
 	V          int                `json:"v"`
 	Contracts  []contractSnap     `json:"contracts"`
 	Underlying map[string]float64 `json:"underlying"`
+	WM         int64              `json:"wm"`
+	Pending    []pendingSnap      `json:"pending,omitempty"`
+}
+
+type pendingSnap struct {
+	Provider string  `json:"p"`
+	Symbol   string  `json:"s"`
+	TS       int64   `json:"ts"`
+	Under    bool    `json:"under,omitempty"`
+	Trade    bool    `json:"trade,omitempty"`
+	A        float64 `json:"a"`
+	B        float64 `json:"b"`
 }
 
 type contractSnap struct {
@@ -34,7 +49,11 @@ type contractSnap struct {
 
 // Snapshot implements engine.Snapshotter.
 func (c *Chain) Snapshot(ctx context.Context) ([]byte, error) {
-	sn := snapshot{V: snapshotVersion, Underlying: c.underlying}
+	sn := snapshot{V: snapshotVersion, Underlying: c.underlying, WM: c.wm}
+	for _, r := range c.pend {
+		k := keyed.KeyOf(c.nc.Symbols, r.sym)
+		sn.Pending = append(sn.Pending, pendingSnap{Provider: k.Provider, Symbol: k.Symbol, TS: r.ts, Under: r.under, Trade: r.trade, A: r.a, B: r.b})
+	}
 	c.contracts.Range(func(_ md.SymID, k keyed.Key, x *contract) bool {
 		if !x.bad {
 			sn.Contracts = append(sn.Contracts, contractSnap{Provider: k.Provider, Symbol: k.Symbol, Last: x.last, Bid: x.bid, Ask: x.ask, Volume: x.volume})
@@ -55,10 +74,17 @@ func (c *Chain) Restore(ctx context.Context, states [][]byte) error {
 		if err := json.Unmarshal(data, &sn); err != nil {
 			return fmt.Errorf("operator.options_chain: checkpoint state of instance %d: %w", i, err)
 		}
-		if sn.V != snapshotVersion {
+		if sn.V != snapshotVersion && sn.V != 1 {
 			return fmt.Errorf("operator.options_chain: checkpoint state version %d; this mdp reads version %d", sn.V, snapshotVersion)
 		}
 		maps.Copy(c.underlying, sn.Underlying)
+		if sn.V >= 2 {
+			c.wm = max(c.wm, sn.WM)
+		}
+		for _, r := range sn.Pending {
+			sym := c.nc.Symbols.Intern(r.Provider, r.Symbol)
+			c.pend = append(c.pend, pending{ts: r.TS, sym: sym, under: r.Under, trade: r.Trade, a: r.A, b: r.B})
+		}
 		for _, x := range sn.Contracts {
 			sym := c.contracts.Restore(keyed.Key{Provider: x.Provider, Symbol: x.Symbol}, contract{last: x.Last, bid: x.Bid, ask: x.Ask, volume: x.Volume})
 			c.parse(sym)
