@@ -26,11 +26,13 @@ import (
 	_ "github.com/mdpio/mdp/sink/null"          // sink.null
 	_ "github.com/mdpio/mdp/sink/parquet"       // sink.parquet
 	_ "github.com/mdpio/mdp/sink/postgres"      // sink.postgres, sink.timescale, sink.store
+	_ "github.com/mdpio/mdp/sink/rabbitmq"      // sink.rabbitmq
 	_ "github.com/mdpio/mdp/sink/redis"         // sink.redis
 	_ "github.com/mdpio/mdp/sink/sqlite"        // sink.sqlite
 	_ "github.com/mdpio/mdp/sink/stdout"        // sink.stdout
 	_ "github.com/mdpio/mdp/source/ibkr"        // provider.ibkr (provider.ibkr.stream)
 	_ "github.com/mdpio/mdp/source/nats"        // provider.nats
+	_ "github.com/mdpio/mdp/source/rabbitmq"    // provider.rabbitmq
 	_ "github.com/mdpio/mdp/source/redis"       // provider.redis
 	_ "github.com/mdpio/mdp/source/replay"      // provider.replay
 	_ "github.com/mdpio/mdp/source/synthetic"   // provider.synthetic
