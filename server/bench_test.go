@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,18 +34,29 @@ func cpuSeconds(b *testing.B, pid int) float64 {
 }
 
 // BenchmarkServeStatusFanout runs 20 jobs in a real `mdp serve` and
-// measures (1) the server's CPU for status fan-out: process CPU over an
-// interval with 10 WebSocket clients per job at 1 snapshot/s, minus the
-// same interval with no clients; (2) GET /api/v1/jobs/{name} latency
-// while the jobs run at full speed. Run it once:
+// measures (1) the server's CPU for status fan-out: process CPU over a
+// window with 10 WebSocket clients per job at 1 snapshot/s, minus the
+// window before it with no clients, in alternating rounds (the clients
+// connect and go each round) so a drift of the machine's load does not
+// read as fan-out; the median round is reported with the smallest and
+// largest; (2) GET /api/v1/jobs/{name} latency while the jobs run at full
+// speed, against GET /healthz in the same run. Run it once:
 //
 //	go test -run '^$' -bench ServeStatusFanout -benchtime 1x ./server
+//
+// MDP_BENCH_WINDOW (default 5s) is one window, MDP_BENCH_ROUNDS (default
+// 3) the number of rounds.
 func BenchmarkServeStatusFanout(b *testing.B) {
 	const jobsN, clientsPerJob = 20, 10
-	window := 10 * time.Second
+	window, rounds := 5*time.Second, 3
 	if s := os.Getenv("MDP_BENCH_WINDOW"); s != "" {
 		if d, err := time.ParseDuration(s); err == nil {
 			window = d
+		}
+	}
+	if s := os.Getenv("MDP_BENCH_ROUNDS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			rounds = n
 		}
 	}
 	dir := b.TempDir()
@@ -65,36 +79,69 @@ dag:
 		time.Sleep(window)
 		return (cpuSeconds(b, pid) - c0) / time.Since(t0).Seconds()
 	}
-	base := measure()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var conns []*websocket.Conn
-	for i := range jobsN {
-		for range clientsPerJob {
-			c, _, err := websocket.Dial(ctx, strings.Replace(p.base, "http", "ws", 1)+fmt.Sprintf("/api/v1/jobs/paced%02d/ws", i), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			c.SetReadLimit(1 << 20)
-			conns = append(conns, c)
-			go func() {
-				for {
-					if _, _, err := c.Read(ctx); err != nil {
-						return
-					}
+	var bases, withs, fanouts []float64
+	// With MDP_BENCH_PERF=1 and perf installed, the with-clients windows
+	// are also sampled with perf, and the share of the samples under the
+	// fan-out's own code (the hub's tick, the clients' writers) times the
+	// process CPU is the fan-out's CPU directly, whatever the jobs do.
+	_, perfErr := exec.LookPath("perf")
+	perfOn := os.Getenv("MDP_BENCH_PERF") == "1" && perfErr == nil
+	var shares, attributed []float64
+	var msgs atomic.Int64
+	for range rounds {
+		base := measure()
+		ctx, cancel := context.WithCancel(context.Background())
+		var conns []*websocket.Conn
+		for i := range jobsN {
+			for range clientsPerJob {
+				c, _, err := websocket.Dial(ctx, strings.Replace(p.base, "http", "ws", 1)+fmt.Sprintf("/api/v1/jobs/paced%02d/ws", i), nil)
+				if err != nil {
+					b.Fatal(err)
 				}
-			}()
+				c.SetReadLimit(1 << 20)
+				conns = append(conns, c)
+				go func() {
+					for {
+						if _, _, err := c.Read(ctx); err != nil {
+							return
+						}
+						msgs.Add(1)
+					}
+				}()
+			}
 		}
+		time.Sleep(time.Second)
+		var with float64
+		if perfOn && len(shares) < rounds {
+			c0, t0 := cpuSeconds(b, pid), time.Now()
+			shares = append(shares, perfShare(b, pid, window))
+			with = (cpuSeconds(b, pid) - c0) / time.Since(t0).Seconds()
+			attributed = append(attributed, shares[len(shares)-1]*with)
+		} else {
+			with = measure()
+		}
+		for _, c := range conns {
+			_ = c.CloseNow()
+		}
+		cancel()
+		time.Sleep(time.Second)
+		bases, withs, fanouts = append(bases, base), append(withs, with), append(fanouts, with-base)
 	}
-	time.Sleep(2 * time.Second)
-	with := measure()
-	for _, c := range conns {
-		_ = c.CloseNow()
+	med := func(v []float64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2] * 100
 	}
-	fanout := (with - base) * 100
-	b.ReportMetric(base*100, "cpu%-no-clients")
-	b.ReportMetric(with*100, "cpu%-200-clients")
-	b.ReportMetric(fanout, "cpu%-fanout")
+	b.ReportMetric(med(bases), "cpu%-no-clients")
+	b.ReportMetric(med(withs), "cpu%-200-clients")
+	b.ReportMetric(med(fanouts), "cpu%-fanout")
+	b.ReportMetric(slices.Min(fanouts)*100, "cpu%-fanout-min")
+	b.ReportMetric(slices.Max(fanouts)*100, "cpu%-fanout-max")
+	b.ReportMetric(float64(msgs.Load()), "messages")
+	if len(attributed) > 0 {
+		b.ReportMetric(med(attributed), "cpu%-fanout-perf")
+		b.ReportMetric(slices.Max(attributed)*100, "cpu%-fanout-perf-max")
+	}
 
 	// Latency of GET /jobs/{name} while 20 jobs run as fast as they can.
 	for i := range jobsN {
@@ -139,4 +186,33 @@ dag:
 	b.ReportMetric(float64(ref[len(ref)*99/100].Microseconds())/1000, "healthz-p99-ms")
 	b.ReportMetric(float64(len(lat)), "gets")
 	p.stop()
+}
+
+// perfShare samples process pid with perf for d and returns the share of
+// its samples under the status fan-out's own code: the hub's loop (tick,
+// status, encoding) and the clients' writers (serveWS).
+func perfShare(b *testing.B, pid int, d time.Duration) float64 {
+	b.Helper()
+	data := filepath.Join(b.TempDir(), "perf.data")
+	rec := exec.Command("perf", "record", "-q", "-F", "999", "-g", "-p", strconv.Itoa(pid), "-o", data, "--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
+	if out, err := rec.CombinedOutput(); err != nil {
+		b.Fatalf("perf record: %v\n%s", err, out)
+	}
+	out, err := exec.Command("perf", "report", "-i", data, "--children", "--sort", "sym", "-q", "-g", "none").Output()
+	if err != nil {
+		b.Fatalf("perf report: %v", err)
+	}
+	var share float64
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 {
+			continue
+		}
+		sym := f[len(f)-1]
+		if sym == "github.com/mdpio/mdp/server.(*Handler).serveWS" || sym == "github.com/mdpio/mdp/server.(*hub).loop" {
+			v, _ := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+			share += v / 100
+		}
+	}
+	return share
 }
