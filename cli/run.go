@@ -84,6 +84,8 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		Resume: f.resume, From: f.from, AllowGraphChange: f.allowGraphChange, Drain: f.drain,
 		API: func(u *runtime.Unified) http.Handler {
 			api = server.New(server.Options{Jobs: jobs.NewSingle(u), Logger: log})
+			// The dashboard's taps record the job's bars from its start.
+			api.Run(u.Name(), u)
 			return api
 		}})
 	if err != nil {

@@ -20,6 +20,14 @@ type Single struct {
 // NewSingle returns the view of u.
 func NewSingle(u *runtime.Unified) *Single { return &Single{u: u, fp: u.Document().Fingerprint()} }
 
+// Run returns the run, for the job's name; nil for another.
+func (s *Single) Run(name string) *runtime.Unified {
+	if name != s.u.Name() {
+		return nil
+	}
+	return s.u
+}
+
 // List returns the one job's status without per-node detail.
 func (s *Single) List() []JobStatus {
 	st, _ := s.Status(s.u.Name(), false)

@@ -40,8 +40,9 @@ type ServerOptions struct {
 	// Ready reports readiness for /readyz and a JSON-serialisable body that
 	// explains it (the job's health). Nil means always ready.
 	Ready func() (ready bool, body any)
-	// API, when set, serves every path under /api/ on the same listener
-	// (`mdp run` puts the read-only job API there).
+	// API, when set, serves every path but /metrics, /healthz and /readyz
+	// on the same listener (`mdp run` puts the read-only job API and the
+	// dashboard there).
 	API    http.Handler
 	Logger *slog.Logger
 }
@@ -107,7 +108,7 @@ func Serve(opts ServerOptions) (*Server, error) {
 		writeJSON(w, code, body)
 	})
 	if opts.API != nil {
-		mux.Handle("/api/", opts.API)
+		mux.Handle("/", opts.API)
 	}
 	s := &Server{
 		ln:  ln,

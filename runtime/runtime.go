@@ -71,8 +71,9 @@ type Options struct {
 	// means os.Stdout.
 	Stdout io.Writer
 	// API, when set and the job serves its own metrics listener, returns a
-	// handler for the paths under /api/ on that listener (`mdp run` serves
-	// the read-only job API there: package server).
+	// handler for every other path on that listener (`mdp run` serves the
+	// read-only job API and the dashboard there: package server). It is
+	// called before the job starts.
 	API func(u *Unified) http.Handler
 	// Resume restores the latest complete checkpoint of the job's
 	// checkpoint store (mdp run --resume; a job server's start). With none

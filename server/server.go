@@ -190,6 +190,7 @@ func (h *Handler) routes() {
 		}
 		writeError(w, http.StatusNotFound, msg)
 	})
+	h.tapRoutes()
 	if h.opts.Manager == nil {
 		return
 	}
@@ -201,7 +202,6 @@ func (h *Handler) routes() {
 	h.handle("GET /api/v1/jobs/{name}/logs", h.logs)
 	h.handle("GET /api/v1/jobs/{name}/definition", h.definition)
 	h.handle("POST /api/v1/validate", h.validate)
-	h.tapRoutes()
 	if h.opts.Components != nil {
 		h.handle("GET /api/v1/components", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, h.opts.Components())

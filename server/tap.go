@@ -101,14 +101,19 @@ func (t *tapHub) run(name string, u *runtime.Unified) {
 	}
 }
 
-// sync registers the manager's current run of a job when Run was not told
-// of it (a job the manager restarted as it opened, before the handler
-// existed).
-func (t *tapHub) sync(name string, m *jobs.Manager) {
-	if m == nil {
+// runs is what knows a job's current run: a jobs.Manager or jobs.Single.
+type runs interface {
+	Run(name string) *runtime.Unified
+}
+
+// sync registers the current run of a job when Run was not told of it (a
+// job the manager restarted as it opened, before the handler existed).
+func (t *tapHub) sync(name string, j Jobs) {
+	rs, ok := j.(runs)
+	if !ok {
 		return
 	}
-	u := m.Run(name)
+	u := rs.Run(name)
 	if u == nil {
 		return
 	}
@@ -488,7 +493,7 @@ func (h *Handler) tapList(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	h.taps.sync(name, h.opts.Manager)
+	h.taps.sync(name, h.jobs)
 	h.taps.mu.Lock()
 	run := h.taps.runs[name]
 	h.taps.mu.Unlock()
@@ -507,7 +512,7 @@ func (h *Handler) tapWS(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	h.taps.sync(name, h.opts.Manager)
+	h.taps.sync(name, h.jobs)
 	rec, err := h.taps.recorderFor(name, r.PathValue("port"))
 	if err != nil {
 		writeError(w, http.StatusNotFound, err.Error())

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,6 +249,8 @@ func TestDashboardJobsPageRateRisesAndStopDrains(t *testing.T) {
 	// WebSocket (the page never polls).
 	d.wait("alpha's events/s to reach 1000", rate+` >= 1000`, 20*time.Second)
 	d.wait("alpha running", `document.querySelector('#jobs tr[data-job="alpha"] .state').textContent === 'running'`, 5*time.Second)
+	// Out /s: the bars reaching the store (3 symbols, 100 ms bars).
+	d.wait("alpha's out rate", `parseFloat(document.querySelector('#jobs tr[data-job="alpha"] td:nth-child(6)').textContent) > 0`, 10*time.Second)
 	d.screenshot("jobs")
 	// Stop from the button: the job drains (every record the source emitted
 	// reached the store) and the row says stopped.
@@ -588,5 +591,49 @@ dag:
 	if rate < 50 {
 		t.Fatalf("the chart got %.0f bar updates/s, want about 100", rate)
 	}
+	d.noConsoleErrors()
+}
+
+// mdp run with its metrics listener on serves the dashboard read-only: its
+// one job is listed without buttons that change things, and its bars can be
+// watched.
+func TestDashboardReadOnlyUnderMdpRun(t *testing.T) {
+	d := newDash(t, 1280, 800)
+	job := fmt.Sprintf(`name: solo
+metrics: {enable: true, listen: "127.0.0.1:0"}
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], rate: 2000, seed: 4}}
+    - {id: bars, type: operator.bars, params: {interval: 100ms}}
+    - {id: store, type: sink.sqlite, params: {path: %q}}
+  edges: [[src, bars], [bars, store]]
+`, filepath.Join(d.dir, "solo.db"))
+	var api *server.Handler
+	u, err := runtime.NewFromBytes("solo.yaml", []byte(job), runtime.Options{API: func(u *runtime.Unified) http.Handler {
+		api = server.New(server.Options{Jobs: jobs.NewSingle(u)})
+		api.Run(u.Name(), u)
+		return api
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		u.Stop()
+		_ = u.Wait()
+		api.Close()
+	}()
+	d.url = "http://" + u.MetricsAddr()
+	d.open("#/")
+	d.wait("the job", `document.querySelector('#jobs tr[data-job="solo"] .state').textContent === 'running'`, 20*time.Second)
+	var visible int
+	d.eval(`[...document.querySelectorAll('button[data-act], [data-nav="edit"]')].filter(b => b.offsetParent !== null).length`, &visible)
+	if visible != 0 {
+		t.Fatalf("%d controls that change things are shown under mdp run", visible)
+	}
+	d.open("#/candles/solo?port=bars&symbol=AAPL")
+	d.wait("candles", `window.mdpCandles && window.mdpCandles.data().length >= 5`, 20*time.Second)
 	d.noConsoleErrors()
 }

@@ -75,6 +75,9 @@ async function boot() {
     input.focus();
     return;
   }
+  // mdp run serves its one job read-only: no buttons that change things.
+  const doc = await fetch('/api/v1/openapi.json', { credentials: 'same-origin' }).then((r) => r.json()).catch(() => null);
+  if (doc && doc.paths && !(doc.paths['/api/v1/jobs'] || {}).post) document.documentElement.dataset.readonly = '1';
   route();
 }
 boot();

@@ -51,9 +51,9 @@ export function mount(main, name) {
   const title = el('h1', {}, el('span', {}, name), el('span', { class: 'state', id: 'jobstate' }));
   const links = el('p', { class: 'controls' },
     el('a', { href: '#/' }, '← Jobs'), el('a', { href: `#/candles/${enc(name)}` }, 'Candles'),
-    el('a', { href: `#/edit/${enc(name)}` }, 'Edit job file'));
-  const btnStart = el('button', { type: 'button' }, 'Start');
-  const btnStop = el('button', { type: 'button' }, 'Stop');
+    el('a', { href: `#/edit/${enc(name)}`, 'data-write': true }, 'Edit job file'));
+  const btnStart = el('button', { type: 'button', 'data-write': true }, 'Start');
+  const btnStop = el('button', { type: 'button', 'data-write': true }, 'Stop');
   links.append(btnStart, btnStop);
   const summary = el('p', { class: 'muted', id: 'summary', role: 'status' }, 'Connecting…');
   const lastErr = el('p', { class: 'error', id: 'lasterror', role: 'alert' });

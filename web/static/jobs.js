@@ -4,15 +4,15 @@ import { api, live, el, set, fmtRate, fmtCount, fmtDuration, fmtLag, enc } from 
 
 const columns = [
   ['Job', ''], ['State', ''], ['Mode', 'wide'], ['Uptime', 'num'], ['In /s', 'num'], ['Out /s', 'num'],
-  ['Watermark lag', 'num wide'], ['Errors', 'num'], ['Feedback', 'wide'], ['Restarts', 'num wide'], ['Actions', ''],
+  ['Watermark lag', 'num wide'], ['Errors', 'num'], ['Feedback', 'wide'], ['Restarts', 'num wide'], ['Actions', 'write'],
 ];
 
 export function mount(main) {
   const status = el('p', { class: 'muted', role: 'status', 'aria-live': 'polite' }, 'Connecting…');
   const tbody = el('tbody');
   const table = el('table', { id: 'jobs', 'aria-label': 'Jobs' },
-    el('thead', {}, el('tr', {}, ...columns.map(([t, c]) => el('th', { class: c, scope: 'col' }, t)))), tbody);
-  const empty = el('p', { class: 'muted', hidden: true }, 'No jobs yet. ', el('a', { href: '#/edit' }, 'Submit one'), '.');
+    el('thead', {}, el('tr', {}, ...columns.map(([t, c]) => el('th', { class: c, scope: 'col', 'data-write': c === 'write' || undefined }, t)))), tbody);
+  const empty = el('p', { class: 'muted', hidden: true }, 'No jobs yet. ', el('a', { href: '#/edit', 'data-write': true }, 'Submit one'), '.');
   const err = el('p', { class: 'error', role: 'alert' });
   main.append(el('h1', {}, 'Jobs'), status, err, el('div', { class: 'table-wrap' }, table), empty);
 
@@ -42,7 +42,7 @@ export function mount(main) {
   const row = (name) => {
     let r = rows.get(name);
     if (r) return r;
-    const cells = columns.map(([, c]) => el('td', { class: c }));
+    const cells = columns.map(([, c]) => el('td', { class: c, 'data-write': c === 'write' || undefined }));
     const start = el('button', { type: 'button', 'data-act': 'start', 'aria-label': `Start ${name}` }, 'Start');
     const stop = el('button', { type: 'button', 'data-act': 'stop', 'aria-label': `Stop ${name}` }, 'Stop');
     const del = el('button', { type: 'button', class: 'danger', 'data-act': 'delete', 'aria-label': `Delete ${name}` }, 'Delete');
