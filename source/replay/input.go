@@ -152,6 +152,10 @@ type lineInput struct {
 	long []byte // a line longer than the buffer
 	max  int64  // longest line kept, in bytes; 0: no limit
 	size int64  // length of the line errLineTooLong reported
+	// off is the (decompressed) byte offset after the last line read; src
+	// is what rd reads, for a plain file's seek.
+	off int64
+	src io.Reader
 }
 
 // errLineTooLong is readLine's report of a line longer than max_line_bytes:
@@ -184,8 +188,29 @@ func openLines(path string, c compression, bufSize int, maxLine int64, counter *
 		in.zr = zr.Close
 		r = zr
 	}
+	in.src = r
 	in.rd = bufio.NewReaderSize(r, bufSize)
 	return in, nil
+}
+
+// seekTo moves to the (decompressed) byte offset off, at or after the
+// current one: a plain file seeks, so the bytes before off are never read;
+// a compressed one is decompressed up to off and the bytes dropped, which
+// still spares parsing them.
+func (in *lineInput) seekTo(off int64) error {
+	if off < in.off {
+		return fmt.Errorf("offset %d is before the current one %d", off, in.off)
+	}
+	if in.zr == nil {
+		if _, err := in.f.Seek(off, io.SeekStart); err != nil {
+			return err
+		}
+		in.rd.Reset(in.src)
+	} else if _, err := io.CopyN(io.Discard, in.rd, off-in.off); err != nil {
+		return err
+	}
+	in.off = off
+	return nil
 }
 
 // readLine returns the next line without its line ending, or io.EOF. The
@@ -193,11 +218,13 @@ func openLines(path string, c compression, bufSize int, maxLine int64, counter *
 // and reported with errLineTooLong.
 func (in *lineInput) readLine() ([]byte, error) {
 	line, err := in.rd.ReadSlice('\n')
+	in.off += int64(len(line))
 	if err == bufio.ErrBufferFull {
 		in.long = append(in.long[:0], line...)
 		size := int64(len(line))
 		for err == bufio.ErrBufferFull {
 			line, err = in.rd.ReadSlice('\n')
+			in.off += int64(len(line))
 			size += int64(len(line))
 			if in.max == 0 || int64(len(in.long)) <= in.max {
 				in.long = append(in.long, line...)

@@ -24,6 +24,7 @@ type heldRow struct {
 	quote   md.Quote
 	ts      int64
 	line    int64
+	end     int64  // fileReader.pos after its line
 	support int    // rows after it that did not land more than maxJump before it
 	raw     []byte // a copy, truncated as dead letters are
 }
@@ -91,7 +92,7 @@ func (r *fileReader) jumpCheck(n int, ts int64, raw []byte) (keep bool, err erro
 
 // hold moves the chunk's record n to the held rows.
 func (r *fileReader) hold(n int, ts int64, raw []byte) {
-	h := heldRow{ts: ts, line: r.line}
+	h := heldRow{ts: ts, line: r.line, end: r.pos()}
 	if r.kind == md.KindTrade {
 		h.trade = r.trades[n]
 		r.trades = r.trades[:n]
@@ -135,6 +136,9 @@ func (r *fileReader) releaseConfirmed(eof bool) error {
 			r.trades = append(r.trades, h.trade)
 		} else {
 			r.quotes = append(r.quotes, h.quote)
+		}
+		if r.track {
+			r.note(h.end, h.line)
 		}
 	}
 	g.held = g.held[:copy(g.held, g.held[i:])]

@@ -145,3 +145,12 @@ func (p *parquetInput) rowText() []byte {
 	}
 	return b
 }
+
+// seekRow moves to row n (the rows before it are not read).
+func (p *parquetInput) seekRow(n int64) error {
+	if err := p.rd.SeekToRow(n); err != nil {
+		return err
+	}
+	p.n, p.pos, p.read = 0, 0, n
+	return nil
+}

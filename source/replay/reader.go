@@ -50,6 +50,69 @@ type fileReader struct {
 	pqFile *os.File
 
 	jump jumpGuard
+
+	// With checkpoints on (track), meta holds, for each record of the
+	// chunk, where its file was after it (see recMeta); prev is the last
+	// record's of the chunk before.
+	track bool
+	meta  []recMeta
+	prev  recMeta
+}
+
+// recMeta is where a file was after one of its records: the (decompressed)
+// byte offset after its line (a Parquet file: the rows read), its line
+// number and the jump guard's newest event time once it was taken. A
+// replay resumes the file there: every row before it was emitted or
+// dropped, the rows after it are read again.
+type recMeta struct {
+	End    int64 `json:"end"`
+	Line   int64 `json:"line"`
+	Newest int64 `json:"newest"`
+	Set    bool  `json:"set"`
+}
+
+// pos is where the file is now: the byte offset after the current line or,
+// for Parquet, the rows read.
+func (r *fileReader) pos() int64 {
+	if r.lines != nil {
+		return r.lines.off
+	}
+	return r.line
+}
+
+// note records the meta of a record just added to the chunk.
+func (r *fileReader) note(end, line int64) {
+	r.meta = append(r.meta, recMeta{End: end, Line: line, Newest: r.jump.newest, Set: true})
+}
+
+// consumed is the meta of the last record taken from the file.
+func (r *fileReader) consumed() recMeta {
+	if r.head > 0 && r.head <= len(r.meta) {
+		return r.meta[r.head-1]
+	}
+	return r.prev
+}
+
+// resume moves a freshly opened file to m: seek (Parquet: skip rows),
+// line count and jump guard, as they were after the record m describes.
+func (r *fileReader) resume(m recMeta) error {
+	if !m.Set {
+		return nil
+	}
+	if r.lines != nil {
+		if err := r.lines.seekTo(m.End); err != nil {
+			return fmt.Errorf("%s: resume at byte %d: %w", r.path, m.End, err)
+		}
+	} else if err := r.pq.seekRow(m.End); err != nil {
+		return fmt.Errorf("%s: resume at row %d: %w", r.path, m.End, err)
+	}
+	r.line = m.Line
+	if r.jump.maxJump > 0 {
+		r.jump.started = false
+		r.jump.advance(m.Newest)
+	}
+	r.prev = m
+	return nil
 }
 
 // timeFilter keeps records with start <= ts < end.
@@ -71,6 +134,7 @@ type readerConfig struct {
 	maxJump int64         // ns; 0 disables the jump guard
 	maxLine int64         // max_line_bytes
 	counter *atomic.Int64 // raw bytes read, all files
+	track   bool          // checkpoints on: keep each record's recMeta
 }
 
 func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
@@ -79,7 +143,7 @@ func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
 		return nil, err
 	}
 	r := &fileReader{idx: idx, path: path, format: f, kind: rc.lay.Kind, dec: *rc.dec, mal: rc.mal,
-		filter: rc.filter, csv: rowmap.CSVSplitter{Delim: rc.lay.Delim}, jump: jumpGuard{maxJump: rc.maxJump}}
+		filter: rc.filter, csv: rowmap.CSVSplitter{Delim: rc.lay.Delim}, jump: jumpGuard{maxJump: rc.maxJump}, track: rc.track}
 	if r.kind == md.KindTrade {
 		r.trades = make([]md.Trade, 0, chunkSize+chunkSlack)
 	} else {
@@ -206,6 +270,10 @@ func (r *fileReader) buffered() int {
 // chunk empty and sets eof. Errors are I/O failures, or a malformed row
 // under on_error: fail.
 func (r *fileReader) fill() error {
+	if n := len(r.meta); n > 0 {
+		r.prev = r.meta[n-1]
+	}
+	r.meta = r.meta[:0]
 	r.head = 0
 	r.trades = r.trades[:0]
 	r.quotes = r.quotes[:0]
@@ -263,6 +331,10 @@ func (r *fileReader) accept(raw []byte) error {
 		} else {
 			r.quotes = r.quotes[:n]
 		}
+		return nil
+	}
+	if r.track {
+		r.note(r.pos(), r.line)
 	}
 	return nil
 }

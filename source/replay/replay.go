@@ -148,8 +148,11 @@ type Source struct {
 	mal   *malformed
 	clk   *replayClock
 	seq   uint64
-	// skipTo is the sequence a restored checkpoint resumes after (Seek).
-	skipTo uint64
+	// skipTo is the sequence a restored checkpoint of version 1 resumes
+	// after (Seek); resumeAt is a version 2 one's place in each file.
+	skipTo   uint64
+	resumeAt *position
+	readers  []*fileReader // for Position, on the source goroutine
 
 	prog progressCounters
 	// open counts the files not yet read to their end.
@@ -278,7 +281,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 	bufSize := min(max(4<<20/len(s.files), 16<<10), 256<<10)
 	dec := rowmap.NewDecoder(s.lay, out.Symbols(), s.symbols)
 	rc := &readerConfig{lay: s.lay, format: s.format, comp: s.comp, dec: dec, mal: s.mal,
-		filter: s.filter, bufSize: bufSize, counter: &s.prog.bytes, maxJump: s.maxJump, maxLine: s.maxLine}
+		filter: s.filter, bufSize: bufSize, counter: &s.prog.bytes, maxJump: s.maxJump, maxLine: s.maxLine, track: out.Checkpointing()}
 
 	readers := make([]*fileReader, 0, len(s.files))
 	defer func() {
@@ -292,6 +295,16 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 			return err
 		}
 		readers = append(readers, r)
+		if s.resumeAt != nil {
+			if err := r.resume(s.resumeAt.Files[i].At); err != nil {
+				return fmt.Errorf("provider.replay: %w", err)
+			}
+		}
+	}
+	s.readers = readers
+	if s.resumeAt != nil {
+		s.seq = s.resumeAt.Seq
+		s.prog.emitted.Add(int64(s.seq))
 	}
 
 	s.prog.totalBytes = total
@@ -571,34 +584,63 @@ func (s *Source) String() string {
 }
 
 // positionVersion is the version of the replay's checkpoint position.
-const positionVersion = 1
+// Version 1 (a record count, resumed by reading the files again and
+// passing over that many records) is still read.
+const positionVersion = 2
 
 // position is where a replay is: the records it has emitted (its
-// sequence), counted over every file in merge order.
+// sequence, which numbers them) and, per file in path order, where that
+// file was after the last of its records that was emitted. The merge needs
+// nothing else: it takes the earliest next record of the files (ties by
+// path order), so from these places it goes on exactly as it would have.
 type position struct {
-	V   int    `json:"v"`
-	Seq uint64 `json:"seq"`
+	V     int       `json:"v"`
+	Seq   uint64    `json:"seq"`
+	Files []filePos `json:"files,omitempty"`
+}
+
+type filePos struct {
+	Path string  `json:"path"`
+	At   recMeta `json:"at"`
 }
 
 // Position implements engine.Seeker. It is called inside Emit, after the
-// batch was sent: the sequence then counts exactly the records emitted.
+// batch was sent: every record taken from the files is in it or before.
 func (s *Source) Position(int64) ([]byte, error) {
-	return json.Marshal(position{V: positionVersion, Seq: s.seq})
+	p := position{V: positionVersion, Seq: s.seq, Files: make([]filePos, len(s.readers))}
+	for i, r := range s.readers {
+		p.Files[i] = filePos{Path: r.path, At: r.consumed()}
+	}
+	return json.Marshal(&p)
 }
 
-// Seek implements engine.Seeker: Run reads the files again from the start
-// and passes over, in merge order and unpaced, the records emitted before
-// the position, then emits (at speed, if paced) from there. The files must
-// be the ones the checkpoint was taken from.
+// Seek implements engine.Seeker: Run opens each file where the position
+// has it (a plain file seeks to the byte offset, so what was read before
+// is not read again; a compressed one is decompressed up to it; Parquet
+// seeks to the row) and merges on from there. The files must be the ones
+// the checkpoint was taken from, in the same order.
 func (s *Source) Seek(ctx context.Context, pos []byte) error {
 	var p position
 	if err := json.Unmarshal(pos, &p); err != nil {
 		return fmt.Errorf("provider.replay: checkpoint position: %w", err)
 	}
-	if p.V != positionVersion {
-		return fmt.Errorf("provider.replay: checkpoint position version %d; this mdp reads version %d", p.V, positionVersion)
+	switch p.V {
+	case 1:
+		s.skipTo = p.Seq
+		return nil
+	case positionVersion:
+	default:
+		return fmt.Errorf("provider.replay: checkpoint position version %d; this mdp reads versions 1 and %d", p.V, positionVersion)
 	}
-	s.skipTo = p.Seq
+	if len(p.Files) != len(s.files) {
+		return fmt.Errorf("provider.replay: the checkpoint was taken over %d files, this job has %d: they are not the files it was taken from", len(p.Files), len(s.files))
+	}
+	for i, f := range p.Files {
+		if f.Path != s.files[i] {
+			return fmt.Errorf("provider.replay: file %d of the checkpoint is %s, of this job %s: they are not the files it was taken from", i+1, f.Path, s.files[i])
+		}
+	}
+	s.resumeAt = &p
 	return nil
 }
 
