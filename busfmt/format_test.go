@@ -28,7 +28,7 @@ func TestWriterFormats(t *testing.T) {
 	}
 	c, _ := NewWriter(CSV).Message(barBatch(a, b), st.Snapshot())
 	rows := strings.Split(strings.TrimSuffix(string(c), "\n"), "\n")
-	if len(rows) != 4 || !strings.HasPrefix(rows[0], "provider,symbol,interval,ts,") || !strings.HasSuffix(rows[0], ",reason") {
+	if len(rows) != 5 || !strings.HasPrefix(rows[0], "provider,symbol,interval,ts,") || !strings.HasSuffix(rows[0], ",reason") {
 		t.Fatalf("csv message:\n%s", c)
 	}
 	d, _ := NewWriter(CSV).Message(derivedBatch(t, a, b), st.Snapshot())

@@ -37,8 +37,9 @@
 //	                    close, volume, vwap (float64), trades (int64),
 //	                    bar type (1 byte: 0 time, 1 tick, 2 volume, 3 value,
 //	                    4 tick imbalance, 5 volume imbalance),
-//	                    source (1 byte: 0 trade, 1 mid, 2 bid, 3 ask),
-//	                    flags (1 byte: bit 0 labelled by end, bit 1 update)
+//	                    source (1 byte: 0 trade, 1 mid, 2 bid, 3 ask,
+//	                    4 bid_ask), flags (1 byte: bit 0 labelled by end,
+//	                    bit 1 update, bit 2 partial)
 //	derived (10+8f bytes): sym, ts (int64 ns), then the f field values in
 //	                    schema order (int64 or float64 bits)
 //
@@ -46,7 +47,10 @@
 // with bytes left over, a dictionary index out of range, an unknown kind,
 // enum value or flag bit, a schema md.NewSchema refuses, or a version other
 // than 1. A later version that adds fields bumps the version byte; a decoder
-// never guesses.
+// never guesses. A new value of an existing enum or flag byte (bar source
+// bid_ask and the partial flag came this way) keeps version 1: frames that
+// do not use it are unchanged, and an older decoder rejects one that does
+// as bad_enum, counted, rather than misreading it.
 package busfmt
 
 import (
@@ -86,8 +90,9 @@ const (
 	derivedFixed   = 2 + 8
 	barFlagLabel   = 1
 	barFlagUpdate  = 2
-	barFlagsKnown  = barFlagLabel | barFlagUpdate
-	maxBarEnum     = 3 // bar source
+	barFlagPartial = 4
+	barFlagsKnown  = barFlagLabel | barFlagUpdate | barFlagPartial
+	maxBarSource   = 4 // bar source
 	maxBarTypeEnum = 5 // bar type
 	maxSideEnum    = 2
 	maxSchemaField = math.MaxUint8
@@ -230,6 +235,9 @@ func (e *Encoder) appendFrame(dst []byte, b *md.Batch, syms []md.Instrument, n i
 			}
 			if r.Update {
 				flags |= barFlagUpdate
+			}
+			if r.Partial {
+				flags |= barFlagPartial
 			}
 			dst = append(dst, byte(r.Type), byte(r.Source), flags)
 		}
@@ -450,7 +458,7 @@ func (d *Decoder) Decode(frame []byte, b *md.Batch) error {
 				return frameErr(ReasonEnum, "record %d: side %d", i, r[tradeSize-1])
 			}
 		case md.KindBar:
-			if r[barSize-3] > maxBarTypeEnum || r[barSize-2] > maxBarEnum || r[barSize-1]&^barFlagsKnown != 0 {
+			if r[barSize-3] > maxBarTypeEnum || r[barSize-2] > maxBarSource || r[barSize-1]&^barFlagsKnown != 0 {
 				return frameErr(ReasonEnum, "record %d: bar type %d, source %d, flags %#x", i, r[barSize-3], r[barSize-2], r[barSize-1])
 			}
 		}
@@ -485,7 +493,7 @@ func (d *Decoder) Decode(frame []byte, b *md.Batch) error {
 				Sym: d.dict[le.Uint16(r)], Start: i64(r, 2), End: i64(r, 10), Interval: i64(r, 18),
 				Open: f64(r, 26), High: f64(r, 34), Low: f64(r, 42), Close: f64(r, 50), Volume: f64(r, 58), VWAP: f64(r, 66),
 				Trades: i64(r, 74), Type: md.BarType(r[82]), Source: md.BarSource(r[83]),
-				LabelEnd: fl&barFlagLabel != 0, Update: fl&barFlagUpdate != 0,
+				LabelEnd: fl&barFlagLabel != 0, Update: fl&barFlagUpdate != 0, Partial: fl&barFlagPartial != 0,
 			})
 		}
 	case md.KindDerived:

@@ -41,6 +41,7 @@ func barBatch(a, b md.SymID) *md.Batch {
 		{Start: 5, End: 99, Interval: 100, Open: 1, High: 1, Low: 1, Close: 1, Volume: 0, VWAP: 1, Trades: 100, Sym: b,
 			Type: md.BarTick, Source: md.FromMid, LabelEnd: true, Update: true},
 		{Type: md.BarValue, Source: md.FromAsk, Sym: b},
+		{Start: 7, End: 8, Interval: 1, Open: 2, High: 3, Low: 1, Close: 2, Sym: a, Source: md.FromBidAsk, Partial: true},
 	}
 	x.Reason = "late: 3s behind the watermark — ü"
 	return x
@@ -201,9 +202,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"too many", mod(good, func(f []byte) []byte { f[7] = 0xff; return f }), md.KindTrade, ReasonTooLarge},
 		{"symbol index", mod(good, func(f []byte) []byte { f[len(f)-tradeSize] = 9; return f }), md.KindTrade, ReasonSymbol},
 		{"side", mod(good, func(f []byte) []byte { f[len(f)-1] = 3; return f }), md.KindTrade, ReasonEnum},
-		{"bar flags", mod(bars, func(f []byte) []byte { f[len(f)-1] = 4; return f }), md.KindBar, ReasonEnum},
+		{"bar flags", mod(bars, func(f []byte) []byte { f[len(f)-1] = 8; return f }), md.KindBar, ReasonEnum},
 		{"bar type", mod(bars, func(f []byte) []byte { f[len(f)-3] = 6; return f }), md.KindBar, ReasonEnum},
-		{"bar source", mod(bars, func(f []byte) []byte { f[len(f)-2] = 4; return f }), md.KindBar, ReasonEnum},
+		{"bar source", mod(bars, func(f []byte) []byte { f[len(f)-2] = 5; return f }), md.KindBar, ReasonEnum},
 		{"schema name", mod(der, func(f []byte) []byte {
 			i := indexOf(f, "ewma")
 			f[i] = 'E'

@@ -434,8 +434,9 @@ func decodeRecords(kind md.Kind, rows []map[string]any) ([]record, error) {
 			}
 			start := ts("start", t)
 			b, _ := m["update"].(bool)
+			p, _ := m["partial"].(bool)
 			r.bar = md.Bar{Start: start, End: ts("end", start+int64(iv)), Interval: int64(iv), Open: num("open"), High: num("high"),
-				Low: num("low"), Close: num("close"), Volume: num("volume"), VWAP: num("vwap"), Trades: int64(num("trades")), Update: b}
+				Low: num("low"), Close: num("close"), Volume: num("volume"), VWAP: num("vwap"), Trades: int64(num("trades")), Update: b, Partial: p}
 		case md.KindTrade:
 			r.trade = md.Trade{TS: t, Ingest: ts("ingest_ts", t), Price: num("price"), Size: num("size"),
 				TradeID: int64(num("trade_id")), Seq: seq, Side: md.ParseSide(str("side", ""))}

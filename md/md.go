@@ -163,11 +163,17 @@ const (
 	FromMid                     // quote mid prices, (bid+ask)/2
 	FromBid                     // quote bid prices
 	FromAsk                     // quote ask prices
+	// FromBidAsk is IB's BID_ASK bar: open the time-weighted mean bid, high
+	// the highest ask, low the lowest bid, close the time-weighted mean
+	// ask. No mdp operator builds it; it is kept apart from bid and ask
+	// bars, whose prices mean something else.
+	FromBidAsk
 )
 
-var barSourceNames = [...]string{"trade", "mid", "bid", "ask"}
+var barSourceNames = [...]string{"trade", "mid", "bid", "ask", "bid_ask"}
 
-// String returns trade, mid, bid or ask: the text of the source column.
+// String returns trade, mid, bid, ask or bid_ask: the text of the source
+// column.
 func (s BarSource) String() string {
 	if int(s) < len(barSourceNames) {
 		return barSourceNames[s]
@@ -207,6 +213,10 @@ type Bar struct {
 	// Update is true when this bar replaces an earlier emission of the same
 	// bar (late data under late_policy: update).
 	Update bool
+	// Partial is true when the bar's interval touches a gap in its
+	// source's feed (a disconnect, or data the provider reported lost), so
+	// records it should hold may be missing. See SymbolTable.OpenGap.
+	Partial bool
 }
 
 // TS is the bar's timestamp under its label: Start, or End for label: close.

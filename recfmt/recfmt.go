@@ -12,15 +12,16 @@
 //	trade: type provider symbol ts ingest_ts price size side trade_id seq
 //	quote: type provider symbol ts ingest_ts bid bid_size ask ask_size seq
 //	bar:   type provider symbol interval ts start end open high low close
-//	       volume vwap trades bar_type source [update]
+//	       volume vwap trades bar_type source [partial] [update]
 //	derived: type (the schema's name) provider symbol ts <fields…>
 //
-// "update" appears (as true) only on a bar that replaces an earlier emission.
+// "partial" appears (as true) only on a bar whose interval touches a gap in
+// the feed, "update" only on a bar that replaces an earlier emission.
 // A batch with a non-empty Reason (late records, dead letters) adds "reason"
 // as the last field. CSV rows have the same columns minus "type" (a CSV
 // stream holds one record kind, and for derived records one schema, named
-// by its header), with the bar's "update" column always present and
-// "reason" present when asked for.
+// by its header), with the bar's "partial" and "update" columns always
+// present and "reason" present when asked for.
 //
 // Times are RFC 3339 in UTC with a Z and as many fraction digits as needed,
 // exactly as md.FormatTime renders them. Floats use the shortest text that
@@ -203,8 +204,12 @@ func AppendJSON(dst []byte, b *md.Batch, i int, syms []md.Instrument) []byte {
 		dst = appendJSONWord(dst, r.Type.String())
 		dst = append(dst, k[14]...)
 		dst = appendJSONWord(dst, r.Source.String())
-		if r.Update {
+		if r.Partial {
 			dst = append(dst, k[15]...)
+			dst = append(dst, "true"...)
+		}
+		if r.Update {
+			dst = append(dst, k[16]...)
 			dst = append(dst, "true"...)
 		}
 	case md.KindDerived:
@@ -360,6 +365,8 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 		dst = append(dst, r.Type.String()...)
 		dst = append(dst, ',')
 		dst = append(dst, r.Source.String()...)
+		dst = append(dst, ',')
+		dst = strconv.AppendBool(dst, r.Partial)
 		dst = append(dst, ',')
 		dst = strconv.AppendBool(dst, r.Update)
 	case md.KindDerived:

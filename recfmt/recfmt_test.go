@@ -117,9 +117,9 @@ func TestAppendCSVExact(t *testing.T) {
 			`"bin,ance","BTC""USDT",2024-01-02T14:30:00Z,2024-01-02T14:30:00.000000001Z,0.1,1e-7,unknown,-1,18446744073709551615` + "\n"},
 		{quoteBatch(), false, "provider,symbol,ts,ingest_ts,bid,bid_size,ask,ask_size,seq\n" +
 			"synthetic,AAPL,2024-01-02T14:30:00.000001Z,2024-01-02T14:30:00.000002Z,100.5,300,100.51,1e+21,3\n"},
-		{barBatch(), false, "provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,bar_type,source,update\n" +
-			"synthetic,AAPL,1s,2024-01-02T14:30:00Z,2024-01-02T14:30:00Z,2024-01-02T14:30:01Z,100,101.5,99.25,100.75,1234,100.12345678901234,17,time,trade,false\n" +
-			"synthetic,AAPL,1m,2024-01-02T14:32:00Z,2024-01-02T14:31:00Z,2024-01-02T14:32:00Z,1,1,1,1,0,NaN,0,time,trade,true\n"},
+		{barBatch(), false, "provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,bar_type,source,partial,update\n" +
+			"synthetic,AAPL,1s,2024-01-02T14:30:00Z,2024-01-02T14:30:00Z,2024-01-02T14:30:01Z,100,101.5,99.25,100.75,1234,100.12345678901234,17,time,trade,false,false\n" +
+			"synthetic,AAPL,1m,2024-01-02T14:32:00Z,2024-01-02T14:31:00Z,2024-01-02T14:32:00Z,1,1,1,1,0,NaN,0,time,trade,false,true\n"},
 		{quoteBatch(), true, "provider,symbol,ts,ingest_ts,bid,bid_size,ask,ask_size,seq,reason\n" +
 			"synthetic,AAPL,2024-01-02T14:30:00.000001Z,2024-01-02T14:30:00.000002Z,100.5,300,100.51,1e+21,3,\n"},
 	}

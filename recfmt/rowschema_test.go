@@ -36,7 +36,7 @@ func jsonKeyOrder(t *testing.T, line []byte) []string {
 // columns, in order.
 func TestColumnsAreRowschemas(t *testing.T) {
 	bar := md.NewBatch(md.KindBar)
-	bar.Bars = append(bar.Bars, md.Bar{Start: t0, End: t0 + s1, Interval: s1, Update: true, Source: md.FromBid})
+	bar.Bars = append(bar.Bars, md.Bar{Start: t0, End: t0 + s1, Interval: s1, Update: true, Partial: true, Source: md.FromBid})
 	sc, _ := md.NewSchema("greeks", md.Field{Name: "delta"}, md.Field{Name: "n", Type: md.Int})
 	der := md.NewBatch(md.KindDerived)
 	der.Schema = sc
@@ -64,7 +64,7 @@ func TestColumnsAreRowschemas(t *testing.T) {
 			t.Errorf("%s CSV row has %d fields, want %d: %s", c.t.Name, n, len(c.t.Columns), row)
 		}
 	}
-	if got := string(AppendJSON(nil, bar, 0, syms)); !strings.Contains(got, `"bar_type":"time","source":"bid","update":true}`) {
+	if got := string(AppendJSON(nil, bar, 0, syms)); !strings.Contains(got, `"bar_type":"time","source":"bid","partial":true,"update":true}`) {
 		t.Errorf("bar JSON %s", got)
 	}
 	if got := string(AppendJSON(nil, der, 0, syms)); got != `{"type":"greeks","provider":"synthetic","symbol":"AAPL","ts":"2024-01-02T14:30:00Z","delta":0.5,"n":-2}` {

@@ -29,7 +29,7 @@ const (
 	Time              // an instant: int64 ns in mdp, microseconds in stores
 	Float             // float64
 	Int               // int64
-	Bool              // true or false (only the stream-only update flag)
+	Bool              // true or false (a bar's partial and update flags); stores hold 0 or 1
 )
 
 // String names the type.
@@ -53,8 +53,13 @@ type Column struct {
 	Type Type
 	// StreamOnly columns are written by streams (JSON, CSV) and not stored.
 	StreamOnly bool
-	// Optional columns are written to JSON only when set (a bar's update).
+	// Optional columns are written to JSON only when set (a bar's partial
+	// and update flags).
 	Optional bool
+	// Added marks a column that came after stores first made the kind's
+	// table: a store adds it, with the zero value as default, to an
+	// existing table that lacks it, instead of refusing the table.
+	Added bool
 }
 
 // Table is the row layout of one record kind.
@@ -115,7 +120,9 @@ var (
 	// the start in stores and the label time in streams; trades counts the
 	// records folded in (trades, or quote updates when source is not
 	// trade); bar_type is time, tick, volume, value, tick_imbalance or
-	// volume_imbalance; source is trade, mid, bid or ask.
+	// volume_imbalance; source is trade, mid, bid, ask or bid_ask; partial
+	// is true when the bar's interval touches a gap in the feed
+	// (md.Bar.Partial).
 	Bar = &Table{Kind: md.KindBar, Name: "bars_ohlcv", Dataset: "bars",
 		Columns: []Column{
 			{Name: "provider", Type: Text},
@@ -133,6 +140,7 @@ var (
 			{Name: "trades", Type: Int},
 			{Name: "bar_type", Type: Text},
 			{Name: "source", Type: Text},
+			{Name: "partial", Type: Bool, Optional: true, Added: true},
 			{Name: "update", Type: Bool, StreamOnly: true, Optional: true},
 		},
 		Key:     []string{"provider", "symbol", "bar_type", "source", "interval", "ts"},

@@ -17,9 +17,9 @@ func TestTables(t *testing.T) {
 			"provider,symbol,ts,ingest_ts,price,size,side,trade_id,seq", "provider,symbol,ts,trade_id"},
 		{Quote, "provider,symbol,ts,bid,bid_size,ask,ask_size,seq", "bid,bid_size,ask,ask_size",
 			"provider,symbol,ts,ingest_ts,bid,bid_size,ask,ask_size,seq", "provider,symbol,ts,seq"},
-		{Bar, "provider,symbol,interval,ts,open,high,low,close,volume,vwap,trades,bar_type,source",
-			"open,high,low,close,volume,vwap,trades",
-			"provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,bar_type,source,update",
+		{Bar, "provider,symbol,interval,ts,open,high,low,close,volume,vwap,trades,bar_type,source,partial",
+			"open,high,low,close,volume,vwap,trades,partial",
+			"provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,bar_type,source,partial,update",
 			"provider,symbol,bar_type,source,interval,ts"},
 	} {
 		if got := strings.Join(c.t.StoredNames(), ","); got != c.stored {

@@ -259,8 +259,8 @@ func TestInJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
-	if len(lines) != 96 || lines[0] != "provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,bar_type,source,update" ||
-		lines[95] != "p,X,1m,2024-01-02T16:04:00Z,2024-01-02T16:04:00Z,2024-01-02T16:05:00Z,1,1,1,1,1,1,1,time,trade,false" {
+	if len(lines) != 96 || lines[0] != "provider,symbol,interval,ts,start,end,open,high,low,close,volume,vwap,trades,bar_type,source,partial,update" ||
+		lines[95] != "p,X,1m,2024-01-02T16:04:00Z,2024-01-02T16:04:00Z,2024-01-02T16:05:00Z,1,1,1,1,1,1,1,time,trade,false,false" {
 		t.Fatalf("%d lines, first %q last %q", len(lines), lines[0], lines[len(lines)-1])
 	}
 	if m := temps(t, filepath.Dir(path)); len(m) != 0 {

@@ -111,6 +111,7 @@ type BarRow struct {
 	Trades   int64   `parquet:"trades"`
 	BarType  string  `parquet:"bar_type,dict"`
 	Source   string  `parquet:"source,dict"`
+	Partial  bool    `parquet:"partial"`
 }
 
 // TradeRow is the schema of the trades dataset.
@@ -301,7 +302,7 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 				}
 				return BarRow{Provider: in.Provider, Symbol: in.Symbol, Interval: wf.ivText,
 					TS: floorDiv(r.Start, 1000), Open: r.Open, High: r.High, Low: r.Low, Close: r.Close,
-					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades, BarType: r.Type.String(), Source: r.Source.String()}
+					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades, BarType: r.Type.String(), Source: r.Source.String(), Partial: r.Partial}
 			})
 	case md.KindTrade:
 		return writeRuns(w, wf, b, b.Trades, &wf.trBuf, wf.trades, "trades",

@@ -70,6 +70,7 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 		bars[i].Start += 10 * int64(time.Hour)
 		bars[i].End += 10 * int64(time.Hour)
 	}
+	bars[17].Partial = true
 	src := &storetest.Source{Provider: "sim", Bars: bars, Trades: storetest.GenTrades(300, 3), Quotes: storetest.GenQuotes(200, 2), BatchSize: 128}
 	j, err := storetest.Run(context.Background(), src, "sink.parquet", map[string]any{"dir": dir, "workers": 1}, engine.Options{})
 	if err != nil {
@@ -93,7 +94,7 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 	for i, r := range append(day1, day2...) {
 		b := bars[i]
 		w := BarRow{Provider: "sim", Symbol: b.Symbol, Interval: "1s", TS: b.Start / 1000, Open: b.Open, High: b.High,
-			Low: b.Low, Close: b.Close, Volume: b.Volume, VWAP: b.VWAP, Trades: b.Trades, BarType: "time", Source: "trade"}
+			Low: b.Low, Close: b.Close, Volume: b.Volume, VWAP: b.VWAP, Trades: b.Trades, BarType: "time", Source: "trade", Partial: i == 17}
 		if r != w {
 			t.Fatalf("bar %d = %+v, want %+v", i, r, w)
 		}

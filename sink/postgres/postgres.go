@@ -1,8 +1,8 @@
 // Package postgres is the PostgreSQL / TimescaleDB store sink, registered as
 // sink.postgres with the aliases sink.timescale and sink.store. It writes
 // bars to the established bars table (provider, symbol, interval, ts, open,
-// high, low, close, volume, vwap, trades, bar_type, source; primary key
-// provider, symbol, bar_type, source, interval, ts), trades and quotes to
+// high, low, close, volume, vwap, trades, bar_type, source, partial; primary
+// key provider, symbol, bar_type, source, interval, ts), trades and quotes to
 // their own tables and derived records to a table named by their schema,
 // chosen by record kind, with package rowschema's columns. The tables of
 // the kinds the graph sends are created on start when missing (others at
@@ -51,7 +51,7 @@ func init() {
 		Kind:    engine.KindSink,
 		Summary: "Upsert bars, trades, quotes and derived records into PostgreSQL / TimescaleDB (COPY + diff-aware upsert).",
 		Description: "Writes bars to `table` (default bars_ohlcv: provider, symbol, interval, ts, open, high, low, " +
-			"close, volume, vwap, trades, bar_type, source; primary key provider, symbol, bar_type, source, interval, ts), " +
+			"close, volume, vwap, trades, bar_type, source, partial; primary key provider, symbol, bar_type, source, interval, ts), " +
 			"trades to `trades_table`, quotes to `quotes_table` and derived records to a table named by their schema " +
 			"(provider, symbol, ts and the declared fields; primary key provider, symbol, ts), creating only the tables " +
 			"of the kinds the job sends it, upserting on the natural key so retries and re-runs are idempotent. Batches " +

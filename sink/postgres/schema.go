@@ -144,13 +144,21 @@ func checkTable(ctx context.Context, conn *pgx.Conn, t *target, created bool) er
 		return fmt.Errorf("read columns of %s: %w", t.name, err)
 	}
 	var problems []string
+	var add []column // Added columns the table lacks
 	for _, c := range t.def.cols {
 		typ, ok := have[c.name]
 		switch {
+		case !ok && c.added:
+			add = append(add, c)
 		case !ok:
 			problems = append(problems, fmt.Sprintf("column %s is missing (want %s)", c.name, c.typ.sqlType()))
 		case typ != c.typ.pgType():
 			problems = append(problems, fmt.Sprintf("column %s is %s, want %s", c.name, typ, c.typ.sqlType()))
+		}
+	}
+	for _, c := range add {
+		if len(problems) > 0 {
+			problems = append(problems, fmt.Sprintf("column %s is missing (want %s)", c.name, c.typ.sqlType()))
 		}
 	}
 	if len(problems) > 0 {
@@ -188,6 +196,45 @@ func checkTable(ctx context.Context, conn *pgx.Conn, t *target, created bool) er
 	if !found {
 		return fmt.Errorf("table %s has no primary key or unique index on (%s), which the upsert needs",
 			t.name, strings.Join(t.def.key, ", "))
+	}
+	if len(add) > 0 {
+		// Only a table that fits otherwise is changed.
+		return addColumns(ctx, conn, t, add, created)
+	}
+	return nil
+}
+
+// addColumns migrates a table made by an earlier mdp: it adds the columns
+// rowschema marks Added (a bar's partial flag), with the zero value as
+// default so existing rows read as they were written. Without
+// create_tables mdp changes no table and says what to run.
+func addColumns(ctx context.Context, conn *pgx.Conn, t *target, add []column, create bool) error {
+	var stmts []string
+	for _, c := range add {
+		zero := "0"
+		if c.typ == colText {
+			zero = "''"
+		}
+		stmts = append(stmts, "ALTER TABLE "+t.name+" ADD COLUMN IF NOT EXISTS "+pgx.Identifier{c.name}.Sanitize()+" "+c.typ.sqlType()+" NOT NULL DEFAULT "+zero)
+	}
+	if !create {
+		return fmt.Errorf("table %s lacks column(s) this mdp writes and create_tables is false: run %s", t.name, strings.Join(stmts, "; "))
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin adding columns to %s: %w", t.name, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLockKey)); err != nil {
+		return fmt.Errorf("lock schema setup: %w", err)
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("add a column to %s: %s", t.name, pgMessage(err))
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit adding columns to %s: %w", t.name, err)
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ type column struct {
 	typ     colType
 	slot    int
 	notNull bool
+	// added: rowschema.Column.Added, a column an existing table may lack
+	// and gets (with create_tables) at open.
+	added bool
 }
 
 // tableDef is the layout of one target table: its columns in COPY order and
@@ -107,6 +110,7 @@ func newTableDef(rt *rowschema.Table) *tableDef {
 			t.nText++
 		}
 		c.notNull = rt.IsKey(rc.Name)
+		c.added = rc.Added
 		t.cols = append(t.cols, c)
 	}
 	return t
@@ -303,11 +307,11 @@ func (c *colset) fill(b *md.Batch, d *tableDef, syms []md.Instrument, iv interva
 	c.reset(d, b.Len())
 	switch b.Kind {
 	case md.KindBar:
-		// provider symbol interval ts open high low close volume vwap trades bar_type source
+		// provider symbol interval ts open high low close volume vwap trades bar_type source partial
 		prov, sym, intv, typ, src := c.texts[0], c.texts[1], c.texts[2], c.texts[3], c.texts[4]
 		ts := c.times[0]
 		o, h, l, cl, v, vw := c.floats[0], c.floats[1], c.floats[2], c.floats[3], c.floats[4], c.floats[5]
-		tr := c.ints[0]
+		tr, part := c.ints[0], c.ints[1]
 		lastIv, lastType, lastIvText := int64(-1), md.BarType(0), ""
 		for i := range b.Bars {
 			r := &b.Bars[i]
@@ -321,6 +325,10 @@ func (c *colset) fill(b *md.Batch, d *tableDef, syms []md.Instrument, iv interva
 			o[i], h[i], l[i], cl[i], v[i], vw[i] = r.Open, r.High, r.Low, r.Close, r.Volume, r.VWAP
 			tr[i] = r.Trades
 			typ[i], src[i] = r.Type.String(), r.Source.String()
+			part[i] = 0
+			if r.Partial {
+				part[i] = 1
+			}
 		}
 	case md.KindTrade:
 		// provider symbol ts price size side trade_id seq

@@ -74,7 +74,15 @@ func TestWriteBarsExactValuesBothPaths(t *testing.T) {
 			last.LabelEnd = true
 			bars[2].Interval, bars[2].End = int64(5*time.Minute), bars[2].Start+int64(5*time.Minute)
 			bars[3].Open, bars[3].VWAP, bars[3].Trades = 1e-300, 123456789.123456789, 1<<62
+			bars[5].Partial = true
 			writeBars(t, w, 0, bars, syms)
+			var partial []int64
+			if err := conn.QueryRow(context.Background(), "SELECT array_agg(partial ORDER BY partial) FROM "+table).Scan(&partial); err != nil {
+				t.Fatal(err)
+			}
+			if len(partial) != tc.n || partial[tc.n-1] != 1 || partial[tc.n-2] != 0 {
+				t.Fatalf("partial column: %d rows, last two %v, want one 1", len(partial), partial[max(0, len(partial)-2):])
+			}
 			if got := w.RowsChanged(); got != int64(tc.n) {
 				t.Fatalf("RowsChanged = %d, want %d", got, tc.n)
 			}
@@ -324,7 +332,7 @@ func TestSchemaProblemsFailOpenWithClearMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = open(Options{BarsTable: "wrongtype", CreateTables: true})
-	want = prefix + `table "` + schema + `"."wrongtype" does not fit the bars schema: column ts is timestamp without time zone, want TIMESTAMPTZ; column close is real, want DOUBLE PRECISION; column vwap is missing (want DOUBLE PRECISION); column bar_type is missing (want TEXT); column source is missing (want TEXT) ` +
+	want = prefix + `table "` + schema + `"."wrongtype" does not fit the bars schema: column ts is timestamp without time zone, want TIMESTAMPTZ; column close is real, want DOUBLE PRECISION; column vwap is missing (want DOUBLE PRECISION); column bar_type is missing (want TEXT); column source is missing (want TEXT); column partial is missing (want BIGINT) ` +
 		`(bars tables made before mdp keyed bars by bar_type and source need both in the primary key: rename the table, or set table to a new one)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("wrong types:\n got  %v\n want %s", err, want)
@@ -344,12 +352,28 @@ func TestSchemaProblemsFailOpenWithClearMessage(t *testing.T) {
 		t.Fatalf("no key:\n got  %v\n want %s", err, want)
 	}
 	// Adding the key makes the same table usable; extra columns are left
-	// to their defaults.
+	// to their defaults. It predates the partial column: without
+	// create_tables mdp says what to run, with it mdp adds the column.
 	if _, err := conn.Exec(ctx, "ALTER TABLE "+schema+".nokey ADD PRIMARY KEY (ts, interval, source, bar_type, symbol, provider)"); err != nil {
 		t.Fatal(err)
 	}
-	if err := open(Options{BarsTable: "nokey", CreateTables: false}); err != nil {
+	if _, err := conn.Exec(ctx, "INSERT INTO "+schema+".nokey VALUES ('p', 's', '1s', now(), 1, 1, 1, 1, 0, 1, 1, 'time', 'trade')"); err != nil {
+		t.Fatal(err)
+	}
+	err = open(Options{BarsTable: "nokey", CreateTables: false})
+	want = prefix + `table "` + schema + `"."nokey" lacks column(s) this mdp writes and create_tables is false: run ALTER TABLE "` + schema + `"."nokey" ADD COLUMN IF NOT EXISTS "partial" BIGINT NOT NULL DEFAULT 0`
+	if err == nil || err.Error() != want {
+		t.Fatalf("old table without create_tables:\n got  %v\n want %s", err, want)
+	}
+	if err := open(Options{BarsTable: "nokey", CreateTables: true}); err != nil {
 		t.Fatalf("table with key and an extra column: %v", err)
+	}
+	var partial int64
+	if err := conn.QueryRow(ctx, "SELECT partial FROM "+schema+".nokey").Scan(&partial); err != nil || partial != 0 {
+		t.Fatalf("partial of the old row: %d (%v)", partial, err)
+	}
+	if err := open(Options{BarsTable: "nokey", CreateTables: false}); err != nil {
+		t.Fatalf("migrated table without create_tables: %v", err)
 	}
 }
 

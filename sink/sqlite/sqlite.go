@@ -11,7 +11,7 @@
 // Tables have package rowschema's stored columns (created if missing;
 // WITHOUT ROWID, keyed on the natural key):
 //
-//	bars_ohlcv(provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, bar_type, source)
+//	bars_ohlcv(provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, bar_type, source, partial)
 //	    primary key (provider, symbol, bar_type, source, interval, ts)
 //	trades(provider, symbol, ts, price, size, side, trade_id, seq)
 //	    primary key (provider, symbol, ts, trade_id)
@@ -78,7 +78,7 @@ func init() {
 		Type: "sink.sqlite", Kind: engine.KindSink,
 		Summary: "Upsert bars, trades, quotes and derived records into a local SQLite file (default store; no server, no cgo).",
 		Description: "Writes bars to bars_ohlcv(provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, " +
-			"bar_type, source) keyed on (provider, symbol, bar_type, source, interval, ts), trades to trades(provider, symbol, ts, " +
+			"bar_type, source, partial) keyed on (provider, symbol, bar_type, source, interval, ts), trades to trades(provider, symbol, ts, " +
 			"price, size, side, trade_id, seq) keyed on (provider, symbol, ts, trade_id), quotes to quotes(provider, symbol, ts, " +
 			"bid, bid_size, ask, ask_size, seq) keyed on (provider, symbol, ts, seq), and derived records to a table named by " +
 			"their schema (provider, symbol, ts and the declared fields) keyed on (provider, symbol, ts). The file is created " +
@@ -430,6 +430,9 @@ func (w *Writer) prepare(ctx context.Context, def *rowschema.Table, name string)
 	if _, err := w.conn.ExecContext(ctx, CreateTable(name, def)); err != nil {
 		return nil, fmt.Errorf("create table %s: %w", name, err)
 	}
+	if err := addColumns(ctx, w.conn, name, def); err != nil {
+		return nil, err
+	}
 	if err := checkColumns(ctx, w.conn, name, def.StoredNames()); err != nil {
 		if def.Kind == md.KindBar && strings.Contains(err.Error(), "bar_type") {
 			err = fmt.Errorf("%w (bars tables made before mdp keyed bars by bar_type and source need them in the primary key: rename the table, or set table to a new one)", err)
@@ -452,24 +455,63 @@ func (w *Writer) prepare(ctx context.Context, def *rowschema.Table, name string)
 	return t, nil
 }
 
-// checkColumns fails with a clear message when an existing table lacks a
-// column the sink writes.
-func checkColumns(ctx context.Context, conn *sql.Conn, table string, want []string) error {
+// columnsOf returns the lower-cased column names of table.
+func columnsOf(ctx context.Context, conn *sql.Conn, table string) (map[string]bool, error) {
 	rows, err := conn.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", table)
 	if err != nil {
-		return fmt.Errorf("table %s: read columns: %w", table, err)
+		return nil, fmt.Errorf("table %s: read columns: %w", table, err)
 	}
 	defer rows.Close()
 	have := map[string]bool{}
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
-			return fmt.Errorf("table %s: read columns: %w", table, err)
+			return nil, fmt.Errorf("table %s: read columns: %w", table, err)
 		}
 		have[strings.ToLower(name)] = true
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("table %s: read columns: %w", table, err)
+		return nil, fmt.Errorf("table %s: read columns: %w", table, err)
+	}
+	return have, nil
+}
+
+// addColumns migrates a table made by an earlier mdp: each column rowschema
+// marks Added that the table lacks is added with its zero value as default
+// (a bar's partial flag: 0), so existing rows read as they were written.
+// A table that lacks other columns too is left alone for checkColumns to
+// refuse.
+func addColumns(ctx context.Context, conn *sql.Conn, table string, def *rowschema.Table) error {
+	have, err := columnsOf(ctx, conn, table)
+	if err != nil {
+		return err
+	}
+	for _, c := range def.Stored() {
+		if !c.Added && !have[c.Name] {
+			return nil
+		}
+	}
+	for _, c := range def.Stored() {
+		if !c.Added || have[c.Name] {
+			continue
+		}
+		zero := "''"
+		if c.Type != rowschema.Text && c.Type != rowschema.Time {
+			zero = "0"
+		}
+		if _, err := conn.ExecContext(ctx, "ALTER TABLE "+Quote(table)+" ADD COLUMN "+Quote(c.Name)+" "+sqlType(c.Type)+" NOT NULL DEFAULT "+zero); err != nil {
+			return fmt.Errorf("table %s: add column %s: %w", table, c.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkColumns fails with a clear message when an existing table lacks a
+// column the sink writes.
+func checkColumns(ctx context.Context, conn *sql.Conn, table string, want []string) error {
+	have, err := columnsOf(ctx, conn, table)
+	if err != nil {
+		return err
 	}
 	var missing []string
 	for _, c := range want {
@@ -512,6 +554,14 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 	return nil
 }
 
+// flag is a Bool column's stored value.
+func flag(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // exec writes b's rows: each row's parameters are its table's stored
 // columns in rowschema order.
 func (w *Writer) exec(ctx context.Context, tx *sql.Tx, t *sqlTable, b *storekit.Batch) (int64, error) {
@@ -526,7 +576,7 @@ func (w *Writer) exec(ctx context.Context, tx *sql.Tx, t *sqlTable, b *storekit.
 				lastIv, lastType, ivText = x.Interval, x.Type, string(recfmt.AppendBarInterval(nil, x))
 			}
 			return append(args, in.Provider, in.Symbol, ivText, FormatTS(x.Start),
-				x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, x.Type.String(), x.Source.String())
+				x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, x.Type.String(), x.Source.String(), flag(x.Partial))
 		}, func(i, n int) string {
 			x := &b.Bars[i]
 			return fmt.Sprintf("bar %s %s %s %s %s", b.Instrument(x.Sym).Symbol, x.Source, string(recfmt.AppendBarInterval(nil, x)), x.Type, md.FormatTime(x.Start))

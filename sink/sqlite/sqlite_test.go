@@ -213,7 +213,7 @@ func TestWrongSchemaFailsBeforeDataFlows(t *testing.T) {
 	}
 	src := &storetest.Source{Provider: "sim", Bars: storetest.GenBars(10, 1)}
 	_, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path}, engine.Options{})
-	want := `node "store": open: sqlite ` + path + `: table bars_ohlcv exists but has no column interval, open, high, low, volume, vwap, trades, bar_type, source; it needs (provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, bar_type, source) ` +
+	want := `node "store": open: sqlite ` + path + `: table bars_ohlcv exists but has no column interval, open, high, low, volume, vwap, trades, bar_type, source, partial; it needs (provider, symbol, interval, ts, open, high, low, close, volume, vwap, trades, bar_type, source, partial) ` +
 		`(bars tables made before mdp keyed bars by bar_type and source need them in the primary key: rename the table, or set table to a new one)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
@@ -480,5 +480,49 @@ func TestOlderVersionOfABarNeverReplacesANewerOne(t *testing.T) {
 		if n != c.trades || cl != c.close {
 			t.Errorf("bar %s %s: trades %d close %v, want %d %v", c.b.Symbol, FormatTS(c.b.Start), n, cl, c.trades, c.close)
 		}
+	}
+}
+
+// TestPartialColumnAddedToOldTable: a bars table made before bars carried
+// the partial flag gets the column (0 for the rows already there), and a
+// partial bar is stored as 1.
+func TestPartialColumnAddedToOldTable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bars.db")
+	db := openDB(t, path)
+	if _, err := db.Exec(`CREATE TABLE bars_ohlcv (provider TEXT NOT NULL, symbol TEXT NOT NULL, interval TEXT NOT NULL, ts TEXT NOT NULL,
+		open REAL, high REAL, low REAL, close REAL, volume REAL, vwap REAL, trades INTEGER, bar_type TEXT NOT NULL, source TEXT NOT NULL,
+		PRIMARY KEY (provider, symbol, bar_type, source, interval, ts)) WITHOUT ROWID`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO bars_ohlcv VALUES ('old', 'X', '1s', '2020-01-01T00:00:00.000000Z', 1, 1, 1, 1, 0, 1, 1, 'time', 'trade')`); err != nil {
+		t.Fatal(err)
+	}
+	bars := storetest.GenBars(10, 2)
+	bars[3].Partial = true
+	src := &storetest.Source{Provider: "sim", Bars: bars}
+	if _, err := storetest.Run(context.Background(), src, "sink.sqlite", map[string]any{"path": path}, engine.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT provider, symbol, ts, partial FROM bars_ohlcv ORDER BY provider, symbol, ts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var partial []string
+	n := 0
+	for rows.Next() {
+		var prov, sym, ts string
+		var p int64
+		if err := rows.Scan(&prov, &sym, &ts, &p); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if p != 0 {
+			partial = append(partial, sym+" "+ts)
+		}
+	}
+	want := bars[3].Symbol + " " + FormatTS(bars[3].Start)
+	if n != 11 || len(partial) != 1 || partial[0] != want {
+		t.Fatalf("%d rows, partial %v, want 11 rows and only %s", n, partial, want)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/mdpio/mdp/md"
 )
 
 // TestPacerHistoricalLimits: on a fake clock, the pacer keeps every
@@ -97,7 +99,7 @@ func TestBackfillStitchedToLive(t *testing.T) {
 	h.waitFor("bars and trade", func() bool { return len(h.bars) == 3 && len(h.trades) == 1 })
 	for i, b := range h.bars {
 		start := (cut - int64(180-60*i)) * 1e9
-		if b.Start != start || b.End != start+60e9 || b.Interval != 60e9 || h.symbol(b.Sym) != "AAPL" {
+		if b.Start != start || b.End != start+60e9 || b.Interval != 60e9 || h.symbol(b.Sym) != "AAPL" || b.Source != md.FromTrades {
 			t.Errorf("bar %d: %+v", i, b)
 		}
 	}

@@ -105,6 +105,7 @@ type Source struct {
 	tb, qb, bb *md.Batch
 	batchSize  int
 	recv       int64 // receipt time (ns) of the current socket read
+	sizes      *md.SizeDecimals
 	msgs       [nMsgTypes]int64
 	drops      struct{ cut, malformed int64 }
 	delivered  int64
@@ -174,6 +175,7 @@ const (
 func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.log = nc.Logger.With("addr", s.cfg.addr, "client_id", s.cfg.clientID)
 	s.stats = nc.Stats
+	s.sizes = md.NewSizeDecimals(nc.Symbols)
 	m := nc.Metrics()
 	m.GaugeFunc("mdp_ibkr_connection_state", "0 disconnected from TWS / IB Gateway, 1 connected but TWS lost IB (1100), 2 connected.",
 		func() float64 { return float64(s.state.Load()) }, engine.MaxAcrossInstances())
@@ -420,7 +422,7 @@ func (s *Source) handle(m *tws.Message) {
 		}
 		switch m.TickType {
 		case tws.TBTLast, tws.TBTAllLast:
-			s.trade(ct, md.Trade{TS: ts, Price: m.Price, Size: m.Size})
+			s.trade(ct, md.Trade{TS: ts, Price: m.Price, Size: m.Size}, m.SizeDecimals)
 		case tws.TBTBidAsk:
 			s.quote(ct, md.Quote{TS: ts, Bid: m.Bid, Ask: m.Ask, BidSize: m.BidSize, AskSize: m.AskSize})
 		}
@@ -446,7 +448,7 @@ func (s *Source) handle(m *tws.Message) {
 			s.drops.cut++
 			return
 		}
-		s.bar(sb.ct, start, int64(5*time.Second), &m.Bar)
+		s.bar(sb.ct, start, int64(5*time.Second), realTimeSource(sb.ct), &m.Bar)
 	case tws.InHistoricalData:
 		s.msgs[msgHistorical]++
 		s.historical(m)
@@ -513,7 +515,8 @@ func (s *Source) openGaps() {
 	}
 }
 
-func (s *Source) trade(ct *cstate, t md.Trade) {
+// trade emits a trade whose size was sent with dec decimal places.
+func (s *Source) trade(ct *cstate, t md.Trade, dec int) {
 	if p := md.CheckTrade(&t); !p.OK() {
 		s.malformed(ct, p.String())
 		return
@@ -523,6 +526,7 @@ func (s *Source) trade(ct *cstate, t md.Trade) {
 		return
 	}
 	s.note(ct, t.TS)
+	s.sizes.Note(ct.sym, dec)
 	ct.seq++
 	t.Seq, t.Sym, t.Ingest = ct.seq, ct.sym, s.recv
 	if s.tb == nil {
@@ -555,7 +559,8 @@ func (s *Source) quote(ct *cstate, q md.Quote) {
 	}
 }
 
-func (s *Source) bar(ct *cstate, start, interval int64, b *tws.Bar) {
+// bar emits an IB bar; src is what IB built it from (its whatToShow).
+func (s *Source) bar(ct *cstate, start, interval int64, src md.BarSource, b *tws.Bar) {
 	if !validPrice(b.Open) || !validPrice(b.High) || !validPrice(b.Low) || !validPrice(b.Close) || b.Low > b.High {
 		s.malformed(ct, "a bar needs finite positive prices with low <= high")
 		return
@@ -565,13 +570,14 @@ func (s *Source) bar(ct *cstate, start, interval int64, b *tws.Bar) {
 		return
 	}
 	s.note(ct, start)
+	s.sizes.Note(ct.sym, b.VolumeDecimals)
 	if s.bb == nil {
 		s.bb = s.out.NewBatch(md.KindBar)
 	}
 	s.bb.Bars = append(s.bb.Bars, md.Bar{
 		Start: start, End: start + interval, Interval: interval,
 		Open: b.Open, High: b.High, Low: b.Low, Close: b.Close,
-		Volume: max(b.Volume, 0), VWAP: max(b.WAP, 0), Trades: max(b.Count, 0), Sym: ct.sym,
+		Volume: max(b.Volume, 0), VWAP: max(b.WAP, 0), Trades: max(b.Count, 0), Sym: ct.sym, Source: src,
 	})
 	if len(s.bb.Bars) >= s.batchSize {
 		s.emit(&s.bb, PortBars)
@@ -711,7 +717,7 @@ func (s *Source) rtVolume(m *tws.Message) {
 		s.drops.cut++
 		return
 	}
-	s.trade(sb.ct, md.Trade{TS: ts, Price: price, Size: size})
+	s.trade(sb.ct, md.Trade{TS: ts, Price: price, Size: size}, tsparse.Decimals(f[1]))
 }
 
 // historical emits a backfill reply's bars.
@@ -738,7 +744,7 @@ func (s *Source) historical(m *tws.Message) {
 			// the rest.
 			continue
 		}
-		s.bar(ct, start, iv, b)
+		s.bar(ct, start, iv, s.cfg.backfill.source, b)
 		hw.n++
 	}
 	if s.sv < 196 {
@@ -966,7 +972,7 @@ func (s *Source) subscribe(ctx context.Context, conn *tws.Conn, sb *sub) error {
 			return err
 		}
 		what := "TRADES"
-		if c.SecType == "CASH" {
+		if realTimeSource(sb.ct) == md.FromMid {
 			what = "MIDPOINT"
 		}
 		return conn.ReqRealTimeBars(sb.reqID, c, what, false)
@@ -982,6 +988,15 @@ func (s *Source) subscribe(ctx context.Context, conn *tws.Conn, sb *sub) error {
 		}
 		return conn.ReqMktData(sb.reqID, c, generic)
 	}
+}
+
+// realTimeSource is what a contract's 5-second bars are built from: IB's
+// TRADES, or MIDPOINT for forex, which has no trades.
+func realTimeSource(ct *cstate) md.BarSource {
+	if ct.c.SecType == "CASH" {
+		return md.FromMid
+	}
+	return md.FromTrades
 }
 
 func (s *Source) cancel(ctx context.Context, conn *tws.Conn, sb *sub) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/source/ibkr/tws"
 	"github.com/mdpio/mdp/source/ibkr/tws/faketws"
 )
@@ -64,10 +65,66 @@ func TestStreamsTradesQuotesAndBars(t *testing.T) {
 	}
 	b := h.bars[0]
 	if b.Start != 1764167400e9 || b.End != 1764167405e9 || b.Interval != 5e9 || b.Open != 189.5 || b.High != 189.7 || b.Low != 189.4 ||
-		b.Close != 189.6 || b.Volume != 12000 || b.VWAP != 189.55 || b.Trades != 42 {
+		b.Close != 189.6 || b.Volume != 12000 || b.VWAP != 189.55 || b.Trades != 42 || b.Source != md.FromTrades {
 		t.Errorf("bar: %+v", b)
 	}
 	h.waitCounters(map[string]int64{"connects": 1, "subscriptions": 4, "msg_tick_by_tick": 3, "msg_real_time_bar": 1, "msg_tick_price": 2})
+}
+
+// TestSizeDecimalsReported: the source reports each contract's size
+// precision (the most decimal places IB sent a trade size or a bar volume
+// with) to the symbol table, so bars round volumes exactly: fractional
+// shares, RT_VOLUME sizes and bar volumes count.
+func TestSizeDecimalsReported(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"quotes": false, "market_data": true, "bars_5s": true, "contracts": contracts(aaplParams)}, t0)
+	ss := h.session()
+	h.expect(ss, concat([]any{97, 1}, aaplFields, []any{"AllLast", 0, 0})...)
+	h.expect(ss, concat([]any{50, 3, 2}, aaplFields, []any{5, "TRADES", 0, ""})...)
+	h.expect(ss, concat([]any{1, 11, 3}, aaplFields, []any{0, "233", 0, 0, ""})...)
+	dec := func() int {
+		d, ok := h.out.NC.Symbols.SizeDecimals(h.trades[0].Sym)
+		if !ok {
+			t.Fatal("no size decimals reported")
+		}
+		return d
+	}
+	ss.SendFields(99, 1, 2, 1764167400, 189.51, 100, 0, "NASDAQ", "")
+	h.waitFor("trade", func() bool { return len(h.trades) == 1 })
+	if d := dec(); d != 0 {
+		t.Fatalf("after size 100: %d decimals", d)
+	}
+	ss.SendFields(50, 3, 2, 1764167400, 189.5, 189.7, 189.4, 189.6, "12000.5", 189.55, 42)
+	h.waitFor("bar", func() bool { return len(h.bars) == 1 })
+	if d := dec(); d != 1 {
+		t.Fatalf("after bar volume 12000.5: %d decimals", d)
+	}
+	ss.SendFields(46, 6, 3, 48, "189.5;0.25;1764167401000;1000;189.5;true")
+	h.waitFor("RT_VOLUME trade", func() bool { return len(h.trades) == 2 })
+	if d := dec(); d != 2 || h.trades[1].Size != 0.25 {
+		t.Fatalf("after RT_VOLUME size 0.25: %d decimals, trade %+v", d, h.trades[1])
+	}
+	ss.SendFields(99, 1, 2, 1764167402, 189.51, "2.125", 0, "NASDAQ", "")
+	ss.SendFields(99, 1, 2, 1764167402, 189.51, "3", 0, "NASDAQ", "")
+	h.waitFor("trades", func() bool { return len(h.trades) == 4 })
+	if d := dec(); d != 3 {
+		t.Fatalf("after size 2.125: %d decimals", d)
+	}
+}
+
+// TestForexBarsAreMidBars: forex has no trades, so its 5-second bars are
+// requested as MIDPOINT and carry source mid.
+func TestForexBarsAreMidBars(t *testing.T) {
+	srv := fakeServer(t)
+	h := start(t, srv, map[string]any{"bars_5s": true, "trades": "none", "quotes": false,
+		"contracts": []any{map[string]any{"symbol": "EUR", "sec_type": "CASH", "currency": "USD"}}}, t0)
+	ss := h.session()
+	h.expect(ss, 50, 3, 1, 0, "EUR", "CASH", "", "", "", "", "IDEALPRO", "", "USD", "", "", 5, "MIDPOINT", 0, "")
+	ss.SendFields(50, 3, 1, 1764167400, 1.155, 1.1552, 1.1549, 1.1551, -1, -1, -1)
+	h.waitFor("bar", func() bool { return len(h.bars) == 1 })
+	if b := h.bars[0]; b.Source != md.FromMid || b.Open != 1.155 || b.Volume != 0 || h.symbol(b.Sym) != "EUR.USD" {
+		t.Fatalf("bar %+v", b)
+	}
 }
 
 // TestReconnectResubscribesAndRecordsTheGap: the connection drops

@@ -52,7 +52,7 @@ func init() {
 		Summary: "live trades, quotes and 5-second bars from Interactive Brokers TWS / IB Gateway, with a paced historical backfill",
 		Description: "Connects to TWS or IB Gateway (host, port, client_id), waits for the API to be ready, and subscribes per contract to " +
 			"tick-by-tick trades (AllLast or Last) on the main output, tick-by-tick quotes (BidAsk) on the quotes port, " +
-			"5-second real-time bars on the bars port, and/or top-of-book market data (quotes from bid/ask ticks, trades from RT_VOLUME). " +
+			"5-second real-time bars on the bars port (source trade; mid for forex), and/or top-of-book market data (quotes from bid/ask ticks, trades from RT_VOLUME). " +
 			"Event time is IB's time (whole seconds for tick-by-tick), ingest time the receipt time, Seq a per-contract sequence in IB's order. " +
 			"backfill requests historical bars (on the bars port) before the live stream and stitches them to it at a bar boundary, inside IB's pacing limits. " +
 			"Reconnects with exponential backoff and full jitter, re-subscribes everything, and counts the gap per contract. " +
@@ -95,7 +95,8 @@ func init() {
 				Description: "When IB refuses a subscription for lack of entitlement or a limit (354, 10089, 10168, 101, 420, 10190, 10197): fail the job, or log it, skip that subscription and go on."},
 			{Name: "backfill", Type: component.Map,
 				Description: "Historical bars before the live stream, on the bars port: duration (IB duration: \"2 D\", \"3600 S\", \"1 W\"), bar_size (\"1 min\", \"5 mins\", \"1 hour\"…), " +
-					"what (TRADES, MIDPOINT or BID_ASK; default TRADES), use_rth (default false). The live stream is cut at the first bar boundary after it started: " +
+					"what (TRADES, MIDPOINT, BID, ASK or BID_ASK; default TRADES; the bars' source column is trade, mid, bid, ask or bid_ask — " +
+					"a BID_ASK bar is IB's: open the mean bid, high the highest ask, low the lowest bid, close the mean ask), use_rth (default false). The live stream is cut at the first bar boundary after it started: " +
 					"live trades and quotes before the cut are dropped (counted, reason before_backfill_cut) and the historical request ends at the cut, so the bars " +
 					"stitch without a gap or a duplicate. Requests are paced inside IB's limits: 60 per 10 minutes, none identical within 15 s, at most 5 per contract in 2 s.",
 				Example: map[string]any{"duration": "2 D", "bar_size": "1 min", "what": "TRADES"}},
@@ -145,7 +146,9 @@ type backfillConf struct {
 	barSize  string
 	interval time.Duration
 	what     string
-	useRTH   bool
+	// source is the bars' md.BarSource, from what.
+	source md.BarSource
+	useRTH bool
 }
 
 // config is the decoded params.
@@ -430,6 +433,11 @@ var barSizes = map[string]time.Duration{
 	"1 hour": time.Hour, "2 hours": 2 * time.Hour, "3 hours": 3 * time.Hour, "4 hours": 4 * time.Hour, "8 hours": 8 * time.Hour,
 }
 
+// whatSources maps a backfill's whatToShow to its bars' source column.
+var whatSources = map[string]md.BarSource{
+	"TRADES": md.FromTrades, "MIDPOINT": md.FromMid, "BID": md.FromBid, "ASK": md.FromAsk, "BID_ASK": md.FromBidAsk,
+}
+
 func parseBackfill(m map[string]any) (*backfillConf, error) {
 	b := &backfillConf{what: "TRADES"}
 	for k, v := range m {
@@ -467,10 +475,9 @@ func parseBackfill(m map[string]any) (*backfillConf, error) {
 	if b.interval, ok = barSizes[b.barSize]; !ok {
 		return nil, fmt.Errorf("bar_size %q: want an intraday IB bar size (\"1 min\", \"5 mins\", \"1 hour\", \"5 secs\"…)", b.barSize)
 	}
-	switch b.what {
-	case "TRADES", "MIDPOINT", "BID_ASK":
-	default:
-		return nil, fmt.Errorf("what %q: want TRADES, MIDPOINT or BID_ASK", b.what)
+	var ok2 bool
+	if b.source, ok2 = whatSources[b.what]; !ok2 {
+		return nil, fmt.Errorf("what %q: want TRADES, MIDPOINT, BID, ASK or BID_ASK", b.what)
 	}
 	return b, nil
 }

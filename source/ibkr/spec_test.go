@@ -79,7 +79,7 @@ func TestParamErrors(t *testing.T) {
 		{map[string]any{"symbol": "ES", "sec_type": "FUT", "expiry": "2026-12"}, nil, "want YYYYMM or YYYYMMDD"},
 		{map[string]any{"symbol": "AAPL"}, map[string]any{"backfill": map[string]any{"duration": "2 days", "bar_size": "1 min"}}, "IB duration"},
 		{map[string]any{"symbol": "AAPL"}, map[string]any{"backfill": map[string]any{"duration": "2 D", "bar_size": "1 minute"}}, "bar_size"},
-		{map[string]any{"symbol": "AAPL"}, map[string]any{"backfill": map[string]any{"duration": "2 D", "bar_size": "1 min", "what": "ASK"}}, "what"},
+		{map[string]any{"symbol": "AAPL"}, map[string]any{"backfill": map[string]any{"duration": "2 D", "bar_size": "1 min", "what": "BIDASK"}}, "what"},
 	} {
 		p := map[string]any{"contracts": []any{c.contract}}
 		for k, v := range c.extra {
@@ -93,5 +93,16 @@ func TestParamErrors(t *testing.T) {
 	_, err := params(t, map[string]any{"contracts": []any{map[string]any{"symbol": "AAPL"}, map[string]any{"symbol": "AAPL", "exchange": "ARCA"}}})
 	if err == nil || !strings.Contains(err.Error(), "both named") {
 		t.Errorf("duplicate names: %v", err)
+	}
+}
+
+// TestBackfillWhatIsTheBarSource: each whatToShow IB offers for the
+// backfill gives its bars the matching source column.
+func TestBackfillWhatIsTheBarSource(t *testing.T) {
+	for what, want := range map[string]string{"TRADES": "trade", "MIDPOINT": "mid", "BID": "bid", "ASK": "ask", "BID_ASK": "bid_ask"} {
+		b, err := parseBackfill(map[string]any{"duration": "2 D", "bar_size": "1 min", "what": what})
+		if err != nil || b.source.String() != want {
+			t.Errorf("%s: source %v (%v), want %s", what, b, err, want)
+		}
 	}
 }

@@ -60,6 +60,8 @@ type Bar struct {
 	Open, High, Low, Close float64
 	Volume, WAP            float64
 	Count                  int64
+	// VolumeDecimals is how many decimal places Volume was sent with.
+	VolumeDecimals int
 	// Date is the raw date field of a historical bar ("1764167400" or
 	// "20261126"); nil for real-time bars.
 	Date []byte
@@ -79,6 +81,9 @@ type Message struct {
 	// Price and Size: a tick-by-tick trade, a TICK_PRICE (with its size) or
 	// a TICK_SIZE.
 	Price, Size float64
+	// SizeDecimals is how many decimal places a tick-by-tick trade's Size
+	// was sent with (IB sends sizes as decimal text since version 163).
+	SizeDecimals int
 	// Mask: tick-by-tick attributes or TICK_PRICE attribute bits.
 	Mask int64
 	// Exchange and Conditions of a tick-by-tick trade.
@@ -148,7 +153,7 @@ func Decode(p []byte, sv int, m *Message) error {
 		switch m.TickType {
 		case TBTLast, TBTAllLast:
 			m.Price = f.Float()
-			m.Size = f.Decimal()
+			m.Size, m.SizeDecimals = f.DecimalPlaces()
 			m.Mask = f.Int()
 			m.Exchange = f.Bytes()
 			m.Conditions = f.Bytes()
@@ -196,7 +201,7 @@ func Decode(p []byte, sv int, m *Message) error {
 		m.Bar.High = f.Float()
 		m.Bar.Low = f.Float()
 		m.Bar.Close = f.Float()
-		m.Bar.Volume = f.Decimal()
+		m.Bar.Volume, m.Bar.VolumeDecimals = f.DecimalPlaces()
 		m.Bar.WAP = f.Decimal()
 		m.Bar.Count = f.Int()
 	case InHistoricalData:
@@ -216,7 +221,7 @@ func Decode(p []byte, sv int, m *Message) error {
 			b.High = f.Float()
 			b.Low = f.Float()
 			b.Close = f.Float()
-			b.Volume = f.Decimal()
+			b.Volume, b.VolumeDecimals = f.DecimalPlaces()
 			b.WAP = f.Decimal()
 			b.Count = f.Int()
 			m.Bars = append(m.Bars, b)
@@ -282,3 +287,5 @@ func HistoricalTime(date []byte) (int64, bool) {
 
 func parseInt(b []byte) (int64, bool)     { return tsparse.ParseInt(b) }
 func parseFloat(b []byte) (float64, bool) { return tsparse.ParseFloat(b) }
+
+func decimals(b []byte) int { return tsparse.Decimals(b) }

@@ -225,6 +225,21 @@ func (f *Fields) Decimal() float64 {
 	return v
 }
 
+// DecimalPlaces is Decimal that also returns how many decimal places the
+// field was written with (tsparse.Decimals; 0 for "no value"), which a
+// source reports as the instrument's size precision.
+func (f *Fields) DecimalPlaces() (float64, int) {
+	b := f.Bytes()
+	if len(b) == 0 || isUnsetDecimal(b) {
+		return 0, 0
+	}
+	v, ok := parseFloat(b)
+	if !ok {
+		f.fail(ErrBadNumber)
+	}
+	return v, decimals(b)
+}
+
 func (f *Fields) fail(err error) {
 	if f.err == nil {
 		f.err = err
