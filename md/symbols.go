@@ -17,6 +17,8 @@ type Instrument struct {
 	// sizeDec is the most decimal places seen in the instrument's sizes,
 	// -1 while unknown; shared by every copy of the Instrument.
 	sizeDec *atomic.Int32
+	// gaps are the instrument's feed gaps; shared like sizeDec.
+	gaps *gapLog
 }
 
 // SizeDecimals is the most decimal places the instrument's sources have seen
@@ -66,7 +68,7 @@ func (t *SymbolTable) Intern(provider, symbol string) SymID {
 	// append reallocates the old array stays valid and unchanged.
 	dec := new(atomic.Int32)
 	dec.Store(-1)
-	l = append(l, Instrument{Provider: provider, Symbol: symbol, Hash: HashSymbol(symbol), sizeDec: dec})
+	l = append(l, Instrument{Provider: provider, Symbol: symbol, Hash: HashSymbol(symbol), sizeDec: dec, gaps: new(gapLog)})
 	t.list.Store(&l)
 	t.ids[k] = id
 	return id
@@ -190,4 +192,97 @@ func (s *SizeDecimals) grow(id SymID, d int) {
 	d = min(d, MaxExactDecimals+1)
 	s.seen[id] = int8(d)
 	s.table.NoteSizeDecimals(id, d)
+}
+
+// Gap is a stretch of an instrument's event time in which its source may
+// have missed records: From is the newest event time the source had seen
+// when its feed broke (or the wall clock, before any record), To the first
+// event time after the feed resumed, MaxTime while the gap is still open.
+// Both ends are included: a source with whole-second times may have seen
+// only some of the records at From or To.
+type Gap struct{ From, To int64 }
+
+// maxGaps is how many gaps an instrument keeps, newest last; a bar still
+// open or re-emitted that far back after so many disconnects is rare, and
+// the bound keeps a flapping feed from growing the list forever.
+const maxGaps = 64
+
+// gapLog is an instrument's recent gaps. n is read without the lock, so an
+// instrument that never had a gap costs one atomic load to ask about.
+type gapLog struct {
+	n    atomic.Int32
+	mu   sync.Mutex
+	list []Gap
+}
+
+func (t *SymbolTable) gapLog(id SymID) *gapLog {
+	l := *t.list.Load()
+	if int(id) >= len(l) {
+		return nil
+	}
+	return l[id].gaps
+}
+
+// OpenGap records that the feed of instrument id broke after event time
+// from: a source calls it when it loses its connection or the provider
+// reports data lost. A gap already open stays as it is.
+func (t *SymbolTable) OpenGap(id SymID, from int64) {
+	g := t.gapLog(id)
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := len(g.list); n > 0 && g.list[n-1].To == MaxTime {
+		return
+	}
+	if len(g.list) == maxGaps {
+		g.list = append(g.list[:0], g.list[1:]...)
+	}
+	g.list = append(g.list, Gap{From: from, To: MaxTime})
+	g.n.Store(int32(len(g.list)))
+}
+
+// CloseGap ends instrument id's open gap at event time to, the first
+// record after the feed resumed. Without an open gap it does nothing.
+func (t *SymbolTable) CloseGap(id SymID, to int64) {
+	g := t.gapLog(id)
+	if g == nil || g.n.Load() == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := len(g.list); n > 0 && g.list[n-1].To == MaxTime {
+		g.list[n-1].To = max(to, g.list[n-1].From)
+	}
+}
+
+// Gapped reports whether [start, end) touches one of instrument id's gaps,
+// open or closed: a bar over that interval may miss records and is
+// partial. Bar builders call it once per bar they emit; an instrument
+// that never had a gap costs one atomic load.
+func (t *SymbolTable) Gapped(id SymID, start, end int64) bool {
+	g := t.gapLog(id)
+	if g == nil || g.n.Load() == 0 {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, x := range g.list {
+		if x.From < end && x.To >= start {
+			return true
+		}
+	}
+	return false
+}
+
+// Gaps returns a copy of instrument id's recorded gaps, oldest first.
+func (t *SymbolTable) Gaps(id SymID) []Gap {
+	g := t.gapLog(id)
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Gap(nil), g.list...)
 }

@@ -722,6 +722,11 @@ func (o *Bars) emit(out *engine.Output, a *acc, sym md.SymID, update bool) error
 	if o.input == md.KindQuote {
 		b.Source = md.FromMid + md.BarSource(o.price) // mid, bid, ask in PriceSource order
 	}
+	if o.symtab != nil && o.symtab.Gapped(sym, b.Start, b.End) {
+		// The source recorded a gap in this symbol's feed that the bar's
+		// interval touches: records it should hold may be missing.
+		b.Partial = true
+	}
 	switch {
 	case a.count == 0: // flat bar
 		b.VWAP = a.close

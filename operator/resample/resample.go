@@ -255,7 +255,11 @@ func (r *Resample) emit(sym md.SymID, bk *bucket, out *engine.Output) error {
 		vol += x.Volume
 		pv += float64(x.VWAP * x.Volume)
 		qsum += float64(x.VWAP * float64(x.Trades))
+		c.Partial = c.Partial || x.Partial
 	}
+	// A fine bar that is partial makes the coarse one partial; so does a
+	// gap in the interval with no fine bar at all.
+	c.Partial = c.Partial || r.symtab != nil && r.symtab.Gapped(sym, c.Start, c.End)
 	switch {
 	case r.source != md.FromTrades: // quote bars: the mean price over all updates
 		c.VWAP = qsum / float64(c.Trades)

@@ -326,6 +326,31 @@ func TestLateAndCorrectedBars(t *testing.T) {
 	}
 }
 
+// TestPartialCarriesOver: a coarse bar is partial when a fine bar in it is,
+// or when its symbol's feed had a gap in its interval (in which no fine bar
+// may exist at all); the others are not.
+func TestPartialCarriesOver(t *testing.T) {
+	syms := newSyms()
+	s := newStage(t, Type, map[string]any{"interval": "1m"}, syms)
+	syms.OpenGap(1, t0+150*sec)
+	syms.CloseGap(1, t0+170*sec)
+	in := md.NewBatch(md.KindBar)
+	in.Bars = []md.Bar{bar(0, t0, sec, 1, 1, 1, 1, 1, 1, 1), bar(0, t0+60*sec, sec, 1, 1, 1, 1, 1, 1, 1),
+		bar(1, t0+120*sec, sec, 1, 1, 1, 1, 1, 1, 1), bar(1, t0+180*sec, sec, 1, 1, 1, 1, 1, 1, 1)}
+	in.Bars[1].Partial = true
+	s.feed(t, in)
+	s.wm(t, md.MaxTime)
+	got := s.bars()
+	if len(got) != 4 {
+		t.Fatalf("%d bars", len(got))
+	}
+	for i, want := range []bool{false, true, true, false} {
+		if got[i].Partial != want {
+			t.Errorf("bar %d (%+v): partial %v, want %v", i, got[i], got[i].Partial, want)
+		}
+	}
+}
+
 func TestBadInputAndParams(t *testing.T) {
 	s := newStage(t, Type, map[string]any{"interval": "1m"}, newSyms())
 	in := md.NewBatch(md.KindBar)

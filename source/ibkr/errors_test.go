@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/source/ibkr/tws/faketws"
 )
 
@@ -135,8 +136,8 @@ func TestAdvisoryEntitlement(t *testing.T) {
 }
 
 // TestConnectivityCodes: 1100 keeps the socket and opens a gap; 1101
-// cancels and re-requests everything; 1102 closes the gap and sends
-// nothing; 2103/2105/2157 are counted as connectivity errors (DEGRADED);
+// cancels and re-requests everything; after 1102 (subscriptions kept,
+// ticks meanwhile lost) the next record closes the gap, nothing is sent; 2103/2105/2157 are counted as connectivity errors (DEGRADED);
 // 2104 is a notice; 1300 reconnects.
 func TestConnectivityCodes(t *testing.T) {
 	h, ss := setup(t, nil)
@@ -161,9 +162,12 @@ func TestConnectivityCodes(t *testing.T) {
 	h.quiet(ss)
 	ss.SendFields(99, 1, 2, 1764167461, 189.7, 10, 0, "NASDAQ", "")
 	h.waitFor("trade after 1102", func() bool { return len(h.trades) == 2 })
-	// 1102 keeps the data: still the one gap of the 1101.
-	time.Sleep(50 * time.Millisecond)
-	h.waitCounters(map[string]int64{"gaps": 1})
+	// 1102 keeps the subscriptions, not what IB sent meanwhile: a second
+	// gap, closed by the trade after it.
+	h.waitCounters(map[string]int64{"gaps": 2})
+	if g := h.out.NC.Symbols.Gaps(h.trades[0].Sym); len(g) != 2 || g[1] != (md.Gap{From: 1764167460e9, To: 1764167461e9}) {
+		t.Errorf("gaps %+v", g)
+	}
 	for i, code := range []int{2103, 2105, 2157} {
 		sendErr(ss, -1, code, "data farm connection is broken:usfarm")
 		h.waitFor("farm error", func() bool { return h.out.NC.Stats.Errors()["ib_connectivity"] == int64(3+i) })

@@ -106,6 +106,7 @@ type Source struct {
 	batchSize  int
 	recv       int64 // receipt time (ns) of the current socket read
 	sizes      *md.SizeDecimals
+	syms       *md.SymbolTable // where gaps are recorded
 	msgs       [nMsgTypes]int64
 	drops      struct{ cut, malformed int64 }
 	delivered  int64
@@ -176,6 +177,7 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.log = nc.Logger.With("addr", s.cfg.addr, "client_id", s.cfg.clientID)
 	s.stats = nc.Stats
 	s.sizes = md.NewSizeDecimals(nc.Symbols)
+	s.syms = nc.Symbols
 	m := nc.Metrics()
 	m.GaugeFunc("mdp_ibkr_connection_state", "0 disconnected from TWS / IB Gateway, 1 connected but TWS lost IB (1100), 2 connected.",
 		func() float64 { return float64(s.state.Load()) }, engine.MaxAcrossInstances())
@@ -488,12 +490,16 @@ func (s *Source) future(ts int64) bool {
 	return s.cfg.maxFuture > 0 && ts > s.recv && ts-s.recv > int64(s.cfg.maxFuture)
 }
 
-// note records a contract's record time and closes an open gap.
+// note records a contract's record time and closes an open gap, in the
+// symbol table too, where bar builders read it (md.SymbolTable.Gapped).
 func (s *Source) note(ct *cstate, ts int64) {
 	if ct.gapFrom != 0 {
 		s.gaps++
 		s.log.Warn("ibkr: gap in the stream", "contract", ct.name, "from", time.Unix(0, ct.gapFrom).UTC(), "to", time.Unix(0, ts).UTC())
 		ct.gapFrom = 0
+		if s.syms != nil {
+			s.syms.CloseGap(ct.sym, ts)
+		}
 	}
 	if ts > ct.lastTS {
 		ct.lastTS = ts
@@ -502,7 +508,9 @@ func (s *Source) note(ct *cstate, ts int64) {
 }
 
 // openGaps marks every contract's stream as interrupted from its newest
-// record on (or now, before any record).
+// record on (or now, before any record), and records the gap in the
+// symbol table at once, so a bar that closes while the feed is down is
+// already marked partial.
 func (s *Source) openGaps() {
 	now := time.Now().UnixNano()
 	for _, ct := range s.cts {
@@ -510,6 +518,9 @@ func (s *Source) openGaps() {
 			ct.gapFrom = ct.lastTS
 			if ct.gapFrom == 0 {
 				ct.gapFrom = now
+			}
+			if s.syms != nil {
+				s.syms.OpenGap(ct.sym, ct.gapFrom)
 			}
 		}
 	}
@@ -847,12 +858,11 @@ func (s *Source) onConnError(m *tws.Message) {
 		default:
 		}
 	case classRestoredKept:
+		// The subscriptions survived, but what IB sent while TWS was cut
+		// off is not replayed: the gap closes at the next record.
 		s.ibLost = false
 		s.setState(stateConnected)
-		for _, ct := range s.cts {
-			ct.gapFrom = 0
-		}
-		s.log.Info("ibkr: IB connectivity restored, data maintained", attrs...)
+		s.log.Info("ibkr: IB connectivity restored, subscriptions maintained; the gap closes at the next record", attrs...)
 	case classFarm:
 		s.stats.Error("ib_connectivity", fmt.Sprintf("IB error %d: %s", m.Code, text))
 		s.log.Warn("ibkr: data farm connection broken", attrs...)

@@ -55,7 +55,7 @@ func init() {
 			"5-second real-time bars on the bars port (source trade; mid for forex), and/or top-of-book market data (quotes from bid/ask ticks, trades from RT_VOLUME). " +
 			"Event time is IB's time (whole seconds for tick-by-tick), ingest time the receipt time, Seq a per-contract sequence in IB's order. " +
 			"backfill requests historical bars (on the bars port) before the live stream and stitches them to it at a bar boundary, inside IB's pacing limits. " +
-			"Reconnects with exponential backoff and full jitter, re-subscribes everything, and counts the gap per contract. " +
+			"Reconnects with exponential backoff and full jitter, re-subscribes everything, and records the gap per contract in the symbol table (bars that touch it are partial). " +
 			"Errors: 200/321 fail the job (contract or request wrong); 354/10089/10168 and other refusals skip the contract or fail the job per on_unavailable; " +
 			"1100/2103/2105/2157 are connectivity warnings, 1101 re-subscribes; 326 (client id in use) fails with a clear message. " +
 			"Gauges: mdp_ibkr_connection_state (0 disconnected, 1 TWS lost IB, 2 connected), mdp_ibkr_subscriptions_active. Counters: connects, reconnects, subscriptions, resubscriptions, subscriptions_skipped, entitlement_notices, ib_warnings, gaps, pacing_waits, pacing_wait_ms, backfill_bars, msg_<type>. " +

@@ -57,6 +57,10 @@ type symState struct {
 	allowed bool // passes the symbols filter
 	seen    bool // last holds a value
 	last    int64
+	// lastTS is the newest event time accepted; gap is set while a
+	// reconnect gap recorded from it is open (see decoder.openGaps).
+	lastTS int64
+	gap    bool
 }
 
 // counts are events since the last report to the node's stats. They are
@@ -85,6 +89,7 @@ type decoder struct {
 	maxFuture int64
 
 	interner *md.Interner
+	symtab   *md.SymbolTable  // where reconnect gaps are recorded
 	sizes    *md.SizeDecimals // decimal places of trade sizes, per symbol
 	filter   map[string]bool  // upper-cased symbols; nil lets every symbol through
 	syms     map[string]*symState
@@ -145,6 +150,13 @@ func (d *decoder) sequence(st *symState, id int64) bool {
 			d.pend.gaps++
 			d.pend.gapMissing += missing
 			d.log.Warn("sequence gap", "symbol", st.name, "field", d.check.String(), "last", st.last, "next", id, "missing", missing)
+			// Records were missed (after a reconnect or not): a gap in
+			// the feed from the newest time so far, closed by this
+			// record (note).
+			if d.symtab != nil && st.lastTS != 0 && !st.gap {
+				d.symtab.OpenGap(st.id, st.lastTS)
+				st.gap = true
+			}
 		}
 	}
 	st.seen = true
@@ -182,6 +194,7 @@ func (d *decoder) addTrade(st *symState, t *md.Trade) error {
 	}
 	t.Sym = st.id
 	d.accepted++
+	d.note(st, t.TS)
 	if d.cur == nil {
 		d.cur = d.newBatch(md.KindTrade)
 	}
@@ -205,6 +218,7 @@ func (d *decoder) addQuote(st *symState, q *md.Quote) error {
 	}
 	q.Sym = st.id
 	d.accepted++
+	d.note(st, q.TS)
 	if d.cur == nil {
 		d.cur = d.newBatch(md.KindQuote)
 	}
@@ -213,6 +227,41 @@ func (d *decoder) addQuote(st *symState, q *md.Quote) error {
 		d.flush()
 	}
 	return nil
+}
+
+// note keeps an instrument's newest event time and closes its open
+// reconnect gap at the first record after it: one compare per record.
+func (d *decoder) note(st *symState, ts int64) {
+	if st.gap {
+		st.gap = false
+		if d.symtab != nil {
+			d.symtab.CloseGap(st.id, ts)
+		}
+	}
+	if ts > st.lastTS {
+		st.lastTS = ts
+	}
+}
+
+// openGaps records, after the connection was lost, a gap in the feed of
+// every instrument that had delivered a record, from its newest event time
+// on (md.SymbolTable.OpenGap): bars whose interval touches it are partial.
+// The first record after the reconnect closes it. With a sequence check
+// the ids tell instead: an exchange that replays what the client missed
+// leaves no gap, and one that does not shows as a sequence gap (sequence).
+func (d *decoder) openGaps() {
+	if d.check != checkNone {
+		return
+	}
+	for _, st := range d.syms {
+		if !st.allowed || st.lastTS == 0 || st.gap {
+			continue
+		}
+		st.gap = true
+		if d.symtab != nil {
+			d.symtab.OpenGap(st.id, st.lastTS)
+		}
+	}
 }
 
 // checkFuture rejects an event time more than max_future ahead of the

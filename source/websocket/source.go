@@ -96,6 +96,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		d.openGaps()
 		if d.accepted > before {
 			failures = 0
 		}
@@ -148,6 +149,7 @@ func (s *Source) newDecoder(symbols *md.SymbolTable, newBatch func(md.Kind) *md.
 		generic:   s.cfg.generic,
 		maxFuture: int64(s.cfg.maxFuture),
 		interner:  md.NewInterner(symbols, s.cfg.provider),
+		symtab:    symbols,
 		sizes:     md.NewSizeDecimals(symbols),
 		syms:      map[string]*symState{},
 		log:       s.log,

@@ -341,7 +341,13 @@ func TestSourceReconnectsAfterServerCloseWithoutDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _, _ := col.snapshot()
-	sameTrades(t, got, expectBinance(t, msgs), from, time.Now().UnixNano())
+	want := expectBinance(t, msgs)
+	sameTrades(t, got, want, from, time.Now().UnixNano())
+	// The exchange replayed what the reconnect missed (the trade ids say
+	// so): no gap in the feed, no partial bar.
+	if g := rj.j.Symbols().Gaps(got[0].Sym); len(g) != 0 {
+		t.Errorf("gaps %+v, want none", g)
+	}
 	subs := srv.subscriptions()
 	if len(subs) != 2 || len(subs[0]) != 1 || len(subs[1]) != 1 || subs[0][0] != binanceSubscribeJSON || subs[1][0] != binanceSubscribeJSON {
 		t.Errorf("the subscription was not re-sent on reconnect: %q", subs)
@@ -374,6 +380,50 @@ func TestSourceCountsTradeIDGap(t *testing.T) {
 	st := rj.stats()
 	checkCounts(t, "counters", st.Counters(), map[string]int64{"connects": 1, "sequence_gaps": 1, "sequence_gap_missing": 5})
 	checkCounts(t, "drops", st.Drops(), nil)
+	// The missed trades are a gap in the feed between the trades around
+	// them: bars touching it are partial.
+	want := expectBinance(t, sent)
+	var before int64
+	for _, tr := range want[:100] {
+		before = max(before, tr.TS)
+	}
+	if g := rj.j.Symbols().Gaps(got[0].Sym); len(g) != 1 || g[0] != (md.Gap{From: before, To: max(before, want[100].TS)}) {
+		t.Errorf("gaps %+v, want one from %d to %d", g, before, want[100].TS)
+	}
+}
+
+// TestSourceReconnectWithoutSequenceCheckRecordsTheGap: without ids to
+// tell what a reconnect missed, it is a gap in the feed from the newest
+// time before it to the first record after it.
+func TestSourceReconnectWithoutSequenceCheckRecordsTheGap(t *testing.T) {
+	msgs := readLines(t, "binance_futures_trade.jsonl")
+	srv := newWSServer(t, 1, func(s *wsServer, c *websocket.Conn, n int) {
+		switch n {
+		case 0:
+			if s.send(c, msgs[:200]) {
+				c.Close(websocket.StatusGoingAway, "server restart")
+			}
+		default:
+			if s.send(c, msgs[200:300]) {
+				s.hold(c)
+			}
+		}
+	})
+	rj, col := startSource(t, map[string]any{"url": srv.url(), "preset": "binance", "subscribe": binanceSubscribe,
+		"reconnect_backoff": "10ms", "sequence_check": "none"})
+	waitFor(t, "300 trades", func() bool { return col.count() >= 300 })
+	if err := rj.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := col.snapshot()
+	want := expectBinance(t, msgs[:300])
+	var before int64
+	for _, tr := range want[:200] {
+		before = max(before, tr.TS)
+	}
+	if g := rj.j.Symbols().Gaps(got[0].Sym); len(g) != 1 || g[0] != (md.Gap{From: before, To: max(before, want[200].TS)}) {
+		t.Errorf("gaps %+v, want one from %d to %d", g, before, want[200].TS)
+	}
 }
 
 func TestSourceMalformedFramesAreCountedAndTheConnectionKept(t *testing.T) {
