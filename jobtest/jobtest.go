@@ -360,7 +360,7 @@ type record struct {
 var (
 	tradeFields = []string{"ts", "symbol", "provider", "price", "size", "side", "trade_id", "ingest_ts", "seq", "type"}
 	quoteFields = []string{"ts", "symbol", "provider", "bid", "bid_size", "ask", "ask_size", "ingest_ts", "seq", "type"}
-	barFields   = []string{"ts", "start", "end", "interval", "symbol", "provider", "open", "high", "low", "close", "volume", "vwap", "trades", "update", "type"}
+	barFields   = []string{"ts", "start", "end", "interval", "symbol", "provider", "open", "high", "low", "close", "volume", "vwap", "trades", "partial", "update", "type"}
 )
 
 func decodeRecords(kind md.Kind, rows []map[string]any) ([]record, error) {

@@ -13,7 +13,7 @@ import (
 func BarLayout() *Layout {
 	l := &Layout{Kind: md.KindBar, Columns: map[Slot]ColRef{}, Header: true, Delim: ','}
 	for _, s := range []Slot{SlotProvider, SlotSymbol, SlotInterval, SlotTS, SlotStart, SlotEnd, SlotOpen, SlotHigh, SlotLow,
-		SlotClose, SlotVolume, SlotVWAP, SlotTrades, SlotBarType, SlotSource, SlotUpdate} {
+		SlotClose, SlotVolume, SlotVWAP, SlotTrades, SlotBarType, SlotSource, SlotPartial, SlotUpdate} {
 		l.Columns[s] = ColRef{Name: SlotNames[s], Index: -1}
 	}
 	return l
@@ -39,8 +39,8 @@ func OwnLayout(k md.Kind) *Layout {
 	return l
 }
 
-var barTypes = [...]string{"time", "tick", "volume", "value"}
-var barSources = [...]string{"trade", "mid", "bid", "ask"}
+var barTypes = [...]string{"time", "tick", "volume", "value", "tick_imbalance", "volume_imbalance"}
+var barSources = [...]string{"trade", "mid", "bid", "ask", "bid_ask"}
 
 // Bar decodes a bar row in mdp's own columns: start and end give its
 // bounds (a time bar's interval is their difference; other bar types read
@@ -85,13 +85,18 @@ func (d *Decoder) Bar(v *Vals, r *md.Bar, e *RowErr) bool {
 		*e = RowErr{Prob: ProbInvalid, Slot: SlotSource, Value: v[SlotSource]}
 		return false
 	}
-	switch string(v[SlotUpdate]) {
-	case "", "false":
-	case "true":
-		r.Update = true
-	default:
-		*e = RowErr{Prob: ProbInvalid, Slot: SlotUpdate, Value: v[SlotUpdate]}
-		return false
+	for _, f := range [...]struct {
+		s Slot
+		b *bool
+	}{{SlotPartial, &r.Partial}, {SlotUpdate, &r.Update}} {
+		switch string(v[f.s]) {
+		case "", "false":
+		case "true":
+			*f.b = true
+		default:
+			*e = RowErr{Prob: ProbInvalid, Slot: f.s, Value: v[f.s]}
+			return false
+		}
 	}
 	if r.Type == md.BarTime {
 		r.Interval = end - start

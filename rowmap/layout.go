@@ -42,6 +42,7 @@ const (
 	SlotTrades
 	SlotBarType
 	SlotSource
+	SlotPartial
 	SlotUpdate
 	NSlots
 )
@@ -52,7 +53,7 @@ const nMappable = SlotSeq
 // SlotNames are the field names of the slots, in Slot order: a mapping's
 // keys, and recfmt's column names.
 var SlotNames = [NSlots]string{"ts", "ingest_ts", "symbol", "provider", "price", "size", "side", "trade_id", "bid", "bid_size", "ask", "ask_size",
-	"seq", "interval", "start", "end", "open", "high", "low", "close", "volume", "vwap", "trades", "bar_type", "source", "update"}
+	"seq", "interval", "start", "end", "open", "high", "low", "close", "volume", "vwap", "trades", "bar_type", "source", "partial", "update"}
 
 // SlotByName returns the slot a mapping may name by name.
 func SlotByName(name string) (Slot, bool) {

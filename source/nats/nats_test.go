@@ -179,7 +179,7 @@ func bars(n int, syms []string) []md.Bar {
 	for i := range out {
 		out[i] = md.Bar{Start: int64(i) * 1e9, End: int64(i+1) * 1e9, Interval: 1e9, Open: 1 + float64(i), High: 2 + float64(i),
 			Low: 0.5, Close: 1.5, Volume: 3.25, VWAP: 1.25, Trades: int64(i), Sym: md.SymID(i % len(syms)),
-			Type: md.BarType(i % 4), Source: md.BarSource(i % 4), LabelEnd: i%2 == 0, Update: i%5 == 0}
+			Type: md.BarType(i % 4), Source: md.BarSource(i % 5), LabelEnd: i%2 == 0, Update: i%5 == 0, Partial: i%3 == 0}
 	}
 	return out
 }
@@ -225,25 +225,27 @@ func TestRoundTripJetStream(t *testing.T) {
 			checkTrades(t, s, want, syms)
 		})
 	}
-	t.Run("bars", func(t *testing.T) {
-		name, subj := stream(t, url)
-		want := bars(777, syms)
-		publish(t, &enginetest.Source{Symbols: syms, Bars: want, BatchSize: 64}, map[string]any{"url": url, "subject": subj})
-		s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "kind": "bar", "durable": unique("d")}, md.KindBar, len(want), nil)
-		if len(s.bars) != len(want) {
-			t.Fatalf("%d bars, want %d", len(s.bars), len(want))
-		}
-		for i := range want {
-			g, w := s.bars[i], want[i]
-			if s.names[i] != syms[w.Sym] {
-				t.Fatalf("bar %d: symbol %s, want %s", i, s.names[i], syms[w.Sym])
+	for _, format := range []string{"mdp", "json", "csv"} {
+		t.Run("bars/"+format, func(t *testing.T) {
+			name, subj := stream(t, url)
+			want := bars(777, syms)
+			publish(t, &enginetest.Source{Symbols: syms, Bars: want, BatchSize: 64}, map[string]any{"url": url, "subject": subj, "format": format})
+			s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "kind": "bar", "durable": unique("d"), "format": format}, md.KindBar, len(want), nil)
+			if len(s.bars) != len(want) {
+				t.Fatalf("%d bars, want %d", len(s.bars), len(want))
 			}
-			g.Sym, w.Sym = 0, 0
-			if !reflect.DeepEqual(g, w) {
-				t.Fatalf("bar %d:\n got %+v\nwant %+v", i, g, w)
+			for i := range want {
+				g, w := s.bars[i], want[i]
+				if s.names[i] != syms[w.Sym] {
+					t.Fatalf("bar %d: symbol %s, want %s", i, s.names[i], syms[w.Sym])
+				}
+				g.Sym, w.Sym = 0, 0
+				if !reflect.DeepEqual(g, w) {
+					t.Fatalf("bar %d:\n got %+v\nwant %+v", i, g, w)
+				}
 			}
-		}
-	})
+		})
+	}
 }
 
 // TestDedupeByMsgID: publishing the same batches twice stores them once.
