@@ -39,8 +39,9 @@ func cpuSeconds(b *testing.B, pid int) float64 {
 // window before it with no clients, in alternating rounds (the clients
 // connect and go each round) so a drift of the machine's load does not
 // read as fan-out; the median round is reported with the smallest and
-// largest; (2) GET /api/v1/jobs/{name} latency while the jobs run at full
-// speed, against GET /healthz in the same run. Run it once:
+// largest; (2) GET /api/v1/jobs/{name} latency while the jobs run at their
+// pace (paced-*) and at full speed, against GET /healthz in the same run.
+// Run it once:
 //
 //	go test -run '^$' -bench ServeStatusFanout -benchtime 1x ./server
 //
@@ -143,7 +144,38 @@ dag:
 		b.ReportMetric(slices.Max(attributed)*100, "cpu%-fanout-perf-max")
 	}
 
-	// Latency of GET /jobs/{name} while 20 jobs run as fast as they can.
+	// GET /jobs/{name} latency, each paired with a GET of /healthz, which
+	// builds nothing: the same request through the same server and
+	// scheduler, the reference the status figure is compared with.
+	latency := func(prefix, unit string) {
+		var lat, ref []time.Duration
+		deadline := time.Now().Add(window)
+		for i := 0; time.Now().Before(deadline); i++ {
+			t0 := time.Now()
+			code, _ := p.call("GET", fmt.Sprintf("/api/v1/jobs/%s%02d", prefix, i%jobsN), "")
+			lat = append(lat, time.Since(t0))
+			if code != 200 {
+				b.Fatalf("GET: %d", code)
+			}
+			time.Sleep(time.Millisecond)
+			t0 = time.Now()
+			if code, _ := p.call("GET", "/healthz", ""); code != 200 {
+				b.Fatalf("GET /healthz: %d", code)
+			}
+			ref = append(ref, time.Since(t0))
+			time.Sleep(time.Millisecond)
+		}
+		slices.Sort(lat)
+		slices.Sort(ref)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b.ReportMetric(ms(lat[len(lat)/2]), unit+"get-p50-ms")
+		b.ReportMetric(ms(lat[len(lat)*99/100]), unit+"get-p99-ms")
+		b.ReportMetric(ms(ref[len(ref)/2]), unit+"healthz-p50-ms")
+		b.ReportMetric(ms(ref[len(ref)*99/100]), unit+"healthz-p99-ms")
+	}
+	// While the 20 jobs run at their pace (the CPU not saturated by them).
+	latency("paced", "paced-")
+	// While 20 jobs run as fast as they can.
 	for i := range jobsN {
 		p.must(200, "POST", fmt.Sprintf("/api/v1/jobs/paced%02d/stop", i), "", nil)
 		job := fmt.Sprintf(`name: fast%02d
@@ -157,34 +189,7 @@ dag:
 		p.must(201, "POST", "/api/v1/jobs", job, nil)
 	}
 	time.Sleep(time.Second)
-	// Each GET of a job's status is paired with a GET of /healthz, which
-	// builds nothing: the same request through the same server and
-	// scheduler, the reference the status figure is compared with.
-	var lat, ref []time.Duration
-	deadline := time.Now().Add(window)
-	for i := 0; time.Now().Before(deadline); i++ {
-		t0 := time.Now()
-		code, _ := p.call("GET", fmt.Sprintf("/api/v1/jobs/fast%02d", i%jobsN), "")
-		lat = append(lat, time.Since(t0))
-		if code != 200 {
-			b.Fatalf("GET: %d", code)
-		}
-		time.Sleep(time.Millisecond)
-		t0 = time.Now()
-		if code, _ := p.call("GET", "/healthz", ""); code != 200 {
-			b.Fatalf("GET /healthz: %d", code)
-		}
-		ref = append(ref, time.Since(t0))
-		time.Sleep(time.Millisecond)
-	}
-	slices.Sort(lat)
-	slices.Sort(ref)
-	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
-	b.ReportMetric(float64(p50.Microseconds())/1000, "get-p50-ms")
-	b.ReportMetric(float64(p99.Microseconds())/1000, "get-p99-ms")
-	b.ReportMetric(float64(ref[len(ref)/2].Microseconds())/1000, "healthz-p50-ms")
-	b.ReportMetric(float64(ref[len(ref)*99/100].Microseconds())/1000, "healthz-p99-ms")
-	b.ReportMetric(float64(len(lat)), "gets")
+	latency("fast", "")
 	p.stop()
 }
 
