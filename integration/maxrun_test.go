@@ -19,6 +19,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/internal/testenv"
 	"github.com/mdpio/mdp/md"
 	mdprt "github.com/mdpio/mdp/runtime"
@@ -90,7 +91,9 @@ func natsStream(t *testing.T, name, subject string) {
 	})
 }
 
-// TestEveryShippedConfigRunsAtItsMaximums runs every shipped config with
+// TestEveryShippedConfigRunsAtItsMaximums refuses every shipped config
+// with batch_size or a node's parallelism one above its bound (the node
+// params' bounds are TestSizeLimitsInEveryShippedConfig's), then runs it with
 // batch_size and every size-like param of its nodes (an integer with an
 // upper bound) at its maximum at once (those a rule between params
 // allows): the job must not crash, must end or stop on request within its
@@ -122,6 +125,22 @@ func TestEveryShippedConfigRunsAtItsMaximums(t *testing.T) {
 			doc, err := config.LoadFile(f, config.LoadOptions{Env: env})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The job-level sizes one above their bounds are refused with
+			// the bound in the message: batch_size, and each operator's
+			// and sink's parallelism.
+			over := []struct{ set, want string }{{"batch_size=" + strconv.Itoa(md.MaxBatchSize+1),
+				fmt.Sprintf("batch_size: must be at most %d, got %d", md.MaxBatchSize, md.MaxBatchSize+1)}}
+			for _, n := range doc.Nodes {
+				if n.Spec.Kind != engine.KindSource {
+					over = append(over, struct{ set, want string }{indexPath.ReplaceAllString(n.Path, ".$1") + ".parallelism=" + strconv.Itoa(engine.MaxParallelism+1),
+						fmt.Sprintf("parallelism: must be at most %d, got %d", engine.MaxParallelism, engine.MaxParallelism+1)})
+				}
+			}
+			for _, o := range over {
+				if _, err := config.LoadFile(f, config.LoadOptions{Env: env, Sets: []string{o.set}}); err == nil || !strings.Contains(err.Error(), o.want) {
+					t.Errorf("%s: got %v, want …%s", o.set, err, o.want)
+				}
 			}
 			sets := append(isolate(t, doc, dir, schema), "batch_size="+strconv.Itoa(md.MaxBatchSize))
 			var maxed []string
