@@ -28,7 +28,6 @@ import (
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/expr-lang/expr/vm"
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
@@ -140,7 +139,7 @@ func (d *Dedupe) Len() int { return d.seen.n }
 // Summary reports the keys still remembered at the end.
 func (d *Dedupe) Summary() map[string]int64 { return map[string]int64{"keys_held": int64(d.seen.n)} }
 
-func (d *Dedupe) keyOf(b *md.Batch, i int, prog *vm.Program) (key, bool, error) {
+func (d *Dedupe) keyOf(b *md.Batch, i int, prog *recexpr.Compiled) (key, bool, error) {
 	if prog != nil {
 		var sym md.SymID
 		switch b.Kind {
@@ -247,7 +246,7 @@ func (d *Dedupe) popHead(evict bool) {
 
 // Process drops duplicates from b; a batch without any is forwarded whole.
 func (d *Dedupe) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
-	var prog *vm.Program
+	var prog *recexpr.Compiled
 	if d.cfg.Key != nil {
 		p, err := d.cfg.Key.For(b.Kind)
 		if err != nil {

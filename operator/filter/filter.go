@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/expr-lang/expr/vm"
-
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
@@ -97,7 +95,7 @@ func (f *Filter) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return nil
 }
 
-func (f *Filter) program(k md.Kind) (*vm.Program, error) {
+func (f *Filter) program(k md.Kind) (*recexpr.Compiled, error) {
 	p, err := f.prog.For(k)
 	if err != nil {
 		return nil, fmt.Errorf("operator.filter: %w", err)

@@ -14,8 +14,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/expr-lang/expr/vm"
-
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
@@ -138,7 +136,7 @@ func toFloat(v any) (float64, bool) {
 // kind's settable list.
 type step struct {
 	field int
-	prog  *vm.Program
+	prog  *recexpr.Compiled
 }
 
 // Map is the operator.

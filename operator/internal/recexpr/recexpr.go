@@ -96,7 +96,7 @@ const (
 // Program is one expression compiled for each record kind it is valid for.
 type Program struct {
 	Source string
-	progs  [3]*vm.Program
+	progs  [3]*Compiled
 	errs   [3]error
 }
 
@@ -143,7 +143,9 @@ func Compile(src string, kinds md.Kind, res Result) (*Program, error) {
 			}
 			continue
 		}
-		p.progs[i] = prog
+		c := &Compiled{VM: prog}
+		fastCompile(c, k, res)
+		p.progs[i] = c
 		ok = true
 	}
 	if !ok {
@@ -183,7 +185,7 @@ func envFor(k md.Kind) any {
 
 // For returns the program for kind k, or why the expression is not valid
 // for it.
-func (p *Program) For(k md.Kind) (*vm.Program, error) {
+func (p *Program) For(k md.Kind) (*Compiled, error) {
 	i := slot(k)
 	if i < 0 {
 		return nil, fmt.Errorf("expressions work on trade, quote and bar records, not %s", k)
@@ -257,21 +259,25 @@ func (e *Env) SetBar(b *md.Bar) {
 		Volume: b.Volume, VWAP: b.VWAP, Trades: b.Trades, Symbol: in.Symbol, Provider: in.Provider}
 }
 
-// Run evaluates prog against the environment of kind k, which the caller
-// loaded with SetTrade, SetQuote or SetBar.
-func (e *Env) Run(prog *vm.Program, k md.Kind) (any, error) {
+// Run evaluates c on the VM against the environment of kind k, which the
+// caller loaded with SetTrade, SetQuote or SetBar.
+func (e *Env) Run(c *Compiled, k md.Kind) (any, error) {
 	switch k {
 	case md.KindQuote:
-		return e.vm.Run(prog, &e.Quote)
+		return e.vm.Run(c.VM, &e.Quote)
 	case md.KindBar:
-		return e.vm.Run(prog, &e.Bar)
+		return e.vm.Run(c.VM, &e.Bar)
 	}
-	return e.vm.Run(prog, &e.Trade)
+	return e.vm.Run(c.VM, &e.Trade)
 }
 
-// Bool evaluates a Bool program.
-func (e *Env) Bool(prog *vm.Program, k md.Kind) (bool, error) {
-	v, err := e.Run(prog, k)
+// Bool evaluates a Bool program: as closures when it compiled to them (no
+// allocation), else on the VM.
+func (e *Env) Bool(c *Compiled, k md.Kind) (bool, error) {
+	if c.b != nil {
+		return c.b(e), nil
+	}
+	v, err := e.Run(c, k)
 	if err != nil {
 		return false, err
 	}
@@ -279,9 +285,13 @@ func (e *Env) Bool(prog *vm.Program, k md.Kind) (bool, error) {
 	return b, nil
 }
 
-// Float evaluates a Float program.
-func (e *Env) Float(prog *vm.Program, k md.Kind) (float64, error) {
-	v, err := e.Run(prog, k)
+// Float evaluates a Float program: as closures when it compiled to them,
+// else on the VM.
+func (e *Env) Float(c *Compiled, k md.Kind) (float64, error) {
+	if c.f != nil {
+		return c.f(e), nil
+	}
+	v, err := e.Run(c, k)
 	if err != nil {
 		return 0, err
 	}
