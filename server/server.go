@@ -100,6 +100,7 @@ type Handler struct {
 	mux   *http.ServeMux
 	hub   *hub
 	taps  *tapHub
+	hist  *historyHub
 	log   *slog.Logger
 	paths []string // "METHOD /path" of every route registered, for the OpenAPI check
 }
@@ -122,6 +123,7 @@ func New(opts Options) *Handler {
 	h := &Handler{opts: opts, jobs: opts.Jobs, mux: http.NewServeMux(), log: log}
 	h.hub = newHub(opts.Jobs, opts.StatusInterval, opts.ClientBuffer, log)
 	h.taps = newTapHub(log)
+	h.hist = newHistory(opts.Jobs)
 	h.routes()
 	return h
 }
@@ -138,6 +140,7 @@ func (h *Handler) Notify(name string) {
 func (h *Handler) Close() {
 	h.hub.close()
 	h.taps.close()
+	h.hist.close()
 }
 
 // Routes lists "METHOD /path" for every route the handler serves.

@@ -477,6 +477,7 @@ func init() {
 func (h *Handler) tapRoutes() {
 	h.handle("GET /api/v1/jobs/{name}/taps", h.tapList)
 	h.handle("GET /api/v1/jobs/{name}/tap/{port}", h.tapWS)
+	h.handle("GET /api/v1/jobs/{name}/history", h.history)
 }
 
 // TapPortInfo is one port GET /api/v1/jobs/{name}/taps lists.

@@ -31,6 +31,7 @@ export const api = {
   remove: (name) => request('DELETE', `/api/v1/jobs/${enc(name)}`),
   logs: (name, since) => request('GET', `/api/v1/jobs/${enc(name)}/logs?tail=200&since=${since || 0}`),
   definition: (name) => request('GET', `/api/v1/jobs/${enc(name)}/definition`),
+  history: (name) => request('GET', `/api/v1/jobs/${enc(name)}/history`),
   taps: (name) => request('GET', `/api/v1/jobs/${enc(name)}/taps`),
   validate: (text, filename) => request('POST', `/api/v1/validate?lint=true&filename=${enc(filename || 'job.yaml')}`, text),
   submit: (text, filename, start) => request('POST', `/api/v1/jobs?start=${start ? 'true' : 'false'}&filename=${enc(filename || 'job.yaml')}`, text),

@@ -133,7 +133,9 @@ export function mount(main, name) {
     if (s) return s;
     const box = el('div', { class: 'spark panel', 'data-spark': id }, el('h3', {}, id));
     sparks.append(box);
-    s = { t: [], rate: [], lag: [], box };
+    // The server's samples of the last 10 minutes first, then this page's.
+    const h = hist && hist.nodes[id];
+    s = h ? { t: hist.time.slice(), rate: h.rate.slice(), lag: h.lag.slice(), box } : { t: [], rate: [], lag: [], box };
     const css = theme();
     s.plot = new uPlot({
       width: 300, height: 110, legend: { show: false }, cursor: { show: false },
@@ -225,10 +227,15 @@ export function mount(main, name) {
     fetching = false;
   };
 
-  const close = live(`/api/v1/jobs/${enc(name)}/ws`, (m) => {
-    if (m.type === 'status' && m.job) { onStatus(m.job); pull(); }
-    if (m.type === 'deleted') { summary.textContent = 'This job was deleted.'; }
-  }, (s) => window.mdpSetConn(s));
+  let hist = null, close = null, gone = false;
+  api.history(name).catch(() => null).then((h) => {
+    if (gone) return;
+    hist = h;
+    close = live(`/api/v1/jobs/${enc(name)}/ws`, (m) => {
+      if (m.type === 'status' && m.job) { onStatus(m.job); pull(); }
+      if (m.type === 'deleted') { summary.textContent = 'This job was deleted.'; }
+    }, (s) => window.mdpSetConn(s));
+  });
   pull();
-  return () => { close(); for (const s of series.values()) s.plot.destroy(); };
+  return () => { gone = true; if (close) close(); for (const s of series.values()) s.plot.destroy(); };
 }
