@@ -22,6 +22,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/window"    // operator.window, operator.tumbling_window
 	_ "github.com/mdpio/mdp/sink/checksum"      // sink.checksum
 	_ "github.com/mdpio/mdp/sink/file"          // sink.file
+	_ "github.com/mdpio/mdp/sink/kafka"         // sink.kafka
 	_ "github.com/mdpio/mdp/sink/mqtt"          // sink.mqtt
 	_ "github.com/mdpio/mdp/sink/nats"          // sink.nats
 	_ "github.com/mdpio/mdp/sink/null"          // sink.null
@@ -32,6 +33,7 @@ import (
 	_ "github.com/mdpio/mdp/sink/sqlite"        // sink.sqlite
 	_ "github.com/mdpio/mdp/sink/stdout"        // sink.stdout
 	_ "github.com/mdpio/mdp/source/ibkr"        // provider.ibkr (provider.ibkr.stream)
+	_ "github.com/mdpio/mdp/source/kafka"       // provider.kafka
 	_ "github.com/mdpio/mdp/source/mqtt"        // provider.mqtt
 	_ "github.com/mdpio/mdp/source/nats"        // provider.nats
 	_ "github.com/mdpio/mdp/source/rabbitmq"    // provider.rabbitmq
