@@ -9,12 +9,10 @@ package kafkaconn
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/internal/busio"
 	"github.com/mdpio/mdp/retry"
 )
 
@@ -37,36 +36,19 @@ type Options struct {
 	ClientID string
 	Backoff  retry.Backoff
 
-	TLS           bool
-	CAFile        string
-	CertFile      string
-	KeyFile       string
-	ServerName    string
-	SkipVerify    bool
-	SASLMechanism string // "", plain, scram-sha-256, scram-sha-512
+	TLS           *tls.Config // nil: plain TCP
+	SASLMechanism string      // "", plain, scram-sha-256, scram-sha-512
 	SASLUser      string
 	SASLPassword  string
 }
 
 // Fields are the connection params both components take.
 func Fields() []component.Field {
-	return []component.Field{
+	return append(busio.TLSFields(), []component.Field{
 		{Name: "brokers", Type: component.Strings, Default: []any{"127.0.0.1:9092"},
 			Description: "Seed brokers, host:port; the client discovers the rest of the cluster from them."},
 		{Name: "client_id", Type: component.String, Default: "mdp",
 			Description: "Client id the brokers see (quotas, logs)."},
-		{Name: "tls", Type: component.Bool, Default: false,
-			Description: "Connect with TLS (implied by tls_ca_file, tls_cert_file)."},
-		{Name: "tls_ca_file", Type: component.String, Path: true, Input: true,
-			Description: "PEM file of the CAs that sign the brokers' certificates. Default: the system roots."},
-		{Name: "tls_cert_file", Type: component.String, Path: true, Input: true,
-			Description: "PEM client certificate (mutual TLS), with tls_key_file."},
-		{Name: "tls_key_file", Type: component.String, Path: true, Input: true,
-			Description: "PEM private key of tls_cert_file."},
-		{Name: "tls_server_name", Type: component.String,
-			Description: "Name the brokers' certificates are checked against. Default: the broker's host."},
-		{Name: "tls_insecure_skip_verify", Type: component.Bool, Default: false,
-			Description: "Do not verify the brokers' certificates (testing only: anyone on the path can read and change the data)."},
 		{Name: "sasl_mechanism", Type: component.String, Default: "none", Enum: []string{"none", "plain", "scram-sha-256", "scram-sha-512"},
 			Description: "SASL authentication: PLAIN (use it with TLS: the password travels as is) or SCRAM."},
 		{Name: "sasl_username", Type: component.String,
@@ -77,27 +59,27 @@ func Fields() []component.Field {
 			Description: "First retry step after a failed request or connection; each failure doubles it up to max_reconnect_backoff, the wait a random part of the step (full jitter). The client retries forever; while no broker answers the node counts errors and shows DEGRADED."},
 		{Name: "max_reconnect_backoff", Type: component.Duration, Default: "5s", Min: component.Bound(0.001), Max: component.Bound(600),
 			Description: "Cap of the retry step."},
-	}
+	}...)
 }
 
-// OptionsFrom reads Fields.
-func OptionsFrom(p *component.Params) Options {
+// OptionsFrom reads Fields (the TLS files are read here; Validate has
+// checked them).
+func OptionsFrom(p *component.Params) (Options, error) {
 	o := Options{Brokers: p.Strings("brokers"), ClientID: p.String("client_id"),
-		Backoff: retry.Backoff{Base: p.Duration("reconnect_backoff"), Max: p.Duration("max_reconnect_backoff")},
-		TLS:     p.Bool("tls"), CAFile: p.String("tls_ca_file"), CertFile: p.String("tls_cert_file"), KeyFile: p.String("tls_key_file"),
-		ServerName: p.String("tls_server_name"), SkipVerify: p.Bool("tls_insecure_skip_verify"),
+		Backoff:  retry.Backoff{Base: p.Duration("reconnect_backoff"), Max: p.Duration("max_reconnect_backoff")},
 		SASLUser: p.String("sasl_username"), SASLPassword: p.String("sasl_password")}
 	if m := p.String("sasl_mechanism"); m != "none" {
 		o.SASLMechanism = m
 	}
-	if o.CAFile != "" || o.CertFile != "" || o.ServerName != "" || o.SkipVerify {
-		o.TLS = true
+	var err error
+	if o.TLS, err = busio.TLSConfig(p, false); err != nil {
+		return o, p.Errorf("tls", "%v", err)
 	}
-	return o
+	return o, nil
 }
 
-// Validate checks the connection params (errors name the param); it does
-// not read the TLS files (Open does, so validate runs where they are not).
+// Validate checks the connection params (errors name the param); the TLS
+// files are read and parsed (busio.ValidateTLS).
 func Validate(p *component.Params) error {
 	var errs []error
 	if len(p.Strings("brokers")) == 0 {
@@ -108,11 +90,8 @@ func Validate(p *component.Params) error {
 			errs = append(errs, p.Errorf("brokers", "broker %q is not host:port", b))
 		}
 	}
-	if p.Has("tls_cert_file") != p.Has("tls_key_file") {
-		errs = append(errs, p.Errorf("tls_cert_file", "tls_cert_file and tls_key_file go together (a client certificate and its key)"))
-	}
-	if !p.Bool("tls") && p.Has("tls") && (p.Has("tls_ca_file") || p.Has("tls_cert_file") || p.Has("tls_server_name") || p.Bool("tls_insecure_skip_verify")) {
-		errs = append(errs, p.Errorf("tls", "tls: false contradicts the tls_* params set"))
+	if err := busio.ValidateTLS(p, false); err != nil {
+		errs = append(errs, err)
 	}
 	mech := p.String("sasl_mechanism")
 	if mech == "none" {
@@ -140,32 +119,6 @@ func (o Options) Masked() string {
 		s = o.SASLUser + ":" + mask + "@" + s
 	}
 	return s
-}
-
-// TLSConfig loads the TLS files; nil without TLS.
-func (o Options) TLSConfig() (*tls.Config, error) {
-	if !o.TLS {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName, InsecureSkipVerify: o.SkipVerify} //nolint:gosec // an explicit, documented testing switch
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca_file %s: no PEM certificate in it", o.CAFile)
-		}
-	}
-	if o.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_cert_file/tls_key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }
 
 // State is a client's connection accounting for its node.
@@ -201,7 +154,7 @@ func (s *State) Up() bool { return s.up.Load() }
 
 // ClientOpts are the kgo options for o, with the node's accounting hooked
 // in (the kafka_connected gauge is registered on nc's metrics).
-func ClientOpts(o Options, nc *engine.NodeContext) ([]kgo.Opt, *State, error) {
+func ClientOpts(o Options, nc *engine.NodeContext) ([]kgo.Opt, *State) {
 	st := &State{st: nc.Stats, log: nc.Logger, masked: o.Masked()}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
@@ -209,12 +162,8 @@ func ClientOpts(o Options, nc *engine.NodeContext) ([]kgo.Opt, *State, error) {
 		kgo.RetryBackoffFn(func(tries int) time.Duration { return o.Backoff.Delay(tries) }),
 		kgo.WithHooks(st),
 	}
-	tc, err := o.TLSConfig()
-	if err != nil {
-		return nil, nil, err
-	}
-	if tc != nil {
-		opts = append(opts, kgo.DialTLSConfig(tc))
+	if o.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(o.TLS.Clone()))
 	}
 	switch o.SASLMechanism {
 	case "plain":
@@ -230,5 +179,5 @@ func ClientOpts(o Options, nc *engine.NodeContext) ([]kgo.Opt, *State, error) {
 		}
 		return 0
 	}, engine.MaxAcrossInstances())
-	return opts, st, nil
+	return opts, st
 }

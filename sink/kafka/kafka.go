@@ -16,6 +16,7 @@ import (
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/internal/busio"
 	"github.com/mdpio/mdp/internal/kafkaconn"
 	"github.com/mdpio/mdp/md"
 )
@@ -57,7 +58,11 @@ func init() {
 			if err != nil {
 				return nil, p.Errorf("format", "%v", err)
 			}
-			return &Sink{opts: kafkaconn.OptionsFrom(p), topic: p.String("topic"), w: busfmt.NewWriter(f),
+			o, err := kafkaconn.OptionsFrom(p)
+			if err != nil {
+				return nil, err
+			}
+			return &Sink{opts: o, topic: p.String("topic"), w: busfmt.NewWriter(f),
 				linger: p.Duration("linger"), batchBytes: int32(p.Int("batch_max_bytes")), compression: p.String("compression"),
 				maxBuffered: int(p.Int("max_buffered")), deliveryTimeout: p.Duration("delivery_timeout")}, nil
 		},
@@ -80,7 +85,7 @@ type Sink struct {
 	cl    *kgo.Client
 	state *kafkaconn.State
 
-	split   splitter
+	split   *busio.Splitter
 	recs    sync.Pool // *kgo.Record with a reusable Value
 	promise func(*kgo.Record, error)
 	failMu  sync.Mutex
@@ -95,10 +100,7 @@ type Sink struct {
 // is retried in the background while the sink buffers.
 func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.nc, s.log = nc, nc.Logger
-	opts, st, err := kafkaconn.ClientOpts(s.opts, nc)
-	if err != nil {
-		return err
-	}
+	opts, st := kafkaconn.ClientOpts(s.opts, nc)
 	s.state = st
 	var codec kgo.CompressionCodec
 	switch s.compression {
@@ -123,9 +125,15 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 		kgo.MaxBufferedRecords(s.maxBuffered),
 		kgo.RecordDeliveryTimeout(s.deliveryTimeout),
 	)
+	var err error
 	if s.cl, err = kgo.NewClient(opts...); err != nil {
 		return fmt.Errorf("kafka client for %s: %w", s.opts.Masked(), err)
 	}
+	tmpl, err := busio.ParseTemplate("{symbol}")
+	if err != nil {
+		return err
+	}
+	s.split = busio.NewSplitter(tmpl, 0)
 	s.acked = nc.Metrics().Counter("kafka_acked_messages_total", "Messages the brokers acknowledged.")
 	s.recs.New = func() any { return &kgo.Record{} }
 	s.promise = func(r *kgo.Record, err error) {
@@ -174,14 +182,14 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 		return nil
 	}
 	syms := s.nc.Symbols.Snapshot()
-	for sub := range s.split.by(b) {
-		payload, err := s.w.Message(sub, syms)
+	for _, g := range s.split.Split(b, syms) {
+		payload, err := s.w.Message(g.Batch, syms)
 		if err != nil {
 			return fmt.Errorf("encode a %s batch for %s: %w", b.Kind, s.topic, err)
 		}
 		r := s.recs.Get().(*kgo.Record)
 		r.Topic = s.topic
-		r.Key = s.key(s.split.sym)
+		r.Key = s.key(g.Sym)
 		r.Value = append(r.Value[:0], payload...)
 		r.Partition, r.Offset, r.Headers = 0, 0, nil
 		s.cl.Produce(ctx, r, s.promise)
@@ -229,86 +237,4 @@ func (s *Sink) Ready() bool { return s.state != nil && s.state.Up() }
 // Summary implements engine.Summarizer.
 func (s *Sink) Summary() map[string]int64 {
 	return map[string]int64{"rows_written": s.records, "messages": s.msgs}
-}
-
-// splitter cuts a batch into one batch per symbol, in first-seen order,
-// each keeping its records' order. It reuses its buffers.
-type splitter struct {
-	first []int32 // by SymID: index into groups, or -1
-	order []md.SymID
-	idx   [][]int32
-	sub   *md.Batch
-	sym   md.SymID // the symbol of the batch just yielded
-}
-
-func symAt(b *md.Batch, i int) md.SymID {
-	switch b.Kind {
-	case md.KindTrade:
-		return b.Trades[i].Sym
-	case md.KindQuote:
-		return b.Quotes[i].Sym
-	case md.KindBar:
-		return b.Bars[i].Sym
-	}
-	return b.Derived[i].Sym
-}
-
-// by yields one batch per symbol of b (valid until the next yield).
-func (sp *splitter) by(b *md.Batch) func(yield func(*md.Batch) bool) {
-	return func(yield func(*md.Batch) bool) {
-		n := b.Len()
-		for i := range n {
-			sym := symAt(b, i)
-			for int(sym) >= len(sp.first) {
-				sp.first = append(sp.first, -1)
-			}
-			g := sp.first[sym]
-			if g < 0 {
-				g = int32(len(sp.order))
-				sp.first[sym] = g
-				sp.order = append(sp.order, sym)
-				if len(sp.idx) <= int(g) {
-					sp.idx = append(sp.idx, nil)
-				}
-				sp.idx[g] = sp.idx[g][:0]
-			}
-			sp.idx[g] = append(sp.idx[g], int32(i))
-		}
-		defer func() {
-			for _, sym := range sp.order {
-				sp.first[sym] = -1
-			}
-			sp.order = sp.order[:0]
-		}()
-		if len(sp.order) == 1 {
-			sp.sym = sp.order[0]
-			yield(b)
-			return
-		}
-		if sp.sub == nil {
-			sp.sub = md.NewBatch(b.Kind)
-		}
-		for g, sym := range sp.order {
-			sub := sp.sub
-			sub.Reset()
-			sub.Kind, sub.Schema, sub.Reason = b.Kind, b.Schema, b.Reason
-			for _, i := range sp.idx[g] {
-				switch b.Kind {
-				case md.KindTrade:
-					sub.Trades = append(sub.Trades, b.Trades[i])
-				case md.KindQuote:
-					sub.Quotes = append(sub.Quotes, b.Quotes[i])
-				case md.KindBar:
-					sub.Bars = append(sub.Bars, b.Bars[i])
-				case md.KindDerived:
-					d := b.Derived[i]
-					copy(sub.AddDerived(d.TS, d.Sym), b.Row(int(i)))
-				}
-			}
-			sp.sym = sym
-			if !yield(sub) {
-				return
-			}
-		}
-	}
 }

@@ -77,7 +77,11 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			s := &Source{cfg: cfg, opts: kafkaconn.OptionsFrom(p), topics: p.Strings("topics"), regex: p.Bool("regex"),
+			o, err := kafkaconn.OptionsFrom(p)
+			if err != nil {
+				return nil, err
+			}
+			s := &Source{cfg: cfg, opts: o, topics: p.Strings("topics"), regex: p.Bool("regex"),
 				group: p.String("group"), start: p.String("start"), kind: k}
 			s.startTime, _ = p.Time("start_time")
 			for _, v := range p.List("partitions") {
@@ -170,13 +174,10 @@ type Source struct {
 	malformed int64
 }
 
-// Open checks the TLS files and prepares the decoder; the client is built
+// Open prepares the decoder; the client is built
 // in Run, once a restore has said where to begin.
 func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.nc, s.log = nc, nc.Logger
-	if _, err := s.opts.TLSConfig(); err != nil {
-		return err
-	}
 	var err error
 	s.rd, err = busfmt.NewSourceReader(nc, s.cfg)
 	s.next = offsets{}
@@ -291,10 +292,7 @@ func (s *Source) startOffset() kgo.Offset {
 // clientOpts are the consumer's options; direct partitions need the
 // topics' partition lists, which Run looks up first.
 func (s *Source) clientOpts(ctx context.Context) ([]kgo.Opt, error) {
-	opts, st, err := kafkaconn.ClientOpts(s.opts, s.nc)
-	if err != nil {
-		return nil, err
-	}
+	opts, st := kafkaconn.ClientOpts(s.opts, s.nc)
 	s.state = st
 	opts = append(opts, kgo.ConsumeResetOffset(s.startOffset()), kgo.FetchMaxWait(pollWait))
 	if s.group != "" {
