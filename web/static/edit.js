@@ -12,6 +12,9 @@ dag:
   edges: [[src, bars], [bars, store]]
 `;
 
+// What the server shows in place of a secret (runtime.Mask).
+const MASK = 'xxxxx';
+
 /** offsetOf turns a 1-based line and column into an index in text. */
 export function offsetOf(text, line, col) {
   let i = 0;
@@ -124,6 +127,10 @@ export function mount(main, name) {
       try {
         const d = await api.definition(name);
         area.value = d.definition; filename = d.filename || filename;
+        if (d.definition.includes(MASK)) {
+          result.className = 'error';
+          result.textContent = `The server masks secrets as ${MASK} in what it shows: put them back (or use \${VAR} from the server's environment) before Replace, or the job will run with the mask.`;
+        }
       } catch (e) { result.textContent = e.message; result.className = 'error'; }
     } else {
       area.value = TEMPLATE;
