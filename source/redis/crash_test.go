@@ -47,64 +47,6 @@ checkpoint: {interval: 100ms, store: %q, keep: 3}
 	return p
 }
 
-func count(db *sql.DB, table string) int {
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
-		return -1
-	}
-	return n
-}
-
-func rows(t *testing.T, path string) []string {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	r, err := db.Query("SELECT symbol, ts, open, high, low, close, volume, vwap, trades FROM bars_ohlcv ORDER BY symbol, ts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var out []string
-	for r.Next() {
-		var s, ts string
-		var o, h, l, c, v, w float64
-		var n int64
-		if err := r.Scan(&s, &ts, &o, &h, &l, &c, &v, &w, &n); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s|%s|%v|%v|%v|%v|%v|%v|%d", s, ts, o, h, l, c, v, w, n))
-	}
-	return out
-}
-
-// runToEnd starts the job (resumed), waits until every trade is in the
-// store, then stops it with SIGTERM and --drain (open bars flushed).
-func runToEnd(t *testing.T, bin, dir, job, db string, want int) {
-	t.Helper()
-	p := crashtest.Start(t, bin, dir, "run", job, "--resume", "--drain")
-	deadline := time.Now().Add(2 * time.Minute)
-	var lite *sql.DB
-	for time.Now().Before(deadline) {
-		if lite == nil {
-			lite, _ = sql.Open("sqlite", db)
-		}
-		if lite != nil && count(lite, "trades") >= want {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if lite != nil {
-		lite.Close()
-	}
-	p.Signal(syscall.SIGTERM)
-	if code, stderr := p.Wait(t, time.Minute); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
-	}
-}
-
 // TestCrashResume: the job killed with SIGKILL at seeded moments and
 // resumed ends with the bars of a clean run (entries are acknowledged only
 // at checkpoints, so what a kill loses is read again, and the bars'
@@ -122,8 +64,8 @@ func TestCrashResume(t *testing.T) {
 	dir := t.TempDir()
 
 	cleanDB := filepath.Join(dir, "clean.db")
-	runToEnd(t, bin, dir, crashJob(t, dir, "clean", url, st, "clean", cleanDB), cleanDB, len(want))
-	clean := rows(t, cleanDB)
+	bustest.RunToEnd(t, bin, dir, crashJob(t, dir, "clean", url, st, "clean", cleanDB), cleanDB, len(want))
+	clean := bustest.BarRows(t, cleanDB)
 	if len(clean) < 50 {
 		t.Fatalf("the clean run wrote %d bars", len(clean))
 	}
@@ -146,15 +88,15 @@ func TestCrashResume(t *testing.T) {
 		}
 	}
 	if lite, err := sql.Open("sqlite", db); err == nil {
-		n := count(lite, "trades")
+		n := bustest.Count(lite, "trades")
 		lite.Close()
 		if n >= len(want) {
 			t.Fatalf("the killed runs had stored all %d trades: the kills came after the end of the stream", n)
 		}
 		t.Logf("%d of %d trades stored when the last kill landed", n, len(want))
 	}
-	runToEnd(t, bin, dir, job, db, len(want))
-	got := rows(t, db)
+	bustest.RunToEnd(t, bin, dir, job, db, len(want))
+	got := bustest.BarRows(t, db)
 	if kills < 6 {
 		t.Fatalf("%d kills landed", kills)
 	}
