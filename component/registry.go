@@ -73,6 +73,9 @@ type Spec struct {
 	// Validate checks relations between params after each one decoded. Return
 	// p.Errorf(key, …) errors (errors.Join for several).
 	Validate func(p *Params) error
+	// ParallelSource says a source may run as several instances, each
+	// emitting its own share of the symbols (engine.Node.ParallelSource).
+	ParallelSource bool
 	// NewSource builds one instance of a source (Kind engine.KindSource).
 	NewSource func(p *Params, instance int) (engine.Source, error)
 	// NewProcessor builds one instance of an operator or a sink.
@@ -335,6 +338,7 @@ func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 	if s.Kind == engine.KindSource {
 		n.MaxOutOfOrderness = p.Duration("max_out_of_orderness")
 		n.IdleTimeout = p.Duration("idle_timeout")
+		n.ParallelSource = s.ParallelSource
 	}
 	// A constructor that reads a param its spec does not declare fails the
 	// build of the job with a *ParamAccessError (see Params).

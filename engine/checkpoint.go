@@ -676,6 +676,13 @@ func (j *Job) restore(ctx context.Context, cp *Checkpoint) error {
 			j.opts.Logger.Warn("restore: the node's type changed; its state is not restored", "node", nr.n.ID, "was", ns.Type, "now", nr.n.Type)
 			continue
 		}
+		if nr.n.Kind == KindSource && len(ns.Instances) != len(nr.instances) {
+			// Each instance of a parallel source owns a share of the
+			// symbols that depends on their number: positions taken with
+			// another number cover other shares.
+			return &NodeError{Node: nr.n.ID, Err: fmt.Errorf("restore: the checkpoint was taken with %d instances of this source, the job has %d; a source's parallelism cannot change across a restore",
+				len(ns.Instances), len(nr.instances))}
+		}
 		states := make([][]byte, len(ns.Instances))
 		for i, s := range ns.Instances {
 			states[i] = s.State

@@ -50,6 +50,12 @@ type Node struct {
 	// Source settings.
 	MaxOutOfOrderness time.Duration
 	IdleTimeout       time.Duration
+	// ParallelSource says the source may run as Parallelism instances: each
+	// instance emits a disjoint share of the source's records (its own
+	// symbols, md.Split at level md.SplitInstances over NodeContext.
+	// Instances), every share in the order the one-instance source would
+	// emit it, so results do not depend on the number of instances.
+	ParallelSource bool
 
 	// NewSource builds a source instance (Kind KindSource).
 	NewSource func(instance int) (Source, error)
@@ -165,8 +171,8 @@ func (g *Graph) Validate() []*GraphError {
 		if n.Parallelism > MaxParallelism {
 			add(n.ID, -1, "node %q: parallelism %d is more than the limit of %d", n.ID, n.Parallelism, MaxParallelism)
 		}
-		if n.Kind == KindSource && n.Parallelism > 1 {
-			add(n.ID, -1, "node %q: a source runs as one instance; parallelism applies to operators and sinks", n.ID)
+		if n.Kind == KindSource && n.Parallelism > 1 && !n.ParallelSource {
+			add(n.ID, -1, "node %q: %s runs as one instance; parallelism applies to operators, sinks and the sources that split their input (provider.synthetic)", n.ID, n.Type)
 		}
 
 	}

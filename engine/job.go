@@ -834,6 +834,7 @@ const spinPolls = 50
 type inbox struct {
 	qs    []*queue
 	cases []reflect.SelectCase // used with more than one input
+	next  int                  // the input polled first, round robin
 }
 
 func newInbox(qs []*queue) *inbox {
@@ -894,7 +895,25 @@ func (b *inbox) recv(ctx context.Context, timer <-chan time.Time) (int, message,
 			return 0, message{}, time.Time{}, ctx.Err()
 		}
 	}
+	// Several inputs: poll them in turn (from where the last poll left
+	// off, so none starves) before parking in reflect.Select, as the fast
+	// path does for one: a parked receiver costs a wake-up per batch.
 	n := len(b.qs)
+	for range spinPolls {
+		for k := range n {
+			i := (b.next + k) % n
+			if !b.cases[i].Chan.IsValid() { // blocked by a barrier, or ended
+				continue
+			}
+			select {
+			case m := <-b.qs[i].ch:
+				b.next = (i + 1) % n
+				return i, m, time.Time{}, nil
+			default:
+			}
+		}
+		runtime.Gosched()
+	}
 	b.cases[n].Chan = reflect.ValueOf(ctx.Done())
 	if timer != nil {
 		b.cases[n+1].Chan = reflect.ValueOf(timer)

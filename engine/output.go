@@ -433,6 +433,9 @@ func (sc *splitScratch) reset(n int) {
 func (o *Output) partition(t *target, b *md.Batch) error {
 	n := len(t.qs)
 	tab := t.splitTable(o.nc.Symbols)
+	if k, ok := oneTarget(tab, b); ok {
+		return o.forward(t, k, b)
+	}
 	m := b.Len()
 	sc := &o.split
 	sc.reset(n)
@@ -499,6 +502,59 @@ func (o *Output) partition(t *target, b *md.Batch) error {
 			m.b = nil
 		}
 		if err := t.qs[i].push(o.ctx, m, o.stats); err != nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// oneTarget reports whether every record of b goes to the same queue, and
+// which. It stops at the first record that goes elsewhere, so a mixed batch
+// costs a record or two; a batch from a source that splits its symbols the
+// way the engine does (a parallel provider.synthetic feeding a node of the
+// same parallelism) is then sent whole, without a copy.
+func oneTarget(tab []uint16, b *md.Batch) (uint16, bool) {
+	switch b.Kind {
+	case md.KindTrade:
+		rs := b.Trades
+		k := tab[rs[0].Sym]
+		for i := 1; i < len(rs); i++ {
+			if tab[rs[i].Sym] != k {
+				return 0, false
+			}
+		}
+		return k, true
+	case md.KindQuote:
+		rs := b.Quotes
+		k := tab[rs[0].Sym]
+		for i := 1; i < len(rs); i++ {
+			if tab[rs[i].Sym] != k {
+				return 0, false
+			}
+		}
+		return k, true
+	}
+	return 0, false
+}
+
+// forward sends all of b to queue k of t; a source's other queues get its
+// watermark (see partition).
+func (o *Output) forward(t *target, k uint16, b *md.Batch) error {
+	var firstErr error
+	for i, q := range t.qs {
+		m := message{wm: o.wm}
+		if i == int(k) {
+			m.b = b
+		} else if !o.source {
+			continue
+		}
+		if firstErr != nil {
+			if m.b != nil {
+				m.b.Release()
+			}
+			continue
+		}
+		if err := q.push(o.ctx, m, o.stats); err != nil {
 			firstErr = err
 		}
 	}

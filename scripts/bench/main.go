@@ -185,7 +185,7 @@ var medianLine = regexp.MustCompile(`^median (.+?)\s+([0-9.]+) M trades/s\s+\(ma
 // parseBars reads benchbars' medians and same-run ratios.
 func parseBars(out string) ([]row, error) {
 	med := map[string][2]string{}
-	var p2, pgo string
+	var p2, p2src, pgo string
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		l := sc.Text()
@@ -195,17 +195,20 @@ func parseBars(out string) ([]row, error) {
 		if v, ok := strings.CutPrefix(l, "parallelism 2 vs 1: "); ok {
 			p2 = v
 		}
+		if v, ok := strings.CutPrefix(l, "parallelism 2 with the source vs 1: "); ok {
+			p2src = v
+		}
 		if v, ok := strings.CutPrefix(l, "pgo vs nopgo: "); ok {
 			pgo = v
 		}
 	}
 	lim, ok := med["go-limit-slice"]
-	if !ok || p2 == "" || pgo == "" {
+	if !ok || p2 == "" || p2src == "" || pgo == "" {
 		return nil, errors.New("benchbars printed no medians")
 	}
 	limRate, _ := strconv.ParseFloat(lim[0], 64)
 	rows := []row{{"bars workload: go-limit-slice (M trades/s, peak RSS)", lim[0] + ", " + lim[1] + " MB", "", ""}}
-	for _, n := range []string{"mdp dag", "mdp classic", "mdp dag p2", "mdp dag nopgo"} {
+	for _, n := range []string{"mdp dag", "mdp classic", "mdp dag p2", "mdp dag p2 src", "mdp dag nopgo"} {
 		v, ok := med[n]
 		if !ok {
 			return nil, fmt.Errorf("benchbars printed no median for %s", n)
@@ -213,7 +216,8 @@ func parseBars(out string) ([]row, error) {
 		r, _ := strconv.ParseFloat(v[0], 64)
 		rows = append(rows, row{"bars workload: " + n + " (M trades/s, peak RSS)", v[0] + ", " + v[1] + " MB", "go-limit-slice " + lim[0], fmt.Sprintf("%.3f", r/limRate)})
 	}
-	rows = append(rows, row{"bars workload: parallelism 2 / parallelism 1", p2, "mdp dag", ""})
+	rows = append(rows, row{"bars workload: parallelism 2 (bars) / parallelism 1", p2, "mdp dag", ""})
+	rows = append(rows, row{"bars workload: parallelism 2 (source and bars) / parallelism 1", p2src, "mdp dag", ""})
 	rows = append(rows, row{"bars workload: PGO build / -pgo=off", pgo, "mdp dag nopgo", ""})
 	return rows, nil
 }

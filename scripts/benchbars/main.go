@@ -14,7 +14,9 @@
 //	go run ./scripts/benchbars -runs 21 -against main~3
 //
 // With -parallel N it also runs the DAG config with operator.bars at
-// parallelism N (the same checksum) and prints its ratio to parallelism 1;
+// parallelism N, and with both the source (provider.synthetic splits its
+// symbols) and operator.bars at parallelism N (the same checksum), and
+// prints their ratios to parallelism 1;
 // with -nopgo it also builds this tree's mdp with -pgo=off and prints the
 // gain of the profile-guided build (cmd/mdp/default.pgo) in the same runs.
 // scripts/bench runs these for the README's figures.
@@ -83,9 +85,12 @@ func main() {
 			"--set", "checkpoint.interval=" + ckEvery.String(), "--set", "checkpoint.store=" + filepath.Join(tmp, "checkpoints")}})
 	}
 	parName := fmt.Sprintf("mdp dag p%d", *parallel)
+	parSrcName := fmt.Sprintf("mdp dag p%d src", *parallel)
 	if *parallel > 0 {
 		variants = append(variants, variant{parName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
 			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel)}})
+		variants = append(variants, variant{parSrcName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
+			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel), "--set", fmt.Sprintf("dag.nodes.src.parallelism=%d", *parallel)}})
 	}
 	const nopgoName = "mdp dag nopgo"
 	if *nopgo {
@@ -143,6 +148,9 @@ func main() {
 		fmt.Printf("parallelism %d vs 1: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n", *parallel,
 			med[parName].rate/med["mdp dag"].rate, medianOf(perRun[parName], perRun["mdp dag"]),
 			medianCPU(perRun[parName]).Seconds(), medianCPU(perRun["mdp dag"]).Seconds())
+		fmt.Printf("parallelism %d with the source vs 1: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n", *parallel,
+			med[parSrcName].rate/med["mdp dag"].rate, medianOf(perRun[parSrcName], perRun["mdp dag"]),
+			medianCPU(perRun[parSrcName]).Seconds(), medianCPU(perRun["mdp dag"]).Seconds())
 	}
 	if *nopgo {
 		fmt.Printf("pgo vs nopgo: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n",

@@ -22,6 +22,11 @@ func workloadJob(t testing.TB, n int, out *bytes.Buffer) *engine.Job {
 
 // workloadJobP is workloadJob with operator.bars at parallelism p.
 func workloadJobP(t testing.TB, n, p int, out *bytes.Buffer) *engine.Job {
+	return workloadJobPS(t, n, p, 1, out)
+}
+
+// workloadJobPS is workloadJobP with the source at parallelism ps.
+func workloadJobPS(t testing.TB, n, p, ps int, out *bytes.Buffer) *engine.Job {
 	t.Helper()
 	node := func(typ, id string, params map[string]any) *engine.Node {
 		spec, ok := component.Lookup(typ)
@@ -37,10 +42,12 @@ func workloadJobP(t testing.TB, n, p int, out *bytes.Buffer) *engine.Job {
 	sum := node("sink.checksum", "sum", nil)
 	bars := node("operator.bars", "bars", map[string]any{"interval": "1s"})
 	bars.Parallelism = p
+	src := node("provider.synthetic", "src", map[string]any{"model": "bench", "n": n})
+	src.Parallelism = ps
 	sum.NewProcessor = func(int) (engine.Processor, error) { return checksum.New(out, ""), nil }
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
-			node("provider.synthetic", "src", map[string]any{"model": "bench", "n": n}),
+			src,
 			bars,
 			sum,
 		},
@@ -80,18 +87,22 @@ func TestWorkloadChecksumMatchesTable(t *testing.T) {
 
 // BenchmarkWorkload10M runs the whole 10M-trade workload per iteration and
 // reports the engine's trades per second.
-func BenchmarkWorkload10M(b *testing.B) { benchWorkload(b, 1) }
+func BenchmarkWorkload10M(b *testing.B) { benchWorkload(b, 1, 1) }
 
 // BenchmarkWorkload10MP2 is BenchmarkWorkload10M with operator.bars at
 // parallelism 2.
-func BenchmarkWorkload10MP2(b *testing.B) { benchWorkload(b, 2) }
+func BenchmarkWorkload10MP2(b *testing.B) { benchWorkload(b, 2, 1) }
 
-func benchWorkload(b *testing.B, p int) {
+// BenchmarkWorkload10MP2Source has the source (which then splits its
+// symbols) and operator.bars at parallelism 2.
+func BenchmarkWorkload10MP2Source(b *testing.B) { benchWorkload(b, 2, 2) }
+
+func benchWorkload(b *testing.B, p, ps int) {
 	const n = 10_000_000
 	cpu0 := cpuTime()
 	for b.Loop() {
 		var out bytes.Buffer
-		if err := workloadJobP(b, n, p, &out).Run(context.Background()); err != nil {
+		if err := workloadJobPS(b, n, p, ps, &out).Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		if !strings.Contains(out.String(), `"bars":10000,"trades":10000000,"volume":505019586,"open_sum":1483137.81,"high_sum":1498043.93,"low_sum":1468048.99,"close_sum":1482980.37,"vwap_sum":1483032.6`) {

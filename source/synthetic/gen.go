@@ -12,8 +12,16 @@ import (
 type splitmix64 struct{ s uint64 }
 
 func (r *splitmix64) next() uint64 {
-	r.s += 0x9E3779B97F4A7C15
-	z := r.s
+	r.s += splitmixGamma
+	return splitmixMix(r.s)
+}
+
+const splitmixGamma = 0x9E3779B97F4A7C15
+
+// splitmixMix is splitmix64's output function. The generator is counter
+// based: the k-th value after state s is splitmixMix(s + k*gamma), so any
+// draw can be computed without the ones before it.
+func splitmixMix(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
 	return z ^ (z >> 31)
@@ -71,6 +79,10 @@ type benchGen struct {
 	mod fastmod
 	sym []benchSym
 	i   int64
+	own []uint8 // 1 for the symbols fillOwned keeps (by index)
+	// fillOwned's scratch: the stream positions it keeps, with their symbols.
+	pos  []int32
+	keep []int32
 }
 
 // benchSym is one symbol's id and walking price, together so a trade
@@ -122,6 +134,55 @@ func (g *benchGen) fill(b *md.Batch, n int, ingest int64) {
 	g.rng, g.i = rng, i
 }
 
+// fillOwned is fill for one of several instances: it runs the next n
+// trades of the stream and appends those of the symbols it owns, so the
+// instances together emit exactly what fill does, each symbol's trades in
+// the same order. It works in two passes so that neither branches on
+// ownership (an unpredictable branch per trade would cost more than the
+// work it skips): the first draws every position's symbol (the generator is
+// counter based, so one draw of two is made) and lists the positions kept,
+// the second draws the rest of each kept trade and walks its price. The
+// other symbols' prices are not walked: only their owner reads them.
+func (g *benchGen) fillOwned(b *md.Batch, n int, ingest int64) {
+	if cap(g.pos) < n {
+		g.pos, g.keep = make([]int32, n), make([]int32, n)
+	}
+	pos, keep := g.pos[:n], g.keep[:n]
+	s0, mod, own := g.rng.s, g.mod, g.own
+	w := 0
+	for j := range n {
+		k := mod.mod(splitmixMix(s0 + uint64(2*j+1)*splitmixGamma))
+		pos[w], keep[w] = int32(j), int32(k)
+		w += int(own[k])
+	}
+	start := len(b.Trades)
+	b.Trades = growTrades(b.Trades, w)
+	tr := b.Trades[start : start+w]
+	syms, i0 := g.sym, g.i
+	for t := range tr {
+		j := int64(pos[t])
+		st := &syms[keep[t]]
+		r2 := splitmixMix(s0 + uint64(2*j+2)*splitmixGamma)
+		c := max(st.cents+int64(r2%21)-10, 1)
+		st.cents = c
+		i := i0 + j + 1
+		p := &tr[t]
+		p.TS = benchT0 + (i-1)*benchStep
+		p.Ingest = p.TS
+		if ingest != 0 {
+			p.Ingest = ingest
+		}
+		p.Price = float64(c) / 100.0
+		p.Size = float64(1 + (r2>>32)%100)
+		p.TradeID = i
+		p.Seq = uint64(i)
+		p.Sym = st.id
+		p.Side = md.SideUnknown
+	}
+	g.rng.s = s0 + uint64(2*n)*splitmixGamma
+	g.i = i0 + int64(n)
+}
+
 // growTrades extends s by n elements, reallocating only when a caller asks
 // for more than a pooled batch holds.
 func growTrades(s []md.Trade, n int) []md.Trade {
@@ -147,8 +208,9 @@ type randomGen struct {
 	ids   []md.SymID
 	cents []int64
 	i     int64
-	start int64 // event time of record 0 (unpaced)
-	step  int64 // event-time gap between records (unpaced)
+	start int64  // event time of record 0 (unpaced)
+	step  int64  // event-time gap between records (unpaced)
+	own   []bool // the symbols this instance emits (by index); nil: all
 }
 
 func newRandomGen(ids []md.SymID, seed uint64, start, step int64) *randomGen {
@@ -185,32 +247,43 @@ func (g *randomGen) times(wall int64) (int64, int64) {
 func (g *randomGen) fillTrades(b *md.Batch, n int, wall int64) {
 	start := len(b.Trades)
 	b.Trades = growTrades(b.Trades, n)
-	for j := range b.Trades[start : start+n] {
+	j := 0
+	for range n {
 		sym, c, r := g.walk()
 		ts, in := g.times(wall)
 		g.i++
+		if g.own != nil && !g.own[sym] {
+			continue
+		}
 		side := md.SideBuy
 		if r>>63 != 0 {
 			side = md.SideSell
 		}
 		t := &b.Trades[start+j] // field by field, as in benchGen.fill
+		j++
 		t.TS, t.Ingest = ts, in
 		t.Price = float64(c) / 100.0
 		t.Size = float64(1 + (r>>32)%100)
 		t.TradeID, t.Seq = g.i, uint64(g.i)
 		t.Sym, t.Side = g.ids[sym], side
 	}
+	b.Trades = b.Trades[:start+j]
 }
 
 func (g *randomGen) fillQuotes(b *md.Batch, n int, wall int64) {
 	start := len(b.Quotes)
 	b.Quotes = growQuotes(b.Quotes, n)
-	for j := range b.Quotes[start : start+n] {
+	j := 0
+	for range n {
 		sym, c, r := g.walk()
 		ts, in := g.times(wall)
 		g.i++
+		if g.own != nil && !g.own[sym] {
+			continue
+		}
 		spread := 1 + int64((r>>8)%5)
 		q := &b.Quotes[start+j]
+		j++
 		q.TS, q.Ingest = ts, in
 		q.Bid = float64(c) / 100.0
 		q.BidSize = float64(100 * (1 + (r>>32)%10))
@@ -219,4 +292,5 @@ func (g *randomGen) fillQuotes(b *md.Batch, n int, wall int64) {
 		q.Seq = uint64(g.i)
 		q.Sym = g.ids[sym]
 	}
+	b.Quotes = b.Quotes[:start+j]
 }

@@ -101,7 +101,8 @@ func init() {
 			{Name: "step", Type: component.Duration, Default: "1ms", Min: component.Bound(0), Max: component.Bound(maxStep.Seconds()),
 				Description: "Model random with rate 0: event-time gap between consecutive records. The event times must stay within the range of event times (until 2262-04-11): count x step past it is a config error, and with count 0 the source ends there", Example: "100us"},
 		},
-		Validate: validate,
+		Validate:       validate,
+		ParallelSource: true,
 		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			cfg, err := configFrom(p)
 			if err != nil {
@@ -248,11 +249,17 @@ func configFrom(p *component.Params) (config, error) {
 type Source struct {
 	cfg config
 	fb  *engine.Feedback
+	// inst of insts: with parallelism above 1 every instance runs the
+	// whole generated stream and emits the records of its own symbols
+	// (md.Split), so together they emit exactly the one-instance stream.
+	inst, insts int
 	// lastTS is the event time of the last record emitted; the idle
 	// watermark reads it from another goroutine (see EventNow).
 	lastTS atomic.Int64
 
-	// Checkpoint position: the records emitted and the generator.
+	// Checkpoint position: the records of the stream generated (with
+	// several instances, this instance emitted its share of them) and the
+	// generator.
 	emitted int64
 	rgen    *randomGen
 	bgen    *benchGen
@@ -289,12 +296,28 @@ func (s *Source) noteLast(b *md.Batch) {
 // Open keeps the job's feedback hub.
 func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	s.fb = nc.Feedback
+	s.inst, s.insts = nc.Instance, max(nc.Instances, 1)
 	return nil
 }
 
-// filler appends n generated records to b; wall is the emission time of a
-// paced run (0 when unpaced).
+// filler generates the next n records of the stream and appends to b those
+// this instance emits (all of them with one instance); wall is the emission
+// time of a paced run (0 when unpaced).
 type filler func(b *md.Batch, n int, wall int64)
+
+// owned returns which of ids this instance emits, or nil when it emits
+// them all (one instance).
+func (s *Source) owned(st *md.SymbolTable, ids []md.SymID) []bool {
+	if s.insts <= 1 {
+		return nil
+	}
+	syms := st.Snapshot()
+	own := make([]bool, len(ids))
+	for k, id := range ids {
+		own[k] = md.Split(syms[id].Hash, md.SplitInstances, s.insts) == s.inst
+	}
+	return own
+}
 
 // Run generates until count, duration or cancellation.
 func (s *Source) Run(ctx context.Context, out *engine.Output) error {
@@ -311,6 +334,15 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		}
 		s.bgen = newBenchGen(ids, c.seed)
 		fill = s.bgen.fill
+		if own := s.owned(out.Symbols(), ids); own != nil {
+			s.bgen.own = make([]uint8, len(own))
+			for k, o := range own {
+				if o {
+					s.bgen.own[k] = 1
+				}
+			}
+			fill = s.bgen.fillOwned
+		}
 	} else {
 		ids := make([]md.SymID, len(c.names))
 		in := md.NewInterner(out.Symbols(), c.provider)
@@ -320,6 +352,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		}
 		s.lastTS.Store(c.start - 1)
 		g := newRandomGen(ids, c.seed, c.start, c.step)
+		g.own = s.owned(out.Symbols(), ids)
 		s.rgen = g
 		fill = g.fillTrades
 		if c.kind == md.KindQuote {
