@@ -42,6 +42,7 @@ func (s *sleepySink) Process(ctx context.Context, b *md.Batch, out *engine.Outpu
 // that parallelism downstream does not help; a job held back by its sink
 // names no source.
 func TestBottleneckNamesASlowSource(t *testing.T) {
+	defer engine.SetSourceBoundAfter(50 * time.Millisecond)()
 	sink := enginetest.SinkNode("sink", &sleepySink{})
 	sink.Parallelism = 2
 	g := &engine.Graph{
@@ -82,5 +83,25 @@ func TestBottleneckNamesASlowSource(t *testing.T) {
 	}
 	if f := st.Nodes[1].BusyFraction; f < 0.6 {
 		t.Fatalf("sink busy fraction %.2f, want most of its time", f)
+	}
+}
+
+// TestBottleneckWaitsForARunLongEnough: a job shorter than the hint's
+// minimum run names no bottleneck, however busy its source.
+func TestBottleneckWaitsForARunLongEnough(t *testing.T) {
+	defer engine.SetSourceBoundAfter(time.Hour)()
+	g := &engine.Graph{
+		Nodes: []*engine.Node{enginetest.SourceNode("src", md.KindTrade, &slowSource{pause: time.Millisecond}), enginetest.SinkNode("sink", &sleepySink{})},
+		Edges: []*engine.Edge{{From: "src", To: "sink"}},
+	}
+	j, err := engine.New(g, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := j.Status(); st.Bottleneck != "" || st.Nodes[0].BusyFraction < 0.95 {
+		t.Fatalf("bottleneck %q, source busy %.2f", st.Bottleneck, st.Nodes[0].BusyFraction)
 	}
 }

@@ -107,6 +107,23 @@ func busyFraction(st *NodeStats, source bool, now int64) float64 {
 	return min(max(float64(busy)/float64(ran), 0), 1)
 }
 
+// ranFor is how long the node's instances have run (the longest).
+func (j *Job) ranFor(nr *nodeRun) time.Duration {
+	var d int64
+	now := time.Now().UnixNano()
+	for _, in := range nr.instances {
+		start, end := in.nc.Stats.StartedAt.Load(), in.nc.Stats.EndedAt.Load()
+		if start == 0 {
+			continue
+		}
+		if end == 0 {
+			end = now
+		}
+		d = max(d, end-start)
+	}
+	return time.Duration(d)
+}
+
 // Thresholds of the bottleneck hint.
 const (
 	// sourceBoundBlocked: a source that waited on full output queues for
@@ -119,12 +136,16 @@ const (
 	sourceBoundIdle = 0.6
 )
 
+// sourceBoundAfter is how long a source must have run before the hint
+// judges it: a job of a few milliseconds says nothing about its rate.
+var sourceBoundAfter = time.Second
+
 // bottleneck names the source that limits the job's rate: one that seldom
 // waited on its output queues while every node it feeds was idle much of
 // the time. Adding instances downstream then cannot speed the job up (on
 // a machine with few cores it slows it down: the split costs the source
-// time). Empty when no source is the limit, or before the job has run for
-// a millisecond.
+// time). Empty when no source is the limit, or before it has run for
+// sourceBoundAfter.
 func (j *Job) bottleneck(nodes []NodeStatus) string {
 	byID := make(map[string]NodeStatus, len(nodes))
 	for _, n := range nodes {
@@ -135,7 +156,7 @@ func (j *Job) bottleneck(nodes []NodeStatus) string {
 			continue
 		}
 		src := byID[nr.n.ID]
-		if src.BusyFraction == 0 || src.BusyFraction < 1-sourceBoundBlocked {
+		if src.BusyFraction < 1-sourceBoundBlocked || j.ranFor(nr) < sourceBoundAfter {
 			continue
 		}
 		var consumers []string
