@@ -182,18 +182,18 @@ func Decode(s *Spec, node string, m *yaml.Node) (*Params, []*FieldError) {
 		}
 	}
 	if len(errs) == 0 && s.Validate != nil {
-		if err := guardParams(func() error { return s.Validate(p) }); err != nil {
+		if err := guardSpec(func() error { return s.Validate(p) }); err != nil {
 			errs = append(errs, p.fieldErrors(err)...)
 		}
 	}
 	if len(errs) == 0 && s.ProducesFn != nil {
-		if err := guardParams(func() error { s.ProducesFn(p); return nil }); err != nil {
+		if err := guardSpec(func() error { s.ProducesFn(p); return nil }); err != nil {
 			errs = append(errs, p.fieldErrors(err)...)
 		}
 	}
 	if len(errs) == 0 && s.SchemaFn != nil {
 		var sc *md.Schema
-		err := guardParams(func() (err error) { sc, err = s.SchemaFn(p); return err })
+		err := guardSpec(func() (err error) { sc, err = s.SchemaFn(p); return err })
 		if err != nil {
 			errs = append(errs, p.fieldErrors(err)...)
 		}
@@ -216,10 +216,26 @@ func (e *ParamAccessError) Error() string {
 }
 
 // guardParams runs f and returns, as an error, a *ParamAccessError that a
-// getter panicked with, or any other panic of the component's own code (a
-// bug in its Validate, ProducesFn or SchemaFn), so a bad component makes
-// the config invalid instead of crashing mdp validate.
+// getter panicked with; any other panic goes on (a constructor's panic is
+// the engine's to recover and name).
 func guardParams(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pe, ok := r.(*ParamAccessError)
+			if !ok {
+				panic(r)
+			}
+			err = pe
+		}
+	}()
+	return f()
+}
+
+// guardSpec is guardParams for a spec's own checks (Validate, ProducesFn,
+// SchemaFn), which run while a job file is validated: any other panic, a
+// bug in the component, becomes an error too, so a bad component makes the
+// config invalid instead of crashing mdp validate.
+func guardSpec(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if pe, ok := r.(*ParamAccessError); ok {
