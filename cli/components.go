@@ -20,7 +20,7 @@ import (
 )
 
 func (a *app) componentsCommand() *cobra.Command {
-	var asJSON, schema bool
+	var asJSON, schema, markdown bool
 	cmd := &cobra.Command{
 		Use:     "components [TYPE...]",
 		Aliases: []string{"list-components"},
@@ -28,8 +28,9 @@ func (a *app) componentsCommand() *cobra.Command {
 		Long: `Components lists every registered component (providers, operators, sinks): its
 type id, kind, the records it accepts and produces, a summary, and its params with
 type, default, whether required, allowed values and description. Give type ids to
-see only those. --json prints the same for machines; --schema prints the JSON
-Schema of job files (for editors and CI).`,
+see only those. --json prints the same for machines; --markdown prints it as the
+Markdown of docs/reference/components.md; --schema prints the JSON Schema of job
+files (for editors and CI).`,
 		Example: `  mdp components
   mdp components operator.bars sink.sqlite
   mdp components --json | jq '.[].type'
@@ -39,7 +40,7 @@ Schema of job files (for editors and CI).`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if schema {
-				if asJSON || len(args) > 0 {
+				if asJSON || markdown || len(args) > 0 {
 					return fmt.Errorf("--schema takes no other flags or arguments")
 				}
 				b, err := config.Schema(a.reg)
@@ -58,6 +59,15 @@ Schema of job files (for editors and CI).`,
 			if err != nil {
 				return exit(ExitUsage, err)
 			}
+			if asJSON && markdown {
+				return exit(ExitUsage, fmt.Errorf("--json and --markdown exclude each other"))
+			}
+			if markdown {
+				if err := writeComponentsMarkdown(a.stdout, specs); err != nil {
+					return exit(ExitFailure, err)
+				}
+				return nil
+			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
@@ -70,6 +80,7 @@ Schema of job files (for editors and CI).`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print Markdown (the generated component reference)")
 	cmd.Flags().BoolVar(&schema, "schema", false, "print the JSON Schema of job files")
 	return cmd
 }
