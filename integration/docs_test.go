@@ -47,16 +47,34 @@ func fencedBlocks(t *testing.T, path, lang string) (bodies []string, lines []int
 	return bodies, lines
 }
 
-// Every YAML job in the README validates, and every one that does not say
-// it runs until stopped runs to its end by itself, as written.
+// Every YAML job in the README and in the guides under docs/ validates,
+// and every one that does not say it runs until stopped runs to its end by
+// itself, as written.
 func TestReadmeJobsValidateAndFinish(t *testing.T) {
-	readme, err := filepath.Abs(filepath.Join(repoRoot, "README.md"))
+	guides, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bodies, lines := fencedBlocks(t, readme, "yaml")
-	if len(bodies) < 2 {
-		t.Fatalf("found %d YAML blocks in the README", len(bodies))
+	files := []string{filepath.Join(repoRoot, "README.md")}
+	for _, g := range guides {
+		if filepath.Base(g) != "DESIGN.md" { // its YAML shows the job file's shape, not a job
+			files = append(files, g)
+		}
+	}
+	var bodies, names []string
+	for _, f := range files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, lines := fencedBlocks(t, abs, "yaml")
+		if f == files[0] && len(b) < 2 {
+			t.Fatalf("found %d YAML blocks in the README", len(b))
+		}
+		rel, _ := filepath.Rel(repoRoot, f)
+		for i := range b {
+			bodies, names = append(bodies, b[i]), append(names, filepath.ToSlash(rel)+":"+strconv.Itoa(lines[i]))
+		}
 	}
 	dagDir, err := filepath.Abs(filepath.Join(repoRoot, "configs", "dag"))
 	if err != nil {
@@ -64,7 +82,7 @@ func TestReadmeJobsValidateAndFinish(t *testing.T) {
 	}
 	t.Chdir(t.TempDir()) // the jobs write relative paths
 	for i, body := range bodies {
-		name := "README.md:" + strconv.Itoa(lines[i])
+		name := names[i]
 		if strings.HasPrefix(body, "job:") {
 			// A job test: it passes against the shipped job it names
 			// (configs/dag, where such a file would sit).
