@@ -19,7 +19,9 @@ import (
 //
 //   - source/raw: a franz-go client polling them in a plain loop, decoding
 //     nothing (the anchor);
+//
 //   - source/mdp: provider.kafka -> sink.null, decoding every frame;
+//
 //   - e2e/bars: provider.kafka -> operator.bars (1s) -> sink.null.
 //
 //     go test ./source/kafka -run '^$' -bench Kafka -benchtime 20000x
