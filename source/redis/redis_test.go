@@ -21,6 +21,7 @@ import (
 	"github.com/mdpio/mdp/internal/testenv"
 	"github.com/mdpio/mdp/md"
 
+	_ "github.com/mdpio/mdp/sink/null"
 	_ "github.com/mdpio/mdp/sink/redis"
 	_ "github.com/mdpio/mdp/source/redis"
 )
