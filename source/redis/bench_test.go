@@ -31,8 +31,11 @@ func benchTrades(n int) ([]md.Trade, []string) {
 //
 //   - sink/raw: go-redis alone adding pre-encoded frames, one XADD per
 //     entry, each answered before the next (as the sink waits per batch);
+//
 //   - sink/mdp: a job, slice source -> sink.redis (encoding included);
+//
 //   - source/raw: XREADGROUP (COUNT 64) and XACK of each reply in a loop;
+//
 //   - source/mdp: provider.redis -> sink.null, decoding every frame.
 //
 //     go test ./source/redis -run '^$' -bench Redis -benchtime 20000x
