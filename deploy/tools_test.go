@@ -25,6 +25,9 @@ var tools = map[string]string{
 	"kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0",
 	"promtool":    "github.com/prometheus/prometheus/cmd/promtool@v0.316.0",
 	"actionlint":  "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12",
+	// goreleaser v2.18 needs Go 1.27; v2.17.0 builds with this machine's Go.
+	"goreleaser":      "github.com/goreleaser/goreleaser/v2@v2.17.0",
+	"cyclonedx-gomod": "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0",
 }
 
 // tool finds a pinned tool on PATH or in $HOME/go/bin; missing, the test
