@@ -11,9 +11,9 @@ import (
 
 // Auto ids of the classic chain's fixed slots.
 const (
-	ClassicSourceID  = "source"
-	ClassicBatcherID = "batcher"
-	ClassicSinkID    = "sink"
+	classicSourceID  = "source"
+	classicBatcherID = "batcher"
+	classicSinkID    = "sink"
 )
 
 // decodeClassic compiles classic.spec into a linear graph on the same
@@ -40,7 +40,7 @@ func (l *loader) decodeClassic(e entry) {
 			l.doc.Name = s
 		}
 	}
-	used := map[string]bool{ClassicSourceID: true, ClassicBatcherID: true, ClassicSinkID: true}
+	used := map[string]bool{classicSourceID: true, classicBatcherID: true, classicSinkID: true}
 	type link struct {
 		id   string
 		at   *yaml.Node
@@ -64,7 +64,7 @@ func (l *loader) decodeClassic(e entry) {
 		add(id, ok, v.val, v.path)
 		l.incomplete = l.incomplete || !ok
 	}
-	end("source", ClassicSourceID, engine.KindSource)
+	end("source", classicSourceID, engine.KindSource)
 	if v, ok := sm["operators"]; ok && !isNull(resolve(v.val)) {
 		seq := resolve(v.val)
 		if seq.Kind != yaml.SequenceNode {
@@ -83,7 +83,7 @@ func (l *loader) decodeClassic(e entry) {
 			add(id, ok, v.val, v.path)
 		}
 	}
-	end("sink", ClassicSinkID, engine.KindSink)
+	end("sink", classicSinkID, engine.KindSink)
 	for i := 1; i < len(chain); i++ {
 		to := chain[i]
 		l.doc.Edges = append(l.doc.Edges, EdgeSpec{
@@ -97,27 +97,27 @@ func (l *loader) decodeClassic(e entry) {
 // whose params are the batcher's keys.
 func (l *loader) decodeBatcher(v entry) (string, bool) {
 	n := resolve(v.val)
-	spec, ok := component.Or(l.opts.Registry).Lookup(BufferType)
+	spec, ok := component.Or(l.opts.Registry).Lookup(bufferType)
 	if !ok {
-		l.errAt(n, v.path, "a batcher compiles to %s, which is not registered in this build", BufferType)
+		l.errAt(n, v.path, "a batcher compiles to %s, which is not registered in this build", bufferType)
 		return "", false
 	}
 	if !isNull(n) && n.Kind != yaml.MappingNode {
 		l.errAt(n, v.path, "want a mapping of max_rows, max_bytes, flush_interval, drop_policy, got %s", describe(n))
 		return "", false
 	}
-	if first, dup := l.ids[ClassicBatcherID]; dup {
-		l.errAt(n, v.path, "duplicate node id %q (first used by %s)", ClassicBatcherID, first)
+	if first, dup := l.ids[classicBatcherID]; dup {
+		l.errAt(n, v.path, "duplicate node id %q (first used by %s)", classicBatcherID, first)
 		return "", false
 	}
-	l.ids[ClassicBatcherID] = v.path
-	l.idOrder = append(l.idOrder, ClassicBatcherID)
-	p := l.decodeParams(spec, ClassicBatcherID, v, n, v.path)
+	l.ids[classicBatcherID] = v.path
+	l.idOrder = append(l.idOrder, classicBatcherID)
+	p := l.decodeParams(spec, classicBatcherID, v, n, v.path)
 	l.doc.Nodes = append(l.doc.Nodes, NodeSpec{
-		ID: ClassicBatcherID, Type: spec.Type, Spec: spec, Params: p, Parallelism: 1,
+		ID: classicBatcherID, Type: spec.Type, Spec: spec, Params: p, Parallelism: 1,
 		File: l.fileOf(n), Line: n.Line, Column: n.Column, Path: v.path,
 	})
-	return ClassicBatcherID, true
+	return classicBatcherID, true
 }
 
 // shortName is an operator's auto id: the last part of its type, made

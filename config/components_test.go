@@ -111,7 +111,7 @@ func registerTestComponents(r *component.Registry, withBuffer bool) {
 	})
 	if withBuffer {
 		r.MustRegister(component.Spec{
-			Type: BufferType, Kind: engine.KindOperator, Summary: "test batcher",
+			Type: bufferType, Kind: engine.KindOperator, Summary: "test batcher",
 			Accepts: md.KindAny, Produces: engine.SameAsInput,
 			Fields: []component.Field{
 				{Name: "max_rows", Type: component.Int, Default: 500, Min: component.Bound(1), Description: "rows per batch"},

@@ -22,7 +22,7 @@ import (
 
 // Modes.
 const (
-	ModeClassic = "classic"
+	modeClassic = "classic"
 	ModeDAG     = "dag"
 )
 
@@ -40,10 +40,10 @@ const (
 // Defaults applied when neither the file, the environment nor a flag sets a
 // value.
 const (
-	DefaultMetricsListen   = "127.0.0.1:9108"
-	DefaultShutdownTimeout = 30 * time.Second
-	DefaultSoftAt          = 0.5
-	DefaultHardAt          = 0.9
+	defaultMetricsListen   = "127.0.0.1:9108"
+	defaultShutdownTimeout = 30 * time.Second
+	defaultSoftAt          = 0.5
+	defaultHardAt          = 0.9
 )
 
 // LoadOptions are the command-line overrides and the environment a job is
@@ -103,12 +103,12 @@ type Document struct {
 
 // Checkpoint section defaults and bounds.
 const (
-	// DefaultCheckpointKeep is how many checkpoints a store keeps by default.
-	DefaultCheckpointKeep = 3
-	// MaxCheckpointKeep bounds keep.
-	MaxCheckpointKeep = 1000
-	// MaxTolerableFailures bounds tolerable_failures.
-	MaxTolerableFailures = 1_000_000
+	// defaultCheckpointKeep is how many checkpoints a store keeps by default.
+	defaultCheckpointKeep = 3
+	// maxCheckpointKeep bounds keep.
+	maxCheckpointKeep = 1000
+	// maxTolerableFailures bounds tolerable_failures.
+	maxTolerableFailures = 1_000_000
 )
 
 // CheckpointConfig is the checkpoint section.

@@ -135,7 +135,7 @@ func TestDefaults(t *testing.T) {
 	}
 	// The job name defaults to the file's base name.
 	d = mustLoad(t, "jobs/nightly-bars.yaml", "classic: {spec: {source: {type: provider.test_trades}, sink: {type: sink.test_store, params: {path: x}}}}", LoadOptions{})
-	if d.Name != "nightly-bars" || d.Mode != ModeClassic {
+	if d.Name != "nightly-bars" || d.Mode != modeClassic {
 		t.Fatalf("name %q mode %q", d.Name, d.Mode)
 	}
 }
@@ -235,7 +235,7 @@ func TestPrecedence(t *testing.T) {
 		"MDP_FB_SOFT_AT": "0.4", "MDP_FB_HARD_AT": "0.8",
 	}
 	d = mustLoad(t, "job.yaml", precedenceFile, LoadOptions{Env: envMap(env)})
-	if d.Mode != ModeClassic || !d.Metrics.Enable || d.Metrics.Listen != "127.0.0.1:2222" {
+	if d.Mode != modeClassic || !d.Metrics.Enable || d.Metrics.Listen != "127.0.0.1:2222" {
 		t.Fatalf("env: mode %q metrics %+v", d.Mode, d.Metrics)
 	}
 	if d.Feedback != (engine.FeedbackConfig{Enable: false, ScaleOK: 0.9, ScaleSoft: 0.3, ScaleHard: 0.1, SoftAt: 0.4, HardAt: 0.8}) {
@@ -304,7 +304,7 @@ func TestClassicCompiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Mode != ModeClassic || d.Name != "bars-classic" {
+	if d.Mode != modeClassic || d.Name != "bars-classic" {
 		t.Fatalf("mode %q name %q", d.Mode, d.Name)
 	}
 	want := []nodeShape{
@@ -352,7 +352,7 @@ func TestClassicCompiles(t *testing.T) {
 		`{"source": {"id": "in", "type": "provider.test_trades"}, "sink": {"id": "out", "type": "sink.test_store", "params": {"path": "p"}}}`,
 	} {
 		d := mustLoad(t, "", "", LoadOptions{Env: envMap(map[string]string{"MDP_UNIFIED_CLASSIC_JSON": v})})
-		if got := edgeNames(d); d.Mode != ModeClassic || !reflect.DeepEqual(got, []string{"in -> out"}) || d.Nodes[0].File != "env MDP_UNIFIED_CLASSIC_JSON" {
+		if got := edgeNames(d); d.Mode != modeClassic || !reflect.DeepEqual(got, []string{"in -> out"}) || d.Nodes[0].File != "env MDP_UNIFIED_CLASSIC_JSON" {
 			t.Fatalf("env classic: %q %v", d.Mode, got)
 		}
 	}

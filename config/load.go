@@ -29,8 +29,8 @@ var (
 	feedbackKeys   = []string{"enable_feedback", "scale_ok", "scale_soft", "scale_hard", "soft_at", "hard_at"}
 )
 
-// BufferType is the component a classic spec's batcher compiles to.
-const BufferType = "operator.buffer"
+// bufferType is the component a classic spec's batcher compiles to.
+const bufferType = "operator.buffer"
 
 type loader struct {
 	file    string
@@ -125,9 +125,9 @@ func (l *loader) load(data []byte) *Document {
 	l.interpolate(root, "")
 
 	d := &Document{
-		File: l.file, Metrics: MetricsConfig{Listen: DefaultMetricsListen},
+		File: l.file, Metrics: MetricsConfig{Listen: defaultMetricsListen},
 		Feedback:        engine.DefaultFeedback(),
-		ShutdownTimeout: DefaultShutdownTimeout, Restart: RestartOnFailure, Sources: l.sources,
+		ShutdownTimeout: defaultShutdownTimeout, Restart: RestartOnFailure, Sources: l.sources,
 	}
 	l.doc = d
 	top, _ := l.mapping(root, "", topKeys)
@@ -137,10 +137,10 @@ func (l *loader) load(data []byte) *Document {
 		modeNode = e.val
 		if s, ok := l.str(e); ok {
 			switch s {
-			case ModeClassic, ModeDAG:
+			case modeClassic, ModeDAG:
 				d.Mode = s
 			default:
-				l.errUnknownChoice(e, "mode", s, ModeClassic, ModeDAG)
+				l.errUnknownChoice(e, "mode", s, modeClassic, ModeDAG)
 			}
 		}
 	} else {
@@ -152,7 +152,7 @@ func (l *loader) load(data []byte) *Document {
 		case hasDAG:
 			d.Mode = ModeDAG
 		case hasClassic:
-			d.Mode = ModeClassic
+			d.Mode = modeClassic
 		default:
 			l.errAt(root, "", "the job has no dag or classic section; write one (or set %s or %s)", EnvDAGJSON, EnvClassicJSON)
 		}
@@ -167,7 +167,7 @@ func (l *loader) load(data []byte) *Document {
 		} else {
 			l.errAt(modeNode, "mode", "mode is dag but the job has no dag section")
 		}
-	case ModeClassic:
+	case modeClassic:
 		if e, ok := top["classic"]; ok && !isNull(resolve(e.val)) {
 			l.decodeClassic(e)
 		} else {
@@ -233,7 +233,7 @@ func (l *loader) decodeCheckpoint(e entry) {
 	if !ok {
 		return
 	}
-	c := &CheckpointConfig{Keep: DefaultCheckpointKeep, TolerableFailures: -1}
+	c := &CheckpointConfig{Keep: defaultCheckpointKeep, TolerableFailures: -1}
 	good := true
 	if v, ok := m["interval"]; ok {
 		if s, ok := l.str(v); ok {
@@ -273,11 +273,11 @@ func (l *loader) decodeCheckpoint(e entry) {
 		good = false
 	}
 	if v, ok := m["keep"]; ok {
-		c.Keep, ok = l.intRange(v, 1, MaxCheckpointKeep)
+		c.Keep, ok = l.intRange(v, 1, maxCheckpointKeep)
 		good = good && ok
 	}
 	if v, ok := m["tolerable_failures"]; ok {
-		c.TolerableFailures, ok = l.intRange(v, -1, MaxTolerableFailures)
+		c.TolerableFailures, ok = l.intRange(v, -1, maxTolerableFailures)
 		good = good && ok
 	}
 	if good {

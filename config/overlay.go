@@ -15,14 +15,14 @@ const (
 	EnvMode           = "MDP_UNIFIED_MODE"
 	EnvDAGJSON        = "MDP_UNIFIED_DAG_JSON"
 	EnvClassicJSON    = "MDP_UNIFIED_CLASSIC_JSON"
-	EnvMetricsEnable  = "MDP_METRICS_ENABLE"
-	EnvMetricsListen  = "MDP_METRICS_LISTEN"
-	EnvFeedbackEnable = "MDP_FB_ENABLE"
-	EnvFeedbackOK     = "MDP_FB_SCALE_OK"
-	EnvFeedbackSoft   = "MDP_FB_SCALE_SOFT"
-	EnvFeedbackHard   = "MDP_FB_SCALE_HARD"
-	EnvFeedbackSoftAt = "MDP_FB_SOFT_AT"
-	EnvFeedbackHardAt = "MDP_FB_HARD_AT"
+	envMetricsEnable  = "MDP_METRICS_ENABLE"
+	envMetricsListen  = "MDP_METRICS_LISTEN"
+	envFeedbackEnable = "MDP_FB_ENABLE"
+	envFeedbackOK     = "MDP_FB_SCALE_OK"
+	envFeedbackSoft   = "MDP_FB_SCALE_SOFT"
+	envFeedbackHard   = "MDP_FB_SCALE_HARD"
+	envFeedbackSoftAt = "MDP_FB_SOFT_AT"
+	envFeedbackHardAt = "MDP_FB_HARD_AT"
 )
 
 // scalarEnv maps the scalar environment overrides to the key they set, in
@@ -33,14 +33,14 @@ var scalarEnv = []struct {
 	kind string // "str", "bool" or "yaml"
 }{
 	{EnvMode, []string{"mode"}, "str"},
-	{EnvMetricsEnable, []string{"metrics", "enable"}, "bool"},
-	{EnvMetricsListen, []string{"metrics", "listen"}, "str"},
-	{EnvFeedbackEnable, []string{"feedback", "enable_feedback"}, "bool"},
-	{EnvFeedbackOK, []string{"feedback", "scale_ok"}, "yaml"},
-	{EnvFeedbackSoft, []string{"feedback", "scale_soft"}, "yaml"},
-	{EnvFeedbackHard, []string{"feedback", "scale_hard"}, "yaml"},
-	{EnvFeedbackSoftAt, []string{"feedback", "soft_at"}, "yaml"},
-	{EnvFeedbackHardAt, []string{"feedback", "hard_at"}, "yaml"},
+	{envMetricsEnable, []string{"metrics", "enable"}, "bool"},
+	{envMetricsListen, []string{"metrics", "listen"}, "str"},
+	{envFeedbackEnable, []string{"feedback", "enable_feedback"}, "bool"},
+	{envFeedbackOK, []string{"feedback", "scale_ok"}, "yaml"},
+	{envFeedbackSoft, []string{"feedback", "scale_soft"}, "yaml"},
+	{envFeedbackHard, []string{"feedback", "scale_hard"}, "yaml"},
+	{envFeedbackSoftAt, []string{"feedback", "soft_at"}, "yaml"},
+	{envFeedbackHardAt, []string{"feedback", "hard_at"}, "yaml"},
 }
 
 // overlayEnv applies the MDP_* environment variables to the tree. An empty

@@ -9,8 +9,8 @@ import (
 	"github.com/mdpio/mdp/md"
 )
 
-// SchemaID is the $id of the job file schema.
-const SchemaID = "https://github.com/mdpio/mdp/schema/job.json"
+// schemaID is the $id of the job file schema.
+const schemaID = "https://github.com/mdpio/mdp/schema/job.json"
 
 // Patterns that editors check string values against. An interpolated value
 // (${VAR} or ${VAR:-default}) is accepted wherever a typed value is, since it
@@ -69,20 +69,20 @@ func Schema(reg *component.Registry) ([]byte, error) {
 	for k, v := range graph {
 		dagProps[k] = v
 	}
-	batcher := obj{"type": "object", "description": "Batches records before the sink; compiles to an " + BufferType + " node."}
-	if _, ok := reg.Lookup(BufferType); ok {
-		batcher = obj{"$ref": "#/$defs/" + paramsDef(BufferType), "description": batcher["description"]}
+	batcher := obj{"type": "object", "description": "Batches records before the sink; compiles to an " + bufferType + " node."}
+	if _, ok := reg.Lookup(bufferType); ok {
+		batcher = obj{"$ref": "#/$defs/" + paramsDef(bufferType), "description": batcher["description"]}
 	}
 	root := obj{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"$id":                  SchemaID,
+		"$id":                  schemaID,
 		"title":                "mdp job",
 		"description":          "An mdp job: a dag of nodes and edges, or a classic linear spec.",
 		"type":                 "object",
 		"additionalProperties": false,
 		"properties": obj{
 			"$schema": obj{"type": "string", "description": "The schema an editor checks this file against; ignored by mdp."},
-			"mode":    obj{"enum": []any{ModeClassic, ModeDAG}, "description": "Which section runs; --mode and " + EnvMode + " override it."},
+			"mode":    obj{"enum": []any{modeClassic, ModeDAG}, "description": "Which section runs; --mode and " + EnvMode + " override it."},
 			"name":    obj{"type": "string", "description": "Job name; --job overrides it."},
 			"dag":     obj{"type": "object", "additionalProperties": false, "properties": dagProps, "description": "The job as a graph of nodes and edges."},
 			"classic": obj{
@@ -103,7 +103,7 @@ func Schema(reg *component.Registry) ([]byte, error) {
 				"type": "object", "additionalProperties": false, "description": "Prometheus /metrics endpoint.",
 				"properties": obj{
 					"enable": typed(obj{"type": "boolean", "default": false, "description": "Serve /metrics."}),
-					"listen": obj{"type": "string", "default": DefaultMetricsListen, "description": "host:port to listen on."},
+					"listen": obj{"type": "string", "default": defaultMetricsListen, "description": "host:port to listen on."},
 				},
 			},
 			"feedback": obj{
@@ -113,11 +113,11 @@ func Schema(reg *component.Registry) ([]byte, error) {
 					"scale_ok":        typed(obj{"type": "number", "minimum": 0, "maximum": 1, "default": 1.0, "description": "Rate factor while stores keep up."}),
 					"scale_soft":      typed(obj{"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "description": "Rate factor at the soft level."}),
 					"scale_hard":      typed(obj{"type": "number", "minimum": 0, "maximum": 1, "default": 0.0, "description": "Rate factor at the hard level; 0 pauses sources."}),
-					"soft_at":         typed(obj{"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": DefaultSoftAt, "description": "Queue fill fraction at which a store is soft."}),
-					"hard_at":         typed(obj{"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": DefaultHardAt, "description": "Queue fill fraction at which a store is hard."}),
+					"soft_at":         typed(obj{"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": defaultSoftAt, "description": "Queue fill fraction at which a store is soft."}),
+					"hard_at":         typed(obj{"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": defaultHardAt, "description": "Queue fill fraction at which a store is hard."}),
 				},
 			},
-			"shutdown_timeout": obj{"$ref": "#/$defs/duration", "default": DefaultShutdownTimeout.String(), "description": "How long a graceful stop may take before the job is aborted."},
+			"shutdown_timeout": obj{"$ref": "#/$defs/duration", "default": defaultShutdownTimeout.String(), "description": "How long a graceful stop may take before the job is aborted."},
 			"batch_size":       typed(obj{"type": "integer", "minimum": 1, "maximum": md.MaxBatchSize, "description": "Default batch capacity in records."}),
 			"restart":          obj{"type": "string", "enum": []string{RestartAlways, RestartOnFailure, RestartNever}, "default": RestartOnFailure, "description": "What a job server (mdp serve) does when the job ends: always restart it, restart it on-failure, or never."},
 			"checkpoint": obj{
@@ -126,8 +126,8 @@ func Schema(reg *component.Registry) ([]byte, error) {
 				"properties": obj{
 					"interval":           obj{"$ref": "#/$defs/duration", "description": "Time between checkpoints.", "examples": []any{"5s"}},
 					"store":              obj{"type": "string", "description": "Directory (or file:// URL) checkpoints are written to."},
-					"keep":               typed(obj{"type": "integer", "minimum": 1, "maximum": MaxCheckpointKeep, "default": DefaultCheckpointKeep, "description": "Checkpoints kept in the store."}),
-					"tolerable_failures": typed(obj{"type": "integer", "minimum": -1, "maximum": MaxTolerableFailures, "default": -1, "description": "Checkpoints in a row that may fail before the job fails; -1 never fails the job."}),
+					"keep":               typed(obj{"type": "integer", "minimum": 1, "maximum": maxCheckpointKeep, "default": defaultCheckpointKeep, "description": "Checkpoints kept in the store."}),
+					"tolerable_failures": typed(obj{"type": "integer", "minimum": -1, "maximum": maxTolerableFailures, "default": -1, "description": "Checkpoints in a row that may fail before the job fails; -1 never fails the job."}),
 				},
 			},
 		},

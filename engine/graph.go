@@ -183,14 +183,14 @@ func (g *Graph) Validate() []*GraphError {
 	for i, e := range g.Edges {
 		if e.Capacity > MaxQueueCapacity {
 			add("", i, "edge %s: capacity %d is more than the limit of %d batches", e.Name(), e.Capacity, MaxQueueCapacity)
-		} else if from, to := byID[e.From], byID[e.To]; from != nil && to != nil && slots <= MaxQueueSlots {
+		} else if from, to := byID[e.From], byID[e.To]; from != nil && to != nil && slots <= maxQueueSlots {
 			c := int64(e.Capacity)
 			if c <= 0 {
 				c = DefaultQueueCapacity
 			}
 			slots += c * int64(min(max(from.Parallelism, 1), MaxParallelism)) * int64(min(max(to.Parallelism, 1), MaxParallelism))
-			if slots > MaxQueueSlots {
-				add("", i, "edge %s: the job's queues would hold more than %d batches (capacity × sending instances × receiving instances, summed over the edges)", e.Name(), MaxQueueSlots)
+			if slots > maxQueueSlots {
+				add("", i, "edge %s: the job's queues would hold more than %d batches (capacity × sending instances × receiving instances, summed over the edges)", e.Name(), maxQueueSlots)
 			}
 		}
 		from, to := byID[e.From], byID[e.To]

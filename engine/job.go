@@ -73,10 +73,10 @@ const (
 	MaxQueueCapacity = 1 << 20
 	// MaxParallelism is the most instances one node may run.
 	MaxParallelism = 4096
-	// MaxQueueSlots bounds the batches all of a job's physical queues hold
+	// maxQueueSlots bounds the batches all of a job's physical queues hold
 	// together (an edge between parallel nodes has one queue per pair of
 	// instances).
-	MaxQueueSlots = 1 << 24
+	maxQueueSlots = 1 << 24
 )
 
 // Job is a graph instantiated and wired, ready to start. A Job runs once.

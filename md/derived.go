@@ -31,17 +31,6 @@ func (t FieldType) String() string {
 	return "float64"
 }
 
-// ParseFieldType parses float64 (also float, double) or int64 (also int).
-func ParseFieldType(s string) (FieldType, error) {
-	switch s {
-	case "float64", "float", "double":
-		return Float, nil
-	case "int64", "int":
-		return Int, nil
-	}
-	return Float, fmt.Errorf("unknown field type %q (want float64 or int64)", s)
-}
-
 // Field is one named field of a derived record.
 type Field struct {
 	Name string

@@ -103,7 +103,7 @@ func TestSizeDecimalsKeepsTheMost(t *testing.T) {
 	sd.Note(a, 1)
 	sd.Note(b, 0)
 	sd.Note(a, 40) // more than RoundSum handles: rounding off
-	if d, ok := tab.SizeDecimals(a); !ok || d != MaxExactDecimals+1 {
+	if d, ok := tab.SizeDecimals(a); !ok || d != maxExactDecimals+1 {
 		t.Fatalf("A: %d %v", d, ok)
 	}
 	if d, ok := tab.SizeDecimals(b); !ok || d != 0 {

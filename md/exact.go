@@ -2,9 +2,9 @@ package md
 
 import "math"
 
-// MaxExactDecimals is the most decimal places RoundSum rounds to; an
+// maxExactDecimals is the most decimal places RoundSum rounds to; an
 // instrument whose sizes have more keeps its sums as they are.
-const MaxExactDecimals = 15
+const maxExactDecimals = 15
 
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
@@ -26,7 +26,7 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // sum unchanged: it never makes a sum less accurate. It is called per bar,
 // not per record.
 func RoundSum(sum float64, n int64, d int) float64 {
-	if d < 0 || d > MaxExactDecimals || n <= 0 || math.IsNaN(sum) || math.IsInf(sum, 0) {
+	if d < 0 || d > maxExactDecimals || n <= 0 || math.IsNaN(sum) || math.IsInf(sum, 0) {
 		return sum
 	}
 	p := pow10[d]

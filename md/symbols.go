@@ -173,7 +173,7 @@ type SizeDecimals struct {
 func NewSizeDecimals(t *SymbolTable) *SizeDecimals { return &SizeDecimals{table: t} }
 
 // Note records that a size of id had d decimal places. d above
-// MaxExactDecimals (a size with more places, or in a notation that is not a
+// maxExactDecimals (a size with more places, or in a notation that is not a
 // decimal) turns rounding off for the instrument; d < 0 is ignored.
 func (s *SizeDecimals) Note(id SymID, d int) {
 	if int(id) < len(s.seen) && int(s.seen[id]) >= d {
@@ -189,7 +189,7 @@ func (s *SizeDecimals) grow(id SymID, d int) {
 	if d < 0 || int(s.seen[id]) >= d {
 		return
 	}
-	d = min(d, MaxExactDecimals+1)
+	d = min(d, maxExactDecimals+1)
 	s.seen[id] = int8(d)
 	s.table.NoteSizeDecimals(id, d)
 }

@@ -227,7 +227,7 @@ func AppendJSON(dst []byte, b *md.Batch, i int, syms []md.Instrument) []byte {
 // appendJSONTime appends ns as a quoted RFC 3339 string.
 func appendJSONTime(dst []byte, ns int64) []byte {
 	dst = append(dst, '"')
-	dst = AppendTime(dst, ns)
+	dst = appendTime(dst, ns)
 	return append(dst, '"')
 }
 
@@ -316,9 +316,9 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 	case md.KindTrade:
 		t := &b.Trades[i]
 		dst = appendCSVHead(dst, instrument(syms, t.Sym))
-		dst = AppendTime(dst, t.TS)
+		dst = appendTime(dst, t.TS)
 		dst = append(dst, ',')
-		dst = AppendTime(dst, t.Ingest)
+		dst = appendTime(dst, t.Ingest)
 		dst = append(dst, ',')
 		dst = appendCSVFloat(dst, t.Price)
 		dst = append(dst, ',')
@@ -332,9 +332,9 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 	case md.KindQuote:
 		q := &b.Quotes[i]
 		dst = appendCSVHead(dst, instrument(syms, q.Sym))
-		dst = AppendTime(dst, q.TS)
+		dst = appendTime(dst, q.TS)
 		dst = append(dst, ',')
-		dst = AppendTime(dst, q.Ingest)
+		dst = appendTime(dst, q.Ingest)
 		dst = append(dst, ',')
 		dst = appendCSVFloat(dst, q.Bid)
 		dst = append(dst, ',')
@@ -350,11 +350,11 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 		dst = appendCSVHead(dst, instrument(syms, r.Sym))
 		dst = AppendBarInterval(dst, r)
 		dst = append(dst, ',')
-		dst = AppendTime(dst, r.TS())
+		dst = appendTime(dst, r.TS())
 		dst = append(dst, ',')
-		dst = AppendTime(dst, r.Start)
+		dst = appendTime(dst, r.Start)
 		dst = append(dst, ',')
-		dst = AppendTime(dst, r.End)
+		dst = appendTime(dst, r.End)
 		for _, v := range [...]float64{r.Open, r.High, r.Low, r.Close, r.Volume, r.VWAP} {
 			dst = append(dst, ',')
 			dst = appendCSVFloat(dst, v)
@@ -372,7 +372,7 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 	case md.KindDerived:
 		d := &b.Derived[i]
 		dst = appendCSVHead(dst, instrument(syms, d.Sym))
-		dst = AppendTime(dst, d.TS)
+		dst = appendTime(dst, d.TS)
 		row := b.Row(i)
 		for f := range row {
 			dst = append(dst, ',')
@@ -385,15 +385,15 @@ func AppendCSV(dst []byte, b *md.Batch, i int, syms []md.Instrument, reason bool
 	}
 	if reason {
 		dst = append(dst, ',')
-		dst = AppendCSVField(dst, b.Reason)
+		dst = appendCSVField(dst, b.Reason)
 	}
 	return append(dst, '\n')
 }
 
 func appendCSVHead(dst []byte, in *md.Instrument) []byte {
-	dst = AppendCSVField(dst, in.Provider)
+	dst = appendCSVField(dst, in.Provider)
 	dst = append(dst, ',')
-	dst = AppendCSVField(dst, in.Symbol)
+	dst = appendCSVField(dst, in.Symbol)
 	return append(dst, ',')
 }
 
@@ -402,15 +402,15 @@ func appendCSVHead(dst []byte, in *md.Instrument) []byte {
 // initial expected ticks per bar for imbalance bars.
 func AppendBarInterval(dst []byte, r *md.Bar) []byte {
 	if r.Type == md.BarTime {
-		return AppendInterval(dst, r.Interval)
+		return appendInterval(dst, r.Interval)
 	}
 	return strconv.AppendInt(dst, r.Interval, 10)
 }
 
-// AppendCSVField appends s as one CSV field, quoted (with quotes doubled)
+// appendCSVField appends s as one CSV field, quoted (with quotes doubled)
 // when it contains a comma, a quote, a line break or leading or trailing
 // space, as RFC 4180 readers expect.
-func AppendCSVField(dst []byte, s string) []byte {
+func appendCSVField(dst []byte, s string) []byte {
 	need := s != "" && (s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t')
 	for i := 0; i < len(s) && !need; i++ {
 		switch s[i] {
@@ -517,9 +517,9 @@ func appendJSONFloat(dst []byte, f float64) []byte {
 
 func appendCSVFloat(dst []byte, f float64) []byte { return AppendFloat(dst, f) }
 
-// AppendInterval appends a bar interval as md.FormatInterval renders it
+// appendInterval appends a bar interval as md.FormatInterval renders it
 // (1s, 5m, 250ms), without allocating.
-func AppendInterval(dst []byte, ns int64) []byte {
+func appendInterval(dst []byte, ns int64) []byte {
 	if ns > 0 {
 		for _, u := range intervalUnits {
 			if ns%u.n == 0 {
@@ -540,10 +540,10 @@ var intervalUnits = [...]struct {
 	{1_000_000_000, "s"}, {1_000_000, "ms"}, {1_000, "us"},
 }
 
-// AppendTime appends ns (since the Unix epoch) as RFC 3339 in UTC with a Z,
+// appendTime appends ns (since the Unix epoch) as RFC 3339 in UTC with a Z,
 // with the fraction of a second trimmed of trailing zeros and left out when
 // zero: exactly md.FormatTime's text, without its allocations.
-func AppendTime(dst []byte, ns int64) []byte {
+func appendTime(dst []byte, ns int64) []byte {
 	secs := ns / 1e9
 	frac := ns % 1e9
 	if frac < 0 {

@@ -143,7 +143,7 @@ func TestAppendCSVExact(t *testing.T) {
 
 func TestAppendCSVFieldRoundTrip(t *testing.T) {
 	for _, s := range []string{"", "plain", "a,b", `say "hi"`, "two\nlines", "cr\rlf", " lead", "trail ", "ünï"} {
-		line := AppendCSVField(nil, s)
+		line := appendCSVField(nil, s)
 		line = append(line, ",x\n"...)
 		rec, err := csv.NewReader(bytes.NewReader(line)).Read()
 		if err != nil {
@@ -204,7 +204,7 @@ func TestAppendTimeMatchesFormatTime(t *testing.T) {
 		vals = append(vals, int64(r.Uint64()), t0+r.Int64N(1e18)-5e17, r.Int64N(1e9)*1e9)
 	}
 	for _, ns := range vals {
-		if got, want := string(AppendTime(nil, ns)), md.FormatTime(ns); got != want {
+		if got, want := string(appendTime(nil, ns)), md.FormatTime(ns); got != want {
 			t.Fatalf("%d: got %s want %s", ns, got, want)
 		}
 	}
@@ -212,7 +212,7 @@ func TestAppendTimeMatchesFormatTime(t *testing.T) {
 
 func TestAppendIntervalMatchesFormatInterval(t *testing.T) {
 	for _, ns := range []int64{1e9, 60e9, 300e9, 3600e9, 86400e9, 250e6, 1500, 7, 0, -5, 90e9, 36e11 * 25} {
-		if got, want := string(AppendInterval(nil, ns)), md.FormatInterval(ns); got != want {
+		if got, want := string(appendInterval(nil, ns)), md.FormatInterval(ns); got != want {
 			t.Fatalf("%d: got %s want %s", ns, got, want)
 		}
 	}
@@ -366,7 +366,7 @@ func BenchmarkAppendTime(b *testing.B) {
 	dst := make([]byte, 0, 64)
 	b.ReportAllocs()
 	for b.Loop() {
-		dst = AppendTime(dst[:0], t0+123456789)
+		dst = appendTime(dst[:0], t0+123456789)
 	}
 }
 

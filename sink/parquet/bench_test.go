@@ -16,17 +16,17 @@ import (
 	_ "github.com/mdpio/mdp/operator/buffer"
 )
 
-// reference is the plain-library loop: the rows already in BarRow form,
+// reference is the plain-library loop: the rows already in barRow form,
 // one parquet-go GenericWriter with zstd (default level) and the same row
 // group size as the sink, written 10,000 rows per call, then closed.
-func reference(b *testing.B, path string, rows []BarRow) storetest.Result {
+func reference(b *testing.B, path string, rows []barRow) storetest.Result {
 	b.Helper()
 	return storetest.Measure(len(rows), func() {
 		f, err := os.Create(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		w := pq.NewGenericWriter[BarRow](f, pq.Compression(&zstd.Codec{Level: zstd.SpeedDefault}), pq.MaxRowsPerRowGroup(131072))
+		w := pq.NewGenericWriter[barRow](f, pq.Compression(&zstd.Codec{Level: zstd.SpeedDefault}), pq.MaxRowsPerRowGroup(131072))
 		for i := 0; i < len(rows); i += 10000 {
 			if _, err := w.Write(rows[i:min(i+10000, len(rows))]); err != nil {
 				b.Fatal(err)
@@ -51,9 +51,9 @@ func reference(b *testing.B, path string, rows []BarRow) storetest.Result {
 func BenchmarkParquet(b *testing.B) {
 	n := storetest.BenchRows(b)
 	bars := storetest.GenBars(n, 100)
-	rows := make([]BarRow, n)
+	rows := make([]barRow, n)
 	for i, x := range bars {
-		rows[i] = BarRow{Provider: "sim", Symbol: x.Symbol, Interval: "1s", TS: x.Start / 1000, Open: x.Open, High: x.High,
+		rows[i] = barRow{Provider: "sim", Symbol: x.Symbol, Interval: "1s", TS: x.Start / 1000, Open: x.Open, High: x.High,
 			Low: x.Low, Close: x.Close, Volume: x.Volume, VWAP: x.VWAP, Trades: x.Trades, BarType: "time", Source: "trade"}
 	}
 	trades := storetest.GenBarTrades(n, 100)

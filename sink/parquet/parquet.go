@@ -96,8 +96,8 @@ func init() {
 // ints INT64. Derived datasets get their schema from rowschema.Derived at
 // run time (derivedSchema).
 
-// BarRow is the schema of the bars dataset. ts is the bar's start.
-type BarRow struct {
+// barRow is the schema of the bars dataset. ts is the bar's start.
+type barRow struct {
 	Provider string  `parquet:"provider,dict"`
 	Symbol   string  `parquet:"symbol,dict"`
 	Interval string  `parquet:"interval,dict"`
@@ -114,8 +114,8 @@ type BarRow struct {
 	Partial  bool    `parquet:"partial"`
 }
 
-// TradeRow is the schema of the trades dataset.
-type TradeRow struct {
+// tradeRow is the schema of the trades dataset.
+type tradeRow struct {
 	Provider string  `parquet:"provider,dict"`
 	Symbol   string  `parquet:"symbol,dict"`
 	TS       int64   `parquet:"ts,timestamp(microsecond:utc)"`
@@ -126,8 +126,8 @@ type TradeRow struct {
 	Seq      int64   `parquet:"seq"`
 }
 
-// QuoteRow is the schema of the quotes dataset.
-type QuoteRow struct {
+// quoteRow is the schema of the quotes dataset.
+type quoteRow struct {
 	Provider string  `parquet:"provider,dict"`
 	Symbol   string  `parquet:"symbol,dict"`
 	TS       int64   `parquet:"ts,timestamp(microsecond:utc)"`
@@ -187,16 +187,16 @@ type Writer struct {
 // workerFiles are one worker's open files; only that worker touches them.
 type workerFiles struct {
 	idx     int
-	bars    map[partKey]*file[BarRow]
-	trades  map[partKey]*file[TradeRow]
-	quotes  map[partKey]*file[QuoteRow]
+	bars    map[partKey]*file[barRow]
+	trades  map[partKey]*file[tradeRow]
+	quotes  map[partKey]*file[quoteRow]
 	ordinal map[string]int // files started per partition directory
 	ivNs    int64          // last bar interval and type seen, and the interval's text
 	ivType  md.BarType
 	ivText  string
-	barBuf  []BarRow
-	trBuf   []TradeRow
-	qBuf    []QuoteRow
+	barBuf  []barRow
+	trBuf   []tradeRow
+	qBuf    []quoteRow
 	derived map[string]*derivedFiles // by schema name
 	rows    []pq.Row                 // derived rows of one run, over vals
 	vals    []pq.Value
@@ -250,8 +250,8 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 	w.workers = make([]*workerFiles, env.Workers)
 	for i := range w.workers {
 		w.workers[i] = &workerFiles{idx: i,
-			bars: map[partKey]*file[BarRow]{}, trades: map[partKey]*file[TradeRow]{},
-			quotes: map[partKey]*file[QuoteRow]{}, ordinal: map[string]int{},
+			bars: map[partKey]*file[barRow]{}, trades: map[partKey]*file[tradeRow]{},
+			quotes: map[partKey]*file[quoteRow]{}, ordinal: map[string]int{},
 			derived: map[string]*derivedFiles{}, text: map[md.SymID][2][]byte{},
 		}
 	}
@@ -295,29 +295,29 @@ func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 	case md.KindBar:
 		return writeRuns(w, wf, b, b.Bars, &wf.barBuf, wf.bars, "bars",
 			func(r *md.Bar) (int64, md.SymID) { return r.Start, r.Sym },
-			func(r *md.Bar) BarRow {
+			func(r *md.Bar) barRow {
 				in := b.Instrument(r.Sym)
 				if r.Interval != wf.ivNs || r.Type != wf.ivType || wf.ivText == "" {
 					wf.ivNs, wf.ivType, wf.ivText = r.Interval, r.Type, string(recfmt.AppendBarInterval(nil, r))
 				}
-				return BarRow{Provider: in.Provider, Symbol: in.Symbol, Interval: wf.ivText,
+				return barRow{Provider: in.Provider, Symbol: in.Symbol, Interval: wf.ivText,
 					TS: floorDiv(r.Start, 1000), Open: r.Open, High: r.High, Low: r.Low, Close: r.Close,
 					Volume: r.Volume, VWAP: r.VWAP, Trades: r.Trades, BarType: r.Type.String(), Source: r.Source.String(), Partial: r.Partial}
 			})
 	case md.KindTrade:
 		return writeRuns(w, wf, b, b.Trades, &wf.trBuf, wf.trades, "trades",
 			func(r *md.Trade) (int64, md.SymID) { return r.TS, r.Sym },
-			func(r *md.Trade) TradeRow {
+			func(r *md.Trade) tradeRow {
 				in := b.Instrument(r.Sym)
-				return TradeRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
+				return tradeRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
 					TradeID: r.TradeID, Price: r.Price, Size: r.Size, Side: r.Side.String(), Seq: int64(r.Seq)}
 			})
 	case md.KindQuote:
 		return writeRuns(w, wf, b, b.Quotes, &wf.qBuf, wf.quotes, "quotes",
 			func(r *md.Quote) (int64, md.SymID) { return r.TS, r.Sym },
-			func(r *md.Quote) QuoteRow {
+			func(r *md.Quote) quoteRow {
 				in := b.Instrument(r.Sym)
-				return QuoteRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
+				return quoteRow{Provider: in.Provider, Symbol: in.Symbol, TS: floorDiv(r.TS, 1000),
 					Seq: int64(r.Seq), Bid: r.Bid, BidSize: r.BidSize, Ask: r.Ask, AskSize: r.AskSize}
 			})
 	case md.KindDerived:
@@ -452,11 +452,11 @@ func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], da
 // tsOf returns the ts column (µs) of a row, for the file name.
 func tsOf(row any) int64 {
 	switch r := row.(type) {
-	case *BarRow:
+	case *barRow:
 		return r.TS
-	case *TradeRow:
+	case *tradeRow:
 		return r.TS
-	case *QuoteRow:
+	case *quoteRow:
 		return r.TS
 	case *pq.Row:
 		return (*r)[2].Int64() // derived rows: provider, symbol, ts, …

@@ -86,14 +86,14 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	day1, pf := readAll[BarRow](t, filepath.Join(dir, want[0]))
-	day2, _ := readAll[BarRow](t, filepath.Join(dir, want[1]))
+	day1, pf := readAll[barRow](t, filepath.Join(dir, want[0]))
+	day2, _ := readAll[barRow](t, filepath.Join(dir, want[1]))
 	if len(day1) != 900 || len(day2) != 100 {
 		t.Fatalf("rows per day: %d, %d", len(day1), len(day2))
 	}
 	for i, r := range append(day1, day2...) {
 		b := bars[i]
-		w := BarRow{Provider: "sim", Symbol: b.Symbol, Interval: "1s", TS: b.Start / 1000, Open: b.Open, High: b.High,
+		w := barRow{Provider: "sim", Symbol: b.Symbol, Interval: "1s", TS: b.Start / 1000, Open: b.Open, High: b.High,
 			Low: b.Low, Close: b.Close, Volume: b.Volume, VWAP: b.VWAP, Trades: b.Trades, BarType: "time", Source: "trade", Partial: i == 17}
 		if r != w {
 			t.Fatalf("bar %d = %+v, want %+v", i, r, w)
@@ -112,22 +112,22 @@ func TestWritesPartitionedFilesWithExactValues(t *testing.T) {
 	if c := pf.Metadata().RowGroups[0].Columns[0].MetaData.Codec; c != format.Zstd {
 		t.Fatalf("codec %v, want zstd", c)
 	}
-	trades, _ := readAll[TradeRow](t, filepath.Join(dir, want[3]))
+	trades, _ := readAll[tradeRow](t, filepath.Join(dir, want[3]))
 	gt := storetest.GenTrades(300, 3)
 	for i, r := range trades {
-		w := TradeRow{Provider: "sim", Symbol: gt[i].Symbol, TS: gt[i].TS / 1000, TradeID: gt[i].TradeID,
+		w := tradeRow{Provider: "sim", Symbol: gt[i].Symbol, TS: gt[i].TS / 1000, TradeID: gt[i].TradeID,
 			Price: gt[i].Price, Size: gt[i].Size, Side: gt[i].Side.String(), Seq: int64(gt[i].Seq)}
 		if r != w {
 			t.Fatalf("trade %d = %+v, want %+v", i, r, w)
 		}
 	}
-	quotes, _ := readAll[QuoteRow](t, filepath.Join(dir, want[2]))
+	quotes, _ := readAll[quoteRow](t, filepath.Join(dir, want[2]))
 	gq := storetest.GenQuotes(200, 2)
 	if len(trades) != 300 || len(quotes) != 200 {
 		t.Fatalf("%d trades, %d quotes", len(trades), len(quotes))
 	}
 	for i, r := range quotes {
-		w := QuoteRow{Provider: "sim", Symbol: gq[i].Symbol, TS: gq[i].TS / 1000, Seq: int64(gq[i].Seq),
+		w := quoteRow{Provider: "sim", Symbol: gq[i].Symbol, TS: gq[i].TS / 1000, Seq: int64(gq[i].Seq),
 			Bid: gq[i].Bid, BidSize: gq[i].BidSize, Ask: gq[i].Ask, AskSize: gq[i].AskSize}
 		if r != w {
 			t.Fatalf("quote %d = %+v, want %+v", i, r, w)
@@ -159,7 +159,7 @@ func TestPartitionBySymbolRollsByMaxRowsAndRerunReplaces(t *testing.T) {
 		if len(parts) != 4 || parts[0] != "bars" || parts[1] != "date=2024-01-02" || !strings.HasPrefix(parts[2], "symbol=SYM00") {
 			t.Fatalf("bad path %s", f)
 		}
-		rows, _ := readAll[BarRow](t, filepath.Join(dir, f))
+		rows, _ := readAll[barRow](t, filepath.Join(dir, f))
 		for _, r := range rows {
 			if "symbol="+r.Symbol != parts[2] {
 				t.Fatalf("%s holds a row of %s", f, r.Symbol)
@@ -211,7 +211,7 @@ func TestMaxAgePublishesFilesWhileRunning(t *testing.T) {
 	if len(visible) == 0 {
 		t.Fatal("no file published within 30s")
 	}
-	rows, _ := readAll[BarRow](t, filepath.Join(dir, visible[0]))
+	rows, _ := readAll[barRow](t, filepath.Join(dir, visible[0]))
 	if len(rows) == 0 {
 		t.Fatal("published file is empty")
 	}
@@ -223,7 +223,7 @@ func TestMaxAgePublishesFilesWhileRunning(t *testing.T) {
 		if strings.HasSuffix(f, ".tmp") {
 			t.Fatalf("temporary file left: %s", f)
 		}
-		r, _ := readAll[BarRow](t, filepath.Join(dir, f))
+		r, _ := readAll[barRow](t, filepath.Join(dir, f))
 		total += len(r)
 	}
 	if total != 3000 {
@@ -248,7 +248,7 @@ func TestLeftoverTempFiles(t *testing.T) {
 	if err := w.Open(context.Background(), storekit.Env{Workers: 1, Node: &engine.NodeContext{Job: "pqjob"}}); err != nil {
 		t.Fatal(err)
 	}
-	first := BarRow{TS: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC).UnixMicro()}
+	first := barRow{TS: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC).UnixMicro()}
 	f, err := create(w, w.workers[0], "bars", w.key(first.TS*1000, 0), "", &first, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestRowTypesAreRowschemas(t *testing.T) {
 	for _, c := range []struct {
 		schema *pq.Schema
 		table  *rowschema.Table
-	}{{pq.SchemaOf(BarRow{}), rowschema.Bar}, {pq.SchemaOf(TradeRow{}), rowschema.Trade}, {pq.SchemaOf(QuoteRow{}), rowschema.Quote}} {
+	}{{pq.SchemaOf(barRow{}), rowschema.Bar}, {pq.SchemaOf(tradeRow{}), rowschema.Trade}, {pq.SchemaOf(quoteRow{}), rowschema.Quote}} {
 		var got []string
 		for _, f := range c.schema.Fields() {
 			got = append(got, f.Name())

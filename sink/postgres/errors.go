@@ -154,10 +154,10 @@ var (
 	kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
 )
 
-// RedactDSN returns dsn with its password replaced by xxxxx, for logs and
+// redactDSN returns dsn with its password replaced by xxxxx, for logs and
 // status. Both DSN forms are handled: postgres://user:secret@host/db and
 // "host=h user=u password=secret".
-func RedactDSN(dsn string) string {
+func redactDSN(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), redacted)

@@ -28,7 +28,7 @@ func TestClassifySQLState(t *testing.T) {
 		"42P01": classFatal, "42703": classFatal, "42804": classFatal, "42P10": classFatal, "28P01": classFatal,
 		"42501": classFatal, "3D000": classFatal, "53100": classFatal, "XX000": classFatal,
 	}
-	w := NewWriter(Options{})
+	w := newWriter(Options{})
 	for code, want := range cases {
 		err := fmt.Errorf("upsert: %w", &pgconn.PgError{Severity: "ERROR", Code: code, Message: "m"})
 		if got := classify(err); got != want {
@@ -141,7 +141,7 @@ func TestRedactDSN(t *testing.T) {
 		"host=h password='se cret\\'x' user=mdp":                       "host=h password=xxxxx user=mdp",
 		"host=h user=mdp PASSWORD = s3cret":                            "host=h user=mdp PASSWORD = xxxxx",
 	} {
-		if got := RedactDSN(in); got != want {
+		if got := redactDSN(in); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -178,10 +178,10 @@ func TestPasswordNeverInErrors(t *testing.T) {
 		"host=127.0.0.1 port=1 user=postgres password=" + secret + " dbname=test sslmode=disable connect_timeout=5", // keyword form
 		"postgres://postgres:" + secret + "@127.0.0.1:5432/no_such_db_" + randSuffix() + "?sslmode=disable",         // server error
 	} {
-		w := NewWriter(Options{DSN: dsn, CreateTables: true})
+		w := newWriter(Options{DSN: dsn, CreateTables: true})
 		err := w.Open(ctx, storekit.Env{Workers: 1})
 		if err == nil {
-			t.Fatalf("open %s succeeded", RedactDSN(dsn))
+			t.Fatalf("open %s succeeded", redactDSN(dsn))
 		}
 		if strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprintf("%+v", err), secret) {
 			t.Fatalf("password in error: %v", err)

@@ -33,7 +33,7 @@ func connectTest(tb testing.TB) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, testDSN())
 	if err != nil {
-		testenv.Missing(tb, "PostgreSQL", fmt.Sprintf("not reachable at %s: %v", RedactDSN(testDSN()), err), testenv.PostgresHint)
+		testenv.Missing(tb, "PostgreSQL", fmt.Sprintf("not reachable at %s: %v", redactDSN(testDSN()), err), testenv.PostgresHint)
 	}
 	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn

@@ -230,7 +230,7 @@ func TestRejectedRowsGoToDeadLetterFile(t *testing.T) {
 	}{{"direct_copy", 1000, true}, {"copy_upsert", 1000, false}, {"array_upsert", 100000, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			schema := newSchema(t, conn)
-			w := NewWriter(Options{Schema: schema})
+			w := newWriter(Options{Schema: schema})
 			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 				t.Fatal(err)
 			}
@@ -364,7 +364,7 @@ func TestPostgresRestartMidJob(t *testing.T) {
 			"run the tests on the machine of a Debian PostgreSQL cluster (apt-get install postgresql) as root")
 	}
 	if h, ok := strings.CutPrefix(testDSN(), "postgres://"); !ok || !(strings.Contains(h, "@127.0.0.1") || strings.Contains(h, "@localhost")) {
-		t.Skipf("MDP_TEST_PG_DSN %s is not the local server this test can restart", RedactDSN(testDSN()))
+		t.Skipf("MDP_TEST_PG_DSN %s is not the local server this test can restart", redactDSN(testDSN()))
 	}
 	schema := newSchema(t, conn)
 	t.Cleanup(func() {

@@ -68,15 +68,15 @@ func init() {
 				Example:     "postgres://mdp:secret@127.0.0.1:5432/market?sslmode=disable"},
 			{Name: "schema", Type: component.String, Default: "public",
 				Description: "Schema holding the tables; created when create_tables is true."},
-			{Name: "table", Type: component.String, Default: DefaultBarsTable,
+			{Name: "table", Type: component.String, Default: defaultBarsTable,
 				Description: "Table for bars."},
-			{Name: "trades_table", Type: component.String, Default: DefaultTradesTable,
+			{Name: "trades_table", Type: component.String, Default: defaultTradesTable,
 				Description: "Table for trades (provider, symbol, ts, price, size, side, trade_id, seq; key provider, symbol, ts, trade_id)."},
-			{Name: "quotes_table", Type: component.String, Default: DefaultQuotesTable,
+			{Name: "quotes_table", Type: component.String, Default: defaultQuotesTable,
 				Description: "Table for quotes (provider, symbol, ts, bid, bid_size, ask, ask_size, seq; key provider, symbol, ts, seq)."},
 			{Name: "create_tables", Type: component.Bool, Default: true,
 				Description: "Create the schema and tables when missing (hypertables on ts where TimescaleDB is available). Existing tables are checked either way."},
-			{Name: "copy_threshold", Type: component.Int, Default: DefaultCopyThreshold, Min: component.Bound(1), Max: component.Bound(1 << 24),
+			{Name: "copy_threshold", Type: component.Int, Default: defaultCopyThreshold, Min: component.Bound(1), Max: component.Bound(1 << 24),
 				Description: "Batches of at least this many rows go through COPY into a temp table and one upsert; smaller ones through one array upsert."},
 			{Name: "direct_copy", Type: component.Bool, Default: false,
 				Description: "Opt-in: let a COPY batch first try COPY straight into the table, which succeeds when none of its keys is stored yet (new data, about twice as fast). If some key exists the attempt is rolled back (the server logs a unique violation) and the batch takes the temp table and upsert; after such a conflict the direct attempt is skipped for up to 64 batches."},
@@ -99,7 +99,7 @@ func init() {
 				return nil, p.Errorf("dsn", "%v", errEmptyDSN)
 			}
 			cfg.DefaultDeadLetterPath = "postgres." + p.String("table") + ".dead_letter.jsonl"
-			w := NewWriter(Options{
+			w := newWriter(Options{
 				DSN: dsn, Schema: p.String("schema"),
 				BarsTable: p.String("table"), TradesTable: p.String("trades_table"), QuotesTable: p.String("quotes_table"),
 				CreateTables: p.Bool("create_tables"), CopyThreshold: int(p.Int("copy_threshold")),

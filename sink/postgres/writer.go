@@ -83,22 +83,22 @@ type worker struct {
 	drop          []bool
 }
 
-// NewWriter returns a writer for o. It does not connect; Open does.
-func NewWriter(o Options) *Writer {
+// newWriter returns a writer for o. It does not connect; Open does.
+func newWriter(o Options) *Writer {
 	if o.Schema == "" {
 		o.Schema = "public"
 	}
 	if o.BarsTable == "" {
-		o.BarsTable = DefaultBarsTable
+		o.BarsTable = defaultBarsTable
 	}
 	if o.TradesTable == "" {
-		o.TradesTable = DefaultTradesTable
+		o.TradesTable = defaultTradesTable
 	}
 	if o.QuotesTable == "" {
-		o.QuotesTable = DefaultQuotesTable
+		o.QuotesTable = defaultQuotesTable
 	}
 	if o.CopyThreshold <= 0 {
-		o.CopyThreshold = DefaultCopyThreshold
+		o.CopyThreshold = defaultCopyThreshold
 	}
 	w := &Writer{opts: o, log: slog.New(slog.DiscardHandler)}
 	w.targets = []*target{newTarget(barsDef, o.Schema, o.BarsTable), newTarget(tradesDef, o.Schema, o.TradesTable),
@@ -111,10 +111,10 @@ func NewWriter(o Options) *Writer {
 
 // Defaults of the sink's own params.
 const (
-	DefaultBarsTable     = "bars_ohlcv"
-	DefaultTradesTable   = "trades"
-	DefaultQuotesTable   = "quotes"
-	DefaultCopyThreshold = 1000
+	defaultBarsTable     = "bars_ohlcv"
+	defaultTradesTable   = "trades"
+	defaultQuotesTable   = "quotes"
+	defaultCopyThreshold = 1000
 )
 
 func kindIndex(k md.Kind) int {

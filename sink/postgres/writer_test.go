@@ -22,7 +22,7 @@ func openWriter(t *testing.T, conn *pgx.Conn, o Options, workers int) (*Writer, 
 	if o.DSN == "" {
 		o.DSN = testDSN()
 	}
-	w := NewWriter(o)
+	w := newWriter(o)
 	ctx := context.Background()
 	if err := w.Open(ctx, storekit.Env{Workers: workers}); err != nil {
 		t.Fatalf("open: %v", err)
@@ -298,7 +298,7 @@ func TestSchemaProblemsFailOpenWithClearMessage(t *testing.T) {
 	}
 	open := func(o Options) error {
 		o.DSN, o.Schema = testDSN(), schema
-		w := NewWriter(o)
+		w := newWriter(o)
 		err := w.Open(ctx, storekit.Env{Workers: 1})
 		_ = w.Close(ctx)
 		return err
@@ -314,7 +314,7 @@ func TestSchemaProblemsFailOpenWithClearMessage(t *testing.T) {
 
 	// A missing table without create_tables: Open succeeds (the job may
 	// never write that kind), the first write of the kind fails fatally.
-	w := NewWriter(Options{DSN: testDSN(), Schema: schema, BarsTable: "missing", CreateTables: false})
+	w := newWriter(Options{DSN: testDSN(), Schema: schema, BarsTable: "missing", CreateTables: false})
 	if err := w.Open(ctx, storekit.Env{Workers: 1}); err != nil {
 		t.Fatalf("open with missing tables: %v", err)
 	}
@@ -337,7 +337,7 @@ func TestSchemaProblemsFailOpenWithClearMessage(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("wrong types:\n got  %v\n want %s", err, want)
 	}
-	if c := NewWriter(Options{}).Classify(err); c != storekit.ClassFatal {
+	if c := newWriter(Options{}).Classify(err); c != storekit.ClassFatal {
 		t.Fatalf("schema error classified %v, want fatal", c)
 	}
 
@@ -419,7 +419,7 @@ func TestConcurrentOpenCreatesTablesOnce(t *testing.T) {
 	errs := make(chan error, 4)
 	for i := 0; i < 4; i++ {
 		go func() {
-			w := NewWriter(Options{DSN: testDSN(), Schema: schema, CreateTables: true})
+			w := newWriter(Options{DSN: testDSN(), Schema: schema, CreateTables: true})
 			err := w.Open(context.Background(), storekit.Env{Workers: 1})
 			_ = w.Close(context.Background())
 			errs <- err

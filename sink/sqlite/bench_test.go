@@ -29,7 +29,7 @@ func referenceUpserts(b *testing.B, path string, bars []storetest.Bar) storetest
 	if _, err := db.Exec(CreateTable("bars_ohlcv", rowschema.Bar)); err != nil {
 		b.Fatal(err)
 	}
-	st, err := db.Prepare(Upsert("bars_ohlcv", rowschema.Bar))
+	st, err := db.Prepare(upsertSQL("bars_ohlcv", rowschema.Bar))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func referenceUpserts(b *testing.B, path string, bars []storetest.Bar) storetest
 			}
 			ts := tx.Stmt(st)
 			for _, x := range bars[i:min(i+10000, len(bars))] {
-				if _, err := ts.Exec("sim", x.Symbol, md.FormatInterval(x.Interval), FormatTS(x.Start),
+				if _, err := ts.Exec("sim", x.Symbol, md.FormatInterval(x.Interval), formatTS(x.Start),
 					x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, "time", "trade"); err != nil {
 					b.Fatal(err)
 				}

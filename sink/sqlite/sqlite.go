@@ -120,9 +120,9 @@ func init() {
 	})
 }
 
-// TimeLayout is how ts columns are written: RFC 3339 UTC, fixed width, with
+// timeLayout is how ts columns are written: RFC 3339 UTC, fixed width, with
 // microseconds.
-const TimeLayout = "2006-01-02T15:04:05.000000Z"
+const timeLayout = "2006-01-02T15:04:05.000000Z"
 
 // Writer is the SQLite storekit.Writer. Its exported fields are its
 // settings; empty table names take the defaults.
@@ -169,8 +169,8 @@ func DSN(path, synchronous string) string {
 	return path + "?_pragma=busy_timeout(10000)&_busy_timeout=10000&_journal_mode=WAL&_synchronous=" + strings.ToUpper(synchronous) + "&_txlock=immediate"
 }
 
-// Quote quotes an SQL identifier.
-func Quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
+// quoteIdent quotes an SQL identifier.
+func quoteIdent(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
 
 // sqlType is the SQLite column type of a rowschema type.
 func sqlType(t rowschema.Type) string {
@@ -188,9 +188,9 @@ func sqlType(t rowschema.Type) string {
 // WITHOUT ROWID.
 func CreateTable(table string, def *rowschema.Table) string {
 	var b strings.Builder
-	b.WriteString("CREATE TABLE IF NOT EXISTS " + Quote(table) + " (")
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + quoteIdent(table) + " (")
 	for _, c := range def.Stored() {
-		b.WriteString(Quote(c.Name) + " " + sqlType(c.Type))
+		b.WriteString(quoteIdent(c.Name) + " " + sqlType(c.Type))
 		if def.IsKey(c.Name) {
 			b.WriteString(" NOT NULL")
 		}
@@ -198,30 +198,30 @@ func CreateTable(table string, def *rowschema.Table) string {
 	}
 	q := make([]string, len(def.Key))
 	for i, k := range def.Key {
-		q[i] = Quote(k)
+		q[i] = quoteIdent(k)
 	}
 	b.WriteString("PRIMARY KEY (" + strings.Join(q, ", ") + ")) WITHOUT ROWID")
 	return b.String()
 }
 
-// Upsert returns the upsert statement of one row into table laid out as def.
+// upsertSQL returns the upsert statement of one row into table laid out as def.
 // The DO UPDATE runs only when some value differs (IS NOT treats NULLs as
 // values), so an unchanged row is not rewritten, and, when def has a
 // Version column, only when the new row's version is at least the stored
 // one's.
-func Upsert(table string, def *rowschema.Table) string { return UpsertRows(table, def, 1) }
+func upsertSQL(table string, def *rowschema.Table) string { return upsertRowsSQL(table, def, 1) }
 
-// UpsertRows is Upsert for rows rows per statement (a multi-row VALUES
+// upsertRowsSQL is upsertSQL for rows rows per statement (a multi-row VALUES
 // list): fewer statement executions per transaction, the same effect as
 // rows single-row upserts in order. Parameters are def's stored columns in
 // order, row after row.
-func UpsertRows(table string, def *rowschema.Table, rows int) string {
+func upsertRowsSQL(table string, def *rowschema.Table, rows int) string {
 	cols := def.StoredNames()
 	values := def.ValueNames()
 	quote := func(names []string) []string {
 		q := make([]string, len(names))
 		for i, n := range names {
-			q[i] = Quote(n)
+			q[i] = quoteIdent(n)
 		}
 		return q
 	}
@@ -232,7 +232,7 @@ func UpsertRows(table string, def *rowschema.Table, rows int) string {
 		set[i] = v + " = excluded." + v
 		diff[i] = v + " IS NOT excluded." + v
 	}
-	return "INSERT INTO " + Quote(table) + " (" + strings.Join(quote(cols), ", ") + ") VALUES " +
+	return "INSERT INTO " + quoteIdent(table) + " (" + strings.Join(quote(cols), ", ") + ") VALUES " +
 		strings.TrimSuffix(strings.Repeat(tuple+",", rows), ",") +
 		" ON CONFLICT (" + strings.Join(quote(def.Key), ", ") + ") DO UPDATE SET " + strings.Join(set, ", ") +
 		" WHERE (" + strings.Join(diff, " OR ") + ")" + monotone(def)
@@ -245,7 +245,7 @@ func monotone(def *rowschema.Table) string {
 	if def.Version == "" {
 		return ""
 	}
-	v := Quote(def.Version)
+	v := quoteIdent(def.Version)
 	return " AND (" + v + " IS NULL OR excluded." + v + " >= " + v + ")"
 }
 
@@ -440,13 +440,13 @@ func (w *Writer) prepare(ctx context.Context, def *rowschema.Table, name string)
 		return nil, err
 	}
 	t := &sqlTable{def: def, name: name, chunk: min(chunkRows, maxParams/len(def.StoredNames()))}
-	one, err := w.conn.PrepareContext(ctx, Upsert(name, def))
+	one, err := w.conn.PrepareContext(ctx, upsertSQL(name, def))
 	if err != nil {
 		return nil, fmt.Errorf("table %s: prepare upsert (the table needs a primary key or unique index on %s): %w",
 			name, strings.Join(def.Key, ", "), err)
 	}
 	t.one = one
-	many, err := w.conn.PrepareContext(ctx, UpsertRows(name, def, t.chunk))
+	many, err := w.conn.PrepareContext(ctx, upsertRowsSQL(name, def, t.chunk))
 	if err != nil {
 		one.Close()
 		return nil, fmt.Errorf("table %s: prepare upsert: %w", name, err)
@@ -499,7 +499,7 @@ func addColumns(ctx context.Context, conn *sql.Conn, table string, def *rowschem
 		if c.Type != rowschema.Text && c.Type != rowschema.Time {
 			zero = "0"
 		}
-		if _, err := conn.ExecContext(ctx, "ALTER TABLE "+Quote(table)+" ADD COLUMN "+Quote(c.Name)+" "+sqlType(c.Type)+" NOT NULL DEFAULT "+zero); err != nil {
+		if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(table)+" ADD COLUMN "+quoteIdent(c.Name)+" "+sqlType(c.Type)+" NOT NULL DEFAULT "+zero); err != nil {
 			return fmt.Errorf("table %s: add column %s: %w", table, c.Name, err)
 		}
 	}
@@ -575,7 +575,7 @@ func (w *Writer) exec(ctx context.Context, tx *sql.Tx, t *sqlTable, b *storekit.
 			if x.Interval != lastIv || x.Type != lastType {
 				lastIv, lastType, ivText = x.Interval, x.Type, string(recfmt.AppendBarInterval(nil, x))
 			}
-			return append(args, in.Provider, in.Symbol, ivText, FormatTS(x.Start),
+			return append(args, in.Provider, in.Symbol, ivText, formatTS(x.Start),
 				x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, x.Type.String(), x.Source.String(), flag(x.Partial))
 		}, func(i, n int) string {
 			x := &b.Bars[i]
@@ -585,7 +585,7 @@ func (w *Writer) exec(ctx context.Context, tx *sql.Tx, t *sqlTable, b *storekit.
 		return w.upsert(ctx, tx, t, b.Symbols, len(b.Trades), func(i int) md.SymID { return b.Trades[i].Sym }, func(args []any, i int) []any {
 			x := &b.Trades[i]
 			in := b.Instrument(x.Sym)
-			return append(args, in.Provider, in.Symbol, FormatTS(x.TS), x.Price, x.Size, x.Side.String(), x.TradeID, int64(x.Seq))
+			return append(args, in.Provider, in.Symbol, formatTS(x.TS), x.Price, x.Size, x.Side.String(), x.TradeID, int64(x.Seq))
 		}, func(i, n int) string {
 			x := &b.Trades[i]
 			return fmt.Sprintf("trade %s %s id %d", b.Instrument(x.Sym).Symbol, md.FormatTime(x.TS), x.TradeID)
@@ -594,7 +594,7 @@ func (w *Writer) exec(ctx context.Context, tx *sql.Tx, t *sqlTable, b *storekit.
 		return w.upsert(ctx, tx, t, b.Symbols, len(b.Quotes), func(i int) md.SymID { return b.Quotes[i].Sym }, func(args []any, i int) []any {
 			x := &b.Quotes[i]
 			in := b.Instrument(x.Sym)
-			return append(args, in.Provider, in.Symbol, FormatTS(x.TS), x.Bid, x.BidSize, x.Ask, x.AskSize, int64(x.Seq))
+			return append(args, in.Provider, in.Symbol, formatTS(x.TS), x.Bid, x.BidSize, x.Ask, x.AskSize, int64(x.Seq))
 		}, func(i, n int) string {
 			x := &b.Quotes[i]
 			return fmt.Sprintf("quote %s %s seq %d", b.Instrument(x.Sym).Symbol, md.FormatTime(x.TS), x.Seq)
@@ -604,7 +604,7 @@ func (w *Writer) exec(ctx context.Context, tx *sql.Tx, t *sqlTable, b *storekit.
 		return w.upsert(ctx, tx, t, b.Symbols, len(b.Derived), func(i int) md.SymID { return b.Derived[i].Sym }, func(args []any, i int) []any {
 			x := &b.Derived[i]
 			in := b.Instrument(x.Sym)
-			args = append(args, in.Provider, in.Symbol, FormatTS(x.TS))
+			args = append(args, in.Provider, in.Symbol, formatTS(x.TS))
 			for f, v := range b.Row(i) {
 				if sc.Field(f).Type == md.Int {
 					args = append(args, v.Int())
@@ -691,10 +691,10 @@ func (w *Writer) keyOrder(syms []md.Instrument, n int, sym func(int) md.SymID) [
 	return order
 }
 
-// FormatTS renders ns as the ts column's text.
-func FormatTS(ns int64) string {
-	var buf [len(TimeLayout) + 8]byte
-	return string(time.Unix(0, ns).UTC().AppendFormat(buf[:0], TimeLayout))
+// formatTS renders ns as the ts column's text.
+func formatTS(ns int64) string {
+	var buf [len(timeLayout) + 8]byte
+	return string(time.Unix(0, ns).UTC().AppendFormat(buf[:0], timeLayout))
 }
 
 // Classify sorts SQLite errors: busy, locked, I/O and full-disk errors are

@@ -34,7 +34,7 @@ func openDB(t testing.TB, path string) *sql.DB {
 // dump returns every row of table as text, in key order.
 func dump(t testing.TB, db *sql.DB, table string) []string {
 	t.Helper()
-	rows, err := db.Query("SELECT * FROM " + Quote(table) + " ORDER BY 1, 2, 3, 4")
+	rows, err := db.Query("SELECT * FROM " + quoteIdent(table) + " ORDER BY 1, 2, 3, 4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,10 +357,10 @@ func TestLaterEmissionOfTheSameBarWins(t *testing.T) {
 	db := openDB(t, path)
 	var c, v float64
 	var n int
-	if err := db.QueryRow(`SELECT close FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, upd.Symbol, FormatTS(upd.Start)).Scan(&c); err != nil || c != 999.25 {
+	if err := db.QueryRow(`SELECT close FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, upd.Symbol, formatTS(upd.Start)).Scan(&c); err != nil || c != 999.25 {
 		t.Fatalf("close = %v (%v)", c, err)
 	}
-	if err := db.QueryRow(`SELECT volume FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, upd2.Symbol, FormatTS(upd2.Start)).Scan(&v); err != nil || v != 4242 {
+	if err := db.QueryRow(`SELECT volume FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, upd2.Symbol, formatTS(upd2.Start)).Scan(&v); err != nil || v != 4242 {
 		t.Fatalf("volume = %v (%v)", v, err)
 	}
 	if err := db.QueryRow(`SELECT count(*) FROM bars_ohlcv`).Scan(&n); err != nil || n != 200 {
@@ -474,11 +474,11 @@ func TestOlderVersionOfABarNeverReplacesANewerOne(t *testing.T) {
 	}{{bars[7], 10, bars[7].Close}, {bars[8], 10, 2.5}, {bars[9], bars[9].Trades + 1, 3.5}} {
 		var n int64
 		var cl float64
-		if err := db.QueryRow(`SELECT trades, close FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, c.b.Symbol, FormatTS(c.b.Start)).Scan(&n, &cl); err != nil {
+		if err := db.QueryRow(`SELECT trades, close FROM bars_ohlcv WHERE symbol = ? AND ts = ?`, c.b.Symbol, formatTS(c.b.Start)).Scan(&n, &cl); err != nil {
 			t.Fatal(err)
 		}
 		if n != c.trades || cl != c.close {
-			t.Errorf("bar %s %s: trades %d close %v, want %d %v", c.b.Symbol, FormatTS(c.b.Start), n, cl, c.trades, c.close)
+			t.Errorf("bar %s %s: trades %d close %v, want %d %v", c.b.Symbol, formatTS(c.b.Start), n, cl, c.trades, c.close)
 		}
 	}
 }
@@ -521,7 +521,7 @@ func TestPartialColumnAddedToOldTable(t *testing.T) {
 			partial = append(partial, sym+" "+ts)
 		}
 	}
-	want := bars[3].Symbol + " " + FormatTS(bars[3].Start)
+	want := bars[3].Symbol + " " + formatTS(bars[3].Start)
 	if n != 11 || len(partial) != 1 || partial[0] != want {
 		t.Fatalf("%d rows, partial %v, want 11 rows and only %s", n, partial, want)
 	}
