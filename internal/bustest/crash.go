@@ -52,7 +52,8 @@ func BarRows(t testing.TB, path string) []string {
 func RunToEnd(t testing.TB, bin, dir, job, db string, want int) {
 	t.Helper()
 	p := crashtest.Start(t, bin, dir, "run", job, "--resume", "--drain")
-	deadline := time.Now().Add(2 * time.Minute)
+	started := time.Now()
+	deadline := started.Add(2 * time.Minute)
 	var lite *sql.DB
 	for time.Now().Before(deadline) {
 		if lite == nil {
@@ -65,6 +66,10 @@ func RunToEnd(t testing.TB, bin, dir, job, db string, want int) {
 	}
 	if lite != nil {
 		lite.Close()
+	}
+	// Let the process install its signal handling and restore first.
+	if d := time.Until(started.Add(2 * time.Second)); d > 0 {
+		time.Sleep(d)
 	}
 	p.Signal(syscall.SIGTERM)
 	if code, stderr := p.Wait(t, time.Minute); code != 0 {
