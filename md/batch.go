@@ -1,9 +1,6 @@
 package md
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // DefaultBatchSize is the record capacity of a batch when a component does not
 // choose one. Large enough to amortise per-batch costs (queue operations,
@@ -107,43 +104,16 @@ const poolFree = 512
 // with a free list a steady stream allocates nothing and the collector
 // stays idle, which keeps latency tails short.
 //
-// The free list is a stack (last in, first out): the batch handed out next
-// is the one released last, whose records are still in the CPU caches. A
-// first-in-first-out list would cycle through every batch a burst ever
-// allocated (a full queue's worth), so a producer would write each record
-// into memory that has left the caches: that alone cost the bench workload's
-// source most of its time.
+// The free list is first in, first out. A stack (hand out the batch
+// released last) looks friendlier to the caches but is not: in a pipeline the
+// batch released last was just read by the consumer on another core, so the
+// producer's writes into it pull every cache line back across cores. On the
+// bench workload (docs/bench/WORKLOAD.md) a stack cost the single-instance job
+// 5% of its rate against this queue, same run, quiet machine, and gained
+// nothing at parallelism 2.
 type Pool struct {
 	size int
-	free [4]freeList // trade, quote, bar, derived
-}
-
-// freeList is a bounded stack of idle batches. A lock per batch (not per
-// record) is cheap next to the records a batch carries.
-type freeList struct {
-	mu sync.Mutex
-	bs []*Batch
-	_  [40]byte // keep each kind's lock on its own cache line
-}
-
-func (f *freeList) pop() *Batch {
-	f.mu.Lock()
-	var b *Batch
-	if n := len(f.bs); n > 0 {
-		b = f.bs[n-1]
-		f.bs[n-1] = nil
-		f.bs = f.bs[:n-1]
-	}
-	f.mu.Unlock()
-	return b
-}
-
-func (f *freeList) push(b *Batch) {
-	f.mu.Lock()
-	if len(f.bs) < poolFree {
-		f.bs = append(f.bs, b)
-	} // else the free list is full: let the collector have it
-	f.mu.Unlock()
+	free [4]chan *Batch // trade, quote, bar, derived
 }
 
 // NewPool returns a pool whose new batches have room for size records.
@@ -151,7 +121,11 @@ func NewPool(size int) *Pool {
 	if size <= 0 {
 		size = DefaultBatchSize
 	}
-	return &Pool{size: size}
+	p := &Pool{size: size}
+	for i := range p.free {
+		p.free[i] = make(chan *Batch, poolFree)
+	}
+	return p
 }
 
 // Size is the default record capacity of the pool's batches.
@@ -174,8 +148,10 @@ func kindIndex(k Kind) int {
 // capacity they grew to while in use, so a steady stream of one schema
 // allocates nothing.
 func (p *Pool) Get(k Kind) *Batch {
-	b := p.free[kindIndex(k)].pop()
-	if b == nil {
+	var b *Batch
+	select {
+	case b = <-p.free[kindIndex(k)]:
+	default:
 		b = &Batch{pool: p}
 		switch k {
 		case KindTrade:
@@ -221,7 +197,10 @@ func (p *Pool) GetCap(k Kind, n int) *Batch {
 
 func (p *Pool) put(b *Batch) {
 	b.Reset()
-	p.free[kindIndex(b.Kind)].push(b)
+	select {
+	case p.free[kindIndex(b.Kind)] <- b:
+	default: // the free list is full: let the collector have it
+	}
 }
 
 // NewBatch returns an unpooled batch of kind k holding one reference; useful
