@@ -13,7 +13,6 @@
 package features
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -24,6 +23,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/keyed"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/hold"
 )
 
 // Fn is a feature function.
@@ -95,12 +95,6 @@ func NewSchema(name string, fs []Feature) (*md.Schema, error) {
 	return md.NewSchema(name, fields...)
 }
 
-type point struct {
-	ts  int64
-	p   float64
-	sym md.SymID
-}
-
 // roll is a window's running sums over its last n values.
 type roll struct {
 	sum, sumsq float64
@@ -108,28 +102,30 @@ type roll struct {
 
 // symState is one symbol's series state.
 type symState struct {
-	pending []point   // waiting for the watermark, in order of ts
-	ring    []float64 // the last len(ring) prices
-	lr2     []float64 // the last len(lr2) squared log returns
-	n       int64     // prices folded
+	pending hold.Queue[float64] // prices waiting for the watermark
+	ring    []float64           // the last len(ring) prices
+	lr2     []float64           // the last len(lr2) squared log returns
+	n       int64               // prices folded
+	pos     int                 // n % len(ring): where the next price goes
 	last    float64
 	rolls   []roll    // per feature: sums over its window of prices or squared log returns
 	ema     []float64 // per feature
 	gain    []float64 // rsi: average gain, per feature
 	loss    []float64
-	armed   bool
-	timer   int64
 }
 
 // Features is the operator.
 type Features struct {
-	fs     []Feature
-	maxN   int
-	schema *md.Schema
-	st     *keyed.State[symState]
-	timers keyed.Timers
-	wm     int64
-	input  md.Kind
+	fs   []Feature
+	maxN int
+	// logReturns: a feature needs log returns (math.Log is most of a
+	// fold's cost, so it is skipped when none does)
+	logReturns bool
+	schema     *md.Schema
+	st         *keyed.State[symState]
+	sched      hold.Schedule
+	wm         int64
+	input      md.Kind
 
 	ob       *md.Batch
 	batchMax int
@@ -144,11 +140,12 @@ func New(fs []Feature, sc *md.Schema) (*Features, error) {
 	if len(fs) == 0 || sc == nil || sc.Len() != len(fs)+1 {
 		return nil, fmt.Errorf("features: no features or a schema that does not fit them")
 	}
-	m := 1
+	m, lr := 1, false
 	for _, f := range fs {
 		m = max(m, f.N)
+		lr = lr || f.Fn == LogReturn || f.Fn == RealizedVol
 	}
-	return &Features{fs: fs, maxN: m, schema: sc, st: keyed.NewState[symState](md.NewSymbolTable()), wm: md.MinTime, batchMax: md.DefaultBatchSize}, nil
+	return &Features{fs: fs, maxN: m, logReturns: lr, schema: sc, st: keyed.NewState[symState](md.NewSymbolTable()), wm: md.MinTime, batchMax: md.DefaultBatchSize}, nil
 }
 
 // Open implements engine.Opener.
@@ -182,33 +179,27 @@ func (o *Features) Process(ctx context.Context, b *md.Batch, out *engine.Output)
 		return fmt.Errorf("operator.features got %s records after %s records; one node computes features of one record kind", b.Kind, o.input)
 	}
 	for i := 0; i < n; i++ {
-		var pt point
+		var (
+			ts  int64
+			p   float64
+			sym md.SymID
+		)
 		switch b.Kind {
 		case md.KindTrade:
 			t := &b.Trades[i]
-			pt = point{ts: t.TS, p: t.Price, sym: t.Sym}
+			ts, p, sym = t.TS, t.Price, t.Sym
 		case md.KindQuote:
 			q := &b.Quotes[i]
-			pt = point{ts: q.TS, p: (q.Bid + q.Ask) / 2, sym: q.Sym}
+			ts, p, sym = q.TS, (q.Bid+q.Ask)/2, q.Sym
 		default:
 			r := &b.Bars[i]
-			pt = point{ts: r.TS(), p: r.Close, sym: r.Sym}
+			ts, p, sym = r.TS(), r.Close, r.Sym
 		}
-		if pt.ts < o.wm {
+		if ts < o.wm {
 			o.nLate++
 			continue
 		}
-		s := o.st.Get(pt.sym)
-		if k := len(s.pending); k == 0 || s.pending[k-1].ts <= pt.ts {
-			s.pending = append(s.pending, pt)
-		} else {
-			j, _ := slices.BinarySearchFunc(s.pending, pt.ts+1, func(x point, t int64) int { return cmp.Compare(x.ts, t) })
-			s.pending = slices.Insert(s.pending, j, pt)
-		}
-		if at := s.pending[0].ts + 1; !s.armed || at < s.timer {
-			s.armed, s.timer = true, at
-			o.timers.Set(at, pt.sym)
-		}
+		o.st.Get(sym).pending.Add(&o.sched, sym, ts, p)
 	}
 	if o.stats != nil && o.nLate != 0 {
 		o.stats.Drop("late", o.nLate)
@@ -224,31 +215,21 @@ func (o *Features) OnWatermark(ctx context.Context, wm int64, out *engine.Output
 		return nil
 	}
 	o.wm = wm
-	for _, syms, ok := o.timers.Pop(wm); ok; _, syms, ok = o.timers.Pop(wm) {
+	for syms, ok := o.sched.Due(wm); ok; syms, ok = o.sched.Due(wm) {
 		for _, sym := range syms {
 			s := o.st.Get(sym)
-			s.armed = false
-			k := 0
-			for k < len(s.pending) && s.pending[k].ts < wm {
-				if err := o.fold(s, &s.pending[k], out); err != nil {
+			for _, it := range s.pending.Release(&o.sched, sym, wm) {
+				if err := o.fold(s, sym, it.TS, it.Rec, out); err != nil {
 					return err
 				}
-				k++
-			}
-			if k > 0 {
-				s.pending = append(s.pending[:0], s.pending[k:]...)
-			}
-			if len(s.pending) > 0 {
-				s.armed, s.timer = true, s.pending[0].ts+1
-				o.timers.Set(s.timer, sym)
 			}
 		}
 	}
 	return o.flush(out)
 }
 
-// fold adds one price to the series and emits its features.
-func (o *Features) fold(s *symState, pt *point, out *engine.Output) error {
+// fold adds price x at ts to sym's series and emits its features.
+func (o *Features) fold(s *symState, sym md.SymID, ts int64, x float64, out *engine.Output) error {
 	if s.ring == nil {
 		s.ring = make([]float64, o.maxN+1)
 		s.lr2 = make([]float64, o.maxN+1)
@@ -257,25 +238,35 @@ func (o *Features) fold(s *symState, pt *point, out *engine.Output) error {
 		s.gain = make([]float64, len(o.fs))
 		s.loss = make([]float64, len(o.fs))
 	}
-	x := pt.p
-	size := int64(len(s.ring))
+	size := len(s.ring)
 	first := s.n == 0
 	prev := s.last
 	var lr float64
-	if !first {
+	if !first && o.logReturns {
 		lr = math.Log(x / prev)
 	}
 	// the values that leave each window: the price n back, the squared
-	// log return n back (returns exist from the second price on)
-	s.ring[s.n%size] = x
-	s.lr2[s.n%size] = lr * lr
+	// log return n back (returns exist from the second price on); pos is
+	// this price's place in the rings, s.n % len(ring)
+	pos := s.pos
+	s.ring[pos] = x
+	s.lr2[pos] = lr * lr
+	if s.pos++; s.pos == size {
+		s.pos = 0
+	}
 	s.n++
 	s.last = x
+	back := func(n int) int { // the ring index n places before pos
+		if i := pos - n; i >= 0 {
+			return i
+		}
+		return pos - n + size
+	}
 	if o.ob == nil {
 		o.ob = out.NewBatch(md.KindDerived)
 		o.ob.Schema = o.schema
 	}
-	row := o.ob.AddDerived(pt.ts, pt.sym)
+	row := o.ob.AddDerived(ts, sym)
 	row[0] = md.FloatValue(x)
 	for i := range o.fs {
 		f := &o.fs[i]
@@ -287,7 +278,7 @@ func (o *Features) fold(s *symState, pt *point, out *engine.Output) error {
 			r.sum += x
 			r.sumsq += x * x
 			if s.n > n {
-				old := s.ring[(s.n-1-n)%size]
+				old := s.ring[back(f.N)]
 				r.sum -= old
 				r.sumsq -= old * old
 			}
@@ -325,7 +316,7 @@ func (o *Features) fold(s *symState, pt *point, out *engine.Output) error {
 			if !first {
 				r.sum += lr * lr
 				if s.n-1 > n {
-					r.sum -= s.lr2[(s.n-1-n)%size]
+					r.sum -= s.lr2[back(f.N)]
 				}
 			}
 			v = math.Sqrt(max(r.sum, 0))

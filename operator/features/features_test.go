@@ -2,12 +2,10 @@ package features
 
 import (
 	"cmp"
-	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/quick"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/optest"
 )
 
 const (
@@ -25,65 +24,23 @@ const (
 
 var all = []string{"sma(2)", "ema(3)", "stddev(2)", "return", "log_return", "zscore(2)", "rsi(2)", "realized_vol(2)"}
 
-type rec struct {
-	sym md.SymID
-	ts  int64
-	v   []float64
-}
-
-func rows(bs []*md.Batch) []rec {
-	var out []rec
-	for _, b := range bs {
-		for i, d := range b.Derived {
-			var v []float64
-			for _, x := range b.Row(i) {
-				v = append(v, x.Float())
-			}
-			out = append(out, rec{d.Sym, d.TS, v})
-		}
-		b.Release()
-	}
-	return out
-}
+type rec = optest.Row
 
 type harness struct {
-	t  *testing.T
-	f  *Features
-	to *enginetest.Output
+	*optest.Instance
+	f *Features
 }
 
-func newHarness(t *testing.T, fs []string) *harness {
-	spec, _ := component.Lookup(Type)
-	p, err := component.NewParams(spec, map[string]any{"features": fs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	impl, err := spec.NewProcessor(p, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, f: impl.(*Features), to: enginetest.NewOutput(nil, 0)}
-	h.to.NC.Symbols.Intern("test", "A")
-	h.to.NC.Symbols.Intern("test", "B")
-	if err := h.f.Open(context.Background(), h.to.NC); err != nil {
-		t.Fatal(err)
-	}
-	return h
+func newHarness(t testing.TB, fs []string) *harness {
+	in := optest.NewInstance(t, Type, map[string]any{"features": fs}, []string{"A", "B"})
+	return &harness{Instance: in, f: in.Impl.(*Features)}
 }
 
-func (h *harness) trades(ts ...md.Trade) {
-	b := md.NewBatch(md.KindTrade)
-	b.Trades = ts
-	if err := h.f.Process(context.Background(), b, h.to.Output); err != nil {
-		h.t.Fatal(err)
-	}
-}
+func (h *harness) trades(ts ...md.Trade) { h.Trades(ts...) }
 
 func (h *harness) wm(w int64) []rec {
-	if err := h.f.OnWatermark(context.Background(), w, h.to.Output); err != nil {
-		h.t.Fatal(err)
-	}
-	return rows(h.to.Drain(engine.PortMain))
+	h.Watermark(w)
+	return optest.Rows(h.Drain(engine.PortMain))
 }
 
 func tr(sym md.SymID, tsMS int64, p float64) md.Trade {
@@ -102,28 +59,28 @@ func TestHandComputed(t *testing.T) {
 	l1, l2, l3 := math.Log(1.1), math.Log(12.0/11), math.Log(11.0/12)
 	want := []rec{
 		// price sma ema sd ret lr z rsi rv
-		{0, t0, []float64{10, 10, 10, 0, 0, 0, 0, 50, 0}},
-		{0, t0 + 10*ms, []float64{11, 10.5, 10.5, 0.5, 0.1, l1, 1, 100, l1}},
-		{1, t0 + 5*ms, []float64{7, 7, 7, 0, 0, 0, 0, 50, 0}},
-		{0, t0 + 20*ms, []float64{12, 11.5, 11.25, 0.5, 1.0 / 11, l2, 1, 100, math.Sqrt(l1*l1 + l2*l2)}},
-		{0, t0 + 30*ms, []float64{11, 11.5, 11.125, 0.5, 11.0/12 - 1, l3, -1, 50, math.Sqrt(l2*l2 + l3*l3)}},
+		{Sym: 0, TS: t0, V: []float64{10, 10, 10, 0, 0, 0, 0, 50, 0}},
+		{Sym: 0, TS: t0 + 10*ms, V: []float64{11, 10.5, 10.5, 0.5, 0.1, l1, 1, 100, l1}},
+		{Sym: 1, TS: t0 + 5*ms, V: []float64{7, 7, 7, 0, 0, 0, 0, 50, 0}},
+		{Sym: 0, TS: t0 + 20*ms, V: []float64{12, 11.5, 11.25, 0.5, 1.0 / 11, l2, 1, 100, math.Sqrt(l1*l1 + l2*l2)}},
+		{Sym: 0, TS: t0 + 30*ms, V: []float64{11, 11.5, 11.125, 0.5, 11.0/12 - 1, l3, -1, 50, math.Sqrt(l2*l2 + l3*l3)}},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %v", got)
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.sym != w.sym || g.ts != w.ts {
+		if g.Sym != w.Sym || g.TS != w.TS {
 			t.Fatalf("row %d: got %v want %v", i, g, w)
 		}
-		for k := range w.v {
-			if !near(g.v[k], w.v[k]) {
-				t.Fatalf("row %d field %d: got %v want %v", i, k, g.v[k], w.v[k])
+		for k := range w.V {
+			if !near(g.V[k], w.V[k]) {
+				t.Fatalf("row %d field %d: got %v want %v", i, k, g.V[k], w.V[k])
 			}
 		}
 	}
 	h.trades(tr(0, 1, 99))
-	if d := h.to.NC.Stats.Drops(); d["late"] != 1 {
+	if d := h.Out.NC.Stats.Drops(); d["late"] != 1 {
 		t.Fatalf("drops %v", d)
 	}
 }
@@ -247,16 +204,16 @@ func TestEqualsRecomputation(t *testing.T) {
 			want := brute(fs, ps)
 			k := 0
 			for _, g := range got {
-				if g.sym != sym {
+				if g.Sym != sym {
 					continue
 				}
-				if g.ts != series[k].TS {
+				if g.TS != series[k].TS {
 					t.Logf("sym %d row %d ts", sym, k)
 					return false
 				}
 				for j := range want[k] {
-					if !near(g.v[j], want[k][j]) {
-						t.Logf("sym %d row %d %s: got %v want %v", sym, k, specs[max(j-1, 0)], g.v[j], want[k][j])
+					if !near(g.V[j], want[k][j]) {
+						t.Logf("sym %d row %d %s: got %v want %v", sym, k, specs[max(j-1, 0)], g.V[j], want[k][j])
 						return false
 					}
 				}
@@ -290,21 +247,6 @@ func TestBadParams(t *testing.T) {
 	}
 }
 
-type sink struct {
-	mu   sync.Mutex
-	rows []rec
-}
-
-func (s *sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b.Kind == md.KindDerived {
-		b.Retain(1)
-		s.rows = append(s.rows, rows([]*md.Batch{b})...)
-	}
-	return nil
-}
-
 func TestParallelismFourIsIdentical(t *testing.T) {
 	syms := enginetest.Symbols(8)
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -315,67 +257,53 @@ func TestParallelismFourIsIdentical(t *testing.T) {
 		in = append(in, md.Trade{Sym: md.SymID(rng.IntN(len(syms))), TS: base - rng.Int64N(40*ms), Price: float64(100 + rng.IntN(10)), Size: 1})
 	}
 	run := func(par int) []rec {
-		spec, _ := component.Lookup(Type)
-		p, _ := component.NewParams(spec, map[string]any{"features": all})
-		src := enginetest.SourceNode("src", md.KindTrade, &enginetest.Source{Symbols: syms, Trades: in, BatchSize: 11})
-		src.MaxOutOfOrderness = 40 * time.Millisecond
-		s := &sink{}
-		g := &engine.Graph{
-			Nodes: []*engine.Node{src, component.Node(spec, p, component.NodeOptions{ID: "f", Parallelism: par}), enginetest.SinkNode("sink", s)},
-			Edges: []*engine.Edge{{From: "src", To: "f"}, {From: "f", To: "sink"}},
-		}
-		j, err := engine.New(g, engine.Options{Job: "features-test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := j.Run(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		res := optest.Run(t, optest.Job{Src: &enginetest.Source{Symbols: syms, Trades: in, BatchSize: 11}, Type: Type,
+			Params: map[string]any{"features": all}, Parallelism: par, OOO: 40 * time.Millisecond})
+		rows := res.Ports[engine.PortMain].Rows()
 		// per symbol in order of ts (instances interleave symbols)
-		slices.SortStableFunc(s.rows, func(a, b rec) int {
-			if c := cmp.Compare(a.sym, b.sym); c != 0 {
+		slices.SortStableFunc(rows, func(a, b rec) int {
+			if c := cmp.Compare(a.Sym, b.Sym); c != 0 {
 				return c
 			}
-			return cmp.Compare(a.ts, b.ts)
+			return cmp.Compare(a.TS, b.TS)
 		})
-		return s.rows
+		return rows
 	}
 	one, four := run(1), run(4)
 	if len(one) != len(in) || len(four) != len(one) {
 		t.Fatalf("rows %d / %d, inputs %d", len(one), len(four), len(in))
 	}
 	for i := range one {
-		if one[i].sym != four[i].sym || one[i].ts != four[i].ts || !slices.Equal(one[i].v, four[i].v) {
+		if one[i].Sym != four[i].Sym || one[i].TS != four[i].TS || !slices.Equal(one[i].V, four[i].V) {
 			t.Fatalf("row %d differs: %v vs %v", i, one[i], four[i])
 		}
 	}
 }
 
-// BenchmarkFeatures: in-order trades over 100 symbols, five features, the
-// watermark after each batch of 1024; ns and allocations per record.
+// BenchmarkFeatures: in-order trades over 100 symbols, five features
+// (no log returns), the watermark after each batch of 1024.
 func BenchmarkFeatures(b *testing.B) {
-	h := newHarness(&testing.T{}, []string{"sma(20)", "ema(12)", "stddev(20)", "return", "rsi(14)"})
-	for i := 2; i < 100; i++ {
-		h.to.NC.Symbols.Intern("test", string(rune('a'+i%26))+string(rune('a'+i/26)))
-	}
+	benchFeatures(b, []string{"sma(20)", "ema(12)", "stddev(20)", "return", "rsi(14)"})
+}
+
+// BenchmarkFeaturesLogReturns: the same with log returns and realized
+// volatility, which take a logarithm per record.
+func BenchmarkFeaturesLogReturns(b *testing.B) {
+	benchFeatures(b, []string{"sma(20)", "log_return", "realized_vol(30)"})
+}
+
+func benchFeatures(b *testing.B, fs []string) {
+	in := optest.NewInstance(b, Type, map[string]any{"features": fs}, enginetest.Symbols(100))
 	const n = 1024
 	batch := md.NewBatch(md.KindTrade)
 	batch.Trades = make([]md.Trade, n)
 	ts := t0
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	optest.Bench(b, in, n, 64, func(int) {
 		for k := range batch.Trades {
 			ts += 1000
 			batch.Trades[k] = md.Trade{Sym: md.SymID(k % 100), TS: ts, Price: float64(100 + k%7), Size: 1}
 		}
-		_ = h.f.Process(ctx, batch, h.to.Output)
-		_ = h.f.OnWatermark(ctx, ts+1, h.to.Output)
-		for _, o := range h.to.Drain(engine.PortMain) {
-			o.Release()
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+		in.Process(batch)
+		in.Watermark(ts + 1)
+	})
 }

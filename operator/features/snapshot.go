@@ -61,8 +61,8 @@ func (o *Features) Snapshot(ctx context.Context) ([]byte, error) {
 	sn := snapshot{V: snapshotVersion, Features: o.names(), WM: o.wm, Input: o.input}
 	o.st.Range(func(_ md.SymID, k keyed.Key, s *symState) bool {
 		ks := keySnap{Provider: k.Provider, Symbol: k.Symbol, Ring: s.ring, LR2: s.lr2, N: s.n, Last: s.last, EMA: s.ema, Gain: s.gain, Loss: s.loss}
-		for _, p := range s.pending {
-			ks.Pending = append(ks.Pending, pointSnap{TS: p.ts, P: p.p})
+		for _, p := range s.pending.Items() {
+			ks.Pending = append(ks.Pending, pointSnap{TS: p.TS, P: p.Rec})
 		}
 		for _, r := range s.rolls {
 			ks.Rolls = append(ks.Rolls, [2]float64{r.sum, r.sumsq})
@@ -104,7 +104,7 @@ func (o *Features) Restore(ctx context.Context, states [][]byte) error {
 			if k.Owner(o.instances) != o.instance {
 				continue
 			}
-			st := symState{n: ks.N, last: ks.Last}
+			st := symState{n: ks.N, pos: int(ks.N % int64(o.maxN+1)), last: ks.Last}
 			if ks.Ring != nil {
 				if len(ks.Ring) != o.maxN+1 || len(ks.LR2) != o.maxN+1 || len(ks.Rolls) != len(o.fs) || len(ks.EMA) != len(o.fs) || len(ks.Gain) != len(o.fs) || len(ks.Loss) != len(o.fs) {
 					return fmt.Errorf("operator.features: checkpoint state of instance %d: the series of %s have the wrong lengths", i, ks.Symbol)
@@ -118,12 +118,9 @@ func (o *Features) Restore(ctx context.Context, states [][]byte) error {
 			sym := o.st.Restore(k, st)
 			s := o.st.Get(sym)
 			for _, p := range ks.Pending {
-				s.pending = append(s.pending, point{ts: p.TS, p: p.P, sym: sym})
+				s.pending.Insert(p.TS, p.P)
 			}
-			if len(s.pending) > 0 {
-				s.armed, s.timer = true, s.pending[0].ts+1
-				o.timers.Set(s.timer, sym)
-			}
+			s.pending.Rearm(&o.sched, sym)
 		}
 	}
 	return nil

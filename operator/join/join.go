@@ -27,6 +27,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/keyed"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/hold"
 )
 
 // Kind is the join kind.
@@ -66,23 +67,24 @@ type Config struct {
 	SideOutput bool
 }
 
-// rec is a buffered record: for a trade v is price, size; for a quote bid,
-// ask, bid_size, ask_size.
+// rec is a buffered record (its ts is the hold.Item's): for a trade v is
+// price, size; for a quote bid, ask, bid_size, ask_size.
 type rec struct {
-	ts   int64
 	sym  md.SymID
 	side md.Side
 	v    [4]float64
 }
 
+// item is a buffered record with its ts.
+type item = hold.Item[rec]
+
 // group is the state of one symbol text: left records waiting for the
 // watermark, in order of ts (ties in arrival order), and the right records
-// that may still pair, in the same order.
+// that may still pair, in the same order (never armed: they wait to be
+// looked up, and are dropped when nothing can pair with them any more).
 type group struct {
-	left  []rec
-	right []rec
-	timer int64 // the pending timer's time, when armed
-	armed bool
+	left  hold.Queue[rec]
+	right hold.Queue[rec]
 }
 
 // col is one output column's source.
@@ -114,7 +116,7 @@ type Join struct {
 	canon  *keyed.State[md.SymID] // SymID → canonical SymID + 1 of its symbol text
 	byText map[string]md.SymID
 	groups *keyed.State[group] // by canonical SymID
-	timers keyed.Timers
+	sched  hold.Schedule       // left releases; Delay: interval upper, else 0
 
 	wm       int64
 	ob       *md.Batch
@@ -182,8 +184,14 @@ func New(cfg Config) (*Join, error) {
 		return nil, fmt.Errorf("join: schema %s does not fit the join's columns", cfg.Schema)
 	}
 	t := md.NewSymbolTable()
-	return &Join{cfg: cfg, cols: cols, canon: keyed.NewState[md.SymID](t), groups: keyed.NewState[group](t),
-		byText: map[string]md.SymID{}, wm: md.MinTime, batchMax: md.DefaultBatchSize}, nil
+	jn := &Join{cfg: cfg, cols: cols, canon: keyed.NewState[md.SymID](t), groups: keyed.NewState[group](t),
+		byText: map[string]md.SymID{}, wm: md.MinTime, batchMax: md.DefaultBatchSize}
+	if cfg.Kind == Interval {
+		// a left record waits until no right record that could pair with
+		// it can still arrive: past ts + upper
+		jn.sched.Delay = cfg.Upper
+	}
+	return jn, nil
 }
 
 // Open implements engine.Opener.
@@ -234,15 +242,18 @@ func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engi
 	n := b.Len()
 	var late *md.Batch
 	for i := 0; i < n; i++ {
-		var r rec
+		var (
+			r  rec
+			ts int64
+		)
 		if b.Kind == md.KindTrade {
 			t := &b.Trades[i]
-			r = rec{ts: t.TS, sym: t.Sym, side: t.Side, v: [4]float64{t.Price, t.Size}}
+			ts, r = t.TS, rec{sym: t.Sym, side: t.Side, v: [4]float64{t.Price, t.Size}}
 		} else {
 			q := &b.Quotes[i]
-			r = rec{ts: q.TS, sym: q.Sym, v: [4]float64{q.Bid, q.Ask, q.BidSize, q.AskSize}}
+			ts, r = q.TS, rec{sym: q.Sym, v: [4]float64{q.Bid, q.Ask, q.BidSize, q.AskSize}}
 		}
-		if r.ts < j.wm {
+		if ts < j.wm {
 			if !j.cfg.SideOutput {
 				j.nLate++
 				continue
@@ -264,45 +275,16 @@ func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engi
 		k := j.key(r.sym)
 		g := j.groups.Get(k)
 		if port == PortRight {
-			g.right = insert(g.right, r)
+			g.right.Insert(ts, r)
 			continue
 		}
-		g.left = insert(g.left, r)
-		if at := j.releaseAt(g.left[0].ts); !g.armed || at < g.timer {
-			g.timer, g.armed = at, true
-			j.timers.Set(at, k)
-		}
+		g.left.Add(&j.sched, k, ts, r)
 	}
 	j.flushStats()
 	if late != nil {
 		return out.EmitTo(engine.PortLate, late)
 	}
 	return nil
-}
-
-// insert adds r to recs kept in order of ts, after any with the same ts:
-// an append when records arrive in order.
-func insert(recs []rec, r rec) []rec {
-	n := len(recs)
-	if n == 0 || recs[n-1].ts <= r.ts {
-		return append(recs, r)
-	}
-	i, _ := slices.BinarySearchFunc(recs, r.ts+1, func(x rec, t int64) int { return cmp.Compare(x.ts, t) })
-	return slices.Insert(recs, i, r)
-}
-
-// releaseAt is the watermark at which a left record at ts can be emitted:
-// past ts (asof) or past ts + upper (interval), when no right record that
-// could pair with it can still arrive.
-func (j *Join) releaseAt(ts int64) int64 {
-	d := int64(0)
-	if j.cfg.Kind == Interval {
-		d = j.cfg.Upper
-	}
-	if d > 0 && ts > md.MaxTime-d-1 || ts == md.MaxTime {
-		return md.MaxTime
-	}
-	return ts + d + 1
 }
 
 // OnWatermark implements engine.WatermarkHandler: it emits the left
@@ -314,72 +296,63 @@ func (j *Join) OnWatermark(ctx context.Context, wm int64, out *engine.Output) er
 		return nil
 	}
 	j.wm = wm
-	for _, keys, ok := j.timers.Pop(wm); ok; _, keys, ok = j.timers.Pop(wm) {
+	for keys, ok := j.sched.Due(wm); ok; keys, ok = j.sched.Due(wm) {
 		for _, k := range keys {
 			g := j.groups.Get(k)
-			g.armed = false
-			if err := j.release(g, wm, out); err != nil {
+			if err := j.release(g, k, wm, out); err != nil {
 				return err
-			}
-			if len(g.left) > 0 {
-				g.timer, g.armed = j.releaseAt(g.left[0].ts), true
-				j.timers.Set(g.timer, k)
 			}
 		}
 	}
 	return j.flush(out)
 }
 
-// release emits g's left records that wm released and trims g's right
-// records.
-func (j *Join) release(g *group, wm int64, out *engine.Output) error {
-	n, i := 0, 0
-	for n < len(g.left) && j.releaseAt(g.left[n].ts) <= wm {
-		l := &g.left[n]
+// release emits the left records of g (the group of key k) that wm
+// released and trims g's right records.
+func (j *Join) release(g *group, k md.SymID, wm int64, out *engine.Output) error {
+	right := g.right.Items()
+	i := 0
+	left := g.left.Release(&j.sched, k, wm)
+	for x := range left {
+		l := &left[x]
 		if j.cfg.Kind == AsOf {
-			// the latest right at or before l.ts: the last with ts <= l.ts;
+			// the latest right at or before l.TS: the last with ts <= l.TS;
 			// the left records come in order of ts, so i only moves on
-			for i < len(g.right) && g.right[i].ts <= l.ts {
+			for i < len(right) && right[i].TS <= l.TS {
 				i++
 			}
-			var r *rec
-			if i > 0 && (j.cfg.MaxStaleness < 0 || l.ts-g.right[i-1].ts <= j.cfg.MaxStaleness) {
-				r = &g.right[i-1]
+			var r *item
+			if i > 0 && (j.cfg.MaxStaleness < 0 || l.TS-right[i-1].TS <= j.cfg.MaxStaleness) {
+				r = &right[i-1]
 			}
 			if err := j.emit(l, r, out); err != nil {
 				return err
 			}
 		} else {
-			lo, hi := l.ts+j.cfg.Lower, l.ts+j.cfg.Upper
-			i, _ := slices.BinarySearchFunc(g.right, lo, func(x rec, t int64) int { return cmp.Compare(x.ts, t) })
-			for ; i < len(g.right) && g.right[i].ts <= hi; i++ {
-				if err := j.emit(l, &g.right[i], out); err != nil {
+			lo, hi := l.TS+j.cfg.Lower, l.TS+j.cfg.Upper
+			i, _ := slices.BinarySearchFunc(right, lo, func(x item, t int64) int { return cmp.Compare(x.TS, t) })
+			for ; i < len(right) && right[i].TS <= hi; i++ {
+				if err := j.emit(l, &right[i], out); err != nil {
 					return err
 				}
 			}
 		}
-		n++
-	}
-	if n > 0 {
-		g.left = append(g.left[:0], g.left[n:]...)
 	}
 	// Left records still to be emitted have ts >= cut.
 	cut := wm
-	if len(g.left) > 0 {
-		cut = min(cut, g.left[0].ts)
+	if rest := g.left.Items(); len(rest) > 0 {
+		cut = min(cut, rest[0].TS)
 	}
 	drop := 0
 	if j.cfg.Kind == AsOf {
 		// keep the last right at or before cut: it is the answer for a
 		// left record at cut
-		i, _ := slices.BinarySearchFunc(g.right, cut+1, func(x rec, t int64) int { return cmp.Compare(x.ts, t) })
+		i, _ := slices.BinarySearchFunc(right, cut+1, func(x item, t int64) int { return cmp.Compare(x.TS, t) })
 		drop = max(i-1, 0)
 	} else if cut > md.MinTime/2 {
-		drop, _ = slices.BinarySearchFunc(g.right, cut+j.cfg.Lower, func(x rec, t int64) int { return cmp.Compare(x.ts, t) })
+		drop, _ = slices.BinarySearchFunc(right, cut+j.cfg.Lower, func(x item, t int64) int { return cmp.Compare(x.TS, t) })
 	}
-	if drop > 0 {
-		g.right = append(g.right[:0], g.right[drop:]...)
-	}
+	g.right.Drop(drop)
 	return nil
 }
 
@@ -406,12 +379,17 @@ func sideValue(s md.Side) int64 {
 }
 
 // emit appends the pair (l, r); r is nil for an unmatched asof record.
-func (j *Join) emit(l, r *rec, out *engine.Output) error {
+func (j *Join) emit(li, ri *item, out *engine.Output) error {
+	l := &li.Rec
+	var r *rec
+	if ri != nil {
+		r = &ri.Rec
+	}
 	if j.ob == nil {
 		j.ob = out.NewBatch(md.KindDerived)
 		j.ob.Schema = j.cfg.Schema
 	}
-	row := j.ob.AddDerived(l.ts, l.sym)
+	row := j.ob.AddDerived(li.TS, l.sym)
 	for i, c := range j.cols {
 		var v md.Value
 		switch {
@@ -438,7 +416,7 @@ func (j *Join) emit(l, r *rec, out *engine.Output) error {
 				v = md.IntValue(-1)
 			}
 		case c == cRightTS:
-			v = md.IntValue(r.ts)
+			v = md.IntValue(ri.TS)
 		case c == cMatched:
 			v = md.IntValue(1)
 		}

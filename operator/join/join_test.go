@@ -243,12 +243,12 @@ func streams(seed uint64, n, syms int, disorder int64) ([]md.Trade, []md.Quote) 
 	return ts, qs
 }
 
-func qrec(q md.Quote) rec {
-	return rec{ts: q.TS, sym: q.Sym, v: [4]float64{q.Bid, q.Ask, q.BidSize, q.AskSize}}
+func qrec(q md.Quote) item {
+	return item{TS: q.TS, Rec: rec{sym: q.Sym, v: [4]float64{q.Bid, q.Ask, q.BidSize, q.AskSize}}}
 }
 
-func trec(t md.Trade) rec {
-	return rec{ts: t.TS, sym: t.Sym, side: t.Side, v: [4]float64{t.Price, t.Size}}
+func trec(t md.Trade) item {
+	return item{TS: t.TS, Rec: rec{sym: t.Sym, side: t.Side, v: [4]float64{t.Price, t.Size}}}
 }
 
 // nestedAsOf is the as-of join by a nested loop: for each trade, the quote
@@ -452,39 +452,30 @@ func TestParallelismFourIsIdentical(t *testing.T) {
 // BenchmarkAsOf joins in-order trades with quotes over 100 symbols, batches
 // of 1024 alternating, the watermark after each pair; ns and allocations
 // per record (trades and quotes both count).
-func BenchmarkAsOf(b *testing.B) {
-	h := newHarness(b, map[string]any{"kind": "asof"})
-	for i := 2; i < 100; i++ {
-		h.to.NC.Symbols.Intern("test", fmt.Sprint("S", i))
-	}
+func BenchmarkAsOf(b *testing.B) { benchJoin(b, map[string]any{"kind": "asof"}) }
+
+// BenchmarkInterval: the same joined by kind interval over [-1ms, 0]
+// (each trade pairs with the quote 1µs before it, of its symbol).
+func BenchmarkInterval(b *testing.B) {
+	benchJoin(b, map[string]any{"kind": "interval", "right": "quote", "lower": "-1ms", "upper": "0s"})
+}
+
+func benchJoin(b *testing.B, params map[string]any) {
+	in := optest.NewInstance(b, Type, params, enginetest.Symbols(100))
 	const n = 1024
 	tb, qb := md.NewBatch(md.KindTrade), md.NewBatch(md.KindQuote)
 	tb.Trades, qb.Quotes = make([]md.Trade, n), make([]md.Quote, n)
 	ts := t0
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	optest.Bench(b, in, 2*n, 64, func(int) {
 		for k := 0; k < n; k++ {
 			ts += 5_000
 			qb.Quotes[k] = md.Quote{Sym: md.SymID(k % 100), TS: ts, Bid: 100, Ask: 101}
-			tb.Trades[k] = md.Trade{Sym: md.SymID((k + 7) % 100), TS: ts + 1, Price: 100.5, Size: 1}
+			tb.Trades[k] = md.Trade{Sym: md.SymID(k % 100), TS: ts + 1, Price: 100.5, Size: 1}
 		}
-		if err := h.j.ProcessPort(ctx, PortRight, qb, h.to.Output); err != nil {
-			b.Fatal(err)
-		}
-		if err := h.j.ProcessPort(ctx, PortLeft, tb, h.to.Output); err != nil {
-			b.Fatal(err)
-		}
-		if err := h.j.OnWatermark(ctx, ts, h.to.Output); err != nil {
-			b.Fatal(err)
-		}
-		for _, o := range h.to.Drain(engine.PortMain) {
-			o.Release()
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2*n), "ns/record")
+		in.ProcessPort(PortRight, qb)
+		in.ProcessPort(PortLeft, tb)
+		in.Watermark(ts)
+	})
 }
 
 // late_policy side_output: a late left trade and a late right quote go to

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mdpio/mdp/engine/keyed"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/hold"
 )
 
 // snapshotVersion is the version of the join's checkpoint encoding.
@@ -43,24 +44,25 @@ func (j *Join) Snapshot(ctx context.Context) ([]byte, error) {
 	sn := snapshot{V: snapshotVersion, WM: j.wm}
 	syms := j.groups.Symbols()
 	j.groups.Range(func(sym md.SymID, k keyed.Key, g *group) bool {
-		if len(g.left) == 0 && len(g.right) == 0 {
+		if g.left.Len() == 0 && g.right.Len() == 0 {
 			return true
 		}
 		gs := groupSnap{Symbol: k.Symbol, Providers: []string{k.Provider}}
-		conv := func(rs []rec) []recSnap {
+		conv := func(rs []item) []recSnap {
 			out := make([]recSnap, len(rs))
-			for i, r := range rs {
+			for i, it := range rs {
+				r := &it.Rec
 				p := syms.Get(r.sym).Provider
 				pi := slices.Index(gs.Providers, p)
 				if pi < 0 {
 					pi = len(gs.Providers)
 					gs.Providers = append(gs.Providers, p)
 				}
-				out[i] = recSnap{TS: r.ts, Provider: pi, Side: r.side, V: r.v}
+				out[i] = recSnap{TS: it.TS, Provider: pi, Side: r.side, V: r.v}
 			}
 			return out
 		}
-		gs.Left, gs.Right = conv(g.left), conv(g.right)
+		gs.Left, gs.Right = conv(g.left.Items()), conv(g.right.Items())
 		sn.Groups = append(sn.Groups, gs)
 		return true
 	})
@@ -104,30 +106,19 @@ func (j *Join) Restore(ctx context.Context, states [][]byte) error {
 			for _, id := range ids {
 				*j.canon.Get(id) = k + 1
 			}
-			conv := func(rs []recSnap) ([]rec, error) {
-				out := make([]rec, len(rs))
-				for n, r := range rs {
-					if r.Provider < 0 || r.Provider >= len(ids) {
-						return nil, fmt.Errorf("operator.join: checkpoint state of instance %d: provider index %d out of range", i, r.Provider)
-					}
-					out[n] = rec{ts: r.TS, sym: ids[r.Provider], side: r.Side, v: r.V}
-				}
-				return out, nil
-			}
 			g := j.groups.Get(k)
-			left, err := conv(gs.Left)
-			if err != nil {
-				return err
+			for _, side := range []struct {
+				recs []recSnap
+				q    *hold.Queue[rec]
+			}{{gs.Left, &g.left}, {gs.Right, &g.right}} {
+				for _, r := range side.recs {
+					if r.Provider < 0 || r.Provider >= len(ids) {
+						return fmt.Errorf("operator.join: checkpoint state of instance %d: provider index %d out of range", i, r.Provider)
+					}
+					side.q.Insert(r.TS, rec{sym: ids[r.Provider], side: r.Side, v: r.V})
+				}
 			}
-			right, err := conv(gs.Right)
-			if err != nil {
-				return err
-			}
-			g.left, g.right = append(g.left, left...), append(g.right, right...)
-			if len(g.left) > 0 {
-				g.timer, g.armed = j.releaseAt(g.left[0].ts), true
-				j.timers.Set(g.timer, k)
-			}
+			g.left.Rearm(&j.sched, k)
 		}
 	}
 	return nil

@@ -45,8 +45,8 @@ func (o *VWAP) Snapshot(ctx context.Context) ([]byte, error) {
 	sn := snapshot{V: snapshotVersion, WM: o.wm, Input: o.input}
 	o.st.Range(func(_ md.SymID, k keyed.Key, s *symState) bool {
 		ks := keySnap{Provider: k.Provider, Symbol: k.Symbol, SessEnd: s.sessEnd, PV: s.pv, Vol: s.vol, N: s.n}
-		for _, p := range s.pending {
-			ks.Pending = append(ks.Pending, [4]int64{p.ts, bits(p.p), bits(p.sz), p.trades})
+		for _, p := range s.pending.Items() {
+			ks.Pending = append(ks.Pending, [4]int64{p.TS, bits(p.Rec.p), bits(p.Rec.sz), p.Rec.trades})
 		}
 		for _, e := range s.win[s.head:] {
 			ks.Win = append(ks.Win, [3]int64{e.ts, bits(e.pv), bits(e.vol)})
@@ -92,12 +92,9 @@ func (o *VWAP) Restore(ctx context.Context, states [][]byte) error {
 			sym := o.st.Restore(k, st)
 			s := o.st.Get(sym)
 			for _, p := range ks.Pending {
-				s.pending = append(s.pending, point{ts: p[0], p: float(p[1]), sz: float(p[2]), trades: p[3], sym: sym})
+				s.pending.Insert(p[0], point{p: float(p[1]), sz: float(p[2]), trades: p[3]})
 			}
-			if len(s.pending) > 0 {
-				s.armed, s.timer = true, s.pending[0].ts+1
-				o.timers.Set(s.timer, sym)
-			}
+			s.pending.Rearm(&o.sched, sym)
 		}
 	}
 	return nil

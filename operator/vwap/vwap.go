@@ -11,15 +11,14 @@
 package vwap
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/keyed"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/hold"
 	"github.com/mdpio/mdp/operator/resample"
 )
 
@@ -32,10 +31,9 @@ type Config struct {
 	Schema       *md.Schema
 }
 
+// point is a held record: price, size and the trades it is over.
 type point struct {
-	ts     int64
 	p, sz  float64
-	sym    md.SymID
 	trades int64
 }
 
@@ -45,9 +43,7 @@ type entry struct {
 }
 
 type symState struct {
-	pending []point
-	armed   bool
-	timer   int64
+	pending hold.Queue[point] // waiting for the watermark
 	// session
 	sessEnd int64
 	// both: the sums; rolling: the entries in the window, oldest at head
@@ -59,12 +55,12 @@ type symState struct {
 
 // VWAP is the operator.
 type VWAP struct {
-	cfg    Config
-	days   *resample.Resample
-	st     *keyed.State[symState]
-	timers keyed.Timers
-	wm     int64
-	input  md.Kind
+	cfg   Config
+	days  *resample.Resample
+	st    *keyed.State[symState]
+	sched hold.Schedule
+	wm    int64
+	input md.Kind
 
 	ob       *md.Batch
 	batchMax int
@@ -126,29 +122,23 @@ func (o *VWAP) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 		return fmt.Errorf("operator.vwap got %s records after %s records; one node takes one record kind", b.Kind, o.input)
 	}
 	for i := 0; i < n; i++ {
-		var pt point
+		var (
+			ts  int64
+			sym md.SymID
+			pt  point
+		)
 		if b.Kind == md.KindTrade {
 			t := &b.Trades[i]
-			pt = point{ts: t.TS, p: t.Price, sz: t.Size, sym: t.Sym, trades: 1}
+			ts, sym, pt = t.TS, t.Sym, point{p: t.Price, sz: t.Size, trades: 1}
 		} else {
 			r := &b.Bars[i]
-			pt = point{ts: r.TS(), p: r.VWAP, sz: r.Volume, sym: r.Sym, trades: r.Trades}
+			ts, sym, pt = r.TS(), r.Sym, point{p: r.VWAP, sz: r.Volume, trades: r.Trades}
 		}
-		if pt.ts < o.wm {
+		if ts < o.wm {
 			o.nLate++
 			continue
 		}
-		s := o.st.Get(pt.sym)
-		if k := len(s.pending); k == 0 || s.pending[k-1].ts <= pt.ts {
-			s.pending = append(s.pending, pt)
-		} else {
-			j, _ := slices.BinarySearchFunc(s.pending, pt.ts+1, func(x point, t int64) int { return cmp.Compare(x.ts, t) })
-			s.pending = slices.Insert(s.pending, j, pt)
-		}
-		if at := s.pending[0].ts + 1; !s.armed || at < s.timer {
-			s.armed, s.timer = true, at
-			o.timers.Set(at, pt.sym)
-		}
+		o.st.Get(sym).pending.Add(&o.sched, sym, ts, pt)
 	}
 	if o.stats != nil && o.nLate != 0 {
 		o.stats.Drop("late", o.nLate)
@@ -163,34 +153,24 @@ func (o *VWAP) OnWatermark(ctx context.Context, wm int64, out *engine.Output) er
 		return nil
 	}
 	o.wm = wm
-	for _, syms, ok := o.timers.Pop(wm); ok; _, syms, ok = o.timers.Pop(wm) {
+	for syms, ok := o.sched.Due(wm); ok; syms, ok = o.sched.Due(wm) {
 		for _, sym := range syms {
 			s := o.st.Get(sym)
-			s.armed = false
-			k := 0
-			for k < len(s.pending) && s.pending[k].ts < wm {
-				if err := o.fold(s, &s.pending[k], out); err != nil {
+			for _, it := range s.pending.Release(&o.sched, sym, wm) {
+				if err := o.fold(s, sym, it.TS, &it.Rec, out); err != nil {
 					return err
 				}
-				k++
-			}
-			if k > 0 {
-				s.pending = append(s.pending[:0], s.pending[k:]...)
-			}
-			if len(s.pending) > 0 {
-				s.armed, s.timer = true, s.pending[0].ts+1
-				o.timers.Set(s.timer, sym)
 			}
 		}
 	}
 	return o.flush(out)
 }
 
-func (o *VWAP) fold(s *symState, pt *point, out *engine.Output) error {
+func (o *VWAP) fold(s *symState, sym md.SymID, ts int64, pt *point, out *engine.Output) error {
 	pv := float64(pt.p * pt.sz)
 	if o.cfg.Rolling {
 		// the window (ts - window, ts]
-		for s.head < len(s.win) && s.win[s.head].ts <= pt.ts-o.cfg.Window {
+		for s.head < len(s.win) && s.win[s.head].ts <= ts-o.cfg.Window {
 			e := &s.win[s.head]
 			s.pv -= e.pv
 			s.vol -= e.vol
@@ -203,9 +183,9 @@ func (o *VWAP) fold(s *symState, pt *point, out *engine.Output) error {
 			m := copy(s.win, s.win[s.head:])
 			s.win, s.head = s.win[:m], 0
 		}
-		s.win = append(s.win, entry{ts: pt.ts, pv: pv, vol: pt.sz})
-	} else if pt.ts >= s.sessEnd { // a new session
-		_, s.sessEnd = o.days.Bucket(pt.ts)
+		s.win = append(s.win, entry{ts: ts, pv: pv, vol: pt.sz})
+	} else if ts >= s.sessEnd { // a new session
+		_, s.sessEnd = o.days.Bucket(ts)
 		s.pv, s.vol, s.n = 0, 0, 0
 	}
 	s.pv += pv
@@ -215,10 +195,10 @@ func (o *VWAP) fold(s *symState, pt *point, out *engine.Output) error {
 		o.ob = out.NewBatch(md.KindDerived)
 		o.ob.Schema = o.cfg.Schema
 	}
-	row := o.ob.AddDerived(pt.ts, pt.sym)
+	row := o.ob.AddDerived(ts, sym)
 	vol := s.vol
 	if !o.cfg.Rolling && o.symtab != nil {
-		if d, ok := o.symtab.SizeDecimals(pt.sym); ok {
+		if d, ok := o.symtab.SizeDecimals(sym); ok {
 			vol = md.RoundSum(vol, s.n, d)
 		}
 	}

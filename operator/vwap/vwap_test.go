@@ -16,6 +16,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/optest"
 )
 
 const (
@@ -49,44 +50,17 @@ func rowsOf(bs []*md.Batch) []rec {
 	return out
 }
 
-type harness struct {
-	t  *testing.T
-	o  *VWAP
-	to *enginetest.Output
+type harness struct{ *optest.Instance }
+
+func newHarness(t testing.TB, params map[string]any) *harness {
+	return &harness{optest.NewInstance(t, Type, params, []string{"A", "B"})}
 }
 
-func newHarness(t *testing.T, params map[string]any) *harness {
-	spec, _ := component.Lookup(Type)
-	p, err := component.NewParams(spec, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	impl, err := spec.NewProcessor(p, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, o: impl.(*VWAP), to: enginetest.NewOutput(nil, 0)}
-	h.to.NC.Symbols.Intern("test", "A")
-	h.to.NC.Symbols.Intern("test", "B")
-	if err := h.o.Open(context.Background(), h.to.NC); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-func (h *harness) trades(ts ...md.Trade) {
-	b := md.NewBatch(md.KindTrade)
-	b.Trades = ts
-	if err := h.o.Process(context.Background(), b, h.to.Output); err != nil {
-		h.t.Fatal(err)
-	}
-}
+func (h *harness) trades(ts ...md.Trade) { h.Trades(ts...) }
 
 func (h *harness) wm(w int64) []rec {
-	if err := h.o.OnWatermark(context.Background(), w, h.to.Output); err != nil {
-		h.t.Fatal(err)
-	}
-	return rowsOf(h.to.Drain(engine.PortMain))
+	h.Watermark(w)
+	return rowsOf(h.Drain(engine.PortMain))
 }
 
 func tr(sym md.SymID, ts int64, p, sz float64) md.Trade {
@@ -126,7 +100,7 @@ func TestSessionVWAP(t *testing.T) {
 		{0, next, [5]float64{20, 1, 20, 1, 1}},
 	})
 	h.trades(tr(0, t0, 1, 1))
-	if d := h.to.NC.Stats.Drops(); d["late"] != 1 {
+	if d := h.Out.NC.Stats.Drops(); d["late"] != 1 {
 		t.Fatalf("drops %v", d)
 	}
 }
@@ -286,30 +260,27 @@ func TestParallelismFourIsIdentical(t *testing.T) {
 }
 
 // BenchmarkSessionVWAP: in-order trades over 100 symbols, the watermark
-// after each batch of 1024; ns and allocations per record.
-func BenchmarkSessionVWAP(b *testing.B) {
-	h := newHarness(&testing.T{}, map[string]any{"mode": "session"})
-	for i := 2; i < 100; i++ {
-		h.to.NC.Symbols.Intern("test", string(rune('a'+i%26))+string(rune('a'+i/26)))
-	}
+// after each batch of 1024.
+func BenchmarkSessionVWAP(b *testing.B) { benchVWAP(b, map[string]any{"mode": "session"}) }
+
+// BenchmarkRollingVWAP: the same over a rolling 1ms window (10 trades
+// trades of each symbol in it).
+func BenchmarkRollingVWAP(b *testing.B) {
+	benchVWAP(b, map[string]any{"mode": "rolling", "window": "1ms"})
+}
+
+func benchVWAP(b *testing.B, params map[string]any) {
+	in := optest.NewInstance(b, Type, params, enginetest.Symbols(100))
 	const n = 1024
 	batch := md.NewBatch(md.KindTrade)
 	batch.Trades = make([]md.Trade, n)
 	ts := t0
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	optest.Bench(b, in, n, 64, func(int) {
 		for k := range batch.Trades {
 			ts += 1000
 			batch.Trades[k] = tr(md.SymID(k%100), ts, float64(100+k%7), 1)
 		}
-		_ = h.o.Process(ctx, batch, h.to.Output)
-		_ = h.o.OnWatermark(ctx, ts+1, h.to.Output)
-		for _, o := range h.to.Drain(engine.PortMain) {
-			o.Release()
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+		in.Process(batch)
+		in.Watermark(ts + 1)
+	})
 }

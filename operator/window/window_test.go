@@ -15,6 +15,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/optest"
 )
 
 const (
@@ -92,25 +93,8 @@ type harness struct {
 
 func newHarness(t *testing.T, typ string, params map[string]any) *harness {
 	t.Helper()
-	spec, ok := component.Lookup(typ)
-	if !ok {
-		t.Fatalf("%s is not registered", typ)
-	}
-	p, err := component.NewParams(spec, params)
-	if err != nil {
-		t.Fatalf("params: %v", err)
-	}
-	impl, err := spec.NewProcessor(p, 0)
-	if err != nil {
-		t.Fatalf("new: %v", err)
-	}
-	h := &harness{t: t, w: impl.(*Window), to: enginetest.NewOutput(nil, 0, engine.PortLate)}
-	h.to.NC.Symbols.Intern("test", "A")
-	h.to.NC.Symbols.Intern("test", "B")
-	if err := h.w.Open(context.Background(), h.to.NC); err != nil {
-		t.Fatal(err)
-	}
-	return h
+	in := optest.NewInstance(t, typ, params, []string{"A", "B"}, engine.PortLate)
+	return &harness{t: t, w: in.Impl.(*Window), to: in.Out}
 }
 
 func tr(sym md.SymID, ts int64, price, size float64) md.Trade {
