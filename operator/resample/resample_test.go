@@ -16,6 +16,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/internal/optest"
 	"github.com/mdpio/mdp/operator/bars"
 )
 
@@ -376,35 +377,18 @@ func TestBadInputAndParams(t *testing.T) {
 // BenchmarkResample folds 1s bars of 100 symbols into 1m bars; ns and
 // allocations per input bar.
 func BenchmarkResample(b *testing.B) {
-	syms := md.NewSymbolTable()
-	for i := 0; i < 100; i++ {
-		syms.Intern("test", string(rune('A'+i%26))+string(rune('a'+i/26)))
-	}
-	spec, _ := component.Lookup(Type)
-	p, _ := component.NewParams(spec, map[string]any{"interval": "1m"})
-	impl, _ := spec.NewProcessor(p, 0)
-	r := impl.(*Resample)
-	to := enginetest.NewOutput(&engine.NodeContext{Symbols: syms}, 0, engine.PortLate)
-	_ = r.Open(context.Background(), to.NC)
-	in := md.NewBatch(md.KindBar)
-	in.Bars = make([]md.Bar, 100)
-	ctx := context.Background()
+	in := optest.NewInstance(b, Type, map[string]any{"interval": "1m"}, enginetest.Symbols(100), engine.PortLate)
+	batch := md.NewBatch(md.KindBar)
+	batch.Bars = make([]md.Bar, 100)
 	start := t0
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for k := range in.Bars {
-			in.Bars[k] = bar(md.SymID(k), start, sec, 10, 11, 9, 10, 1, 10, 1)
+	optest.Bench(b, in, 100, 64, func(int) {
+		for k := range batch.Bars {
+			batch.Bars[k] = bar(md.SymID(k), start, sec, 10, 11, 9, 10, 1, 10, 1)
 		}
-		_ = r.Process(ctx, in, to.Output)
+		in.Process(batch)
 		start += sec
-		_ = r.OnWatermark(ctx, start, to.Output)
-		for _, o := range to.Drain(engine.PortMain) {
-			o.Release()
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/record")
+		in.Watermark(start)
+	})
 }
 
 type barSink struct {
