@@ -108,9 +108,10 @@ type Dedupe struct {
 	// seen maps each remembered (symbol, id) to its ring number (n of
 	// its entry).
 	seen  *table
-	ring  []entry
-	head  uint64 // number of the oldest entry in the ring
-	next  uint64 // number of the next entry
+	ring  []entry // a power of two long
+	mask  uint64  // len(ring) - 1
+	head  uint64  // number of the oldest entry in the ring
+	next  uint64  // number of the next entry
 	wm    int64
 	keep  []bool
 	drops struct{ dup, evicted, keyless int64 }
@@ -118,7 +119,11 @@ type Dedupe struct {
 
 // New returns a deduplicator.
 func New(cfg Config) *Dedupe {
-	return &Dedupe{cfg: cfg, seen: newTable(min(cfg.MaxKeys, 1024)), ring: make([]entry, min(cfg.MaxKeys, 1024)), wm: md.MinTime}
+	size := 1
+	for size < min(cfg.MaxKeys, 1024) {
+		size <<= 1
+	}
+	return &Dedupe{cfg: cfg, seen: newTable(size), ring: make([]entry, size), mask: uint64(size - 1), wm: md.MinTime}
 }
 
 // Open checks the key expression against the input's kinds.
@@ -195,51 +200,69 @@ func ts(b *md.Batch, i int) int64 {
 // seenBefore records k at event time t and reports whether it is a
 // duplicate of a key still remembered.
 func (d *Dedupe) seenBefore(k key, t int64) bool {
-	if n, ok := d.seen.find(k); ok {
-		if t < d.ring[n%uint64(len(d.ring))].expire {
-			return true
-		}
-		d.seen.del(k) // expired but not yet popped: its ring entry is stale now
+	i, ok := d.seen.lookup(k)
+	if ok && t < d.at(d.seen.slots[i].ring).expire {
+		return true
 	}
-	d.remember(k, t+d.cfg.TTL)
+	// new, or expired but not yet popped (its ring entry goes stale when
+	// remember renumbers it)
+	if ok || d.full() {
+		d.remember(k, t+d.cfg.TTL)
+		return false
+	}
+	// the common case: a new key and room in the ring, so the slot lookup
+	// found is still k's
+	n := d.next
+	d.next++
+	*d.at(n) = entry{k: k, expire: t + d.cfg.TTL}
+	d.seen.putAt(i, k, n)
 	return false
 }
 
 // remember adds k, forgotten at expire, as the newest key.
 func (d *Dedupe) remember(k key, expire int64) {
-	if d.next-d.head == uint64(len(d.ring)) {
-		if len(d.ring) < d.cfg.MaxKeys {
-			d.grow()
-		} else {
-			d.popHead(true)
-		}
+	switch {
+	case d.next-d.head >= uint64(d.cfg.MaxKeys):
+		d.popHead(true)
+	case d.next-d.head == uint64(len(d.ring)):
+		d.grow()
 	}
 	n := d.next
 	d.next++
-	d.ring[n%uint64(len(d.ring))] = entry{k: k, expire: expire}
+	*d.at(n) = entry{k: k, expire: expire}
 	d.seen.put(k, n)
 }
 
-// grow doubles the ring (up to MaxKeys). Entries keep their numbers; the
-// live window, shorter than the new ring, lands without collisions.
+// full reports whether remembering one more key needs room made first:
+// the ring full or MaxKeys reached.
+func (d *Dedupe) full() bool {
+	live := d.next - d.head
+	return live == uint64(len(d.ring)) || live >= uint64(d.cfg.MaxKeys)
+}
+
+// at is the ring entry numbered n.
+func (d *Dedupe) at(n uint64) *entry { return &d.ring[n&d.mask] }
+
+// grow doubles the ring (a power of two, so an entry's place is its number
+// masked; it holds at most MaxKeys live entries, so it grows to less than
+// 2·MaxKeys). Entries keep their numbers; the live window, shorter than
+// the new ring, lands without collisions.
 func (d *Dedupe) grow() {
-	nr := make([]entry, min(2*len(d.ring), d.cfg.MaxKeys))
+	nr := make([]entry, 2*len(d.ring))
+	mask := uint64(len(nr) - 1)
 	for n := d.head; n < d.next; n++ {
-		nr[n%uint64(len(nr))] = d.ring[n%uint64(len(d.ring))]
+		nr[n&mask] = *d.at(n)
 	}
-	d.ring = nr
-	d.seen.grow(len(nr))
+	d.ring, d.mask = nr, mask
+	d.seen.grow(min(len(nr), d.cfg.MaxKeys))
 }
 
 // popHead forgets the oldest ring entry; evict says it is forced out by
 // the bound (counted when it is still live and unexpired).
 func (d *Dedupe) popHead(evict bool) {
-	e := &d.ring[d.head%uint64(len(d.ring))]
-	if n, ok := d.seen.find(e.k); ok && n == d.head {
-		d.seen.del(e.k)
-		if evict && e.expire > d.wm {
-			d.drops.evicted++
-		}
+	e := d.at(d.head)
+	if d.seen.delIf(e.k, d.head) && evict && e.expire > d.wm {
+		d.drops.evicted++
 	}
 	d.head++
 }
@@ -311,7 +334,7 @@ func (d *Dedupe) flushCounts() {
 // the first one still live.
 func (d *Dedupe) OnWatermark(ctx context.Context, wm int64, out *engine.Output) error {
 	d.wm = wm
-	for d.head < d.next && d.ring[d.head%uint64(len(d.ring))].expire <= wm {
+	for d.head < d.next && d.at(d.head).expire <= wm {
 		d.popHead(false)
 	}
 	if wm == md.MaxTime {

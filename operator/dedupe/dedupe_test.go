@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/operator/dedupe"
@@ -101,34 +100,15 @@ func TestDedupeBadParams(t *testing.T) {
 // Steady state: 4096 live keys over 64 symbols, every record new, the
 // oldest expiring as the watermark moves.
 func BenchmarkDedupe(b *testing.B) {
-	st := md.NewSymbolTable()
-	for _, n := range enginetest.Symbols(64) {
-		st.Intern("test", n)
-	}
-	d := dedupe.New(dedupe.Config{TTL: 4096, MaxKeys: 1 << 20})
-	out := enginetest.NewOutput(&engine.NodeContext{Symbols: st}, 0)
-	_ = d.Open(b.Context(), out.NC)
+	in := optest.NewInstance(b, dedupe.Type, map[string]any{"ttl": "4096ns", "max_keys": 1 << 20}, enginetest.Symbols(64))
 	batch := md.NewBatch(md.KindTrade)
 	batch.Trades = enginetest.Trades(1024, 64, 0)
-	run := func(i int) {
+	optest.Bench(b, in, 1024, 64, func(i int) {
 		for j := range batch.Trades {
 			n := int64(i*1024 + j)
 			batch.Trades[j].TS, batch.Trades[j].TradeID = n, n+1
 		}
-		_ = d.Process(b.Context(), batch, out.Output)
-		for _, o := range out.Drain("") {
-			o.Release()
-		}
-		_ = d.OnWatermark(b.Context(), int64(i*1024+1023), out.Output)
-	}
-	for i := 0; i < 64; i++ {
-		run(i)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := optest.CPUTime()
-	for i := 0; i < b.N; i++ {
-		run(64 + i)
-	}
-	optest.ReportPerRecord(b, 1024, cpu0)
+		in.Process(batch)
+		in.Watermark(int64(i*1024 + 1023))
+	})
 }

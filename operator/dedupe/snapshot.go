@@ -33,7 +33,7 @@ func (d *Dedupe) Snapshot(ctx context.Context) ([]byte, error) {
 	sn := snapshot{V: snapshotVersion, WM: d.wm}
 	idx := map[md.SymID]int{}
 	for n := d.head; n < d.next; n++ {
-		e := d.ring[n%uint64(len(d.ring))]
+		e := *d.at(n)
 		if at, ok := d.seen.find(e.k); !ok || at != n {
 			continue // forgotten or superseded: a stale ring entry
 		}

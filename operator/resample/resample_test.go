@@ -16,8 +16,8 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
-	"github.com/mdpio/mdp/operator/internal/optest"
 	"github.com/mdpio/mdp/operator/bars"
+	"github.com/mdpio/mdp/operator/internal/optest"
 )
 
 const (
