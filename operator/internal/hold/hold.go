@@ -8,7 +8,9 @@
 //
 // Nothing here allocates per record in steady state: a queue's slice is
 // reused (released records are skipped by a head index and compacted
-// away), and in-order records are appended.
+// away), and in-order records are appended. Released records are not
+// cleared: R should hold no pointers (the operators' records are plain
+// values).
 package hold
 
 import (
@@ -78,10 +80,18 @@ func (q *Queue[R]) Add(s *Schedule, sym md.SymID, ts int64, r R) {
 // wait to be looked up (a join's right side), or for a restore, which
 // calls Rearm after.
 func (q *Queue[R]) Insert(ts int64, r R) {
-	q.compact()
+	if q.head > 0 {
+		q.compact()
+	}
 	n := len(q.items)
 	if n == q.head || q.items[n-1].TS <= ts {
-		q.items = append(q.items, Item[R]{TS: ts, Rec: r})
+		if n < cap(q.items) {
+			q.items = q.items[:n+1]
+		} else {
+			q.items = append(q.items, Item[R]{})
+		}
+		it := &q.items[n]
+		it.TS, it.Rec = ts, r
 		return
 	}
 	live := q.items[q.head:]
@@ -127,17 +137,15 @@ func (q *Queue[R]) Drop(n int) {
 	q.head += min(n, q.Len())
 }
 
-// compact reclaims the released records' room: all of it when the queue
-// is empty, else once they are most of the slice.
+// compact moves the live records to the front of the slice once the
+// released ones before them are at least as many: the copy costs no more
+// than the records released since the last one, and the slice stays
+// short (at most twice the live records), so a queue's records stay in
+// few cache lines.
 func (q *Queue[R]) compact() {
-	switch {
-	case q.head == 0:
-	case q.head == len(q.items):
-		clear(q.items)
-		q.items, q.head = q.items[:0], 0
-	case q.head >= 64 && q.head*2 >= len(q.items):
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items, q.head = q.items[:n], 0
+	if q.head == 0 || q.head < len(q.items)-q.head {
+		return
 	}
+	n := copy(q.items, q.items[q.head:])
+	q.items, q.head = q.items[:n], 0
 }
