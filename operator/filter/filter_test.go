@@ -111,31 +111,8 @@ func TestAnExpressionInvalidForTheInputKindFailsTheBuild(t *testing.T) {
 }
 
 func BenchmarkFilter(b *testing.B) {
-	in := trades()
-	syms := md.NewSymbolTable()
-	for _, s := range enginetest.Symbols(8) {
-		syms.Intern("test", s)
-	}
-	spec, _ := component.Lookup(filter.Type)
-	p, _ := component.NewParams(spec, map[string]any{"expr": "price > 0 && size >= 100"})
-	proc, _ := spec.NewProcessor(p, 0)
-	out := enginetest.NewOutput(&engine.NodeContext{Symbols: syms, Inputs: md.KindTrade}, 0)
-	f := proc.(*filter.Filter)
-	if err := f.Open(b.Context(), out.NC); err != nil {
-		b.Fatal(err)
-	}
+	in := optest.NewInstance(b, filter.Type, map[string]any{"expr": "price > 0 && size >= 100"}, enginetest.Symbols(8))
 	batch := md.NewBatch(md.KindTrade)
-	batch.Trades = in
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := optest.CPUTime()
-	for i := 0; i < b.N; i++ {
-		if err := f.Process(b.Context(), batch, out.Output); err != nil {
-			b.Fatal(err)
-		}
-		for _, o := range out.Drain("") {
-			o.Release()
-		}
-	}
-	optest.ReportPerRecord(b, len(in), cpu0)
+	batch.Trades = trades()
+	optest.Bench(b, in, len(batch.Trades), 16, func(int) { in.Process(batch) })
 }

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdpio/mdp/component"
-	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/operator/internal/optest"
@@ -70,28 +68,8 @@ func TestBadAssignmentsAreRejected(t *testing.T) {
 }
 
 func BenchmarkMap(b *testing.B) {
-	syms := md.NewSymbolTable()
-	syms.Intern("test", "S0")
-	spec, _ := component.Lookup(mapop.Type)
-	p, _ := component.NewParams(spec, map[string]any{"set": map[string]any{"price": "price * 100"}})
-	proc, _ := spec.NewProcessor(p, 0)
-	out := enginetest.NewOutput(&engine.NodeContext{Symbols: syms, Inputs: md.KindTrade}, 0)
-	m := proc.(*mapop.Map)
-	if err := m.Open(b.Context(), out.NC); err != nil {
-		b.Fatal(err)
-	}
+	in := optest.NewInstance(b, mapop.Type, map[string]any{"set": map[string]any{"price": "price * 100"}}, []string{"S0"})
 	batch := md.NewBatch(md.KindTrade)
 	batch.Trades = enginetest.Trades(512, 1, 0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := optest.CPUTime()
-	for i := 0; i < b.N; i++ {
-		if err := m.Process(b.Context(), batch, out.Output); err != nil {
-			b.Fatal(err)
-		}
-		for _, o := range out.Drain("") {
-			o.Release()
-		}
-	}
-	optest.ReportPerRecord(b, 512, cpu0)
+	optest.Bench(b, in, 512, 16, func(int) { in.Process(batch) })
 }

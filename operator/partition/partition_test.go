@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/operator/internal/optest"
@@ -57,28 +56,8 @@ func TestBadPartitions(t *testing.T) {
 }
 
 func BenchmarkPartition(b *testing.B) {
-	st := md.NewSymbolTable()
-	names := enginetest.Symbols(64)
-	for _, s := range names {
-		st.Intern("test", s)
-	}
-	proc := partition.New(4)
-	out := enginetest.NewOutput(&engine.NodeContext{Symbols: st}, 0, "p0", "p1", "p2", "p3")
-	_ = proc.Open(b.Context(), out.NC)
+	in := optest.NewInstance(b, partition.Type, map[string]any{"partitions": 4}, enginetest.Symbols(64), "p0", "p1", "p2", "p3")
 	batch := md.NewBatch(md.KindTrade)
 	batch.Trades = enginetest.Trades(1024, 64, 0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := optest.CPUTime()
-	for i := 0; i < b.N; i++ {
-		if err := proc.Process(b.Context(), batch, out.Output); err != nil {
-			b.Fatal(err)
-		}
-		for _, port := range []string{"p0", "p1", "p2", "p3"} {
-			for _, o := range out.Drain(port) {
-				o.Release()
-			}
-		}
-	}
-	optest.ReportPerRecord(b, 1024, cpu0)
+	optest.Bench(b, in, 1024, 16, func(int) { in.Process(batch) })
 }

@@ -112,28 +112,13 @@ func TestQualityBadParams(t *testing.T) {
 }
 
 func BenchmarkQuality(b *testing.B) {
-	st := md.NewSymbolTable()
-	for _, s := range enginetest.Symbols(64) {
-		st.Intern("test", s)
-	}
-	q := quality.New(quality.Config{Checks: [8]bool{false, true, true, true, true, true, true, true}, MinTS: 0, MaxTS: math.MaxInt64, MaxIngestSkew: 1e9})
-	out := enginetest.NewOutput(&engine.NodeContext{Symbols: st}, 0)
-	_ = q.Open(b.Context(), out.NC)
+	in := optest.NewInstance(b, quality.Type, map[string]any{"max_ingest_skew": "1s"}, enginetest.Symbols(64))
 	batch := md.NewBatch(md.KindTrade)
 	batch.Trades = enginetest.Trades(1024, 64, 1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := optest.CPUTime()
-	for i := 0; i < b.N; i++ {
+	optest.Bench(b, in, 1024, 16, func(i int) {
 		for j := range batch.Trades {
 			batch.Trades[j].Seq = uint64(i*1024 + j + 1)
 		}
-		if err := q.Process(b.Context(), batch, out.Output); err != nil {
-			b.Fatal(err)
-		}
-		for _, o := range out.Drain("") {
-			o.Release()
-		}
-	}
-	optest.ReportPerRecord(b, 1024, cpu0)
+		in.Process(batch)
+	})
 }

@@ -124,32 +124,8 @@ func TestRoutesArePorts(t *testing.T) {
 }
 
 func BenchmarkRouterSymbols(b *testing.B) {
-	st := md.NewSymbolTable()
-	for _, s := range syms {
-		st.Intern("test", s)
-	}
-	spec, _ := component.Lookup(router.Type)
-	p, _ := component.NewParams(spec, map[string]any{"routes": routes[:1]})
-	proc, _ := spec.NewProcessor(p, 0)
-	out := enginetest.NewOutput(&engine.NodeContext{Symbols: st, Inputs: md.KindTrade}, 0, "crypto", "default")
-	r := proc.(*router.Router)
-	if err := r.Open(b.Context(), out.NC); err != nil {
-		b.Fatal(err)
-	}
+	in := optest.NewInstance(b, router.Type, map[string]any{"routes": routes[:1]}, syms, "crypto", "default")
 	batch := md.NewBatch(md.KindTrade)
 	batch.Trades = input()
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := optest.CPUTime()
-	for i := 0; i < b.N; i++ {
-		if err := r.Process(b.Context(), batch, out.Output); err != nil {
-			b.Fatal(err)
-		}
-		for _, port := range []string{"crypto", "default"} {
-			for _, o := range out.Drain(port) {
-				o.Release()
-			}
-		}
-	}
-	optest.ReportPerRecord(b, len(batch.Trades), cpu0)
+	optest.Bench(b, in, len(batch.Trades), 16, func(int) { in.Process(batch) })
 }
