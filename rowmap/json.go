@@ -1,6 +1,7 @@
 package rowmap
 
 import (
+	"bytes"
 	"fmt"
 	"unicode/utf8"
 )
@@ -10,7 +11,22 @@ type JSONScanner struct {
 	keys []jsonKey
 	jbuf [NSlots][]byte
 	kbuf []byte
+	// seen is, per position in the object, the key the last row had there
+	// (when it has no escapes) and its target: rows of one file write their
+	// keys in one order, so the key is matched in place, with no scan for
+	// its closing quote and no search of the mapping.
+	seen []seenKey
 }
+
+// seenKey is a key met at one position of an object and the slot it maps
+// to (-1: unmapped).
+type seenKey struct {
+	name   []byte
+	target int
+}
+
+// maxSeen bounds the positions Scan remembers keys for.
+const maxSeen = 64
 
 type jsonKey struct {
 	name string
@@ -52,16 +68,28 @@ func (r *JSONScanner) Scan(line []byte, vals *Vals) string {
 	if i < len(line) && line[i] == '}' {
 		return trailing(line, i+1)
 	}
-	for {
+	for n := 0; ; n++ {
 		if i >= len(line) || line[i] != '"' {
 			return "want a quoted key"
 		}
-		var key []byte
+		target := -1
 		var p string
-		r.kbuf = r.kbuf[:0]
-		key, i, p = jsonString(line, i, &r.kbuf)
-		if p != "" {
-			return p
+		if k, ok := r.match(line, i, n); ok {
+			i, target = k, r.seen[n].target
+		} else {
+			var key []byte
+			r.kbuf = r.kbuf[:0]
+			key, i, p = jsonString(line, i, &r.kbuf)
+			if p != "" {
+				return p
+			}
+			for k := range r.keys {
+				if string(key) == r.keys[k].name {
+					target = int(r.keys[k].slot)
+					break
+				}
+			}
+			r.remember(n, key, target)
 		}
 		i = skipWS(line, i)
 		if i >= len(line) || line[i] != ':' {
@@ -70,13 +98,6 @@ func (r *JSONScanner) Scan(line []byte, vals *Vals) string {
 		i = skipWS(line, i+1)
 		if i >= len(line) {
 			return "unexpected end of line"
-		}
-		target := -1
-		for k := range r.keys {
-			if string(key) == r.keys[k].name {
-				target = int(r.keys[k].slot)
-				break
-			}
 		}
 		var val []byte
 		switch c := line[i]; {
@@ -98,7 +119,7 @@ func (r *JSONScanner) Scan(line []byte, vals *Vals) string {
 			val = line[start:i]
 		default:
 			start := i
-			for i < len(line) && line[i] != ',' && line[i] != '}' && line[i] != ' ' && line[i] != '\t' {
+			for i < len(line) && !valueEnd[line[i]] {
 				i++
 			}
 			val = line[start:i]
@@ -126,6 +147,44 @@ func (r *JSONScanner) Scan(line []byte, vals *Vals) string {
 	}
 }
 
+// match reports whether the quoted key at line[i] is the one the last row
+// had at position n, and the index after its closing quote. The remembered
+// key has no backslash, so its bytes followed by a quote are the whole key.
+func (r *JSONScanner) match(line []byte, i, n int) (int, bool) {
+	if n >= len(r.seen) {
+		return 0, false
+	}
+	name := r.seen[n].name
+	end := i + 1 + len(name)
+	if name == nil || end >= len(line) || line[end] != '"' || string(line[i+1:end]) != string(name) {
+		return 0, false
+	}
+	return end + 1, true
+}
+
+// remember notes key (unescaped) at position n for match.
+func (r *JSONScanner) remember(n int, key []byte, target int) {
+	if n >= maxSeen {
+		return
+	}
+	for len(r.seen) <= n {
+		r.seen = append(r.seen, seenKey{})
+	}
+	sk := &r.seen[n]
+	if bytes.IndexByte(key, '\\') >= 0 || bytes.IndexByte(key, '"') >= 0 {
+		sk.name = nil // not the raw text of the key: never matched in place
+		return
+	}
+	sk.name = append(sk.name[:0], key...)
+	if sk.name == nil {
+		sk.name = []byte{} // an empty key is remembered too
+	}
+	sk.target = target
+}
+
+// valueEnd marks the bytes that end a bare (number or literal) value.
+var valueEnd = [256]bool{',': true, '}': true, ' ': true, '\t': true}
+
 func trailing(line []byte, i int) string {
 	if skipWS(line, i) != len(line) {
 		return "text after the JSON object"
@@ -134,7 +193,7 @@ func trailing(line []byte, i int) string {
 }
 
 func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
 		i++
 	}
 	return i
