@@ -2,6 +2,7 @@ package rowmap
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
 )
@@ -23,6 +24,11 @@ type JSONScanner struct {
 type seenKey struct {
 	name   []byte
 	target int
+	// A key of at most 15 bytes is also kept as the 16 bytes that follow
+	// its opening quote (the name and the closing quote) in two words with
+	// their masks, compared without a call when the line is long enough.
+	short  bool
+	w, msk [2]uint64
 }
 
 // maxSeen bounds the positions Scan remembers keys for.
@@ -154,9 +160,16 @@ func (r *JSONScanner) match(line []byte, i, n int) (int, bool) {
 	if n >= len(r.seen) {
 		return 0, false
 	}
-	name := r.seen[n].name
-	end := i + 1 + len(name)
-	if name == nil || end >= len(line) || line[end] != '"' || string(line[i+1:end]) != string(name) {
+	sk := &r.seen[n]
+	end := i + 1 + len(sk.name)
+	if sk.short && i+17 <= len(line) {
+		a, b := binary.LittleEndian.Uint64(line[i+1:]), binary.LittleEndian.Uint64(line[i+9:])
+		if a&sk.msk[0] != sk.w[0] || b&sk.msk[1] != sk.w[1] {
+			return 0, false
+		}
+		return end + 1, true
+	}
+	if sk.name == nil || end >= len(line) || line[end] != '"' || string(line[i+1:end]) != string(sk.name) {
 		return 0, false
 	}
 	return end + 1, true
@@ -172,7 +185,7 @@ func (r *JSONScanner) remember(n int, key []byte, target int) {
 	}
 	sk := &r.seen[n]
 	if bytes.IndexByte(key, '\\') >= 0 || bytes.IndexByte(key, '"') >= 0 {
-		sk.name = nil // not the raw text of the key: never matched in place
+		sk.name, sk.short = nil, false // not the raw text of the key: never matched in place
 		return
 	}
 	sk.name = append(sk.name[:0], key...)
@@ -180,6 +193,20 @@ func (r *JSONScanner) remember(n int, key []byte, target int) {
 		sk.name = []byte{} // an empty key is remembered too
 	}
 	sk.target = target
+	sk.short = len(key) < 16
+	if sk.short {
+		var pat [16]byte
+		copy(pat[:], key)
+		pat[len(key)] = '"'
+		var m [16]byte
+		for k := range len(key) + 1 {
+			m[k] = 0xFF
+		}
+		for k := range 2 {
+			sk.w[k] = binary.LittleEndian.Uint64(pat[8*k:])
+			sk.msk[k] = binary.LittleEndian.Uint64(m[8*k:])
+		}
+	}
 }
 
 // valueEnd marks the bytes that end a bare (number or literal) value.
