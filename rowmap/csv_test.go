@@ -31,14 +31,15 @@ func TestIndexDelim(t *testing.T) {
 }
 
 func TestSplitPlainMatchesSplit(t *testing.T) {
-	for _, line := range []string{`"a",b`, "a, b", "abcdefghijklmnop,\"q\"", "abcdefghijklmnop,q ", "abcdefgh ,x,y,z"} {
+	for _, line := range []string{`"a",b`, "a, b", "abcdefghijklmnop,\"q\"", "abcdefghijklmnop,q ", "abcdefgh ,x,y,z", "abcdefghi,j\"", "abcdefghijklm ", "abcdefgh\""} {
 		if _, special := splitPlain([]byte(line), ',', nil, 2); !special {
 			t.Errorf("%q: not special", line)
 		}
 	}
 	for _, line := range []string{"", ",", ",,", "a", "a,b", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
 		"binance-futures,BTCUSDT,1582329602111000,1582329602418379,42377944,buy,9682,0.132", "12345678,", ",12345678", "1234567,9",
-		"\xac,\xad\x2c\x2c,\x80\x7f"} {
+		"\xac,\xad\x2c\x2c,\x80\x7f", "12345678,9", "12345678,", "12345678abcdefg,", "12345678abcdefg", "12345678,,,,,,,",
+		"12345678\x00\x00,\x00", "abcdefgh,ijklmnop,q,r,s"} {
 		want := strings.Split(line, ",")
 		got, special := splitPlain([]byte(line), ',', nil, 1<<30)
 		if special {
