@@ -44,9 +44,14 @@ func init() {
 	})
 }
 
-// barKey identifies a bar, so an update can find the bar it replaces.
+// barKey identifies a bar as the stores key it (rowschema's bar key: symbol,
+// bar type, source, interval, start), so an update can find the bar it
+// replaces and never the bar of another type or source that shares its
+// symbol, start and interval.
 type barKey struct {
 	sym             md.SymID
+	typ             md.BarType
+	source          md.BarSource
 	start, interval int64
 }
 
@@ -115,7 +120,7 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 	for i := range b.Bars {
 		r := &b.Bars[i]
 		e := entry{
-			key:    barKey{sym: r.Sym, start: r.Start, interval: r.Interval},
+			key:    barKey{sym: r.Sym, typ: r.Type, source: r.Source, start: r.Start, interval: r.Interval},
 			trades: r.Trades, volume: r.Volume,
 			open: cents(r.Open), high: cents(r.High), low: cents(r.Low), close: cents(r.Close),
 			vwap: r.VWAP,

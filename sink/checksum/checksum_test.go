@@ -97,6 +97,33 @@ func TestUpdateReplacesBar(t *testing.T) {
 	}
 }
 
+// TestUpdateKeepsBarTypeAndSource: a trade bar, a mid bar and a tick bar
+// of one symbol share start and interval; an update of the mid bar
+// replaces the mid bar only, as a store's key (bar type and source in it)
+// would.
+func TestUpdateKeepsBarTypeAndSource(t *testing.T) {
+	var out bytes.Buffer
+	s := fixed(&out, "")
+	ctx := context.Background()
+	trade := bar(0, 0, 10, 10, 10, 10, 100, 10, 5)
+	mid := bar(0, 0, 20, 20, 20, 20, 0, 20, 3)
+	mid.Source = md.FromMid
+	tick := bar(0, 0, 30, 30, 30, 30, 7, 30, 1)
+	tick.Type = md.BarTick
+	upd := mid
+	upd.Close, upd.Trades, upd.Update = 21, 4, true
+	for _, b := range []*md.Batch{batch(trade, mid, tick), batch(upd)} {
+		if err := s.Process(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Final bars: trade, the updated mid bar, tick.
+	r := s.Result()
+	if r.Bars != 3 || r.Trades != 10 || r.CloseCents != 6100 || r.OpenCents != 6000 || r.Volume != 107 {
+		t.Fatalf("result %+v, want 3 bars, 10 trades, close 61.00, open 60.00, volume 107", r)
+	}
+}
+
 func TestEmptyRun(t *testing.T) {
 	var out bytes.Buffer
 	s := New(&out, "")

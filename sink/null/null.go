@@ -27,10 +27,19 @@ func init() {
 
 // Sink counts and discards.
 type Sink struct {
-	log                  *slog.Logger
-	trades, quotes, bars int64
-	batches              int64
+	log *slog.Logger
+	n   Counts
 }
+
+// Counts are the records a Sink discarded, by kind, and the batches that
+// carried them.
+type Counts struct {
+	Trades, Quotes, Bars, Derived int64
+	Batches                       int64
+}
+
+// Records is the number of records of every kind.
+func (c Counts) Records() int64 { return c.Trades + c.Quotes + c.Bars + c.Derived }
 
 // Open keeps the node's logger.
 func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
@@ -40,14 +49,16 @@ func (s *Sink) Open(ctx context.Context, nc *engine.NodeContext) error {
 
 // Process counts b's records.
 func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
-	s.batches++
+	s.n.Batches++
 	switch b.Kind {
 	case md.KindTrade:
-		s.trades += int64(len(b.Trades))
+		s.n.Trades += int64(len(b.Trades))
 	case md.KindQuote:
-		s.quotes += int64(len(b.Quotes))
+		s.n.Quotes += int64(len(b.Quotes))
 	case md.KindBar:
-		s.bars += int64(len(b.Bars))
+		s.n.Bars += int64(len(b.Bars))
+	case md.KindDerived:
+		s.n.Derived += int64(len(b.Derived))
 	}
 	return nil
 }
@@ -55,19 +66,17 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 // Close logs the counts.
 func (s *Sink) Close(ctx context.Context, out *engine.Output) error {
 	if s.log != nil {
-		s.log.Info("discarded records", "trades", s.trades, "quotes", s.quotes, "bars", s.bars, "batches", s.batches)
+		s.log.Info("discarded records", "trades", s.n.Trades, "quotes", s.n.Quotes, "bars", s.n.Bars, "derived", s.n.Derived, "batches", s.n.Batches)
 	}
 	return nil
 }
 
-// Counts returns the records discarded so far by kind, and the batches.
-// Call it from the node's goroutine or after the job has finished.
 // Summary implements engine.Summarizer: nothing is written, everything
 // received is discarded.
 func (s *Sink) Summary() map[string]int64 {
-	return map[string]int64{"rows_written": 0, "discarded": s.trades + s.quotes + s.bars}
+	return map[string]int64{"rows_written": 0, "discarded": s.n.Records()}
 }
 
-func (s *Sink) Counts() (trades, quotes, bars, batches int64) {
-	return s.trades, s.quotes, s.bars, s.batches
-}
+// Counts returns the records discarded so far by kind, and the batches.
+// Call it from the node's goroutine or after the job has finished.
+func (s *Sink) Counts() Counts { return s.n }

@@ -9,9 +9,9 @@ import (
 	"github.com/mdpio/mdp/md"
 )
 
-type src struct{}
+type src struct{ sc *md.Schema }
 
-func (src) Run(ctx context.Context, out *engine.Output) error {
+func (s src) Run(ctx context.Context, out *engine.Output) error {
 	id := out.Symbols().Intern("p", "X")
 	for i := 0; i < 10; i++ {
 		b := out.NewBatch(md.KindQuote)
@@ -24,10 +24,22 @@ func (src) Run(ctx context.Context, out *engine.Output) error {
 	}
 	b := out.NewBatch(md.KindBar)
 	b.Bars = append(b.Bars, md.Bar{Start: 5000, Sym: id})
-	return out.Emit(b)
+	if err := out.Emit(b); err != nil {
+		return err
+	}
+	d := out.NewBatch(md.KindDerived)
+	d.Schema = s.sc
+	for k := 0; k < 7; k++ {
+		d.AddDerived(int64(6000+k), id)[0] = md.FloatValue(float64(k))
+	}
+	return out.Emit(d)
 }
 
 func TestCountsAndDiscards(t *testing.T) {
+	sc, err := md.NewSchema("feat", md.Field{Name: "x", Type: md.Float})
+	if err != nil {
+		t.Fatal(err)
+	}
 	spec, ok := component.Lookup("sink.null")
 	if !ok || spec.Accepts != md.KindAny {
 		t.Fatalf("sink.null registered %v", ok)
@@ -46,7 +58,7 @@ func TestCountsAndDiscards(t *testing.T) {
 	}
 	g := &engine.Graph{
 		Nodes: []*engine.Node{
-			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindAny}, NewSource: func(int) (engine.Source, error) { return src{}, nil }},
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindAny}, NewSource: func(int) (engine.Source, error) { return src{sc}, nil }},
 			node,
 		},
 		Edges: []*engine.Edge{{From: "src", To: "null"}},
@@ -58,14 +70,15 @@ func TestCountsAndDiscards(t *testing.T) {
 	if err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if tr, q, br, bt := inst.Counts(); tr != 0 || q != 1000 || br != 1 || bt != 11 {
-		t.Fatalf("counts: trades %d quotes %d bars %d batches %d", tr, q, br, bt)
+	if c := inst.Counts(); c != (Counts{Quotes: 1000, Bars: 1, Derived: 7, Batches: 12}) {
+		t.Fatalf("counts %+v", c)
 	}
-	if n := j.NodeContexts("null")[0].Stats.EventsIn.Load(); n != 1001 {
+	if n := j.NodeContexts("null")[0].Stats.EventsIn.Load(); n != 1008 {
 		t.Fatalf("events in %d", n)
 	}
-	// The job summary says nothing was written.
-	if sum := j.NodeSummary("null"); sum["rows_written"] != 0 || sum["discarded"] != 1001 || len(sum) != 2 {
+	// The job summary says nothing was written and every record, derived
+	// ones included, was discarded.
+	if sum := j.NodeSummary("null"); sum["rows_written"] != 0 || sum["discarded"] != 1008 || len(sum) != 2 {
 		t.Fatalf("summary %v", sum)
 	}
 }
