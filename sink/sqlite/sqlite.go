@@ -58,6 +58,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +71,7 @@ import (
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/md/rowschema"
 	"github.com/mdpio/mdp/recfmt"
+	"github.com/mdpio/mdp/retry"
 	"github.com/mdpio/mdp/sink/storekit"
 )
 
@@ -159,14 +161,24 @@ type sqlTable struct {
 	one, many *sql.Stmt
 }
 
+// busyTimeout is how long a connection waits for another one's lock
+// (SQLite's busy_timeout), and how long open retries the one lock wait
+// SQLite does not cover (see open).
+const busyTimeout = 10 * time.Second
+
 // DSN returns the database/sql data source name for path: WAL, a generous
 // busy timeout (another process reading the file) and immediate
-// transactions, so a writer never fails half-way on a lock upgrade.
+// transactions, so a writer never fails half-way on a lock upgrade. The
+// switch of a new file to WAL is a lock upgrade SQLite's busy timeout does
+// not wait for: a connection made with this DSN can fail with SQLITE_BUSY
+// at once while another converts the same new file; retry the connection
+// (the sink's open does).
 func DSN(path, synchronous string) string {
 	if synchronous == "" {
 		synchronous = "normal"
 	}
-	return path + "?_pragma=busy_timeout(10000)&_busy_timeout=10000&_journal_mode=WAL&_synchronous=" + strings.ToUpper(synchronous) + "&_txlock=immediate"
+	ms := strconv.FormatInt(busyTimeout.Milliseconds(), 10)
+	return path + "?_pragma=busy_timeout(" + ms + ")&_busy_timeout=" + ms + "&_journal_mode=WAL&_synchronous=" + strings.ToUpper(synchronous) + "&_txlock=immediate"
 }
 
 // quoteIdent quotes an SQL identifier.
@@ -351,15 +363,8 @@ func (w *Writer) open(ctx context.Context) error {
 		return storekit.Fatal(fmt.Errorf("sqlite %s: %w", w.Path, err))
 	}
 	db.SetMaxOpenConns(1)
-	conn, err := db.Conn(ctx)
-	if err == nil {
-		// The first statement creates the file and sets WAL mode.
-		_, err = conn.ExecContext(ctx, "SELECT 1")
-	}
+	conn, err := connect(ctx, db)
 	if err != nil {
-		if conn != nil {
-			conn.Close()
-		}
 		db.Close()
 		if why := cantOpen(w.Path, err); why != "" {
 			return storekit.Fatal(fmt.Errorf("sqlite %s: cannot open the database file: %s (%w)", w.Path, why, err))
@@ -368,6 +373,41 @@ func (w *Writer) open(ctx context.Context) error {
 	}
 	w.db, w.conn = db, conn
 	return nil
+}
+
+// connect takes db's connection and runs its first statement, which
+// creates the file and switches it to WAL (the DSN's journal_mode).
+//
+// Switching a new file to WAL rewrites its header: the connection takes a
+// read lock, then upgrades it to a write lock, and SQLite's busy handler
+// is never called for an upgrade (it could deadlock), so when another
+// connection — a second sink on the same file, in this process or
+// another — converts or first writes the same new file at that moment,
+// the connection fails at once with SQLITE_BUSY instead of waiting
+// busy_timeout. connect retries such a failure with retry's backoff until
+// busyTimeout has passed; once the file is WAL the switch is a no-op and
+// takes no write lock, so the retry succeeds.
+func connect(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	backoff := retry.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond}
+	deadline := time.Now().Add(busyTimeout)
+	for attempt := 1; ; attempt++ {
+		conn, err := db.Conn(ctx)
+		if err == nil {
+			if _, err = conn.ExecContext(ctx, "SELECT 1"); err != nil {
+				conn.Close()
+			}
+		}
+		if err == nil {
+			return conn, nil
+		}
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return nil, err
+		}
+		if serr := retry.Sleep(ctx, backoff.Delay(attempt)); serr != nil {
+			return nil, err
+		}
+	}
 }
 
 // cantOpen explains SQLite's bare "unable to open database file (14)"

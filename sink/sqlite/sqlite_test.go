@@ -526,3 +526,53 @@ func TestPartialColumnAddedToOldTable(t *testing.T) {
 		t.Fatalf("%d rows, partial %v, want 11 rows and only %s", n, partial, want)
 	}
 }
+
+// TestTwoSinksCreateOneFile: two sinks writing their first rows into the
+// same new file at the same moment (the ibkr_to_store example's trade and
+// mid bar stores) both succeed. Switching the new file to WAL is a lock
+// upgrade SQLite's busy timeout does not wait for, so one of them used to
+// fail at once with SQLITE_BUSY (within tens of rounds here). Each round
+// is a new file, both writers released together.
+func TestTwoSinksCreateOneFile(t *testing.T) {
+	ctx := context.Background()
+	syms := []md.Instrument{{Provider: "p", Symbol: "X"}}
+	dir := t.TempDir()
+	for round := range 150 {
+		path := filepath.Join(dir, fmt.Sprintf("%d.db", round))
+		ws := []*Writer{{Path: path, BarsTable: "trade_bars"}, {Path: path, BarsTable: "mid_bars"}}
+		for _, w := range ws {
+			if err := w.Open(ctx, storekit.Env{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := make(chan struct{})
+		errs := make(chan error, len(ws))
+		for i, w := range ws {
+			go func() {
+				<-start
+				b := &storekit.Batch{Kind: md.KindBar, Symbols: syms, Bars: []md.Bar{
+					{Start: 60e9, End: 120e9, Interval: 60e9, Open: 1, High: 2, Low: 1, Close: float64(i + 1), Trades: 1}}}
+				err := w.Write(ctx, b)
+				if cerr := w.Close(ctx); err == nil {
+					err = cerr
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		for range ws {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		db := openDB(t, path)
+		for i, table := range []string{"trade_bars", "mid_bars"} {
+			var n int
+			var closePx float64
+			if err := db.QueryRow("SELECT count(*), max(close) FROM " + table).Scan(&n, &closePx); err != nil || n != 1 || closePx != float64(i+1) {
+				t.Fatalf("round %d: %s holds %d rows, close %v (%v), want 1 row, close %d", round, table, n, closePx, err, i+1)
+			}
+		}
+		db.Close()
+	}
+}
