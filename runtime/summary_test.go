@@ -54,11 +54,44 @@ func TestSummaryAtTheEnd(t *testing.T) {
 	}
 	var text bytes.Buffer
 	s.WriteText(&text)
+	// A source that ran for a second or more (a test process starved on a
+	// loaded machine) while the sink idled earns the bottleneck hint: the
+	// text ends with it exactly when the summary carries it.
+	hint := ""
+	if s.Bottleneck != "" {
+		hint = regexp.QuoteMeta("  hint: "+s.Bottleneck) + "\n"
+	}
 	want := regexp.MustCompile(`^job sum finished in [\d.]+(µs|ms|s): 40 records in, [\d,]+/s
   src    source    40 records out
   store  sink      40 records in, 40 written; dropped test_drop 40
-$`)
+` + hint + `$`)
 	if !want.MatchString(text.String()) {
+		t.Fatalf("text:\n%s", text.String())
+	}
+}
+
+// A source that runs for more than a second while its sink idles is named
+// as the job's bottleneck, in the summary, its log record and its text.
+func TestSummaryNamesTheBottleneck(t *testing.T) {
+	var logs bytes.Buffer
+	u, err := runtime.NewFromBytes("slow.yaml", job("slow", "count: 40, batch: 10, interval: 400ms", "name: slow", ""),
+		runtime.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := u.Summary()
+	if !regexp.MustCompile(`^source src limits the job's rate: it was busy \d+% of its time, the nodes it feeds less \(store \d+%\)$`).MatchString(s.Bottleneck) {
+		t.Fatalf("bottleneck %q", s.Bottleneck)
+	}
+	if !strings.Contains(logs.String(), `"bottleneck":"source src limits the job's rate`) {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+	var text bytes.Buffer
+	s.WriteText(&text)
+	if lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n"); len(lines) != 4 || lines[3] != "  hint: "+s.Bottleneck {
 		t.Fatalf("text:\n%s", text.String())
 	}
 }
