@@ -319,8 +319,14 @@ func TestCheckpointKillResume(t *testing.T) {
 		speed      float64
 		minD, maxD time.Duration
 	}{
-		{"kill9x20", 20, 1, 1, 600, 150 * time.Millisecond, 550 * time.Millisecond},
-		{"parallelism2to3", 6, 2, 3, 1000, 250 * time.Millisecond, 650 * time.Millisecond},
+		// Each run is killed a seeded moment after it saved its first
+		// checkpoint (crashtest.Options.Store), so the moments fall
+		// anywhere in the 200ms checkpoint cycle, kills mid-checkpoint
+		// included. A run lives about 0.3-0.8s after its start-up
+		// (longer on a loaded machine): the replay speeds leave at least
+		// a third of the 3550s of trades for the last run.
+		{"kill9x20", 20, 1, 1, 200, 0, 200 * time.Millisecond},
+		{"parallelism2to3", 6, 2, 3, 500, 0, 300 * time.Millisecond},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			db := filepath.Join(dir, sc.name+".db")
@@ -333,7 +339,7 @@ func TestCheckpointKillResume(t *testing.T) {
 				jobs[p] = crashJob(t, dir, fmt.Sprintf("%s-p%d.yaml", sc.name, p), files, db, schema, ck, p, sc.speed)
 			}
 			res := crashtest.KillResume(t, crashtest.Options{
-				Bin: bin, Dir: dir, Kills: sc.kills, Seed: 11, MinDelay: sc.minD, MaxDelay: sc.maxD, Timeout: 2 * time.Minute,
+				Bin: bin, Dir: dir, Kills: sc.kills, Seed: 11, MinDelay: sc.minD, MaxDelay: sc.maxD, Timeout: 2 * time.Minute, Store: ck,
 				Args: func(run int) []string {
 					if run < sc.kills/2 {
 						return []string{"run", jobs[sc.from]}
@@ -344,8 +350,13 @@ func TestCheckpointKillResume(t *testing.T) {
 			if res.FinishedEarly || res.Kills != sc.kills {
 				t.Fatalf("the job finished after %d of %d kills: make it longer", res.Kills, sc.kills)
 			}
-			if !strings.Contains(res.Last, "restored from checkpoint") {
-				t.Errorf("the last run did not restore a checkpoint; stderr:\n%s", res.Last)
+			// Every run but the first resumed from the checkpoint the one
+			// before it saved; the first at the new parallelism from one
+			// taken at the old.
+			for i, stderr := range res.Stderr[1:] {
+				if !strings.Contains(stderr, `"msg":"restored from checkpoint"`) {
+					t.Errorf("run %d did not restore a checkpoint; stderr:\n%s", i+2, stderr)
+				}
 			}
 			checkAgainst(t, "sqlite", sqliteRows(t, lite, "bars_ohlcv"), clean, sqliteAuditOrdered(t, lite), cleanAudit)
 			checkAgainst(t, "postgres", pgRows(t, conn, schema+".bars_ohlcv", false), cleanPG, pgRows(t, conn, schema+".audit", true), cleanPGAudit)
@@ -544,10 +555,13 @@ checkpoint: {interval: 50ms, store: %q}
 	}
 	crashtest.Run(t, bin, dir, time.Minute, "run", write("clean.yaml", filepath.Join(dir, "clean.db")))
 	job := write("crash.yaml", filepath.Join(dir, "crash.db"))
-	res := crashtest.KillResume(t, crashtest.Options{Bin: bin, Dir: dir, Kills: 2, Seed: 3, MinDelay: 150 * time.Millisecond, MaxDelay: 400 * time.Millisecond,
-		Timeout: time.Minute, Args: func(int) []string { return []string{"run", job} }})
-	if res.Kills == 0 {
-		t.Fatalf("the job finished before it was killed")
+	res := crashtest.KillResume(t, crashtest.Options{Bin: bin, Dir: dir, Kills: 2, Seed: 3, MinDelay: 0, MaxDelay: 100 * time.Millisecond,
+		Timeout: time.Minute, Store: filepath.Join(dir, "ck-crash.yaml"), Args: func(int) []string { return []string{"run", job} }})
+	if res.Kills != 2 {
+		t.Fatalf("the job finished after %d of 2 kills", res.Kills)
+	}
+	if !strings.Contains(res.Stderr[1], `"msg":"restored from checkpoint"`) {
+		t.Errorf("the second run did not restore a checkpoint; stderr:\n%s", res.Stderr[1])
 	}
 	got, want := sqliteRowsAt(t, filepath.Join(dir, "crash.db")), sqliteRowsAt(t, filepath.Join(dir, "clean.db"))
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mdpio/mdp/checkpoint"
 )
 
 var (
@@ -146,10 +148,19 @@ type Options struct {
 	// Kills is how many times the job is killed with SIGKILL.
 	Kills int
 	// Seed seeds the kill moments, each uniform in [MinDelay, MaxDelay)
-	// after the process started.
+	// after the process started, or, with Store, after the run saved its
+	// first checkpoint.
 	Seed               uint64
 	MinDelay, MaxDelay time.Duration
-	// Timeout bounds the last run, which must finish (exit 0).
+	// Store, when set, is the job's checkpoint directory: a run is killed
+	// only after it has saved a checkpoint there (one newer than any there
+	// when it started), and the delay counts from then. Every run then
+	// leaves a checkpoint for the next to restore, however long a loaded
+	// machine takes to start it; without Store, a slow start can use up
+	// every delay before the first checkpoint, and the runs test nothing.
+	Store string
+	// Timeout bounds the last run, which must finish (exit 0), and each
+	// wait for a run's first checkpoint.
 	Timeout time.Duration
 }
 
@@ -160,7 +171,8 @@ type Result struct {
 	// Finished reports whether the job ended by itself before every kill
 	// was made (the kills left were not needed).
 	FinishedEarly bool
-	Last          string // the last run's standard error
+	Last          string   // the last run's standard error
+	Stderr        []string // every run's standard error, in order
 }
 
 // KillResume runs the job with --resume, kills it at o.Kills seeded random
@@ -171,21 +183,33 @@ func KillResume(tb testing.TB, o Options) Result {
 	var res Result
 	for res.Kills < o.Kills {
 		args := append(o.Args(res.Runs), "--resume")
+		newest := newestCheckpoint(tb, o.Store)
 		p := Start(tb, o.Bin, o.Dir, args...)
 		res.Runs++
 		d := o.MinDelay + time.Duration(rng.Int64N(int64(o.MaxDelay-o.MinDelay)))
-		select {
-		case <-p.Done():
+		ended := false
+		if o.Store != "" {
+			ended = !waitCheckpoint(tb, p, o.Store, newest, o.Timeout)
+		}
+		if !ended {
+			select {
+			case <-p.Done():
+				ended = true
+			case <-time.After(d):
+			}
+		}
+		if ended {
 			code, stderr := p.Wait(tb, time.Second)
+			res.Stderr = append(res.Stderr, stderr)
 			if code != 0 {
 				tb.Fatalf("run %d exited %d before its kill; stderr:\n%s", res.Runs, code, stderr)
 			}
 			res.FinishedEarly, res.Last = true, stderr
 			return res
-		case <-time.After(d):
 		}
 		p.Signal(syscall.SIGKILL)
 		code, stderr := p.Wait(tb, 10*time.Second)
+		res.Stderr = append(res.Stderr, stderr)
 		if code == 0 {
 			// It finished just before the kill landed.
 			res.FinishedEarly, res.Last = true, stderr
@@ -198,6 +222,50 @@ func KillResume(tb testing.TB, o Options) Result {
 	}
 	args := append(o.Args(res.Runs), "--resume")
 	res.Last = Run(tb, o.Bin, o.Dir, o.Timeout, args...)
+	res.Stderr = append(res.Stderr, res.Last)
 	res.Runs++
 	return res
+}
+
+// newestCheckpoint is the id of the newest checkpoint in the directory
+// store (0 for none or no store).
+func newestCheckpoint(tb testing.TB, store string) int64 {
+	tb.Helper()
+	if store == "" {
+		return 0
+	}
+	d, err := checkpoint.Open(store, 1, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ids, err := d.IDs()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(ids) == 0 {
+		return 0
+	}
+	return ids[0]
+}
+
+// waitCheckpoint waits until store holds a checkpoint newer than after
+// (true) or p has exited (false); it fails the test after timeout.
+func waitCheckpoint(tb testing.TB, p *Proc, store string, after int64, timeout time.Duration) bool {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for newestCheckpoint(tb, store) <= after {
+		if time.Now().After(deadline) {
+			p.Signal(syscall.SIGKILL)
+			_, stderr := p.Wait(tb, 10*time.Second)
+			tb.Fatalf("no checkpoint saved in %s within %s; stderr:\n%s", store, timeout, stderr)
+		}
+		select {
+		case <-p.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }
