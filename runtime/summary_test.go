@@ -12,11 +12,12 @@ import (
 	"github.com/mdpio/mdp/runtime"
 )
 
-// The end of a job is one log record carrying its summary, and the same
-// summary reads as text.
-func TestSummaryAtTheEnd(t *testing.T) {
+// runLogged runs the job name (the test source and sink with their params)
+// to its end and returns its summary and its JSON log.
+func runLogged(t *testing.T, name, srcParams, sinkParams string) (runtime.Summary, *bytes.Buffer) {
+	t.Helper()
 	var logs bytes.Buffer
-	u, err := runtime.NewFromBytes("sum.yaml", job("sum", "count: 40, batch: 10", "name: summed, drop: true", ""),
+	u, err := runtime.NewFromBytes(name+".yaml", job(name, srcParams, sinkParams, ""),
 		runtime.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +25,13 @@ func TestSummaryAtTheEnd(t *testing.T) {
 	if err := u.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	s := u.Summary()
+	return u.Summary(), &logs
+}
+
+// The end of a job is one log record carrying its summary, and the same
+// summary reads as text.
+func TestSummaryAtTheEnd(t *testing.T) {
+	s, logs := runLogged(t, "sum", "count: 40, batch: 10", "name: summed, drop: true")
 	if s.RecordsIn != 40 || s.State != runtime.StateStopped || len(s.Nodes) != 2 || s.ElapsedSeconds <= 0 || s.RecordsPerSecond <= 0 {
 		t.Fatalf("%+v", s)
 	}
@@ -73,16 +80,7 @@ func TestSummaryAtTheEnd(t *testing.T) {
 // A source that runs for more than a second while its sink idles is named
 // as the job's bottleneck, in the summary, its log record and its text.
 func TestSummaryNamesTheBottleneck(t *testing.T) {
-	var logs bytes.Buffer
-	u, err := runtime.NewFromBytes("slow.yaml", job("slow", "count: 40, batch: 10, interval: 400ms", "name: slow", ""),
-		runtime.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s := u.Summary()
+	s, logs := runLogged(t, "slow", "count: 40, batch: 10, interval: 400ms", "name: slow")
 	if !regexp.MustCompile(`^source src limits the job's rate: it was busy \d+% of its time, the nodes it feeds less \(store \d+%\)$`).MatchString(s.Bottleneck) {
 		t.Fatalf("bottleneck %q", s.Bottleneck)
 	}
