@@ -569,7 +569,7 @@ func TestTwoSinksCreateOneFile(t *testing.T) {
 		for i, table := range []string{"trade_bars", "mid_bars"} {
 			var n int
 			var closePx float64
-			if err := db.QueryRow("SELECT count(*), max(close) FROM " + table).Scan(&n, &closePx); err != nil || n != 1 || closePx != float64(i+1) {
+			if err := db.QueryRow("SELECT count(*), max(close) FROM "+table).Scan(&n, &closePx); err != nil || n != 1 || closePx != float64(i+1) {
 				t.Fatalf("round %d: %s holds %d rows, close %v (%v), want 1 row, close %d", round, table, n, closePx, err, i+1)
 			}
 		}
