@@ -1,9 +1,9 @@
 // Package docgen generates the reference pages under docs/reference from
 // the code itself, so they cannot drift: the component reference from the
 // component registry, the CLI reference from the cobra commands, the job
-// file reference from the JSON Schema of job files, and the metrics
-// reference from the series a running job registers. scripts/gendocs
-// writes them (go generate ./internal/docgen); a test fails when the
+// file reference from the JSON Schema of job files, the metrics reference
+// from the series a running job registers, and the drop and error reasons
+// from the calls that count them in the source. scripts/gendocs writes them (go generate ./internal/docgen); a test fails when the
 // committed files differ from what Generate returns.
 package docgen
 
@@ -51,6 +51,11 @@ func Generate(ctx context.Context) (map[string][]byte, error) {
 		return nil, err
 	}
 	out["metrics.md"] = m
+	r, err := reasonsReference()
+	if err != nil {
+		return nil, err
+	}
+	out["reasons.md"] = r
 	return out, nil
 }
 
