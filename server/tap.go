@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -519,11 +518,8 @@ func (h *Handler) tapWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
-	if err != nil {
+	conn, ok := acceptWS(w, r)
+	if !ok {
 		return
 	}
 	c := rec.subscribe(r.URL.Query().Get("symbol"))

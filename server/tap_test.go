@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,7 +31,10 @@ type inProcess struct {
 	dir string
 }
 
-func newInProcess(t *testing.T) *inProcess {
+func newInProcess(t *testing.T) *inProcess { t.Helper(); return newInProcessToken(t, "") }
+
+// newInProcessToken is newInProcess with the API token set.
+func newInProcessToken(t *testing.T, token string) *inProcess {
 	t.Helper()
 	dir := t.TempDir()
 	var hp atomic.Pointer[server.Handler]
@@ -42,7 +46,7 @@ func newInProcess(t *testing.T) *inProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := server.New(server.Options{Manager: m, StatusInterval: 50 * time.Millisecond})
+	h := server.New(server.Options{Manager: m, Token: token, StatusInterval: 50 * time.Millisecond})
 	hp.Store(h)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -241,5 +245,105 @@ dag:
 		if resp.StatusCode != 404 || !strings.Contains(text, want) {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, text)
 		}
+	}
+}
+
+// With a token, the tap WebSocket takes the credentials the status
+// WebSocket takes, through the same path: the token as a subprotocol
+// offered beside mdp.v1 (which is selected, as a browser requires), the
+// Authorization header, or the session cookie. Missing or wrong
+// credentials get 401 before anything says whether the job exists.
+func TestTapAuth(t *testing.T) {
+	const token = "tap-t0ken/+="
+	p := newInProcessToken(t, token)
+	p.submit(t, `name: tapauth
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], count: 3000, step: 10ms, seed: 5}}
+    - {id: bars, type: operator.bars, params: {interval: 1s}}
+    - {id: out, type: sink.null}
+  edges: [[src, bars], [bars, out]]
+`)
+	waitFor(t, "the job to finish", 30*time.Second, func() bool {
+		st, _ := p.m.Status("tapauth", false)
+		return st.State == "stopped"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	wsURL := strings.Replace(p.srv.URL, "http", "ws", 1)
+	dial := func(path string, opts *websocket.DialOptions) (int, string, *websocket.Conn) {
+		t.Helper()
+		c, resp, err := websocket.Dial(ctx, wsURL+path, opts)
+		if err != nil {
+			if resp == nil {
+				t.Fatalf("dial %s: %v", path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body), nil
+		}
+		t.Cleanup(func() { _ = c.CloseNow() })
+		return http.StatusSwitchingProtocols, "", c
+	}
+	const tap = "/api/v1/jobs/tapauth/tap/bars?symbol=AAPL"
+	withProto := func(tok string) *websocket.DialOptions {
+		return &websocket.DialOptions{Subprotocols: []string{server.Subprotocol, server.BearerProtocolPrefix + b64(tok)}}
+	}
+	// Refused: no credentials, a wrong token in the subprotocol or the
+	// header, and an unknown job or port the same way.
+	for what, tc := range map[string]struct {
+		path string
+		opts *websocket.DialOptions
+		want string
+	}{
+		"no credentials":         {tap, nil, "mdp.bearer.BASE64URL(TOKEN)"},
+		"wrong subprotocol":      {tap, withProto("guess"), "wrong API token in the WebSocket subprotocol"},
+		"wrong header":           {tap, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer guess"}}}, "wrong API token in Authorization"},
+		"unknown job, no token":  {"/api/v1/jobs/nojob/tap/bars", nil, "missing API token"},
+		"unknown port, no token": {"/api/v1/jobs/tapauth/tap/nope", withProto("guess"), "wrong API token"},
+	} {
+		code, body, _ := dial(tc.path, tc.opts)
+		if code != http.StatusUnauthorized || !strings.Contains(body, tc.want) || strings.Contains(body, b64("guess")) {
+			t.Errorf("%s: %d %s", what, code, body)
+		}
+	}
+	// The right token in the subprotocol: upgraded with mdp.v1 selected,
+	// the run's bars in the snapshot, then the end of the run.
+	code, body, c := dial(tap, withProto(token))
+	if code != http.StatusSwitchingProtocols {
+		t.Fatalf("right subprotocol token: %d %s", code, body)
+	}
+	if c.Subprotocol() != server.Subprotocol {
+		t.Fatalf("selected subprotocol %q, want %q", c.Subprotocol(), server.Subprotocol)
+	}
+	// 3000 trades 10 ms apart: 30 one-second bars.
+	if m := readTap(t, ctx, c); m.Type != "snapshot" || m.Symbol != "AAPL" || len(m.Records) != 30 {
+		t.Fatalf("snapshot: type %s symbol %s, %d records; want 30 bars", m.Type, m.Symbol, len(m.Records))
+	}
+	if m := readTap(t, ctx, c); m.Type != "end" {
+		t.Fatalf("after the snapshot: %+v", m)
+	}
+	// Past the credentials, an unknown port is the route's 404.
+	if code, body, _ := dial("/api/v1/jobs/tapauth/tap/nope", withProto(token)); code != http.StatusNotFound || !strings.Contains(body, `no output port \"nope\"`) {
+		t.Fatalf("unknown port with the token: %d %s", code, body)
+	}
+	// The header and the session cookie open it too.
+	if code, body, _ := dial(tap, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}}); code != http.StatusSwitchingProtocols {
+		t.Fatalf("bearer header: %d %s", code, body)
+	}
+	resp, err := http.Post(p.srv.URL+server.LoginPath, "application/json", strings.NewReader(`{"token":"`+token+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(resp.Cookies()) != 1 {
+		t.Fatalf("login: %d %v", resp.StatusCode, resp.Cookies())
+	}
+	code, body, c = dial(tap, &websocket.DialOptions{Subprotocols: []string{server.Subprotocol}, HTTPHeader: http.Header{"Cookie": {resp.Cookies()[0].String()}}})
+	if code != http.StatusSwitchingProtocols || c.Subprotocol() != server.Subprotocol {
+		t.Fatalf("cookie: %d %s", code, body)
+	}
+	if m := readTap(t, ctx, c); m.Type != "snapshot" || len(m.Records) != 30 {
+		t.Fatalf("snapshot over the cookie: %s, %d records", m.Type, len(m.Records))
 	}
 }

@@ -252,17 +252,30 @@ func (h *Handler) jobWS(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) allWS(w http.ResponseWriter, r *http.Request) { h.serveWS(w, r, "") }
 
-// serveWS upgrades the request and runs the client's writer until the
-// client goes, the hub drops it or the server closes.
-func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, name string) {
-	// The server's read and write timeouts would cut a long-lived
-	// connection: clear them before the upgrade.
+// acceptWS upgrades a request to a WebSocket for every WebSocket route
+// (status and taps): the server's read and write timeouts, which would cut
+// a long-lived connection, are cleared first, and Subprotocol is selected
+// when offered. A browser offers it beside the token's subprotocol
+// (ServeHTTP has checked that one, as for every route), and a browser
+// fails a handshake that selects none of the subprotocols it offered. On
+// false the response has been written.
+func acceptWS(w http.ResponseWriter, r *http.Request) (*websocket.Conn, bool) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 	if err != nil {
-		return // Accept answered the request
+		return nil, false // Accept answered the request
+	}
+	return conn, true
+}
+
+// serveWS upgrades the request and runs the client's writer until the
+// client goes, the hub drops it or the server closes.
+func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, name string) {
+	conn, ok := acceptWS(w, r)
+	if !ok {
+		return
 	}
 	ctx := conn.CloseRead(context.Background())
 	wctx, cancel := context.WithCancel(ctx)
