@@ -42,9 +42,17 @@ type ServerOptions struct {
 	Ready func() (ready bool, body any)
 	// API, when set, serves every path but /metrics, /healthz and /readyz
 	// on the same listener (`mdp run` puts the read-only job API and the
-	// dashboard there).
+	// dashboard there). When it implements APIMetrics, /metrics serves its
+	// series too.
 	API    http.Handler
 	Logger *slog.Logger
+}
+
+// APIMetrics is an API handler with series of its own (the job API's
+// WebSocket clients: server.Handler), which /metrics serves beside
+// Gatherer's.
+type APIMetrics interface {
+	Metrics() prometheus.Gatherer
 }
 
 // Server serves /metrics, /healthz (200 while the process is alive) and
@@ -88,8 +96,12 @@ func Serve(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics server: %w", err)
 	}
+	g := opts.Gatherer
+	if a, ok := opts.API.(APIMetrics); ok {
+		g = prometheus.Gatherers{g, a.Metrics()}
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))

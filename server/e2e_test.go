@@ -844,6 +844,37 @@ func TestRunServesReadOnlyAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Name != "solo" || st.State != "running" || st.Runtime == nil || len(st.Runtime.Nodes) != 3 {
 		t.Fatalf("status: exit %d %v\n%s", code, err, out)
 	}
+	// /metrics has the job API's own series beside the job's, counting a
+	// status WebSocket client while one is connected (the same series
+	// mdp serve has).
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	wc, _, err := websocket.Dial(wctx, "ws://"+addr+"/api/v1/jobs/solo/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, data, err := wc.Read(wctx); err != nil || !strings.Contains(string(data), `"type":"status"`) {
+		t.Fatalf("status websocket: %v %s", err, data)
+	}
+	metricsText := func() string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return string(data)
+	}
+	m := metricsText()
+	for _, want := range []string{"\nserver_websocket_clients 1\n", `server_websocket_dropped_total{reason="too_slow"} 0`, `runtime_jobs_running{mode="dag"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("mdp run's /metrics lacks %q:\n%s", want, m)
+		}
+	}
+	_ = wc.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "the client to be gone from /metrics", 10*time.Second, func() bool {
+		return strings.Contains(metricsText(), "\nserver_websocket_clients 0\n")
+	})
 	out, code = mdpCmd(t, dir, "stop", "solo", srv)
 	if code != 1 || !strings.Contains(out, "this is mdp run, serving its one job read-only") {
 		t.Fatalf("stop against mdp run: exit %d\n%s", code, out)

@@ -143,6 +143,13 @@ func (h *Handler) Close() {
 	h.hist.close()
 }
 
+// Metrics is the handler's own series (server_websocket_clients,
+// server_websocket_dropped_total). The handler serves them on /metrics
+// with Options.Gatherer's; a listener that serves /metrics itself (the
+// metrics server of `mdp run`, see metrics.APIMetrics) adds them to its
+// own.
+func (h *Handler) Metrics() prometheus.Gatherer { return h.hub.reg }
+
 // Routes lists "METHOD /path" for every route the handler serves.
 func (h *Handler) Routes() []string { return append([]string(nil), h.paths...) }
 
@@ -155,7 +162,7 @@ func (h *Handler) routes() {
 	if h.opts.Gatherer != nil {
 		h.paths = append(h.paths, "GET /metrics")
 		// The jobs' metrics and the server's own (status WebSocket clients).
-		g := prometheus.Gatherers{h.opts.Gatherer, h.hub.reg}
+		g := prometheus.Gatherers{h.opts.Gatherer, h.Metrics()}
 		h.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	if h.opts.Gatherer != nil || h.opts.Ready != nil {
