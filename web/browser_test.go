@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/log"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 
 	"net/http/httptest"
 
@@ -635,5 +636,105 @@ dag:
 	}
 	d.open("#/candles/solo?port=bars&symbol=AAPL")
 	d.wait("candles", `window.mdpCandles && window.mdpCandles.data().length >= 5`, 20*time.Second)
+	d.noConsoleErrors()
+}
+
+// A bar corrected after the chart drew newer ones (late_policy update) is
+// redrawn where it is: a live feed the test controls sends trades at 0, 1,
+// 2 and 3 s, the chart draws the three closed bars, then a late trade at
+// 0.5 s corrects the first bar, which reaches the page as an update behind
+// its last candle; the chart's first candle changes and the others stay.
+// After the stop the chart holds what the store holds, bar for bar.
+func TestDashboardCandlesRedrawAnOlderBarOnUpdate(t *testing.T) {
+	d := newDash(t, 1280, 800)
+	feed := make(chan string, 16)
+	exchange := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := c.CloseRead(r.Context())
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-feed:
+				if err := c.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+					return
+				}
+			}
+		}
+	}))
+	defer exchange.Close()
+	base := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	id := 0
+	trade := func(at time.Duration, price string) {
+		id++
+		ms := base.Add(at).UnixMilli()
+		feed <- fmt.Sprintf(`{"e":"trade","E":%d,"s":"BTCUSDT","t":%d,"p":"%s","q":"1","T":%d,"m":false}`, ms, id, price, ms)
+	}
+	db := filepath.Join(d.dir, "late.db")
+	d.submit(fmt.Sprintf(`name: late
+dag:
+  nodes:
+    - {id: src, type: provider.websocket, params: {url: %q, preset: binance}}
+    - {id: bars, type: operator.bars, params: {interval: 1s, late_policy: update, allowed_lateness: 1h}}
+    - {id: store, type: sink.sqlite, params: {path: %q}}
+  edges: [[src, bars], [bars, store]]
+`, strings.Replace(exchange.URL, "http", "ws", 1), db), true)
+	waitState(t, d.m, "late", "running")
+	for i, p := range []string{"100", "101", "102", "103"} {
+		trade(time.Duration(i)*time.Second, p)
+	}
+	d.open("#/candles/late?port=bars&symbol=BTCUSDT")
+	type candle struct{ Time, Open, High, Low, Close float64 }
+	candles := func() []candle {
+		var out []candle
+		d.eval(`window.mdpCandles.data().map(b => ({Time: b.time, Open: b.open, High: b.high, Low: b.low, Close: b.close}))`, &out)
+		return out
+	}
+	d.wait("the three closed bars", `window.mdpCandles && window.mdpCandles.data().length === 3`, 30*time.Second)
+	before := candles()
+	t0 := float64(base.Unix())
+	if fmt.Sprint(before) != fmt.Sprint([]candle{{t0, 100, 100, 100, 100}, {t0 + 1, 101, 101, 101, 101}, {t0 + 2, 102, 102, 102, 102}}) {
+		t.Fatalf("candles before the late trade: %v", before)
+	}
+	var updates0 float64
+	d.eval(`window.mdpCandles.updates()`, &updates0)
+	// The late trade: the first bar gets a new low and close.
+	trade(500*time.Millisecond, "90")
+	d.wait("the first candle corrected", `window.mdpCandles.data().length === 3 && window.mdpCandles.data()[0].low === 90`, 30*time.Second)
+	after := candles()
+	if fmt.Sprint(after) != fmt.Sprint([]candle{{t0, 100, 100, 90, 90}, {t0 + 1, 101, 101, 101, 101}, {t0 + 2, 102, 102, 102, 102}}) {
+		t.Fatalf("candles after the late trade: %v", after)
+	}
+	// It came as one live update (not a fresh snapshot of the history).
+	var updates1 float64
+	d.eval(`window.mdpCandles.updates()`, &updates1)
+	if updates1 != updates0+1 {
+		t.Fatalf("bar records received for the correction: %v, want 1", updates1-updates0)
+	}
+	// A newer bar after it still lands at the end.
+	trade(4*time.Second, "104")
+	d.wait("the fourth candle", `window.mdpCandles.data().length === 4`, 30*time.Second)
+	d.screenshot("candles-update")
+	// The stop drains the open bar; the chart then holds the store's bars.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := d.m.Stop(ctx, "late"); err != nil {
+		t.Fatal(err)
+	}
+	want := storeBars(t, db, "BTCUSDT")
+	if len(want) != 5 || want[0].Low != 90 || want[0].Close != 90 || want[0].Volume != 2 {
+		t.Fatalf("store: %+v", want)
+	}
+	d.wait("every stored bar", fmt.Sprintf(`window.mdpCandles.data().length === %d`, len(want)), 30*time.Second)
+	got := candles()
+	for i, w := range want {
+		if g := got[i]; g.Time != w.Time || g.Open != w.Open || g.High != w.High || g.Low != w.Low || g.Close != w.Close {
+			t.Fatalf("candle %d: chart %+v, store %+v", i, g, w)
+		}
+	}
 	d.noConsoleErrors()
 }
