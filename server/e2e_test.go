@@ -626,6 +626,10 @@ func TestServeToken(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "refusing to listen on 0.0.0.0:0 without an API token") {
 		t.Fatalf("non-loopback without a token: %v\n%s", err, out)
 	}
+	// No secret is in this message: nothing of it may be masked.
+	if strings.Contains(string(out), "xxxxx") {
+		t.Fatalf("the refusal is masked as if it held a secret:\n%s", out)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "s.db")); err == nil {
 		t.Fatalf("the refused server created its registry")
 	}

@@ -743,7 +743,7 @@ type Server struct {
 // listens.
 func Bind(listen, token string) (net.Listener, error) {
 	if !IsLoopback(listen) && token == "" {
-		return nil, fmt.Errorf("refusing to listen on %s without an API token: a non-loopback address exposes the job API; set --token or %s (or listen on 127.0.0.1)", listen, TokenEnv)
+		return nil, fmt.Errorf("refusing to listen on %s without an API token (a non-loopback address exposes the job API): set --token or %s (or listen on 127.0.0.1)", listen, TokenEnv)
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
