@@ -72,6 +72,9 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
 	}
+	if doc.Scaleout != nil {
+		return a.runScaleout(ctx, doc, f)
+	}
 	// With metrics enabled, the metrics listener also serves the read-only
 	// job API (list, status, status WebSocket) for this one job.
 	var api *server.Handler

@@ -95,6 +95,9 @@ type Document struct {
 	Restart string
 	// Checkpoint turns checkpoints on; nil when the job has none.
 	Checkpoint *CheckpointConfig
+	// Scaleout runs the job over NATS JetStream partitions; nil when the
+	// job runs in one process.
+	Scaleout *ScaleoutConfig
 	// Sources lists where settings came from, in precedence order: the file
 	// (if any), then "env NAME", "--set path", "--mode" and "--job" entries
 	// that changed something.

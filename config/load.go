@@ -16,7 +16,7 @@ import (
 
 // Keys accepted in each section.
 var (
-	topKeys        = []string{"mode", "name", "dag", "classic", "metrics", "feedback", "shutdown_timeout", "batch_size", "restart", "checkpoint"}
+	topKeys        = []string{"mode", "name", "dag", "classic", "metrics", "feedback", "shutdown_timeout", "batch_size", "restart", "checkpoint", "scaleout"}
 	dagKeys        = []string{"nodes", "edges", "graph"}
 	graphKeys      = []string{"nodes", "edges"}
 	nodeKeys       = []string{"id", "type", "params", "parallelism", "on_error"}
@@ -214,6 +214,9 @@ func (l *loader) load(data []byte) *Document {
 	}
 	if len(d.Nodes) > 0 {
 		l.checkGraph()
+	}
+	if e, ok := top["scaleout"]; ok && !isNull(resolve(e.val)) {
+		l.decodeScaleout(e)
 	}
 	return d
 }

@@ -130,6 +130,16 @@ func Schema(reg *component.Registry) ([]byte, error) {
 					"tolerable_failures": typed(obj{"type": "integer", "minimum": -1, "maximum": maxTolerableFailures, "default": -1, "description": "Checkpoints in a row that may fail before the job fails; -1 never fails the job."}),
 				},
 			},
+			"scaleout": obj{
+				"type": "object", "additionalProperties": false, "required": []any{"nats"},
+				"description": "Run the job over NATS JetStream: its source as ingest publishing into one stream with a subject per partition, the rest of the graph as workers reading the partitions.",
+				"properties": obj{
+					"nats":       obj{"type": "string", "description": "embedded (nats-server inside mdp) or the nats:// or tls:// URL of a server with JetStream.", "examples": []any{ScaleoutEmbedded, "nats://127.0.0.1:4222"}},
+					"partitions": typed(obj{"type": "integer", "minimum": 1, "maximum": MaxPartitions, "default": defaultPartitions, "description": "Fixed number of symbol partitions."}),
+					"store":      obj{"type": "string", "description": "Directory of the embedded server's file store (nats: embedded only)."},
+					"sync":       obj{"type": "string", "enum": []string{SyncAlways, SyncInterval}, "default": SyncAlways, "description": "Embedded store fsync: always (every write) or interval (nats-server's two-minute default)."},
+				},
+			},
 		},
 		"$defs": defs,
 	}

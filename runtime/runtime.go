@@ -153,6 +153,11 @@ func New(doc *config.Document, opts Options) (*Unified, error) {
 	if doc == nil {
 		return nil, errors.New("runtime: nil document")
 	}
+	if doc.Scaleout != nil {
+		// Package scaleout runs such a job (mdp run); running it here
+		// would silently drop the scale-out.
+		return nil, fmt.Errorf("job %q has a scaleout section: run it with mdp run, not in one runtime", doc.Name)
+	}
 	red := NewRedactor(doc)
 	base := opts.Logger
 	if base == nil {

@@ -1,0 +1,47 @@
+package cli_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// A scaleout job run by mdp run stops gracefully on SIGTERM: the source
+// stops, the ingest publishes its end markers and the worker delivers
+// every record the source emitted to the sink before mdp exits 0.
+func TestScaleoutRunSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "so.out")
+	extra := "scaleout: {nats: embedded, partitions: 4, store: " + filepath.Join(dir, "nats") + "}\n"
+	cfg := writeFile(t, dir, "so.yaml", testJob("so", "count: 40, batch: 4, interval: 1ms, hold: true", "path: "+out, extra))
+	p := start(t, testMDP(t), "run", "--config", cfg)
+	p.waitLog("scale-out run")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, p.stderr)
+	}
+	end := findLog(p.stderr.String(), "scale-out run ended")
+	if end == nil || findLog(p.stderr.String(), "job finished") == nil {
+		t.Fatalf("logs:\n%s", p.stderr)
+	}
+	published := int(end["published"].(float64))
+	if published == 0 || end["read"] != end["published"] {
+		t.Fatalf("published %v, read %v: want the same, above 0", end["published"], end["read"])
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("records %d\n", published); string(b) != want {
+		t.Fatalf("sink wrote %q, want %q (every record the source emitted)", b, want)
+	}
+
+	// Checkpoint flags do not apply to a scaleout job yet: a usage error.
+	code, _, stderr := runMDP(t, testMDP(t), "run", "--config", cfg, "--resume")
+	if code != 2 || !strings.Contains(stderr, "do not apply to a scaleout job") {
+		t.Fatalf("--resume: exit %d\n%s", code, stderr)
+	}
+}

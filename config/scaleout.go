@@ -1,0 +1,138 @@
+package config
+
+import (
+	"strings"
+
+	"github.com/mdpio/mdp/engine"
+)
+
+// Scale-out section defaults and bounds.
+const (
+	// ScaleoutEmbedded is the nats value that runs nats-server inside the
+	// mdp process.
+	ScaleoutEmbedded = "embedded"
+	// defaultPartitions is the partition count when the section gives none.
+	defaultPartitions = 64
+	// MaxPartitions bounds scaleout.partitions.
+	MaxPartitions = 1024
+	// Embedded store sync policies.
+	SyncAlways   = "always"
+	SyncInterval = "interval"
+)
+
+var scaleoutKeys = []string{"nats", "partitions", "store", "sync"}
+
+// ScaleoutConfig is the scaleout section: the job's sources run as ingest,
+// publishing into one NATS JetStream stream with a subject per partition,
+// and the rest of the graph runs as workers reading the partitions.
+type ScaleoutConfig struct {
+	// NATS is ScaleoutEmbedded or the URL of a NATS server with JetStream.
+	NATS string
+	// Partitions is the fixed number of partitions (default 64).
+	Partitions int
+	// Store is the embedded server's file store directory.
+	Store string
+	// Sync is the embedded store's fsync policy: SyncAlways (default) or
+	// SyncInterval (the server's default of every two minutes).
+	Sync string
+	// Source is the id of the job's one source node, the part that runs as
+	// ingest.
+	Source string
+}
+
+// Embedded reports whether the job runs its own NATS server.
+func (c *ScaleoutConfig) Embedded() bool { return c.NATS == ScaleoutEmbedded }
+
+func (l *loader) decodeScaleout(e entry) {
+	m, ok := l.mapping(e.val, e.path, scaleoutKeys)
+	if !ok {
+		return
+	}
+	c := &ScaleoutConfig{Partitions: defaultPartitions, Sync: SyncAlways}
+	good := true
+	if v, ok := m["nats"]; ok {
+		if s, ok := l.str(v); ok {
+			switch {
+			case s == ScaleoutEmbedded:
+			case strings.HasPrefix(s, "nats://"), strings.HasPrefix(s, "tls://"):
+			default:
+				l.errAt(v.val, v.path, "want embedded or a nats:// or tls:// URL, got %q", s)
+				good = false
+			}
+			c.NATS = s
+		} else {
+			good = false
+		}
+	} else {
+		l.errAt(e.val, e.path, "scaleout needs nats: embedded (a server inside mdp) or the URL of a NATS server with JetStream")
+		good = false
+	}
+	if v, ok := m["partitions"]; ok {
+		c.Partitions, ok = l.intRange(v, 1, MaxPartitions)
+		good = good && ok
+	}
+	if v, ok := m["store"]; ok {
+		if s, ok := l.str(v); ok {
+			if c.NATS != "" && !c.Embedded() {
+				l.errAt(v.val, v.path, "store is the embedded server's directory; with nats: %s the server keeps its own", c.NATS)
+				good = false
+			} else if s == "" {
+				l.errAt(v.val, v.path, "want a directory, got an empty string")
+				good = false
+			}
+			c.Store = s
+		} else {
+			good = false
+		}
+	} else if c.Embedded() {
+		l.errAt(e.val, e.path, "scaleout with nats: embedded needs a store: the directory of the embedded server's stream")
+		good = false
+	}
+	if v, ok := m["sync"]; ok {
+		if s, ok := l.str(v); ok {
+			switch {
+			case s != SyncAlways && s != SyncInterval:
+				l.errUnknownChoice(v, "sync policy", s, SyncAlways, SyncInterval)
+				good = false
+			case c.NATS != "" && !c.Embedded():
+				l.errAt(v.val, v.path, "sync is the embedded server's fsync policy; with nats: %s the server sets its own", c.NATS)
+				good = false
+			default:
+				c.Sync = s
+			}
+		} else {
+			good = false
+		}
+	}
+	if !good {
+		return
+	}
+	// The sources run as ingest, everything else as workers: one source node
+	// whose records leave by its main port, so a worker's graph is the job's
+	// graph with that node reading the partitions instead.
+	var sources []string
+	for i := range l.doc.Nodes {
+		if n := &l.doc.Nodes[i]; n.Spec != nil && n.Spec.Kind == engine.KindSource {
+			sources = append(sources, n.ID)
+		}
+	}
+	switch len(sources) {
+	case 0:
+		if len(l.doc.Nodes) > 0 {
+			l.errAt(e.val, e.path, "scaleout needs a source node; the job has none")
+		}
+		return
+	case 1:
+	default:
+		l.errAt(e.val, e.path, "scaleout runs jobs with one source node; this job has %d (%s)", len(sources), strings.Join(sources, ", "))
+		return
+	}
+	for _, ed := range l.doc.Edges {
+		if ed.From == sources[0] && ed.FromPort != engine.PortMain {
+			l.errAt(e.val, e.path, "scaleout carries a source's main output only; edge %s -> %s leaves %s by port %s", ed.From+"."+ed.FromPort, ed.To, ed.From, ed.FromPort)
+			return
+		}
+	}
+	c.Source = sources[0]
+	l.doc.Scaleout = c
+}

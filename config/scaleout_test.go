@@ -1,0 +1,74 @@
+package config
+
+import (
+	"testing"
+)
+
+const scaleoutGraph = `dag:
+  nodes:
+    - {id: src, type: provider.test_trades}
+    - {id: store, type: sink.test_store, params: {path: a.db}}
+  edges:
+    - [src, store]
+`
+
+func TestScaleoutSection(t *testing.T) {
+	doc, err := LoadBytes("job.yaml", []byte(scaleoutGraph+"scaleout: {nats: embedded, store: data/nats, partitions: 16}\n"), LoadOptions{Env: envMap(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ScaleoutConfig{NATS: "embedded", Partitions: 16, Store: "data/nats", Sync: SyncAlways, Source: "src"}
+	if doc.Scaleout == nil || *doc.Scaleout != want {
+		t.Fatalf("scaleout = %+v, want %+v", doc.Scaleout, want)
+	}
+	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph+"scaleout: {nats: \"nats://127.0.0.1:4222\"}\n"), LoadOptions{Env: envMap(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = ScaleoutConfig{NATS: "nats://127.0.0.1:4222", Partitions: 64, Sync: SyncAlways, Source: "src"}
+	if doc.Scaleout == nil || *doc.Scaleout != want {
+		t.Fatalf("scaleout = %+v, want %+v", doc.Scaleout, want)
+	}
+	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph), LoadOptions{Env: envMap(nil)})
+	if err != nil || doc.Scaleout != nil {
+		t.Fatalf("without the section: scaleout %+v, err %v", doc.Scaleout, err)
+	}
+}
+
+func TestScaleoutErrors(t *testing.T) {
+	cases := []struct{ name, src, want string }{
+		{"no nats", scaleoutGraph + "scaleout: {partitions: 4}\n",
+			"job.yaml:7:11: scaleout: scaleout needs nats: embedded (a server inside mdp) or the URL of a NATS server with JetStream"},
+		{"bad url", scaleoutGraph + "scaleout: {nats: \"http://x\", partitions: 4}\n",
+			`job.yaml:7:18: scaleout.nats: want embedded or a nats:// or tls:// URL, got "http://x"`},
+		{"partitions", scaleoutGraph + "scaleout:\n  nats: embedded\n  store: d\n  partitions: 0\n",
+			"job.yaml:10:15: scaleout.partitions: must be at least 1, got 0"},
+		{"embedded without store", scaleoutGraph + "scaleout: {nats: embedded}\n",
+			"job.yaml:7:11: scaleout: scaleout with nats: embedded needs a store: the directory of the embedded server's stream"},
+		{"store with url", scaleoutGraph + "scaleout: {nats: \"nats://h:4222\", store: d}\n",
+			"job.yaml:7:42: scaleout.store: store is the embedded server's directory; with nats: nats://h:4222 the server keeps its own"},
+		{"sync", scaleoutGraph + "scaleout: {nats: embedded, store: d, sync: alway}\n",
+			`job.yaml:7:44: scaleout.sync: unknown sync policy "alway"; want always or interval (did you mean "always"?)`},
+		{"unknown key", scaleoutGraph + "scaleout: {nats: embedded, store: d, partition: 3}\n",
+			`job.yaml:7:38: scaleout.partition: unknown key "partition"; did you mean "partitions"?`},
+		{"two sources", `dag:
+  nodes:
+    - {id: a, type: provider.test_trades}
+    - {id: b, type: provider.test_trades}
+    - {id: store, type: sink.test_store, params: {path: a.db}}
+  edges: [[a, store], [b, store]]
+scaleout: {nats: embedded, store: d}
+`, "job.yaml:7:11: scaleout: scaleout runs jobs with one source node; this job has 2 (a, b)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadBytes("job.yaml", []byte(tc.src), LoadOptions{Env: envMap(nil)})
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			if err.Error() != tc.want {
+				t.Errorf("errors:\n%s\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}

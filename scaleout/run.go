@@ -1,0 +1,243 @@
+package scaleout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
+)
+
+// publisherID is the ingest graph's node that publishes into the stream.
+const publisherID = "scaleout_publish"
+
+// Options configure a scaled-out run.
+type Options struct {
+	// Logger receives the run's logs; nil discards them.
+	Logger *slog.Logger
+	// Stdout is the jobs' standard output; nil means os.Stdout.
+	Stdout io.Writer
+	// Abort, when closed, aborts both roles at once (a second signal).
+	Abort <-chan struct{}
+}
+
+// Run runs a job that has a scaleout section in one process: the embedded
+// (or configured) NATS server's stream, the job's source as ingest and
+// the rest of the graph as one worker reading every partition. The stream
+// starts empty: without checkpoints a worker has no position to resume
+// from, so what an earlier run left is purged. Cancelling ctx stops the
+// source; the ingest then publishes its end markers and the worker drains
+// to them, within the job's shutdown_timeout. It returns the first role's
+// error, or engine.ErrAborted.
+func Run(ctx context.Context, doc *config.Document, opts Options) error {
+	so := doc.Scaleout
+	if so == nil {
+		return fmt.Errorf("job %q has no scaleout section", doc.Name)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("job", doc.Name)
+	conn, err := connect(so, log)
+	if err != nil {
+		return err
+	}
+	defer conn.close()
+	n := namesOf(doc.Name)
+	pub := newPublisher(nil, n, so.Partitions)
+	js, err := jetstream.New(conn.nc, jetstream.WithPublishAsyncMaxPending(maxPending),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			pub.failed(fmt.Errorf("publish to %s: %w", m.Subject, err))
+		}))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	pub.js = js
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	stream, err := ensureStream(setup, js, n, so.Partitions)
+	if err == nil {
+		err = stream.Purge(setup)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	all := make([]int, so.Partitions)
+	for i := range all {
+		all[i] = i
+	}
+	ingest, err := ingestJob(doc, pub, log.With("role", "ingest"), opts.Stdout)
+	if err != nil {
+		return err
+	}
+	worker, err := workerJob(doc, newReader(js, n, all), log.With("role", "worker"), opts.Stdout)
+	if err != nil {
+		return err
+	}
+	log.Info("scale-out run", "nats", conn.where, "stream", n.stream, "partitions", so.Partitions)
+	if err := worker.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err := ingest.Start(context.WithoutCancel(ctx)); err != nil {
+		worker.Abort()
+		_ = worker.Wait()
+		return fmt.Errorf("ingest: %w", err)
+	}
+	err = wait(ctx, doc.ShutdownTimeout, opts.Abort, ingest, worker)
+	published, _ := ingest.SourceTotals()
+	read, _ := worker.SourceTotals()
+	log.Info("scale-out run ended", "published", published, "read", read)
+	return err
+}
+
+// wait runs the two jobs to their ends: a failure of one aborts the other;
+// ctx's end stops the ingest's source and bounds the drain by timeout.
+func wait(ctx context.Context, timeout time.Duration, abort <-chan struct{}, ingest, worker *engine.Job) error {
+	var deadline <-chan time.Time
+	stopCtx := ctx.Done()
+	ingestDone, workerDone := ingest.Done(), worker.Done()
+	var err error
+	abortAll := func() {
+		ingest.Abort()
+		worker.Abort()
+	}
+	for ingestDone != nil || workerDone != nil {
+		select {
+		case <-stopCtx:
+			stopCtx = nil
+			ingest.Stop()
+			deadline = time.After(timeout)
+		case <-deadline:
+			abortAll()
+			deadline = nil
+			err = errors.Join(err, fmt.Errorf("stop took longer than shutdown_timeout %s: %w", timeout, engine.ErrAborted))
+		case <-abort:
+			abort = nil
+			abortAll()
+		case <-ingestDone:
+			ingestDone = nil
+			if e := ingest.Err(); e != nil {
+				err = errors.Join(err, fmt.Errorf("ingest: %w", e))
+				worker.Abort()
+			}
+		case <-workerDone:
+			workerDone = nil
+			if e := worker.Err(); e != nil {
+				err = errors.Join(err, fmt.Errorf("worker: %w", e))
+				ingest.Abort()
+			}
+		}
+	}
+	return err
+}
+
+// ingestJob is the job's source feeding the publisher.
+func ingestJob(doc *config.Document, pub *publisher, log *slog.Logger, stdout io.Writer) (*engine.Job, error) {
+	g, err := doc.Graph()
+	if err != nil {
+		return nil, err
+	}
+	src := nodeOf(g, doc.Scaleout.Source)
+	ig := &engine.Graph{
+		Nodes: []*engine.Node{src, {
+			ID: publisherID, Type: "scaleout.publish", Kind: engine.KindSink, Accepts: md.KindAny,
+			NewProcessor: func(int) (engine.Processor, error) { return pub, nil },
+		}},
+		Edges: []*engine.Edge{{From: src.ID, To: publisherID}},
+	}
+	j, err := engine.New(ig, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize,
+		Feedback: engine.NewFeedback(doc.Feedback), Stdout: stdout})
+	if err != nil {
+		return nil, fmt.Errorf("build the ingest of job %q: %w", doc.Name, err)
+	}
+	return j, nil
+}
+
+// workerJob is the job's graph with its source replaced by the reader.
+func workerJob(doc *config.Document, r *reader, log *slog.Logger, stdout io.Writer) (*engine.Job, error) {
+	g, err := doc.Graph()
+	if err != nil {
+		return nil, err
+	}
+	src := nodeOf(g, doc.Scaleout.Source)
+	src.Type = "scaleout.read"
+	src.Parallelism, src.ParallelSource = 1, false
+	src.MaxOutOfOrderness, src.IdleTimeout = inBandOutOfOrderness, 0
+	src.NewSource = func(int) (engine.Source, error) { return r, nil }
+	j, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize,
+		Feedback: engine.NewFeedback(doc.Feedback), Stdout: stdout})
+	if err != nil {
+		return nil, fmt.Errorf("build the worker of job %q: %w", doc.Name, err)
+	}
+	return j, nil
+}
+
+func nodeOf(g *engine.Graph, id string) *engine.Node {
+	for _, n := range g.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	panic("scaleout: source node " + id + " not in the graph") // config guarantees it
+}
+
+// conn is a connection to the job's NATS server, and the embedded server
+// when the job runs one.
+type conn struct {
+	nc    *nats.Conn
+	srv   *server.Server
+	where string
+}
+
+// connect starts the embedded server, or connects to the job's URL.
+func connect(so *config.ScaleoutConfig, log *slog.Logger) (*conn, error) {
+	if !so.Embedded() {
+		nc, err := nats.Connect(so.NATS, nats.MaxReconnects(-1), nats.Name("mdp"))
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", so.NATS, err)
+		}
+		return &conn{nc: nc, where: so.NATS}, nil
+	}
+	if err := os.MkdirAll(so.Store, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded NATS store: %w", err)
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "mdp", JetStream: true, StoreDir: so.Store, DontListen: true, NoSigs: true, NoLog: true,
+		SyncAlways: so.Sync == config.SyncAlways,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS server: not ready after 30s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("mdp"))
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
+	}
+	log.Debug("embedded NATS server started", "store", so.Store, "sync", so.Sync)
+	return &conn{nc: nc, srv: srv, where: "embedded (" + so.Store + ")"}, nil
+}
+
+func (c *conn) close() {
+	c.nc.Close()
+	if c.srv != nil {
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
+	}
+}
