@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
 
 	_ "github.com/mdpio/mdp/components"
 	"github.com/mdpio/mdp/config"
@@ -184,5 +185,35 @@ func TestEmbeddedEqualsOracle(t *testing.T) {
 		}
 		t.Logf("run %d: %s", run, time.Since(start))
 		sameRows(t, barRows(t, conn, schemas[1]), want)
+	}
+
+	// The same job against a NATS server of its own (a test server on a
+	// free loopback port), into a third schema.
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(30 * time.Second) {
+		t.Fatal("test NATS server not ready")
+	}
+	_, ext := pgSchemas(t, "external")
+	url := srv.ClientURL()
+	job = barsJob(trades, ext[0], fmt.Sprintf("scaleout: {nats: %q, partitions: 16}\n", url))
+	doc, err = config.LoadBytes("external.yaml", []byte(job), config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(ctx, doc, Options{}); err != nil {
+		t.Fatalf("external server: %v", err)
+	}
+	sameRows(t, barRows(t, conn, ext[0]), want)
+
+	// The partition count is fixed for the stream's life.
+	doc.Scaleout.Partitions = 8
+	err = Run(ctx, doc, Options{})
+	if err == nil || !strings.Contains(err.Error(), "stream MDP_so-bars holds 16 partitions, the job says 8") {
+		t.Fatalf("another partition count: %v", err)
 	}
 }
