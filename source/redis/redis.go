@@ -348,8 +348,10 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		return stopErr(ctx, err)
 	}
 	// This consumer's pending entries first, then new ones; the pending
-	// list again after a failed read (its reply, and the entries it
-	// delivered, may have been lost with the connection).
+	// list again after a failed read of new entries or claim (its reply,
+	// and the entries it delivered, may have been lost with the
+	// connection: they sit in the pending list, and reading new entries
+	// first would hand them on out of order).
 	s.needPending = true
 	nextClaim := time.Now().Add(s.claimIdle / 2)
 	for {
@@ -386,7 +388,8 @@ func (s *Source) newIDs() []string {
 }
 
 // readPending reads this consumer's pending list to its end, skipping the
-// entries it holds for a checkpoint.
+// entries it holds for a checkpoint. A failed page is asked for again from
+// the same ids: reading the pending list changes nothing on the server.
 func (s *Source) readPending(ctx context.Context, out *engine.Output) error {
 	s.needPending = false
 	s.skip = s.heldSet()
@@ -399,9 +402,6 @@ func (s *Source) readPending(ctx context.Context, out *engine.Output) error {
 		n, err := s.read(ctx, out, ids, 0)
 		if err != nil {
 			return err
-		}
-		if s.needPending {
-			return nil // failed meanwhile: the caller starts over
 		}
 		if n == 0 {
 			return nil
@@ -437,8 +437,12 @@ func (s *Source) createGroups(ctx context.Context) error {
 
 // read runs one XREADGROUP from ids (per stream; "0"-style ids page
 // through the pending list and are advanced) and emits what it got. It
-// returns the number of entries.
+// returns the number of entries. A failed read of new entries (">") is
+// not repeated: the server may have delivered entries whose reply was
+// lost, so read returns 0 with needPending set and the caller reads the
+// pending list first; a failed page of the pending list is repeated.
 func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, block time.Duration) (int, error) {
+	fresh := ids[0] == ">"
 	args := make([]string, 0, 2*len(s.streams))
 	args = append(args, s.streams...)
 	args = append(args, ids...)
@@ -461,9 +465,12 @@ func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, blo
 			}
 			continue
 		}
-		s.needPending = true
 		if err := s.c.Fail(ctx, "read_failed", "XREADGROUP", err); err != nil {
 			return 0, err
+		}
+		if fresh {
+			s.needPending = true
+			return 0, nil
 		}
 	}
 	n := 0
@@ -591,6 +598,10 @@ func (s *Source) claim(ctx context.Context, out *engine.Output) error {
 			msgs, next, err := s.c.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: st, Group: s.group, Consumer: s.consumer,
 				MinIdle: s.claimIdle, Start: start, Count: s.count}).Result()
 			if err != nil {
+				// A lost reply may have claimed entries: they are this
+				// consumer's pending ones now, idle too briefly to be
+				// claimed again.
+				s.needPending = true
 				if err := s.c.Fail(ctx, "claim_failed", "XAUTOCLAIM", err); err != nil {
 					return err
 				}
