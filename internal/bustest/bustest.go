@@ -112,26 +112,11 @@ type ReadOptions struct {
 // (then Settle longer) and stops the job.
 func Read(t testing.TB, typ string, params map[string]any, kind md.Kind, want int, o ReadOptions) (*Sink, *engine.Job) {
 	t.Helper()
-	s := &Sink{}
-	sn := &engine.Node{ID: "got", Type: "sink.test", Kind: engine.KindSink, Accepts: kind, Ports: map[string]md.Kind{},
-		NewProcessor: func(int) (engine.Processor, error) { return s, nil }}
 	srcs := o.Sources
 	if srcs == nil {
 		srcs = []*engine.Node{Node(t, typ, "sub", params)}
 	}
-	g := &engine.Graph{Nodes: append(srcs, sn)}
-	for _, n := range srcs {
-		g.Edges = append(g.Edges, &engine.Edge{From: n.ID, To: "got"})
-	}
-	j, err := engine.New(g, engine.Options{Job: "sub"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := j.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r := Start(t, srcs, kind, engine.Options{Job: "sub"})
 	if o.During != nil {
 		o.During()
 	}
@@ -140,7 +125,7 @@ func Read(t testing.TB, typ string, params map[string]any, kind md.Kind, want in
 		timeout = 30 * time.Second
 	}
 	deadline := time.Now().Add(timeout)
-	for s.Len() < want && time.Now().Before(deadline) {
+	for r.Sink.Len() < want && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	settle := o.Settle
@@ -148,11 +133,8 @@ func Read(t testing.TB, typ string, params map[string]any, kind md.Kind, want in
 		settle = 200 * time.Millisecond
 	}
 	time.Sleep(settle)
-	cancel()
-	if err := j.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return s, j
+	r.Stop(t)
+	return r.Sink, r.Job
 }
 
 // Trades returns n trades with every field set, over len(syms) symbols.

@@ -49,17 +49,10 @@ checkpoint: {interval: 100ms, store: %q, keep: 3}
 
 // TestCrashResume: the job killed with SIGKILL at seeded moments and
 // resumed ends with the bars of a clean run (messages are acknowledged
-// only at checkpoints, so the broker delivers again what a kill lost, and
-// the bars' checkpointed state makes nothing count twice).
+// only at checkpoints, so the broker delivers again what a kill lost; the
+// bars' checkpointed state, and the source's note of the messages it
+// holds, make nothing count twice).
 func TestCrashResume(t *testing.T) {
-	// Known defect, found at the end of the session that wrote this source:
-	// after kill -9 and --resume, some 1s bars miss trades (250 of 314 in
-	// a bar), so acknowledgement on checkpoint does not yet give
-	// effectively-once results. The README says so; remove this skip with
-	// the fix.
-	if os.Getenv("MDP_TEST_KNOWN_DEFECTS") == "" {
-		t.Skip("known defect: bars miss trades after kill -9 and resume (set MDP_TEST_KNOWN_DEFECTS=1 to run)")
-	}
 	if testing.Short() {
 		t.Skip("crash test: runs mdp processes")
 	}

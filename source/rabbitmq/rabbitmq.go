@@ -7,6 +7,7 @@ package rabbitmqsrc
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mdpio/mdp/busfmt"
@@ -58,7 +60,8 @@ func init() {
 			"unacknowledged ones again (at most prefetch), and loses what was handed on but not yet stored by a sink. With " +
 			"checkpoints it acknowledges only when a checkpoint covering the messages completes, so a kill -9 and --resume give the " +
 			"stores of a clean run. After a lost connection the broker delivers the unacknowledged messages again (marked " +
-			"redelivered): without checkpoints those handed on are then duplicates. One queue keeps the publish order; consumers " +
+			"redelivered); the source knows the ones it had handed on (and, after --resume, the ones the checkpoint holds) by " +
+			"the xxhash64 of their body and does not hand them on twice. One queue keeps the publish order; consumers " +
 			"sharing a queue share its messages with no order across them, so a partitioned sink's queues (one per partition, one " +
 			"consumer each) keep each symbol's order. A message that does not decode is counted (drops{reason=malformed}, counters " +
 			"malformed_<reason>), logged and rejected (to dead_letter_exchange when set). The broker's absence is counted as " +
@@ -118,14 +121,31 @@ type Source struct {
 	ch      *amqp.Channel
 	gen     int       // connection generation: delivery tags belong to one
 	last    uint64    // with checkpoints: last tag emitted on gen
+	ackedTo uint64    // the highest tag acknowledged (multiple) on gen
 	covered []covered // with checkpoints: the last tag each Position covered
-	acked   int64
+	// pending are the deliveries of gen handed on (or known as handed on
+	// before) and not yet acknowledged, in delivery order.
+	pending []taken
+	// lost are the body sums of messages handed on whose acknowledgement
+	// did not happen: those pending when a connection was lost, and those
+	// the restored checkpoint holds. The broker delivers them again
+	// (redelivered); one that matches is not handed on twice. Bounded by
+	// lostCap, oldest dropped first.
+	lost       []uint64
+	acked      int64
+	duplicates int64
 }
 
 type covered struct {
 	id  int64
 	gen int
 	tag uint64
+}
+
+// taken is a delivery handed on: its tag and the sum of its body.
+type taken struct {
+	tag uint64
+	sum uint64
 }
 
 // Open prepares the dialer; the broker is reached in Run.
@@ -160,28 +180,46 @@ func (s *Source) Unbounded() bool { return true }
 func (s *Source) Summary() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return map[string]int64{"messages": s.msgs, "acknowledged": s.acked}
+	return map[string]int64{"messages": s.msgs, "acknowledged": s.acked, "redelivered_duplicates": s.duplicates}
 }
+
+// lostCap bounds the sums kept of messages expected back.
+func (s *Source) lostCap() int { return 2 * s.prefetch }
 
 type position struct {
 	Queue string `json:"queue"`
+	// Held are the body sums (xxhash64, little endian) of the messages
+	// handed on before the barrier and not yet acknowledged: after a
+	// restore the broker delivers them again, and the restored state
+	// already holds their records.
+	Held []byte `json:"held,omitempty"`
 }
 
 // Position implements engine.Seeker: the broker keeps the queue, so the
-// position names it; the last delivery emitted is kept under id until
-// NotifyCheckpointComplete(id).
+// position names it and the messages handed on but not acknowledged; the
+// last delivery emitted is kept under id until NotifyCheckpointComplete(id).
 func (s *Source) Position(id int64) ([]byte, error) {
 	s.mu.Lock()
-	if s.last > 0 {
+	if n := len(s.covered); s.last > s.ackedTo && (n == 0 || s.covered[n-1].gen != s.gen || s.covered[n-1].tag < s.last) {
 		s.covered = append(s.covered, covered{id: id, gen: s.gen, tag: s.last})
 	}
+	pos := position{Queue: s.queue}
+	if n := len(s.pending) + len(s.lost); n > 0 {
+		pos.Held = make([]byte, 0, 8*n)
+		for _, t := range s.pending {
+			pos.Held = binary.LittleEndian.AppendUint64(pos.Held, t.sum)
+		}
+		for _, sum := range s.lost {
+			pos.Held = binary.LittleEndian.AppendUint64(pos.Held, sum)
+		}
+	}
 	s.mu.Unlock()
-	return json.Marshal(position{Queue: s.queue})
+	return json.Marshal(pos)
 }
 
 // Seek implements engine.Seeker: nothing moves, since the broker delivers
-// again every message not acknowledged; a checkpoint of another queue is
-// refused.
+// again every message not acknowledged; those the checkpoint holds are
+// not handed on again. A checkpoint of another queue is refused.
 func (s *Source) Seek(ctx context.Context, b []byte) error {
 	var pos position
 	if err := json.Unmarshal(b, &pos); err != nil {
@@ -190,13 +228,23 @@ func (s *Source) Seek(ctx context.Context, b []byte) error {
 	if pos.Queue != s.queue {
 		return fmt.Errorf("checkpoint was taken on queue %q, this source reads %q", pos.Queue, s.queue)
 	}
+	if len(pos.Held)%8 != 0 {
+		return fmt.Errorf("rabbitmq position: held sums of %d bytes", len(pos.Held))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost = s.lost[:0]
+	for i := 0; i < len(pos.Held); i += 8 {
+		s.lost = append(s.lost, binary.LittleEndian.Uint64(pos.Held[i:]))
+	}
 	return nil
 }
 
 // NotifyCheckpointComplete implements engine.CheckpointListener: it
 // acknowledges (multiple) up to the last delivery checkpoint id covered on
-// the current connection; deliveries of an older connection were given
-// back to the queue when it closed.
+// the current connection, unless an earlier acknowledgement did (a tag
+// acknowledged twice is a channel error); deliveries of an older
+// connection were given back to the queue when it closed.
 func (s *Source) NotifyCheckpointComplete(ctx context.Context, id int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -213,15 +261,26 @@ func (s *Source) NotifyCheckpointComplete(ctx context.Context, id int64) error {
 		}
 	}
 	s.covered = s.covered[:k]
-	if tag == 0 || s.ch == nil {
+	if tag <= s.ackedTo || s.ch == nil {
 		return nil
 	}
 	if err := s.ch.Ack(tag, true); err != nil {
 		s.nc.Stats.Error("ack_failed", fmt.Sprintf("ack on %s: %v", s.d.Masked(), err))
 		return err
 	}
-	s.acked++
+	s.settled(tag)
 	return nil
+}
+
+// settled records the acknowledgement (multiple) of tag; s.mu is held.
+func (s *Source) settled(tag uint64) {
+	s.acked++
+	s.ackedTo = tag
+	k := 0
+	for k < len(s.pending) && s.pending[k].tag <= tag {
+		k++
+	}
+	s.pending = append(s.pending[:0], s.pending[k:]...)
 }
 
 func (s *Source) connect(ctx context.Context) (<-chan amqp.Delivery, error) {
@@ -260,7 +319,17 @@ func (s *Source) connect(ctx context.Context) (<-chan amqp.Delivery, error) {
 	s.mu.Lock()
 	s.conn, s.ch = conn, ch
 	s.gen++
-	s.last = 0
+	s.last, s.ackedTo = 0, 0
+	// The tags of the lost connection are void; its messages handed on
+	// and not acknowledged come again.
+	s.covered = s.covered[:0]
+	for _, t := range s.pending {
+		s.lost = append(s.lost, t.sum)
+	}
+	s.pending = s.pending[:0]
+	if over := len(s.lost) - s.lostCap(); over > 0 {
+		s.lost = append(s.lost[:0], s.lost[over:]...)
+	}
 	s.mu.Unlock()
 	return deliveries, nil
 }
@@ -326,10 +395,19 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 }
 
 // add decodes delivery d into b, or counts it malformed and rejects it
-// (then it reports false).
+// (then it reports false). A redelivered message known as handed on
+// already is taken without its records.
 func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
+	sum := xxhash.Sum64(d.Body)
 	s.mu.Lock()
 	s.msgs++
+	if d.Redelivered && s.takeLost(sum) {
+		s.duplicates++
+		s.pending = append(s.pending, taken{tag: d.DeliveryTag, sum: sum})
+		s.mu.Unlock()
+		s.nc.Stats.Count("redelivered_duplicates", 1)
+		return true
+	}
 	s.mu.Unlock()
 	if err := s.rd.Decode(d.Body, b); err != nil {
 		if s.log != nil {
@@ -338,7 +416,22 @@ func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
 		_ = d.Reject(false)
 		return false
 	}
+	s.mu.Lock()
+	s.pending = append(s.pending, taken{tag: d.DeliveryTag, sum: sum})
+	s.mu.Unlock()
 	return true
+}
+
+// takeLost removes one sum from lost and reports whether it was there;
+// s.mu is held.
+func (s *Source) takeLost(sum uint64) bool {
+	for i, x := range s.lost {
+		if x == sum {
+			s.lost = append(s.lost[:i], s.lost[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // emit hands b downstream and settles its deliveries up to tag (0: none
@@ -360,11 +453,12 @@ func (s *Source) emit(ctx context.Context, out *engine.Output, b *md.Batch, tag 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.ch.Ack(tag, true); err != nil {
-		// The connection is gone: the broker delivers these again.
+		// The connection is gone: the broker delivers these again (and
+		// they are known as handed on).
 		s.nc.Stats.Error("ack_failed", fmt.Sprintf("ack on %s: %v", s.d.Masked(), err))
 		return nil
 	}
-	s.acked++
+	s.settled(tag)
 	return nil
 }
 
