@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -106,6 +107,54 @@ type ReadOptions struct {
 	Settle time.Duration
 	// Timeout for want records (0: 30s).
 	Timeout time.Duration
+	// Until, when set, is what Read waits for instead of want records
+	// (asked every 10ms): Distinct(n) for a bus that delivers some
+	// records twice.
+	Until func(*Sink) bool
+}
+
+// Distinct is a ReadOptions.Until that holds once trades of n distinct
+// Seq have arrived.
+func Distinct(n int) func(*Sink) bool {
+	seen := map[uint64]bool{}
+	next := 0
+	return func(s *Sink) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for ; next < len(s.Trades); next++ {
+			seen[s.Trades[next].Seq] = true
+		}
+		return len(seen) >= n
+	}
+}
+
+// Dedup is s without the trades whose Seq came before (at least once
+// delivery: a record arrives again whole), in arrival order; bySeq sorts
+// them by Seq (a bus that keeps no order across reconnects).
+func Dedup(s *Sink, bySeq bool) *Sink {
+	seen := map[uint64]bool{}
+	out := &Sink{}
+	for i, tr := range s.Trades {
+		if !seen[tr.Seq] {
+			seen[tr.Seq] = true
+			out.Trades = append(out.Trades, tr)
+			out.Names = append(out.Names, s.Names[i])
+		}
+	}
+	if bySeq {
+		idx := make([]int, len(out.Trades))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return out.Trades[idx[a]].Seq < out.Trades[idx[b]].Seq })
+		sorted := &Sink{Trades: make([]md.Trade, 0, len(idx)), Names: make([]string, 0, len(idx))}
+		for _, k := range idx {
+			sorted.Trades = append(sorted.Trades, out.Trades[k])
+			sorted.Names = append(sorted.Names, out.Names[k])
+		}
+		out = sorted
+	}
+	return out
 }
 
 // Read runs source typ -> one Sink instance until want records arrived
@@ -124,8 +173,12 @@ func Read(t testing.TB, typ string, params map[string]any, kind md.Kind, want in
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
+	done := o.Until
+	if done == nil {
+		done = func(s *Sink) bool { return s.Len() >= want }
+	}
 	deadline := time.Now().Add(timeout)
-	for r.Sink.Len() < want && time.Now().Before(deadline) {
+	for !done(r.Sink) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	settle := o.Settle

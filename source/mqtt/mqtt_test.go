@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -156,7 +155,7 @@ func TestReconnectMidStream(t *testing.T) {
 			time.Sleep(150 * time.Millisecond)
 			px.Cut()
 		}
-	}, Settle: time.Second})
+	}, Settle: time.Second, Until: bustest.Distinct(len(want))})
 	wg.Wait()
 	// Leave no persistent session behind.
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(src["client_id"].(string)).SetCleanSession(true))
@@ -166,25 +165,8 @@ func TestReconnectMidStream(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	seen := map[uint64]bool{}
-	dedup := &bustest.Sink{}
-	for i, tr := range s.Trades {
-		if !seen[tr.Seq] {
-			seen[tr.Seq] = true
-			dedup.Trades = append(dedup.Trades, tr)
-			dedup.Names = append(dedup.Names, s.Names[i])
-		}
-	}
-	idx := make([]int, len(dedup.Trades))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return dedup.Trades[idx[a]].Seq < dedup.Trades[idx[b]].Seq })
-	got := &bustest.Sink{}
-	for _, k := range idx {
-		got.Trades = append(got.Trades, dedup.Trades[k])
-		got.Names = append(got.Names, dedup.Names[k])
-	}
+	dedup := bustest.Dedup(s, false)
+	got := bustest.Dedup(s, true)
 	bustest.CheckTrades(t, got, want, syms)
 	var reconnects int64
 	for _, n := range append(j.Status().Nodes, pj.Status().Nodes...) {
@@ -295,3 +277,4 @@ func TestParamsValidated(t *testing.T) {
 		}
 	}
 }
+

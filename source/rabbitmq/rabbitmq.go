@@ -128,9 +128,11 @@ type Source struct {
 	pending []taken
 	// lost are the body sums of messages handed on whose acknowledgement
 	// did not happen: those pending when a connection was lost, and those
-	// the restored checkpoint holds. The broker delivers them again
-	// (redelivered); one that matches is not handed on twice. Bounded by
-	// lostCap, oldest dropped first.
+	// the restored checkpoint holds, oldest first. The broker delivers them
+	// again (redelivered); one that matches is not handed on twice. Some
+	// never come back (a checkpoint holds the messages its successor's
+	// acknowledgement then settled), so they are bounded by lostCap, the
+	// oldest dropped first.
 	lost       []uint64
 	acked      int64
 	duplicates int64
@@ -183,15 +185,17 @@ func (s *Source) Summary() map[string]int64 {
 	return map[string]int64{"messages": s.msgs, "acknowledged": s.acked, "redelivered_duplicates": s.duplicates}
 }
 
-// lostCap bounds the sums kept of messages expected back.
-func (s *Source) lostCap() int { return 2 * s.prefetch }
+// lostCap bounds the sums kept of messages expected back: a lost
+// connection or a restart gives back at most prefetch messages, so this
+// keeps the last four such windows.
+func (s *Source) lostCap() int { return max(4*s.prefetch, 1024) }
 
 type position struct {
 	Queue string `json:"queue"`
 	// Held are the body sums (xxhash64, little endian) of the messages
-	// handed on before the barrier and not yet acknowledged: after a
-	// restore the broker delivers them again, and the restored state
-	// already holds their records.
+	// handed on before the barrier and not yet acknowledged, oldest first:
+	// after a restore the broker delivers them again, and the restored
+	// state already holds their records.
 	Held []byte `json:"held,omitempty"`
 }
 
@@ -206,11 +210,11 @@ func (s *Source) Position(id int64) ([]byte, error) {
 	pos := position{Queue: s.queue}
 	if n := len(s.pending) + len(s.lost); n > 0 {
 		pos.Held = make([]byte, 0, 8*n)
-		for _, t := range s.pending {
-			pos.Held = binary.LittleEndian.AppendUint64(pos.Held, t.sum)
-		}
 		for _, sum := range s.lost {
 			pos.Held = binary.LittleEndian.AppendUint64(pos.Held, sum)
+		}
+		for _, t := range s.pending {
+			pos.Held = binary.LittleEndian.AppendUint64(pos.Held, t.sum)
 		}
 	}
 	s.mu.Unlock()
@@ -422,8 +426,8 @@ func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
 	return true
 }
 
-// takeLost removes one sum from lost and reports whether it was there;
-// s.mu is held.
+// takeLost removes one sum from lost (the oldest, when it is there more
+// than once) and reports whether it was there; s.mu is held.
 func (s *Source) takeLost(sum uint64) bool {
 	for i, x := range s.lost {
 		if x == sum {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -168,30 +167,13 @@ func TestReconnectMidStream(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 				px.Cut()
 			}
-		}, Settle: 500 * time.Millisecond})
+		}, Settle: 500 * time.Millisecond, Until: bustest.Distinct(len(want))})
 	wg.Wait()
 	if t.Failed() {
 		return
 	}
-	seen := map[uint64]bool{}
-	dedup := &bustest.Sink{}
-	for i, tr := range s.Trades {
-		if !seen[tr.Seq] {
-			seen[tr.Seq] = true
-			dedup.Trades = append(dedup.Trades, tr)
-			dedup.Names = append(dedup.Names, s.Names[i])
-		}
-	}
-	idx := make([]int, len(dedup.Trades))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return dedup.Trades[idx[a]].Seq < dedup.Trades[idx[b]].Seq })
-	sorted := &bustest.Sink{}
-	for _, k := range idx {
-		sorted.Trades = append(sorted.Trades, dedup.Trades[k])
-		sorted.Names = append(sorted.Names, dedup.Names[k])
-	}
+	dedup := bustest.Dedup(s, false)
+	sorted := bustest.Dedup(s, true)
 	bustest.CheckTrades(t, sorted, want, syms)
 	var reconnects int64
 	for _, n := range append(j.Status().Nodes, pj.Status().Nodes...) {
@@ -315,3 +297,4 @@ func TestParamsValidated(t *testing.T) {
 		}
 	}
 }
+

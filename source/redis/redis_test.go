@@ -179,22 +179,13 @@ func TestReconnectMidStream(t *testing.T) {
 				time.Sleep(150 * time.Millisecond)
 				px.Cut()
 			}
-		}, Settle: 500 * time.Millisecond})
+		}, Settle: 500 * time.Millisecond, Until: bustest.Distinct(len(want))})
 	wg.Wait()
 	if t.Failed() {
 		return
 	}
 	// Drop duplicates (a re-added batch repeats whole records).
-	seen := map[uint64]bool{}
-	dedup := &bustest.Sink{}
-	for i, tr := range s.Trades {
-		if seen[tr.Seq] {
-			continue
-		}
-		seen[tr.Seq] = true
-		dedup.Trades = append(dedup.Trades, tr)
-		dedup.Names = append(dedup.Names, s.Names[i])
-	}
+	dedup := bustest.Dedup(s, false)
 	bustest.CheckTrades(t, dedup, want, syms)
 	var reconnects int64
 	for _, n := range append(j.Status().Nodes, pj.Status().Nodes...) {
@@ -382,3 +373,4 @@ func TestAckOnCheckpoint(t *testing.T) {
 		}
 	}
 }
+
