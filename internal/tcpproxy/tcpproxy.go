@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy forwards connections from its loopback address to a target.
@@ -22,6 +24,8 @@ type Proxy struct {
 	paused bool
 	cuts   int
 	wg     sync.WaitGroup
+
+	forwarded atomic.Int64 // bytes copied, both ways
 }
 
 // Start listens on a free loopback port and forwards to target; the test's
@@ -72,8 +76,7 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, err := io.Copy(dst, src)
-	_ = err
+	_, err := io.Copy(dst, &counter{r: src, n: &p.forwarded})
 	if errors.Is(err, net.ErrClosed) || err == nil {
 		dst.Close()
 	}
@@ -82,6 +85,38 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	delete(p.conns, src)
 	delete(p.conns, dst)
 	p.mu.Unlock()
+}
+
+// counter counts what is read through it.
+type counter struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *counter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Forwarded is the number of bytes the proxy has copied, both ways.
+func (p *Proxy) Forwarded() int64 { return p.forwarded.Load() }
+
+// CutAfter waits until n more bytes have gone through the proxy (at most
+// timeout, then the test fails) and cuts every connection: a cut that
+// lands while data flows, however slowly the clients start.
+func (p *Proxy) CutAfter(tb testing.TB, n int64, timeout time.Duration) {
+	tb.Helper()
+	want := p.Forwarded() + n
+	deadline := time.Now().Add(timeout)
+	for p.Forwarded() < want {
+		if time.Now().After(deadline) {
+			tb.Errorf("tcpproxy: %d bytes forwarded within %s, want %d", p.Forwarded(), timeout, want)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	p.Cut()
 }
 
 // Cut closes every connection through the proxy now; new ones are

@@ -152,8 +152,7 @@ func TestReconnectMidStream(t *testing.T) {
 			pj = jj
 		}()
 		for range 3 {
-			time.Sleep(150 * time.Millisecond)
-			px.Cut()
+			px.CutAfter(t, 256<<10, 30*time.Second)
 		}
 	}, Settle: time.Second, Until: bustest.Distinct(len(want))})
 	wg.Wait()

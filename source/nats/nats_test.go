@@ -323,8 +323,7 @@ func reconnect(t *testing.T, n, maxPending int) {
 	var cuts int
 	s, j := read(t, map[string]any{"url": purl, "subject": subj, "stream": name, "reconnect_backoff": "10ms", "max_reconnect_backoff": "50ms"}, md.KindTrade, len(want), func() {
 		for range 3 {
-			time.Sleep(time.Duration(n/2000) * time.Millisecond)
-			px.Cut()
+			px.CutAfter(t, int64(n)*8, 30*time.Second)
 			cuts++
 		}
 	})

@@ -176,8 +176,7 @@ func TestReconnectMidStream(t *testing.T) {
 	s, j := bustest.Read(t, "provider.redis", map[string]any{"url": purl, "stream": st, "reconnect_backoff": "10ms", "max_reconnect_backoff": "50ms"},
 		md.KindTrade, len(want), bustest.ReadOptions{During: func() {
 			for range 3 {
-				time.Sleep(150 * time.Millisecond)
-				px.Cut()
+				px.CutAfter(t, 1<<20, 30*time.Second)
 			}
 		}, Settle: 500 * time.Millisecond, Until: bustest.Distinct(len(want))})
 	wg.Wait()
