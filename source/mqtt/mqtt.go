@@ -37,14 +37,13 @@ func init() {
 			Description: "Start a clean session. false (the default) keeps a persistent session under client_id: the broker keeps the subscriptions and queues QoS 1/2 messages while the source is away, and delivers unacknowledged ones again."},
 		component.Field{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote", "bar"},
 			Description: "Record kind of the messages; a frame of another kind is malformed (bad_kind)."},
-		component.Field{Name: "format", Type: component.String, Default: "mdp", Enum: []string{"mdp"},
-			Description: "Message encoding: mdp, the binary frame sink.mqtt writes (README \"The mdp frame\")."},
 	)
+	fields = append(fields, busfmt.SourceFields()...)
 	component.Register(component.Spec{
 		Type:    "provider.mqtt",
 		Kind:    engine.KindSource,
 		Summary: "Subscribe to MQTT topics (QoS 0/1/2, persistent sessions)",
-		Description: "Each message holds one batch in the mdp frame (sink.mqtt writes them); messages are gathered into the job's " +
+		Description: "Each message holds one batch in format mdp, json or csv (sink.mqtt writes them; json and csv with a mapping read foreign messages); messages are gathered into the job's " +
 			"batches. MQTT 3.1.1 through Eclipse Paho, with mdp's reconnect loop (backoff and jitter) re-subscribing after each " +
 			"reconnect. With QoS 1 or 2 the source acknowledges each message itself: without checkpoints once its batch is handed " +
 			"downstream, with checkpoints once a checkpoint covering it completes (the broker's in-flight window, max_inflight_messages " +
@@ -52,7 +51,7 @@ func init() {
 			"broker queues messages while the source is away and delivers unacknowledged ones again after a reconnect or a restart; " +
 			"a crash loses what was handed on but not yet stored by a sink (with checkpoints and --resume: nothing). QoS 0 is at " +
 			"most once. Each topic keeps its publish order; a partitioned sink's topics (md/trade/{partition}) read by separate " +
-			"sources keep each symbol's order. A message that does not decode is counted (drops{reason=malformed}, counters " +
+			"sources keep each symbol's order. A message that does not decode (a json or csv row that does not) is counted (drops{reason=malformed}, counters " +
 			"malformed_<reason>), logged and acknowledged. The broker's absence is counted as errors (Health DEGRADED) and in " +
 			"the mqtt_connected gauge.",
 		ProducesFn: func(p *component.Params) md.Kind {
@@ -63,10 +62,18 @@ func init() {
 			return k
 		},
 		Fields:   fields,
-		Validate: mqttconn.Validate,
+		Validate: func(p *component.Params) error {
+			k, _ := md.ParseKind(p.String("kind"))
+			_, err := busfmt.SourceConfigFrom(p, k)
+			return errors.Join(mqttconn.Validate(p), err)
+		},
 		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			k, _ := md.ParseKind(p.String("kind"))
-			return &Source{p: p, topics: p.Strings("topics"), qos: byte(p.Int("qos")), clean: p.Bool("clean_session"), kind: k}, nil
+			cfg, err := busfmt.SourceConfigFrom(p, k)
+			if err != nil {
+				return nil, err
+			}
+			return &Source{p: p, cfg: cfg, topics: p.Strings("topics"), qos: byte(p.Int("qos")), clean: p.Bool("clean_session"), kind: k}, nil
 		},
 	})
 }
@@ -74,6 +81,7 @@ func init() {
 // Source is a provider.mqtt instance.
 type Source struct {
 	p      *component.Params
+	cfg    busfmt.SourceConfig
 	topics []string
 	qos    byte
 	clean  bool
@@ -107,7 +115,9 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 		return err
 	}
 	s.c = c
-	s.rd = busfmt.NewReader(nc)
+	if s.rd, err = busfmt.NewSourceReader(nc, s.cfg); err != nil {
+		return err
+	}
 	s.ch = make(chan mqtt.Message, msgBuffer)
 	filters := map[string]byte{}
 	for _, t := range s.topics {

@@ -277,3 +277,16 @@ func TestParamsValidated(t *testing.T) {
 	}
 }
 
+// TestFormats: json and csv both ways, and foreign JSON through a mapping.
+func TestFormats(t *testing.T) {
+	url, c := brokerURL(t)
+	bustest.CheckFormats(t, bustest.Formats{Sink: "sink.mqtt", Source: "provider.mqtt",
+		Fresh: func(t *testing.T) (map[string]any, map[string]any, func([]byte)) {
+			topic := bustest.Unique("mdptest/fmt/")
+			return sink(url, topic), source(url, topic), func(b []byte) {
+				if tok := c.Publish(topic, 1, false, b); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+					t.Fatalf("publish: %v", tok.Error())
+				}
+			}
+		}})
+}

@@ -47,14 +47,13 @@ func init() {
 			Description: "Declare the queue with x-dead-letter-exchange, so the messages the source rejects as malformed go there. Empty: they are dropped (counted)."},
 		component.Field{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote", "bar"},
 			Description: "Record kind of the messages; a frame of another kind is malformed (bad_kind)."},
-		component.Field{Name: "format", Type: component.String, Default: "mdp", Enum: []string{"mdp"},
-			Description: "Message encoding: mdp, the binary frame sink.rabbitmq writes (README \"The mdp frame\")."},
 	)
+	fields = append(fields, busfmt.SourceFields()...)
 	component.Register(component.Spec{
 		Type:    "provider.rabbitmq",
 		Kind:    engine.KindSource,
 		Summary: "Consume batches from a RabbitMQ queue (manual acks, prefetch)",
-		Description: "Each message holds one batch in the mdp frame (sink.rabbitmq writes them); messages are gathered into the job's " +
+		Description: "Each message holds one batch in format mdp, json or csv (sink.rabbitmq writes them; json and csv with a mapping read foreign messages); messages are gathered into the job's " +
 			"batches. The queue is declared (and bound to exchange with binding_keys) at start. Without checkpoints the source " +
 			"acknowledges (multiple) the messages of a batch once it is handed downstream: a crash makes the broker deliver the " +
 			"unacknowledged ones again (at most prefetch), and loses what was handed on but not yet stored by a sink. With " +
@@ -64,7 +63,8 @@ func init() {
 			"the xxhash64 of their body and does not hand them on twice. One queue keeps the publish order; consumers " +
 			"sharing a queue share its messages with no order across them, so a partitioned sink's queues (one per partition, one " +
 			"consumer each) keep each symbol's order. A message that does not decode is counted (drops{reason=malformed}, counters " +
-			"malformed_<reason>), logged and rejected (to dead_letter_exchange when set). The broker's absence is counted as " +
+			"malformed_<reason>), logged and rejected (to dead_letter_exchange when set); a json or csv row that does not decode is " +
+			"counted and dropped, the message's other rows kept. The broker's absence is counted as " +
 			"errors (Health DEGRADED) and in the rabbitmq_connected gauge; the client reconnects forever with backoff and jitter.",
 		ProducesFn: func(p *component.Params) md.Kind {
 			k, err := md.ParseKind(p.String("kind"))
@@ -79,6 +79,10 @@ func init() {
 			if err := amqpconn.Validate(p); err != nil {
 				errs = append(errs, err)
 			}
+			k, _ := md.ParseKind(p.String("kind"))
+			if _, err := busfmt.SourceConfigFrom(p, k); err != nil {
+				errs = append(errs, err)
+			}
 			if p.String("exchange") == "" {
 				for _, k := range []string{"exchange_type", "binding_keys"} {
 					if p.Has(k) {
@@ -90,7 +94,11 @@ func init() {
 		},
 		NewSource: func(p *component.Params, instance int) (engine.Source, error) {
 			k, _ := md.ParseKind(p.String("kind"))
-			return &Source{p: p, queue: p.String("queue"), durable: p.Bool("durable"), exchange: p.String("exchange"),
+			cfg, err := busfmt.SourceConfigFrom(p, k)
+			if err != nil {
+				return nil, err
+			}
+			return &Source{p: p, cfg: cfg, queue: p.String("queue"), durable: p.Bool("durable"), exchange: p.String("exchange"),
 				exchangeType: p.String("exchange_type"), keys: p.Strings("binding_keys"), prefetch: int(p.Int("prefetch")),
 				dlx: p.String("dead_letter_exchange"), kind: k}, nil
 		},
@@ -100,6 +108,7 @@ func init() {
 // Source is a provider.rabbitmq instance.
 type Source struct {
 	p            *component.Params
+	cfg          busfmt.SourceConfig
 	queue        string
 	durable      bool
 	exchange     string
@@ -158,7 +167,9 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 		return err
 	}
 	s.d = d
-	s.rd = busfmt.NewReader(nc)
+	if s.rd, err = busfmt.NewSourceReader(nc, s.cfg); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -414,11 +425,18 @@ func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
 	}
 	s.mu.Unlock()
 	if err := s.rd.Decode(d.Body, b); err != nil {
-		if s.log != nil {
-			s.log.Warn("malformed rabbitmq message rejected", "queue", s.queue, "bytes", len(d.Body), "err", err)
+		if re := (*busfmt.RowsError)(nil); errors.As(err, &re) {
+			// Rows refused (counted by the reader); the others are kept.
+			if s.log != nil {
+				s.log.Warn("malformed rows in rabbitmq message dropped", "queue", s.queue, "rows", re.Refused, "first", re.First)
+			}
+		} else {
+			if s.log != nil {
+				s.log.Warn("malformed rabbitmq message rejected", "queue", s.queue, "bytes", len(d.Body), "err", err)
+			}
+			_ = d.Reject(false)
+			return false
 		}
-		_ = d.Reject(false)
-		return false
 	}
 	s.mu.Lock()
 	s.pending = append(s.pending, taken{tag: d.DeliveryTag, sum: sum})

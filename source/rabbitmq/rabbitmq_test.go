@@ -297,3 +297,16 @@ func TestParamsValidated(t *testing.T) {
 	}
 }
 
+// TestFormats: json and csv both ways, and foreign JSON through a mapping.
+func TestFormats(t *testing.T) {
+	url, ch := amqpURL(t)
+	bustest.CheckFormats(t, bustest.Formats{Sink: "sink.rabbitmq", Source: "provider.rabbitmq",
+		Fresh: func(t *testing.T) (map[string]any, map[string]any, func([]byte)) {
+			q := queue(t, ch, "")
+			return map[string]any{"url": url, "routing_key": q}, map[string]any{"url": url, "queue": q}, func(b []byte) {
+				if err := ch.PublishWithContext(context.Background(), "", q, false, false, amqp.Publishing{Body: b}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}})
+}

@@ -43,8 +43,6 @@ func init() {
 			Description: "Where a new consumer group starts: earliest (the first entry the stream keeps) or latest (entries added from now on). An existing group resumes where it was."},
 		component.Field{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote", "bar"},
 			Description: "Record kind of the messages; a frame of another kind is malformed (bad_kind)."},
-		component.Field{Name: "format", Type: component.String, Default: "mdp", Enum: []string{"mdp"},
-			Description: "Message encoding: mdp, the binary frame sink.redis writes (README \"The mdp frame\")."},
 		component.Field{Name: "field", Type: component.String, Default: "d",
 			Description: "Entry field holding the message; an entry without it is malformed (missing_field)."},
 		component.Field{Name: "count", Type: component.Int, Default: 64, Min: component.Bound(1), Max: component.Bound(100000),
@@ -56,11 +54,12 @@ func init() {
 		component.Field{Name: "dead_letter_stream", Type: component.String,
 			Description: "Stream that malformed messages are added to (fields reason, stream, id and the message under field), besides being counted. Empty: counted and dropped."},
 	)
+	fields = append(fields, busfmt.SourceFields()...)
 	component.Register(component.Spec{
 		Type:    "provider.redis",
 		Kind:    engine.KindSource,
 		Summary: "Read batches from Redis Streams (consumer group)",
-		Description: "Each entry holds one batch in the mdp frame (sink.redis writes them) under field; entries are gathered into the " +
+		Description: "Each entry holds one batch in format mdp, json or csv (sink.redis writes them; json and csv with a mapping read foreign messages) under field; entries are gathered into the " +
 			"job's batches. The source reads through a consumer group: at start it creates the group (MKSTREAM), reads the entries " +
 			"it had read and not acknowledged before (its own pending list), then new ones. Without checkpoints it acknowledges " +
 			"(XACK) the entries of a batch once the batch is handed downstream: a crash replays at most the entries read and not " +
@@ -68,7 +67,8 @@ func init() {
 			"checkpoint covering the entries completes, and a resumed job re-reads its pending entries, so a kill -9 and --resume " +
 			"give the stores of a clean run. Entries left pending by another consumer for claim_idle are claimed (XAUTOCLAIM). " +
 			"A message that does not decode is counted (drops{reason=malformed}, counters malformed_<reason>), logged, optionally " +
-			"added to dead_letter_stream, and acknowledged. The server's absence is counted as errors (Health DEGRADED) and in " +
+			"added to dead_letter_stream, and acknowledged; a json or csv row that does not decode is counted and dropped, the " +
+			"entry's other rows kept. The server's absence is counted as errors (Health DEGRADED) and in " +
 			"the redis_connected gauge; commands are retried forever with backoff and jitter.",
 		ProducesFn: func(p *component.Params) md.Kind {
 			k, err := md.ParseKind(p.String("kind"))
@@ -93,7 +93,11 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return &Source{p: p, tmpl: t, partitions: int(p.Int("partitions")), parts: parts, group: p.String("group"),
+			cfg, err := busfmt.SourceConfigFrom(p, k)
+			if err != nil {
+				return nil, err
+			}
+			return &Source{p: p, cfg: cfg, tmpl: t, partitions: int(p.Int("partitions")), parts: parts, group: p.String("group"),
 				consumerPrefix: p.String("consumer"), start: start, kind: k, field: p.String("field"),
 				count: p.Int("count"), block: p.Duration("block"), claimIdle: p.Duration("claim_idle"),
 				deadLetter: p.String("dead_letter_stream")}, nil
@@ -104,6 +108,10 @@ func init() {
 func validate(p *component.Params) error {
 	var errs []error
 	if err := redisconn.Validate(p); err != nil {
+		errs = append(errs, err)
+	}
+	k, _ := md.ParseKind(p.String("kind"))
+	if _, err := busfmt.SourceConfigFrom(p, k); err != nil {
 		errs = append(errs, err)
 	}
 	t, err := busio.ParseTemplate(p.String("stream"))
@@ -150,6 +158,7 @@ func readPartitions(p *component.Params) ([]int, error) {
 // Source is a provider.redis instance.
 type Source struct {
 	p              *component.Params
+	cfg            busfmt.SourceConfig
 	tmpl           *busio.Template
 	partitions     int
 	parts          []int
@@ -199,7 +208,9 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 		return err
 	}
 	s.c = c
-	s.rd = busfmt.NewReader(nc)
+	if s.rd, err = busfmt.NewSourceReader(nc, s.cfg); err != nil {
+		return err
+	}
 	prefix := s.consumerPrefix
 	if prefix == "" {
 		prefix = nc.Job + "-" + nc.Node
@@ -520,6 +531,13 @@ func (s *Source) add(ctx context.Context, b *md.Batch, si int, stream string, m 
 	// The decoder only reads the payload: view the string's bytes.
 	data := unsafe.Slice(unsafe.StringData(v), len(v))
 	if err := s.rd.Decode(data, b); err != nil {
+		if re := (*busfmt.RowsError)(nil); errors.As(err, &re) {
+			// Rows refused (counted by the reader); the others are kept.
+			if s.log != nil {
+				s.log.Warn("malformed rows in redis message dropped", "stream", stream, "id", m.ID, "rows", re.Refused, "first", re.First)
+			}
+			return
+		}
 		reason := "malformed"
 		var fe *busfmt.FrameError
 		if errors.As(err, &fe) {

@@ -373,3 +373,16 @@ func TestAckOnCheckpoint(t *testing.T) {
 	}
 }
 
+// TestFormats: json and csv both ways, and foreign JSON through a mapping.
+func TestFormats(t *testing.T) {
+	url, c := redisURL(t)
+	bustest.CheckFormats(t, bustest.Formats{Sink: "sink.redis", Source: "provider.redis",
+		Fresh: func(t *testing.T) (map[string]any, map[string]any, func([]byte)) {
+			st := stream(t, c)
+			return map[string]any{"url": url, "stream": st}, map[string]any{"url": url, "stream": st}, func(b []byte) {
+				if err := c.XAdd(context.Background(), &redis.XAddArgs{Stream: st, Values: []any{"d", b}}).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}})
+}
