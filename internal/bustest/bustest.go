@@ -207,7 +207,7 @@ func Bars(n int, syms []string) []md.Bar {
 	for i := range out {
 		out[i] = md.Bar{Start: int64(i) * 1e9, End: int64(i+1) * 1e9, Interval: 1e9, Open: 1 + float64(i), High: 2 + float64(i),
 			Low: 0.5, Close: 1.5, Volume: 3.25, VWAP: 1.25, Trades: int64(i), Sym: md.SymID(i % len(syms)),
-			Type: md.BarType(i % 4), Source: md.BarSource(i % 4), LabelEnd: i%2 == 0, Update: i%5 == 0}
+			Type: md.BarType(i % 4), Source: md.BarSource(i % 5), LabelEnd: i%2 == 0, Update: i%5 == 0, Partial: i%3 == 0}
 	}
 	return out
 }

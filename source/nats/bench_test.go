@@ -11,6 +11,7 @@ import (
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/internal/bustest"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -51,7 +52,7 @@ func BenchmarkNATS(b *testing.B) {
 	js, _ := jetstream.New(c, jetstream.WithPublishAsyncMaxPending(256))
 	ctx := context.Background()
 	mk := func() (string, string) {
-		name, subj := unique("MDPBENCH_"), unique("mdpbench.")
+		name, subj := bustest.Unique("MDPBENCH_"), bustest.Unique("mdpbench.")
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subj}, Storage: jetstream.MemoryStorage}); err != nil {
 			b.Fatal(err)
 		}
@@ -73,7 +74,7 @@ func BenchmarkNATS(b *testing.B) {
 		b.ResetTimer()
 		start := time.Now()
 		for i := 0; i < b.N; i++ {
-			m := &nats.Msg{Subject: subj, Data: frame, Header: nats.Header{jetstream.MsgIDHeader: []string{unique("")}}}
+			m := &nats.Msg{Subject: subj, Data: frame, Header: nats.Header{jetstream.MsgIDHeader: []string{bustest.Unique("")}}}
 			if _, err := js.PublishMsgAsync(m); err != nil {
 				b.Fatal(err)
 			}
@@ -87,7 +88,7 @@ func BenchmarkNATS(b *testing.B) {
 		src := &enginetest.Source{Symbols: syms, Trades: tr, BatchSize: perMsg}
 		b.ResetTimer()
 		start := time.Now()
-		g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", md.KindTrade, src), node(b, "sink.nats", "pub", map[string]any{"url": url, "subject": subj})},
+		g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", md.KindTrade, src), bustest.Node(b, "sink.nats", "pub", map[string]any{"url": url, "subject": subj})},
 			Edges: []*engine.Edge{{From: "src", To: "pub"}}}
 		j, err := engine.New(g, engine.Options{Job: "bench"})
 		if err != nil {
@@ -126,14 +127,14 @@ func BenchmarkNATS(b *testing.B) {
 		want := int64(min(b.N, n)) * perMsg
 		var nodes []*engine.Node
 		var edges []*engine.Edge
-		nodes = append(nodes, node(b, "provider.nats", "bus", map[string]any{"url": url, "subject": filledSubj, "stream": filled}))
+		nodes = append(nodes, bustest.Node(b, "provider.nats", "bus", map[string]any{"url": url, "subject": filledSubj, "stream": filled}))
 		last := "bus"
 		if withBars {
-			nodes = append(nodes, node(b, "operator.bars", "bars", map[string]any{"interval": "1s"}))
+			nodes = append(nodes, bustest.Node(b, "operator.bars", "bars", map[string]any{"interval": "1s"}))
 			edges = append(edges, &engine.Edge{From: "bus", To: "bars"})
 			last = "bars"
 		}
-		nodes = append(nodes, node(b, "sink.null", "null", map[string]any{}))
+		nodes = append(nodes, bustest.Node(b, "sink.null", "null", map[string]any{}))
 		edges = append(edges, &engine.Edge{From: last, To: "null"})
 		j, err := engine.New(&engine.Graph{Nodes: nodes, Edges: edges}, engine.Options{Job: "bench"})
 		if err != nil {

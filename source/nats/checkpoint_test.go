@@ -20,7 +20,7 @@ import (
 func TestCheckpointsWhileIdle(t *testing.T) {
 	url := natsURL(t)
 	syms := []string{"A", "B", "C"}
-	want := trades(1000, syms)
+	want := bustest.Trades(1000, syms)
 	for _, mode := range []string{"ordered", "durable", "core"} {
 		t.Run(mode, func(t *testing.T) {
 			name, subj := stream(t, url)
@@ -28,7 +28,7 @@ func TestCheckpointsWhileIdle(t *testing.T) {
 			n := len(want)
 			switch mode {
 			case "durable":
-				params["durable"] = unique("dur")
+				params["durable"] = bustest.Unique("dur")
 			case "core":
 				delete(params, "stream")
 				n = 0
@@ -56,13 +56,13 @@ func TestCheckpointsWhileIdle(t *testing.T) {
 func TestCheckpointResume(t *testing.T) {
 	url := natsURL(t)
 	syms := []string{"A", "B", "C"}
-	want := trades(2000, syms)
+	want := bustest.Trades(2000, syms)
 	for _, durable := range []bool{false, true} {
 		name := map[bool]string{false: "ordered", true: "durable"}[durable]
 		t.Run(name, func(t *testing.T) {
 			st, subj := stream(t, url)
 			params := map[string]any{"url": url, "subject": subj, "stream": st}
-			dur := unique("dur")
+			dur := bustest.Unique("dur")
 			if durable {
 				// The messages the first job read come again once this has
 				// passed.

@@ -2,14 +2,11 @@ package natssrc_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/internal/bustest"
 	"github.com/mdpio/mdp/internal/tcpproxy"
 	"github.com/mdpio/mdp/internal/testenv"
 	"github.com/mdpio/mdp/md"
@@ -44,16 +42,10 @@ func natsURL(t testing.TB) string {
 	return u
 }
 
-func unique(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
-
 // stream creates a stream for a fresh subject and deletes it at the end.
 func stream(t *testing.T, url string) (name, subject string) {
 	t.Helper()
-	name, subject = unique("MDPTEST_"), unique("mdptest.")
+	name, subject = bustest.Unique("MDPTEST_"), bustest.Unique("mdptest.")
 	c, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -70,137 +62,17 @@ func stream(t *testing.T, url string) (name, subject string) {
 	return name, subject
 }
 
-func node(t testing.TB, typ, id string, params map[string]any) *engine.Node {
+// read runs provider.nats -> a bustest.Sink until want records arrived
+// (then a little longer, to catch extra ones) and stops the job.
+func read(t *testing.T, params map[string]any, kind md.Kind, want int, during func()) (*bustest.Sink, *engine.Job) {
 	t.Helper()
-	spec, ok := component.Lookup(typ)
-	if !ok {
-		t.Fatalf("%s not registered", typ)
-	}
-	p, err := component.NewParams(spec, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return component.Node(spec, p, component.NodeOptions{ID: id})
+	return bustest.Read(t, "provider.nats", params, kind, want, bustest.ReadOptions{During: during, Settle: 100 * time.Millisecond, Timeout: 20 * time.Second})
 }
 
 // publish runs src -> sink.nats to the end.
 func publish(t *testing.T, src *enginetest.Source, params map[string]any) *engine.Job {
 	t.Helper()
-	g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", src.Kind(), src), node(t, "sink.nats", "pub", params)},
-		Edges: []*engine.Edge{{From: "src", To: "pub"}}}
-	j, err := engine.New(g, engine.Options{Job: "pub"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return j
-}
-
-// namedSink collects records with their symbols' names.
-type namedSink struct {
-	mu     sync.Mutex
-	syms   *md.SymbolTable
-	trades []md.Trade
-	bars   []md.Bar
-	names  []string
-}
-
-func (s *namedSink) Open(ctx context.Context, nc *engine.NodeContext) error {
-	s.syms = nc.Symbols
-	return nil
-}
-
-func (s *namedSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range b.Trades {
-		s.trades = append(s.trades, t)
-		s.names = append(s.names, s.syms.Get(t.Sym).Symbol)
-	}
-	for _, r := range b.Bars {
-		s.bars = append(s.bars, r)
-		s.names = append(s.names, s.syms.Get(r.Sym).Symbol)
-	}
-	return nil
-}
-
-func (s *namedSink) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.trades) + len(s.bars)
-}
-
-// read runs provider.nats -> namedSink until want records arrived (then a
-// little longer, to catch extra ones) and stops the job.
-func read(t *testing.T, params map[string]any, kind md.Kind, want int, during func()) (*namedSink, *engine.Job) {
-	t.Helper()
-	s := &namedSink{}
-	sn := &engine.Node{ID: "got", Type: "sink.test", Kind: engine.KindSink, Accepts: kind, Ports: map[string]md.Kind{},
-		NewProcessor: func(int) (engine.Processor, error) { return s, nil }}
-	g := &engine.Graph{Nodes: []*engine.Node{node(t, "provider.nats", "sub", params), sn}, Edges: []*engine.Edge{{From: "sub", To: "got"}}}
-	j, err := engine.New(g, engine.Options{Job: "sub"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := j.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if during != nil {
-		during()
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for s.len() < want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := j.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return s, j
-}
-
-func trades(n int, syms []string) []md.Trade {
-	out := make([]md.Trade, n)
-	for i := range out {
-		out[i] = md.Trade{TS: 1_700_000_000_000_000_000 + int64(i)*1_000_003, Ingest: 1_700_000_000_500_000_000 + int64(i),
-			Price: 100 + float64(i%997)/8, Size: float64(i%13) * 0.001, TradeID: int64(i) * 7, Seq: uint64(i) + 1,
-			Side: md.Side(i % 3), Sym: md.SymID(i % len(syms))}
-	}
-	return out
-}
-
-func bars(n int, syms []string) []md.Bar {
-	out := make([]md.Bar, n)
-	for i := range out {
-		out[i] = md.Bar{Start: int64(i) * 1e9, End: int64(i+1) * 1e9, Interval: 1e9, Open: 1 + float64(i), High: 2 + float64(i),
-			Low: 0.5, Close: 1.5, Volume: 3.25, VWAP: 1.25, Trades: int64(i), Sym: md.SymID(i % len(syms)),
-			Type: md.BarType(i % 4), Source: md.BarSource(i % 5), LabelEnd: i%2 == 0, Update: i%5 == 0, Partial: i%3 == 0}
-	}
-	return out
-}
-
-// byName checks got equals want (records of enginetest.Source, whose ids
-// index syms) field by field, symbols compared by name.
-func checkTrades(t *testing.T, s *namedSink, want []md.Trade, syms []string) {
-	t.Helper()
-	if len(s.trades) != len(want) {
-		t.Fatalf("%d trades, want %d", len(s.trades), len(want))
-	}
-	for i := range want {
-		g, w := s.trades[i], want[i]
-		if s.names[i] != syms[w.Sym] {
-			t.Fatalf("trade %d: symbol %s, want %s", i, s.names[i], syms[w.Sym])
-		}
-		g.Sym, w.Sym = 0, 0
-		if g != w {
-			t.Fatalf("trade %d:\n got %+v\nwant %+v", i, g, w)
-		}
-	}
+	return bustest.Publish(t, "sink.nats", src, params)
 }
 
 func TestRoundTripJetStream(t *testing.T) {
@@ -208,36 +80,36 @@ func TestRoundTripJetStream(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT"}
 	t.Run("trades", func(t *testing.T) {
 		name, subj := stream(t, url)
-		want := trades(5000, syms)
+		want := bustest.Trades(5000, syms)
 		pj := publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj})
 		if got := pj.NodeSummary("pub")["messages"]; got != 50 {
 			t.Fatalf("published %d messages, want 50", got)
 		}
 		s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name}, md.KindTrade, len(want), nil)
-		checkTrades(t, s, want, syms)
+		bustest.CheckTrades(t, s, want, syms)
 	})
 	for _, f := range []string{"json", "csv"} {
 		t.Run("trades/"+f, func(t *testing.T) {
 			name, subj := stream(t, url)
-			want := trades(1000, syms)
+			want := bustest.Trades(1000, syms)
 			publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj, "format": f})
 			s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "format": f}, md.KindTrade, len(want), nil)
-			checkTrades(t, s, want, syms)
+			bustest.CheckTrades(t, s, want, syms)
 		})
 	}
 	for _, format := range []string{"mdp", "json", "csv"} {
 		t.Run("bars/"+format, func(t *testing.T) {
 			name, subj := stream(t, url)
-			want := bars(777, syms)
+			want := bustest.Bars(777, syms)
 			publish(t, &enginetest.Source{Symbols: syms, Bars: want, BatchSize: 64}, map[string]any{"url": url, "subject": subj, "format": format})
-			s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "kind": "bar", "durable": unique("d"), "format": format}, md.KindBar, len(want), nil)
-			if len(s.bars) != len(want) {
-				t.Fatalf("%d bars, want %d", len(s.bars), len(want))
+			s, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "kind": "bar", "durable": bustest.Unique("d"), "format": format}, md.KindBar, len(want), nil)
+			if len(s.Bars) != len(want) {
+				t.Fatalf("%d bars, want %d", len(s.Bars), len(want))
 			}
 			for i := range want {
-				g, w := s.bars[i], want[i]
-				if s.names[i] != syms[w.Sym] {
-					t.Fatalf("bar %d: symbol %s, want %s", i, s.names[i], syms[w.Sym])
+				g, w := s.Bars[i], want[i]
+				if s.Names[i] != syms[w.Sym] {
+					t.Fatalf("bar %d: symbol %s, want %s", i, s.Names[i], syms[w.Sym])
 				}
 				g.Sym, w.Sym = 0, 0
 				if !reflect.DeepEqual(g, w) {
@@ -253,7 +125,7 @@ func TestDedupeByMsgID(t *testing.T) {
 	url := natsURL(t)
 	syms := []string{"A", "B"}
 	name, subj := stream(t, url)
-	want := trades(1000, syms)
+	want := bustest.Trades(1000, syms)
 	for range 2 {
 		publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj})
 	}
@@ -276,15 +148,15 @@ func TestDurableResumes(t *testing.T) {
 	url := natsURL(t)
 	syms := []string{"A", "B", "C"}
 	name, subj := stream(t, url)
-	all := trades(3000, syms)
-	dur := unique("dur")
+	all := bustest.Trades(3000, syms)
+	dur := bustest.Unique("dur")
 	publish(t, &enginetest.Source{Symbols: syms, Trades: all[:1000], BatchSize: 100}, map[string]any{"url": url, "subject": subj})
 	s1, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "durable": dur}, md.KindTrade, 1000, nil)
-	checkTrades(t, s1, all[:1000], syms)
+	bustest.CheckTrades(t, s1, all[:1000], syms)
 	publish(t, &enginetest.Source{Symbols: syms, Trades: all[1000:], BatchSize: 100}, map[string]any{"url": url, "subject": subj})
 	s2, _ := read(t, map[string]any{"url": url, "subject": subj, "stream": name, "durable": dur}, md.KindTrade, 2000, nil)
 	want := append([]md.Trade(nil), all[1000:]...)
-	checkTrades(t, s2, want, syms)
+	bustest.CheckTrades(t, s2, want, syms)
 }
 
 // TestReconnectMidStream cuts every connection of both jobs (through a
@@ -304,12 +176,12 @@ func reconnect(t *testing.T, n, maxPending int) {
 	px := tcpproxy.Start(t, strings.TrimPrefix(url, "nats://"))
 	purl := "nats://" + px.Addr()
 	syms := []string{"A", "B", "C", "D"}
-	want := trades(n, syms)
+	want := bustest.Trades(n, syms)
 	pubDone := make(chan *engine.Job, 1)
 	go func() {
 		src := &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 64}
 		g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", md.KindTrade, src),
-			node(t, "sink.nats", "pub", map[string]any{"url": purl, "subject": subj, "ack_timeout": "500ms", "max_pending": maxPending, "reconnect_backoff": "10ms", "max_reconnect_backoff": "50ms"})},
+			bustest.Node(t, "sink.nats", "pub", map[string]any{"url": purl, "subject": subj, "ack_timeout": "500ms", "max_pending": maxPending, "reconnect_backoff": "10ms", "max_reconnect_backoff": "50ms"})},
 			Edges: []*engine.Edge{{From: "src", To: "pub"}}}
 		j, err := engine.New(g, engine.Options{Job: "pub"})
 		if err == nil {
@@ -332,18 +204,18 @@ func reconnect(t *testing.T, n, maxPending int) {
 		return
 	}
 	if maxPending > 1 {
-		idx := make([]int, len(s.trades))
+		idx := make([]int, len(s.Trades))
 		for i := range idx {
 			idx[i] = i
 		}
-		sort.SliceStable(idx, func(a, b int) bool { return s.trades[idx[a]].Seq < s.trades[idx[b]].Seq })
+		sort.SliceStable(idx, func(a, b int) bool { return s.Trades[idx[a]].Seq < s.Trades[idx[b]].Seq })
 		tr, nm := make([]md.Trade, len(idx)), make([]string, len(idx))
 		for i, k := range idx {
-			tr[i], nm[i] = s.trades[k], s.names[k]
+			tr[i], nm[i] = s.Trades[k], s.Names[k]
 		}
-		s.trades, s.names = tr, nm
+		s.Trades, s.Names = tr, nm
 	}
-	checkTrades(t, s, want, syms)
+	bustest.CheckTrades(t, s, want, syms)
 	var reconnects int64
 	for _, n := range append(j.Status().Nodes, pj.Status().Nodes...) {
 		reconnects += n.Counters["reconnects"]
@@ -360,7 +232,7 @@ func TestMalformedCounted(t *testing.T) {
 	url := natsURL(t)
 	name, subj := stream(t, url)
 	syms := []string{"A"}
-	want := trades(100, syms)
+	want := bustest.Trades(100, syms)
 	c, _ := nats.Connect(url)
 	defer c.Close()
 	js, _ := jetstream.New(c)
@@ -372,7 +244,7 @@ func TestMalformedCounted(t *testing.T) {
 	}
 	publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 50}, map[string]any{"url": url, "subject": subj})
 	s, j := read(t, map[string]any{"url": url, "subject": subj, "stream": name}, md.KindTrade, len(want), nil)
-	checkTrades(t, s, want, syms)
+	bustest.CheckTrades(t, s, want, syms)
 	var st engine.NodeStatus
 	for _, n := range j.Status().Nodes {
 		if n.ID == "sub" {
@@ -388,14 +260,14 @@ func TestMalformedCounted(t *testing.T) {
 // are connected.
 func TestCoreSubject(t *testing.T) {
 	url := natsURL(t)
-	subj := unique("mdptest.core.")
+	subj := bustest.Unique("mdptest.core.")
 	syms := []string{"A", "B"}
-	want := trades(2000, syms)
+	want := bustest.Trades(2000, syms)
 	s, _ := read(t, map[string]any{"url": url, "subject": subj}, md.KindTrade, len(want), func() {
 		time.Sleep(200 * time.Millisecond) // the subscription is up
 		publish(t, &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 100}, map[string]any{"url": url, "subject": subj, "jetstream": false})
 	})
-	checkTrades(t, s, want, syms)
+	bustest.CheckTrades(t, s, want, syms)
 }
 
 // TestUnavailableIsDegradedAndMasked: a server that does not answer is
@@ -406,7 +278,7 @@ func TestUnavailableIsDegradedAndMasked(t *testing.T) {
 	px.Pause()
 	var logs enginetest.SyncBuffer
 	url := "nats://mdp:s3cr3t-pw@" + px.Addr()
-	g := &engine.Graph{Nodes: []*engine.Node{node(t, "provider.nats", "sub", map[string]any{"url": url, "subject": "x", "reconnect_backoff": "10ms", "max_reconnect_backoff": "20ms"}),
+	g := &engine.Graph{Nodes: []*engine.Node{bustest.Node(t, "provider.nats", "sub", map[string]any{"url": url, "subject": "x", "reconnect_backoff": "10ms", "max_reconnect_backoff": "20ms"}),
 		enginetest.SinkNode("got", &enginetest.Sink{})}, Edges: []*engine.Edge{{From: "sub", To: "got"}}}
 	j, err := engine.New(g, engine.Options{Job: "down", Logger: enginetest.Logger(&logs)})
 	if err != nil {
@@ -440,15 +312,15 @@ func TestUnavailableIsDegradedAndMasked(t *testing.T) {
 	}
 }
 
-// runBars runs nodes -> operator.bars (1m) -> a collector until the job
+// runBars runs nodes -> operator.Bars (1m) -> a collector until the job
 // ends (finite sources) or, when until is set, until it reports true, and
 // returns the bars with their symbols.
-func runBars(t *testing.T, src *engine.Node, until func(j *engine.Job) bool) *namedSink {
+func runBars(t *testing.T, src *engine.Node, until func(j *engine.Job) bool) *bustest.Sink {
 	t.Helper()
-	s := &namedSink{}
+	s := &bustest.Sink{}
 	sn := &engine.Node{ID: "got", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindBar, Ports: map[string]md.Kind{},
 		NewProcessor: func(int) (engine.Processor, error) { return s, nil }}
-	g := &engine.Graph{Nodes: []*engine.Node{src, node(t, "operator.bars", "bars", map[string]any{"interval": "1m"}), sn},
+	g := &engine.Graph{Nodes: []*engine.Node{src, bustest.Node(t, "operator.bars", "bars", map[string]any{"interval": "1m"}), sn},
 		Edges: []*engine.Edge{{From: src.ID, To: "bars"}, {From: "bars", To: "got"}}}
 	j, err := engine.New(g, engine.Options{Job: "bars"})
 	if err != nil {
@@ -479,11 +351,11 @@ func TestTwoJobPipelineSameBars(t *testing.T) {
 	url := natsURL(t)
 	name, subj := stream(t, url)
 	replay := map[string]any{"path": "../../testdata/replay/tardis_trades.csv", "preset": "tardis_trades"}
-	single := runBars(t, node(t, "provider.replay", "replay", replay), nil)
-	if len(single.bars) == 0 {
+	single := runBars(t, bustest.Node(t, "provider.replay", "replay", replay), nil)
+	if len(single.Bars) == 0 {
 		t.Fatal("no bars from the single job")
 	}
-	g := &engine.Graph{Nodes: []*engine.Node{node(t, "provider.replay", "replay", replay), node(t, "sink.nats", "pub", map[string]any{"url": url, "subject": subj})},
+	g := &engine.Graph{Nodes: []*engine.Node{bustest.Node(t, "provider.replay", "replay", replay), bustest.Node(t, "sink.nats", "pub", map[string]any{"url": url, "subject": subj})},
 		Edges: []*engine.Edge{{From: "replay", To: "pub"}}}
 	j1, err := engine.New(g, engine.Options{Job: "ingest"})
 	if err != nil {
@@ -498,7 +370,7 @@ func TestTwoJobPipelineSameBars(t *testing.T) {
 			sent = n.EventsOut
 		}
 	}
-	two := runBars(t, node(t, "provider.nats", "bus", map[string]any{"url": url, "subject": subj, "stream": name}), func(j *engine.Job) bool {
+	two := runBars(t, bustest.Node(t, "provider.nats", "bus", map[string]any{"url": url, "subject": subj, "stream": name}), func(j *engine.Job) bool {
 		for _, n := range j.Status().Nodes {
 			if n.ID == "bus" {
 				return n.EventsOut >= sent
@@ -506,13 +378,13 @@ func TestTwoJobPipelineSameBars(t *testing.T) {
 		}
 		return false
 	})
-	if len(two.bars) != len(single.bars) {
-		t.Fatalf("%d bars through JetStream, %d from the single job", len(two.bars), len(single.bars))
+	if len(two.Bars) != len(single.Bars) {
+		t.Fatalf("%d bars through JetStream, %d from the single job", len(two.Bars), len(single.Bars))
 	}
-	for i := range single.bars {
-		a, b := single.bars[i], two.bars[i]
-		if single.names[i] != two.names[i] {
-			t.Fatalf("bar %d: symbol %s vs %s", i, two.names[i], single.names[i])
+	for i := range single.Bars {
+		a, b := single.Bars[i], two.Bars[i]
+		if single.Names[i] != two.Names[i] {
+			t.Fatalf("bar %d: symbol %s vs %s", i, two.Names[i], single.Names[i])
 		}
 		a.Sym, b.Sym = 0, 0
 		if a != b {
