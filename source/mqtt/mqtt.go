@@ -61,7 +61,7 @@ func init() {
 			}
 			return k
 		},
-		Fields:   fields,
+		Fields: fields,
 		Validate: func(p *component.Params) error {
 			k, _ := md.ParseKind(p.String("kind"))
 			_, err := busfmt.SourceConfigFrom(p, k)
