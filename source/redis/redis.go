@@ -65,7 +65,8 @@ func init() {
 			"(XACK) the entries of a batch once the batch is handed downstream: a crash replays at most the entries read and not " +
 			"yet handed on, and loses what was handed on but not yet stored by a sink. With checkpoints it acknowledges only when a " +
 			"checkpoint covering the entries completes, and a resumed job re-reads its pending entries, so a kill -9 and --resume " +
-			"give the stores of a clean run. Entries left pending by another consumer for claim_idle are claimed (XAUTOCLAIM). " +
+			"lose nothing; a kill between saving a checkpoint and acknowledging what it covers makes those entries count twice " +
+			"(a known defect, README). Entries left pending by another consumer for claim_idle are claimed (XAUTOCLAIM). " +
 			"A message that does not decode is counted (drops{reason=malformed}, counters malformed_<reason>), logged, optionally " +
 			"added to dead_letter_stream, and acknowledged; a json or csv row that does not decode is counted and dropped, the " +
 			"entry's other rows kept. The server's absence is counted as errors (Health DEGRADED) and in " +
