@@ -52,27 +52,15 @@ checkpoint: {interval: 100ms, store: %q, keep: 3}
 // at checkpoints, so what a kill loses is read again, and the bars'
 // checkpointed state makes nothing count twice).
 func TestCrashResume(t *testing.T) {
-	// Known defect (exposed once the crash tests kill right after a
-	// checkpoint is saved, main b98fa0d): entries emitted before the
-	// barrier of a saved checkpoint and not yet acknowledged (a kill
-	// between the save and NotifyCheckpointComplete's XACK) stay in the
-	// consumer's pending list; the resumed run re-reads that list and
-	// hands them on again, though the restored state holds them (bars of
-	// 282 and 316 trades where the clean run has 250). The position names
-	// only the consumer; it needs what it covers (the ids emitted and not
-	// acknowledged, or per stream the last id read with '>' plus the
-	// claimed ones) so that the pending re-read skips and acknowledges
-	// them. The README says so; remove this skip with the fix.
-	if os.Getenv("MDP_TEST_KNOWN_DEFECTS") == "" {
-		t.Skip("known defect: entries a saved checkpoint covers are handed on again after kill -9 and resume (set MDP_TEST_KNOWN_DEFECTS=1 to run)")
-	}
+	// Kills land right after a checkpoint is saved too: the entries it
+	// covers and that were not acknowledged yet must not count twice.
 	if testing.Short() {
 		t.Skip("crash test: runs mdp processes")
 	}
 	url, c := redisURL(t)
 	st := stream(t, c)
 	syms := []string{"A", "B", "C", "D"}
-	want := bustest.Trades(60_000, syms)
+	want := bustest.Trades(200_000, syms)
 	bustest.Publish(t, "sink.redis", &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 4}, map[string]any{"url": url, "stream": st})
 	bin := crashtest.Binary(t)
 	dir := t.TempDir()

@@ -65,8 +65,8 @@ func init() {
 			"(XACK) the entries of a batch once the batch is handed downstream: a crash replays at most the entries read and not " +
 			"yet handed on, and loses what was handed on but not yet stored by a sink. With checkpoints it acknowledges only when a " +
 			"checkpoint covering the entries completes, and a resumed job re-reads its pending entries, so a kill -9 and --resume " +
-			"lose nothing; a kill between saving a checkpoint and acknowledging what it covers makes those entries count twice " +
-			"(a known defect, README). Entries left pending by another consumer for claim_idle are claimed (XAUTOCLAIM). " +
+			"lose nothing and repeat nothing (the checkpoint lists the entries it covers that were not yet acknowledged, and the resumed " +
+			"run acknowledges them instead of handing them on again). Entries left pending by another consumer for claim_idle are claimed (XAUTOCLAIM). " +
 			"A message that does not decode is counted (drops{reason=malformed}, counters malformed_<reason>), logged, optionally " +
 			"added to dead_letter_stream, and acknowledged; a json or csv row that does not decode is counted and dropped, the " +
 			"entry's other rows kept. The server's absence is counted as errors (Health DEGRADED) and in " +
@@ -264,29 +264,43 @@ func (s *Source) Summary() map[string]int64 {
 func (s *Source) Streams() []string { return s.streams }
 
 // position is what Position saves: the consumer whose pending entries a
-// resumed run re-reads.
+// resumed run re-reads, and the entries the checkpoint covers that were
+// not yet acknowledged when it was taken (Done[i] for Streams[i]).
 type position struct {
-	Group    string   `json:"group"`
-	Consumer string   `json:"consumer"`
-	Streams  []string `json:"streams"`
+	Group    string     `json:"group"`
+	Consumer string     `json:"consumer"`
+	Streams  []string   `json:"streams"`
+	Done     [][]string `json:"done,omitempty"`
 }
 
 // Position implements engine.Seeker: the broker keeps the group's state,
 // so the position names the consumer; the entries emitted since the last
-// Position are kept under id until NotifyCheckpointComplete(id).
+// Position are kept under id until NotifyCheckpointComplete(id). The
+// position lists every entry it covers that is not acknowledged yet: a
+// crash between saving the checkpoint and the XACK leaves them in the
+// pending list, and the resumed run must not hand them on again.
 func (s *Source) Position(id int64) ([]byte, error) {
 	s.mu.Lock()
 	s.covered = append(s.covered, covered{id: id, ids: s.pend})
 	s.pend = make([][]string, len(s.streams))
+	done := make([][]string, len(s.streams))
+	for _, cv := range s.covered {
+		for i := range done {
+			done[i] = append(done[i], cv.ids[i]...)
+		}
+	}
 	s.mu.Unlock()
-	return json.Marshal(position{Group: s.group, Consumer: s.consumer, Streams: s.streams})
+	return json.Marshal(position{Group: s.group, Consumer: s.consumer, Streams: s.streams, Done: done})
 }
 
 // Seek implements engine.Seeker. Nothing moves: Run always reads this
-// consumer's pending entries (those read after the checkpoint and never
-// acknowledged) before new ones. A checkpoint taken by another consumer
-// name is refused, since its pending entries would only come back through
-// claim_idle.
+// consumer's pending entries before new ones. Those the checkpoint covers
+// (its Done list) are held as if a checkpoint were about to acknowledge
+// them: the pending read skips them and the first completed checkpoint
+// acknowledges them; the others (read after the checkpoint and never
+// acknowledged) are handed on again. A checkpoint taken by another
+// consumer name is refused, since its pending entries would only come
+// back through claim_idle.
 func (s *Source) Seek(ctx context.Context, b []byte) error {
 	var pos position
 	if err := json.Unmarshal(b, &pos); err != nil {
@@ -296,6 +310,20 @@ func (s *Source) Seek(ctx context.Context, b []byte) error {
 		return fmt.Errorf("checkpoint was taken by group %q consumer %q, this instance is group %q consumer %q (keep group and consumer, and the parallelism, to resume)",
 			pos.Group, pos.Consumer, s.group, s.consumer)
 	}
+	done := make([][]string, len(s.streams))
+	for i, st := range pos.Streams {
+		if i >= len(pos.Done) {
+			break
+		}
+		j, ok := s.index[st]
+		if !ok {
+			return fmt.Errorf("checkpoint covers stream %q, which this instance does not read (keep streams and partitions to resume)", st)
+		}
+		done[j] = append(done[j], pos.Done[i]...)
+	}
+	s.mu.Lock()
+	s.covered = append([]covered{{id: 0, ids: done}}, s.covered...)
+	s.mu.Unlock()
 	return nil
 }
 
