@@ -321,12 +321,13 @@ type NodeOptions struct {
 	ID          string
 	Parallelism int
 	OnError     engine.ErrorPolicy
+	NoChain     bool // engine.Node.NoChain
 }
 
 // Node builds the engine node for a decoded component.
 func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 	n := &engine.Node{
-		ID: o.ID, Type: s.Type, Kind: s.Kind, Parallelism: o.Parallelism, OnError: o.OnError,
+		ID: o.ID, Type: s.Type, Kind: s.Kind, Parallelism: o.Parallelism, OnError: o.OnError, NoChain: o.NoChain,
 		Accepts: s.Accepts, Inputs: s.Inputs, Ports: s.OutPorts(p),
 	}
 	if s.Kind != engine.KindSink {

@@ -138,6 +138,9 @@ type NodeSpec struct {
 	Spec        *component.Spec
 	Parallelism int // at least 1
 	OnError     engine.ErrorPolicy
+	// NoChain is `chain: false`: the node is never chained to its
+	// neighbours (engine.Node.NoChain).
+	NoChain bool
 	// Where the node is written: File ("env MDP_UNIFIED_DAG_JSON" for a node
 	// from the environment), Line, Column and Path (dag.nodes[2],
 	// classic.spec.operators[0], …).
@@ -196,7 +199,7 @@ func (d *Document) Graph() (*engine.Graph, error) {
 	for i := range d.Nodes {
 		ns := &d.Nodes[i]
 		g.Nodes = append(g.Nodes, component.Node(ns.Spec, ns.Params, component.NodeOptions{
-			ID: ns.ID, Parallelism: ns.Parallelism, OnError: ns.OnError,
+			ID: ns.ID, Parallelism: ns.Parallelism, OnError: ns.OnError, NoChain: ns.NoChain,
 		}))
 	}
 	for _, es := range d.Edges {

@@ -578,7 +578,7 @@ dag:
   edges: [[src, store]]
 `,
 			want: `job.yaml:2:1: defaults: unknown key "defaults"; valid keys: mode, name, dag, classic, metrics, feedback, shutdown_timeout, batch_size, restart, checkpoint, scaleout
-job.yaml:5:45: dag.nodes[0].$schema: unknown key "$schema"; valid keys: id, type, params, parallelism, on_error
+job.yaml:5:45: dag.nodes[0].$schema: unknown key "$schema"; valid keys: id, type, params, parallelism, on_error, chain
 job.yaml:6:7: dag.nodes[1]: missing required key "type"
 job.yaml:6:8: dag.nodes[1].<<: merge keys (<<) are not supported; write the keys out`,
 		},

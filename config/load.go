@@ -19,11 +19,11 @@ var (
 	topKeys        = []string{"mode", "name", "dag", "classic", "metrics", "feedback", "shutdown_timeout", "batch_size", "restart", "checkpoint", "scaleout"}
 	dagKeys        = []string{"nodes", "edges", "graph"}
 	graphKeys      = []string{"nodes", "edges"}
-	nodeKeys       = []string{"id", "type", "params", "parallelism", "on_error"}
+	nodeKeys       = []string{"id", "type", "params", "parallelism", "on_error", "chain"}
 	edgeKeys       = []string{"from", "to", "capacity", "policy"}
 	classicKeys    = []string{"spec"}
 	specKeys       = []string{"name", "source", "operators", "batcher", "sink"}
-	refKeys        = []string{"type", "params", "id", "parallelism", "on_error"}
+	refKeys        = []string{"type", "params", "id", "parallelism", "on_error", "chain"}
 	metricsKeys    = []string{"enable", "listen"}
 	checkpointKeys = []string{"interval", "store", "keep", "tolerable_failures"}
 	feedbackKeys   = []string{"enable_feedback", "scale_ok", "scale_soft", "scale_hard", "soft_at", "hard_at"}
@@ -448,6 +448,11 @@ func (l *loader) decodeNode(item *yaml.Node, path string, keys []string, autoID 
 			ns.OnError = pol
 		}
 	}
+	if v, ok := m["chain"]; ok {
+		if b, ok := l.boolean(v); ok {
+			ns.NoChain = !b
+		}
+	}
 	params := m["params"]
 	if spec == nil {
 		if okNode && ns.ID != "" {
@@ -686,7 +691,7 @@ func (l *loader) checkGraph() {
 			g.Nodes = append(g.Nodes, n)
 			continue
 		}
-		g.Nodes = append(g.Nodes, component.Node(ns.Spec, ns.Params, component.NodeOptions{ID: ns.ID, Parallelism: ns.Parallelism, OnError: ns.OnError}))
+		g.Nodes = append(g.Nodes, component.Node(ns.Spec, ns.Params, component.NodeOptions{ID: ns.ID, Parallelism: ns.Parallelism, OnError: ns.OnError, NoChain: ns.NoChain}))
 	}
 	for _, es := range d.Edges {
 		g.Edges = append(g.Edges, &engine.Edge{From: es.From, FromPort: es.FromPort, To: es.To, ToPort: es.ToPort, Capacity: es.Capacity, Policy: es.Policy})

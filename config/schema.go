@@ -185,6 +185,7 @@ func refSchema(specs []*component.Spec, kind engine.NodeKind, needID bool) obj {
 			"params":      obj{"type": "object"},
 			"parallelism": typed(obj{"type": "integer", "minimum": 1, "maximum": engine.MaxParallelism, "default": 1, "description": "Instances, partitioned by symbol."}),
 			"on_error":    obj{"enum": []any{"fail", "skip", "dead_letter"}, "default": "fail", "description": "What a failing batch does."},
+			"chain":       typed(obj{"type": "boolean", "default": true, "description": "Whether the node may be chained to its neighbours (operator chaining: a one-instance node runs in its upstream's goroutine, called directly instead of through a queue); false keeps every edge of the node a queue."}),
 		},
 	}
 	if len(rules) > 0 {

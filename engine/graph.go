@@ -25,6 +25,10 @@ type Node struct {
 	Kind        NodeKind
 	Parallelism int // instances; 0 or 1 means one
 	OnError     ErrorPolicy
+	// NoChain keeps the node out of operator chains: it runs in a
+	// goroutine of its own and neither its input nor its output edges
+	// are chained (Flink's disableChaining; see Options.NoChaining).
+	NoChain bool
 
 	// Accepts is the set of record kinds the node takes (operators, sinks)
 	// on its main input, when it declares no Inputs.

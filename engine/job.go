@@ -41,6 +41,10 @@ type Options struct {
 	Stdout io.Writer
 	// Checkpoint, when set, turns checkpoints on (and may restore one).
 	Checkpoint *CheckpointOptions
+	// NoChaining runs every node instance in a goroutine of its own,
+	// connected by queues, even where an edge could be chained (see
+	// chain.go and Node.NoChain).
+	NoChaining bool
 }
 
 // NodeError is a node failure: which node and instance, and why.
@@ -126,6 +130,19 @@ type instance struct {
 	op      string // the node method running now, for a recovered panic
 	opened  bool   // passed by the open sequence in Start: Cleanup is due
 	cleaned bool
+
+	// Operator chaining (chain.go). upstream is set on an instance that
+	// runs in its upstream's goroutine; chain, on the instance whose
+	// goroutine runs a chain, lists the instances chained behind it in
+	// topological order. loop is a chained instance's input state and
+	// ended says it has stopped. chainNs is the time this instance has
+	// spent running the chained instance it sends to, which is not its
+	// own busy time; only the goroutine running the instance touches it.
+	upstream *instance
+	chain    []*instance
+	loop     *procLoop
+	ended    bool
+	chainNs  int64
 }
 
 // New validates g, builds every node instance and wires the queues.
@@ -268,6 +285,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 			}
 		}
 	}
+	j.wireChains(byID)
 	if opts.Checkpoint != nil {
 		j.ck = newCoordinator(j, *opts.Checkpoint)
 		for _, nr := range j.nodes {
@@ -455,6 +473,9 @@ func (j *Job) Start(ctx context.Context) error {
 	}
 	for _, nr := range j.nodes {
 		for _, in := range nr.instances {
+			if in.upstream != nil {
+				continue // runs in its upstream's goroutine
+			}
 			j.wg.Add(1)
 			go in.run()
 		}
@@ -569,14 +590,23 @@ func (in *instance) cleanup() error {
 func (in *instance) run() {
 	defer in.job.wg.Done()
 	in.nc.Stats.StartedAt.Store(time.Now().UnixNano())
-	defer func() { in.nc.Stats.EndedAt.Store(time.Now().UnixNano()) }()
 	in.state.Store("running")
+	in.startChain()
 	err := in.guard("Run", func() error {
 		if in.node.n.Kind == KindSource {
 			return in.runSource()
 		}
 		return in.runProcessor()
 	})
+	in.finish(err)
+	in.endChain()
+}
+
+// finish ends an instance that stopped with err: it fails the job unless
+// the job was aborted, calls Cleanup and sets the instance's final state.
+func (in *instance) finish(err error) {
+	defer func() { in.nc.Stats.EndedAt.Store(time.Now().UnixNano()) }()
+	in.ended = true
 	// Stopped because the job was aborted or another node failed.
 	aborted := err != nil && in.job.abortCtx.Err() != nil && (errors.Is(err, context.Canceled) ||
 		errors.Is(err, ErrAborted) || errors.Is(err, context.Cause(in.job.abortCtx)))
@@ -673,135 +703,167 @@ func (in *instance) idleLoop(stop <-chan struct{}) {
 }
 
 func (in *instance) runProcessor() error {
-	ctx := in.job.abortCtx
-	proc := in.impl.(Processor)
-	pp, _ := in.impl.(PortProcessor)
-	inPort := in.node.inPorts[in.idx] // the input port of each queue
-	wh, _ := in.impl.(WatermarkHandler)
-	holder, _ := in.impl.(WatermarkHolder)
-	th, _ := in.impl.(TimerHandler)
-	st := in.nc.Stats
-	out := in.out
-	policy := in.node.n.OnError
-
+	p := in.newProcLoop()
 	var timerC <-chan time.Time
-	if th != nil {
+	if p.th != nil {
 		in.op = "TimerInterval"
-		if d := th.TimerInterval(); d > 0 {
+		if d := p.th.TimerInterval(); d > 0 {
 			t := time.NewTicker(d)
 			defer t.Stop()
 			timerC = t.C
 		}
 	}
-	box := newInbox(in.node.inQueues[in.idx])
-	inWM := make([]int64, len(box.qs))
-	for i := range inWM {
-		inWM[i] = minTime
-	}
-	cur := int64(minTime)
-	eos := 0
-	al := &aligner{got: make([]bool, len(box.qs))}
-	if in.job.ck != nil {
-		al.gauge = in.nc.metrics.Gauge("mdp_checkpoint_alignment_seconds",
-			"Time the last checkpoint barrier took to pass all of the node's inputs (the largest over its instances).", MaxAcrossInstances())
-	}
 	for {
-		idx, m, now, err := box.recv(ctx, timerC)
+		idx, m, now, err := p.box.recv(p.ctx, timerC)
 		if err != nil {
-			return context.Cause(ctx)
-		}
-		if m.barrier != 0 {
-			in.onBarrier(al, box, idx, m.barrier)
-			if al.aligned(eos) {
-				if err := in.completeBarrier(ctx, al, box); err != nil {
-					return err
-				}
-			}
-			continue
+			return context.Cause(p.ctx)
 		}
 		if idx < 0 { // timer
-			t0 := time.Now()
+			t0, before := time.Now(), in.chainNs
 			in.op = "OnTimer"
-			err := th.OnTimer(ctx, now, out)
-			st.BusyNs.Add(time.Since(t0).Nanoseconds())
+			err := p.th.OnTimer(p.ctx, now, p.out)
+			p.st.BusyNs.Add(time.Since(t0).Nanoseconds() - (in.chainNs - before))
 			if err != nil {
 				return fmt.Errorf("timer: %w", err)
 			}
 			continue
 		}
-		if m.b != nil {
-			n := int64(m.b.Len())
-			st.EventsIn.Add(n)
-			st.BatchesIn.Add(1)
-			if st.FirstEventAt.Load() == 0 {
-				st.FirstEventAt.Store(time.Now().UnixNano())
-			}
-			t0 := time.Now()
-			var perr error
-			if pp != nil {
-				in.op = "ProcessPort"
-				perr = pp.ProcessPort(ctx, inPort[idx], m.b, out)
-			} else {
-				in.op = "Process"
-				perr = proc.Process(ctx, m.b, out)
-			}
-			st.BusyNs.Add(time.Since(t0).Nanoseconds())
-			if perr != nil {
-				if err := in.onError(m.b, perr, policy); err != nil {
-					m.b.Release()
-					return err
-				}
-			}
-			m.b.Release()
+		if done, err := p.handle(idx, m); done || err != nil {
+			return err
 		}
-		if m.wm > inWM[idx] {
-			inWM[idx] = m.wm
-			low := inWM[0]
-			for _, w := range inWM[1:] {
-				low = min(low, w)
-			}
-			if low > cur {
-				cur = low
-				st.Watermark.Store(cur)
-				st.WatermarkAt.Store(time.Now().UnixNano())
-				fw := cur
-				if wh != nil {
-					t0 := time.Now()
-					in.op = "OnWatermark"
-					err := wh.OnWatermark(ctx, cur, out)
-					st.BusyNs.Add(time.Since(t0).Nanoseconds())
-					if err != nil {
-						return fmt.Errorf("watermark: %w", err)
-					}
-				}
-				if holder != nil && cur != md.MaxTime {
-					in.op = "OutputWatermark"
-					fw = min(holder.OutputWatermark(cur), cur)
-				}
-				if err := out.advance(fw); err != nil {
-					return err
-				}
+	}
+}
+
+// procLoop is a processor instance's input state: what its goroutine's
+// loop (runProcessor) or, for a chained instance, its upstream's sends
+// (instance.deliver) feed with each message.
+type procLoop struct {
+	in     *instance
+	ctx    context.Context
+	proc   Processor
+	pp     PortProcessor
+	inPort []int // the input port of each queue
+	wh     WatermarkHandler
+	holder WatermarkHolder
+	th     TimerHandler
+	st     *NodeStats
+	out    *Output
+	policy ErrorPolicy
+	box    *inbox
+	inWM   []int64 // per input: its watermark
+	cur    int64   // the node's input watermark: the least of inWM
+	eos    int     // inputs that ended
+	al     *aligner
+}
+
+func (in *instance) newProcLoop() *procLoop {
+	p := &procLoop{in: in, ctx: in.job.abortCtx, proc: in.impl.(Processor), inPort: in.node.inPorts[in.idx],
+		st: in.nc.Stats, out: in.out, policy: in.node.n.OnError, cur: minTime}
+	p.pp, _ = in.impl.(PortProcessor)
+	p.wh, _ = in.impl.(WatermarkHandler)
+	p.holder, _ = in.impl.(WatermarkHolder)
+	p.th, _ = in.impl.(TimerHandler)
+	p.box = newInbox(in.node.inQueues[in.idx])
+	p.inWM = make([]int64, len(p.box.qs))
+	for i := range p.inWM {
+		p.inWM[i] = minTime
+	}
+	p.al = &aligner{got: make([]bool, len(p.box.qs))}
+	if in.job.ck != nil {
+		p.al.gauge = in.nc.metrics.Gauge("mdp_checkpoint_alignment_seconds",
+			"Time the last checkpoint barrier took to pass all of the node's inputs (the largest over its instances).", MaxAcrossInstances())
+	}
+	return p
+}
+
+// handle acts on message m from input idx: a checkpoint barrier, a batch
+// and its watermark, or end of stream. done is true once every input has
+// ended and the node has closed its output.
+func (p *procLoop) handle(idx int, m message) (done bool, err error) {
+	in, st, out, ctx := p.in, p.st, p.out, p.ctx
+	if m.barrier != 0 {
+		in.onBarrier(p.al, p.box, idx, m.barrier)
+		if p.al.aligned(p.eos) {
+			if err := in.completeBarrier(ctx, p.al, p.box); err != nil {
+				return false, err
 			}
 		}
-		if m.eos {
-			eos++
-			box.closeInput(idx)
-			if al.aligned(eos) {
-				if err := in.completeBarrier(ctx, al, box); err != nil {
-					return err
+		return false, nil
+	}
+	if m.b != nil {
+		n := int64(m.b.Len())
+		st.EventsIn.Add(n)
+		st.BatchesIn.Add(1)
+		if st.FirstEventAt.Load() == 0 {
+			st.FirstEventAt.Store(time.Now().UnixNano())
+		}
+		t0, before := time.Now(), in.chainNs
+		var perr error
+		if p.pp != nil {
+			in.op = "ProcessPort"
+			perr = p.pp.ProcessPort(ctx, p.inPort[idx], m.b, out)
+		} else {
+			in.op = "Process"
+			perr = p.proc.Process(ctx, m.b, out)
+		}
+		// Time spent in chained downstream nodes is theirs, not this node's.
+		st.BusyNs.Add(time.Since(t0).Nanoseconds() - (in.chainNs - before))
+		if perr != nil {
+			if err := in.onError(m.b, perr, p.policy); err != nil {
+				m.b.Release()
+				return false, err
+			}
+		}
+		m.b.Release()
+	}
+	if m.wm > p.inWM[idx] {
+		p.inWM[idx] = m.wm
+		low := p.inWM[0]
+		for _, w := range p.inWM[1:] {
+			low = min(low, w)
+		}
+		if low > p.cur {
+			p.cur = low
+			st.Watermark.Store(p.cur)
+			st.WatermarkAt.Store(time.Now().UnixNano())
+			fw := p.cur
+			if p.wh != nil {
+				t0, before := time.Now(), in.chainNs
+				in.op = "OnWatermark"
+				err := p.wh.OnWatermark(ctx, p.cur, out)
+				st.BusyNs.Add(time.Since(t0).Nanoseconds() - (in.chainNs - before))
+				if err != nil {
+					return false, fmt.Errorf("watermark: %w", err)
 				}
 			}
-			if eos == len(box.qs) {
-				if c, ok := in.impl.(Closer); ok {
-					in.op = "Close"
-					if err := c.Close(ctx, out); err != nil {
-						return fmt.Errorf("close: %w", err)
-					}
-				}
-				return out.close()
+			if p.holder != nil && p.cur != md.MaxTime {
+				in.op = "OutputWatermark"
+				fw = min(p.holder.OutputWatermark(p.cur), p.cur)
+			}
+			if err := out.advance(fw); err != nil {
+				return false, err
 			}
 		}
 	}
+	if m.eos {
+		p.eos++
+		p.box.closeInput(idx)
+		if p.al.aligned(p.eos) {
+			if err := in.completeBarrier(ctx, p.al, p.box); err != nil {
+				return false, err
+			}
+		}
+		if p.eos == len(p.box.qs) {
+			if c, ok := in.impl.(Closer); ok {
+				in.op = "Close"
+				if err := c.Close(ctx, out); err != nil {
+					return false, fmt.Errorf("close: %w", err)
+				}
+			}
+			return true, out.close()
+		}
+	}
+	return false, nil
 }
 
 // onError applies the node's error policy to a failed batch. A nil return

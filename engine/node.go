@@ -134,6 +134,16 @@ type TimerHandler interface {
 	OnTimer(ctx context.Context, now time.Time, out *Output) error
 }
 
+// Decoupler is implemented by processors whose output edges must stay
+// queues: ones that check Output.Blocked to hold or drop records rather
+// than stall their input (a buffer with a drop policy). When
+// DecoupledOutput returns true the engine never chains the node's output
+// edges, so a slow receiver fills a queue instead of running in the
+// node's own call.
+type Decoupler interface {
+	DecoupledOutput() bool
+}
+
 // EventClock is implemented by sources whose event time does not follow the
 // wall clock (a replay at speed k). The idle watermark advance asks it for the
 // event time that corresponds to now.

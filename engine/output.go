@@ -32,9 +32,15 @@ type edgeState struct {
 type queue struct {
 	ch   chan message
 	edge *edgeState
+	// A chained edge's queue (chain.go) is never used as a channel: a
+	// push calls down, its receiver, on the goroutine of from, its sender.
+	from, down *instance
 }
 
 func (q *queue) push(ctx context.Context, m message, st *NodeStats) error {
+	if q.down != nil {
+		return q.deliver(m, st)
+	}
 	select {
 	case q.ch <- m:
 		return nil

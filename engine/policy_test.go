@@ -50,7 +50,8 @@ func TestBackpressureBlocksTheSource(t *testing.T) {
 		Edges: []*engine.Edge{{From: "src", To: "sink", Capacity: 4}},
 	}
 	g.Nodes[1].NewProcessor = func(int) (engine.Processor, error) { return s, nil }
-	j, err := engine.New(g, engine.Options{})
+	// The queue is what is under test: a chained sink would have none.
+	j, err := engine.New(g, engine.Options{NoChaining: true})
 	if err != nil {
 		t.Fatal(err)
 	}

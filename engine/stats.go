@@ -35,6 +35,10 @@ type NodeStats struct {
 	BatchesOut atomic.Int64
 	BusyNs     atomic.Int64 // time spent inside the node's callbacks
 	BlockedNs  atomic.Int64 // time spent waiting on full output queues
+	// ChainedNs is the time the instance's sends spent running the
+	// instances chained behind it (engine operator chaining): the
+	// downstream's work, counted as theirs, neither busy nor blocked here.
+	ChainedNs atomic.Int64
 	// Watermark is the node's input watermark (for sources, the watermark
 	// it emits); md.MinTime until the first one.
 	Watermark atomic.Int64
@@ -190,10 +194,18 @@ type NodeStatus struct {
 	BatchesOut int64  `json:"batches_out"`
 	BusyNs     int64  `json:"busy_ns"`
 	BlockedNs  int64  `json:"blocked_ns"`
+	// ChainedNs is the time the node's sends spent running the node
+	// chained behind it (NodeStats.ChainedNs).
+	ChainedNs int64 `json:"chained_ns,omitempty"`
+	// ChainedTo is the node in whose goroutine this one runs, called
+	// directly instead of through a queue (operator chaining); empty
+	// when the node runs in goroutines of its own.
+	ChainedTo string `json:"chained_to,omitempty"`
 	// BusyFraction is the largest share of its running time any instance
 	// spent working: in its callbacks for an operator or a sink, outside
 	// waits on full output queues for a source (whose pauses for pacing or
-	// for a live feed count as working: the source sets the pace).
+	// for a live feed count as working: the source sets the pace). Time
+	// spent running a chained downstream node counts for that node only.
 	BusyFraction float64          `json:"busy_fraction"`
 	Watermark    int64            `json:"watermark"` // min over instances; md.MinTime when none yet
 	WatermarkAt  int64            `json:"watermark_at,omitempty"`

@@ -33,6 +33,10 @@ func (j *Job) Status() Status {
 			ns.BatchesOut += st.BatchesOut.Load()
 			ns.BusyNs += st.BusyNs.Load()
 			ns.BlockedNs += st.BlockedNs.Load()
+			ns.ChainedNs += st.ChainedNs.Load()
+			if in.upstream != nil {
+				ns.ChainedTo = in.upstream.nc.Node
+			}
 			ns.BusyFraction = max(ns.BusyFraction, busyFraction(st, nr.n.Kind == KindSource, now))
 			ns.Watermark = min(ns.Watermark, st.Watermark.Load())
 			ns.WatermarkAt = max(ns.WatermarkAt, st.WatermarkAt.Load())
@@ -102,7 +106,7 @@ func busyFraction(st *NodeStats, source bool, now int64) float64 {
 	}
 	busy := st.BusyNs.Load()
 	if source {
-		busy = ran - st.BlockedNs.Load()
+		busy = ran - st.BlockedNs.Load() - st.ChainedNs.Load()
 	}
 	return min(max(float64(busy)/float64(ran), 0), 1)
 }

@@ -83,7 +83,9 @@ func countLines(b []byte) int {
 }
 
 // TestEveryShippedConfigHasPassingJobTests runs the job tests next to the
-// shipped configs, and checks that every job file has one.
+// shipped configs, with operator chaining on (the default) and off, so the
+// chained and unchained runs of every shipped shape give the same records;
+// and checks that every job file has a test.
 func TestEveryShippedConfigHasPassingJobTests(t *testing.T) {
 	tests, err := jobtest.Find([]string{"../configs"})
 	if err != nil {
@@ -97,9 +99,12 @@ func TestEveryShippedConfigHasPassingJobTests(t *testing.T) {
 			t.Fatal(err)
 		}
 		tested[filepath.Clean(f.Job)] = true
-		for _, r := range jobtest.Run(context.Background(), f) {
-			if !r.Passed() {
-				t.Errorf("%s: %s: %v %s", r.File, r.Case, r.Err, strings.Join(r.Problems, "; "))
+		for _, noChaining := range []bool{false, true} {
+			f.NoChaining = noChaining
+			for _, r := range jobtest.Run(context.Background(), f) {
+				if !r.Passed() {
+					t.Errorf("%s: %s (chaining off: %v): %v %s", r.File, r.Case, noChaining, r.Err, strings.Join(r.Problems, "; "))
+				}
 			}
 		}
 	}

@@ -79,6 +79,9 @@ type File struct {
 	// the process environment.
 	Env   map[string]string `yaml:"env"`
 	Cases []Case            `yaml:"cases"`
+	// NoChaining runs the cases with engine.Options.NoChaining: every
+	// node in goroutines of its own, no edge chained.
+	NoChaining bool `yaml:"-"`
 }
 
 // Case is one test case.
@@ -295,7 +298,7 @@ func (f *File) runCase(ctx context.Context, c *Case) ([]string, error) {
 			Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return col, nil }})
 		g.Edges = append(g.Edges, &engine.Edge{From: id, FromPort: port, To: cid})
 	}
-	job, err := engine.New(g, engine.Options{Job: doc.Name, Logger: slog.New(slog.DiscardHandler)})
+	job, err := engine.New(g, engine.Options{Job: doc.Name, Logger: slog.New(slog.DiscardHandler), NoChaining: f.NoChaining})
 	if err != nil {
 		return nil, fmt.Errorf("build the job: %w", err)
 	}

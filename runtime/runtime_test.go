@@ -337,10 +337,10 @@ name: full
 dag:
   nodes:
     - {id: src, type: provider.test_runtime_src, params: {count: 100, batch: 1}}
-    - {id: store, type: sink.test_runtime_sink, params: {name: full, block: true}}
+    - {id: store, type: sink.test_runtime_sink, params: {name: full, block: true}, chain: false}
   edges:
     - {from: src, to: store, capacity: 8}
-`)
+`) // chain: false: a chained sink has no input queue to fill
 	u := newJob(t, data)
 	if err := u.Start(context.Background()); err != nil {
 		t.Fatal(err)

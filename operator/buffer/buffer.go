@@ -258,6 +258,11 @@ func (bf *Buffer) send(out *engine.Output, wait bool) error {
 	return nil
 }
 
+// DecoupledOutput keeps the buffer's output a queue under a drop policy:
+// it drops when that queue is full (engine.Decoupler), which an output
+// chained to its receiver never is.
+func (bf *Buffer) DecoupledOutput() bool { return bf.cfg.Policy != engine.Block }
+
 // TimerInterval is a quarter of flush_interval.
 func (bf *Buffer) TimerInterval() time.Duration { return bf.tick }
 

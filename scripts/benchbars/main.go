@@ -18,7 +18,10 @@
 // symbols) and operator.bars at parallelism N (the same checksum), and
 // prints their ratios to parallelism 1;
 // with -nopgo it also builds this tree's mdp with -pgo=off and prints the
-// gain of the profile-guided build (cmd/mdp/default.pgo) in the same runs.
+// gain of the profile-guided build (cmd/mdp/default.pgo) in the same runs;
+// with -nochain it also runs the DAG config with operator chaining off
+// (chain: false on every node, so each runs in its own goroutine behind a
+// queue) and prints the gain of chaining in the same runs.
 // scripts/bench runs these for the README's figures.
 package main
 
@@ -57,6 +60,7 @@ func main() {
 	ckEvery := flag.Duration("checkpoint", 0, "also run this tree's DAG config with checkpoints at this interval (a store in a temporary directory)")
 	parallel := flag.Int("parallel", 0, "also run the DAG config with operator.bars at this parallelism")
 	nopgo := flag.Bool("nopgo", false, "also build this tree's mdp with -pgo=off and run it in the same runs")
+	nochain := flag.Bool("nochain", false, "also run the DAG config with operator chaining off (chain: false on every node)")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "benchbars")
 	check(err)
@@ -91,6 +95,11 @@ func main() {
 			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel)}})
 		variants = append(variants, variant{parSrcName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
 			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel), "--set", fmt.Sprintf("dag.nodes.src.parallelism=%d", *parallel)}})
+	}
+	const nochainName = "mdp dag nochain"
+	if *nochain {
+		variants = append(variants, variant{nochainName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
+			"--set", "dag.nodes.src.chain=false", "--set", "dag.nodes.bars.chain=false", "--set", "dag.nodes.checksum.chain=false"}})
 	}
 	const nopgoName = "mdp dag nopgo"
 	if *nopgo {
@@ -151,6 +160,11 @@ func main() {
 		fmt.Printf("parallelism %d with the source vs 1: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n", *parallel,
 			med[parSrcName].rate/med["mdp dag"].rate, medianOf(perRun[parSrcName], perRun["mdp dag"]),
 			medianCPU(perRun[parSrcName]).Seconds(), medianCPU(perRun["mdp dag"]).Seconds())
+	}
+	if *nochain {
+		fmt.Printf("chained vs not: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n",
+			med["mdp dag"].rate/med[nochainName].rate, medianOf(perRun["mdp dag"], perRun[nochainName]),
+			medianCPU(perRun["mdp dag"]).Seconds(), medianCPU(perRun[nochainName]).Seconds())
 	}
 	if *nopgo {
 		fmt.Printf("pgo vs nopgo: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n",
