@@ -728,8 +728,14 @@ func (j *Job) restoreSource(ctx context.Context, in *instance, st *InstanceState
 		}
 		ck.emitted = st.Emitted
 	default:
-		gap := fmt.Sprintf("%s: resumed live at %s; records between checkpoint %d and now are missing", in.nc.Node, time.Now().UTC().Format(time.RFC3339), j.opts.Checkpoint.Restore.ID)
+		now := time.Now()
+		gap := fmt.Sprintf("%s: resumed live at %s; records between checkpoint %d and now are missing", in.nc.Node, now.UTC().Format(time.RFC3339), j.opts.Checkpoint.Restore.ID)
 		j.ck.status.Gaps = append(j.ck.status.Gaps, gap)
+		// A live feed's event time is about the wall clock: the bars over
+		// the checkpoint's watermark to now may miss records, whichever
+		// symbol they are of (the engine cannot tell a source's symbols
+		// apart), so they are marked partial.
+		in.nc.Symbols.AddGapAll(st.Watermark, now.UnixNano())
 		j.opts.Logger.Warn("restore: source cannot seek; it resumes live with a gap", "node", in.nc.Node, "checkpoint", j.opts.Checkpoint.Restore.ID)
 	}
 	return nil

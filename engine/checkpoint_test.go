@@ -333,3 +333,94 @@ func TestQuietSourceJoinsCheckpoints(t *testing.T) {
 		t.Fatalf("%d checkpoints saved in 300ms at a 5ms interval by a quiet source", n)
 	}
 }
+
+// liveSource emits n trades of symbol S from event time base, then, with
+// hold, waits quietly for the job to stop; it cannot seek.
+type liveSource struct {
+	n    int
+	base int64
+	hold bool
+}
+
+func (s *liveSource) Run(ctx context.Context, out *engine.Output) error {
+	sym := out.Symbols().Intern("test", "S")
+	if s.n > 0 {
+		b := out.NewBatch(md.KindTrade)
+		for i := range s.n {
+			b.Trades = append(b.Trades, md.Trade{TS: s.base + int64(i), Price: 1, Size: 1, Sym: sym})
+		}
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+	}
+	for s.hold {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Millisecond):
+			if err := out.Quiet(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TestRestoreLiveSourceMarksTheGap: a source that cannot seek resumes live
+// after a restore, and every instrument's bars from the checkpoint's
+// watermark to the restart are marked partial (Gapped), those after it not.
+func TestRestoreLiveSourceMarksTheGap(t *testing.T) {
+	graph := func(s *liveSource) *engine.Graph {
+		return &engine.Graph{Nodes: []*engine.Node{
+			{ID: "src", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+				NewSource: func(int) (engine.Source, error) { return s, nil }},
+			{ID: "count", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
+				NewProcessor: func(int) (engine.Processor, error) { return &countSink{}, nil }}},
+			Edges: []*engine.Edge{{From: "src", To: "count"}}}
+	}
+	const base = int64(1_700_000_000) * 1e9
+	store := &memStore{}
+	first, err := engine.New(graph(&liveSource{n: 10, base: base, hold: true}), engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for first.Symbols().Len() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := first.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Abort()
+	_ = first.Wait()
+	if first.Symbols().Gapped(0, base, base+10) {
+		t.Fatal("a run that restored nothing has a gap")
+	}
+	store.mu.Lock()
+	cp := store.cps[len(store.cps)-1]
+	store.mu.Unlock()
+
+	second, err := engine.New(graph(&liveSource{}), engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: &memStore{}, Restore: cp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restart := time.Now().UnixNano()
+	if err := second.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := second.Symbols()
+	id := st.Intern("test", "S")
+	if !st.Gapped(id, base+9, base+10) || !st.Gapped(id, restart-int64(time.Second), restart) {
+		t.Fatalf("no gap from the checkpoint to the restart")
+	}
+	if other := st.Intern("test", "T"); !st.Gapped(other, base+9, base+10) {
+		t.Fatalf("an instrument first seen after the restore has no gap")
+	}
+	if later := time.Now().Add(time.Hour).UnixNano(); st.Gapped(id, later, later+int64(time.Second)) {
+		t.Fatalf("a bar after the restart is marked partial")
+	}
+}

@@ -72,3 +72,20 @@ func TestGapsConcurrent(t *testing.T) {
 		t.Fatal("last gap not seen")
 	}
 }
+
+// TestGapAll: a gap every instrument has, those interned later included,
+// beside each instrument's own.
+func TestGapAll(t *testing.T) {
+	st := NewSymbolTable()
+	a := st.Intern("p", "A")
+	st.AddGapAll(1000, 2000)
+	b := st.Intern("p", "B")
+	for _, id := range []SymID{a, b} {
+		if !st.Gapped(id, 1500, 1600) || !st.Gapped(id, 2000, 2001) || st.Gapped(id, 2001, 3000) || st.Gapped(id, 0, 1000) {
+			t.Errorf("instrument %d: wrong gap test around [1000, 2000]", id)
+		}
+	}
+	if st.Gaps(a) != nil {
+		t.Errorf("AddGapAll shows in an instrument's own gaps: %v", st.Gaps(a))
+	}
+}

@@ -40,6 +40,7 @@ type SymbolTable struct {
 	mu   sync.Mutex
 	ids  map[instKey]SymID
 	list atomic.Pointer[[]Instrument]
+	wide atomic.Pointer[[]Gap] // gaps of every instrument (AddGapAll)
 }
 
 // NewSymbolTable returns an empty table.
@@ -257,11 +258,37 @@ func (t *SymbolTable) CloseGap(id SymID, to int64) {
 	}
 }
 
+// AddGapAll records the closed gap [from, to] for every instrument, those
+// interned later included: the engine calls it when a restore resumes a
+// source that cannot seek live, since the records between the checkpoint
+// and the restart are missing whatever their symbol.
+func (t *SymbolTable) AddGapAll(from, to int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var l []Gap
+	if p := t.wide.Load(); p != nil {
+		l = append(l, *p...)
+	}
+	if len(l) == maxGaps {
+		l = l[1:]
+	}
+	l = append(l, Gap{From: from, To: max(to, from)})
+	t.wide.Store(&l)
+}
+
 // Gapped reports whether [start, end) touches one of instrument id's gaps,
-// open or closed: a bar over that interval may miss records and is
-// partial. Bar builders call it once per bar they emit; an instrument
-// that never had a gap costs one atomic load.
+// open or closed, or one every instrument has (AddGapAll): a bar over that
+// interval may miss records and is partial. Bar builders call it once per
+// bar they emit; an instrument that never had a gap costs two atomic
+// loads.
 func (t *SymbolTable) Gapped(id SymID, start, end int64) bool {
+	if p := t.wide.Load(); p != nil {
+		for _, x := range *p {
+			if x.From < end && x.To >= start {
+				return true
+			}
+		}
+	}
 	g := t.gapLog(id)
 	if g == nil || g.n.Load() == 0 {
 		return false
@@ -276,7 +303,8 @@ func (t *SymbolTable) Gapped(id SymID, start, end int64) bool {
 	return false
 }
 
-// Gaps returns a copy of instrument id's recorded gaps, oldest first.
+// Gaps returns a copy of instrument id's own recorded gaps, oldest first
+// (not those AddGapAll gave every instrument).
 func (t *SymbolTable) Gaps(id SymID) []Gap {
 	g := t.gapLog(id)
 	if g == nil {
