@@ -237,10 +237,7 @@ func (t *SymbolTable) OpenGap(id SymID, from int64) {
 	if n := len(g.list); n > 0 && g.list[n-1].To == MaxTime {
 		return
 	}
-	if len(g.list) == maxGaps {
-		g.list = append(g.list[:0], g.list[1:]...)
-	}
-	g.list = append(g.list, Gap{From: from, To: MaxTime})
+	g.list = appendGap(g.list, Gap{From: from, To: MaxTime})
 	g.n.Store(int32(len(g.list)))
 }
 
@@ -258,6 +255,15 @@ func (t *SymbolTable) CloseGap(id SymID, to int64) {
 	}
 }
 
+// appendGap appends g to a gap log kept to its last maxGaps entries,
+// dropping the oldest in place.
+func appendGap(l []Gap, g Gap) []Gap {
+	if len(l) == maxGaps {
+		l = append(l[:0], l[1:]...)
+	}
+	return append(l, g)
+}
+
 // AddGapAll records the closed gap [from, to] for every instrument, those
 // interned later included: the engine calls it when a restore resumes a
 // source that cannot seek live, since the records between the checkpoint
@@ -269,10 +275,7 @@ func (t *SymbolTable) AddGapAll(from, to int64) {
 	if p := t.wide.Load(); p != nil {
 		l = append(l, *p...)
 	}
-	if len(l) == maxGaps {
-		l = l[1:]
-	}
-	l = append(l, Gap{From: from, To: max(to, from)})
+	l = appendGap(l, Gap{From: from, To: max(to, from)})
 	t.wide.Store(&l)
 }
 
