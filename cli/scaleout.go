@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/metrics"
 	"github.com/mdpio/mdp/runtime"
 	"github.com/mdpio/mdp/scaleout"
 )
@@ -48,7 +50,24 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 			}
 		}
 	}()
-	err := scaleout.Run(stopCtx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort})
+	opts := scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort}
+	if doc.Metrics.Enable {
+		// The scale-out run serves the lag series (and the process's).
+		reg := metrics.NewRegistry(metrics.NewCollector(doc.Mode))
+		srv, err := metrics.Serve(metrics.ServerOptions{Listen: doc.Metrics.Listen, Gatherer: reg, Logger: log})
+		if err != nil {
+			log.Error("job failed", "job", doc.Name, "err", red.RedactError(err))
+			return exit(ExitFailure, nil)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		}()
+		log.Info("metrics listening", "addr", srv.Addr())
+		opts.Metrics = reg
+	}
+	err := scaleout.Run(stopCtx, doc, opts)
 	switch {
 	case err == nil:
 		log.Info("job finished", "job", doc.Name)

@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,10 +17,23 @@ import (
 func TestScaleoutRunSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "so.out")
-	extra := "scaleout: {nats: embedded, partitions: 4, store: " + filepath.Join(dir, "nats") + "}\n"
+	extra := "scaleout: {nats: embedded, partitions: 4, store: " + filepath.Join(dir, "nats") + "}\nmetrics: {enable: true, listen: \"127.0.0.1:0\"}\n"
 	cfg := writeFile(t, dir, "so.yaml", testJob("so", "count: 40, batch: 4, interval: 1ms, hold: true", "path: "+out, extra))
 	p := start(t, testMDP(t), "run", "--config", cfg)
 	p.waitLog("scale-out run")
+	// The run serves the worker's lag.
+	addr, _ := findLog(p.stderr.String(), "metrics listening")["addr"].(string)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics at %q: %v", addr, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, s := range []string{`mdp_scaleout_job_lag_messages{job="so"}`, `mdp_scaleout_lag_seconds{job="so",partition="3"}`} {
+		if !strings.Contains(string(body), s) {
+			t.Fatalf("/metrics has no %s:\n%s", s, body)
+		}
+	}
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, p.stderr)

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"math"
 	"strings"
+	"time"
 
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
 )
 
 // Scale-out section defaults and bounds.
@@ -18,9 +21,28 @@ const (
 	// Embedded store sync policies.
 	SyncAlways   = "always"
 	SyncInterval = "interval"
+	// DefaultRetentionAge is how long the stream keeps a message when
+	// scaleout.retention.max_age is not given.
+	DefaultRetentionAge = 72 * time.Hour
 )
 
-var scaleoutKeys = []string{"nats", "partitions", "store", "sync"}
+var (
+	scaleoutKeys  = []string{"nats", "partitions", "store", "sync", "retention"}
+	retentionKeys = []string{"max_age", "max_bytes", "max_msgs"}
+)
+
+// Retention is the stream's limits. A publish past MaxBytes or MaxMsgs is
+// refused (the ingest fails) rather than evicting unread messages; MaxAge
+// removes older messages whether read or not, and a worker that still
+// needed one stops with a retention error.
+type Retention struct {
+	// MaxAge is how long a message is kept (default 72h).
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size; 0 means no bound.
+	MaxBytes int64
+	// MaxMsgs bounds the stream's message count; 0 means no bound.
+	MaxMsgs int64
+}
 
 // ScaleoutConfig is the scaleout section: the job's sources run as ingest,
 // publishing into one NATS JetStream stream with a subject per partition,
@@ -35,6 +57,8 @@ type ScaleoutConfig struct {
 	// Sync is the embedded store's fsync policy: SyncAlways (default) or
 	// SyncInterval (the server's default of every two minutes).
 	Sync string
+	// Retention is the stream's limits.
+	Retention Retention
 	// Source is the id of the job's one source node, the part that runs as
 	// ingest.
 	Source string
@@ -48,7 +72,7 @@ func (l *loader) decodeScaleout(e entry) {
 	if !ok {
 		return
 	}
-	c := &ScaleoutConfig{Partitions: defaultPartitions, Sync: SyncAlways}
+	c := &ScaleoutConfig{Partitions: defaultPartitions, Sync: SyncAlways, Retention: Retention{MaxAge: DefaultRetentionAge}}
 	good := true
 	if v, ok := m["nats"]; ok {
 		if s, ok := l.str(v); ok {
@@ -104,6 +128,9 @@ func (l *loader) decodeScaleout(e entry) {
 			good = false
 		}
 	}
+	if v, ok := m["retention"]; ok {
+		good = l.decodeRetention(v, &c.Retention) && good
+	}
 	if !good {
 		return
 	}
@@ -135,4 +162,40 @@ func (l *loader) decodeScaleout(e entry) {
 	}
 	c.Source = sources[0]
 	l.doc.Scaleout = c
+}
+
+func (l *loader) decodeRetention(e entry, r *Retention) bool {
+	m, ok := l.mapping(e.val, e.path, retentionKeys)
+	if !ok {
+		return false
+	}
+	good := true
+	if v, ok := m["max_age"]; ok {
+		if s, ok := l.str(v); ok {
+			d, err := md.ParseDuration(s)
+			switch {
+			case err != nil:
+				l.errAt(v.val, v.path, "%v", err)
+				good = false
+			case d < 100*time.Millisecond:
+				l.errAt(v.val, v.path, "must be at least 100ms, got %s", s)
+				good = false
+			default:
+				r.MaxAge = d
+			}
+		} else {
+			good = false
+		}
+	}
+	if v, ok := m["max_bytes"]; ok {
+		n, ok := l.intRange(v, 0, math.MaxInt64)
+		r.MaxBytes = int64(n)
+		good = good && ok
+	}
+	if v, ok := m["max_msgs"]; ok {
+		n, ok := l.intRange(v, 0, math.MaxInt64)
+		r.MaxMsgs = int64(n)
+		good = good && ok
+	}
+	return good
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 )
 
 const scaleoutGraph = `dag:
@@ -17,7 +18,7 @@ func TestScaleoutSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ScaleoutConfig{NATS: "embedded", Partitions: 16, Store: "data/nats", Sync: SyncAlways, Source: "src"}
+	want := ScaleoutConfig{NATS: "embedded", Partitions: 16, Store: "data/nats", Sync: SyncAlways, Source: "src", Retention: Retention{MaxAge: 72 * time.Hour}}
 	if doc.Scaleout == nil || *doc.Scaleout != want {
 		t.Fatalf("scaleout = %+v, want %+v", doc.Scaleout, want)
 	}
@@ -25,9 +26,16 @@ func TestScaleoutSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = ScaleoutConfig{NATS: "nats://127.0.0.1:4222", Partitions: 64, Sync: SyncAlways, Source: "src"}
+	want = ScaleoutConfig{NATS: "nats://127.0.0.1:4222", Partitions: 64, Sync: SyncAlways, Source: "src", Retention: Retention{MaxAge: 72 * time.Hour}}
 	if doc.Scaleout == nil || *doc.Scaleout != want {
 		t.Fatalf("scaleout = %+v, want %+v", doc.Scaleout, want)
+	}
+	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph+"scaleout:\n  nats: embedded\n  store: d\n  retention: {max_age: 90m, max_bytes: 1_000_000, max_msgs: 500}\n"), LoadOptions{Env: envMap(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := doc.Scaleout.Retention, (Retention{MaxAge: 90 * time.Minute, MaxBytes: 1_000_000, MaxMsgs: 500}); got != want {
+		t.Fatalf("retention = %+v, want %+v", got, want)
 	}
 	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph), LoadOptions{Env: envMap(nil)})
 	if err != nil || doc.Scaleout != nil {
@@ -49,6 +57,12 @@ func TestScaleoutErrors(t *testing.T) {
 			"job.yaml:7:42: scaleout.store: store is the embedded server's directory; with nats: nats://h:4222 the server keeps its own"},
 		{"sync", scaleoutGraph + "scaleout: {nats: embedded, store: d, sync: alway}\n",
 			`job.yaml:7:44: scaleout.sync: unknown sync policy "alway"; want always or interval (did you mean "always"?)`},
+		{"max_age", scaleoutGraph + "scaleout: {nats: embedded, store: d, retention: {max_age: 10ms}}\n",
+			"job.yaml:7:59: scaleout.retention.max_age: must be at least 100ms, got 10ms"},
+		{"max_bytes", scaleoutGraph + "scaleout: {nats: embedded, store: d, retention: {max_bytes: -1}}\n",
+			"job.yaml:7:61: scaleout.retention.max_bytes: must be at least 0, got -1"},
+		{"retention key", scaleoutGraph + "scaleout: {nats: embedded, store: d, retention: {max_msg: 3}}\n",
+			`job.yaml:7:50: scaleout.retention.max_msg: unknown key "max_msg"; did you mean "max_msgs"?`},
 		{"unknown key", scaleoutGraph + "scaleout: {nats: embedded, store: d, partition: 3}\n",
 			`job.yaml:7:38: scaleout.partition: unknown key "partition"; did you mean "partitions"?`},
 		{"two sources", `dag:

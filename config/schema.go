@@ -138,6 +138,15 @@ func Schema(reg *component.Registry) ([]byte, error) {
 					"partitions": typed(obj{"type": "integer", "minimum": 1, "maximum": MaxPartitions, "default": defaultPartitions, "description": "Fixed number of symbol partitions."}),
 					"store":      obj{"type": "string", "description": "Directory of the embedded server's file store (nats: embedded only)."},
 					"sync":       obj{"type": "string", "enum": []string{SyncAlways, SyncInterval}, "default": SyncAlways, "description": "Embedded store fsync: always (every write) or interval (nats-server's two-minute default)."},
+					"retention": obj{
+						"type": "object", "additionalProperties": false,
+						"description": "The stream's limits: a publish past max_bytes or max_msgs fails the ingest; max_age removes older messages, and a worker that still needed one stops with a retention error.",
+						"properties": obj{
+							"max_age":   obj{"$ref": "#/$defs/duration", "default": "72h", "description": "How long the stream keeps a message (at least 100ms)."},
+							"max_bytes": typed(obj{"type": "integer", "minimum": 0, "default": 0, "description": "Largest stream size in bytes; 0: no bound."}),
+							"max_msgs":  typed(obj{"type": "integer", "minimum": 0, "default": 0, "description": "Most messages in the stream; 0: no bound."}),
+						},
+					},
 				},
 			},
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,37 +36,73 @@ dag:
 
 // BenchmarkEmbeddedVsSingle runs the same job (synthetic trades -> 1s bars
 // -> null) without scale-out and through the embedded server (ingest ->
-// stream -> one worker), alternating, and reports both rates and their
-// ratio: the cost of the stream, measured in one run.
+// stream -> one worker), alternating, and reports both rates, their ratio
+// (the cost of the stream, measured in one run) and the ratio of the CPU
+// time the process spent on each (getrusage; steadier than the rates on a
+// loaded machine). Sub-benchmarks vary the store (file with sync interval
+// or always, memory) and the records per data message.
 //
 //	go test -run '^$' -bench EmbeddedVsSingle -benchtime 3x ./scaleout
 func BenchmarkEmbeddedVsSingle(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		sync   string
+		memory bool
+		frame  int
+	}{
+		{"file-interval-256", config.SyncInterval, false, 256},
+		{"file-interval-1024", config.SyncInterval, false, 1024},
+		{"file-interval-4096", config.SyncInterval, false, 4096},
+		{"memory-4096", config.SyncInterval, true, 4096},
+		{"file-always-4096", config.SyncAlways, false, 4096},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			benchEmbedded(b, c.sync, Options{memory: c.memory, frameRecords: c.frame})
+		})
+	}
+}
+
+func benchEmbedded(b *testing.B, sync string, opts Options) {
 	ctx := context.Background()
-	var single, scaled time.Duration
+	var single, scaled, singleCPU, scaledCPU time.Duration
 	for i := 0; i < b.N; i++ {
 		u, err := runtime.NewFromBytes("single.yaml", []byte(benchJob("")), runtime.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		t0 := time.Now()
+		c0, t0 := cpuTime(b), time.Now()
 		if err := u.Run(ctx); err != nil {
 			b.Fatal(err)
 		}
 		single += time.Since(t0)
+		singleCPU += cpuTime(b) - c0
 
 		store := filepath.Join(b.TempDir(), "nats")
-		doc, err := config.LoadBytes("scaled.yaml", []byte(benchJob(fmt.Sprintf("scaleout: {nats: embedded, partitions: 64, store: %q, sync: interval}\n", store))), config.LoadOptions{})
+		doc, err := config.LoadBytes("scaled.yaml", []byte(benchJob(fmt.Sprintf("scaleout: {nats: embedded, partitions: 64, store: %q, sync: %s}\n", store, sync))), config.LoadOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		t0 = time.Now()
-		if err := Run(ctx, doc, Options{}); err != nil {
+		c0, t0 = cpuTime(b), time.Now()
+		if err := Run(ctx, doc, opts); err != nil {
 			b.Fatal(err)
 		}
 		scaled += time.Since(t0)
+		scaledCPU += cpuTime(b) - c0
 	}
 	n := float64(benchTrades) * float64(b.N)
 	b.ReportMetric(n/single.Seconds(), "single_trades/s")
 	b.ReportMetric(n/scaled.Seconds(), "scaleout_trades/s")
 	b.ReportMetric(single.Seconds()/scaled.Seconds(), "ratio")
+	b.ReportMetric(singleCPU.Seconds()/scaledCPU.Seconds(), "cpu_ratio")
+	b.ReportMetric(float64(singleCPU.Nanoseconds())/n, "single_cpu_ns/trade")
+	b.ReportMetric(float64(scaledCPU.Nanoseconds())/n, "scaleout_cpu_ns/trade")
+}
+
+// cpuTime is the user and system CPU time the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

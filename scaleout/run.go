@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
@@ -29,6 +30,14 @@ type Options struct {
 	Stdout io.Writer
 	// Abort, when closed, aborts both roles at once (a second signal).
 	Abort <-chan struct{}
+	// Metrics, when set, gets the worker's lag series (mdp_scaleout_*)
+	// for the run's length.
+	Metrics prometheus.Registerer
+
+	// memory and frameRecords are the benchmark's knobs: a stream in
+	// memory rather than files, and records per data message.
+	memory       bool
+	frameRecords int
 }
 
 // Run runs a job that has a scaleout section in one process: the embedded
@@ -56,6 +65,9 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	defer conn.close()
 	n := namesOf(doc.Name)
 	pub := newPublisher(nil, n, so.Partitions)
+	if opts.frameRecords > 0 {
+		pub.target = opts.frameRecords
+	}
 	js, err := jetstream.New(conn.nc, jetstream.WithPublishAsyncMaxPending(maxPending),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
 			pub.failed(fmt.Errorf("publish to %s: %w", m.Subject, err))
@@ -65,9 +77,9 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	}
 	pub.js = js
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	stream, err := ensureStream(setup, js, n, so.Partitions)
+	stream, err := ensureStream(setup, js, n, so, opts.memory)
 	if err == nil {
-		err = stream.Purge(setup)
+		pub.epoch, err = purge(setup, stream)
 	}
 	cancel()
 	if err != nil {
@@ -82,9 +94,18 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	if err != nil {
 		return err
 	}
-	worker, err := workerJob(doc, newReader(js, n, all), log.With("role", "worker"), opts.Stdout)
+	r := newReader(js, n, all)
+	r.start = pub.epoch
+	worker, err := workerJob(doc, r, log.With("role", "worker"), opts.Stdout)
 	if err != nil {
 		return err
+	}
+	if opts.Metrics != nil {
+		c := &lagCollector{job: doc.Name, r: r, log: log}
+		if err := opts.Metrics.Register(c); err != nil {
+			return fmt.Errorf("register the lag series: %w", err)
+		}
+		defer opts.Metrics.Unregister(c)
 	}
 	log.Info("scale-out run", "nats", conn.where, "stream", n.stream, "partitions", so.Partitions)
 	if err := worker.Start(context.WithoutCancel(ctx)); err != nil {
@@ -98,7 +119,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	err = wait(ctx, doc.ShutdownTimeout, opts.Abort, ingest, worker)
 	published, _ := ingest.SourceTotals()
 	read, _ := worker.SourceTotals()
-	log.Info("scale-out run ended", "published", published, "read", read)
+	log.Info("scale-out run ended", "published", published, "read", read, "duplicates", pub.dups)
 	return err
 }
 

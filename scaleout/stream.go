@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mdpio/mdp/config"
 )
 
 // Names of a job's stream and subjects.
@@ -60,32 +62,80 @@ func (n names) partitionOf(subject string) (int, error) {
 // processes started with another count refuse the stream.
 const metaPartitions = "mdp_partitions"
 
-// ensureStream creates the job's stream, or checks that the existing one
-// has the job's partition count.
-func ensureStream(ctx context.Context, js jetstream.JetStream, n names, partitions int) (jetstream.Stream, error) {
-	want := strconv.Itoa(partitions)
-	cfg := jetstream.StreamConfig{
+// duplicateWindow is how long the stream remembers a data message's id
+// (Nats-Msg-Id), so an ingest that publishes a frame again within it
+// stores it once; shorter when the stream keeps messages for less.
+const duplicateWindow = 2 * time.Minute
+
+// streamConfig is the job's stream: file storage (memory for the
+// benchmark's comparison), the configured limits, DiscardNew.
+func streamConfig(n names, so *config.ScaleoutConfig, memory bool) jetstream.StreamConfig {
+	storage := jetstream.FileStorage
+	if memory {
+		storage = jetstream.MemoryStorage
+	}
+	r := so.Retention
+	limit := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	return jetstream.StreamConfig{
 		Name:     n.stream,
 		Subjects: []string{n.prefix + "*"},
-		Storage:  jetstream.FileStorage,
-		// A publish past a limit fails loudly instead of evicting data no
-		// worker has read.
+		Storage:  storage,
+		// A publish past MaxBytes or MaxMsgs fails loudly instead of
+		// evicting data no worker has read; MaxAge removes old messages
+		// regardless, and a worker that needed one stops
+		// (RetentionError).
 		Discard:    jetstream.DiscardNew,
 		Retention:  jetstream.LimitsPolicy,
-		Duplicates: 2 * time.Minute,
-		Metadata:   map[string]string{metaPartitions: want},
+		MaxAge:     r.MaxAge,
+		MaxBytes:   limit(r.MaxBytes),
+		MaxMsgs:    limit(r.MaxMsgs),
+		Duplicates: min(duplicateWindow, r.MaxAge),
+		Metadata:   map[string]string{metaPartitions: strconv.Itoa(so.Partitions)},
 	}
+}
+
+// ensureStream creates the job's stream, or checks that the existing one
+// has the job's partition count and brings its limits to the job's.
+func ensureStream(ctx context.Context, js jetstream.JetStream, n names, so *config.ScaleoutConfig, memory bool) (jetstream.Stream, error) {
+	cfg := streamConfig(n, so, memory)
+	want := cfg.Metadata[metaPartitions]
 	s, err := js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		s, err = js.Stream(ctx, n.stream)
+		if err == nil {
+			if got := s.CachedInfo().Config.Metadata[metaPartitions]; got != want {
+				return nil, fmt.Errorf("stream %s holds %s partitions, the job says %d: a partition count is fixed for a stream's life; delete the stream (or use another job name) to change it", n.stream, got, so.Partitions)
+			}
+			if old := s.CachedInfo().Config; old.MaxAge != cfg.MaxAge || old.MaxBytes != cfg.MaxBytes || old.MaxMsgs != cfg.MaxMsgs || old.Duplicates != cfg.Duplicates {
+				cfg.Storage = old.Storage // fixed for a stream's life
+				s, err = js.UpdateStream(ctx, cfg)
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", n.stream, err)
 	}
-	if got := s.CachedInfo().Config.Metadata[metaPartitions]; got != want {
-		return nil, fmt.Errorf("stream %s holds %s partitions, the job says %d: a partition count is fixed for a stream's life; delete the stream (or use another job name) to change it", n.stream, got, partitions)
-	}
 	return s, nil
+}
+
+// purge empties the stream and returns its next sequence: the ingest's
+// epoch, which its message ids carry, so a new run's frames are never
+// taken for duplicates of an earlier run's (the duplicate window outlives
+// a purge), and the sequence the worker starts at.
+func purge(ctx context.Context, s jetstream.Stream) (uint64, error) {
+	if err := s.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("purge stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq + 1, nil
 }
 
 // Watermark markers travel in a partition's subject between data frames.

@@ -25,13 +25,18 @@ type reader struct {
 	js         jetstream.JetStream
 	n          names
 	partitions []int
+	// start is the stream sequence reading starts at (0: the first);
+	// what the stream no longer holds of it is a RetentionError.
+	start    uint64
+	gaps     gapCheck
+	progress *progress // per partition: what was read, for the lag
 
 	nc  *engine.NodeContext
 	dec *busfmt.Decoder
 }
 
 func newReader(js jetstream.JetStream, n names, partitions []int) *reader {
-	return &reader{js: js, n: n, partitions: partitions}
+	return &reader{js: js, n: n, partitions: partitions, progress: newProgress(partitions)}
 }
 
 // Open keeps the node context.
@@ -49,7 +54,14 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		subjects[i] = r.n.subject(p)
 		open[p] = true
 	}
-	cons, err := r.js.OrderedConsumer(ctx, r.n.stream, jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err := r.gaps.begin(ctx, r); err != nil {
+		return err
+	}
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if r.start > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.start
+	}
+	cons, err := r.js.OrderedConsumer(ctx, r.n.stream, cc)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -71,17 +83,21 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			}
 			return fmt.Errorf("read stream %s: %w", r.n.stream, err)
 		}
+		p, err := r.n.partitionOf(m.Subject())
+		if err != nil {
+			return err
+		}
+		if err := r.gaps.next(m, p); err != nil {
+			return err
+		}
 		data := m.Data()
 		if isMarker(data) {
 			kind, wm, err := parseMarker(data)
 			if err != nil {
 				return fmt.Errorf("%s: %w", m.Subject(), err)
 			}
+			r.progress.message(p, true, kind == markerEnd, wm)
 			if kind == markerEnd {
-				p, err := r.n.partitionOf(m.Subject())
-				if err != nil {
-					return err
-				}
 				delete(open, p)
 				continue
 			}
@@ -90,6 +106,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			}
 			continue
 		}
+		r.progress.message(p, false, false, 0)
 		k, err := busfmt.Kind(data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.Subject(), err)

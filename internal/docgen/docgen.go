@@ -30,6 +30,7 @@ import (
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/metrics"
 	"github.com/mdpio/mdp/runtime"
+	"github.com/mdpio/mdp/scaleout"
 )
 
 // Generate returns the reference pages, by file name under docs/reference.
@@ -282,7 +283,13 @@ func metricsReference(ctx context.Context) ([]byte, error) {
 	// Series that exist only once they count something (drops, errors,
 	// component counters) come from the collector's descriptors.
 	descs := make(chan *prometheus.Desc, 64)
-	go func() { c.Describe(descs); close(descs) }()
+	go func() {
+		c.Describe(descs)
+		for _, d := range scaleout.LagDescs() { // served by a scaled-out run
+			descs <- d
+		}
+		close(descs)
+	}()
 	for d := range descs {
 		m := descRE.FindStringSubmatch(d.String())
 		if m == nil {
