@@ -110,6 +110,8 @@ func TestTroubleshootingListsEveryError(t *testing.T) {
 		{name: "scaleout two sources", args: validate, files: map[string]string{"job.yaml": job(src+"    - {id: src2, type: provider.synthetic, params: {symbols: [MSFT], count: 100}}\n"+null,
 			"[[src, out], [src2, out]]") + "scaleout: {nats: embedded, store: nats}\n"}, exit: 2,
 			want: "scaleout runs jobs with one source node"},
+		{name: "scaleout retention", args: validate, files: map[string]string{"job.yaml": job(src+null, "[[src, out]]") + "scaleout: {nats: embedded, store: nats, retention: {max_age: 10ms}}\n"}, exit: 2,
+			want: "scaleout.retention.max_age: must be at least 100ms"},
 		{name: "missing job file", args: []string{"validate", "--config", "{dir}/none.yaml"}, exit: 2, want: "cannot read the job file"},
 		{name: "yaml", args: validate, files: map[string]string{"job.yaml": "mode: dag\ndag:\n  nodes: [\n"}, exit: 2, want: "invalid yaml"},
 		{name: "json", args: []string{"validate", "--config", "{dir}/job.json"}, files: map[string]string{"job.json": `{"mode": "dag",`}, exit: 2, want: "invalid json"},

@@ -17,6 +17,9 @@ import (
 // watermark; only the ingest's markers do (engine.Output.AdvanceWatermark).
 const inBandOutOfOrderness = 100 * 365 * 24 * time.Hour
 
+// pullMaxBytes bounds what the reader's consumer buffers ahead.
+const pullMaxBytes = 16 << 20
+
 // reader is the worker's source: it reads the partitions it owns, in
 // stream order, through one ordered consumer, emits each data frame as a
 // batch and each watermark marker as the source's watermark. It ends when
@@ -68,7 +71,10 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		}
 		return fmt.Errorf("read stream %s: %w", r.n.stream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	// Bound the client's buffer by bytes: a data message holds up to
+	// frameRecords records (209 KiB of trades), so 1024 messages could
+	// be 200 MiB.
+	it, err := cons.Messages(jetstream.PullMaxBytes(pullMaxBytes))
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", r.n.stream, err)
 	}
