@@ -19,9 +19,10 @@ import (
 // (Seeker) and its watermark,
 // and sends the barrier on every queue it feeds, behind the data. An operator
 // or sink blocks each input that delivered barrier N until every input has
-// (an input that has ended counts as delivered); then it snapshots its state
-// (Snapshotter), makes what it accepted durable (Flusher), forwards the
-// barrier on every queue it feeds and acknowledges. Checkpoint N is complete
+// (an input that has ended counts as delivered); then it makes what it
+// accepted durable (Flusher; PreCommitter for a sink that publishes in two
+// phases), snapshots its state (Snapshotter), forwards the barrier on every
+// queue it feeds and acknowledges. Checkpoint N is complete
 // when every instance has acknowledged; only then is it saved to the store,
 // so a saved checkpoint never claims records whose results are not in the
 // stores. With no checkpoint configured no barrier exists: the per-batch cost
@@ -79,9 +80,25 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// PreCommitter is a sink that commits its output in two phases, as Flink's
+// FileSink does. On checkpoint id's barrier PreCommit runs after Flush and
+// before Snapshot: it makes everything the sink received before the
+// barrier durable but not yet visible (pending under id), and Snapshot
+// then records what is pending. When checkpoint id is complete and saved,
+// NotifyCheckpointComplete(id) (CheckpointListener) makes pending output
+// of id and earlier visible; a checkpoint that failed is never notified,
+// so a later id covers its output. Restore (Snapshotter) publishes what
+// the restored checkpoint covers and discards what came after it, which
+// the replay from the checkpoint's source positions produces again.
+type PreCommitter interface {
+	PreCommit(ctx context.Context, id int64) error
+}
+
 // CheckpointListener is told when a checkpoint is complete and saved, for
 // sources that commit offsets or acknowledge messages only then (a message
-// bus). It is called from the coordinator's goroutine, concurrently with
+// bus) and sinks that publish pending output only then (PreCommitter). It
+// is called before the checkpoint's waiters (Job.Checkpoint, Suspend) hear
+// of it, and it is called from the coordinator's goroutine, concurrently with
 // the node's other methods.
 type CheckpointListener interface {
 	NotifyCheckpointComplete(ctx context.Context, id int64) error
@@ -388,9 +405,8 @@ func (c *coordinator) ack(ctx context.Context, a barrierAck) {
 	c.mLastDur.Set(float64(cp.Duration) / 1e9)
 	c.mLastSize.Set(float64(size))
 	c.j.opts.Logger.Debug("checkpoint complete", "id", cp.ID, "duration", time.Duration(cp.Duration), "bytes", size)
-	for _, w := range ws {
-		w <- nil
-	}
+	// Listeners first: a suspended job ends as soon as its waiter hears,
+	// and what they commit belongs to the checkpoint.
 	for _, nr := range c.j.nodes {
 		for _, in := range nr.instances {
 			if l, ok := in.impl.(CheckpointListener); ok {
@@ -399,6 +415,9 @@ func (c *coordinator) ack(ctx context.Context, a barrierAck) {
 				}
 			}
 		}
+	}
+	for _, w := range ws {
+		w <- nil
 	}
 }
 
@@ -613,7 +632,7 @@ func (in *instance) onBarrier(al *aligner, box *inbox, idx int, id int64) {
 // aligned reports whether the barrier in progress has passed every input.
 func (al *aligner) aligned(eos int) bool { return al.id != 0 && al.n+eos >= len(al.got) }
 
-// completeBarrier snapshots the instance, flushes a sink, forwards the
+// completeBarrier flushes and pre-commits a sink, snapshots the instance, forwards the
 // barrier and acknowledges it.
 func (in *instance) completeBarrier(ctx context.Context, al *aligner, box *inbox) error {
 	id := al.id
@@ -626,15 +645,18 @@ func (in *instance) completeBarrier(ctx context.Context, al *aligner, box *inbox
 		err = in.guard("OnBarrier", func() error { return h.OnBarrier(ctx, in.out) })
 		st.Watermark = in.out.wm
 	}
+	if f, ok := in.impl.(Flusher); ok && err == nil {
+		err = in.guard("Flush", func() error { return f.Flush(ctx) })
+	}
+	if p, ok := in.impl.(PreCommitter); ok && err == nil {
+		err = in.guard("PreCommit", func() error { return p.PreCommit(ctx, id) })
+	}
 	if s, ok := in.impl.(Snapshotter); ok && err == nil {
 		err = in.guard("Snapshot", func() error {
 			var e error
 			st.State, e = s.Snapshot(ctx)
 			return e
 		})
-	}
-	if f, ok := in.impl.(Flusher); ok && err == nil {
-		err = in.guard("Flush", func() error { return f.Flush(ctx) })
 	}
 	for i := range al.got {
 		if al.got[i] {

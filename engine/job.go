@@ -243,6 +243,12 @@ func New(g *Graph, opts Options) (*Job, error) {
 				metrics: &NodeMetrics{set: j.metrics, node: nr.n.ID, typ: nr.n.Type, instance: i},
 				Inputs:  nr.n.inKind, InputSchemas: nr.n.inSchemas,
 			}
+			if c := opts.Checkpoint; c != nil {
+				in.nc.Checkpointing = true
+				if c.Restore != nil {
+					in.nc.RestoreID = c.Restore.ID
+				}
+			}
 			if len(nr.instances) > 1 {
 				in.nc.Logger = in.nc.Logger.With("instance", i)
 			}

@@ -200,6 +200,13 @@ type NodeContext struct {
 	Progress ProgressOptions
 	// Stdout is the job's standard output (engine.Options.Stdout).
 	Stdout io.Writer
+	// Checkpointing reports whether the job takes checkpoints, and
+	// RestoreID which one it restores after Open (0: none). A sink that
+	// commits in two phases (PreCommitter) keeps its output invisible
+	// until a checkpoint completes only when Checkpointing, and at Open
+	// leaves what a restore will sort out to Restore.
+	Checkpointing bool
+	RestoreID     int64
 
 	metrics *NodeMetrics
 }

@@ -11,7 +11,9 @@
 // under a hidden temporary name (.part-….parquet.tmp, which the readers
 // above skip) and renamed into place when it is complete — on reaching
 // max_rows, on reaching max_age, and at shutdown — so readers never see half
-// a file. Timestamps are TIMESTAMP(MICROS, isAdjustedToUTC=true) columns.
+// a file. With checkpoints on, a complete file is published only when a
+// checkpoint that covers its rows completes, so a job killed and resumed
+// writes every row exactly once (checkpoint.go). Timestamps are TIMESTAMP(MICROS, isAdjustedToUTC=true) columns.
 //
 // File names derive from the data (the first row's ts), from the writer
 // (the job's name and fingerprint, a hash of what the job computes: its
@@ -38,10 +40,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	pq "github.com/parquet-go/parquet-go"
@@ -60,7 +64,8 @@ func init() {
 		Type: "sink.parquet", Kind: engine.KindSink,
 		Summary: "Write bars, trades, quotes and derived records as zstd Parquet files partitioned by date (and symbol).",
 		Description: "Files go to <dir>/<bars|trades|quotes|schema name>/date=YYYY-MM-DD/[symbol=SYM/]part-<first ts>-<job>-<fingerprint>-*.parquet, written under a hidden " +
-			"temporary name and renamed when complete (max_rows, max_age or shutdown), so readers never see half a file. " +
+			"temporary name and renamed when complete (max_rows, max_age or shutdown), so readers never see half a file; with checkpoints on, " +
+			"files are also cut at every checkpoint and published when it completes (a two-phase commit), so a killed and resumed job writes each row exactly once. " +
 			"The fingerprint is a hash of what the job computes (its sources and operators with their params), so jobs sharing a dir " +
 			"(a backfill split by symbol or day) never replace each other's files, while a re-run of the same job replaces its own. " +
 			"Timestamps are TIMESTAMP(MICROS, UTC). Readable by DuckDB, Spark, pandas and Polars.",
@@ -85,7 +90,7 @@ func init() {
 			w := &Writer{Dir: p.String("dir"), BySymbol: p.String("partition_by") == "date_symbol",
 				MaxRows: int(p.Int("max_rows")), MaxAge: p.Duration("max_age"), RowGroupRows: int(p.Int("row_group_rows"))}
 			cfg.DefaultDeadLetterPath = filepath.Join(w.Dir, "_dead_letter.jsonl")
-			return storekit.New(w, cfg), nil
+			return storekit.NewCommitting(w, cfg), nil
 		},
 	})
 }
@@ -177,15 +182,27 @@ type Writer struct {
 	MaxAge       time.Duration // 0: no age limit
 	RowGroupRows int           // default 131072
 
-	instance int
-	writer   string // "-<job>-<fingerprint>" in file names, or ""
-	workers  []*workerFiles
-	codec    *zstd.Codec // shared by every file, so its pooled encoders are reused across files
+	instance  int
+	instances int
+	writer    string // "-<job>-<fingerprint>" in file names, or ""
+	workers   []*workerFiles
+	codec     *zstd.Codec // shared by every file, so its pooled encoders are reused across files
 
+	// ck is set when the job takes checkpoints: a completed file then
+	// waits, hidden, for the checkpoint that covers it (checkpoint.go).
+	ck        bool
+	restoreID int64 // the checkpoint restored after Open, 0 for none
+	log       *slog.Logger
+	pmu       sync.Mutex // guards pending: PreCommit and Close run on the node's goroutine, NotifyCheckpointComplete on the coordinator's
+	pending   []pendingSet
 }
 
-// workerFiles are one worker's open files; only that worker touches them.
+// workerFiles are one worker's open files; only that worker touches them,
+// but for PreCommit, Snapshot and Close on the node's goroutine when the
+// job takes checkpoints (then Write and Tick hold mu).
 type workerFiles struct {
+	mu      sync.Mutex
+	closed  []string // checkpoints on: final paths of files completed since the last barrier, still under their temporary names
 	idx     int
 	bars    map[partKey]*file[barRow]
 	trades  map[partKey]*file[tradeRow]
@@ -236,16 +253,24 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 	if w.RowGroupRows <= 0 {
 		w.RowGroupRows = 131072
 	}
+	w.instances = 1
 	if env.Node != nil {
-		w.instance = env.Node.Instance
+		w.instance, w.instances = env.Node.Instance, max(env.Node.Instances, 1)
 		w.writer = writerName(env.Node.Job, env.Node.Fingerprint)
+		w.ck, w.restoreID = env.Node.Checkpointing, env.Node.RestoreID
+	}
+	w.log = env.Logger
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.codec = &zstd.Codec{Level: zstd.SpeedDefault}
 	if err := os.MkdirAll(w.Dir, 0o755); err != nil {
 		return fmt.Errorf("parquet dir: %w", err)
 	}
-	if err := w.removeStaleTemps(); err != nil {
-		return err
+	if w.restoreID == 0 { // else Restore sorts the leftovers out
+		if err := w.removeStale(); err != nil {
+			return err
+		}
 	}
 	w.workers = make([]*workerFiles, env.Workers)
 	for i := range w.workers {
@@ -258,23 +283,17 @@ func (w *Writer) Open(ctx context.Context, env storekit.Env) error {
 	return nil
 }
 
-// removeStaleTemps removes the temporary files a killed run of this job
-// (same writer name, same instance) left under dir: a temporary file is
-// named after the file it becomes, so the next run knows its predecessor's.
-func (w *Writer) removeStaleTemps() error {
-	if w.writer == "" {
-		return nil // no job name: the temporaries could be another job's
-	}
-	mine := fmt.Sprintf("%s-i%dw", w.writer, w.instance)
-	return filepath.WalkDir(w.Dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil // an unreadable subdirectory is not ours to judge
+// removeStale removes the temporary and pending files a killed run of
+// this job (same writer name, same instance) left under dir: they are
+// named after the file they become, so the next run knows its
+// predecessor's. A run that starts afresh writes their rows again.
+func (w *Writer) removeStale() error {
+	return w.walkMine(w.instance, func(path string, pf partFile) error {
+		if pf.state == stateFinal {
+			return nil
 		}
-		name := d.Name()
-		if strings.HasPrefix(name, ".part-") && strings.HasSuffix(name, ".parquet.tmp") && strings.Contains(name, mine) {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("parquet: remove a stale temporary file: %w", err)
-			}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("parquet: remove a stale temporary file: %w", err)
 		}
 		return nil
 	})
@@ -291,6 +310,10 @@ func (w *Writer) key(ts int64, sym md.SymID) partKey {
 // Write appends the batch to the files of its partitions.
 func (w *Writer) Write(ctx context.Context, b *storekit.Batch) error {
 	wf := w.workers[b.Worker]
+	if w.ck {
+		wf.mu.Lock()
+		defer wf.mu.Unlock()
+	}
 	switch b.Kind {
 	case md.KindBar:
 		return writeRuns(w, wf, b, b.Bars, &wf.barBuf, wf.bars, "bars",
@@ -411,7 +434,7 @@ func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], da
 	f := files[k]
 	if f != nil && w.MaxAge > 0 && time.Since(f.opened) >= w.MaxAge {
 		delete(files, k)
-		if err := f.close(); err != nil {
+		if err := complete(w, wf, f); err != nil {
 			return err
 		}
 		f = nil
@@ -440,7 +463,7 @@ func writeRows[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], da
 		rows = rows[n:]
 		if f.n >= w.MaxRows {
 			delete(files, k)
-			if err := f.close(); err != nil {
+			if err := complete(w, wf, f); err != nil {
 				return err
 			}
 			f = nil
@@ -543,9 +566,36 @@ func (f *file[T]) discard() {
 	_ = os.Remove(f.tmp)
 }
 
-// close finishes the file (footer), syncs it and renames it into place; on
-// failure it removes the temporary file.
+// complete closes a file that is full or old: with checkpoints off it is
+// renamed into place at once; with them on it stays under its temporary
+// name until the next barrier makes it pending.
+func complete[T any](w *Writer, wf *workerFiles, f *file[T]) error {
+	if !w.ck {
+		return f.close()
+	}
+	if err := f.finish(); err != nil {
+		return err
+	}
+	wf.closed = append(wf.closed, f.final)
+	return nil
+}
+
+// close finishes the file, and renames it into place; on failure it
+// removes the temporary file.
 func (f *file[T]) close() error {
+	if err := f.finish(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.tmp, f.final); err != nil {
+		_ = os.Remove(f.tmp)
+		return component.FileError("rename", f.tmp, err)
+	}
+	return syncDir(filepath.Dir(f.final))
+}
+
+// finish writes the file's footer, syncs it and closes it, under its
+// temporary name; on failure it removes the temporary file.
+func (f *file[T]) finish() error {
 	if err := f.w.Close(); err != nil {
 		f.discard()
 		return fmt.Errorf("parquet close %s: %w", f.tmp, err)
@@ -558,11 +608,7 @@ func (f *file[T]) close() error {
 		f.discard()
 		return component.FileError("close", f.tmp, err)
 	}
-	if err := os.Rename(f.tmp, f.final); err != nil {
-		f.discard()
-		return component.FileError("rename", f.tmp, err)
-	}
-	return syncDir(filepath.Dir(f.final))
+	return nil
 }
 
 // syncDir makes a rename durable.
@@ -592,29 +638,30 @@ func (w *Writer) Tick(ctx context.Context, worker int, now time.Time) error {
 		return nil
 	}
 	wf := w.workers[worker]
-	errs := []error{closeOld(wf.bars, now, w.MaxAge), closeOld(wf.trades, now, w.MaxAge), closeOld(wf.quotes, now, w.MaxAge)}
+	if w.ck {
+		wf.mu.Lock()
+		defer wf.mu.Unlock()
+	}
+	return w.completeFiles(wf, func(opened time.Time) bool { return now.Sub(opened) >= w.MaxAge })
+}
+
+// completeFiles completes the worker's open files for which due reports
+// true (given when each was opened).
+func (w *Writer) completeFiles(wf *workerFiles, due func(opened time.Time) bool) error {
+	errs := []error{completeOld(w, wf, wf.bars, due), completeOld(w, wf, wf.trades, due), completeOld(w, wf, wf.quotes, due)}
 	for _, df := range wf.derived {
-		errs = append(errs, closeOld(df.files, now, w.MaxAge))
+		errs = append(errs, completeOld(w, wf, df.files, due))
 	}
 	return errors.Join(errs...)
 }
 
-func closeOld[T any](files map[partKey]*file[T], now time.Time, age time.Duration) error {
+func completeOld[T any](w *Writer, wf *workerFiles, files map[partKey]*file[T], due func(time.Time) bool) error {
 	var errs []error
 	for k, f := range files {
-		if now.Sub(f.opened) >= age {
+		if due(f.opened) {
 			delete(files, k)
-			errs = append(errs, f.close())
+			errs = append(errs, complete(w, wf, f))
 		}
-	}
-	return errors.Join(errs...)
-}
-
-func closeAll[T any](files map[partKey]*file[T]) error {
-	var errs []error
-	for k, f := range files {
-		delete(files, k)
-		errs = append(errs, f.close())
 	}
 	return errors.Join(errs...)
 }
@@ -627,14 +674,32 @@ func (w *Writer) Classify(err error) storekit.ErrorClass {
 	return storekit.ClassFatal
 }
 
-// Close completes and renames every open file.
+// Close completes and renames every open file. With checkpoints on it also
+// publishes the files completed since the last barrier and those pending
+// for a checkpoint not yet notified: the job ends here (a finite job has
+// drained; a failed or aborted one publishes what it wrote, as without
+// checkpoints, and a resumed run removes what its checkpoint does not
+// cover).
 func (w *Writer) Close(ctx context.Context) error {
 	var errs []error
+	always := func(time.Time) bool { return true }
 	for _, wf := range w.workers {
-		errs = append(errs, closeAll(wf.bars), closeAll(wf.trades), closeAll(wf.quotes))
-		for _, df := range wf.derived {
-			errs = append(errs, closeAll(df.files))
+		if w.ck {
+			wf.mu.Lock()
 		}
+		errs = append(errs, w.completeFiles(wf, always))
+		if w.ck {
+			errs = append(errs, publish(wf.closed, tmpName))
+			wf.closed = nil
+			wf.mu.Unlock()
+		}
+	}
+	if w.ck {
+		w.pmu.Lock()
+		sets := w.pending
+		w.pending = nil
+		w.pmu.Unlock()
+		errs = append(errs, w.commit(sets))
 	}
 	return errors.Join(errs...)
 }
