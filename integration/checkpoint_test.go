@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,41 +34,8 @@ func TestMain(m *testing.M) {
 // SOLUSDT shifted by 13ms.
 func tardisFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	f, err := os.Open("../testdata/replay/tardis_trades.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	variants := []struct {
-		sym   string
-		shift int64 // µs
-		scale float64
-		late  int
-	}{{"BTCUSDT", 0, 1, 0}, {"ETHUSDT", 7000, 0.05, 40}, {"SOLUSDT", 13000, 0.002, 0}}
-	var paths []string
-	for i, v := range variants {
-		var b strings.Builder
-		b.WriteString(strings.Join(rows[0], ",") + "\n")
-		for k, r := range rows[1:] {
-			ts, _ := strconv.ParseInt(r[2], 10, 64)
-			ts += v.shift
-			if v.late > 0 && k%v.late == v.late-1 {
-				ts -= 3_000_000
-			}
-			price, _ := strconv.ParseFloat(r[6], 64)
-			fmt.Fprintf(&b, "%s,%s,%d,%s,%s,%s,%s,%s\n", r[0], v.sym, ts, r[3], r[4], r[5], strconv.FormatFloat(price*v.scale, 'f', -1, 64), r[7])
-		}
-		p := filepath.Join(dir, fmt.Sprintf("trades-%d.csv", i))
-		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, p)
-	}
-	return paths
+	return crashtest.TardisFiles(t, dir, []crashtest.TardisVariant{
+		{Symbol: "BTCUSDT"}, {Symbol: "ETHUSDT", Shift: 7000, Scale: 0.05, Late: 40}, {Symbol: "SOLUSDT", Shift: 13000, Scale: 0.002}})
 }
 
 // crashJob writes the job: replay → 1s and 1m bars (late_policy update) →

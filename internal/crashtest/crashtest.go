@@ -8,11 +8,14 @@ package crashtest
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -268,4 +271,58 @@ func waitCheckpoint(tb testing.TB, p *Proc, store string, after int64, timeout t
 		}
 	}
 	return true
+}
+
+// TardisVariant is one replay file TardisFiles makes from the real tardis
+// trades in testdata/replay/tardis_trades.csv.
+type TardisVariant struct {
+	Symbol string  // the symbol every trade is given
+	Shift  int64   // µs added to every timestamp
+	Scale  float64 // price factor (0: 1)
+	// Late, when > 0, moves every Late-th trade 3s early: late for 1s
+	// bars, so late_policy update writes new versions of closed bars.
+	Late int
+}
+
+// TardisFiles writes one replay CSV per variant into dir (trades-<i>.csv)
+// and returns their paths.
+func TardisFiles(tb testing.TB, dir string, variants []TardisVariant) []string {
+	tb.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(root, "testdata", "replay", "tardis_trades.csv"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var paths []string
+	for i, v := range variants {
+		scale := v.Scale
+		if scale == 0 {
+			scale = 1
+		}
+		var b strings.Builder
+		b.WriteString(strings.Join(rows[0], ",") + "\n")
+		for k, r := range rows[1:] {
+			ts, _ := strconv.ParseInt(r[2], 10, 64)
+			ts += v.Shift
+			if v.Late > 0 && k%v.Late == v.Late-1 {
+				ts -= 3_000_000
+			}
+			price, _ := strconv.ParseFloat(r[6], 64)
+			fmt.Fprintf(&b, "%s,%s,%d,%s,%s,%s,%s,%s\n", r[0], v.Symbol, ts, r[3], r[4], r[5], strconv.FormatFloat(price*scale, 'f', -1, 64), r[7])
+		}
+		p := filepath.Join(dir, fmt.Sprintf("trades-%d.csv", i))
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return paths
 }

@@ -1,11 +1,9 @@
 package parquet
 
 import (
-	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,46 +15,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	crashtest.Cleanup()
 	os.Exit(code)
-}
-
-// crashFiles writes two replay files made from the real tardis trades:
-// BTCUSDT as recorded, and ETHUSDT shifted by 7ms with every 40th trade 3s
-// early (late for 1s bars, so late_policy update writes new versions of
-// closed bars).
-func crashFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	f, err := os.Open("../../testdata/replay/tardis_trades.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for i, v := range []struct {
-		sym   string
-		shift int64 // µs
-		late  int
-	}{{"BTCUSDT", 0, 0}, {"ETHUSDT", 7000, 40}} {
-		var b strings.Builder
-		b.WriteString(strings.Join(rows[0], ",") + "\n")
-		for k, r := range rows[1:] {
-			ts, _ := strconv.ParseInt(r[2], 10, 64)
-			ts += v.shift
-			if v.late > 0 && k%v.late == v.late-1 {
-				ts -= 3_000_000
-			}
-			fmt.Fprintf(&b, "%s,%s,%d,%s,%s,%s,%s,%s\n", r[0], v.sym, ts, r[3], r[4], r[5], r[6], r[7])
-		}
-		p := filepath.Join(dir, fmt.Sprintf("trades-%d.csv", i))
-		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, p)
-	}
-	return paths
 }
 
 // crashJob writes the job: replay → 1s bars (late_policy update) →
@@ -136,7 +94,10 @@ func TestCrashResumeExactlyOnce(t *testing.T) {
 	}
 	bin := crashtest.Binary(t)
 	dir := t.TempDir()
-	files := crashFiles(t, dir)
+	// BTCUSDT as recorded, and ETHUSDT with every 40th trade 3s early
+	// (late for 1s bars, so late_policy update writes new versions of
+	// closed bars).
+	files := crashtest.TardisFiles(t, dir, []crashtest.TardisVariant{{Symbol: "BTCUSDT"}, {Symbol: "ETHUSDT", Shift: 7000, Late: 40}})
 	const kills = 12
 
 	cleanDir := filepath.Join(dir, "clean")
