@@ -424,3 +424,134 @@ func TestRestoreLiveSourceMarksTheGap(t *testing.T) {
 		t.Fatalf("a bar after the restart is marked partial")
 	}
 }
+
+// tickSource emits a trade a millisecond until it is stopped (with a
+// limit, until it has emitted that many); its position is its count.
+type tickSource struct{ pos, limit int }
+
+func (s *tickSource) Run(ctx context.Context, out *engine.Output) error {
+	sym := out.Symbols().Intern("test", "S")
+	for s.limit == 0 || s.pos < s.limit {
+		b := out.NewBatch(md.KindTrade)
+		b.Trades = append(b.Trades, md.Trade{TS: int64(s.pos), Price: 1, Size: 1, Sym: sym})
+		s.pos++
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (s *tickSource) Position(int64) ([]byte, error) { return []byte(strconv.Itoa(s.pos)), nil }
+
+func (s *tickSource) Seek(ctx context.Context, pos []byte) error {
+	var err error
+	s.pos, err = strconv.Atoi(string(pos))
+	return err
+}
+
+func tickGraph(src *tickSource, sink *commitSink) *engine.Graph {
+	return &engine.Graph{
+		Nodes: []*engine.Node{
+			{ID: "a", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+				NewSource: func(int) (engine.Source, error) { return src, nil }},
+			{ID: "count", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Ports: map[string]md.Kind{},
+				NewProcessor: func(int) (engine.Processor, error) { return sink, nil }}},
+		Edges: []*engine.Edge{{From: "a", To: "count"}},
+	}
+}
+
+// commitSink records the checkpoint calls a two-phase committing sink gets.
+type commitSink struct {
+	countSink
+	mu       sync.Mutex
+	calls    []string
+	ck       bool
+	restored int64
+}
+
+func (c *commitSink) Open(ctx context.Context, nc *engine.NodeContext) error {
+	c.ck, c.restored = nc.Checkpointing, nc.RestoreID
+	return nil
+}
+
+func (c *commitSink) log(s string) {
+	c.mu.Lock()
+	c.calls = append(c.calls, s)
+	c.mu.Unlock()
+}
+
+func (c *commitSink) Flush(ctx context.Context) error { c.log("flush"); return nil }
+
+func (c *commitSink) PreCommit(ctx context.Context, id int64) error {
+	c.log("precommit " + strconv.FormatInt(id, 10))
+	return nil
+}
+
+func (c *commitSink) Snapshot(ctx context.Context) ([]byte, error) {
+	c.log("snapshot")
+	return c.countSink.Snapshot(ctx)
+}
+
+func (c *commitSink) NotifyCheckpointComplete(ctx context.Context, id int64) error {
+	c.log("complete " + strconv.FormatInt(id, 10))
+	return nil
+}
+
+// TestCheckpointPreCommit: a PreCommitter sink gets, on each barrier,
+// Flush, PreCommit with the checkpoint's id and Snapshot in that order,
+// and the completion of that id before Job.Checkpoint returns; its
+// NodeContext says checkpoints are on and which one is restored.
+func TestCheckpointPreCommit(t *testing.T) {
+	sink := &commitSink{}
+	store := &memStore{}
+	j, err := engine.New(tickGraph(&tickSource{}, sink), engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := j.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for range 3 {
+		id, err := j.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := strconv.FormatInt(id, 10)
+		want = append(want, "flush", "precommit "+n, "snapshot", "complete "+n)
+		sink.mu.Lock()
+		got := strings.Join(sink.calls, ", ")
+		sink.mu.Unlock()
+		if got != strings.Join(want, ", ") {
+			t.Fatalf("after checkpoint %d the sink got\n%s\nwant\n%s", id, got, strings.Join(want, ", "))
+		}
+	}
+	j.Stop()
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !sink.ck || sink.restored != 0 {
+		t.Errorf("NodeContext: Checkpointing %v, RestoreID %d; want true, 0", sink.ck, sink.restored)
+	}
+
+	cp := store.cps[len(store.cps)-1]
+	sink2 := &commitSink{}
+	j2, err := engine.New(tickGraph(&tickSource{limit: 1}, sink2), engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: &memStore{}, Restore: cp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !sink2.ck || sink2.restored != cp.ID {
+		t.Errorf("restored NodeContext: Checkpointing %v, RestoreID %d; want true, %d", sink2.ck, sink2.restored, cp.ID)
+	}
+}
