@@ -90,8 +90,9 @@ type Params struct {
 	values map[string]any
 	set    map[string]bool
 	lines  map[string][2]int
-	line   [2]int     // the params mapping itself
-	schema *md.Schema // declared by the spec's SchemaFn
+	quoted map[string]bool // the value is a quoted scalar: its text starts a column later
+	line   [2]int          // the params mapping itself
+	schema *md.Schema      // declared by the spec's SchemaFn
 }
 
 // NewParams decodes values given as Go data (not from a file), for building
@@ -117,7 +118,7 @@ func NewParams(s *Spec, values map[string]any) (*Params, error) {
 // wrong types, values out of range or not allowed, missing required keys,
 // and whatever the spec's Validate finds.
 func Decode(s *Spec, node string, m *yaml.Node) (*Params, []*FieldError) {
-	p := &Params{spec: s, node: node, values: map[string]any{}, set: map[string]bool{}, lines: map[string][2]int{}}
+	p := &Params{spec: s, node: node, values: map[string]any{}, set: map[string]bool{}, lines: map[string][2]int{}, quoted: map[string]bool{}}
 	var errs []*FieldError
 	add := func(key string, n *yaml.Node, format string, a ...any) {
 		e := &FieldError{Node: node, Key: key, Msg: fmt.Sprintf(format, a...)}
@@ -158,6 +159,9 @@ func Decode(s *Spec, node string, m *yaml.Node) (*Params, []*FieldError) {
 			}
 			p.set[f.Name] = true
 			p.lines[f.Name] = [2]int{v.Line, v.Column}
+			if v.Kind == yaml.ScalarNode && (v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle)) != 0 {
+				p.quoted[f.Name] = true
+			}
 			val, err := f.decodeNode(v)
 			if err != nil {
 				add(f.Name, v, "%v", err)
@@ -311,7 +315,10 @@ func (p *Params) ErrorfAt(key string, line, col int, format string, a ...any) er
 	if line > 1 {
 		lc[0] += line - 1
 		lc[1] = col
-	} else if col > 1 {
+	} else {
+		if p.quoted[key] {
+			lc[1]++ // past the opening quote
+		}
 		lc[1] += col - 1
 	}
 	return &FieldError{Node: p.node, Key: key, Line: lc[0], Column: lc[1], Msg: fmt.Sprintf(format, a...)}

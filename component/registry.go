@@ -60,6 +60,14 @@ type Spec struct {
 	// and its error is a param error. Required when the main output may
 	// carry derived records.
 	SchemaFn func(p *Params) (*md.Schema, error)
+	// CheckInputs, when set, checks the params against what reaches the
+	// node once the job's graph is built: the record kinds and the
+	// derived schemas (their field names and types) of its inputs, as
+	// engine.Node.InputKinds and InputSchemas give them. An expression
+	// over a derived record's fields is type-checked here. Its errors are
+	// param errors, placed like Validate's (config runs it after the graph
+	// validated).
+	CheckInputs func(p *Params, kinds md.Kind, schemas []*md.Schema) error
 	// Ports are named outputs besides the main one, with their kinds.
 	Ports map[string]md.Kind
 	// PortsFn, when set, computes more named outputs from the decoded
@@ -355,4 +363,17 @@ func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 		}
 	}
 	return n
+}
+
+// CheckInputs runs the spec's CheckInputs, if any, against what reaches
+// node n (validated by engine.Graph.Validate) and returns its problems as
+// FieldErrors; a panic in it is an error at the node.
+func CheckInputs(s *Spec, p *Params, n *engine.Node) []*FieldError {
+	if s.CheckInputs == nil || p == nil {
+		return nil
+	}
+	if err := guardSpec(func() error { return s.CheckInputs(p, n.InputKinds(), n.InputSchemas()) }); err != nil {
+		return p.fieldErrors(err)
+	}
+	return nil
 }

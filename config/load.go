@@ -667,6 +667,7 @@ func (l *loader) unknownNode(n *yaml.Node, path, id string) {
 // problem at its node or edge.
 func (l *loader) checkGraph() {
 	d := l.doc
+	hadErrs := len(l.errs) > 0
 	g := &engine.Graph{}
 	for i := range d.Nodes {
 		ns := &d.Nodes[i]
@@ -696,7 +697,8 @@ func (l *loader) checkGraph() {
 	for _, es := range d.Edges {
 		g.Edges = append(g.Edges, &engine.Edge{From: es.From, FromPort: es.FromPort, To: es.To, ToPort: es.ToPort, Capacity: es.Capacity, Policy: es.Policy})
 	}
-	for _, ge := range onePerEdge(g.Validate()) {
+	ges := onePerEdge(g.Validate())
+	for _, ge := range ges {
 		// A node next to a broken edge, of unknown type, or in an incomplete
 		// chain is unconnected because of a mistake already reported.
 		if ge.Edge < 0 && strings.Contains(ge.Msg, " is not connected to any ") {
@@ -706,6 +708,24 @@ func (l *loader) checkGraph() {
 			}
 		}
 		l.errs = append(l.errs, d.graphError(ge))
+	}
+	if hadErrs || len(ges) > 0 || len(l.placeholders) > 0 {
+		return // what reaches a node is known only in a valid job
+	}
+	// Params that depend on what reaches the node (an expression over a
+	// derived record's fields), now that the graph says what does.
+	for i := range d.Nodes {
+		ns := &d.Nodes[i]
+		for _, fe := range component.CheckInputs(ns.Spec, ns.Params, g.Nodes[i]) {
+			e := &Error{File: ns.File, Path: join(ns.Path, "params"), Msg: fe.Msg, Line: fe.Line, Column: fe.Column}
+			if fe.Key != "" {
+				e.Path = join(e.Path, fe.Key)
+			}
+			if e.Line == 0 {
+				e.Line, e.Column = ns.Line, ns.Column
+			}
+			l.errs = append(l.errs, e)
+		}
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/features"
 	"github.com/mdpio/mdp/operator/internal/optest"
 	"github.com/mdpio/mdp/operator/mapop"
+	"github.com/mdpio/mdp/operator/window"
 )
 
 func TestMapSetsFieldsFromTheRecordAsItArrived(t *testing.T) {
@@ -54,9 +56,7 @@ func TestBadAssignmentsAreRejected(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"symbol": "1"}, "set.symbol: not a settable field"},
-		{map[string]any{"price": "pirce * 2"}, "set.price: "},
-		{map[string]any{"price": "bid * 2"}, "not valid for trade records"},
-		{map[string]any{"price": `symbol == "A"`}, "set.price"},
+		{map[string]any{"price": "pirce * (2"}, "set.price: "},
 		{map[string]any{}, "at least one"},
 		{map[string]any{"price": true}, "want an expression string"},
 	} {
@@ -65,6 +65,63 @@ func TestBadAssignmentsAreRejected(t *testing.T) {
 			t.Errorf("set %v: err = %v, want %q", tc.set, err, tc.want)
 		}
 	}
+	// Checked against what reaches the node once the graph is built.
+	trades := &enginetest.Source{Symbols: []string{"A"}, Trades: enginetest.TradesAt(1)}
+	for _, tc := range []struct {
+		set  map[string]any
+		want string
+	}{
+		{map[string]any{"price": "pirce * 2"}, "set.price: expression \"pirce * 2\": unknown name pirce (for trade records)"},
+		{map[string]any{"price": "bid * 2"}, "unknown name bid (for trade records)"},
+		{map[string]any{"price": `symbol == "A"`}, "set.price"},
+		{map[string]any{"bid": "price"}, "the input carries trade records and no assignment of set applies"},
+		{map[string]any{"price": "price", "sma_3": "1"}, "set.sma_3: expression \"1\": no record reaching the node has a field sma_3 (trades: price, size)"},
+	} {
+		errs := optest.Check(t, optest.Job{Src: trades, Type: mapop.Type, Params: map[string]any{"set": tc.set}})
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.want) {
+			t.Errorf("set %v: errs = %v, want %q", tc.set, errs, tc.want)
+		}
+	}
+}
+
+func TestMapOverFeaturesAndWindows(t *testing.T) {
+	// features price, sma_2, return over one symbol's trades.
+	in := []md.Trade{{TS: 1e6, Price: 10, Size: 1}, {TS: 2e6, Price: 12, Size: 1}, {TS: 3e6, Price: 9, Size: 1}}
+	src := &enginetest.Source{Symbols: []string{"A"}, Trades: in, BatchSize: 2}
+	res := optest.Run(t, optest.Job{Src: src, Upstream: &optest.Stage{Type: features.Type, Params: map[string]any{"features": []any{"sma(2)", "return"}}},
+		Type: mapop.Type, Params: map[string]any{"set": map[string]any{"return": "return * 100", "sma_2": "price - sma_2", "price": "price"}}})
+	ret := func(a, b float64) float64 { return (a/b - 1) * 100 }
+	want := []optest.Row{{TS: 1e6, V: []float64{10, 0, 0}}, {TS: 2e6, V: []float64{12, 12 - 11.0, ret(12, 10)}}, {TS: 3e6, V: []float64{9, 9 - 10.5, ret(9, 12)}}}
+	if got := res.Ports[""].Rows(); !rowsEqual(got, want) {
+		t.Fatalf("features: got %v, want %v", got, want)
+	}
+	// A window's int64 count takes an integer expression; a float one is
+	// refused for it.
+	w := &optest.Stage{Type: window.TypeTumbling, Params: map[string]any{"size": "10ms", "aggregations": []any{"count", "max(price)"}}}
+	wsrc := &enginetest.Source{Symbols: []string{"A", "B"}, Trades: []md.Trade{{TS: 1e6, Price: 10, Size: 1}, {TS: 2e6, Price: 11, Size: 1, Sym: 1}, {TS: 3e6, Price: 12, Size: 1}}}
+	for _, par := range []int{1, 4} {
+		res = optest.Run(t, optest.Job{Src: wsrc, Upstream: w, Type: mapop.Type, Parallelism: par,
+			Params: map[string]any{"set": map[string]any{"count": "count * 10 + 1", "max_price": "max_price / 2"}}})
+		got := res.Ports[""].Rows()
+		slices.SortFunc(got, func(a, b optest.Row) int { return int(a.Sym) - int(b.Sym) })
+		// end, count, max_price, early, update
+		want = []optest.Row{{Sym: 0, TS: 0, V: []float64{10e6, 21, 6, 0, 0}}, {Sym: 1, TS: 0, V: []float64{10e6, 11, 5.5, 0, 0}}}
+		if !rowsEqual(got, want) {
+			t.Fatalf("window, parallelism %d: got %v, want %v", par, got, want)
+		}
+	}
+	errs := optest.Check(t, optest.Job{Src: wsrc, Upstream: w, Type: mapop.Type, Params: map[string]any{"set": map[string]any{"count": "count * 1.5"}}})
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "set.count") || !strings.Contains(errs[0].Msg, "integer expression") {
+		t.Fatalf("a float for an int64 field: %v", errs)
+	}
+	errs = optest.Check(t, optest.Job{Src: wsrc, Upstream: w, Type: mapop.Type, Params: map[string]any{"set": map[string]any{"max_price": "max_pirce"}}})
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "unknown name max_pirce") || errs[0].Key != "set" {
+		t.Fatalf("a misspelt field: %v", errs)
+	}
+}
+
+func rowsEqual(a, b []optest.Row) bool {
+	return slices.EqualFunc(a, b, func(x, y optest.Row) bool { return x.Sym == y.Sym && x.TS == y.TS && slices.Equal(x.V, y.V) })
 }
 
 func BenchmarkMap(b *testing.B) {

@@ -29,11 +29,11 @@ func init() {
 		Type: Type, Kind: engine.KindOperator,
 		Summary: "Route records to named outputs by symbol lists or expressions; unmatched to default",
 		Description: "routes is a list of {name, symbols} or {name, expr}: symbols lists symbol texts, expr is a boolean expression " +
-			"(as in operator.filter). Each route is an output port named by its name; wire it as [router.crypto, next]. With " +
+			"(as in operator.filter, over derived records' fields too, type-checked against the schemas reaching the node when the job is built). Each route is an output port named by its name; wire it as [router.crypto, next]. With " +
 			"match: first a record goes to the first route it matches; with match: all to every route it matches. A record that " +
 			"matches none goes to the default port; if nothing is wired to default it is counted as dropped under " +
 			"unconnected_port_default. " + filter.Fields,
-		Accepts: md.KindTrade | md.KindQuote | md.KindBar, Produces: engine.SameAsInput,
+		Accepts: md.KindTrade | md.KindQuote | md.KindBar | md.KindDerived, Produces: engine.SameAsInput,
 		PortsFn: func(p *component.Params) map[string]md.Kind {
 			rs, _ := parse(p)
 			out := map[string]md.Kind{PortDefault: engine.SameAsInput}
@@ -53,6 +53,25 @@ func init() {
 		Validate: func(p *component.Params) error {
 			_, err := parse(p)
 			return err
+		},
+		CheckInputs: func(p *component.Params, kinds md.Kind, schemas []*md.Schema) error {
+			rs, err := parse(p)
+			if err != nil {
+				return err
+			}
+			for i, rt := range rs {
+				if rt.Expr == nil {
+					continue
+				}
+				if err := filter.CheckInputs(p, "routes", rt.Expr, kinds, schemas); err != nil {
+					var fe *component.FieldError
+					if errors.As(err, &fe) {
+						fe.Msg = fmt.Sprintf("routes[%d] (%s): %s", i, rt.Name, fe.Msg)
+					}
+					return err
+				}
+			}
+			return nil
 		},
 		NewProcessor: func(p *component.Params, instance int) (engine.Processor, error) {
 			rs, err := parse(p)
@@ -139,7 +158,7 @@ func parse(p *component.Params) ([]Route, error) {
 				errs = append(errs, p.Errorf("routes", "routes[%d] (%s): expr must be a string", i, name))
 				continue
 			}
-			prog, err := filter.CompileText(p, "routes", s, recexpr.Bool)
+			prog, err := filter.CompileAny(p, "routes", s, recexpr.Bool)
 			if err != nil {
 				var fe *component.FieldError
 				if errors.As(err, &fe) {
@@ -178,10 +197,16 @@ func (r *Router) Open(ctx context.Context, nc *engine.NodeContext) error {
 		return fmt.Errorf("operator.router: %d routes, at most 63", len(r.routes))
 	}
 	for _, rt := range r.routes {
-		if rt.Expr != nil && nc.Inputs != md.KindNone {
-			if err := rt.Expr.CheckKinds(nc.Inputs); err != nil {
+		if rt.Expr == nil {
+			continue
+		}
+		if nc.Inputs != md.KindNone {
+			if err := rt.Expr.CheckKinds(nc.Inputs &^ md.KindDerived); err != nil {
 				return fmt.Errorf("route %s: %w", rt.Name, err)
 			}
+		}
+		if err := rt.Expr.CheckSchemas(nc.InputSchemas); err != nil {
+			return fmt.Errorf("route %s: %w", rt.Name, err)
 		}
 	}
 	r.env = recexpr.NewEnv(nc.Symbols)
@@ -219,6 +244,8 @@ func (r *Router) Process(ctx context.Context, b *md.Batch, out *engine.Output) e
 			sym = b.Quotes[i].Sym
 		case md.KindBar:
 			sym = b.Bars[i].Sym
+		case md.KindDerived:
+			sym = b.Derived[i].Sym
 		default:
 			return fmt.Errorf("operator.router: cannot route %s records", b.Kind)
 		}
@@ -231,7 +258,7 @@ func (r *Router) Process(ctx context.Context, b *md.Batch, out *engine.Output) e
 			if rt.Symbols != nil {
 				ok = bits&(1<<ri) != 0
 			} else {
-				prog, err := rt.Expr.For(b.Kind)
+				prog, err := r.program(rt, b)
 				if err != nil {
 					return fmt.Errorf("operator.router: route %s: %w", rt.Name, err)
 				}
@@ -275,14 +302,23 @@ func (r *Router) Process(ctx context.Context, b *md.Batch, out *engine.Output) e
 	return nil
 }
 
+func (r *Router) program(rt *Route, b *md.Batch) (*recexpr.Compiled, error) {
+	if b.Kind == md.KindDerived {
+		return rt.Expr.ForSchema(b.Schema)
+	}
+	return rt.Expr.For(b.Kind)
+}
+
 func (r *Router) load(b *md.Batch, i int) {
 	switch b.Kind {
 	case md.KindTrade:
 		r.env.SetTrade(&b.Trades[i])
 	case md.KindQuote:
 		r.env.SetQuote(&b.Quotes[i])
-	default:
+	case md.KindBar:
 		r.env.SetBar(&b.Bars[i])
+	default:
+		r.env.SetDerived(b, i)
 	}
 }
 
@@ -290,6 +326,7 @@ func (r *Router) add(port int, b *md.Batch, i int) {
 	o := r.outs[port]
 	if o == nil {
 		o = r.nc.Pool.GetCap(b.Kind, b.Len())
+		o.Schema = b.Schema
 		r.outs[port] = o
 	}
 	switch b.Kind {
@@ -297,7 +334,9 @@ func (r *Router) add(port int, b *md.Batch, i int) {
 		o.Trades = append(o.Trades, b.Trades[i])
 	case md.KindQuote:
 		o.Quotes = append(o.Quotes, b.Quotes[i])
-	default:
+	case md.KindBar:
 		o.Bars = append(o.Bars, b.Bars[i])
+	default:
+		o.CopyDerived(b, i)
 	}
 }

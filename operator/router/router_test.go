@@ -9,6 +9,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/operator/features"
 	"github.com/mdpio/mdp/operator/internal/optest"
 	"github.com/mdpio/mdp/operator/router"
 )
@@ -98,7 +99,7 @@ func TestRouterBadParams(t *testing.T) {
 		{[]any{map[string]any{"name": "default", "symbols": []any{"A"}}}, "reserved"},
 		{[]any{map[string]any{"name": "a", "symbols": []any{"A"}}, map[string]any{"name": "a", "expr": "true"}}, "given twice"},
 		{[]any{map[string]any{"name": "a"}}, "exactly one of symbols and expr"},
-		{[]any{map[string]any{"name": "a", "expr": "prize > 1"}}, "routes[0] (a)"},
+		{[]any{map[string]any{"name": "a", "expr": "prize > (1"}}, "routes[0] (a)"},
 		{[]any{map[string]any{"name": "a", "symbols": []any{}}}, "non-empty list"},
 		{[]any{map[string]any{"name": "a", "symbol": []any{"A"}}}, `unknown key "symbol"`},
 	} {
@@ -106,6 +107,57 @@ func TestRouterBadParams(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("routes %v: err = %v, want %q", tc.routes, err, tc.want)
 		}
+	}
+}
+
+func TestRouterOverFeatures(t *testing.T) {
+	// features price, zscore_3 per symbol: BTCUSDT rises, AAPL falls.
+	var in []md.Trade
+	for i, px := range []float64{10, 11, 12, 13} {
+		in = append(in, md.Trade{TS: int64(i+1) * 1e6, Price: px, Size: 1, Sym: 0}, md.Trade{TS: int64(i+1) * 1e6, Price: 20 - px, Size: 1, Sym: 2})
+	}
+	rs := []any{
+		map[string]any{"name": "crypto", "symbols": []any{"BTCUSDT"}},
+		map[string]any{"name": "up", "expr": "zscore_3 > 1"},
+		map[string]any{"name": "down", "expr": "zscore_3 < -1 && price < 10"},
+	}
+	up := &optest.Stage{Type: features.Type, Params: map[string]any{"features": []any{"zscore(3)"}}}
+	for _, par := range []int{1, 4} {
+		res := optest.Run(t, optest.Job{Src: &enginetest.Source{Symbols: syms, Trades: in, BatchSize: 3}, Upstream: up, Type: router.Type,
+			Params: map[string]any{"routes": rs, "match": "all"}, Ports: []string{"crypto", "up", "down", "default"}, Parallelism: par})
+		type got struct {
+			sym md.SymID
+			ts  int64
+		}
+		ports := map[string][]got{}
+		for name, c := range res.Ports {
+			for _, r := range c.Rows() {
+				ports[name] = append(ports[name], got{r.Sym, r.TS})
+			}
+			slices.SortFunc(ports[name], func(a, b got) int { return int(a.ts-b.ts) + int(a.sym-b.sym)*1000000000 })
+		}
+		// zscore over the last 3 prices: 0 for the first record, then
+		// ±(0.5/0.5) = ±1 for two, then ±1/sqrt(2/3) = ±1.2247 for three;
+		// with match: all BTCUSDT goes to crypto and, when it qualifies, up.
+		want := map[string][]got{
+			"crypto":  {{0, 1e6}, {0, 2e6}, {0, 3e6}, {0, 4e6}},
+			"up":      {{0, 3e6}, {0, 4e6}},
+			"down":    {{2, 3e6}, {2, 4e6}},
+			"default": {{2, 1e6}, {2, 2e6}},
+		}
+		for name, w := range want {
+			if !slices.Equal(ports[name], w) {
+				t.Fatalf("parallelism %d: port %s got %v, want %v", par, name, ports[name], w)
+			}
+		}
+		if s := res.Ports["up"].Schema; s == nil || s.Index("zscore_3") != 1 {
+			t.Fatalf("schema %v", s)
+		}
+	}
+	bad := []any{map[string]any{"name": "up", "expr": "zscore_4 > 1"}}
+	errs := optest.Check(t, optest.Job{Src: &enginetest.Source{Symbols: syms, Trades: in}, Upstream: up, Type: router.Type, Params: map[string]any{"routes": bad}})
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "routes[0] (up)") || !strings.Contains(errs[0].Msg, "unknown name zscore_4") {
+		t.Fatalf("errs = %v", errs)
 	}
 }
 

@@ -68,6 +68,16 @@ type Job struct {
 	OOO time.Duration
 	// Inputs, for Resume, feed named input ports instead of Src.
 	Inputs Inputs
+	// Upstream, when set, runs between the source and the operator (one
+	// instance), so the operator takes its output: derived records of
+	// the schema it declares, say.
+	Upstream *Stage
+}
+
+// Stage is one more operator in a Job.
+type Stage struct {
+	Type   string
+	Params map[string]any
 }
 
 // Run runs j and fails t on any error.
@@ -83,29 +93,7 @@ func Run(t testing.TB, j Job) Result {
 // Try runs j and returns the error building or running it gave.
 func Try(t testing.TB, j Job) (Result, error) {
 	t.Helper()
-	spec, ok := component.Lookup(j.Type)
-	if !ok {
-		t.Fatalf("no component %s", j.Type)
-	}
-	p, err := component.NewParams(spec, j.Params)
-	if err != nil {
-		t.Fatalf("params: %v", err)
-	}
-	op := component.Node(spec, p, component.NodeOptions{ID: "op", Parallelism: j.Parallelism})
-	src := enginetest.SourceNode("src", j.Src.Kind(), j.Src)
-	src.MaxOutOfOrderness = j.OOO
-	res := Result{Ports: map[string]*Collector{}, Drops: map[string]int64{}, Counts: map[string]int64{}, Syms: md.NewSymbolTable()}
-	g := &engine.Graph{Nodes: []*engine.Node{src, op}, Edges: []*engine.Edge{{From: "src", To: "op"}}}
-	for _, port := range append([]string{engine.PortMain}, j.Ports...) {
-		c := &Collector{}
-		res.Ports[port] = c
-		id := "sink_" + port
-		if port == "" {
-			id = "sink_main"
-		}
-		g.Nodes = append(g.Nodes, enginetest.SinkNode(id, c))
-		g.Edges = append(g.Edges, &engine.Edge{From: "op", FromPort: port, To: id})
-	}
+	g, _, _, res := build(t, j)
 	job, err := engine.New(g, engine.Options{Job: "optest", Symbols: res.Syms})
 	if err != nil {
 		return res, fmt.Errorf("build: %w", err)
@@ -124,6 +112,61 @@ func Try(t testing.TB, j Job) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// Check builds j's graph without running it, validates it and runs the
+// operator's component.Spec.CheckInputs against what reaches it: the
+// errors a job file gets when it is loaded.
+func Check(t testing.TB, j Job) []*component.FieldError {
+	t.Helper()
+	g, spec, p, _ := build(t, j)
+	if errs := g.Validate(); len(errs) > 0 {
+		t.Fatalf("graph: %v", errs[0])
+	}
+	return component.CheckInputs(spec, p, g.Nodes[len(g.Nodes)-1])
+}
+
+func params(t testing.TB, typ string, m map[string]any) (*component.Spec, *component.Params) {
+	t.Helper()
+	spec, ok := component.Lookup(typ)
+	if !ok {
+		t.Fatalf("no component %s", typ)
+	}
+	p, err := component.NewParams(spec, m)
+	if err != nil {
+		t.Fatalf("params of %s: %v", typ, err)
+	}
+	return spec, p
+}
+
+// build makes j's graph; the operator is its last node.
+func build(t testing.TB, j Job) (*engine.Graph, *component.Spec, *component.Params, Result) {
+	t.Helper()
+	spec, p := params(t, j.Type, j.Params)
+	src := enginetest.SourceNode("src", j.Src.Kind(), j.Src)
+	src.MaxOutOfOrderness = j.OOO
+	res := Result{Ports: map[string]*Collector{}, Drops: map[string]int64{}, Counts: map[string]int64{}, Syms: md.NewSymbolTable()}
+	g := &engine.Graph{Nodes: []*engine.Node{src}}
+	from := "src"
+	if j.Upstream != nil {
+		us, up := params(t, j.Upstream.Type, j.Upstream.Params)
+		g.Nodes = append(g.Nodes, component.Node(us, up, component.NodeOptions{ID: "up"}))
+		g.Edges = append(g.Edges, &engine.Edge{From: "src", To: "up"})
+		from = "up"
+	}
+	g.Edges = append(g.Edges, &engine.Edge{From: from, To: "op"})
+	for _, port := range append([]string{engine.PortMain}, j.Ports...) {
+		c := &Collector{}
+		res.Ports[port] = c
+		id := "sink_" + port
+		if port == "" {
+			id = "sink_main"
+		}
+		g.Nodes = append(g.Nodes, enginetest.SinkNode(id, c))
+		g.Edges = append(g.Edges, &engine.Edge{From: "op", FromPort: port, To: id})
+	}
+	g.Nodes = append(g.Nodes, component.Node(spec, p, component.NodeOptions{ID: "op", Parallelism: j.Parallelism}))
+	return g, spec, p, res
 }
 
 // Params decodes params for type typ and returns the error (nil if valid).

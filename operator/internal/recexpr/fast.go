@@ -31,17 +31,19 @@ type (
 // and, when the expression allows it, an allocation-free closure.
 type Compiled struct {
 	VM *vm.Program
+	sc *md.Schema // the derived records' schema it was compiled for
 	b  boolFn
 	f  floatFn
+	i  intFn
 }
 
 // Fast reports whether the expression runs as closures, not on the VM.
-func (c *Compiled) Fast() bool { return c.b != nil || c.f != nil }
+func (c *Compiled) Fast() bool { return c.b != nil || c.f != nil || c.i != nil }
 
 // fastCompile builds the closure for prog's checked tree, or leaves c as
 // VM-only when the tree has anything it does not handle.
-func fastCompile(c *Compiled, k md.Kind, res Result) {
-	g := fastGen{kind: k}
+func fastCompile(c *Compiled, k md.Kind, sc *md.Schema, res Result) {
+	g := fastGen{kind: k, sc: sc}
 	node := c.VM.Node()
 	switch res {
 	case Bool:
@@ -52,10 +54,17 @@ func fastCompile(c *Compiled, k md.Kind, res Result) {
 		if f, ok := g.number(node); ok {
 			c.f = f
 		}
+	case Int:
+		if f, ok := g.integer(node); ok {
+			c.i = f
+		}
 	}
 }
 
-type fastGen struct{ kind md.Kind }
+type fastGen struct {
+	kind md.Kind
+	sc   *md.Schema // for md.KindDerived
+}
 
 func kindOf(n ast.Node) reflect.Kind {
 	t := n.Type()
@@ -148,6 +157,23 @@ func (g fastGen) field(name string) (floatFn, intFn, strFn, bool) {
 			return nil, nil, func(e *Env) string { return e.Bar.Symbol }, true
 		case "provider":
 			return nil, nil, func(e *Env) string { return e.Bar.Provider }, true
+		}
+	case md.KindDerived:
+		switch name {
+		case "ts":
+			return nil, func(e *Env) int64 { return e.dts }, nil, true
+		case "symbol":
+			return nil, nil, func(e *Env) string { return e.dsym }, true
+		case "provider":
+			return nil, nil, func(e *Env) string { return e.dprov }, true
+		}
+		i := g.sc.Index(name)
+		switch {
+		case i < 0:
+		case g.sc.Field(i).Type == md.Int:
+			return nil, func(e *Env) int64 { return e.drow[i].Int() }, nil, true
+		default:
+			return func(e *Env) float64 { return e.drow[i].Float() }, nil, nil, true
 		}
 	}
 	return nil, nil, nil, false
