@@ -68,6 +68,11 @@ type Spec struct {
 	// param errors, placed like Validate's (config runs it after the graph
 	// validated).
 	CheckInputs func(p *Params, kinds md.Kind, schemas []*md.Schema) error
+	// PartitionKey, when set, is what an operator's records are split by
+	// across its instances instead of their symbol (engine.PartitionKey):
+	// a node that joins records of different symbols declares it so that
+	// parallelism keeps them together.
+	PartitionKey engine.PartitionKey
 	// Ports are named outputs besides the main one, with their kinds.
 	Ports map[string]md.Kind
 	// PortsFn, when set, computes more named outputs from the decoded
@@ -336,7 +341,7 @@ type NodeOptions struct {
 func Node(s *Spec, p *Params, o NodeOptions) *engine.Node {
 	n := &engine.Node{
 		ID: o.ID, Type: s.Type, Kind: s.Kind, Parallelism: o.Parallelism, OnError: o.OnError, NoChain: o.NoChain,
-		Accepts: s.Accepts, Inputs: s.Inputs, Ports: s.OutPorts(p),
+		Accepts: s.Accepts, Inputs: s.Inputs, Ports: s.OutPorts(p), PartitionKey: s.PartitionKey,
 	}
 	if s.Kind != engine.KindSink {
 		n.Ports[engine.PortMain] = s.OutKind(p)

@@ -61,6 +61,10 @@ type Node struct {
 	// emit it, so results do not depend on the number of instances.
 	ParallelSource bool
 
+	// PartitionKey, when set, is what records are partitioned by on their
+	// way to this node's instances instead of their symbol's hash.
+	PartitionKey PartitionKey
+
 	// NewSource builds a source instance (Kind KindSource).
 	NewSource func(instance int) (Source, error)
 	// NewProcessor builds an operator or sink instance.

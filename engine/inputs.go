@@ -14,3 +14,21 @@ func (n *Node) InputKinds() md.Kind { return n.inKind }
 // checked against them when the job is built (component.Spec.CheckInputs),
 // and learns the same schemas at Open as NodeContext.InputSchemas.
 func (n *Node) InputSchemas() []*md.Schema { return n.inSchemas }
+
+// PartitionKey maps a symbol to the hash its records are partitioned by on
+// their way to a node that runs as several instances, for a node whose
+// state joins records of different symbols (an option and its underlying):
+// records whose symbols map to the same hash reach the same instance. A
+// sender calls it once per symbol and target, when it first splits a batch
+// after the symbol was interned (the split table), never per record. It
+// must be a pure function of the instrument, the same in every process. Nil
+// means the symbol's own hash (md.Instrument.Hash).
+type PartitionKey func(in *md.Instrument) uint64
+
+// hash is the hash t splits the records of in by.
+func (t *target) hash(in *md.Instrument) uint64 {
+	if t.key != nil {
+		return t.key(in)
+	}
+	return in.Hash
+}

@@ -216,7 +216,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 		}
 		inPort, _, _ := to.n.input(e.ToPort)
 		for _, src := range from.instances {
-			t := &target{edge: es}
+			t := &target{edge: es, key: to.n.PartitionKey}
 			for ri := range to.instances {
 				q := &queue{ch: make(chan message, capacity), edge: es}
 				es.queues = append(es.queues, q)

@@ -104,7 +104,8 @@ func (q *queue) pushBlocking(ctx context.Context, m message, st *NodeStats) erro
 type target struct {
 	edge *edgeState
 	qs   []*queue
-	tab  []uint16 // SymID -> queue index (splitTable); MaxParallelism fits
+	tab  []uint16     // SymID -> queue index (splitTable); MaxParallelism fits
+	key  PartitionKey // the receiver's, or nil (inputs.go)
 }
 
 type port struct {
@@ -411,7 +412,7 @@ func (t *target) splitTable(st *md.SymbolTable) []uint16 {
 	if st.Len() > len(t.tab) {
 		syms := st.Snapshot()
 		for i := len(t.tab); i < len(syms); i++ {
-			t.tab = append(t.tab, uint16(md.Split(syms[i].Hash, md.SplitInstances, len(t.qs))))
+			t.tab = append(t.tab, uint16(md.Split(t.hash(&syms[i]), md.SplitInstances, len(t.qs))))
 		}
 	}
 	return t.tab
