@@ -1,8 +1,9 @@
 // Package options is the operator.options_chain component. Option records
 // (trades and quotes whose symbols are OCC option symbols, such as
 // "AAPL  240119C00190000") arrive on input port options, the underlying's
-// trades or quotes on port underlying. The operator keeps a snapshot per
-// contract (last, bid, ask, mid, volume) and the underlying's latest
+// trades or quotes on port underlying, open interest as derived records on
+// port open_interest. The operator keeps a snapshot per contract (last,
+// bid, ask, mid, volume, open interest) and the underlying's latest
 // price (a trade's price or a quote's mid), and for every option record
 // once the underlying has a price emits a derived record: the contract's
 // terms and snapshot, its implied volatility (the volatility param, or
@@ -10,7 +11,9 @@
 // the Black-Scholes (spot underlying, dividend yield) or Black-76 (futures
 // underlying) price and greeks. Records are held until the watermark passes
 // them and taken in event-time order, so the underlying price an option is
-// valued with does not depend on how the inputs interleave.
+// valued with does not depend on how the inputs interleave. With
+// parallelism the engine partitions records by the underlying
+// (PartitionKey), so the output does not depend on it either.
 package options
 
 import (
@@ -36,8 +39,9 @@ const Type = "operator.options_chain"
 
 // Input ports.
 const (
-	PortOptions    = "options"
-	PortUnderlying = "underlying"
+	PortOptions      = "options"
+	PortUnderlying   = "underlying"
+	PortOpenInterest = "open_interest"
 )
 
 // Fields of the derived records, in order.
@@ -47,7 +51,7 @@ var Fields = []md.Field{
 	{Name: "ask", Type: md.Float}, {Name: "mid", Type: md.Float}, {Name: "volume", Type: md.Float},
 	{Name: "years", Type: md.Float}, {Name: "iv", Type: md.Float}, {Name: "model_price", Type: md.Float},
 	{Name: "delta", Type: md.Float}, {Name: "gamma", Type: md.Float}, {Name: "vega", Type: md.Float},
-	{Name: "theta", Type: md.Float}, {Name: "rho", Type: md.Float},
+	{Name: "theta", Type: md.Float}, {Name: "rho", Type: md.Float}, {Name: "open_interest", Type: md.Float},
 }
 
 const yearNs = 365 * 24 * float64(time.Hour)
@@ -66,14 +70,21 @@ func init() {
 			"last trade or quote mid. Each option record, once the underlying has a price and before expiry (expiry_time in " +
 			"timezone on the expiry date), emits one derived record: expiry (ns), strike, call (1, or 0 for a put), " +
 			"underlying_price, last, bid, ask, mid (0 until both sides are quoted; last is 0 until a trade), volume, years (to expiry, 365-day years), iv, model_price, delta, gamma, " +
-			"vega (per 1.00 of volatility), theta (per year), rho (per 1.00 of rate). iv is the volatility param, or solved from " +
+			"vega (per 1.00 of volatility), theta (per year), rho (per 1.00 of rate), open_interest (-1 until given). Open interest is " +
+			"given as derived records on port open_interest, one per contract (its symbol) carrying the field named by " +
+			"open_interest_field (checked against the schema reaching the port when the job is built); it is held and taken in " +
+			"event-time order like the rest (before an option record of the same time) and carried in the contract's snapshot " +
+			"into its next output record. iv is the volatility param, or solved from " +
 			"the mid (else the last) by Newton steps inside a bisection bracket on [0.0001, 5]; a price no volatility explains " +
 			"is counted under no_iv and emits nothing. Symbols that are not OCC option symbols are counted under not_an_option. " +
-			"It joins options to their underlying by symbol text, which parallelism would split: it runs as one instance.",
+			"With parallelism, records are partitioned by the underlying (an option by its OCC root, any other symbol by itself), " +
+			"so each instance holds whole chains with their underlying and the output does not depend on parallelism.",
 		Inputs: []engine.Input{{Name: engine.PortMain, Accepts: md.KindTrade | md.KindQuote},
 			{Name: PortOptions, Accepts: md.KindTrade | md.KindQuote},
-			{Name: PortUnderlying, Accepts: md.KindTrade | md.KindQuote}},
-		Produces: md.KindDerived,
+			{Name: PortUnderlying, Accepts: md.KindTrade | md.KindQuote},
+			{Name: PortOpenInterest, Accepts: md.KindDerived}},
+		Produces:     md.KindDerived,
+		PartitionKey: PartitionKey,
 		SchemaFn: func(p *component.Params) (*md.Schema, error) {
 			sc, err := md.NewSchema(p.String("schema"), Fields...)
 			if err != nil {
@@ -93,6 +104,17 @@ func init() {
 			{Name: "expiry_time", Type: component.String, Default: "16:00", Description: "Time of day options expire, HH:MM."},
 			{Name: "timezone", Type: component.String, Default: "America/New_York", Description: "Time zone of expiry_time."},
 			{Name: "schema", Type: component.String, Default: "option_greeks", Description: "Name of the derived records (their table)."},
+			{Name: "open_interest_field", Type: component.String, Default: "open_interest",
+				Description: "The field (int64 or float64) of the derived records on port open_interest that holds a contract's open interest."},
+		},
+		CheckInputs: func(p *component.Params, kinds md.Kind, schemas []*md.Schema) error {
+			name := p.String("open_interest_field")
+			for _, sc := range schemas {
+				if sc.Index(name) < 0 {
+					return p.Errorf("open_interest_field", "the derived records of schema %s reaching port %s have no field %s", sc, PortOpenInterest, name)
+				}
+			}
+			return nil
 		},
 		Validate: func(p *component.Params) error {
 			var errs []error
@@ -117,7 +139,7 @@ func init() {
 				return nil, err
 			}
 			cfg := Config{Black76: p.String("model") == "black76", Rate: p.Float("rate"), Dividend: p.Float("dividend_yield"),
-				Loc: loc, ExpiryClock: clock, Schema: p.Schema()}
+				Loc: loc, ExpiryClock: clock, Schema: p.Schema(), OIField: p.String("open_interest_field")}
 			if p.Has("volatility") {
 				cfg.Vol = p.Float("volatility")
 			}
@@ -169,6 +191,7 @@ type Config struct {
 	Loc         *time.Location
 	ExpiryClock time.Duration
 	Schema      *md.Schema
+	OIField     string // the open interest field of records on port open_interest
 }
 
 type contract struct {
@@ -180,16 +203,19 @@ type contract struct {
 	last        float64
 	bid, ask    float64
 	volume      float64
+	oi          float64 // open interest, -1 until given
+	hasOI       bool
 }
 
 // pending is a record held until the watermark passes it: a trade (a =
 // price, b = size) or a quote (a = bid, b = ask), of the underlying or of an
-// option.
+// option, or an option's open interest (a).
 type pending struct {
 	ts    int64
 	sym   md.SymID
 	under bool
 	trade bool
+	oi    bool
 	a, b  float64
 }
 
@@ -206,6 +232,8 @@ type Chain struct {
 	noIV       int64
 	expired    int64
 	late       int64
+	oiSchema   *md.Schema // the schema oiIndex was found in
+	oiIndex    int
 }
 
 // New returns an options chain.
@@ -216,12 +244,28 @@ func New(cfg Config) *Chain {
 	return &Chain{cfg: cfg, underlying: map[string]float64{}, wm: md.MinTime}
 }
 
-// Open refuses parallelism: options and their underlying have different
-// symbols, so the engine's partitioning would separate them.
-func (c *Chain) Open(ctx context.Context, nc *engine.NodeContext) error {
-	if nc.Instances > 1 {
-		return fmt.Errorf("operator.options_chain joins options to their underlying by symbol text, which parallelism %d would split across instances: run it with parallelism 1", nc.Instances)
+// PartitionKey is the engine.PartitionKey of the chain: an OCC option
+// symbol goes by the hash of its root (the underlying's symbol), any other
+// symbol by its own, so with parallelism an instance receives each of its
+// underlyings together with all of its options.
+func PartitionKey(in *md.Instrument) uint64 {
+	if p, err := ParseOCC(in.Symbol); err == nil {
+		return md.HashSymbol(p.Root)
 	}
+	return in.Hash
+}
+
+// owns reports whether this instance holds the state of the symbol (its
+// partition key is this instance's), for a restore.
+func (c *Chain) owns(symbol string) bool {
+	if c.nc.Instances <= 1 {
+		return true
+	}
+	return md.Split(PartitionKey(&md.Instrument{Symbol: symbol, Hash: md.HashSymbol(symbol)}), md.SplitInstances, c.nc.Instances) == c.nc.Instance
+}
+
+// Open prepares the chain's state.
+func (c *Chain) Open(ctx context.Context, nc *engine.NodeContext) error {
 	if c.cfg.Schema == nil {
 		sc, err := md.NewSchema("option_greeks", Fields...)
 		if err != nil {
@@ -239,10 +283,14 @@ func (c *Chain) Process(ctx context.Context, b *md.Batch, out *engine.Output) er
 	return c.ProcessPort(ctx, 0, b, out)
 }
 
-// ProcessPort takes a mixed batch (port 0, main), option records (1) or
-// underlying records (2) and holds them until the watermark passes them;
-// a record already behind it is counted as dropped under late.
+// ProcessPort takes a mixed batch (port 0, main), option records (1),
+// underlying records (2) or open interest (3) and holds them until the
+// watermark passes them; a record already behind it is counted as dropped
+// under late.
 func (c *Chain) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engine.Output) error {
+	if b.Kind == md.KindDerived {
+		return c.openInterest(b)
+	}
 	for i := range b.Trades {
 		t := &b.Trades[i]
 		c.hold(pending{ts: t.TS, sym: t.Sym, trade: true, a: t.Price, b: t.Size}, port)
@@ -250,6 +298,32 @@ func (c *Chain) ProcessPort(ctx context.Context, port int, b *md.Batch, out *eng
 	for i := range b.Quotes {
 		q := &b.Quotes[i]
 		c.hold(pending{ts: q.TS, sym: q.Sym, a: q.Bid, b: q.Ask}, port)
+	}
+	c.flushStats()
+	return nil
+}
+
+// openInterest holds the open interest records of b.
+func (c *Chain) openInterest(b *md.Batch) error {
+	if b.Schema != c.oiSchema {
+		i := b.Schema.Index(c.cfg.OIField)
+		if i < 0 {
+			return fmt.Errorf("operator.options_chain: the records of schema %s on port %s have no field %s", b.Schema, PortOpenInterest, c.cfg.OIField)
+		}
+		c.oiSchema, c.oiIndex = b.Schema, i
+	}
+	isInt := b.Schema.Field(c.oiIndex).Type == md.Int
+	for i, d := range b.Derived {
+		v := b.Row(i)[c.oiIndex]
+		oi := v.Float()
+		if isInt {
+			oi = float64(v.Int())
+		}
+		if d.TS < c.wm {
+			c.late++
+			continue
+		}
+		c.pend = append(c.pend, pending{ts: d.TS, sym: d.Sym, oi: true, a: oi})
 	}
 	c.flushStats()
 	return nil
@@ -291,13 +365,9 @@ func (c *Chain) OnWatermark(ctx context.Context, wm int64, out *engine.Output) e
 		if x.ts != y.ts {
 			return cmp.Compare(x.ts, y.ts)
 		}
-		switch {
-		case x.under && !y.under:
-			return -1
-		case y.under && !x.under:
-			return 1
-		}
-		return 0
+		// An underlying price, then open interest, then an option
+		// update of the same time.
+		return cmp.Compare(rank(x), rank(y))
 	}
 	if !slices.IsSortedFunc(rel, order) {
 		slices.SortStableFunc(rel, order)
@@ -325,6 +395,10 @@ func (c *Chain) apply(o *md.Batch, r *pending) {
 	}
 	k := c.contract(r.sym)
 	if k == nil {
+		return
+	}
+	if r.oi {
+		k.oi, k.hasOI = r.a, true
 		return
 	}
 	if r.trade {
@@ -438,4 +512,21 @@ func (c *Chain) emit(o *md.Batch, k *contract, ts int64, sym md.SymID) {
 	v[14] = md.FloatValue(g.Vega)
 	v[15] = md.FloatValue(g.Theta)
 	v[16] = md.FloatValue(g.Rho)
+	oi := -1.0
+	if k.hasOI {
+		oi = k.oi
+	}
+	v[17] = md.FloatValue(oi)
+}
+
+// rank orders held records of one event time: the underlying first, then
+// open interest, then option updates.
+func rank(r pending) int {
+	switch {
+	case r.under:
+		return 0
+	case r.oi:
+		return 1
+	}
+	return 2
 }

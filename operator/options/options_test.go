@@ -2,11 +2,15 @@ package options_test
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
@@ -89,11 +93,73 @@ func TestChainThroughTheEngine(t *testing.T) {
 	}
 }
 
-func TestChainRefusesParallelismAndBadParams(t *testing.T) {
-	src := &enginetest.Source{Symbols: []string{"XYZ"}, Trades: enginetest.TradesAt(1)}
-	if _, err := optest.Try(t, optest.Job{Src: src, Type: options.Type, Params: map[string]any{}, Parallelism: 2}); err == nil || !strings.Contains(err.Error(), "parallelism 1") {
-		t.Fatalf("parallelism 2: err = %v", err)
+// chains are option and underlying quotes and trades of several roots, in
+// random order within 2ms of event time (the source's out-of-orderness).
+func chains(n int) *enginetest.Source {
+	r := rand.New(rand.NewPCG(3, 8))
+	roots := []string{"XYZ", "ABC", "QQQ", "SPY", "T", "F", "GE", "IBM"}
+	var syms []string
+	for _, root := range roots {
+		syms = append(syms, root, fmt.Sprintf("%-6s240119C00050000", root), fmt.Sprintf("%-6s240119P00050000", root), "O:"+root+"240216C00045000")
 	}
+	t0 := time.Date(2023, 11, 1, 15, 0, 0, 0, time.UTC).UnixNano()
+	src := &enginetest.Source{Symbols: syms, BatchSize: 13}
+	for i := range n {
+		at := t0 + int64(i)*int64(time.Millisecond) + int64(r.IntN(2_000_000))
+		s := r.IntN(len(syms))
+		px := 1.5 + float64(r.IntN(100))/100
+		if s%4 == 0 {
+			px = 45 + float64(r.IntN(1000))/100
+		}
+		if r.IntN(3) == 0 {
+			src.Trades = append(src.Trades, md.Trade{TS: at, Price: px, Size: float64(1 + r.IntN(5)), Sym: md.SymID(s)})
+		} else {
+			src.Quotes = append(src.Quotes, md.Quote{TS: at, Bid: px - 0.05, Ask: px + 0.05, BidSize: 1, AskSize: 1, Sym: md.SymID(s)})
+		}
+	}
+	return src
+}
+
+// With parallelism the records are partitioned by the underlying (the
+// chain's PartitionKey), so every instance values its options with their
+// underlying's price and the output equals one instance's, record for
+// record.
+func TestChainAtParallelismFourEqualsOne(t *testing.T) {
+	src := chains(4000)
+	rows := func(par int) []string {
+		res := optest.Run(t, optest.Job{Src: src, Type: options.Type, Params: map[string]any{"rate": 0.05}, Parallelism: par, OOO: 2 * time.Millisecond})
+		c := res.Ports[""]
+		var out []string
+		for i, d := range c.Derived {
+			out = append(out, fmt.Sprint(d.TS, " ", res.Syms.Get(d.Sym).Symbol, " ", c.Values[i]))
+		}
+		slices.Sort(out)
+		return out
+	}
+	one, four := rows(1), rows(4)
+	if len(one) < 400 {
+		t.Fatalf("%d records at parallelism 1: too few to compare", len(one))
+	}
+	if !slices.Equal(one, four) {
+		for i := range min(len(one), len(four)) {
+			if one[i] != four[i] {
+				t.Fatalf("%d records at 1, %d at 4; first difference:\n1: %s\n4: %s", len(one), len(four), one[i], four[i])
+			}
+		}
+		t.Fatalf("%d records at 1, %d at 4", len(one), len(four))
+	}
+	// The key: an option goes by its root, anything else by itself.
+	for _, s := range []string{"XYZ   240119C00050000", "O:XYZ240216C00045000", "XYZ240119P00050000"} {
+		if got := options.PartitionKey(&md.Instrument{Symbol: s, Hash: md.HashSymbol(s)}); got != md.HashSymbol("XYZ") {
+			t.Errorf("PartitionKey(%q) = %x, want XYZ's hash", s, got)
+		}
+	}
+	if got := options.PartitionKey(&md.Instrument{Symbol: "XYZ", Hash: 7}); got != 7 {
+		t.Errorf("PartitionKey(XYZ) = %d, want its own hash 7", got)
+	}
+}
+
+func TestChainBadParams(t *testing.T) {
 	for _, tc := range []struct {
 		p    map[string]any
 		want string
@@ -176,4 +242,107 @@ func TestOptionsPairWithTheUnderlyingByEventTime(t *testing.T) {
 	if d := to.NC.Stats.Drops(); d["late"] != 1 {
 		t.Fatalf("drops %v, want late 1", d)
 	}
+}
+
+// Open interest arrives as derived records on port open_interest (3), is
+// taken in event-time order before an option update of the same time, and
+// is carried in the contract's snapshot into its output records (-1 until
+// given); a record behind the watermark is late.
+func TestOpenInterestIsCarriedToTheOutput(t *testing.T) {
+	expiry := time.Date(2024, 1, 19, 21, 0, 0, 0, time.UTC).UnixNano()
+	ts := expiry - int64(0.3846*365*24*float64(time.Hour))
+	sc, _ := md.NewSchema("option_greeks", options.Fields...)
+	c := options.New(options.Config{Rate: 0.05, Vol: 0.2, Schema: sc, OIField: "oi"})
+	to := enginetest.NewOutput(nil, 0)
+	und := to.NC.Symbols.Intern("test", "XYZ")
+	opt := to.NC.Symbols.Intern("test", "XYZ   240119C00050000")
+	put := to.NC.Symbols.Intern("test", "XYZ   240119P00050000")
+	ctx := context.Background()
+	if err := c.Open(ctx, to.NC); err != nil {
+		t.Fatal(err)
+	}
+	oiSchema, _ := md.NewSchema("oi_feed", md.Field{Name: "day", Type: md.Int}, md.Field{Name: "oi", Type: md.Int})
+	oi := func(at int64, sym md.SymID, v int64) {
+		b := md.NewBatch(md.KindDerived)
+		b.Schema = oiSchema
+		row := b.AddDerived(at, sym)
+		row[0], row[1] = md.IntValue(1), md.IntValue(v)
+		if err := c.ProcessPort(ctx, 3, b, to.Output); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quotes := func(qs ...md.Quote) {
+		b := md.NewBatch(md.KindQuote)
+		b.Quotes = qs
+		if err := c.ProcessPort(ctx, 0, b, to.Output); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The open interest column, by option record.
+	col := sc.Index("open_interest")
+	got := func() (out []float64) {
+		for _, b := range to.Drain(engine.PortMain) {
+			for i := range b.Derived {
+				out = append(out, b.Row(i)[col].Float())
+			}
+		}
+		return out
+	}
+	quotes(md.Quote{TS: ts - 5, Bid: 48.99, Ask: 49.01, Sym: und},
+		md.Quote{TS: ts, Bid: 2.35, Ask: 2.45, Sym: opt},      // before any open interest: -1
+		md.Quote{TS: ts + 10, Bid: 2.35, Ask: 2.45, Sym: opt}, // same time as its open interest: 1500
+		md.Quote{TS: ts + 20, Bid: 2.0, Ask: 2.1, Sym: put})   // the put has none: -1
+	oi(ts+10, opt, 1500) // arrives after the quote of its time, taken before it
+	if err := c.OnWatermark(ctx, ts+21, to.Output); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(); !slices.Equal(g, []float64{-1, 1500, -1}) {
+		t.Fatalf("open interest %v, want [-1 1500 -1]", g)
+	}
+	oi(ts+5, put, 7) // behind the watermark
+	oi(ts+30, put, 900)
+	quotes(md.Quote{TS: ts + 40, Bid: 2.0, Ask: 2.1, Sym: put}, md.Quote{TS: ts + 40, Bid: 2.4, Ask: 2.5, Sym: opt})
+	if err := c.OnWatermark(ctx, md.MaxTime, to.Output); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(); !slices.Equal(g, []float64{900, 1500}) {
+		t.Fatalf("open interest %v, want [900 1500]", g)
+	}
+	if d := to.NC.Stats.Drops()["late"]; d != 1 {
+		t.Fatalf("late drops %d, want 1", d)
+	}
+	// The field must be in the schema reaching the port, checked at build.
+	spec, _ := component.Lookup(options.Type)
+	p, err := component.NewParams(spec, map[string]any{"open_interest_field": "open_int"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := component.CheckInputs(spec, p, checkedNode(t, spec, p, oiSchema)); len(errs) != 1 || !strings.Contains(errs[0].Msg, "no field open_int") {
+		t.Fatalf("errs = %v", errs)
+	}
+	// And a wrong schema at run time is an error, not a silent -1.
+	bad, _ := md.NewSchema("other", md.Field{Name: "x", Type: md.Float})
+	b := md.NewBatch(md.KindDerived)
+	b.Schema = bad
+	b.AddDerived(md.MaxTime-1, opt)
+	if err := c.ProcessPort(ctx, 3, b, to.Output); err == nil || !strings.Contains(err.Error(), "no field oi") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// checkedNode is the options node of a validated graph whose open_interest
+// port receives derived records of schema sc.
+func checkedNode(t *testing.T, spec *component.Spec, p *component.Params, sc *md.Schema) *engine.Node {
+	t.Helper()
+	feed := &engine.Node{ID: "feed", Type: "operator.test", Kind: engine.KindOperator, Accepts: md.KindAny,
+		Ports: map[string]md.Kind{engine.PortMain: md.KindDerived}, Schemas: map[string]*md.Schema{engine.PortMain: sc},
+		NewProcessor: func(int) (engine.Processor, error) { return nil, nil }}
+	op := component.Node(spec, p, component.NodeOptions{ID: "op"})
+	g := &engine.Graph{Nodes: []*engine.Node{
+		enginetest.SourceNode("src", md.KindQuote, &enginetest.Source{}), feed, op, enginetest.SinkNode("out", &enginetest.Sink{})},
+		Edges: []*engine.Edge{{From: "src", To: "op"}, {From: "src", To: "feed"}, {From: "feed", To: "op", ToPort: options.PortOpenInterest}, {From: "op", To: "out"}}}
+	if errs := g.Validate(); len(errs) > 0 {
+		t.Fatalf("graph: %v", errs[0])
+	}
+	return op
 }

@@ -37,5 +37,9 @@ func TestResumeFromCheckpoint(t *testing.T) {
 		}
 	}
 	optest.Resume(t, optest.Job{Src: &enginetest.Source{Symbols: syms, Trades: ts, Quotes: qs, BatchSize: 16},
-		Type: options.Type, Params: map[string]any{"rate": 0.05}, Parallelism: 1})
+		Type: options.Type, Params: map[string]any{"rate": 0.05}, Parallelism: 1}, 1, 3)
+	// Checkpointed at 3 instances, each holding the chains its partition
+	// key gives it, resumed at 1 and 2.
+	optest.Resume(t, optest.Job{Src: &enginetest.Source{Symbols: syms, Trades: ts, Quotes: qs, BatchSize: 16},
+		Type: options.Type, Params: map[string]any{"rate": 0.05}, Parallelism: 3}, 1, 2)
 }
