@@ -8,40 +8,31 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mdpio/mdp/busfmt"
-	"github.com/mdpio/mdp/engine"
-	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/internal/bustest"
-	"github.com/mdpio/mdp/md"
 )
 
-// perMsg is the trades per message in the benchmarks.
-const perMsg = 64
-
-func benchTrades(n int) ([]md.Trade, []string) {
-	syms := enginetest.Symbols(100)
-	tr := make([]md.Trade, n)
-	for i := range tr {
-		tr[i] = md.Trade{TS: 1_700_000_000_000_000_000 + int64(i)*1_000_000, Price: 100 + float64(i%100)/100, Size: 1, TradeID: int64(i), Seq: uint64(i + 1), Sym: md.SymID(i % len(syms))}
-	}
-	return tr, syms
-}
-
 // BenchmarkNATS measures, in one run against the machine's nats-server
-// (JetStream, memory storage), b.N messages of 64 trades each:
+// (JetStream, memory storage), b.N messages of 64 trades each
+// (bustest.PerMsg, one symbol per message):
 //
 //   - sink/raw: the client alone publishing pre-encoded frames with
-//     PublishMsgAsync (256 in flight, Nats-Msg-Id), waiting for every ack;
+//     PublishMsgAsync (256 in flight, as sink.nats's max_pending, and
+//     Nats-Msg-Id), waiting for every ack (the anchor);
 //
 //   - sink/mdp: a job, slice source -> sink.nats (encoding included);
 //
-//   - source/raw: an ordered consumer reading the messages in a plain loop;
+//   - source/raw: an ordered consumer reading the messages in a plain
+//     Next loop, decoding nothing (the anchor);
+//
+//   - source/raw-decode: the same loop decoding every frame with busfmt;
 //
 //   - source/mdp: provider.nats -> sink.null, decoding every frame;
 //
 //   - e2e/bars: provider.nats -> operator.bars (1s) -> sink.null.
 //
-//     go test ./source/nats -run '^$' -bench NATS -benchtime 20000x
+// The parent logs each one's ratio to its anchor in the same run.
+//
+//	go test ./source/nats -run '^$' -bench NATS -benchtime 20000x -count 3
 func BenchmarkNATS(b *testing.B) {
 	url := natsURL(b)
 	c, err := nats.Connect(url)
@@ -59,112 +50,59 @@ func BenchmarkNATS(b *testing.B) {
 		b.Cleanup(func() { _ = js.DeleteStream(context.Background(), name) })
 		return name, subj
 	}
+	var r bustest.Rates
+	defer r.Log(b, map[string]string{"sink/": "sink/raw", "source/": "source/raw"})
+	frames := bustest.NewBenchFrames()
 	var filled, filledSubj string // a stream holding n messages, for the readers
 	var n int
 	b.Run("sink/raw", func(b *testing.B) {
-		tr, syms := benchTrades(perMsg)
-		st := md.NewSymbolTable()
-		for _, s := range syms {
-			st.Intern("test", s)
-		}
-		batch := md.NewBatch(md.KindTrade)
-		batch.Trades = tr
-		frame, _ := new(busfmt.Encoder).AppendFrame(nil, batch, st.Snapshot())
 		_, subj := mk()
 		b.ResetTimer()
 		start := time.Now()
 		for i := 0; i < b.N; i++ {
-			m := &nats.Msg{Subject: subj, Data: frame, Header: nats.Header{jetstream.MsgIDHeader: []string{bustest.Unique("")}}}
+			m := &nats.Msg{Subject: subj, Data: frames.Frame(i), Header: nats.Header{jetstream.MsgIDHeader: []string{bustest.Unique("")}}}
 			if _, err := js.PublishMsgAsync(m); err != nil {
 				b.Fatal(err)
 			}
 		}
 		<-js.PublishAsyncComplete()
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		r.Report(b, b.N, start)
 	})
 	b.Run("sink/mdp", func(b *testing.B) {
-		tr, syms := benchTrades(b.N * perMsg)
 		name, subj := mk()
-		src := &enginetest.Source{Symbols: syms, Trades: tr, BatchSize: perMsg}
-		b.ResetTimer()
-		start := time.Now()
-		g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", md.KindTrade, src), bustest.Node(b, "sink.nats", "pub", map[string]any{"url": url, "subject": subj})},
-			Edges: []*engine.Edge{{From: "src", To: "pub"}}}
-		j, err := engine.New(g, engine.Options{Job: "bench"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := j.Run(ctx); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		bustest.BenchSink(b, &r, "sink.nats", map[string]any{"url": url, "subject": subj}, b.N)
 		filled, filledSubj, n = name, subj, b.N
 	})
 	if filled == "" {
 		return
 	}
-	b.Run("source/raw", func(b *testing.B) {
+	raw := func(b *testing.B, decode bool) {
 		cons, err := js.OrderedConsumer(ctx, filled, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filledSubj}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		it, _ := cons.Messages(jetstream.PullMaxMessages(1024))
 		defer it.Stop()
+		d := bustest.NewRawDecoder()
 		b.ResetTimer()
 		start := time.Now()
-		bytes := 0
 		for i := 0; i < min(b.N, n); i++ {
 			m, err := it.Next()
 			if err != nil {
 				b.Fatal(err)
 			}
-			bytes += len(m.Data())
-		}
-		b.ReportMetric(float64(min(b.N, n))/time.Since(start).Seconds(), "msgs/s")
-		b.SetBytes(int64(bytes / max(min(b.N, n), 1)))
-	})
-	read := func(b *testing.B, withBars bool) {
-		want := int64(min(b.N, n)) * perMsg
-		var nodes []*engine.Node
-		var edges []*engine.Edge
-		nodes = append(nodes, bustest.Node(b, "provider.nats", "bus", map[string]any{"url": url, "subject": filledSubj, "stream": filled}))
-		last := "bus"
-		if withBars {
-			nodes = append(nodes, bustest.Node(b, "operator.bars", "bars", map[string]any{"interval": "1s"}))
-			edges = append(edges, &engine.Edge{From: "bus", To: "bars"})
-			last = "bars"
-		}
-		nodes = append(nodes, bustest.Node(b, "sink.null", "null", map[string]any{}))
-		edges = append(edges, &engine.Edge{From: last, To: "null"})
-		j, err := engine.New(&engine.Graph{Nodes: nodes, Edges: edges}, engine.Options{Job: "bench"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		cctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		b.ResetTimer()
-		start := time.Now()
-		if err := j.Start(cctx); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			var out int64
-			for _, st := range j.Status().Nodes {
-				if st.ID == "bus" {
-					out = st.EventsOut
-				}
+			if decode {
+				d.Decode(b, m.Data())
 			}
-			if out >= want {
-				break
-			}
-			time.Sleep(time.Millisecond)
 		}
-		el := time.Since(start)
-		cancel()
-		_ = j.Wait()
-		b.ReportMetric(float64(want/perMsg)/el.Seconds(), "msgs/s")
-		b.ReportMetric(float64(want)/el.Seconds(), "trades/s")
+		r.Report(b, min(b.N, n), start)
 	}
+	read := func(b *testing.B, bars bool) {
+		src := bustest.Node(b, "provider.nats", "bus", map[string]any{"url": url, "subject": filledSubj, "stream": filled})
+		bustest.BenchSource(b, &r, src, min(b.N, n), bars, nil)
+	}
+	b.Run("source/raw", func(b *testing.B) { raw(b, false) })
+	b.Run("source/raw-decode", func(b *testing.B) { raw(b, true) })
 	b.Run("source/mdp", func(b *testing.B) { read(b, false) })
 	b.Run("e2e/bars", func(b *testing.B) { read(b, true) })
 }

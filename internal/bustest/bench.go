@@ -1,0 +1,210 @@
+package bustest
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdpio/mdp/busfmt"
+	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/engine/enginetest"
+	"github.com/mdpio/mdp/md"
+
+	// The benchmarks' downstream nodes.
+	_ "github.com/mdpio/mdp/operator/bars"
+	_ "github.com/mdpio/mdp/sink/null"
+)
+
+// PerMsg is the trades in one bus message in the bus benchmarks.
+const PerMsg = 64
+
+// BenchSymbols is the number of symbols the benchmark trades cycle over.
+const BenchSymbols = 100
+
+// BenchTrades returns n trades and their symbols' names: runs of PerMsg
+// trades of one symbol, cycling over BenchSymbols symbols, so that a sink
+// keying or routing by symbol sends each batch of PerMsg as one message,
+// as the raw loops do.
+func BenchTrades(n int) ([]md.Trade, []string) {
+	syms := enginetest.Symbols(BenchSymbols)
+	tr := make([]md.Trade, n)
+	for i := range tr {
+		tr[i] = md.Trade{TS: 1_700_000_000_000_000_000 + int64(i)*1_000_000, Price: 100 + float64(i%100)/100, Size: 1,
+			TradeID: int64(i), Seq: uint64(i + 1), Sym: md.SymID(i / PerMsg % BenchSymbols)}
+	}
+	return tr, syms
+}
+
+// BenchFrames are the pre-encoded messages the raw loops send: message i
+// is BenchFrames.Frame(i), the mdp frame of BenchTrades' i-th run of
+// PerMsg trades, with its symbol's name as Key(i).
+type BenchFrames struct {
+	frames [][]byte
+	syms   []string
+}
+
+// NewBenchFrames encodes one frame per symbol.
+func NewBenchFrames() *BenchFrames {
+	tr, syms := BenchTrades(PerMsg * BenchSymbols)
+	st := md.NewSymbolTable()
+	for _, s := range syms {
+		st.Intern("bench", s)
+	}
+	f := &BenchFrames{syms: syms}
+	b := md.NewBatch(md.KindTrade)
+	for i := range BenchSymbols {
+		b.Trades = tr[i*PerMsg : (i+1)*PerMsg]
+		frame, err := new(busfmt.Encoder).AppendFrame(nil, b, st.Snapshot())
+		if err != nil {
+			panic(err)
+		}
+		f.frames = append(f.frames, frame)
+	}
+	return f
+}
+
+// Frame is message i.
+func (f *BenchFrames) Frame(i int) []byte { return f.frames[i%len(f.frames)] }
+
+// Key is the symbol of message i.
+func (f *BenchFrames) Key(i int) string { return f.syms[i%len(f.syms)] }
+
+// RawDecoder decodes frames as a source does (busfmt into the job's kind
+// of batch, symbols interned), into one reused batch: the raw loops'
+// "decode" variant, so that the source's cost can be told from the
+// frame decoding's.
+type RawDecoder struct {
+	dec     *busfmt.Decoder
+	b       *md.Batch
+	Records int
+}
+
+// NewRawDecoder returns a decoder for trade frames.
+func NewRawDecoder() *RawDecoder {
+	return &RawDecoder{dec: busfmt.NewDecoder(md.NewSymbolTable()), b: md.NewBatch(md.KindTrade)}
+}
+
+// Decode decodes one frame, failing b on a malformed one.
+func (d *RawDecoder) Decode(b testing.TB, frame []byte) {
+	d.b.Trades = d.b.Trades[:0]
+	if err := d.dec.Decode(frame, d.b); err != nil {
+		b.Fatal(err)
+	}
+	d.Records += len(d.b.Trades)
+}
+
+// Rates collects the msgs/s of a benchmark's sub-benchmarks, so that the
+// parent can log each one's ratio to its anchor measured in the same run.
+type Rates struct {
+	mu sync.Mutex
+	m  map[string]float64
+}
+
+// Report reports n messages (and n*PerMsg trades) since start on b and
+// keeps the rate under b's sub-benchmark name (the part after the
+// parent's "/").
+func (r *Rates) Report(b *testing.B, n int, start time.Time) {
+	el := time.Since(start).Seconds()
+	rate := float64(n) / el
+	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(rate*PerMsg, "trades/s")
+	name := b.Name()
+	if i := strings.IndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	if j := strings.LastIndexByte(name, '-'); j > 0 && strings.Trim(name[j+1:], "0123456789") == "" {
+		name = name[:j] // the -GOMAXPROCS suffix
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]float64{}
+	}
+	r.m[name] = rate
+}
+
+// Log logs, for each measured name with a prefix p of anchors (e.g.
+// "sink/" -> "sink/raw"), its ratio to the anchor of its prefix: the
+// same-run figures the README quotes.
+func (r *Rates) Log(b *testing.B, anchors map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var names []string
+	for n := range r.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for p, a := range anchors {
+			if strings.HasPrefix(n, p) && n != a && r.m[a] > 0 {
+				b.Logf("ratio %s / %s = %.2f (%.0f / %.0f msgs/s)", n, a, r.m[n]/r.m[a], r.m[n], r.m[a])
+			}
+		}
+	}
+}
+
+// BenchSink runs a job, a slice source of n*PerMsg BenchTrades in
+// batches of PerMsg -> sink typ with params, to the end (the sink's
+// acknowledgements awaited), and reports n messages over its time.
+func BenchSink(b *testing.B, r *Rates, typ string, params map[string]any, n int) {
+	tr, syms := BenchTrades(n * PerMsg)
+	src := &enginetest.Source{Symbols: syms, Trades: tr, BatchSize: PerMsg}
+	g := &engine.Graph{Nodes: []*engine.Node{enginetest.SourceNode("src", md.KindTrade, src), Node(b, typ, "pub", params)},
+		Edges: []*engine.Edge{{From: "src", To: "pub"}}}
+	j, err := engine.New(g, engine.Options{Job: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	if err := j.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	r.Report(b, n, start)
+}
+
+// BenchSource runs src -> [operator.bars 1s when bars] -> sink.null until
+// src has handed on n*PerMsg trades, and reports n messages over that
+// time. started, when not nil, is called once the job started and before
+// the clock does (a live source's publisher starts there).
+func BenchSource(b *testing.B, r *Rates, src *engine.Node, n int, bars bool, started func(j *engine.Job)) {
+	nodes := []*engine.Node{src}
+	last := src.ID
+	var edges []*engine.Edge
+	if bars {
+		nodes = append(nodes, Node(b, "operator.bars", "bars", map[string]any{"interval": "1s"}))
+		edges = append(edges, &engine.Edge{From: last, To: "bars"})
+		last = "bars"
+	}
+	nodes = append(nodes, Node(b, "sink.null", "null", map[string]any{}))
+	edges = append(edges, &engine.Edge{From: last, To: "null"})
+	j, err := engine.New(&engine.Graph{Nodes: nodes, Edges: edges}, engine.Options{Job: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	want := int64(n) * PerMsg
+	b.ResetTimer()
+	start := time.Now()
+	if err := j.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if started != nil {
+		started(j)
+		b.ResetTimer()
+		start = time.Now()
+	}
+	for NodeStatus(j, src.ID).EventsOut < want {
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("%s handed on %d of %d trades in 5 minutes", src.ID, NodeStatus(j, src.ID).EventsOut, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.Report(b, n, start)
+	cancel()
+	_ = j.Wait()
+}
