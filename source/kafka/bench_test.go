@@ -16,7 +16,8 @@ import (
 //
 //   - sink/raw: a franz-go client alone producing pre-encoded frames
 //     with Produce and sink.kafka's settings (acks=all, idempotence,
-//     sticky key partitioner, 5ms linger, 4096 buffered records), then
+//     sticky key partitioner, 5ms linger, 4096 buffered records, no
+//     compression: franz-go's default is snappy), then
 //     Flush: every ack awaited (the anchor);
 //
 //   - sink/mdp: a job, slice source -> sink.kafka (encoding included);
@@ -39,7 +40,8 @@ func BenchmarkKafka(b *testing.B) {
 	frames := bustest.NewBenchFrames()
 	producer := func(b *testing.B, brokers []any, topic string) *kgo.Client {
 		return client(b, brokers, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(4096))
+			kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(4096),
+			kgo.ProducerBatchCompression(kgo.NoCompression()))
 	}
 	produce := func(b *testing.B, cl *kgo.Client, n int) {
 		for i := 0; i < n; i++ {
