@@ -96,7 +96,8 @@ type Sink struct {
 	nc      *engine.NodeContext
 	log     *slog.Logger
 	c       *mqttconn.Conn
-	pending []*inflight
+	pending []*inflight // oldest first
+	free    []*inflight // settled, their buffers reused
 	msgs    int64
 	records int64
 	acked   *engine.Counter
@@ -138,8 +139,10 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 		}
 		topic, payload := s.w.Get(0)
 		// Paho keeps the payload until the message is sent (and, with
-		// QoS > 0, acknowledged): each message needs its own copy.
-		f := &inflight{topic: topic, data: append([]byte(nil), payload...)}
+		// QoS > 0, acknowledged): each message in flight has its own
+		// copy, in a buffer reused once it settled.
+		f := s.get()
+		f.topic, f.data = topic, append(f.data[:0], payload...)
 		f.attempts = 1
 		f.tok = s.c.Publish(f.topic, s.qos, s.retain, f.data)
 		s.pending = append(s.pending, f)
@@ -154,6 +157,15 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 	return nil
 }
 
+func (s *Sink) get() *inflight {
+	if n := len(s.free); n > 0 {
+		f := s.free[n-1]
+		s.free = s.free[:n-1]
+		return f
+	}
+	return &inflight{}
+}
+
 // settleOldest waits for the oldest message's acknowledgement (QoS 1, 2)
 // or its hand-over to the connection (QoS 0), publishing it again when it
 // fails.
@@ -161,23 +173,30 @@ func (s *Sink) settleOldest(ctx context.Context) error {
 	f := s.pending[0]
 	for {
 		var err error
-		t := time.NewTimer(s.ackTimeout)
-		select {
+		select { // the usual case: settled already, no timer needed
 		case <-f.tok.Done():
 			err = f.tok.Error()
-		case <-t.C:
-			err = fmt.Errorf("no acknowledgement within %s", s.ackTimeout)
-		case <-ctx.Done():
+		default:
+			t := time.NewTimer(s.ackTimeout)
+			select {
+			case <-f.tok.Done():
+				err = f.tok.Error()
+			case <-t.C:
+				err = fmt.Errorf("no acknowledgement within %s", s.ackTimeout)
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
 			t.Stop()
-			return ctx.Err()
 		}
-		t.Stop()
 		if err == nil {
 			if s.qos > 0 {
 				s.acked.Inc()
 			}
 			s.pending[0] = nil
 			s.pending = s.pending[1:]
+			f.tok = nil
+			s.free = append(s.free, f)
 			return nil
 		}
 		s.nc.Stats.Error("publish_failed", fmt.Sprintf("publish to %s on %s: %v", f.topic, s.c.Masked(), err))
