@@ -208,3 +208,33 @@ func BenchSource(b *testing.B, r *Rates, src *engine.Node, n int, bars bool, sta
 	cancel()
 	_ = j.Wait()
 }
+
+// Window keeps at most n operations in flight for a raw loop, settling
+// the oldest first: the max_pending the bus sinks keep.
+type Window[T any] struct {
+	n      int
+	settle func(T)
+	q      []T
+}
+
+// NewWindow returns a window of n calling settle on each operation.
+func NewWindow[T any](n int, settle func(T)) *Window[T] {
+	return &Window[T]{n: n, settle: settle}
+}
+
+// Add adds x, settling the oldest while n are in flight.
+func (w *Window[T]) Add(x T) {
+	w.q = append(w.q, x)
+	for len(w.q) >= w.n {
+		w.settle(w.q[0])
+		w.q = w.q[1:]
+	}
+}
+
+// Drain settles every operation left.
+func (w *Window[T]) Drain() {
+	for len(w.q) > 0 {
+		w.settle(w.q[0])
+		w.q = w.q[1:]
+	}
+}

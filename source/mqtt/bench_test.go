@@ -30,27 +30,20 @@ func benchClient(b *testing.B, url string) mqtt.Client {
 // messages queued beyond 1000 for a client (mosquitto's
 // max_queued_messages).
 func rawPublish(b *testing.B, c mqtt.Client, prefix string, frames *bustest.BenchFrames, n int, received func() int) {
-	pending := make([]mqtt.Token, 0, 64)
-	settle := func() {
-		if pending[0].Wait(); pending[0].Error() != nil {
-			b.Error(pending[0].Error())
+	w := bustest.NewWindow(64, func(tok mqtt.Token) {
+		if tok.Wait(); tok.Error() != nil {
+			b.Error(tok.Error())
 		}
-		pending = pending[1:]
-	}
+	})
 	for i := 0; i < n; i++ {
 		if received != nil && i%64 == 0 {
 			for i-received() >= 512 {
 				time.Sleep(100 * time.Microsecond)
 			}
 		}
-		pending = append(pending, c.Publish(prefix+"/trade/"+frames.Key(i), 1, false, frames.Frame(i)))
-		if len(pending) >= 64 {
-			settle()
-		}
+		w.Add(c.Publish(prefix+"/trade/"+frames.Key(i), 1, false, frames.Frame(i)))
 	}
-	for len(pending) > 0 {
-		settle()
-	}
+	w.Drain()
 }
 
 // BenchmarkMQTT measures, in one run against the machine's Mosquitto,

@@ -10,45 +10,44 @@ import (
 	"github.com/mdpio/mdp/internal/bustest"
 )
 
+// channel is a channel on a connection of its own, closed at b's end.
+func channel(b *testing.B, url string) *amqp.Channel {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ch
+}
+
 // rawPublish publishes n pre-encoded frames to exchange ex as sink.rabbitmq
 // does by default (confirm mode, persistent, routing key md.trade.<symbol>,
 // 256 awaiting their confirmation at most) and waits for every
 // confirmation.
 func rawPublish(b *testing.B, url, ex string, frames *bustest.BenchFrames, n int) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		b.Fatal(err)
-	}
+	ch := channel(b, url)
 	if err := ch.Confirm(false); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	pending := make([]*amqp.DeferredConfirmation, 0, 256)
-	settle := func() {
-		if !pending[0].Wait() {
-			b.Fatal("nack")
+	w := bustest.NewWindow(256, func(dc *amqp.DeferredConfirmation) {
+		if !dc.Wait() {
+			b.Error("nack")
 		}
-		pending = pending[1:]
-	}
+	})
 	for i := 0; i < n; i++ {
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, ex, "md.trade."+frames.Key(i), false, false,
 			amqp.Publishing{ContentType: "application/x-mdp-frame", DeliveryMode: amqp.Persistent, Body: frames.Frame(i)})
 		if err != nil {
 			b.Fatal(err)
 		}
-		pending = append(pending, dc)
-		if len(pending) >= 256 {
-			settle()
-		}
+		w.Add(dc)
 	}
-	for len(pending) > 0 {
-		settle()
-	}
+	w.Drain()
 }
 
 // BenchmarkRabbitMQ measures, in one run against the machine's RabbitMQ,
@@ -99,15 +98,7 @@ func BenchmarkRabbitMQ(b *testing.B) {
 	}
 	raw := func(b *testing.B, decode bool) {
 		q := fill(b, b.N)
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		c, err := conn.Channel()
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := channel(b, url)
 		if err := c.Qos(1024, 0, false); err != nil {
 			b.Fatal(err)
 		}
