@@ -68,6 +68,47 @@ type Decoder struct {
 	sizes  *md.SizeDecimals // decimal places of trade sizes, per symbol
 	symbol []byte           // constant symbol, or nil
 	prov   []byte           // constant provider, or nil
+	// sizeLog, when on (LogSizeDecimals), replaces sizes: growth of an
+	// instrument's size decimals is queued for TakeSizeNotes instead of
+	// reported to the table, so a decoder on its own goroutine and table
+	// can hand it to the job's table in order.
+	sizeLog  bool
+	sizeSeen []int8
+	notes    []SizeNote
+}
+
+// SizeNote is a growth of an instrument's size decimal places, queued by
+// a decoder that logs them (LogSizeDecimals).
+type SizeNote struct {
+	Sym      md.SymID
+	Decimals int
+}
+
+// LogSizeDecimals makes the decoder queue the growth of each instrument's
+// size decimals (see TakeSizeNotes) rather than report it to its table.
+func (d *Decoder) LogSizeDecimals() { d.sizeLog, d.sizes = true, nil }
+
+// TakeSizeNotes appends the queued size-decimal growths to dst, oldest
+// first, and clears the queue.
+func (d *Decoder) TakeSizeNotes(dst []SizeNote) []SizeNote {
+	dst = append(dst, d.notes...)
+	d.notes = d.notes[:0]
+	return dst
+}
+
+// logSize queues the growth of sym's size decimals to n.
+func (d *Decoder) logSize(sym md.SymID, n int) {
+	if int(sym) < len(d.sizeSeen) && int(d.sizeSeen[sym]) >= n {
+		return
+	}
+	for int(sym) >= len(d.sizeSeen) {
+		d.sizeSeen = append(d.sizeSeen, -1)
+	}
+	if n < 0 || int(d.sizeSeen[sym]) >= n {
+		return
+	}
+	d.sizeSeen[sym] = int8(min(n, 127))
+	d.notes = append(d.notes, SizeNote{Sym: sym, Decimals: n})
 }
 
 // parseFloat parses a price or size: a plain decimal number, with an
@@ -192,6 +233,8 @@ func (d *Decoder) Trade(v *Vals, t *md.Trade, e *RowErr) bool {
 	}
 	if d.sizes != nil {
 		d.sizes.Note(sym, tsparse.Decimals(v[SlotSize]))
+	} else if d.sizeLog {
+		d.logSize(sym, tsparse.Decimals(v[SlotSize]))
 	}
 	seq, ok := d.seq(v, e)
 	if !ok {

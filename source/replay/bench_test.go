@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"github.com/mdpio/mdp/rowmap"
@@ -167,18 +168,56 @@ func BenchmarkParseCSV(b *testing.B) { benchParse(b, false) }
 func BenchmarkParseJSONL(b *testing.B) { benchParse(b, true) }
 
 // BenchmarkReplayCSVToBars1s runs the job end to end: provider.replay of 1M
-// workload trades (CSV) -> operator.bars 1s -> sink.null.
+// workload trades (CSV) -> operator.bars 1s -> sink.null, with the file
+// decoded on the source goroutine (decoders=1, serial) and on a decoder
+// goroutine of its own (decoders=2), in the same run.
 func BenchmarkReplayCSVToBars1s(b *testing.B) {
 	const n = 1_000_000
 	path := filepath.Join(b.TempDir(), "w.csv")
 	writeWorkload(b, path, n, false)
+	for _, d := range []int{1, 2} {
+		b.Run(fmt.Sprintf("decoders=%d", d), func(b *testing.B) { benchBarsJob(b, []string{path}, n, d) })
+	}
+}
+
+// BenchmarkReplayCSVToBars1sTwoFiles is the same job over the workload
+// split into two files (even and odd rows, interleaved in event time),
+// merged, decoded serially and by two decoders.
+func BenchmarkReplayCSVToBars1sTwoFiles(b *testing.B) {
+	const n = 1_000_000
+	dir := b.TempDir()
+	path := filepath.Join(dir, "w.csv")
+	writeWorkload(b, path, n, false)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	parts := []string{filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")}
+	for k, p := range parts {
+		var buf bytes.Buffer
+		buf.Write(lines[0])
+		for i := 1 + k; i < len(lines); i += 2 {
+			buf.Write(lines[i])
+		}
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, d := range []int{1, 2} {
+		b.Run(fmt.Sprintf("decoders=%d", d), func(b *testing.B) { benchBarsJob(b, parts, n, d) })
+	}
+}
+
+// benchBarsJob runs replay of paths (n trades in all) -> bars 1s -> null.
+func benchBarsJob(b *testing.B, paths []string, n, decoders int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), processCPU()
 	for range b.N {
 		g := &engine.Graph{
 			Nodes: []*engine.Node{
-				componentNode(b, "provider.replay", "src", map[string]any{"path": path, "preset": "tardis_trades", "progress": "never"}),
+				componentNode(b, "provider.replay", "src", map[string]any{"path": paths, "preset": "tardis_trades", "progress": "never", "decoders": decoders}),
 				componentNode(b, "operator.bars", "bars", map[string]any{"interval": "1s"}),
 				componentNode(b, "sink.null", "null", nil),
 			},
@@ -193,7 +232,7 @@ func BenchmarkReplayCSVToBars1s(b *testing.B) {
 		}
 		st := j.Status()
 		// 10 event-seconds x 100 symbols (WORKLOAD.md: 1,000,000 trades -> 1000 bars).
-		if st.Nodes[0].EventsOut != n || st.Nodes[2].EventsIn != 1000 {
+		if st.Nodes[0].EventsOut != int64(n) || st.Nodes[2].EventsIn != 1000 {
 			b.Fatalf("trades out %d, bars in %d", st.Nodes[0].EventsOut, st.Nodes[2].EventsIn)
 		}
 	}

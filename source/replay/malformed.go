@@ -2,7 +2,9 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/mdpio/mdp/rowmap"
 	"log/slog"
@@ -44,6 +46,38 @@ type malformed struct {
 	dlFile *os.File
 	dl     *bufio.Writer
 	closed bool
+
+	// queue makes report keep each row (its reason and a copy of its text)
+	// in queued instead of handling it: a decoder on its own goroutine
+	// queues, and the merge hands the rows to the job's malformed (replay)
+	// when it takes the chunk they were found in, where a serial replay
+	// would have reported them.
+	queue  bool
+	queued []queuedRow
+}
+
+// queuedRow is a malformed row a decoder queued.
+type queuedRow struct {
+	file   string
+	line   int64
+	raw    []byte
+	size   int64
+	reason string
+}
+
+// errQueuedFail stops a queuing decoder at a malformed row under
+// on_error: fail; the merge reports the row, which fails the job.
+var errQueuedFail = errors.New("malformed row under on_error: fail")
+
+// replay handles rows a decoder queued, in order, adding lineBase to their
+// line numbers; it returns the error that stops the job, as report does.
+func (m *malformed) replay(rows []queuedRow, lineBase int64) error {
+	for _, row := range rows {
+		if err := m.handle(row.file, row.line+lineBase, row.raw, row.size, row.reason); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deadLetter is one line of the dead-letter file.
@@ -90,7 +124,18 @@ func (m *malformed) report(file string, line int64, raw []byte, e *rowmap.RowErr
 // reportSized is report for a row of size bytes of which raw is the start
 // (a line too long to keep).
 func (m *malformed) reportSized(file string, line int64, raw []byte, size int64, e *rowmap.RowErr) error {
-	reason := e.Reason()
+	if m.queue {
+		m.queued = append(m.queued, queuedRow{file: file, line: line, raw: bytes.Clone(truncateRaw(raw)), size: size, reason: e.Reason()})
+		if m.policy == errFail {
+			return errQueuedFail
+		}
+		return nil
+	}
+	return m.handle(file, line, raw, size, e.Reason())
+}
+
+// handle counts, logs and dead-letters one malformed row.
+func (m *malformed) handle(file string, line int64, raw []byte, size int64, reason string) error {
 	if m.policy == errFail {
 		return fmt.Errorf("%s:%d: malformed row (%s); on_error is fail", file, line, reason)
 	}

@@ -51,6 +51,10 @@ type fileReader struct {
 
 	jump jumpGuard
 
+	// async is set when the file is decoded on its own goroutine
+	// (decoders.go); this reader is then the merge's view of its chunks.
+	async *asyncFile
+
 	// With checkpoints on (track), meta holds, for each record of the
 	// chunk, where its file was after it (see recMeta); prev is the last
 	// record's of the chunk before.
@@ -272,6 +276,9 @@ func (r *fileReader) buffered() int {
 func (r *fileReader) fill() error {
 	if n := len(r.meta); n > 0 {
 		r.prev = r.meta[n-1]
+	}
+	if r.async != nil {
+		return r.fillAsync()
 	}
 	r.meta = r.meta[:0]
 	r.head = 0

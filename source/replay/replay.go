@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"github.com/mdpio/mdp/rowmap"
 	"os"
+	"runtime"
 	"time"
 
 	_ "time/tzdata" // timezone names must resolve on hosts without a zoneinfo database
@@ -94,6 +95,8 @@ func init() {
 				Description: "Longest CSV or JSON line, in bytes. A longer line is a malformed row, read past in bounded memory; at most its first 4 KiB is dead-lettered."},
 			{Name: "max_jump", Type: component.Duration, Default: "1h", Min: component.Bound(0),
 				Description: "A row whose event time jumps more than this past the newest event time of its file so far is held back until the rows after it confirm the jump (2 of them land no more than max_jump before it: a weekend gap, a trading halt, replayed exactly as it is). A jump the next row contradicts is an outlier: a malformed row that never advances the watermark (an absurd timestamp would otherwise make every later row late). The first rows of a file are checked the same way; a jump on the very last row is malformed. 0 disables the check."},
+			{Name: "decoders", Type: component.Int, Default: 0, Min: component.Bound(0), Max: component.Bound(256),
+				Description: "How many files are decoded at once, each on its own goroutine feeding the event-time merge, which stays on one goroutine: the output (every record, its order, symbol ids), malformed-row reports and checkpoint positions are those of a serial replay. 0: GOMAXPROCS. 1: decode serially on the merge's goroutine; more (also with a single file, whose decoding then overlaps the merge and the operators chained to the source): each file on its own goroutine, at most this many decoding at once."},
 			{Name: "dead_letter_path", Type: component.String, Path: true,
 				Description: "JSON-lines file that on_error: dead_letter appends malformed rows to."},
 		},
@@ -137,6 +140,7 @@ type Source struct {
 	dlPath   string
 	maxJump  int64
 	maxLine  int64
+	decoders int
 
 	// progressEvery and progressLogEvery are how often progress is drawn
 	// as a bar and logged as a record; tests shorten them.
@@ -177,7 +181,7 @@ func newSource(p *component.Params) (*Source, error) {
 		paths: p.Strings("path"), lay: lay, format: p.String("format"), comp: p.String("compression"),
 		filter: timeFilter{start: md.MinTime, end: md.MaxTime}, symbols: p.Strings("symbols"),
 		speed: p.Float("speed"), progress: p.String("progress"), dlPath: p.String("dead_letter_path"),
-		maxJump: p.Duration("max_jump").Nanoseconds(), maxLine: p.Int("max_line_bytes"),
+		maxJump: p.Duration("max_jump").Nanoseconds(), maxLine: p.Int("max_line_bytes"), decoders: int(p.Int("decoders")),
 		progressEvery: 250 * time.Millisecond, progressLogEvery: 10 * time.Second,
 	}
 	if v, ok := p.Time("start"); ok {
@@ -284,22 +288,49 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		filter: s.filter, bufSize: bufSize, counter: &s.prog.bytes, maxJump: s.maxJump, maxLine: s.maxLine, track: out.Checkpointing()}
 
 	readers := make([]*fileReader, 0, len(s.files))
+	ndec := s.decoderCount()
+	var pool *decoderPool
+	if ndec > 1 {
+		pool = newDecoderPool(ndec)
+	}
 	defer func() {
+		if pool != nil {
+			pool.stop()
+		}
 		for _, r := range readers {
 			r.close()
 		}
 	}()
+	var sizes *md.SizeDecimals
+	if pool != nil {
+		sizes = md.NewSizeDecimals(out.Symbols())
+	}
 	for i, f := range s.files {
-		r, err := openReader(i, f, rc)
+		frc := rc
+		var table *md.SymbolTable
+		if pool != nil {
+			// Each decoder interns into its own table; the merge maps its
+			// ids to the job's in the serial order.
+			table = md.NewSymbolTable()
+			c := *rc
+			c.dec = rowmap.NewDecoder(s.lay, table, s.symbols)
+			frc = &c
+		}
+		r, err := openReader(i, f, frc)
 		if err != nil {
 			return err
 		}
-		readers = append(readers, r)
 		if s.resumeAt != nil {
 			if err := r.resume(s.resumeAt.Files[i].At); err != nil {
+				r.close()
 				return fmt.Errorf("provider.replay: %w", err)
 			}
 		}
+		if pool != nil {
+			r = newAsyncFile(r, table, out.Symbols(), sizes)
+			pool.start(r)
+		}
+		readers = append(readers, r)
 	}
 	s.readers = readers
 	if s.resumeAt != nil {
@@ -341,6 +372,22 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 		return s.mal.flush(st)
 	}
 	return s.emitLoop(ctx, out, h)
+}
+
+// decoderCount is how many files may decode at once, each on its own
+// goroutine; 1: none, the merge decodes. A single file gets its own
+// decoder too when decoders allows more than one, so decoding overlaps the
+// merge and whatever runs on the source goroutine after it (chained
+// operators).
+func (s *Source) decoderCount() int {
+	n := s.decoders
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	if n <= 1 {
+		return 1
+	}
+	return max(min(n, len(s.files)), 2)
 }
 
 // fill refills r's chunk and counts what it decoded, for progress.
