@@ -227,14 +227,22 @@ func (d *Decoder) Trade(v *Vals, t *md.Trade, e *RowErr) bool {
 	if !ok {
 		return false
 	}
-	size, ok := d.num(v, SlotSize, true, e)
+	// The size and its decimal places (the instrument's precision) in one
+	// scan.
+	sb := v[SlotSize]
+	if len(sb) == 0 {
+		*e = RowErr{Prob: ProbMissing, Slot: SlotSize}
+		return false
+	}
+	size, dec, ok := tsparse.ParseFloatDecimals(sb)
 	if !ok {
+		*e = RowErr{Prob: ProbInvalid, Slot: SlotSize, Value: sb}
 		return false
 	}
 	if d.sizes != nil {
-		d.sizes.Note(sym, tsparse.Decimals(v[SlotSize]))
+		d.sizes.Note(sym, dec)
 	} else if d.sizeLog {
-		d.logSize(sym, tsparse.Decimals(v[SlotSize]))
+		d.logSize(sym, dec)
 	}
 	seq, ok := d.seq(v, e)
 	if !ok {

@@ -79,8 +79,16 @@ var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9
 // is taken here without strconv's generality. Anything else goes to strconv,
 // whose string(b) argument does not escape and so does not allocate.
 func ParseFloat(b []byte) (float64, bool) {
+	f, _, ok := ParseFloatDecimals(b)
+	return f, ok
+}
+
+// ParseFloatDecimals is ParseFloat that also returns Decimals(b): on the
+// fast path the digits after the point are counted while they are read,
+// so a caller that wants both (a size and its precision) scans b once.
+func ParseFloatDecimals(b []byte) (float64, int, bool) {
 	if len(b) == 0 || len(b) > 64 {
-		return 0, false
+		return 0, 0, false
 	}
 	if len(b) <= 19 {
 		var m uint64
@@ -111,19 +119,19 @@ func ParseFloat(b []byte) (float64, bool) {
 			if neg {
 				f = -f
 			}
-			return f, true
+			return f, frac, true
 		}
 	}
 	for _, c := range b {
 		if !(c >= '0' && c <= '9' || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E') {
-			return 0, false
+			return 0, 0, false
 		}
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsInf(f, 0) {
-		return 0, false
+		return 0, 0, false
 	}
-	return f, true
+	return f, Decimals(b), true
 }
 
 // eightDigits parses eight ASCII digits at b[0:8] at once (SWAR, after

@@ -199,3 +199,31 @@ func TestDecimals(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseFloat: ParseFloat accepts exactly the plain decimals strconv
+// parses to a finite value, bit-identically, and ParseFloatDecimals adds
+// Decimals of the same text.
+func FuzzParseFloat(f *testing.F) {
+	for _, s := range []string{"9682.19", "0.132", "-1.5e-3", "9007199254740993", "1.", ".5", "0x10", "NaN", "1e400", "+0.000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := ParseFloat([]byte(s))
+		g2, dec, ok2 := ParseFloatDecimals([]byte(s))
+		if ok != ok2 || math.Float64bits(got) != math.Float64bits(g2) {
+			t.Fatalf("%q: ParseFloat %v %v, ParseFloatDecimals %v %v", s, got, ok, g2, ok2)
+		}
+		plain := len(s) <= 64
+		for _, c := range s {
+			plain = plain && (c >= '0' && c <= '9' || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E')
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		wok := plain && err == nil && !math.IsInf(want, 0)
+		if ok != wok || (ok && math.Float64bits(got) != math.Float64bits(want)) {
+			t.Fatalf("%q: %v %v, strconv %v %v", s, got, ok, want, err)
+		}
+		if ok && dec != Decimals([]byte(s)) {
+			t.Fatalf("%q: decimals %d, Decimals %d", s, dec, Decimals([]byte(s)))
+		}
+	})
+}
