@@ -83,6 +83,12 @@ func writeWorkload(tb testing.TB, path string, n int, json bool) {
 // tardis_trades preset.
 func openBenchReader(tb testing.TB, path string) (*fileReader, *atomic.Int64) {
 	tb.Helper()
+	return openBenchReaderIn(tb, path, md.NewSymbolTable())
+}
+
+// openBenchReaderIn is openBenchReader interning into table.
+func openBenchReaderIn(tb testing.TB, path string, table *md.SymbolTable) (*fileReader, *atomic.Int64) {
+	tb.Helper()
 	spec := specOf(tb, "provider.replay")
 	p, err := component.NewParams(spec, map[string]any{"path": path, "preset": "tardis_trades"})
 	if err != nil {
@@ -92,7 +98,7 @@ func openBenchReader(tb testing.TB, path string) (*fileReader, *atomic.Int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dec := rowmap.NewDecoder(lay, md.NewSymbolTable(), nil)
+	dec := rowmap.NewDecoder(lay, table, nil)
 	counter := new(atomic.Int64)
 	rc := &readerConfig{lay: lay, format: "auto", comp: "auto", dec: dec, bufSize: 256 << 10, counter: counter,
 		mal: &malformed{policy: errFail}, filter: timeFilter{start: md.MinTime, end: md.MaxTime}}

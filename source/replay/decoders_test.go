@@ -140,3 +140,38 @@ func TestParallelDecodeQuotesAndSizes(t *testing.T) {
 	}
 	_ = md.KindTrade
 }
+
+// TestParallelDecodeDoesNotAllocatePerChunk: once every symbol has been
+// seen, taking a chunk from a decoder goroutine (hand-off, id mapping,
+// buffer recycling) allocates nothing, and the chunks hold the serial
+// reader's trades.
+func TestParallelDecodeDoesNotAllocatePerChunk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.csv")
+	writeWorkload(t, path, 120_000, false)
+	serial, _ := openBenchReader(t, path)
+	defer serial.close()
+	table := md.NewSymbolTable()
+	d, _ := openBenchReaderIn(t, path, table)
+	global := md.NewSymbolTable()
+	r := newAsyncFile(d, table, global, md.NewSizeDecimals(global))
+	p := newDecoderPool(2)
+	p.start(r)
+	defer p.stop()
+	take := func() {
+		if err := serial.fill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.fill(); err != nil || r.buffered() != chunkSize {
+			t.Fatalf("fill: %v, %d records", err, r.buffered())
+		}
+		if !slices.Equal(r.trades, serial.trades) {
+			t.Fatalf("chunk differs from the serial reader's")
+		}
+	}
+	for range 5 { // warm up: every symbol interned
+		take()
+	}
+	if allocs := testing.AllocsPerRun(40, take); allocs != 0 {
+		t.Errorf("%v allocations per chunk of %d rows", allocs, chunkSize)
+	}
+}
