@@ -165,6 +165,13 @@ type Options struct {
 	// Timeout bounds the last run, which must finish (exit 0), and each
 	// wait for a run's first checkpoint.
 	Timeout time.Duration
+	// Done, when set, makes the schedule one for an unbounded job (a bus
+	// source never ends by itself): it reports whether the job has done
+	// all its work (say, every record is in the store). No run is started
+	// or killed once it does, a run that ends by itself fails the test, and
+	// the last run is stopped with SIGTERM once Done reports true (Args
+	// should hold --drain, so that open windows are flushed).
+	Done func() bool
 }
 
 // Result is what a kill-and-resume schedule did.
@@ -185,6 +192,9 @@ func KillResume(tb testing.TB, o Options) Result {
 	rng := rand.New(rand.NewPCG(o.Seed, 0x6d6470))
 	var res Result
 	for res.Kills < o.Kills {
+		if o.Done != nil && o.Done() {
+			break // the work is done: later kills would test nothing
+		}
 		args := append(o.Args(res.Runs), "--resume")
 		newest := newestCheckpoint(tb, o.Store)
 		p := Start(tb, o.Bin, o.Dir, args...)
@@ -204,6 +214,9 @@ func KillResume(tb testing.TB, o Options) Result {
 		if ended {
 			code, stderr := p.Wait(tb, time.Second)
 			res.Stderr = append(res.Stderr, stderr)
+			if o.Done != nil {
+				tb.Fatalf("run %d of an unbounded job ended by itself (exit %d); stderr:\n%s", res.Runs, code, stderr)
+			}
 			if code != 0 {
 				tb.Fatalf("run %d exited %d before its kill; stderr:\n%s", res.Runs, code, stderr)
 			}
@@ -224,10 +237,47 @@ func KillResume(tb testing.TB, o Options) Result {
 		res.Kills++
 	}
 	args := append(o.Args(res.Runs), "--resume")
-	res.Last = Run(tb, o.Bin, o.Dir, o.Timeout, args...)
+	if o.Done != nil {
+		res.Last = runUntil(tb, o, args)
+	} else {
+		res.Last = Run(tb, o.Bin, o.Dir, o.Timeout, args...)
+	}
 	res.Stderr = append(res.Stderr, res.Last)
 	res.Runs++
 	return res
+}
+
+// runUntil runs an unbounded job until o.Done reports true (at most
+// o.Timeout), stops it with SIGTERM and fails the test unless it exits 0.
+func runUntil(tb testing.TB, o Options, args []string) string {
+	tb.Helper()
+	p := Start(tb, o.Bin, o.Dir, args...)
+	started := time.Now()
+	deadline := started.Add(o.Timeout)
+	for !o.Done() {
+		if time.Now().After(deadline) {
+			p.Signal(syscall.SIGKILL)
+			_, stderr := p.Wait(tb, 10*time.Second)
+			tb.Fatalf("the job's work was not done within %s; stderr:\n%s", o.Timeout, stderr)
+		}
+		select {
+		case <-p.Done():
+			code, stderr := p.Wait(tb, time.Second)
+			tb.Fatalf("the unbounded job ended by itself (exit %d); stderr:\n%s", code, stderr)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// Let the process install its signal handling (and restore) first: a
+	// SIGTERM before that ends it with 143.
+	if d := time.Until(started.Add(2 * time.Second)); d > 0 {
+		time.Sleep(d)
+	}
+	p.Signal(syscall.SIGTERM)
+	code, stderr := p.Wait(tb, time.Minute)
+	if code != 0 {
+		tb.Fatalf("mdp %s: exit %d after SIGTERM; stderr:\n%s", strings.Join(args, " "), code, stderr)
+	}
+	return stderr
 }
 
 // newestCheckpoint is the id of the newest checkpoint in the directory

@@ -1,7 +1,6 @@
 package rabbitmqsrc_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -47,31 +46,10 @@ func TestCheckpointsOnIdleQueue(t *testing.T) {
 func TestCheckpointHeldNotRepeated(t *testing.T) {
 	url, ch := amqpURL(t)
 	q := queue(t, ch, "")
-	syms := []string{"A", "B", "C", "D"}
-	want := bustest.Trades(800, syms)
-	publish := func(trades []md.Trade) {
-		bustest.Publish(t, "sink.rabbitmq", &enginetest.Source{Symbols: syms, Trades: trades, BatchSize: 4}, map[string]any{"url": url, "routing_key": q})
-	}
-	params := map[string]any{"url": url, "queue": q}
-	publish(want[:400])
-	store := &bustest.Store{}
-	store.Hold.Store(true)
-	first := bustest.Start(t, []*engine.Node{bustest.Node(t, "provider.rabbitmq", "sub", params)},
-		md.KindTrade, engine.Options{Job: "ck", Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: store}})
-	first.WaitLen(t, 400, 30*time.Second)
-	go func() { _, _ = first.Job.Checkpoint(context.Background()) }()
-	store.WaitSaved(t, 1, 30*time.Second)
-	publish(want[400:])
-	first.WaitLen(t, 800, 30*time.Second)
-	first.Crash()
-	bustest.CheckTrades(t, first.Sink, want, syms)
-
-	second := bustest.Start(t, []*engine.Node{bustest.Node(t, "provider.rabbitmq", "sub", params)},
-		md.KindTrade, engine.Options{Job: "ck", Checkpoint: &engine.CheckpointOptions{Interval: 20 * time.Millisecond, Store: &bustest.Store{}, Restore: store.Last()}})
-	second.WaitLen(t, 400, 30*time.Second)
-	time.Sleep(300 * time.Millisecond) // anything more would be a repeat
-	second.Stop(t)
-	bustest.CheckTrades(t, second.Sink, want[400:], syms)
+	second := bustest.CheckpointHeldNotRepeated(t, bustest.Held{
+		Source: "provider.rabbitmq", SourceParams: map[string]any{"url": url, "queue": q},
+		Sink: "sink.rabbitmq", SinkParams: map[string]any{"url": url, "routing_key": q},
+	})
 	if n := bustest.NodeStatus(second.Job, "sub").Counters["redelivered_duplicates"]; n != 100 {
 		t.Fatalf("%d redelivered messages recognised as held by the checkpoint, want 100", n)
 	}

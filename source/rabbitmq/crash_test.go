@@ -1,17 +1,9 @@
 package rabbitmqsrc_test
 
 import (
-	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/internal/bustest"
@@ -22,29 +14,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	crashtest.Cleanup()
 	os.Exit(code)
-}
-
-// crashJob is provider.rabbitmq -> 1s bars -> SQLite (and the trades, to see
-// progress) with checkpoints every 100ms.
-func crashJob(t *testing.T, dir, name, url, queue, db string) string {
-	t.Helper()
-	job := fmt.Sprintf(`name: %s
-dag:
-  nodes:
-    - {id: bus, type: provider.rabbitmq, params: {url: %q, queue: %q, prefetch: 64}}
-    - {id: b1s, type: operator.bars, params: {interval: 1s}}
-    - {id: lite, type: sink.sqlite, params: {path: %q}}
-  edges:
-    - [bus, b1s]
-    - [bus, lite]
-    - [b1s, lite]
-checkpoint: {interval: 100ms, store: %q, keep: 3}
-`, name, url, queue, db, filepath.Join(dir, "ck-"+name))
-	p := filepath.Join(dir, name+".yaml")
-	if err := os.WriteFile(p, []byte(job), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestCrashResume: the job killed with SIGKILL at seeded moments and
@@ -59,63 +28,11 @@ func TestCrashResume(t *testing.T) {
 	url, ch := amqpURL(t)
 	syms := []string{"A", "B", "C", "D"}
 	want := bustest.Trades(30_000, syms)
-	qClean, qCrash := queue(t, ch, ""), queue(t, ch, "")
-	for _, q := range []string{qClean, qCrash} {
+	queues := map[string]string{"clean": queue(t, ch, ""), "crash": queue(t, ch, "")}
+	for _, q := range queues {
 		bustest.Publish(t, "sink.rabbitmq", &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 4}, map[string]any{"url": url, "routing_key": q})
 	}
-	bin := crashtest.Binary(t)
-	dir := t.TempDir()
-
-	cleanDB := filepath.Join(dir, "clean.db")
-	bustest.RunToEnd(t, bin, dir, crashJob(t, dir, "clean", url, qClean, cleanDB), cleanDB, len(want))
-	clean := bustest.BarRows(t, cleanDB)
-	if len(clean) < 50 {
-		t.Fatalf("the clean run wrote %d bars", len(clean))
-	}
-
-	db := filepath.Join(dir, "crash.db")
-	job := crashJob(t, dir, "crash", url, qCrash, db)
-	rng := rand.New(rand.NewPCG(14, 5672))
-	kills := 0
-	stored := func() int {
-		lite, err := sql.Open("sqlite", db)
-		if err != nil {
-			return 0
-		}
-		defer lite.Close()
-		return bustest.Count(lite, "trades")
-	}
-	for range 6 {
-		if stored() >= len(want) {
-			break // the stream is read: later kills would test nothing
-		}
-		p := crashtest.Start(t, bin, dir, "run", job, "--resume")
-		select {
-		case <-p.Done():
-			_, stderr := p.Wait(t, time.Second)
-			t.Fatalf("the job ended by itself; stderr:\n%s", stderr)
-		case <-time.After(300*time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))):
-		}
-		p.Signal(syscall.SIGKILL)
-		if code, _ := p.Wait(t, 10*time.Second); code == 128+int(syscall.SIGKILL) {
-			kills++
-		}
-	}
-	if kills < 3 {
-		t.Fatalf("only %d kills landed before the stream was read: make it longer", kills)
-	}
-	t.Logf("%d of %d trades stored when the last kill landed", stored(), len(want))
-	bustest.RunToEnd(t, bin, dir, job, db, len(want))
-	got := bustest.BarRows(t, db)
-	if strings.Join(got, "\n") != strings.Join(clean, "\n") {
-		n := 0
-		for i := range min(len(got), len(clean)) {
-			if got[i] != clean[i] && n < 3 {
-				t.Errorf("bar %d: got %s, clean %s", i, got[i], clean[i])
-				n++
-			}
-		}
-		t.Fatalf("%d bars after %d kills, %d in the clean run", len(got), kills, len(clean))
-	}
-	t.Logf("%d bars equal after %d kills", len(got), kills)
+	bustest.CrashResume(t, func(run string) string {
+		return fmt.Sprintf(`{id: bus, type: provider.rabbitmq, params: {url: %q, queue: %q, prefetch: 64}}`, url, queues[run])
+	}, len(want), 5672)
 }

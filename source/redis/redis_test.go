@@ -394,42 +394,24 @@ func TestFormats(t *testing.T) {
 func TestCheckpointCoveredNotRepeated(t *testing.T) {
 	url, c := redisURL(t)
 	st := stream(t, c)
-	syms := []string{"A", "B", "C", "D"}
-	want := bustest.Trades(800, syms)
-	publish := func(trades []md.Trade) {
-		bustest.Publish(t, "sink.redis", &enginetest.Source{Symbols: syms, Trades: trades, BatchSize: 4}, map[string]any{"url": url, "stream": st})
-	}
-	params := map[string]any{"url": url, "stream": st}
-	publish(want[:400])
-	store := &bustest.Store{}
-	store.Hold.Store(true) // saved, never completed: nothing is acknowledged
-	first := bustest.Start(t, []*engine.Node{bustest.Node(t, "provider.redis", "sub", params)},
-		md.KindTrade, engine.Options{Job: "ck", Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: store}})
-	first.WaitLen(t, 400, 30*time.Second)
-	go func() { _, _ = first.Job.Checkpoint(context.Background()) }()
-	store.WaitSaved(t, 1, 30*time.Second)
-	publish(want[400:])
-	first.WaitLen(t, 800, 30*time.Second)
-	first.Crash()
-	bustest.CheckTrades(t, first.Sink, want, syms)
 	ctx := context.Background()
-	if n := c.XPending(ctx, st, "mdp").Val().Count; n != 200 {
-		t.Fatalf("%d entries pending after the crash, want all 200", n)
-	}
-
-	second := bustest.Start(t, []*engine.Node{bustest.Node(t, "provider.redis", "sub", params)},
-		md.KindTrade, engine.Options{Job: "ck", Checkpoint: &engine.CheckpointOptions{Interval: 20 * time.Millisecond, Store: &bustest.Store{}, Restore: store.Last()}})
-	second.WaitLen(t, 400, 30*time.Second)
-	var pending int64
-	for range 500 {
-		if pending = c.XPending(ctx, st, "mdp").Val().Count; pending == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	second.Stop(t)
-	bustest.CheckTrades(t, second.Sink, want[400:], syms)
-	if pending != 0 {
-		t.Fatalf("%d entries still pending after the resumed run's checkpoints", pending)
-	}
+	bustest.CheckpointHeldNotRepeated(t, bustest.Held{
+		Source: "provider.redis", SourceParams: map[string]any{"url": url, "stream": st},
+		Sink: "sink.redis", SinkParams: map[string]any{"url": url, "stream": st},
+		AfterCrash: func(t *testing.T) {
+			if n := c.XPending(ctx, st, "mdp").Val().Count; n != 200 {
+				t.Fatalf("%d entries pending after the crash, want all 200", n)
+			}
+		},
+		Resumed: func(t *testing.T, _ *bustest.Running) {
+			var pending int64
+			for range 500 {
+				if pending = c.XPending(ctx, st, "mdp").Val().Count; pending == 0 {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Fatalf("%d entries still pending after the resumed run's checkpoints", pending)
+		},
+	})
 }
