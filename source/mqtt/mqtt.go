@@ -18,6 +18,7 @@ import (
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/internal/busio"
 	"github.com/mdpio/mdp/internal/mqttconn"
 	"github.com/mdpio/mdp/md"
 )
@@ -49,7 +50,11 @@ func init() {
 			"downstream, with checkpoints once a checkpoint covering it completes (the broker's in-flight window, max_inflight_messages " +
 			"in Mosquitto, then bounds the messages per checkpoint interval). With a persistent session (clean_session: false) the " +
 			"broker queues messages while the source is away and delivers unacknowledged ones again after a reconnect or a restart; " +
-			"a crash loses what was handed on but not yet stored by a sink (with checkpoints and --resume: nothing). QoS 0 is at " +
+			"without checkpoints a crash loses what was handed on but not yet stored by a sink, and a batch handed on but not yet " +
+			"acknowledged comes again after the restart (counted twice if a sink had stored it). With checkpoints, messages a saved checkpoint " +
+			"covers but a crash kept from being acknowledged come again (DUP) after --resume; the checkpoint holds the xxhash64 of their " +
+			"payloads and the source does not hand them on again (counter redelivered_duplicates), so a kill -9 and --resume leave the " +
+			"stores as a clean run does. QoS 0 is at " +
 			"most once. Each topic keeps its publish order; a partitioned sink's topics (md/trade/{partition}) read by separate " +
 			"sources keep each symbol's order. A message that does not decode (a json or csv row that does not) is counted (drops{reason=malformed}, counters " +
 			"malformed_<reason>), logged and acknowledged. The broker's absence is counted as errors (Health DEGRADED) and in " +
@@ -93,19 +98,35 @@ type Source struct {
 	rd   *busfmt.Reader
 	ch   chan mqtt.Message
 	ckpt bool
-	cur  []mqtt.Message // messages of the batch being filled
+	cur  []taken // messages of the batch being filled
 	msgs int64
 
 	mu      sync.Mutex
-	pend    []mqtt.Message // with checkpoints: emitted since the last Position
+	pend    []taken // with checkpoints: emitted since the last Position
 	covered []covered
-	acked   int64
+	// held are the sums of the messages the restored checkpoint covered
+	// and that were not acknowledged: the broker delivers them again (DUP)
+	// and the restored state holds their records.
+	held       busio.Held
+	acked      int64
+	duplicates int64
+}
+
+// taken is a message handed on and the sum of its payload.
+type taken struct {
+	m   mqtt.Message
+	sum uint64
 }
 
 type covered struct {
 	id   int64
-	msgs []mqtt.Message
+	msgs []taken
 }
+
+// heldCap bounds the sums kept of messages expected back: the broker's
+// in-flight window (Mosquitto's max_inflight_messages, 20 by default)
+// bounds the messages unacknowledged at a crash.
+const heldCap = 4096
 
 // Open builds the client; it connects in Run.
 func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
@@ -151,26 +172,39 @@ func (s *Source) Unbounded() bool { return true }
 func (s *Source) Summary() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return map[string]int64{"messages": s.msgs, "acknowledged": s.acked}
+	return map[string]int64{"messages": s.msgs, "acknowledged": s.acked, "redelivered_duplicates": s.duplicates}
 }
 
 type position struct {
 	Topics []string `json:"topics"`
+	// Held are the payload sums (busio.AppendSums) of the messages handed
+	// on before the barrier and not yet acknowledged, oldest first: after a
+	// restore the broker delivers them again, and the restored state
+	// already holds their records.
+	Held []byte `json:"held,omitempty"`
 }
 
 // Position implements engine.Seeker: the broker's session holds what was
-// not acknowledged, so the position names the subscription; the messages
-// emitted since the last Position are kept under id.
+// not acknowledged, so the position names the subscription and the
+// messages handed on but not acknowledged; the messages emitted since the
+// last Position are kept under id.
 func (s *Source) Position(id int64) ([]byte, error) {
 	s.mu.Lock()
 	s.covered = append(s.covered, covered{id: id, msgs: s.pend})
 	s.pend = nil
+	pos := position{Topics: s.topics, Held: s.held.Append(nil)}
+	for _, c := range s.covered {
+		for _, t := range c.msgs {
+			pos.Held = busio.AppendSums(pos.Held, t.sum)
+		}
+	}
 	s.mu.Unlock()
-	return json.Marshal(position{Topics: s.topics})
+	return json.Marshal(pos)
 }
 
 // Seek implements engine.Seeker: nothing moves (the persistent session
-// delivers again what was not acknowledged).
+// delivers again what was not acknowledged); those the checkpoint holds
+// are not handed on again.
 func (s *Source) Seek(ctx context.Context, b []byte) error {
 	var pos position
 	if err := json.Unmarshal(b, &pos); err != nil {
@@ -179,13 +213,19 @@ func (s *Source) Seek(ctx context.Context, b []byte) error {
 	if s.clean {
 		return errors.New("a clean session cannot resume from a checkpoint: the broker forgot what was not acknowledged (set clean_session: false)")
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held.Cap = heldCap
+	if err := s.held.Restore(pos.Held); err != nil {
+		return fmt.Errorf("mqtt position: %w", err)
+	}
 	return nil
 }
 
 // NotifyCheckpointComplete implements engine.CheckpointListener.
 func (s *Source) NotifyCheckpointComplete(ctx context.Context, id int64) error {
 	s.mu.Lock()
-	var todo []mqtt.Message
+	var todo []taken
 	k := 0
 	for _, c := range s.covered {
 		if c.id > id {
@@ -198,8 +238,8 @@ func (s *Source) NotifyCheckpointComplete(ctx context.Context, id int64) error {
 	s.covered = s.covered[:k]
 	s.acked += int64(len(todo))
 	s.mu.Unlock()
-	for _, m := range todo {
-		m.Ack()
+	for _, t := range todo {
+		t.m.Ack()
 	}
 	return nil
 }
@@ -245,11 +285,26 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 	}
 }
 
+// add decodes m into b, unless it is a message delivered again that the
+// restored checkpoint holds (then it is taken without its records, and
+// acknowledged with the others).
 func (s *Source) add(b *md.Batch, m mqtt.Message) {
+	t := taken{m: m}
+	if s.ckpt {
+		t.sum = busio.Sum(m.Payload())
+	}
 	s.mu.Lock()
 	s.msgs++
+	dup := s.ckpt && m.Duplicate() && s.held.Take(t.sum)
+	if dup {
+		s.duplicates++
+	}
 	s.mu.Unlock()
-	s.cur = append(s.cur, m)
+	s.cur = append(s.cur, t)
+	if dup {
+		s.nc.Stats.Count("redelivered_duplicates", 1)
+		return
+	}
 	if err := s.rd.Decode(m.Payload(), b); err != nil && s.log != nil {
 		s.log.Warn("malformed mqtt message dropped", "topic", m.Topic(), "bytes", len(m.Payload()), "err", err)
 	}
@@ -267,8 +322,8 @@ func (s *Source) emit(out *engine.Output, b *md.Batch) error {
 		return err
 	}
 	if !s.ckpt {
-		for _, m := range s.cur {
-			m.Ack()
+		for _, t := range s.cur {
+			t.m.Ack()
 		}
 		s.mu.Lock()
 		s.acked += int64(len(s.cur))

@@ -7,7 +7,6 @@ package rabbitmqsrc
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,13 +14,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/internal/amqpconn"
+	"github.com/mdpio/mdp/internal/busio"
 	"github.com/mdpio/mdp/md"
 )
 
@@ -142,7 +141,7 @@ type Source struct {
 	// never come back (a checkpoint holds the messages its successor's
 	// acknowledgement then settled), so they are bounded by lostCap, the
 	// oldest dropped first.
-	lost       []uint64
+	lost       busio.Held
 	acked      int64
 	duplicates int64
 }
@@ -219,13 +218,10 @@ func (s *Source) Position(id int64) ([]byte, error) {
 		s.covered = append(s.covered, covered{id: id, gen: s.gen, tag: s.last})
 	}
 	pos := position{Queue: s.queue}
-	if n := len(s.pending) + len(s.lost); n > 0 {
-		pos.Held = make([]byte, 0, 8*n)
-		for _, sum := range s.lost {
-			pos.Held = binary.LittleEndian.AppendUint64(pos.Held, sum)
-		}
+	if n := len(s.pending) + s.lost.Len(); n > 0 {
+		pos.Held = s.lost.Append(make([]byte, 0, 8*n))
 		for _, t := range s.pending {
-			pos.Held = binary.LittleEndian.AppendUint64(pos.Held, t.sum)
+			pos.Held = busio.AppendSums(pos.Held, t.sum)
 		}
 	}
 	s.mu.Unlock()
@@ -243,14 +239,11 @@ func (s *Source) Seek(ctx context.Context, b []byte) error {
 	if pos.Queue != s.queue {
 		return fmt.Errorf("checkpoint was taken on queue %q, this source reads %q", pos.Queue, s.queue)
 	}
-	if len(pos.Held)%8 != 0 {
-		return fmt.Errorf("rabbitmq position: held sums of %d bytes", len(pos.Held))
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lost = s.lost[:0]
-	for i := 0; i < len(pos.Held); i += 8 {
-		s.lost = append(s.lost, binary.LittleEndian.Uint64(pos.Held[i:]))
+	s.lost.Cap = s.lostCap()
+	if err := s.lost.Restore(pos.Held); err != nil {
+		return fmt.Errorf("rabbitmq position: %w", err)
 	}
 	return nil
 }
@@ -338,13 +331,11 @@ func (s *Source) connect(ctx context.Context) (<-chan amqp.Delivery, error) {
 	// The tags of the lost connection are void; its messages handed on
 	// and not acknowledged come again.
 	s.covered = s.covered[:0]
+	s.lost.Cap = s.lostCap()
 	for _, t := range s.pending {
-		s.lost = append(s.lost, t.sum)
+		s.lost.Add(t.sum)
 	}
 	s.pending = s.pending[:0]
-	if over := len(s.lost) - s.lostCap(); over > 0 {
-		s.lost = append(s.lost[:0], s.lost[over:]...)
-	}
 	s.mu.Unlock()
 	return deliveries, nil
 }
@@ -413,10 +404,10 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 // (then it reports false). A redelivered message known as handed on
 // already is taken without its records.
 func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
-	sum := xxhash.Sum64(d.Body)
+	sum := busio.Sum(d.Body)
 	s.mu.Lock()
 	s.msgs++
-	if d.Redelivered && s.takeLost(sum) {
+	if d.Redelivered && s.lost.Take(sum) {
 		s.duplicates++
 		s.pending = append(s.pending, taken{tag: d.DeliveryTag, sum: sum})
 		s.mu.Unlock()
@@ -442,18 +433,6 @@ func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
 	s.pending = append(s.pending, taken{tag: d.DeliveryTag, sum: sum})
 	s.mu.Unlock()
 	return true
-}
-
-// takeLost removes one sum from lost (the oldest, when it is there more
-// than once) and reports whether it was there; s.mu is held.
-func (s *Source) takeLost(sum uint64) bool {
-	for i, x := range s.lost {
-		if x == sum {
-			s.lost = append(s.lost[:i], s.lost[i+1:]...)
-			return true
-		}
-	}
-	return false
 }
 
 // emit hands b downstream and settles its deliveries up to tag (0: none
