@@ -144,8 +144,17 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	for _, t := range s.topics {
 		filters[t] = s.qos
 	}
+	handler := func(_ mqtt.Client, m mqtt.Message) { s.ch <- m }
+	// A persistent session's queued messages can arrive right after the
+	// CONNACK, before the SUBACK registers the subscription's handler: the
+	// routes, set before any connection, catch them (without them Paho
+	// dropped such a message unacknowledged, and the broker held it back
+	// until the next reconnect).
+	for t := range filters {
+		c.AddRoute(t, handler)
+	}
 	c.OnConnect = func(cl mqtt.Client) error {
-		t := cl.SubscribeMultiple(filters, func(_ mqtt.Client, m mqtt.Message) { s.ch <- m })
+		t := cl.SubscribeMultiple(filters, handler)
 		if !t.WaitTimeout(5 * time.Second) {
 			return errors.New("subscribe timed out")
 		}
