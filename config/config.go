@@ -136,7 +136,7 @@ type NodeSpec struct {
 	Type        string // the canonical component type id
 	Params      *component.Params
 	Spec        *component.Spec
-	Parallelism int // at least 1
+	Parallelism int // 1 or more; 0 when not set (one instance, but see engine.Graph.Instances)
 	OnError     engine.ErrorPolicy
 	// NoChain is `chain: false`: the node is never chained to its
 	// neighbours (engine.Node.NoChain).

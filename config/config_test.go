@@ -60,10 +60,10 @@ func TestLoadDAGFile(t *testing.T) {
 		t.Fatalf("mode %q name %q file %q", d.Mode, d.Name, d.File)
 	}
 	wantNodes := []nodeShape{
-		{"src", "provider.test_trades", 1, engine.OnErrorFail, "dag.nodes[0]", 6},
+		{"src", "provider.test_trades", 0, engine.OnErrorFail, "dag.nodes[0]", 6},
 		{"bars", "operator.test_bars", 2, engine.OnErrorDeadLetter, "dag.nodes[1]", 9},
-		{"store", "sink.test_store", 1, engine.OnErrorFail, "dag.nodes[2]", 14},
-		{"late", "sink.test_store", 1, engine.OnErrorFail, "dag.nodes[3]", 17},
+		{"store", "sink.test_store", 0, engine.OnErrorFail, "dag.nodes[2]", 14},
+		{"late", "sink.test_store", 0, engine.OnErrorFail, "dag.nodes[3]", 17},
 	}
 	if got := shapes(d); !reflect.DeepEqual(got, wantNodes) {
 		t.Fatalf("nodes:\n%+v\nwant\n%+v", got, wantNodes)
@@ -308,11 +308,11 @@ func TestClassicCompiles(t *testing.T) {
 		t.Fatalf("mode %q name %q", d.Mode, d.Name)
 	}
 	want := []nodeShape{
-		{"source", "provider.test_trades", 1, engine.OnErrorFail, "classic.spec.source", 5},
-		{"test_filter", "operator.test_filter", 1, engine.OnErrorFail, "classic.spec.operators[0]", 7},
-		{"test_filter_2", "operator.test_filter", 1, engine.OnErrorFail, "classic.spec.operators[1]", 8},
+		{"source", "provider.test_trades", 0, engine.OnErrorFail, "classic.spec.source", 5},
+		{"test_filter", "operator.test_filter", 0, engine.OnErrorFail, "classic.spec.operators[0]", 7},
+		{"test_filter_2", "operator.test_filter", 0, engine.OnErrorFail, "classic.spec.operators[1]", 8},
 		{"batcher", "operator.buffer", 1, engine.OnErrorFail, "classic.spec.batcher", 9},
-		{"sink", "sink.test_store", 1, engine.OnErrorFail, "classic.spec.sink", 10},
+		{"sink", "sink.test_store", 0, engine.OnErrorFail, "classic.spec.sink", 10},
 	}
 	if got := shapes(d); !reflect.DeepEqual(got, want) {
 		t.Fatalf("nodes:\n%+v\nwant\n%+v", got, want)

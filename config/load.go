@@ -399,7 +399,7 @@ func (l *loader) decodeNode(item *yaml.Node, path string, keys []string, autoID 
 		l.errAt(item, path, "want a mapping with %s, got null", strings.Join(requiredOf(keys), " and "))
 		return "", false
 	}
-	ns := &NodeSpec{File: l.fileOf(item), Line: item.Line, Column: item.Column, Path: path, Parallelism: 1}
+	ns := &NodeSpec{File: l.fileOf(item), Line: item.Line, Column: item.Column, Path: path}
 	okNode := true
 	if v, ok := m["id"]; ok {
 		if s, ok := l.str(v); ok {

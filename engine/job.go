@@ -180,7 +180,7 @@ func New(g *Graph, opts Options) (*Job, error) {
 
 	byID := map[string]*nodeRun{}
 	for _, n := range g.Nodes {
-		p := max(n.Parallelism, 1)
+		p := g.Instances(n)
 		nr := &nodeRun{n: n, instances: make([]*instance, p), inQueues: make([][]*queue, p), inPorts: make([][]int, p)}
 		byID[n.ID] = nr
 		j.nodes = append(j.nodes, nr)
@@ -215,9 +215,13 @@ func New(g *Graph, opts Options) (*Job, error) {
 			capacity = DefaultQueueCapacity
 		}
 		inPort, _, _ := to.n.input(e.ToPort)
-		for _, src := range from.instances {
+		es.forward = isForward(from, to)
+		for si, src := range from.instances {
 			t := &target{edge: es, key: to.n.PartitionKey}
 			for ri := range to.instances {
+				if es.forward && ri != si {
+					continue // instance si of the source holds only the symbols of receiver si
+				}
 				q := &queue{ch: make(chan message, capacity), edge: es}
 				es.queues = append(es.queues, q)
 				t.qs = append(t.qs, q)

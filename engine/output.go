@@ -20,8 +20,11 @@ type message struct {
 
 // edgeState is a logical edge at run time.
 type edgeState struct {
-	e         *Edge
-	queues    []*queue // every physical queue of the edge
+	e      *Edge
+	queues []*queue // every physical queue of the edge
+	// forward: instance i of the sender feeds only instance i of the
+	// receiver (isForward), so every sender has one queue.
+	forward   bool
 	dropped   atomic.Int64
 	blockedNs atomic.Int64
 }
@@ -203,20 +206,72 @@ func (o *Output) EmitTo(portName string, b *md.Batch) error {
 			defer o.mu.Unlock()
 		}
 		if o.ck != nil {
-			return o.emitCheckpointed(portName, b)
+			return o.emitCheckpointed(portName, b, noUpTo)
 		}
-		return o.sourceWatermark(portName, b)
+		return o.sourceWatermark(portName, b, noUpTo)
 	}
 	return o.send(portName, b)
+}
+
+// noUpTo is EmitUpTo's upTo for an emit that says nothing about the
+// records a source skipped.
+const noUpTo = minTime
+
+// EmitUpTo is Emit for a source that emits a share of a stream: an
+// instance of a parallel source (Node.ParallelSource) that reads the whole
+// input and emits the records of its own symbols. b holds the share's
+// records among the stream's records up to event time upTo, all of which
+// the source has read (the ones it skipped included); b may be empty. The
+// watermark then moves as the one-instance source's would: past upTo, not
+// only past b's records, and with an empty b too (a watermark alone is
+// sent), so the receivers of every instance see the watermarks of the
+// serial stream and a node whose output depends on them (bars filling
+// flat bars up to the last watermark) builds the same output at every
+// parallelism. On a processor's Output it is Emit.
+func (o *Output) EmitUpTo(b *md.Batch, upTo int64) error {
+	if !o.source {
+		return o.Emit(b)
+	}
+	if o.mu != nil {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+	}
+	if b.Len() > 0 {
+		if o.ck != nil {
+			return o.emitCheckpointed(PortMain, b, upTo)
+		}
+		return o.sourceWatermark(PortMain, b, upTo)
+	}
+	b.Release()
+	now := time.Now().UnixNano()
+	o.lastEmit.Store(now)
+	if err := o.moveWatermark(o.lessOoo(upTo), now); err != nil {
+		return err
+	}
+	if ck := o.ck; ck != nil && ck.want.Load() > ck.done {
+		return o.injectBarrier(o.in)
+	}
+	return nil
+}
+
+// moveWatermark moves a source's watermark to wm, if that is newer, and
+// sends it on every port.
+func (o *Output) moveWatermark(wm, now int64) error {
+	if wm <= o.wm {
+		return nil
+	}
+	o.stats.Watermark.Store(wm)
+	o.stats.WatermarkAt.Store(now)
+	return o.advance(wm)
 }
 
 // emitCheckpointed is a source's EmitTo when the job takes checkpoints: it
 // counts what the source emits and injects a requested barrier after the
 // batch.
-func (o *Output) emitCheckpointed(portName string, b *md.Batch) error {
+func (o *Output) emitCheckpointed(portName string, b *md.Batch, upTo int64) error {
 	ck := o.ck
 	ck.emitted += int64(b.Len())
-	if err := o.sourceWatermark(portName, b); err != nil {
+	if err := o.sourceWatermark(portName, b, upTo); err != nil {
 		return err
 	}
 	if ck.want.Load() > ck.done {
@@ -275,7 +330,11 @@ func (o *Output) send(portName string, b *md.Batch) error {
 // running watermark, and receivers see exactly that watermark before they see
 // the record. Only batches with records behind the watermark are cut (one
 // pooled batch per cut); an ordered source is never scanned.
-func (o *Output) sourceWatermark(portName string, b *md.Batch) error {
+//
+// upTo (EmitUpTo; noUpTo otherwise) moves the watermark further, to upTo
+// minus max_out_of_orderness: an ordered source's batch carries it, any
+// other source sends it after the batch.
+func (o *Output) sourceWatermark(portName string, b *md.Batch, upTo int64) error {
 	now := time.Now().UnixNano()
 	o.lastEmit.Store(now)
 	if !o.firstSeen {
@@ -284,12 +343,30 @@ func (o *Output) sourceWatermark(portName string, b *md.Batch) error {
 	}
 	switch {
 	case o.ordered && b.Kind == md.KindTrade:
-		o.setWatermark(b.Trades[len(b.Trades)-1].TS-o.ooo, now)
+		o.setWatermark(max(b.Trades[len(b.Trades)-1].TS, upTo)-o.ooo, now)
 		return o.send(portName, b)
 	case o.ordered && b.Kind == md.KindQuote:
-		o.setWatermark(b.Quotes[len(b.Quotes)-1].TS-o.ooo, now)
+		o.setWatermark(max(b.Quotes[len(b.Quotes)-1].TS, upTo)-o.ooo, now)
 		return o.send(portName, b)
 	}
+	if err := o.sourceCut(portName, b, now); err != nil || upTo == noUpTo {
+		return err
+	}
+	return o.moveWatermark(o.lessOoo(upTo), now)
+}
+
+// lessOoo is the watermark after event time t: t minus
+// max_out_of_orderness, no less than the least time.
+func (o *Output) lessOoo(t int64) int64 {
+	if t < minTime+o.ooo {
+		return minTime
+	}
+	return t - o.ooo
+}
+
+// sourceCut sends b, cut before every record behind the running watermark
+// (see sourceWatermark).
+func (o *Output) sourceCut(portName string, b *md.Batch, now int64) error {
 	n := b.Len()
 	start, w, sent := 0, o.wm, o.wm
 	for {
@@ -652,13 +729,7 @@ func (o *Output) idleAdvance(eventNow int64) error {
 			return err
 		}
 	}
-	wm := eventNow - o.ooo
-	if wm <= o.wm {
-		return nil
-	}
-	o.stats.Watermark.Store(wm)
-	o.stats.WatermarkAt.Store(time.Now().UnixNano())
-	return o.advance(wm)
+	return o.moveWatermark(eventNow-o.ooo, time.Now().UnixNano())
 }
 
 // Blocked reports whether emitting on the named port now would wait on a

@@ -137,7 +137,7 @@ func pickN(full bool, short, long int) int {
 func steps() []step {
 	return []step{
 		{name: "bars", args: func(full bool) []string {
-			return []string{"go", "run", "./scripts/benchbars", "-runs", strconv.Itoa(pickN(full, 1, 21)), "-parallel", "2", "-nopgo"}
+			return []string{"go", "run", "./scripts/benchbars", "-runs", strconv.Itoa(pickN(full, 1, 21)), "-parallel", "2", "-nopgo", "-nochain"}
 		}, parse: parseBars},
 		{name: "split", args: func(full bool) []string {
 			return gotest("^BenchmarkSplit$", pick(full, "1000000x", "1s"), pickN(full, 1, 5), "./md/")
@@ -185,7 +185,7 @@ var medianLine = regexp.MustCompile(`^median (.+?)\s+([0-9.]+) M trades/s\s+\(ma
 // parseBars reads benchbars' medians and same-run ratios.
 func parseBars(out string) ([]row, error) {
 	med := map[string][2]string{}
-	var p2, p2src, pgo string
+	var p2, p2src, p2src1, chain, pgo string
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		l := sc.Text()
@@ -198,17 +198,23 @@ func parseBars(out string) ([]row, error) {
 		if v, ok := strings.CutPrefix(l, "parallelism 2 with the source vs 1: "); ok {
 			p2src = v
 		}
+		if v, ok := strings.CutPrefix(l, "parallelism 2 with the source held at 1 vs 1: "); ok {
+			p2src1 = v
+		}
+		if v, ok := strings.CutPrefix(l, "chained vs not: "); ok {
+			chain = v
+		}
 		if v, ok := strings.CutPrefix(l, "pgo vs nopgo: "); ok {
 			pgo = v
 		}
 	}
 	lim, ok := med["go-limit-slice"]
-	if !ok || p2 == "" || p2src == "" || pgo == "" {
+	if !ok || p2 == "" || p2src == "" || p2src1 == "" || chain == "" || pgo == "" {
 		return nil, errors.New("benchbars printed no medians")
 	}
 	limRate, _ := strconv.ParseFloat(lim[0], 64)
 	rows := []row{{"bars workload: go-limit-slice (M trades/s, peak RSS)", lim[0] + ", " + lim[1] + " MB", "", ""}}
-	for _, n := range []string{"mdp dag", "mdp classic", "mdp dag p2", "mdp dag p2 src", "mdp dag nopgo"} {
+	for _, n := range []string{"mdp dag", "mdp classic", "mdp dag p2", "mdp dag p2 src", "mdp dag p2 src1", "mdp dag nochain", "mdp dag nopgo"} {
 		v, ok := med[n]
 		if !ok {
 			return nil, fmt.Errorf("benchbars printed no median for %s", n)
@@ -218,6 +224,8 @@ func parseBars(out string) ([]row, error) {
 	}
 	rows = append(rows, row{"bars workload: parallelism 2 (bars) / parallelism 1", p2, "mdp dag", ""})
 	rows = append(rows, row{"bars workload: parallelism 2 (source and bars) / parallelism 1", p2src, "mdp dag", ""})
+	rows = append(rows, row{"bars workload: parallelism 2 (bars, source held at 1) / parallelism 1", p2src1, "mdp dag", ""})
+	rows = append(rows, row{"bars workload: chained / chain: false", chain, "mdp dag nochain", ""})
 	rows = append(rows, row{"bars workload: PGO build / -pgo=off", pgo, "mdp dag nopgo", ""})
 	return rows, nil
 }

@@ -46,17 +46,22 @@ median mdp dag           96.00 M trades/s  (max peak RSS 25.0 MB)
 median mdp classic       90.00 M trades/s  (max peak RSS 25.0 MB)
 median mdp dag p2        60.00 M trades/s  (max peak RSS 26.0 MB)
 median mdp dag p2 src   150.00 M trades/s  (max peak RSS 27.0 MB)
+median mdp dag p2 src1   48.00 M trades/s  (max peak RSS 27.0 MB)
+median mdp dag nochain   72.00 M trades/s  (max peak RSS 25.0 MB)
 median mdp dag nopgo     80.00 M trades/s  (max peak RSS 25.0 MB)
 parallelism 2 vs 1: 0.625 (median per-run rate ratio 0.620; median CPU per run 0.300s vs 0.200s)
 parallelism 2 with the source vs 1: 1.563 (median per-run rate ratio 1.500; median CPU per run 0.250s vs 0.200s)
+parallelism 2 with the source held at 1 vs 1: 0.500 (median per-run rate ratio 0.510; median CPU per run 0.320s vs 0.200s)
+chained vs not: 1.333 (median per-run rate ratio 1.300; median CPU per run 0.200s vs 0.280s)
 pgo vs nopgo: 1.200 (median per-run rate ratio 1.190; median CPU per run 0.200s vs 0.240s)
 `
 	rows, err := parseBars(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 9 || rows[1].ratio != "0.800" || rows[3].ratio != "0.500" || rows[4].ratio != "1.250" ||
-		!strings.HasPrefix(rows[6].value, "0.625") || !strings.HasPrefix(rows[7].value, "1.563") || !strings.HasPrefix(rows[8].value, "1.200") {
+	if len(rows) != 13 || rows[1].ratio != "0.800" || rows[3].ratio != "0.500" || rows[4].ratio != "1.250" || rows[5].ratio != "0.400" ||
+		rows[6].ratio != "0.600" || !strings.HasPrefix(rows[8].value, "0.625") || !strings.HasPrefix(rows[9].value, "1.563") ||
+		!strings.HasPrefix(rows[10].value, "0.500") || !strings.HasPrefix(rows[11].value, "1.333") || !strings.HasPrefix(rows[12].value, "1.200") {
 		t.Fatalf("rows %+v", rows)
 	}
 }

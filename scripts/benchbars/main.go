@@ -14,9 +14,12 @@
 //	go run ./scripts/benchbars -runs 21 -against main~3
 //
 // With -parallel N it also runs the DAG config with operator.bars at
-// parallelism N, and with both the source (provider.synthetic splits its
-// symbols) and operator.bars at parallelism N (the same checksum), and
-// prints their ratios to parallelism 1;
+// parallelism N (the source, whose parallelism the config leaves unset,
+// then runs N instances too: N forward-chained pipelines), with both the
+// source (provider.synthetic splits its symbols) and operator.bars set to
+// N, and with operator.bars at N but the source held at 1 (one source
+// instance splitting every batch across N queues), all with the same
+// checksum, and prints their ratios to parallelism 1;
 // with -nopgo it also builds this tree's mdp with -pgo=off and prints the
 // gain of the profile-guided build (cmd/mdp/default.pgo) in the same runs;
 // with -nochain it also runs the DAG config with operator chaining off
@@ -90,11 +93,14 @@ func main() {
 	}
 	parName := fmt.Sprintf("mdp dag p%d", *parallel)
 	parSrcName := fmt.Sprintf("mdp dag p%d src", *parallel)
+	parSrc1Name := fmt.Sprintf("mdp dag p%d src1", *parallel)
 	if *parallel > 0 {
 		variants = append(variants, variant{parName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
 			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel)}})
 		variants = append(variants, variant{parSrcName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
 			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel), "--set", fmt.Sprintf("dag.nodes.src.parallelism=%d", *parallel)}})
+		variants = append(variants, variant{parSrc1Name, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
+			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel), "--set", "dag.nodes.src.parallelism=1"}})
 	}
 	const nochainName = "mdp dag nochain"
 	if *nochain {
@@ -160,6 +166,9 @@ func main() {
 		fmt.Printf("parallelism %d with the source vs 1: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n", *parallel,
 			med[parSrcName].rate/med["mdp dag"].rate, medianOf(perRun[parSrcName], perRun["mdp dag"]),
 			medianCPU(perRun[parSrcName]).Seconds(), medianCPU(perRun["mdp dag"]).Seconds())
+		fmt.Printf("parallelism %d with the source held at 1 vs 1: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n", *parallel,
+			med[parSrc1Name].rate/med["mdp dag"].rate, medianOf(perRun[parSrc1Name], perRun["mdp dag"]),
+			medianCPU(perRun[parSrc1Name]).Seconds(), medianCPU(perRun["mdp dag"]).Seconds())
 	}
 	if *nochain {
 		fmt.Printf("chained vs not: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n",

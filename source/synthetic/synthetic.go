@@ -253,7 +253,7 @@ type Source struct {
 	// whole generated stream and emits the records of its own symbols
 	// (md.Split), so together they emit exactly the one-instance stream.
 	inst, insts int
-	// lastTS is the event time of the last record emitted; the idle
+	// lastTS is the event time of the last record generated (streamTS); the idle
 	// watermark reads it from another goroutine (see EventNow).
 	lastTS atomic.Int64
 
@@ -283,14 +283,31 @@ func (s *Source) EventNow() int64 {
 // their newest event time.
 func (s *Source) EventTimeOrdered() bool { return true }
 
-// noteLast records b's last event time for EventNow.
-func (s *Source) noteLast(b *md.Batch) {
+// streamTS is the event time of the last record of the stream generated
+// so far, this instance's or not; wall is the emission time of a paced run
+// (0 when unpaced).
+func (s *Source) streamTS(wall int64) int64 {
 	switch {
-	case len(b.Trades) > 0:
-		s.lastTS.Store(b.Trades[len(b.Trades)-1].TS)
-	case len(b.Quotes) > 0:
-		s.lastTS.Store(b.Quotes[len(b.Quotes)-1].TS)
+	case s.bgen != nil:
+		return benchT0 + (s.bgen.i-1)*benchStep
+	case wall != 0:
+		return wall
 	}
+	return s.rgen.start + (s.rgen.i-1)*s.rgen.step
+}
+
+// emit sends b, this instance's share of the stream generated so far, and
+// records the stream's last event time for EventNow. The engine moves the
+// watermark past that time (EmitUpTo), not only past b's records, so every
+// instance's receivers see the one-instance source's watermarks, even when
+// b is empty.
+func (s *Source) emit(ctx context.Context, out *engine.Output, b *md.Batch, wall int64) error {
+	ts := s.streamTS(wall)
+	s.lastTS.Store(ts)
+	if err := out.EmitUpTo(b, ts); err != nil {
+		return emitErr(ctx, err)
+	}
+	return nil
 }
 
 // Open keeps the job's feedback hub.
@@ -394,10 +411,9 @@ func (s *Source) runFast(ctx context.Context, out *engine.Output, fill filler) e
 		}
 		b := out.NewBatch(c.kind)
 		fill(b, n, 0)
-		s.noteLast(b)
 		s.emitted += int64(n)
-		if err := out.Emit(b); err != nil {
-			return emitErr(ctx, err)
+		if err := s.emit(ctx, out, b, 0); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -439,12 +455,12 @@ func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) 
 				n = min(n, c.count-emitted)
 			}
 			b := out.NewBatch(c.kind)
-			fill(b, int(n), now.UnixNano())
-			s.noteLast(b)
+			wall := now.UnixNano()
+			fill(b, int(n), wall)
 			emitted += n
 			s.emitted = emitted
-			if err := out.Emit(b); err != nil {
-				return emitErr(ctx, err)
+			if err := s.emit(ctx, out, b, wall); err != nil {
+				return err
 			}
 			continue
 		}
