@@ -193,8 +193,9 @@ func (in *instance) abortErr() error {
 // N pipelines on N goroutines, instead of one source instance splitting
 // every batch across N queues, a cross-core handoff per batch that costs
 // more than the second core gives when the source is cheap (the bars
-// workload: 0.47x parallelism 1, against about 1.6x forward). An explicit
-// parallelism, 1 included, is kept.
+// workload on a 2-vCPU VM: 0.47x parallelism 1; CPU per run on a loaded
+// machine 0.33 s split against 0.28 s forward). An explicit parallelism,
+// 1 included, is kept.
 func (g *Graph) Instances(n *Node) int {
 	if n.Kind != KindSource || !n.ParallelSource || n.Parallelism != 0 {
 		return max(n.Parallelism, 1)
