@@ -1,0 +1,206 @@
+package scaleout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Reasons a coordinator stops a partition.
+const (
+	stopMoved    = "moved"    // the assignment gives it to another member: released
+	stopLost     = "lost"     // a renewal found another revision
+	stopFenced   = "fenced"   // no renewal succeeded in time: stopped before the TTL
+	stopShutdown = "shutdown" // the worker leaves: released
+)
+
+// partitionHandler starts and stops the processing of partitions. start
+// is called once the lease is held; stop must have ended the partition's
+// processing when it returns, and is given the time by which processing
+// had to end (for a fenced partition, its deadline; otherwise now).
+type partitionHandler interface {
+	start(p int, since time.Time)
+	stop(p int, until time.Time, reason string)
+}
+
+// coordinator keeps one worker's membership and leases: every tick it
+// heartbeats, renews its leases, stops partitions whose lease it can no
+// longer prove, releases those the assignment moved away and acquires
+// those the assignment gives it. One goroutine runs it.
+type coordinator struct {
+	job        string
+	partitions int
+	id         string
+	t          timing
+	mem        *membership
+	leases     *leases
+	h          partitionHandler
+	log        *slog.Logger
+
+	// fixed, when set, is the assignment taken once at start: the worker
+	// never rebalances (a lost lease is an error).
+	fixed  bool
+	expect int // fixed: members to wait for before assigning
+	target []string
+
+	hold    chan time.Duration // tests: freeze the loop, like SIGSTOP
+	abandon chan struct{}      // tests: end without releasing, like kill -9
+}
+
+// errFixedLost is returned by a coordinator with a fixed assignment that
+// lost one of its partitions.
+var errFixedLost = errors.New("lost a partition of a fixed assignment")
+
+// run coordinates until ctx ends; it then stops and releases every
+// partition and leaves the membership (a kill skips this: see abandon).
+func (c *coordinator) run(ctx context.Context) error {
+	tick := time.NewTicker(c.t.tick())
+	defer tick.Stop()
+	fence := time.NewTimer(time.Hour)
+	defer fence.Stop()
+	for {
+		err := c.step(ctx)
+		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, errFixedLost) {
+				c.shutdown()
+				return err
+			}
+			c.log.Warn("scale-out coordination", "worker", c.id, "err", err)
+		}
+		fence.Reset(c.untilFence())
+		select {
+		case <-ctx.Done():
+			c.shutdown()
+			return nil
+		case <-tick.C:
+		case <-c.mem.Changed():
+		case <-fence.C:
+		case d := <-c.hold:
+			time.Sleep(d)
+		case <-c.abandon:
+			c.mem.close()
+			return nil
+		}
+	}
+}
+
+// untilFence is the time to the earliest lease deadline.
+func (c *coordinator) untilFence() time.Duration {
+	d := time.Hour
+	for p := range c.leases.held {
+		d = min(d, time.Until(c.leases.deadline(p)))
+	}
+	return max(d, time.Millisecond)
+}
+
+// step is one round: fence, heartbeat, renew, release, acquire.
+func (c *coordinator) step(ctx context.Context) error {
+	c.fenceExpired()
+	var errs []error
+	if err := c.mem.heartbeat(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range c.heldSorted() {
+		if time.Now().After(c.leases.deadline(p)) {
+			continue
+		}
+		if err := c.leases.renew(ctx, p); err != nil {
+			if errors.Is(err, errLeaseLost) {
+				c.h.stop(p, time.Now(), stopLost)
+				c.log.Warn("partition lease lost", "worker", c.id, "partition", p)
+				if c.fixed {
+					return fmt.Errorf("partition %d: %w", p, errFixedLost)
+				}
+			}
+			errs = append(errs, err)
+		}
+	}
+	c.fenceExpired()
+	target := c.assignment()
+	if target == nil {
+		return errors.Join(errs...)
+	}
+	for _, p := range c.heldSorted() {
+		if target[p] != c.id {
+			c.h.stop(p, time.Now(), stopMoved)
+			if err := c.leases.release(ctx, p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for p, o := range target {
+		if o != c.id {
+			continue
+		}
+		if _, ok := c.leases.held[p]; ok {
+			continue
+		}
+		ok, since, err := c.leases.acquire(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			c.h.start(p, since)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fenceExpired stops every partition whose deadline has passed: its last
+// successful renewal is too old to prove the lease is still held.
+func (c *coordinator) fenceExpired() {
+	now := time.Now()
+	for _, p := range c.heldSorted() {
+		if d := c.leases.deadline(p); now.After(d) {
+			c.leases.drop(p)
+			c.h.stop(p, d, stopFenced)
+			c.log.Warn("partition fenced: no lease renewal in time", "worker", c.id, "partition", p)
+		}
+	}
+}
+
+// assignment is the current target, or the fixed one (nil until enough
+// members are live).
+func (c *coordinator) assignment() []string {
+	if !c.fixed {
+		return assign(c.job, c.partitions, c.mem.Live())
+	}
+	if c.target == nil {
+		live := c.mem.Live()
+		if len(live) < c.expect || !slices.Contains(live, c.id) {
+			return nil
+		}
+		c.target = assign(c.job, c.partitions, live)
+		c.log.Info("partitions assigned", "worker", c.id, "members", live, "partitions", owned(c.target, c.id))
+	}
+	return c.target
+}
+
+func (c *coordinator) heldSorted() []int {
+	ps := make([]int, 0, len(c.leases.held))
+	for p := range c.leases.held {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// shutdown stops and releases every partition, then leaves.
+func (c *coordinator) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.t.leaseTTL)
+	defer cancel()
+	c.fenceExpired()
+	for _, p := range c.heldSorted() {
+		c.h.stop(p, time.Now(), stopShutdown)
+		if err := c.leases.release(ctx, p); err != nil {
+			c.log.Warn("scale-out shutdown", "worker", c.id, "err", err)
+		}
+	}
+	if err := c.mem.leave(ctx); err != nil {
+		c.log.Warn("scale-out shutdown", "worker", c.id, "err", err)
+	}
+}
