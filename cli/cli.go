@@ -144,7 +144,7 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return err // a flag error is a usage error (exit 2), reported with a hint
 	})
-	root.AddCommand(a.runCommand(), a.validateCommand(), a.configCommand(), a.testCommand(), a.componentsCommand(), a.graphCommand(), a.versionCommand(), a.serveCommand())
+	root.AddCommand(a.runCommand(), a.validateCommand(), a.configCommand(), a.testCommand(), a.componentsCommand(), a.graphCommand(), a.versionCommand(), a.serveCommand(), a.workerCommand(), a.ingestCommand())
 	root.AddCommand(a.clientCommands()...)
 	return root
 }

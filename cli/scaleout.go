@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/metrics"
@@ -23,6 +26,40 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 		a.logger.Error("--resume, --from, --allow-graph-change and --drain do not apply to a scaleout job yet")
 		return exit(ExitUsage, nil)
 	}
+	return a.scaleoutRole(ctx, doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
+		reg, stop, err := scaleoutMetrics(doc, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		return scaleout.Run(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg})
+	})
+}
+
+// scaleoutMetrics serves /metrics for a scaleout role when the job has
+// metrics.enable: the process's series and the lag series the role
+// registers. Without it the registry is nil and stop does nothing.
+func scaleoutMetrics(doc *config.Document, log *slog.Logger) (*prometheus.Registry, func(), error) {
+	if !doc.Metrics.Enable {
+		return nil, func() {}, nil
+	}
+	reg := metrics.NewRegistry(metrics.NewCollector(doc.Mode))
+	srv, err := metrics.Serve(metrics.ServerOptions{Listen: doc.Metrics.Listen, Gatherer: reg, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("metrics listening", "addr", srv.Addr())
+	return reg, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+// scaleoutRole runs one role of a scaleout job: the first SIGINT or
+// SIGTERM cancels its context, a second closes abort; the exit code
+// follows the role's error.
+func (a *app) scaleoutRole(ctx context.Context, doc *config.Document, role func(context.Context, *slog.Logger, <-chan struct{}) error) error {
 	red := runtime.NewRedactor(doc)
 	log := slog.New(red.Handler(a.logger.Handler()))
 	sigs := make(chan os.Signal, 2)
@@ -50,24 +87,7 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 			}
 		}
 	}()
-	opts := scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort}
-	if doc.Metrics.Enable {
-		// The scale-out run serves the lag series (and the process's).
-		reg := metrics.NewRegistry(metrics.NewCollector(doc.Mode))
-		srv, err := metrics.Serve(metrics.ServerOptions{Listen: doc.Metrics.Listen, Gatherer: reg, Logger: log})
-		if err != nil {
-			log.Error("job failed", "job", doc.Name, "err", red.RedactError(err))
-			return exit(ExitFailure, nil)
-		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
-		}()
-		log.Info("metrics listening", "addr", srv.Addr())
-		opts.Metrics = reg
-	}
-	err := scaleout.Run(stopCtx, doc, opts)
+	err := role(stopCtx, log, abort)
 	switch {
 	case err == nil:
 		log.Info("job finished", "job", doc.Name)
@@ -78,4 +98,102 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 	}
 	log.Error("job failed", "job", doc.Name, "err", red.RedactError(err))
 	return exit(ExitFailure, nil)
+}
+
+// scaleoutDoc loads a job file that must have a scaleout section.
+func (a *app) scaleoutDoc(f jobFlags, cmd string) (*config.Document, error) {
+	doc, err := a.loadChecked(f)
+	if err != nil {
+		return nil, err
+	}
+	if doc.Scaleout == nil {
+		a.logger.Error("mdp " + cmd + " runs a job with a scaleout section; this job has none (use mdp run)")
+		return nil, exit(ExitUsage, nil)
+	}
+	if doc.Scaleout.Embedded() {
+		a.logger.Error("mdp " + cmd + " needs scaleout.nats to be the URL of a NATS server the processes share, not embedded")
+		return nil, exit(ExitUsage, nil)
+	}
+	return doc, nil
+}
+
+func (a *app) workerCommand() *cobra.Command {
+	var f jobFlags
+	var id string
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "worker [[--config] FILE]",
+		Short: "Run one worker of a scaleout job: the keyed part of the graph for its partitions",
+		Long: `Worker joins the membership of a job with scaleout.nats set to a NATS server URL,
+waits until --workers workers are live, takes the partitions that rendezvous
+hashing gives it (at most ceil(partitions/workers)) through their leases, and
+runs the job's graph after its source (bars, windows, features, sinks) over
+those partitions only, from the start of the stream, until the ingest's end
+markers. Start one mdp ingest for the same job file.
+
+The assignment is fixed for the run: there are no per-partition checkpoints
+yet, so a partition never moves while it is read. A worker that loses a
+lease, or cannot renew it before it would expire, stops at once and exits 1;
+the partitions of a worker that dies stay unread until the job is run again.
+On SIGINT or SIGTERM the worker aborts its graph without writing open bars,
+releases its leases, leaves the membership and exits 130.
+
+Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
+		Example: `  mdp worker --config job.yaml --workers 3`,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.resolve(args); err != nil {
+				return err
+			}
+			doc, err := a.scaleoutDoc(f, "worker")
+			if err != nil {
+				return err
+			}
+			return a.scaleoutRole(cmd.Context(), doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
+				reg, stop, err := scaleoutMetrics(doc, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				return scaleout.RunWorker(ctx, doc, scaleout.WorkerOptions{Options: scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg},
+					ID: id, Workers: workers})
+			})
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringVar(&id, "id", "", "the worker's id in the membership (default host-pid)")
+	cmd.Flags().IntVar(&workers, "workers", 1, "how many workers the job runs: wait for that many before taking partitions")
+	return cmd
+}
+
+func (a *app) ingestCommand() *cobra.Command {
+	var f jobFlags
+	cmd := &cobra.Command{
+		Use:   "ingest [[--config] FILE]",
+		Short: "Run the source of a scaleout job, publishing into its NATS stream",
+		Long: `Ingest runs the source of a job with scaleout.nats set to a NATS server URL and
+publishes its records per symbol, with watermark markers, into the job's
+stream; mdp worker processes read it. The stream must be empty (workers read
+it from its start): ingest refuses one that holds an earlier run's messages.
+When the source ends, or on SIGINT or SIGTERM, the ingest publishes its end
+markers and exits 0; a second signal aborts (130).
+
+Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
+		Example: `  mdp ingest --config job.yaml`,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.resolve(args); err != nil {
+				return err
+			}
+			doc, err := a.scaleoutDoc(f, "ingest")
+			if err != nil {
+				return err
+			}
+			return a.scaleoutRole(cmd.Context(), doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
+				return scaleout.RunIngest(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort})
+			})
+		},
+	}
+	f.add(cmd, false)
+	return cmd
 }

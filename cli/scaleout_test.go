@@ -60,3 +60,22 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 		t.Fatalf("--resume: exit %d\n%s", code, stderr)
 	}
 }
+
+// mdp worker and mdp ingest need a scaleout job on a NATS server URL: a
+// job without the section, or with an embedded server, is a usage error.
+func TestScaleoutRolesRefuseEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	plain := writeFile(t, dir, "plain.yaml", testJob("plain", "count: 4", "path: "+filepath.Join(dir, "o"), ""))
+	emb := writeFile(t, dir, "emb.yaml", testJob("emb", "count: 4", "path: "+filepath.Join(dir, "o"),
+		"scaleout: {nats: embedded, partitions: 4, store: "+filepath.Join(dir, "nats")+"}\n"))
+	for _, role := range []string{"worker", "ingest"} {
+		code, _, stderr := runMDP(t, testMDP(t), role, "--config", plain)
+		if code != 2 || !strings.Contains(stderr, "mdp "+role+" runs a job with a scaleout section; this job has none") {
+			t.Fatalf("%s of a job without scaleout: exit %d\n%s", role, code, stderr)
+		}
+		code, _, stderr = runMDP(t, testMDP(t), role, "--config", emb)
+		if code != 2 || !strings.Contains(stderr, "mdp "+role+" needs scaleout.nats to be the URL of a NATS server the processes share, not embedded") {
+			t.Fatalf("%s of an embedded job: exit %d\n%s", role, code, stderr)
+		}
+	}
+}

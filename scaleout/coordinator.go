@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Reasons a coordinator stops a partition.
@@ -77,6 +79,7 @@ func (c *coordinator) run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		case <-c.mem.Changed():
+			c.log.Info("scale-out membership", "worker", c.id, "members", c.mem.Live())
 		case <-fence.C:
 		case d := <-c.hold:
 			time.Sleep(d)
@@ -152,15 +155,21 @@ func (c *coordinator) step(ctx context.Context) error {
 
 // fenceExpired stops every partition whose deadline has passed: its last
 // successful renewal is too old to prove the lease is still held.
-func (c *coordinator) fenceExpired() {
+func (c *coordinator) fenceExpired() { c.fencedNow() }
+
+// fencedNow fences what fenceExpired does and returns those partitions.
+func (c *coordinator) fencedNow() []int {
 	now := time.Now()
+	var out []int
 	for _, p := range c.heldSorted() {
 		if d := c.leases.deadline(p); now.After(d) {
 			c.leases.drop(p)
 			c.h.stop(p, d, stopFenced)
 			c.log.Warn("partition fenced: no lease renewal in time", "worker", c.id, "partition", p)
+			out = append(out, p)
 		}
 	}
+	return out
 }
 
 // assignment is the current target, or the fixed one (nil until enough
@@ -193,7 +202,13 @@ func (c *coordinator) heldSorted() []int {
 func (c *coordinator) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.t.leaseTTL)
 	defer cancel()
-	c.fenceExpired()
+	for _, p := range c.fencedNow() {
+		// A late renewal fenced it, but the key may still be this
+		// worker's: deleting it spares the next owner the TTL.
+		if rev, ok := c.leases.ours(ctx, p); ok {
+			_ = c.leases.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
+		}
+	}
 	for _, p := range c.heldSorted() {
 		c.h.stop(p, time.Now(), stopShutdown)
 		if err := c.leases.release(ctx, p); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mdpio/mdp/config"
@@ -53,11 +52,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	if so == nil {
 		return fmt.Errorf("job %q has no scaleout section", doc.Name)
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("job", doc.Name)
+	log := logger(opts, doc)
 	conn, err := connect(so, log)
 	if err != nil {
 		return err
@@ -68,12 +63,9 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	if opts.frameRecords > 0 {
 		pub.target = opts.frameRecords
 	}
-	js, err := jetstream.New(conn.nc, jetstream.WithPublishAsyncMaxPending(maxPending),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-			pub.failed(fmt.Errorf("publish to %s: %w", m.Subject, err))
-		}))
+	js, err := publishingJS(conn.nc, pub)
 	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+		return err
 	}
 	pub.js = js
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats-server/v2/server"
 
 	_ "github.com/mdpio/mdp/components"
 	"github.com/mdpio/mdp/config"
@@ -189,15 +188,7 @@ func TestEmbeddedEqualsOracle(t *testing.T) {
 
 	// The same job against a NATS server of its own (a test server on a
 	// free loopback port), into a third schema.
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatal("test NATS server not ready")
-	}
+	srv := loopbackServer(t)
 	_, ext := pgSchemas(t, "external")
 	url := srv.ClientURL()
 	job = barsJob(trades, ext[0], fmt.Sprintf("scaleout: {nats: %q, partitions: 16}\n", url))
