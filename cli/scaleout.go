@@ -38,8 +38,9 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 
 // scaleoutMetrics serves /metrics for a scaleout role when the job has
 // metrics.enable: the process's series and the lag series the role
-// registers. Without it the registry is nil and stop does nothing.
-func scaleoutMetrics(doc *config.Document, log *slog.Logger) (*prometheus.Registry, func(), error) {
+// registers. Without it the registerer is nil (a nil interface, which
+// the roles test for) and stop does nothing.
+func scaleoutMetrics(doc *config.Document, log *slog.Logger) (prometheus.Registerer, func(), error) {
 	if !doc.Metrics.Enable {
 		return nil, func() {}, nil
 	}

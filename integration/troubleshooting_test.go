@@ -194,6 +194,8 @@ func TestTroubleshootingListsEveryError(t *testing.T) {
 		{name: "no job file", args: []string{"validate"}, exit: 2, want: "no job file"},
 		{name: "resume without checkpoints", args: []string{"run", "--resume", "--config", "{dir}/job.yaml"}, files: map[string]string{"job.yaml": job(src+null, "[[src, out]]")}, exit: 2,
 			want: "--resume and --from need a checkpoint section in the job"},
+		{name: "parallel source with checkpoints", args: run, files: map[string]string{"job.yaml": job("    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], count: 100}, parallelism: 2}\n"+null, "[[src, out]]") +
+			"checkpoint: {interval: 1s, store: {dir}/ck}\n"}, exit: 2, want: "cannot take checkpoints yet"},
 
 		// Start-up failures: the job is valid, its start is not.
 		{name: "metrics port in use", args: append(slices.Clone(run), "--set", "metrics.enable=true", "--set", "metrics.listen="+busy.Addr().String()),
