@@ -31,14 +31,7 @@ type names struct {
 // hold characters NATS does not allow in a stream name or a subject token;
 // they become '_'.
 func namesOf(job string) names {
-	tok := []byte(job)
-	for i, c := range tok {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-		if !ok {
-			tok[i] = '_'
-		}
-	}
-	t := string(tok)
+	t := keyToken(job)
 	return names{stream: "MDP_" + t, prefix: "mdp." + t + ".p."}
 }
 
