@@ -96,6 +96,10 @@ func (d *Decoder) TakeSizeNotes(dst []SizeNote) []SizeNote {
 	return dst
 }
 
+// NotesLen is the number of size-decimal growths queued since the last
+// TakeSizeNotes.
+func (d *Decoder) NotesLen() int { return len(d.notes) }
+
 // logSize queues the growth of sym's size decimals to n.
 func (d *Decoder) logSize(sym md.SymID, n int) {
 	if int(sym) < len(d.sizeSeen) && int(d.sizeSeen[sym]) >= n {

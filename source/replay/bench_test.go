@@ -175,15 +175,21 @@ func BenchmarkParseJSONL(b *testing.B) { benchParse(b, true) }
 
 // BenchmarkReplayCSVToBars1s runs the job end to end: provider.replay of 1M
 // workload trades (CSV) -> operator.bars 1s -> sink.null, with the file
-// decoded on the source goroutine (decoders=1, serial) and on a decoder
-// goroutine of its own (decoders=2), in the same run.
+// decoded on the source goroutine (decoders=1, serial), whole on a decoder
+// goroutine of its own (decoders=2/whole) and in pieces by two workers
+// (decoders=2/pieces, the default on 2 cores), in the same run.
 func BenchmarkReplayCSVToBars1s(b *testing.B) {
 	const n = 1_000_000
 	path := filepath.Join(b.TempDir(), "w.csv")
 	writeWorkload(b, path, n, false)
-	for _, d := range []int{1, 2} {
-		b.Run(fmt.Sprintf("decoders=%d", d), func(b *testing.B) { benchBarsJob(b, []string{path}, n, d) })
-	}
+	b.Run("decoders=1", func(b *testing.B) { benchBarsJob(b, []string{path}, n, 1) })
+	b.Run("decoders=2/whole", func(b *testing.B) {
+		old := pieceBytes
+		pieceBytes = 1 << 40 // one piece: the file is decoded whole
+		defer func() { pieceBytes = old }()
+		benchBarsJob(b, []string{path}, n, 2)
+	})
+	b.Run("decoders=2/pieces", func(b *testing.B) { benchBarsJob(b, []string{path}, n, 2) })
 }
 
 // BenchmarkReplayCSVToBars1sTwoFiles is the same job over the workload

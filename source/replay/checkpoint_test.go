@@ -103,7 +103,17 @@ func writeTardis(t *testing.T, path string, k, n int, gz bool) {
 // returns what the sink received and the source.
 func runCk(t *testing.T, files []string, ck *engine.CheckpointOptions) ([]md.Trade, *Source) {
 	t.Helper()
-	src := componentNode(t, "provider.replay", "src", map[string]any{"path": files, "preset": "tardis_trades"})
+	return runCkWith(t, files, nil, ck)
+}
+
+// runCkWith is runCk with more params for the source.
+func runCkWith(t *testing.T, files []string, params map[string]any, ck *engine.CheckpointOptions) ([]md.Trade, *Source) {
+	t.Helper()
+	p := map[string]any{"path": files, "preset": "tardis_trades"}
+	for k, v := range params {
+		p[k] = v
+	}
+	src := componentNode(t, "provider.replay", "src", p)
 	var s *Source
 	build := src.NewSource
 	src.NewSource = func(i int) (engine.Source, error) {

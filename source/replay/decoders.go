@@ -80,8 +80,12 @@ func (a *asyncFile) run(sem chan struct{}, done <-chan struct{}) {
 		}
 		err := d.fill()
 		<-sem
+		sizes := d.dec.TakeSizeNotes(nil)
+		if d.pieces != nil {
+			sizes = d.pieces.takeNotes(sizes)
+		}
 		c := decodedChunk{trades: d.trades, quotes: d.quotes, meta: d.meta, nsyms: a.table.Len(),
-			sizes: d.dec.TakeSizeNotes(nil), rows: d.mal.queued, eof: d.eof, err: err}
+			sizes: sizes, rows: d.mal.queued, eof: d.eof, err: err}
 		d.mal.queued = nil
 		select {
 		case a.out <- c:

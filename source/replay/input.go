@@ -156,6 +156,8 @@ type lineInput struct {
 	// is what rd reads, for a plain file's seek.
 	off int64
 	src io.Reader
+	// start is the offset at which the last line read began.
+	start int64
 }
 
 // errLineTooLong is readLine's report of a line longer than max_line_bytes:
@@ -217,6 +219,7 @@ func (in *lineInput) seekTo(off int64) error {
 // slice is valid until the next call. A line longer than max is read past
 // and reported with errLineTooLong.
 func (in *lineInput) readLine() ([]byte, error) {
+	in.start = in.off
 	line, err := in.rd.ReadSlice('\n')
 	in.off += int64(len(line))
 	if err == bufio.ErrBufferFull {

@@ -85,13 +85,14 @@ func (r *fileReader) jumpCheck(n int, ts int64, raw []byte) (keep bool, err erro
 		kept = append(kept, h)
 	}
 	g.held = kept
-	r.hold(n, ts, raw)
-	r.releaseConfirmed(false)
-	return false, nil
+	if err := r.hold(n, ts, raw); err != nil {
+		return false, err
+	}
+	return false, r.releaseConfirmed(false)
 }
 
 // hold moves the chunk's record n to the held rows.
-func (r *fileReader) hold(n int, ts int64, raw []byte) {
+func (r *fileReader) hold(n int, ts int64, raw []byte) error {
 	h := heldRow{ts: ts, line: r.line, end: r.pos()}
 	if r.kind == md.KindTrade {
 		h.trade = r.trades[n]
@@ -103,8 +104,15 @@ func (r *fileReader) hold(n int, ts int64, raw []byte) {
 	if raw == nil && r.pq != nil {
 		raw = r.pq.rowText()
 	}
+	if raw == nil && r.pieces != nil {
+		var err error
+		if raw, err = r.pieces.lineText(r.curStart, h.end); err != nil {
+			return err
+		}
+	}
 	h.raw = append([]byte(nil), truncateRaw(raw)...)
 	r.jump.held = append(r.jump.held, h)
+	return nil
 }
 
 // releaseConfirmed appends the held rows at the front that are settled to

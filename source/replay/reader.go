@@ -55,6 +55,14 @@ type fileReader struct {
 	// (decoders.go); this reader is then the merge's view of its chunks.
 	async *asyncFile
 
+	// pieces is set when a large plain file is decoded in pieces by
+	// several workers (pieces.go); this reader then runs the rest of the
+	// serial fill on their records in file order. pw is set on a worker's
+	// reader.
+	pieces   *pieceSet
+	pw       *pieceWorker
+	curStart int64 // with pieces: the offset where the current record's line starts
+
 	// With checkpoints on (track), meta holds, for each record of the
 	// chunk, where its file was after it (see recMeta); prev is the last
 	// record's of the chunk before.
@@ -87,6 +95,9 @@ func (r *fileReader) pos() int64 {
 // note records the meta of a record just added to the chunk.
 func (r *fileReader) note(end, line int64) {
 	r.meta = append(r.meta, recMeta{End: end, Line: line, Newest: r.jump.newest, Set: true})
+	if r.pw != nil {
+		r.pw.noteRec(r.lines.start)
+	}
 }
 
 // consumed is the meta of the last record taken from the file.
@@ -208,6 +219,9 @@ func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
 }
 
 func (r *fileReader) close() error {
+	if r.pieces != nil {
+		r.pieces.close()
+	}
 	if r.lines != nil {
 		return r.lines.close()
 	}
@@ -287,6 +301,9 @@ func (r *fileReader) fill() error {
 	if r.eof {
 		return nil
 	}
+	if r.pieces != nil {
+		return r.fillPieces()
+	}
 	switch r.format {
 	case formatCSV:
 		return r.fillCSV()
@@ -327,6 +344,13 @@ func (r *fileReader) accept(raw []byte) error {
 		}
 		ts = r.quotes[n].TS
 	}
+	return r.place(n, ts, raw)
+}
+
+// place runs the checks that follow decoding on the record just decoded
+// into the chunk at index n (event time ts; raw as for accept): the jump
+// guard, the time filter and, with checkpoints, its meta.
+func (r *fileReader) place(n int, ts int64, raw []byte) error {
 	if r.jump.maxJump > 0 {
 		if keep, err := r.jumpCheck(n, ts, raw); !keep || err != nil {
 			return err

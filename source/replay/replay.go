@@ -96,7 +96,7 @@ func init() {
 			{Name: "max_jump", Type: component.Duration, Default: "1h", Min: component.Bound(0),
 				Description: "A row whose event time jumps more than this past the newest event time of its file so far is held back until the rows after it confirm the jump (2 of them land no more than max_jump before it: a weekend gap, a trading halt, replayed exactly as it is). A jump the next row contradicts is an outlier: a malformed row that never advances the watermark (an absurd timestamp would otherwise make every later row late). The first rows of a file are checked the same way; a jump on the very last row is malformed. 0 disables the check."},
 			{Name: "decoders", Type: component.Int, Default: 0, Min: component.Bound(0), Max: component.Bound(256),
-				Description: "How many files are decoded at once, each on its own goroutine feeding the event-time merge, which stays on one goroutine: the output (every record, its order, symbol ids), malformed-row reports and checkpoint positions are those of a serial replay. 0: GOMAXPROCS. 1: decode serially on the merge's goroutine; more (also with a single file, whose decoding then overlaps the merge and the operators chained to the source): each file on its own goroutine, at most this many decoding at once."},
+				Description: "How many files are decoded at once, each on its own goroutine feeding the event-time merge, which stays on one goroutine: the output (every record, its order, symbol ids), malformed-row reports and checkpoint positions are those of a serial replay. 0: GOMAXPROCS. 1: decode serially on the merge's goroutine; more (also with a single file, whose decoding then overlaps the merge and the operators chained to the source): each file on its own goroutine, at most this many decoding at once. With more decoders than files, a plain (not compressed) CSV or JSON-lines file of more than 512 KiB is also cut at line starts into pieces that decoders/files workers decode in parallel, taken back in file order; output, reports and checkpoint positions are still those of a serial replay. A gzip or zstd file cannot be cut and is decoded by one decoder."},
 			{Name: "dead_letter_path", Type: component.String, Path: true,
 				Description: "JSON-lines file that on_error: dead_letter appends malformed rows to."},
 		},
@@ -327,6 +327,10 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) (err error) {
 			}
 		}
 		if pool != nil {
+			if err := startPieces(r, s.pieceWorkers(), frc, s.symbols, table, pool.done, &pool.wg); err != nil {
+				r.close()
+				return fmt.Errorf("provider.replay: %w", err)
+			}
 			r = newAsyncFile(r, table, out.Symbols(), sizes)
 			pool.start(r)
 		}
@@ -388,6 +392,17 @@ func (s *Source) decoderCount() int {
 		return 1
 	}
 	return max(min(n, len(s.files)), 2)
+}
+
+// pieceWorkers is how many workers decode each plain file in pieces
+// (pieces.go): the decoders beyond one per file, shared out evenly; below
+// 2, files are decoded whole.
+func (s *Source) pieceWorkers() int {
+	n := s.decoders
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return n / len(s.files)
 }
 
 // fill refills r's chunk and counts what it decoded, for progress.
