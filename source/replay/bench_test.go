@@ -176,20 +176,16 @@ func BenchmarkParseJSONL(b *testing.B) { benchParse(b, true) }
 // BenchmarkReplayCSVToBars1s runs the job end to end: provider.replay of 1M
 // workload trades (CSV) -> operator.bars 1s -> sink.null, with the file
 // decoded on the source goroutine (decoders=1, serial), whole on a decoder
-// goroutine of its own (decoders=2/whole) and in pieces by two workers
-// (decoders=2/pieces, the default on 2 cores), in the same run.
+// goroutine of its own (decoders=2/whole, the default on 2 cores) and in
+// pieces by two workers (decoders=2/pieces, file_pieces on), in the same
+// run.
 func BenchmarkReplayCSVToBars1s(b *testing.B) {
 	const n = 1_000_000
 	path := filepath.Join(b.TempDir(), "w.csv")
 	writeWorkload(b, path, n, false)
 	b.Run("decoders=1", func(b *testing.B) { benchBarsJob(b, []string{path}, n, 1) })
-	b.Run("decoders=2/whole", func(b *testing.B) {
-		old := pieceBytes
-		pieceBytes = 1 << 40 // one piece: the file is decoded whole
-		defer func() { pieceBytes = old }()
-		benchBarsJob(b, []string{path}, n, 2)
-	})
-	b.Run("decoders=2/pieces", func(b *testing.B) { benchBarsJob(b, []string{path}, n, 2) })
+	b.Run("decoders=2/whole", func(b *testing.B) { benchBarsJob(b, []string{path}, n, 2) })
+	b.Run("decoders=2/pieces", func(b *testing.B) { benchBarsJob(b, []string{path}, n, 2, true) })
 }
 
 // BenchmarkReplayCSVToBars1sTwoFiles is the same job over the workload
@@ -222,14 +218,14 @@ func BenchmarkReplayCSVToBars1sTwoFiles(b *testing.B) {
 }
 
 // benchBarsJob runs replay of paths (n trades in all) -> bars 1s -> null.
-func benchBarsJob(b *testing.B, paths []string, n, decoders int) {
+func benchBarsJob(b *testing.B, paths []string, n, decoders int, pieces ...bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), processCPU()
 	for range b.N {
 		g := &engine.Graph{
 			Nodes: []*engine.Node{
-				componentNode(b, "provider.replay", "src", map[string]any{"path": paths, "preset": "tardis_trades", "progress": "never", "decoders": decoders}),
+				componentNode(b, "provider.replay", "src", map[string]any{"path": paths, "preset": "tardis_trades", "progress": "never", "decoders": decoders, "file_pieces": len(pieces) > 0 && pieces[0]}),
 				componentNode(b, "operator.bars", "bars", map[string]any{"interval": "1s"}),
 				componentNode(b, "sink.null", "null", nil),
 			},

@@ -47,7 +47,7 @@ var pieceBytes int64 = 512 << 10
 
 // pieceAhead is how many decoded chunks a worker may have waiting for the
 // sequencer.
-const pieceAhead = 8
+const pieceAhead = 16
 
 // pieceRec is what the sequencer needs of a record besides its recMeta.
 type pieceRec struct {

@@ -147,7 +147,7 @@ func TestPiecesMatchSerial(t *testing.T) {
 		for _, tc := range cases {
 			run := func(decoders int) (*result, string, *Source) {
 				dl := filepath.Join(dir, fmt.Sprintf("dl-%s-%d-%d.jsonl", tc.name, pb, decoders))
-				r, s := replaySource(t, map[string]any{"path": tc.files, "preset": "tardis_trades", "decoders": decoders,
+				r, s := replaySource(t, map[string]any{"path": tc.files, "preset": "tardis_trades", "decoders": decoders, "file_pieces": true,
 					"on_error": "dead_letter", "dead_letter_path": dl, "max_line_bytes": 256})
 				if r.err != nil {
 					t.Fatalf("%s decoders %d: %v", tc.name, decoders, r.err)
@@ -200,7 +200,7 @@ func TestPiecesDeadLetterLines(t *testing.T) {
 	path := withBadRows(t, filepath.Join(dir, "t.csv"), false)
 	lines := strings.Split(readFile(t, path), "\n")
 	dl := filepath.Join(dir, "dl.jsonl")
-	_, s := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": 2,
+	_, s := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": 2, "file_pieces": true,
 		"on_error": "dead_letter", "dead_letter_path": dl, "max_line_bytes": 256})
 	if p := piecesOf(s); p[0] < 2 {
 		t.Fatalf("decoded in %d pieces", p[0])
@@ -230,7 +230,7 @@ func TestPiecesFailLikeSerial(t *testing.T) {
 	withPieceBytes(t, 4096)
 	path := withBadRows(t, filepath.Join(t.TempDir(), "t.csv"), false)
 	for _, n := range []int{1, 2} {
-		r, s := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": n, "on_error": "fail"})
+		r, s := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": n, "file_pieces": true, "on_error": "fail"})
 		if want := path + ":6: malformed row (row has 1 fields, want at least 8); on_error is fail"; r.err == nil || !strings.Contains(r.err.Error(), want) {
 			t.Errorf("decoders %d: error %v, want it to contain %q", n, r.err, want)
 		}
@@ -251,7 +251,7 @@ func TestPiecesResumeExactly(t *testing.T) {
 	writeTardis(t, file, 0, 30_000, false)
 	for _, decoders := range []int{2, 1} {
 		store := &ckStore{}
-		params := map[string]any{"decoders": decoders}
+		params := map[string]any{"decoders": decoders, "file_pieces": true}
 		full, s := runCkWith(t, []string{file}, params, &engine.CheckpointOptions{Interval: 2 * time.Millisecond, Timeout: time.Minute, Store: store})
 		if p := piecesOf(s); (p[0] >= 2) != (decoders == 2) {
 			t.Fatalf("decoders %d: decoded in %d pieces", decoders, p[0])
@@ -297,7 +297,7 @@ func TestPiecesResumeExactly(t *testing.T) {
 func TestPiecesQuotesAndSizes(t *testing.T) {
 	withPieceBytes(t, 4096)
 	q1, _ := replaySource(t, map[string]any{"path": tardisQuotes, "preset": "tardis_quotes", "decoders": 1})
-	q2, s := replaySource(t, map[string]any{"path": tardisQuotes, "preset": "tardis_quotes", "decoders": 2})
+	q2, s := replaySource(t, map[string]any{"path": tardisQuotes, "preset": "tardis_quotes", "decoders": 2, "file_pieces": true})
 	if p := piecesOf(s); p[0] < 2 {
 		t.Fatalf("quotes decoded in %d pieces", p[0])
 	}
@@ -306,7 +306,10 @@ func TestPiecesQuotesAndSizes(t *testing.T) {
 	}
 	path := withBadRows(t, filepath.Join(t.TempDir(), "t.csv"), false)
 	t1, _ := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": 1})
-	t2, _ := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": 3})
+	t2, _ := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": 3, "file_pieces": true})
+	if _, s := replaySource(t, map[string]any{"path": path, "preset": "tardis_trades", "decoders": 3}); piecesOf(s)[0] != 0 {
+		t.Errorf("without file_pieces: decoded in %d pieces", piecesOf(s)[0])
+	}
 	s1, s2 := t1.job.Symbols().Snapshot(), t2.job.Symbols().Snapshot()
 	if len(s1) < 3 || len(s1) != len(s2) {
 		t.Fatalf("instruments: serial %d, in pieces %d", len(s1), len(s2))

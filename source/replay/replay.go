@@ -96,7 +96,9 @@ func init() {
 			{Name: "max_jump", Type: component.Duration, Default: "1h", Min: component.Bound(0),
 				Description: "A row whose event time jumps more than this past the newest event time of its file so far is held back until the rows after it confirm the jump (2 of them land no more than max_jump before it: a weekend gap, a trading halt, replayed exactly as it is). A jump the next row contradicts is an outlier: a malformed row that never advances the watermark (an absurd timestamp would otherwise make every later row late). The first rows of a file are checked the same way; a jump on the very last row is malformed. 0 disables the check."},
 			{Name: "decoders", Type: component.Int, Default: 0, Min: component.Bound(0), Max: component.Bound(256),
-				Description: "How many files are decoded at once, each on its own goroutine feeding the event-time merge, which stays on one goroutine: the output (every record, its order, symbol ids), malformed-row reports and checkpoint positions are those of a serial replay. 0: GOMAXPROCS. 1: decode serially on the merge's goroutine; more (also with a single file, whose decoding then overlaps the merge and the operators chained to the source): each file on its own goroutine, at most this many decoding at once. With more decoders than files, a plain (not compressed) CSV or JSON-lines file of more than 512 KiB is also cut at line starts into pieces that decoders/files workers decode in parallel, taken back in file order; output, reports and checkpoint positions are still those of a serial replay. A gzip or zstd file cannot be cut and is decoded by one decoder."},
+				Description: "How many files are decoded at once, each on its own goroutine feeding the event-time merge, which stays on one goroutine: the output (every record, its order, symbol ids), malformed-row reports and checkpoint positions are those of a serial replay. 0: GOMAXPROCS. 1: decode serially on the merge's goroutine; more (also with a single file, whose decoding then overlaps the merge and the operators chained to the source): each file on its own goroutine, at most this many decoding at once. See file_pieces for a single large file."},
+			{Name: "file_pieces", Type: component.Bool, Default: false,
+				Description: "Also cut each plain (not compressed) CSV or JSON-lines file of more than 512 KiB at line starts into pieces that decoders/files workers (at least 2) decode in parallel, taken back in file order: output, reports and checkpoint positions are still those of a serial replay. A gzip or zstd file cannot be cut without decompressing it up to the cut and is decoded whole; Parquet too. Off by default: measured on the loaded 2-core machine, it cost more CPU and wall-clock time than one decoder goroutine per file (README, Performance)."},
 			{Name: "dead_letter_path", Type: component.String, Path: true,
 				Description: "JSON-lines file that on_error: dead_letter appends malformed rows to."},
 		},
@@ -141,6 +143,7 @@ type Source struct {
 	maxJump  int64
 	maxLine  int64
 	decoders int
+	pieces   bool
 
 	// progressEvery and progressLogEvery are how often progress is drawn
 	// as a bar and logged as a record; tests shorten them.
@@ -182,6 +185,7 @@ func newSource(p *component.Params) (*Source, error) {
 		filter: timeFilter{start: md.MinTime, end: md.MaxTime}, symbols: p.Strings("symbols"),
 		speed: p.Float("speed"), progress: p.String("progress"), dlPath: p.String("dead_letter_path"),
 		maxJump: p.Duration("max_jump").Nanoseconds(), maxLine: p.Int("max_line_bytes"), decoders: int(p.Int("decoders")),
+		pieces:        p.Bool("file_pieces"),
 		progressEvery: 250 * time.Millisecond, progressLogEvery: 10 * time.Second,
 	}
 	if v, ok := p.Time("start"); ok {
@@ -395,9 +399,12 @@ func (s *Source) decoderCount() int {
 }
 
 // pieceWorkers is how many workers decode each plain file in pieces
-// (pieces.go): the decoders beyond one per file, shared out evenly; below
-// 2, files are decoded whole.
+// (pieces.go) with file_pieces on: the decoders shared out evenly over the
+// files; below 2, files are decoded whole.
 func (s *Source) pieceWorkers() int {
+	if !s.pieces {
+		return 0
+	}
 	n := s.decoders
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
