@@ -115,12 +115,7 @@ func runCkWith(t *testing.T, files []string, params map[string]any, ck *engine.C
 	}
 	src := componentNode(t, "provider.replay", "src", p)
 	var s *Source
-	build := src.NewSource
-	src.NewSource = func(i int) (engine.Source, error) {
-		x, err := build(i)
-		s, _ = x.(*Source)
-		return x, err
-	}
+	captureSource(src, &s)
 	sink := &ckSink{}
 	g := &engine.Graph{Nodes: []*engine.Node{src, {ID: "sink", Type: "sink.ck", Kind: engine.KindSink, Accepts: md.KindAny,
 		Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return sink, nil }}},

@@ -55,12 +55,7 @@ func replayWayOut(t *testing.T, way string) {
 	dl := filepath.Join(dir, "dead.jsonl")
 	src := componentNode(t, "provider.replay", "src", map[string]any{"path": path, "preset": "tardis_trades", "on_error": "dead_letter", "dead_letter_path": dl})
 	var inst *Source
-	newSrc := src.NewSource
-	src.NewSource = func(i int) (engine.Source, error) {
-		impl, err := newSrc(i)
-		inst, _ = impl.(*Source)
-		return impl, err
-	}
+	captureSource(src, &inst)
 	stuck := &stuckSink{entered: make(chan struct{})}
 	var sink engine.Processor = &enginetest.Sink{}
 	if way == "abort" {

@@ -83,6 +83,16 @@ func componentNode(t testing.TB, typ, id string, params map[string]any) *engine.
 	return component.Node(s, p, component.NodeOptions{ID: id})
 }
 
+// captureSource makes n's NewSource also keep the Source it builds in *s.
+func captureSource(n *engine.Node, s **Source) {
+	build := n.NewSource
+	n.NewSource = func(i int) (engine.Source, error) {
+		x, err := build(i)
+		*s, _ = x.(*Source)
+		return x, err
+	}
+}
+
 // result of one job run.
 type result struct {
 	c       *collector

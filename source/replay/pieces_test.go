@@ -25,12 +25,7 @@ func replaySource(t *testing.T, params map[string]any) (*result, *Source) {
 	t.Helper()
 	n := componentNode(t, "provider.replay", "src", params)
 	var s *Source
-	build := n.NewSource
-	n.NewSource = func(i int) (engine.Source, error) {
-		x, err := build(i)
-		s, _ = x.(*Source)
-		return x, err
-	}
+	captureSource(n, &s)
 	return runGraph(t, nil, n), s
 }
 
