@@ -189,6 +189,7 @@ type jobFlags struct {
 	resume, drain        bool
 	allowGraphChange     bool
 	from                 string
+	reportFD             int
 }
 
 func (f *jobFlags) add(cmd *cobra.Command, withJob bool) {

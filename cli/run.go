@@ -1,18 +1,26 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/jobs"
+	"github.com/mdpio/mdp/metrics"
 	"github.com/mdpio/mdp/runtime"
 	"github.com/mdpio/mdp/server"
 )
@@ -62,6 +70,11 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 	cmd.Flags().BoolVar(&f.allowGraphChange, "allow-graph-change", false, "restore a checkpoint taken from another graph, by node id")
 	cmd.Flags().BoolVar(&f.drain, "drain", false, "on a stop, drain and flush open bars even when the job would suspend")
 	cmd.MarkFlagsMutuallyExclusive("resume", "from")
+	// A job server running the job as its child process (mdp serve
+	// --isolation process) reads the child's listener address and final
+	// figures from this descriptor.
+	cmd.Flags().IntVar(&f.reportFD, "report-fd", 0, "write the metrics listener's address and, at the end, the final status and metrics as JSON lines to this file descriptor")
+	_ = cmd.Flags().MarkHidden("report-fd")
 	return cmd
 }
 
@@ -100,6 +113,11 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		}
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
+	}
+	if f.reportFD > 0 {
+		rep := &reporter{w: os.NewFile(uintptr(f.reportFD), "report")}
+		go rep.addr(u)
+		defer rep.final(u, log)
 	}
 
 	// Signals: the first stops gracefully, the second aborts. Registered
@@ -180,4 +198,65 @@ func (a *app) progressOptions(f jobFlags, doc *config.Document) engine.ProgressO
 	}
 	p.Terminal = a.stderr
 	return p
+}
+
+// reporter writes a child job's reports (jobs.ChildReport, one JSON line
+// each) to the descriptor its job server gave it.
+type reporter struct {
+	mu sync.Mutex
+	w  *os.File
+}
+
+func (r *reporter) write(rep jobs.ChildReport) error {
+	data, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err = r.w.Write(append(data, '\n'))
+	return err
+}
+
+// addr reports the metrics listener once it listens (Start binds it
+// before any node opens).
+func (r *reporter) addr(u *runtime.Unified) {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		if a := u.MetricsAddr(); a != "" {
+			_ = r.write(jobs.ChildReport{Addr: a})
+			return
+		}
+		select {
+		case <-u.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// final reports the job's status and metrics after it ended, then closes
+// the descriptor.
+func (r *reporter) final(u *runtime.Unified, log *slog.Logger) {
+	st, _ := jobs.NewSingle(u).Status(u.Name(), true)
+	var text bytes.Buffer
+	fams, err := metrics.NewRegistry(metrics.NewCollector(u.Mode(), u)).Gather()
+	if err == nil {
+		enc := expfmt.NewEncoder(&text, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range fams {
+			if err = enc.Encode(f); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		log.Error("final metrics for the job server", "err", err)
+	}
+	if err := r.write(jobs.ChildReport{Final: &st, Metrics: text.String()}); err != nil {
+		log.Error("final report to the job server", "err", err)
+	}
+	r.mu.Lock()
+	_ = r.w.Close()
+	r.mu.Unlock()
 }

@@ -26,6 +26,8 @@ type serveFlags struct {
 	interval                      time.Duration
 	backoff, backoffMax           time.Duration
 	drain                         time.Duration
+	isolation                     string
+	nice                          int
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -76,6 +78,9 @@ server) and exits 0; a second one aborts them: exit 130.`,
 	fl.DurationVar(&f.backoff, "restart-backoff", jobs.DefaultBackoff.Base, "first step of the restart backoff")
 	fl.DurationVar(&f.backoffMax, "restart-backoff-max", jobs.DefaultBackoff.Max, "largest step of the restart backoff")
 	fl.DurationVar(&f.drain, "drain-timeout", time.Minute, "how long a shutdown waits for the jobs to drain before aborting them")
+	fl.StringVar(&f.isolation, "isolation", jobs.IsolationInProcess, "where jobs run: inprocess (one process for the API and every job) or process (each job a child process; the API answers from polled snapshots)")
+	fl.IntVar(&f.nice, "child-nice", 0, "with --isolation process: run the children at this niceness (1-19), below the API process")
+	_ = cmd.RegisterFlagCompletionFunc("isolation", cobra.FixedCompletions([]string{jobs.IsolationInProcess, jobs.IsolationProcess}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("jobs")
 	return cmd
 }
@@ -84,6 +89,12 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	log := a.logger
 	if f.interval < 10*time.Millisecond {
 		return fmt.Errorf("invalid --status-interval %s: want at least 10ms", f.interval)
+	}
+	if f.isolation != jobs.IsolationInProcess && f.isolation != jobs.IsolationProcess {
+		return exit(ExitUsage, fmt.Errorf("invalid --isolation %q: want %s or %s", f.isolation, jobs.IsolationInProcess, jobs.IsolationProcess))
+	}
+	if f.nice < 0 || f.nice > 19 || (f.nice > 0 && f.isolation != jobs.IsolationProcess) {
+		return exit(ExitUsage, fmt.Errorf("invalid --child-nice %d: want 0 to 19, with --isolation process", f.nice))
 	}
 	if f.backoff <= 0 || f.backoffMax < f.backoff {
 		return fmt.Errorf("invalid restart backoff %s..%s: want 0 < --restart-backoff <= --restart-backoff-max", f.backoff, f.backoffMax)
@@ -126,7 +137,8 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	var hp atomic.Pointer[server.Handler]
 	m, err := jobs.New(ctx, jobs.Options{
 		State: f.state, Registry: a.reg, Logger: log,
-		Backoff: retry.Backoff{Base: f.backoff, Max: f.backoffMax},
+		Backoff:   retry.Backoff{Base: f.backoff, Max: f.backoffMax},
+		Isolation: f.isolation, PollInterval: f.interval, Nice: f.nice,
 		OnChange: func(name string) {
 			if h := hp.Load(); h != nil {
 				h.Notify(name)

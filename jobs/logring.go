@@ -202,6 +202,9 @@ type stdoutWriter struct {
 	ring *logRing
 	red  *runtime.Redactor
 	buf  []byte // the line being written
+	// line, when set, takes each line instead of the ring (a child
+	// process's stderr: its JSON log records).
+	line func([]byte)
 }
 
 func (w *stdoutWriter) Write(p []byte) (int, error) {
@@ -245,6 +248,10 @@ func (w *stdoutWriter) flush() {
 }
 
 func (w *stdoutWriter) emit(line []byte) {
+	if w.line != nil {
+		w.line(line)
+		return
+	}
 	w.ring.add(LogRecord{
 		Time: time.Now().UTC().Format(time.RFC3339Nano), Level: slog.LevelInfo.String(),
 		Message: w.red.String(string(bytes.TrimSuffix(line, []byte("\r")))), Attrs: map[string]any{"stream": "stdout"},

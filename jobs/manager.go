@@ -99,6 +99,22 @@ type Options struct {
 	// job locked: it must not call the Manager), so a caller can attach to the engine job (the
 	// dashboard's taps) before any record flows.
 	OnRun func(name string, u *runtime.Unified)
+	// Isolation is where jobs run: IsolationInProcess ("" too), each a
+	// runtime.Unified in this process, or IsolationProcess, each a child
+	// process running Command's `run` on the job file. OnRun and Run see
+	// only in-process runs; Env and Registry do not reach a child, which
+	// reads its environment and knows the components of its binary.
+	Isolation string
+	// Command is the mdp binary (and arguments before `run`) a child
+	// process runs; nil means this executable.
+	Command []string
+	// PollInterval is how often the status of a child process is read
+	// (what GET /jobs/{name} answers from); 0 means one second.
+	PollInterval time.Duration
+	// Nice, when above 0, lowers the scheduling priority of every child
+	// process to that niceness (Linux), so the API process comes first
+	// when the jobs saturate the machine.
+	Nice int
 }
 
 // Defaults.
@@ -123,6 +139,8 @@ type Manager struct {
 	ctx   context.Context // cancelled by Close after every job drained
 	stop  context.CancelFunc
 
+	launch launcher
+
 	mu     sync.Mutex
 	jobs   map[string]*job
 	closed bool
@@ -138,11 +156,11 @@ type job struct {
 	row      row
 	doc      *config.Document // the loaded definition
 	red      *runtime.Redactor
-	u        *runtime.Unified // the current or last run; nil before the first
-	gen      int              // run generation, so a stale watcher or timer does nothing
-	attempt  int              // consecutive automatic restarts, for the backoff
-	timer    *time.Timer      // pending restart
-	nextAt   time.Time        // when the pending restart fires
+	u        run         // the current or last run; nil before the first
+	gen      int         // run generation, so a stale watcher or timer does nothing
+	attempt  int         // consecutive automatic restarts, for the backoff
+	timer    *time.Timer // pending restart
+	nextAt   time.Time   // when the pending restart fires
 	ring     *logRing
 	rate     rateSample
 	fp       string           // doc's fingerprint, computed once per doc
@@ -176,6 +194,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.LogRecords <= 0 {
 		opts.LogRecords = DefaultLogRecords
 	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -194,6 +215,11 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	m := &Manager{
 		opts: opts, log: log, store: st, coll: coll, reg: metrics.NewRegistry(coll),
 		ctx: mctx, stop: cancel, jobs: map[string]*job{}, change: make(chan string, 256),
+	}
+	if m.launch, err = newLauncher(m); err != nil {
+		cancel()
+		_ = st.close()
+		return nil, err
 	}
 	go m.notify()
 	var restart []*job
@@ -252,9 +278,15 @@ func (m *Manager) startLogged(j *job, restart bool) {
 // Collector is the metrics collector every job reports into.
 func (m *Manager) Collector() *metrics.Collector { return m.coll }
 
-// Gatherer is the Prometheus registry holding the collector and the Go and
-// process collectors: what /metrics serves.
-func (m *Manager) Gatherer() prometheus.Gatherer { return m.reg }
+// Gatherer is what /metrics serves: the Prometheus registry holding the
+// collector and the Go and process collectors, and with IsolationProcess
+// every child's job metrics merged into it.
+func (m *Manager) Gatherer() prometheus.Gatherer {
+	if _, ok := m.launch.(*processLauncher); ok {
+		return childGatherer{m}
+	}
+	return m.reg
+}
 
 // load loads a job file with the name forced (when given).
 func (m *Manager) load(filename string, data []byte, name string) (*config.Document, error) {
@@ -398,13 +430,12 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 	if m.opts.Prepare != nil {
 		m.opts.Prepare(doc, &ropts, restart)
 	}
-	u, err := runtime.New(doc, ropts)
+	name := j.row.Name
+	u, err := m.launch.newRun(launch{name: name, doc: doc, def: j.row.Definition, opts: ropts, ring: j.ring, stdout: stdout,
+		changed: func() { m.changed(name) }})
 	if err != nil {
 		j.mu.Unlock()
 		return err
-	}
-	if m.opts.OnRun != nil {
-		m.opts.OnRun(j.row.Name, u)
 	}
 	j.gen++
 	gen := j.gen
@@ -444,7 +475,7 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 
 // watch waits for one run to end, records how it ended and applies the
 // restart policy.
-func (m *Manager) watch(j *job, u *runtime.Unified, gen int, stdout *stdoutWriter) {
+func (m *Manager) watch(j *job, u run, gen int, stdout *stdoutWriter) {
 	defer m.wg.Done()
 	<-u.Done()
 	stdout.flush()
@@ -643,7 +674,7 @@ func (m *Manager) Delete(name string, force bool) error {
 	if u != nil {
 		u.Abort()
 		<-u.Done()
-		m.coll.Remove(u)
+		m.launch.release(u)
 	}
 	m.mu.Lock()
 	delete(m.jobs, name)
@@ -702,7 +733,7 @@ func (m *Manager) Logs(name string, tail int, since int64) ([]LogRecord, error) 
 }
 
 // Run returns the job's current or last run, nil before its first (or
-// for an unknown job).
+// for an unknown job, or a job that runs as a child process).
 func (m *Manager) Run(name string) *runtime.Unified {
 	j, err := m.get(name)
 	if err != nil {
@@ -710,7 +741,8 @@ func (m *Manager) Run(name string) *runtime.Unified {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.u
+	u, _ := j.u.(*runtime.Unified)
+	return u
 }
 
 // FollowLogs returns the job's log records with a sequence number above
@@ -803,6 +835,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	wg.Wait()
 	m.wg.Wait()
 	m.stop()
+	if p, ok := m.launch.(*processLauncher); ok {
+		p.stop()
+	}
 	return m.store.close()
 }
 

@@ -44,6 +44,11 @@ type JobStatus struct {
 	FeedbackLevel string `json:"feedback_level,omitempty"`
 	// Health is OK, DEGRADED or ERROR while a run exists.
 	Health string `json:"health,omitempty"`
+	// ObservedAt is when the run's figures were read, for a job running
+	// as a child process (isolation process): its status is polled every
+	// poll interval, so they are at most that old (plus the child's
+	// answer time). Absent for a job in process, whose figures are live.
+	ObservedAt string `json:"observed_at,omitempty"`
 	// Runtime is the current or last run's full status (GET /jobs/{name}
 	// only): per-node events, batches, drops and errors by reason,
 	// watermarks, queue depths, backpressure, edges, feedback.
@@ -87,7 +92,7 @@ func (m *Manager) status(j *job, detail bool) JobStatus {
 }
 
 // fillRun fills st from a run's runtime status; mu guards rate.
-func fillRun(st *JobStatus, u *runtime.Unified, mu *sync.Mutex, rate *rateSample, backoff, detail bool) {
+func fillRun(st *JobStatus, u run, mu *sync.Mutex, rate *rateSample, backoff, detail bool) {
 	rs := u.Status()
 	if !backoff {
 		st.State = string(rs.State)
@@ -120,6 +125,9 @@ func fillRun(st *JobStatus, u *runtime.Unified, mu *sync.Mutex, rate *rateSample
 	st.FeedbackLevel = rs.Feedback.Level
 	st.Health = string(u.Health().Status)
 	st.EventsPerSecond = eventsPerSecond(mu, rate, st.EventsIn, rs.UptimeSeconds, st.State == string(runtime.StateRunning))
+	if o, ok := u.(observer); ok {
+		st.ObservedAt = fmtTime(o.observedAt())
+	}
 	if detail {
 		st.Runtime = &rs
 	}

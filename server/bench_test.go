@@ -147,38 +147,23 @@ dag:
 	// GET /jobs/{name} latency, each paired with a GET of /healthz, which
 	// builds nothing: the same request through the same server and
 	// scheduler, the reference the status figure is compared with.
-	latency := func(prefix, unit string) {
-		var lat, ref []time.Duration
-		deadline := time.Now().Add(window)
-		for i := 0; time.Now().Before(deadline); i++ {
-			t0 := time.Now()
-			code, _ := p.call("GET", fmt.Sprintf("/api/v1/jobs/%s%02d", prefix, i%jobsN), "")
-			lat = append(lat, time.Since(t0))
-			if code != 200 {
-				b.Fatalf("GET: %d", code)
-			}
-			time.Sleep(time.Millisecond)
-			t0 = time.Now()
-			if code, _ := p.call("GET", "/healthz", ""); code != 200 {
-				b.Fatalf("GET /healthz: %d", code)
-			}
-			ref = append(ref, time.Since(t0))
-			time.Sleep(time.Millisecond)
-		}
-		slices.Sort(lat)
-		slices.Sort(ref)
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		b.ReportMetric(ms(lat[len(lat)/2]), unit+"get-p50-ms")
-		b.ReportMetric(ms(lat[len(lat)*99/100]), unit+"get-p99-ms")
-		b.ReportMetric(ms(ref[len(ref)/2]), unit+"healthz-p50-ms")
-		b.ReportMetric(ms(ref[len(ref)*99/100]), unit+"healthz-p99-ms")
-	}
+	latency := func(prefix, unit string) { getLatency(b, p, prefix, jobsN, window, unit) }
 	// While the 20 jobs run at their pace (the CPU not saturated by them).
 	latency("paced", "paced-")
 	// While 20 jobs run as fast as they can.
 	for i := range jobsN {
 		p.must(200, "POST", fmt.Sprintf("/api/v1/jobs/paced%02d/stop", i), "", nil)
-		job := fmt.Sprintf(`name: fast%02d
+		p.must(201, "POST", "/api/v1/jobs", fastJob(i), nil)
+	}
+	time.Sleep(time.Second)
+	latency("fast", "")
+	p.stop()
+}
+
+// fastJob is job fastNN: a synthetic source as fast as it can go, bars,
+// a null sink.
+func fastJob(i int) string {
+	return fmt.Sprintf(`name: fast%02d
 dag:
   nodes:
     - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT, NVDA], seed: %d}}
@@ -186,11 +171,91 @@ dag:
     - {id: out, type: sink.null}
   edges: [[src, bars], [bars, out]]
 `, i, i)
-		p.must(201, "POST", "/api/v1/jobs", job, nil)
+}
+
+// getLatency measures GET /api/v1/jobs/{prefix}NN over HTTP for window,
+// each paired with a GET of /healthz, which builds nothing: the same
+// request through the same server and scheduler, the reference the status
+// figure is compared with. It reports the p50 and p99 of both, their
+// names prefixed with unit.
+func getLatency(b *testing.B, p *proc, prefix string, jobsN int, window time.Duration, unit string) {
+	var lat, ref []time.Duration
+	deadline := time.Now().Add(window)
+	for i := 0; time.Now().Before(deadline); i++ {
+		t0 := time.Now()
+		code, _ := p.call("GET", fmt.Sprintf("/api/v1/jobs/%s%02d", prefix, i%jobsN), "")
+		lat = append(lat, time.Since(t0))
+		if code != 200 {
+			b.Fatalf("GET: %d", code)
+		}
+		time.Sleep(time.Millisecond)
+		t0 = time.Now()
+		if code, _ := p.call("GET", "/healthz", ""); code != 200 {
+			b.Fatalf("GET /healthz: %d", code)
+		}
+		ref = append(ref, time.Since(t0))
+		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(time.Second)
-	latency("fast", "")
-	p.stop()
+	slices.Sort(lat)
+	slices.Sort(ref)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(lat[len(lat)/2]), unit+"get-p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), unit+"get-p99-ms")
+	b.ReportMetric(ms(ref[len(ref)/2]), unit+"healthz-p50-ms")
+	b.ReportMetric(ms(ref[len(ref)*99/100]), unit+"healthz-p99-ms")
+}
+
+// BenchmarkGetJobIsolation is GET /api/v1/jobs/{name} over HTTP while 20
+// jobs run at full speed, with the jobs in the server's process
+// (inproc-*), as child processes (proc-*) and as child processes at
+// niceness 10 (nice-*), one after the other in the same run, each against
+// GET /healthz interleaved with it. The one-minute load average before
+// each is reported too (load-*): the machine is shared.
+//
+//	go test -run '^$' -bench GetJobIsolation -benchtime 1x ./server   # MDP_BENCH_WINDOW=5s
+func BenchmarkGetJobIsolation(b *testing.B) {
+	const jobsN = 20
+	window := 5 * time.Second
+	if s := os.Getenv("MDP_BENCH_WINDOW"); s != "" {
+		if d, err := time.ParseDuration(s); err == nil {
+			window = d
+		}
+	}
+	old := *isolation
+	defer func() { *isolation = old }()
+	for range b.N {
+		for _, mode := range []struct {
+			unit, isolation string
+			args            []string
+		}{
+			{"inproc-", "inprocess", nil},
+			{"proc-", "process", nil},
+			{"nice-", "process", []string{"--child-nice", "10"}},
+		} {
+			*isolation = mode.isolation
+			p := serve(b, b.TempDir(), mode.args...)
+			for i := range jobsN {
+				p.must(201, "POST", "/api/v1/jobs", fastJob(i), nil)
+			}
+			time.Sleep(2 * time.Second)
+			b.ReportMetric(loadAverage(b), mode.unit+"load")
+			getLatency(b, p, "fast", jobsN, window, mode.unit)
+			p.stop()
+		}
+	}
+}
+
+// loadAverage is the machine's one-minute load average.
+func loadAverage(b *testing.B) float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var l float64
+	if _, err := fmt.Sscanf(string(data), "%f", &l); err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
 
 // perfShare samples process pid with perf for d and returns the share of

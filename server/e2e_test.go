@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +30,90 @@ import (
 
 // mdpBin is the mdp binary the end-to-end tests run, built once.
 var mdpBin string
+
+// isolation is where the servers of these tests run their jobs: `go test
+// ./server -isolation process` runs the whole suite with each job a child
+// process; TestServeProcessIsolation runs the core tests that way in every
+// run.
+var isolation = flag.String("isolation", jobs.IsolationInProcess, "where mdp serve runs the jobs of the end-to-end tests: inprocess or process")
+
+func processMode() bool { return *isolation == jobs.IsolationProcess }
+
+// TestServeProcessIsolation runs the end-to-end tests of the job server's
+// promises with every job a child process (mdp serve --isolation process):
+// submit, counts that rise, WebSocket pushes, stop that drains into SQLite,
+// start, replace, logs, delete; kill -9 (no child survives) and restart;
+// restart policies with backoff; 20 jobs with exact counts and
+// runtime_jobs_running; a job's stdout and followed logs.
+func TestServeProcessIsolation(t *testing.T) {
+	if processMode() {
+		t.Skip("the whole suite runs with -isolation process")
+	}
+	*isolation = jobs.IsolationProcess
+	defer func() { *isolation = jobs.IsolationInProcess }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Lifecycle", TestServeLifecycle},
+		{"KilledAndRestarted", TestServeKilledAndRestarted},
+		{"RestartPolicy", TestServeRestartPolicy},
+		{"TwentyJobs", TestServeTwentyJobs},
+		{"StdoutAndLogsFollow", TestServeJobStdoutAndLogsFollow},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
+// childrenOf returns the processes whose parent is pid (from /proc).
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &n); err != nil {
+			continue
+		}
+		if st, ok := procStat(n); ok && st.ppid == pid {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+type pstat struct {
+	state byte
+	ppid  int
+}
+
+// procStat reads a process's state and parent from /proc/PID/stat.
+func procStat(pid int) (pstat, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return pstat{}, false
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return pstat{}, false
+	}
+	var st pstat
+	if _, err := fmt.Sscanf(string(data[i+1:]), " %c %d", &st.state, &st.ppid); err != nil {
+		return pstat{}, false
+	}
+	return st, true
+}
+
+// alive reports whether pid is a process that runs (not gone, not a
+// zombie waiting to be reaped).
+func alive(pid int) bool {
+	st, ok := procStat(pid)
+	return ok && st.state != 'Z' && st.state != 'X'
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mdp-e2e-")
@@ -72,7 +157,7 @@ func serve(t testing.TB, dir string, args ...string) *proc {
 // serveWith is serve with a hook to set up the command before it starts.
 func serveWith(t testing.TB, dir string, setup func(*exec.Cmd), args ...string) *proc {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--state", filepath.Join(dir, "state.db")}, args...)
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--state", filepath.Join(dir, "state.db"), "--isolation", *isolation}, args...)
 	cmd := exec.Command(mdpBin, args...)
 	if setup != nil {
 		setup(cmd)
@@ -390,7 +475,20 @@ func TestServeKilledAndRestarted(t *testing.T) {
 	waitFor(t, "both jobs running", 10*time.Second, func() bool {
 		return p.status("again").State == "running" && p.status("once").State == "running"
 	})
+	kids := childrenOf(t, p.cmd.Process.Pid)
+	if want := map[bool]int{true: 2, false: 0}[processMode()]; len(kids) != want {
+		t.Fatalf("the server has %d child processes (%v), want %d", len(kids), kids, want)
+	}
 	p.kill9()
+	// The children die with the server: none is left running.
+	waitFor(t, "no child of the killed server left", 5*time.Second, func() bool {
+		for _, k := range kids {
+			if alive(k) {
+				return false
+			}
+		}
+		return true
+	})
 
 	p = serve(t, dir)
 	st := p.status("again")
@@ -491,6 +589,13 @@ func TestServeTwentyJobs(t *testing.T) {
 	dir := t.TempDir()
 	p := serve(t, dir)
 	const n = 20
+	// Every job must still run when the first /metrics is read: 20 child
+	// processes take longer to start on a loaded machine than 20 jobs in
+	// one process.
+	base := 6000
+	if processMode() {
+		base = 30000
+	}
 	for i := range n {
 		job := fmt.Sprintf(`name: j%02d
 dag:
@@ -499,14 +604,14 @@ dag:
     - {id: bars, type: operator.bars, params: {interval: 1s}}
     - {id: out, type: sink.null}
   edges: [[src, bars], [bars, out]]
-`, i, 6000+7*i, i)
+`, i, base+7*i, i)
 		p.must(201, "POST", "/api/v1/jobs", job, nil)
 	}
 	code, metrics := p.call("GET", "/metrics", "")
 	if code != 200 || !strings.Contains(string(metrics), `runtime_jobs_running{mode="dag"} 20`) {
 		t.Fatalf("metrics with 20 jobs running: %d\n%s", code, grep(string(metrics), "runtime_"))
 	}
-	waitFor(t, "every job finished", 30*time.Second, func() bool {
+	waitFor(t, "every job finished", 90*time.Second, func() bool {
 		var list []jobs.JobStatus
 		p.must(200, "GET", "/api/v1/jobs", "", &list)
 		for _, st := range list {
@@ -529,7 +634,7 @@ dag:
 		st := p.status(name)
 		_, out := node(st, "src")
 		in, _ := node(st, "bars")
-		want := int64(6000 + 7*i)
+		want := int64(base + 7*i)
 		if out != want || in != want || st.EventsIn != want {
 			t.Fatalf("%s: source out %d, bars in %d, events_in %d, want %d", name, out, in, st.EventsIn, want)
 		}

@@ -19,9 +19,11 @@ import (
 // reports the p50 and p99 of the calls, and of GET /healthz (which builds
 // nothing) interleaved with them as the same-run reference: on a shared
 // machine both tails are the scheduler's, and the ratio is what the
-// status assembly adds.
+// status assembly adds. BenchmarkGetJobIsolation (bench_test.go) is the
+// same request over HTTP with the jobs at full speed, in process and as
+// child processes.
 //
-//	go test -run '^$' -bench GetJob -benchtime 3000x ./server
+//	go test -run '^$' -bench 'GetJob$' -benchtime 3000x ./server
 func BenchmarkGetJob(b *testing.B) {
 	ctx := context.Background()
 	m, err := jobs.New(ctx, jobs.Options{State: filepath.Join(b.TempDir(), "s.db")})

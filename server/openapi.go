@@ -155,7 +155,7 @@ func schemas() obj {
 			"restart": obj{"enum": []string{"always", "on-failure", "never"}}, "restarts": integer,
 			"next_restart_at": str, "last_error": str, "created_at": str, "started_at": str, "stopped_at": str,
 			"uptime_seconds": num, "fingerprint": str, "events_in": integer, "events_out": integer,
-			"events_per_second": num, "watermark_lag_seconds": num, "errors": integer, "feedback_level": str, "health": str,
+			"events_per_second": num, "watermark_lag_seconds": num, "errors": integer, "feedback_level": str, "health": str, "observed_at": str,
 			"runtime": obj{"type": "object", "description": "the run's status: nodes (events, batches, drops and errors by reason, watermark, queue depth, backpressure), edges, feedback"},
 		}},
 		"JobList": obj{"type": "array", "items": ref("JobStatus")},
