@@ -186,9 +186,7 @@ func (c *childRun) Start(ctx context.Context) error {
 	case <-c.done:
 		return c.startErr()
 	case <-ctx.Done():
-		c.Stop()
-		<-c.done
-		return fmt.Errorf("start job %q: %w", c.l.name, ctx.Err())
+		return c.cancelStart(ctx)
 	}
 	// The child answers once its listener is up, before its nodes open:
 	// wait for the job to run, as runtime.Unified.Start does.
@@ -198,9 +196,7 @@ func (c *childRun) Start(ctx context.Context) error {
 		case <-c.done:
 			return c.startErr()
 		case <-ctx.Done():
-			c.Stop()
-			<-c.done
-			return fmt.Errorf("start job %q: %w", c.l.name, ctx.Err())
+			return c.cancelStart(ctx)
 		case <-time.After(10 * time.Millisecond):
 		}
 		c.pollOnce()
@@ -212,6 +208,13 @@ func (c *childRun) Start(ctx context.Context) error {
 	}
 	go c.poller()
 	return nil
+}
+
+// cancelStart stops a child whose start was cancelled and waits for it.
+func (c *childRun) cancelStart(ctx context.Context) error {
+	c.Stop()
+	<-c.done
+	return fmt.Errorf("start job %q: %w", c.l.name, ctx.Err())
 }
 
 // startErr is what Start returns for a child that ended while starting:
