@@ -275,6 +275,15 @@ func (m *Manager) startLogged(j *job, restart bool) {
 	}
 }
 
+// Isolation is where the manager runs its jobs: IsolationInProcess or
+// IsolationProcess.
+func (m *Manager) Isolation() string {
+	if _, ok := m.launch.(*processLauncher); ok {
+		return IsolationProcess
+	}
+	return IsolationInProcess
+}
+
 // Collector is the metrics collector every job reports into.
 func (m *Manager) Collector() *metrics.Collector { return m.coll }
 

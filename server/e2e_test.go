@@ -338,6 +338,17 @@ func TestServeLifecycle(t *testing.T) {
 	if len(list) != 1 || list[0].Name != "live" || list[0].Runtime != nil {
 		t.Fatalf("list: %+v", list)
 	}
+	if processMode() {
+		// A child's status says when it was read; its nodes cannot be
+		// tapped from the server.
+		if st := p.status("live"); st.ObservedAt == "" {
+			t.Fatalf("status of a child process without observed_at: %+v", st)
+		}
+		code, body := p.call("GET", "/api/v1/jobs/live/tap/bars", "")
+		if code != 409 || !strings.Contains(string(body), "runs as a child process") {
+			t.Fatalf("tap in process mode: %d %s", code, body)
+		}
+	}
 
 	// Counts rise.
 	_, out1 := node(p.status("live"), "src")

@@ -512,6 +512,10 @@ func (h *Handler) tapWS(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
+	if h.opts.Manager != nil && h.opts.Manager.Isolation() == jobs.IsolationProcess {
+		writeError(w, http.StatusConflict, fmt.Sprintf("job %q runs as a child process (mdp serve --isolation process): taps attach to a run inside the server, so they need --isolation inprocess", name))
+		return
+	}
 	h.taps.sync(name, h.jobs)
 	rec, err := h.taps.recorderFor(name, r.PathValue("port"))
 	if err != nil {
