@@ -114,17 +114,18 @@ func (a *app) run(ctx context.Context, f jobFlags) error {
 		a.printConfigErrors(err)
 		return exit(ExitUsage, nil)
 	}
+	// Signals: the first stops gracefully, the second aborts. Registered
+	// before Start so a signal during start-up is not lost, and before the
+	// address is reported, so a parent that signals once it has the
+	// address never finds the default action (exit) still in place.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	if f.reportFD > 0 {
 		rep := &reporter{w: os.NewFile(uintptr(f.reportFD), "report")}
 		go rep.addr(u)
 		defer rep.final(u, log)
 	}
-
-	// Signals: the first stops gracefully, the second aborts. Registered
-	// before Start so a signal during start-up is not lost.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	startCtx, cancelStart := context.WithCancel(ctx)
 	defer cancelStart()
 	signalled := make(chan struct{})

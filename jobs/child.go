@@ -491,8 +491,24 @@ func (c *childRun) Stop() {
 	if c.state == runtime.StateStarting || c.state == runtime.StateRunning {
 		c.state = runtime.StateStopping
 	}
-	if c.cmd != nil && c.cmd.Process != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	proc, addrc, done := c.cmd.Process, c.addrc, c.done
+	select {
+	case <-addrc:
+		_ = proc.Signal(syscall.SIGTERM)
+	default:
+		// The child reports its address only once its signal handlers
+		// are in place; before that a SIGTERM would kill it instead of
+		// draining it, so the signal waits for the report.
+		go func() {
+			select {
+			case <-addrc:
+				_ = proc.Signal(syscall.SIGTERM)
+			case <-done:
+			}
+		}()
 	}
 }
 
