@@ -3,6 +3,7 @@ package busfmt
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
@@ -85,12 +86,21 @@ type Reader struct {
 	rows   *rows // json and csv
 	st     *engine.NodeStats
 	total  *engine.Counter
+	mal    malformed
+	// keepRows: refused json and csv rows are kept in refused (for the
+	// dead-letter file) until the next Decode.
+	keepRows bool
+	refused  []refusedRow
 }
 
 // NewReader returns a reader interning into nc's symbol table and counting
 // on nc's stats and metrics.
 func NewReader(nc *engine.NodeContext) *Reader {
-	return &Reader{dec: NewDecoder(nc.Symbols), st: nc.Stats,
+	log := nc.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Reader{dec: NewDecoder(nc.Symbols), st: nc.Stats, mal: malformed{log: log},
 		total: nc.Metrics().Counter("malformed_messages_total", "Bus messages refused as malformed (mdp frames that do not decode).")}
 }
 
@@ -101,8 +111,8 @@ func (r *Reader) Decoder() *Decoder { return r.dec }
 // Decode appends the message's records to b. A refused frame leaves b as
 // it was, is counted, and returns its *FrameError; refused rows of a json
 // or csv message are counted one by one, the others kept, and a
-// *RowsError returned. The caller logs it (rate limited) and drops or
-// dead-letters the payload.
+// *RowsError returned. The caller hands the error to Malformed, which
+// applies on_error.
 func (r *Reader) Decode(msg []byte, b *md.Batch) error {
 	if r.rows != nil {
 		return r.decodeRows(msg, b)

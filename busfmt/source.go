@@ -37,6 +37,15 @@ func SourceFields() []component.Field {
 			Description: "With mapping: constant symbol for messages without a symbol field."},
 		{Name: "provider", Type: component.String,
 			Description: "With mapping: provider the symbols are interned under. Default: the mapped provider field, else bus."},
+		{Name: "on_error", Type: component.String, Default: "drop", Enum: OnErrorNames,
+			Description: "Malformed messages and rows, as provider.replay's: drop (count and log), dead_letter (also append them to dead_letter_path), " +
+				"fail (stop the job at the first one, with an error naming the reason and where the message was read). " +
+				"Under drop and dead_letter the message is acknowledged or committed like a good one; under fail it is not."},
+		{Name: "dead_letter_path", Type: component.String, Path: true,
+			Description: "JSON-lines file that on_error: dead_letter appends to: per refused mdp frame, the bus, topic/subject/queue/stream, " +
+				"its position where the bus has one (partition and offset, seq, id), reason and the frame in base64 (raw_base64); " +
+				"per refused json or csv row, the same with its line in the message and its text (row). At most 4 KiB of a message " +
+				"or row is kept (raw_bytes then gives its length)."},
 	}
 }
 
@@ -46,6 +55,9 @@ type SourceConfig struct {
 	Kind   md.Kind
 	// Layout maps JSON keys or CSV columns to record fields (json and csv).
 	Layout *rowmap.Layout
+	// OnError is the on_error policy; DeadLetterPath its file.
+	OnError        OnError
+	DeadLetterPath string
 }
 
 // SourceConfigFrom reads the SourceFields params of a source of kind k;
@@ -55,7 +67,19 @@ func SourceConfigFrom(p *component.Params, k md.Kind) (SourceConfig, error) {
 	if err != nil {
 		return SourceConfig{}, p.Errorf("format", "%v", err)
 	}
-	c := SourceConfig{Format: f, Kind: k}
+	c := SourceConfig{Format: f, Kind: k, DeadLetterPath: p.String("dead_letter_path")}
+	switch p.String("on_error") {
+	case "dead_letter":
+		c.OnError = DeadLetter
+	case "fail":
+		c.OnError = Fail
+	}
+	if c.OnError == DeadLetter && c.DeadLetterPath == "" {
+		return c, p.Errorf("dead_letter_path", "on_error: dead_letter needs dead_letter_path (a JSON-lines file)")
+	}
+	if p.Has("dead_letter_path") && c.OnError != DeadLetter {
+		return c, p.Errorf("dead_letter_path", "dead_letter_path applies only with on_error: dead_letter")
+	}
 	mapped := p.Has("mapping")
 	if !mapped {
 		for _, n := range []string{"ts_format", "timezone", "symbol", "provider"} {
@@ -94,6 +118,7 @@ type RowsError struct {
 	Refused int    // rows refused
 	First   string // why the first was refused
 	Reason  string // its counter reason
+	Line    int    // its line in the message (from 1)
 }
 
 func (e *RowsError) Error() string {
@@ -133,9 +158,17 @@ type rows struct {
 // symbol table and counting refusals on nc's stats and metrics like
 // NewReader: drops{reason=malformed} per refused message (mdp) or row (json,
 // csv), and a status counter malformed_<reason>.
+//
+// Under on_error: dead_letter it opens the dead-letter file; the source
+// calls Close in Cleanup. Malformed applies the policy.
 func NewSourceReader(nc *engine.NodeContext, cfg SourceConfig) (*Reader, error) {
 	r := NewReader(nc)
 	r.format = cfg.Format
+	r.mal.policy, r.mal.path = cfg.OnError, cfg.DeadLetterPath
+	r.keepRows = cfg.OnError == DeadLetter
+	if err := r.mal.open(); err != nil {
+		return nil, err
+	}
 	if cfg.Format != MDP {
 		rw := &rows{kind: cfg.Kind, lay: cfg.Layout, dec: rowmap.NewDecoder(cfg.Layout, nc.Symbols, nil), csv: rowmap.CSVSplitter{Delim: ','}}
 		if cfg.Format == JSON {
@@ -153,22 +186,34 @@ func NewSourceReader(nc *engine.NodeContext, cfg SourceConfig) (*Reader, error) 
 func (r *Reader) decodeRows(msg []byte, b *md.Batch) error {
 	rw := r.rows
 	var bad *RowsError
+	whole, lineNo := msg, 0
+	r.refused = r.refused[:0]
+	var line []byte
 	refuse := func(e *rowmap.RowErr, reason string) {
 		if reason == "" {
 			reason = rowReason(e.Prob)
 		}
 		if bad == nil {
-			bad = &RowsError{First: e.Reason(), Reason: reason}
+			bad = &RowsError{First: e.Reason(), Reason: reason, Line: lineNo}
 		}
 		bad.Refused++
 		if r.st != nil {
 			r.st.Count("malformed_"+reason, 1)
 		}
+		if r.keepRows {
+			text := line
+			if reason == "bad_header" {
+				text = whole
+			}
+			row := refusedRow{line: lineNo, reason: reason, size: len(text), whole: reason == "bad_header"}
+			row.text = append([]byte(nil), text[:min(len(text), MaxDeadLetterBytes)]...)
+			r.refused = append(r.refused, row)
+		}
 	}
 	first := true
 	for len(msg) > 0 {
+		lineNo++
 		i := bytes.IndexByte(msg, '\n')
-		var line []byte
 		if i < 0 {
 			line, msg = msg, nil
 		} else {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -53,7 +54,8 @@ func init() {
 		Summary: "Read batches from Kafka topics",
 		Description: "Each message is one batch (sink.kafka writes them) in format mdp, json or csv (json and csv with a mapping read " +
 			"foreign messages); messages are gathered into the job's batches. A message that does not decode (a json or csv row " +
-			"that does not) is counted (drops{reason=malformed}, counters malformed_<reason>), logged and dropped. " +
+			"that does not) is counted (drops{reason=malformed}, counters malformed_<reason>), logged, and dropped, dead-lettered or " +
+			"fatal per on_error; a dropped or dead-lettered message's offset is committed like a good one's. " +
 			"Order: Kafka keeps order per partition, and sink.kafka keys each message by symbol, so a symbol's records arrive in order. " +
 			"When a partition's leader changes (a broker fails), the client may read records of that partition again from the point " +
 			"the new leader confirms (at least once: a replay, never a gap; stores upsert, so the stores do not change). " +
@@ -161,7 +163,7 @@ type Source struct {
 	nc    *engine.NodeContext
 	log   *slog.Logger
 	cl    *kgo.Client
-	state *kafkaconn.State
+	state atomic.Pointer[kafkaconn.State] // set by Run, read by Ready
 	rd    *busfmt.Reader
 
 	next    offsets // after the last record emitted (the source goroutine's)
@@ -184,16 +186,22 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return err
 }
 
-// Cleanup closes the client.
+// Cleanup closes the client and the dead-letter file.
 func (s *Source) Cleanup(ctx context.Context) error {
 	if s.cl != nil {
 		s.cl.Close()
+	}
+	if s.rd != nil {
+		return s.rd.Close()
 	}
 	return nil
 }
 
 // Ready reports whether the last broker connection succeeded.
-func (s *Source) Ready() bool { return s.state != nil && s.state.Up() }
+func (s *Source) Ready() bool {
+	st := s.state.Load()
+	return st != nil && st.Up()
+}
 
 // Unbounded implements engine.Unbounded: a topic has no end.
 func (s *Source) Unbounded() bool { return true }
@@ -293,7 +301,7 @@ func (s *Source) startOffset() kgo.Offset {
 // topics' partition lists, which Run looks up first.
 func (s *Source) clientOpts(ctx context.Context) ([]kgo.Opt, error) {
 	opts, st := kafkaconn.ClientOpts(s.opts, s.nc)
-	s.state = st
+	s.state.Store(st)
 	opts = append(opts, kgo.ConsumeResetOffset(s.startOffset()), kgo.FetchMaxWait(pollWait))
 	if s.group != "" {
 		opts = append(opts, kgo.ConsumerGroup(s.group), kgo.ConsumeTopics(s.topics...), kgo.DisableAutoCommit())
@@ -453,9 +461,9 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 			s.msgs++
 			if err := s.rd.Decode(r.Value, b); err != nil {
 				s.malformed++
-				if s.log != nil && (s.malformed <= 10 || s.malformed%1000 == 0) {
-					s.log.Warn("malformed kafka message dropped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-						"bytes", len(r.Value), "malformed_so_far", s.malformed, "err", err)
+				o := busfmt.Origin{Bus: "kafka", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOffset: true}
+				if emitErr = s.rd.Malformed(err, r.Value, &o); emitErr != nil {
+					return // on_error: fail, or the dead-letter file: nothing after it is read or committed
 				}
 			}
 			ps := s.next[r.Topic]

@@ -57,7 +57,7 @@ func init() {
 			"stores as a clean run does. QoS 0 is at " +
 			"most once. Each topic keeps its publish order; a partitioned sink's topics (md/trade/{partition}) read by separate " +
 			"sources keep each symbol's order. A message that does not decode (a json or csv row that does not) is counted (drops{reason=malformed}, counters " +
-			"malformed_<reason>), logged and acknowledged. The broker's absence is counted as errors (Health DEGRADED) and in " +
+			"malformed_<reason>), logged, and dropped, dead-lettered or fatal per on_error; a dropped or dead-lettered message is acknowledged like a good one. The broker's absence is counted as errors (Health DEGRADED) and in " +
 			"the mqtt_connected gauge.",
 		ProducesFn: func(p *component.Params) md.Kind {
 			k, err := md.ParseKind(p.String("kind"))
@@ -163,10 +163,13 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return nil
 }
 
-// Cleanup disconnects.
+// Cleanup disconnects and closes the dead-letter file.
 func (s *Source) Cleanup(ctx context.Context) error {
 	if s.c != nil {
 		s.c.Close()
+	}
+	if s.rd != nil {
+		return s.rd.Close()
 	}
 	return nil
 }
@@ -279,14 +282,20 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 			return nil
 		}
 		b := out.NewBatch(s.kind)
-		s.add(b, m)
-		for more := true; more && b.Len() < size; {
+		err := s.add(b, m)
+		for more := err == nil; more && b.Len() < size; {
 			select {
 			case m = <-s.ch:
-				s.add(b, m)
+				err = s.add(b, m)
+				more = err == nil
 			default:
 				more = false
 			}
+		}
+		if err != nil {
+			// on_error: fail: nothing of this batch is acknowledged.
+			b.Release()
+			return err
 		}
 		if err := s.emit(out, b); err != nil {
 			return stopErr(ctx, err)
@@ -296,8 +305,8 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 
 // add decodes m into b, unless it is a message delivered again that the
 // restored checkpoint holds (then it is taken without its records, and
-// acknowledged with the others).
-func (s *Source) add(b *md.Batch, m mqtt.Message) {
+// acknowledged with the others). The error is on_error: fail's.
+func (s *Source) add(b *md.Batch, m mqtt.Message) error {
 	t := taken{m: m}
 	if s.ckpt {
 		t.sum = busio.Sum(m.Payload())
@@ -312,11 +321,12 @@ func (s *Source) add(b *md.Batch, m mqtt.Message) {
 	s.cur = append(s.cur, t)
 	if dup {
 		s.nc.Stats.Count("redelivered_duplicates", 1)
-		return
+		return nil
 	}
-	if err := s.rd.Decode(m.Payload(), b); err != nil && s.log != nil {
-		s.log.Warn("malformed mqtt message dropped", "topic", m.Topic(), "bytes", len(m.Payload()), "err", err)
+	if err := s.rd.Decode(m.Payload(), b); err != nil {
+		return s.rd.Malformed(err, m.Payload(), &busfmt.Origin{Bus: "mqtt", Topic: m.Topic()})
 	}
+	return nil
 }
 
 func (s *Source) emit(out *engine.Output, b *md.Batch) error {

@@ -55,7 +55,8 @@ func init() {
 		Summary: "Read batches from NATS (JetStream streams or core subjects)",
 		Description: "Each message is one batch in format mdp, json or csv (sink.nats writes them; json and csv with a mapping read foreign messages); messages are gathered into the job's " +
 			"batches (emitted when full or when no more message is waiting). A message that does not decode (a json or csv row that does not) is counted " +
-			"(drops{reason=malformed}, counters malformed_<reason>), logged and dropped. With stream, an ordered consumer reads " +
+			"(drops{reason=malformed}, counters malformed_<reason>), logged, and dropped, dead-lettered or fatal per on_error; a " +
+			"dropped or dead-lettered message is acknowledged (durable) and its sequence checkpointed like a good one's. With stream, an ordered consumer reads " +
 			"in stream order and recovers from disconnects by itself (resuming after the last sequence it delivered): nothing " +
 			"is lost or repeated while the job runs; a restarted job starts again at deliver. With durable, the source acknowledges " +
 			"(ack all) the last message of each batch once the batch is handed downstream: a crash replays the messages after " +
@@ -187,10 +188,13 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return nil
 }
 
-// Cleanup closes the connection.
+// Cleanup closes the connection and the dead-letter file.
 func (s *Source) Cleanup(ctx context.Context) error {
 	if s.conn != nil {
 		s.conn.Close()
+	}
+	if s.rd != nil {
+		return s.rd.Close()
 	}
 	return nil
 }
@@ -301,18 +305,38 @@ func (s *Source) newBatcher(out *engine.Output) *batcher {
 	return &batcher{s: s, out: out, size: s.nc.Pool.Size()}
 }
 
-// add decodes one payload; it reports whether the current batch is full.
-func (bt *batcher) add(data []byte) bool {
+// add decodes one payload; it reports whether the current batch is full,
+// and what Decode refused (for the caller to hand to Malformed with the
+// message's origin).
+func (bt *batcher) add(data []byte) (bool, error) {
 	if bt.b == nil {
 		bt.b = bt.out.NewBatch(bt.s.kind)
 	}
 	bt.s.msgs++
-	if err := bt.s.rd.Decode(data, bt.b); err != nil {
-		if bt.s.log != nil {
-			bt.s.log.Warn("malformed nats message dropped", "subject", bt.s.subject, "bytes", len(data), "err", err)
-		}
+	err := bt.s.rd.Decode(data, bt.b)
+	return bt.b.Len() >= bt.size, err
+}
+
+// addCore adds a core NATS message; the error is on_error's.
+func (bt *batcher) addCore(m *nats.Msg) (bool, error) {
+	full, err := bt.add(m.Data)
+	if err != nil {
+		err = bt.s.rd.Malformed(err, m.Data, &busfmt.Origin{Bus: "nats", Subject: m.Subject})
 	}
-	return bt.b.Len() >= bt.size
+	return full, err
+}
+
+// addStream adds a JetStream message; the error is on_error's.
+func (bt *batcher) addStream(m jetstream.Msg) (bool, error) {
+	full, err := bt.add(m.Data())
+	if err != nil {
+		o := busfmt.Origin{Bus: "nats", Stream: bt.s.stream, Subject: m.Subject()}
+		if meta, merr := m.Metadata(); merr == nil {
+			o.Seq = meta.Sequence.Stream
+		}
+		err = bt.s.rd.Malformed(err, m.Data(), &o)
+	}
+	return full, err
 }
 
 func (bt *batcher) emit() error {
@@ -354,15 +378,18 @@ func (s *Source) runCore(ctx context.Context, out *engine.Output) error {
 				return stopErr(ctx, err)
 			}
 		case m := <-ch:
-			full := bt.add(m.Data)
-			for !full {
+			full, err := bt.addCore(m)
+			for !full && err == nil {
 				select {
 				case m = <-ch:
-					full = bt.add(m.Data)
+					full, err = bt.addCore(m)
 					continue
 				default:
 				}
 				break
+			}
+			if err != nil {
+				return err
 			}
 			if err := bt.emit(); err != nil {
 				return stopErr(ctx, err)
@@ -486,7 +513,10 @@ func (s *Source) runStream(ctx context.Context, out *engine.Output) error {
 		for {
 			if seq, ok := s.take(m); ok {
 				last, lastSeq = m, seq
-				full = bt.add(m.Data())
+				var err error
+				if full, err = bt.addStream(m); err != nil {
+					return err // on_error: fail (nothing of this batch is acknowledged)
+				}
 			}
 			if full {
 				break

@@ -43,7 +43,7 @@ func init() {
 		component.Field{Name: "prefetch", Type: component.Int, Default: 1024, Min: component.Bound(1), Max: component.Bound(65535),
 			Description: "Unacknowledged messages the broker sends ahead (basic.qos). With checkpoints, messages are acknowledged at checkpoints, so prefetch bounds what one checkpoint interval can read."},
 		component.Field{Name: "dead_letter_exchange", Type: component.String,
-			Description: "Declare the queue with x-dead-letter-exchange, so the messages the source rejects as malformed go there. Empty: they are dropped (counted)."},
+			Description: "Declare the queue with x-dead-letter-exchange, so the whole messages the source rejects as malformed (mdp frames that do not decode; not single json or csv rows) go there: the broker's dead-lettering, besides on_error's file. Under on_error: fail nothing is rejected (the message stays unacknowledged). Empty: rejected messages are discarded by the broker."},
 		component.Field{Name: "kind", Type: component.String, Default: "trade", Enum: []string{"trade", "quote", "bar"},
 			Description: "Record kind of the messages; a frame of another kind is malformed (bad_kind)."},
 	)
@@ -62,8 +62,11 @@ func init() {
 			"the xxhash64 of their body and does not hand them on twice. One queue keeps the publish order; consumers " +
 			"sharing a queue share its messages with no order across them, so a partitioned sink's queues (one per partition, one " +
 			"consumer each) keep each symbol's order. A message that does not decode is counted (drops{reason=malformed}, counters " +
-			"malformed_<reason>), logged and rejected (to dead_letter_exchange when set); a json or csv row that does not decode is " +
-			"counted and dropped, the message's other rows kept. The broker's absence is counted as " +
+			"malformed_<reason>), logged, and dropped, dead-lettered to dead_letter_path or fatal per on_error; a dropped or " +
+			"dead-lettered message is settled: rejected without requeue (so the broker routes it to dead_letter_exchange when set; " +
+			"both dead-letterings can be on at once). A json or csv row that does not decode is refused alone (on_error applies " +
+			"to it), the message's other rows kept and the message acknowledged like a good one. Under on_error: fail the message " +
+			"stays unacknowledged and the broker delivers it again to the next consumer. The broker's absence is counted as " +
 			"errors (Health DEGRADED) and in the rabbitmq_connected gauge; the client reconnects forever with backoff and jitter.",
 		ProducesFn: func(p *component.Params) md.Kind {
 			k, err := md.ParseKind(p.String("kind"))
@@ -172,12 +175,15 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return nil
 }
 
-// Cleanup closes the connection.
+// Cleanup closes the connection and the dead-letter file.
 func (s *Source) Cleanup(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn != nil {
 		_ = s.conn.Close()
+	}
+	if s.rd != nil {
+		return s.rd.Close()
 	}
 	return nil
 }
@@ -369,22 +375,29 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 			}
 			b := out.NewBatch(s.kind)
 			var last uint64 // the newest delivery taken (rejected ones are settled already)
-			if s.add(b, &first) {
+			ok, err := s.add(b, &first)
+			if ok {
 				last = first.DeliveryTag
 			}
-			for more := true; more && b.Len() < size; {
+			for more := err == nil; more && b.Len() < size; {
 				select {
 				case d, ok := <-deliveries:
 					if !ok {
 						open, more = false, false
 						break
 					}
-					if s.add(b, &d) {
+					var took bool
+					if took, err = s.add(b, &d); took {
 						last = d.DeliveryTag
 					}
+					more = err == nil
 				default:
 					more = false
 				}
+			}
+			if err != nil {
+				b.Release()
+				return err
 			}
 			if err := s.emit(ctx, out, b, last); err != nil {
 				return stopErr(ctx, err)
@@ -402,8 +415,8 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 
 // add decodes delivery d into b, or counts it malformed and rejects it
 // (then it reports false). A redelivered message known as handed on
-// already is taken without its records.
-func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
+// already is taken without its records. The error is on_error: fail's.
+func (s *Source) add(b *md.Batch, d *amqp.Delivery) (bool, error) {
 	sum := busio.Sum(d.Body)
 	s.mu.Lock()
 	s.msgs++
@@ -412,27 +425,27 @@ func (s *Source) add(b *md.Batch, d *amqp.Delivery) bool {
 		s.pending = append(s.pending, taken{tag: d.DeliveryTag, sum: sum})
 		s.mu.Unlock()
 		s.nc.Stats.Count("redelivered_duplicates", 1)
-		return true
+		return true, nil
 	}
 	s.mu.Unlock()
 	if err := s.rd.Decode(d.Body, b); err != nil {
-		if re := (*busfmt.RowsError)(nil); errors.As(err, &re) {
-			// Rows refused (counted by the reader); the others are kept.
-			if s.log != nil {
-				s.log.Warn("malformed rows in rabbitmq message dropped", "queue", s.queue, "rows", re.Refused, "first", re.First)
-			}
-		} else {
-			if s.log != nil {
-				s.log.Warn("malformed rabbitmq message rejected", "queue", s.queue, "bytes", len(d.Body), "err", err)
-			}
+		if ferr := s.rd.Malformed(err, d.Body, &busfmt.Origin{Bus: "rabbitmq", Queue: s.queue}); ferr != nil {
+			// on_error: fail: the message stays unacknowledged (the
+			// broker delivers it again to the next consumer).
+			return false, ferr
+		}
+		if re := (*busfmt.RowsError)(nil); !errors.As(err, &re) {
+			// The whole message is refused: rejected without requeue,
+			// so the broker dead-letters it when the queue has a
+			// dead-letter exchange. Rows refused: the others are kept.
 			_ = d.Reject(false)
-			return false
+			return false, nil
 		}
 	}
 	s.mu.Lock()
 	s.pending = append(s.pending, taken{tag: d.DeliveryTag, sum: sum})
 	s.mu.Unlock()
-	return true
+	return true, nil
 }
 
 // emit hands b downstream and settles its deliveries up to tag (0: none

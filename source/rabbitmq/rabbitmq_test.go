@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -185,7 +186,9 @@ func TestReconnectMidStream(t *testing.T) {
 }
 
 // TestMalformedDeadLettered: messages that are not frames are counted by
-// reason and rejected to the dead-letter exchange; the good ones arrive.
+// reason and rejected to the dead-letter exchange (the broker's
+// dead-lettering) and, with on_error: dead_letter too, written to the
+// dead-letter file; the good ones arrive.
 func TestMalformedDeadLettered(t *testing.T) {
 	url, ch := amqpURL(t)
 	dlx := exchange(t, ch)
@@ -210,7 +213,9 @@ func TestMalformedDeadLettered(t *testing.T) {
 	syms := []string{"A"}
 	want := bustest.Trades(100, syms)
 	bustest.Publish(t, "sink.rabbitmq", &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 50}, map[string]any{"url": url, "routing_key": q})
-	s, j := bustest.Read(t, "provider.rabbitmq", map[string]any{"url": url, "queue": q, "dead_letter_exchange": dlx}, md.KindTrade, len(want), bustest.ReadOptions{})
+	path := filepath.Join(t.TempDir(), "dead.jsonl")
+	s, j := bustest.Read(t, "provider.rabbitmq", map[string]any{"url": url, "queue": q, "dead_letter_exchange": dlx,
+		"on_error": "dead_letter", "dead_letter_path": path}, md.KindTrade, len(want), bustest.ReadOptions{})
 	bustest.CheckTrades(t, s, want, syms)
 	ns := bustest.NodeStatus(j, "sub")
 	if ns.Drops["malformed"] != 3 || ns.Counters["malformed_bad_magic"] != 1 || ns.Counters["malformed_bad_version"] != 1 || ns.Counters["malformed_truncated"] != 1 {
@@ -218,6 +223,16 @@ func TestMalformedDeadLettered(t *testing.T) {
 	}
 	if info, err := ch.QueueDeclarePassive(dlq, true, false, false, false, nil); err != nil || info.Messages != 3 {
 		t.Fatalf("dead-letter queue holds %d messages (%v), want 3", info.Messages, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want3 := `{"bus":"rabbitmq","queue":"` + q + `","reason":"bad_magic","raw_base64":"eyJub3QiOiJhIGZyYW1lIn0="}` + "\n" +
+		`{"bus":"rabbitmq","queue":"` + q + `","reason":"bad_version","raw_base64":"TUQJAQAAAAAAAAAA"}` + "\n" +
+		`{"bus":"rabbitmq","queue":"` + q + `","reason":"truncated","raw_base64":"TUQ="}` + "\n"
+	if string(b) != want3 {
+		t.Fatalf("dead-letter file:\n%s\nwant:\n%s", b, want3)
 	}
 }
 

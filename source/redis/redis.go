@@ -52,7 +52,7 @@ func init() {
 		component.Field{Name: "claim_idle", Type: component.Duration, Default: "1m", Min: component.Bound(0), Max: component.Bound(86400),
 			Description: "Entries another consumer of the group left unacknowledged this long are claimed (XAUTOCLAIM, checked every claim_idle/2) and read by this one: the way a dead instance's entries get processed. 0 disables."},
 		component.Field{Name: "dead_letter_stream", Type: component.String,
-			Description: "Stream that malformed messages are added to (fields reason, stream, id and the message under field), besides being counted. Empty: counted and dropped."},
+			Description: "Stream that whole malformed entries (not single json or csv rows) are added to (fields reason, stream, id and the message under field): dead-lettering inside Redis, besides on_error's file. Not under on_error: fail (the entry then stays pending). Empty: none."},
 	)
 	fields = append(fields, busfmt.SourceFields()...)
 	component.Register(component.Spec{
@@ -67,9 +67,10 @@ func init() {
 			"checkpoint covering the entries completes, and a resumed job re-reads its pending entries, so a kill -9 and --resume " +
 			"lose nothing and repeat nothing (the checkpoint lists the entries it covers that were not yet acknowledged, and the resumed " +
 			"run acknowledges them instead of handing them on again). Entries left pending by another consumer for claim_idle are claimed (XAUTOCLAIM). " +
-			"A message that does not decode is counted (drops{reason=malformed}, counters malformed_<reason>), logged, optionally " +
-			"added to dead_letter_stream, and acknowledged; a json or csv row that does not decode is counted and dropped, the " +
-			"entry's other rows kept. The server's absence is counted as errors (Health DEGRADED) and in " +
+			"A message that does not decode is counted (drops{reason=malformed}, counters malformed_<reason>), logged, and dropped, " +
+			"dead-lettered or fatal per on_error; a dropped or dead-lettered entry is acknowledged like a good one (under fail it " +
+			"stays pending). Independently of on_error (except fail), a whole refused entry is also added to dead_letter_stream " +
+			"when set; a json or csv row that does not decode is refused alone, the entry's other rows kept. The server's absence is counted as errors (Health DEGRADED) and in " +
 			"the redis_connected gauge; commands are retried forever with backoff and jitter.",
 		ProducesFn: func(p *component.Params) md.Kind {
 			k, err := md.ParseKind(p.String("kind"))
@@ -237,12 +238,16 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return nil
 }
 
-// Cleanup closes the client.
+// Cleanup closes the client and the dead-letter file.
 func (s *Source) Cleanup(ctx context.Context) error {
+	var err error
 	if s.c != nil {
-		return s.c.Close()
+		err = s.c.Close()
 	}
-	return nil
+	if s.rd != nil {
+		err = errors.Join(err, s.rd.Close())
+	}
+	return err
 }
 
 // Ready reports whether the source has reached the server once.
@@ -528,7 +533,10 @@ func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, blo
 			if b == nil {
 				b = out.NewBatch(s.kind)
 			}
-			s.add(ctx, b, si, xs.Stream, &m)
+			if err := s.add(ctx, b, si, xs.Stream, &m); err != nil {
+				b.Release()
+				return n, err // on_error: fail: the entry stays pending
+			}
 			if b.Len() >= s.nc.Pool.Size() {
 				if err := s.emit(ctx, out, b); err != nil {
 					return n, err
@@ -546,42 +554,44 @@ func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, blo
 }
 
 // add decodes entry m of stream si into b (or counts it malformed) and
-// notes its id for acknowledgement.
-func (s *Source) add(ctx context.Context, b *md.Batch, si int, stream string, m *redis.XMessage) {
+// notes its id for acknowledgement. The error is on_error: fail's (then
+// the entry is not noted, and stays pending).
+func (s *Source) add(ctx context.Context, b *md.Batch, si int, stream string, m *redis.XMessage) error {
 	s.msgs++
-	s.cur[si] = append(s.cur[si], m.ID)
 	v, ok := m.Values[s.field].(string)
 	if !ok {
 		s.nc.Stats.Drop("malformed", 1)
 		s.nc.Stats.Count("malformed_missing_field", 1)
-		s.malformed(ctx, stream, m.ID, "missing_field", nil, fmt.Errorf("entry has no field %q", s.field))
-		return
+		err := &busfmt.MessageError{Reason: "missing_field", Detail: fmt.Sprintf("entry has no field %q", s.field)}
+		if ferr := s.rd.Malformed(err, nil, &busfmt.Origin{Bus: "redis", Stream: stream, ID: m.ID}); ferr != nil {
+			return ferr
+		}
+		s.cur[si] = append(s.cur[si], m.ID)
+		s.deadLetterEntry(ctx, stream, m.ID, "missing_field", nil)
+		return nil
 	}
 	// The decoder only reads the payload: view the string's bytes.
 	data := unsafe.Slice(unsafe.StringData(v), len(v))
 	if err := s.rd.Decode(data, b); err != nil {
-		if re := (*busfmt.RowsError)(nil); errors.As(err, &re) {
-			// Rows refused (counted by the reader); the others are kept.
-			if s.log != nil {
-				s.log.Warn("malformed rows in redis message dropped", "stream", stream, "id", m.ID, "rows", re.Refused, "first", re.First)
+		if ferr := s.rd.Malformed(err, data, &busfmt.Origin{Bus: "redis", Stream: stream, ID: m.ID}); ferr != nil {
+			return ferr
+		}
+		if re := (*busfmt.RowsError)(nil); !errors.As(err, &re) {
+			// A whole message refused: also to dead_letter_stream. Rows
+			// refused: the others are kept.
+			reason := "malformed"
+			if fe := (*busfmt.FrameError)(nil); errors.As(err, &fe) {
+				reason = fe.Reason
 			}
-			return
+			s.deadLetterEntry(ctx, stream, m.ID, reason, data)
 		}
-		reason := "malformed"
-		var fe *busfmt.FrameError
-		if errors.As(err, &fe) {
-			reason = fe.Reason
-		}
-		s.malformed(ctx, stream, m.ID, reason, data, err)
 	}
+	s.cur[si] = append(s.cur[si], m.ID)
+	return nil
 }
 
-// malformed logs (rate limited by the count) and dead-letters a refused
-// message.
-func (s *Source) malformed(ctx context.Context, stream, id, reason string, data []byte, err error) {
-	if s.log != nil {
-		s.log.Warn("malformed redis message", "stream", stream, "id", id, "reason", reason, "bytes", len(data), "err", err)
-	}
+// deadLetterEntry adds a refused message to dead_letter_stream, if set.
+func (s *Source) deadLetterEntry(ctx context.Context, stream, id, reason string, data []byte) {
 	if s.deadLetter == "" {
 		return
 	}
