@@ -12,6 +12,7 @@ import (
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/engine/enginetest"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/sink/storekit/storetest"
 
 	// The benchmarks' downstream nodes.
 	_ "github.com/mdpio/mdp/operator/bars"
@@ -96,21 +97,39 @@ func (d *RawDecoder) Decode(b testing.TB, frame []byte) {
 	d.Records += len(d.b.Trades)
 }
 
-// Rates collects the msgs/s of a benchmark's sub-benchmarks, so that the
-// parent can log each one's ratio to its anchor measured in the same run.
-type Rates struct {
-	mu sync.Mutex
-	m  map[string]float64
+// Clock is the start of a measurement: the wall clock and the process's
+// CPU time (user+system, every goroutine of the process: the component's
+// or the raw loop's and the client library's; the broker's only for
+// in-process kfake). CPU per message is steadier than a rate on a shared
+// machine, where the rate measures the scheduler's share as much as the
+// code.
+type Clock struct {
+	wall time.Time
+	cpu  time.Duration
 }
 
-// Report reports n messages (and n*PerMsg trades) since start on b and
-// keeps the rate under b's sub-benchmark name (the part after the
-// parent's "/").
-func (r *Rates) Report(b *testing.B, n int, start time.Time) {
-	el := time.Since(start).Seconds()
+// StartClock starts a measurement.
+func StartClock() Clock { return Clock{wall: time.Now(), cpu: storetest.CPUTime()} }
+
+// Rates collects the msgs/s and CPU per message of a benchmark's
+// sub-benchmarks, so that the parent can log each one's ratio to its
+// anchor measured in the same run.
+type Rates struct {
+	mu  sync.Mutex
+	m   map[string]float64
+	cpu map[string]float64 // CPU ns per message
+}
+
+// Report reports n messages (and n*PerMsg trades) since start on b,
+// their rate and the process's CPU ns per message, and keeps both under
+// b's sub-benchmark name (the part after the parent's "/").
+func (r *Rates) Report(b *testing.B, n int, start Clock) {
+	el := time.Since(start.wall).Seconds()
+	cpu := float64(storetest.CPUTime()-start.cpu) / float64(n)
 	rate := float64(n) / el
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(rate*PerMsg, "trades/s")
+	b.ReportMetric(cpu, "cpu-ns/msg")
 	name := b.Name()
 	if i := strings.IndexByte(name, '/'); i >= 0 {
 		name = name[i+1:]
@@ -121,14 +140,15 @@ func (r *Rates) Report(b *testing.B, n int, start time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
-		r.m = map[string]float64{}
+		r.m, r.cpu = map[string]float64{}, map[string]float64{}
 	}
-	r.m[name] = rate
+	r.m[name], r.cpu[name] = rate, cpu
 }
 
 // Log logs, for each measured name with a prefix p of anchors (e.g.
-// "sink/" -> "sink/raw"), its ratio to the anchor of its prefix: the
-// same-run figures the README quotes.
+// "sink/" -> "sink/raw"), its ratio to the anchor of its prefix, by rate
+// and by CPU per message (the anchor's CPU over the name's, so that above
+// 1 is better for both): the same-run figures the README quotes.
 func (r *Rates) Log(b *testing.B, anchors map[string]string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -140,7 +160,12 @@ func (r *Rates) Log(b *testing.B, anchors map[string]string) {
 	for _, n := range names {
 		for p, a := range anchors {
 			if strings.HasPrefix(n, p) && n != a && r.m[a] > 0 {
-				b.Logf("ratio %s / %s = %.2f (%.0f / %.0f msgs/s)", n, a, r.m[n]/r.m[a], r.m[n], r.m[a])
+				cr := 0.0
+				if r.cpu[n] > 0 {
+					cr = r.cpu[a] / r.cpu[n]
+				}
+				b.Logf("ratio %s / %s = %.2f (%.0f / %.0f msgs/s); cpu %.2f (%.0f / %.0f cpu-ns/msg)",
+					n, a, r.m[n]/r.m[a], r.m[n], r.m[a], cr, r.cpu[n], r.cpu[a])
 			}
 		}
 	}
@@ -159,7 +184,7 @@ func BenchSink(b *testing.B, r *Rates, typ string, params map[string]any, n int)
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start := StartClock()
 	if err := j.Run(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -189,17 +214,17 @@ func BenchSource(b *testing.B, r *Rates, src *engine.Node, n int, bars bool, sta
 	defer cancel()
 	want := int64(n) * PerMsg
 	b.ResetTimer()
-	start := time.Now()
+	start := StartClock()
 	if err := j.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
 	if started != nil {
 		started(j)
 		b.ResetTimer()
-		start = time.Now()
+		start = StartClock()
 	}
 	for NodeStatus(j, src.ID).EventsOut < want {
-		if time.Since(start) > 5*time.Minute {
+		if time.Since(start.wall) > 5*time.Minute {
 			b.Fatalf("%s handed on %d of %d trades in 5 minutes", src.ID, NodeStatus(j, src.ID).EventsOut, want)
 		}
 		time.Sleep(time.Millisecond)

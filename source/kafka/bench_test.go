@@ -63,7 +63,7 @@ func BenchmarkKafka(b *testing.B) {
 		_, brokers := cluster(b, 1, topic)
 		cl := producer(b, brokers, topic)
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		produce(b, cl, b.N)
 		r.Report(b, b.N, start)
 	})
@@ -77,7 +77,7 @@ func BenchmarkKafka(b *testing.B) {
 		cl := client(b, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		d := bustest.NewRawDecoder()
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		n := 0
 		for n < b.N {
 			f := cl.PollFetches(context.Background())

@@ -81,7 +81,7 @@ func BenchmarkMQTT(b *testing.B) {
 		c := benchClient(b, url)
 		prefix := bustest.Unique("mdpbench/")
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		rawPublish(b, c, prefix, frames, b.N, nil)
 		r.Report(b, b.N, start)
 	})
@@ -108,7 +108,7 @@ func BenchmarkMQTT(b *testing.B) {
 		}
 		pub := benchClient(b, url)
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		published := make(chan struct{})
 		go func() {
 			defer close(published)

@@ -3,7 +3,6 @@ package natssrc_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,7 +57,7 @@ func BenchmarkNATS(b *testing.B) {
 	b.Run("sink/raw", func(b *testing.B) {
 		_, subj := mk()
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		for i := 0; i < b.N; i++ {
 			m := &nats.Msg{Subject: subj, Data: frames.Frame(i), Header: nats.Header{jetstream.MsgIDHeader: []string{bustest.Unique("")}}}
 			if _, err := js.PublishMsgAsync(m); err != nil {
@@ -85,7 +84,7 @@ func BenchmarkNATS(b *testing.B) {
 		defer it.Stop()
 		d := bustest.NewRawDecoder()
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		for i := 0; i < min(b.N, n); i++ {
 			m, err := it.Next()
 			if err != nil {

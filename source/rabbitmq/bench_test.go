@@ -3,7 +3,6 @@ package rabbitmqsrc_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -80,7 +79,7 @@ func BenchmarkRabbitMQ(b *testing.B) {
 		ex := exchange(b, ch)
 		queue(b, ch, ex, "#")
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		rawPublish(b, url, ex, frames, b.N)
 		r.Report(b, b.N, start)
 	})
@@ -104,7 +103,7 @@ func BenchmarkRabbitMQ(b *testing.B) {
 		}
 		d := bustest.NewRawDecoder()
 		b.ResetTimer()
-		start := time.Now()
+		start := bustest.StartClock()
 		deliveries, err := c.Consume(q, "", false, false, false, false, nil)
 		if err != nil {
 			b.Fatal(err)
