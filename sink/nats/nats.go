@@ -34,7 +34,7 @@ func init() {
 		component.Field{Name: "format", Type: component.String, Default: "mdp", Enum: busfmt.FormatNames,
 			Description: "Message encoding: mdp (the binary frame of one batch, see README \"The mdp frame\"), json (JSON lines, as sink.file writes them) or csv (a header line and rows, as sink.file writes them)."},
 		component.Field{Name: "max_pending", Type: component.Int, Default: 256, Min: component.Bound(1), Max: component.Bound(65536),
-			Description: "JetStream messages published and not yet acknowledged; at the limit the sink waits for the oldest acknowledgements (backpressure). A message lost with a broken connection is published again after the ones behind it got through, so after a reconnect the stream's order can differ from the batches' within this window; 1 keeps the order strictly (one message in flight, slower)."},
+			Description: "JetStream messages published and not yet acknowledged; at the limit the sink waits until the oldest quarter of them are acknowledged (backpressure). A message lost with a broken connection is published again after the ones behind it got through, so after a reconnect the stream's order can differ from the batches' within this window; 1 keeps the order strictly (one message in flight, slower)."},
 		component.Field{Name: "ack_timeout", Type: component.Duration, Default: "5s", Min: component.Bound(0.01), Max: component.Bound(600),
 			Description: "How long to wait for one JetStream acknowledgement before publishing the message again (same Nats-Msg-Id)."},
 		component.Field{Name: "max_attempts", Type: component.Int, Default: 10, Min: component.Bound(1), Max: component.Bound(1000),
@@ -91,19 +91,27 @@ type Sink struct {
 	jsc     jetstream.JetStream
 	pending []*inflight // oldest first
 	free    []*inflight
+	timer   *time.Timer // the ack_timeout of the message waited for, reused
 	msgs    int64
 	records int64
 	acked   *engine.Counter
 	retries *engine.Counter
 }
 
-// inflight is a published message waiting for its acknowledgement.
+// inflight is a published message waiting for its acknowledgement. Its
+// buffer, message and header are reused once it is acknowledged (the
+// client keeps the message only until then).
 type inflight struct {
 	data     []byte
 	id       string
 	records  int
+	msg      *nats.Msg
 	fut      jetstream.PubAckFuture
 	attempts int
+	// What wait took from fut's channels (each delivers once): acked,
+	// or the attempt's error.
+	acked  bool
+	failed error
 }
 
 // Open connects (without failing when the server is down: see natsconn)
@@ -164,12 +172,61 @@ func (s *Sink) Process(ctx context.Context, b *md.Batch, out *engine.Output) err
 		return err
 	}
 	s.pending = append(s.pending, f)
-	for len(s.pending) >= s.maxPending {
+	if len(s.pending) < s.maxPending {
+		return nil
+	}
+	// At the limit: wait until the oldest quarter is acknowledged. The
+	// stream acknowledges in order, so waiting for the last of that
+	// quarter parks the sink once for all of them rather than once per
+	// acknowledgement; each is then settled in order (published again if
+	// it failed).
+	k := max(s.maxPending/4, 1)
+	if k > 1 {
+		if err := s.wait(ctx, s.pending[k-1]); err != nil {
+			return err
+		}
+	}
+	for range k {
 		if err := s.settleOldest(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// wait waits until f is acknowledged, failed or late (ack_timeout),
+// without settling it: settleOldest does, from what wait noted in f.
+func (s *Sink) wait(ctx context.Context, f *inflight) error {
+	ok, failed := f.fut.Ok(), f.fut.Err()
+	select {
+	case <-ok:
+		f.acked = true
+		return nil
+	case f.failed = <-failed:
+		return nil
+	default:
+	}
+	t := s.startTimer()
+	defer t.Stop()
+	select {
+	case <-ok:
+		f.acked = true
+	case f.failed = <-failed:
+	case <-t.C: // late: settleOldest gives it its own ack_timeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// startTimer returns the sink's timer set to ack_timeout.
+func (s *Sink) startTimer() *time.Timer {
+	if s.timer == nil {
+		s.timer = time.NewTimer(s.ackTimeout)
+	} else {
+		s.timer.Reset(s.ackTimeout)
+	}
+	return s.timer
 }
 
 func (s *Sink) get() *inflight {
@@ -185,10 +242,19 @@ func (s *Sink) get() *inflight {
 func (s *Sink) publish(ctx context.Context, f *inflight) error {
 	for {
 		f.attempts++
-		m := &nats.Msg{Subject: s.subject, Data: f.data, Header: nats.Header{jetstream.MsgIDHeader: []string{f.id}}}
-		fut, err := s.jsc.PublishMsgAsync(m)
+		if f.msg == nil || f.attempts > 1 {
+			// A new message for each attempt after the first: the client
+			// may still hold a failed or late attempt's message (it
+			// retries "no responders" by itself), so that one is left
+			// alone. A message whose last attempt was acknowledged is
+			// held no more and is reused.
+			f.msg = &nats.Msg{Subject: s.subject, Header: nats.Header{jetstream.MsgIDHeader: []string{""}}}
+		}
+		f.msg.Data = f.data
+		f.msg.Header[jetstream.MsgIDHeader][0] = f.id
+		fut, err := s.jsc.PublishMsgAsync(f.msg)
 		if err == nil {
-			f.fut = fut
+			f.fut, f.acked, f.failed = fut, false, nil
 			return nil
 		}
 		if err := s.backoff(ctx, f, err); err != nil {
@@ -216,27 +282,34 @@ func (s *Sink) backoff(ctx context.Context, f *inflight, err error) error {
 func (s *Sink) settleOldest(ctx context.Context) error {
 	f := s.pending[0]
 	for {
-		select { // the usual case: acknowledged already, no timer needed
-		case <-f.fut.Ok():
+		if f.acked {
 			s.ackedOldest(f)
 			return nil
-		default:
 		}
-		timer := time.NewTimer(s.ackTimeout)
-		var err error
-		select {
-		case <-f.fut.Ok():
+		err := f.failed
+		if err == nil {
+			ok := f.fut.Ok()
+			select { // the usual case: acknowledged already, no timer needed
+			case <-ok:
+				s.ackedOldest(f)
+				return nil
+			default:
+			}
+			timer := s.startTimer()
+			select {
+			case <-ok:
+				timer.Stop()
+				s.ackedOldest(f)
+				return nil
+			case err = <-f.fut.Err():
+			case <-timer.C:
+				err = fmt.Errorf("no acknowledgement within %s", s.ackTimeout)
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			}
 			timer.Stop()
-			s.ackedOldest(f)
-			return nil
-		case err = <-f.fut.Err():
-		case <-timer.C:
-			err = fmt.Errorf("no acknowledgement within %s", s.ackTimeout)
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
 		}
-		timer.Stop()
 		if err := s.backoff(ctx, f, err); err != nil {
 			return err
 		}
