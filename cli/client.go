@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/mdpio/mdp/jobs"
 	"github.com/mdpio/mdp/runtime"
+	"github.com/mdpio/mdp/scaleout"
 	"github.com/mdpio/mdp/server"
 )
 
@@ -278,9 +280,12 @@ func (a *app) statusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [NAME]",
 		Short: "Show a job's status: state, uptime, rates, per-node figures",
-		Long: `Status asks the job server (or an mdp run serving metrics) for one job's status:
-its state, uptime, events/s, watermark lag, errors and restarts, then a line per
-node. --watch follows the job's status WebSocket and prints each update.`,
+		Long: `Status asks the job server (or an mdp run or mdp worker serving metrics) for one
+job's status: its state, uptime, events/s, watermark lag, errors and restarts,
+then a line per node. For a scaled-out job (asked of its mdp run or one of its
+mdp worker processes) it then lists the live workers with the partitions each
+owns, and each partition's owner and lag. --watch follows the job's status
+WebSocket and prints each update.`,
 		Example: `  mdp status bars-to-sqlite
   mdp status --job bars-to-sqlite --json
   mdp status bars-to-sqlite --watch`,
@@ -319,17 +324,75 @@ func (a *app) printStatus(st jobs.JobStatus) {
 	if st.NextRestartAt != "" {
 		fmt.Fprintf(a.stdout, "next restart at %s\n", st.NextRestartAt)
 	}
-	if st.Runtime == nil || len(st.Runtime.Nodes) == 0 {
+	if st.Runtime == nil {
 		return
 	}
-	fmt.Fprintln(a.stdout)
+	if len(st.Runtime.Nodes) > 0 {
+		fmt.Fprintln(a.stdout)
+		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tTYPE\tSTATE\tIN\tOUT\tWM LAG\tQUEUE\tDROPS\tERRORS")
+		for _, n := range st.Runtime.Nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d/%d\t%d\t%d\n", n.ID, n.Type, n.State, n.EventsIn, n.EventsOut,
+				lag(n.WatermarkLagSeconds), n.QueueDepth, n.QueueCapacity, total(n.Drops), total(n.Errors))
+		}
+		_ = tw.Flush()
+	}
+	if so := st.Runtime.Scaleout; so != nil {
+		a.printScaleout(so)
+	}
+}
+
+// printScaleout prints a scaled-out job's workers, then each partition's
+// owner and lag ("?" where the owner has not reported its progress yet).
+func (a *app) printScaleout(so *scaleout.Status) {
+	fmt.Fprintf(a.stdout, "\nstream %s, %d partitions, lag %d messages, %s\n", so.Stream, so.Partitions, so.LagMessages, lag(so.LagSeconds))
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tTYPE\tSTATE\tIN\tOUT\tWM LAG\tQUEUE\tDROPS\tERRORS")
-	for _, n := range st.Runtime.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d/%d\t%d\t%d\n", n.ID, n.Type, n.State, n.EventsIn, n.EventsOut,
-			lag(n.WatermarkLagSeconds), n.QueueDepth, n.QueueCapacity, total(n.Drops), total(n.Errors))
+	fmt.Fprintln(tw, "WORKER\tHOST\tPID\tPARTITIONS\tLAG MSGS\tLAG")
+	for _, w := range so.Workers {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", w.ID, w.Host, w.PID, ranges(w.Partitions), w.LagMessages, lag(w.LagSeconds))
 	}
 	_ = tw.Flush()
+	if len(so.Unowned) > 0 {
+		fmt.Fprintf(a.stdout, "unowned partitions: %s\n", ranges(so.Unowned))
+	}
+	fmt.Fprintln(a.stdout)
+	tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tOWNER\tLAG MSGS\tLAG")
+	for _, p := range so.PartitionLag {
+		owner, msgs, secs := p.Owner, strconv.FormatInt(p.LagMessages, 10), lag(p.LagSeconds)
+		if owner == "" {
+			owner = "-"
+		}
+		if !p.Reported {
+			msgs, secs = "?", "?"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", p.Partition, owner, msgs, secs)
+	}
+	_ = tw.Flush()
+}
+
+// ranges writes sorted partition numbers as ranges: 0-3,8,10-11.
+func ranges(ps []int) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i := 0; i < len(ps); {
+		j := i
+		for j+1 < len(ps) && ps[j+1] == ps[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(ps[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(ps[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
 }
 
 func total(m map[string]int64) int64 {

@@ -14,9 +14,11 @@ import (
 
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/jobs"
 	"github.com/mdpio/mdp/metrics"
 	"github.com/mdpio/mdp/runtime"
 	"github.com/mdpio/mdp/scaleout"
+	"github.com/mdpio/mdp/server"
 )
 
 // runScaleout is mdp run of a job with a scaleout section: its source as
@@ -27,26 +29,32 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 		return exit(ExitUsage, nil)
 	}
 	return a.scaleoutRole(ctx, doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
-		reg, stop, err := scaleoutMetrics(doc, log)
+		role := runtime.NewRole(doc, runtime.NewRedactor(doc))
+		reg, stop, err := scaleoutMetrics(doc, log, role)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		return scaleout.Run(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg})
+		err = scaleout.Run(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg, Status: role})
+		role.Finish(err)
+		return err
 	})
 }
 
 // scaleoutMetrics serves /metrics for a scaleout role when the job has
 // metrics.enable: the process's series and the lag series the role
-// registers. Without it the registerer is nil (a nil interface, which
-// the roles test for) and stop does nothing.
-func scaleoutMetrics(doc *config.Document, log *slog.Logger) (prometheus.Registerer, func(), error) {
+// registers, and on the same listener the read-only job API (mdp list,
+// mdp status) answering from role. Without it the registerer is nil (a
+// nil interface, which the roles test for) and stop does nothing.
+func scaleoutMetrics(doc *config.Document, log *slog.Logger, role *runtime.Role) (prometheus.Registerer, func(), error) {
 	if !doc.Metrics.Enable {
 		return nil, func() {}, nil
 	}
 	reg := metrics.NewRegistry(metrics.NewCollector(doc.Mode))
-	srv, err := metrics.Serve(metrics.ServerOptions{Listen: doc.Metrics.Listen, Gatherer: reg, Logger: log})
+	api := server.New(server.Options{Jobs: jobs.NewRole(role), Logger: log})
+	srv, err := metrics.Serve(metrics.ServerOptions{Listen: doc.Metrics.Listen, Gatherer: reg, API: api, Logger: log})
 	if err != nil {
+		api.Close()
 		return nil, nil, err
 	}
 	log.Info("metrics listening", "addr", srv.Addr())
@@ -54,6 +62,7 @@ func scaleoutMetrics(doc *config.Document, log *slog.Logger) (prometheus.Registe
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		api.Close()
 	}, nil
 }
 
@@ -151,13 +160,16 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 				return err
 			}
 			return a.scaleoutRole(cmd.Context(), doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
-				reg, stop, err := scaleoutMetrics(doc, log)
+				role := runtime.NewRole(doc, runtime.NewRedactor(doc))
+				reg, stop, err := scaleoutMetrics(doc, log, role)
 				if err != nil {
 					return err
 				}
 				defer stop()
-				return scaleout.RunWorker(ctx, doc, scaleout.WorkerOptions{Options: scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg},
+				err = scaleout.RunWorker(ctx, doc, scaleout.WorkerOptions{Options: scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg, Status: role},
 					ID: id, Workers: workers})
+				role.Finish(err)
+				return err
 			})
 		},
 	}

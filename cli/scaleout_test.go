@@ -1,11 +1,13 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,6 +36,68 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 			t.Fatalf("/metrics has no %s:\n%s", s, body)
 		}
 	}
+	// mdp status asks the run's read-only API: the runtime status carries
+	// the scale-out section, one worker (this process) owning all four
+	// partitions, each with its lag reported.
+	code, stdout, stderr := runMDP(t, testMDP(t), "status", "so", "--json", "--server", "http://"+addr)
+	if code != 0 {
+		t.Fatalf("mdp status --json: exit %d\n%s", code, stderr)
+	}
+	var st struct {
+		Runtime struct {
+			Scaleout struct {
+				Stream     string `json:"stream"`
+				Partitions int    `json:"partitions"`
+				Workers    []struct {
+					ID         string `json:"id"`
+					PID        int    `json:"pid"`
+					Partitions []int  `json:"partitions"`
+				} `json:"workers"`
+				PartitionLag []struct {
+					Partition   int    `json:"partition"`
+					Owner       string `json:"owner"`
+					Reported    bool   `json:"reported"`
+					LagMessages *int64 `json:"lag_messages"`
+				} `json:"partition_lag"`
+			} `json:"scaleout"`
+		} `json:"runtime"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, stdout)
+	}
+	so := st.Runtime.Scaleout
+	if so.Stream != "MDP_so" || so.Partitions != 4 || len(so.Workers) != 1 || fmt.Sprint(so.Workers[0].Partitions) != "[0 1 2 3]" ||
+		so.Workers[0].PID != p.cmd.Process.Pid || len(so.PartitionLag) != 4 {
+		t.Fatalf("scale-out status %+v\n%s", so, stdout)
+	}
+	for i, pl := range so.PartitionLag {
+		if pl.Partition != i || pl.Owner != so.Workers[0].ID || !pl.Reported || pl.LagMessages == nil {
+			t.Fatalf("partition %d: %+v", i, pl)
+		}
+	}
+	code, stdout, stderr = runMDP(t, testMDP(t), "status", "so", "--server", "http://"+addr)
+	if code != 0 {
+		t.Fatalf("mdp status: exit %d\n%s", code, stderr)
+	}
+	rows := map[string][]string{} // first field -> fields of the line
+	for _, line := range strings.Split(stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			rows[f[0]] = f
+		}
+	}
+	id, pid := so.Workers[0].ID, strconv.Itoa(p.cmd.Process.Pid)
+	if !strings.Contains(stdout, "\nstream MDP_so, 4 partitions, lag ") ||
+		strings.Join(rows["WORKER"], " ") != "WORKER HOST PID PARTITIONS LAG MSGS LAG" ||
+		len(rows[id]) != 6 || rows[id][2] != pid || rows[id][3] != "0-3" ||
+		strings.Join(rows["PARTITION"], " ") != "PARTITION OWNER LAG MSGS LAG" {
+		t.Fatalf("mdp status:\n%s", stdout)
+	}
+	for i := range 4 {
+		if r := rows[strconv.Itoa(i)]; len(r) != 4 || r[1] != id {
+			t.Fatalf("mdp status: partition %d row %v:\n%s", i, r, stdout)
+		}
+	}
+
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, p.stderr)
@@ -55,7 +119,7 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 	}
 
 	// Checkpoint flags do not apply to a scaleout job yet: a usage error.
-	code, _, stderr := runMDP(t, testMDP(t), "run", "--config", cfg, "--resume")
+	code, _, stderr = runMDP(t, testMDP(t), "run", "--config", cfg, "--resume")
 	if code != 2 || !strings.Contains(stderr, "do not apply to a scaleout job") {
 		t.Fatalf("--resume: exit %d\n%s", code, stderr)
 	}

@@ -91,6 +91,15 @@ func (m *Manager) status(j *job, detail bool) JobStatus {
 	return st
 }
 
+// run is what a status asks of a run: a runtime.Unified, or the
+// runtime.Role of a scale-out process.
+type run interface {
+	Status() runtime.Status
+	Health() runtime.Health
+	Err() error
+	Redactor() *runtime.Redactor
+}
+
 // fillRun fills st from a run's runtime status; mu guards rate.
 func fillRun(st *JobStatus, u run, mu *sync.Mutex, rate *rateSample, backoff, detail bool) {
 	rs := u.Status()

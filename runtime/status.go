@@ -10,6 +10,7 @@ import (
 
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/scaleout/sostatus"
 )
 
 // Status is a snapshot of the job, ready to serialise as JSON. Times are
@@ -31,6 +32,10 @@ type Status struct {
 	// Bottleneck names the source that limits the job's rate, when one does
 	// (engine.Status.Bottleneck).
 	Bottleneck string `json:"bottleneck,omitempty"`
+	// Scaleout is, for a scaled-out job (mdp run or mdp worker of a job
+	// with a scaleout section), its workers, the partitions each owns and
+	// each partition's lag.
+	Scaleout *sostatus.Status `json:"scaleout,omitempty"`
 }
 
 // NodeStatus is one logical node, summed over its instances.
@@ -102,7 +107,17 @@ func (u *Unified) Status() Status {
 	if !ended.IsZero() {
 		st.EndedAt = ended.UTC().Format(time.RFC3339Nano)
 	}
-	es := u.job.Status()
+	fillEngine(&st, u.job.Status(), u.feedback, u.red, jobErr, now)
+	if u.job.Checkpointing() {
+		cs := u.job.CheckpointStatus()
+		st.Checkpoint = &cs
+	}
+	return st
+}
+
+// fillEngine fills st's nodes, edges, errors and feedback from an engine
+// job's status.
+func fillEngine(st *Status, es engine.Status, fb *engine.Feedback, red *Redactor, jobErr error, now time.Time) {
 	st.Nodes = make([]NodeStatus, 0, len(es.Nodes))
 	if jobErr != nil {
 		st.Errors = append(st.Errors, jobErr.Error())
@@ -113,7 +128,7 @@ func (u *Unified) Status() Status {
 			EventsIn: n.EventsIn, EventsOut: n.EventsOut, BatchesIn: n.BatchesIn, BatchesOut: n.BatchesOut,
 			BusySeconds: float64(n.BusyNs) / 1e9, BlockedSeconds: float64(n.BlockedNs) / 1e9, BusyFraction: n.BusyFraction,
 			QueueDepth: n.QueueDepth, QueueCapacity: n.QueueCap, Drops: n.Drops, Errors: n.Errors,
-			LastError: u.red.String(n.LastError),
+			LastError: red.String(n.LastError),
 		}
 		switch n.Watermark {
 		case md.MinTime:
@@ -135,16 +150,11 @@ func (u *Unified) Status() Status {
 	for _, e := range es.Edges {
 		st.Edges = append(st.Edges, EdgeStatus{Name: e.Name, Policy: e.Policy, Depth: e.Depth, Capacity: e.Capacity, Dropped: e.Dropped, BlockedSeconds: float64(e.BlockedNs) / 1e9})
 	}
-	ev := u.feedback.Events()
+	ev := fb.Events()
 	st.Feedback = FeedbackStatus{
-		Enabled: u.feedback.Config().Enable, Level: u.feedback.Level().String(), Scale: u.feedback.Scale(),
+		Enabled: fb.Config().Enable, Level: fb.Level().String(), Scale: fb.Scale(),
 		Events: map[string]int64{"ok": ev[engine.LevelOK], "soft": ev[engine.LevelSoft], "hard": ev[engine.LevelHard]},
 	}
-	if u.job.Checkpointing() {
-		cs := u.job.CheckpointStatus()
-		st.Checkpoint = &cs
-	}
-	return st
 }
 
 // HealthStatus is a health verdict.
@@ -233,15 +243,20 @@ func (u *Unified) Health() Health {
 	u.mu.Lock()
 	state, jobErr := u.state, u.err
 	u.mu.Unlock()
+	return healthOf(u.doc.Name, state, jobErr, u.job.Status().Nodes, u.feedback, &u.health, u.red)
+}
+
+// healthOf judges a job from its state and its engine job's nodes.
+func healthOf(name string, state State, jobErr error, nodes []engine.NodeStatus, fb *engine.Feedback, tracker *healthTracker, red *Redactor) Health {
 	now := time.Now()
-	h := Health{Status: HealthOK, Job: u.doc.Name, State: state}
+	h := Health{Status: HealthOK, Job: name, State: state}
 	add := func(c ComponentHealth) {
 		h.Components = append(h.Components, c)
 		if c.Status.rank() > h.Status.rank() {
 			h.Status = c.Status
 		}
 	}
-	jc := ComponentHealth{Name: u.doc.Name, Kind: "job", Status: HealthOK, Detail: string(state)}
+	jc := ComponentHealth{Name: name, Kind: "job", Status: HealthOK, Detail: string(state)}
 	if state == StateFailed {
 		jc.Status = HealthError
 		if jobErr != nil {
@@ -249,15 +264,15 @@ func (u *Unified) Health() Health {
 		}
 	}
 	add(jc)
-	for _, n := range u.job.Status().Nodes {
+	for _, n := range nodes {
 		c := ComponentHealth{Name: n.ID, Kind: n.Kind, Status: HealthOK}
 		drops, errs := sum(n.Drops), sum(n.Errors)
-		dropsAt, errsAt := u.health.observe(n.ID, drops, errs, now)
+		dropsAt, errsAt := tracker.observe(n.ID, drops, errs, now)
 		var why []string
 		switch {
 		case n.State == "failed":
 			c.Status = HealthError
-			why = append(why, "failed: "+u.red.String(n.LastError))
+			why = append(why, "failed: "+red.String(n.LastError))
 		default:
 			if drops > 0 && now.Sub(dropsAt) < degradedWindow {
 				c.Status = HealthDegraded
@@ -265,7 +280,7 @@ func (u *Unified) Health() Health {
 			}
 			if errs > 0 && now.Sub(errsAt) < degradedWindow {
 				c.Status = HealthDegraded
-				why = append(why, fmt.Sprintf("%d errors (%s); last: %s", errs, reasons(n.Errors), u.red.String(n.LastError)))
+				why = append(why, fmt.Sprintf("%d errors (%s); last: %s", errs, reasons(n.Errors), red.String(n.LastError)))
 			}
 			if n.Kind == engine.KindSink.String() && n.QueueCap > 0 && float64(n.QueueDepth) >= sinkQueueNearFull*float64(n.QueueCap) {
 				c.Status = HealthDegraded
@@ -275,11 +290,11 @@ func (u *Unified) Health() Health {
 		c.Detail = strings.Join(why, "; ")
 		add(c)
 	}
-	if u.feedback.Config().Enable {
-		c := ComponentHealth{Name: "feedback", Kind: "feedback", Status: HealthOK, Detail: "level " + u.feedback.Level().String()}
-		if u.feedback.Level() == engine.LevelHard {
+	if fb.Config().Enable {
+		c := ComponentHealth{Name: "feedback", Kind: "feedback", Status: HealthOK, Detail: "level " + fb.Level().String()}
+		if fb.Level() == engine.LevelHard {
 			c.Status = HealthDegraded
-			c.Detail = "level hard: a store cannot keep up; sources run at scale " + fmt.Sprint(u.feedback.Scale())
+			c.Detail = "level hard: a store cannot keep up; sources run at scale " + fmt.Sprint(fb.Scale())
 		}
 		add(c)
 	}

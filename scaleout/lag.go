@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -79,33 +80,61 @@ type Lag struct {
 	Seconds    float64
 }
 
-// lag measures r's lag against the stream: one stream info request (the
-// message count per partition subject) and one direct read of each
-// partition's newest message. Messages behind are the subject's count
-// minus the messages the reader has read since it started: exact while
-// the stream still holds everything the reader read (the run purges the
-// stream at start; max_age removing read messages makes it an
-// underestimate).
-func (r *reader) lag(ctx context.Context) (Lag, error) {
-	s, err := r.js.Stream(ctx, r.n.stream)
-	if err != nil {
-		return Lag{}, fmt.Errorf("stream %s: %w", r.n.stream, err)
+// PartitionProgress is what a worker has read of one partition: it
+// publishes its partitions' progress in its membership key at every
+// heartbeat, so that any process can tell every partition's lag.
+type PartitionProgress struct {
+	Partition int `json:"p"`
+	// Read is the partition's messages read since the worker started.
+	Read int64 `json:"read"`
+	// Watermark is the last watermark marker read (md.MinTime: none).
+	Watermark int64 `json:"wm"`
+	// Ended is true once the partition's end marker was read.
+	Ended bool `json:"ended,omitempty"`
+}
+
+// snapshot is the progress of every partition p tracks.
+func (p *progress) snapshot() []PartitionProgress {
+	out := make([]PartitionProgress, 0, len(p.parts))
+	for k, i := range p.index {
+		pp := &p.parts[i]
+		out = append(out, PartitionProgress{Partition: k, Read: pp.read.Load(), Watermark: pp.wm.Load(), Ended: pp.ended.Load()})
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(r.n.prefix+"*"))
+	slices.SortFunc(out, func(a, b PartitionProgress) int { return a.Partition - b.Partition })
+	return out
+}
+
+// lag measures r's lag against the stream (measureLag of its progress).
+func (r *reader) lag(ctx context.Context) (Lag, error) {
+	return measureLag(ctx, r.js, r.n, r.progress.snapshot())
+}
+
+// measureLag measures the lag of the given progress against the stream:
+// one stream info request (the message count per partition subject) and
+// one direct read of each partition's newest message. Messages behind are
+// the subject's count minus the messages read: exact while the stream
+// still holds everything that was read (a run purges the stream at start;
+// max_age removing read messages makes it an underestimate).
+func measureLag(ctx context.Context, js jetstream.JetStream, n names, parts []PartitionProgress) (Lag, error) {
+	s, err := js.Stream(ctx, n.stream)
 	if err != nil {
-		return Lag{}, fmt.Errorf("stream %s: %w", r.n.stream, err)
+		return Lag{}, fmt.Errorf("stream %s: %w", n.stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(n.prefix+"*"))
+	if err != nil {
+		return Lag{}, fmt.Errorf("stream %s: %w", n.stream, err)
 	}
 	var out Lag
-	for i, k := range r.partitions {
-		pp := &r.progress.parts[i]
-		subj := r.n.subject(k)
-		pl := PartitionLag{Partition: k, Messages: max(0, int64(info.State.Subjects[subj])-pp.read.Load())}
-		if !pp.ended.Load() {
+	for _, pp := range parts {
+		k := pp.Partition
+		subj := n.subject(k)
+		pl := PartitionLag{Partition: k, Messages: max(0, int64(info.State.Subjects[subj])-pp.Read)}
+		if !pp.Ended {
 			streamWm, ok, err := latestWatermark(ctx, s, subj)
 			if err != nil {
-				return Lag{}, fmt.Errorf("stream %s: partition %d: %w", r.n.stream, k, err)
+				return Lag{}, fmt.Errorf("stream %s: partition %d: %w", n.stream, k, err)
 			}
-			if wm := pp.wm.Load(); ok && streamWm > wm {
+			if wm := pp.Watermark; ok && streamWm > wm {
 				if wm == md.MinTime {
 					wm = streamWm // no watermark read yet: event time unknown, messages tell
 				}

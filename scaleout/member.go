@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,6 +67,9 @@ type MemberInfo struct {
 	Host    string    `json:"host"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
+	// Progress is what the worker had read of each partition it reads, at
+	// its last heartbeat; empty before it reads.
+	Progress []PartitionProgress `json:"progress,omitempty"`
 }
 
 // DefaultWorkerID is host-pid, with characters a KV key does not allow
@@ -93,7 +97,10 @@ const memberPrefix = "w."
 type membership struct {
 	kv   jetstream.KeyValue
 	id   string
-	info []byte
+	info MemberInfo
+	// reading is the worker's reader's progress, once it reads: every
+	// heartbeat publishes it.
+	reading atomic.Pointer[progress]
 
 	mu      sync.Mutex
 	live    map[string]MemberInfo
@@ -108,11 +115,7 @@ func join(ctx context.Context, kv jetstream.KeyValue, info MemberInfo) (*members
 	if info.ID == "" || keyToken(info.ID) != info.ID {
 		return nil, fmt.Errorf("worker id %q: use letters, digits, '-' and '_'", info.ID)
 	}
-	b, err := json.Marshal(info)
-	if err != nil {
-		return nil, err
-	}
-	m := &membership{kv: kv, id: info.ID, info: b, live: map[string]MemberInfo{}, changed: make(chan struct{}, 1), done: make(chan struct{})}
+	m := &membership{kv: kv, id: info.ID, info: info, live: map[string]MemberInfo{}, changed: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := m.heartbeat(ctx); err != nil {
 		return nil, err
 	}
@@ -127,9 +130,18 @@ func join(ctx context.Context, kv jetstream.KeyValue, info MemberInfo) (*members
 	return m, nil
 }
 
-// heartbeat puts the worker's key, which restarts its TTL.
+// heartbeat puts the worker's key, with its reading progress, which
+// restarts its TTL.
 func (m *membership) heartbeat(ctx context.Context) error {
-	if _, err := m.kv.Put(ctx, memberPrefix+m.id, m.info); err != nil {
+	info := m.info
+	if p := m.reading.Load(); p != nil {
+		info.Progress = p.snapshot()
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("membership heartbeat of %s: %w", m.id, err)
+	}
+	if _, err := m.kv.Put(ctx, memberPrefix+m.id, b); err != nil {
 		return fmt.Errorf("membership heartbeat of %s: %w", m.id, err)
 	}
 	return nil

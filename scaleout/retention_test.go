@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/engine"
 )
 
 // TestRetentionOverrun checks that a worker never skips records the
@@ -124,7 +125,7 @@ func TestRetentionOverrun(t *testing.T) {
 // workerRun runs the job's worker graph over r to its end.
 func workerRun(t *testing.T, ctx context.Context, doc *config.Document, r *reader) error {
 	t.Helper()
-	j, err := workerJob(doc, r, slog.New(slog.DiscardHandler), nil)
+	j, err := workerJob(doc, r, engine.NewFeedback(doc.Feedback), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,6 +142,11 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 	if err != nil {
 		return err
 	}
+	if opts.Status != nil {
+		opts.Status.ScaleoutStatus(func(ctx context.Context) (Status, error) {
+			return workerStatus(ctx, js, n, so.Partitions, mem, lkv)
+		})
+	}
 	h := &workerHandler{ready: make(chan struct{}), fenced: make(chan struct{})}
 	co := &coordinator{job: doc.Name, partitions: so.Partitions, id: id, t: t, mem: mem, leases: newLeases(lkv, id, t),
 		h: h, log: log, fixed: true, expect: workers, hold: make(chan time.Duration), abandon: make(chan struct{})}
@@ -164,6 +169,7 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 	parts := h.partitions()
 	log.Info("scale-out worker owns its partitions", "owned", parts)
 	r := newReader(js, n, parts)
+	mem.reading.Store(r.progress)
 	if opts.Metrics != nil {
 		c := &lagCollector{job: doc.Name, r: r, log: log}
 		if err := opts.Metrics.Register(c); err != nil {
@@ -172,13 +178,17 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 		}
 		defer opts.Metrics.Unregister(c)
 	}
-	worker, err := workerJob(doc, r, log, opts.Stdout)
+	fb := engine.NewFeedback(doc.Feedback)
+	worker, err := workerJob(doc, r, fb, log, opts.Stdout)
 	if err == nil {
 		err = worker.Start(context.WithoutCancel(ctx))
 	}
 	if err != nil {
 		stopCo()
 		return errors.Join(err, <-coDone)
+	}
+	if opts.Status != nil {
+		opts.Status.WorkerJob(worker, fb)
 	}
 	h.setJob(worker)
 	select {

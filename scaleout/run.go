@@ -32,6 +32,9 @@ type Options struct {
 	// Metrics, when set, gets the worker's lag series (mdp_scaleout_*)
 	// for the run's length.
 	Metrics prometheus.Registerer
+	// Status, when set, is given the worker's job and the measure of the
+	// job's scale-out status (workers, owners, lag) for mdp status.
+	Status StatusSink
 
 	// memory and frameRecords are the benchmark's knobs: a stream in
 	// memory rather than files, and records per data message.
@@ -88,9 +91,24 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	}
 	r := newReader(js, n, all)
 	r.start = pub.epoch
-	worker, err := workerJob(doc, r, log.With("role", "worker"), opts.Stdout)
+	fb := engine.NewFeedback(doc.Feedback)
+	worker, err := workerJob(doc, r, fb, log.With("role", "worker"), opts.Stdout)
 	if err != nil {
 		return err
+	}
+	if opts.Status != nil {
+		// One process reads every partition: the status has one worker.
+		host, _ := os.Hostname()
+		self := MemberInfo{ID: DefaultWorkerID(), Host: host, PID: os.Getpid(), Started: time.Now().UTC()}
+		owners := make(map[int]string, len(all))
+		for _, p := range all {
+			owners[p] = self.ID
+		}
+		opts.Status.ScaleoutStatus(func(ctx context.Context) (Status, error) {
+			m := self
+			m.Progress = r.progress.snapshot()
+			return buildStatus(ctx, js, n, so.Partitions, []MemberInfo{m}, owners)
+		})
 	}
 	if opts.Metrics != nil {
 		c := &lagCollector{job: doc.Name, r: r, log: log}
@@ -102,6 +120,9 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	log.Info("scale-out run", "nats", conn.where, "stream", n.stream, "partitions", so.Partitions)
 	if err := worker.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("worker: %w", err)
+	}
+	if opts.Status != nil {
+		opts.Status.WorkerJob(worker, fb)
 	}
 	if err := ingest.Start(context.WithoutCancel(ctx)); err != nil {
 		worker.Abort()
@@ -179,7 +200,7 @@ func ingestJob(doc *config.Document, pub *publisher, log *slog.Logger, stdout io
 }
 
 // workerJob is the job's graph with its source replaced by the reader.
-func workerJob(doc *config.Document, r *reader, log *slog.Logger, stdout io.Writer) (*engine.Job, error) {
+func workerJob(doc *config.Document, r *reader, fb *engine.Feedback, log *slog.Logger, stdout io.Writer) (*engine.Job, error) {
 	g, err := doc.Graph()
 	if err != nil {
 		return nil, err
@@ -190,7 +211,7 @@ func workerJob(doc *config.Document, r *reader, log *slog.Logger, stdout io.Writ
 	src.MaxOutOfOrderness, src.IdleTimeout = inBandOutOfOrderness, 0
 	src.NewSource = func(int) (engine.Source, error) { return r, nil }
 	j, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize,
-		Feedback: engine.NewFeedback(doc.Feedback), Stdout: stdout})
+		Feedback: fb, Stdout: stdout})
 	if err != nil {
 		return nil, fmt.Errorf("build the worker of job %q: %w", doc.Name, err)
 	}
