@@ -15,15 +15,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mdpio/mdp/component"
 	_ "github.com/mdpio/mdp/components"
+	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/runtime"
+	"github.com/mdpio/mdp/scaleout"
 )
 
 // rejectSink fails every batch; with on_error: skip the engine counts an
@@ -92,6 +95,59 @@ dag:
 			t.Fatalf("no rows written by the store after 60s; series: %v", sorted(names))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// scrapeScaleoutRun runs a scaled-out job (unbounded synthetic trades
+// through the embedded NATS server's stream -> bars -> null) and returns
+// the series names its registry gathers once the worker's lag series are
+// there: the ones the scale-out alerts and the chart's ScaledObject read.
+func scrapeScaleoutRun(t *testing.T) map[string]bool {
+	t.Helper()
+	job := fmt.Sprintf(`mode: dag
+name: deploy-scaleout
+shutdown_timeout: 30s
+scaleout: {nats: embedded, partitions: 4, store: %q, sync: interval}
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], rate: 5000, seed: 3}}
+    - {id: bars, type: operator.bars, params: {interval: 1s}}
+    - {id: out, type: sink.null}
+  edges:
+    - [src, bars]
+    - [bars, out]
+`, filepath.Join(t.TempDir(), "nats"))
+	doc, err := config.LoadBytes("deploy-scaleout.yaml", []byte(job), config.LoadOptions{})
+	if err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- scaleout.Run(ctx, doc, scaleout.Options{Metrics: reg}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("scale-out run: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		names := map[string]bool{}
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		for _, f := range fams {
+			names[f.GetName()] = true
+		}
+		if names["mdp_scaleout_job_lag_messages"] && names["mdp_scaleout_job_lag_seconds"] {
+			return names
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scale-out lag series after 60s; series: %v", sorted(names))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -282,8 +338,21 @@ func TestDashboardAndAlertsMatchScrape(t *testing.T) {
 		t.Fatalf("%d dashboard queries, %d alerts: the files were not read whole", len(dash), len(alerts))
 	}
 	served := scrapeRunningJob(t)
+	for n := range scrapeScaleoutRun(t) {
+		served[n] = true
+	}
+	// The ScaledObject's Prometheus query.
+	so, err := os.ReadFile("helm/mdp/templates/scaledobject.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`query: .*"(sum\(mdp_[a-z_]+)`).FindSubmatch(so)
+	if m == nil {
+		t.Fatalf("no query in the ScaledObject template:\n%s", so)
+	}
+	keda := map[string]string{"ScaledObject query": string(m[1]) + ")"}
 	used := map[string]bool{}
-	for _, qs := range []map[string]string{dash, alerts} {
+	for _, qs := range []map[string]string{dash, alerts, keda} {
 		for where, expr := range qs {
 			names := metricNames(expr)
 			if len(names) == 0 && !strings.HasPrefix(where, "variable") {
@@ -303,6 +372,7 @@ func TestDashboardAndAlertsMatchScrape(t *testing.T) {
 		"mdp_node_watermark_lag_seconds", "mdp_node_dropped_total", "mdp_node_errors_total", "mdp_sink_rows_written_total",
 		"mdp_sink_write_latency_seconds_bucket", "pipeline_backpressure_state", "mdp_job_state", "mdp_sink_writes_failed_total",
 		"mdp_checkpoint_last_timestamp_seconds", "mdp_checkpoint_failed_total",
+		"mdp_scaleout_job_lag_messages", "mdp_scaleout_job_lag_seconds",
 	} {
 		if !used[n] {
 			t.Errorf("no dashboard query or alert reads %s", n)

@@ -72,11 +72,35 @@ const chart = "helm/mdp"
 // kinds are the kinds the chart renders, with their Go API types.
 var kinds = []kubeschema.Kind{
 	{APIVersion: "apps/v1", Kind: "StatefulSet", Type: reflect.TypeFor[appsv1.StatefulSet]()},
+	{APIVersion: "apps/v1", Kind: "Deployment", Type: reflect.TypeFor[appsv1.Deployment]()},
 	{APIVersion: "v1", Kind: "Service", Type: reflect.TypeFor[corev1.Service]()},
 	{APIVersion: "v1", Kind: "Secret", Type: reflect.TypeFor[corev1.Secret]()},
 	{APIVersion: "v1", Kind: "ConfigMap", Type: reflect.TypeFor[corev1.ConfigMap]()},
 	{APIVersion: "networking.k8s.io/v1", Kind: "Ingress", Type: reflect.TypeFor[networkingv1.Ingress]()},
 	{APIVersion: "monitoring.coreos.com/v1", Kind: "ServiceMonitor", Type: reflect.TypeFor[monitoringv1.ServiceMonitor]()},
+	{APIVersion: "monitoring.coreos.com/v1", Kind: "PodMonitor", Type: reflect.TypeFor[monitoringv1.PodMonitor]()},
+}
+
+// kedaSchema is KEDA's ScaledObject schema, written from KEDA's CRD (see
+// kubeschema/keda/README.md), named as kubeschema.Location expects.
+const kedaSchema = "kubeschema/keda/scaledobject-keda.sh-v1alpha1.json"
+
+// writeSchemas writes the generated schemas and KEDA's into a new
+// directory for kubeconform -schema-location.
+func writeSchemas(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := kubeschema.Write(dir, kinds...); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(kedaSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(kedaSchema)), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // docs splits rendered manifests into objects.
@@ -122,10 +146,7 @@ func get(m any, path ...any) any {
 // Operator Go types, and checks what the chart promises.
 func TestHelmChart(t *testing.T) {
 	helm, kc := tool(t, "helm"), tool(t, "kubeconform")
-	schemas := t.TempDir()
-	if err := kubeschema.Write(schemas, kinds...); err != nil {
-		t.Fatal(err)
-	}
+	schemas := writeSchemas(t)
 	home := t.TempDir() // helm's config and cache stay out of $HOME
 	t.Setenv("HELM_CONFIG_HOME", home)
 	t.Setenv("HELM_CACHE_HOME", home)
@@ -176,15 +197,7 @@ func TestHelmChart(t *testing.T) {
 		"resources.requests.memory":                "256Mi",
 		"volumeMounts.0.mountPath":                 "/data",
 	} {
-		var p []any
-		for _, s := range strings.Split(path, ".") {
-			if s == "0" {
-				p = append(p, 0)
-			} else {
-				p = append(p, s)
-			}
-		}
-		if got := get(c, p...); got != want {
+		if got := get(c, dotted(path)...); got != want {
 			t.Errorf("container %s = %v, want %v", path, got, want)
 		}
 	}
@@ -203,7 +216,7 @@ func TestHelmChart(t *testing.T) {
 		kindsGot = append(kindsGot, o["kind"].(string))
 		byKind[o["kind"].(string)] = o
 	}
-	if strings.Join(kindsGot, ",") != "ConfigMap,Service,StatefulSet,Ingress,ServiceMonitor" {
+	if strings.Join(kindsGot, ",") != "ConfigMap,Service,Deployment,StatefulSet,Ingress,PodMonitor,ScaledObject,ServiceMonitor" {
 		t.Errorf("full values render %v", kindsGot)
 	}
 	if !strings.Contains(get(byKind["ConfigMap"], "data", "bars.yaml").(string), "type: sink.sqlite") {
@@ -217,6 +230,34 @@ func TestHelmChart(t *testing.T) {
 		t.Errorf("ServiceMonitor %v", byKind["ServiceMonitor"]["spec"])
 	}
 
+	// The scale-out workers, their PodMonitor and the KEDA ScaledObject.
+	wc := get(byKind["Deployment"], "spec", "template", "spec", "containers", 0)
+	if got := strings.Join(strs(get(wc, "args")), " "); got != "--log-level=debug worker --config=/etc/mdp/jobs/bars-scaleout.yaml --workers=3 --id=$(POD_NAME) --set=metrics.enable=true --set=metrics.listen=0.0.0.0:9108 --set=shutdown_timeout=20s" {
+		t.Errorf("worker args %s", got)
+	}
+	if get(byKind["Deployment"], "spec", "replicas") != 3 || get(byKind["Deployment"], "spec", "strategy", "type") != "Recreate" || get(wc, "env", 0, "valueFrom", "fieldRef", "fieldPath") != "metadata.name" {
+		t.Errorf("worker Deployment %v", byKind["Deployment"]["spec"])
+	}
+	wsel, ssel := get(byKind["Deployment"], "spec", "selector", "matchLabels"), get(byKind["StatefulSet"], "spec", "selector", "matchLabels")
+	if get(wsel, "app.kubernetes.io/name") != "mdp-worker" || get(ssel, "app.kubernetes.io/name") != "mdp" {
+		t.Errorf("the worker and server selectors overlap: %v, %v", wsel, ssel)
+	}
+	if get(byKind["PodMonitor"], "spec", "podMetricsEndpoints", 0, "honorLabels") != true || get(byKind["PodMonitor"], "spec", "selector", "matchLabels", "app.kubernetes.io/name") != "mdp-worker" {
+		t.Errorf("PodMonitor %v", byKind["PodMonitor"]["spec"])
+	}
+	so := byKind["ScaledObject"]
+	for path, want := range map[string]any{
+		"scaleTargetRef.name": "mdp-worker", "scaleTargetRef.kind": "Deployment", "minReplicaCount": 3, "maxReplicaCount": 6,
+		"advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.selectPolicy": "Disabled",
+		"triggers.0.type": "prometheus", "triggers.0.metadata.serverAddress": "http://prometheus.monitoring.svc:9090",
+		"triggers.0.metadata.query":     `sum(mdp_scaleout_job_lag_messages{job="bars-scaleout"})`,
+		"triggers.0.metadata.threshold": "50000", "triggers.0.metadata.activationThreshold": "1000",
+	} {
+		if got := get(so, dotted("spec."+path)...); got != want {
+			t.Errorf("ScaledObject %s = %#v, want %#v", path, got, want)
+		}
+	}
+
 	// The schemas are strict: a misplaced field fails.
 	bad := strings.Replace(def, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: true\n            readOnlyRootFS: true", 1)
 	f := filepath.Join(t.TempDir(), "bad.yaml")
@@ -226,6 +267,70 @@ func TestHelmChart(t *testing.T) {
 	if out, err := runErr(".", kc, "-strict", "-schema-location", kubeschema.Location(schemas), f); err == nil || !strings.Contains(out, "readOnlyRootFS") {
 		t.Errorf("kubeconform accepted an unknown field: %v\n%s", err, out)
 	}
+}
+
+// TestScaledObjectSchema: kubeconform checks a ScaledObject against KEDA's
+// schema (kubeschema/keda) and rejects an unknown field, a trigger without
+// metadata and a maximum of 0 replicas.
+func TestScaledObjectSchema(t *testing.T) {
+	kc := tool(t, "kubeconform")
+	schemas := writeSchemas(t)
+	good := `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: mdp-worker}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: mdp-worker}
+  minReplicaCount: 2
+  maxReplicaCount: 8
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleDown: {selectPolicy: Disabled}
+        scaleUp:
+          policies: [{type: Pods, value: 2, periodSeconds: 60}]
+  triggers:
+    - type: prometheus
+      metadata: {serverAddress: "http://prometheus:9090", query: "sum(mdp_scaleout_job_lag_messages{job=\"bars\"})", threshold: "1000"}
+`
+	check := func(name, manifest string) (string, error) {
+		f := filepath.Join(t.TempDir(), name+".yaml")
+		if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return runErr(".", kc, "-strict", "-summary", "-schema-location", kubeschema.Location(schemas), f)
+	}
+	if out, err := check("good", good); err != nil || !strings.Contains(out, "Valid: 1") {
+		t.Fatalf("a valid ScaledObject: %v\n%s", err, out)
+	}
+	for name, bad := range map[string][2]string{
+		"unknown field":     {"  minReplicaCount: 2\n", "  minReplicaCount: 2\n  minReplicas: 2\n"},
+		"trigger metadata":  {"      metadata: {serverAddress", "      meta: {serverAddress"},
+		"max replicas zero": {"maxReplicaCount: 8", "maxReplicaCount: 0"},
+		"policy value":      {"periodSeconds: 60}", "periodSeconds: 60, valu: 3}"},
+	} {
+		m := strings.Replace(good, bad[0], bad[1], 1)
+		if m == good {
+			t.Fatalf("%s: the replacement did not apply", name)
+		}
+		if out, err := check("bad", m); err == nil || !strings.Contains(out, "Invalid: 1") {
+			t.Errorf("%s: kubeconform accepted it: %v\n%s", name, err, out)
+		} else {
+			t.Logf("%s: %s", name, strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]))
+		}
+	}
+}
+
+// dotted is a get path written with dots: "env.0.name" (0 is an index).
+func dotted(path string) []any {
+	var p []any
+	for _, s := range strings.Split(path, ".") {
+		if s == "0" {
+			p = append(p, 0)
+		} else {
+			p = append(p, s)
+		}
+	}
+	return p
 }
 
 func strs(v any) []string {
@@ -242,7 +347,7 @@ func strs(v any) []string {
 func TestAlertRules(t *testing.T) {
 	promtool := tool(t, "promtool")
 	out := run(t, ".", promtool, "check", "rules", "prometheus/alerts.yaml")
-	if !strings.Contains(out, "SUCCESS: 11 rules found") {
+	if !strings.Contains(out, "SUCCESS: 13 rules found") {
 		t.Errorf("promtool: %s", out)
 	}
 }

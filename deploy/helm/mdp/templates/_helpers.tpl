@@ -38,3 +38,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "mdp.jobsConfigMap" -}}
 {{- if .Values.jobsConfigMap }}{{ .Values.jobsConfigMap }}{{ else }}{{ include "mdp.fullname" . }}-jobs{{ end }}
 {{- end }}
+
+{{- /* The workers' own name label, so neither the StatefulSet's selector nor
+the Service's selects a worker pod. */ -}}
+{{- define "mdp.workerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "mdp.name" . }}-worker
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end }}
