@@ -38,6 +38,8 @@ func init() {
 			Description: "The topics are regular expressions (needs group: matching topics are found as they appear)."},
 		component.Field{Name: "group", Type: component.String,
 			Description: "Consumer group: the partitions are shared with the group's other members and the group's committed offsets say where to resume. Empty: read the partitions directly, with no group."},
+		component.Field{Name: "instance_id", Type: component.String,
+			Description: "With group: a static member id (Kafka static membership), the same on every restart of this job and different for each process of the group. A member restarted after a crash with the same id takes its partitions back at once; without it the group waits for the dead member's session to time out (45 s) before the partitions are read again. Each instance of the node (parallelism) appends .<instance> to it."},
 		component.Field{Name: "partitions", Type: component.List,
 			Description: "Without group: the partition numbers to read, of every topic. Default: all partitions."},
 		component.Field{Name: "start", Type: component.String, Default: "earliest", Enum: []string{"earliest", "latest", "timestamp", "committed"},
@@ -85,6 +87,9 @@ func init() {
 			}
 			s := &Source{cfg: cfg, opts: o, topics: p.Strings("topics"), regex: p.Bool("regex"),
 				group: p.String("group"), start: p.String("start"), kind: k}
+			if id := p.String("instance_id"); id != "" {
+				s.instanceID = fmt.Sprintf("%s.%d", id, instance)
+			}
 			s.startTime, _ = p.Time("start_time")
 			for _, v := range p.List("partitions") {
 				n, _ := v.(int64)
@@ -111,6 +116,9 @@ func validate(p *component.Params) error {
 				errs = append(errs, p.Errorf("topics", "topic regex %q: %v", t, err))
 			}
 		}
+	}
+	if p.String("instance_id") != "" && !group {
+		errs = append(errs, p.Errorf("instance_id", "instance_id needs a group (it names a static member of the group)"))
 	}
 	if group && p.Has("partitions") {
 		errs = append(errs, p.Errorf("partitions", "partitions apply only without a group (the group assigns them)"))
@@ -155,6 +163,7 @@ type Source struct {
 	topics     []string
 	regex      bool
 	group      string
+	instanceID string // static member id; empty: a dynamic member
 	partitions []int32
 	start      string
 	startTime  int64
@@ -186,10 +195,32 @@ func (s *Source) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return err
 }
 
-// Cleanup closes the client and the dead-letter file.
+// leaveWait bounds how long Cleanup waits for the client to close and a
+// checkpoint's commit to be done. Both wait for a rebalance in progress
+// (franz-go's leave and commits wait for the join in flight), and a
+// rebalance waits for members that may be dead: a killed process's member
+// stays until its session times out (45 s), which would hold the job's
+// shutdown past its shutdown timeout.
+const leaveWait = 5 * time.Second
+
+// Cleanup closes the client (leaving the group, waiting at most
+// leaveWait: then the client finishes closing in the background) and the
+// dead-letter file.
 func (s *Source) Cleanup(ctx context.Context) error {
 	if s.cl != nil {
-		s.cl.Close()
+		closed := make(chan struct{})
+		go func(cl *kgo.Client) {
+			cl.Close()
+			close(closed)
+		}(s.cl)
+		t := time.NewTimer(leaveWait)
+		select {
+		case <-closed:
+		case <-t.C:
+			s.log.Warn("kafka: the group is rebalancing: closing in the background without waiting to leave it; this member's partitions stay with it until the rebalance ends or its session times out",
+				"group", s.group, "waited", leaveWait)
+		}
+		t.Stop()
 	}
 	if s.rd != nil {
 		return s.rd.Close()
@@ -250,7 +281,14 @@ func (s *Source) NotifyCheckpointComplete(ctx context.Context, id int64) error {
 	if cp == nil || s.group == "" || cl == nil {
 		return nil
 	}
-	return s.commit(ctx, cl, cp, true)
+	cctx, cancel := context.WithTimeout(ctx, leaveWait)
+	defer cancel()
+	err := s.commit(cctx, cl, cp, true)
+	if err == nil && cctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("commit offsets of group %s for checkpoint %d: not done within %s (the group is rebalancing); a later checkpoint commits further, and --resume seeks to the checkpoint's offsets", s.group, id, leaveWait)
+		s.nc.Stats.Error("commit_failed", err.Error())
+	}
+	return err
 }
 
 // commit moves the group's offsets to o.
@@ -305,6 +343,9 @@ func (s *Source) clientOpts(ctx context.Context) ([]kgo.Opt, error) {
 	opts = append(opts, kgo.ConsumeResetOffset(s.startOffset()), kgo.FetchMaxWait(pollWait))
 	if s.group != "" {
 		opts = append(opts, kgo.ConsumerGroup(s.group), kgo.ConsumeTopics(s.topics...), kgo.DisableAutoCommit())
+		if s.instanceID != "" {
+			opts = append(opts, kgo.InstanceID(s.instanceID))
+		}
 		if s.regex {
 			opts = append(opts, kgo.ConsumeRegex())
 		}

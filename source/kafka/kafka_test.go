@@ -396,6 +396,7 @@ func TestParamsValidated(t *testing.T) {
 		{"provider.kafka", map[string]any{"topics": []any{"t"}, "regex": true}, "regex needs a group"},
 		{"provider.kafka", map[string]any{"topics": []any{"t"}, "group": "g", "partitions": []any{0}}, "partitions apply only without a group"},
 		{"provider.kafka", map[string]any{"topics": []any{"t"}, "partitions": []any{-1}}, "is not a partition number"},
+		{"provider.kafka", map[string]any{"topics": []any{"t"}, "instance_id": "a"}, "instance_id needs a group"},
 		{"provider.kafka", map[string]any{"topics": []any{"t"}, "format": "mdp", "mapping": map[string]any{"ts": "T"}}, "mapping applies only to format json or csv"},
 	} {
 		spec, _ := component.Lookup(c.typ)
