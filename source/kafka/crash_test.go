@@ -3,7 +3,10 @@ package kafkasrc_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -68,4 +71,66 @@ func crashResume(t *testing.T, group string, seed uint64) {
 // waits at most 5 s to leave).
 func TestCrashResumeGroup(t *testing.T) {
 	crashResume(t, unique("mdpgroup."), 9093)
+}
+
+// TestStopWhileGroupRebalances: a member killed with SIGKILL stays in its
+// group until its session times out (45 s), so the next process's join
+// waits for it; stopped during that wait, the job still stops within its
+// shutdown timeout and exits 0 (Close and the final checkpoint's commit,
+// which both wait for the join in flight, are waited for at most 5 s
+// each). Before that bound it aborted after 30 s with exit 130.
+func TestStopWhileGroupRebalances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: runs mdp processes")
+	}
+	bin := crashtest.Binary(t)
+	dir := t.TempDir()
+	topic := unique("mdptest.")
+	_, brokers := cluster(t, 1, unique("mdptest."), kfake.SeedTopics(1, topic))
+	syms := []string{"A", "B"}
+	want := bustest.Trades(1000, syms)
+	bustest.Publish(t, "sink.kafka", &enginetest.Source{Symbols: syms, Trades: want, BatchSize: 4}, map[string]any{"brokers": brokers, "topic": topic})
+	db := filepath.Join(dir, "t.db")
+	job := filepath.Join(dir, "job.yaml")
+	y := fmt.Sprintf(`name: stop
+dag:
+  nodes:
+    - {id: bus, type: provider.kafka, params: {brokers: [%q], topics: [%q], group: %q}}
+    - {id: lite, type: sink.sqlite, params: {path: %q}}
+  edges:
+    - [bus, lite]
+checkpoint: {interval: 100ms, store: %q, keep: 3}
+`, brokers[0], topic, unique("mdpgroup."), db, filepath.Join(dir, "ck"))
+	if err := os.WriteFile(job, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	p := crashtest.Start(t, bin, dir, "run", job, "--drain", "--resume")
+	deadline := time.Now().Add(time.Minute)
+	for bustest.Stored(db) < len(want) {
+		if time.Now().After(deadline) {
+			p.Signal(syscall.SIGKILL)
+			_, stderr := p.Wait(t, 10*time.Second)
+			t.Fatalf("%d of %d trades stored within a minute; stderr:\n%s", bustest.Stored(db), len(want), stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Signal(syscall.SIGKILL)
+	if code, stderr := p.Wait(t, 10*time.Second); code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("first run: exit %d, want a kill; stderr:\n%s", code, stderr)
+	}
+
+	p = crashtest.Start(t, bin, dir, "run", job, "--drain", "--resume")
+	time.Sleep(2 * time.Second) // signal handling and restore installed
+	stop := time.Now()
+	p.Signal(syscall.SIGTERM)
+	code, stderr := p.Wait(t, time.Minute)
+	took := time.Since(stop)
+	if code != 0 {
+		t.Fatalf("resumed run stopped during the rebalance: exit %d after %s, want 0; stderr:\n%s", code, took.Round(time.Millisecond), stderr)
+	}
+	if took > 20*time.Second {
+		t.Fatalf("resumed run took %s to stop (the dead member's session is 45 s); stderr:\n%s", took.Round(time.Millisecond), stderr)
+	}
+	t.Logf("stopped in %s during the rebalance", took.Round(time.Millisecond))
 }
