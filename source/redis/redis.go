@@ -190,6 +190,9 @@ type Source struct {
 	skip        map[string]struct{} // held ids, while reading the pending list
 	msgs        int64
 	acked       int64
+	fresh       []string             // ">" per stream
+	args        []string             // XREADGROUP's streams and ids
+	xargs       redis.XReadGroupArgs // XREADGROUP's arguments
 
 	mu      sync.Mutex
 	pend    [][]string // with checkpoints: ids emitted since the last Position
@@ -371,6 +374,16 @@ func (s *Source) ackOnce(ctx context.Context, ids [][]string) error {
 	if n == 0 {
 		return nil
 	}
+	if len(ids) == 1 {
+		// One stream: a plain XACK, without a pipeline's bookkeeping.
+		if err := s.c.XAck(ctx, s.streams[0], s.group, ids[0]...).Err(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.acked += int64(n)
+		s.mu.Unlock()
+		return nil
+	}
 	pipe := s.c.Pipeline()
 	for i, l := range ids {
 		if len(l) > 0 {
@@ -423,13 +436,16 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 	}
 }
 
-// newIDs are the ids asking for new entries.
+// newIDs are the ids asking for new entries (made once, never changed:
+// read advances only "0"-style ids).
 func (s *Source) newIDs() []string {
-	ids := make([]string, len(s.streams))
-	for i := range ids {
-		ids[i] = ">"
+	if s.fresh == nil {
+		s.fresh = make([]string, len(s.streams))
+		for i := range s.fresh {
+			s.fresh[i] = ">"
+		}
 	}
-	return ids
+	return s.fresh
 }
 
 // readPending reads this consumer's pending list to its end, skipping the
@@ -488,10 +504,11 @@ func (s *Source) createGroups(ctx context.Context) error {
 // pending list first; a failed page of the pending list is repeated.
 func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, block time.Duration) (int, error) {
 	fresh := ids[0] == ">"
-	args := make([]string, 0, 2*len(s.streams))
-	args = append(args, s.streams...)
-	args = append(args, ids...)
-	a := &redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer, Streams: args, Count: s.count, Block: block}
+	// The arguments are reused from read to read: the client copies them
+	// into its command.
+	s.args = append(append(s.args[:0], s.streams...), ids...)
+	a := &s.xargs
+	*a = redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer, Streams: s.args, Count: s.count, Block: block}
 	if block == 0 {
 		a.Block = -1 // no BLOCK: the pending list answers at once
 	}
