@@ -97,6 +97,7 @@ type Sink struct {
 	log     *slog.Logger
 	c       *mqttconn.Conn
 	pending []*inflight // oldest first
+	timer   *time.Timer // the acknowledgement timeout, reused
 	free    []*inflight // settled, their buffers reused
 	msgs    int64
 	records int64
@@ -177,17 +178,23 @@ func (s *Sink) settleOldest(ctx context.Context) error {
 		case <-f.tok.Done():
 			err = f.tok.Error()
 		default:
-			t := time.NewTimer(s.ackTimeout)
+			// One timer, reused (Reset and Stop leave no stale tick since
+			// Go 1.23).
+			if s.timer == nil {
+				s.timer = time.NewTimer(s.ackTimeout)
+			} else {
+				s.timer.Reset(s.ackTimeout)
+			}
 			select {
 			case <-f.tok.Done():
 				err = f.tok.Error()
-			case <-t.C:
+			case <-s.timer.C:
 				err = fmt.Errorf("no acknowledgement within %s", s.ackTimeout)
 			case <-ctx.Done():
-				t.Stop()
+				s.timer.Stop()
 				return ctx.Err()
 			}
-			t.Stop()
+			s.timer.Stop()
 		}
 		if err == nil {
 			if s.qos > 0 {
