@@ -29,9 +29,12 @@ import (
 //
 //   - source/mdp: provider.redis -> sink.null, decoding every frame.
 //
-// The parent logs each one's ratio to its anchor in the same run.
+// The source figures are the steady state: the raw loops' clock starts
+// after their first reply, source/mdp's once provider.redis handed on its
+// first entries (so neither counts connecting or creating its group). The
+// parent logs each one's ratio to its anchor in the same run.
 //
-//	go test ./source/redis -run '^$' -bench Redis -benchtime 5000x -count 3
+//	go test ./source/redis -run '^$' -bench Redis -benchtime 20000x -count 3
 func BenchmarkRedis(b *testing.B) {
 	url, c := redisURL(b)
 	ctx := context.Background()
