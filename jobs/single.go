@@ -13,7 +13,7 @@ import (
 // questions so `mdp list` and `mdp status` work against a plain run.
 type Single struct {
 	u    *runtime.Unified // nil for a scale-out role
-	r    run
+	r    statusRun
 	name string
 	doc  *config.Document
 	fp   string

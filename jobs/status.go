@@ -91,9 +91,9 @@ func (m *Manager) status(j *job, detail bool) JobStatus {
 	return st
 }
 
-// run is what a status asks of a run: a runtime.Unified, or the
-// runtime.Role of a scale-out process.
-type run interface {
+// statusRun is what a status asks of a run: a run of the manager (in
+// process or a child), or the runtime.Role of a scale-out process.
+type statusRun interface {
 	Status() runtime.Status
 	Health() runtime.Health
 	Err() error
@@ -101,7 +101,7 @@ type run interface {
 }
 
 // fillRun fills st from a run's runtime status; mu guards rate.
-func fillRun(st *JobStatus, u run, mu *sync.Mutex, rate *rateSample, backoff, detail bool) {
+func fillRun(st *JobStatus, u statusRun, mu *sync.Mutex, rate *rateSample, backoff, detail bool) {
 	rs := u.Status()
 	if !backoff {
 		st.State = string(rs.State)
