@@ -19,7 +19,8 @@ var (
 const secretQueryKeys = `signature|sig|listenkey|listen_key|key|secret|token|access_token|password|passwd|api[_-]?key|apikey|access[_-]?key|auth`
 
 // URLSecrets returns the parts of a URL that are secrets: the password of
-// its user info, the values of query parameters such as signature,
+// its user info (or, for nats:// and tls://, a user info without a
+// password, which NATS takes as a token), the values of query parameters such as signature,
 // listenKey, key, secret, token and password, and path segments that read
 // as keys (20 or more key characters, letters and digits both). A masked
 // URL keeps its shape, so a log still says which endpoint it was.
@@ -31,6 +32,11 @@ func URLSecrets(raw string) []string {
 	var out []string
 	if p, ok := u.User.Password(); ok && p != "" {
 		out = append(out, p)
+	}
+	// Shorter tokens are masked where they stand in the URL (MaskURL), as
+	// short query values are.
+	if tok := userToken(u); len(tok) >= 8 {
+		out = append(out, tok)
 	}
 	for k, vs := range u.Query() {
 		if secretQueryKey.MatchString(k) {
@@ -53,7 +59,7 @@ func URLSecrets(raw string) []string {
 }
 
 // MaskURL is raw with its secrets replaced by mask: the user info's
-// password, the values of secret query parameters (secretQueryKeys) and
+// password (or a NATS token, as in URLSecrets), the values of secret query parameters (secretQueryKeys) and
 // key-like path segments; "(unparseable url)" if raw is not a URL.
 func MaskURL(raw, mask string) string {
 	u, err := url.Parse(raw)
@@ -62,6 +68,8 @@ func MaskURL(raw, mask string) string {
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), mask)
+	} else if userToken(u) != "" {
+		u.User = url.User(mask)
 	}
 	segs := strings.Split(u.EscapedPath(), "/")
 	for i, seg := range segs {
@@ -81,6 +89,23 @@ func MaskURL(raw, mask string) string {
 		u.RawQuery = strings.Join(parts, "&")
 	}
 	return u.String()
+}
+
+// tokenSchemes are the URL schemes whose user info without a password is
+// an authentication token: NATS's (nats://token@host, also over tls://),
+// which the client sends as the connection's auth token.
+var tokenSchemes = map[string]bool{"nats": true, "tls": true}
+
+// userToken is u's user info when it is a token (tokenSchemes, a user
+// and no password), else "".
+func userToken(u *url.URL) string {
+	if u.User == nil || !tokenSchemes[strings.ToLower(u.Scheme)] {
+		return ""
+	}
+	if _, ok := u.User.Password(); ok {
+		return ""
+	}
+	return u.User.Username()
 }
 
 // keyLike reports a path segment that reads as a key: tokenLike, with

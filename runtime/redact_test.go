@@ -9,6 +9,7 @@ import (
 
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/runtime"
+	_ "github.com/mdpio/mdp/sink/nats"
 	_ "github.com/mdpio/mdp/sink/null"
 	_ "github.com/mdpio/mdp/source/websocket"
 )
@@ -86,6 +87,26 @@ dag:
 	r := runtime.NewRedactor(doc)
 	got := r.String(`dial "https://fstream.binance.com/ws/` + key + `?signature=5ig": refused; listen key ` + key)
 	if want := `dial "https://fstream.binance.com/ws/xxxxx?signature=xxxxx": refused; listen key xxxxx`; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// A NATS token in a bus component's URL (nats://token@host) is masked
+// wherever it appears, as a URL's password is.
+func TestRedactorNATSToken(t *testing.T) {
+	const token = "s3cr3t-nats-token"
+	doc, err := config.LoadBytes("n.yaml", []byte(`mode: dag
+dag:
+  nodes:
+    - {id: src, type: provider.websocket, params: {preset: binance, url: "wss://fstream.binance.com/ws/btcusdt@trade"}}
+    - {id: out, type: sink.nats, params: {url: "nats://`+token+`@127.0.0.1:4222", subject: md.x}}
+  edges: [[src, out]]
+`), config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := runtime.NewRedactor(doc).String(`nats: dial nats://` + token + `@127.0.0.1:4222: refused (token ` + token + `)`)
+	if want := `nats: dial xxxxx: refused (token xxxxx)`; got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

@@ -9,7 +9,6 @@ package natsconn
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +44,7 @@ func (c *Conn) Masked() string { return c.masked }
 // Publications made meanwhile are buffered by the client (up to 8 MiB) and
 // JetStream acknowledgements wait.
 func Connect(ctx context.Context, o Options, nc *engine.NodeContext) (*Conn, error) {
-	c := &Conn{masked: maskURL(o.URL)}
+	c := &Conn{masked: component.MaskURL(o.URL, Mask)}
 	log := nc.Logger
 	st := nc.Stats
 	name := fmt.Sprintf("mdp %s/%s#%d", nc.Job, nc.Node, nc.Instance)
@@ -127,20 +126,4 @@ func Fields() []component.Field {
 // OptionsFrom reads Fields.
 func OptionsFrom(p *component.Params) Options {
 	return Options{URL: p.String("url"), Backoff: retry.Backoff{Base: p.Duration("reconnect_backoff"), Max: p.Duration("max_reconnect_backoff")}}
-}
-
-// maskURL is raw masked as component.MaskURL does, and also a token given
-// as the user info without a password (nats://token@host), which nats.go
-// sends as the connection's auth token.
-func maskURL(raw string) string {
-	m := component.MaskURL(raw, Mask)
-	u, err := url.Parse(m)
-	if err != nil || u.User == nil || u.User.Username() == "" {
-		return m
-	}
-	if _, ok := u.User.Password(); ok {
-		return m
-	}
-	u.User = url.User(Mask)
-	return u.String()
 }
