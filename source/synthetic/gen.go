@@ -18,6 +18,10 @@ func (r *splitmix64) next() uint64 {
 
 const splitmixGamma = 0x9E3779B97F4A7C15
 
+// splitmixGamma2 is 2*splitmixGamma mod 2^64: the step between the draws
+// of consecutive positions (two draws a trade).
+const splitmixGamma2 = uint64(splitmixGamma * 2 % (1 << 64))
+
 // splitmixMix is splitmix64's output function. The generator is counter
 // based: the k-th value after state s is splitmixMix(s + k*gamma), so any
 // draw can be computed without the ones before it.
@@ -54,12 +58,42 @@ func (f *fastmod) mod(a uint64) uint64 {
 	return h3 + c
 }
 
+// smallmod computes a % d for a divisor d below 2^16 fixed at run time,
+// with one fewer 128-bit multiplication than fastmod: a is first folded to
+// a' = hi*(2^32 mod d) + lo (hi and lo its 32-bit halves; a' = a mod d and
+// a' < 2^48), then a' mod d = ((c*a' mod 2^64) * d) >> 64 with
+// c = ceil(2^64/d), exact for every a' below 2^(64-log2 d) (Lemire, Kaser,
+// Kurz 2019, theorem 1: F = 64 >= N + L with N = 48, L = 16).
+type smallmod struct{ r, c, d uint64 }
+
+// smallmodMax bounds smallmod's divisors.
+const smallmodMax = 1 << 16
+
+func newSmallmod(d uint64) smallmod {
+	if d == 0 || d >= smallmodMax {
+		panic(fmt.Sprintf("synthetic: smallmod divisor %d out of range", d))
+	}
+	if d == 1 {
+		return smallmod{d: 1} // c = 0 makes every remainder 0
+	}
+	return smallmod{r: (1 << 32) % d, c: ^uint64(0)/d + 1, d: d}
+}
+
+func (f smallmod) mod(a uint64) uint64 {
+	a = (a>>32)*f.r + a&0xffffffff
+	h, _ := bits.Mul64(f.c*a, f.d)
+	return h
+}
+
 // Bench workload constants (WORKLOAD.md).
 const (
 	benchT0   = int64(1704205800) * 1_000_000_000 // 2024-01-02T14:30:00Z
 	benchStep = int64(10_000)                     // one trade every 10µs of event time
 	// benchMaxSymbols keeps names at three digits, SYM000..SYM999.
 	benchMaxSymbols = 1000
+	// benchMaxSymbolsPow2 is the power of two above benchMaxSymbols: a
+	// symbol index masked with it minus one needs no bounds check.
+	benchMaxSymbolsPow2 = 1024
 )
 
 // benchNames returns SYM000..SYM(n-1).
@@ -77,12 +111,18 @@ func benchNames(n int) []string {
 type benchGen struct {
 	rng splitmix64
 	mod fastmod
-	sym []benchSym
-	i   int64
-	own []uint8 // 1 for the symbols fillOwned keeps (by index)
-	// fillOwned's scratch: the stream positions it keeps, with their symbols.
-	pos  []int32
-	keep []int32
+	sym []benchSym // symArr[:number of symbols]
+	// symArr backs sym at the largest size, so fillOwned indexes it with a
+	// mask instead of a bounds check.
+	symArr *[benchMaxSymbolsPow2]benchSym
+	i      int64
+	own    *[benchMaxSymbolsPow2]uint8 // 1 for the symbols fillOwned keeps (by index)
+	// smod is mod for fillOwned's first pass (symbols are fewer than
+	// benchMaxSymbols).
+	smod smallmod
+	// fillOwned's scratch: the stream positions it keeps, each packed with
+	// its symbol's index (ownedPositions).
+	kept []uint32
 }
 
 // benchSym is one symbol's id and walking price, together so a trade
@@ -93,7 +133,8 @@ type benchSym struct {
 }
 
 func newBenchGen(ids []md.SymID, seed uint64) *benchGen {
-	g := &benchGen{rng: splitmix64{seed}, mod: newFastmod(uint64(len(ids))), sym: make([]benchSym, len(ids))}
+	g := &benchGen{rng: splitmix64{seed}, mod: newFastmod(uint64(len(ids))), smod: newSmallmod(uint64(len(ids))), symArr: new([benchMaxSymbolsPow2]benchSym)}
+	g.sym = g.symArr[:len(ids)]
 	for k := range g.sym {
 		g.sym[k] = benchSym{cents: 10000 + 100*int64(k), id: ids[k]}
 	}
@@ -139,39 +180,69 @@ func (g *benchGen) fill(b *md.Batch, n int, ingest int64) {
 // instances together emit exactly what fill does, each symbol's trades in
 // the same order. It works in two passes so that neither branches on
 // ownership (an unpredictable branch per trade would cost more than the
-// work it skips): the first draws every position's symbol (the generator is
-// counter based, so one draw of two is made) and lists the positions kept,
-// the second draws the rest of each kept trade and walks its price. The
-// other symbols' prices are not walked: only their owner reads them.
+// work it skips): the first (ownedPositions) draws every position's symbol
+// (the generator is counter based, so one draw of two is made) and lists
+// the positions kept, the second draws the rest of each kept trade and
+// walks its price. The other symbols' prices are not walked: only their
+// owner reads them.
+//
+// Every instance makes the first pass over the whole stream, so it is the
+// part of the source's work that parallelism does not divide; it is kept to
+// a splitmix64 output, a small-divisor remainder and one store per position.
 func (g *benchGen) fillOwned(b *md.Batch, n int, ingest int64) {
-	if cap(g.pos) < n {
-		g.pos, g.keep = make([]int32, n), make([]int32, n)
+	for n > 0 {
+		// Positions are packed with their symbol in 32 bits (ownedPositions).
+		m := min(n, maxOwnedChunk)
+		g.fillOwnedChunk(b, m, ingest)
+		n -= m
 	}
-	pos, keep := g.pos[:n], g.keep[:n]
-	s0, mod, own := g.rng.s, g.mod, g.own
-	w := 0
-	for j := range n {
-		k := mod.mod(splitmixMix(s0 + uint64(2*j+1)*splitmixGamma))
-		pos[w], keep[w] = int32(j), int32(k)
-		w += int(own[k])
+}
+
+// maxOwnedChunk is the most stream positions one pass of fillOwned lists:
+// a position within the chunk and a symbol index (below benchMaxSymbols)
+// share a uint32.
+const maxOwnedChunk = 1 << ownedPosBits
+
+// ownedPosBits is the width of the position in a packed kept position;
+// the symbol index takes the bits above it.
+const ownedPosBits = 20
+
+func (g *benchGen) fillOwnedChunk(b *md.Batch, n int, ingest int64) {
+	if cap(g.kept) < n {
+		g.kept = make([]uint32, n)
 	}
+	s0 := g.rng.s
+	w := ownedPositions(g.kept[:n], s0, g.smod, g.own)
 	start := len(b.Trades)
 	b.Trades = growTrades(b.Trades, w)
 	tr := b.Trades[start : start+w]
-	syms, i0 := g.sym, g.i
+	ownedTrades(tr, g.kept[:w], g.symArr, s0, g.i)
+	if ingest != 0 {
+		for j := range tr {
+			tr[j].Ingest = ingest
+		}
+	}
+	g.rng.s = s0 + uint64(2*n)*splitmixGamma
+	g.i += int64(n)
+}
+
+// ownedTrades is fillOwned's second pass: it writes to tr the trade of
+// each position in kept (ownedPositions), walking its symbol's price in
+// syms; s0 and i0 are the stream's state and trade count before the first
+// position. (A function of its own, with few values live, so the compiler
+// keeps the loop in registers.)
+func ownedTrades(tr []md.Trade, kept []uint32, syms *[benchMaxSymbolsPow2]benchSym, s0 uint64, i0 int64) {
+	kept = kept[:len(tr)]
 	for t := range tr {
-		j := int64(pos[t])
-		st := &syms[keep[t]]
-		r2 := splitmixMix(s0 + uint64(2*j+2)*splitmixGamma)
+		j := kept[t] & (maxOwnedChunk - 1)
+		st := &syms[(kept[t]>>ownedPosBits)&(benchMaxSymbolsPow2-1)]
+		r2 := splitmixMix(s0 + uint64(j+1)*splitmixGamma2)
 		c := max(st.cents+int64(r2%21)-10, 1)
 		st.cents = c
-		i := i0 + j + 1
-		p := &tr[t]
+		i := i0 + int64(j) + 1
+		p := &tr[t] // field by field, as in fill
 		p.TS = benchT0 + (i-1)*benchStep
 		p.Ingest = p.TS
-		if ingest != 0 {
-			p.Ingest = ingest
-		}
 		p.Price = float64(c) / 100.0
 		p.Size = float64(1 + (r2>>32)%100)
 		p.TradeID = i
@@ -179,8 +250,23 @@ func (g *benchGen) fillOwned(b *md.Batch, n int, ingest int64) {
 		p.Sym = st.id
 		p.Side = md.SideUnknown
 	}
-	g.rng.s = s0 + uint64(2*n)*splitmixGamma
-	g.i = i0 + int64(n)
+}
+
+// ownedPositions is fillOwned's first pass over the len(kept) positions of
+// the stream after state s0: it writes to the front of kept, packed, each
+// position whose symbol own marks with the symbol's index, and returns how
+// many it wrote. Every position is written (and overwritten by the next one
+// unless kept), so the loop has no branch on ownership.
+func ownedPositions(kept []uint32, s0 uint64, mod smallmod, own *[benchMaxSymbolsPow2]uint8) int {
+	w := 0
+	x := s0 + splitmixGamma // position j's symbol draw is splitmixMix(s0 + (2j+1)*gamma)
+	for j := range kept {
+		k := mod.mod(splitmixMix(x))
+		x += splitmixGamma2
+		kept[w] = uint32(k)<<ownedPosBits | uint32(j)
+		w += int(own[k&(benchMaxSymbolsPow2-1)])
+	}
+	return w
 }
 
 // growTrades extends s by n elements, reallocating only when a caller asks

@@ -80,6 +80,9 @@ func TestParallelSourceEmitsTheSerialStream(t *testing.T) {
 		params map[string]any
 	}{
 		{"bench", map[string]any{"model": "bench", "n": 30_000, "symbol_count": 20, "batch_size": 700}},
+		{"bench most symbols", map[string]any{"model": "bench", "n": 50_000, "symbol_count": benchMaxSymbols, "batch_size": 4096}},
+		{"bench one symbol", map[string]any{"model": "bench", "n": 5000, "symbol_count": 1, "batch_size": 100}},
+		{"bench paced", map[string]any{"model": "bench", "n": 3000, "symbol_count": 7, "rate": 100_000}},
 		{"random trades", map[string]any{"count": 20_000, "symbols": []string{"A", "B", "C", "D", "E", "F", "G"}, "seed": 7}},
 		{"random quotes", map[string]any{"count": 20_000, "kind": "quote", "symbols": []string{"A", "B", "C", "D", "E"}}},
 		{"paced", map[string]any{"count": 3000, "rate": 100_000, "symbols": []string{"A", "B", "C", "D"}}},
@@ -90,10 +93,22 @@ func TestParallelSourceEmitsTheSerialStream(t *testing.T) {
 				got := runParallel(t, tc.params, p, false)
 				slices.SortFunc(got.trades, func(a, b md.Trade) int { return int(a.Seq) - int(b.Seq) })
 				slices.SortFunc(got.quotes, func(a, b md.Quote) int { return int(a.Seq) - int(b.Seq) })
-				if tc.name == "paced" { // ingest (and event) time is the wall clock at emission
+				switch tc.name {
+				case "paced": // ingest (and event) time is the wall clock at emission
 					for _, rs := range [][]md.Trade{want.trades, got.trades} {
 						for i := range rs {
 							rs[i].TS, rs[i].Ingest = 0, 0
+						}
+					}
+				case "bench paced": // ingest time is the wall clock at emission
+					for i := range got.trades {
+						if got.trades[i].Ingest < time.Now().Add(-time.Hour).UnixNano() {
+							t.Fatalf("trade %d: ingest %d is not the wall clock", i, got.trades[i].Ingest)
+						}
+					}
+					for _, rs := range [][]md.Trade{want.trades, got.trades} {
+						for i := range rs {
+							rs[i].Ingest = 0
 						}
 					}
 				}

@@ -352,7 +352,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		s.bgen = newBenchGen(ids, c.seed)
 		fill = s.bgen.fill
 		if own := s.owned(out.Symbols(), ids); own != nil {
-			s.bgen.own = make([]uint8, len(own))
+			s.bgen.own = new([benchMaxSymbolsPow2]uint8)
 			for k, o := range own {
 				if o {
 					s.bgen.own[k] = 1

@@ -132,6 +132,52 @@ func TestFastmodExact(t *testing.T) {
 	}
 }
 
+// TestSmallmodExact checks smallmod against %, for every divisor the bench
+// model uses and a spread of larger ones, on random numerators and the
+// edges.
+func TestSmallmodExact(t *testing.T) {
+	r := splitmix64{11}
+	divisors := []uint64{smallmodMax - 1, smallmodMax - 2, 1 << 15, 40_961, 65_521}
+	for d := uint64(1); d <= benchMaxSymbols; d++ {
+		divisors = append(divisors, d)
+	}
+	for _, d := range divisors {
+		f := newSmallmod(d)
+		for i := 0; i < 20000; i++ {
+			a := r.next()
+			switch i {
+			case 0, 1, 2:
+				a = uint64(i)
+			case 3:
+				a = ^uint64(0)
+			case 4:
+				a = d
+			case 5:
+				a = d - 1
+			case 6:
+				a = 1<<32 - 1
+			case 7:
+				a = 1 << 32
+			case 8:
+				a = ^uint64(0) - ^uint64(0)%d // the largest multiple of d
+			}
+			if got := f.mod(a); got != a%d {
+				t.Fatalf("%d %% %d: got %d want %d", a, d, got, a%d)
+			}
+		}
+	}
+	for _, d := range []uint64{0, smallmodMax} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("newSmallmod(%d) did not panic", d)
+				}
+			}()
+			newSmallmod(d)
+		}()
+	}
+}
+
 // barState and checksum fold trades into 1-second bars exactly as
 // bench/limit does (emission order included), to check the generator
 // against the WORKLOAD.md table.
