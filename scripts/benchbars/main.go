@@ -19,7 +19,11 @@
 // source (provider.synthetic splits its symbols) and operator.bars set to
 // N, and with operator.bars at N but the source held at 1 (one source
 // instance splitting every batch across N queues), all with the same
-// checksum, and prints their ratios to parallelism 1;
+// checksum, and prints their ratios to parallelism 1; with -parallel 2 it
+// also runs the limit program's two-goroutine fold (go-limit-slice2: the
+// trades split by symbol in advance, each half folded on its own core) and
+// prints its ratio to go-limit-slice, the most two cores give this
+// machine's fold, and the CPU of each fold;
 // with -nopgo it also builds this tree's mdp with -pgo=off and prints the
 // gain of the profile-guided build (cmd/mdp/default.pgo) in the same runs;
 // with -nochain it also runs the DAG config with operator chaining off
@@ -102,6 +106,10 @@ func main() {
 		variants = append(variants, variant{parSrc1Name, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
 			"--set", fmt.Sprintf("dag.nodes.bars.parallelism=%d", *parallel), "--set", "dag.nodes.src.parallelism=1"}})
 	}
+	const slice2Name = "go-limit-slice2"
+	if *parallel == 2 {
+		variants = append(variants, variant{slice2Name, "", []string{limit, "-n", "10000000", "-variant", "slice2"}})
+	}
 	const nochainName = "mdp dag nochain"
 	if *nochain {
 		variants = append(variants, variant{nochainName, "", []string{mdp, "run", "--config", "configs/bench/bars.yaml", "--log-level", "warn",
@@ -169,6 +177,11 @@ func main() {
 		fmt.Printf("parallelism %d with the source held at 1 vs 1: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n", *parallel,
 			med[parSrc1Name].rate/med["mdp dag"].rate, medianOf(perRun[parSrc1Name], perRun["mdp dag"]),
 			medianCPU(perRun[parSrc1Name]).Seconds(), medianCPU(perRun["mdp dag"]).Seconds())
+	}
+	if *parallel == 2 {
+		fmt.Printf("go-limit-slice2 vs go-limit-slice: %.3f (median per-run rate ratio %.3f; median CPU of the fold %.3fs vs %.3fs)\n",
+			med[slice2Name].rate/lim, medianOf(perRun[slice2Name], perRun["go-limit-slice"]),
+			medianCPU(perRun[slice2Name]).Seconds(), medianCPU(perRun["go-limit-slice"]).Seconds())
 	}
 	if *nochain {
 		fmt.Printf("chained vs not: %.3f (median per-run rate ratio %.3f; median CPU per run %.3fs vs %.3fs)\n",
@@ -251,6 +264,11 @@ func measure(name, dir string, args []string) result {
 		rate, _ = line["ticks_per_s"].(float64)
 	}
 	cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+	if c, ok := line["cpu_s"].(float64); ok {
+		// The limit program times its fold's CPU itself (generating the
+		// trades, untimed, costs more than folding them).
+		cpu = time.Duration(c * 1e9)
+	}
 	return result{rate: rate, rssMB: float64(ru.Maxrss) / 1024, wall: wall, cpu: cpu}
 }
 
