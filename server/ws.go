@@ -79,15 +79,19 @@ type client struct {
 	once   sync.Once
 }
 
-// drop closes gone and cancels the client's writes: a writer blocked on a
-// client that does not read returns at once.
-func (c *client) drop() {
+// drop closes gone. The writer finishes the message it is writing (a
+// write is bounded by writeTimeout) and then closes the connection with
+// CloseTooSlow, so the client learns why after what it was sent. Cancelling
+// the write instead would cut the connection without a close frame
+// whenever the drop came mid-write. With cancel, a write in progress is cut
+// off at once too: the hub does that when the server shuts down.
+func (c *client) drop(cancel bool) {
 	c.once.Do(func() {
 		close(c.gone)
-		if c.cancel != nil {
-			c.cancel()
-		}
 	})
+	if cancel && c.cancel != nil {
+		c.cancel()
+	}
 }
 
 func newHub(j Jobs, interval time.Duration, buffer int, log *slog.Logger) *hub {
@@ -124,7 +128,7 @@ func (h *hub) drop(c *client, reason string, err error) {
 		attrs = append(attrs, "err", err.Error())
 	}
 	h.log.Warn("status websocket: client dropped", attrs...)
-	c.drop()
+	c.drop(false)
 }
 
 func (h *hub) close() {
@@ -137,7 +141,7 @@ func (h *hub) close() {
 	// done first, so a writer that sees its client dropped knows why.
 	close(h.done)
 	for c := range h.clients {
-		c.drop()
+		c.drop(true)
 	}
 	h.clients = map[*client]struct{}{}
 	h.mu.Unlock()
@@ -310,9 +314,9 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, name string) {
 		case data := <-c.send:
 			select {
 			case <-c.gone:
-				// Dropped while idle: say why. (A write blocked on a
-				// client that does not read is cut off by the drop, and
-				// the connection with it.)
+				// Dropped: say why. (A write blocked on a client that
+				// does not read ends at writeTimeout, and the connection
+				// with it.)
 				closeGone()
 				return
 			default:
