@@ -389,10 +389,26 @@ func TestLeaveHandsOverAtOnceKillAfterTTL(t *testing.T) {
 		t.Fatalf("handoff after a graceful leave took %s, want well under the 6 s TTL", d)
 	}
 	c := start("c")
-	waitOwners("", 20*time.Second)
 	target := assign("job", P, []string{"b", "c"})
 	if got := len(owned(target, "c")); got != P/2 {
 		t.Fatalf("c's share is %d, want %d", got, P/2)
+	}
+	// Every partition owned as the target says, so c holds its share when
+	// it is killed (right after c starts, b still owns them all).
+	for t0 := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		open := l.openOwners(P)
+		done := true
+		for p := range P {
+			if len(open[p]) != 1 || open[p][0] != target[p] {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		if time.Since(t0) > 20*time.Second {
+			t.Fatalf("owners %v after 20s, want the target %v", open, target)
+		}
 	}
 	c.kill()
 	l.killed("c")
