@@ -336,3 +336,62 @@ func Decimals(b []byte) int {
 	}
 	return max(frac-exp, 0)
 }
+
+// ScanDigits reads the run of decimal digits that starts at b[i], at most
+// 19 of them (so the value cannot overflow), eight at a time where it can
+// (SWAR). It returns their value and the index after the last digit read;
+// end == i when b[i] is not a digit. A fused row decoder reads an integer
+// field this way while it scans for the field's end.
+func ScanDigits(b []byte, i int) (n uint64, end int) {
+	start := i
+	for i+8 <= len(b) && i-start <= 11 {
+		d, ok := eightDigits(b[i:])
+		if !ok {
+			break
+		}
+		n = n*100_000_000 + uint64(d)
+		i += 8
+	}
+	for i < len(b) && i-start < 19 && b[i]-'0' <= 9 {
+		n = n*10 + uint64(b[i]-'0')
+		i++
+	}
+	return n, i
+}
+
+// ScanDecimal reads an unsigned plain decimal ("9682.19", "7", ".5") that
+// starts at b[i] while it scans for its end: digits with at most one '.',
+// up to the first other byte. It returns the value, its decimal places and
+// the index after it, with ok false when the number is not one Clinger's
+// fast path takes exactly (more than 19 bytes, no digit, a mantissa of
+// 2^53 or more); the caller then parses the field the general way. When ok,
+// f and frac are what ParseFloatDecimals(b[i:end]) returns, bit for bit.
+func ScanDecimal(b []byte, i int) (f float64, frac int, end int, ok bool) {
+	start := i
+	m, j := ScanDigits(b, i)
+	if j < len(b) && b[j] == '.' {
+		var fm uint64
+		var k int
+		fm, k = ScanDigits(b, j+1)
+		frac = k - j - 1
+		if k-start > 19 {
+			return 0, 0, k, false
+		}
+		if frac > 0 {
+			m = m*uint64(pow10u[frac]) + fm
+		}
+		j = k
+		if j-start == 1 { // "." alone
+			return 0, 0, j, false
+		}
+	} else if j == start || j-start > 19 {
+		return 0, 0, j, false
+	}
+	if m >= 1<<53 {
+		return 0, 0, j, false
+	}
+	return float64(m) / float64pow10[frac], frac, j, true
+}
+
+// pow10u are the powers of ten up to 10^19.
+var pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}

@@ -143,6 +143,9 @@ func startPieces(r *fileReader, k int, rc *readerConfig, symbols []string, table
 			csv: rowmap.CSVSplitter{Delim: rc.lay.Delim}, cols: r.cols, maxCol: r.maxCol, track: true,
 			lines: &lineInput{max: r.lines.max, rd: bufio.NewReaderSize(nil, rc.bufSize)}}
 		wr.dec.LogSizeDecimals()
+		if r.format == formatCSV {
+			wr.fast, wr.hasFast = rowmap.NewCSVFast(&wr.dec, wr.cols, rc.lay.Delim)
+		}
 		if r.format == formatJSONL {
 			if wr.json, err = rowmap.NewJSONScanner(rc.lay); err != nil {
 				f.Close()

@@ -42,6 +42,11 @@ type fileReader struct {
 	csv    rowmap.CSVSplitter
 	cols   []rowmap.SlotCol // the mapped slots with their columns
 	maxCol int
+	// fast is the fused decoder of the tardis trades layout, used when
+	// hasFast (the file's columns are in that order); rows it does not
+	// take go through csv and dec.
+	fast    rowmap.CSVFast
+	hasFast bool
 
 	// JSON lines
 	json *rowmap.JSONScanner
@@ -265,6 +270,7 @@ func (r *fileReader) csvHeader(lay *rowmap.Layout) error {
 	if r.cols, r.maxCol, err = lay.CSVColumns(header); err != nil {
 		return fmt.Errorf("%s: %w", r.path, err)
 	}
+	r.fast, r.hasFast = rowmap.NewCSVFast(&r.dec, r.cols, lay.Delim)
 	return nil
 }
 
@@ -403,6 +409,21 @@ func (r *fileReader) fillCSV() error {
 		r.line++
 		if len(line) == 0 {
 			continue
+		}
+		if r.hasFast {
+			n := len(r.trades)
+			r.trades = r.trades[:n+1]
+			switch r.fast.Trade(&r.dec, line, &r.trades[n]) {
+			case rowmap.FastOK:
+				if err := r.place(n, r.trades[n].TS, line); err != nil {
+					return err
+				}
+				continue
+			case rowmap.FastSkip:
+				r.trades = r.trades[:n]
+				continue
+			}
+			r.trades = r.trades[:n]
 		}
 		if p := r.csv.Split(line, limit); p != "" {
 			r.rerr = rowmap.RowErr{Prob: rowmap.ProbSyntax, Msg: p}

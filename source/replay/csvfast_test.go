@@ -1,0 +1,201 @@
+package replay
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/rowmap"
+)
+
+// decodeAll reads the CSV file at path with the tardis_trades preset
+// (symbols: the symbols filter) through fill, with the fused decoder
+// (fast) or only the generic path, and returns what came out: the trades,
+// each record's meta, the malformed rows (queued with their reasons) and
+// the symbol table with its size decimals.
+func decodeAll(t *testing.T, path string, fast bool, symbols []string) (trades []md.Trade, meta []recMeta, bad []queuedRow, syms []string, hadFast bool) {
+	t.Helper()
+	p, err := component.NewParams(specOf(t, "provider.replay"), map[string]any{"path": path, "preset": "tardis_trades"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay, err := rowmap.ResolveLayout(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := md.NewSymbolTable()
+	rc := &readerConfig{lay: lay, format: "auto", comp: "auto", dec: rowmap.NewDecoder(lay, table, symbols), bufSize: 4096,
+		counter: new(atomic.Int64), mal: &malformed{policy: errDrop, queue: true}, track: true,
+		filter: timeFilter{start: md.MinTime, end: md.MaxTime}}
+	r, err := openReader(0, path, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	hadFast = r.hasFast
+	r.hasFast = r.hasFast && fast
+	for {
+		if err := r.fill(); err != nil {
+			t.Fatal(err)
+		}
+		if r.buffered() == 0 && r.eof {
+			break
+		}
+		trades = append(trades, r.trades...)
+		meta = append(meta, r.meta...)
+	}
+	for id := range table.Len() {
+		in := table.Get(md.SymID(id))
+		d, ok := table.SizeDecimals(md.SymID(id))
+		syms = append(syms, fmt.Sprintf("%s/%s %d %v", in.Provider, in.Symbol, d, ok))
+	}
+	return trades, meta, r.mal.queued, syms, hadFast
+}
+
+// checkFastSame decodes path with and without the fused decoder and fails
+// unless everything that came out is identical; it returns the trades.
+func checkFastSame(t *testing.T, path string, symbols []string) []md.Trade {
+	t.Helper()
+	ft, fm, fb, fs, had := decodeAll(t, path, true, symbols)
+	if !had {
+		t.Fatalf("%s: the fused decoder is not used", path)
+	}
+	gt, gm, gb, gs, _ := decodeAll(t, path, false, symbols)
+	if len(ft) != len(gt) {
+		t.Fatalf("%s: fused %d trades, generic %d", path, len(ft), len(gt))
+	}
+	for i := range gt {
+		// Compare the bits: a NaN would never equal itself.
+		if ft[i] != gt[i] {
+			t.Fatalf("%s: trade %d: fused %+v, generic %+v", path, i, ft[i], gt[i])
+		}
+	}
+	if !slices.Equal(fm, gm) {
+		t.Fatalf("%s: record metas differ", path)
+	}
+	if len(fb) != len(gb) {
+		t.Fatalf("%s: fused %d malformed rows, generic %d", path, len(fb), len(gb))
+	}
+	for i := range gb {
+		if fb[i].line != gb[i].line || !bytes.Equal(fb[i].raw, gb[i].raw) || fb[i].reason != gb[i].reason {
+			t.Fatalf("%s: malformed row %d: fused %+v, generic %+v", path, i, fb[i], gb[i])
+		}
+	}
+	if !slices.Equal(fs, gs) {
+		t.Fatalf("%s: symbol tables differ:\nfused   %v\ngeneric %v", path, fs, gs)
+	}
+	return gt
+}
+
+// TestCSVFastMatchesGeneric: the fused tardis decoder and the generic path
+// read the repo's tardis file, the bench workload and random rows (many of
+// them malformed, quoted, padded, CRLF-terminated or otherwise off the
+// fused decoder's grammar) to the same trades, metas, malformed reports,
+// symbols and size decimals, with and without a symbols filter.
+func TestCSVFastMatchesGeneric(t *testing.T) {
+	dir := t.TempDir()
+	if got := checkFastSame(t, filepath.Join("..", "..", "testdata", "replay", "tardis_trades.csv"), nil); len(got) == 0 {
+		t.Fatal("no trades in the tardis test file")
+	}
+	wl := filepath.Join(dir, "w.csv")
+	writeWorkload(t, wl, 20_000, false)
+	if got := checkFastSame(t, wl, nil); len(got) != 20_000 {
+		t.Fatalf("workload: %d trades", len(got))
+	}
+	checkFastSame(t, wl, []string{"SYM001", "SYM050"})
+
+	rng := rand.New(rand.NewPCG(7, 11))
+	for f := range 40 {
+		var b strings.Builder
+		b.WriteString("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
+		for range 400 {
+			b.WriteString(randomRow(rng))
+		}
+		path := filepath.Join(dir, fmt.Sprintf("r%d.csv", f))
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkFastSame(t, path, nil)
+		checkFastSame(t, path, []string{"BTC", "E\"TH"})
+	}
+}
+
+// TestCSVFastOnlyTardisOrder: the fused decoder is used for the tardis
+// column order only; another order (or extra mapped columns) takes the
+// generic path, and both decode the rows.
+func TestCSVFastOnlyTardisOrder(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, filepath.Join(dir, "swapped.csv"),
+		"symbol,exchange,timestamp,local_timestamp,id,side,price,amount\nBTC,x,1582329602111000,1582329602418379,1,buy,9682.5,0.25\n")
+	tr, _, bad, _, had := decodeAll(t, path, true, nil)
+	if had {
+		t.Fatal("the fused decoder took a file whose columns are not in the tardis order")
+	}
+	want := md.Trade{TS: 1582329602111000000, Ingest: 1582329602418379000, Price: 9682.5, Size: 0.25, Side: md.SideBuy, TradeID: 1}
+	if len(bad) != 0 || len(tr) != 1 || tr[0] != want {
+		t.Fatalf("got %+v (malformed %+v), want %+v", tr, bad, want)
+	}
+}
+
+// randomRow is a tardis-layout line, usually well formed, often bent in
+// one of the ways the fused decoder must leave to the generic path.
+func randomRow(rng *rand.Rand) string {
+	pick := func(s ...string) string { return s[rng.IntN(len(s))] }
+	digits := func(n int) string {
+		var b []byte
+		for range n {
+			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		return string(b)
+	}
+	dec := func() string {
+		switch rng.IntN(12) {
+		case 0:
+			return digits(1 + rng.IntN(22)) // long runs: strconv or overflow
+		case 1:
+			return digits(rng.IntN(12)) + "." + digits(rng.IntN(12))
+		case 2:
+			return pick("0", "0.0", ".", "1.", ".5", "-1.5", "+2", "1e3", "1.5E-2", "NaN", "inf", "0x1p3", " 1.5", "1.5 ", `"1.5"`, "", "1.2.3", "9007199254740993", "9007199254740992", "1_0")
+		}
+		return digits(1+rng.IntN(6)) + pick("", "."+digits(1+rng.IntN(8)))
+	}
+	ts := func() string {
+		switch rng.IntN(10) {
+		case 0:
+			return pick("", "-1582329602111000", "+1582329602111000", "1582329602111000.5", "1.5e15", "9223372036854775", "9223372036854776", "92233720368547758", "x", " 1582329602111000", "2024-01-02T14:30:00Z")
+		case 1:
+			return digits(1 + rng.IntN(20))
+		}
+		return "15823296" + digits(8)
+	}
+	fields := []string{
+		pick("binance", "deribit", "", " ftx", "bit ", `"kraken"`, `ok"x`),
+		pick("BTC", "ETH", "E\"TH", "SOLUSDT", "", " XRP", "ADA ", `"DOT"`, "A B"),
+		ts(), ts(),
+		pick(digits(1+rng.IntN(8)), digits(19), digits(20), "", "abc-123", "-5", " 7", "7 ", `"8"`, "0"),
+		pick("buy", "sell", "BUY", "s", "", "unknown", " buy", `"sell"`),
+		dec(), dec(),
+	}
+	line := strings.Join(fields, ",")
+	switch rng.IntN(12) {
+	case 0:
+		line += ",extra,\"cols\""
+	case 1:
+		line = line[:rng.IntN(len(line)+1)] // truncated
+	case 2:
+		line += "\r"
+	case 3:
+		line += "\r\r"
+	case 4:
+		line = ""
+	}
+	return line + "\n"
+}

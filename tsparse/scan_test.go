@@ -1,0 +1,98 @@
+package tsparse
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// checkScanDecimal fails unless ScanDecimal on the text b, followed by
+// tail, agrees with ParseFloatDecimals on the number it claims: where it
+// says ok, the same bits and decimal places (and so strconv's value), and
+// the end right after the number.
+func checkScanDecimal(t *testing.T, b, tail string) {
+	t.Helper()
+	line := []byte("x," + b + tail)
+	f, frac, end, ok := ScanDecimal(line, 2)
+	if !ok {
+		return
+	}
+	num := line[2:end]
+	wf, wfrac, wok := ParseFloatDecimals(num)
+	if !wok || math.Float64bits(f) != math.Float64bits(wf) || frac != wfrac {
+		t.Fatalf("ScanDecimal(%q) = %v %d (to %d), ParseFloatDecimals(%q) = %v %d %v", line[2:], f, frac, end, num, wf, wfrac, wok)
+	}
+	if sf, err := strconv.ParseFloat(string(num), 64); err != nil || sf != f {
+		t.Fatalf("ScanDecimal(%q) = %v, strconv %v %v", num, f, sf, err)
+	}
+	for _, c := range num {
+		if c != '.' && (c < '0' || c > '9') {
+			t.Fatalf("ScanDecimal(%q) took %q", line[2:], num)
+		}
+	}
+}
+
+func TestScanDecimal(t *testing.T) {
+	for in, want := range map[string]float64{"9682.19": 9682.19, "0.132": 0.132, "7": 7, ".5": 0.5, "5.": 5, "007.50": 7.5,
+		"9007199254740991": 9007199254740991, "0.00000000000000001": 1e-17} {
+		f, _, end, ok := ScanDecimal([]byte(in+",1"), 0)
+		if !ok || f != want || end != len(in) {
+			t.Errorf("ScanDecimal(%q) = %v, end %d, %v; want %v", in, f, end, ok, want)
+		}
+	}
+	for _, in := range []string{"", ".", "9007199254740992", "0.000000000000000001", "12345678901234567890", "1.23456789012345678901", ",5", "-1", "+1"} {
+		if _, _, _, ok := ScanDecimal([]byte(in), 0); ok {
+			t.Errorf("ScanDecimal(%q) is ok; want the general path", in)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 5))
+	alphabet := "0123456789.....e-+x ,"
+	for range 200_000 {
+		n := rng.IntN(25)
+		b := make([]byte, n)
+		for i := range b {
+			if rng.IntN(4) == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[i] = byte('0' + rng.IntN(10))
+			}
+		}
+		checkScanDecimal(t, string(b), ",")
+		checkScanDecimal(t, string(b), "")
+	}
+}
+
+func TestScanDigits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		n := rng.IntN(24)
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(10))
+		}
+		if rng.IntN(3) == 0 && n > 0 {
+			b[rng.IntN(n)] = ",.x/:"[rng.IntN(5)]
+		}
+		v, end := ScanDigits(b, 0)
+		run := 0
+		for run < len(b) && b[run] >= '0' && b[run] <= '9' {
+			run++
+		}
+		if want := min(run, 19); end != want {
+			t.Fatalf("ScanDigits(%q) ends at %d, want %d", b, end, want)
+		}
+		if w, err := strconv.ParseUint(string(b[:end]), 10, 64); end > 0 && (err != nil || w != v) {
+			t.Fatalf("ScanDigits(%q) = %d, want %d (%v)", b, v, w, err)
+		}
+	}
+}
+
+// FuzzScanDecimal: wherever ScanDecimal takes a number, it is
+// ParseFloatDecimals' (and strconv's) to the bit.
+func FuzzScanDecimal(f *testing.F) {
+	for _, s := range []string{"9682.19", "0.132", ".5", "5.", "9007199254740993", "1e5", "1.2.3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkScanDecimal(t, s, ",") })
+}
