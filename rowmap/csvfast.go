@@ -105,7 +105,12 @@ func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 	// id: digits, else any text (hashed, as tradeID does).
 	s = i + 1
 	var id int64
-	if n, i = tsparse.ScanDigits(line, s); i < len(line) && line[i] == delim && i-s <= 18 {
+	n, i = 0, s
+	for i < len(line) && line[i]-'0' <= 9 { // short: a byte loop beats SWAR
+		n = n*10 + uint64(line[i]-'0') // wraps only past 19 digits, rejected below
+		i++
+	}
+	if i < len(line) && line[i] == delim && i-s <= 18 {
 		id = int64(n)
 	} else {
 		i = s + indexDelim(line[s:], delim)

@@ -365,33 +365,26 @@ func ScanDigits(b []byte, i int) (n uint64, end int) {
 // the index after it, with ok false when the number is not one Clinger's
 // fast path takes exactly (more than 19 bytes, no digit, a mantissa of
 // 2^53 or more); the caller then parses the field the general way. When ok,
-// f and frac are what ParseFloatDecimals(b[i:end]) returns, bit for bit.
+// f and frac are what ParseFloatDecimals(b[i:end]) returns, bit for bit:
+// the same fast path, in the same single pass.
 func ScanDecimal(b []byte, i int) (f float64, frac int, end int, ok bool) {
 	start := i
-	m, j := ScanDigits(b, i)
-	if j < len(b) && b[j] == '.' {
-		var fm uint64
-		var k int
-		fm, k = ScanDigits(b, j+1)
-		frac = k - j - 1
-		if k-start > 19 {
-			return 0, 0, k, false
+	var m uint64
+	dot := 0
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c-'0' <= 9 {
+			m = m*10 + uint64(c-'0') // wraps only past 19 digits, rejected below
+			frac += dot
+			continue
 		}
-		if frac > 0 {
-			m = m*uint64(pow10u[frac]) + fm
+		if c != '.' || dot != 0 {
+			break
 		}
-		j = k
-		if j-start == 1 { // "." alone
-			return 0, 0, j, false
-		}
-	} else if j == start || j-start > 19 {
-		return 0, 0, j, false
+		dot = 1
 	}
-	if m >= 1<<53 {
-		return 0, 0, j, false
+	if n := i - start; n > 19 || n == dot || m >= 1<<53 {
+		return 0, 0, i, false
 	}
-	return float64(m) / float64pow10[frac], frac, j, true
+	return float64(m) / float64pow10[frac], frac, i, true
 }
-
-// pow10u are the powers of ten up to 10^19.
-var pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
