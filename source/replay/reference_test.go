@@ -117,17 +117,12 @@ func refParseCSV(tb testing.TB, path string, keep func([]md.Trade)) int {
 			}
 			sym := b[s:p]
 			p++
-			var ts, lts, id int64
-			for c := b[p]; c != ','; c = b[p] {
-				ts = ts*10 + int64(c-'0')
-				p++
-			}
-			p++
-			for c := b[p]; c != ','; c = b[p] {
-				lts = lts*10 + int64(c-'0')
-				p++
-			}
-			p++
+			// The 16-digit times eight digits at a time (a byte loop costs
+			// more here).
+			ts, e := tsparse.ScanDigits(b, p)
+			lts, e := tsparse.ScanDigits(b, e+1)
+			p = e + 1
+			var id int64
 			for c := b[p]; c != ','; c = b[p] {
 				id = id*10 + int64(c-'0')
 				p++
@@ -164,7 +159,7 @@ func refParseCSV(tb testing.TB, path string, keep func([]md.Trade)) int {
 				}
 				p++
 			}
-			chunk = append(chunk, md.Trade{TS: ts * 1000, Ingest: lts * 1000, Price: price, Size: float64(m) / refPow10[frac],
+			chunk = append(chunk, md.Trade{TS: int64(ts) * 1000, Ingest: int64(lts) * 1000, Price: price, Size: float64(m) / refPow10[frac],
 				TradeID: id, Sym: syms.id(sym), Side: side})
 			if len(chunk) == chunkSize {
 				keep(chunk)
