@@ -16,7 +16,7 @@ import (
 	"github.com/mdpio/mdp/rowmap"
 )
 
-// decodeAll reads the CSV file at path with the tardis_trades preset
+// decodeAll reads the CSV or JSON-lines file at path with the tardis_trades preset
 // (symbols: the symbols filter) through fill, with the fused decoder
 // (fast) or only the generic path, and returns what came out: the trades,
 // each record's meta, the malformed rows (queued with their reasons) and
@@ -40,8 +40,9 @@ func decodeAll(t *testing.T, path string, fast bool, symbols []string) (trades [
 		t.Fatal(err)
 	}
 	defer r.close()
-	hadFast = r.hasFast
+	hadFast = r.hasFast || r.hasJFast
 	r.hasFast = r.hasFast && fast
+	r.hasJFast = r.hasJFast && fast
 	for {
 		if err := r.fill(); err != nil {
 			t.Fatal(err)
@@ -198,4 +199,105 @@ func randomRow(rng *rand.Rand) string {
 		line = ""
 	}
 	return line + "\n"
+}
+
+// TestJSONFastMatchesGeneric is TestCSVFastMatchesGeneric for JSON lines:
+// the workload and random rows, many off the fused decoder's template
+// (whitespace, escapes, other key orders, null, quoted numbers, nested
+// values, trailing text).
+func TestJSONFastMatchesGeneric(t *testing.T) {
+	dir := t.TempDir()
+	wl := filepath.Join(dir, "w.jsonl")
+	writeWorkload(t, wl, 20_000, true)
+	if got := checkFastSame(t, wl, nil); len(got) != 20_000 {
+		t.Fatalf("workload: %d trades", len(got))
+	}
+	checkFastSame(t, wl, []string{"SYM001", "SYM050"})
+	rng := rand.New(rand.NewPCG(13, 17))
+	for f := range 40 {
+		var b strings.Builder
+		for range 400 {
+			b.WriteString(randomJSONRow(rng))
+		}
+		path := filepath.Join(dir, fmt.Sprintf("r%d.jsonl", f))
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkFastSame(t, path, nil)
+		checkFastSame(t, path, []string{"BTC", "E\"TH"})
+	}
+}
+
+// randomJSONRow is a JSON-lines trade, usually in the workload's form,
+// often bent.
+func randomJSONRow(rng *rand.Rand) string {
+	pick := func(s ...string) string { return s[rng.IntN(len(s))] }
+	fields := strings.Split(randomRow(rng), ",")
+	if len(fields) < 8 {
+		fields = append(fields, make([]string, 8-len(fields))...)
+	}
+	for i, f := range fields {
+		fields[i] = strings.TrimSuffix(strings.TrimSuffix(f, "\n"), "\r")
+	}
+	str := func(s string) string {
+		if strings.HasPrefix(s, `"`) && strings.HasSuffix(s, `"`) && len(s) > 1 {
+			return s
+		}
+		return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+	}
+	num := func(s string) string {
+		if rng.IntN(15) == 0 {
+			return str(s)
+		}
+		if s == "" {
+			return pick("null", `""`, "0")
+		}
+		return s
+	}
+	keys := []string{"exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount"}
+	vals := []string{str(fields[0]), str(fields[1]), num(fields[2]), num(fields[3]), num(fields[4]), str(fields[5]), num(fields[6]), num(fields[7])}
+	if rng.IntN(6) == 0 {
+		vals[4] = str(fields[4]) // string ids
+	}
+	if rng.IntN(20) == 0 {
+		vals[1] = `"B\u0054C"`
+	}
+	if rng.IntN(40) == 0 {
+		i, j := rng.IntN(8), rng.IntN(8)
+		keys[i], keys[j] = keys[j], keys[i]
+	}
+	// Half the rows keep the template's form; the others bend it once.
+	bend := -1
+	if rng.IntN(2) == 0 {
+		bend = rng.IntN(5)
+	}
+	at := rng.IntN(8)
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range keys {
+		if i > 0 {
+			b.WriteString(",")
+			if bend == 0 && i == at {
+				b.WriteString(" ")
+			}
+		}
+		b.WriteString(`"` + keys[i] + `":`)
+		if bend == 1 && i == at {
+			b.WriteString(" ")
+		}
+		b.WriteString(vals[i])
+		if bend == 2 && i == at {
+			b.WriteString(`,"extra":{"a":[1,2]}`)
+		}
+	}
+	switch bend {
+	case 3:
+		b.WriteString(pick("} ", "}x", "", "}\r", "}}", " }"))
+	default:
+		b.WriteString("}")
+	}
+	if bend == 4 {
+		return "\n"
+	}
+	return b.String() + "\n"
 }

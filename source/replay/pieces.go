@@ -151,6 +151,7 @@ func startPieces(r *fileReader, k int, rc *readerConfig, symbols []string, table
 				f.Close()
 				return fmt.Errorf("%s: %w", r.path, err)
 			}
+			wr.jfast, wr.hasJFast = rowmap.NewJSONFast(&wr.dec, rc.lay)
 		}
 		w := &pieceWorker{r: wr, table: wt, out: make(chan *pieceChunk, pieceAhead), free: make(chan *pieceChunk, pieceAhead+2)}
 		wr.pw = w

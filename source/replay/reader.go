@@ -48,8 +48,10 @@ type fileReader struct {
 	fast    rowmap.CSVFast
 	hasFast bool
 
-	// JSON lines
-	json *rowmap.JSONScanner
+	// JSON lines; jfast as fast for CSV, used when hasJFast.
+	json     *rowmap.JSONScanner
+	jfast    rowmap.JSONFast
+	hasJFast bool
 
 	pq     *parquetInput
 	pqFile *os.File
@@ -210,6 +212,7 @@ func openReader(idx int, path string, rc *readerConfig) (*fileReader, error) {
 		if r.json, err = rowmap.NewJSONScanner(rc.lay); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		r.jfast, r.hasJFast = rowmap.NewJSONFast(&r.dec, rc.lay)
 	}
 	if r.lines, err = openLines(path, c, rc.bufSize, rc.maxLine, rc.counter); err != nil {
 		return nil, err
@@ -469,6 +472,21 @@ func (r *fileReader) fillJSON() error {
 		r.line++
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
+		}
+		if r.hasJFast {
+			n := len(r.trades)
+			r.trades = r.trades[:n+1]
+			switch r.jfast.Trade(&r.dec, line, &r.trades[n]) {
+			case rowmap.FastOK:
+				if err := r.place(n, r.trades[n].TS, line); err != nil {
+					return err
+				}
+				continue
+			case rowmap.FastSkip:
+				r.trades = r.trades[:n]
+				continue
+			}
+			r.trades = r.trades[:n]
 		}
 		if p := r.json.Scan(line, &r.vals); p != "" {
 			r.rerr = rowmap.RowErr{Prob: rowmap.ProbSyntax, Msg: p}

@@ -1,0 +1,144 @@
+package rowmap
+
+import (
+	"strings"
+
+	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/tsparse"
+)
+
+// JSONFast is the fused decoder of JSON-lines trade rows written as the
+// tardis trades layout maps them, keys in the tardis column order and
+// nothing else:
+//
+//	{"exchange":"…","symbol":"…","timestamp":N,"local_timestamp":N,"id":N,"side":"…","price":D,"amount":D}
+//
+// (the key names are the layout's). Each key is matched as a literal in
+// place, strings are taken without a copy, numbers are read while
+// scanning. A row that differs in any way (whitespace, other keys or
+// order, escapes, null, quoted numbers, exponents) goes back to the
+// generic path (JSONScanner.Scan, then Decoder.Trade), with nothing
+// changed; a row JSONFast decodes is the record the generic path would
+// produce, with the same effects on the symbol table and size decimals.
+type JSONFast struct {
+	keys              [len(tardisTradeCols)]string // `{"exchange":`, then `,"symbol":` …
+	tsUnit, ingUnit   int64
+	tsLimit, ingLimit uint64
+}
+
+// NewJSONFast returns the fused decoder for d's rows when the layout maps
+// exactly the tardis trades fields, by key, and both times are epoch
+// numbers of a fixed unit; ok is false otherwise.
+func NewJSONFast(d *Decoder, l *Layout) (f JSONFast, ok bool) {
+	if d.kind != md.KindTrade || d.symbol != nil || d.prov != nil || d.TS.kind != tsUnit || d.Ingest.kind != tsUnit ||
+		len(l.Columns) != len(tardisTradeCols) || d.TS.unit <= 0 || d.Ingest.unit <= 0 {
+		return f, false
+	}
+	for k, s := range tardisTradeCols {
+		c, ok := l.Columns[s]
+		if !ok || c.Index >= 0 || strings.ContainsAny(c.Name, "\"\\") {
+			return f, false
+		}
+		sep := ","
+		if k == 0 {
+			sep = "{"
+		}
+		f.keys[k] = sep + `"` + c.Name + `":`
+	}
+	f.tsUnit, f.ingUnit = d.TS.unit, d.Ingest.unit
+	f.tsLimit, f.ingLimit = uint64(tsparse.MaxNanos/f.tsUnit), uint64(tsparse.MaxNanos/f.ingUnit)
+	return f, true
+}
+
+// litAt returns the index after key when line has it at i, or -1.
+func litAt(line []byte, i int, key string) int {
+	if i < 0 || len(line)-i < len(key) || string(line[i:i+len(key)]) != key {
+		return -1
+	}
+	return i + len(key)
+}
+
+// jsonStr reads a string without escapes at line[i] (its opening quote):
+// its contents and the index after its closing quote, or -1.
+func jsonStr(line []byte, i int) ([]byte, int) {
+	if i < 0 || i >= len(line) || line[i] != '"' {
+		return nil, -1
+	}
+	j := i + 1
+	for j < len(line) && line[j] != '"' && line[j] != '\\' {
+		j++
+	}
+	if j == len(line) || line[j] != '"' {
+		return nil, -1
+	}
+	return line[i+1 : j], j + 1
+}
+
+// Trade decodes line (one JSON object, without its line ending) into t.
+func (f *JSONFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
+	prov, i := jsonStr(line, litAt(line, 0, f.keys[0]))
+	sym, i := jsonStr(line, litAt(line, i, f.keys[1]))
+	if i < 0 || len(prov) == 0 || len(sym) == 0 {
+		return FastFallback
+	}
+	if i = litAt(line, i, f.keys[2]); i < 0 {
+		return FastFallback
+	}
+	n, e := tsparse.ScanDigits(line, i)
+	if e == i || e-i > 18 || n > f.tsLimit {
+		return FastFallback
+	}
+	ts := int64(n) * f.tsUnit
+	if i = litAt(line, e, f.keys[3]); i < 0 {
+		return FastFallback
+	}
+	if n, e = tsparse.ScanDigits(line, i); e == i || e-i > 18 || n > f.ingLimit {
+		return FastFallback
+	}
+	ingest := int64(n) * f.ingUnit
+	if i = litAt(line, e, f.keys[4]); i < 0 || i >= len(line) {
+		return FastFallback
+	}
+	var id int64
+	if line[i] == '"' { // a string id: hashed unless numeric, as tradeID does
+		var b []byte
+		if b, e = jsonStr(line, i); e < 0 {
+			return FastFallback
+		}
+		id = tradeID(b)
+	} else {
+		for n, e = 0, i; e < len(line) && line[e]-'0' <= 9; e++ {
+			n = n*10 + uint64(line[e]-'0') // wraps only past 19 digits, rejected below
+		}
+		if e == i || e-i > 18 {
+			return FastFallback
+		}
+		id = int64(n)
+	}
+	side, i := jsonStr(line, litAt(line, e, f.keys[5]))
+	if i = litAt(line, i, f.keys[6]); i < 0 {
+		return FastFallback
+	}
+	price, _, e, ok := tsparse.ScanDecimal(line, i)
+	if !ok || !(price > 0) {
+		return FastFallback
+	}
+	if i = litAt(line, e, f.keys[7]); i < 0 {
+		return FastFallback
+	}
+	size, dec, e, ok := tsparse.ScanDecimal(line, i)
+	if !ok || e != len(line)-1 || line[e] != '}' {
+		return FastFallback
+	}
+	sid, ok := d.syms.Resolve(prov, sym)
+	if !ok {
+		return FastSkip
+	}
+	if d.sizes != nil {
+		d.sizes.Note(sid, dec)
+	} else if d.sizeLog {
+		d.logSize(sid, dec)
+	}
+	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sid, Side: parseSide(side), TradeID: id}
+	return FastOK
+}
