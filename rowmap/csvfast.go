@@ -125,7 +125,15 @@ func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 	if i == len(line) || !plainText(line[s:i]) {
 		return FastFallback
 	}
-	side := parseSide(line[s:i])
+	var side md.Side
+	switch b := line[s:i]; {
+	case string(b) == "buy": // the common spellings first, without the switch
+		side = md.SideBuy
+	case string(b) == "sell":
+		side = md.SideSell
+	default:
+		side = parseSide(b)
+	}
 	// price, amount: decimals read while scanning; the amount is the last
 	// column read (what follows it is ignored, as by Split's limit).
 	price, _, i, ok := tsparse.ScanDecimal(line, i+1)
