@@ -301,3 +301,41 @@ func randomJSONRow(rng *rand.Rand) string {
 	}
 	return b.String() + "\n"
 }
+
+// FuzzCSVFastMatchesGeneric: whatever the rows under a tardis header, the
+// fused decoder and the generic path give the same output.
+func FuzzCSVFastMatchesGeneric(f *testing.F) {
+	for _, s := range []string{
+		"binance-futures,BTCUSDT,1582329602111000,1582329602418379,42377944,buy,9682,0.132\n",
+		"x,A,1,,abc,sell,.5,5.\r\nx,A,1,2,3,s,0,1\n\"x\",A,1,2,3,b,1,1\n",
+		"x,A,99999999999999999,1,1,buy,9007199254740993,1e3\nx, A ,1,1,-1,buy,1.5,2,extra\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, rows []byte) {
+		path := filepath.Join(t.TempDir(), "f.csv")
+		data := append([]byte("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"), rows...)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkFastSame(t, path, nil)
+	})
+}
+
+// FuzzJSONFastMatchesGeneric is the same for JSON lines.
+func FuzzJSONFastMatchesGeneric(f *testing.F) {
+	for _, s := range []string{
+		`{"exchange":"bench","symbol":"SYM001","timestamp":1704205800000000,"local_timestamp":1704205800000000,"id":0,"side":"buy","price":100.5,"amount":57}` + "\n",
+		`{"exchange":"b","symbol":"S\u0041","timestamp":1,"local_timestamp":null,"id":"x-1","side":"sell","price":0,"amount":1} ` + "\n",
+		`{"exchange":"b","symbol":"S","timestamp":1,"local_timestamp":2,"id":"7","side":"","price":1.5e2,"amount":"1"}` + "\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, rows []byte) {
+		path := filepath.Join(t.TempDir(), "f.jsonl")
+		if err := os.WriteFile(path, rows, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkFastSame(t, path, nil)
+	})
+}
