@@ -22,6 +22,10 @@ import (
 type ckSink struct {
 	mu     sync.Mutex
 	trades []md.Trade
+	// pace is slept after each batch: it stretches a run that takes
+	// checkpoints every few milliseconds over enough of them to land
+	// mid-stream, however fast the parse is.
+	pace time.Duration
 }
 
 // named rewrites each trade's Sym, an id of the job's table, as the low
@@ -39,6 +43,9 @@ func (c *ckSink) Process(ctx context.Context, b *md.Batch, out *engine.Output) e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.trades = append(c.trades, b.Trades...)
+	if c.pace > 0 {
+		time.Sleep(c.pace)
+	}
 	return nil
 }
 
@@ -117,6 +124,9 @@ func runCkWith(t *testing.T, files []string, params map[string]any, ck *engine.C
 	var s *Source
 	captureSource(src, &s)
 	sink := &ckSink{}
+	if ck != nil && ck.Interval < time.Second {
+		sink.pace = time.Millisecond
+	}
 	g := &engine.Graph{Nodes: []*engine.Node{src, {ID: "sink", Type: "sink.ck", Kind: engine.KindSink, Accepts: md.KindAny,
 		Ports: map[string]md.Kind{}, NewProcessor: func(int) (engine.Processor, error) { return sink, nil }}},
 		Edges: []*engine.Edge{{From: "src", To: "sink", Capacity: 4}}}
