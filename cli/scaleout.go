@@ -131,22 +131,32 @@ func (a *app) workerCommand() *cobra.Command {
 	var f jobFlags
 	var id string
 	var workers int
+	var leaseTTL, interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "worker [[--config] FILE]",
 		Short: "Run one worker of a scaleout job: the keyed part of the graph for its partitions",
 		Long: `Worker joins the membership of a job with scaleout.nats set to a NATS server URL,
-waits until --workers workers are live, takes the partitions that rendezvous
-hashing gives it (at most ceil(partitions/workers)) through their leases, and
-runs the job's graph after its source (bars, windows, features, sinks) over
-those partitions only, from the start of the stream, until the ingest's end
-markers. Start one mdp ingest for the same job file.
+waits until --workers workers are live (a minimum for the first assignment),
+then holds the partitions that rendezvous hashing over the live workers gives
+it (at most ceil(partitions/workers)) through their leases, and runs the job's
+graph after its source (bars, windows, features, sinks) over those partitions,
+each restored from its checkpoint in the job's KV bucket mdp_ckpt_<job> and
+checkpointed every --checkpoint-interval after the sinks flushed. Start one
+mdp ingest for the same job file.
 
-The assignment is fixed for the run: there are no per-partition checkpoints
-yet, so a partition never moves while it is read. A worker that loses a
-lease, or cannot renew it before it would expire, stops at once and exits 1;
-the partitions of a worker that dies stay unread until the job is run again.
-On SIGINT or SIGTERM the worker aborts its graph without writing open bars,
-releases its leases, leaves the membership and exits 130.
+A worker joining or leaving moves about partitions/workers partitions: their
+old owner suspends its graph with a final checkpoint and releases them, the
+new owner resumes them from that checkpoint. A worker that dies loses its
+leases after --lease-ttl; the others resume its partitions from their last
+checkpoints. A worker that loses a lease, or cannot renew it before it would
+expire, stops reading at once without a checkpoint and goes on with the
+partitions it still holds. The worker exits 0 once every partition was read
+to the ingest's end markers.
+
+On SIGINT or SIGTERM the worker suspends: a final checkpoint of its
+partitions (open bars stay in it, nothing partial is written), its leases
+released, the membership left, exit 0; the other workers take over at once.
+A second signal aborts (130).
 
 Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
 		Example: `  mdp worker --config job.yaml --workers 3`,
@@ -167,7 +177,7 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 				}
 				defer stop()
 				err = scaleout.RunWorker(ctx, doc, scaleout.WorkerOptions{Options: scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg, Status: role},
-					ID: id, Workers: workers})
+					ID: id, Workers: workers, LeaseTTL: leaseTTL, CheckpointInterval: interval})
 				role.Finish(err)
 				return err
 			})
@@ -175,7 +185,9 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 	}
 	f.add(cmd, false)
 	cmd.Flags().StringVar(&id, "id", "", "the worker's id in the membership (default host-pid)")
-	cmd.Flags().IntVar(&workers, "workers", 1, "how many workers the job runs: wait for that many before taking partitions")
+	cmd.Flags().IntVar(&workers, "workers", 1, "how many workers must be live before the first assignment (later joins and leaves rebalance)")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 6*time.Second, "how long the worker's membership and partition leases live without a renewal: a dead worker's partitions move after it")
+	cmd.Flags().DurationVar(&interval, "checkpoint-interval", time.Second, "how often the worker checkpoints its partitions into mdp_ckpt_<job>")
 	return cmd
 }
 

@@ -169,6 +169,13 @@ type CheckpointOptions struct {
 	Restore *Checkpoint
 	// AllowGraphChange restores a checkpoint of another graph by node id.
 	AllowGraphChange bool
+	// OwnInstanceState restores each instance of an operator or a sink
+	// from its own index's state in Restore only, instead of from every
+	// instance's; the checkpoint must then hold as many instances of the
+	// node as the job runs. A scale-out worker sets it: its operators run
+	// one instance per partition, and each instance's state comes from
+	// that partition's own checkpoint, taken at its own stream position.
+	OwnInstanceState bool
 }
 
 // ErrGraphChanged is returned by New when the checkpoint to restore was
@@ -709,6 +716,11 @@ func (j *Job) restore(ctx context.Context, cp *Checkpoint) error {
 		for i, s := range ns.Instances {
 			states[i] = s.State
 		}
+		own := j.opts.Checkpoint.OwnInstanceState && nr.n.Kind != KindSource
+		if own && len(ns.Instances) != len(nr.instances) {
+			return &NodeError{Node: nr.n.ID, Err: fmt.Errorf("restore: the checkpoint holds %d instances of this node, the job runs %d; restoring each instance from its own state needs the same number",
+				len(ns.Instances), len(nr.instances))}
+		}
 		for i, in := range nr.instances {
 			if nr.n.Kind == KindSource {
 				if i >= len(ns.Instances) {
@@ -723,7 +735,11 @@ func (j *Job) restore(ctx context.Context, cp *Checkpoint) error {
 			if !ok {
 				continue
 			}
-			err := in.guard("Restore", func() error { return s.Restore(ctx, states) })
+			mine := states
+			if own {
+				mine = states[i : i+1]
+			}
+			err := in.guard("Restore", func() error { return s.Restore(ctx, mine) })
 			if err != nil {
 				return &NodeError{Node: nr.n.ID, Instance: i, Err: fmt.Errorf("restore: %w", err)}
 			}

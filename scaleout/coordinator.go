@@ -3,7 +3,6 @@ package scaleout
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -42,19 +41,19 @@ type coordinator struct {
 	h          partitionHandler
 	log        *slog.Logger
 
-	// fixed, when set, is the assignment taken once at start: the worker
-	// never rebalances (a lost lease is an error).
-	fixed  bool
-	expect int // fixed: members to wait for before assigning
-	target []string
+	// expect is how many members must be live before the first
+	// assignment (mdp worker --workers); later ones follow every join and
+	// leave.
+	expect  int
+	started bool
 
 	hold    chan time.Duration // tests: freeze the loop, like SIGSTOP
 	abandon chan struct{}      // tests: end without releasing, like kill -9
 }
 
-// errFixedLost is returned by a coordinator with a fixed assignment that
-// lost one of its partitions.
-var errFixedLost = errors.New("lost a partition of a fixed assignment")
+// settler is a partitionHandler told when a round of the coordinator has
+// ended, so that it acts once on all of the round's starts and stops.
+type settler interface{ settled() }
 
 // run coordinates until ctx ends; it then stops and releases every
 // partition and leaves the membership (a kill skips this: see abandon).
@@ -65,11 +64,10 @@ func (c *coordinator) run(ctx context.Context) error {
 	defer fence.Stop()
 	for {
 		err := c.step(ctx)
+		if s, ok := c.h.(settler); ok {
+			s.settled()
+		}
 		if err != nil && ctx.Err() == nil {
-			if errors.Is(err, errFixedLost) {
-				c.shutdown()
-				return err
-			}
 			c.log.Warn("scale-out coordination", "worker", c.id, "err", err)
 		}
 		fence.Reset(c.untilFence())
@@ -114,9 +112,6 @@ func (c *coordinator) step(ctx context.Context) error {
 			if errors.Is(err, errLeaseLost) {
 				c.h.stop(p, time.Now(), stopLost)
 				c.log.Warn("partition lease lost", "worker", c.id, "partition", p)
-				if c.fixed {
-					return fmt.Errorf("partition %d: %w", p, errFixedLost)
-				}
 			}
 			errs = append(errs, err)
 		}
@@ -172,21 +167,17 @@ func (c *coordinator) fencedNow() []int {
 	return out
 }
 
-// assignment is the current target, or the fixed one (nil until enough
-// members are live).
+// assignment is the current target among the live members: nil until
+// expect members have been live once.
 func (c *coordinator) assignment() []string {
-	if !c.fixed {
-		return assign(c.job, c.partitions, c.mem.Live())
-	}
-	if c.target == nil {
-		live := c.mem.Live()
+	live := c.mem.Live()
+	if !c.started {
 		if len(live) < c.expect || !slices.Contains(live, c.id) {
 			return nil
 		}
-		c.target = assign(c.job, c.partitions, live)
-		c.log.Info("partitions assigned", "worker", c.id, "members", live, "partitions", owned(c.target, c.id))
+		c.started = true
 	}
-	return c.target
+	return assign(c.job, c.partitions, live)
 }
 
 func (c *coordinator) heldSorted() []int {

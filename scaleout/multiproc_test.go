@@ -89,7 +89,7 @@ func TestProcessesEqualOracle(t *testing.T) {
 	}
 	var all []int
 	for _, p := range procs[:3] {
-		l := p.logLine("scale-out worker owns its partitions")
+		l := p.logLine("scale-out worker reads its partitions")
 		if l == nil {
 			t.Fatalf("%s logged no partitions:\n%s", p.name, p.stderr)
 		}

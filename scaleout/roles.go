@@ -2,12 +2,8 @@ package scaleout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,10 +19,19 @@ type WorkerOptions struct {
 	// ID names the worker in the membership bucket; empty means
 	// DefaultWorkerID.
 	ID string
-	// Workers is how many workers the job runs: the worker waits until
-	// that many are live, then takes its share of the partitions, once.
+	// Workers is how many workers must be live before the first
+	// assignment (0 or 1: none to wait for); after it, every join and
+	// leave rebalances the partitions.
 	Workers int
-	// timing overrides defaultTiming (tests).
+	// LeaseTTL is how long a worker's membership and partition leases
+	// live without a renewal (0: 6s); a dead worker's partitions move
+	// after it. Workers renew every LeaseTTL/3 and stop a partition
+	// LeaseTTL/6 before its lease could expire.
+	LeaseTTL time.Duration
+	// CheckpointInterval is how often the worker checkpoints its
+	// partitions (0: 1s).
+	CheckpointInterval time.Duration
+	// timing overrides LeaseTTL (tests).
 	timing timing
 }
 
@@ -89,184 +94,6 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 	published, _ := ingest.SourceTotals()
 	log.Info("scale-out ingest ended", "published", published)
 	return err
-}
-
-// RunWorker runs one worker of the job: it joins the job's membership,
-// waits until opts.Workers members are live, takes the partitions the
-// rendezvous assignment gives it through their leases and runs the keyed
-// part of the graph over those partitions only, until the ingest's end
-// markers. The assignment is fixed for the run: a worker that loses a
-// lease (or cannot renew it in time) stops at once with an error, and a
-// worker that dies leaves its partitions unread. Cancelling ctx (a
-// signal) aborts the graph without flushing open bars, releases the
-// leases and leaves: it returns engine.ErrAborted.
-func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) error {
-	so := doc.Scaleout
-	if so == nil {
-		return fmt.Errorf("job %q has no scaleout section", doc.Name)
-	}
-	if so.Embedded() {
-		return errEmbedded("worker")
-	}
-	id := opts.ID
-	if id == "" {
-		id = DefaultWorkerID()
-	}
-	workers := max(opts.Workers, 1)
-	t := opts.timing
-	if t == (timing{}) {
-		t = defaultTiming
-	}
-	log := logger(opts.Options, doc).With("role", "worker", "worker", id)
-	c, err := connect(so, log)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	n := namesOf(doc.Name)
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := ensureStream(setup, js, n, so, false); err != nil {
-		return err
-	}
-	mkv, lkv, err := openBuckets(setup, js, n, t)
-	if err != nil {
-		return err
-	}
-	host, _ := os.Hostname()
-	mem, err := join(setup, mkv, MemberInfo{ID: id, Host: host, PID: os.Getpid(), Started: time.Now().UTC()})
-	if err != nil {
-		return err
-	}
-	if opts.Status != nil {
-		opts.Status.ScaleoutStatus(func(ctx context.Context) (Status, error) {
-			return workerStatus(ctx, js, n, so.Partitions, mem, lkv)
-		})
-	}
-	h := &workerHandler{ready: make(chan struct{}), fenced: make(chan struct{})}
-	co := &coordinator{job: doc.Name, partitions: so.Partitions, id: id, t: t, mem: mem, leases: newLeases(lkv, id, t),
-		h: h, log: log, fixed: true, expect: workers, hold: make(chan time.Duration), abandon: make(chan struct{})}
-	h.co = co
-	coCtx, stopCo := context.WithCancel(context.WithoutCancel(ctx))
-	coDone := make(chan error, 1)
-	go func() { coDone <- co.run(coCtx) }()
-	log.Info("scale-out worker joined", "nats", c.where, "stream", n.stream, "partitions", so.Partitions, "workers", workers)
-
-	// Wait for the whole share.
-	select {
-	case <-h.ready:
-	case <-ctx.Done():
-		stopCo()
-		return errors.Join(<-coDone, fmt.Errorf("stopped before its partitions were assigned: %w", engine.ErrAborted))
-	case err := <-coDone:
-		stopCo()
-		return fmt.Errorf("coordination: %w", err)
-	}
-	parts := h.partitions()
-	log.Info("scale-out worker owns its partitions", "owned", parts)
-	r := newReader(js, n, parts)
-	mem.reading.Store(r.progress)
-	if opts.Metrics != nil {
-		c := &lagCollector{job: doc.Name, r: r, log: log}
-		if err := opts.Metrics.Register(c); err != nil {
-			stopCo()
-			return errors.Join(fmt.Errorf("register the lag series: %w", err), <-coDone)
-		}
-		defer opts.Metrics.Unregister(c)
-	}
-	fb := engine.NewFeedback(doc.Feedback)
-	worker, err := workerJob(doc, r, fb, log, opts.Stdout)
-	if err == nil {
-		err = worker.Start(context.WithoutCancel(ctx))
-	}
-	if err != nil {
-		stopCo()
-		return errors.Join(err, <-coDone)
-	}
-	if opts.Status != nil {
-		opts.Status.WorkerJob(worker, fb)
-	}
-	h.setJob(worker)
-	select {
-	case <-worker.Done():
-		err = worker.Err()
-		if errors.Is(err, context.Canceled) {
-			err = nil
-		}
-	case <-ctx.Done():
-		worker.Abort()
-		<-worker.Done()
-		err = fmt.Errorf("worker stopped: %w", engine.ErrAborted)
-	case <-opts.Abort:
-		worker.Abort()
-		<-worker.Done()
-		err = fmt.Errorf("worker aborted: %w", engine.ErrAborted)
-	case <-h.fenced:
-		<-worker.Done()
-		err = errFixedLost
-	}
-	stopCo()
-	coErr := <-coDone
-	read, _ := worker.SourceTotals()
-	log.Info("scale-out worker ended", "read", read, "owned", parts)
-	return errors.Join(err, coErr)
-}
-
-// workerHandler is a worker's partitionHandler with a fixed assignment:
-// it reports ready once the worker holds its whole share, and a stop
-// (other than the final shutdown) aborts the graph at once.
-type workerHandler struct {
-	co     *coordinator
-	mu     sync.Mutex
-	held   []int
-	job    *engine.Job
-	ready  chan struct{}
-	fenced chan struct{}
-	once   sync.Once
-	fence  sync.Once
-}
-
-func (h *workerHandler) start(p int, _ time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.held = append(h.held, p)
-	if h.co.target != nil && len(h.held) == len(owned(h.co.target, h.co.id)) {
-		h.once.Do(func() { close(h.ready) })
-	}
-}
-
-func (h *workerHandler) stop(p int, _ time.Time, reason string) {
-	h.mu.Lock()
-	job := h.job
-	h.held = slices.DeleteFunc(h.held, func(x int) bool { return x == p })
-	h.mu.Unlock()
-	if reason == stopShutdown {
-		return
-	}
-	h.co.log.Error("partition stopped: the worker ends (its assignment is fixed)", "partition", p, "reason", reason)
-	if job != nil {
-		job.Abort()
-		<-job.Done()
-	}
-	h.fence.Do(func() { close(h.fenced) })
-}
-
-func (h *workerHandler) partitions() []int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ps := slices.Clone(h.held)
-	slices.Sort(ps)
-	return ps
-}
-
-func (h *workerHandler) setJob(j *engine.Job) {
-	h.mu.Lock()
-	h.job = j
-	h.mu.Unlock()
 }
 
 // logger is the run's logger with the job's name.

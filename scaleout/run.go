@@ -201,6 +201,25 @@ func ingestJob(doc *config.Document, pub *publisher, log *slog.Logger, stdout io
 
 // workerJob is the job's graph with its source replaced by the reader.
 func workerJob(doc *config.Document, r *reader, fb *engine.Feedback, log *slog.Logger, stdout io.Writer) (*engine.Job, error) {
+	g, err := workerGraph(doc, r, 0)
+	if err != nil {
+		return nil, err
+	}
+	j, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize,
+		Feedback: fb, Stdout: stdout})
+	if err != nil {
+		return nil, fmt.Errorf("build the worker of job %q: %w", doc.Name, err)
+	}
+	return j, nil
+}
+
+// workerGraph is the job's graph with its source replaced by the reader.
+// With partitions > 0 every operator runs one instance per partition:
+// the engine routes a symbol to instance md.Split(symbol, instances),
+// the publisher to partition md.Split(symbol, partitions), so instance p
+// holds exactly partition p's keyed state and checkpoints cut by
+// partition (ckpt.go).
+func workerGraph(doc *config.Document, r *reader, partitions int) (*engine.Graph, error) {
 	g, err := doc.Graph()
 	if err != nil {
 		return nil, err
@@ -210,12 +229,14 @@ func workerJob(doc *config.Document, r *reader, fb *engine.Feedback, log *slog.L
 	src.Parallelism, src.ParallelSource = 1, false
 	src.MaxOutOfOrderness, src.IdleTimeout = inBandOutOfOrderness, 0
 	src.NewSource = func(int) (engine.Source, error) { return r, nil }
-	j, err := engine.New(g, engine.Options{Job: doc.Name, Fingerprint: doc.Fingerprint(), Logger: log, BatchSize: doc.BatchSize,
-		Feedback: fb, Stdout: stdout})
-	if err != nil {
-		return nil, fmt.Errorf("build the worker of job %q: %w", doc.Name, err)
+	if partitions > 0 {
+		for _, n := range g.Nodes {
+			if n.Kind == engine.KindOperator {
+				n.Parallelism = partitions
+			}
+		}
 	}
-	return j, nil
+	return g, nil
 }
 
 func nodeOf(g *engine.Graph, id string) *engine.Node {

@@ -111,7 +111,7 @@ func bucketValues(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte
 // workerStatus measures the job's status from a worker: every live member
 // and lease from the buckets, the worker's own progress live rather than
 // as of its last heartbeat.
-func workerStatus(ctx context.Context, js jetstream.JetStream, n names, partitions int, mem *membership, leases jetstream.KeyValue) (Status, error) {
+func workerStatus(ctx context.Context, js jetstream.JetStream, n names, partitions int, mem *membership, leases, ckpts jetstream.KeyValue) (Status, error) {
 	mv, err := bucketValues(ctx, mem.kv)
 	if err != nil {
 		return Status{}, err

@@ -85,7 +85,7 @@ func TestStatusLag(t *testing.T) {
 		}
 	}
 
-	st, err := workerStatus(ctx, js, n, 4, mem, lkv)
+	st, err := workerStatus(ctx, js, n, 4, mem, lkv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestStatusLag(t *testing.T) {
 		pr.message(0, false, false, 0)
 	}
 	pr.message(0, true, true, 0)
-	if st, err = workerStatus(ctx, js, n, 4, mem, lkv); err != nil {
+	if st, err = workerStatus(ctx, js, n, 4, mem, lkv, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := st.PartitionLag[0]; got != (PartitionStatus{Partition: 0, Owner: "w0", Reported: true}) || st.LagMessages != 2 || st.LagSeconds != 2 {

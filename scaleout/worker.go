@@ -2,10 +2,13 @@ package scaleout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mdpio/mdp/busfmt"
@@ -34,6 +37,13 @@ type reader struct {
 	gaps     gapCheck
 	progress *progress // per partition: what was read, for the lag
 
+	// With checkpoints (a worker): what a restored piece covers per
+	// partition, the last stream sequence delivered, and the partitions
+	// whose end marker was read.
+	restored map[int]partRead
+	cursor   uint64
+	ended    map[int]bool
+
 	nc  *engine.NodeContext
 	dec *busfmt.Decoder
 }
@@ -49,16 +59,72 @@ func (r *reader) Open(ctx context.Context, nc *engine.NodeContext) error {
 	return nil
 }
 
+// Seek implements engine.Seeker: pos holds, per partition with a
+// checkpoint, what it covers. Reading starts after the lowest covered
+// sequence, or at the start when a partition has none.
+func (r *reader) Seek(ctx context.Context, pos []byte) error {
+	var rp readerPos
+	if err := json.Unmarshal(pos, &rp); err != nil {
+		return fmt.Errorf("the reader's position: %w", err)
+	}
+	r.restored = rp.Parts
+	start := uint64(math.MaxUint64)
+	for _, p := range r.partitions {
+		pr, ok := rp.Parts[p]
+		if !ok {
+			start = 0
+			break
+		}
+		if !pr.Ended {
+			start = min(start, pr.Seq+1)
+		}
+	}
+	if start != math.MaxUint64 && start > r.start {
+		r.start = start
+	}
+	return nil
+}
+
+// Position implements engine.Seeker: per partition, the last stream
+// sequence covered (everything of the partition up to it was emitted),
+// the last record number and whether the end marker was read. It runs on
+// the reader's goroutine (inside Emit or Quiet).
+func (r *reader) Position(int64) ([]byte, error) {
+	rp := readerPos{Parts: make(map[int]partRead, len(r.partitions))}
+	for _, p := range r.partitions {
+		pr := r.restored[p]
+		pr.Seq = max(pr.Seq, r.cursor)
+		if last, ok := r.gaps.last[p]; ok {
+			pr.Rec, pr.Data, pr.Has = last, r.gaps.seq[p], true
+		}
+		pr.Ended = pr.Ended || r.ended[p]
+		rp.Parts[p] = pr
+	}
+	return json.Marshal(rp)
+}
+
 // Run reads until every partition has ended or ctx is cancelled.
 func (r *reader) Run(ctx context.Context, out *engine.Output) error {
-	subjects := make([]string, len(r.partitions))
+	var subjects []string
 	open := map[int]bool{}
-	for i, p := range r.partitions {
-		subjects[i] = r.n.subject(p)
+	r.ended = map[int]bool{}
+	for _, p := range r.partitions {
+		if r.restored[p].Ended {
+			continue
+		}
+		subjects = append(subjects, r.n.subject(p))
 		open[p] = true
 	}
 	if err := r.gaps.begin(ctx, r); err != nil {
 		return err
+	}
+	for p, pr := range r.restored {
+		if pr.Has {
+			r.gaps.last[p], r.gaps.seq[p] = pr.Rec, pr.Data
+		}
+	}
+	if len(open) == 0 {
+		return nil
 	}
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if r.start > 0 {
@@ -82,7 +148,14 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	for len(open) > 0 {
-		m, err := it.Next()
+		m, err := it.Next(jetstream.NextMaxWait(quietWait))
+		if errors.Is(err, nats.ErrTimeout) {
+			// Nothing to read: a requested checkpoint still completes.
+			if err := out.Quiet(); err != nil {
+				return stopErr(ctx, err)
+			}
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
@@ -92,6 +165,13 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		p, err := r.n.partitionOf(m.Subject())
 		if err != nil {
 			return err
+		}
+		seq, err := streamSeq(m)
+		if err != nil {
+			return err
+		}
+		if pr, ok := r.restored[p]; ok && seq <= pr.Seq {
+			continue // the partition's checkpoint covers it
 		}
 		if err := r.gaps.next(m, p); err != nil {
 			return err
@@ -105,14 +185,24 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			r.progress.message(p, true, kind == markerEnd, wm)
 			if kind == markerEnd {
 				delete(open, p)
+				r.ended[p] = true
+				r.cursor = seq
+				if err := out.Quiet(); err != nil {
+					return stopErr(ctx, err)
+				}
 				continue
 			}
 			if err := out.AdvanceWatermark(wm); err != nil {
 				return stopErr(ctx, err)
 			}
+			r.cursor = seq
+			if err := out.Quiet(); err != nil {
+				return stopErr(ctx, err)
+			}
 			continue
 		}
 		r.progress.message(p, false, false, 0)
+		r.cursor = seq
 		k, err := busfmt.Kind(data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.Subject(), err)
@@ -127,6 +217,19 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		}
 	}
 	return nil
+}
+
+// quietWait is how long the reader waits for a message before it lets a
+// requested checkpoint complete without one.
+const quietWait = 100 * time.Millisecond
+
+// streamSeq is m's stream sequence.
+func streamSeq(m jetstream.Msg) (uint64, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0, fmt.Errorf("message metadata: %w", err)
+	}
+	return meta.Sequence.Stream, nil
 }
 
 // stopErr turns an Emit error after cancellation into a clean stop.
