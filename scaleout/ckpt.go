@@ -79,6 +79,18 @@ type partRead struct {
 	Data  uint64 `json:"data,omitempty"`
 	Has   bool   `json:"has_rec,omitempty"`
 	Ended bool   `json:"ended,omitempty"`
+	// Dec are the size decimals the frames said for the partition's
+	// symbols (md.SymbolTable.SizeDecimals): a bar restored open whose
+	// symbol sends no record after the restore still rounds its volume
+	// as the one that read them.
+	Dec []symDec `json:"dec,omitempty"`
+}
+
+// symDec is one symbol's size decimals.
+type symDec struct {
+	Provider string `json:"p"`
+	Symbol   string `json:"s"`
+	Dec      int    `json:"d"`
 }
 
 // readerPos is the reader's engine.Seeker position: per partition.

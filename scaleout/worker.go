@@ -13,6 +13,7 @@ import (
 
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/md"
 )
 
 // inBandOutOfOrderness is the worker source's max_out_of_orderness: far
@@ -42,6 +43,9 @@ type reader struct {
 	// whose end marker was read.
 	restored map[int]partRead
 	cursor   uint64
+	// partitionCount is the job's partition count (for the symbols'
+	// partitions in Position).
+	partitionCount int
 	ended    map[int]bool
 
 	nc  *engine.NodeContext
@@ -68,6 +72,11 @@ func (r *reader) Seek(ctx context.Context, pos []byte) error {
 		return fmt.Errorf("the reader's position: %w", err)
 	}
 	r.restored = rp.Parts
+	for _, pr := range rp.Parts {
+		for _, d := range pr.Dec {
+			r.nc.Symbols.NoteSizeDecimals(r.nc.Symbols.Intern(d.Provider, d.Symbol), d.Dec)
+		}
+	}
 	start := uint64(math.MaxUint64)
 	for _, p := range r.partitions {
 		pr, ok := rp.Parts[p]
@@ -91,8 +100,20 @@ func (r *reader) Seek(ctx context.Context, pos []byte) error {
 // the reader's goroutine (inside Emit or Quiet).
 func (r *reader) Position(int64) ([]byte, error) {
 	rp := readerPos{Parts: make(map[int]partRead, len(r.partitions))}
+	decs := map[int][]symDec{}
+	if r.partitionCount > 0 {
+		for id, in := range r.nc.Symbols.Snapshot() {
+			d, ok := r.nc.Symbols.SizeDecimals(md.SymID(id))
+			if !ok {
+				continue
+			}
+			p := md.Split(in.Hash, md.SplitInstances, r.partitionCount)
+			decs[p] = append(decs[p], symDec{Provider: in.Provider, Symbol: in.Symbol, Dec: d})
+		}
+	}
 	for _, p := range r.partitions {
 		pr := r.restored[p]
+		pr.Dec = decs[p]
 		pr.Seq = max(pr.Seq, r.cursor)
 		if last, ok := r.gaps.last[p]; ok {
 			pr.Rec, pr.Data, pr.Has = last, r.gaps.seq[p], true

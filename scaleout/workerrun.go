@@ -361,7 +361,7 @@ func (w *worker) startJob(ctx context.Context, set []int) error {
 	if len(live) == 0 {
 		return nil
 	}
-	r.partitions, r.progress = live, newProgress(live)
+	r.partitions, r.progress, r.partitionCount = live, newProgress(live), so.Partitions
 	cp, err := restoreOf(g, w.doc.Name, so.Source, pieces, live, so.Partitions)
 	if err != nil {
 		return err

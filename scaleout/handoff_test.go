@@ -1,0 +1,316 @@
+package scaleout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mdpio/mdp/internal/crashtest"
+)
+
+// syncBuffer is a process's stderr that the test reads while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines returns the JSON log lines with msg.
+func (s *syncBuffer) lines(msg string) []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// liveProc is an mdp process whose log the test follows.
+type liveProc struct {
+	name   string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+func startLive(t *testing.T, ctx context.Context, bin, name string, args ...string) *liveProc {
+	t.Helper()
+	p := &liveProc{name: name, cmd: exec.CommandContext(ctx, bin, args...), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	return p
+}
+
+// handoff is a scenario of §4 of the research note: a paced ingest, the
+// workers started by start, act run once every partition has a checkpoint
+// mid-stream; then every process must end with exit code 0 (except the
+// ones act killed) and the bars equal the oracle's. Every row version the
+// sink ever wrote is logged by a trigger into an audit table: each must
+// be one of the oracle's rows (no partial bar, no other value, ever).
+type handoff struct {
+	workers []*liveProc
+	killed  map[*liveProc]bool
+	job     string
+	bin     string
+	ctx     context.Context
+	js      jetstream.JetStream
+}
+
+func (h *handoff) worker(t *testing.T, id string, workers int) *liveProc {
+	p := startLive(t, h.ctx, h.bin, id, "worker", "--config", h.job, "--workers", fmt.Sprint(workers), "--id", id,
+		"--lease-ttl", "3s", "--checkpoint-interval", "200ms")
+	h.workers = append(h.workers, p)
+	return p
+}
+
+func runHandoff(t *testing.T, start func(h *handoff), act func(h *handoff)) {
+	bin := crashtest.Binary(t)
+	conn, schemas := pgSchemas(t, "ho_oracle", "ho_workers")
+	trades := writeTrades(t, 5, 30000, 40)
+	runOracle(t, barsJob(trades, schemas[0], ""))
+	want := barRows(t, conn, schemas[0])
+	audit(t, conn, schemas[0], schemas[1])
+
+	srv := loopbackServer(t)
+	job := filepath.Join(t.TempDir(), "job.yaml")
+	// 30000 trades 2 ms apart are 60 s of event time: at speed 10 the
+	// ingest publishes for about 6 s.
+	text := strings.Replace(barsJob(trades, schemas[1], fmt.Sprintf("scaleout: {nats: %q, partitions: 16}\n", srv.ClientURL())),
+		"max_out_of_orderness: 500ms", "max_out_of_orderness: 500ms\n        speed: 10", 1)
+	if err := os.WriteFile(job, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &handoff{killed: map[*liveProc]bool{}, job: job, bin: bin, ctx: ctx, js: js}
+	start(h)
+	ingest := startLive(t, ctx, bin, "ingest", "ingest", "--config", job)
+	waitCheckpointed(t, ctx, js, 16)
+	act(h)
+	for _, p := range append(h.workers, ingest) {
+		err := <-p.done
+		if h.killed[p] {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", p.name, err, p.stderr)
+		}
+	}
+	sameRows(t, barRows(t, conn, schemas[1]), want)
+	checkAudit(t, conn, schemas[1], want)
+}
+
+// waitCheckpointed waits until every partition has a checkpoint that
+// covers part of the stream but not its end: the workers are mid-stream.
+func waitCheckpointed(t *testing.T, ctx context.Context, js jetstream.JetStream, partitions int) {
+	t.Helper()
+	for {
+		kv, err := js.KeyValue(ctx, namesOf("so-bars").bucket("ckpt"))
+		if err == nil {
+			n := 0
+			for p := range partitions {
+				e, err := kv.Get(ctx, leaseKey(p))
+				if err != nil {
+					break
+				}
+				var pc piece
+				if json.Unmarshal(e.Value(), &pc) == nil && pc.Read.Seq > 0 && !pc.Read.Ended {
+					n++
+				}
+			}
+			if n == partitions {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the partitions were never checkpointed mid-stream")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// audit creates the workers' bars table like the oracle's, with a trigger
+// logging every row version written into audit.
+func audit(t *testing.T, conn *pgx.Conn, oracle, schema string) {
+	t.Helper()
+	for _, q := range []string{
+		"CREATE TABLE " + schema + ".bars (LIKE " + oracle + ".bars INCLUDING ALL)",
+		"CREATE TABLE " + schema + ".audit (op text, row text)",
+		"CREATE FUNCTION " + schema + ".audit_bars() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO " + schema + ".audit VALUES (TG_OP, NEW::text); RETURN NEW; END $$",
+		"CREATE TRIGGER audit AFTER INSERT OR UPDATE ON " + schema + ".bars FOR EACH ROW EXECUTE FUNCTION " + schema + ".audit_bars()",
+	} {
+		if _, err := conn.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkAudit checks that every row version ever written is one of the
+// oracle's rows.
+func checkAudit(t *testing.T, conn *pgx.Conn, schema string, want []string) {
+	t.Helper()
+	ok := map[string]bool{}
+	for _, r := range want {
+		ok[r] = true
+	}
+	rows, err := conn.Query(context.Background(), "SELECT op, row FROM "+schema+".audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type version struct{ Op, Row string }
+	all, err := pgx.CollectRows(rows, pgx.RowToStructByPos[version])
+	if err != nil {
+		t.Fatal(err)
+	}
+	updates := 0
+	for _, v := range all {
+		if !ok[v.Row] {
+			t.Fatalf("the sink once wrote %s %s, which is no row of the oracle", v.Op, v.Row)
+		}
+		if v.Op == "UPDATE" {
+			updates++
+		}
+	}
+	if len(all) < len(want) {
+		t.Fatalf("the audit logged %d row versions for %d rows", len(all), len(want))
+	}
+	t.Logf("audit: %d row versions (%d updates) for %d rows, each one of the oracle's", len(all), updates, len(want))
+}
+
+// logTime is the time of a JSON log line.
+func logTime(t *testing.T, l map[string]any) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(l["time"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// ownedAll reports whether a "reads its partitions" line of p covers all
+// 16 partitions with every one restored from a checkpoint.
+func readsAll(p *liveProc) map[string]any {
+	for _, l := range p.stderr.lines("scale-out worker reads its partitions") {
+		if o, _ := l["owned"].([]any); len(o) == 16 && l["restored"] == float64(16) {
+			return l
+		}
+	}
+	return nil
+}
+
+// TestSIGTERMHandsOver is §4.4 with 2 workers: SIGTERM of one mid-stream
+// suspends it (a final checkpoint of its partitions, its leases
+// released, exit 0); the other resumes every partition from the
+// checkpoints; the bars equal the oracle's and no other value was ever
+// written.
+func TestSIGTERMHandsOver(t *testing.T) {
+	var w0, w1 *liveProc
+	runHandoff(t, func(h *handoff) {
+		w0 = h.worker(t, "w0", 2)
+		w1 = h.worker(t, "w1", 2)
+	}, func(h *handoff) {
+		if err := w1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	})
+	sus := w1.stderr.lines("job suspended")
+	if len(sus) == 0 || sus[len(sus)-1]["reason"] != stopShutdown {
+		t.Fatalf("w1 did not suspend on SIGTERM:\n%s", w1.stderr)
+	}
+	l := readsAll(w0)
+	if l == nil {
+		t.Fatalf("w0 never read all 16 partitions restored from checkpoints:\n%s", w0.stderr)
+	}
+	t.Logf("handoff: w1 suspended at %s, w0 read all 16 partitions from %s (%s later)",
+		sus[len(sus)-1]["time"], l["time"], logTime(t, l).Sub(logTime(t, sus[len(sus)-1])))
+}
+
+// TestKillHandsOver is §4.2 with 2 workers: kill -9 of one mid-stream;
+// its leases expire (3 s) and the other resumes its partitions from their
+// last checkpoints.
+func TestKillHandsOver(t *testing.T) {
+	var w0, w1 *liveProc
+	var killedAt time.Time
+	runHandoff(t, func(h *handoff) {
+		w0 = h.worker(t, "w0", 2)
+		w1 = h.worker(t, "w1", 2)
+	}, func(h *handoff) {
+		h.killed[w1] = true
+		killedAt = time.Now()
+		if err := w1.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	l := readsAll(w0)
+	if l == nil {
+		t.Fatalf("w0 never read all 16 partitions restored from checkpoints:\n%s", w0.stderr)
+	}
+	t.Logf("takeover: w1 killed at %s, w0 read all 16 partitions %s later (lease TTL 3s)", killedAt.UTC().Format(time.RFC3339Nano), logTime(t, l).Sub(killedAt))
+}
+
+// TestScaleOutOneToTwo is §4.3 with 1 -> 2 workers: a second worker joins
+// mid-stream, takes about half the partitions from the first one's
+// checkpoints (open bars travel in them).
+func TestScaleOutOneToTwo(t *testing.T) {
+	var w0, w1 *liveProc
+	runHandoff(t, func(h *handoff) {
+		w0 = h.worker(t, "w0", 1)
+	}, func(h *handoff) {
+		w1 = h.worker(t, "w1", 1)
+	})
+	moved := 0
+	for _, l := range w1.stderr.lines("scale-out worker reads its partitions") {
+		if r, _ := l["restored"].(float64); r > 0 {
+			moved = int(r)
+			break
+		}
+	}
+	if moved == 0 || moved > 8 {
+		t.Fatalf("w1 restored %d partitions from checkpoints: want 1 to 8\n%s", moved, w1.stderr)
+	}
+	if len(w0.stderr.lines("job suspended")) == 0 {
+		t.Fatalf("w0 never suspended to hand partitions over:\n%s", w0.stderr)
+	}
+}
