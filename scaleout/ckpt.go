@@ -122,7 +122,7 @@ type ckptStore struct {
 	worker     string
 	stream     int64
 	partitions int
-	source     string   // the reader's node id
+	source     string // the reader's node id
 	graph      *engine.Graph
 	parts      []int // the partitions the run reads
 

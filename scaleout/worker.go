@@ -46,7 +46,7 @@ type reader struct {
 	// partitionCount is the job's partition count (for the symbols'
 	// partitions in Position).
 	partitionCount int
-	ended    map[int]bool
+	ended          map[int]bool
 
 	nc  *engine.NodeContext
 	dec *busfmt.Decoder
