@@ -357,7 +357,7 @@ func (a *app) printScaleout(so *scaleout.Status) {
 	}
 	fmt.Fprintln(a.stdout)
 	tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tOWNER\tLAG MSGS\tLAG")
+	fmt.Fprintln(tw, "PARTITION\tOWNER\tLAG MSGS\tLAG\tCKPT SEQ\tCKPT AGE")
 	for _, p := range so.PartitionLag {
 		owner, msgs, secs := p.Owner, strconv.FormatInt(p.LagMessages, 10), lag(p.LagSeconds)
 		if owner == "" {
@@ -366,7 +366,14 @@ func (a *app) printScaleout(so *scaleout.Status) {
 		if !p.Reported {
 			msgs, secs = "?", "?"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", p.Partition, owner, msgs, secs)
+		cseq, cage := "-", "-"
+		if p.Checkpointed {
+			cseq, cage = strconv.FormatUint(p.CheckpointSeq, 10), time.Duration(p.CheckpointAgeSeconds*float64(time.Second)).Round(time.Millisecond).String()
+			if p.Done {
+				cage += " (done)"
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Partition, owner, msgs, secs, cseq, cage)
 	}
 	_ = tw.Flush()
 }

@@ -89,11 +89,12 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 	if !strings.Contains(stdout, "\nstream MDP_so, 4 partitions, lag ") ||
 		strings.Join(rows["WORKER"], " ") != "WORKER HOST PID PARTITIONS LAG MSGS LAG" ||
 		len(rows[id]) != 6 || rows[id][2] != pid || rows[id][3] != "0-3" ||
-		strings.Join(rows["PARTITION"], " ") != "PARTITION OWNER LAG MSGS LAG" {
+		strings.Join(rows["PARTITION"], " ") != "PARTITION OWNER LAG MSGS LAG CKPT SEQ CKPT AGE" {
 		t.Fatalf("mdp status:\n%s", stdout)
 	}
 	for i := range 4 {
-		if r := rows[strconv.Itoa(i)]; len(r) != 4 || r[1] != id {
+		// mdp run does not checkpoint: no checkpoint sequence or age.
+		if r := rows[strconv.Itoa(i)]; len(r) != 6 || r[1] != id || r[4] != "-" || r[5] != "-" {
 			t.Fatalf("mdp status: partition %d row %v:\n%s", i, r, stdout)
 		}
 	}

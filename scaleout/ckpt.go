@@ -125,6 +125,7 @@ type ckptStore struct {
 	source     string // the reader's node id
 	graph      *engine.Graph
 	parts      []int // the partitions the run reads
+	started    time.Time
 
 	mu   sync.Mutex
 	revs map[int]uint64 // per partition: the piece's revision (0: none yet)
@@ -266,6 +267,23 @@ func (s *ckptStore) Save(ctx context.Context, c *engine.Checkpoint) (int64, erro
 		total += n
 	}
 	return total, nil
+}
+
+// latest returns the partitions' latest pieces: the ones this run saved,
+// or restored from; a partition without one counts from when the run
+// started.
+func (s *ckptStore) latest() map[int]piece {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]piece, len(s.parts))
+	for _, p := range s.parts {
+		if pc := s.last[p]; pc != nil {
+			out[p] = *pc
+		} else {
+			out[p] = piece{Partition: p, Time: s.started}
+		}
+	}
+	return out
 }
 
 // put writes one piece with compare-and-set on the revision last seen.

@@ -184,11 +184,13 @@ var (
 	descLagSeconds     = prometheus.NewDesc("mdp_scaleout_lag_seconds", "Event time between the partition's latest watermark in the stream and the worker's.", []string{"job", "partition"}, nil)
 	descJobLagMessages = prometheus.NewDesc("mdp_scaleout_job_lag_messages", "Messages in the job's stream its workers in this process have not read (the partitions' sum).", []string{"job"}, nil)
 	descJobLagSeconds  = prometheus.NewDesc("mdp_scaleout_job_lag_seconds", "The largest event-time lag of the job's partitions read in this process.", []string{"job"}, nil)
+	descCheckpointAge  = prometheus.NewDesc("mdp_scaleout_checkpoint_age_seconds", "Time since the last checkpoint of the partition a worker in this process reads was saved (or since it took the partition, before its first).", []string{"job", "partition"}, nil)
+	descCheckpointSeq  = prometheus.NewDesc("mdp_scaleout_checkpoint_seq", "Last stream sequence the partition's latest checkpoint covers.", []string{"job", "partition"}, nil)
 )
 
 // LagDescs describes the lag series (the metrics reference lists them).
 func LagDescs() []*prometheus.Desc {
-	return []*prometheus.Desc{descLagMessages, descLagSeconds, descJobLagMessages, descJobLagSeconds}
+	return []*prometheus.Desc{descLagMessages, descLagSeconds, descJobLagMessages, descJobLagSeconds, descCheckpointAge, descCheckpointSeq}
 }
 
 // lagCollector exports a reader's lag at scrape time.
@@ -196,6 +198,8 @@ type lagCollector struct {
 	job string
 	r   *reader
 	log *slog.Logger
+	// store, for a worker that checkpoints, gives the checkpoint series.
+	store *ckptStore
 }
 
 // Describe implements prometheus.Collector.
@@ -223,4 +227,13 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descJobLagMessages, prometheus.GaugeValue, float64(l.Messages), c.job)
 	ch <- prometheus.MustNewConstMetric(descJobLagSeconds, prometheus.GaugeValue, l.Seconds, c.job)
+	if c.store == nil {
+		return
+	}
+	now := time.Now()
+	for p, pc := range c.store.latest() {
+		k := strconv.Itoa(p)
+		ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, max(now.Sub(pc.Time).Seconds(), 0), c.job, k)
+		ch <- prometheus.MustNewConstMetric(descCheckpointSeq, prometheus.GaugeValue, float64(pc.Read.Seq), c.job, k)
+	}
 }

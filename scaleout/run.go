@@ -107,7 +107,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 		opts.Status.ScaleoutStatus(func(ctx context.Context) (Status, error) {
 			m := self
 			m.Progress = r.progress.snapshot()
-			return buildStatus(ctx, js, n, so.Partitions, []MemberInfo{m}, owners)
+			return buildStatus(ctx, js, n, so.Partitions, []MemberInfo{m}, owners, nil)
 		})
 	}
 	if opts.Metrics != nil {

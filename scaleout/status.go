@@ -34,7 +34,7 @@ type StatusSink interface {
 }
 
 // buildStatus puts the members, the owners and the stream's lag together.
-func buildStatus(ctx context.Context, js jetstream.JetStream, n names, partitions int, members []MemberInfo, owners map[int]string) (Status, error) {
+func buildStatus(ctx context.Context, js jetstream.JetStream, n names, partitions int, members []MemberInfo, owners map[int]string, pieces map[int]*piece) (Status, error) {
 	st := Status{Stream: n.stream, Partitions: partitions, Workers: []WorkerStatus{}, PartitionLag: make([]PartitionStatus, partitions)}
 	progress := map[string]map[int]PartitionProgress{}
 	for _, m := range members {
@@ -59,7 +59,17 @@ func buildStatus(ctx context.Context, js jetstream.JetStream, n names, partition
 	if err != nil {
 		return Status{}, err
 	}
-	st.MeasuredAt = time.Now().UTC().Format(time.RFC3339Nano)
+	now := time.Now()
+	st.MeasuredAt = now.UTC().Format(time.RFC3339Nano)
+	for p, pc := range pieces {
+		if p < 0 || p >= partitions {
+			continue
+		}
+		ps := &st.PartitionLag[p]
+		ps.Checkpointed, ps.CheckpointSeq, ps.Done = true, pc.Read.Seq, pc.Done
+		ps.CheckpointTime = pc.Time.UTC().Format(time.RFC3339Nano)
+		ps.CheckpointAgeSeconds = max(now.Sub(pc.Time).Seconds(), 0)
+	}
 	for _, pl := range lag.Partitions {
 		ps := &st.PartitionLag[pl.Partition]
 		ps.LagMessages, ps.LagSeconds = pl.Messages, pl.Seconds
@@ -111,7 +121,7 @@ func bucketValues(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte
 // workerStatus measures the job's status from a worker: every live member
 // and lease from the buckets, the worker's own progress live rather than
 // as of its last heartbeat.
-func workerStatus(ctx context.Context, js jetstream.JetStream, n names, partitions int, mem *membership, leases, ckpts jetstream.KeyValue) (Status, error) {
+func workerStatus(ctx context.Context, js jetstream.JetStream, n names, partitions int, mem *membership, leases, ckpts jetstream.KeyValue, stream int64) (Status, error) {
 	mv, err := bucketValues(ctx, mem.kv)
 	if err != nil {
 		return Status{}, err
@@ -149,5 +159,28 @@ func workerStatus(ctx context.Context, js jetstream.JetStream, n names, partitio
 			owners[p] = string(v)
 		}
 	}
-	return buildStatus(ctx, js, n, partitions, members, owners)
+	var pieces map[int]*piece
+	if ckpts != nil {
+		if pieces, err = currentPieces(ctx, ckpts, stream); err != nil {
+			return Status{}, err
+		}
+	}
+	return buildStatus(ctx, js, n, partitions, members, owners, pieces)
+}
+
+// currentPieces reads every partition's latest checkpoint of the stream.
+func currentPieces(ctx context.Context, ckpts jetstream.KeyValue, stream int64) (map[int]*piece, error) {
+	cv, err := bucketValues(ctx, ckpts)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]*piece{}
+	for k, v := range cv {
+		var pc piece
+		if _, ok := strings.CutPrefix(k, "p."); !ok || json.Unmarshal(v, &pc) != nil || pc.Stream != stream {
+			continue
+		}
+		out[pc.Partition] = &pc
+	}
+	return out, nil
 }

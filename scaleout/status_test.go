@@ -85,7 +85,7 @@ func TestStatusLag(t *testing.T) {
 		}
 	}
 
-	st, err := workerStatus(ctx, js, n, 4, mem, lkv, nil)
+	st, err := workerStatus(ctx, js, n, 4, mem, lkv, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestStatusLag(t *testing.T) {
 		pr.message(0, false, false, 0)
 	}
 	pr.message(0, true, true, 0)
-	if st, err = workerStatus(ctx, js, n, 4, mem, lkv, nil); err != nil {
+	if st, err = workerStatus(ctx, js, n, 4, mem, lkv, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := st.PartitionLag[0]; got != (PartitionStatus{Partition: 0, Owner: "w0", Reported: true}) || st.LagMessages != 2 || st.LagSeconds != 2 {
@@ -255,6 +255,17 @@ func TestWorkersStatus(t *testing.T) {
 	if st.Workers[0].LagMessages != 0 || st.Workers[1].LagMessages != 0 {
 		t.Fatalf("workers' lag %+v", st.Workers)
 	}
+	// The workers checkpoint every partition (mdp_ckpt_<job>): the status
+	// gives each one's covered stream sequence, at least its marker's
+	// (partition p's is sequence p+1), and the checkpoint's age.
+	wait(1, "every partition checkpointed past its marker", func(st Status) bool {
+		for _, p := range st.PartitionLag {
+			if !p.Checkpointed || p.CheckpointSeq < uint64(p.Partition+1) || p.CheckpointTime == "" || p.Done {
+				return false
+			}
+		}
+		return len(st.PartitionLag) == 16
+	})
 	// Each worker published its read watermark with its heartbeat.
 	mkv, err := js.KeyValue(ctx, n.bucket("members"))
 	if err != nil {

@@ -91,7 +91,7 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 	}
 	if opts.Status != nil {
 		opts.Status.ScaleoutStatus(func(ctx context.Context) (Status, error) {
-			return workerStatus(ctx, js, n, so.Partitions, mem, lkv, ckv)
+			return workerStatus(ctx, js, n, so.Partitions, mem, lkv, ckv, info.Created.UnixNano())
 		})
 	}
 	w := &worker{doc: doc, opts: opts, js: js, n: n, ckv: ckv, id: id, stream: info.Created.UnixNano(), log: log, mem: mem, t: t,
@@ -367,7 +367,7 @@ func (w *worker) startJob(ctx context.Context, set []int) error {
 		return err
 	}
 	store := &ckptStore{kv: w.ckv, job: w.doc.Name, worker: w.id, stream: w.stream, partitions: so.Partitions, source: so.Source, graph: g,
-		parts: live, revs: map[int]uint64{}, last: map[int]*piece{}}
+		parts: live, revs: map[int]uint64{}, last: map[int]*piece{}, started: time.Now()}
 	for _, p := range live {
 		store.revs[p] = revs[p]
 		store.last[p] = pieces[p]
@@ -380,7 +380,7 @@ func (w *worker) startJob(ctx context.Context, set []int) error {
 	}
 	unreg := func() {}
 	if w.opts.Metrics != nil {
-		c := &lagCollector{job: w.doc.Name, r: r, log: w.log}
+		c := &lagCollector{job: w.doc.Name, r: r, log: w.log, store: store}
 		if err := w.opts.Metrics.Register(c); err != nil {
 			return fmt.Errorf("register the lag series: %w", err)
 		}

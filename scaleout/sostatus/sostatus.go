@@ -48,4 +48,13 @@ type Partition struct {
 	Reported    bool    `json:"reported"`
 	LagMessages int64   `json:"lag_messages"`
 	LagSeconds  float64 `json:"lag_seconds"`
+	// Checkpointed is true when the partition has a checkpoint (a worker
+	// of mdp worker writes one every checkpoint interval): its last
+	// stream sequence covered, when it was taken and how old it was at
+	// MeasuredAt. Done says the partition was read to its end.
+	Checkpointed         bool    `json:"checkpointed,omitempty"`
+	CheckpointSeq        uint64  `json:"checkpoint_seq,omitempty"`
+	CheckpointTime       string  `json:"checkpoint_time,omitempty"`
+	CheckpointAgeSeconds float64 `json:"checkpoint_age_seconds,omitempty"`
+	Done                 bool    `json:"done,omitempty"`
 }
