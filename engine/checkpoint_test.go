@@ -555,3 +555,50 @@ func TestCheckpointPreCommit(t *testing.T) {
 		t.Errorf("restored NodeContext: Checkpointing %v, RestoreID %d; want true, %d", sink2.ck, sink2.restored, cp.ID)
 	}
 }
+
+// TestRestoreOwnInstanceState: with OwnInstanceState each instance of a
+// node restores from its own index's state only (without it, from every
+// instance's), and a checkpoint with another number of instances of the
+// node is refused.
+func TestRestoreOwnInstanceState(t *testing.T) {
+	run := func(own bool, saved []string) ([]int, error) {
+		sinks := make([]*countSink, 3)
+		g := &engine.Graph{
+			Nodes: []*engine.Node{
+				{ID: "a", Type: "provider.test", Kind: engine.KindSource, Ports: map[string]md.Kind{engine.PortMain: md.KindTrade},
+					NewSource: func(int) (engine.Source, error) { return &seekSource{n: 0, bs: 1}, nil }},
+				{ID: "count", Type: "sink.test", Kind: engine.KindSink, Accepts: md.KindAny, Parallelism: 3, Ports: map[string]md.Kind{},
+					NewProcessor: func(i int) (engine.Processor, error) { sinks[i] = &countSink{}; return sinks[i], nil }},
+			},
+			Edges: []*engine.Edge{{From: "a", To: "count"}},
+		}
+		ns := engine.NodeState{ID: "count", Type: "sink.test"}
+		for _, s := range saved {
+			ns.Instances = append(ns.Instances, engine.InstanceState{State: []byte(s), Complete: true})
+		}
+		cp := &engine.Checkpoint{Format: engine.CheckpointFormat, ID: 7, Graph: engine.GraphFingerprint(g), Nodes: []engine.NodeState{
+			{ID: "a", Type: "provider.test", Instances: []engine.InstanceState{{State: []byte("0"), Resume: engine.ResumeSeek, Complete: true}}}, ns}}
+		j, err := engine.New(g, engine.Options{Checkpoint: &engine.CheckpointOptions{Interval: time.Hour, Store: &memStore{}, Restore: cp, OwnInstanceState: own}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Start(context.Background()); err != nil {
+			return nil, err
+		}
+		if err := j.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		return []int{sinks[0].n, sinks[1].n, sinks[2].n}, nil
+	}
+	got, err := run(true, []string{"1", "10", "100"})
+	if err != nil || got[0] != 1 || got[1] != 10 || got[2] != 100 {
+		t.Fatalf("own instance state: %v, %v; want [1 10 100]", got, err)
+	}
+	got, err = run(false, []string{"1", "10", "100"})
+	if err != nil || got[0] != 111 || got[1] != 111 || got[2] != 111 {
+		t.Fatalf("every instance's state: %v, %v; want [111 111 111]", got, err)
+	}
+	if _, err := run(true, []string{"1", "10"}); err == nil || !strings.Contains(err.Error(), "the checkpoint holds 2 instances of this node, the job runs 3") {
+		t.Fatalf("2 saved instances for 3: %v", err)
+	}
+}
