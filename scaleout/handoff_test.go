@@ -314,3 +314,38 @@ func TestScaleOutOneToTwo(t *testing.T) {
 		t.Fatalf("w0 never suspended to hand partitions over:\n%s", w0.stderr)
 	}
 }
+
+// TestPausedWorkerFences is §4.6 with 2 workers: one is paused (SIGSTOP)
+// mid-stream until the other has taken all 16 partitions over from their
+// checkpoints, then resumed (SIGCONT): it finds its leases gone, stops its
+// job without a checkpoint (or its checkpoint write is refused), rejoins
+// and ends with the others; whatever it wrote meanwhile is one of the
+// oracle's rows.
+func TestPausedWorkerFences(t *testing.T) {
+	var w0, w1 *liveProc
+	runHandoff(t, func(h *handoff) {
+		w0 = h.worker(t, "w0", 2)
+		w1 = h.worker(t, "w1", 2)
+	}, func(h *handoff) {
+		if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		for readsAll(w0) == nil {
+			select {
+			case <-h.ctx.Done():
+				t.Fatalf("w0 never took w1's partitions over:\n%s", w0.stderr)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if err := w1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	})
+	stopped := 0
+	for _, msg := range []string{"partition fenced: no lease renewal in time", "partition lease lost"} {
+		stopped += len(w1.stderr.lines(msg))
+	}
+	if stopped == 0 {
+		t.Fatalf("w1 never noticed it lost its partitions:\n%s", w1.stderr)
+	}
+}
