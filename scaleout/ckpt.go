@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -352,14 +351,4 @@ func allDone(ctx context.Context, kv jetstream.KeyValue, stream int64, partition
 		}
 	}
 	return true, nil
-}
-
-// sortedKeys returns m's keys in increasing order.
-func sortedKeys[V any](m map[int]V) []int {
-	ks := make([]int, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
