@@ -178,9 +178,11 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			continue
 		}
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				return nil
 			}
+			// A closed iterator without a stop (the connection closed) is
+			// an error too: ending here would drain, writing open bars.
 			return fmt.Errorf("read stream %s: %w", r.n.stream, err)
 		}
 		p, err := r.n.partitionOf(m.Subject())

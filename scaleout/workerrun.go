@@ -277,6 +277,16 @@ func (w *worker) reconcile(ctx context.Context) error {
 			w.cur = nil
 			w.finish(rj)
 			err := rj.job.Err()
+			if err == nil {
+				for _, p := range rj.set {
+					if !rj.r.ended[p] && !rj.r.restored[p].Ended {
+						// The reader stopped without the end marker (its
+						// connection closed): the partition is not done.
+						err = fmt.Errorf("the reader stopped before the end marker of partition %d", p)
+						break
+					}
+				}
+			}
 			switch {
 			case err == nil:
 				mctx, cancel := context.WithTimeout(ctx, w.t.leaseTTL)
