@@ -48,6 +48,9 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 	if id == "" {
 		id = DefaultWorkerID()
 	}
+	if opts.LeaseTTL != 0 && opts.LeaseTTL < 2*time.Second {
+		return fmt.Errorf("lease TTL %s: use at least 2s (the membership bucket marks expiries for 1s)", opts.LeaseTTL)
+	}
 	t := opts.timing
 	if t == (timing{}) {
 		t = defaultTiming
