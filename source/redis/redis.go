@@ -515,7 +515,11 @@ func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, blo
 	var res []redis.XStream
 	for {
 		var err error
-		res, err = s.c.XReadGroup(ctx, a).Result()
+		if s.unacked() {
+			res, err = s.ackAndRead(ctx, a)
+		} else {
+			res, err = s.c.XReadGroup(ctx, a).Result()
+		}
 		if err == nil || errors.Is(err, redis.Nil) {
 			s.c.OK()
 			break
@@ -567,7 +571,62 @@ func (s *Source) read(ctx context.Context, out *engine.Output, ids []string, blo
 			return n, err
 		}
 	}
-	return n, s.ack(ctx)
+	// Without checkpoints the entries handed on are acknowledged by the
+	// next read, in the same round trip (ackAndRead).
+	return n, nil
+}
+
+// unacked reports whether entries handed on wait for their XACK (never
+// with checkpoints: a completed checkpoint acknowledges those).
+func (s *Source) unacked() bool {
+	if s.ckpt {
+		return false
+	}
+	for _, l := range s.cur {
+		if len(l) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ackAndRead acknowledges the entries of the last read, all handed on
+// by now, and sends the next XREADGROUP a in the same pipeline: one
+// round trip where an XACK and then a read took two. The read does not
+// block (go-redis reads a pipeline's replies under the client's read
+// timeout, not a blocking command's): when it finds nothing, the caller
+// reads again, then blocking, with nothing left to acknowledge. An error
+// of an XACK is returned as is (the read's reply, if any, is dropped:
+// its new entries stay in this consumer's pending list, which the
+// caller reads again after a failed read) and the ids are kept for the
+// next try; XACK is idempotent.
+func (s *Source) ackAndRead(ctx context.Context, a *redis.XReadGroupArgs) ([]redis.XStream, error) {
+	ra := *a
+	ra.Block = -1
+	pipe := s.c.Pipeline()
+	n := 0
+	var acks [4]*redis.IntCmd
+	ackCmds := acks[:0]
+	for i, l := range s.cur {
+		if len(l) > 0 {
+			ackCmds = append(ackCmds, pipe.XAck(ctx, s.streams[i], s.group, l...))
+			n += len(l)
+		}
+	}
+	rd := pipe.XReadGroup(ctx, &ra)
+	_, _ = pipe.Exec(ctx) // each command's error is its own
+	for _, c := range ackCmds {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for i := range s.cur {
+		s.cur[i] = s.cur[i][:0]
+	}
+	s.mu.Lock()
+	s.acked += int64(n)
+	s.mu.Unlock()
+	return rd.Result()
 }
 
 // add decodes entry m of stream si into b (or counts it malformed) and
@@ -648,11 +707,13 @@ func (s *Source) emit(ctx context.Context, out *engine.Output, b *md.Batch) erro
 }
 
 // ack acknowledges (without checkpoints) the entries handed downstream
-// since the last ack, in one round trip: read calls it once per reply,
-// after every batch of the reply was emitted, so a reply of count entries
-// costs one XACK however many job batches it filled (an XACK per batch
-// cost a round trip per batch: four per reply of 64 entries of 64 trades
-// with the default batch size of 1024 records).
+// since the last ack, in one round trip; claim calls it after each page
+// it emitted. A read's entries are acknowledged by the next read instead,
+// in the same pipeline (ackAndRead), after every batch of the reply was
+// emitted, so a reply of count entries costs no round trip of its own
+// however many job batches it filled (an XACK per batch cost a round trip
+// per batch: four per reply of 64 entries of 64 trades with the default
+// batch size of 1024 records).
 func (s *Source) ack(ctx context.Context) error {
 	if s.ckpt {
 		return nil
