@@ -106,10 +106,13 @@ func (d *RawDecoder) Decode(b testing.TB, frame []byte) {
 type Clock struct {
 	wall time.Time
 	cpu  time.Duration
+	vcsw int64 // voluntary context switches
 }
 
 // StartClock starts a measurement.
-func StartClock() Clock { return Clock{wall: time.Now(), cpu: storetest.CPUTime()} }
+func StartClock() Clock {
+	return Clock{wall: time.Now(), cpu: storetest.CPUTime(), vcsw: voluntarySwitches()}
+}
 
 // Rates collects the msgs/s and CPU per message of a benchmark's
 // sub-benchmarks, so that the parent can log each one's ratio to its
@@ -121,7 +124,8 @@ type Rates struct {
 }
 
 // Report reports n messages (and n*PerMsg trades) since start on b,
-// their rate and the process's CPU ns per message, and keeps both under
+// their rate, the process's CPU ns and voluntary context switches per
+// message, and keeps the rate and CPU under
 // b's sub-benchmark name (the part after the parent's "/").
 func (r *Rates) Report(b *testing.B, n int, start Clock) {
 	el := time.Since(start.wall).Seconds()
@@ -130,6 +134,9 @@ func (r *Rates) Report(b *testing.B, n int, start Clock) {
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(rate*PerMsg, "trades/s")
 	b.ReportMetric(cpu, "cpu-ns/msg")
+	// Threads blocking per message: the wake-ups that, on an idle
+	// machine, are latency.
+	b.ReportMetric(float64(voluntarySwitches()-start.vcsw)/float64(n), "vcsw/msg")
 	name := b.Name()
 	if i := strings.IndexByte(name, '/'); i >= 0 {
 		name = name[i+1:]
@@ -223,12 +230,13 @@ func BenchSource(b *testing.B, r *Rates, src *engine.Node, n int, bars bool, sta
 	if err := j.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
-	var base int64
+	var base, baseBatches int64
 	if started != nil {
 		started(j)
 		b.ResetTimer()
 		start = StartClock()
-		base = NodeStatus(j, src.ID).EventsOut
+		st := NodeStatus(j, src.ID)
+		base, baseBatches = st.EventsOut, st.BatchesOut
 	}
 	for NodeStatus(j, src.ID).EventsOut < want {
 		if time.Since(start.wall) > 5*time.Minute {
@@ -237,6 +245,11 @@ func BenchSource(b *testing.B, r *Rates, src *engine.Node, n int, bars bool, sta
 		time.Sleep(time.Millisecond)
 	}
 	r.Report(b, int((want-base)/PerMsg), start)
+	// Messages per batch the source emitted: each batch is a hand-off to
+	// the next node, so small batches cost wake-ups per message.
+	if st := NodeStatus(j, src.ID); st.BatchesOut > baseBatches {
+		b.ReportMetric(float64(st.EventsOut-base)/PerMsg/float64(st.BatchesOut-baseBatches), "msgs/batch")
+	}
 	cancel()
 	_ = j.Wait()
 }
