@@ -1,8 +1,9 @@
 // Package redissrc is the provider.redis component: it reads batches from
 // Redis Streams through a consumer group (XREADGROUP), acknowledges each
-// read's entries (one XACK) once they are all handed downstream or, with
-// checkpoints, once a checkpoint covering them completes, and claims
-// entries a dead consumer left pending (XAUTOCLAIM).
+// read's entries (one XACK, pipelined with the next read) once they are
+// all handed downstream or, with checkpoints, once a checkpoint covering
+// them completes, and claims entries a dead consumer left pending
+// (XAUTOCLAIM).
 package redissrc
 
 import (
@@ -62,7 +63,7 @@ func init() {
 		Description: "Each entry holds one batch in format mdp, json or csv (sink.redis writes them; json and csv with a mapping read foreign messages) under field; entries are gathered into the " +
 			"job's batches. The source reads through a consumer group: at start it creates the group (MKSTREAM), reads the entries " +
 			"it had read and not acknowledged before (its own pending list), then new ones. Without checkpoints it acknowledges " +
-			"(XACK) the entries of each read (at most count) in one round trip once all of them are handed downstream: a crash replays " +
+			"(XACK) the entries of each read (at most count) at once, once all of them are handed downstream, in the round trip of the next read: a crash replays " +
 			"the entries read and not yet acknowledged (at most one read's), and loses what was handed on but not yet stored by a sink. With checkpoints it acknowledges only when a " +
 			"checkpoint covering the entries completes, and a resumed job re-reads its pending entries, so a kill -9 and --resume " +
 			"lose nothing and repeat nothing (the checkpoint lists the entries it covers that were not yet acknowledged, and the resumed " +
