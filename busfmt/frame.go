@@ -122,12 +122,18 @@ const (
 	ReasonSchema    = "bad_schema"
 	ReasonEnum      = "bad_enum"
 	ReasonTooLarge  = "too_large"
+	ReasonVarint    = "bad_varint"
 )
 
 // Encoder writes batches as mdp frames. It keeps scratch space between
 // calls, so encoding a steady stream does not allocate; it is not safe for
 // concurrent use.
 type Encoder struct {
+	// Compact, when set, writes trade and quote batches as compact
+	// (version 2) frames; other kinds stay version 1.
+	Compact bool
+	cols    [2]*Columns // trade, quote
+
 	slot []uint32 // per SymID: its dictionary index+1 in the current frame, stamped by gen
 	gen  []uint32
 	cur  uint32
@@ -143,6 +149,9 @@ func (e *Encoder) AppendFrame(dst []byte, b *md.Batch, syms []md.Instrument) ([]
 	n := b.Len()
 	if n > md.MaxBatchSize {
 		return dst, fmt.Errorf("mdp frame: %d records, more than %d", n, md.MaxBatchSize)
+	}
+	if e.Compact && (b.Kind == md.KindTrade || b.Kind == md.KindQuote) {
+		return e.appendCompact(dst, b, syms)
 	}
 	e.cur++
 	if e.cur == 0 { // wrapped: clear the stamps
@@ -167,24 +176,10 @@ func (e *Encoder) appendFrame(dst []byte, b *md.Batch, syms []md.Instrument, n i
 			return dst, err
 		}
 	}
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(e.dict)))
-	for _, id := range e.dict {
-		if int(id) >= len(syms) || syms[id].Symbol == "" {
-			return dst, fmt.Errorf("mdp frame: symbol id %d has no symbol text", id)
-		}
-		in := &syms[id]
-		if len(in.Provider) > MaxNameLen || len(in.Symbol) > MaxNameLen {
-			return dst, fmt.Errorf("mdp frame: provider %q or symbol %q longer than %d bytes", in.Provider, in.Symbol, MaxNameLen)
-		}
-		dst = append(dst, byte(len(in.Provider)))
-		dst = append(dst, in.Provider...)
-		dst = append(dst, byte(len(in.Symbol)))
-		dst = append(dst, in.Symbol...)
-		dec := byte(unknownDecimals)
-		if d, ok := in.SizeDecimals(); ok && d <= MaxSizeDecimals {
-			dec = byte(d)
-		}
-		dst = append(dst, dec)
+	var err error
+	dst, err = appendDict(dst, e.dict, syms)
+	if err != nil {
+		return dst, err
 	}
 	reason := cutReason(b.Reason)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(reason)))
@@ -273,6 +268,64 @@ func (e *Encoder) appendFrame(dst []byte, b *md.Batch, syms []md.Instrument, n i
 	return dst, nil
 }
 
+// appendDict appends a frame's symbol dictionary: its size, then each
+// entry.
+func appendDict(dst []byte, dict []md.SymID, syms []md.Instrument) ([]byte, error) {
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(dict)))
+	for _, id := range dict {
+		if int(id) >= len(syms) || syms[id].Symbol == "" {
+			return dst, fmt.Errorf("mdp frame: symbol id %d has no symbol text", id)
+		}
+		in := &syms[id]
+		if len(in.Provider) > MaxNameLen || len(in.Symbol) > MaxNameLen {
+			return dst, fmt.Errorf("mdp frame: provider %q or symbol %q longer than %d bytes", in.Provider, in.Symbol, MaxNameLen)
+		}
+		dst = append(dst, byte(len(in.Provider)))
+		dst = append(dst, in.Provider...)
+		dst = append(dst, byte(len(in.Symbol)))
+		dst = append(dst, in.Symbol...)
+		dec := byte(unknownDecimals)
+		if d, ok := in.SizeDecimals(); ok && d <= MaxSizeDecimals {
+			dec = byte(d)
+		}
+		dst = append(dst, dec)
+	}
+	return dst, nil
+}
+
+// appendCompact appends b, of trades or quotes, as a compact frame.
+func (e *Encoder) appendCompact(dst []byte, b *md.Batch, syms []md.Instrument) ([]byte, error) {
+	k := 0
+	if b.Kind == md.KindQuote {
+		k = 1
+	}
+	c := e.cols[k]
+	if c == nil {
+		c = NewColumns(b.Kind)
+		e.cols[k] = c
+	}
+	c.Reset()
+	var err error
+	if k == 0 {
+		for i := range b.Trades {
+			if err = c.AddTrade(&b.Trades[i]); err != nil {
+				break
+			}
+		}
+	} else {
+		for i := range b.Quotes {
+			if err = c.AddQuote(&b.Quotes[i]); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		dst, err = c.AppendFrame(dst, syms, b.Reason)
+	}
+	c.Reset()
+	return dst, err
+}
+
 // cutReason bounds a reason to MaxReasonLen bytes at a UTF-8 boundary.
 func cutReason(s string) string {
 	if len(s) <= MaxReasonLen {
@@ -330,6 +383,9 @@ type Decoder struct {
 	symIDs  map[string]md.SymID // dictionary entry bytes -> id
 	schemas map[string]*md.Schema
 	dict    []md.SymID
+	idx     []uint16   // compact frames: the records' dictionary indexes
+	last    []int64    // compact frames: per symbol, the previous value
+	cols    colScratch // compact frames: decoded columns
 	// Expect, when set, is the only derived schema accepted; a derived
 	// frame of another schema is rejected with ReasonSchema.
 	Expect *md.Schema
@@ -366,8 +422,8 @@ func (d *Decoder) Decode(frame []byte, b *md.Batch) error {
 	if frame[0] != Magic0 || frame[1] != Magic1 {
 		return frameErr(ReasonMagic, "starts with %#x %#x, not \"MD\"", frame[0], frame[1])
 	}
-	if frame[2] != Version {
-		return frameErr(ReasonVersion, "version %d, this build reads %d", frame[2], Version)
+	if frame[2] != Version && frame[2] != VersionCompact {
+		return frameErr(ReasonVersion, "version %d, this build reads %d and %d", frame[2], Version, VersionCompact)
 	}
 	le := binary.LittleEndian
 	kind := md.Kind(frame[3])
@@ -417,6 +473,15 @@ func (d *Decoder) Decode(frame []byte, b *md.Batch) error {
 	}
 	reason := frame[p : p+rl]
 	p += rl
+	if frame[2] == VersionCompact {
+		if err := d.decodeCompact(frame, p, kind, n, b); err != nil {
+			return err
+		}
+		if len(reason) > 0 && string(reason) != b.Reason {
+			b.Reason = string(reason)
+		}
+		return nil
+	}
 	recSize := 0
 	var schema *md.Schema
 	switch kind {

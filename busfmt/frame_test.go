@@ -1,6 +1,7 @@
 package busfmt
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"reflect"
@@ -193,7 +194,7 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"short", good[:5], md.KindTrade, ReasonTruncated},
 		{"magic", mod(good, func(f []byte) []byte { f[0] = 'X'; return f }), md.KindTrade, ReasonMagic},
-		{"version", mod(good, func(f []byte) []byte { f[2] = 2; return f }), md.KindTrade, ReasonVersion},
+		{"version", mod(good, func(f []byte) []byte { f[2] = 3; return f }), md.KindTrade, ReasonVersion},
 		{"kind byte", mod(good, func(f []byte) []byte { f[3] = 3; return f }), md.KindTrade, ReasonKind},
 		{"kind mismatch", good, md.KindQuote, ReasonKind},
 		{"truncated records", good[:len(good)-1], md.KindTrade, ReasonTruncated},
@@ -290,14 +291,21 @@ func TestSteadyStateAllocs(t *testing.T) {
 	}
 }
 
-// FuzzDecode: no input panics the decoder, a rejected frame leaves the batch
-// empty, and an accepted frame re-encodes to the same bytes.
+// FuzzDecode: no input panics the decoder (an over-read would), a rejected
+// frame is a *FrameError and leaves the batch empty, and an accepted frame
+// re-encodes, as version 1 and as a compact frame, to records with the same
+// bits.
 func FuzzDecode(f *testing.F) {
 	st, a, b := testSyms(f)
 	var enc Encoder
+	compact := Encoder{Compact: true}
 	for _, x := range []*md.Batch{tradeBatch(a, b), quoteBatch(a, b), barBatch(a, b), derivedBatch(f, a, b)} {
 		fr, err := enc.AppendFrame(nil, x, st.Snapshot())
 		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(fr)
+		if fr, err = compact.AppendFrame(nil, x, st.Snapshot()); err != nil {
 			f.Fatal(err)
 		}
 		f.Add(fr)
@@ -319,14 +327,19 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		var e Encoder
-		again, err := e.AppendFrame(nil, out, syms.Snapshot())
-		if err != nil {
-			t.Fatalf("decoded frame does not re-encode: %v", err)
-		}
-		var back = md.NewBatch(k)
-		if err := NewDecoder(md.NewSymbolTable()).Decode(again, back); err != nil || back.Len() != out.Len() {
-			t.Fatalf("re-encoded frame: %v", err)
+		want := v1Bytes(t, out, syms.Snapshot())
+		for _, e := range []*Encoder{{}, {Compact: true}} {
+			again, err := e.AppendFrame(nil, out, syms.Snapshot())
+			if err != nil {
+				t.Fatalf("decoded frame does not re-encode: %v", err)
+			}
+			back := md.NewBatch(k)
+			if err := NewDecoder(syms).Decode(again, back); err != nil {
+				t.Fatalf("re-encoded frame: %v", err)
+			}
+			if got := v1Bytes(t, back, syms.Snapshot()); !bytes.Equal(got, want) {
+				t.Fatalf("re-encoded (compact %v) records differ", e.Compact)
+			}
 		}
 	})
 }

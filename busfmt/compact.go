@@ -1,0 +1,670 @@
+package busfmt
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/mdpio/mdp/md"
+)
+
+// Compact frame (version 2) constants.
+const (
+	// VersionCompact is the columnar frame version for trades and quotes.
+	VersionCompact = 2
+	// MaxScale is the largest decimal scale a compact float column uses:
+	// 10^22 is the largest power of ten a float64 holds exactly.
+	MaxScale = 22
+	// rawScale marks a float column of raw IEEE 754 bits.
+	rawScale = 0xFF
+	// maxExact bounds a scaled integer: every integer up to 2^53 is a
+	// float64.
+	maxExact = 1 << 53
+	// minTradeBytes and minQuoteBytes are the fewest bytes a compact record
+	// can take (one byte per varint column), to refuse a frame claiming
+	// more records than it could hold before growing the batch.
+	minTradeBytes = 5
+	minQuoteBytes = 6
+)
+
+// pow10 holds 10^0 … 10^MaxScale, each exact.
+var pow10 = func() (p [MaxScale + 1]float64) {
+	p[0] = 1
+	for i := 1; i <= MaxScale; i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// scaled returns m with float64(m)/10^k bit-identical to v, if there is
+// one with |m| <= 2^53 (never for NaN, ±Inf or -0).
+func scaled(v float64, k int) (int64, bool) {
+	m := math.Round(v * pow10[k])
+	if !(m <= maxExact && m >= -maxExact) {
+		return 0, false
+	}
+	i := int64(m)
+	return i, math.Float64bits(float64(i)/pow10[k]) == math.Float64bits(v)
+}
+
+func appendZigzag(dst []byte, v int64) []byte {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	if u < 0x80 {
+		return append(dst, byte(u))
+	}
+	return binary.AppendUvarint(dst, u)
+}
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// floatCol is one float column of a compact frame being built: the
+// frame's decimal scale and the scaled integers as zigzag varints (deltas
+// from the same symbol's previous value when delta), or raw bits.
+type floatCol struct {
+	buf   []byte
+	tmp   []byte  // widen's and toRaw's scratch
+	run   []int64 // widen's and toRaw's scratch
+	scale int // 0…MaxScale, or rawScale
+	delta bool
+	last  []int64 // per dictionary index: the previous scaled value
+}
+
+func (c *floatCol) reset() {
+	c.buf, c.scale, c.last = c.buf[:0], 0, c.last[:0]
+}
+
+// add appends v for a record of dictionary index s; syms are the indexes
+// of the records already in the column.
+func (c *floatCol) add(v float64, s uint16, syms []uint16) {
+	if c.scale != rawScale {
+		m, ok := scaled(v, c.scale)
+		if !ok {
+			c.widen(v, syms)
+			if c.scale == rawScale {
+				c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(v))
+				return
+			}
+			m, _ = scaled(v, c.scale)
+		}
+		if c.delta {
+			m, c.last[s] = m-c.last[s], m
+		}
+		c.buf = appendZigzag(c.buf, m)
+		return
+	}
+	c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(v))
+}
+
+// widen moves the column to the smallest larger scale that holds v and
+// rescales what it holds, or to raw bits when no scale holds v or a held
+// value outgrows 2^53. Values exact at scale k stay exact at k+j: m·10^j
+// and 10^(k+j) are exact, and a division is correctly rounded.
+func (c *floatCol) widen(v float64, syms []uint16) {
+	k := c.scale + 1
+	for ; k <= MaxScale; k++ {
+		if _, ok := scaled(v, k); ok {
+			break
+		}
+	}
+	if k > MaxScale {
+		c.toRaw(syms)
+		return
+	}
+	j := k - c.scale
+	fl := pow10[j]
+	var f int64
+	if j <= 18 {
+		f = int64(fl)
+	}
+	c.tmp = c.tmp[:0]
+	run := c.running()
+	clear(c.last) // the new scale's previous values
+	p := 0
+	for _, s := range syms {
+		u, n := binary.Uvarint(c.buf[p:])
+		p += n
+		m := unzigzag(u)
+		if c.delta {
+			m += run[s]
+			run[s] = m
+		}
+		if m != 0 {
+			if math.Abs(float64(m))*fl > maxExact {
+				c.toRaw(syms)
+				return
+			}
+			m *= f
+		}
+		if c.delta {
+			m, c.last[s] = m-c.last[s], m
+		}
+		c.tmp = appendZigzag(c.tmp, m)
+	}
+	c.buf, c.tmp = c.tmp, c.buf
+	c.scale = k
+}
+
+// running returns scratch of one int64 per dictionary index, zeroed.
+func (c *floatCol) running() []int64 {
+	if cap(c.run) < len(c.last) {
+		c.run = make([]int64, len(c.last), cap(c.last))
+	}
+	c.run = c.run[:len(c.last)]
+	clear(c.run)
+	return c.run
+}
+
+// toRaw rewrites the column's scaled values as raw bits.
+func (c *floatCol) toRaw(syms []uint16) {
+	c.tmp = c.tmp[:0]
+	run := c.running()
+	p := 0
+	for _, s := range syms {
+		u, n := binary.Uvarint(c.buf[p:])
+		p += n
+		m := unzigzag(u)
+		if c.delta {
+			m += run[s]
+			run[s] = m
+		}
+		c.tmp = binary.LittleEndian.AppendUint64(c.tmp, math.Float64bits(float64(m)/pow10[c.scale]))
+	}
+	c.buf, c.tmp = c.tmp, c.buf
+	c.scale = rawScale
+}
+
+// appendTo writes the column: its scale byte, then its values.
+func (c *floatCol) appendTo(dst []byte) []byte {
+	return append(append(dst, byte(c.scale)), c.buf...)
+}
+
+// Columns builds one compact (version 2) frame of trades or of quotes
+// record by record, for a caller that gathers a frame from several batches
+// (the scale-out publisher) without copying the records first. It keeps its
+// buffers between frames, so a steady stream does not allocate; it is not
+// safe for concurrent use.
+type Columns struct {
+	kind md.Kind
+	n    int
+	// The dictionary, as in Encoder.
+	slot []uint32
+	gen  []uint32
+	cur  uint32
+	dict []md.SymID
+
+	sym     []uint16 // per record: its dictionary index
+	ts      []byte
+	ing     []byte
+	ingUsed bool // some record's ingest_ts differs from its ts
+	f       [4]floatCol
+	tid     []byte
+	seq     []byte
+	side    []byte
+	lastTS  int64
+	lastSeq uint64
+	lastTID []int64 // per dictionary index
+}
+
+// NewColumns returns a builder of frames of kind md.KindTrade or
+// md.KindQuote.
+func NewColumns(kind md.Kind) *Columns {
+	if kind != md.KindTrade && kind != md.KindQuote {
+		panic(fmt.Sprintf("busfmt: compact frames carry trades or quotes, not %s", kind))
+	}
+	c := &Columns{kind: kind, cur: 1}
+	// trade: price (delta), size; quote: bid (delta), bid_size, ask (delta), ask_size.
+	c.f[0].delta = true
+	if kind == md.KindQuote {
+		c.f[2].delta = true
+	}
+	return c
+}
+
+// Kind is the kind of records the builder takes.
+func (c *Columns) Kind() md.Kind { return c.kind }
+
+// Len is the number of records added since the last frame.
+func (c *Columns) Len() int { return c.n }
+
+// Bytes is about the size the frame's records take so far (without the
+// header and dictionary).
+func (c *Columns) Bytes() int {
+	n := len(c.ts) + len(c.ing) + len(c.tid) + len(c.seq) + len(c.side) + 2*len(c.sym)
+	for i := range c.f {
+		n += len(c.f[i].buf)
+	}
+	return n
+}
+
+// Reset drops the records added since the last frame.
+func (c *Columns) Reset() {
+	c.n = 0
+	c.cur++
+	if c.cur == 0 {
+		clear(c.gen)
+		c.cur = 1
+	}
+	c.dict = c.dict[:0]
+	c.sym = c.sym[:0]
+	c.ts, c.ing, c.tid, c.seq, c.side = c.ts[:0], c.ing[:0], c.tid[:0], c.seq[:0], c.side[:0]
+	c.ingUsed = false
+	for i := range c.f {
+		c.f[i].reset()
+	}
+	c.lastTS, c.lastSeq, c.lastTID = 0, 0, c.lastTID[:0]
+}
+
+// index returns id's dictionary index, adding it if new.
+func (c *Columns) index(id md.SymID) (uint16, error) {
+	if int(id) < len(c.gen) && c.gen[id] == c.cur {
+		return uint16(c.slot[id]), nil
+	}
+	if int(id) >= len(c.gen) {
+		n := max(int(id)+1, 2*len(c.gen))
+		c.gen = append(c.gen, make([]uint32, n-len(c.gen))...)
+		c.slot = append(c.slot, make([]uint32, n-len(c.slot))...)
+	}
+	if len(c.dict) == MaxSymbols {
+		return 0, fmt.Errorf("mdp frame: a batch names more than %d symbols", MaxSymbols)
+	}
+	c.gen[id] = c.cur
+	c.slot[id] = uint32(len(c.dict))
+	c.dict = append(c.dict, id)
+	for i := range c.f {
+		c.f[i].last = append(c.f[i].last, 0)
+	}
+	c.lastTID = append(c.lastTID, 0)
+	return uint16(len(c.dict) - 1), nil
+}
+
+// common appends the columns every kind has: symbol, ts, ingest_ts.
+func (c *Columns) common(s uint16, ts, ingest int64) {
+	c.sym = append(c.sym, s)
+	c.ts = appendZigzag(c.ts, ts-c.lastTS)
+	c.lastTS = ts
+	c.ing = appendZigzag(c.ing, ingest-ts)
+	if ingest != ts {
+		c.ingUsed = true
+	}
+}
+
+// AddTrade appends a trade. It fails, adding nothing, when the frame
+// would name more than MaxSymbols symbols or the side is not one a frame
+// carries.
+func (c *Columns) AddTrade(t *md.Trade) error {
+	if t.Side > maxSideEnum {
+		return fmt.Errorf("mdp frame: trade side %d", t.Side)
+	}
+	s, err := c.index(t.Sym)
+	if err != nil {
+		return err
+	}
+	syms := c.sym
+	c.common(s, t.TS, t.Ingest)
+	c.f[0].add(t.Price, s, syms)
+	c.f[1].add(t.Size, s, syms)
+	c.tid = appendZigzag(c.tid, t.TradeID-c.lastTID[s])
+	c.lastTID[s] = t.TradeID
+	c.seq = appendZigzag(c.seq, int64(t.Seq-c.lastSeq))
+	c.lastSeq = t.Seq
+	if c.n&3 == 0 {
+		c.side = append(c.side, 0)
+	}
+	c.side[len(c.side)-1] |= byte(t.Side) << (2 * (c.n & 3))
+	c.n++
+	return nil
+}
+
+// AddQuote appends a quote. It fails, adding nothing, when the frame
+// would name more than MaxSymbols symbols.
+func (c *Columns) AddQuote(q *md.Quote) error {
+	s, err := c.index(q.Sym)
+	if err != nil {
+		return err
+	}
+	syms := c.sym
+	c.common(s, q.TS, q.Ingest)
+	c.f[0].add(q.Bid, s, syms)
+	c.f[1].add(q.BidSize, s, syms)
+	c.f[2].add(q.Ask, s, syms)
+	c.f[3].add(q.AskSize, s, syms)
+	c.seq = appendZigzag(c.seq, int64(q.Seq-c.lastSeq))
+	c.lastSeq = q.Seq
+	c.n++
+	return nil
+}
+
+// AppendFrame appends the records added since the last frame as one
+// compact frame with reason (empty on the main flow) and resets the
+// builder. syms resolves the records' SymIDs (md.SymbolTable.Snapshot). It
+// fails, leaving the records in place, when an id is outside syms or has
+// an empty symbol, or a name is longer than MaxNameLen.
+func (c *Columns) AppendFrame(dst []byte, syms []md.Instrument, reason string) ([]byte, error) {
+	dst0 := len(dst)
+	dst = append(dst, Magic0, Magic1, VersionCompact, byte(c.kind))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(c.n))
+	var err error
+	dst, err = appendDict(dst, c.dict, syms)
+	if err != nil {
+		return dst[:dst0], err
+	}
+	reason = cutReason(reason)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(reason)))
+	dst = append(dst, reason...)
+	switch {
+	case len(c.dict) <= 1:
+	case len(c.dict) <= 256:
+		for _, s := range c.sym {
+			dst = append(dst, byte(s))
+		}
+	default:
+		for _, s := range c.sym {
+			dst = binary.LittleEndian.AppendUint16(dst, s)
+		}
+	}
+	dst = append(dst, c.ts...)
+	if c.ingUsed {
+		dst = append(append(dst, 1), c.ing...)
+	} else {
+		dst = append(dst, 0)
+	}
+	if c.kind == md.KindTrade {
+		dst = c.f[0].appendTo(dst)
+		dst = c.f[1].appendTo(dst)
+		dst = append(dst, c.tid...)
+		dst = append(dst, c.seq...)
+		dst = append(dst, c.side...)
+	} else {
+		for i := range c.f {
+			dst = c.f[i].appendTo(dst)
+		}
+		dst = append(dst, c.seq...)
+	}
+	c.Reset()
+	return dst, nil
+}
+
+// reader reads a compact frame's columns; the first error sticks.
+type reader struct {
+	b   []byte
+	p   int
+	err error
+}
+
+func (r *reader) fail(reason, format string, args ...any) {
+	if r.err == nil {
+		r.err = frameErr(reason, format, args...)
+	}
+	r.p = len(r.b)
+}
+
+func (r *reader) byte1(what string) byte {
+	if r.p >= len(r.b) {
+		r.fail(ReasonTruncated, "before the %s column", what)
+		return 0
+	}
+	r.p++
+	return r.b[r.p-1]
+}
+
+// zz reads one zigzag varint.
+func (r *reader) zz(what string) int64 {
+	if r.p < len(r.b) && r.b[r.p] < 0x80 {
+		u := r.b[r.p]
+		r.p++
+		return int64(u>>1) ^ -int64(u&1)
+	}
+	return r.zzSlow(what)
+}
+
+func (r *reader) zzSlow(what string) int64 {
+	u, n := binary.Uvarint(r.b[min(r.p, len(r.b)):])
+	switch {
+	case n == 0:
+		r.fail(ReasonTruncated, "in the %s column", what)
+		return 0
+	case n < 0:
+		r.fail(ReasonVarint, "in the %s column: a varint longer than 64 bits", what)
+		return 0
+	}
+	r.p += n
+	return unzigzag(u)
+}
+
+// floats reads a float column of len(out) values.
+func (r *reader) floats(what string, syms []uint16, last []int64, out []float64) {
+	n := len(out)
+	k := int(r.byte1(what))
+	switch {
+	case r.err != nil:
+		return
+	case k == rawScale:
+		if len(r.b)-r.p < 8*n {
+			r.fail(ReasonTruncated, "%d raw %s values need %d bytes, %d left", n, what, 8*n, len(r.b)-r.p)
+			return
+		}
+		for i := range out {
+			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(r.b[r.p+8*i:]))
+		}
+		r.p += 8 * n
+	case k > MaxScale:
+		r.fail(ReasonEnum, "%s scale %d", what, k)
+	case last != nil:
+		clear(last)
+		p10 := pow10[k]
+		for i, s := range syms[:n] {
+			m := last[s] + r.zz(what)
+			last[s] = m
+			out[i] = float64(m) / p10
+		}
+	default:
+		p10 := pow10[k]
+		for i := range out {
+			out[i] = float64(r.zz(what)) / p10
+		}
+	}
+}
+
+// ingest reads the ingest_ts column's mode byte and, in mode 1, its
+// len(out) differences from ts.
+func (r *reader) ingest(out []int64) {
+	switch mode := r.byte1("ingest_ts"); {
+	case r.err != nil:
+	case mode == 0:
+		clear(out)
+	case mode == 1:
+		for i := range out {
+			out[i] = r.zz("ingest_ts")
+		}
+	default:
+		r.fail(ReasonEnum, "ingest_ts mode %d", mode)
+	}
+}
+
+// decodeCompact reads the columns of a version 2 frame at p into b.
+func (d *Decoder) decodeCompact(frame []byte, p int, kind md.Kind, n int, b *md.Batch) error {
+	minBytes := minTradeBytes
+	if kind == md.KindQuote {
+		minBytes = minQuoteBytes
+	} else if kind != md.KindTrade {
+		return frameErr(ReasonKind, "a version %d frame of kind %s (it carries trades and quotes)", VersionCompact, kind)
+	}
+	if rest := len(frame) - p; rest < n*minBytes {
+		return frameErr(ReasonTruncated, "%d records need at least %d bytes, %d left", n, n*minBytes, rest)
+	}
+	r := reader{b: frame, p: p}
+	ns := len(d.dict)
+	// The symbol column.
+	if cap(d.idx) < n {
+		d.idx = make([]uint16, n)
+	}
+	idx := d.idx[:n]
+	switch {
+	case ns == 0:
+		if n > 0 {
+			return frameErr(ReasonSymbol, "%d records and no symbols", n)
+		}
+	case ns == 1:
+		clear(idx)
+	case ns <= 256:
+		if len(frame)-r.p < n {
+			return frameErr(ReasonTruncated, "in the symbol column")
+		}
+		for i := range idx {
+			idx[i] = uint16(frame[r.p+i])
+		}
+		r.p += n
+	default:
+		if len(frame)-r.p < 2*n {
+			return frameErr(ReasonTruncated, "in the symbol column")
+		}
+		for i := range idx {
+			idx[i] = binary.LittleEndian.Uint16(frame[r.p+2*i:])
+		}
+		r.p += 2 * n
+	}
+	for i, s := range idx {
+		if int(s) >= ns {
+			return frameErr(ReasonSymbol, "record %d names symbol %d of %d", i, s, ns)
+		}
+	}
+	if cap(d.last) < ns {
+		d.last = make([]int64, ns)
+	}
+	last := d.last[:ns]
+	if kind == md.KindTrade {
+		n0 := len(b.Trades)
+		b.Trades = growTrades(b.Trades, n)
+		if err := d.compactTrades(&r, b.Trades[n0:], idx, last); err != nil {
+			b.Trades = b.Trades[:n0]
+			return err
+		}
+		return nil
+	}
+	n0 := len(b.Quotes)
+	b.Quotes = growQuotes(b.Quotes, n)
+	if err := d.compactQuotes(&r, b.Quotes[n0:], idx, last); err != nil {
+		b.Quotes = b.Quotes[:n0]
+		return err
+	}
+	return nil
+}
+
+func (d *Decoder) compactTrades(r *reader, tr []md.Trade, idx []uint16, last []int64) error {
+	n := len(tr)
+	f := d.scratch(n)
+	t := int64(0)
+	for i, s := range idx {
+		t += r.zz("ts")
+		tr[i].Sym, tr[i].TS = d.dict[s], t
+	}
+	r.ingest(f.ints)
+	for i := range tr {
+		tr[i].Ingest = tr[i].TS + f.ints[i]
+	}
+	r.floats("price", idx, last, f.a)
+	r.floats("size", idx, nil, f.b)
+	for i := range tr {
+		tr[i].Price, tr[i].Size = f.a[i], f.b[i]
+	}
+	clear(last)
+	for i, s := range idx {
+		id := last[s] + r.zz("trade_id")
+		last[s] = id
+		tr[i].TradeID = id
+	}
+	seq := uint64(0)
+	for i := range tr {
+		seq += uint64(r.zz("seq"))
+		tr[i].Seq = seq
+	}
+	if r.err != nil {
+		return r.err
+	}
+	sb := (n + 3) / 4
+	if len(r.b)-r.p < sb {
+		return frameErr(ReasonTruncated, "in the side column")
+	}
+	for i := range tr {
+		sd := r.b[r.p+i/4] >> (2 * (i & 3)) & 3
+		if sd > maxSideEnum {
+			return frameErr(ReasonEnum, "record %d: side %d", i, sd)
+		}
+		tr[i].Side = md.Side(sd)
+	}
+	if n&3 != 0 && r.b[r.p+sb-1]>>(2*(n&3)) != 0 {
+		return frameErr(ReasonEnum, "side bits set after the last record")
+	}
+	r.p += sb
+	return r.end(n)
+}
+
+func (d *Decoder) compactQuotes(r *reader, qs []md.Quote, idx []uint16, last []int64) error {
+	n := len(qs)
+	f := d.scratch(n)
+	t := int64(0)
+	for i, s := range idx {
+		t += r.zz("ts")
+		qs[i].Sym, qs[i].TS = d.dict[s], t
+	}
+	r.ingest(f.ints)
+	for i := range qs {
+		qs[i].Ingest = qs[i].TS + f.ints[i]
+	}
+	r.floats("bid", idx, last, f.a)
+	r.floats("bid_size", idx, nil, f.b)
+	for i := range qs {
+		qs[i].Bid, qs[i].BidSize = f.a[i], f.b[i]
+	}
+	r.floats("ask", idx, last, f.a)
+	r.floats("ask_size", idx, nil, f.b)
+	for i := range qs {
+		qs[i].Ask, qs[i].AskSize = f.a[i], f.b[i]
+	}
+	seq := uint64(0)
+	for i := range qs {
+		seq += uint64(r.zz("seq"))
+		qs[i].Seq = seq
+	}
+	return r.end(n)
+}
+
+// colScratch is the decoder's per-column scratch.
+type colScratch struct {
+	a, b []float64
+	ints []int64
+}
+
+func (d *Decoder) scratch(n int) *colScratch {
+	f := &d.cols
+	if cap(f.a) < n {
+		f.a, f.b, f.ints = make([]float64, n), make([]float64, n), make([]int64, n)
+	}
+	f.a, f.b, f.ints = f.a[:n], f.b[:n], f.ints[:n]
+	return f
+}
+
+// end checks the frame ends exactly after its last column.
+func (r *reader) end(n int) error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.p != len(r.b) {
+		return frameErr(ReasonTrailing, "%d bytes after %d records", len(r.b)-r.p, n)
+	}
+	return nil
+}
+
+func growTrades(s []md.Trade, n int) []md.Trade {
+	if len(s)+n <= cap(s) {
+		return s[:len(s)+n]
+	}
+	return append(s, make([]md.Trade, n)...)
+}
+
+func growQuotes(s []md.Quote, n int) []md.Quote {
+	if len(s)+n <= cap(s) {
+		return s[:len(s)+n]
+	}
+	return append(s, make([]md.Quote, n)...)
+}
