@@ -39,11 +39,19 @@ var pow10 = func() (p [MaxScale + 1]float64) {
 // scaled returns m with float64(m)/10^k bit-identical to v, if there is
 // one with |m| <= 2^53 (never for NaN, ±Inf or -0).
 func scaled(v float64, k int) (int64, bool) {
-	m := math.Round(v * pow10[k])
+	if k == 0 { // no division
+		if !(v <= maxExact && v >= -maxExact) {
+			return 0, false
+		}
+		i := int64(v)
+		return i, math.Float64bits(float64(i)) == math.Float64bits(v)
+	}
+	m := v * pow10[k]
 	if !(m <= maxExact && m >= -maxExact) {
 		return 0, false
 	}
-	i := int64(m)
+	// Round half away from zero; a wrong guess fails the check below.
+	i := int64(m + math.Copysign(0.5, m))
 	return i, math.Float64bits(float64(i)/pow10[k]) == math.Float64bits(v)
 }
 
@@ -64,7 +72,7 @@ type floatCol struct {
 	buf   []byte
 	tmp   []byte  // widen's and toRaw's scratch
 	run   []int64 // widen's and toRaw's scratch
-	scale int // 0…MaxScale, or rawScale
+	scale int     // 0…MaxScale, or rawScale
 	delta bool
 	last  []int64 // per dictionary index: the previous scaled value
 }
@@ -386,9 +394,10 @@ func (c *Columns) AppendFrame(dst []byte, syms []md.Instrument, reason string) (
 
 // reader reads a compact frame's columns; the first error sticks.
 type reader struct {
-	b   []byte
-	p   int
-	err error
+	b    []byte
+	p    int
+	err  error
+	ints []int64 // scratch of the frame's record count
 }
 
 func (r *reader) fail(reason, format string, args ...any) {
@@ -431,6 +440,49 @@ func (r *reader) zzSlow(what string) int64 {
 	return unzigzag(u)
 }
 
+// zzs reads len(out) zigzag varints.
+func (r *reader) zzs(what string, out []int64) {
+	b, p := r.b, r.p
+	for i := range out {
+		if p+binary.MaxVarintLen64 > len(b) {
+			r.p = p
+			for ; i < len(out); i++ {
+				out[i] = r.zz(what)
+			}
+			return
+		}
+		c := b[p]
+		if c < 0x80 {
+			out[i] = int64(c>>1) ^ -int64(c&1)
+			p++
+			continue
+		}
+		u := uint64(c & 0x7f)
+		for s := uint(7); ; s += 7 {
+			p++
+			c = b[p]
+			if c < 0x80 {
+				if s == 63 && c > 1 {
+					r.p = p
+					r.fail(ReasonVarint, "in the %s column: a varint longer than 64 bits", what)
+					return
+				}
+				u |= uint64(c) << s
+				break
+			}
+			if s == 63 {
+				r.p = p
+				r.fail(ReasonVarint, "in the %s column: a varint longer than 64 bits", what)
+				return
+			}
+			u |= uint64(c&0x7f) << s
+		}
+		p++
+		out[i] = int64(u>>1) ^ -int64(u&1)
+	}
+	r.p = p
+}
+
 // floats reads a float column of len(out) values.
 func (r *reader) floats(what string, syms []uint16, last []int64, out []float64) {
 	n := len(out)
@@ -451,16 +503,26 @@ func (r *reader) floats(what string, syms []uint16, last []int64, out []float64)
 		r.fail(ReasonEnum, "%s scale %d", what, k)
 	case last != nil:
 		clear(last)
+		ints := r.ints[:n]
+		r.zzs(what, ints)
 		p10 := pow10[k]
 		for i, s := range syms[:n] {
-			m := last[s] + r.zz(what)
+			m := last[s] + ints[i]
 			last[s] = m
 			out[i] = float64(m) / p10
 		}
 	default:
+		ints := r.ints[:n]
+		r.zzs(what, ints)
+		if k == 0 {
+			for i, m := range ints {
+				out[i] = float64(m)
+			}
+			return
+		}
 		p10 := pow10[k]
-		for i := range out {
-			out[i] = float64(r.zz(what)) / p10
+		for i, m := range ints {
+			out[i] = float64(m) / p10
 		}
 	}
 }
@@ -473,9 +535,7 @@ func (r *reader) ingest(out []int64) {
 	case mode == 0:
 		clear(out)
 	case mode == 1:
-		for i := range out {
-			out[i] = r.zz("ingest_ts")
-		}
+		r.zzs("ingest_ts", out)
 	default:
 		r.fail(ReasonEnum, "ingest_ts mode %d", mode)
 	}
@@ -553,9 +613,11 @@ func (d *Decoder) decodeCompact(frame []byte, p int, kind md.Kind, n int, b *md.
 func (d *Decoder) compactTrades(r *reader, tr []md.Trade, idx []uint16, last []int64) error {
 	n := len(tr)
 	f := d.scratch(n)
+	r.ints = f.ints2
+	r.zzs("ts", f.ints)
 	t := int64(0)
 	for i, s := range idx {
-		t += r.zz("ts")
+		t += f.ints[i]
 		tr[i].Sym, tr[i].TS = d.dict[s], t
 	}
 	r.ingest(f.ints)
@@ -568,14 +630,16 @@ func (d *Decoder) compactTrades(r *reader, tr []md.Trade, idx []uint16, last []i
 		tr[i].Price, tr[i].Size = f.a[i], f.b[i]
 	}
 	clear(last)
+	r.zzs("trade_id", f.ints)
 	for i, s := range idx {
-		id := last[s] + r.zz("trade_id")
+		id := last[s] + f.ints[i]
 		last[s] = id
 		tr[i].TradeID = id
 	}
+	r.zzs("seq", f.ints)
 	seq := uint64(0)
 	for i := range tr {
-		seq += uint64(r.zz("seq"))
+		seq += uint64(f.ints[i])
 		tr[i].Seq = seq
 	}
 	if r.err != nil {
@@ -602,9 +666,11 @@ func (d *Decoder) compactTrades(r *reader, tr []md.Trade, idx []uint16, last []i
 func (d *Decoder) compactQuotes(r *reader, qs []md.Quote, idx []uint16, last []int64) error {
 	n := len(qs)
 	f := d.scratch(n)
+	r.ints = f.ints2
+	r.zzs("ts", f.ints)
 	t := int64(0)
 	for i, s := range idx {
-		t += r.zz("ts")
+		t += f.ints[i]
 		qs[i].Sym, qs[i].TS = d.dict[s], t
 	}
 	r.ingest(f.ints)
@@ -621,9 +687,10 @@ func (d *Decoder) compactQuotes(r *reader, qs []md.Quote, idx []uint16, last []i
 	for i := range qs {
 		qs[i].Ask, qs[i].AskSize = f.a[i], f.b[i]
 	}
+	r.zzs("seq", f.ints)
 	seq := uint64(0)
 	for i := range qs {
-		seq += uint64(r.zz("seq"))
+		seq += uint64(f.ints[i])
 		qs[i].Seq = seq
 	}
 	return r.end(n)
@@ -631,16 +698,16 @@ func (d *Decoder) compactQuotes(r *reader, qs []md.Quote, idx []uint16, last []i
 
 // colScratch is the decoder's per-column scratch.
 type colScratch struct {
-	a, b []float64
-	ints []int64
+	a, b        []float64
+	ints, ints2 []int64
 }
 
 func (d *Decoder) scratch(n int) *colScratch {
 	f := &d.cols
 	if cap(f.a) < n {
-		f.a, f.b, f.ints = make([]float64, n), make([]float64, n), make([]int64, n)
+		f.a, f.b, f.ints, f.ints2 = make([]float64, n), make([]float64, n), make([]int64, n), make([]int64, n)
 	}
-	f.a, f.b, f.ints = f.a[:n], f.b[:n], f.ints[:n]
+	f.a, f.b, f.ints, f.ints2 = f.a[:n], f.b[:n], f.ints[:n], f.ints2[:n]
 	return f
 }
 

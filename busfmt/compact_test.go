@@ -427,3 +427,42 @@ func TestCompactSteadyStateAllocs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFrames encodes and decodes the 5000 recorded trades as one
+// frame, version 1 against compact, and reports bytes and ns per trade.
+//
+//	go test -run '^$' -bench Frames -count 5 ./busfmt
+func BenchmarkFrames(b *testing.B) {
+	st := md.NewSymbolTable()
+	tr, _ := readTardis(&testing.T{}, st)
+	syms := st.Snapshot()
+	for _, compact := range []bool{false, true} {
+		name := "v1"
+		if compact {
+			name = "compact"
+		}
+		enc := Encoder{Compact: compact}
+		frame, err := enc.AppendFrame(nil, tr, syms)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name+"/encode", func(b *testing.B) {
+			for range b.N {
+				frame, _ = enc.AppendFrame(frame[:0], tr, syms)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tr.Len()), "ns/trade")
+			b.ReportMetric(float64(len(frame))/float64(tr.Len()), "bytes/trade")
+		})
+		b.Run(name+"/decode", func(b *testing.B) {
+			dec := NewDecoder(st)
+			out := md.NewBatch(md.KindTrade)
+			for range b.N {
+				out.Reset()
+				if err := dec.Decode(frame, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tr.Len()), "ns/trade")
+		})
+	}
+}

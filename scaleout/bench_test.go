@@ -40,7 +40,8 @@ dag:
 // (the cost of the stream, measured in one run) and the ratio of the CPU
 // time the process spent on each (getrusage; steadier than the rates on a
 // loaded machine). Sub-benchmarks vary the store (file with sync interval
-// or always, memory) and the records per data message.
+// or always, memory), the records per data message and the frame (compact,
+// the default, or version 1: the -v1 variants).
 //
 //	go test -run '^$' -bench EmbeddedVsSingle -benchtime 3x ./scaleout
 func BenchmarkEmbeddedVsSingle(b *testing.B) {
@@ -49,14 +50,20 @@ func BenchmarkEmbeddedVsSingle(b *testing.B) {
 		sync   string
 		memory bool
 		frame  int
+		v1     bool
 	}{
-		{"file-interval-256", config.SyncInterval, false, 256},
-		{"file-interval-1024", config.SyncInterval, false, 1024},
-		{"file-interval-4096", config.SyncInterval, false, 4096},
-		{"memory-4096", config.SyncInterval, true, 4096},
-		{"file-always-4096", config.SyncAlways, false, 4096},
+		{"file-interval-256", config.SyncInterval, false, 256, false},
+		{"file-interval-1024", config.SyncInterval, false, 1024, false},
+		{"file-interval-4096", config.SyncInterval, false, 4096, false},
+		{"file-interval-16384", config.SyncInterval, false, 16384, false},
+		{"memory-4096", config.SyncInterval, true, 4096, false},
+		{"file-always-4096", config.SyncAlways, false, 4096, false},
+		{"file-interval-4096-v1", config.SyncInterval, false, 4096, true},
+		{"memory-4096-v1", config.SyncInterval, true, 4096, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			compactFrames = !c.v1
+			defer func() { compactFrames = true }()
 			benchEmbedded(b, c.sync, Options{memory: c.memory, frameRecords: c.frame})
 		})
 	}

@@ -18,13 +18,18 @@ import (
 // Publishing defaults.
 const (
 	// frameRecords is how many records of one partition a data message
-	// carries before it is published: 4096 trades make a 209 KiB frame
-	// (NATS's default max payload is 1 MiB). BenchmarkEmbeddedVsSingle
+	// carries before it is published. Trades and quotes go as compact
+	// frames (busfmt version 2, ~11 bytes a trade of the benchmark's), other
+	// kinds as version 1 frames (4096 bars make 340 KiB; NATS's default max
+	// payload is 1 MiB). With version 1 frames BenchmarkEmbeddedVsSingle
 	// measured the process's CPU time per trade at 398 ns with 256, 377
 	// with 512, 309 with 1024, 303 with 2048 and 252 with 4096: the
 	// per-message costs shrink, the bytes (copied by client, server and
 	// store) stay.
 	frameRecords = 4096
+	// maxFrameBytes also ends a compact frame: raw floats (no decimal
+	// scale fits) make a trade up to 58 bytes.
+	maxFrameBytes = 512 << 10
 	// markerInterval is how often buffered records are published and every
 	// partition is sent the current watermark, so idle partitions advance.
 	markerInterval = 200 * time.Millisecond
@@ -69,10 +74,11 @@ type publisher struct {
 	buf  []byte
 	syms []md.Instrument
 
-	byPart   []*md.Batch // per partition: records not yet published
-	next     []int64     // per partition: the number of its next record
-	part     []int32     // per SymID: partition+1 (0: not computed)
-	marked   int64       // the last watermark sent to every partition
+	byPart   []*md.Batch          // per partition: records not yet published (bars, derived)
+	cols     [][2]*busfmt.Columns // per partition: trades, quotes not yet published
+	next     []int64              // per partition: the number of its next record
+	part     []int32              // per SymID: partition+1 (0: not computed)
+	marked   int64                // the last watermark sent to every partition
 	wm       int64
 	buffered int
 	last     time.Time
@@ -89,9 +95,10 @@ type publisher struct {
 
 func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 	p := &publisher{js: js, n: n, partitions: partitions, target: frameRecords, interval: markerInterval, wm: md.MinTime,
-		byPart: make([]*md.Batch, partitions), next: make([]int64, partitions), marked: md.MinTime}
+		byPart: make([]*md.Batch, partitions), cols: make([][2]*busfmt.Columns, partitions), next: make([]int64, partitions), marked: md.MinTime}
 	for k := range p.byPart {
 		p.byPart[k] = &md.Batch{}
+		p.cols[k] = [2]*busfmt.Columns{busfmt.NewColumns(md.KindTrade), busfmt.NewColumns(md.KindQuote)}
 	}
 	return p
 }
@@ -167,11 +174,99 @@ func (p *publisher) partitionOf(id md.SymID) int {
 	return k
 }
 
+// compactFrames: trades and quotes are published as compact frames
+// (BenchmarkEmbeddedVsSingle's v1 variants turn it off).
+var compactFrames = true
+
 // Process buffers b's records by partition.
 func (p *publisher) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
 	if err := p.firstErr(); err != nil {
 		return err
 	}
+	var err error
+	switch {
+	case compactFrames && b.Kind == md.KindTrade:
+		for i := range b.Trades {
+			t := &b.Trades[i]
+			k, c, err := p.columns(ctx, t.Sym, t.TS, 0)
+			if err != nil {
+				return err
+			}
+			if err := c.AddTrade(t); err != nil {
+				return p.encodeErr(k, t.Sym, err)
+			}
+			if err := p.added(ctx, k, c); err != nil {
+				return err
+			}
+		}
+	case compactFrames && b.Kind == md.KindQuote:
+		for i := range b.Quotes {
+			q := &b.Quotes[i]
+			k, c, err := p.columns(ctx, q.Sym, q.TS, 1)
+			if err != nil {
+				return err
+			}
+			if err := c.AddQuote(q); err != nil {
+				return p.encodeErr(k, q.Sym, err)
+			}
+			if err := p.added(ctx, k, c); err != nil {
+				return err
+			}
+		}
+	default:
+		err = p.processBatch(ctx, b)
+	}
+	if err != nil {
+		return err
+	}
+	if p.buffered >= maxBuffered {
+		return p.flushAll(ctx, false)
+	}
+	return nil
+}
+
+// columns returns the partition of a trade (j 0) or quote (j 1) record
+// and the frame it joins: a record that may be late first flushes
+// everything, and a partition holding records of another kind is
+// published first.
+func (p *publisher) columns(ctx context.Context, id md.SymID, ts int64, j int) (int, *busfmt.Columns, error) {
+	k := p.partitionOf(id)
+	if ts < p.wm && p.marked < p.wm {
+		// This record may be late: it must follow exactly the
+		// watermark the job has now.
+		if err := p.flushAll(ctx, false); err != nil {
+			return k, nil, err
+		}
+	}
+	if p.byPart[k].Len() > 0 || p.cols[k][1-j].Len() > 0 {
+		if err := p.flushPartition(ctx, k); err != nil {
+			return k, nil, err
+		}
+	}
+	return k, p.cols[k][j], nil
+}
+
+// added counts a record added to partition k's frame c and publishes the
+// frame when it is full.
+func (p *publisher) added(ctx context.Context, k int, c *busfmt.Columns) error {
+	p.buffered++
+	if n := c.Len(); n >= p.target || n&255 == 0 && c.Bytes() >= maxFrameBytes {
+		return p.flushPartition(ctx, k)
+	}
+	return nil
+}
+
+// encodeErr wraps a record the frame refused.
+func (p *publisher) encodeErr(k int, id md.SymID, err error) error {
+	if int(id) < len(p.syms) {
+		return fmt.Errorf("encode records of %s: %w", p.syms[id].Symbol, err)
+	}
+	return fmt.Errorf("encode records of partition %d: %w", k, err)
+}
+
+// processBatch buffers the records of a batch that goes as version 1
+// frames: copies of the records by partition.
+func (p *publisher) processBatch(ctx context.Context, b *md.Batch) error {
 	n := b.Len()
 	for i := 0; i < n; i++ {
 		id, ts := recOf(b, i)
@@ -184,7 +279,7 @@ func (p *publisher) Process(ctx context.Context, b *md.Batch, out *engine.Output
 			}
 		}
 		pb := p.byPart[k]
-		if pb.Len() > 0 && (pb.Kind != b.Kind || pb.Schema != b.Schema) {
+		if pb.Len() > 0 && (pb.Kind != b.Kind || pb.Schema != b.Schema) || p.cols[k][0].Len() > 0 || p.cols[k][1].Len() > 0 {
 			if err := p.flushPartition(ctx, k); err != nil {
 				return err
 			}
@@ -199,9 +294,6 @@ func (p *publisher) Process(ctx context.Context, b *md.Batch, out *engine.Output
 				return err
 			}
 		}
-	}
-	if p.buffered >= maxBuffered {
-		return p.flushAll(ctx, false)
 	}
 	return nil
 }
@@ -272,20 +364,30 @@ func (p *publisher) flushAll(ctx context.Context, end bool) error {
 // flushPartition publishes partition k's buffered records as one frame.
 func (p *publisher) flushPartition(ctx context.Context, k int) error {
 	pb := p.byPart[k]
+	var err error
 	n := pb.Len()
-	if n == 0 {
+	switch {
+	case n > 0:
+		p.buf, err = p.enc.AppendFrame(p.buf[:0], pb, p.syms)
+		if err != nil {
+			id, _ := recOf(pb, 0)
+			return p.encodeErr(k, id, err)
+		}
+		pb.Reset()
+	case p.cols[k][0].Len() > 0 || p.cols[k][1].Len() > 0:
+		c := p.cols[k][0]
+		if c.Len() == 0 {
+			c = p.cols[k][1]
+		}
+		n = c.Len()
+		p.buf, err = c.AppendFrame(p.buf[:0], p.syms, "")
+		if err != nil {
+			return fmt.Errorf("encode records of partition %d: %w", k, err)
+		}
+	default:
 		return nil
 	}
-	var err error
-	p.buf, err = p.enc.AppendFrame(p.buf[:0], pb, p.syms)
-	if err != nil {
-		if id, _ := recOf(pb, 0); int(id) < len(p.syms) {
-			return fmt.Errorf("encode records of %s: %w", p.syms[id].Symbol, err)
-		}
-		return fmt.Errorf("encode records of partition %d: %w", k, err)
-	}
 	p.buffered -= n
-	pb.Reset()
 	p.id = appendMsgID(p.id[:0], p.epoch, k, p.next[k], p.next[k]+int64(n)-1)
 	p.next[k] += int64(n)
 	p.frames++
