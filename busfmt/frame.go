@@ -1,6 +1,7 @@
 // Package busfmt is the encode/decode layer every message-bus source and
 // sink shares: the `mdp` binary frame (one batch per message, versioned,
-// fixed-size records after a per-frame symbol dictionary), the JSON lines
+// fixed-size records after a per-frame symbol dictionary, or for trades and
+// quotes a compact columnar version), the JSON lines
 // and CSV encodings of package recfmt for messages other programs read, and
 // the counting of malformed messages by reason.
 //
@@ -46,8 +47,45 @@
 // The frame ends exactly after the last record: a decoder rejects a frame
 // with bytes left over, a dictionary index out of range, an unknown kind,
 // enum value or flag bit, a schema md.NewSchema refuses, or a version other
-// than 1. A later version that adds fields bumps the version byte; a decoder
-// never guesses. A new value of an existing enum or flag byte (bar source
+// than 1 or 2. A later version that adds fields bumps the version byte; a
+// decoder never guesses.
+//
+// # The compact frame, version 2 (trades and quotes)
+//
+// Encoder.Compact (and Columns) write trades and quotes as version 2: the
+// same header, dictionary and reason as version 1 (version byte 2), then
+// the records column by column. A varint is unsigned LEB128 (7 bits a
+// byte, low first, at most 10 bytes); a zigzag varint holds an int64 v as
+// the varint of (v << 1) ^ (v >> 63). "Delta per symbol" is the difference
+// from the previous record of the same dictionary index in this frame (0
+// before its first); "delta" from the previous record (0 before the
+// first). Integer differences wrap (two's complement).
+//
+//	symbols     n dictionary indexes: none when s is 1 (all 0), 1 byte
+//	            each when s <= 256, else uint16 each
+//	ts          n zigzag varints, delta
+//	ingest_ts   mode (1 byte): 0, every ingest_ts equals its ts and
+//	            nothing follows; 1, n zigzag varints of ingest_ts - ts
+//	trade       price (float column, delta per symbol), size (float
+//	            column), trade_id (n zigzag varints, delta per symbol),
+//	            seq (n zigzag varints of the uint64, delta), side (2 bits
+//	            a record, record i in byte i/4 at bit 2·(i%4), ceil(n/4)
+//	            bytes, unused bits 0)
+//	quote       bid (float column, delta per symbol), bid_size (float
+//	            column), ask (float column, delta per symbol), ask_size
+//	            (float column), seq (n zigzag varints, delta)
+//
+// A float column starts with its scale byte k. With k in 0…22 it holds n
+// zigzag varints of integers m (or their deltas per symbol), the value
+// being float64(m) / 10^k: the encoder picks, per frame and column, the
+// smallest k at which every value v comes back bit-identical (|m| <= 2^53,
+// checked by computing exactly that division). With k = 255 it holds n
+// IEEE 754 binary64 values, 8 bytes each, little-endian: NaN, ±Inf, -0 and
+// values no decimal scale holds go this way. Every value round-trips to
+// the same bits. Besides the version 1 reasons, a decoder rejects a scale
+// or ingest_ts mode it does not know or side 3 (bad_enum) and a varint
+// longer than 64 bits (bad_varint); a version 2 frame of another kind is
+// bad_kind. Bars and derived records have no version 2. A new value of an existing enum or flag byte (bar source
 // bid_ask and the partial flag came this way) keeps version 1: frames that
 // do not use it are unchanged, and an older decoder rejects one that does
 // as bad_enum, counted, rather than misreading it.
@@ -65,7 +103,8 @@ import (
 // Frame constants.
 const (
 	Magic0, Magic1 = 'M', 'D'
-	// Version is the frame version this package writes and reads.
+	// Version is the frame version of fixed-size records (every kind);
+	// VersionCompact is the other this package writes and reads.
 	Version = 1
 	// headerSize is magic, version, kind, n and s.
 	headerSize = 10
