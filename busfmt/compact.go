@@ -82,25 +82,54 @@ func (c *floatCol) reset() {
 }
 
 // add appends v for a record of dictionary index s; syms are the indexes
-// of the records already in the column.
+// of the records already in the column. The common case, v exact at the
+// column's scale, is checked here without a call.
 func (c *floatCol) add(v float64, s uint16, syms []uint16) {
-	if c.scale != rawScale {
-		m, ok := scaled(v, c.scale)
-		if !ok {
-			c.widen(v, syms)
-			if c.scale == rawScale {
-				c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(v))
-				return
+	var m int64
+	switch k := c.scale; {
+	case k == 0:
+		if v <= maxExact && v >= -maxExact {
+			m = int64(v)
+			if math.Float64bits(float64(m)) == math.Float64bits(v) {
+				break
 			}
-			m, _ = scaled(v, c.scale)
 		}
-		if c.delta {
-			m, c.last[s] = m-c.last[s], m
+		c.addSlow(v, s, syms)
+		return
+	case k <= MaxScale:
+		p := pow10[k]
+		x := v * p
+		if x <= maxExact && x >= -maxExact {
+			m = int64(x + math.Copysign(0.5, x))
+			if math.Float64bits(float64(m)/p) == math.Float64bits(v) {
+				break
+			}
 		}
-		c.buf = appendZigzag(c.buf, m)
+		c.addSlow(v, s, syms)
+		return
+	default:
+		c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(v))
 		return
 	}
-	c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(v))
+	if c.delta {
+		m, c.last[s] = m-c.last[s], m
+	}
+	c.buf = appendZigzag(c.buf, m)
+}
+
+// addSlow appends a value the column's scale does not hold: it widens the
+// scale or turns the column raw.
+func (c *floatCol) addSlow(v float64, s uint16, syms []uint16) {
+	c.widen(v, syms)
+	if c.scale == rawScale {
+		c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(v))
+		return
+	}
+	m, _ := scaled(v, c.scale)
+	if c.delta {
+		m, c.last[s] = m-c.last[s], m
+	}
+	c.buf = appendZigzag(c.buf, m)
 }
 
 // widen moves the column to the smallest larger scale that holds v and
@@ -528,16 +557,18 @@ func (r *reader) floats(what string, syms []uint16, last []int64, out []float64)
 }
 
 // ingest reads the ingest_ts column's mode byte and, in mode 1, its
-// len(out) differences from ts.
-func (r *reader) ingest(out []int64) {
+// len(out) differences from ts; it reports whether they were read (mode 0:
+// every ingest_ts equals its ts).
+func (r *reader) ingest(out []int64) bool {
 	switch mode := r.byte1("ingest_ts"); {
-	case r.err != nil:
-	case mode == 0:
-		clear(out)
+	case r.err != nil, mode == 0:
+		return false
 	case mode == 1:
 		r.zzs("ingest_ts", out)
+		return true
 	default:
 		r.fail(ReasonEnum, "ingest_ts mode %d", mode)
+		return false
 	}
 }
 
@@ -620,9 +651,14 @@ func (d *Decoder) compactTrades(r *reader, tr []md.Trade, idx []uint16, last []i
 		t += f.ints[i]
 		tr[i].Sym, tr[i].TS = d.dict[s], t
 	}
-	r.ingest(f.ints)
-	for i := range tr {
-		tr[i].Ingest = tr[i].TS + f.ints[i]
+	if r.ingest(f.ints) {
+		for i := range tr {
+			tr[i].Ingest = tr[i].TS + f.ints[i]
+		}
+	} else {
+		for i := range tr {
+			tr[i].Ingest = tr[i].TS
+		}
 	}
 	r.floats("price", idx, last, f.a)
 	r.floats("size", idx, nil, f.b)
@@ -673,9 +709,14 @@ func (d *Decoder) compactQuotes(r *reader, qs []md.Quote, idx []uint16, last []i
 		t += f.ints[i]
 		qs[i].Sym, qs[i].TS = d.dict[s], t
 	}
-	r.ingest(f.ints)
-	for i := range qs {
-		qs[i].Ingest = qs[i].TS + f.ints[i]
+	if r.ingest(f.ints) {
+		for i := range qs {
+			qs[i].Ingest = qs[i].TS + f.ints[i]
+		}
+	} else {
+		for i := range qs {
+			qs[i].Ingest = qs[i].TS
+		}
 	}
 	r.floats("bid", idx, last, f.a)
 	r.floats("bid_size", idx, nil, f.b)
@@ -734,4 +775,213 @@ func growQuotes(s []md.Quote, n int) []md.Quote {
 		return s[:len(s)+n]
 	}
 	return append(s, make([]md.Quote, n)...)
+}
+
+// floatScale returns the smallest scale at which every value of col holds
+// (values exact at scale k stay exact at k+j while |m| <= 2^53), or
+// rawScale.
+func floatScale(vals []float64) int {
+	k := 0
+	for _, v := range vals {
+		if _, ok := scaled(v, k); ok {
+			continue
+		}
+		for k++; k <= MaxScale; k++ {
+			if _, ok := scaled(v, k); ok {
+				break
+			}
+		}
+		if k > MaxScale {
+			return rawScale
+		}
+	}
+	return k
+}
+
+// appendFloatCol appends a float column of vals (deltas per symbol when
+// last is not nil): its scale byte and values.
+func appendFloatCol(dst []byte, vals []float64, idx []uint16, last []int64) []byte {
+	k := floatScale(vals)
+	start := len(dst)
+	if k != rawScale {
+		dst = append(dst, byte(k))
+		p := pow10[k]
+		if last != nil {
+			clear(last)
+		}
+		ok := true
+		for i, v := range vals {
+			x := v * p
+			m := int64(x + math.Copysign(0.5, x))
+			if !(x <= 1<<50 && x >= -(1<<50)) {
+				// Near 2^53 the product's rounding may miss m: check.
+				if !(x <= maxExact && x >= -maxExact) || math.Float64bits(float64(m)/p) != math.Float64bits(v) {
+					ok = false
+					break
+				}
+			}
+			if last != nil {
+				s := idx[i]
+				m, last[s] = m-last[s], m
+			}
+			dst = appendZigzag(dst, m)
+		}
+		if ok {
+			return dst
+		}
+		dst = dst[:start]
+	}
+	dst = append(dst, rawScale)
+	for _, v := range vals {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+	}
+	return dst
+}
+
+// appendSymCol appends the symbol column of a frame of ns symbols.
+func appendSymCol(dst []byte, idx []uint16, ns int) []byte {
+	switch {
+	case ns <= 1:
+	case ns <= 256:
+		for _, s := range idx {
+			dst = append(dst, byte(s))
+		}
+	default:
+		for _, s := range idx {
+			dst = binary.LittleEndian.AppendUint16(dst, s)
+		}
+	}
+	return dst
+}
+
+// appendCompactBatch appends b, of trades or quotes, as a compact frame,
+// column by column.
+func (e *Encoder) appendCompactBatch(dst []byte, b *md.Batch, syms []md.Instrument) ([]byte, error) {
+	n := b.Len()
+	e.cur++
+	if e.cur == 0 {
+		clear(e.gen)
+		e.cur = 1
+	}
+	e.dict = e.dict[:0]
+	if cap(e.sidx) < n {
+		e.sidx, e.vals = make([]uint16, n), make([]float64, n)
+	}
+	idx, vals := e.sidx[:n], e.vals[:n]
+	for i := range idx {
+		var id md.SymID
+		if b.Kind == md.KindTrade {
+			id = b.Trades[i].Sym
+			if b.Trades[i].Side > maxSideEnum {
+				return dst, fmt.Errorf("mdp frame: trade side %d", b.Trades[i].Side)
+			}
+		} else {
+			id = b.Quotes[i].Sym
+		}
+		s, err := e.index(id)
+		if err != nil {
+			return dst, err
+		}
+		idx[i] = s
+	}
+	if cap(e.last) < len(e.dict) {
+		e.last = make([]int64, len(e.dict))
+	}
+	last := e.last[:len(e.dict)]
+	dst = append(dst, Magic0, Magic1, VersionCompact, byte(b.Kind))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	var err error
+	if dst, err = appendDict(dst, e.dict, syms); err != nil {
+		return dst, err
+	}
+	reason := cutReason(b.Reason)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(reason)))
+	dst = append(dst, reason...)
+	dst = appendSymCol(dst, idx, len(e.dict))
+	if b.Kind == md.KindTrade {
+		tr := b.Trades
+		prev := int64(0)
+		same := true
+		for i := range tr {
+			dst = appendZigzag(dst, tr[i].TS-prev)
+			prev = tr[i].TS
+			same = same && tr[i].Ingest == tr[i].TS
+		}
+		if same {
+			dst = append(dst, 0)
+		} else {
+			dst = append(dst, 1)
+			for i := range tr {
+				dst = appendZigzag(dst, tr[i].Ingest-tr[i].TS)
+			}
+		}
+		for i := range tr {
+			vals[i] = tr[i].Price
+		}
+		dst = appendFloatCol(dst, vals, idx, last)
+		for i := range tr {
+			vals[i] = tr[i].Size
+		}
+		dst = appendFloatCol(dst, vals, idx, nil)
+		clear(last)
+		for i := range tr {
+			s := idx[i]
+			dst = appendZigzag(dst, tr[i].TradeID-last[s])
+			last[s] = tr[i].TradeID
+		}
+		sq := uint64(0)
+		for i := range tr {
+			dst = appendZigzag(dst, int64(tr[i].Seq-sq))
+			sq = tr[i].Seq
+		}
+		for i := 0; i < n; i += 4 {
+			var x byte
+			for j := i; j < min(i+4, n); j++ {
+				x |= byte(tr[j].Side) << (2 * (j - i))
+			}
+			dst = append(dst, x)
+		}
+		return dst, nil
+	}
+	qs := b.Quotes
+	prev := int64(0)
+	same := true
+	for i := range qs {
+		dst = appendZigzag(dst, qs[i].TS-prev)
+		prev = qs[i].TS
+		same = same && qs[i].Ingest == qs[i].TS
+	}
+	if same {
+		dst = append(dst, 0)
+	} else {
+		dst = append(dst, 1)
+		for i := range qs {
+			dst = appendZigzag(dst, qs[i].Ingest-qs[i].TS)
+		}
+	}
+	for f := range 4 {
+		for i := range qs {
+			switch f {
+			case 0:
+				vals[i] = qs[i].Bid
+			case 1:
+				vals[i] = qs[i].BidSize
+			case 2:
+				vals[i] = qs[i].Ask
+			default:
+				vals[i] = qs[i].AskSize
+			}
+		}
+		if f%2 == 0 {
+			dst = appendFloatCol(dst, vals, idx, last)
+		} else {
+			dst = appendFloatCol(dst, vals, idx, nil)
+		}
+	}
+	sq := uint64(0)
+	for i := range qs {
+		dst = appendZigzag(dst, int64(qs[i].Seq-sq))
+		sq = qs[i].Seq
+	}
+	return dst, nil
 }

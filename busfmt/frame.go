@@ -171,7 +171,9 @@ type Encoder struct {
 	// Compact, when set, writes trade and quote batches as compact
 	// (version 2) frames; other kinds stay version 1.
 	Compact bool
-	cols    [2]*Columns // trade, quote
+	sidx    []uint16  // compact: the records' dictionary indexes
+	vals    []float64 // compact: one float column
+	last    []int64   // compact: per symbol, the previous value
 
 	slot []uint32 // per SymID: its dictionary index+1 in the current frame, stamped by gen
 	gen  []uint32
@@ -190,7 +192,12 @@ func (e *Encoder) AppendFrame(dst []byte, b *md.Batch, syms []md.Instrument) ([]
 		return dst, fmt.Errorf("mdp frame: %d records, more than %d", n, md.MaxBatchSize)
 	}
 	if e.Compact && (b.Kind == md.KindTrade || b.Kind == md.KindQuote) {
-		return e.appendCompact(dst, b, syms)
+		dst0 := len(dst)
+		dst, err := e.appendCompactBatch(dst, b, syms)
+		if err != nil {
+			return dst[:dst0], err
+		}
+		return dst, nil
 	}
 	e.cur++
 	if e.cur == 0 { // wrapped: clear the stamps
@@ -330,39 +337,6 @@ func appendDict(dst []byte, dict []md.SymID, syms []md.Instrument) ([]byte, erro
 		dst = append(dst, dec)
 	}
 	return dst, nil
-}
-
-// appendCompact appends b, of trades or quotes, as a compact frame.
-func (e *Encoder) appendCompact(dst []byte, b *md.Batch, syms []md.Instrument) ([]byte, error) {
-	k := 0
-	if b.Kind == md.KindQuote {
-		k = 1
-	}
-	c := e.cols[k]
-	if c == nil {
-		c = NewColumns(b.Kind)
-		e.cols[k] = c
-	}
-	c.Reset()
-	var err error
-	if k == 0 {
-		for i := range b.Trades {
-			if err = c.AddTrade(&b.Trades[i]); err != nil {
-				break
-			}
-		}
-	} else {
-		for i := range b.Quotes {
-			if err = c.AddQuote(&b.Quotes[i]); err != nil {
-				break
-			}
-		}
-	}
-	if err == nil {
-		dst, err = c.AppendFrame(dst, syms, b.Reason)
-	}
-	c.Reset()
-	return dst, err
 }
 
 // cutReason bounds a reason to MaxReasonLen bytes at a UTF-8 boundary.
