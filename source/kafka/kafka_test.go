@@ -363,7 +363,7 @@ func TestMalformedCounted(t *testing.T) {
 	_, brokers := cluster(t, 1, topic)
 	publish(t, &enginetest.Source{Symbols: syms, Trades: trades(100, syms), BatchSize: 100}, map[string]any{"brokers": brokers, "topic": topic})
 	cl := client(t, brokers, kgo.DefaultProduceTopic(topic))
-	for _, v := range [][]byte{[]byte("XXgarbage-garbage-garbage"), []byte("MD\x02\x01\x00\x00\x00\x00\x00\x00"), nil} {
+	for _, v := range [][]byte{[]byte("XXgarbage-garbage-garbage"), []byte("MD\x09\x01\x00\x00\x00\x00\x00\x00"), nil} {
 		if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: v}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
