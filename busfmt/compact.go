@@ -223,9 +223,8 @@ func (c *floatCol) appendTo(dst []byte) []byte {
 type Columns struct {
 	kind md.Kind
 	n    int
-	// The dictionary, as in Encoder.
-	slot []uint32
-	gen  []uint32
+	// The dictionary, as in Encoder; tab may be shared (NewColumnsSharing).
+	tab  *symTable
 	cur  uint32
 	dict []md.SymID
 
@@ -248,12 +247,30 @@ func NewColumns(kind md.Kind) *Columns {
 	if kind != md.KindTrade && kind != md.KindQuote {
 		panic(fmt.Sprintf("busfmt: compact frames carry trades or quotes, not %s", kind))
 	}
-	c := &Columns{kind: kind, cur: 1}
+	c := &Columns{kind: kind, cur: 1, tab: &symTable{}}
 	// trade: price (delta), size; quote: bid (delta), bid_size, ask (delta), ask_size.
 	c.f[0].delta = true
 	if kind == md.KindQuote {
 		c.f[2].delta = true
 	}
+	return c
+}
+
+// symTable is a dictionary lookup by SymID: per id the frame (stamp) that
+// last indexed it and its index there.
+type symTable struct {
+	slot []uint32
+	gen  []uint32
+}
+
+// NewColumnsSharing returns a builder like NewColumns that shares with's
+// symbol lookup table (one entry per SymID of the job) instead of keeping
+// its own. It is only correct when no two sharing builders ever take the
+// same symbol, as the scale-out publisher's partitions (for one kind):
+// then a partition costs no table of its own.
+func NewColumnsSharing(kind md.Kind, with *Columns) *Columns {
+	c := NewColumns(kind)
+	c.tab = with.tab
 	return c
 }
 
@@ -278,7 +295,9 @@ func (c *Columns) Reset() {
 	c.n = 0
 	c.cur++
 	if c.cur == 0 {
-		clear(c.gen)
+		// A sharing builder may then index a symbol twice in its
+		// current frame: two entries of one symbol, still exact.
+		clear(c.tab.gen)
 		c.cur = 1
 	}
 	c.dict = c.dict[:0]
@@ -293,19 +312,20 @@ func (c *Columns) Reset() {
 
 // index returns id's dictionary index, adding it if new.
 func (c *Columns) index(id md.SymID) (uint16, error) {
-	if int(id) < len(c.gen) && c.gen[id] == c.cur {
-		return uint16(c.slot[id]), nil
+	t := c.tab
+	if int(id) < len(t.gen) && t.gen[id] == c.cur {
+		return uint16(t.slot[id]), nil
 	}
-	if int(id) >= len(c.gen) {
-		n := max(int(id)+1, 2*len(c.gen))
-		c.gen = append(c.gen, make([]uint32, n-len(c.gen))...)
-		c.slot = append(c.slot, make([]uint32, n-len(c.slot))...)
+	if int(id) >= len(t.gen) {
+		n := max(int(id)+1, 2*len(t.gen))
+		t.gen = append(t.gen, make([]uint32, n-len(t.gen))...)
+		t.slot = append(t.slot, make([]uint32, n-len(t.slot))...)
 	}
 	if len(c.dict) == MaxSymbols {
 		return 0, fmt.Errorf("mdp frame: a batch names more than %d symbols", MaxSymbols)
 	}
-	c.gen[id] = c.cur
-	c.slot[id] = uint32(len(c.dict))
+	t.gen[id] = c.cur
+	t.slot[id] = uint32(len(c.dict))
 	c.dict = append(c.dict, id)
 	for i := range c.f {
 		c.f[i].last = append(c.f[i].last, 0)

@@ -509,3 +509,42 @@ func BenchmarkFrames(b *testing.B) {
 		})
 	}
 }
+
+// TestCompactColumnsSharing: builders sharing one lookup table, each with
+// its own symbols, added to in turn, write the frames Encoder writes for
+// their records.
+func TestCompactColumnsSharing(t *testing.T) {
+	st := md.NewSymbolTable()
+	var ids []md.SymID
+	for i := range 50 {
+		ids = append(ids, st.Intern("p", "S"+strconv.Itoa(i)))
+	}
+	first := NewColumns(md.KindTrade)
+	cols := []*Columns{NewColumnsSharing(md.KindTrade, first), NewColumnsSharing(md.KindTrade, first)}
+	enc := Encoder{Compact: true}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for frame := range 3 {
+		want := []*md.Batch{md.NewBatch(md.KindTrade), md.NewBatch(md.KindTrade)}
+		for i := range 500 {
+			k := rng.IntN(2)
+			tr := md.Trade{Sym: ids[2*rng.IntN(25)+k], TS: int64(frame*1000 + i), Ingest: int64(frame*1000 + i), Price: float64(rng.IntN(10000)) / 100, Size: 1, TradeID: int64(i)}
+			want[k].Trades = append(want[k].Trades, tr)
+			if err := cols[k].AddTrade(&tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k, c := range cols {
+			got, err := c.AppendFrame(nil, st.Snapshot(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := enc.AppendFrame(nil, want[k], st.Snapshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, w) {
+				t.Fatalf("frame %d of builder %d differs from Encoder's", frame, k)
+			}
+		}
+	}
+}

@@ -96,9 +96,12 @@ type publisher struct {
 func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 	p := &publisher{js: js, n: n, partitions: partitions, target: frameRecords, interval: markerInterval, wm: md.MinTime,
 		byPart: make([]*md.Batch, partitions), cols: make([][2]*busfmt.Columns, partitions), next: make([]int64, partitions), marked: md.MinTime}
+	// A symbol is in one partition: the builders of a kind share one
+	// lookup table of the job's symbols.
+	t0, q0 := busfmt.NewColumns(md.KindTrade), busfmt.NewColumns(md.KindQuote)
 	for k := range p.byPart {
 		p.byPart[k] = &md.Batch{}
-		p.cols[k] = [2]*busfmt.Columns{busfmt.NewColumns(md.KindTrade), busfmt.NewColumns(md.KindQuote)}
+		p.cols[k] = [2]*busfmt.Columns{busfmt.NewColumnsSharing(md.KindTrade, t0), busfmt.NewColumnsSharing(md.KindQuote, q0)}
 	}
 	return p
 }
