@@ -26,7 +26,7 @@ type serveFlags struct {
 	interval                      time.Duration
 	backoff, backoffMax           time.Duration
 	drain                         time.Duration
-	isolation                     string
+	isolation, sched              string
 	nice                          int
 }
 
@@ -79,8 +79,10 @@ server) and exits 0; a second one aborts them: exit 130.`,
 	fl.DurationVar(&f.backoffMax, "restart-backoff-max", jobs.DefaultBackoff.Max, "largest step of the restart backoff")
 	fl.DurationVar(&f.drain, "drain-timeout", time.Minute, "how long a shutdown waits for the jobs to drain before aborting them")
 	fl.StringVar(&f.isolation, "isolation", jobs.IsolationInProcess, "where jobs run: inprocess (one process for the API and every job) or process (each job a child process; the API answers from polled snapshots)")
-	fl.IntVar(&f.nice, "child-nice", 0, "with --isolation process: run the children at this niceness (1-19), below the API process")
+	fl.IntVar(&f.nice, "child-nice", 0, "with --isolation process: run the children at this niceness (1-19), below the API process (Linux)")
+	fl.StringVar(&f.sched, "child-sched", jobs.SchedNormal, "with --isolation process: the children's scheduling policy (Linux): normal, batch (SCHED_BATCH) or idle (SCHED_IDLE: jobs get only the CPU the API and other processes leave)")
 	_ = cmd.RegisterFlagCompletionFunc("isolation", cobra.FixedCompletions([]string{jobs.IsolationInProcess, jobs.IsolationProcess}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("child-sched", cobra.FixedCompletions([]string{jobs.SchedNormal, jobs.SchedBatch, jobs.SchedIdle}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("jobs")
 	return cmd
 }
@@ -95,6 +97,12 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	}
 	if f.nice < 0 || f.nice > 19 || (f.nice > 0 && f.isolation != jobs.IsolationProcess) {
 		return exit(ExitUsage, fmt.Errorf("invalid --child-nice %d: want 0 to 19, with --isolation process", f.nice))
+	}
+	switch {
+	case !slices.Contains([]string{jobs.SchedNormal, jobs.SchedBatch, jobs.SchedIdle}, f.sched):
+		return exit(ExitUsage, fmt.Errorf("invalid --child-sched %q: want %s, %s or %s", f.sched, jobs.SchedNormal, jobs.SchedBatch, jobs.SchedIdle))
+	case f.sched != jobs.SchedNormal && f.isolation != jobs.IsolationProcess:
+		return exit(ExitUsage, fmt.Errorf("--child-sched %s needs --isolation process (jobs in process share the API's threads)", f.sched))
 	}
 	if f.backoff <= 0 || f.backoffMax < f.backoff {
 		return fmt.Errorf("invalid restart backoff %s..%s: want 0 < --restart-backoff <= --restart-backoff-max", f.backoff, f.backoffMax)
@@ -138,7 +146,7 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	m, err := jobs.New(ctx, jobs.Options{
 		State: f.state, Registry: a.reg, Logger: log,
 		Backoff:   retry.Backoff{Base: f.backoff, Max: f.backoffMax},
-		Isolation: f.isolation, PollInterval: f.interval, Nice: f.nice,
+		Isolation: f.isolation, PollInterval: f.interval, Nice: f.nice, Sched: f.sched,
 		OnChange: func(name string) {
 			if h := hp.Load(); h != nil {
 				h.Notify(name)

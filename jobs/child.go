@@ -44,7 +44,6 @@ type processLauncher struct {
 	command []string
 	dir     string
 	poll    time.Duration
-	nice    int
 	client  *http.Client
 	spawn   chan spawnReq
 	stopped sync.Once
@@ -69,19 +68,33 @@ func newProcessLauncher(m *Manager) (*processLauncher, error) {
 		return nil, fmt.Errorf("isolation process: job files directory: %w", err)
 	}
 	p := &processLauncher{
-		m: m, command: command, dir: dir, poll: m.opts.PollInterval, nice: m.opts.Nice,
+		m: m, command: command, dir: dir, poll: m.opts.PollInterval,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}},
 		spawn:  make(chan spawnReq),
 	}
-	go p.spawner()
+	ready := make(chan error, 1)
+	go p.spawner(m.opts.Nice, m.opts.Sched, ready)
+	if err := <-ready; err != nil {
+		return nil, fmt.Errorf("isolation process: %w", err)
+	}
 	return p, nil
 }
 
 // spawner starts every child from one OS thread that never exits: the
 // parent-death signal a child asks for (Linux) fires when the thread that
-// forked it ends, not the process, and Go may end an idle thread.
-func (p *processLauncher) spawner() {
+// forked it ends, not the process, and Go may end an idle thread. The
+// thread first takes the niceness and scheduling policy of the children
+// (setSpawnerSched), which they inherit at fork; ready reports whether it
+// could.
+func (p *processLauncher) spawner(nice int, sched string, ready chan<- error) {
 	goruntime.LockOSThread()
+	if err := setSpawnerSched(nice, sched); err != nil {
+		// The thread's priority may be lowered already: it ends with
+		// the goroutine (still locked), not back into Go's pool.
+		ready <- err
+		return
+	}
+	ready <- nil
 	for req := range p.spawn {
 		req.done <- req.cmd.Start()
 	}
@@ -174,11 +187,6 @@ func (c *childRun) Start(ctx context.Context) error {
 		err = fmt.Errorf("start job %q: child process: %w", c.l.name, err)
 		c.end(runtime.StateFailed, err)
 		return err
-	}
-	if c.p.nice != 0 {
-		if err := setNice(cmd.Process.Pid, c.p.nice); err != nil {
-			c.p.m.log.Warn("child process priority not lowered", "job", c.l.name, "nice", c.p.nice, "err", err)
-		}
 	}
 	go c.wait(rep, stderr)
 	select {

@@ -3,7 +3,8 @@
 package jobs
 
 import (
-	"errors"
+	"fmt"
+	"runtime"
 	"syscall"
 )
 
@@ -11,7 +12,11 @@ import (
 // killed server runs until its job ends or it is killed.
 func childAttr() *syscall.SysProcAttr { return nil }
 
-// setNice is not supported outside Linux.
-func setNice(pid, nice int) error {
-	return errors.New("setting a child's priority is supported on Linux only")
+// setSpawnerSched: a child's niceness and scheduling policy are set on
+// Linux only.
+func setSpawnerSched(nice int, sched string) error {
+	if nice == 0 && (sched == "" || sched == SchedNormal) {
+		return nil
+	}
+	return fmt.Errorf("child niceness and scheduling policy (--child-nice, --child-sched) are supported on Linux only, not %s", runtime.GOOS)
 }

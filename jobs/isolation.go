@@ -22,6 +22,23 @@ const (
 	IsolationProcess = "process"
 )
 
+// Scheduling policies of child processes (Options.Sched), Linux's
+// sched(7) policies for normal (non-real-time) threads.
+const (
+	// SchedNormal is SCHED_OTHER, the default: the children share the
+	// CPU with the server's threads by niceness.
+	SchedNormal = "normal"
+	// SchedBatch is SCHED_BATCH: as normal, but the scheduler treats the
+	// children as CPU-bound and does not let a waking child preempt a
+	// running thread, which favours the server's short requests a little.
+	SchedBatch = "batch"
+	// SchedIdle is SCHED_IDLE: the children run only on CPU time no
+	// normal thread wants (a weight below niceness 19's), so the server's
+	// threads, and any other normal process, run first when the jobs
+	// saturate the machine. Jobs then only get what is left over.
+	SchedIdle = "idle"
+)
+
 // run is one run of a job, wherever it runs: a *runtime.Unified in this
 // process, or a *childRun (a child process). The manager's logic —
 // registry, restart policy, backoff, stop, replace, delete, status — is the
@@ -95,6 +112,9 @@ func (p inProcess) release(r run) {
 func newLauncher(m *Manager) (launcher, error) {
 	switch m.opts.Isolation {
 	case "", IsolationInProcess:
+		if m.opts.Nice != 0 || (m.opts.Sched != "" && m.opts.Sched != SchedNormal) {
+			return nil, fmt.Errorf("a child niceness or scheduling policy needs isolation %s (jobs in process share the server's threads): %w", IsolationProcess, ErrInvalid)
+		}
 		return inProcess{m}, nil
 	case IsolationProcess:
 		return newProcessLauncher(m)

@@ -115,6 +115,12 @@ type Options struct {
 	// process to that niceness (Linux), so the API process comes first
 	// when the jobs saturate the machine.
 	Nice int
+	// Sched is the Linux scheduling policy of every child process:
+	// SchedNormal ("" too), SchedBatch or SchedIdle. A child runs under it
+	// (and at Nice) from its first instruction, every thread of it: both
+	// are set on the one thread that forks the children, which they
+	// inherit. Outside Linux anything but the default is refused.
+	Sched string
 }
 
 // Defaults.

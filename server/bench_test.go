@@ -176,8 +176,9 @@ dag:
 // getLatency measures GET /api/v1/jobs/{prefix}NN over HTTP for window,
 // each paired with a GET of /healthz, which builds nothing: the same
 // request through the same server and scheduler, the reference the status
-// figure is compared with. It reports the p50 and p99 of both, their
-// names prefixed with unit.
+// figure is compared with. It reports the p50, p99 and p99.9 of both, their
+// names prefixed with unit, and the number of GETs (a 5 s window holds
+// about 2000 pairs here: p99.9 is then the second largest).
 func getLatency(b *testing.B, p *proc, prefix string, jobsN int, window time.Duration, unit string) {
 	var lat, ref []time.Duration
 	deadline := time.Now().Add(window)
@@ -201,16 +202,24 @@ func getLatency(b *testing.B, p *proc, prefix string, jobsN int, window time.Dur
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(lat[len(lat)/2]), unit+"get-p50-ms")
 	b.ReportMetric(ms(lat[len(lat)*99/100]), unit+"get-p99-ms")
+	b.ReportMetric(ms(lat[len(lat)*999/1000]), unit+"get-p99.9-ms")
 	b.ReportMetric(ms(ref[len(ref)/2]), unit+"healthz-p50-ms")
 	b.ReportMetric(ms(ref[len(ref)*99/100]), unit+"healthz-p99-ms")
+	b.ReportMetric(ms(ref[len(ref)*999/1000]), unit+"healthz-p99.9-ms")
+	b.ReportMetric(float64(len(lat)), unit+"gets")
 }
 
 // BenchmarkGetJobIsolation is GET /api/v1/jobs/{name} over HTTP while 20
-// jobs run at full speed, with the jobs in the server's process
-// (inproc-*), as child processes (proc-*) and as child processes at
-// niceness 10 (nice-*), one after the other in the same run, each against
-// GET /healthz interleaved with it. The one-minute load average before
-// each is reported too (load-*): the machine is shared.
+// jobs run at full speed (fastJob: synthetic trades as fast as they go →
+// 1 s bars → null). The server is a separate `mdp serve` process (the
+// binary built by TestMain, on a free loopback port); the GET client is
+// this benchmark's process, on the same machine. Five servers, one after
+// the other in the same run: the jobs in the server's process (inproc-*),
+// as child processes (proc-*), as child processes at niceness 10 (nice-*),
+// under SCHED_BATCH (batch-*) and under SCHED_IDLE (idle-*, --child-sched
+// idle), each against GET /healthz interleaved with it. The one-minute
+// load average before each is reported too (load-*): the machine is
+// shared.
 //
 //	go test -run '^$' -bench GetJobIsolation -benchtime 1x ./server   # MDP_BENCH_WINDOW=5s
 func BenchmarkGetJobIsolation(b *testing.B) {
@@ -231,6 +240,8 @@ func BenchmarkGetJobIsolation(b *testing.B) {
 			{"inproc-", "inprocess", nil},
 			{"proc-", "process", nil},
 			{"nice-", "process", []string{"--child-nice", "10"}},
+			{"batch-", "process", []string{"--child-sched", "batch"}},
+			{"idle-", "process", []string{"--child-sched", "idle"}},
 		} {
 			*isolation = mode.isolation
 			p := serve(b, b.TempDir(), mode.args...)

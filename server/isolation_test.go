@@ -1,0 +1,117 @@
+package server_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// procSched is the scheduling policy and niceness of every thread of
+// process pid, from /proc/PID/task/TID/stat (fields 41 and 19).
+func procSched(t *testing.T, pid int) map[int][2]int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int][2]int{}
+	for _, e := range ents {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // from field 3
+		tid, _ := strconv.Atoi(e.Name())
+		nice, _ := strconv.Atoi(f[19-3])
+		policy, _ := strconv.Atoi(f[41-3])
+		got[tid] = [2]int{policy, nice}
+	}
+	return got
+}
+
+// children lists the child processes of pid (every thread's).
+func children(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	for _, e := range ents {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, e.Name()))
+		for _, f := range strings.Fields(string(data)) {
+			k, _ := strconv.Atoi(f)
+			kids = append(kids, k)
+		}
+	}
+	return kids
+}
+
+// mdp serve --isolation process --child-sched idle --child-nice 5 runs
+// each job's process with every thread under SCHED_IDLE (policy 5) at
+// niceness 5, while the server's own threads keep the normal policy at
+// niceness 0, but the one that forks the children.
+func TestServeChildSched(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs Linux's /proc")
+	}
+	p := serve(t, t.TempDir(), "--isolation", "process", "--child-sched", "idle", "--child-nice", "5")
+	p.must(201, "POST", "/api/v1/jobs", `name: paced
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT], rate: 1000, seed: 1}}
+    - {id: bars, type: operator.bars, params: {interval: 1s}}
+    - {id: out, type: sink.null}
+  edges: [[src, bars], [bars, out]]
+`, nil)
+	waitFor(t, "the job running", 60*time.Second, func() bool { return p.status("paced").State == "running" })
+	kids := children(t, p.cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("server children %v, want one", kids)
+	}
+	threads := procSched(t, kids[0])
+	if len(threads) < 3 {
+		t.Fatalf("child threads %v", threads)
+	}
+	for tid, ps := range threads {
+		if ps != [2]int{5, 5} {
+			t.Fatalf("child thread %d: policy %d nice %d, want SCHED_IDLE (5) at niceness 5", tid, ps[0], ps[1])
+		}
+	}
+	lowered := 0
+	for tid, ps := range procSched(t, p.cmd.Process.Pid) {
+		switch ps {
+		case [2]int{0, 0}:
+		case [2]int{5, 5}:
+			lowered++
+		default:
+			t.Fatalf("server thread %d: policy %d nice %d", tid, ps[0], ps[1])
+		}
+	}
+	if lowered != 1 {
+		t.Fatalf("%d server threads under the children's policy, want 1 (the spawner's)", lowered)
+	}
+	p.stop()
+}
+
+// --child-sched is refused with jobs in process and for an unknown policy,
+// before anything starts (exit 2).
+func TestServeChildSchedRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--isolation", "inprocess", "--child-sched", "idle"}, "Error: --child-sched idle needs --isolation process (jobs in process share the API's threads)\n"},
+		{[]string{"--isolation", "process", "--child-sched", "fifo"}, "Error: invalid --child-sched \"fifo\": want normal, batch or idle\n"},
+	} {
+		out, code := mdpCmd(t, dir, append([]string{"serve", "--listen", "127.0.0.1:0", "--state", dir + "/s.db"}, tc.args...)...)
+		if code != 2 || !strings.HasSuffix(out, tc.want) {
+			t.Fatalf("%v: exit %d, output %q, want %q", tc.args, code, out, tc.want)
+		}
+	}
+}
