@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/spf13/cobra"
@@ -241,8 +243,24 @@ func (r *reporter) addr(u *runtime.Unified) {
 // the descriptor.
 func (r *reporter) final(u *runtime.Unified, log *slog.Logger) {
 	st, _ := jobs.NewSingle(u).Status(u.Name(), true)
+	r.finish(st, metrics.NewRegistry(metrics.NewCollector(u.Mode(), u)), log)
+}
+
+// finalRole is final for a scaleout role: its status (with the scale-out
+// section) and the metrics of its registry (its lag series).
+func (r *reporter) finalRole(role *runtime.Role, g prometheus.Gatherer, log *slog.Logger) {
+	st, _ := jobs.NewRole(role).Status(role.Name(), true)
+	r.finish(st, g, log)
+}
+
+// finish writes the final report, then closes the descriptor.
+func (r *reporter) finish(st jobs.JobStatus, g prometheus.Gatherer, log *slog.Logger) {
 	var text bytes.Buffer
-	fams, err := metrics.NewRegistry(metrics.NewCollector(u.Mode(), u)).Gather()
+	var err error
+	var fams []*dto.MetricFamily
+	if g != nil {
+		fams, err = g.Gather()
+	}
 	if err == nil {
 		enc := expfmt.NewEncoder(&text, expfmt.NewFormat(expfmt.TypeTextPlain))
 		for _, f := range fams {

@@ -30,40 +30,63 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 	}
 	return a.scaleoutRole(ctx, doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
 		role := runtime.NewRole(doc, runtime.NewRedactor(doc))
-		reg, stop, err := scaleoutMetrics(doc, log, role)
+		sm, err := scaleoutMetrics(doc, log, role)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		err = scaleout.Run(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg, Status: role})
+		defer sm.stop()
+		if f.reportFD > 0 {
+			// A job server runs this job as its child (mdp serve
+			// --isolation process): the listener's address now (the
+			// signal handlers are in place already), the final status
+			// and metrics at the end.
+			rep := &reporter{w: os.NewFile(uintptr(f.reportFD), "report")}
+			if sm.addr != "" {
+				_ = rep.write(jobs.ChildReport{Addr: sm.addr})
+			}
+			defer rep.finalRole(role, sm.gather, log)
+		}
+		err = scaleout.Run(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: sm.reg, Status: role})
 		role.Finish(err)
 		return err
 	})
 }
 
+// roleMetrics is a scaleout role's metrics listener (scaleoutMetrics).
+type roleMetrics struct {
+	// reg is the role's registry: nil (a nil interface, which the roles
+	// test for) without metrics.enable.
+	reg prometheus.Registerer
+	// gather is the same registry, to read; nil without metrics.enable.
+	gather prometheus.Gatherer
+	// addr is the listener's address, "" without metrics.enable.
+	addr string
+	stop func()
+}
+
 // scaleoutMetrics serves /metrics for a scaleout role when the job has
 // metrics.enable: the process's series and the lag series the role
 // registers, and on the same listener the read-only job API (mdp list,
-// mdp status) answering from role. Without it the registerer is nil (a
-// nil interface, which the roles test for) and stop does nothing.
-func scaleoutMetrics(doc *config.Document, log *slog.Logger, role *runtime.Role) (prometheus.Registerer, func(), error) {
+// mdp status) answering from role. Without it there is no registry and
+// stop does nothing.
+func scaleoutMetrics(doc *config.Document, log *slog.Logger, role *runtime.Role) (roleMetrics, error) {
 	if !doc.Metrics.Enable {
-		return nil, func() {}, nil
+		return roleMetrics{stop: func() {}}, nil
 	}
 	reg := metrics.NewRegistry(metrics.NewCollector(doc.Mode))
 	api := server.New(server.Options{Jobs: jobs.NewRole(role), Logger: log})
 	srv, err := metrics.Serve(metrics.ServerOptions{Listen: doc.Metrics.Listen, Gatherer: reg, API: api, Logger: log})
 	if err != nil {
 		api.Close()
-		return nil, nil, err
+		return roleMetrics{}, err
 	}
 	log.Info("metrics listening", "addr", srv.Addr())
-	return reg, func() {
+	return roleMetrics{reg: reg, gather: reg, addr: srv.Addr(), stop: func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		api.Close()
-	}, nil
+	}}, nil
 }
 
 // scaleoutRole runs one role of a scaleout job: the first SIGINT or
@@ -171,12 +194,12 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 			}
 			return a.scaleoutRole(cmd.Context(), doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
 				role := runtime.NewRole(doc, runtime.NewRedactor(doc))
-				reg, stop, err := scaleoutMetrics(doc, log, role)
+				sm, err := scaleoutMetrics(doc, log, role)
 				if err != nil {
 					return err
 				}
-				defer stop()
-				err = scaleout.RunWorker(ctx, doc, scaleout.WorkerOptions{Options: scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: reg, Status: role},
+				defer sm.stop()
+				err = scaleout.RunWorker(ctx, doc, scaleout.WorkerOptions{Options: scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: sm.reg, Status: role},
 					ID: id, Workers: workers, LeaseTTL: leaseTTL, CheckpointInterval: interval})
 				role.Finish(err)
 				return err
@@ -203,6 +226,11 @@ it from its start): ingest refuses one that holds an earlier run's messages.
 When the source ends, or on SIGINT or SIGTERM, the ingest publishes its end
 markers and exits 0; a second signal aborts (130).
 
+With metrics.enable, the metrics listener serves the process's series and the
+read-only job API for the ingest (GET /api/v1/jobs, /jobs/{name}, its
+WebSocket), so mdp list and mdp status work against it: the ingest's source
+and publisher, and the job's workers, leases and lag as the buckets hold them.
+
 Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
 		Example: `  mdp ingest --config job.yaml`,
 		Args:    cobra.MaximumNArgs(1),
@@ -215,7 +243,15 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 				return err
 			}
 			return a.scaleoutRole(cmd.Context(), doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
-				return scaleout.RunIngest(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort})
+				role := runtime.NewRole(doc, runtime.NewRedactor(doc))
+				sm, err := scaleoutMetrics(doc, log, role)
+				if err != nil {
+					return err
+				}
+				defer sm.stop()
+				err = scaleout.RunIngest(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Status: role})
+				role.Finish(err)
+				return err
 			})
 		},
 	}

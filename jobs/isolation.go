@@ -92,6 +92,10 @@ type launcher interface {
 type inProcess struct{ m *Manager }
 
 func (p inProcess) newRun(l launch) (run, error) {
+	if l.doc.Scaleout != nil {
+		// Registered by a server with isolation process.
+		return nil, errScaleoutInProcess(l.name)
+	}
 	u, err := runtime.New(l.doc, l.opts)
 	if err != nil {
 		return nil, err

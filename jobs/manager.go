@@ -315,6 +315,20 @@ func (m *Manager) load(filename string, data []byte, name string) (*config.Docum
 	return doc, nil
 }
 
+// runnable refuses a job this manager's isolation cannot run: a job with
+// a scaleout section runs as a child process (`mdp run` of it runs its
+// ingest and worker), not in the server's process.
+func (m *Manager) runnable(doc *config.Document) error {
+	if doc.Scaleout != nil && m.Isolation() == IsolationInProcess {
+		return errScaleoutInProcess(doc.Name)
+	}
+	return nil
+}
+
+func errScaleoutInProcess(name string) error {
+	return fmt.Errorf("job %q has a scaleout section: a job server runs scaled-out jobs only with --isolation process (each job its own mdp run), not in its process: %w", name, ErrInvalid)
+}
+
 // Validate loads and checks a job file without registering it. The error
 // is config.Errors for a problem with the job.
 func (m *Manager) Validate(filename string, data []byte) (*config.Document, error) {
@@ -348,6 +362,9 @@ func (m *Manager) Submit(filename string, data []byte, name string, start bool) 
 	}
 	if !nameRE.MatchString(doc.Name) {
 		return JobStatus{}, fmt.Errorf("job name %q: want letters, digits, '.', '_' or '-' (at most 128, starting with a letter or digit): %w", doc.Name, ErrInvalid)
+	}
+	if err := m.runnable(doc); err != nil {
+		return JobStatus{}, err
 	}
 	now := time.Now()
 	j := &job{
@@ -627,6 +644,9 @@ func (m *Manager) Replace(ctx context.Context, name, filename string, data []byt
 	}
 	doc, err := m.load(filename, data, name)
 	if err != nil {
+		return JobStatus{}, err
+	}
+	if err := m.runnable(doc); err != nil {
 		return JobStatus{}, err
 	}
 	j.op.Lock()

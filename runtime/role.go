@@ -22,10 +22,13 @@ type Role struct {
 	doc *config.Document
 	red *Redactor
 
-	mu        sync.Mutex
-	job       *engine.Job
-	feedback  *engine.Feedback
-	measure   func(context.Context) (sostatus.Status, error)
+	mu       sync.Mutex
+	job      *engine.Job
+	feedback *engine.Feedback
+	measure  func(context.Context) (sostatus.Status, error)
+	// lastSO is the last scale-out status measured: once the role ended
+	// (its NATS connection closed) it is what Status shows.
+	lastSO    *sostatus.Status
 	state     State
 	err       error
 	startedAt time.Time
@@ -103,7 +106,13 @@ func (r *Role) Status() Status {
 	} else if jobErr != nil {
 		st.Errors = append(st.Errors, jobErr.Error())
 	}
-	if measure != nil {
+	if measure != nil && !ended.IsZero() {
+		// The role's connection is closed: the last measure, as of its
+		// measured_at.
+		r.mu.Lock()
+		st.Scaleout = r.lastSO
+		r.mu.Unlock()
+	} else if measure != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), scaleoutStatusTimeout)
 		so, err := measure(ctx)
 		cancel()
@@ -111,6 +120,9 @@ func (r *Role) Status() Status {
 			st.Errors = append(st.Errors, "scale-out status: "+r.red.String(err.Error()))
 		} else {
 			st.Scaleout = &so
+			r.mu.Lock()
+			r.lastSO = &so
+			r.mu.Unlock()
 		}
 	}
 	return st

@@ -44,7 +44,12 @@ func errEmbedded(role string) error {
 // job's stream on the NATS server of scaleout.nats. The stream must be
 // empty: workers read it from its start, so an earlier run's messages
 // would be read again. Cancelling ctx stops the source; the ingest then
-// publishes its end markers and returns.
+// publishes its end markers and returns. opts.Status, when set, is given
+// the ingest's engine job (the source and the publisher) and the job's
+// scale-out status as the ingest sees it (the workers and leases in the
+// job's buckets, once a worker made them; each partition's lag as its
+// worker last reported it); opts.Metrics is not used: the ingest has no
+// series of its own beyond its process's.
 func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 	so := doc.Scaleout
 	if so == nil {
@@ -86,14 +91,50 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.Status != nil {
+		opts.Status.ScaleoutStatus(func(ctx context.Context) (Status, error) {
+			return ingestStatus(ctx, js, n, so.Partitions)
+		})
+	}
 	log.Info("scale-out ingest", "nats", c.where, "stream", n.stream, "partitions", so.Partitions)
 	if err := ingest.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("ingest: %w", err)
+	}
+	if opts.Status != nil {
+		// The ingest has no store, so no feedback: a fresh one of the
+		// job's settings stays at its first level.
+		opts.Status.WorkerJob(ingest, engine.NewFeedback(doc.Feedback))
 	}
 	err = waitOne(ctx, doc.ShutdownTimeout, opts.Abort, ingest)
 	published, _ := ingest.SourceTotals()
 	log.Info("scale-out ingest ended", "published", published)
 	return err
+}
+
+// ingestStatus measures the job's status from its ingest, which is no
+// member: the workers, leases and checkpoints of the job's buckets (which
+// the workers create; an error until one has), each partition's lag from
+// its worker's last heartbeat.
+func ingestStatus(ctx context.Context, js jetstream.JetStream, n names, partitions int) (Status, error) {
+	mkv, err := js.KeyValue(ctx, n.bucket("members"))
+	if err != nil {
+		return Status{}, fmt.Errorf("membership bucket %s (no worker has joined yet?): %w", n.bucket("members"), err)
+	}
+	lkv, err := js.KeyValue(ctx, n.bucket("leases"))
+	if err != nil {
+		return Status{}, fmt.Errorf("lease bucket %s: %w", n.bucket("leases"), err)
+	}
+	// The checkpoints, once a worker has made the bucket; pieces of
+	// another incarnation of the stream are told apart by its creation.
+	ckv, err := js.KeyValue(ctx, n.bucket("ckpt"))
+	if err != nil {
+		ckv = nil
+	}
+	var created int64
+	if st, err := js.Stream(ctx, n.stream); err == nil {
+		created = st.CachedInfo().Created.UnixNano()
+	}
+	return workerStatus(ctx, js, n, partitions, &membership{kv: mkv}, lkv, ckv, created)
 }
 
 // logger is the run's logger with the job's name.

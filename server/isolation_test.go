@@ -3,10 +3,13 @@ package server_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mdpio/mdp/jobs"
 )
 
 // procSched is the scheduling policy and niceness of every thread of
@@ -114,4 +117,86 @@ func TestServeChildSchedRefused(t *testing.T) {
 			t.Fatalf("%v: exit %d, output %q, want %q", tc.args, code, out, tc.want)
 		}
 	}
+}
+
+// scaleoutJob is a paced synthetic job scaled out over an embedded NATS
+// server (4 partitions), writing 100 ms bars to NAME.db.
+func scaleoutJob(name, natsDir string) string {
+	return fmt.Sprintf(`name: %s
+scaleout: {nats: embedded, partitions: 4, store: %s}
+dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL, MSFT, NVDA], rate: 2000, seed: 3}}
+    - {id: bars, type: operator.bars, params: {interval: 100ms}}
+    - {id: store, type: sink.sqlite, params: {path: %s.db}}
+  edges: [[src, bars], [bars, store]]
+`, name, natsDir, name)
+}
+
+// mdp serve --isolation process runs a scaled-out job (nats: embedded) as
+// its child `mdp run`: the job's status carries the scale-out section (one
+// worker, the child, owning the four partitions), a stop drains it, and
+// its bars are in the SQLite file, as many as its sink took in.
+func TestServeScaleoutProcess(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, "--isolation", "process")
+	var st jobs.JobStatus
+	p.must(201, "POST", "/api/v1/jobs", scaleoutJob("so", filepath.Join(dir, "nats")), &st)
+	if st.State != "running" {
+		t.Fatalf("submitted: %+v", st)
+	}
+	kids := children(t, p.cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("server children %v, want one", kids)
+	}
+	waitFor(t, "the scale-out status with every partition reported", 60*time.Second, func() bool {
+		st = p.status("so")
+		if st.Runtime == nil || st.Runtime.Scaleout == nil {
+			return false
+		}
+		for _, pl := range st.Runtime.Scaleout.PartitionLag {
+			if !pl.Reported {
+				return false
+			}
+		}
+		return true
+	})
+	so := st.Runtime.Scaleout
+	if so.Stream != "MDP_so" || so.Partitions != 4 || len(so.Workers) != 1 || so.Workers[0].PID != kids[0] ||
+		fmt.Sprint(so.Workers[0].Partitions) != "[0 1 2 3]" || len(so.PartitionLag) != 4 {
+		t.Fatalf("scale-out status: %+v", so)
+	}
+	waitFor(t, "bars written", 60*time.Second, func() bool {
+		_, in := node(p.status("so"), "bars")
+		return in > 0
+	})
+	p.must(200, "POST", "/api/v1/jobs/so/stop", "", nil)
+	waitFor(t, "the job stopped", 60*time.Second, func() bool { return p.status("so").State == "stopped" })
+	st = p.status("so")
+	in, _ := node(st, "store")
+	if n := rows(t, filepath.Join(dir, "so.db")); in <= 0 || n != in {
+		t.Fatalf("%d bars in so.db, the sink took in %d: %+v", n, in, st.Runtime)
+	}
+	if st.Runtime.Scaleout == nil || st.Runtime.Scaleout.Stream != "MDP_so" {
+		t.Fatalf("final status without the scale-out section: %+v", st.Runtime)
+	}
+	p.stop()
+}
+
+// A server running jobs in its process refuses a scaled-out job with 400,
+// naming --isolation process.
+func TestServeScaleoutInProcessRefused(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, "--isolation", "inprocess")
+	code, body := p.call("POST", "/api/v1/jobs", scaleoutJob("so", filepath.Join(dir, "nats")))
+	want := `{"error":"job \"so\" has a scaleout section: a job server runs scaled-out jobs only with --isolation process (each job its own mdp run), not in its process: invalid"}`
+	if code != 400 || strings.TrimSpace(string(body)) != want {
+		t.Fatalf("POST: %d %s, want 400 %s", code, body, want)
+	}
+	var list []jobs.JobStatus
+	p.must(200, "GET", "/api/v1/jobs", "", &list)
+	if len(list) != 0 {
+		t.Fatalf("registered: %+v", list)
+	}
+	p.stop()
 }
