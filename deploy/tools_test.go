@@ -226,7 +226,8 @@ func TestHelmChart(t *testing.T) {
 	if !strings.Contains(strings.Join(strs(get(fc, "args")), " "), "--jobs=/etc/mdp/jobs") || get(fc, "env", 0, "valueFrom", "secretKeyRef", "name") != "mdp-api" {
 		t.Errorf("full container args %v env %v", get(fc, "args"), get(fc, "env"))
 	}
-	if get(byKind["ServiceMonitor"], "spec", "endpoints", 0, "authorization", "credentials", "name") != "mdp-api" {
+	if get(byKind["ServiceMonitor"], "spec", "endpoints", 0, "authorization", "credentials", "name") != "mdp-api" ||
+		get(byKind["ServiceMonitor"], "spec", "endpoints", 0, "honorLabels") != true {
 		t.Errorf("ServiceMonitor %v", byKind["ServiceMonitor"]["spec"])
 	}
 
