@@ -103,7 +103,10 @@ type statusRun interface {
 // fillRun fills st from a run's runtime status; mu guards rate.
 func fillRun(st *JobStatus, u statusRun, mu *sync.Mutex, rate *rateSample, backoff, detail bool) {
 	rs := u.Status()
-	if !backoff {
+	// A run made but not started yet is the row's "starting": the manager
+	// creates the next run, then starts it, and a status read between the
+	// two said "created" for a job that had run (and restarted) already.
+	if !backoff && rs.State != runtime.StateCreated {
 		st.State = string(rs.State)
 	}
 	if err := u.Err(); err != nil && st.LastError == "" {
