@@ -151,7 +151,9 @@ func (q *queue) deliver(m message, st *NodeStats) error {
 // whose receiver failed does, so it stops as aborted instead of failing in
 // the receiver's name.
 func (in *instance) deliver(m message) error {
-	if in.ended {
+	// An aborted job stops here too, as a receiver's inbox does (recv): the
+	// chained instance handles nothing more once the job's abort began.
+	if in.ended || in.job.abortCtx.Err() != nil {
 		if m.b != nil {
 			m.b.Release()
 		}

@@ -954,7 +954,9 @@ func (b *inbox) unblock(i int) {
 }
 
 // recv returns the input index and message, or index -1 and the time when
-// the timer fired, or an error when ctx ends.
+// the timer fired, or an error when ctx ends. Once ctx has ended it returns
+// the error even when messages are waiting: an aborted job does not work
+// through what its queues still hold (a drain is Stop's, not Abort's).
 func (b *inbox) recv(ctx context.Context, timer <-chan time.Time) (int, message, time.Time, error) {
 	if len(b.qs) == 1 {
 		// Fast path: one input, no reflection. Poll briefly before parking:
@@ -964,14 +966,14 @@ func (b *inbox) recv(ctx context.Context, timer <-chan time.Time) (int, message,
 		for range spinPolls {
 			select {
 			case m := <-ch:
-				return 0, m, time.Time{}, nil
+				return b.take(ctx, 0, m)
 			default:
 			}
 			runtime.Gosched()
 		}
 		select {
 		case m := <-b.qs[0].ch:
-			return 0, m, time.Time{}, nil
+			return b.take(ctx, 0, m)
 		case now := <-timer:
 			return -1, message{}, now, nil
 		case <-ctx.Done():
@@ -991,7 +993,7 @@ func (b *inbox) recv(ctx context.Context, timer <-chan time.Time) (int, message,
 			select {
 			case m := <-b.qs[i].ch:
 				b.next = (i + 1) % n
-				return i, m, time.Time{}, nil
+				return b.take(ctx, i, m)
 			default:
 			}
 		}
@@ -1006,9 +1008,22 @@ func (b *inbox) recv(ctx context.Context, timer <-chan time.Time) (int, message,
 	i, v, _ := reflect.Select(b.cases)
 	switch {
 	case i < n:
-		return i, v.Interface().(message), time.Time{}, nil
+		return b.take(ctx, i, v.Interface().(message))
 	case i == n:
 		return 0, message{}, time.Time{}, ctx.Err()
 	}
 	return -1, message{}, v.Interface().(time.Time), nil
+}
+
+// take returns message m from input i unless ctx has ended (one atomic load
+// per message): then it releases m's batch and returns ctx's error, so a
+// ready message never wins over an abort.
+func (b *inbox) take(ctx context.Context, i int, m message) (int, message, time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		if m.b != nil {
+			m.b.Release()
+		}
+		return 0, message{}, time.Time{}, err
+	}
+	return i, m, time.Time{}, nil
 }

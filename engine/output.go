@@ -41,6 +41,14 @@ type queue struct {
 }
 
 func (q *queue) push(ctx context.Context, m message, st *NodeStats) error {
+	// Once the job is aborted nothing more is sent, although the queue may
+	// have room: the receiver would not handle it (inbox.recv).
+	if err := ctx.Err(); err != nil {
+		if m.b != nil {
+			m.b.Release()
+		}
+		return err
+	}
 	if q.down != nil {
 		return q.deliver(m, st)
 	}
