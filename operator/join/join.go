@@ -227,7 +227,13 @@ func (j *Join) key(sym md.SymID) md.SymID {
 	return k
 }
 
-// ProcessPort implements engine.PortProcessor.
+// abortCheck is how many records ProcessPort handles between looks at its
+// context (a power of two): a batch of 2^20 records takes seconds under the
+// race detector, and an aborted job should not wait for it.
+const abortCheck = 1 << 14
+
+// ProcessPort implements engine.PortProcessor. When ctx ends during a batch
+// it stops and returns ctx's error (the job was aborted).
 func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engine.Output) error {
 	if b.Len() == 0 {
 		return nil
@@ -242,6 +248,14 @@ func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engi
 	n := b.Len()
 	var late *md.Batch
 	for i := 0; i < n; i++ {
+		if i&(abortCheck-1) == abortCheck-1 && ctx.Err() != nil {
+			// an aborted job does not wait for the rest of a large batch
+			if late != nil {
+				late.Release()
+			}
+			j.flushStats()
+			return ctx.Err()
+		}
 		var (
 			r  rec
 			ts int64
@@ -298,6 +312,9 @@ func (j *Join) OnWatermark(ctx context.Context, wm int64, out *engine.Output) er
 	j.wm = wm
 	for keys, ok := j.sched.Due(wm); ok; keys, ok = j.sched.Due(wm) {
 		for _, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return err // aborted: the job ends without the rest
+			}
 			g := j.groups.Get(k)
 			if err := j.release(g, k, wm, out); err != nil {
 				return err

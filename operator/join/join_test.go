@@ -3,6 +3,7 @@ package join
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -557,5 +558,34 @@ func TestLatePortThroughTheEngine(t *testing.T) {
 		if d := nc.Stats.Drops(); len(d) != 0 {
 			t.Fatalf("drops %v", d)
 		}
+	}
+}
+
+// TestAbortStopsALargeBatch: with its context ended (the job aborted), the
+// join stops a batch after abortCheck-1 records instead of holding the
+// rest, and OnWatermark releases nothing.
+func TestAbortStopsALargeBatch(t *testing.T) {
+	aborted, cancel := context.WithCancel(context.Background())
+	cancel()
+	h := newHarness(t, map[string]any{"kind": "asof"})
+	b := md.NewBatch(md.KindTrade)
+	for i := range 2 * abortCheck {
+		b.Trades = append(b.Trades, md.Trade{TS: int64(i + 1), Sym: 0, Price: 1, Size: 1})
+	}
+	if err := h.j.ProcessPort(aborted, PortLeft, b, h.to.Output); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ProcessPort: got %v, want %v", err, context.Canceled)
+	}
+	h.wm(md.MaxTime - 1)
+	if n := len(h.rows()); n != abortCheck-1 {
+		t.Fatalf("held %d records, want %d (the batch's first abortCheck-1)", n, abortCheck-1)
+	}
+
+	h = newHarness(t, map[string]any{"kind": "asof"})
+	h.left(trade(0, 100, 10, 1, md.SideBuy), trade(1, 100, 10, 1, md.SideBuy))
+	if err := h.j.OnWatermark(aborted, md.MaxTime-1, h.to.Output); !errors.Is(err, context.Canceled) {
+		t.Fatalf("OnWatermark: got %v, want %v", err, context.Canceled)
+	}
+	if n := len(h.rows()); n != 0 {
+		t.Fatalf("released %d rows after the abort, want 0", n)
 	}
 }
