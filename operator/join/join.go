@@ -248,7 +248,7 @@ func (j *Join) ProcessPort(ctx context.Context, port int, b *md.Batch, out *engi
 	n := b.Len()
 	var late *md.Batch
 	for i := 0; i < n; i++ {
-		if i&(abortCheck-1) == abortCheck-1 && ctx.Err() != nil {
+		if i > 0 && i%abortCheck == 0 && ctx.Err() != nil {
 			// an aborted job does not wait for the rest of a large batch
 			if late != nil {
 				late.Release()

@@ -562,7 +562,7 @@ func TestLatePortThroughTheEngine(t *testing.T) {
 }
 
 // TestAbortStopsALargeBatch: with its context ended (the job aborted), the
-// join stops a batch after abortCheck-1 records instead of holding the
+// join stops a batch after abortCheck records instead of holding the
 // rest, and OnWatermark releases nothing.
 func TestAbortStopsALargeBatch(t *testing.T) {
 	aborted, cancel := context.WithCancel(context.Background())
@@ -576,8 +576,8 @@ func TestAbortStopsALargeBatch(t *testing.T) {
 		t.Fatalf("ProcessPort: got %v, want %v", err, context.Canceled)
 	}
 	h.wm(md.MaxTime - 1)
-	if n := len(h.rows()); n != abortCheck-1 {
-		t.Fatalf("held %d records, want %d (the batch's first abortCheck-1)", n, abortCheck-1)
+	if n := len(h.rows()); n != abortCheck {
+		t.Fatalf("held %d records, want %d (the batch's first abortCheck)", n, abortCheck)
 	}
 
 	h = newHarness(t, map[string]any{"kind": "asof"})
