@@ -139,3 +139,33 @@ func TestResolveAndLocations(t *testing.T) {
 		}
 	}
 }
+
+// A checkpoint's size decimals read back as saved, and a file written
+// before checkpoints carried them (no size_decimals key) still reads, with
+// none.
+func TestSizeDecimalsReadBack(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := Open("file://"+dir, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ck(1)
+	c.SizeDecimals = []engine.SymbolDecimals{{Provider: "tardis", Symbol: "BTC-USD", Decimals: 8}, {Provider: "tardis", Symbol: "ETH-USD", Decimals: 0}}
+	if _, err := d.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Load(ctx, 1)
+	if err != nil || !slices.Equal(got.SizeDecimals, c.SizeDecimals) {
+		t.Fatalf("size decimals read back %+v (%v), want %+v", got, err, c.SizeDecimals)
+	}
+	old := `{"format":1,"id":2,"job":"j","graph":"g","time":"2026-01-01T00:00:00Z","duration_ns":5,` +
+		`"nodes":[{"id":"src","type":"provider.synthetic","instances":[{"state":"AQ==","watermark":7,"complete":true}]}],"shape":[]}`
+	if err := os.WriteFile(filepath.Join(dir, FileName(2)), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err = d.Latest(ctx)
+	if err != nil || got.ID != 2 || got.SizeDecimals != nil || got.Nodes[0].Instances[0].Watermark != 7 {
+		t.Fatalf("a checkpoint without size decimals: %+v (%v)", got, err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mdpio/mdp/md"
 )
 
 // Checkpoints (Flink's aligned barriers, in one process).
@@ -116,12 +118,27 @@ type Checkpoint struct {
 	Final    bool         `json:"final,omitempty"` // taken to suspend the job
 	Nodes    []NodeState  `json:"nodes"`
 	Shape    []GraphEntry `json:"shape"` // the graph's node ids and types
+	// SizeDecimals are the size decimals the job's symbol table knew when
+	// the checkpoint completed (md.SymbolTable.SizeDecimals), by provider
+	// and symbol text since ids differ between runs. A restore notes them
+	// before any node restores, so a bar restored open whose symbol sends
+	// nothing after the restore rounds its volume as the uninterrupted run
+	// does. Absent in checkpoints written before it existed; those restore
+	// with the decimals unknown until the sources see sizes again.
+	SizeDecimals []SymbolDecimals `json:"size_decimals,omitempty"`
 }
 
 // GraphEntry is one node of a checkpointed graph.
 type GraphEntry struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
+}
+
+// SymbolDecimals is one instrument's size decimals in a checkpoint.
+type SymbolDecimals struct {
+	Provider string `json:"provider"`
+	Symbol   string `json:"symbol"`
+	Decimals int    `json:"decimals"`
 }
 
 // NodeState is one node's state in a checkpoint, per instance.
@@ -380,6 +397,9 @@ func (c *coordinator) ack(ctx context.Context, a barrierAck) {
 	cp := &Checkpoint{
 		Format: CheckpointFormat, ID: f.id, Job: c.j.opts.Job, Graph: GraphFingerprint(c.j.graph),
 		Time: time.Now().UTC(), Final: f.final, Shape: graphShape(c.j.graph),
+		// Taken now, when every instance has acknowledged: decimals only
+		// grow, so this covers every record before the barrier.
+		SizeDecimals: sizeDecimals(c.j.symbols),
 	}
 	align := map[string]int64{}
 	for _, nr := range c.j.nodes {
@@ -689,8 +709,24 @@ func (in *instance) completeBarrier(ctx context.Context, al *aligner, box *inbox
 	return nil
 }
 
+// sizeDecimals lists the known size decimals of t's instruments.
+func sizeDecimals(t *md.SymbolTable) []SymbolDecimals {
+	var out []SymbolDecimals
+	insts := t.Snapshot()
+	for i := range insts {
+		if d, ok := insts[i].SizeDecimals(); ok {
+			out = append(out, SymbolDecimals{Provider: insts[i].Provider, Symbol: insts[i].Symbol, Decimals: d})
+		}
+	}
+	return out
+}
+
 // restore applies the checkpoint to every instance before the job runs.
 func (j *Job) restore(ctx context.Context, cp *Checkpoint) error {
+	// The symbol table first: operators round restored state with it.
+	for _, sd := range cp.SizeDecimals {
+		j.symbols.NoteSizeDecimals(j.symbols.Intern(sd.Provider, sd.Symbol), sd.Decimals)
+	}
 	byID := map[string]*NodeState{}
 	for i := range cp.Nodes {
 		byID[cp.Nodes[i].ID] = &cp.Nodes[i]
