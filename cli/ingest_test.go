@@ -37,7 +37,7 @@ func TestIngestServesStatus(t *testing.T) {
 	extra := fmt.Sprintf("scaleout: {nats: %q, partitions: 4}\nmetrics: {enable: true, listen: \"127.0.0.1:0\"}\n", ns.ClientURL())
 	cfg := writeFile(t, dir, "so.yaml", testJob("so", "count: 40, batch: 4, interval: 1ms, hold: true", "path: "+out, extra))
 	w := start(t, testMDP(t), "worker", "--config", cfg, "--id", "w0")
-	w.waitLog("scale-out worker owns its partitions")
+	w.waitLog("scale-out worker reads its partitions")
 	in := start(t, testMDP(t), "ingest", "--config", cfg)
 	in.waitLog("scale-out ingest")
 	addr, _ := findLog(in.stderr.String(), "metrics listening")["addr"].(string)
