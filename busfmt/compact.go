@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/mdpio/mdp/md"
 )
@@ -645,7 +646,7 @@ func (d *Decoder) decodeCompact(frame []byte, p int, kind md.Kind, n int, b *md.
 	last := d.last[:ns]
 	if kind == md.KindTrade {
 		n0 := len(b.Trades)
-		b.Trades = growTrades(b.Trades, n)
+		b.Trades = slices.Grow(b.Trades, n)[:len(b.Trades)+n]
 		if err := d.compactTrades(&r, b.Trades[n0:], idx, last); err != nil {
 			b.Trades = b.Trades[:n0]
 			return err
@@ -653,7 +654,7 @@ func (d *Decoder) decodeCompact(frame []byte, p int, kind md.Kind, n int, b *md.
 		return nil
 	}
 	n0 := len(b.Quotes)
-	b.Quotes = growQuotes(b.Quotes, n)
+	b.Quotes = slices.Grow(b.Quotes, n)[:len(b.Quotes)+n]
 	if err := d.compactQuotes(&r, b.Quotes[n0:], idx, last); err != nil {
 		b.Quotes = b.Quotes[:n0]
 		return err
@@ -781,20 +782,6 @@ func (r *reader) end(n int) error {
 		return frameErr(ReasonTrailing, "%d bytes after %d records", len(r.b)-r.p, n)
 	}
 	return nil
-}
-
-func growTrades(s []md.Trade, n int) []md.Trade {
-	if len(s)+n <= cap(s) {
-		return s[:len(s)+n]
-	}
-	return append(s, make([]md.Trade, n)...)
-}
-
-func growQuotes(s []md.Quote, n int) []md.Quote {
-	if len(s)+n <= cap(s) {
-		return s[:len(s)+n]
-	}
-	return append(s, make([]md.Quote, n)...)
 }
 
 // floatScale returns the smallest scale at which every value of col holds
