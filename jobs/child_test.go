@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +113,33 @@ dag:
 	}
 	if c.lastErr != "job failed: dial postgres://u:xxxxx@db/x: refused" {
 		t.Fatalf("last error %q", c.lastErr)
+	}
+}
+
+// A job with checkpoints is started with --resume; a scaled-out one is
+// not, even with a checkpoint section: its mdp run refuses --resume.
+func TestChildResumesOnlyWhatMdpRunResumes(t *testing.T) {
+	for _, c := range []struct {
+		extra  string
+		resume bool
+	}{
+		{"checkpoint: {interval: 5s, store: ck}\n", true},
+		{"checkpoint: {interval: 5s, store: ck}\nscaleout: {nats: embedded, partitions: 4, store: nats}\n", false},
+		{"", false},
+	} {
+		doc, err := config.LoadBytes("j.yaml", []byte(`name: j
+`+c.extra+`dag:
+  nodes:
+    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], count: 1}}
+    - {id: out, type: sink.null}
+  edges: [[src, out]]
+`), config.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr := &childRun{p: &processLauncher{command: []string{"mdp"}}, l: launch{name: "j", doc: doc, opts: runtime.Options{Resume: resumeOnStart(doc)}}}
+		if got := slices.Contains(cr.args("j.yaml"), "--resume"); got != c.resume {
+			t.Errorf("%q: --resume %v, want %v", c.extra, got, c.resume)
+		}
 	}
 }

@@ -454,10 +454,7 @@ func (m *Manager) startLocked(j *job, restart bool) error {
 		Logger:      slog.New(&ringHandler{next: m.log.Handler(), ring: j.ring}),
 		Metrics:     m.coll,
 		Stdout:      stdout,
-		// A job with checkpoints continues from its latest one, whether
-		// it was suspended by a stop, killed with the server or restarted
-		// after a failure; with none saved yet it starts from the beginning.
-		Resume: doc.Checkpoint != nil,
+		Resume:      resumeOnStart(doc),
 	}
 	if m.opts.Prepare != nil {
 		m.opts.Prepare(doc, &ropts, restart)
@@ -900,4 +897,14 @@ func (m *Manager) Apply(ctx context.Context, filename string, data []byte) (JobS
 		return m.status(j, false), nil
 	}
 	return m.Replace(ctx, doc.Name, filename, data)
+}
+
+// resumeOnStart reports whether a run of doc continues from its latest
+// checkpoint. A job with checkpoints does, whether it was suspended by a
+// stop, killed with the server or restarted after a failure; with none
+// saved yet it starts from the beginning. A scaled-out job does not: its
+// `mdp run` starts the stream afresh and takes no checkpoints (its
+// workers' checkpoints live in the stream's server), and refuses --resume.
+func resumeOnStart(doc *config.Document) bool {
+	return doc.Checkpoint != nil && doc.Scaleout == nil
 }
