@@ -82,7 +82,7 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 		return fmt.Errorf("stream %s: %w", n.stream, err)
 	}
 	if msgs := info.State.Msgs; msgs > 0 {
-		return fmt.Errorf("stream %s holds %d messages of an earlier run: workers read the stream from its start (there are no per-partition checkpoints yet), so delete it first (nats stream rm %s)", n.stream, msgs, n.stream)
+		return fmt.Errorf("stream %s holds %d messages of an earlier run: a worker with no checkpoint reads the stream from its start and would read them again, and an ingest does not resume, so delete it first (nats stream rm %s)", n.stream, msgs, n.stream)
 	}
 	// The next sequence is the run's epoch: its message ids never match an
 	// earlier run's, whose ids the duplicate window may still hold.
