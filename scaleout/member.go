@@ -70,6 +70,9 @@ type MemberInfo struct {
 	// Progress is what the worker had read of each partition it reads, at
 	// its last heartbeat; empty before it reads.
 	Progress []PartitionProgress `json:"progress,omitempty"`
+	// Retries counts the worker's restarts of its job after transient
+	// failures since it started.
+	Retries int64 `json:"retries,omitempty"`
 }
 
 // DefaultWorkerID is host-pid, with characters a KV key does not allow
@@ -101,6 +104,8 @@ type membership struct {
 	// reading is the worker's reader's progress, once it reads: every
 	// heartbeat publishes it.
 	reading atomic.Pointer[progress]
+	// retries is the worker's count of restarts after transient failures.
+	retries atomic.Int64
 
 	mu      sync.Mutex
 	live    map[string]MemberInfo
@@ -134,6 +139,7 @@ func join(ctx context.Context, kv jetstream.KeyValue, info MemberInfo) (*members
 // restarts its TTL.
 func (m *membership) heartbeat(ctx context.Context) error {
 	info := m.info
+	info.Retries = m.retries.Load()
 	if p := m.reading.Load(); p != nil {
 		info.Progress = p.snapshot()
 	}

@@ -76,7 +76,7 @@ func buildStatus(ctx context.Context, js jetstream.JetStream, n names, partition
 	}
 	st.LagMessages, st.LagSeconds = lag.Messages, lag.Seconds
 	for _, m := range members {
-		w := WorkerStatus{ID: m.ID, Host: m.Host, PID: m.PID, Partitions: []int{}}
+		w := WorkerStatus{ID: m.ID, Host: m.Host, PID: m.PID, Partitions: []int{}, Retries: m.Retries}
 		if !m.Started.IsZero() {
 			w.Started = m.Started.UTC().Format(time.RFC3339Nano)
 		}

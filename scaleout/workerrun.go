@@ -104,6 +104,13 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 	}
 	co := &coordinator{job: doc.Name, partitions: so.Partitions, id: id, t: t, mem: mem, leases: newLeases(lkv, id, t),
 		h: w, log: log, expect: max(opts.Workers, 1), hold: make(chan time.Duration), abandon: make(chan struct{})}
+	if opts.Metrics != nil {
+		rc := &retryCollector{job: doc.Name, worker: id, w: w}
+		if err := opts.Metrics.Register(rc); err != nil {
+			return fmt.Errorf("register the retry series: %w", err)
+		}
+		defer opts.Metrics.Unregister(rc)
+	}
 	coCtx, stopCo := context.WithCancel(context.WithoutCancel(ctx))
 	coDone := make(chan error, 1)
 	go func() { coDone <- co.run(coCtx) }()
@@ -157,6 +164,11 @@ type worker struct {
 	jobMu sync.Mutex
 	cur   *jobRun
 
+	// failures counts the job's consecutive transient failures; no job
+	// starts before retryAt (jobMu held).
+	failures int
+	retryAt  time.Time
+
 	mu   sync.Mutex
 	held map[int]bool // partitions whose lease is held
 	done map[int]bool // partitions known done (read to the end and drained)
@@ -165,11 +177,12 @@ type worker struct {
 
 // jobRun is the worker's job over one set of partitions.
 type jobRun struct {
-	job   *engine.Job
-	set   []int
-	store *ckptStore
-	r     *reader
-	unreg func()
+	job     *engine.Job
+	set     []int
+	store   *ckptStore
+	r       *reader
+	unreg   func()
+	started time.Time
 }
 
 func (w *worker) signal() {
@@ -292,6 +305,7 @@ func (w *worker) reconcile(ctx context.Context) error {
 			}
 			switch {
 			case err == nil:
+				w.failures = 0
 				mctx, cancel := context.WithTimeout(ctx, w.t.leaseTTL)
 				err = rj.store.markDone(mctx)
 				cancel()
@@ -307,6 +321,10 @@ func (w *worker) reconcile(ctx context.Context) error {
 				}
 			case errors.Is(err, errCheckpointConflict):
 				w.log.Warn("job stopped: a partition's checkpoint is another worker's; it restarts over the partitions still held", "err", err)
+			case transient(err):
+				if err := w.retryLater("the job failed", time.Since(rj.started), err); err != nil {
+					return err
+				}
 			default:
 				return fmt.Errorf("worker job: %w", err)
 			}
@@ -325,8 +343,12 @@ func (w *worker) reconcile(ctx context.Context) error {
 	if w.cur != nil && !slices.Equal(w.cur.set, want) {
 		w.endJob("rebalance")
 	}
-	if w.cur == nil && len(want) > 0 {
-		if err := w.startJob(ctx, want); err != nil {
+	if w.cur == nil && len(want) > 0 && !time.Now().Before(w.retryAt) {
+		if err := w.startJob(ctx, want); transient(err) {
+			if err := w.retryLater("starting the job", 0, err); err != nil {
+				return err
+			}
+		} else if err != nil {
 			return err
 		}
 	}
@@ -407,7 +429,7 @@ func (w *worker) startJob(ctx context.Context, set []int) error {
 	if w.opts.Status != nil {
 		w.opts.Status.WorkerJob(job, fb)
 	}
-	w.cur = &jobRun{job: job, set: live, store: store, r: r, unreg: unreg}
+	w.cur = &jobRun{job: job, set: live, store: store, r: r, unreg: unreg, started: time.Now()}
 	w.log.Info("scale-out worker reads its partitions", "owned", live, "restored", len(pieces))
 	return nil
 }

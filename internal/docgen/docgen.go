@@ -285,7 +285,7 @@ func metricsReference(ctx context.Context) ([]byte, error) {
 	descs := make(chan *prometheus.Desc, 64)
 	go func() {
 		c.Describe(descs)
-		for _, d := range scaleout.LagDescs() { // served by a scaled-out run
+		for _, d := range scaleout.WorkerDescs() { // served by a scaled-out run
 			descs <- d
 		}
 		close(descs)

@@ -36,6 +36,9 @@ type Worker struct {
 	// LagMessages and LagSeconds are its partitions' sum and largest.
 	LagMessages int64   `json:"lag_messages"`
 	LagSeconds  float64 `json:"lag_seconds"`
+	// Retries counts its restarts of its job after transient failures
+	// (NATS or PostgreSQL not reachable) since it started.
+	Retries int64 `json:"retries,omitempty"`
 }
 
 // Partition is one partition's owner and lag.
