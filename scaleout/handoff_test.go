@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,10 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/mdpio/mdp/internal/crashtest"
 )
 
 // syncBuffer is a process's stderr that the test reads while it runs.
@@ -86,6 +81,10 @@ type handoff struct {
 	bin     string
 	ctx     context.Context
 	js      jetstream.JetStream
+	ingest  *liveProc
+	conn    *pgx.Conn
+	schema  string // the workers' bars
+	oracle  string // the oracle's bars
 }
 
 func (h *handoff) worker(t *testing.T, id string, workers int) *liveProc {
@@ -96,49 +95,7 @@ func (h *handoff) worker(t *testing.T, id string, workers int) *liveProc {
 }
 
 func runHandoff(t *testing.T, start func(h *handoff), act func(h *handoff)) {
-	bin := crashtest.Binary(t)
-	conn, schemas := pgSchemas(t, "ho_oracle", "ho_workers")
-	trades := writeTrades(t, 5, 30000, 40)
-	runOracle(t, barsJob(trades, schemas[0], ""))
-	want := barRows(t, conn, schemas[0])
-	audit(t, conn, schemas[0], schemas[1])
-
-	srv := loopbackServer(t)
-	job := filepath.Join(t.TempDir(), "job.yaml")
-	// 30000 trades 2 ms apart are 60 s of event time: at speed 10 the
-	// ingest publishes for about 6 s.
-	text := strings.Replace(barsJob(trades, schemas[1], fmt.Sprintf("scaleout: {nats: %q, partitions: 16}\n", srv.ClientURL())),
-		"max_out_of_orderness: 500ms", "max_out_of_orderness: 500ms\n        speed: 10", 1)
-	if err := os.WriteFile(job, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &handoff{killed: map[*liveProc]bool{}, job: job, bin: bin, ctx: ctx, js: js}
-	start(h)
-	ingest := startLive(t, ctx, bin, "ingest", "ingest", "--config", job)
-	waitCheckpointed(t, ctx, js, 16)
-	act(h)
-	for _, p := range append(h.workers, ingest) {
-		err := <-p.done
-		if h.killed[p] {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", p.name, err, p.stderr)
-		}
-	}
-	sameRows(t, barRows(t, conn, schemas[1]), want)
-	checkAudit(t, conn, schemas[1], want)
+	runScene(t, scene{}, start, act)
 }
 
 // waitCheckpointed waits until every partition has a checkpoint that

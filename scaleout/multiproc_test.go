@@ -18,6 +18,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(natsProcEnv); v != "" {
+		serveNATS(v) // the test binary as a nats-server process; never returns
+	}
 	code := m.Run()
 	crashtest.Cleanup()
 	os.Exit(code)

@@ -56,6 +56,13 @@ func pgSchemas(t *testing.T, names ...string) (*pgx.Conn, []string) {
 // silent for most of the file.
 func writeTrades(t *testing.T, seed uint64, n, symbols int) string {
 	t.Helper()
+	return writeTradesSilent(t, seed, n, symbols, func(s, i int) bool { return s < 3 && i > n/10 && i < n*9/10 })
+}
+
+// writeTradesSilent is writeTrades with silent(s, i) saying whether
+// symbol s sends nothing at trade i (another symbol trades instead).
+func writeTradesSilent(t *testing.T, seed uint64, n, symbols int, silent func(s, i int) bool) string {
+	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 7))
 	var sb strings.Builder
 	sb.WriteString("provider,symbol,ts,price,size,side,trade_id\n")
@@ -63,8 +70,8 @@ func writeTrades(t *testing.T, seed uint64, n, symbols int) string {
 	ids := make([]int, symbols)
 	for i := 0; i < n; i++ {
 		s := r.IntN(symbols)
-		if s < 3 && i > n/10 && i < n*9/10 {
-			s = 3 + r.IntN(symbols-3) // silent stretch for the first three symbols
+		for silent(s, i) {
+			s = r.IntN(symbols)
 		}
 		ids[s]++
 		ts := base + int64(i)*int64(2*time.Millisecond)
