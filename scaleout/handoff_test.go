@@ -2,6 +2,7 @@ package scaleout
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -85,11 +86,13 @@ type handoff struct {
 	conn    *pgx.Conn
 	schema  string // the workers' bars
 	oracle  string // the oracle's bars
+	// interval is the workers' checkpoint interval (empty: 200ms).
+	interval string
 }
 
 func (h *handoff) worker(t *testing.T, id string, workers int) *liveProc {
 	p := startLive(t, h.ctx, h.bin, id, "worker", "--config", h.job, "--workers", fmt.Sprint(workers), "--id", id,
-		"--lease-ttl", "3s", "--checkpoint-interval", "200ms")
+		"--lease-ttl", "3s", "--checkpoint-interval", cmp.Or(h.interval, "200ms"))
 	h.workers = append(h.workers, p)
 	return p
 }
@@ -129,13 +132,13 @@ func waitCheckpointed(t *testing.T, ctx context.Context, js jetstream.JetStream,
 }
 
 // audit creates the workers' bars table like the oracle's, with a trigger
-// logging every row version written into audit.
+// logging every row version written into audit, in order (id).
 func audit(t *testing.T, conn *pgx.Conn, oracle, schema string) {
 	t.Helper()
 	for _, q := range []string{
 		"CREATE TABLE " + schema + ".bars (LIKE " + oracle + ".bars INCLUDING ALL)",
-		"CREATE TABLE " + schema + ".audit (op text, row text)",
-		"CREATE FUNCTION " + schema + ".audit_bars() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO " + schema + ".audit VALUES (TG_OP, NEW::text); RETURN NEW; END $$",
+		"CREATE TABLE " + schema + ".audit (id bigserial, op text, row text, j jsonb)",
+		"CREATE FUNCTION " + schema + ".audit_bars() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO " + schema + ".audit (op, row, j) VALUES (TG_OP, NEW::text, to_jsonb(NEW)); RETURN NEW; END $$",
 		"CREATE TRIGGER audit AFTER INSERT OR UPDATE ON " + schema + ".bars FOR EACH ROW EXECUTE FUNCTION " + schema + ".audit_bars()",
 	} {
 		if _, err := conn.Exec(context.Background(), q); err != nil {
