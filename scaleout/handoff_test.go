@@ -88,10 +88,18 @@ type handoff struct {
 	oracle  string // the oracle's bars
 	// interval is the workers' checkpoint interval (empty: 200ms).
 	interval string
+	// direct is the job file naming the server and PostgreSQL directly
+	// (job may name proxies).
+	direct string
 }
 
 func (h *handoff) worker(t *testing.T, id string, workers int) *liveProc {
-	p := startLive(t, h.ctx, h.bin, id, "worker", "--config", h.job, "--workers", fmt.Sprint(workers), "--id", id,
+	return h.workerOf(t, h.job, id, workers)
+}
+
+// workerOf starts a worker of job file job.
+func (h *handoff) workerOf(t *testing.T, job, id string, workers int) *liveProc {
+	p := startLive(t, h.ctx, h.bin, id, "worker", "--config", job, "--workers", fmt.Sprint(workers), "--id", id,
 		"--lease-ttl", "3s", "--checkpoint-interval", cmp.Or(h.interval, "200ms"))
 	h.workers = append(h.workers, p)
 	return p

@@ -189,7 +189,7 @@ func runScene(t *testing.T, cfg scene, start func(h *handoff), act func(h *hando
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &handoff{killed: map[*liveProc]bool{}, job: wjob, bin: bin, ctx: ctx, js: js, schema: schemas[1], oracle: schemas[0], conn: conn, interval: cfg.interval}
+	h := &handoff{killed: map[*liveProc]bool{}, job: wjob, bin: bin, ctx: ctx, js: js, schema: schemas[1], oracle: schemas[0], conn: conn, interval: cfg.interval, direct: job}
 	start(h)
 	h.ingest = startLive(t, ctx, bin, "ingest", "ingest", "--config", job)
 	if !cfg.now {
@@ -342,6 +342,40 @@ func TestNATSKilledAndRestarted(t *testing.T) {
 		}
 	}
 	t.Logf("the workers retried their jobs %d times", retried(ws...))
+}
+
+// TestWorkerCutOffFromNATS is §4.7: of two workers, w1 reaches NATS
+// through a TCP proxy that cuts and refuses its connections for 2 × the
+// lease TTL mid-stream. w1 cannot renew its leases: it fences its
+// partitions before they could expire and stops its job without a
+// checkpoint; w0 takes them over from their checkpoints once they expire.
+// When the proxy lets w1 through again it rejoins and takes its share
+// back. Whatever w1 wrote is one of the oracle's rows.
+func TestWorkerCutOffFromNATS(t *testing.T) {
+	srv := loopbackServer(t)
+	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
+	var w0, w1 *liveProc
+	var moved []int
+	runScene(t, scene{url: srv.ClientURL(), workerURL: "nats://" + proxy.Addr()}, func(h *handoff) {
+		w0 = h.workerOf(t, h.direct, "w0", 2)
+		w1 = h.worker(t, "w1", 2)
+	}, func(h *handoff) {
+		moved = firstOwned(t, w1)
+		proxy.Pause()
+		for readsOver(w0, moved) == nil {
+			select {
+			case <-h.ctx.Done():
+				t.Fatalf("w0 never took w1's partitions over:\n%s", w0.stderr)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		time.Sleep(2 * time.Second) // 2 × TTL in all
+		proxy.Resume()
+	})
+	if len(w1.stderr.lines("partition fenced: no lease renewal in time")) == 0 {
+		t.Fatalf("w1 never fenced its partitions:\n%s", w1.stderr)
+	}
+	t.Logf("w1 fenced; w0 took %v over; w1 retried %d times", moved, retried(w1))
 }
 
 // TestScaleOutOneToFour is §4.3: one worker reads all 16 partitions; three
