@@ -28,7 +28,7 @@ const propSeedEnv = "MDP_SO_PROP_SEED"
 // TestCheckpointsUnderRandomSchedules is the in-process property test of
 // the research note's §4.12 with checkpoints and bars: for each seed a
 // seeded trade file (late trades, silent symbols), an in-process
-// nats-server on a free loopback port, a paced ingest (1.2 to 2.4 s), 1 to
+// nats-server on a free loopback port, a paced ingest (1 to 1.8 s), 1 to
 // 3 workers (RunWorker, each with its own connection, membership and
 // leases (TTL 4 s), checkpointing every 150 ms), then a seeded schedule of joins,
 // SIGTERMs (ctx cancelled: suspend, final checkpoint, leases released) and
@@ -72,8 +72,8 @@ type propWorker struct {
 
 func propSchedule(t *testing.T, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 412))
-	partitions := []int{4, 8, 16}[r.IntN(3)]
-	trades := writeTrades(t, seed, 3000+r.IntN(3000), 24+r.IntN(24))
+	partitions := []int{4, 8}[r.IntN(2)]
+	trades := writeTrades(t, seed, 2500+r.IntN(2000), 24+r.IntN(24))
 	dir := t.TempDir()
 	oracleDB, scaledDB := filepath.Join(dir, "oracle.db"), filepath.Join(dir, "scaled.db")
 	auditTable(t, oracleDB)
@@ -92,7 +92,7 @@ func propSchedule(t *testing.T, seed uint64) {
 	t1 := time.Now()
 
 	srv := loopbackServer(t)
-	// 2 ms between trades: speed 5 publishes them over about 1.2-2.4 s.
+	// 2 ms between trades: speed 5 publishes them over 1 to 1.8 s.
 	text := propJob(trades, scaledDB, 5, fmt.Sprintf("scaleout: {nats: %q, partitions: %d}\n", srv.ClientURL(), partitions))
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
