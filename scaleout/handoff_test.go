@@ -231,6 +231,17 @@ func readsOver(p *liveProc, parts []int) map[string]any {
 	return nil
 }
 
+// firstRestored is the number of partitions restored from checkpoints in
+// p's first "reads its partitions" line that restored any (0: none).
+func firstRestored(p *liveProc) int {
+	for _, l := range p.stderr.lines("scale-out worker reads its partitions") {
+		if r, _ := l["restored"].(float64); r > 0 {
+			return int(r)
+		}
+	}
+	return 0
+}
+
 // TestSIGTERMHandsOver is §4.4 with 2 workers: SIGTERM of one mid-stream
 // suspends it (a final checkpoint of its partitions, its leases
 // released, exit 0); the other resumes every partition from the
@@ -295,13 +306,7 @@ func TestScaleOutOneToTwo(t *testing.T) {
 	}, func(h *handoff) {
 		w1 = h.worker(t, "w1", 1)
 	})
-	moved := 0
-	for _, l := range w1.stderr.lines("scale-out worker reads its partitions") {
-		if r, _ := l["restored"].(float64); r > 0 {
-			moved = int(r)
-			break
-		}
-	}
+	moved := firstRestored(w1)
 	if moved == 0 || moved > 8 {
 		t.Fatalf("w1 restored %d partitions from checkpoints: want 1 to 8\n%s", moved, w1.stderr)
 	}

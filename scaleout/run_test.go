@@ -141,7 +141,13 @@ func runOracle(t *testing.T, job string) {
 // barRows returns every bar row of schema.bars, ordered, as text.
 func barRows(t *testing.T, conn *pgx.Conn, schema string) []string {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), "SELECT b::text FROM "+schema+".bars b ORDER BY provider, symbol, interval, ts")
+	return textRows(t, conn, "SELECT b::text FROM "+schema+".bars b ORDER BY provider, symbol, interval, ts")
+}
+
+// textRows returns the one text column of every row of query q.
+func textRows(t *testing.T, conn *pgx.Conn, q string, args ...any) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -393,13 +393,7 @@ func TestScaleOutOneToFour(t *testing.T) {
 		}
 	})
 	for _, w := range ws[1:] {
-		restored := 0
-		for _, l := range w.stderr.lines("scale-out worker reads its partitions") {
-			if r, _ := l["restored"].(float64); r > 0 {
-				restored = int(r)
-				break
-			}
-		}
+		restored := firstRestored(w)
 		if restored == 0 || restored > 8 {
 			t.Fatalf("%s restored %d partitions from checkpoints: want 1 to 8\n%s", w.name, restored, w.stderr)
 		}
@@ -513,17 +507,7 @@ func TestIdlePartitionsAdvance(t *testing.T) {
 		for s := range silentSym {
 			names = append(names, fmt.Sprintf("S%03d", s))
 		}
-		last := func(schema string) []string {
-			rows, err := h.conn.Query(h.ctx, fmt.Sprintf(q, schema), names)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return out
-		}
+		last := func(schema string) []string { return textRows(t, h.conn, fmt.Sprintf(q, schema), names) }
 		want = last(h.oracle)
 		if len(want) != len(names) {
 			t.Fatalf("the oracle has bars of %d of the %d silent symbols", len(want), len(names))
