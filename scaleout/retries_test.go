@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestTransient(t *testing.T) {
@@ -66,5 +67,33 @@ func TestRetryLaterIsBounded(t *testing.T) {
 	w.failures = restartAttempts - 1
 	if err := w.retryLater("the job failed", restartHealthy, cause); err != nil || w.failures != 1 {
 		t.Fatalf("after a healthy run: %v, failures %d", err, w.failures)
+	}
+}
+
+// TestRetryCollector: the series counts the worker's retries, labelled
+// with the job and the worker.
+func TestRetryCollector(t *testing.T) {
+	w := &worker{mem: &membership{}}
+	w.mem.retries.Store(3)
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(&retryCollector{job: "j", worker: "w0", w: w}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			got = append(got, fmt.Sprintf("%s %s %v %v", mf.GetName(), mf.GetType(), labels, m.GetCounter().GetValue()))
+		}
+	}
+	if want := "mdp_scaleout_worker_retries_total COUNTER [job=j worker=w0] 3"; len(got) != 1 || got[0] != want {
+		t.Fatalf("gathered %q, want %q", got, want)
 	}
 }
