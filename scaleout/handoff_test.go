@@ -3,7 +3,6 @@ package scaleout
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,8 +85,6 @@ type handoff struct {
 	conn    *pgx.Conn
 	schema  string // the workers' bars
 	oracle  string // the oracle's bars
-	// interval is the workers' checkpoint interval (empty: 200ms).
-	interval string
 	// direct is the job file naming the server and PostgreSQL directly
 	// (job may name proxies).
 	direct string
@@ -100,7 +97,7 @@ func (h *handoff) worker(t *testing.T, id string, workers int) *liveProc {
 // workerOf starts a worker of job file job.
 func (h *handoff) workerOf(t *testing.T, job, id string, workers int) *liveProc {
 	p := startLive(t, h.ctx, h.bin, id, "worker", "--config", job, "--workers", fmt.Sprint(workers), "--id", id,
-		"--lease-ttl", "3s", "--checkpoint-interval", cmp.Or(h.interval, "200ms"))
+		"--lease-ttl", "3s", "--checkpoint-interval", "200ms")
 	h.workers = append(h.workers, p)
 	return p
 }
