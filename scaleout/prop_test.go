@@ -76,8 +76,8 @@ func propSchedule(t *testing.T, seed uint64) {
 	trades := writeTrades(t, seed, 2500+r.IntN(2000), 24+r.IntN(24))
 	dir := t.TempDir()
 	oracleDB, scaledDB := filepath.Join(dir, "oracle.db"), filepath.Join(dir, "scaled.db")
-	auditTable(t, oracleDB)
-	auditTable(t, scaledDB)
+	propAuditTable(t, oracleDB)
+	propAuditTable(t, scaledDB)
 
 	u, err := runtime.NewFromBytes("oracle.yaml", []byte(propJob(trades, oracleDB, 0, "")), runtime.Options{})
 	if err != nil {
@@ -190,13 +190,13 @@ func propSchedule(t *testing.T, seed uint64) {
 	live = nil
 	t.Logf("oracle %s, ingest %s, workers done %s later", t1.Sub(t0).Round(time.Millisecond), t2.Sub(t1).Round(time.Millisecond), time.Since(t2).Round(time.Millisecond))
 
-	want := sqliteRows(t, oracleDB, "bars_ohlcv")
-	sameRows(t, sqliteRows(t, scaledDB, "bars_ohlcv"), want)
+	want := propRows(t, oracleDB, "bars_ohlcv")
+	sameRows(t, propRows(t, scaledDB, "bars_ohlcv"), want)
 	had := map[string]bool{}
-	for _, v := range sqliteRows(t, oracleDB, "audit") {
+	for _, v := range propRows(t, oracleDB, "audit") {
 		had[v] = true
 	}
-	versions := sqliteRows(t, scaledDB, "audit")
+	versions := propRows(t, scaledDB, "audit")
 	for _, v := range versions {
 		if !had[v] {
 			t.Fatalf("a sink once wrote %s, a row version the oracle never wrote", v)
@@ -236,10 +236,10 @@ dag:
 %s`, trades, pace, db, extra)
 }
 
-// auditTable creates the bars table of sink.sqlite in the file at path,
+// propAuditTable creates the bars table of sink.sqlite in the file at path,
 // and an audit table that triggers fill with every row version inserted
 // or updated.
-func auditTable(t *testing.T, path string) {
+func propAuditTable(t *testing.T, path string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", sqlite.DSN(path, "normal"))
 	if err != nil {
@@ -266,9 +266,9 @@ func auditTable(t *testing.T, path string) {
 	}
 }
 
-// sqliteRows returns every row of table in the file at path as text, in
+// propRows returns every row of table in the file at path as text, in
 // the bars' key order.
-func sqliteRows(t *testing.T, path, table string) []string {
+func propRows(t *testing.T, path, table string) []string {
 	t.Helper()
 	db, err := sql.Open("sqlite", sqlite.DSN(path, "normal"))
 	if err != nil {
