@@ -582,15 +582,35 @@ dag:
 	report("jobs page, 50 jobs", ts)
 	d.open("#/candles/fast?port=bars&symbol=AAPL")
 	d.wait("candles flowing", `window.mdpCandles && window.mdpCandles.updates() > 50`, 20*time.Second)
+	// The chart must take every bar the job emits while the frames are
+	// measured. The job's own count is the reference, not the nominal 100
+	// a second: on a loaded machine the paced source itself falls behind.
+	barsOut := func() int64 {
+		st, err := d.m.Status("fast", true)
+		if err != nil || st.Runtime == nil {
+			t.Fatalf("status of fast: %+v %v", st, err)
+		}
+		for _, n := range st.Runtime.Nodes {
+			if n.ID == "bars" {
+				return n.EventsOut
+			}
+		}
+		t.Fatal("no bars node in the status of fast")
+		return 0
+	}
 	var before, after float64
+	emittedBefore := barsOut()
 	d.eval(`window.mdpCandles.updates()`, &before)
 	d.eval(measure, &ts)
 	d.eval(`window.mdpCandles.updates()`, &after)
+	emitted := barsOut() - emittedBefore
 	report("candles page", ts)
-	rate := (after - before) / 5
-	t.Logf("candles page: %.0f bar updates/s received while measuring", rate)
-	if rate < 50 {
-		t.Fatalf("the chart got %.0f bar updates/s, want about 100", rate)
+	got := int64(after - before)
+	t.Logf("candles page: %d bar updates received while measuring (%.0f/s), the job emitted %d", got, float64(got)/5, emitted)
+	// Bars in flight at either edge of the window (one frame's worth, the
+	// tap's and the socket's buffers) may fall on the other side of it.
+	if emitted < 50 || float64(got) < 0.9*float64(emitted)-20 {
+		t.Fatalf("the chart got %d bar updates while the job emitted %d", got, emitted)
 	}
 	d.noConsoleErrors()
 }
