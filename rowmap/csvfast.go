@@ -70,13 +70,13 @@ func plainText(b []byte) bool {
 func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 	delim := f.delim
 	// exchange, symbol: text up to the delimiter.
-	i := indexDelim(line, delim)
+	i := scanDelim(line, 0, delim)
 	if i == 0 || i == len(line) {
 		return FastFallback
 	}
 	prov := line[:i]
 	s := i + 1
-	i = s + indexDelim(line[s:], delim)
+	i = scanDelim(line, s, delim)
 	if i == s || i == len(line) {
 		return FastFallback
 	}
@@ -121,7 +121,7 @@ func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 	}
 	// side
 	s = i + 1
-	i = s + indexDelim(line[s:], delim)
+	i = scanDelim(line, s, delim)
 	if i == len(line) || !plainText(line[s:i]) {
 		return FastFallback
 	}
@@ -153,6 +153,20 @@ func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 	} else if d.sizeLog {
 		d.logSize(sid, dec)
 	}
-	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sid, Side: side, TradeID: id}
+	// Field by field: a whole-struct store is built on the stack first and
+	// copied in 16-byte moves that stall on the narrower stores before them.
+	t.TS, t.Ingest, t.Price, t.Size, t.TradeID, t.Seq, t.Sym, t.Side = ts, ingest, price, size, id, 0, sid, side
 	return FastOK
+}
+
+// scanDelim returns the index of the first delim at or after line[i], or
+// len(line). A byte loop: the short text fields of a row have lengths
+// that repeat from row to row, so its exit branch is predicted and the
+// next field's scan starts speculatively, where a SWAR search (indexDelim)
+// makes every field's start wait on the previous field's bit arithmetic.
+func scanDelim(line []byte, i int, delim byte) int {
+	for i < len(line) && line[i] != delim {
+		i++
+	}
+	return i
 }

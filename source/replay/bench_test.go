@@ -253,3 +253,46 @@ func reportRates(b *testing.B, n int, start time.Time, cpu0 time.Duration) {
 	b.ReportMetric(total/time.Since(start).Seconds(), "trades/s")
 	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/total, "cpu-ns/trade")
 }
+
+// benchFastRows times the fused row decoder alone (no reading, no line
+// splitting, no per-record steps after it) over 100k workload rows held in
+// memory, one row per op, so a change to the decoder can be measured
+// without the noise of the file path.
+func benchFastRows(b *testing.B, json bool) {
+	const n = 100_000
+	path := filepath.Join(b.TempDir(), "w.csv")
+	if json {
+		path = filepath.Join(b.TempDir(), "w.jsonl")
+	}
+	writeWorkload(b, path, n, json)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if !json {
+		lines = lines[1:]
+	}
+	r, _ := openBenchReader(b, path)
+	defer r.close()
+	var t md.Trade
+	b.ResetTimer()
+	for i := range b.N {
+		line := lines[i%len(lines)]
+		var res rowmap.FastResult
+		if json {
+			res = r.jfast.Trade(&r.dec, line, &t)
+		} else {
+			res = r.fast.Trade(&r.dec, line, &t)
+		}
+		if res != rowmap.FastOK {
+			b.Fatalf("row %q: %d", line, res)
+		}
+	}
+}
+
+// BenchmarkFastRowsCSV is benchFastRows for the tardis CSV layout.
+func BenchmarkFastRowsCSV(b *testing.B) { benchFastRows(b, false) }
+
+// BenchmarkFastRowsJSONL is benchFastRows for JSON lines.
+func BenchmarkFastRowsJSONL(b *testing.B) { benchFastRows(b, true) }
