@@ -151,14 +151,8 @@ func steps() []step {
 			"Partition/n=4": {"splitting a 1024-trade batch by symbol into 4 parts, per record", "ns/record,cpu-ns/record", ""},
 		})},
 		{name: "parse", args: func(full bool) []string {
-			return gotest("^Benchmark(ParseCSV|ParseJSONL|ParseCSVReference|ParseJSONLReference|ReplayCSVToBars1s)$", pick(full, "1x", "10x"), pickN(full, 1, 3), "./source/replay/")
-		}, parse: benchRows(map[string]metric{
-			"ParseCSV":            {"CSV replay parse (tardis layout), CPU ns per trade", "cpu-ns/trade", "ParseCSVReference"},
-			"ParseJSONL":          {"JSON lines replay parse, CPU ns per trade", "cpu-ns/trade", "ParseJSONLReference"},
-			"ParseCSVReference":   {"CSV minimal hand-written parse of the same file, CPU ns per trade", "cpu-ns/trade", ""},
-			"ParseJSONLReference": {"JSON lines minimal hand-written parse of the same file, CPU ns per trade", "cpu-ns/trade", ""},
-			"ReplayCSVToBars1s":   {"CSV replay → 1s bars → sink.null, trades/s and CPU ns per trade", "trades/s,cpu-ns/trade", ""},
-		})},
+			return gotest("^Benchmark(ParseCSV|ParseJSONL|ParseCSVReference|ParseJSONLReference|ReplayCSVToBars1s|ReplayCSVToBars1sTwoFiles)$", pick(full, "1x", "10x"), pickN(full, 1, 3), "./source/replay/")
+		}, parse: benchRows(parseMetrics)},
 		{name: "latency", args: func(full bool) []string {
 			return gotest("^BenchmarkPacedLatency$", pick(full, "1x", "3x"), pickN(full, 1, 3), "./engine/")
 		}, parse: benchRows(map[string]metric{
@@ -317,6 +311,23 @@ func benchRows(want map[string]metric) func(string) ([]row, error) {
 		}
 		return rows, nil
 	}
+}
+
+// parseMetrics are the rows of the parse step. The replay jobs are
+// sub-benchmarks, one per decoding plan, each its own row.
+var parseMetrics = map[string]metric{
+	"ParseCSV":            {"CSV replay parse (tardis layout), CPU ns per trade", "cpu-ns/trade", "ParseCSVReference"},
+	"ParseJSONL":          {"JSON lines replay parse, CPU ns per trade", "cpu-ns/trade", "ParseJSONLReference"},
+	"ParseCSVReference":   {"CSV minimal hand-written parse of the same file, CPU ns per trade", "cpu-ns/trade", ""},
+	"ParseJSONLReference": {"JSON lines minimal hand-written parse of the same file, CPU ns per trade", "cpu-ns/trade", ""},
+	"ReplayCSVToBars1s/decoders=1": {"CSV replay → 1s bars → sink.null, one file decoded on the source goroutine, trades/s and CPU ns per trade",
+		"trades/s,cpu-ns/trade", ""},
+	"ReplayCSVToBars1s/decoders=2/whole": {"the same job, the file decoded whole on a decoder goroutine of its own (the default on 2 cores)",
+		"trades/s,cpu-ns/trade", ""},
+	"ReplayCSVToBars1s/decoders=2/pieces": {"the same job, the file decoded in pieces by two workers (file_pieces)", "trades/s,cpu-ns/trade", ""},
+	"ReplayCSVToBars1sTwoFiles/decoders=1": {"the same trades in two files merged in event time, decoded on the source goroutine",
+		"trades/s,cpu-ns/trade", ""},
+	"ReplayCSVToBars1sTwoFiles/decoders=2": {"the two files each decoded on a goroutine of its own", "trades/s,cpu-ns/trade", ""},
 }
 
 func median(v []float64) float64 {

@@ -65,3 +65,32 @@ pgo vs nopgo: 1.200 (median per-run rate ratio 1.190; median CPU per run 0.200s 
 		t.Fatalf("rows %+v", rows)
 	}
 }
+
+// TestParseStepRows: the parse step reads go test's lines, sub-benchmarks
+// of the replay jobs included, into one row per figure, each ratio to its
+// reference from the same output.
+func TestParseStepRows(t *testing.T) {
+	out := `BenchmarkParseCSV-2   	      10	 80000000 ns/op	        80.00 cpu-ns/trade	   12500000 trades/s	  413808 B/op	     891 allocs/op
+BenchmarkParseCSVReference-2   	      10	 60000000 ns/op	        60.00 cpu-ns/trade	   16666666 trades/s	  327152 B/op	     114 allocs/op
+BenchmarkParseJSONL-2   	      10	 100000000 ns/op	        100.0 cpu-ns/trade	   10000000 trades/s
+BenchmarkParseJSONLReference-2   	      10	 80000000 ns/op	        80.00 cpu-ns/trade	   12500000 trades/s
+BenchmarkReplayCSVToBars1s/decoders=1-2         	       3	 100000000 ns/op	        95.00 cpu-ns/trade	  10000000 trades/s
+BenchmarkReplayCSVToBars1s/decoders=2/whole-2   	       3	  90000000 ns/op	       120.0 cpu-ns/trade	  11000000 trades/s
+BenchmarkReplayCSVToBars1s/decoders=2/pieces-2  	       3	  80000000 ns/op	       125.0 cpu-ns/trade	  12000000 trades/s
+BenchmarkReplayCSVToBars1sTwoFiles/decoders=1-2 	       3	 100000000 ns/op	        97.00 cpu-ns/trade	   9000000 trades/s
+BenchmarkReplayCSVToBars1sTwoFiles/decoders=2-2 	       3	  70000000 ns/op	       121.0 cpu-ns/trade	  14000000 trades/s
+`
+	rows, err := benchRows(parseMetrics)(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(parseMetrics) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(parseMetrics), rows)
+	}
+	if r := rows[0]; r.ratio != "1.333" || !strings.Contains(r.ref, "ParseCSVReference 60") {
+		t.Errorf("CSV row %+v: want ratio 1.333 to ParseCSVReference 60", r)
+	}
+	if r := rows[8]; r.value != "1.4e+07 trades/s, 121 cpu-ns/trade" || r.figure != parseMetrics["ReplayCSVToBars1sTwoFiles/decoders=2"].figure {
+		t.Errorf("two files, two decoders: %+v", r)
+	}
+}
