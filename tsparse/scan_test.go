@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -95,4 +96,40 @@ func FuzzScanDecimal(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkScanDecimal(t, s, ",") })
+}
+
+// TestScanDigitsSixteen: the one-branch path for sixteen digits followed
+// by a non-digit reads what strconv reads, and leaves every other run
+// (a bad byte inside, a 17th digit, the end of the buffer) to the loop.
+func TestScanDigitsSixteen(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	for range 50_000 {
+		b := make([]byte, 16, 20)
+		for j := range b {
+			b[j] = byte('0' + rng.IntN(10))
+		}
+		want, _ := strconv.ParseUint(string(b), 10, 64)
+		for _, tail := range []string{",", "x", ".", "/", ":", "\x00", "\xff", "", "7", "7,", "123,"} {
+			line := append(append([]byte("ab"), b...), tail...)
+			wantEnd, wantN := 18, want
+			if len(tail) > 0 && tail[0] >= '0' && tail[0] <= '9' {
+				k := 2 + 16 + min(strings.IndexAny(tail+",", ",")+0, 3)
+				wantEnd = k
+				wantN, _ = strconv.ParseUint(string(line[2:k]), 10, 64)
+			}
+			if n, end := ScanDigits(line, 2); n != wantN || end != wantEnd {
+				t.Fatalf("ScanDigits(%q, 2) = %d %d, want %d %d", line, n, end, wantN, wantEnd)
+			}
+		}
+		if rng.IntN(2) == 0 { // a bad byte inside the sixteen
+			line := append([]byte(nil), b...)
+			k := rng.IntN(16)
+			line[k] = ",.x:"[rng.IntN(4)]
+			line = append(line, ',')
+			w, _ := strconv.ParseUint(string(line[:k]), 10, 64)
+			if n, end := ScanDigits(line, 0); end != k || k > 0 && n != w {
+				t.Fatalf("ScanDigits(%q, 0) = %d %d, want %d %d", line, n, end, w, k)
+			}
+		}
+	}
 }

@@ -142,10 +142,14 @@ func eightDigits(b []byte) (uint32, bool) {
 	if (v&0xF0F0F0F0F0F0F0F0)|(((v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0)>>4) != 0x3333333333333333 {
 		return 0, false
 	}
-	v -= 0x3030303030303030
-	v = v*10 + v>>8
-	v = ((v&0x000000FF000000FF)*(100+1000000<<32) + (v>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
-	return uint32(v), true
+	return uint32(digits8(v - 0x3030303030303030)), true
+}
+
+// digits8 is the value of the eight digits of x, each byte 0-9 with the
+// most significant digit in the low byte.
+func digits8(x uint64) uint64 {
+	x = x*10 + x>>8
+	return ((x&0x000000FF000000FF)*(100+1000000<<32) + (x>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
 }
 
 // Digits parses b, all decimal digits, as a small non-negative int (a date
@@ -343,6 +347,14 @@ func Decimals(b []byte) int {
 // end == i when b[i] is not a digit. A fused row decoder reads an integer
 // field this way while it scans for the field's end.
 func ScanDigits(b []byte, i int) (n uint64, end int) {
+	// Sixteen digits, a microsecond epoch time, checked with one branch.
+	if i >= 0 && i+16 < len(b) && b[i+16]-'0' > 9 {
+		v, w := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+		const hi, six, threes = 0xF0F0F0F0F0F0F0F0, 0x0606060606060606, 0x3333333333333333
+		if ((v&hi|(v+six)&hi>>4)^threes)|((w&hi|(w+six)&hi>>4)^threes) == 0 {
+			return digits8(v-0x3030303030303030)*100_000_000 + digits8(w-0x3030303030303030), i + 16
+		}
+	}
 	start := i
 	for i+8 <= len(b) && i-start <= 11 {
 		d, ok := eightDigits(b[i:])
