@@ -136,13 +136,20 @@ func TestParseDoesNotAllocatePerRow(t *testing.T) {
 	}
 }
 
+// workloadFile writes n workload trades to a new CSV (json=false) or
+// JSON-lines file and returns its path.
+func workloadFile(tb testing.TB, n int, json bool) string {
+	path := filepath.Join(tb.TempDir(), "w.csv")
+	if json {
+		path = filepath.Join(tb.TempDir(), "w.jsonl")
+	}
+	writeWorkload(tb, path, n, json)
+	return path
+}
+
 func benchParse(b *testing.B, json bool) {
 	const n = 1_000_000
-	path := filepath.Join(b.TempDir(), "w.csv")
-	if json {
-		path = filepath.Join(b.TempDir(), "w.jsonl")
-	}
-	writeWorkload(b, path, n, json)
+	path := workloadFile(b, n, json)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), processCPU()
@@ -260,11 +267,7 @@ func reportRates(b *testing.B, n int, start time.Time, cpu0 time.Duration) {
 // without the noise of the file path.
 func benchFastRows(b *testing.B, json bool) {
 	const n = 100_000
-	path := filepath.Join(b.TempDir(), "w.csv")
-	if json {
-		path = filepath.Join(b.TempDir(), "w.jsonl")
-	}
-	writeWorkload(b, path, n, json)
+	path := workloadFile(b, n, json)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		b.Fatal(err)
