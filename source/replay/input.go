@@ -158,6 +158,32 @@ type lineInput struct {
 	src io.Reader
 	// start is the offset at which the last line read began.
 	start int64
+	// win is the part of rd's buffer after the last line read, whole
+	// lines of which readLine returns without calling rd; used is how many
+	// bytes of the buffer it has returned since rd last read them.
+	win  []byte
+	used int
+}
+
+// sync hands the bytes readLine took from the window back to rd as read
+// and empties the window, before anything else reads rd.
+func (in *lineInput) sync() {
+	if in.used > 0 {
+		in.rd.Discard(in.used) // buffered: cannot fail
+	}
+	in.win, in.used = nil, 0
+}
+
+// reset makes src the input, with nothing buffered.
+func (in *lineInput) reset(src io.Reader) {
+	in.win, in.used = nil, 0
+	in.rd.Reset(src)
+}
+
+// buffered is how many bytes were read from the input and not yet taken
+// as lines.
+func (in *lineInput) buffered() int {
+	return in.rd.Buffered() - in.used
 }
 
 // errLineTooLong is readLine's report of a line longer than max_line_bytes:
@@ -203,6 +229,7 @@ func (in *lineInput) seekTo(off int64) error {
 	if off < in.off {
 		return fmt.Errorf("offset %d is before the current one %d", off, in.off)
 	}
+	in.sync()
 	if in.zr == nil {
 		if _, err := in.f.Seek(off, io.SeekStart); err != nil {
 			return err
@@ -220,6 +247,31 @@ func (in *lineInput) seekTo(off int64) error {
 // and reported with errLineTooLong.
 func (in *lineInput) readLine() ([]byte, error) {
 	in.start = in.off
+	// A whole line in the window: no call into rd, which would search for
+	// the same '\n' behind the bookkeeping of a general reader.
+	if j := bytes.IndexByte(in.win, '\n'); j >= 0 {
+		line := in.win[:j]
+		in.win = in.win[j+1:]
+		in.used += j + 1
+		in.off += int64(j + 1)
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		return line, nil
+	}
+	in.sync()
+	line, err := in.readSlow()
+	if err == nil {
+		// What rd holds after the line (valid until rd next reads, which
+		// only sync's caller does) is the next window.
+		in.win, _ = in.rd.Peek(in.rd.Buffered())
+	}
+	return line, err
+}
+
+// readSlow is readLine through rd.ReadSlice: a line cut by the buffer's end,
+// a long one, the end of the input.
+func (in *lineInput) readSlow() ([]byte, error) {
 	line, err := in.rd.ReadSlice('\n')
 	in.off += int64(len(line))
 	if err == bufio.ErrBufferFull {

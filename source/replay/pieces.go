@@ -133,7 +133,7 @@ func startPieces(r *fileReader, k int, rc *readerConfig, symbols []string, table
 	}
 	// The workers read the file from base again; take back what the
 	// header's read buffered beyond it.
-	rc.counter.Add(-int64(r.lines.rd.Buffered()))
+	rc.counter.Add(-int64(r.lines.buffered()))
 	p := &pieceSet{f: f, path: r.path, base: base, n: n, counter: rc.counter, done: done, table: table,
 		remap: make([][]md.SymID, k), lineBase: r.line}
 	for range k {
@@ -220,7 +220,7 @@ func (p *pieceSet) run(w *pieceWorker, k int) {
 			return
 		}
 		r.lines.src = &countingReader{r: io.NewSectionReader(p.f, start, length), n: p.counter}
-		r.lines.rd.Reset(r.lines.src)
+		r.lines.reset(r.lines.src)
 		r.lines.off, r.line, r.eof = start, 0, false
 		for !r.eof {
 			c := w.take(p.done)
