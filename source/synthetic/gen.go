@@ -117,6 +117,8 @@ type benchGen struct {
 	symArr *[benchMaxSymbolsPow2]benchSym
 	i      int64
 	own    *[benchMaxSymbolsPow2]uint8 // 1 for the symbols fillOwned keeps (by index)
+	// ownBits is own as a bit set (ownBits), for the vector first pass.
+	ownBits *[16]uint64
 	// smod is mod for fillOwned's first pass (symbols are fewer than
 	// benchMaxSymbols).
 	smod smallmod
@@ -212,7 +214,7 @@ func (g *benchGen) fillOwnedChunk(b *md.Batch, n int, ingest int64) {
 		g.kept = make([]uint32, n)
 	}
 	s0 := g.rng.s
-	w := ownedPositions(g.kept[:n], s0, g.smod, g.own)
+	w := ownedPositions(g.kept[:n], s0, g.smod, g.own, g.ownBits)
 	start := len(b.Trades)
 	b.Trades = growTrades(b.Trades, w)
 	tr := b.Trades[start : start+w]
@@ -255,18 +257,38 @@ func ownedTrades(tr []md.Trade, kept []uint32, syms *[benchMaxSymbolsPow2]benchS
 // ownedPositions is fillOwned's first pass over the len(kept) positions of
 // the stream after state s0: it writes to the front of kept, packed, each
 // position whose symbol own marks with the symbol's index, and returns how
-// many it wrote. Every position is written (and overwritten by the next one
-// unless kept), so the loop has no branch on ownership.
-func ownedPositions(kept []uint32, s0 uint64, mod smallmod, own *[benchMaxSymbolsPow2]uint8) int {
-	w := 0
-	x := s0 + splitmixGamma // position j's symbol draw is splitmixMix(s0 + (2j+1)*gamma)
-	for j := range kept {
+// many it wrote. ownBits is own as a bit set (ownBits), for the vector
+// version of the loop, which covers the positions up to a multiple of 8
+// where the CPU has one (pass1_amd64.s); ownedPositionsFrom does the rest.
+func ownedPositions(kept []uint32, s0 uint64, mod smallmod, own *[benchMaxSymbolsPow2]uint8, ownBits *[16]uint64) int {
+	done, w := ownedPositionsVector(kept, s0, mod, ownBits)
+	return ownedPositionsFrom(kept, done, w, s0, mod, own)
+}
+
+// ownedPositionsFrom is ownedPositions' loop from position j0, with w
+// positions already kept. Every position is written (and overwritten by the
+// next one unless kept), so the loop has no branch on ownership.
+func ownedPositionsFrom(kept []uint32, j0, w int, s0 uint64, mod smallmod, own *[benchMaxSymbolsPow2]uint8) int {
+	x := s0 + splitmixGamma + uint64(j0)*splitmixGamma2 // position j's symbol draw is splitmixMix(s0 + (2j+1)*gamma)
+	for j := j0; j < len(kept); j++ {
 		k := mod.mod(splitmixMix(x))
 		x += splitmixGamma2
 		kept[w] = uint32(k)<<ownedPosBits | uint32(j)
 		w += int(own[k&(benchMaxSymbolsPow2-1)])
 	}
 	return w
+}
+
+// ownBits returns own (1 for each owned symbol index) as a set of 1024
+// bits: bit k&63 of word k>>6 is set when symbol k is owned.
+func ownBits(own *[benchMaxSymbolsPow2]uint8) *[16]uint64 {
+	b := new([16]uint64)
+	for k, o := range own {
+		if o != 0 {
+			b[k>>6] |= 1 << (k & 63)
+		}
+	}
+	return b
 }
 
 // growTrades extends s by n elements, reallocating only when a caller asks

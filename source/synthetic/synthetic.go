@@ -358,6 +358,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 					s.bgen.own[k] = 1
 				}
 			}
+			s.bgen.ownBits = ownBits(s.bgen.own)
 			fill = s.bgen.fillOwned
 		}
 	} else {
