@@ -30,6 +30,17 @@
 // (chain: false on every node, so each runs in its own goroutine behind a
 // queue) and prints the gain of chaining in the same runs.
 // scripts/bench runs these for the README's figures.
+//
+// With -configs it runs instead every shipped bench config
+// (configs/bench/*.yaml, not the job tests) as shipped and with every
+// operator node at -configs-parallel (default 2; the sources follow the
+// planner), alternating in the same runs, and prints for each the median
+// per-run speed-up (parallelism 1 wall time over parallelism N's) and the
+// median CPU per run of each; a config that runs slower split is marked
+// SLOWER. Classic-mode configs have no per-node parallelism and are listed
+// as such.
+//
+//	go run ./scripts/benchbars -configs -runs 11
 package main
 
 import (
@@ -68,6 +79,8 @@ func main() {
 	parallel := flag.Int("parallel", 0, "also run the DAG config with operator.bars at this parallelism")
 	nopgo := flag.Bool("nopgo", false, "also build this tree's mdp with -pgo=off and run it in the same runs")
 	nochain := flag.Bool("nochain", false, "also run the DAG config with operator chaining off (chain: false on every node)")
+	configs := flag.Bool("configs", false, "instead, run every configs/bench config at parallelism 1 and -configs-parallel in the same runs")
+	configsPar := flag.Int("configs-parallel", 2, "the operators' parallelism for -configs")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "benchbars")
 	check(err)
@@ -75,6 +88,10 @@ func main() {
 	mdp := filepath.Join(tmp, "mdp")
 	limit := filepath.Join(tmp, "limit")
 	run("go", "build", "-o", mdp, "./cmd/mdp")
+	if *configs {
+		runConfigs(mdp, *runs, *configsPar)
+		return
+	}
 	build := exec.Command("go", "build", "-o", limit, ".")
 	build.Dir = *limitDir
 	build.Stderr = os.Stderr
