@@ -319,6 +319,54 @@ type randomGen struct {
 	start int64  // event time of record 0 (unpaced)
 	step  int64  // event-time gap between records (unpaced)
 	own   []bool // the symbols this instance emits (by index); nil: all
+	// owned, when set, lists the positions of own's symbols in two passes
+	// (ownedPositions) instead of walking every record: set by ownSymbols
+	// when the symbols are few enough.
+	owned *ownedPass
+}
+
+// ownedPass is the first pass of a generator that emits only some of the
+// stream's symbols: the owned set (as bytes and as bits, see
+// ownedPositions), the remainder by the symbol count and the scratch list of
+// kept positions.
+type ownedPass struct {
+	own  *[benchMaxSymbolsPow2]uint8
+	bits *[16]uint64
+	smod smallmod
+	kept []uint32
+}
+
+// newOwnedPass returns the first pass for the symbols own marks (by
+// index), or nil when there are more of them than it can index.
+func newOwnedPass(own []bool) *ownedPass {
+	if len(own) > benchMaxSymbols {
+		return nil
+	}
+	p := &ownedPass{own: new([benchMaxSymbolsPow2]uint8), smod: newSmallmod(uint64(len(own)))}
+	for k, o := range own {
+		if o {
+			p.own[k] = 1
+		}
+	}
+	p.bits = ownBits(p.own)
+	return p
+}
+
+// positions returns, packed (ownedPositions), the kept positions among the
+// next n (at most maxOwnedChunk) of the stream after state s0.
+func (p *ownedPass) positions(s0 uint64, n int) []uint32 {
+	if cap(p.kept) < n {
+		p.kept = make([]uint32, n)
+	}
+	return p.kept[:ownedPositions(p.kept[:n], s0, p.smod, p.own, p.bits)]
+}
+
+// ownSymbols makes g emit only the symbols own marks (by index); nil: all.
+func (g *randomGen) ownSymbols(own []bool) {
+	g.own, g.owned = own, nil
+	if own != nil {
+		g.owned = newOwnedPass(own)
+	}
 }
 
 func newRandomGen(ids []md.SymID, seed uint64, start, step int64) *randomGen {
@@ -352,7 +400,57 @@ func (g *randomGen) times(wall int64) (int64, int64) {
 	return ts, ts
 }
 
+// fillOwned runs the next n records of the stream in chunks, two passes a
+// chunk as benchGen.fillOwned does: emit writes the records of the kept
+// positions (the packed list, the stream's state before the chunk and its
+// first record's number), then the stream moves past the chunk.
+func (g *randomGen) fillOwned(n int, emit func(kept []uint32, s0 uint64, i0 int64)) {
+	for n > 0 {
+		m := min(n, maxOwnedChunk)
+		s0 := g.rng.s
+		emit(g.owned.positions(s0, m), s0, g.i)
+		g.rng.s = s0 + uint64(2*m)*splitmixGamma
+		g.i += int64(m)
+		n -= m
+	}
+}
+
+// ownedWalk is walk for kept position p (packed, ownedPositions) of a
+// chunk after state s0 whose first record is number i0: the symbol index,
+// its new price, the random bits and the record's number.
+func (g *randomGen) ownedWalk(p uint32, s0 uint64, i0 int64) (sym uint64, c int64, r uint64, i int64) {
+	j := p & (maxOwnedChunk - 1)
+	sym = uint64(p >> ownedPosBits)
+	r = splitmixMix(s0 + uint64(j+1)*splitmixGamma2)
+	c = max(g.cents[sym]+int64(r%21)-10, 1)
+	g.cents[sym] = c
+	return sym, c, r, i0 + int64(j)
+}
+
 func (g *randomGen) fillTrades(b *md.Batch, n int, wall int64) {
+	if g.owned != nil {
+		g.fillOwned(n, func(kept []uint32, s0 uint64, i0 int64) {
+			start := len(b.Trades)
+			b.Trades = growTrades(b.Trades, len(kept))
+			for x, p := range kept {
+				sym, c, r, i := g.ownedWalk(p, s0, i0)
+				g.i = i
+				ts, in := g.times(wall)
+				side := md.SideBuy
+				if r>>63 != 0 {
+					side = md.SideSell
+				}
+				t := &b.Trades[start+x]
+				t.TS, t.Ingest = ts, in
+				t.Price = float64(c) / 100.0
+				t.Size = float64(1 + (r>>32)%100)
+				t.TradeID, t.Seq = i+1, uint64(i+1)
+				t.Sym, t.Side = g.ids[sym], side
+			}
+			g.i = i0
+		})
+		return
+	}
 	start := len(b.Trades)
 	b.Trades = growTrades(b.Trades, n)
 	j := 0
@@ -379,6 +477,28 @@ func (g *randomGen) fillTrades(b *md.Batch, n int, wall int64) {
 }
 
 func (g *randomGen) fillQuotes(b *md.Batch, n int, wall int64) {
+	if g.owned != nil {
+		g.fillOwned(n, func(kept []uint32, s0 uint64, i0 int64) {
+			start := len(b.Quotes)
+			b.Quotes = growQuotes(b.Quotes, len(kept))
+			for x, p := range kept {
+				sym, c, r, i := g.ownedWalk(p, s0, i0)
+				g.i = i
+				ts, in := g.times(wall)
+				spread := 1 + int64((r>>8)%5)
+				q := &b.Quotes[start+x]
+				q.TS, q.Ingest = ts, in
+				q.Bid = float64(c) / 100.0
+				q.BidSize = float64(100 * (1 + (r>>32)%10))
+				q.Ask = float64(c+spread) / 100.0
+				q.AskSize = float64(100 * (1 + (r>>40)%10))
+				q.Seq = uint64(i + 1)
+				q.Sym = g.ids[sym]
+			}
+			g.i = i0
+		})
+		return
+	}
 	start := len(b.Quotes)
 	b.Quotes = growQuotes(b.Quotes, n)
 	j := 0

@@ -111,3 +111,34 @@ func TestOwnedPositionsVectorMatchesScalar(t *testing.T) {
 	}
 	t.Logf("vector loop used: %v", hasPass1AVX512)
 }
+
+// BenchmarkRandomFill is BenchmarkBenchFill for the default model's trades
+// (20 symbols): one instance against one of two (two passes), cpu-ns/pos
+// per stream position.
+func BenchmarkRandomFill(b *testing.B) {
+	ids := make([]md.SymID, 20)
+	for i := range ids {
+		ids[i] = md.SymID(i)
+	}
+	run := func(b *testing.B, owned bool) {
+		g := newRandomGen(ids, 1, 0, 10_000)
+		if owned {
+			own := make([]bool, len(ids))
+			for k := range own {
+				own[k] = k%2 == 0
+			}
+			g.ownSymbols(own)
+		}
+		pool := md.NewPool(md.DefaultBatchSize)
+		cpu0 := cpuTime()
+		b.ResetTimer()
+		for left := b.N; left > 0; left -= md.DefaultBatchSize {
+			bt := pool.Get(md.KindTrade)
+			g.fillTrades(bt, min(left, md.DefaultBatchSize), 0)
+			bt.Release()
+		}
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/pos")
+	}
+	b.Run("serial", func(b *testing.B) { run(b, false) })
+	b.Run("owned2", func(b *testing.B) { run(b, true) })
+}

@@ -2,6 +2,7 @@ package synthetic
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -70,6 +71,15 @@ func runParallel(t *testing.T, params map[string]any, p int, bars bool) *collect
 	return c
 }
 
+// names returns n distinct symbol names.
+func names(n int) []string {
+	s := make([]string, n)
+	for i := range s {
+		s[i] = fmt.Sprintf("N%04d", i)
+	}
+	return s
+}
+
 // TestParallelSourceEmitsTheSerialStream: with parallelism N the instances
 // split the symbols and together emit exactly the records of the
 // one-instance source (ordered by sequence, identical), for every model and
@@ -86,6 +96,9 @@ func TestParallelSourceEmitsTheSerialStream(t *testing.T) {
 		{"random trades", map[string]any{"count": 20_000, "symbols": []string{"A", "B", "C", "D", "E", "F", "G"}, "seed": 7}},
 		{"random quotes", map[string]any{"count": 20_000, "kind": "quote", "symbols": []string{"A", "B", "C", "D", "E"}}},
 		{"paced", map[string]any{"count": 3000, "rate": 100_000, "symbols": []string{"A", "B", "C", "D"}}},
+		{"random quotes odd batches", map[string]any{"count": 20_011, "kind": "quote", "symbols": names(20), "batch_size": 333, "seed": 3}},
+		{"random most symbols", map[string]any{"count": 30_000, "symbols": names(benchMaxSymbols)}},
+		{"random more symbols than the two passes take", map[string]any{"count": 30_000, "symbols": names(benchMaxSymbols + 1)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := runParallel(t, tc.params, 1, false)

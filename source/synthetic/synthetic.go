@@ -370,7 +370,7 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		}
 		s.lastTS.Store(c.start - 1)
 		g := newRandomGen(ids, c.seed, c.start, c.step)
-		g.own = s.owned(out.Symbols(), ids)
+		g.ownSymbols(s.owned(out.Symbols(), ids))
 		s.rgen = g
 		fill = g.fillTrades
 		if c.kind == md.KindQuote {
