@@ -60,6 +60,8 @@ func benchConfigs(par int) []benchConfig {
 // (the same job both ways, so wall time stands for rate) and the median
 // CPU per run.
 func runConfigs(mdp string, runs, par int) {
+	fmt.Printf("load average at the start: %s\n", loadAvg())
+	defer func() { fmt.Printf("load average at the end: %s\n", loadAvg()) }()
 	for _, c := range benchConfigs(par) {
 		if len(c.sets) == 0 {
 			fmt.Printf("%-32s no operator node to set (classic mode): skipped\n", c.path)
@@ -109,4 +111,14 @@ func medianWall(rs []result) time.Duration {
 	}
 	sort.Slice(w, func(i, j int) bool { return w[i] < w[j] })
 	return w[len(w)/2]
+}
+
+// loadAvg is /proc/loadavg's three load averages, or "unknown": split
+// configs need both cores, so their wall ratio means little under load.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
