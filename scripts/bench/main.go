@@ -139,6 +139,19 @@ func steps() []step {
 		{name: "bars", args: func(full bool) []string {
 			return []string{"go", "run", "./scripts/benchbars", "-runs", strconv.Itoa(pickN(full, 1, 21)), "-parallel", "2", "-nopgo", "-nochain"}
 		}, parse: parseBars},
+		{name: "configs", args: func(full bool) []string {
+			return []string{"go", "run", "./scripts/benchbars", "-configs", "-runs", strconv.Itoa(pickN(full, 1, 11))}
+		}, parse: parseConfigs},
+		{name: "synthetic", args: func(full bool) []string {
+			return gotest("^Benchmark(OwnedPass1|BenchFill|RandomFill)$", pick(full, "1000000x", "1s"), pickN(full, 1, 5), "./source/synthetic/")
+		}, parse: benchRows(map[string]metric{
+			"OwnedPass1/scalar": {"provider.synthetic, one of several instances: finding its own positions, scalar loop, CPU ns per position", "cpu-ns/pos", ""},
+			"OwnedPass1/vector": {"provider.synthetic, one of several instances: finding its own positions, CPU ns per position", "cpu-ns/pos", "OwnedPass1/scalar"},
+			"BenchFill/serial":  {"provider.synthetic bench model, one instance, CPU ns per position", "cpu-ns/pos", ""},
+			"BenchFill/owned2":  {"provider.synthetic bench model, one of two instances, CPU ns per position", "cpu-ns/pos", "BenchFill/serial"},
+			"RandomFill/serial": {"provider.synthetic default model, one instance, CPU ns per position", "cpu-ns/pos", ""},
+			"RandomFill/owned2": {"provider.synthetic default model, one of two instances, CPU ns per position", "cpu-ns/pos", "RandomFill/serial"},
+		})},
 		{name: "split", args: func(full bool) []string {
 			return gotest("^BenchmarkSplit$", pick(full, "1000000x", "1s"), pickN(full, 1, 5), "./md/")
 		}, parse: benchRows(map[string]metric{
@@ -221,6 +234,32 @@ func parseBars(out string) ([]row, error) {
 	rows = append(rows, row{"bars workload: parallelism 2 (bars, source held at 1) / parallelism 1", p2src1, "mdp dag", ""})
 	rows = append(rows, row{"bars workload: chained / chain: false", chain, "mdp dag nochain", ""})
 	rows = append(rows, row{"bars workload: PGO build / -pgo=off", pgo, "mdp dag nopgo", ""})
+	return rows, nil
+}
+
+var configLine = regexp.MustCompile(`^(configs/\S+)\s+parallelism (\d+) vs 1: (.*)$`)
+
+// parseConfigs reads benchbars -configs: one row per config it split, and
+// the load average, without which its wall ratios mean little.
+func parseConfigs(out string) ([]row, error) {
+	var rows []row
+	load := ""
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if m := configLine.FindStringSubmatch(l); m != nil {
+			rows = append(rows, row{m[1] + ": operators at parallelism " + m[2] + " / as shipped", m[3], "the same config, same runs", ""})
+		}
+		if v, ok := strings.CutPrefix(l, "load average at the start: "); ok {
+			load = v
+		}
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("benchbars -configs printed no config")
+	}
+	if load != "" {
+		rows = append(rows, row{"configs: load average at the start", load, "", ""})
+	}
 	return rows, nil
 }
 

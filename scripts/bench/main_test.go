@@ -13,7 +13,7 @@ func TestList(t *testing.T) {
 	if err := run([]string{"-list"}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"bars", "split", "parse", "latency", "barlatency", "startup"} {
+	for _, s := range []string{"bars", "configs", "synthetic", "split", "parse", "latency", "barlatency", "startup"} {
 		if !regexp.MustCompile(`(?m)^` + s + ` +go `).MatchString(out.String()) {
 			t.Errorf("-list has no step %s:\n%s", s, out.String())
 		}
@@ -92,5 +92,27 @@ BenchmarkReplayCSVToBars1sTwoFiles/decoders=2-2 	       3	  70000000 ns/op	     
 	}
 	if r := rows[8]; r.value != "1.4e+07 trades/s, 121 cpu-ns/trade" || r.figure != parseMetrics["ReplayCSVToBars1sTwoFiles/decoders=2"].figure {
 		t.Errorf("two files, two decoders: %+v", r)
+	}
+}
+
+// TestParseConfigs reads benchbars -configs' lines into rows, the classic
+// config (skipped) left out.
+func TestParseConfigs(t *testing.T) {
+	out := `load average at the start: 0.50 0.40 0.30
+configs/bench/bars-classic.yaml  no operator node to set (classic mode): skipped
+configs/bench/bars.yaml          parallelism 2 vs 1: 1.700 (median per-run wall ratio; median wall 0.100s vs 0.170s, CPU per run 0.170s vs 0.160s)
+configs/bench/join.yaml          parallelism 2 vs 1: 0.900 (median per-run wall ratio; median wall 1.000s vs 0.900s, CPU per run 0.900s vs 0.800s)  SLOWER
+load average at the end: 0.60 0.40 0.30
+`
+	rows, err := parseConfigs(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[0].figure != "configs/bench/bars.yaml: operators at parallelism 2 / as shipped" || !strings.HasPrefix(rows[0].value, "1.700 ") ||
+		!strings.HasSuffix(rows[1].value, "SLOWER") || rows[2].value != "0.50 0.40 0.30" {
+		t.Fatalf("rows %+v", rows)
+	}
+	if _, err := parseConfigs("configs/bench/bars-classic.yaml  no operator node to set (classic mode): skipped\n"); err == nil {
+		t.Fatal("no error without a config row")
 	}
 }
