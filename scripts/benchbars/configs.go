@@ -105,12 +105,7 @@ func timeRun(args []string) result {
 }
 
 func medianWall(rs []result) time.Duration {
-	w := make([]time.Duration, len(rs))
-	for i := range rs {
-		w[i] = rs[i].wall
-	}
-	sort.Slice(w, func(i, j int) bool { return w[i] < w[j] })
-	return w[len(w)/2]
+	return medianBy(rs, func(r result) time.Duration { return r.wall })
 }
 
 // loadAvg is /proc/loadavg's three load averages, or "unknown": split

@@ -231,13 +231,16 @@ func medianOf(a, b []result) float64 {
 	return r[len(r)/2]
 }
 
-func medianCPU(rs []result) time.Duration {
-	c := make([]time.Duration, len(rs))
+func medianCPU(rs []result) time.Duration { return medianBy(rs, func(r result) time.Duration { return r.cpu }) }
+
+// medianBy is the median of f over rs.
+func medianBy(rs []result, f func(result) time.Duration) time.Duration {
+	d := make([]time.Duration, len(rs))
 	for i := range rs {
-		c[i] = rs[i].cpu
+		d[i] = f(rs[i])
 	}
-	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
-	return c[len(c)/2]
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
 }
 
 // checkout writes the tree of git revision rev into dir.
