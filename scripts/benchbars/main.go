@@ -231,7 +231,9 @@ func medianOf(a, b []result) float64 {
 	return r[len(r)/2]
 }
 
-func medianCPU(rs []result) time.Duration { return medianBy(rs, func(r result) time.Duration { return r.cpu }) }
+func medianCPU(rs []result) time.Duration {
+	return medianBy(rs, func(r result) time.Duration { return r.cpu })
+}
 
 // medianBy is the median of f over rs.
 func medianBy(rs []result, f func(result) time.Duration) time.Duration {
