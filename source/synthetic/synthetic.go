@@ -387,7 +387,11 @@ func (s *Source) Run(ctx context.Context, out *engine.Output) error {
 		defer cancel()
 	}
 	if c.rate > 0 {
-		return s.runPaced(ctx, out, fill)
+		var end time.Time
+		if c.duration > 0 {
+			end = time.Now().Add(c.duration)
+		}
+		return s.runPaced(ctx, out, fill, end)
 	}
 	return s.runFast(ctx, out, fill)
 }
@@ -422,8 +426,10 @@ func (s *Source) runFast(ctx context.Context, out *engine.Output, fill filler) e
 
 // runPaced emits on an absolute schedule: by time t after the anchor,
 // anchorN + t*rate*scale events are due. The anchor moves only when the
-// feedback scale changes, so sleeping late never accumulates drift.
-func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) error {
+// feedback scale changes, so sleeping late never accumulates drift. A
+// non-zero end (the duration's) bounds the schedule: what was due by then is
+// emitted and nothing after, however late the deadline is noticed.
+func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler, end time.Time) error {
 	c := &s.cfg
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -448,6 +454,10 @@ func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) 
 		}
 		rate := c.rate * scale
 		now := time.Now()
+		final := !end.IsZero() && !now.Before(end)
+		if final {
+			now = end
+		}
 		// Event k after the anchor is due at anchorT + k/rate.
 		due := anchorN + int64(now.Sub(anchorT).Seconds()*rate) + 1
 		if due > emitted {
@@ -464,6 +474,9 @@ func (s *Source) runPaced(ctx context.Context, out *engine.Output, fill filler) 
 				return err
 			}
 			continue
+		}
+		if final {
+			return nil
 		}
 		// Sleep until the next event is due (at least minSleep, so high
 		// rates emit small batches instead of spinning).
