@@ -181,6 +181,8 @@ dag:
 // about 2000 pairs here: p99.9 is then the second largest).
 func getLatency(b *testing.B, p *proc, prefix string, jobsN int, window time.Duration, unit string) {
 	var lat, ref []time.Duration
+	srv0, srvN0 := runDelay(b, p.cmd.Process.Pid)
+	cl0, clN0 := runDelay(b, os.Getpid())
 	deadline := time.Now().Add(window)
 	for i := 0; time.Now().Before(deadline); i++ {
 		t0 := time.Now()
@@ -197,6 +199,8 @@ func getLatency(b *testing.B, p *proc, prefix string, jobsN int, window time.Dur
 		ref = append(ref, time.Since(t0))
 		time.Sleep(time.Millisecond)
 	}
+	srv1, srvN1 := runDelay(b, p.cmd.Process.Pid)
+	cl1, clN1 := runDelay(b, os.Getpid())
 	slices.Sort(lat)
 	slices.Sort(ref)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -207,21 +211,67 @@ func getLatency(b *testing.B, p *proc, prefix string, jobsN int, window time.Dur
 	b.ReportMetric(ms(ref[len(ref)*99/100]), unit+"healthz-p99-ms")
 	b.ReportMetric(ms(ref[len(ref)*999/1000]), unit+"healthz-p99.9-ms")
 	b.ReportMetric(float64(len(lat)), unit+"gets")
+	// The kernel's side: how long the server's threads and this process's
+	// (the client's) waited on a run queue, runnable but not running,
+	// per request (GETs and /healthz), and per time they were switched
+	// in. Time a request waits there is in its latency but is no work
+	// of the server's.
+	reqs := float64(len(lat) + len(ref))
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+	b.ReportMetric(us(srv1-srv0)/reqs, unit+"server-runq-us/req")
+	b.ReportMetric(float64(srvN1-srvN0)/reqs, unit+"server-switchins/req")
+	b.ReportMetric(us(cl1-cl0)/reqs, unit+"client-runq-us/req")
+	b.ReportMetric(float64(clN1-clN0)/reqs, unit+"client-switchins/req")
+}
+
+// runDelay is the time the threads of process pid have spent waiting on a
+// run queue (runnable, not running) and how many times they were switched
+// in, summed over its live threads from /proc/PID/task/TID/schedstat
+// (run time, run-queue wait in ns, time slices).
+func runDelay(b *testing.B, pid int) (time.Duration, int64) {
+	b.Helper()
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		b.Skipf("run-queue wait needs /proc: %v", err)
+	}
+	var wait, switchins int64
+	for _, t := range tasks {
+		data, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(data))
+		if len(f) < 3 {
+			b.Fatalf("%s/%s/schedstat: %q", dir, t.Name(), data)
+		}
+		w, err1 := strconv.ParseInt(f[1], 10, 64)
+		n, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			b.Fatalf("%s/%s/schedstat: %q", dir, t.Name(), data)
+		}
+		wait, switchins = wait+w, switchins+n
+	}
+	return time.Duration(wait), switchins
 }
 
 // BenchmarkGetJobIsolation is GET /api/v1/jobs/{name} over HTTP while 20
 // jobs run at full speed (fastJob: synthetic trades as fast as they go →
 // 1 s bars → null). The server is a separate `mdp serve` process (the
 // binary built by TestMain, on a free loopback port); the GET client is
-// this benchmark's process, on the same machine. Five servers, one after
+// this benchmark's process, on the same machine. Six servers, one after
 // the other in the same run: the jobs in the server's process (inproc-*),
 // as child processes (proc-*), as child processes at niceness 10 (nice-*),
 // under SCHED_BATCH (batch-*) and under SCHED_IDLE (idle-*, --child-sched
-// idle), each against GET /healthz interleaved with it. The one-minute
+// idle), each against GET /healthz interleaved with it, and under
+// SCHED_IDLE again with the server's threads and this process's on CPU 0
+// while the GETs run (idle-samecpu-: no request wake-up crosses CPUs;
+// Linux only). The one-minute
 // load average before each is reported too (load-*): the machine is
-// shared.
+// shared. Each variant also reports how long the server's threads and the
+// client's waited on a run queue per request (getLatency).
 //
-//	go test -run '^$' -bench GetJobIsolation -benchtime 1x ./server   # MDP_BENCH_WINDOW=5s
+//	go test -run '^$' -bench GetJobIsolation -benchtime 1x ./server   # MDP_BENCH_WINDOW=5s MDP_BENCH_VARIANTS=idle
 func BenchmarkGetJobIsolation(b *testing.B) {
 	const jobsN = 20
 	window := 5 * time.Second
@@ -230,19 +280,31 @@ func BenchmarkGetJobIsolation(b *testing.B) {
 			window = d
 		}
 	}
+	// MDP_BENCH_VARIANTS (a comma-separated subset of inproc, proc, nice,
+	// batch, idle, idle-samecpu) runs only those.
+	only := os.Getenv("MDP_BENCH_VARIANTS")
 	old := *isolation
 	defer func() { *isolation = old }()
 	for range b.N {
 		for _, mode := range []struct {
 			unit, isolation string
 			args            []string
+			sameCPU         bool
 		}{
-			{"inproc-", "inprocess", nil},
-			{"proc-", "process", nil},
-			{"nice-", "process", []string{"--child-nice", "10"}},
-			{"batch-", "process", []string{"--child-sched", "batch"}},
-			{"idle-", "process", []string{"--child-sched", "idle"}},
+			{"inproc-", "inprocess", nil, false},
+			{"proc-", "process", nil, false},
+			{"nice-", "process", []string{"--child-nice", "10"}, false},
+			{"batch-", "process", []string{"--child-sched", "batch"}, false},
+			{"idle-", "process", []string{"--child-sched", "idle"}, false},
+			// The same, with the server's threads and this process's (the
+			// client's) on CPU 0 while the GETs run (the jobs keep both
+			// CPUs): every wake-up of a request is then one on the CPU of
+			// the thread that woke it, none a cross-CPU wake-up.
+			{"idle-samecpu-", "process", []string{"--child-sched", "idle"}, true},
 		} {
+			if only != "" && !slices.Contains(strings.Split(only, ","), strings.TrimSuffix(mode.unit, "-")) {
+				continue
+			}
 			*isolation = mode.isolation
 			p := serve(b, b.TempDir(), mode.args...)
 			for i := range jobsN {
@@ -250,7 +312,15 @@ func BenchmarkGetJobIsolation(b *testing.B) {
 			}
 			time.Sleep(2 * time.Second)
 			b.ReportMetric(loadAverage(b), mode.unit+"load")
-			getLatency(b, p, "fast", jobsN, window, mode.unit)
+			if mode.sameCPU {
+				restoreServer := pinThreads(b, p.cmd.Process.Pid, 0)
+				restoreClient := pinThreads(b, os.Getpid(), 0)
+				getLatency(b, p, "fast", jobsN, window, mode.unit)
+				restoreClient()
+				restoreServer()
+			} else {
+				getLatency(b, p, "fast", jobsN, window, mode.unit)
+			}
 			p.stop()
 		}
 	}
