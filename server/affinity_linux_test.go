@@ -15,7 +15,8 @@ type cpuMask [16]uint64
 // pinThreads sets the CPU affinity of every live thread of process pid to
 // the one CPU cpu (threads it creates later inherit it from their creator)
 // and returns a function that gives each of those threads its previous
-// mask back. It needs no privilege for the caller's own processes.
+// mask back, and threads created since the mask the process's main thread
+// had. It needs no privilege for the caller's own processes.
 func pinThreads(b *testing.B, pid, cpu int) (restore func()) {
 	b.Helper()
 	dir := fmt.Sprintf("/proc/%d/task", pid)
@@ -44,7 +45,16 @@ func pinThreads(b *testing.B, pid, cpu int) (restore func()) {
 		saved[tid] = m
 	}
 	return func() {
-		for tid, m := range saved {
+		tasks, _ := os.ReadDir(dir)
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			m, ok := saved[tid]
+			if !ok {
+				m = saved[pid]
+			}
 			_, _, _ = syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m)))
 		}
 	}
