@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,7 +28,7 @@ type serveFlags struct {
 	interval                      time.Duration
 	backoff, backoffMax           time.Duration
 	drain                         time.Duration
-	isolation, sched              string
+	isolation, sched, cpus        string
 	nice                          int
 }
 
@@ -81,6 +83,7 @@ server) and exits 0; a second one aborts them: exit 130.`,
 	fl.StringVar(&f.isolation, "isolation", jobs.IsolationInProcess, "where jobs run: inprocess (one process for the API and every job) or process (each job a child process; the API answers from polled snapshots)")
 	fl.IntVar(&f.nice, "child-nice", 0, "with --isolation process: run the children at this niceness (1-19), below the API process (Linux)")
 	fl.StringVar(&f.sched, "child-sched", jobs.SchedNormal, "with --isolation process: the children's scheduling policy (Linux): normal, batch (SCHED_BATCH) or idle (SCHED_IDLE: jobs get only the CPU the API and other processes leave)")
+	fl.StringVar(&f.cpus, "child-cpus", "", "with --isolation process: the CPUs the children may run on, as a list like 1 or 2-3,5 (Linux; the rest stay free for the API)")
 	_ = cmd.RegisterFlagCompletionFunc("isolation", cobra.FixedCompletions([]string{jobs.IsolationInProcess, jobs.IsolationProcess}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("child-sched", cobra.FixedCompletions([]string{jobs.SchedNormal, jobs.SchedBatch, jobs.SchedIdle}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("jobs")
@@ -103,6 +106,13 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 		return exit(ExitUsage, fmt.Errorf("invalid --child-sched %q: want %s, %s or %s", f.sched, jobs.SchedNormal, jobs.SchedBatch, jobs.SchedIdle))
 	case f.sched != jobs.SchedNormal && f.isolation != jobs.IsolationProcess:
 		return exit(ExitUsage, fmt.Errorf("--child-sched %s needs --isolation process (jobs in process share the API's threads)", f.sched))
+	}
+	cpus, err := parseCPUList(f.cpus)
+	switch {
+	case err != nil:
+		return exit(ExitUsage, fmt.Errorf("invalid --child-cpus %q: %w", f.cpus, err))
+	case len(cpus) > 0 && f.isolation != jobs.IsolationProcess:
+		return exit(ExitUsage, fmt.Errorf("--child-cpus needs --isolation process (jobs in process share the API's threads)"))
 	}
 	if f.backoff <= 0 || f.backoffMax < f.backoff {
 		return fmt.Errorf("invalid restart backoff %s..%s: want 0 < --restart-backoff <= --restart-backoff-max", f.backoff, f.backoffMax)
@@ -146,7 +156,7 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	m, err := jobs.New(ctx, jobs.Options{
 		State: f.state, Registry: a.reg, Logger: log,
 		Backoff:   retry.Backoff{Base: f.backoff, Max: f.backoffMax},
-		Isolation: f.isolation, PollInterval: f.interval, Nice: f.nice, Sched: f.sched,
+		Isolation: f.isolation, PollInterval: f.interval, Nice: f.nice, Sched: f.sched, CPUs: cpus,
 		OnChange: func(name string) {
 			if h := hp.Load(); h != nil {
 				h.Notify(name)
@@ -160,6 +170,9 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	})
 	if err != nil {
 		_ = ln.Close()
+		if errors.Is(err, jobs.ErrInvalid) {
+			return exit(ExitUsage, err)
+		}
 		return exit(ExitFailure, err)
 	}
 	shutdown := func() {
@@ -222,4 +235,38 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	case <-aborted:
 		return exit(ExitAborted, nil)
 	}
+}
+
+// maxCPU is the highest CPU number a CPU set (sched_setaffinity's, as
+// golang.org/x/sys/unix sizes it) holds.
+const maxCPU = 1023
+
+// parseCPUList reads a CPU list as taskset -c and cpuset(7) write it:
+// comma-separated CPU numbers and inclusive ranges ("1", "0,2-3"); "" is
+// no list.
+func parseCPUList(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var cpus []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("%q is not a CPU number or range (want e.g. 1 or 2-3)", part)
+		}
+		if b > maxCPU {
+			return nil, fmt.Errorf("CPU %d: numbers go up to %d", b, maxCPU)
+		}
+		for c := a; c <= b; c++ {
+			if !slices.Contains(cpus, c) {
+				cpus = append(cpus, c)
+			}
+		}
+	}
+	return cpus, nil
 }

@@ -73,22 +73,29 @@ func newProcessLauncher(m *Manager) (*processLauncher, error) {
 		spawn:  make(chan spawnReq),
 	}
 	ready := make(chan error, 1)
-	go p.spawner(m.opts.Nice, m.opts.Sched, ready)
+	go p.spawner(spawnerSched{nice: m.opts.Nice, sched: m.opts.Sched, cpus: m.opts.CPUs}, ready)
 	if err := <-ready; err != nil {
 		return nil, fmt.Errorf("isolation process: %w", err)
 	}
 	return p, nil
 }
 
+// spawnerSched is what every child inherits from the spawner's thread.
+type spawnerSched struct {
+	nice  int
+	sched string
+	cpus  []int
+}
+
 // spawner starts every child from one OS thread that never exits: the
 // parent-death signal a child asks for (Linux) fires when the thread that
 // forked it ends, not the process, and Go may end an idle thread. The
-// thread first takes the niceness and scheduling policy of the children
-// (setSpawnerSched), which they inherit at fork; ready reports whether it
-// could.
-func (p *processLauncher) spawner(nice int, sched string, ready chan<- error) {
+// thread first takes the niceness, scheduling policy and CPU set of the
+// children (setSpawnerSched), which they inherit at fork; ready reports
+// whether it could.
+func (p *processLauncher) spawner(s spawnerSched, ready chan<- error) {
 	goruntime.LockOSThread()
-	if err := setSpawnerSched(nice, sched); err != nil {
+	if err := setSpawnerSched(s); err != nil {
 		// The thread's priority may be lowered already: it ends with
 		// the goroutine (still locked), not back into Go's pool.
 		ready <- err

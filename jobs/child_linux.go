@@ -2,8 +2,11 @@ package jobs
 
 import (
 	"fmt"
+	"strconv"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // childAttr makes a child process die with the server: the kernel sends it
@@ -28,8 +31,27 @@ const (
 // from the thread creating it, so the whole child runs under them from
 // its first instruction. An unprivileged thread cannot raise its priority
 // again (nor leave SCHED_IDLE), which is why only the spawner's own
-// thread, which does nothing but fork children, is changed.
-func setSpawnerSched(nice int, sched string) error {
+// thread, which does nothing but fork children, is changed. The CPU set
+// (affinity) is inherited the same way.
+func setSpawnerSched(s spawnerSched) error {
+	if len(s.cpus) > 0 {
+		var allowed, set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+			return fmt.Errorf("child CPUs: sched_getaffinity: %w", err)
+		}
+		for _, c := range s.cpus {
+			if c < 0 || c >= len(allowed)*64 || !allowed.IsSet(c) {
+				return fmt.Errorf("child CPU %d: the server may run on CPUs %s only: %w", c, cpuList(&allowed), ErrInvalid)
+			}
+			set.Set(c)
+		}
+		// With pid 0, sched_setaffinity is the calling thread; a forked
+		// child and every thread it makes inherit the mask.
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("child CPUs %v: sched_setaffinity: %w", s.cpus, err)
+		}
+	}
+	nice, sched := s.nice, s.sched
 	if nice != 0 {
 		// With who 0, PRIO_PROCESS is the calling thread on Linux.
 		if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice); err != nil {
@@ -53,4 +75,18 @@ func setSpawnerSched(nice int, sched string) error {
 		return fmt.Errorf("child scheduling policy %s: sched_setscheduler: %w", sched, e)
 	}
 	return nil
+}
+
+// cpuList writes a CPU set as ascending CPU numbers, comma-separated.
+func cpuList(set *unix.CPUSet) string {
+	var b []byte
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			if len(b) > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(c), 10)
+		}
+	}
+	return string(b)
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // threadSched is a thread's scheduling policy and niceness, read from
@@ -88,34 +90,7 @@ func TestChildSched(t *testing.T) {
 	}{{SchedIdle, schedIdle}, {SchedBatch, schedBatch}, {SchedNormal, schedOther}} {
 		t.Run(tc.sched, func(t *testing.T) {
 			nice := int(niceSeq.Add(1)-1)%19 + 1
-			p := &processLauncher{spawn: make(chan spawnReq)}
-			ready := make(chan error, 1)
-			go p.spawner(nice, tc.sched, ready)
-			if err := <-ready; err != nil {
-				t.Fatal(err)
-			}
-			defer p.stop()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestSchedHelperProcess$")
-			cmd.Env = append(os.Environ(), "MDP_SCHED_HELPER=1")
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			req := spawnReq{cmd: cmd, done: make(chan error, 1)}
-			p.spawn <- req
-			if err := <-req.done; err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err != nil || line != "threads up\n" {
-				t.Fatalf("child said %q, %v", line, err)
-			}
-			pid := cmd.Process.Pid
+			pid := startSchedHelper(t, spawnerSched{nice: nice, sched: tc.sched})
 			tids := threads(t, pid)
 			if len(tids) < 5 {
 				t.Fatalf("child has %d threads, want at least 5", len(tids))
@@ -138,12 +113,109 @@ func TestChildSched(t *testing.T) {
 	}
 }
 
+// startSchedHelper starts TestSchedHelperProcess from a spawner that
+// takes s, once the child says its threads are up; the child and the
+// spawner end with the test.
+func startSchedHelper(t *testing.T, s spawnerSched) (pid int) {
+	t.Helper()
+	p := &processLauncher{spawn: make(chan spawnReq)}
+	ready := make(chan error, 1)
+	go p.spawner(s, ready)
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSchedHelperProcess$")
+	cmd.Env = append(os.Environ(), "MDP_SCHED_HELPER=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := spawnReq{cmd: cmd, done: make(chan error, 1)}
+	p.spawn <- req
+	if err := <-req.done; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "threads up\n" {
+		t.Fatalf("child said %q, %v", line, err)
+	}
+	return cmd.Process.Pid
+}
+
+// cpusAllowed is a thread's Cpus_allowed_list (/proc), e.g. "0-1".
+func cpusAllowed(t *testing.T, pid, tid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no Cpus_allowed_list for thread %d of %d", tid, pid)
+	return ""
+}
+
+// A child forked by a spawner with a CPU set runs every thread on that set
+// only; the test's own threads, but the spawner's, keep theirs.
+func TestChildCPUs(t *testing.T) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	if all.Count() < 2 || !all.IsSet(1) {
+		t.Skipf("needs CPU 1 and another: this process may run on %d CPUs", all.Count())
+	}
+	before := cpusAllowed(t, os.Getpid(), os.Getpid())
+	pid := startSchedHelper(t, spawnerSched{cpus: []int{1}})
+	tids := threads(t, pid)
+	if len(tids) < 5 {
+		t.Fatalf("child has %d threads, want at least 5", len(tids))
+	}
+	for _, tid := range tids {
+		if got := cpusAllowed(t, pid, tid); got != "1" {
+			t.Fatalf("child thread %d may run on CPUs %q, want 1", tid, got)
+		}
+	}
+	narrowed := 0
+	for _, tid := range threads(t, os.Getpid()) {
+		if got := cpusAllowed(t, os.Getpid(), tid); got == "1" {
+			narrowed++
+		} else if got != before {
+			t.Fatalf("test thread %d may run on %q, want %q", tid, got, before)
+		}
+	}
+	if narrowed != 1 { // the spawner's thread only
+		t.Fatalf("%d threads of the test process are held to CPU 1, want 1 (the spawner's)", narrowed)
+	}
+	// A CPU the server may not run on is refused before any child starts.
+	off := 0
+	for all.IsSet(off) {
+		off++
+	}
+	p := &processLauncher{spawn: make(chan spawnReq)}
+	ready := make(chan error, 1)
+	go p.spawner(spawnerSched{cpus: []int{1, off}}, ready)
+	want := fmt.Sprintf("child CPU %d: the server may run on CPUs %s only", off, cpuList(&all))
+	if err := <-ready; !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %v, want %q", err, want)
+	}
+}
+
 // An unknown policy is refused before any child starts, and a Manager
 // refuses a policy for jobs in process.
 func TestChildSchedRefused(t *testing.T) {
 	p := &processLauncher{spawn: make(chan spawnReq)}
 	ready := make(chan error, 1)
-	go p.spawner(0, "fifo", ready)
+	go p.spawner(spawnerSched{sched: "fifo"}, ready)
 	if err := <-ready; !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `child scheduling policy "fifo": want normal, batch or idle`) {
 		t.Fatalf("err %v", err)
 	}

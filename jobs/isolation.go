@@ -116,8 +116,8 @@ func (p inProcess) release(r run) {
 func newLauncher(m *Manager) (launcher, error) {
 	switch m.opts.Isolation {
 	case "", IsolationInProcess:
-		if m.opts.Nice != 0 || (m.opts.Sched != "" && m.opts.Sched != SchedNormal) {
-			return nil, fmt.Errorf("a child niceness or scheduling policy needs isolation %s (jobs in process share the server's threads): %w", IsolationProcess, ErrInvalid)
+		if m.opts.Nice != 0 || (m.opts.Sched != "" && m.opts.Sched != SchedNormal) || len(m.opts.CPUs) > 0 {
+			return nil, fmt.Errorf("a child niceness, scheduling policy or CPU set needs isolation %s (jobs in process share the server's threads): %w", IsolationProcess, ErrInvalid)
 		}
 		return inProcess{m}, nil
 	case IsolationProcess:

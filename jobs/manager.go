@@ -121,6 +121,11 @@ type Options struct {
 	// are set on the one thread that forks the children, which they
 	// inherit. Outside Linux anything but the default is refused.
 	Sched string
+	// CPUs, when not empty, is the set of CPUs every child process may
+	// run on (Linux sched_setaffinity, inherited like Sched): keeping one
+	// CPU free of jobs keeps the API's replies from waiting for a busy
+	// CPU. Each must be one the server itself may run on.
+	CPUs []int
 }
 
 // Defaults.

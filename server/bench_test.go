@@ -259,14 +259,16 @@ func runDelay(b *testing.B, pid int) (time.Duration, int64) {
 // jobs run at full speed (fastJob: synthetic trades as fast as they go →
 // 1 s bars → null). The server is a separate `mdp serve` process (the
 // binary built by TestMain, on a free loopback port); the GET client is
-// this benchmark's process, on the same machine. Six servers, one after
+// this benchmark's process, on the same machine. Seven servers, one after
 // the other in the same run: the jobs in the server's process (inproc-*),
 // as child processes (proc-*), as child processes at niceness 10 (nice-*),
 // under SCHED_BATCH (batch-*) and under SCHED_IDLE (idle-*, --child-sched
 // idle), each against GET /healthz interleaved with it, and under
 // SCHED_IDLE again with the server's threads and this process's on CPU 0
 // while the GETs run (idle-samecpu-: no request wake-up crosses CPUs;
-// Linux only). The one-minute
+// Linux only), and under SCHED_IDLE with the jobs held to CPU 1
+// (idle-cpu1-, --child-cpus 1: a deployment choice that leaves CPU 0 to
+// the API). The one-minute
 // load average before each is reported too (load-*): the machine is
 // shared. Each variant also reports how long the server's threads and the
 // client's waited on a run queue per request (getLatency).
@@ -281,7 +283,7 @@ func BenchmarkGetJobIsolation(b *testing.B) {
 		}
 	}
 	// MDP_BENCH_VARIANTS (a comma-separated subset of inproc, proc, nice,
-	// batch, idle, idle-samecpu) runs only those.
+	// batch, idle, idle-samecpu, idle-cpu1) runs only those.
 	only := os.Getenv("MDP_BENCH_VARIANTS")
 	old := *isolation
 	defer func() { *isolation = old }()
@@ -301,6 +303,9 @@ func BenchmarkGetJobIsolation(b *testing.B) {
 			// CPUs): every wake-up of a request is then one on the CPU of
 			// the thread that woke it, none a cross-CPU wake-up.
 			{"idle-samecpu-", "process", []string{"--child-sched", "idle"}, true},
+			// Children under SCHED_IDLE held to CPU 1 (--child-cpus):
+			// CPU 0 stays free for the server and the client.
+			{"idle-cpu1-", "process", []string{"--child-sched", "idle", "--child-cpus", "1"}, false},
 		} {
 			if only != "" && !slices.Contains(strings.Split(only, ","), strings.TrimSuffix(mode.unit, "-")) {
 				continue

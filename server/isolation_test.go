@@ -1,3 +1,5 @@
+//go:build linux
+
 package server_test
 
 import (
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mdpio/mdp/jobs"
 )
@@ -62,7 +66,11 @@ func TestServeChildSched(t *testing.T) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		t.Skip("needs Linux's /proc")
 	}
-	p := serve(t, t.TempDir(), "--isolation", "process", "--child-sched", "idle", "--child-nice", "5")
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil || !all.IsSet(0) || !all.IsSet(1) {
+		t.Skip("needs CPUs 0 and 1")
+	}
+	p := serve(t, t.TempDir(), "--isolation", "process", "--child-sched", "idle", "--child-nice", "5", "--child-cpus", "1")
 	p.must(201, "POST", "/api/v1/jobs", `name: paced
 dag:
   nodes:
@@ -84,15 +92,23 @@ dag:
 		if ps != [2]int{5, 5} {
 			t.Fatalf("child thread %d: policy %d nice %d, want SCHED_IDLE (5) at niceness 5", tid, ps[0], ps[1])
 		}
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err == nil && (set.Count() != 1 || !set.IsSet(1)) {
+			t.Fatalf("child thread %d may run on %d CPUs, want CPU 1 only", tid, set.Count())
+		}
 	}
 	lowered := 0
 	for tid, ps := range procSched(t, p.cmd.Process.Pid) {
-		switch ps {
-		case [2]int{0, 0}:
-		case [2]int{5, 5}:
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			continue // the thread ended
+		}
+		switch {
+		case ps == [2]int{0, 0} && set == all:
+		case ps == [2]int{5, 5} && set.Count() == 1 && set.IsSet(1):
 			lowered++
 		default:
-			t.Fatalf("server thread %d: policy %d nice %d", tid, ps[0], ps[1])
+			t.Fatalf("server thread %d: policy %d nice %d, %d CPUs", tid, ps[0], ps[1], set.Count())
 		}
 	}
 	if lowered != 1 {
@@ -111,9 +127,14 @@ func TestServeChildSchedRefused(t *testing.T) {
 	}{
 		{[]string{"--isolation", "inprocess", "--child-sched", "idle"}, "Error: --child-sched idle needs --isolation process (jobs in process share the API's threads)\n"},
 		{[]string{"--isolation", "process", "--child-sched", "fifo"}, "Error: invalid --child-sched \"fifo\": want normal, batch or idle\n"},
+		{[]string{"--isolation", "inprocess", "--child-cpus", "1"}, "Error: --child-cpus needs --isolation process (jobs in process share the API's threads)\n"},
+		{[]string{"--isolation", "process", "--child-cpus", "1,3-2"}, "Error: invalid --child-cpus \"1,3-2\": \"3-2\" is not a CPU number or range (want e.g. 1 or 2-3)\n"},
+		{[]string{"--isolation", "process", "--child-cpus", "x"}, "Error: invalid --child-cpus \"x\": \"x\" is not a CPU number or range (want e.g. 1 or 2-3)\n"},
+		{[]string{"--isolation", "process", "--child-cpus", "0-5000"}, "Error: invalid --child-cpus \"0-5000\": CPU 5000: numbers go up to 1023\n"},
+		{[]string{"--isolation", "process", "--child-cpus", "1000"}, "the server may run on CPUs "},
 	} {
 		out, code := mdpCmd(t, dir, append([]string{"serve", "--listen", "127.0.0.1:0", "--state", dir + "/s.db"}, tc.args...)...)
-		if code != 2 || !strings.HasSuffix(out, tc.want) {
+		if code != 2 || !(strings.HasSuffix(out, tc.want) || strings.HasSuffix(tc.want, " ") && strings.Contains(out, tc.want)) {
 			t.Fatalf("%v: exit %d, output %q, want %q", tc.args, code, out, tc.want)
 		}
 	}
