@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/mdpio/mdp/md"
@@ -26,6 +27,9 @@ const (
 	// more records than it could hold before growing the batch.
 	minTradeBytes = 5
 	minQuoteBytes = 6
+	// minPackedBytes is the same for a packed frame: its ts column takes
+	// at least a byte a record.
+	minPackedBytes = 1
 )
 
 // pow10 holds 10^0 … 10^MaxScale, each exact.
@@ -448,6 +452,9 @@ type reader struct {
 	p    int
 	err  error
 	ints []int64 // scratch of the frame's record count
+	// pack: a packed (version 3) frame, whose integer columns are
+	// fixed-width (reader.packed) rather than varints.
+	pack bool
 }
 
 func (r *reader) fail(reason, format string, args ...any) {
@@ -490,8 +497,12 @@ func (r *reader) zzSlow(what string) int64 {
 	return unzigzag(u)
 }
 
-// zzs reads len(out) zigzag varints.
-func (r *reader) zzs(what string, out []int64) {
+// zzs reads len(out) zigzag varints, or a packed frame's integer column
+// (reader.packed), and returns the column's seed (0 in a compact frame).
+func (r *reader) zzs(what string, out []int64, plain bool) int64 {
+	if r.pack {
+		return r.packed(what, out, plain)
+	}
 	b, p := r.b, r.p
 	for i := range out {
 		if p+binary.MaxVarintLen64 > len(b) {
@@ -499,7 +510,7 @@ func (r *reader) zzs(what string, out []int64) {
 			for ; i < len(out); i++ {
 				out[i] = r.zz(what)
 			}
-			return
+			return 0
 		}
 		c := b[p]
 		if c < 0x80 {
@@ -515,7 +526,7 @@ func (r *reader) zzs(what string, out []int64) {
 				if s == 63 && c > 1 {
 					r.p = p
 					r.fail(ReasonVarint, "in the %s column: a varint longer than 64 bits", what)
-					return
+					return 0
 				}
 				u |= uint64(c) << s
 				break
@@ -523,7 +534,7 @@ func (r *reader) zzs(what string, out []int64) {
 			if s == 63 {
 				r.p = p
 				r.fail(ReasonVarint, "in the %s column: a varint longer than 64 bits", what)
-				return
+				return 0
 			}
 			u |= uint64(c&0x7f) << s
 		}
@@ -531,6 +542,7 @@ func (r *reader) zzs(what string, out []int64) {
 		out[i] = int64(u>>1) ^ -int64(u&1)
 	}
 	r.p = p
+	return 0
 }
 
 // floats reads a float column of len(out) values.
@@ -552,9 +564,9 @@ func (r *reader) floats(what string, syms []uint16, last []int64, out []float64)
 	case k > MaxScale:
 		r.fail(ReasonEnum, "%s scale %d", what, k)
 	case last != nil:
-		clear(last)
 		ints := r.ints[:n]
-		r.zzs(what, ints)
+		seed := r.zzs(what, ints, false)
+		fill(last, seed)
 		p10 := pow10[k]
 		for i, s := range syms[:n] {
 			m := last[s] + ints[i]
@@ -563,7 +575,7 @@ func (r *reader) floats(what string, syms []uint16, last []int64, out []float64)
 		}
 	default:
 		ints := r.ints[:n]
-		r.zzs(what, ints)
+		r.zzs(what, ints, true)
 		if k == 0 {
 			for i, m := range ints {
 				out[i] = float64(m)
@@ -579,13 +591,18 @@ func (r *reader) floats(what string, syms []uint16, last []int64, out []float64)
 
 // ingest reads the ingest_ts column's mode byte and, in mode 1, its
 // len(out) differences from ts; it reports whether they were read (mode 0:
-// every ingest_ts equals its ts).
+// every ingest_ts equals its ts). In a packed frame the column is an
+// integer column, all 0 (width 0) when every ingest_ts equals its ts.
 func (r *reader) ingest(out []int64) bool {
+	if r.pack {
+		r.zzs("ingest_ts", out, true)
+		return true
+	}
 	switch mode := r.byte1("ingest_ts"); {
 	case r.err != nil, mode == 0:
 		return false
 	case mode == 1:
-		r.zzs("ingest_ts", out)
+		r.zzs("ingest_ts", out, false)
 		return true
 	default:
 		r.fail(ReasonEnum, "ingest_ts mode %d", mode)
@@ -593,18 +610,22 @@ func (r *reader) ingest(out []int64) bool {
 	}
 }
 
-// decodeCompact reads the columns of a version 2 frame at p into b.
-func (d *Decoder) decodeCompact(frame []byte, p int, kind md.Kind, n int, b *md.Batch) error {
+// decodeCompact reads the columns of a version 2 frame, or a version 3
+// (packed) one when pack, at p into b.
+func (d *Decoder) decodeCompact(frame []byte, p int, kind md.Kind, n int, b *md.Batch, pack bool) error {
 	minBytes := minTradeBytes
 	if kind == md.KindQuote {
 		minBytes = minQuoteBytes
 	} else if kind != md.KindTrade {
-		return frameErr(ReasonKind, "a version %d frame of kind %s (it carries trades and quotes)", VersionCompact, kind)
+		return frameErr(ReasonKind, "a version %d frame of kind %s (it carries trades and quotes)", frame[2], kind)
+	}
+	if pack {
+		minBytes = minPackedBytes
 	}
 	if rest := len(frame) - p; rest < n*minBytes {
 		return frameErr(ReasonTruncated, "%d records need at least %d bytes, %d left", n, n*minBytes, rest)
 	}
-	r := reader{b: frame, p: p}
+	r := reader{b: frame, p: p, pack: pack}
 	ns := len(d.dict)
 	// The symbol column.
 	if cap(d.idx) < n {
@@ -662,43 +683,20 @@ func (d *Decoder) decodeCompact(frame []byte, p int, kind md.Kind, n int, b *md.
 	return nil
 }
 
+// compactTrades reads the columns into the decoder's scratch, checks them,
+// then writes each trade once (one pass over the batch's storage).
 func (d *Decoder) compactTrades(r *reader, tr []md.Trade, idx []uint16, last []int64) error {
 	n := len(tr)
 	f := d.scratch(n)
-	r.ints = f.ints2
-	r.zzs("ts", f.ints)
-	t := int64(0)
-	for i, s := range idx {
-		t += f.ints[i]
-		tr[i].Sym, tr[i].TS = d.dict[s], t
-	}
-	if r.ingest(f.ints) {
-		for i := range tr {
-			tr[i].Ingest = tr[i].TS + f.ints[i]
-		}
-	} else {
-		for i := range tr {
-			tr[i].Ingest = tr[i].TS
-		}
+	r.ints = f.tmp
+	tsSeed := r.zzs("ts", f.ts, false)
+	if !r.ingest(f.ing) {
+		clear(f.ing)
 	}
 	r.floats("price", idx, last, f.a)
 	r.floats("size", idx, nil, f.b)
-	for i := range tr {
-		tr[i].Price, tr[i].Size = f.a[i], f.b[i]
-	}
-	clear(last)
-	r.zzs("trade_id", f.ints)
-	for i, s := range idx {
-		id := last[s] + f.ints[i]
-		last[s] = id
-		tr[i].TradeID = id
-	}
-	r.zzs("seq", f.ints)
-	seq := uint64(0)
-	for i := range tr {
-		seq += uint64(f.ints[i])
-		tr[i].Seq = seq
-	}
+	idSeed := r.zzs("trade_id", f.id, false)
+	seqSeed := r.zzs("seq", f.seq, false)
 	if r.err != nil {
 		return r.err
 	}
@@ -706,70 +704,80 @@ func (d *Decoder) compactTrades(r *reader, tr []md.Trade, idx []uint16, last []i
 	if len(r.b)-r.p < sb {
 		return frameErr(ReasonTruncated, "in the side column")
 	}
-	for i := range tr {
-		sd := r.b[r.p+i/4] >> (2 * (i & 3)) & 3
-		if sd > maxSideEnum {
-			return frameErr(ReasonEnum, "record %d: side %d", i, sd)
+	sides := r.b[r.p : r.p+sb]
+	for j, x := range sides {
+		if bad := x & (x >> 1) & 0x55; bad != 0 { // a side of 3
+			i := 4*j + bits.TrailingZeros8(bad)/2
+			if i >= n {
+				return frameErr(ReasonEnum, "side bits set after the last record")
+			}
+			return frameErr(ReasonEnum, "record %d: side %d", i, 3)
 		}
-		tr[i].Side = md.Side(sd)
 	}
-	if n&3 != 0 && r.b[r.p+sb-1]>>(2*(n&3)) != 0 {
+	if n&3 != 0 && sides[sb-1]>>(2*(n&3)) != 0 {
 		return frameErr(ReasonEnum, "side bits set after the last record")
 	}
 	r.p += sb
-	return r.end(n)
+	if err := r.end(n); err != nil {
+		return err
+	}
+	fill(last, idSeed)
+	ts, ing, price, size, tid, sq := f.ts[:n], f.ing[:n], f.a[:n], f.b[:n], f.id[:n], f.seq[:n]
+	t, seq := tsSeed, uint64(seqSeed)
+	for i, s := range idx[:n] {
+		t += ts[i]
+		id := last[s] + tid[i]
+		last[s] = id
+		seq += uint64(sq[i])
+		p := &tr[i]
+		p.TS, p.Ingest, p.Price, p.Size, p.TradeID, p.Seq = t, t+ing[i], price[i], size[i], id, seq
+		p.Sym, p.Side = d.dict[s], md.Side(sides[i>>2]>>(2*(i&3))&3)
+	}
+	return nil
 }
 
+// compactQuotes reads the columns into the decoder's scratch, then writes
+// each quote once.
 func (d *Decoder) compactQuotes(r *reader, qs []md.Quote, idx []uint16, last []int64) error {
 	n := len(qs)
 	f := d.scratch(n)
-	r.ints = f.ints2
-	r.zzs("ts", f.ints)
-	t := int64(0)
-	for i, s := range idx {
-		t += f.ints[i]
-		qs[i].Sym, qs[i].TS = d.dict[s], t
-	}
-	if r.ingest(f.ints) {
-		for i := range qs {
-			qs[i].Ingest = qs[i].TS + f.ints[i]
-		}
-	} else {
-		for i := range qs {
-			qs[i].Ingest = qs[i].TS
-		}
+	r.ints = f.tmp
+	tsSeed := r.zzs("ts", f.ts, false)
+	if !r.ingest(f.ing) {
+		clear(f.ing)
 	}
 	r.floats("bid", idx, last, f.a)
 	r.floats("bid_size", idx, nil, f.b)
-	for i := range qs {
-		qs[i].Bid, qs[i].BidSize = f.a[i], f.b[i]
+	r.floats("ask", idx, last, f.c)
+	r.floats("ask_size", idx, nil, f.d)
+	seqSeed := r.zzs("seq", f.seq, false)
+	if err := r.end(n); err != nil {
+		return err
 	}
-	r.floats("ask", idx, last, f.a)
-	r.floats("ask_size", idx, nil, f.b)
-	for i := range qs {
-		qs[i].Ask, qs[i].AskSize = f.a[i], f.b[i]
+	ts, ing, bid, bsz, ask, asz, sq := f.ts[:n], f.ing[:n], f.a[:n], f.b[:n], f.c[:n], f.d[:n], f.seq[:n]
+	t, seq := tsSeed, uint64(seqSeed)
+	for i, s := range idx[:n] {
+		t += ts[i]
+		seq += uint64(sq[i])
+		qs[i] = md.Quote{TS: t, Ingest: t + ing[i], Bid: bid[i], BidSize: bsz[i], Ask: ask[i], AskSize: asz[i], Seq: seq, Sym: d.dict[s]}
 	}
-	r.zzs("seq", f.ints)
-	seq := uint64(0)
-	for i := range qs {
-		seq += uint64(f.ints[i])
-		qs[i].Seq = seq
-	}
-	return r.end(n)
+	return nil
 }
 
 // colScratch is the decoder's per-column scratch.
 type colScratch struct {
-	a, b        []float64
-	ints, ints2 []int64
+	a, b, c, d            []float64
+	ts, ing, id, seq, tmp []int64
 }
 
 func (d *Decoder) scratch(n int) *colScratch {
 	f := &d.cols
 	if cap(f.a) < n {
-		f.a, f.b, f.ints, f.ints2 = make([]float64, n), make([]float64, n), make([]int64, n), make([]int64, n)
+		*f = colScratch{a: make([]float64, n), b: make([]float64, n), c: make([]float64, n), d: make([]float64, n),
+			ts: make([]int64, n), ing: make([]int64, n), id: make([]int64, n), seq: make([]int64, n), tmp: make([]int64, n)}
 	}
-	f.a, f.b, f.ints, f.ints2 = f.a[:n], f.b[:n], f.ints[:n], f.ints2[:n]
+	f.a, f.b, f.c, f.d = f.a[:n], f.b[:n], f.c[:n], f.d[:n]
+	f.ts, f.ing, f.id, f.seq, f.tmp = f.ts[:n], f.ing[:n], f.id[:n], f.seq[:n], f.tmp[:n]
 	return f
 }
 
@@ -864,47 +872,12 @@ func appendSymCol(dst []byte, idx []uint16, ns int) []byte {
 // appendCompactBatch appends b, of trades or quotes, as a compact frame,
 // column by column.
 func (e *Encoder) appendCompactBatch(dst []byte, b *md.Batch, syms []md.Instrument) ([]byte, error) {
-	n := b.Len()
-	e.cur++
-	if e.cur == 0 {
-		clear(e.gen)
-		e.cur = 1
-	}
-	e.dict = e.dict[:0]
-	if cap(e.sidx) < n {
-		e.sidx, e.vals = make([]uint16, n), make([]float64, n)
-	}
-	idx, vals := e.sidx[:n], e.vals[:n]
-	for i := range idx {
-		var id md.SymID
-		if b.Kind == md.KindTrade {
-			id = b.Trades[i].Sym
-			if b.Trades[i].Side > maxSideEnum {
-				return dst, fmt.Errorf("mdp frame: trade side %d", b.Trades[i].Side)
-			}
-		} else {
-			id = b.Quotes[i].Sym
-		}
-		s, err := e.index(id)
-		if err != nil {
-			return dst, err
-		}
-		idx[i] = s
-	}
-	if cap(e.last) < len(e.dict) {
-		e.last = make([]int64, len(e.dict))
-	}
-	last := e.last[:len(e.dict)]
-	dst = append(dst, Magic0, Magic1, VersionCompact, byte(b.Kind))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
-	var err error
-	if dst, err = appendDict(dst, e.dict, syms); err != nil {
+	dst, idx, last, err := e.columnarHead(dst, b, syms, VersionCompact)
+	if err != nil {
 		return dst, err
 	}
-	reason := cutReason(b.Reason)
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(reason)))
-	dst = append(dst, reason...)
-	dst = appendSymCol(dst, idx, len(e.dict))
+	n := len(idx)
+	vals := e.vals[:n]
 	if b.Kind == md.KindTrade {
 		tr := b.Trades
 		prev := int64(0)
@@ -941,14 +914,7 @@ func (e *Encoder) appendCompactBatch(dst []byte, b *md.Batch, syms []md.Instrume
 			dst = appendZigzag(dst, int64(tr[i].Seq-sq))
 			sq = tr[i].Seq
 		}
-		for i := 0; i < n; i += 4 {
-			var x byte
-			for j := i; j < min(i+4, n); j++ {
-				x |= byte(tr[j].Side) << (2 * (j - i))
-			}
-			dst = append(dst, x)
-		}
-		return dst, nil
+		return appendSides(dst, tr), nil
 	}
 	qs := b.Quotes
 	prev := int64(0)

@@ -3,6 +3,7 @@ package busfmt
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -33,9 +34,11 @@ func v1Bytes(t testing.TB, b *md.Batch, syms []md.Instrument) []byte {
 }
 
 // compactRoundTrip encodes in as a compact frame, decodes it into the same
-// symbol table and requires every field bit-identical; it returns the frame.
+// symbol table and requires every field bit-identical, and does the same
+// with a packed frame (packedRoundTrip); it returns the compact frame.
 func compactRoundTrip(t testing.TB, st *md.SymbolTable, in *md.Batch) []byte {
 	t.Helper()
+	packedRoundTrip(t, st, in)
 	enc := Encoder{Compact: true}
 	syms := st.Snapshot()
 	frame, err := enc.AppendFrame(nil, in, syms)
@@ -69,6 +72,31 @@ func compactRoundTrip(t testing.TB, st *md.SymbolTable, in *md.Batch) []byte {
 	}
 	if got, want := v1Bytes(t, out, st.Snapshot()), v1Bytes(t, in, syms); !bytes.Equal(got, want) {
 		t.Fatalf("records differ after a compact round trip:\ngot  %+v %+v\nwant %+v %+v", out.Trades, out.Quotes, in.Trades, in.Quotes)
+	}
+	return frame
+}
+
+// packedRoundTrip encodes in as a packed frame, decodes it into the same
+// symbol table and requires every field bit-identical; it returns the frame.
+func packedRoundTrip(t testing.TB, st *md.SymbolTable, in *md.Batch) []byte {
+	t.Helper()
+	enc := Encoder{Packed: true}
+	frame, err := enc.AppendFrame(nil, in, st.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frame[2] != VersionPacked {
+		t.Fatalf("version %d, want %d", frame[2], VersionPacked)
+	}
+	out := md.NewBatch(in.Kind)
+	if err := NewDecoder(st).Decode(frame, out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Reason != in.Reason {
+		t.Fatalf("reason %q, want %q", out.Reason, in.Reason)
+	}
+	if got, want := v1Bytes(t, out, st.Snapshot()), v1Bytes(t, in, st.Snapshot()); !bytes.Equal(got, want) {
+		t.Fatalf("records differ after a packed round trip:\ngot  %+v %+v\nwant %+v %+v", out.Trades, out.Quotes, in.Trades, in.Quotes)
 	}
 	return frame
 }
@@ -294,7 +322,7 @@ func TestCompactRecordedData(t *testing.T) {
 	st := md.NewSymbolTable()
 	tr, qs := readTardis(t, st)
 	for _, in := range []*md.Batch{tr, qs} {
-		v1, v2 := 0, 0
+		v1, v2, v3 := 0, 0, 0
 		for lo := 0; lo < in.Len(); lo += 4096 {
 			hi := min(lo+4096, in.Len())
 			part := md.NewBatch(in.Kind)
@@ -304,11 +332,12 @@ func TestCompactRecordedData(t *testing.T) {
 				part.Quotes = in.Quotes[lo:hi]
 			}
 			v2 += len(compactRoundTrip(t, st, part))
+			v3 += len(packedRoundTrip(t, st, part))
 			v1 += len(v1Bytes(t, part, st.Snapshot()))
 		}
-		t.Logf("%s: %d records, version 1 %d bytes, compact %d (%.1f bytes a record)", in.Kind, in.Len(), v1, v2, float64(v2)/float64(in.Len()))
-		if 3*v2 > v1 {
-			t.Fatalf("%s: compact %d bytes, version 1 %d", in.Kind, v2, v1)
+		t.Logf("%s: %d records, version 1 %d bytes, compact %d (%.1f bytes a record), packed %d (%.1f)", in.Kind, in.Len(), v1, v2, float64(v2)/float64(in.Len()), v3, float64(v3)/float64(in.Len()))
+		if 3*v2 > v1 || 2*v3 > v1 {
+			t.Fatalf("%s: compact %d bytes, packed %d, version 1 %d", in.Kind, v2, v3, v1)
 		}
 	}
 }
@@ -422,7 +451,12 @@ func TestCompactSteadyStateAllocs(t *testing.T) {
 	st := md.NewSymbolTable()
 	tr, qs := readTardis(t, st)
 	syms := st.Snapshot()
-	enc := Encoder{Compact: true}
+	for _, enc := range []*Encoder{{Compact: true}, {Packed: true}} {
+		steadyAllocs(t, enc, st, syms, tr, qs)
+	}
+}
+
+func steadyAllocs(t *testing.T, enc *Encoder, st *md.SymbolTable, syms []md.Instrument, tr, qs *md.Batch) {
 	dec := NewDecoder(st)
 	pool := md.NewPool(64)
 	for _, in := range []*md.Batch{tr, qs} {
@@ -440,7 +474,7 @@ func TestCompactSteadyStateAllocs(t *testing.T) {
 			out.Release()
 		})
 		if allocs != 0 {
-			t.Fatalf("%s: %v allocations per encode+decode", in.Kind, allocs)
+			t.Fatalf("%s (packed %v): %v allocations per encode+decode", in.Kind, enc.Packed, allocs)
 		}
 	}
 }
@@ -464,12 +498,9 @@ func BenchmarkFrames(b *testing.B) {
 	st := md.NewSymbolTable()
 	tr, _ := readTardis(&testing.T{}, st)
 	syms := st.Snapshot()
-	for _, compact := range []bool{false, true} {
-		name := "v1"
-		if compact {
-			name = "compact"
-		}
-		enc := Encoder{Compact: compact}
+	for _, v := range []int{Version, VersionCompact, VersionPacked} {
+		name, compact := [...]string{"", "v1", "compact", "packed"}[v], v == VersionCompact
+		enc := Encoder{Compact: compact, Packed: v == VersionPacked}
 		frame, err := enc.AppendFrame(nil, tr, syms)
 		if err != nil {
 			b.Fatal(err)
@@ -545,6 +576,60 @@ func TestCompactColumnsSharing(t *testing.T) {
 			if !bytes.Equal(got, w) {
 				t.Fatalf("frame %d of builder %d differs from Encoder's", frame, k)
 			}
+		}
+	}
+}
+
+// TestPackedLayout pins the documented bytes of a two-trade packed frame,
+// and the reasons malformed packed frames are refused for.
+func TestPackedLayout(t *testing.T) {
+	st := md.NewSymbolTable()
+	a, b := st.Intern("p", "A"), st.Intern("p", "B")
+	in := md.NewBatch(md.KindTrade)
+	in.Trades = []md.Trade{
+		{Sym: a, TS: 1000, Ingest: 1000, Price: 1.5, Size: 2, TradeID: 70, Seq: 5, Side: md.SideBuy},
+		{Sym: b, TS: 1300, Ingest: 1300, Price: 2.5, Size: 3, TradeID: 71, Seq: 6, Side: md.SideSell},
+	}
+	enc := Encoder{Packed: true}
+	good, err := enc.AppendFrame(nil, in, st.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := func(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
+	var want []byte
+	want = append(want, 'M', 'D', VersionPacked, byte(md.KindTrade), 2, 0, 0, 0)
+	want = append(want, 2, 0, 1, 'p', 1, 'A', 255, 1, 'p', 1, 'B', 255, 0, 0) // dictionary, no reason
+	want = append(want, 0, 1)                                                 // symbols
+	want = append(append(append(want, 2), seed(1000)...), 0, 0, 0x58, 0x02)   // ts: width 2, deltas 0, 300 (zigzag 600)
+	want = append(append(want, 0), seed(0)...)                                // ingest_ts: width 0
+	want = append(append(append(want, 1, 1), seed(15)...), 0, 20)             // price: scale 1, width 1, seed 15, deltas 0, 10
+	want = append(append(append(want, 0, 1), seed(0)...), 4, 6)               // size: scale 0, width 1, 2 and 3
+	want = append(append(append(want, 1), seed(70)...), 0, 2)                 // trade_id: per symbol from 70: 0, 1
+	want = append(append(append(want, 1), seed(5)...), 0, 2)                  // seq: 0, 1
+	want = append(want, 0x09)                                                 // sides 1, 2
+	if !bytes.Equal(good, want) {
+		t.Fatalf("packed frame\n% x\nwant\n% x", good, want)
+	}
+	packedRoundTrip(t, st, in)
+	tsAt := 24 // the ts column's width byte
+	mod := func(fn func([]byte) []byte) []byte { return fn(append([]byte(nil), good...)) }
+	for _, c := range []struct {
+		name   string
+		frame  []byte
+		reason string
+	}{
+		{"width", mod(func(f []byte) []byte { f[tsAt] = 3; return f }), ReasonEnum},
+		{"truncated in a seed", good[:tsAt+5], ReasonTruncated},
+		{"truncated in the values", good[:tsAt+10], ReasonTruncated},
+		{"count beyond the bytes", mod(func(f []byte) []byte { f[4] = 200; return f }), ReasonTruncated},
+		{"trailing", append(append([]byte(nil), good...), 0), ReasonTrailing},
+		{"side", mod(func(f []byte) []byte { f[len(f)-1] = 0x0b; return f }), ReasonEnum},
+	} {
+		out := md.NewBatch(md.KindTrade)
+		err := NewDecoder(md.NewSymbolTable()).Decode(c.frame, out)
+		var fe *FrameError
+		if !errors.As(err, &fe) || fe.Reason != c.reason || out.Len() != 0 {
+			t.Fatalf("%s: err %v (%d records), want reason %s", c.name, err, out.Len(), c.reason)
 		}
 	}
 }

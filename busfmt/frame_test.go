@@ -194,7 +194,7 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"short", good[:5], md.KindTrade, ReasonTruncated},
 		{"magic", mod(good, func(f []byte) []byte { f[0] = 'X'; return f }), md.KindTrade, ReasonMagic},
-		{"version", mod(good, func(f []byte) []byte { f[2] = 3; return f }), md.KindTrade, ReasonVersion},
+		{"version", mod(good, func(f []byte) []byte { f[2] = 4; return f }), md.KindTrade, ReasonVersion},
 		{"kind byte", mod(good, func(f []byte) []byte { f[3] = 3; return f }), md.KindTrade, ReasonKind},
 		{"kind mismatch", good, md.KindQuote, ReasonKind},
 		{"truncated records", good[:len(good)-1], md.KindTrade, ReasonTruncated},
@@ -293,12 +293,13 @@ func TestSteadyStateAllocs(t *testing.T) {
 
 // FuzzDecode: no input panics the decoder (an over-read would), a rejected
 // frame is a *FrameError and leaves the batch empty, and an accepted frame
-// re-encodes, as version 1 and as a compact frame, to records with the same
+// re-encodes, as version 1, compact and packed frames, to records with the same
 // bits.
 func FuzzDecode(f *testing.F) {
 	st, a, b := testSyms(f)
 	var enc Encoder
 	compact := Encoder{Compact: true}
+	packed := Encoder{Packed: true}
 	for _, x := range []*md.Batch{tradeBatch(a, b), quoteBatch(a, b), barBatch(a, b), derivedBatch(f, a, b)} {
 		fr, err := enc.AppendFrame(nil, x, st.Snapshot())
 		if err != nil {
@@ -306,6 +307,10 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(fr)
 		if fr, err = compact.AppendFrame(nil, x, st.Snapshot()); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(fr)
+		if fr, err = packed.AppendFrame(nil, x, st.Snapshot()); err != nil {
 			f.Fatal(err)
 		}
 		f.Add(fr)
@@ -328,7 +333,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		want := v1Bytes(t, out, syms.Snapshot())
-		for _, e := range []*Encoder{{}, {Compact: true}} {
+		for _, e := range []*Encoder{{}, {Compact: true}, {Packed: true}} {
 			again, err := e.AppendFrame(nil, out, syms.Snapshot())
 			if err != nil {
 				t.Fatalf("decoded frame does not re-encode: %v", err)
@@ -338,7 +343,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("re-encoded frame: %v", err)
 			}
 			if got := v1Bytes(t, back, syms.Snapshot()); !bytes.Equal(got, want) {
-				t.Fatalf("re-encoded (compact %v) records differ", e.Compact)
+				t.Fatalf("re-encoded (compact %v, packed %v) records differ", e.Compact, e.Packed)
 			}
 		}
 	})
