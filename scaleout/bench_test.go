@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/runtime"
 )
@@ -15,7 +16,9 @@ import (
 // benchTrades is the workload of BenchmarkEmbeddedVsSingle.
 const benchTrades = 5_000_000
 
-func benchJob(extra string) string {
+// benchJob is the workload with bars in par instances (parallelism) and
+// extra appended.
+func benchJob(par int, extra string) string {
 	return fmt.Sprintf(`mode: dag
 name: so-bench
 dag:
@@ -25,13 +28,14 @@ dag:
       params: {model: bench, symbol_count: 100, n: %d, seed: 3, max_out_of_orderness: 1s}
     - id: bars
       type: operator.bars
+      parallelism: %d
       params: {interval: 1s}
     - id: sink
       type: sink.null
   edges:
     - [src, bars]
     - [bars, sink]
-%s`, benchTrades, extra)
+%s`, benchTrades, par, extra)
 }
 
 // BenchmarkEmbeddedVsSingle runs the same job (synthetic trades -> 1s bars
@@ -39,9 +43,11 @@ dag:
 // stream -> one worker), alternating, and reports both rates, their ratio
 // (the cost of the stream, measured in one run) and the ratio of the CPU
 // time the process spent on each (getrusage; steadier than the rates on a
-// loaded machine). Sub-benchmarks vary the store (file with sync interval
-// or always, memory), the records per data message and the frame (compact,
-// the default, or version 1: the -v1 variants).
+// loaded machine). Sub-benchmarks vary the store (file with sync always,
+// the default, or interval; memory), the records per data message, the
+// frame (packed, the default; -v2: compact, built record by record; -v1:
+// version 1) and the bars' instances (-par64: parallelism 64, in both
+// jobs, against one).
 //
 //	go test -run '^$' -bench EmbeddedVsSingle -benchtime 3x ./scaleout
 func BenchmarkEmbeddedVsSingle(b *testing.B) {
@@ -50,30 +56,35 @@ func BenchmarkEmbeddedVsSingle(b *testing.B) {
 		sync   string
 		memory bool
 		frame  int
-		v1     bool
+		ver    int
+		par    int // the bars' instances
 	}{
-		{"file-interval-256", config.SyncInterval, false, 256, false},
-		{"file-interval-1024", config.SyncInterval, false, 1024, false},
-		{"file-interval-4096", config.SyncInterval, false, 4096, false},
-		{"file-interval-16384", config.SyncInterval, false, 16384, false},
-		{"memory-4096", config.SyncInterval, true, 4096, false},
-		{"file-always-4096", config.SyncAlways, false, 4096, false},
-		{"file-interval-4096-v1", config.SyncInterval, false, 4096, true},
-		{"memory-4096-v1", config.SyncInterval, true, 4096, true},
+		{"file-interval-256", config.SyncInterval, false, 256, busfmt.VersionPacked, 1},
+		{"file-interval-1024", config.SyncInterval, false, 1024, busfmt.VersionPacked, 1},
+		{"file-interval-4096", config.SyncInterval, false, 4096, busfmt.VersionPacked, 1},
+		{"file-interval-16384", config.SyncInterval, false, 16384, busfmt.VersionPacked, 1},
+		{"memory-4096", config.SyncInterval, true, 4096, busfmt.VersionPacked, 1},
+		{"file-always-4096", config.SyncAlways, false, 4096, busfmt.VersionPacked, 1},
+		{"file-interval-4096-v2", config.SyncInterval, false, 4096, busfmt.VersionCompact, 1},
+		{"memory-4096-v2", config.SyncInterval, true, 4096, busfmt.VersionCompact, 1},
+		{"file-always-4096-v2", config.SyncAlways, false, 4096, busfmt.VersionCompact, 1},
+		{"file-interval-4096-par64", config.SyncInterval, false, 4096, busfmt.VersionPacked, 64},
+		{"file-interval-4096-v1", config.SyncInterval, false, 4096, busfmt.Version, 1},
+		{"memory-4096-v1", config.SyncInterval, true, 4096, busfmt.Version, 1},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			compactFrames = !c.v1
-			defer func() { compactFrames = true }()
-			benchEmbedded(b, c.sync, Options{memory: c.memory, frameRecords: c.frame})
+			frameVersion = c.ver
+			defer func() { frameVersion = busfmt.VersionPacked }()
+			benchEmbedded(b, c.sync, c.par, Options{memory: c.memory, frameRecords: c.frame})
 		})
 	}
 }
 
-func benchEmbedded(b *testing.B, sync string, opts Options) {
+func benchEmbedded(b *testing.B, sync string, par int, opts Options) {
 	ctx := context.Background()
 	var single, scaled, singleCPU, scaledCPU time.Duration
 	for i := 0; i < b.N; i++ {
-		u, err := runtime.NewFromBytes("single.yaml", []byte(benchJob("")), runtime.Options{})
+		u, err := runtime.NewFromBytes("single.yaml", []byte(benchJob(par, "")), runtime.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -85,7 +96,7 @@ func benchEmbedded(b *testing.B, sync string, opts Options) {
 		singleCPU += cpuTime(b) - c0
 
 		store := filepath.Join(b.TempDir(), "nats")
-		doc, err := config.LoadBytes("scaled.yaml", []byte(benchJob(fmt.Sprintf("scaleout: {nats: embedded, partitions: 64, store: %q, sync: %s}\n", store, sync))), config.LoadOptions{})
+		doc, err := config.LoadBytes("scaled.yaml", []byte(benchJob(par, fmt.Sprintf("scaleout: {nats: embedded, partitions: 64, store: %q, sync: %s}\n", store, sync))), config.LoadOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -18,15 +18,16 @@ import (
 // Publishing defaults.
 const (
 	// frameRecords is how many records of one partition a data message
-	// carries before it is published. Trades and quotes go as compact
-	// frames (busfmt version 2, about a quarter of version 1), other
-	// kinds as version 1 frames (4096 bars make 340 KiB; NATS's default max
-	// payload is 1 MiB). With version 1 frames BenchmarkEmbeddedVsSingle
+	// carries before it is published. Trades and quotes go as packed
+	// frames (busfmt version 3; at most about 50 bytes a trade, 200 KiB),
+	// other kinds as version 1 frames (4096 bars make 340 KiB; NATS's
+	// default max payload is 1 MiB). With version 1 frames BenchmarkEmbeddedVsSingle
 	// measured the process's CPU time per trade at 398 ns with 256, 377
 	// with 512, 309 with 1024, 303 with 2048 and 252 with 4096: the
 	// per-message costs shrink, the bytes (copied by client, server and
 	// store) stay. Compact frames took it from 239 to 178 ns (medians of 6
-	// interleaved runs; 1024 and 16384 records measured alike).
+	// interleaved runs; 1024 and 16384 records measured alike), packed
+	// ones to about 125 (README).
 	frameRecords = 4096
 	// maxFrameBytes also ends a compact frame: raw floats (no decimal
 	// scale fits) make a trade up to 59 bytes.
@@ -83,7 +84,10 @@ type publisher struct {
 	wm       int64
 	buffered int
 	last     time.Time
-	id       []byte
+	// processBatch's scratch: per record its partition and the records
+	// in partition order; per partition where its records start.
+	parts, order, start []int32
+	id                  []byte
 
 	acks    []jetstream.PubAckFuture // data messages' acknowledgements not yet looked at
 	dups    int64                    // data messages the stream had already stored
@@ -110,6 +114,7 @@ func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 // Open keeps the node context.
 func (p *publisher) Open(ctx context.Context, nc *engine.NodeContext) error {
 	p.nc = nc
+	p.enc.Packed = frameVersion == busfmt.VersionPacked
 	p.last = time.Now()
 	return nil
 }
@@ -178,9 +183,11 @@ func (p *publisher) partitionOf(id md.SymID) int {
 	return k
 }
 
-// compactFrames: trades and quotes are published as compact frames
-// (BenchmarkEmbeddedVsSingle's v1 variants turn it off).
-var compactFrames = true
+// frameVersion is the frame trades and quotes are published as: packed
+// (busfmt version 3: records gathered per partition, each frame encoded
+// column by column), or for BenchmarkEmbeddedVsSingle's comparisons
+// compact (version 2, built record by record) or version 1.
+var frameVersion = busfmt.VersionPacked
 
 // Process buffers b's records by partition.
 func (p *publisher) Process(ctx context.Context, b *md.Batch, out *engine.Output) error {
@@ -189,7 +196,7 @@ func (p *publisher) Process(ctx context.Context, b *md.Batch, out *engine.Output
 	}
 	var err error
 	switch {
-	case compactFrames && b.Kind == md.KindTrade:
+	case frameVersion == busfmt.VersionCompact && b.Kind == md.KindTrade:
 		for i := range b.Trades {
 			t := &b.Trades[i]
 			k, c, err := p.columns(ctx, t.Sym, t.TS, 0)
@@ -203,7 +210,7 @@ func (p *publisher) Process(ctx context.Context, b *md.Batch, out *engine.Output
 				return err
 			}
 		}
-	case compactFrames && b.Kind == md.KindQuote:
+	case frameVersion == busfmt.VersionCompact && b.Kind == md.KindQuote:
 		for i := range b.Quotes {
 			q := &b.Quotes[i]
 			k, c, err := p.columns(ctx, q.Sym, q.TS, 1)
@@ -268,36 +275,89 @@ func (p *publisher) encodeErr(k int, id md.SymID, err error) error {
 	return fmt.Errorf("encode records of partition %d: %w", k, err)
 }
 
-// processBatch buffers the records of a batch that goes as version 1
-// frames: copies of the records by partition.
+// processBatch buffers copies of a batch's records by partition, for
+// version 1 or packed frames. It copies them partition by partition (a
+// stable counting sort of the batch by partition first): the partitions'
+// buffers together (64 × 4096 trades, 14 MiB) are larger than the caches,
+// and a record at a time, each to another partition, cost a cache miss
+// per record; partition by partition the writes run in sequence.
 func (p *publisher) processBatch(ctx context.Context, b *md.Batch) error {
 	n := b.Len()
-	for i := 0; i < n; i++ {
-		id, ts := recOf(b, i)
-		k := p.partitionOf(id)
-		if ts < p.wm && p.marked < p.wm {
-			// This record may be late: it must follow exactly the
-			// watermark the job has now.
+	for lo := 0; lo < n; {
+		hi := n
+		if p.marked < p.wm {
+			// A record that may be late must follow exactly the
+			// watermark the job has now: what comes before it is
+			// buffered, then everything is flushed.
+			for i := lo; i < n; i++ {
+				if _, ts := recOf(b, i); ts < p.wm {
+					hi = i
+					break
+				}
+			}
+		}
+		if err := p.bufferRange(ctx, b, lo, hi); err != nil {
+			return err
+		}
+		if hi < n {
 			if err := p.flushAll(ctx, false); err != nil {
 				return err
 			}
 		}
+		lo = hi
+	}
+	return nil
+}
+
+// bufferRange buffers records lo…hi-1 of b, partition by partition.
+func (p *publisher) bufferRange(ctx context.Context, b *md.Batch, lo, hi int) error {
+	if cap(p.order) < hi-lo {
+		p.order, p.parts = make([]int32, hi-lo), make([]int32, hi-lo)
+	}
+	if p.start == nil {
+		p.start = make([]int32, p.partitions+1)
+	}
+	parts, order, start := p.parts[:hi-lo], p.order[:hi-lo], p.start
+	clear(start)
+	for i := lo; i < hi; i++ {
+		id, _ := recOf(b, i)
+		k := p.partitionOf(id)
+		parts[i-lo] = int32(k)
+		start[k+1]++
+	}
+	for k := 1; k <= p.partitions; k++ {
+		start[k] += start[k-1]
+	}
+	for i, k := range parts {
+		order[start[k]] = int32(lo + i)
+		start[k]++
+	}
+	// start[k] is now where partition k+1's records begin.
+	from := 0
+	for k := 0; k < p.partitions; k++ {
+		to := int(start[k])
+		if from == to {
+			continue
+		}
 		pb := p.byPart[k]
-		if pb.Len() > 0 && (pb.Kind != b.Kind || pb.Schema != b.Schema) || p.cols[k][0].Len() > 0 || p.cols[k][1].Len() > 0 {
-			if err := p.flushPartition(ctx, k); err != nil {
-				return err
+		for _, i := range order[from:to] {
+			if pb.Len() > 0 && (pb.Kind != b.Kind || pb.Schema != b.Schema) || p.cols[k][0].Len() > 0 || p.cols[k][1].Len() > 0 {
+				if err := p.flushPartition(ctx, k); err != nil {
+					return err
+				}
+			}
+			if pb.Len() == 0 {
+				pb.Kind, pb.Schema = b.Kind, b.Schema
+			}
+			copyRecord(pb, b, int(i))
+			p.buffered++
+			if pb.Len() >= p.target {
+				if err := p.flushPartition(ctx, k); err != nil {
+					return err
+				}
 			}
 		}
-		if pb.Len() == 0 {
-			pb.Kind, pb.Schema = b.Kind, b.Schema
-		}
-		copyRecord(pb, b, i)
-		p.buffered++
-		if pb.Len() >= p.target {
-			if err := p.flushPartition(ctx, k); err != nil {
-				return err
-			}
-		}
+		from = to
 	}
 	return nil
 }
