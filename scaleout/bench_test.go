@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/runtime"
@@ -46,8 +48,8 @@ dag:
 // loaded machine). Sub-benchmarks vary the store (file with sync always,
 // the default, or interval; memory), the records per data message, the
 // frame (packed, the default; -v2: compact, built record by record; -v1:
-// version 1) and the bars' instances (-par64: parallelism 64, in both
-// jobs, against one).
+// version 1), the bars' instances (-par64: parallelism 64, in both jobs,
+// against one) and S2 compression of the file store (-s2).
 //
 //	go test -run '^$' -bench EmbeddedVsSingle -benchtime 3x ./scaleout
 func BenchmarkEmbeddedVsSingle(b *testing.B) {
@@ -57,24 +59,29 @@ func BenchmarkEmbeddedVsSingle(b *testing.B) {
 		memory bool
 		frame  int
 		ver    int
-		par    int // the bars' instances
+		par    int  // the bars' instances
+		s2     bool // S2 compression on the file store
 	}{
-		{"file-interval-256", config.SyncInterval, false, 256, busfmt.VersionPacked, 1},
-		{"file-interval-1024", config.SyncInterval, false, 1024, busfmt.VersionPacked, 1},
-		{"file-interval-4096", config.SyncInterval, false, 4096, busfmt.VersionPacked, 1},
-		{"file-interval-16384", config.SyncInterval, false, 16384, busfmt.VersionPacked, 1},
-		{"memory-4096", config.SyncInterval, true, 4096, busfmt.VersionPacked, 1},
-		{"file-always-4096", config.SyncAlways, false, 4096, busfmt.VersionPacked, 1},
-		{"file-interval-4096-v2", config.SyncInterval, false, 4096, busfmt.VersionCompact, 1},
-		{"memory-4096-v2", config.SyncInterval, true, 4096, busfmt.VersionCompact, 1},
-		{"file-always-4096-v2", config.SyncAlways, false, 4096, busfmt.VersionCompact, 1},
-		{"file-interval-4096-par64", config.SyncInterval, false, 4096, busfmt.VersionPacked, 64},
-		{"file-interval-4096-v1", config.SyncInterval, false, 4096, busfmt.Version, 1},
-		{"memory-4096-v1", config.SyncInterval, true, 4096, busfmt.Version, 1},
+		{"file-interval-256", config.SyncInterval, false, 256, busfmt.VersionPacked, 1, false},
+		{"file-interval-1024", config.SyncInterval, false, 1024, busfmt.VersionPacked, 1, false},
+		{"file-interval-4096", config.SyncInterval, false, 4096, busfmt.VersionPacked, 1, false},
+		{"file-interval-16384", config.SyncInterval, false, 16384, busfmt.VersionPacked, 1, false},
+		{"memory-4096", config.SyncInterval, true, 4096, busfmt.VersionPacked, 1, false},
+		{"file-always-4096", config.SyncAlways, false, 4096, busfmt.VersionPacked, 1, false},
+		{"file-interval-4096-v2", config.SyncInterval, false, 4096, busfmt.VersionCompact, 1, false},
+		{"memory-4096-v2", config.SyncInterval, true, 4096, busfmt.VersionCompact, 1, false},
+		{"file-always-4096-v2", config.SyncAlways, false, 4096, busfmt.VersionCompact, 1, false},
+		{"file-interval-4096-s2", config.SyncInterval, false, 4096, busfmt.VersionPacked, 1, true},
+		{"file-interval-4096-par64", config.SyncInterval, false, 4096, busfmt.VersionPacked, 64, false},
+		{"file-interval-4096-v1", config.SyncInterval, false, 4096, busfmt.Version, 1, false},
+		{"memory-4096-v1", config.SyncInterval, true, 4096, busfmt.Version, 1, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			frameVersion = c.ver
-			defer func() { frameVersion = busfmt.VersionPacked }()
+			if c.s2 {
+				streamCompression = jetstream.S2Compression
+			}
+			defer func() { frameVersion, streamCompression = busfmt.VersionPacked, jetstream.NoCompression }()
 			benchEmbedded(b, c.sync, c.par, Options{memory: c.memory, frameRecords: c.frame})
 		})
 	}

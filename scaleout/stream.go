@@ -89,8 +89,14 @@ func streamConfig(n names, so *config.ScaleoutConfig, memory bool) jetstream.Str
 		MaxMsgs:    limit(r.MaxMsgs),
 		Duplicates: min(duplicateWindow, r.MaxAge),
 		Metadata:   map[string]string{metaPartitions: strconv.Itoa(so.Partitions)},
+		// Uncompressed: BenchmarkEmbeddedVsSingle's -s2 row measures S2.
+		Compression: streamCompression,
 	}
 }
+
+// streamCompression is the file store's compression (the benchmark's
+// knob).
+var streamCompression = jetstream.NoCompression
 
 // ensureStream creates the job's stream, or checks that the existing one
 // has the job's partition count and brings its limits to the job's.
