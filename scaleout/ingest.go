@@ -27,7 +27,7 @@ const (
 	// per-message costs shrink, the bytes (copied by client, server and
 	// store) stay. Compact frames took it from 239 to 178 ns (medians of 6
 	// interleaved runs; 1024 and 16384 records measured alike), packed
-	// ones to about 125 (README).
+	// ones to about 140 (README).
 	frameRecords = 4096
 	// maxFrameBytes also ends a compact frame: raw floats (no decimal
 	// scale fits) make a trade up to 59 bytes.
