@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A scaleout job run by mdp run stops gracefully on SIGTERM: the source
@@ -142,5 +144,44 @@ func TestScaleoutRolesRefuseEmbedded(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, "mdp "+role+" needs scaleout.nats to be the URL of a NATS server the processes share, not embedded") {
 			t.Fatalf("%s of an embedded job: exit %d\n%s", role, code, stderr)
 		}
+	}
+}
+
+// SIGTERM of mdp worker while it is still connecting to NATS (here a
+// listener that accepts and never answers, so the connection attempt
+// lasts until the client's timeout) ends it cleanly: exit 0, not the
+// connection's failure.
+func TestWorkerSIGTERMWhileJoining(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "w.yaml", testJob("sow", "count: 4", "path: "+filepath.Join(dir, "o"),
+		"scaleout: {nats: \"nats://"+ln.Addr().String()+"\", partitions: 4}\n"))
+	p := start(t, testMDP(t), "worker", "--config", cfg)
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mdp worker never connected\n%s", p.stderr)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM while joining, want 0\n%s", code, p.stderr)
+	}
+	if findLog(p.stderr.String(), "scale-out worker stopped while joining") == nil || findLog(p.stderr.String(), "job finished") == nil {
+		t.Fatalf("logs:\n%s", p.stderr)
 	}
 }

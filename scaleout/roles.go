@@ -33,6 +33,18 @@ type WorkerOptions struct {
 	CheckpointInterval time.Duration
 	// timing overrides LeaseTTL (tests).
 	timing timing
+	// hooks are the tests' points of entry (zero in production).
+	hooks workerHooks
+}
+
+// workerHooks let tests act at chosen moments of a worker's life.
+type workerHooks struct {
+	// beforeStart, when set, runs as the worker starts a job, before it
+	// reads the partitions' checkpoints.
+	beforeStart func()
+	// abandon, when set, is the coordinator's abandon channel: closing it
+	// ends the coordinator on its own, like a kill -9 of its goroutine.
+	abandon chan struct{}
 }
 
 // errEmbedded refuses a separate role for a job whose server is embedded.

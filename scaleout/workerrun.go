@@ -34,9 +34,11 @@ const defaultCheckpointInterval = time.Second
 // It returns nil once every partition was read to the ingest's end
 // markers. Cancelling ctx (SIGTERM) suspends: a final checkpoint of its
 // partitions, the leases released, the membership left, and nil; the
-// other workers take the partitions over from that checkpoint. opts.Abort
-// ends it without a checkpoint and returns engine.ErrAborted.
-func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) error {
+// other workers take the partitions over from that checkpoint; cancelled
+// before it joined, or while it joins or starts a job, it returns nil as
+// well (what the failed step held is released). opts.Abort ends it
+// without a checkpoint and returns engine.ErrAborted.
+func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) (err error) {
 	so := doc.Scaleout
 	if so == nil {
 		return fmt.Errorf("job %q has no scaleout section", doc.Name)
@@ -59,6 +61,16 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 		}
 	}
 	log := logger(opts.Options, doc).With("role", "worker", "worker", id)
+	joining := true
+	defer func() {
+		// A step of joining that failed once ctx was cancelled failed for
+		// the cancellation (or no longer matters): the worker was asked
+		// to stop before it held anything.
+		if joining && err != nil && ctx.Err() != nil {
+			log.Info("scale-out worker stopped while joining", "err", err)
+			err = nil
+		}
+	}()
 	c, err := connect(so, log)
 	if err != nil {
 		return err
@@ -103,20 +115,29 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 		w.interval = defaultCheckpointInterval
 	}
 	co := &coordinator{job: doc.Name, partitions: so.Partitions, id: id, t: t, mem: mem, leases: newLeases(lkv, id, t),
-		h: w, log: log, expect: max(opts.Workers, 1), hold: make(chan time.Duration), abandon: make(chan struct{})}
+		h: w, log: log, expect: max(opts.Workers, 1), hold: make(chan time.Duration), abandon: opts.hooks.abandon}
+	if co.abandon == nil {
+		co.abandon = make(chan struct{})
+	}
 	if opts.Metrics != nil {
 		rc := &retryCollector{job: doc.Name, worker: id, w: w}
 		if err := opts.Metrics.Register(rc); err != nil {
-			return fmt.Errorf("register the retry series: %w", err)
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.leaseTTL)
+			defer cancel()
+			return errors.Join(fmt.Errorf("register the retry series: %w", err), mem.leave(lctx))
 		}
 		defer opts.Metrics.Unregister(rc)
 	}
 	coCtx, stopCo := context.WithCancel(context.WithoutCancel(ctx))
-	coDone := make(chan error, 1)
-	go func() { coDone <- co.run(coCtx) }()
+	coord := &coordination{done: make(chan struct{})}
+	go func() {
+		coord.err = co.run(coCtx)
+		close(coord.done)
+	}()
+	joining = false
 	log.Info("scale-out worker joined", "nats", c.where, "stream", n.stream, "partitions", so.Partitions, "workers", opts.Workers)
 
-	err = w.loop(ctx, opts.Abort, coDone)
+	err = w.loop(ctx, opts.Abort, coord)
 	switch {
 	case errors.Is(err, errAllDone):
 		err = nil
@@ -131,18 +152,40 @@ func RunWorker(ctx context.Context, doc *config.Document, opts WorkerOptions) er
 		w.jobMu.Unlock()
 	}
 	stopCo() // shutdown: suspends the job, releases the leases, leaves
-	coErr := <-coDone
+	<-coord.done
 	w.jobMu.Lock()
 	if w.cur != nil {
 		w.endJob(stopShutdown)
 	}
 	w.jobMu.Unlock()
 	log.Info("scale-out worker ended", "read", w.read.Load())
-	return errors.Join(err, coErr)
+	if errors.Is(err, errCoordinationEnded) {
+		return err // it carries the coordinator's error
+	}
+	return errors.Join(err, coord.err)
 }
 
 // errAllDone ends a worker's loop when every partition is done.
 var errAllDone = errors.New("every partition is done")
+
+// errCoordinationEnded ends a worker's loop when its coordinator returned
+// on its own (without the worker stopping it).
+var errCoordinationEnded = errors.New("the worker's coordination ended")
+
+// coordination is the coordinator's goroutine: done is closed once it
+// returned, err is what it returned (read it after done).
+type coordination struct {
+	done chan struct{}
+	err  error
+}
+
+// ended is the loop's error once the coordinator returned on its own.
+func (c *coordination) ended() error {
+	if c.err == nil {
+		return errCoordinationEnded
+	}
+	return fmt.Errorf("%w: %w", errCoordinationEnded, c.err)
+}
 
 // worker is one worker's partition handler and job lifecycle.
 type worker struct {
@@ -252,8 +295,9 @@ func (w *worker) finish(rj *jobRun) {
 }
 
 // loop reconciles the job with the held partitions until every
-// partition is done, ctx ends (nil), abort closes or a job fails.
-func (w *worker) loop(ctx context.Context, abort <-chan struct{}, coDone <-chan error) error {
+// partition is done, ctx ends (nil), abort closes, a job fails or the
+// coordinator returns on its own (errCoordinationEnded).
+func (w *worker) loop(ctx context.Context, abort <-chan struct{}, coord *coordination) error {
 	tick := time.NewTicker(w.t.tick())
 	defer tick.Stop()
 	for {
@@ -268,8 +312,8 @@ func (w *worker) loop(ctx context.Context, abort <-chan struct{}, coDone <-chan 
 			return nil
 		case <-abort:
 			return fmt.Errorf("worker aborted: %w", engine.ErrAborted)
-		case err := <-coDone:
-			return fmt.Errorf("coordination ended: %w", err)
+		case <-coord.done:
+			return coord.ended()
 		case <-w.wake:
 		case <-jobDone:
 		case <-tick.C:
@@ -278,6 +322,11 @@ func (w *worker) loop(ctx context.Context, abort <-chan struct{}, coDone <-chan 
 			return nil
 		}
 		if err := w.reconcile(ctx); err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// ctx ended while a job started (reading its
+				// checkpoints): a stop, not a failure.
+				return nil
+			}
 			return err
 		}
 	}
@@ -306,7 +355,8 @@ func (w *worker) reconcile(ctx context.Context) error {
 			switch {
 			case err == nil:
 				w.failures = 0
-				mctx, cancel := context.WithTimeout(ctx, w.t.leaseTTL)
+				// Not cut short by a stop: the partitions are done.
+				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.t.leaseTTL)
 				err = rj.store.markDone(mctx)
 				cancel()
 				if err != nil {
@@ -356,7 +406,7 @@ func (w *worker) reconcile(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, w.t.leaseTTL)
 		all, err := allDone(actx, w.ckv, w.stream, w.doc.Scaleout.Partitions)
 		cancel()
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			w.log.Warn("reading the checkpoints", "err", err)
 		}
 		if all {
@@ -371,6 +421,9 @@ func (w *worker) reconcile(ctx context.Context) error {
 // left out.
 func (w *worker) startJob(ctx context.Context, set []int) error {
 	so := w.doc.Scaleout
+	if w.opts.hooks.beforeStart != nil {
+		w.opts.hooks.beforeStart()
+	}
 	r := newReader(w.js, w.n, nil)
 	fb := engine.NewFeedback(w.doc.Feedback)
 	g, err := workerGraph(w.doc, r, so.Partitions)
