@@ -342,14 +342,14 @@ func (a *app) printStatus(st jobs.JobStatus) {
 	}
 }
 
-// printScaleout prints a scaled-out job's workers, then each partition's
-// owner and lag ("?" where the owner has not reported its progress yet).
+// printScaleout prints a scaled-out job's workers (with their restarts
+// after transient failures), then each partition's owner and lag ("?" where the owner has not reported its progress yet).
 func (a *app) printScaleout(so *scaleout.Status) {
 	fmt.Fprintf(a.stdout, "\nstream %s, %d partitions, lag %d messages, %s\n", so.Stream, so.Partitions, so.LagMessages, lag(so.LagSeconds))
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKER\tHOST\tPID\tPARTITIONS\tLAG MSGS\tLAG")
+	fmt.Fprintln(tw, "WORKER\tHOST\tPID\tPARTITIONS\tRETRIES\tLAG MSGS\tLAG")
 	for _, w := range so.Workers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", w.ID, w.Host, w.PID, ranges(w.Partitions), w.LagMessages, lag(w.LagSeconds))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\n", w.ID, w.Host, w.PID, ranges(w.Partitions), w.Retries, w.LagMessages, lag(w.LagSeconds))
 	}
 	_ = tw.Flush()
 	if len(so.Unowned) > 0 {

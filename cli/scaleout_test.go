@@ -54,6 +54,7 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 					ID         string `json:"id"`
 					PID        int    `json:"pid"`
 					Partitions []int  `json:"partitions"`
+					Retries    *int64 `json:"retries"`
 				} `json:"workers"`
 				PartitionLag []struct {
 					Partition   int    `json:"partition"`
@@ -69,7 +70,7 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 	}
 	so := st.Runtime.Scaleout
 	if so.Stream != "MDP_so" || so.Partitions != 4 || len(so.Workers) != 1 || fmt.Sprint(so.Workers[0].Partitions) != "[0 1 2 3]" ||
-		so.Workers[0].PID != p.cmd.Process.Pid || len(so.PartitionLag) != 4 {
+		so.Workers[0].PID != p.cmd.Process.Pid || so.Workers[0].Retries != nil || len(so.PartitionLag) != 4 {
 		t.Fatalf("scale-out status %+v\n%s", so, stdout)
 	}
 	for i, pl := range so.PartitionLag {
@@ -89,8 +90,8 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 	}
 	id, pid := so.Workers[0].ID, strconv.Itoa(p.cmd.Process.Pid)
 	if !strings.Contains(stdout, "\nstream MDP_so, 4 partitions, lag ") ||
-		strings.Join(rows["WORKER"], " ") != "WORKER HOST PID PARTITIONS LAG MSGS LAG" ||
-		len(rows[id]) != 6 || rows[id][2] != pid || rows[id][3] != "0-3" ||
+		strings.Join(rows["WORKER"], " ") != "WORKER HOST PID PARTITIONS RETRIES LAG MSGS LAG" ||
+		len(rows[id]) != 7 || rows[id][2] != pid || rows[id][3] != "0-3" || rows[id][4] != "0" ||
 		strings.Join(rows["PARTITION"], " ") != "PARTITION OWNER LAG MSGS LAG CKPT SEQ CKPT AGE" {
 		t.Fatalf("mdp status:\n%s", stdout)
 	}
