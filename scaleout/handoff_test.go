@@ -106,25 +106,37 @@ func runHandoff(t *testing.T, start func(h *handoff), act func(h *handoff)) {
 	runScene(t, scene{}, start, act)
 }
 
-// waitCheckpointed waits until every partition has a checkpoint that
-// covers part of the stream but not its end: the workers are mid-stream.
-func waitCheckpointed(t *testing.T, ctx context.Context, js jetstream.JetStream, partitions int) {
+// waitCheckpointed waits until every partition has a checkpoint taken
+// mid-stream (a covered sequence, its end marker not read). It fails at
+// once when a partition's checkpoint says its end marker was read (or it
+// is done): the stream ended before every partition was checkpointed
+// mid-stream, which can then never happen.
+func waitCheckpointed(t testing.TB, ctx context.Context, js jetstream.JetStream, partitions int) {
 	t.Helper()
 	for {
 		kv, err := js.KeyValue(ctx, namesOf("so-bars").bucket("ckpt"))
 		if err == nil {
-			n := 0
+			var mid, ended []int
 			for p := range partitions {
 				e, err := kv.Get(ctx, leaseKey(p))
 				if err != nil {
-					break
+					continue
 				}
 				var pc piece
-				if json.Unmarshal(e.Value(), &pc) == nil && pc.Read.Seq > 0 && !pc.Read.Ended {
-					n++
+				if json.Unmarshal(e.Value(), &pc) != nil {
+					continue
+				}
+				switch {
+				case pc.Read.Ended || pc.Done:
+					ended = append(ended, p)
+				case pc.Read.Seq > 0:
+					mid = append(mid, p)
 				}
 			}
-			if n == partitions {
+			if len(ended) > 0 {
+				t.Fatalf("the stream ended before every partition was checkpointed mid-stream: partitions %v are read to their end, only %v of %d have a mid-stream checkpoint", ended, mid, partitions)
+			}
+			if len(mid) == partitions {
 				return
 			}
 		}
