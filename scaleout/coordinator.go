@@ -97,18 +97,33 @@ func (c *coordinator) untilFence() time.Duration {
 	return max(d, time.Millisecond)
 }
 
+// bounded is ctx for one call of a round to NATS: it ends at the
+// earliest deadline of the held leases (at most a lease TTL away), so that
+// a call the server does not answer (a dead connection waits for the
+// client's request timeout, 5 s) cannot keep the loop from stopping a
+// partition at its deadline.
+func (c *coordinator) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, min(c.untilFence(), c.t.leaseTTL))
+}
+
 // step is one round: fence, heartbeat, renew, release, acquire.
 func (c *coordinator) step(ctx context.Context) error {
 	c.fenceExpired()
 	var errs []error
-	if err := c.mem.heartbeat(ctx); err != nil {
+	cctx, cancel := c.bounded(ctx)
+	err := c.mem.heartbeat(cctx)
+	cancel()
+	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, p := range c.heldSorted() {
 		if time.Now().After(c.leases.deadline(p)) {
 			continue
 		}
-		if err := c.leases.renew(ctx, p); err != nil {
+		cctx, cancel := c.bounded(ctx)
+		err := c.leases.renew(cctx, p)
+		cancel()
+		if err != nil {
 			if errors.Is(err, errLeaseLost) {
 				c.h.stop(p, time.Now(), stopLost)
 				c.log.Warn("partition lease lost", "worker", c.id, "partition", p)
@@ -122,9 +137,13 @@ func (c *coordinator) step(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 	for _, p := range c.heldSorted() {
-		if target[p] != c.id {
+		c.fenceExpired()
+		if _, ok := c.leases.held[p]; ok && target[p] != c.id {
 			c.h.stop(p, time.Now(), stopMoved)
-			if err := c.leases.release(ctx, p); err != nil {
+			cctx, cancel := c.bounded(ctx)
+			err := c.leases.release(cctx, p)
+			cancel()
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -136,7 +155,10 @@ func (c *coordinator) step(ctx context.Context) error {
 		if _, ok := c.leases.held[p]; ok {
 			continue
 		}
-		ok, since, err := c.leases.acquire(ctx, p)
+		c.fenceExpired()
+		cctx, cancel := c.bounded(ctx)
+		ok, since, err := c.leases.acquire(cctx, p)
+		cancel()
 		if err != nil {
 			errs = append(errs, err)
 			continue
