@@ -78,6 +78,26 @@ func (b *Batch) Reset() {
 	b.Reason = ""
 }
 
+// DropFront removes the batch's first n records (all of them when n is
+// at least Len), keeping the rest in order and the capacity.
+func (b *Batch) DropFront(n int) {
+	n = min(max(n, 0), b.Len())
+	switch b.Kind {
+	case KindTrade:
+		b.Trades = b.Trades[:copy(b.Trades, b.Trades[n:])]
+	case KindQuote:
+		b.Quotes = b.Quotes[:copy(b.Quotes, b.Quotes[n:])]
+	case KindBar:
+		b.Bars = b.Bars[:copy(b.Bars, b.Bars[n:])]
+	case KindDerived:
+		b.Derived = b.Derived[:copy(b.Derived, b.Derived[n:])]
+		if b.Schema != nil {
+			stride := b.Schema.Len()
+			b.Values = b.Values[:copy(b.Values, b.Values[n*stride:])]
+		}
+	}
+}
+
 // Clone returns a new unpooled batch with a copy of b's records.
 func (b *Batch) Clone() *Batch {
 	c := &Batch{Kind: b.Kind, Reason: b.Reason, Schema: b.Schema}

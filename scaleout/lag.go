@@ -30,7 +30,8 @@ type progress struct {
 
 type partProgress struct {
 	read  atomic.Int64 // messages of the partition read since the reader started
-	wm    atomic.Int64 // the last watermark marker read (md.MinTime: none)
+	wm    atomic.Int64 // the highest watermark marker read (md.MinTime: none)
+	dup   atomic.Int64 // records dropped as read already (an ingest's re-read)
 	ended atomic.Bool  // the end marker was read
 }
 
@@ -55,8 +56,17 @@ func (p *progress) message(k int, marker, end bool, wm int64) {
 	switch {
 	case end:
 		pp.ended.Store(true)
-	case marker:
+	case marker && wm > pp.wm.Load():
+		// A re-read's markers start over from the beginning; the
+		// reader's watermark does not go back with them.
 		pp.wm.Store(wm)
+	}
+}
+
+// duplicates counts n records of partition k dropped as read already.
+func (p *progress) duplicates(k, n int) {
+	if i, ok := p.index[k]; ok {
+		p.parts[i].dup.Add(int64(n))
 	}
 }
 
@@ -91,6 +101,9 @@ type PartitionProgress struct {
 	Watermark int64 `json:"wm"`
 	// Ended is true once the partition's end marker was read.
 	Ended bool `json:"ended,omitempty"`
+	// Duplicates is the records dropped since the worker started because
+	// it had read them already: an ingest's re-read (mdp ingest --reread).
+	Duplicates int64 `json:"dup,omitempty"`
 }
 
 // snapshot is the progress of every partition p tracks.
@@ -98,7 +111,7 @@ func (p *progress) snapshot() []PartitionProgress {
 	out := make([]PartitionProgress, 0, len(p.parts))
 	for k, i := range p.index {
 		pp := &p.parts[i]
-		out = append(out, PartitionProgress{Partition: k, Read: pp.read.Load(), Watermark: pp.wm.Load(), Ended: pp.ended.Load()})
+		out = append(out, PartitionProgress{Partition: k, Read: pp.read.Load(), Watermark: pp.wm.Load(), Ended: pp.ended.Load(), Duplicates: pp.dup.Load()})
 	}
 	slices.SortFunc(out, func(a, b PartitionProgress) int { return a.Partition - b.Partition })
 	return out

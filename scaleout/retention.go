@@ -61,11 +61,13 @@ func firstSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint6
 }
 
 // gapCheck follows, per partition a reader reads, the stream sequence of
-// the last data message and the number of its last record, and refuses a
-// data message whose first record is further on: records the reader needed
-// that the stream no longer holds. (A message starting at or before the
-// last record read is an ingest's re-read, cut differently: an overlap,
-// not a gap.) Markers carry no records; losing one loses nothing.
+// the last data message and the number of its last record. A data message
+// whose first record is further on than the next is refused: records the
+// reader needed that the stream no longer holds. A message starting at or
+// before the last record read is an ingest's re-read (mdp ingest
+// --reread), cut differently or not: next tells how many of its first
+// records were read already, so the reader drops them. Markers carry no
+// records; losing one loses nothing.
 type gapCheck struct {
 	n    names
 	seq  map[int]uint64 // partition: stream sequence of the last data message read
@@ -90,24 +92,27 @@ func (g *gapCheck) begin(ctx context.Context, r *reader) error {
 	return nil
 }
 
-// next checks data message m of partition p against the partition's last
-// one.
-func (g *gapCheck) next(m jetstream.Msg, p int) error {
+// next checks data message m of partition p, at stream sequence seq,
+// against the partition's last one. It returns how many of m's first
+// records the reader has read already (all of them: m is a duplicate) and
+// m's record count; both are 0 for a marker or a frame without an
+// ingest's message id.
+func (g *gapCheck) next(m jetstream.Msg, p int, seq uint64) (drop, n int, err error) {
 	a, b, ok := frameRange(m)
 	if !ok {
-		return nil // a marker, or a frame from outside the ingest
+		return 0, 0, nil // a marker, or a frame from outside the ingest
 	}
-	meta, err := m.Metadata()
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", g.n.stream, err)
-	}
+	n = int(b - a + 1)
 	last, seen := g.last[p]
-	if seen && a > last+1 {
-		return &RetentionError{Stream: g.n.stream, Partition: p, Needed: g.seq[p] + 1, First: meta.Sequence.Stream}
+	switch {
+	case !seen:
+	case a > last+1:
+		return 0, 0, &RetentionError{Stream: g.n.stream, Partition: p, Needed: g.seq[p] + 1, First: seq}
+	case b <= last:
+		return n, n, nil // read already, all of it
+	default:
+		drop = int(last + 1 - a)
 	}
-	if !seen || b > last {
-		g.last[p] = b
-	}
-	g.seq[p] = meta.Sequence.Stream
-	return nil
+	g.last[p], g.seq[p] = b, seq
+	return drop, n, nil
 }

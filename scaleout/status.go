@@ -50,7 +50,7 @@ func buildStatus(ctx context.Context, js jetstream.JetStream, n names, partition
 		if ps.Owner == "" {
 			st.Unowned = append(st.Unowned, p)
 		} else if pp, ok := progress[ps.Owner][p]; ok {
-			ps.Reported = true
+			ps.Reported, ps.Duplicates = true, pp.Duplicates
 			reported = append(reported, pp)
 		}
 		st.PartitionLag[p] = ps

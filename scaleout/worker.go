@@ -196,7 +196,8 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		if pr, ok := r.restored[p]; ok && seq <= pr.Seq {
 			continue // the partition's checkpoint covers it
 		}
-		if err := r.gaps.next(m, p); err != nil {
+		drop, n, err := r.gaps.next(m, p, seq)
+		if err != nil {
 			return err
 		}
 		data := m.Data()
@@ -226,6 +227,13 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		}
 		r.progress.message(p, false, false, 0)
 		r.cursor = seq
+		if drop > 0 {
+			// An ingest's re-read: records this partition has had.
+			r.progress.duplicates(p, drop)
+			if drop == n {
+				continue
+			}
+		}
 		k, err := busfmt.Kind(data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.Subject(), err)
@@ -235,6 +243,11 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			b.Release()
 			return fmt.Errorf("%s: %w", m.Subject(), err)
 		}
+		if n > 0 && b.Len() != n {
+			b.Release()
+			return fmt.Errorf("%s: stream sequence %d holds %d records, its message id says %d", m.Subject(), seq, b.Len(), n)
+		}
+		b.DropFront(drop)
 		if err := out.Emit(b); err != nil {
 			return stopErr(ctx, err)
 		}

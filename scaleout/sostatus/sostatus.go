@@ -51,6 +51,10 @@ type Partition struct {
 	Reported    bool    `json:"reported"`
 	LagMessages int64   `json:"lag_messages"`
 	LagSeconds  float64 `json:"lag_seconds"`
+	// Duplicates is the records the owner dropped, since it started,
+	// because it had read them already: an ingest's re-read (mdp ingest
+	// --reread) republishes a crashed run's records.
+	Duplicates int64 `json:"duplicates,omitempty"`
 	// Checkpointed is true when the partition has a checkpoint (a worker
 	// of mdp worker writes one every checkpoint interval): its last
 	// stream sequence covered, when it was taken and how old it was at

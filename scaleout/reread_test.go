@@ -1,0 +1,170 @@
+package scaleout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mdpio/mdp/busfmt"
+	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/md"
+)
+
+// rereadJob is a job whose worker writes the trades it reads to a CSV
+// file, over an embedded server with two partitions.
+func rereadJob(t *testing.T) (*config.Document, string) {
+	t.Helper()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "trades.csv")
+	src := fmt.Sprintf(`mode: dag
+name: so-reread
+dag:
+  nodes:
+    - id: src
+      type: provider.synthetic
+      params: {model: bench, symbol_count: 2, n: 10, seed: 5}
+    - id: sink
+      type: sink.file
+      params: {path: %q, format: csv}
+  edges:
+    - [src, sink]
+scaleout: {nats: embedded, partitions: 2, store: %q, sync: interval}
+`, out, filepath.Join(dir, "nats"))
+	doc, err := config.LoadBytes("job.yaml", []byte(src), config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc, out
+}
+
+// framePublisher publishes hand-cut trade frames of partition 0 with the
+// ingest's message ids: trade i has price i.
+type framePublisher struct {
+	t    *testing.T
+	ctx  context.Context
+	js   jetstream.JetStream
+	n    names
+	syms []md.Instrument
+	seqs []uint64 // stream sequence of each frame published
+}
+
+// frame publishes records a…b of partition 0 as a run of epoch e would.
+func (f *framePublisher) frame(e uint64, a, b int64) {
+	f.t.Helper()
+	batch := &md.Batch{Kind: md.KindTrade}
+	for i := a; i <= b; i++ {
+		batch.Trades = append(batch.Trades, md.Trade{TS: 1_700_000_000_000_000_000 + i*int64(time.Millisecond), Price: float64(i), Size: 1, TradeID: i})
+	}
+	var enc busfmt.Encoder
+	data, err := enc.AppendFrame(nil, batch, f.syms)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	id := string(appendMsgID(nil, e, 0, a, b))
+	ack, err := f.js.PublishMsg(f.ctx, &nats.Msg{Subject: f.n.subject(0), Data: data}, jetstream.WithMsgID(id))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.seqs = append(f.seqs, ack.Sequence)
+}
+
+// end publishes the end marker to both partitions.
+func (f *framePublisher) end() {
+	f.t.Helper()
+	for k := range 2 {
+		if _, err := f.js.Publish(f.ctx, f.n.subject(k), appendMarker(nil, markerEnd, md.MaxTime)); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// TestReaderDropsWhatItRead checks the reader's trimming by record
+// number: a frame wholly below the partition's next record is dropped, a
+// frame overlapping it is read from that record on, and one starting past
+// it is a gap (RetentionError), as before.
+func TestReaderDropsWhatItRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	doc, out := rereadJob(t)
+	n := namesOf(doc.Name)
+	_, js := testStream(t, doc, newPublisher(nil, n, doc.Scaleout.Partitions))
+	stream, err := ensureStream(ctx, js, n, doc.Scaleout, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := md.NewSymbolTable()
+	st.Intern("x", "A")
+	f := &framePublisher{t: t, ctx: ctx, js: js, n: n, syms: st.Snapshot()}
+
+	// A first run publishes records 0-9 and crashes; a re-read (epoch
+	// 20) cuts its frames differently: 0-4 (read already), 3-12 (3-9 read
+	// already), 13-19, then its end markers.
+	f.frame(1, 0, 9)
+	f.frame(20, 0, 4)
+	f.frame(20, 3, 12)
+	f.frame(20, 13, 19)
+	f.end()
+	r := newReader(js, n, []int{0, 1})
+	if err := workerRun(t, ctx, doc, r); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	col := -1
+	for i, h := range strings.Split(lines[0], ",") {
+		if h == "price" {
+			col = i
+		}
+	}
+	if col < 0 {
+		t.Fatalf("no price column in %q", lines[0])
+	}
+	var prices []string
+	for _, l := range lines[1:] {
+		prices = append(prices, strings.Split(l, ",")[col])
+	}
+	want := make([]string, 20)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	if strings.Join(prices, " ") != strings.Join(want, " ") {
+		t.Fatalf("the worker wrote prices %v, want 0…19 once each in order", prices)
+	}
+	var dup int64
+	for _, pp := range r.progress.snapshot() {
+		if pp.Partition == 0 {
+			dup = pp.Duplicates
+		}
+	}
+	if dup != 5+7 {
+		t.Fatalf("duplicates counted %d, want 12 (0-4 and 3-9)", dup)
+	}
+
+	// A frame starting past the next record is a gap, as before.
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.seqs = nil
+	f.frame(2, 0, 9) // another epoch: the stream's duplicate window holds 1:0:0:9
+	f.frame(2, 12, 15)
+	f.end()
+	err = workerRun(t, ctx, doc, newReader(js, n, []int{0, 1}))
+	var re *RetentionError
+	if !errors.As(err, &re) {
+		t.Fatalf("worker: %v, want a RetentionError", err)
+	}
+	if *re != (RetentionError{Stream: n.stream, Partition: 0, Needed: f.seqs[0] + 1, First: f.seqs[1]}) {
+		t.Fatalf("retention error %+v, want partition 0, needed %d, first %d", *re, f.seqs[0]+1, f.seqs[1])
+	}
+}
