@@ -216,13 +216,19 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 
 func (a *app) ingestCommand() *cobra.Command {
 	var f jobFlags
+	var reread bool
 	cmd := &cobra.Command{
 		Use:   "ingest [[--config] FILE]",
 		Short: "Run the source of a scaleout job, publishing into its NATS stream",
 		Long: `Ingest runs the source of a job with scaleout.nats set to a NATS server URL and
 publishes its records per symbol, with watermark markers, into the job's
-stream; mdp worker processes read it. The stream must be empty (workers read
-it from its start): ingest refuses one that holds an earlier run's messages.
+stream; mdp worker processes read it. The stream must be empty: ingest refuses
+one that holds an earlier run's messages, unless --reread. --reread is for an
+ingest that crashed (or was killed): the same input, read again from its
+start, is published after what the stream holds, and the workers (running or
+restarted from their checkpoints) drop each record they have read already, by
+its number among its partition's records. The input must be the same records
+in the same order; scaleout.records_per_message may differ.
 When the source ends, or on SIGINT or SIGTERM, the ingest publishes its end
 markers and exits 0; a second signal aborts (130).
 
@@ -232,8 +238,9 @@ WebSocket), so mdp list and mdp status work against it: the ingest's source
 and publisher, and the job's workers, leases and lag as the buckets hold them.
 
 Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
-		Example: `  mdp ingest --config job.yaml`,
-		Args:    cobra.MaximumNArgs(1),
+		Example: `  mdp ingest --config job.yaml
+  mdp ingest --config job.yaml --reread   # after a crashed ingest`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.resolve(args); err != nil {
 				return err
@@ -249,12 +256,13 @@ Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`
 					return err
 				}
 				defer sm.stop()
-				err = scaleout.RunIngest(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Status: role})
+				err = scaleout.RunIngest(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Status: role, Reread: reread})
 				role.Finish(err)
 				return err
 			})
 		},
 	}
 	f.add(cmd, false)
+	cmd.Flags().BoolVar(&reread, "reread", false, "publish the input again after an earlier run's messages in the stream (after a crashed ingest); workers drop what they have read")
 	return cmd
 }

@@ -24,10 +24,13 @@ const (
 	// DefaultRetentionAge is how long the stream keeps a message when
 	// scaleout.retention.max_age is not given.
 	DefaultRetentionAge = 72 * time.Hour
+	// MaxRecordsPerMessage bounds scaleout.records_per_message, and is
+	// the ingest's default.
+	MaxRecordsPerMessage = 4096
 )
 
 var (
-	scaleoutKeys  = []string{"nats", "partitions", "store", "sync", "retention"}
+	scaleoutKeys  = []string{"nats", "partitions", "store", "sync", "retention", "records_per_message"}
 	retentionKeys = []string{"max_age", "max_bytes", "max_msgs"}
 )
 
@@ -59,6 +62,9 @@ type ScaleoutConfig struct {
 	Sync string
 	// Retention is the stream's limits.
 	Retention Retention
+	// RecordsPerMessage is how many records of one partition the ingest
+	// puts in a data message at most (0: MaxRecordsPerMessage).
+	RecordsPerMessage int
 	// Source is the id of the job's one source node, the part that runs as
 	// ingest.
 	Source string
@@ -130,6 +136,10 @@ func (l *loader) decodeScaleout(e entry) {
 	}
 	if v, ok := m["retention"]; ok {
 		good = l.decodeRetention(v, &c.Retention) && good
+	}
+	if v, ok := m["records_per_message"]; ok {
+		c.RecordsPerMessage, ok = l.intRange(v, 1, MaxRecordsPerMessage)
+		good = good && ok
 	}
 	if !good {
 		return

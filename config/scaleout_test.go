@@ -37,6 +37,10 @@ func TestScaleoutSection(t *testing.T) {
 	if got, want := doc.Scaleout.Retention, (Retention{MaxAge: 90 * time.Minute, MaxBytes: 1_000_000, MaxMsgs: 500}); got != want {
 		t.Fatalf("retention = %+v, want %+v", got, want)
 	}
+	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph+"scaleout: {nats: embedded, store: d, records_per_message: 100}\n"), LoadOptions{Env: envMap(nil)})
+	if err != nil || doc.Scaleout.RecordsPerMessage != 100 {
+		t.Fatalf("records_per_message: %+v, %v", doc.Scaleout, err)
+	}
 	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph), LoadOptions{Env: envMap(nil)})
 	if err != nil || doc.Scaleout != nil {
 		t.Fatalf("without the section: scaleout %+v, err %v", doc.Scaleout, err)
@@ -63,6 +67,8 @@ func TestScaleoutErrors(t *testing.T) {
 			"job.yaml:7:61: scaleout.retention.max_bytes: must be at least 0, got -1"},
 		{"retention key", scaleoutGraph + "scaleout: {nats: embedded, store: d, retention: {max_msg: 3}}\n",
 			`job.yaml:7:50: scaleout.retention.max_msg: unknown key "max_msg"; did you mean "max_msgs"?`},
+		{"records_per_message", scaleoutGraph + "scaleout: {nats: embedded, store: d, records_per_message: 5000}\n",
+			"job.yaml:7:59: scaleout.records_per_message: must be at most 4096, got 5000"},
 		{"unknown key", scaleoutGraph + "scaleout: {nats: embedded, store: d, partition: 3}\n",
 			`job.yaml:7:38: scaleout.partition: unknown key "partition"; did you mean "partitions"?`},
 		{"two sources", `dag:

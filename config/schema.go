@@ -134,10 +134,11 @@ func Schema(reg *component.Registry) ([]byte, error) {
 				"type": "object", "additionalProperties": false, "required": []any{"nats"},
 				"description": "Run the job over NATS JetStream: its source as ingest publishing into one stream with a subject per partition, the rest of the graph as workers reading the partitions.",
 				"properties": obj{
-					"nats":       obj{"type": "string", "description": "embedded (nats-server inside mdp) or the nats:// or tls:// URL of a server with JetStream.", "examples": []any{ScaleoutEmbedded, "nats://127.0.0.1:4222"}},
-					"partitions": typed(obj{"type": "integer", "minimum": 1, "maximum": MaxPartitions, "default": defaultPartitions, "description": "Fixed number of symbol partitions."}),
-					"store":      obj{"type": "string", "description": "Directory of the embedded server's file store (nats: embedded only)."},
-					"sync":       obj{"type": "string", "enum": []string{SyncAlways, SyncInterval}, "default": SyncAlways, "description": "Embedded store fsync: always (every write) or interval (nats-server's two-minute default)."},
+					"nats":                obj{"type": "string", "description": "embedded (nats-server inside mdp) or the nats:// or tls:// URL of a server with JetStream.", "examples": []any{ScaleoutEmbedded, "nats://127.0.0.1:4222"}},
+					"partitions":          typed(obj{"type": "integer", "minimum": 1, "maximum": MaxPartitions, "default": defaultPartitions, "description": "Fixed number of symbol partitions."}),
+					"store":               obj{"type": "string", "description": "Directory of the embedded server's file store (nats: embedded only)."},
+					"sync":                obj{"type": "string", "enum": []string{SyncAlways, SyncInterval}, "default": SyncAlways, "description": "Embedded store fsync: always (every write) or interval (nats-server's two-minute default)."},
+					"records_per_message": typed(obj{"type": "integer", "minimum": 1, "maximum": MaxRecordsPerMessage, "default": MaxRecordsPerMessage, "description": "Most records of one partition the ingest puts in a data message (fewer when its watermark interval ends first)."}),
 					"retention": obj{
 						"type": "object", "additionalProperties": false,
 						"description": "The stream's limits: a publish past max_bytes or max_msgs fails the ingest; max_age removes older messages, and a worker that still needed one stops with a retention error.",

@@ -76,6 +76,8 @@ func startLive(t *testing.T, ctx context.Context, bin, name string, args ...stri
 // be one of the oracle's rows (no partial bar, no other value, ever).
 type handoff struct {
 	workers []*liveProc
+	// ingests are the ingests started after the first (startIngest).
+	ingests []*liveProc
 	killed  map[*liveProc]bool
 	job     string
 	bin     string
@@ -88,6 +90,13 @@ type handoff struct {
 	// direct is the job file naming the server and PostgreSQL directly
 	// (job may name proxies).
 	direct string
+}
+
+// startIngest starts another mdp ingest of job with args.
+func (h *handoff) startIngest(t *testing.T, job string, args ...string) *liveProc {
+	p := startLive(t, h.ctx, h.bin, fmt.Sprintf("ingest%d", len(h.ingests)+1), append([]string{"ingest", "--config", job}, args...)...)
+	h.ingests = append(h.ingests, p)
+	return p
 }
 
 func (h *handoff) worker(t *testing.T, id string, workers int) *liveProc {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mdpio/mdp/busfmt"
+	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
 )
@@ -28,7 +29,8 @@ const (
 	// store) stay. Compact frames took it from 239 to 178 ns (medians of 6
 	// interleaved runs; 1024 and 16384 records measured alike), packed
 	// ones to about 140 (README).
-	frameRecords = 4096
+	// scaleout.records_per_message sets fewer.
+	frameRecords = config.MaxRecordsPerMessage
 	// maxFrameBytes also ends a compact frame: raw floats (no decimal
 	// scale fits) make a trade up to 59 bytes.
 	maxFrameBytes = 512 << 10

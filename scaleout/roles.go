@@ -54,8 +54,9 @@ func errEmbedded(role string) error {
 
 // RunIngest runs the job's source as ingest only, publishing into the
 // job's stream on the NATS server of scaleout.nats. The stream must be
-// empty: workers read it from its start, so an earlier run's messages
-// would be read again. Cancelling ctx stops the source; the ingest then
+// empty unless opts.Reread: the ingest reads its input from the start, and
+// only workers that drop what they have read (by record number) make a
+// second reading of the same input harmless. Cancelling ctx stops the source; the ingest then
 // publishes its end markers and returns. opts.Status, when set, is given
 // the ingest's engine job (the source and the publisher) and the job's
 // scale-out status as the ingest sees it (the workers and leases in the
@@ -78,6 +79,9 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 	defer c.close()
 	n := namesOf(doc.Name)
 	pub := newPublisher(nil, n, so.Partitions)
+	if so.RecordsPerMessage > 0 {
+		pub.target = so.RecordsPerMessage
+	}
 	js, err := publishingJS(c.nc, pub)
 	if err != nil {
 		return err
@@ -93,11 +97,15 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", n.stream, err)
 	}
-	if msgs := info.State.Msgs; msgs > 0 {
-		return fmt.Errorf("stream %s holds %d messages of an earlier run: a worker with no checkpoint reads the stream from its start and would read them again, and an ingest does not resume, so delete it first (nats stream rm %s)", n.stream, msgs, n.stream)
+	if msgs := info.State.Msgs; msgs > 0 && !opts.Reread {
+		return fmt.Errorf("stream %s holds %d messages of an earlier run: an ingest starts from its input's beginning, so either read the same input again after them "+
+			"(mdp ingest --reread: workers drop the records they have read) or delete the stream first (nats stream rm %s)", n.stream, msgs, n.stream)
+	} else if msgs > 0 {
+		log.Info("scale-out ingest re-reads its input after an earlier run's messages", "stream", n.stream, "messages", msgs)
 	}
 	// The next sequence is the run's epoch: its message ids never match an
-	// earlier run's, whose ids the duplicate window may still hold.
+	// earlier run's, whose ids the duplicate window may still hold. A
+	// re-read numbers its records from 0 again, as the earlier run did.
 	pub.epoch = info.State.LastSeq + 1
 	ingest, err := ingestJob(doc, pub, log, opts.Stdout)
 	if err != nil {

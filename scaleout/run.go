@@ -35,6 +35,13 @@ type Options struct {
 	// Status, when set, is given the worker's job and the measure of the
 	// job's scale-out status (workers, owners, lag) for mdp status.
 	Status StatusSink
+	// Reread lets RunIngest start over a stream that holds an earlier
+	// run's messages: it reads the same input again from its start (after
+	// an ingest crashed, say) and publishes it after them, and workers drop
+	// the records they have read already. The input must be the same, in
+	// the same order: records are told apart by their number among their
+	// partition's records.
+	Reread bool
 
 	// memory and frameRecords are the benchmark's knobs: a stream in
 	// memory rather than files, and records per data message.
@@ -63,6 +70,9 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	defer conn.close()
 	n := namesOf(doc.Name)
 	pub := newPublisher(nil, n, so.Partitions)
+	if so.RecordsPerMessage > 0 {
+		pub.target = so.RecordsPerMessage
+	}
 	if opts.frameRecords > 0 {
 		pub.target = opts.frameRecords
 	}

@@ -132,6 +132,8 @@ type scene struct {
 	speed int
 	// late replaces the bars' "late_policy: drop" (the oracle's too).
 	late string
+	// extra is more keys for the job's scaleout section (", key: value").
+	extra string
 	// audit checks the audit instead of checkAudit (every version one of
 	// the oracle's rows).
 	audit func(t *testing.T, conn *pgx.Conn, schema string, want []string)
@@ -163,7 +165,7 @@ func runScene(t *testing.T, cfg scene, start func(h *handoff), act func(h *hando
 	}
 	jobFile := func(name, url, dsn string) string {
 		path := filepath.Join(t.TempDir(), name)
-		text := strings.Replace(bars(schemas[1], fmt.Sprintf("scaleout: {nats: %q, partitions: 16}\n", url)),
+		text := strings.Replace(bars(schemas[1], fmt.Sprintf("scaleout: {nats: %q, partitions: 16%s}\n", url, cfg.extra)),
 			"max_out_of_orderness: 500ms", fmt.Sprintf("max_out_of_orderness: 500ms\n        speed: %d", speed), 1)
 		text = strings.Replace(text, fmt.Sprintf("%q", pgDSN()), fmt.Sprintf("%q", dsn), 1)
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -194,8 +196,9 @@ func runScene(t *testing.T, cfg scene, start func(h *handoff), act func(h *hando
 		waitCheckpointed(t, ctx, js, 16)
 	}
 	act(h)
+	procs := append(append(slices.Clone(h.workers), h.ingest), h.ingests...)
 	var failed []string
-	for _, p := range append(h.workers, h.ingest) {
+	for _, p := range procs {
 		err := <-p.done
 		p.done <- err // for the test's checks after the scene
 		if err != nil && !h.killed[p] {
@@ -204,7 +207,7 @@ func runScene(t *testing.T, cfg scene, start func(h *handoff), act func(h *hando
 	}
 	if failed != nil {
 		var logs strings.Builder
-		for _, p := range append(h.workers, h.ingest) {
+		for _, p := range procs {
 			fmt.Fprintf(&logs, "--- %s:\n", p.name)
 			for _, l := range strings.Split(p.stderr.String(), "\n") {
 				if !strings.Contains(l, "late records dropped") {
