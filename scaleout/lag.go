@@ -199,11 +199,12 @@ var (
 	descJobLagSeconds  = prometheus.NewDesc("mdp_scaleout_job_lag_seconds", "The largest event-time lag of the job's partitions read in this process.", []string{"job"}, nil)
 	descCheckpointAge  = prometheus.NewDesc("mdp_scaleout_checkpoint_age_seconds", "Time since the last checkpoint of the partition a worker in this process reads was saved (or since it took the partition, before its first).", []string{"job", "partition"}, nil)
 	descCheckpointSeq  = prometheus.NewDesc("mdp_scaleout_checkpoint_seq", "Last stream sequence the partition's latest checkpoint covers.", []string{"job", "partition"}, nil)
+	descDuplicates     = prometheus.NewDesc("mdp_scaleout_duplicate_records_total", "Records of the partition dropped because the worker had read them already (an ingest's re-read), since its reader started.", []string{"job", "partition"}, nil)
 )
 
 // LagDescs describes the lag series (the metrics reference lists them).
 func LagDescs() []*prometheus.Desc {
-	return []*prometheus.Desc{descLagMessages, descLagSeconds, descJobLagMessages, descJobLagSeconds, descCheckpointAge, descCheckpointSeq}
+	return []*prometheus.Desc{descLagMessages, descLagSeconds, descJobLagMessages, descJobLagSeconds, descCheckpointAge, descCheckpointSeq, descDuplicates}
 }
 
 // lagCollector exports a reader's lag at scrape time.
@@ -240,6 +241,9 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descJobLagMessages, prometheus.GaugeValue, float64(l.Messages), c.job)
 	ch <- prometheus.MustNewConstMetric(descJobLagSeconds, prometheus.GaugeValue, l.Seconds, c.job)
+	for _, pp := range c.r.progress.snapshot() {
+		ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(pp.Duplicates), c.job, strconv.Itoa(pp.Partition))
+	}
 	if c.store == nil {
 		return
 	}

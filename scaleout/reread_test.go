@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/config"
@@ -150,6 +152,28 @@ func TestReaderDropsWhatItRead(t *testing.T) {
 	}
 	if dup != 5+7 {
 		t.Fatalf("duplicates counted %d, want 12 (0-4 and 3-9)", dup)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&lagCollector{job: doc.Name, r: r, log: slog.New(slog.DiscardHandler)})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "mdp_scaleout_duplicate_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					got[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if got["0"] != 12 || got["1"] != 0 || len(got) != 2 {
+		t.Fatalf("mdp_scaleout_duplicate_records_total by partition %v, want 0: 12, 1: 0", got)
 	}
 
 	// A frame starting past the next record is a gap, as before.
