@@ -50,6 +50,17 @@ none the job starts from the beginning), --from a chosen one (an id in the
 store or a file). A checkpoint of another graph (node ids and types) is
 refused unless --allow-graph-change, which restores state by node id.
 
+A job with a scaleout section runs its source as ingest and the rest as one
+worker over the job's NATS stream, which a run starts empty. With a checkpoint
+section the worker checkpoints each partition into the stream's KV bucket every
+interval (checkpoint.store is not used), and --resume continues a run that
+died (kill -9, a crash): the stream is kept, the worker restores its
+partitions' checkpoints and the ingest reads its input again from the start,
+the worker dropping the records it had read; with no checkpoint and an empty
+stream it starts from the beginning. A run stopped by a signal drains to the
+ingest's end markers: it has nothing left to resume. --from,
+--allow-graph-change and --drain do not apply to a scaleout job.
+
 Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,
 		Example: `  mdp run --config configs/dag/bars.yaml
   mdp run job.yaml --mode classic --job replay-2024-01-02

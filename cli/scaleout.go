@@ -22,10 +22,15 @@ import (
 )
 
 // runScaleout is mdp run of a job with a scaleout section: its source as
-// ingest and the rest as one worker, over the job's NATS stream.
+// ingest and the rest as one worker, over the job's NATS stream; with
+// --resume it continues a run that died from the partitions' checkpoints.
 func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags) error {
-	if f.resume || f.from != "" || f.allowGraphChange || f.drain {
-		a.logger.Error("--resume, --from, --allow-graph-change and --drain do not apply to a scaleout job yet")
+	if f.from != "" || f.allowGraphChange || f.drain {
+		a.logger.Error("--from, --allow-graph-change and --drain do not apply to a scaleout job yet")
+		return exit(ExitUsage, nil)
+	}
+	if f.resume && doc.Checkpoint == nil {
+		a.logger.Error("--resume of a scaleout job needs a checkpoint section: without one its worker checkpoints nothing")
 		return exit(ExitUsage, nil)
 	}
 	return a.scaleoutRole(ctx, doc, func(ctx context.Context, log *slog.Logger, abort <-chan struct{}) error {
@@ -46,7 +51,8 @@ func (a *app) runScaleout(ctx context.Context, doc *config.Document, f jobFlags)
 			}
 			defer rep.finalRole(role, sm.gather, log)
 		}
-		err = scaleout.Run(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: sm.reg, Status: role})
+		err = scaleout.Run(ctx, doc, scaleout.Options{Logger: log, Stdout: a.stdout, Abort: abort, Metrics: sm.reg, Status: role,
+			Resume: f.resume})
 		role.Finish(err)
 		return err
 	})

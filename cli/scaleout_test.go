@@ -122,10 +122,15 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 		t.Fatalf("sink wrote %q, want %q (every record the source emitted)", b, want)
 	}
 
-	// Checkpoint flags do not apply to a scaleout job yet: a usage error.
+	// --resume needs the checkpoint section this job lacks; the other
+	// checkpoint flags do not apply to a scaleout job yet: usage errors.
 	code, _, stderr = runMDP(t, testMDP(t), "run", "--config", cfg, "--resume")
-	if code != 2 || !strings.Contains(stderr, "do not apply to a scaleout job") {
+	if code != 2 || !strings.Contains(stderr, "--resume of a scaleout job needs a checkpoint section") {
 		t.Fatalf("--resume: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runMDP(t, testMDP(t), "run", "--config", cfg, "--drain")
+	if code != 2 || !strings.Contains(stderr, "do not apply to a scaleout job") {
+		t.Fatalf("--drain: exit %d\n%s", code, stderr)
 	}
 }
 

@@ -42,6 +42,11 @@ type Options struct {
 	// the same order: records are told apart by their number among their
 	// partition's records.
 	Reread bool
+	// Resume makes Run continue the job's earlier run that died (kill -9,
+	// a crash): it keeps the stream, restores the worker from the
+	// partitions' checkpoints and re-reads the input as Reread does. It
+	// needs the job's checkpoint section.
+	Resume bool
 
 	// memory and frameRecords are the benchmark's knobs: a stream in
 	// memory rather than files, and records per data message.
@@ -51,16 +56,31 @@ type Options struct {
 
 // Run runs a job that has a scaleout section in one process: the embedded
 // (or configured) NATS server's stream, the job's source as ingest and
-// the rest of the graph as one worker reading every partition. The stream
-// starts empty: without checkpoints a worker has no position to resume
-// from, so what an earlier run left is purged. Cancelling ctx stops the
-// source; the ingest then publishes its end markers and the worker drains
-// to them, within the job's shutdown_timeout. It returns the first role's
-// error, or engine.ErrAborted.
+// the rest of the graph as one worker reading every partition.
+//
+// Without opts.Resume the stream starts empty: what an earlier run left
+// is purged, and so are its checkpoints. With a checkpoint section the
+// worker runs every operator as one instance per partition and
+// checkpoints each partition into the job's KV bucket every
+// checkpoint.interval, as RunWorker does. opts.Resume (which needs the
+// checkpoint section) keeps the stream, restores the worker from those
+// checkpoints (a partition without one reads from the stream's start) and
+// runs the ingest as a re-read of its input under a new epoch, so the
+// worker drops the records it had read; with neither a checkpoint nor a
+// message in the stream it is a fresh start, and when every partition's
+// checkpoint says done there is nothing to resume and it returns nil.
+//
+// Cancelling ctx stops the source; the ingest then publishes its end
+// markers and the worker drains to them, within the job's
+// shutdown_timeout. It returns the first role's error, or
+// engine.ErrAborted.
 func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	so := doc.Scaleout
 	if so == nil {
 		return fmt.Errorf("job %q has no scaleout section", doc.Name)
+	}
+	if opts.Resume && doc.Checkpoint == nil {
+		return fmt.Errorf("job %q: resuming a scaled-out run needs a checkpoint section (its worker checkpoints nothing without one)", doc.Name)
 	}
 	log := logger(opts, doc)
 	conn, err := connect(so, log)
@@ -81,28 +101,62 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 		return err
 	}
 	pub.js = js
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	stream, err := ensureStream(setup, js, n, so, opts.memory)
-	if err == nil {
-		pub.epoch, err = purge(setup, stream)
-	}
-	cancel()
-	if err != nil {
-		return err
-	}
-
 	all := make([]int, so.Partitions)
 	for i := range all {
 		all[i] = i
 	}
-	ingest, err := ingestJob(doc, pub, log.With("role", "ingest"), opts.Stdout)
+	r := newReader(js, n, all)
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	stream, err := ensureStream(setup, js, n, so, opts.memory)
 	if err != nil {
 		return err
 	}
-	r := newReader(js, n, all)
-	r.start = pub.epoch
+	var msgs uint64
+	if opts.Resume {
+		// The ingest's epoch is the next sequence, as a re-read's
+		// (RunIngest); the reader starts where the checkpoints say.
+		info, err := stream.Info(setup)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", n.stream, err)
+		}
+		pub.epoch, msgs = info.State.LastSeq+1, info.State.Msgs
+	} else {
+		if pub.epoch, err = purge(setup, stream); err != nil {
+			return err
+		}
+		r.start = pub.epoch
+	}
+	var ck *runCheckpoints
+	if doc.Checkpoint != nil {
+		if ck, err = openRunCheckpoints(setup, js, n, doc, stream.CachedInfo().Created.UnixNano(), opts.Resume); err != nil {
+			return err
+		}
+	}
 	fb := engine.NewFeedback(doc.Feedback)
-	worker, err := workerJob(doc, r, fb, log.With("role", "worker"), opts.Stdout)
+	var worker *engine.Job
+	if ck == nil {
+		worker, err = workerJob(doc, r, fb, log.With("role", "worker"), opts.Stdout)
+	} else {
+		worker, err = ck.job(setup, doc, r, fb, log.With("role", "worker"), opts.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if ck != nil && opts.Resume {
+		if len(ck.store.parts) == 0 {
+			log.Info("scale-out run: every partition's checkpoint says done: nothing to resume", "stream", n.stream)
+			return nil
+		}
+		if msgs == 0 && ck.restored == 0 {
+			log.Info("no checkpoint and no message to resume from: starting from the beginning", "stream", n.stream)
+		} else {
+			log.Info("scale-out run resumes: the ingest re-reads its input after the stream's messages, the worker drops what it had read",
+				"stream", n.stream, "messages", msgs, "restored", ck.restored, "epoch", pub.epoch)
+		}
+	}
+	cancel()
+	ingest, err := ingestJob(doc, pub, log.With("role", "ingest"), opts.Stdout)
 	if err != nil {
 		return err
 	}
@@ -117,17 +171,24 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 		opts.Status.ScaleoutStatus(func(ctx context.Context) (Status, error) {
 			m := self
 			m.Progress = r.progress.snapshot()
-			return buildStatus(ctx, js, n, so.Partitions, []MemberInfo{m}, owners, nil)
+			var pieces map[int]*piece
+			if ck != nil {
+				pieces = ck.latest()
+			}
+			return buildStatus(ctx, js, n, so.Partitions, []MemberInfo{m}, owners, pieces)
 		})
 	}
 	if opts.Metrics != nil {
 		c := &lagCollector{job: doc.Name, r: r, log: log}
+		if ck != nil {
+			c.store = ck.store
+		}
 		if err := opts.Metrics.Register(c); err != nil {
 			return fmt.Errorf("register the lag series: %w", err)
 		}
 		defer opts.Metrics.Unregister(c)
 	}
-	log.Info("scale-out run", "nats", conn.where, "stream", n.stream, "partitions", so.Partitions)
+	log.Info("scale-out run", "nats", conn.where, "stream", n.stream, "partitions", so.Partitions, "checkpoints", ck != nil)
 	if err := worker.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -140,6 +201,9 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	err = wait(ctx, doc.ShutdownTimeout, opts.Abort, ingest, worker)
+	if err == nil && ck != nil {
+		err = ck.done(ctx, r, log)
+	}
 	published, _ := ingest.SourceTotals()
 	read, _ := worker.SourceTotals()
 	log.Info("scale-out run ended", "published", published, "read", read, "duplicates", pub.dups)
