@@ -908,8 +908,9 @@ func (m *Manager) Apply(ctx context.Context, filename string, data []byte) (JobS
 // checkpoint. A job with checkpoints does, whether it was suspended by a
 // stop, killed with the server or restarted after a failure; with none
 // saved yet it starts from the beginning. A scaled-out job does not: its
-// `mdp run` starts the stream afresh and takes no checkpoints (its
-// workers' checkpoints live in the stream's server), and refuses --resume.
+// `mdp run` starts the stream afresh; `mdp run --resume` of one with
+// checkpoints re-reads its whole input, which the job server does not
+// choose for it (not wired here yet).
 func resumeOnStart(doc *config.Document) bool {
 	return doc.Checkpoint != nil && doc.Scaleout == nil
 }
