@@ -96,7 +96,8 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 		t.Fatalf("mdp status:\n%s", stdout)
 	}
 	for i := range 4 {
-		// mdp run does not checkpoint: no checkpoint sequence or age.
+		// Without a checkpoint section mdp run does not checkpoint: no
+		// checkpoint sequence or age.
 		if r := rows[strconv.Itoa(i)]; len(r) != 6 || r[1] != id || r[4] != "-" || r[5] != "-" {
 			t.Fatalf("mdp status: partition %d row %v:\n%s", i, r, stdout)
 		}
