@@ -357,14 +357,15 @@ func (a *app) printScaleout(so *scaleout.Status) {
 	}
 	fmt.Fprintln(a.stdout)
 	tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tOWNER\tLAG MSGS\tLAG\tCKPT SEQ\tCKPT AGE")
+	fmt.Fprintln(tw, "PARTITION\tOWNER\tLAG MSGS\tLAG\tDUPS\tCKPT SEQ\tCKPT AGE")
 	for _, p := range so.PartitionLag {
 		owner, msgs, secs := p.Owner, strconv.FormatInt(p.LagMessages, 10), lag(p.LagSeconds)
 		if owner == "" {
 			owner = "-"
 		}
+		dups := strconv.FormatInt(p.Duplicates, 10)
 		if !p.Reported {
-			msgs, secs = "?", "?"
+			msgs, secs, dups = "?", "?", "?"
 		}
 		cseq, cage := "-", "-"
 		if p.Checkpointed {
@@ -373,7 +374,7 @@ func (a *app) printScaleout(so *scaleout.Status) {
 				cage += " (done)"
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Partition, owner, msgs, secs, cseq, cage)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Partition, owner, msgs, secs, dups, cseq, cage)
 	}
 	_ = tw.Flush()
 }

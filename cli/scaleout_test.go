@@ -92,13 +92,13 @@ func TestScaleoutRunSIGTERM(t *testing.T) {
 	if !strings.Contains(stdout, "\nstream MDP_so, 4 partitions, lag ") ||
 		strings.Join(rows["WORKER"], " ") != "WORKER HOST PID PARTITIONS RETRIES LAG MSGS LAG" ||
 		len(rows[id]) != 7 || rows[id][2] != pid || rows[id][3] != "0-3" || rows[id][4] != "0" ||
-		strings.Join(rows["PARTITION"], " ") != "PARTITION OWNER LAG MSGS LAG CKPT SEQ CKPT AGE" {
+		strings.Join(rows["PARTITION"], " ") != "PARTITION OWNER LAG MSGS LAG DUPS CKPT SEQ CKPT AGE" {
 		t.Fatalf("mdp status:\n%s", stdout)
 	}
 	for i := range 4 {
-		// Without a checkpoint section mdp run does not checkpoint: no
-		// checkpoint sequence or age.
-		if r := rows[strconv.Itoa(i)]; len(r) != 6 || r[1] != id || r[4] != "-" || r[5] != "-" {
+		// No record read twice; without a checkpoint section mdp run
+		// does not checkpoint: no checkpoint sequence or age.
+		if r := rows[strconv.Itoa(i)]; len(r) != 7 || r[1] != id || r[4] != "0" || r[5] != "-" || r[6] != "-" {
 			t.Fatalf("mdp status: partition %d row %v:\n%s", i, r, stdout)
 		}
 	}
