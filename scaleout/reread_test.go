@@ -236,3 +236,49 @@ func TestIngestCrashRereads(t *testing.T) {
 		t.Fatalf("the re-read did not start over the first ingest's messages:\n%s", reread.stderr)
 	}
 }
+
+// A re-read needs a source that reads the same records again: recorded
+// files and the unpaced generator pass; a paced generator and a live feed
+// are refused by mdp ingest --reread and mdp run --resume before anything
+// connects.
+func TestRereadNeedsTheSameRecords(t *testing.T) {
+	doc := func(source, extra string) *config.Document {
+		t.Helper()
+		d, err := config.LoadBytes("job.yaml", []byte(`name: rr
+scaleout: {nats: "nats://127.0.0.1:1", partitions: 4}
+`+extra+`dag:
+  nodes:
+    - {id: src, `+source+`}
+    - {id: bars, type: operator.bars, params: {interval: 1s}}
+    - {id: out, type: sink.null}
+  edges: [[src, bars], [bars, out]]
+`), config.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, src := range []string{
+		`type: provider.replay, params: {path: trades.csv, kind: trade, columns: {symbol: symbol, ts: ts, price: price, size: size}}`,
+		`type: provider.synthetic, params: {symbols: [AAPL], count: 10, seed: 1}`,
+	} {
+		if err := rereadable(doc(src, "")); err != nil {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+	for _, c := range []struct{ src, want string }{
+		{`type: provider.synthetic, params: {symbols: [AAPL], rate: 100}`, `source "src" is a paced provider.synthetic (rate set)`},
+		{`type: provider.websocket, params: {url: "ws://127.0.0.1:1/ws", preset: binance}`, `source "src" (provider.websocket) cannot be read again to the same records`},
+	} {
+		err := RunIngest(context.Background(), doc(c.src, ""), Options{Reread: true})
+		if err == nil || !strings.Contains(err.Error(), `job "rr": --reread: `+c.want) {
+			t.Errorf("ingest --reread of %s: %v, want %q", c.src, err, c.want)
+		}
+		d := doc(c.src, "checkpoint: {interval: 1s, store: ck}\n")
+		d.Scaleout.NATS = config.ScaleoutEmbedded
+		err = Run(context.Background(), d, Options{Resume: true})
+		if err == nil || !strings.Contains(err.Error(), `job "rr": resuming a scaled-out run re-reads its input: `+c.want) {
+			t.Errorf("run --resume of %s: %v, want %q", c.src, err, c.want)
+		}
+	}
+}

@@ -71,6 +71,11 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 	if so.Embedded() {
 		return errEmbedded("ingest")
 	}
+	if opts.Reread {
+		if err := rereadable(doc); err != nil {
+			return fmt.Errorf("job %q: --reread: %w", doc.Name, err)
+		}
+	}
 	log := logger(opts, doc).With("role", "ingest")
 	c, err := connect(so, log)
 	if err != nil {

@@ -82,6 +82,11 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	if opts.Resume && doc.Checkpoint == nil {
 		return fmt.Errorf("job %q: resuming a scaled-out run needs a checkpoint section (its worker checkpoints nothing without one)", doc.Name)
 	}
+	if opts.Resume {
+		if err := rereadable(doc); err != nil {
+			return fmt.Errorf("job %q: resuming a scaled-out run re-reads its input: %w", doc.Name, err)
+		}
+	}
 	log := logger(opts, doc)
 	conn, err := connect(so, log)
 	if err != nil {
