@@ -2,7 +2,9 @@ package scaleout
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/retry"
 )
 
 // Publishing defaults.
@@ -39,9 +42,38 @@ const (
 	markerInterval = 200 * time.Millisecond
 	// maxBuffered bounds the records held across all partitions.
 	maxBuffered = 1 << 17
-	// maxPending bounds unacknowledged asynchronous publishes.
+	// maxPending bounds unacknowledged asynchronous publishes: the
+	// publisher keeps a copy of each until the stream acknowledged it.
 	maxPending = 1024
+	// maxWindowBytes also bounds the unacknowledged messages' copies.
+	maxWindowBytes = 64 << 20
+	// ackTimeout is how long the publisher waits for a message's
+	// acknowledgement before it counts it as lost (and republishes it).
+	ackTimeout = 30 * time.Second
 )
+
+// outageLimit bounds how long the ingest rides out NATS (or its
+// JetStream) not accepting publishes: past it, the ingest fails with the
+// last transient error. outageBackoff is the wait between its attempts to
+// publish again (the project's one backoff rule).
+var (
+	outageLimit   = time.Minute
+	outageBackoff = retry.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second}
+)
+
+// errNotConnected is the publisher finding its connection down before a
+// publish.
+var errNotConnected = errors.New("not connected to NATS")
+
+// sent is a published message the stream has not acknowledged yet: what
+// the publisher needs to publish it again, the same, after an outage.
+type sent struct {
+	subject string
+	data    []byte // the publisher's copy
+	id      string // Nats-Msg-Id; empty for a marker
+	wm      int64  // the watermark header of a data message
+	f       jetstream.PubAckFuture
+}
 
 // publisher is the ingest's sink: it buffers records per partition,
 // publishes them as mdp frames to their partition's subject and sends
@@ -91,10 +123,22 @@ type publisher struct {
 	parts, order, start []int32
 	id                  []byte
 
-	acks    []jetstream.PubAckFuture // data messages' acknowledgements not yet looked at
-	dups    int64                    // data messages the stream had already stored
-	frames  int64                    // data messages published
-	markers int64                    // markers published
+	// The publishing connection (Open): the ingest's own, which buffers
+	// nothing while it reconnects, so no message can reach the stream
+	// ahead of one lost before it.
+	pnc *nats.Conn
+	pjs jetstream.JetStream
+	log *slog.Logger
+
+	window      []sent   // published, not acknowledged yet, in publish order
+	windowBytes int      // their data's bytes
+	free        [][]byte // copies' buffers to use again
+
+	dups        int64 // data messages the stream had already stored
+	frames      int64 // data messages published
+	markers     int64 // markers published
+	outages     int64 // outages ridden out
+	republished int64 // messages published again after an outage
 
 	mu  sync.Mutex
 	err error // the first failed publish
@@ -113,11 +157,30 @@ func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 	return p
 }
 
-// Open keeps the node context.
+// Open keeps the node context and opens the publishing connection: a
+// second connection to p.js's server with the same options, except that
+// it buffers nothing while reconnecting (a publish then fails at once).
 func (p *publisher) Open(ctx context.Context, nc *engine.NodeContext) error {
 	p.nc = nc
+	p.log = nc.Logger
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
 	p.enc.Packed = frameVersion == busfmt.VersionPacked
 	p.last = time.Now()
+	o := p.js.Conn().Opts
+	o.ReconnectBufSize = -1
+	o.Name += " ingest"
+	pnc, err := o.Connect()
+	if err != nil {
+		return fmt.Errorf("connect the ingest's publisher: %w", err)
+	}
+	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
+	if err != nil {
+		pnc.Close()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	p.pnc, p.pjs = pnc, pjs
 	return nil
 }
 
@@ -134,36 +197,6 @@ func (p *publisher) firstErr() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
-}
-
-// collectAcks counts the data messages the stream reported as duplicates
-// (already stored within its window). It takes acknowledgements in publish
-// order while they have arrived, or waits for all of them when wait. A
-// failed publish is the error handler's.
-func (p *publisher) collectAcks(wait bool) {
-	n := 0
-	for _, f := range p.acks {
-		var a *jetstream.PubAck
-		if wait {
-			select {
-			case a = <-f.Ok():
-			case <-f.Err():
-			}
-		} else {
-			select {
-			case a = <-f.Ok():
-			case <-f.Err():
-			default:
-				p.acks = append(p.acks[:0], p.acks[n:]...)
-				return
-			}
-		}
-		if a != nil && a.Duplicate {
-			p.dups++
-		}
-		n++
-	}
-	p.acks = p.acks[:0]
 }
 
 // partitionOf returns a symbol's partition: md.Split at the instance level
@@ -388,15 +421,16 @@ func (p *publisher) OnTimer(ctx context.Context, now time.Time, out *engine.Outp
 // Close publishes everything and the end marker to every partition, then
 // waits until the stream has acknowledged every message.
 func (p *publisher) Close(ctx context.Context, out *engine.Output) error {
+	if p.pnc == nil {
+		return nil
+	}
+	defer p.pnc.Close()
 	if err := p.flushAll(ctx, true); err != nil {
 		return err
 	}
-	select {
-	case <-p.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the stream's acknowledgements: %w", ctx.Err())
+	if err := p.reap(ctx, true); err != nil {
+		return err
 	}
-	p.collectAcks(true)
 	return p.firstErr()
 }
 
@@ -473,32 +507,168 @@ func appendMsgID(dst []byte, epoch uint64, k int, first, last int64) []byte {
 }
 
 // publish sends one message asynchronously, with id as its Nats-Msg-Id
-// unless empty; the client copies data. A failed acknowledgement fails the
-// job at its next batch.
+// unless empty, and keeps a copy of it until the stream acknowledges it.
+// It takes the acknowledgements that have arrived; while the window of
+// unacknowledged messages is full, it waits for them (backpressure on the
+// source). A transient failure of the publish or of an acknowledgement is
+// ridden out (ride); any other fails the ingest.
 func (p *publisher) publish(ctx context.Context, k int, data []byte, id string) error {
-	msg := &nats.Msg{Subject: p.n.subject(k), Data: data}
-	var opts []jetstream.PublishOpt
-	if id != "" {
-		opts = append(opts, jetstream.WithMsgID(id))
-		// The partition's latest marker watermark, for the lag.
-		msg.Header = nats.Header{headerWatermark: []string{strconv.FormatInt(p.marked, 10)}}
+	var buf []byte
+	if n := len(p.free); n > 0 {
+		buf, p.free = p.free[n-1][:0], p.free[:n-1]
 	}
+	p.window = append(p.window, sent{subject: p.n.subject(k), data: append(buf, data...), id: id, wm: p.marked})
+	p.windowBytes += len(data)
+	err := errNotConnected
+	if p.pnc.IsConnected() {
+		err = p.send(ctx, &p.window[len(p.window)-1])
+	}
+	if err != nil {
+		if !publishTransient(err) {
+			return err
+		}
+		if err := p.ride(ctx, err); err != nil {
+			return err
+		}
+	}
+	return p.reap(ctx, false)
+}
+
+// send publishes e and keeps its acknowledgement's future.
+func (p *publisher) send(ctx context.Context, e *sent) error {
 	for {
-		f, err := p.js.PublishMsgAsync(msg, opts...)
+		msg := &nats.Msg{Subject: e.subject, Data: e.data}
+		var opts []jetstream.PublishOpt
+		if e.id != "" {
+			opts = append(opts, jetstream.WithMsgID(e.id))
+			// The partition's latest marker watermark, for the lag.
+			msg.Header = nats.Header{headerWatermark: []string{strconv.FormatInt(e.wm, 10)}}
+		}
+		f, err := p.pjs.PublishMsgAsync(msg, opts...)
 		if err == nil {
-			if id != "" {
-				p.acks = append(p.acks, f)
-				p.collectAcks(false)
-			}
+			e.f = f
 			return nil
 		}
-		if err != jetstream.ErrTooManyStalledMsgs {
-			return fmt.Errorf("publish to %s: %w", msg.Subject, err)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return fmt.Errorf("publish to %s: %w", e.subject, err)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
+}
+
+// reap takes the acknowledgements of the window's messages in publish
+// order: those that have arrived, or while the window is full (or wait)
+// until they arrive. A transient failure is ridden out; then the whole
+// window has been published again and reaping goes on.
+func (p *publisher) reap(ctx context.Context, wait bool) error {
+	n := 0
+	defer func() {
+		if n > 0 {
+			p.window = append(p.window[:0], p.window[n:]...)
+		}
+	}()
+	for n < len(p.window) {
+		e := &p.window[n]
+		var a *jetstream.PubAck
+		var err error
+		if wait || len(p.window)-n >= maxPending || p.windowBytes >= maxWindowBytes {
+			select {
+			case a = <-e.f.Ok():
+			case err = <-e.f.Err():
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for the stream's acknowledgements: %w", ctx.Err())
+			}
+		} else {
+			select {
+			case a = <-e.f.Ok():
+			case err = <-e.f.Err():
+			default:
+				return nil
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("publish to %s: %w", e.subject, err)
+			if !publishTransient(err) {
+				return err
+			}
+			p.window = append(p.window[:0], p.window[n:]...)
+			n = 0
+			if err := p.ride(ctx, err); err != nil {
+				return err
+			}
+			continue
+		}
+		if a.Duplicate {
+			p.dups++
+		}
+		p.windowBytes -= len(e.data)
+		p.free = append(p.free, e.data)
+		*e = sent{}
+		n++
+	}
+	return nil
+}
+
+// ride rides out an outage that failed a publish with the transient
+// error cause: it waits (outageBackoff) until the publishing connection is
+// back and publishes every message of the window again, in order, with its
+// Nats-Msg-Id (the stream's duplicate window drops the data messages it
+// stored already; a marker again changes nothing). It gives up after
+// outageLimit.
+func (p *publisher) ride(ctx context.Context, cause error) error {
+	start := time.Now()
+	p.outages++
+	p.count("outages", 1)
+	p.log.Warn("scale-out ingest: publish failed; waiting for NATS to publish the unacknowledged messages again",
+		"unacknowledged", len(p.window), "limit", outageLimit, "err", cause)
+	for attempt := 1; ; attempt++ {
+		if d := time.Until(start.Add(outageLimit)); d <= 0 {
+			p.log.Error("scale-out ingest: NATS unavailable for too long", "for", time.Since(start).Round(time.Millisecond), "attempts", attempt-1, "err", cause)
+			return fmt.Errorf("NATS did not take the ingest's messages for %s (outage limit): %w", outageLimit, cause)
+		} else if err := retry.Sleep(ctx, min(outageBackoff.Delay(attempt), d)); err != nil {
+			return fmt.Errorf("riding out a NATS outage: %w", err)
+		}
+		if !p.pnc.IsConnected() {
+			cause = errNotConnected
+			continue
+		}
+		var err error
+		for i := range p.window {
+			if err = p.send(ctx, &p.window[i]); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			p.republished += int64(len(p.window))
+			p.count("republished", int64(len(p.window)))
+			p.log.Info("scale-out ingest: publishing again after a NATS outage", "for", time.Since(start).Round(time.Millisecond),
+				"attempts", attempt, "republished", len(p.window))
+			return nil
+		}
+		if !publishTransient(err) {
+			return err
+		}
+		cause = err
+	}
+}
+
+// count adds to one of the publisher's counters in the job's status.
+func (p *publisher) count(name string, n int64) {
+	if p.nc != nil && p.nc.Stats != nil {
+		p.nc.Stats.Count(name, n)
+	}
+}
+
+// publishTransient reports whether a failed publish is one an outage of
+// the NATS server explains: the worker's transient errors, the publishing
+// connection down (it buffers nothing while reconnecting), JetStream not
+// answering (no responders while the server restarts) or an
+// acknowledgement lost.
+func publishTransient(err error) bool {
+	return transient(err) || errors.Is(err, errNotConnected) || errors.Is(err, nats.ErrReconnectBufExceeded) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrAsyncPublishTimeout)
 }
 
 // recOf returns record i's symbol and event time.
