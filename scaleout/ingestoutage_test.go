@@ -2,9 +2,17 @@ package scaleout
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mdpio/mdp/engine"
 )
 
 // TestNATSKilledWhileIngestPublishes is §4.5 with the outage where it
@@ -70,4 +78,81 @@ func TestNATSKilledWhileIngestPublishes(t *testing.T) {
 	}
 	t.Logf("the ingest rode out the outage: %v after the kill, %v messages published again, %d outage(s)",
 		logTime(t, rode[0]).Sub(killed).Round(time.Millisecond), rode[0]["republished"], len(rode))
+}
+
+// outagePublisher is a publisher of synthJob's names on its own
+// connection to srv, opened, with the job's stream in memory.
+func outagePublisher(t *testing.T, ctx context.Context, srv *server.Server) *publisher {
+	t.Helper()
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := synthJob(t, 1000, "")
+	n := namesOf(doc.Name)
+	if _, err := ensureStream(ctx, js, n, doc.Scaleout, true); err != nil {
+		t.Fatal(err)
+	}
+	p := newPublisher(js, n, doc.Scaleout.Partitions)
+	if err := p.Open(ctx, &engine.NodeContext{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.pnc.Close)
+	return p
+}
+
+// TestPublishFailsAtOnceWhenNotTransient: a message the server refuses
+// (larger than its max payload) fails the publish at once, with the
+// client's error and no outage counted.
+func TestPublishFailsAtOnceWhenNotTransient(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := outagePublisher(t, ctx, loopbackServer(t))
+	start := time.Now()
+	err := p.publish(ctx, 3, make([]byte, 2<<20), "1:3:0:9")
+	if !errors.Is(err, nats.ErrMaxPayload) {
+		t.Fatalf("publish: %v, want %v", err, nats.ErrMaxPayload)
+	}
+	if p.outages != 0 || time.Since(start) > outageBackoff.Base {
+		t.Fatalf("%d outages, %s: a non-transient error must fail at once", p.outages, time.Since(start))
+	}
+}
+
+// TestPublishOutageLimit: with the server gone for good, a publish waits
+// out the outage limit (1 s here), then fails with an error naming it,
+// one outage counted; the message stays unacknowledged in the window.
+func TestPublishOutageLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := loopbackServer(t)
+	p := outagePublisher(t, ctx, srv)
+	if err := p.publish(ctx, 2, []byte("frame"), "1:2:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.reap(ctx, true); err != nil || len(p.window) != 0 {
+		t.Fatalf("reap: %v, %d unacknowledged", err, len(p.window))
+	}
+	defer func(d time.Duration) { outageLimit = d }(outageLimit)
+	outageLimit = time.Second
+	srv.Shutdown()
+	for p.pnc.IsConnected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	err := p.publish(ctx, 2, []byte("frame"), "1:2:1:1")
+	took := time.Since(start)
+	if err == nil || !errors.Is(err, errNotConnected) || !strings.Contains(err.Error(), "for 1s (outage limit)") {
+		t.Fatalf("publish: %v, want the outage limit's error", err)
+	}
+	if took < time.Second || took > 10*time.Second {
+		t.Fatalf("the publish failed after %s, want the 1s limit", took)
+	}
+	if p.outages != 1 || len(p.window) != 1 || p.window[0].id != "1:2:1:1" {
+		t.Fatalf("%d outages, window %d", p.outages, len(p.window))
+	}
 }
