@@ -3,6 +3,7 @@ package scaleout
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -570,4 +571,183 @@ func checkMonotone(t *testing.T, conn *pgx.Conn, schema string, want []string) {
 		t.Fatalf("the audit logged %d row versions for %d rows", versions, len(want))
 	}
 	t.Logf("audit: %d row versions (%d updates) for %d rows, none with fewer trades than the one before", versions, updates, len(want))
+}
+
+// TestSlowSinkLockTable is §4.11: mid-stream, a separate connection
+// locks the workers' bars table (ACCESS EXCLUSIVE) for 8 s: 8 lease
+// renewals (TTL 3 s) and 40 checkpoint intervals (200 ms). Every sink
+// write waits on the lock, so no checkpoint barrier passes the sinks:
+// once a worker's sink is seen waiting, at most the one checkpoint already
+// past its sink may still be stored (the engine has at most one in
+// flight), then its checkpoints stall. Meanwhile every partition keeps
+// its owner and its lease is renewed (the renewals do not wait on the
+// sink), and no worker exits. Before the unlock w1 is killed -9 and its
+// waiting PostgreSQL backends terminated, so that nothing w1 read after
+// its last checkpoint reaches the table from w1: w0 takes its partitions
+// over from their checkpoints, and the bars can equal the oracle's only
+// if no checkpoint claimed a bar the table did not hold.
+func TestSlowSinkLockTable(t *testing.T) {
+	const hold = 8 * time.Second
+	var w0, w1 *liveProc
+	var blockedAt map[string]time.Time
+	var renewals map[int]int
+	var stalledAt map[string]int64
+	var moved []int
+	runScene(t, scene{speed: 5}, func(h *handoff) {
+		// Each worker names itself to PostgreSQL (application_name), so
+		// the test sees whose writes wait on the lock.
+		for _, id := range []string{"w0", "w1"} {
+			text, err := os.ReadFile(h.job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dsn := pgDSN()
+			named := dsn + map[bool]string{true: "&", false: "?"}[strings.Contains(dsn, "?")] + "application_name=" + id
+			job := filepath.Join(t.TempDir(), id+".yaml")
+			if err := os.WriteFile(job, []byte(strings.Replace(string(text), fmt.Sprintf("%q", dsn), fmt.Sprintf("%q", named), 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := h.workerOf(t, job, id, 2)
+			if id == "w0" {
+				w0 = p
+			} else {
+				w1 = p
+			}
+		}
+	}, func(h *handoff) {
+		n := namesOf("so-bars")
+		lkv, err := h.js.KeyValue(h.ctx, n.bucket("leases"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ckv, err := h.js.KeyValue(h.ctx, n.bucket("ckpt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		type lease struct {
+			owner string
+			rev   uint64
+		}
+		leasesNow := func() map[int]lease {
+			out := map[int]lease{}
+			for p := range 16 {
+				if e, err := lkv.Get(h.ctx, leaseKey(p)); err == nil {
+					out[p] = lease{string(e.Value()), e.Revision()}
+				}
+			}
+			return out
+		}
+		// ckptIDs is the highest checkpoint id of each worker's pieces.
+		ckptIDs := func() map[string]int64 {
+			out := map[string]int64{}
+			for p := range 16 {
+				e, err := ckv.Get(h.ctx, leaseKey(p))
+				if err != nil {
+					t.Fatalf("checkpoint of partition %d: %v", p, err)
+				}
+				var pc piece
+				if err := json.Unmarshal(e.Value(), &pc); err != nil {
+					t.Fatal(err)
+				}
+				out[pc.Worker] = max(out[pc.Worker], pc.ID)
+			}
+			return out
+		}
+
+		lockConn, err := pgx.Connect(h.ctx, pgDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lockConn.Close(context.Background())
+		tx, err := lockConn.Begin(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background()) //nolint:errcheck // committed below; a no-op then
+		if _, err := tx.Exec(h.ctx, "LOCK TABLE "+h.schema+".bars IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		locked := time.Now()
+		before := leasesNow()
+		if len(before) != 16 {
+			t.Fatalf("%d of 16 partitions leased when the table was locked", len(before))
+		}
+		owners := map[string]bool{}
+		for _, l := range before {
+			owners[l.owner] = true
+		}
+		if !owners["w0"] || !owners["w1"] {
+			t.Fatalf("leases when the table was locked: %v", before)
+		}
+		for p := range 16 {
+			if before[p].owner == "w1" {
+				moved = append(moved, p)
+			}
+		}
+		renewals = map[int]int{}
+		seen := before
+		blockedAt = map[string]time.Time{}
+		stalledAt = map[string]int64{}
+		for time.Since(locked) < hold {
+			for _, w := range []*liveProc{w0, w1} {
+				if !running(w) {
+					t.Fatalf("%s exited while the table was locked: %v\n%s", w.name, <-w.done, w.stderr)
+				}
+			}
+			now := leasesNow()
+			for p, l := range now {
+				if l.owner != before[p].owner {
+					t.Fatalf("partition %d's lease went from %s to %s while the table was locked", p, before[p].owner, l.owner)
+				}
+				if l.rev != seen[p].rev {
+					renewals[p]++
+				}
+			}
+			if len(now) != 16 {
+				t.Fatalf("%d of 16 partitions leased %s after the lock", len(now), time.Since(locked))
+			}
+			seen = now
+			// Whose sink waits on the lock.
+			waiting := textRows(t, h.conn, `SELECT DISTINCT application_name FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = ANY($1)`, []string{"w0", "w1"})
+			ids := ckptIDs()
+			for _, w := range waiting {
+				if _, ok := blockedAt[w]; !ok {
+					blockedAt[w] = time.Now()
+					stalledAt[w] = ids[w] // read after the block was seen
+				}
+			}
+			for w, id := range stalledAt {
+				// At most the one checkpoint in flight past the sink.
+				if ids[w] > id+1 {
+					t.Fatalf("%s stored checkpoint %d while its sink waited on the lock (checkpoint %d when the wait was seen): a checkpoint ahead of the sink", w, ids[w], id)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(blockedAt) != 2 {
+			t.Fatalf("sinks waiting on the lock: %v; want both workers'", blockedAt)
+		}
+		for p := range 16 {
+			if renewals[p] < 3 {
+				t.Fatalf("partition %d's lease renewed %d times during the %s lock: %v", p, renewals[p], hold, renewals)
+			}
+		}
+		// w1 dies with its writes waiting: they never reach the table.
+		h.killed[w1] = true
+		if err := w1.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-w1.done
+		w1.done <- nil
+		if _, err := h.conn.Exec(h.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'w1'`); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if readsOver(w0, moved) == nil {
+		t.Fatalf("w0 never read w1's partitions %v restored from checkpoints:\n%s", moved, w0.stderr)
+	}
+	t.Logf("sinks waiting on the lock from %v; checkpoints then %v; lease renewals per partition during the lock %v", blockedAt, stalledAt, renewals)
 }
