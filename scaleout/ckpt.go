@@ -1,6 +1,7 @@
 package scaleout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -131,6 +132,9 @@ type ckptStore struct {
 	// last is what each partition's latest saved piece said (for Done and
 	// the status).
 	last map[int]*piece
+	// unsure is, per partition, the piece of a write that failed without
+	// an answer (it may have been stored).
+	unsure map[int][]byte
 }
 
 // loadPieces reads the pieces of partitions ps. A piece of another
@@ -302,16 +306,51 @@ func (s *ckptStore) put(ctx context.Context, pc *piece) (int64, error) {
 		nrev, err = s.kv.Update(ctx, leaseKey(p), b, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return 0, fmt.Errorf("partition %d: %w", p, errCheckpointConflict)
+		// An earlier write whose reply was lost may have landed: the key
+		// then holds exactly what this store wrote, at a newer revision.
+		if cur, ok := s.landed(ctx, p); ok && cur != rev {
+			nrev, err = s.kv.Update(ctx, leaseKey(p), b, cur)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, fmt.Errorf("partition %d: %w", p, errCheckpointConflict)
+		}
 	}
 	if err != nil {
+		// The write may have landed though its reply did not arrive (ctx
+		// ended, a timeout): remembered, so that the next write of the
+		// partition can tell its own piece from another worker's.
+		s.mu.Lock()
+		if s.unsure == nil {
+			s.unsure = map[int][]byte{}
+		}
+		s.unsure[p] = b
+		s.mu.Unlock()
 		return 0, fmt.Errorf("write the checkpoint of partition %d: %w", p, err)
 	}
 	s.mu.Lock()
 	s.revs[p] = nrev
 	s.last[p] = pc
+	delete(s.unsure, p)
 	s.mu.Unlock()
 	return int64(len(b)), nil
+}
+
+// landed returns the revision of partition p's key when it holds the
+// piece of this store's last write that failed without an answer.
+func (s *ckptStore) landed(ctx context.Context, p int) (uint64, bool) {
+	s.mu.Lock()
+	b := s.unsure[p]
+	s.mu.Unlock()
+	if b == nil {
+		return 0, false
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	e, err := s.kv.Get(gctx, leaseKey(p))
+	if err != nil || !bytes.Equal(e.Value(), b) {
+		return 0, false
+	}
+	return e.Revision(), true
 }
 
 // markDone writes every partition of the run as done: the job read them to
