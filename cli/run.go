@@ -57,8 +57,9 @@ interval (checkpoint.store is not used), and --resume continues a run that
 died (kill -9, a crash): the stream is kept, the worker restores its
 partitions' checkpoints and the ingest reads its input again from the start,
 the worker dropping the records it had read; with no checkpoint and an empty
-stream it starts from the beginning. A run stopped by a signal drains to the
-ingest's end markers: it has nothing left to resume. --from,
+stream it starts from the beginning. Stopped by a signal, a run with a
+checkpoint section suspends (a final checkpoint, no end markers; --resume
+continues it), one without drains to the ingest's end markers. --from,
 --allow-graph-change and --drain do not apply to a scaleout job.
 
 Exit codes: 0 success, 1 runtime failure, 2 config or usage error, 130 aborted.`,

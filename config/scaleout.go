@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -208,4 +209,39 @@ func (l *loader) decodeRetention(e entry, r *Retention) bool {
 		good = good && ok
 	}
 	return good
+}
+
+// ScaleoutRereadable reports why the job's scale-out source cannot be read
+// again to the same records, or nil when it can. A re-read (mdp ingest --reread, mdp run
+// --resume) numbers each partition's records from 0 again, and workers drop
+// as already read every record up to the numbers they had: a source whose
+// second reading differs (a live feed; a paced generator, which stamps the
+// wall clock) would have that many of its new records dropped. Recorded
+// files (provider.replay) and the unpaced generator (provider.synthetic
+// without a rate: its records follow from its seed alone) read the same
+// records in the same order every time. The job server resumes a
+// scaled-out job with checkpoints only when it is nil.
+func (d *Document) ScaleoutRereadable() error {
+	if d.Scaleout == nil {
+		return fmt.Errorf("job %q has no scaleout section", d.Name)
+	}
+	id := d.Scaleout.Source
+	for i := range d.Nodes {
+		n := &d.Nodes[i]
+		if n.ID != id {
+			continue
+		}
+		switch {
+		case n.Type == "provider.replay":
+			return nil
+		case n.Type == "provider.synthetic" && n.Params != nil && n.Params.Float("rate") == 0:
+			return nil
+		case n.Type == "provider.synthetic":
+			return fmt.Errorf("source %q is a paced provider.synthetic (rate set): its records carry the wall clock, so a re-read would not give the same records and the workers would drop new ones as read; "+
+				"a re-read (mdp ingest --reread, mdp run --resume) needs recorded input (provider.replay) or provider.synthetic without a rate", id)
+		}
+		return fmt.Errorf("source %q (%s) cannot be read again to the same records, so the workers would drop new ones as read; "+
+			"a re-read (mdp ingest --reread, mdp run --resume) needs recorded input (provider.replay) or provider.synthetic without a rate", id, n.Type)
+	}
+	return fmt.Errorf("job %q has no source node %q", d.Name, id)
 }

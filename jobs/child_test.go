@@ -116,21 +116,28 @@ dag:
 	}
 }
 
-// A job with checkpoints is started with --resume; a scaled-out one is
-// not, even with a checkpoint section: its mdp run refuses --resume.
+// A job with checkpoints is started with --resume, a scaled-out one too
+// (its mdp run --resume continues from the partitions' checkpoints) when
+// its source can be read again to the same records; without a checkpoint
+// section neither is.
 func TestChildResumesOnlyWhatMdpRunResumes(t *testing.T) {
 	for _, c := range []struct {
 		extra  string
 		resume bool
+		params string
 	}{
-		{"checkpoint: {interval: 5s, store: ck}\n", true},
-		{"checkpoint: {interval: 5s, store: ck}\nscaleout: {nats: embedded, partitions: 4, store: nats}\n", false},
-		{"", false},
+		{"checkpoint: {interval: 5s, store: ck}\n", true, ""},
+		{"checkpoint: {interval: 5s, store: ck}\nscaleout: {nats: embedded, partitions: 4, store: nats}\n", true, ""},
+		{"scaleout: {nats: embedded, partitions: 4, store: nats}\n", false, ""},
+		{"", false, ""},
+		// A paced generator cannot be read again to the same records:
+		// mdp run --resume refuses it, so each run starts afresh.
+		{"checkpoint: {interval: 5s, store: ck}\nscaleout: {nats: embedded, partitions: 4, store: nats}\n", false, "rate: 100, "},
 	} {
 		doc, err := config.LoadBytes("j.yaml", []byte(`name: j
 `+c.extra+`dag:
   nodes:
-    - {id: src, type: provider.synthetic, params: {symbols: [AAPL], count: 1}}
+    - {id: src, type: provider.synthetic, params: {`+c.params+`symbols: [AAPL], count: 1}}
     - {id: out, type: sink.null}
   edges: [[src, out]]
 `), config.LoadOptions{})

@@ -905,12 +905,17 @@ func (m *Manager) Apply(ctx context.Context, filename string, data []byte) (JobS
 }
 
 // resumeOnStart reports whether a run of doc continues from its latest
-// checkpoint. A job with checkpoints does, whether it was suspended by a
-// stop, killed with the server or restarted after a failure; with none
-// saved yet it starts from the beginning. A scaled-out job does not: its
-// `mdp run` starts the stream afresh; `mdp run --resume` of one with
-// checkpoints re-reads its whole input, which the job server does not
-// choose for it (not wired here yet).
+// checkpoints: every run of a job with a checkpoint section does, whether
+// it was stopped (mdp stop), killed with the server or restarted after a
+// failure; with none saved yet it starts from the beginning. A scaled-out
+// job too: its child mdp run gets --resume, which keeps the stream,
+// restores the partitions' checkpoints and re-reads the input (the worker
+// dropping what it had read); a stop suspends it (a final checkpoint, no
+// end markers), so the next start continues where it stopped, and a run
+// that had read everything has nothing left to do. A scaled-out job whose
+// source cannot be read again to the same records (a live feed, a paced
+// generator: config.Document.ScaleoutRereadable) cannot be resumed that
+// way (mdp run refuses --resume): each of its runs starts afresh.
 func resumeOnStart(doc *config.Document) bool {
-	return doc.Checkpoint != nil && doc.Scaleout == nil
+	return doc.Checkpoint != nil && (doc.Scaleout == nil || doc.ScaleoutRereadable() == nil)
 }

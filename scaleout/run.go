@@ -70,9 +70,13 @@ type Options struct {
 // message in the stream it is a fresh start, and when every partition's
 // checkpoint says done there is nothing to resume and it returns nil.
 //
-// Cancelling ctx stops the source; the ingest then publishes its end
-// markers and the worker drains to them, within the job's
-// shutdown_timeout. It returns the first role's error, or
+// Cancelling ctx without a checkpoint section (or with a source that
+// cannot be read again, which --resume refuses) stops the source; the
+// ingest then publishes its end markers and the worker drains to them,
+// within the job's shutdown_timeout. With one it suspends: the ingest is
+// aborted (no end markers), the worker takes a final checkpoint and ends
+// without draining, nothing is marked done and it returns nil, so that
+// opts.Resume continues it. It returns the first role's error, or
 // engine.ErrAborted.
 func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	so := doc.Scaleout
@@ -205,8 +209,10 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 		_ = worker.Wait()
 		return fmt.Errorf("ingest: %w", err)
 	}
-	err = wait(ctx, doc.ShutdownTimeout, opts.Abort, ingest, worker)
-	if err == nil && ck != nil {
+	// A stop suspends a run that --resume can continue; one whose source
+	// cannot be read again drains, as without checkpoints.
+	suspended, err := wait(ctx, doc.ShutdownTimeout, opts.Abort, ingest, worker, ck != nil && rereadable(doc) == nil, log)
+	if err == nil && ck != nil && !suspended {
 		err = ck.done(ctx, r, log)
 	}
 	published, _ := ingest.SourceTotals()
@@ -215,13 +221,21 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	return err
 }
 
-// wait runs the two jobs to their ends: a failure of one aborts the other;
-// ctx's end stops the ingest's source and bounds the drain by timeout.
-func wait(ctx context.Context, timeout time.Duration, abort <-chan struct{}, ingest, worker *engine.Job) error {
+// wait runs the two jobs to their ends: a failure of one aborts the other.
+// ctx's end stops the run: without checkpoints (suspend false) it stops
+// the ingest's source, which publishes its end markers, and the worker
+// drains to them within timeout; with checkpoints it suspends (as
+// RunWorker does on SIGTERM): the ingest is aborted without end markers
+// and the worker takes a final checkpoint and ends without draining, so
+// that a --resume continues where it stopped (a drain to the end markers
+// would leave every partition done, the rest of the input never read).
+// It reports whether the run was suspended.
+func wait(ctx context.Context, timeout time.Duration, abort <-chan struct{}, ingest, worker *engine.Job, suspend bool, log *slog.Logger) (bool, error) {
 	var deadline <-chan time.Time
 	stopCtx := ctx.Done()
 	ingestDone, workerDone := ingest.Done(), worker.Done()
 	var err error
+	suspended := false
 	abortAll := func() {
 		ingest.Abort()
 		worker.Abort()
@@ -230,8 +244,23 @@ func wait(ctx context.Context, timeout time.Duration, abort <-chan struct{}, ing
 		select {
 		case <-stopCtx:
 			stopCtx = nil
-			ingest.Stop()
-			deadline = time.After(timeout)
+			if !suspend || workerDone == nil {
+				ingest.Stop()
+				deadline = time.After(timeout)
+				continue
+			}
+			log.Info("scale-out run suspending: the ingest stops without its end markers, the worker takes a final checkpoint")
+			ingest.Abort()
+			sctx, cancel := context.WithTimeout(context.Background(), timeout)
+			id, serr := worker.Suspend(sctx)
+			cancel()
+			if serr != nil {
+				worker.Abort()
+				err = errors.Join(err, fmt.Errorf("suspend (its partitions resume from their previous checkpoints): %w: %w", serr, engine.ErrAborted))
+				continue
+			}
+			suspended = true
+			log.Info("scale-out run suspended: mdp run --resume continues it", "checkpoint", id)
 		case <-deadline:
 			abortAll()
 			deadline = nil
@@ -241,7 +270,7 @@ func wait(ctx context.Context, timeout time.Duration, abort <-chan struct{}, ing
 			abortAll()
 		case <-ingestDone:
 			ingestDone = nil
-			if e := ingest.Err(); e != nil {
+			if e := ingest.Err(); e != nil && !(suspend && stopCtx == nil && errors.Is(e, engine.ErrAborted)) {
 				err = errors.Join(err, fmt.Errorf("ingest: %w", e))
 				worker.Abort()
 			}
@@ -253,7 +282,7 @@ func wait(ctx context.Context, timeout time.Duration, abort <-chan struct{}, ing
 			}
 		}
 	}
-	return err
+	return suspended, err
 }
 
 // ingestJob is the job's source feeding the publisher.
