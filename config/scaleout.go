@@ -28,10 +28,16 @@ const (
 	// MaxRecordsPerMessage bounds scaleout.records_per_message, and is
 	// the ingest's default.
 	MaxRecordsPerMessage = 4096
+	// DefaultOutageLimit is how long the ingest rides out NATS not taking
+	// its messages when scaleout.outage_limit is not given.
+	DefaultOutageLimit = time.Minute
+	// minOutageLimit bounds scaleout.outage_limit from below: the ingest's
+	// backoff between attempts grows to 2 s.
+	minOutageLimit = time.Second
 )
 
 var (
-	scaleoutKeys  = []string{"nats", "partitions", "store", "sync", "retention", "records_per_message"}
+	scaleoutKeys  = []string{"nats", "partitions", "store", "sync", "retention", "records_per_message", "outage_limit"}
 	retentionKeys = []string{"max_age", "max_bytes", "max_msgs"}
 )
 
@@ -66,6 +72,10 @@ type ScaleoutConfig struct {
 	// RecordsPerMessage is how many records of one partition the ingest
 	// puts in a data message at most (0: MaxRecordsPerMessage).
 	RecordsPerMessage int
+	// OutageLimit is how long the ingest rides out NATS not taking its
+	// messages (a server restart, a lost connection) before it fails
+	// (default DefaultOutageLimit).
+	OutageLimit time.Duration
 	// Source is the id of the job's one source node, the part that runs as
 	// ingest.
 	Source string
@@ -79,7 +89,7 @@ func (l *loader) decodeScaleout(e entry) {
 	if !ok {
 		return
 	}
-	c := &ScaleoutConfig{Partitions: defaultPartitions, Sync: SyncAlways, Retention: Retention{MaxAge: DefaultRetentionAge}}
+	c := &ScaleoutConfig{Partitions: defaultPartitions, Sync: SyncAlways, Retention: Retention{MaxAge: DefaultRetentionAge}, OutageLimit: DefaultOutageLimit}
 	good := true
 	if v, ok := m["nats"]; ok {
 		if s, ok := l.str(v); ok {
@@ -141,6 +151,23 @@ func (l *loader) decodeScaleout(e entry) {
 	if v, ok := m["records_per_message"]; ok {
 		c.RecordsPerMessage, ok = l.intRange(v, 1, MaxRecordsPerMessage)
 		good = good && ok
+	}
+	if v, ok := m["outage_limit"]; ok {
+		if s, ok := l.str(v); ok {
+			d, err := md.ParseDuration(s)
+			switch {
+			case err != nil:
+				l.errAt(v.val, v.path, "%v", err)
+				good = false
+			case d < minOutageLimit:
+				l.errAt(v.val, v.path, "must be at least %s, got %s", minOutageLimit, s)
+				good = false
+			default:
+				c.OutageLimit = d
+			}
+		} else {
+			good = false
+		}
 	}
 	if !good {
 		return

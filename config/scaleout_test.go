@@ -18,7 +18,7 @@ func TestScaleoutSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ScaleoutConfig{NATS: "embedded", Partitions: 16, Store: "data/nats", Sync: SyncAlways, Source: "src", Retention: Retention{MaxAge: 72 * time.Hour}}
+	want := ScaleoutConfig{NATS: "embedded", Partitions: 16, Store: "data/nats", Sync: SyncAlways, Source: "src", Retention: Retention{MaxAge: 72 * time.Hour}, OutageLimit: time.Minute}
 	if doc.Scaleout == nil || *doc.Scaleout != want {
 		t.Fatalf("scaleout = %+v, want %+v", doc.Scaleout, want)
 	}
@@ -26,7 +26,7 @@ func TestScaleoutSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = ScaleoutConfig{NATS: "nats://127.0.0.1:4222", Partitions: 64, Sync: SyncAlways, Source: "src", Retention: Retention{MaxAge: 72 * time.Hour}}
+	want = ScaleoutConfig{NATS: "nats://127.0.0.1:4222", Partitions: 64, Sync: SyncAlways, Source: "src", Retention: Retention{MaxAge: 72 * time.Hour}, OutageLimit: time.Minute}
 	if doc.Scaleout == nil || *doc.Scaleout != want {
 		t.Fatalf("scaleout = %+v, want %+v", doc.Scaleout, want)
 	}
@@ -40,6 +40,10 @@ func TestScaleoutSection(t *testing.T) {
 	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph+"scaleout: {nats: embedded, store: d, records_per_message: 100}\n"), LoadOptions{Env: envMap(nil)})
 	if err != nil || doc.Scaleout.RecordsPerMessage != 100 {
 		t.Fatalf("records_per_message: %+v, %v", doc.Scaleout, err)
+	}
+	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph+"scaleout: {nats: embedded, store: d, outage_limit: 5m}\n"), LoadOptions{Env: envMap(nil)})
+	if err != nil || doc.Scaleout.OutageLimit != 5*time.Minute {
+		t.Fatalf("outage_limit: %+v, %v", doc.Scaleout, err)
 	}
 	doc, err = LoadBytes("job.yaml", []byte(scaleoutGraph), LoadOptions{Env: envMap(nil)})
 	if err != nil || doc.Scaleout != nil {
@@ -69,6 +73,10 @@ func TestScaleoutErrors(t *testing.T) {
 			`job.yaml:7:50: scaleout.retention.max_msg: unknown key "max_msg"; did you mean "max_msgs"?`},
 		{"records_per_message", scaleoutGraph + "scaleout: {nats: embedded, store: d, records_per_message: 5000}\n",
 			"job.yaml:7:59: scaleout.records_per_message: must be at most 4096, got 5000"},
+		{"outage_limit too short", scaleoutGraph + "scaleout: {nats: embedded, store: d, outage_limit: 500ms}\n",
+			"job.yaml:7:52: scaleout.outage_limit: must be at least 1s, got 500ms"},
+		{"outage_limit not a duration", scaleoutGraph + "scaleout:\n  nats: embedded\n  store: d\n  outage_limit: soon\n",
+			`job.yaml:10:17: scaleout.outage_limit: invalid duration "soon" (examples: 500ms, 1s, 5m, 1h, 1d)`},
 		{"unknown key", scaleoutGraph + "scaleout: {nats: embedded, store: d, partition: 3}\n",
 			`job.yaml:7:38: scaleout.partition: unknown key "partition"; did you mean "partitions"?`},
 		{"two sources", `dag:

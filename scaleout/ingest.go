@@ -52,14 +52,9 @@ const (
 	ackTimeout = 30 * time.Second
 )
 
-// outageLimit bounds how long the ingest rides out NATS (or its
-// JetStream) not accepting publishes: past it, the ingest fails with the
-// last transient error. outageBackoff is the wait between its attempts to
-// publish again (the project's one backoff rule).
-var (
-	outageLimit   = time.Minute
-	outageBackoff = retry.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second}
-)
+// outageBackoff is the wait between the ingest's attempts to publish
+// again during an outage (the project's one backoff rule).
+var outageBackoff = retry.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second}
 
 // errNotConnected is the publisher finding its connection down before a
 // publish.
@@ -103,7 +98,11 @@ type publisher struct {
 	partitions int
 	target     int
 	interval   time.Duration // markerInterval; tests set it longer
-	epoch      uint64        // the stream sequence the ingest's run started at
+	// outageLimit bounds how long the ingest rides out NATS (or its
+	// JetStream) not accepting publishes: past it, the ingest fails with
+	// the last transient error (scaleout.outage_limit).
+	outageLimit time.Duration
+	epoch       uint64 // the stream sequence the ingest's run started at
 
 	nc   *engine.NodeContext
 	enc  busfmt.Encoder
@@ -145,7 +144,7 @@ type publisher struct {
 }
 
 func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
-	p := &publisher{js: js, n: n, partitions: partitions, target: frameRecords, interval: markerInterval, wm: md.MinTime,
+	p := &publisher{js: js, n: n, partitions: partitions, target: frameRecords, interval: markerInterval, outageLimit: config.DefaultOutageLimit, wm: md.MinTime,
 		byPart: make([]*md.Batch, partitions), cols: make([][2]*busfmt.Columns, partitions), next: make([]int64, partitions), marked: md.MinTime}
 	// A symbol is in one partition: the builders of a kind share one
 	// lookup table of the job's symbols.
@@ -155,6 +154,17 @@ func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 		p.cols[k] = [2]*busfmt.Columns{busfmt.NewColumnsSharing(md.KindTrade, t0), busfmt.NewColumnsSharing(md.KindQuote, q0)}
 	}
 	return p
+}
+
+// configure applies the job's scaleout section: the records a message
+// and the outage limit.
+func (p *publisher) configure(so *config.ScaleoutConfig) {
+	if so.RecordsPerMessage > 0 {
+		p.target = so.RecordsPerMessage
+	}
+	if so.OutageLimit > 0 {
+		p.outageLimit = so.OutageLimit
+	}
 }
 
 // Open keeps the node context and opens the publishing connection: a
@@ -616,17 +626,17 @@ func (p *publisher) reap(ctx context.Context, wait bool) error {
 // back and publishes every message of the window again, in order, with its
 // Nats-Msg-Id (the stream's duplicate window drops the data messages it
 // stored already; a marker again changes nothing). It gives up after
-// outageLimit.
+// p.outageLimit.
 func (p *publisher) ride(ctx context.Context, cause error) error {
 	start := time.Now()
 	p.outages++
 	p.count("outages", 1)
 	p.log.Warn("scale-out ingest: publish failed; waiting for NATS to publish the unacknowledged messages again",
-		"unacknowledged", len(p.window), "limit", outageLimit, "err", cause)
+		"unacknowledged", len(p.window), "limit", p.outageLimit, "err", cause)
 	for attempt := 1; ; attempt++ {
-		if d := time.Until(start.Add(outageLimit)); d <= 0 {
+		if d := time.Until(start.Add(p.outageLimit)); d <= 0 {
 			p.log.Error("scale-out ingest: NATS unavailable for too long", "for", time.Since(start).Round(time.Millisecond), "attempts", attempt-1, "err", cause)
-			return fmt.Errorf("NATS did not take the ingest's messages for %s (outage limit): %w", outageLimit, cause)
+			return fmt.Errorf("NATS did not take the ingest's messages for %s (outage limit): %w", p.outageLimit, cause)
 		} else if err := retry.Sleep(ctx, min(outageBackoff.Delay(attempt), d)); err != nil {
 			return fmt.Errorf("riding out a NATS outage: %w", err)
 		}

@@ -82,7 +82,7 @@ func TestNATSKilledWhileIngestPublishes(t *testing.T) {
 
 // outagePublisher is a publisher of synthJob's names on its own
 // connection to srv, opened, with the job's stream in memory.
-func outagePublisher(t *testing.T, ctx context.Context, srv *server.Server) *publisher {
+func outagePublisher(t *testing.T, ctx context.Context, srv *server.Server, extra string) *publisher {
 	t.Helper()
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -93,12 +93,13 @@ func outagePublisher(t *testing.T, ctx context.Context, srv *server.Server) *pub
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := synthJob(t, 1000, "")
+	doc := synthJob(t, 1000, extra)
 	n := namesOf(doc.Name)
 	if _, err := ensureStream(ctx, js, n, doc.Scaleout, true); err != nil {
 		t.Fatal(err)
 	}
 	p := newPublisher(js, n, doc.Scaleout.Partitions)
+	p.configure(doc.Scaleout)
 	if err := p.Open(ctx, &engine.NodeContext{}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,10 @@ func outagePublisher(t *testing.T, ctx context.Context, srv *server.Server) *pub
 func TestPublishFailsAtOnceWhenNotTransient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := outagePublisher(t, ctx, loopbackServer(t))
+	p := outagePublisher(t, ctx, loopbackServer(t), "")
+	if p.outageLimit != time.Minute {
+		t.Fatalf("outage limit %s without outage_limit, want 1m", p.outageLimit)
+	}
 	start := time.Now()
 	err := p.publish(ctx, 3, make([]byte, 2<<20), "1:3:0:9")
 	if !errors.Is(err, nats.ErrMaxPayload) {
@@ -124,21 +128,20 @@ func TestPublishFailsAtOnceWhenNotTransient(t *testing.T) {
 }
 
 // TestPublishOutageLimit: with the server gone for good, a publish waits
-// out the outage limit (1 s here), then fails with an error naming it,
-// one outage counted; the message stays unacknowledged in the window.
+// out the outage limit (the job file's scaleout.outage_limit, 1 s here),
+// then fails with an error naming it, one outage counted; the message
+// stays unacknowledged in the window.
 func TestPublishOutageLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv := loopbackServer(t)
-	p := outagePublisher(t, ctx, srv)
+	p := outagePublisher(t, ctx, srv, ", outage_limit: 1s")
 	if err := p.publish(ctx, 2, []byte("frame"), "1:2:0:0"); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.reap(ctx, true); err != nil || len(p.window) != 0 {
 		t.Fatalf("reap: %v, %d unacknowledged", err, len(p.window))
 	}
-	defer func(d time.Duration) { outageLimit = d }(outageLimit)
-	outageLimit = time.Second
 	srv.Shutdown()
 	for p.pnc.IsConnected() {
 		time.Sleep(10 * time.Millisecond)

@@ -84,9 +84,7 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 	defer c.close()
 	n := namesOf(doc.Name)
 	pub := newPublisher(nil, n, so.Partitions)
-	if so.RecordsPerMessage > 0 {
-		pub.target = so.RecordsPerMessage
-	}
+	pub.configure(so)
 	js, err := publishingJS(c.nc, pub)
 	if err != nil {
 		return err

@@ -99,9 +99,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	defer conn.close()
 	n := namesOf(doc.Name)
 	pub := newPublisher(nil, n, so.Partitions)
-	if so.RecordsPerMessage > 0 {
-		pub.target = so.RecordsPerMessage
-	}
+	pub.configure(so)
 	if opts.frameRecords > 0 {
 		pub.target = opts.frameRecords
 	}
