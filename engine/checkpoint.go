@@ -333,7 +333,7 @@ func (c *coordinator) run(ctx context.Context) {
 				id := c.inflight.id
 				c.inflight = nil
 				c.mu.Unlock()
-				c.fail(id, fmt.Errorf("checkpoint %d timed out after %s", id, c.opts.Timeout))
+				c.fail(id, &CheckpointTimeoutError{ID: id, Timeout: c.opts.Timeout})
 				c.mu.Lock()
 			}
 			if c.inflight == nil && !c.ended {
@@ -446,6 +446,18 @@ func (c *coordinator) ack(ctx context.Context, a barrierAck) {
 	for _, w := range ws {
 		w <- nil
 	}
+}
+
+// CheckpointTimeoutError is a checkpoint that did not complete within
+// CheckpointOptions.Timeout: a barrier held up (a sink that cannot write,
+// a drop_oldest edge that lost it), not a failed snapshot or store.
+type CheckpointTimeoutError struct {
+	ID      int64
+	Timeout time.Duration
+}
+
+func (e *CheckpointTimeoutError) Error() string {
+	return fmt.Sprintf("checkpoint %d timed out after %s", e.ID, e.Timeout)
 }
 
 // fail counts a failed checkpoint and fails the job past the tolerance.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mdpio/mdp/engine"
 	"github.com/mdpio/mdp/retry"
 )
 
@@ -38,7 +39,8 @@ var errRetriesExhausted = errors.New("the worker's job failed too often in a row
 // worker's job can get past: NATS (or its JetStream) not reachable or not
 // answering in time, a network error, PostgreSQL's connection refused or
 // lost, or one of its errors of classes 08 (connection), 53 (insufficient
-// resources) and 57 (operator intervention: a restart). A retention
+// resources) and 57 (operator intervention: a restart), checkpoints timing
+// out (a sink that cannot write holds the barriers up). A retention
 // overrun, a checkpoint of another graph, a malformed message or a
 // misconfigured job is not transient.
 func transient(err error) bool {
@@ -57,6 +59,13 @@ func transient(err error) bool {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
+		return true
+	}
+	// Checkpoints that time out in a row: a sink that cannot write (a
+	// locked table, a database that stalls) holds the barriers up. The
+	// job starts again from the checkpoints, the leases kept.
+	var te *engine.CheckpointTimeoutError
+	if errors.As(err, &te) {
 		return true
 	}
 	var ae *jetstream.APIError

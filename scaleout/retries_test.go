@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mdpio/mdp/engine"
 )
 
 func TestTransient(t *testing.T) {
@@ -31,6 +33,7 @@ func TestTransient(t *testing.T) {
 		{fmt.Errorf("write: %w", &pgconn.PgError{Code: "42P01", Message: "relation does not exist"}), false},
 		{&RetentionError{Stream: "s", Partition: 1, Needed: 5, First: 9}, false},
 		{fmt.Errorf("partition 3: %w", errCheckpointConflict), false},
+		{fmt.Errorf("3 checkpoints in a row failed (tolerable_failures 2): %w", &engine.CheckpointTimeoutError{ID: 4, Timeout: 10 * time.Second}), true},
 		// A retention overrun found while the connection also failed is
 		// not retried: the messages are gone.
 		{errors.Join(nats.ErrTimeout, &RetentionError{Stream: "s"}), false},

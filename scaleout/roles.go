@@ -33,6 +33,9 @@ type WorkerOptions struct {
 	CheckpointInterval time.Duration
 	// timing overrides LeaseTTL (tests).
 	timing timing
+	// checkpointTimeout overrides the engine's checkpoint timeout (tests;
+	// 0: ten intervals, at least 10 s).
+	checkpointTimeout time.Duration
 	// hooks are the tests' points of entry (zero in production).
 	hooks workerHooks
 }

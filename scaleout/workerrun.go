@@ -462,7 +462,7 @@ func (w *worker) startJob(ctx context.Context, set []int) error {
 	}
 	job, err := engine.New(g, engine.Options{Job: w.doc.Name, Fingerprint: w.doc.Fingerprint(), Logger: w.log, BatchSize: w.doc.BatchSize,
 		Feedback: fb, Stdout: w.opts.Stdout,
-		Checkpoint: &engine.CheckpointOptions{Interval: w.interval, Store: store, TolerableFailures: 2, Restore: cp, OwnInstanceState: true}})
+		Checkpoint: &engine.CheckpointOptions{Interval: w.interval, Timeout: w.opts.checkpointTimeout, Store: store, TolerableFailures: 2, Restore: cp, OwnInstanceState: true}})
 	if err != nil {
 		return fmt.Errorf("build the worker of job %q: %w", w.doc.Name, err)
 	}
