@@ -1,6 +1,9 @@
 package rowmap
 
 import (
+	"encoding/binary"
+	"strings"
+
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/tsparse"
 )
@@ -19,6 +22,8 @@ type CSVFast struct {
 	delim             byte
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64 // the largest count of units in range
+	buyWord           uint32 // "buy" and the delimiter as a little-endian word
+	times             tsparse.Times16
 }
 
 // FastResult is what CSVFast.Trade did with a row.
@@ -44,7 +49,7 @@ var tardisTradeCols = [...]Slot{SlotProvider, SlotSymbol, SlotTS, SlotIngest, Sl
 // times are epoch numbers of a fixed unit; ok is false otherwise.
 func NewCSVFast(d *Decoder, cols []SlotCol, delim byte) (f CSVFast, ok bool) {
 	if d.kind != md.KindTrade || d.symbol != nil || d.prov != nil || d.TS.kind != tsUnit || d.Ingest.kind != tsUnit ||
-		len(cols) != len(tardisTradeCols) {
+		len(cols) != len(tardisTradeCols) || delim-'0' <= 9 || strings.IndexByte(".\"\r\n ", delim) >= 0 {
 		return f, false
 	}
 	for _, sc := range cols {
@@ -52,7 +57,7 @@ func NewCSVFast(d *Decoder, cols []SlotCol, delim byte) (f CSVFast, ok bool) {
 			return f, false
 		}
 	}
-	f = CSVFast{delim: delim, tsUnit: d.TS.unit, ingUnit: d.Ingest.unit}
+	f = CSVFast{delim: delim, tsUnit: d.TS.unit, ingUnit: d.Ingest.unit, buyWord: 'b' | 'u'<<8 | 'y'<<16 | uint32(delim)<<24}
 	if f.tsUnit <= 0 || f.ingUnit <= 0 {
 		return f, false
 	}
@@ -68,39 +73,81 @@ func plainText(b []byte) bool {
 
 // Trade decodes line (without its line ending) into t.
 func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
+	res, _ := f.trade(d, line, t, false)
+	return res
+}
+
+// TradeAt decodes the row that starts at b[0] and ends with a line ending
+// ("\n" or "\r\n") inside b, with the rows after it in b: a window of a
+// read buffer, so no search for the line's end comes first. It returns what
+// Trade returns for the row, and the index after its line ending when the
+// result is not FastFallback. A row it does not take (one cut by the end
+// of b, one with columns after the amount, anything Trade does not take)
+// is left to the caller's line reader, with nothing changed.
+func (f *CSVFast) TradeAt(d *Decoder, b []byte, t *md.Trade) (FastResult, int) {
+	return f.trade(d, b, t, true)
+}
+
+// trade is Trade (window false) and TradeAt (window true). In a window the
+// text scans stop at a '\n' as well as at the delimiter, so a row never
+// runs into the next one.
+//
+// The common case makes no call: a call spills every live value of the
+// row to the stack and reloads it (Go's calling convention saves no
+// register across a call), which cost more than the work of the callees.
+// So the sixteen-digit times go through the memo's inlined check
+// (Times16.Fast), the decimals are scanned here, and the symbol is looked
+// up in the resolver's table here; anything else calls the general
+// function (Times16.Scan, SymResolver.Resolve) and gets the same result.
+func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (FastResult, int) {
 	delim := f.delim
 	// exchange, symbol: text up to the delimiter.
-	i := scanDelim(line, 0, delim)
-	if i == 0 || i == len(line) {
-		return FastFallback
+	i := scanText(line, 0, delim)
+	if i == 0 || i == len(line) || line[i] != delim {
+		return FastFallback, 0
 	}
 	prov := line[:i]
 	s := i + 1
-	i = scanDelim(line, s, delim)
-	if i == s || i == len(line) {
-		return FastFallback
+	i = scanText(line, s, delim)
+	if i == s || i == len(line) || line[i] != delim {
+		return FastFallback, 0
 	}
 	sym := line[s:i]
 	if !plainText(prov) || !plainText(sym) {
-		return FastFallback
+		return FastFallback, 0
 	}
-	// timestamp, local_timestamp: digits, eight at a time.
+	// timestamp, local_timestamp: sixteen digits through the memo of the
+	// upper eight, else digits eight at a time.
 	s = i + 1
-	n, i := tsparse.ScanDigits(line, s)
+	var n uint64
+	ok := false
+	if i = s + 16; i < len(line) && line[i] == delim {
+		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[s:]), binary.LittleEndian.Uint64(line[s+8:]))
+	}
+	if !ok {
+		n, i = f.times.Scan(line, s)
+	}
 	if i == s || i-s > 18 || n > f.tsLimit || i >= len(line) || line[i] != delim {
-		return FastFallback
+		return FastFallback, 0
 	}
 	ts := int64(n) * f.tsUnit
 	ingest := ts // an empty local_timestamp is the event time
 	s = i + 1
-	if n, i = tsparse.ScanDigits(line, s); i != s {
+	ok = false
+	if i = s + 16; i < len(line) && line[i] == delim {
+		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[s:]), binary.LittleEndian.Uint64(line[s+8:]))
+	}
+	if !ok {
+		n, i = f.times.Scan(line, s)
+	}
+	if i != s {
 		if i-s > 18 || n > f.ingLimit {
-			return FastFallback
+			return FastFallback, 0
 		}
 		ingest = int64(n) * f.ingUnit
 	}
 	if i >= len(line) || line[i] != delim {
-		return FastFallback
+		return FastFallback, 0
 	}
 	// id: digits, else any text (hashed, as tradeID does).
 	s = i + 1
@@ -113,40 +160,110 @@ func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 	if i < len(line) && line[i] == delim && i-s <= 18 {
 		id = int64(n)
 	} else {
-		i = s + indexDelim(line[s:], delim)
-		if i == len(line) || !plainText(line[s:i]) {
-			return FastFallback
+		i = scanText(line, s, delim)
+		if i == len(line) || line[i] != delim || !plainText(line[s:i]) {
+			return FastFallback, 0
 		}
 		id = tradeID(line[s:i])
 	}
-	// side
+	// side: "buy" and "sell" by one word compare each, without a branch
+	// (the two alternate at random); anything else as text.
 	s = i + 1
-	i = scanDelim(line, s, delim)
-	if i == len(line) || !plainText(line[s:i]) {
-		return FastFallback
-	}
 	var side md.Side
-	switch b := line[s:i]; {
-	case string(b) == "buy": // the common spellings first, without the switch
-		side = md.SideBuy
-	case string(b) == "sell":
-		side = md.SideSell
-	default:
-		side = parseSide(b)
+	if s+5 <= len(line) {
+		w := binary.LittleEndian.Uint32(line[s:])
+		buy, sell := w == f.buyWord, w == sellWord && line[s+4] == delim
+		side = md.Side(b2u(buy) | b2u(sell)<<1) // SideBuy 1, SideSell 2
+		i = s + 3 + int(b2u(sell))
 	}
-	// price, amount: decimals read while scanning; the amount is the last
-	// column read (what follows it is ignored, as by Split's limit).
-	price, _, i, ok := tsparse.ScanDecimal(line, i+1)
-	if !ok || i >= len(line) || line[i] != delim || !(price > 0) {
-		return FastFallback
+	if side == md.SideUnknown {
+		i = scanText(line, s, delim)
+		if i == len(line) || line[i] != delim || !plainText(line[s:i]) {
+			return FastFallback, 0
+		}
+		side = parseSide(line[s:i])
 	}
-	size, dec, i, ok := tsparse.ScanDecimal(line, i+1)
-	if !ok || i < len(line) && line[i] != delim {
-		return FastFallback
+	// price, amount: a decimal's mantissa and the place of its '.' read
+	// while scanning, then Clinger's exact fast path: one division, as
+	// tsparse.ScanDecimal (the same conditions, the same bits). In a line
+	// the amount is the last column read (what follows it is ignored, as
+	// by Split's limit); in a window it must end the row.
+	s = i + 1
+	var m uint64
+	dot := -1
+	for i = s; i < len(line); i++ {
+		c := line[i]
+		if c-'0' <= 9 {
+			m = m*10 + uint64(c-'0') // wraps only past 19 digits, rejected below
+			continue
+		}
+		if c != '.' || dot >= 0 {
+			break
+		}
+		dot = i
 	}
-	sid, ok := d.syms.Resolve(prov, sym)
+	frac := 0
+	if dot >= 0 {
+		frac = i - dot - 1
+	}
+	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 || m == 0 || i >= len(line) || line[i] != delim {
+		return FastFallback, 0 // !(price > 0): zero is not a price
+	}
+	price := float64(m) / pow10[frac]
+	s = i + 1
+	m, dot = 0, -1
+	for i = s; i < len(line); i++ {
+		c := line[i]
+		if c-'0' <= 9 {
+			m = m*10 + uint64(c-'0')
+			continue
+		}
+		if c != '.' || dot >= 0 {
+			break
+		}
+		dot = i
+	}
+	dec := 0
+	if dot >= 0 {
+		dec = i - dot - 1
+	}
+	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 {
+		return FastFallback, 0
+	}
+	size := float64(m) / pow10[dec]
+	if window {
+		switch {
+		case i < len(line) && line[i] == '\n':
+			i++
+		case i+1 < len(line) && line[i] == '\r' && line[i+1] == '\n':
+			i += 2
+		default:
+			return FastFallback, 0
+		}
+	} else if i < len(line) && line[i] != delim {
+		return FastFallback, 0
+	}
+	// The symbol: the resolver's table probed here (SymResolver.Resolve's
+	// hit path); a miss, or a key longer than sixteen bytes, calls it.
+	sa, sz := symWords(sym)
+	pa, pz := symWords(prov)
+	lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
+	r := d.syms
+	mask := uint64(len(r.slots) - 1)
+	var sid md.SymID
+	for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
+		c := &r.slots[h&mask]
+		if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
+			sid, ok = c.id, c.ok
+			break
+		}
+		if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
+			sid, ok = r.Resolve(prov, sym)
+			break
+		}
+	}
 	if !ok {
-		return FastSkip
+		return FastSkip, i
 	}
 	if d.sizes != nil {
 		d.sizes.Note(sid, dec)
@@ -156,16 +273,33 @@ func (f *CSVFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 	// Field by field: a whole-struct store is built on the stack first and
 	// copied in 16-byte moves that stall on the narrower stores before them.
 	t.TS, t.Ingest, t.Price, t.Size, t.TradeID, t.Seq, t.Sym, t.Side = ts, ingest, price, size, id, 0, sid, side
-	return FastOK
+	return FastOK, i
 }
 
-// scanDelim returns the index of the first delim at or after line[i], or
-// len(line). A byte loop: the short text fields of a row have lengths
-// that repeat from row to row, so its exit branch is predicted and the
-// next field's scan starts speculatively, where a SWAR search (indexDelim)
-// makes every field's start wait on the previous field's bit arithmetic.
-func scanDelim(line []byte, i int, delim byte) int {
-	for i < len(line) && line[i] != delim {
+// b2u is 1 for true, 0 for false, without a branch.
+func b2u(b bool) uint8 {
+	var u uint8
+	if b {
+		u = 1
+	}
+	return u
+}
+
+// pow10 are the powers of ten a float64 holds exactly, as many as a
+// decimal of at most 19 bytes has places.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// sellWord is "sell" as a little-endian word.
+const sellWord = 's' | 'e'<<8 | 'l'<<16 | 'l'<<24
+
+// scanText returns the index of the first delim or '\n' at or after
+// line[i], or len(line). A byte loop: the short text fields of a row have
+// lengths that repeat from row to row, so its exit branch is predicted and
+// the next field's scan starts speculatively, where a SWAR search
+// (indexDelim) makes every field's start wait on the previous field's bit
+// arithmetic.
+func scanText(line []byte, i int, delim byte) int {
+	for i < len(line) && line[i] != delim && line[i] != '\n' {
 		i++
 	}
 	return i

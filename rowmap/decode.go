@@ -297,22 +297,27 @@ func (d *Decoder) Quote(v *Vals, q *md.Quote, e *RowErr) bool {
 }
 
 // SymResolver maps (provider, symbol) bytes to SymIDs, applying the symbols
-// filter once per new instrument. In front of the per-provider maps sits a
-// small direct-mapped cache keyed by a hash of the bytes: files that
-// interleave many symbols then cost a hash and two byte comparisons per row
-// instead of a map lookup that hashes the whole key.
+// filter once per new instrument. In front of the per-provider maps sits an
+// open-addressing table (at most a quarter full) of the pairs seen, each
+// keyed by the words that spell it (a key of up to sixteen bytes is its first and last eight bytes,
+// or four, and its length, so two loads), found by a multiplicative hash of
+// them and confirmed by comparing the words: a pair costs a few loads and
+// compares per row, not a map lookup that hashes a string key.
 type SymResolver struct {
 	table  *md.SymbolTable
 	filter map[string]bool // nil: every symbol passes
 	provs  map[string]*provSyms
-	cache  [256]symCache
+	slots  []symSlot // a power of two long, at most a quarter full
+	used   int
 }
 
-type symCache struct {
-	prov, sym []byte
-	id        md.SymID
-	ok        bool
-	used      bool
+// symSlot is one pair of the table; lens is 0 in an empty slot.
+type symSlot struct {
+	sa, sz, pa, pz uint64 // symWords of the symbol and the provider
+	lens           uint64 // len(sym)<<32 | len(prov)<<1 | 1
+	prov, sym      []byte // the pair, compared when a key is longer than 16 bytes
+	id             md.SymID
+	ok             bool
 }
 
 type provSyms struct {
@@ -326,7 +331,7 @@ type symEntry struct {
 }
 
 func NewSymResolver(t *md.SymbolTable, symbols []string) *SymResolver {
-	r := &SymResolver{table: t, provs: map[string]*provSyms{}}
+	r := &SymResolver{table: t, provs: map[string]*provSyms{}, slots: make([]symSlot, 256)}
 	if len(symbols) > 0 {
 		r.filter = map[string]bool{}
 		for _, s := range symbols {
@@ -336,31 +341,50 @@ func NewSymResolver(t *md.SymbolTable, symbols []string) *SymResolver {
 	return r
 }
 
-// symHash mixes the first and last four bytes of the symbol (or its bytes,
-// when shorter), the lengths and the provider's first byte into a cache
-// index. Two four-byte loads cost less than assembling a short symbol in a
-// word byte by byte.
-func symHash(prov, sym []byte) uint8 {
-	var w uint64
-	if n := len(sym); n >= 4 {
-		w = uint64(binary.LittleEndian.Uint32(sym)) | uint64(binary.LittleEndian.Uint32(sym[n-4:]))<<32
-	} else {
-		for i, c := range sym {
-			w |= uint64(c) << (8 * i)
-		}
+// symWords are the words that, with its length, spell a key of at most 16
+// bytes: its first and last eight bytes (four, when shorter), which
+// overlap and cover it, or its bytes for fewer than four. Of a longer key
+// they are a fingerprint.
+func symWords(b []byte) (a, z uint64) {
+	switch n := len(b); {
+	case n >= 8:
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		return uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
 	}
-	w ^= uint64(len(sym))<<56 ^ uint64(len(prov))<<48
-	if len(prov) > 0 {
-		w ^= uint64(prov[0]) << 40
+	for i, c := range b {
+		a |= uint64(c) << (8 * i)
 	}
-	return uint8((w * 0x9E3779B97F4A7C15) >> 56)
+	return a, 0
 }
 
+// Resolve returns the id of (prov, sym) and whether the pair passes the
+// symbols filter.
 func (r *SymResolver) Resolve(prov, sym []byte) (md.SymID, bool) {
-	c := &r.cache[symHash(prov, sym)]
-	if c.used && bytes.Equal(sym, c.sym) && bytes.Equal(prov, c.prov) {
-		return c.id, c.ok
+	sa, sz := symWords(sym)
+	pa, pz := symWords(prov)
+	lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
+	mask := uint64(len(r.slots) - 1)
+	for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
+		c := &r.slots[h&mask]
+		if c.lens == 0 {
+			break
+		}
+		if c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && c.lens == lens &&
+			(len(sym) <= 16 && len(prov) <= 16 || bytes.Equal(sym, c.sym) && bytes.Equal(prov, c.prov)) {
+			return c.id, c.ok
+		}
 	}
+	e := r.lookup(prov, sym)
+	if 4*(r.used+1) > len(r.slots) { // at most a quarter full: short probes
+		r.grow()
+	}
+	r.insert(symSlot{sa: sa, sz: sz, pa: pa, pz: pz, lens: lens, prov: bytes.Clone(prov), sym: bytes.Clone(sym), id: e.id, ok: e.ok})
+	return e.id, e.ok
+}
+
+// lookup resolves a pair the table does not hold, through the maps.
+func (r *SymResolver) lookup(prov, sym []byte) symEntry {
 	ps := r.provs[string(prov)]
 	if ps == nil {
 		p := string(prov)
@@ -375,10 +399,34 @@ func (r *SymResolver) Resolve(prov, sym []byte) (md.SymID, bool) {
 		}
 		ps.ids[string(sym)] = e
 	}
-	c.prov = append(c.prov[:0], prov...)
-	c.sym = append(c.sym[:0], sym...)
-	c.id, c.ok, c.used = e.id, e.ok, true
-	return e.id, e.ok
+	return e
+}
+
+// slotHash is where a pair's probe starts in the table.
+func slotHash(sa, sz, pa, pz, lens uint64) uint64 {
+	return ((sa ^ sz*0x94D049BB133111EB ^ pa*0xBF58476D1CE4E5B9 ^ pz ^ lens) * 0x9E3779B97F4A7C15) >> 32
+}
+
+// insert puts s, not in the table, into the first free slot of its probe.
+func (r *SymResolver) insert(s symSlot) {
+	mask := uint64(len(r.slots) - 1)
+	h := slotHash(s.sa, s.sz, s.pa, s.pz, s.lens)
+	for r.slots[h&mask].lens != 0 {
+		h++
+	}
+	r.slots[h&mask] = s
+	r.used++
+}
+
+// grow doubles the table.
+func (r *SymResolver) grow() {
+	old := r.slots
+	r.slots, r.used = make([]symSlot, 2*len(old)), 0
+	for _, s := range old {
+		if s.lens != 0 {
+			r.insert(s)
+		}
+	}
 }
 
 // NewDecoder returns a decoder of the layout's records, interning symbols

@@ -24,6 +24,7 @@ type JSONFast struct {
 	keys              [len(tardisTradeCols)]string // `{"exchange":`, then `,"symbol":` …
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64
+	times             tsparse.Times16
 }
 
 // NewJSONFast returns the fused decoder for d's rows when the layout maps
@@ -36,7 +37,7 @@ func NewJSONFast(d *Decoder, l *Layout) (f JSONFast, ok bool) {
 	}
 	for k, s := range tardisTradeCols {
 		c, ok := l.Columns[s]
-		if !ok || c.Index >= 0 || strings.ContainsAny(c.Name, "\"\\") {
+		if !ok || c.Index >= 0 || strings.ContainsAny(c.Name, "\"\\\n") {
 			return f, false
 		}
 		sep := ","
@@ -65,7 +66,7 @@ func jsonStr(line []byte, i int) ([]byte, int) {
 		return nil, -1
 	}
 	j := i + 1
-	for j < len(line) && line[j] != '"' && line[j] != '\\' {
+	for j < len(line) && line[j] != '"' && line[j] != '\\' && line[j] != '\n' {
 		j++
 	}
 	if j == len(line) || line[j] != '"' {
@@ -76,34 +77,48 @@ func jsonStr(line []byte, i int) ([]byte, int) {
 
 // Trade decodes line (one JSON object, without its line ending) into t.
 func (f *JSONFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
+	res, _ := f.trade(d, line, t, false)
+	return res
+}
+
+// TradeAt is CSVFast.TradeAt for JSON lines: it decodes the row that
+// starts at b[0] and ends with a line ending inside b, and returns the
+// index after it.
+func (f *JSONFast) TradeAt(d *Decoder, b []byte, t *md.Trade) (FastResult, int) {
+	return f.trade(d, b, t, true)
+}
+
+// trade is Trade (window false) and TradeAt (window true); in a window a
+// string stops at a '\n', so a row never runs into the next one.
+func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (FastResult, int) {
 	prov, i := jsonStr(line, litAt(line, 0, f.keys[0]))
 	sym, i := jsonStr(line, litAt(line, i, f.keys[1]))
 	if i < 0 || len(prov) == 0 || len(sym) == 0 {
-		return FastFallback
+		return FastFallback, 0
 	}
 	if i = litAt(line, i, f.keys[2]); i < 0 {
-		return FastFallback
+		return FastFallback, 0
 	}
-	n, e := tsparse.ScanDigits(line, i)
+	n, e := f.times.Scan(line, i)
 	if e == i || e-i > 18 || n > f.tsLimit {
-		return FastFallback
+		return FastFallback, 0
 	}
 	ts := int64(n) * f.tsUnit
 	if i = litAt(line, e, f.keys[3]); i < 0 {
-		return FastFallback
+		return FastFallback, 0
 	}
-	if n, e = tsparse.ScanDigits(line, i); e == i || e-i > 18 || n > f.ingLimit {
-		return FastFallback
+	if n, e = f.times.Scan(line, i); e == i || e-i > 18 || n > f.ingLimit {
+		return FastFallback, 0
 	}
 	ingest := int64(n) * f.ingUnit
 	if i = litAt(line, e, f.keys[4]); i < 0 || i >= len(line) {
-		return FastFallback
+		return FastFallback, 0
 	}
 	var id int64
 	if line[i] == '"' { // a string id: hashed unless numeric, as tradeID does
 		var b []byte
 		if b, e = jsonStr(line, i); e < 0 {
-			return FastFallback
+			return FastFallback, 0
 		}
 		id = tradeID(b)
 	} else {
@@ -111,28 +126,41 @@ func (f *JSONFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 			n = n*10 + uint64(line[e]-'0') // wraps only past 19 digits, rejected below
 		}
 		if e == i || e-i > 18 {
-			return FastFallback
+			return FastFallback, 0
 		}
 		id = int64(n)
 	}
 	side, i := jsonStr(line, litAt(line, e, f.keys[5]))
 	if i = litAt(line, i, f.keys[6]); i < 0 {
-		return FastFallback
+		return FastFallback, 0
 	}
 	price, _, e, ok := tsparse.ScanDecimal(line, i)
 	if !ok || !(price > 0) {
-		return FastFallback
+		return FastFallback, 0
 	}
 	if i = litAt(line, e, f.keys[7]); i < 0 {
-		return FastFallback
+		return FastFallback, 0
 	}
 	size, dec, e, ok := tsparse.ScanDecimal(line, i)
-	if !ok || e != len(line)-1 || line[e] != '}' {
-		return FastFallback
+	if !ok || e >= len(line) || line[e] != '}' {
+		return FastFallback, 0
+	}
+	e++
+	if window {
+		switch {
+		case e < len(line) && line[e] == '\n':
+			e++
+		case e+1 < len(line) && line[e] == '\r' && line[e+1] == '\n':
+			e += 2
+		default:
+			return FastFallback, 0
+		}
+	} else if e != len(line) {
+		return FastFallback, 0
 	}
 	sid, ok := d.syms.Resolve(prov, sym)
 	if !ok {
-		return FastSkip
+		return FastSkip, e
 	}
 	if d.sizes != nil {
 		d.sizes.Note(sid, dec)
@@ -140,5 +168,5 @@ func (f *JSONFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 		d.logSize(sid, dec)
 	}
 	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sid, Side: parseSide(side), TradeID: id}
-	return FastOK
+	return FastOK, e
 }

@@ -1,6 +1,7 @@
 package tsparse
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -132,4 +133,74 @@ func TestScanDigitsSixteen(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTimes16MatchesScanDigits: the memo of the upper eight digits never
+// changes what is read. A run of inputs that share a few upper words
+// (so the memo hits and misses), with bad bytes in either half, shorter
+// and longer runs and ends of the buffer, each read by one Times16 and by
+// ScanDigits.
+func TestTimes16MatchesScanDigits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 3))
+	uppers := []string{"17042058", "17042059", "00000000", "99999999", "1704205:", "170420/8", "\x00\x00\x00\x00\x00\x00\x00\x00"}
+	var m Times16
+	hits := 0
+	for range 200_000 {
+		b := []byte(uppers[rng.IntN(len(uppers))])
+		for range 8 {
+			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		switch rng.IntN(8) {
+		case 0:
+			b[8+rng.IntN(8)] = ",.x/:\x00\xff"[rng.IntN(7)]
+		case 1:
+			b = b[:rng.IntN(17)]
+		case 2:
+			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		b = append(b, ",\n7x"[rng.IntN(4)])
+		if rng.IntN(10) == 0 {
+			b = b[:len(b)-1] // the run ends the buffer
+		}
+		line := append([]byte("xy"), b...)
+		wn, we := ScanDigits(line, 2)
+		if string(line[2:min(10, len(line))]) == string(uppers[0]) {
+			hits++
+		}
+		if n, e := m.Scan(line, 2); n != wn || e != we {
+			t.Fatalf("Times16.Scan(%q, 2) = %d %d, ScanDigits %d %d", line, n, e, wn, we)
+		}
+		if len(line) > 18 && line[18]-'0' > 9 { // Fast's caller checks the byte after the sixteen
+			v, w := binary.LittleEndian.Uint64(line[2:]), binary.LittleEndian.Uint64(line[10:])
+			if n, ok := m.Fast(v, w); ok && (we != 18 || n != wn) {
+				t.Fatalf("Times16.Fast(%q) = %d, ScanDigits %d %d", line[2:18], n, wn, we)
+			}
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no input shared an upper word")
+	}
+}
+
+// FuzzTimes16: two reads in a row through one memo agree with ScanDigits.
+func FuzzTimes16(f *testing.F) {
+	f.Add([]byte("1704205800000000,"), []byte("1704205800000010,"))
+	f.Add([]byte("1704205800000000,"), []byte("17042058000x0010,"))
+	f.Add([]byte("17042058"), []byte("1704205800000000"))
+	f.Add([]byte("\x00\x00\x00\x00\x00\x00\x00\x0012345678,"), []byte("0000000012345678,"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var m Times16
+		for _, in := range [][]byte{a, b, a} {
+			wn, we := ScanDigits(in, 0)
+			if len(in) > 16 && in[16]-'0' > 9 {
+				v, w := binary.LittleEndian.Uint64(in), binary.LittleEndian.Uint64(in[8:])
+				if n, ok := m.Fast(v, w); ok && (we != 16 || n != wn) {
+					t.Fatalf("Times16.Fast(%q) = %d, ScanDigits %d %d", in[:16], n, wn, we)
+				}
+			}
+			if n, e := m.Scan(in, 0); n != wn || e != we {
+				t.Fatalf("Times16.Scan(%q) = %d %d, ScanDigits %d %d", in, n, e, wn, we)
+			}
+		}
+	})
 }

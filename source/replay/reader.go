@@ -391,9 +391,63 @@ func (r *fileReader) reportRow(raw []byte) error {
 	return r.mal.report(r.path, r.line, raw, &r.rerr)
 }
 
+// fastRows decodes rows straight from the line window with the fused
+// decoder (CSV or JSON lines) while it takes them: no search for each
+// line's end first, the decoder finds it. It stops at the first row the
+// decoder leaves to the line reader (one cut by the window's end, one off
+// its grammar, a blank line), with the window and offsets after the last
+// row it took, and when the chunk is full.
+func (r *fileReader) fastRows() error {
+	in := r.lines
+	win, p := in.win, 0
+	var err error
+	for len(r.trades)-r.head < chunkSize {
+		n := len(r.trades)
+		r.trades = r.trades[:n+1]
+		var res rowmap.FastResult
+		var e int
+		if r.format == formatCSV {
+			res, e = r.fast.TradeAt(&r.dec, win[p:], &r.trades[n])
+		} else {
+			res, e = r.jfast.TradeAt(&r.dec, win[p:], &r.trades[n])
+		}
+		if res == rowmap.FastFallback {
+			r.trades = r.trades[:n]
+			break
+		}
+		row := win[p : p+e]
+		p += e
+		in.start = in.off
+		in.off += int64(e)
+		r.line++
+		if res == rowmap.FastSkip {
+			r.trades = r.trades[:n]
+			continue
+		}
+		row = row[:len(row)-1] // the line as readLine returns it
+		if k := len(row) - 1; k >= 0 && row[k] == '\r' {
+			row = row[:k]
+		}
+		if err = r.place(n, r.trades[n].TS, row); err != nil {
+			break
+		}
+	}
+	in.win = win[p:]
+	in.used += p
+	return err
+}
+
 func (r *fileReader) fillCSV() error {
 	limit := r.maxCol + 1
 	for r.buffered() < chunkSize {
+		if r.hasFast && len(r.lines.win) > 0 {
+			if err := r.fastRows(); err != nil {
+				return err
+			}
+			if r.buffered() >= chunkSize {
+				break
+			}
+		}
 		line, err := r.lines.readLine()
 		if err == io.EOF {
 			r.eof = true
@@ -454,6 +508,14 @@ func (r *fileReader) fillCSV() error {
 
 func (r *fileReader) fillJSON() error {
 	for r.buffered() < chunkSize {
+		if r.hasJFast && len(r.lines.win) > 0 {
+			if err := r.fastRows(); err != nil {
+				return err
+			}
+			if r.buffered() >= chunkSize {
+				break
+			}
+		}
 		line, err := r.lines.readLine()
 		if err == io.EOF {
 			r.eof = true
