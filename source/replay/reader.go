@@ -401,6 +401,9 @@ func (r *fileReader) fastRows() error {
 	in := r.lines
 	win, p := in.win, 0
 	var err error
+	// Without a jump guard or checkpoints, place only applies the time
+	// filter: done here for a record that passes it, without the call.
+	plain := r.jump.maxJump <= 0 && !r.track
 	for len(r.trades)-r.head < chunkSize {
 		n := len(r.trades)
 		r.trades = r.trades[:n+1]
@@ -422,6 +425,9 @@ func (r *fileReader) fastRows() error {
 		r.line++
 		if res == rowmap.FastSkip {
 			r.trades = r.trades[:n]
+			continue
+		}
+		if plain && r.filter.pass(r.trades[n].TS) {
 			continue
 		}
 		row = row[:len(row)-1] // the line as readLine returns it

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,16 +27,56 @@ import (
 // provider.replay's decoder on the same file in the same run, so the ratio
 // of the two is what the general reader costs over the format's limit.
 
-// refInterner maps symbol bytes to dense ids without allocating per row.
-type refInterner map[string]md.SymID
+// refInterner maps symbol bytes to dense ids without allocating per row:
+// an open-addressing table keyed by the symbol's first and last eight (or
+// four) bytes and its length, which spell a symbol of up to sixteen bytes
+// (the technique of replay's SymResolver; a Go map with a string key cost
+// 15-20 ns a row here), and a map for longer symbols.
+type refInterner struct {
+	slots [1024]refSlot
+	used  int
+	long  map[string]md.SymID
+}
 
-func (m refInterner) id(b []byte) md.SymID {
-	if id, ok := m[string(b)]; ok {
+type refSlot struct {
+	a, z uint64
+	n    int // the symbol's length + 1; 0: empty
+	id   md.SymID
+}
+
+func (r *refInterner) id(b []byte) md.SymID {
+	var a, z uint64
+	switch n := len(b); {
+	case n > 16 || r.used >= len(r.slots)/2:
+		if r.long == nil {
+			r.long = map[string]md.SymID{}
+		}
+		id, ok := r.long[string(b)]
+		if !ok {
+			id = md.SymID(r.used + len(r.long))
+			r.long[string(b)] = id
+		}
 		return id
+	case n >= 8:
+		a, z = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		a, z = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	default:
+		for i, c := range b {
+			a |= uint64(c) << (8 * i)
+		}
 	}
-	id := md.SymID(len(m))
-	m[string(b)] = id
-	return id
+	for h := ((a ^ z*0x94D049BB133111EB ^ uint64(len(b))) * 0x9E3779B97F4A7C15) >> 54; ; h++ {
+		s := &r.slots[h%uint64(len(r.slots))]
+		if s.n == len(b)+1 && s.a == a && s.z == z {
+			return s.id
+		}
+		if s.n == 0 {
+			*s = refSlot{a: a, z: z, n: len(b) + 1, id: md.SymID(r.used + len(r.long))}
+			r.used++
+			return s.id
+		}
+	}
 }
 
 // refPow10 are the powers of ten a float64 holds exactly.
@@ -85,7 +126,7 @@ func refRows(tb testing.TB, path string, header bool, rows func([]byte)) {
 // a decimal's mantissa and places counted, then the exact division of
 // Clinger's fast path, which the workload's numbers all take).
 func refParseCSV(tb testing.TB, path string, keep func([]md.Trade)) int {
-	syms := refInterner{}
+	syms := &refInterner{}
 	chunk := make([]md.Trade, 0, chunkSize)
 	n := 0
 	refRows(tb, path, true, func(b []byte) {
@@ -169,7 +210,7 @@ func refColon(b []byte, p int) int {
 // one pass as refParseCSV does: each value is found by scanning to the
 // ':' after its key and read where the scan meets it.
 func refParseJSONL(tb testing.TB, path string, keep func([]md.Trade)) int {
-	syms := refInterner{}
+	syms := &refInterner{}
 	chunk := make([]md.Trade, 0, chunkSize)
 	n := 0
 	refRows(tb, path, false, func(b []byte) {
