@@ -1,6 +1,7 @@
 package rowmap
 
 import (
+	"encoding/binary"
 	"strings"
 
 	"github.com/mdpio/mdp/md"
@@ -96,10 +97,21 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 	if i < 0 || len(prov) == 0 || len(sym) == 0 {
 		return FastFallback, 0
 	}
+	// As in CSVFast.trade, the common case makes no call: the times
+	// through the memo's inlined check, the decimals and the symbol
+	// table's probe written out here.
 	if i = litAt(line, i, f.keys[2]); i < 0 {
 		return FastFallback, 0
 	}
-	n, e := f.times.Scan(line, i)
+	var n uint64
+	ok := false
+	e := i + 16
+	if e < len(line) && line[e] == ',' {
+		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
+	}
+	if !ok {
+		n, e = f.times.Scan(line, i)
+	}
 	if e == i || e-i > 18 || n > f.tsLimit {
 		return FastFallback, 0
 	}
@@ -107,7 +119,14 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 	if i = litAt(line, e, f.keys[3]); i < 0 {
 		return FastFallback, 0
 	}
-	if n, e = f.times.Scan(line, i); e == i || e-i > 18 || n > f.ingLimit {
+	ok = false
+	if e = i + 16; e < len(line) && line[e] == ',' {
+		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
+	}
+	if !ok {
+		n, e = f.times.Scan(line, i)
+	}
+	if e == i || e-i > 18 || n > f.ingLimit {
 		return FastFallback, 0
 	}
 	ingest := int64(n) * f.ingUnit
@@ -130,19 +149,70 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 		}
 		id = int64(n)
 	}
-	side, i := jsonStr(line, litAt(line, e, f.keys[5]))
+	// side: "buy" and "sell" by a word compare each, without a branch.
+	k := litAt(line, e, f.keys[5])
+	var side md.Side
+	if k >= 0 && k+6 <= len(line) {
+		w := binary.LittleEndian.Uint32(line[k+1:])
+		buy, sell := w == buyQuoteWord, w == sellWord && line[k+5] == '"'
+		side = md.Side(b2u(buy) | b2u(sell)<<1) // SideBuy 1, SideSell 2
+	}
+	sideText, i := jsonStr(line, k)
 	if i = litAt(line, i, f.keys[6]); i < 0 {
 		return FastFallback, 0
 	}
-	price, _, e, ok := tsparse.ScanDecimal(line, i)
-	if !ok || !(price > 0) {
+	if side == md.SideUnknown {
+		side = parseSide(sideText)
+	}
+	// price, amount: as in CSVFast.trade (tsparse.ScanDecimal's numbers
+	// and bits).
+	var m uint64
+	dot := -1
+	s := i
+	for ; i < len(line); i++ {
+		c := line[i]
+		if c-'0' <= 9 {
+			m = m*10 + uint64(c-'0') // wraps only past 19 digits, rejected below
+			continue
+		}
+		if c != '.' || dot >= 0 {
+			break
+		}
+		dot = i
+	}
+	frac := 0
+	if dot >= 0 {
+		frac = i - dot - 1
+	}
+	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 || m == 0 {
+		return FastFallback, 0 // m == 0: zero is not a price
+	}
+	price := float64(m) / pow10[frac]
+	if i = litAt(line, i, f.keys[7]); i < 0 {
 		return FastFallback, 0
 	}
-	if i = litAt(line, e, f.keys[7]); i < 0 {
+	m, dot, s = 0, -1, i
+	for ; i < len(line); i++ {
+		c := line[i]
+		if c-'0' <= 9 {
+			m = m*10 + uint64(c-'0')
+			continue
+		}
+		if c != '.' || dot >= 0 {
+			break
+		}
+		dot = i
+	}
+	dec := 0
+	if dot >= 0 {
+		dec = i - dot - 1
+	}
+	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 {
 		return FastFallback, 0
 	}
-	size, dec, e, ok := tsparse.ScanDecimal(line, i)
-	if !ok || e >= len(line) || line[e] != '}' {
+	size := float64(m) / pow10[dec]
+	e = i
+	if e >= len(line) || line[e] != '}' {
 		return FastFallback, 0
 	}
 	e++
@@ -158,8 +228,26 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 	} else if e != len(line) {
 		return FastFallback, 0
 	}
-	sid, ok := d.syms.Resolve(prov, sym)
-	if !ok {
+	// The symbol: the resolver's table probed here, as in CSVFast.trade.
+	sa, sz := symWords(sym)
+	pa, pz := symWords(prov)
+	lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
+	r := d.syms
+	mask := uint64(len(r.slots) - 1)
+	var sid md.SymID
+	var pass bool
+	for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
+		c := &r.slots[h&mask]
+		if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
+			sid, pass = c.id, c.ok
+			break
+		}
+		if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
+			sid, pass = r.Resolve(prov, sym)
+			break
+		}
+	}
+	if !pass {
 		return FastSkip, e
 	}
 	if d.sizes != nil {
@@ -167,6 +255,9 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 	} else if d.sizeLog {
 		d.logSize(sid, dec)
 	}
-	*t = md.Trade{TS: ts, Ingest: ingest, Price: price, Size: size, Sym: sid, Side: parseSide(side), TradeID: id}
+	t.TS, t.Ingest, t.Price, t.Size, t.TradeID, t.Seq, t.Sym, t.Side = ts, ingest, price, size, id, 0, sid, side
 	return FastOK, e
 }
+
+// buyQuoteWord is `buy"` as a little-endian word.
+const buyQuoteWord = 'b' | 'u'<<8 | 'y'<<16 | '"'<<24
