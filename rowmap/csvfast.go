@@ -23,7 +23,13 @@ type CSVFast struct {
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64 // the largest count of units in range
 	buyWord           uint32 // "buy" and the delimiter as a little-endian word
-	times             tsparse.Times16
+	// The last plain exchange of fewer than eight bytes, with its
+	// delimiter: its length, and the word and mask that match it at the
+	// start of a row; before one, provWord 1 and provMask 0, which match
+	// no row.
+	provLen            int
+	provWord, provMask uint64
+	times              tsparse.Times16
 }
 
 // FastResult is what CSVFast.Trade did with a row.
@@ -57,7 +63,7 @@ func NewCSVFast(d *Decoder, cols []SlotCol, delim byte) (f CSVFast, ok bool) {
 			return f, false
 		}
 	}
-	f = CSVFast{delim: delim, tsUnit: d.TS.unit, ingUnit: d.Ingest.unit, buyWord: 'b' | 'u'<<8 | 'y'<<16 | uint32(delim)<<24}
+	f = CSVFast{delim: delim, tsUnit: d.TS.unit, ingUnit: d.Ingest.unit, buyWord: 'b' | 'u'<<8 | 'y'<<16 | uint32(delim)<<24, provWord: 1}
 	if f.tsUnit <= 0 || f.ingUnit <= 0 {
 		return f, false
 	}
@@ -101,10 +107,19 @@ func (f *CSVFast) TradeAt(d *Decoder, b []byte, t *md.Trade) (FastResult, int) {
 // function (Times16.Scan, SymResolver.Resolve) and gets the same result.
 func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (FastResult, int) {
 	delim := f.delim
-	// exchange, symbol: text up to the delimiter.
-	i := scanText(line, 0, delim)
-	if i == 0 || i == len(line) || line[i] != delim {
-		return FastFallback, 0
+	// exchange: the previous row's (a file is mostly of one exchange),
+	// compared as one word with its delimiter, else text up to the
+	// delimiter.
+	i := f.provLen
+	if len(line) < 8 || binary.LittleEndian.Uint64(line)&f.provMask != f.provWord {
+		i = scanText(line, 0, delim)
+		if i == 0 || i == len(line) || line[i] != delim || !plainText(line[:i]) {
+			return FastFallback, 0
+		}
+		if i < 8 && len(line) >= 8 { // the memo: only a plain exchange
+			f.provLen, f.provMask = i, 1<<(8*(i+1))-1
+			f.provWord = binary.LittleEndian.Uint64(line) & f.provMask
+		}
 	}
 	prov := line[:i]
 	s := i + 1
@@ -113,7 +128,7 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 		return FastFallback, 0
 	}
 	sym := line[s:i]
-	if !plainText(prov) || !plainText(sym) {
+	if !plainText(sym) {
 		return FastFallback, 0
 	}
 	// timestamp, local_timestamp: sixteen digits through the memo of the
@@ -132,8 +147,7 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	}
 	ts := int64(n) * f.tsUnit
 	ingest := ts // an empty local_timestamp is the event time
-	s = i + 1
-	ok = false
+	s, ok = i+1, false
 	if i = s + 16; i < len(line) && line[i] == delim {
 		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[s:]), binary.LittleEndian.Uint64(line[s+8:]))
 	}
