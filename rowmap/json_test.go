@@ -1,6 +1,7 @@
 package rowmap
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -76,4 +77,47 @@ func FuzzJSONScanKeyMemory(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b string) {
 		scanAll(t, []string{a, b, a, b, b})
 	})
+}
+
+// TestJSONLitMatchesLitAt: a key literal compared as words is found
+// exactly where the string comparison finds it, for literals of every
+// length JSONFast takes (4 to 24 bytes), at every place of lines that hold
+// it, a copy with one byte changed, or a prefix of it, and with eight
+// bytes or more left after it (at returns -1 when fewer are left).
+func TestJSONLitMatchesLitAt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 9))
+	for n := 4; n <= 24; n++ {
+		key := []byte(`,"`)
+		for len(key) < n-2 {
+			key = append(key, byte('a'+rng.IntN(26)))
+		}
+		key = append(key, `":`...)
+		l := newJSONLit(string(key))
+		for range 2000 {
+			line := make([]byte, rng.IntN(3*n))
+			for j := range line {
+				line[j] = byte(rng.IntN(256))
+			}
+			at := rng.IntN(len(line) + 1)
+			switch rng.IntN(3) {
+			case 0:
+				line = append(line[:at], append(append([]byte(nil), key...), line[at:]...)...)
+			case 1:
+				bent := append([]byte(nil), key...)
+				bent[rng.IntN(len(bent))] ^= byte(1 + rng.IntN(255))
+				line = append(line[:at], append(bent, line[at:]...)...)
+			case 2:
+				line = append(line[:at], key[:rng.IntN(len(key))]...)
+			}
+			for i := -1; i <= len(line); i++ {
+				want := litAt(line, i, string(key))
+				if want >= 0 && len(line)-i < 8 {
+					want = -1
+				}
+				if got := l.at(line, i); got != want {
+					t.Fatalf("key %q in %q at %d: %d, litAt %d", key, line, i, got, want)
+				}
+			}
+		}
+	}
 }

@@ -22,7 +22,8 @@ import (
 // changed; a row JSONFast decodes is the record the generic path would
 // produce, with the same effects on the symbol table and size decimals.
 type JSONFast struct {
-	keys              [len(tardisTradeCols)]string // `{"exchange":`, then `,"symbol":` …
+	keys              [len(tardisTradeCols)]string  // `{"exchange":`, then `,"symbol":` …
+	lits              [len(tardisTradeCols)]jsonLit // the keys as words
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64
 	times             tsparse.Times16
@@ -38,7 +39,7 @@ func NewJSONFast(d *Decoder, l *Layout) (f JSONFast, ok bool) {
 	}
 	for k, s := range tardisTradeCols {
 		c, ok := l.Columns[s]
-		if !ok || c.Index >= 0 || strings.ContainsAny(c.Name, "\"\\\n") {
+		if !ok || c.Index >= 0 || strings.ContainsAny(c.Name, "\"\\\n") || len(c.Name) > 20 { // a key literal of at most 24 bytes
 			return f, false
 		}
 		sep := ","
@@ -46,10 +47,55 @@ func NewJSONFast(d *Decoder, l *Layout) (f JSONFast, ok bool) {
 			sep = "{"
 		}
 		f.keys[k] = sep + `"` + c.Name + `":`
+		f.lits[k] = newJSONLit(f.keys[k])
 	}
 	f.tsUnit, f.ingUnit = d.TS.unit, d.Ingest.unit
 	f.tsLimit, f.ingLimit = uint64(tsparse.MaxNanos/f.tsUnit), uint64(tsparse.MaxNanos/f.ingUnit)
 	return f, true
+}
+
+// jsonLit is a key literal as up to three words, compared without a call
+// (a comparison of strings of variable length calls the runtime, and a call
+// spills the row's live values): the words at offsets 0, o1 and o2 of the
+// literal, masked, which cover it (overlapping when it is not a multiple of
+// eight long). NewJSONFast takes keys of up to 24 bytes.
+type jsonLit struct {
+	n      int // its length
+	span   int // bytes read: max(n, 8)
+	o1, o2 int
+	w, m   [3]uint64
+}
+
+func newJSONLit(key string) jsonLit {
+	l := jsonLit{n: len(key), span: max(len(key), 8)}
+	b := make([]byte, l.span)
+	copy(b, key)
+	l.o1, l.o2 = max(len(key)-8, 0), max(len(key)-8, 0)
+	if len(key) > 16 {
+		l.o1 = 8
+	}
+	for k, o := range [3]int{0, l.o1, l.o2} {
+		l.m[k] = ^uint64(0)
+		if len(key) < 8 {
+			l.m[k] = 1<<(8*len(key)) - 1
+		}
+		l.w[k] = binary.LittleEndian.Uint64(b[o:]) & l.m[k]
+	}
+	return l
+}
+
+// at returns the index after the literal when line has it at i, or -1;
+// like litAt, and also -1 when fewer than eight bytes are left at i.
+func (l *jsonLit) at(line []byte, i int) int {
+	if i < 0 || len(line)-i < l.span {
+		return -1
+	}
+	b := line[i:]
+	if binary.LittleEndian.Uint64(b)&l.m[0] != l.w[0] || binary.LittleEndian.Uint64(b[l.o1:])&l.m[1] != l.w[1] ||
+		binary.LittleEndian.Uint64(b[l.o2:])&l.m[2] != l.w[2] {
+		return -1
+	}
+	return i + l.n
 }
 
 // litAt returns the index after key when line has it at i, or -1.
@@ -92,15 +138,15 @@ func (f *JSONFast) TradeAt(d *Decoder, b []byte, t *md.Trade) (FastResult, int) 
 // trade is Trade (window false) and TradeAt (window true); in a window a
 // string stops at a '\n', so a row never runs into the next one.
 func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (FastResult, int) {
-	prov, i := jsonStr(line, litAt(line, 0, f.keys[0]))
-	sym, i := jsonStr(line, litAt(line, i, f.keys[1]))
+	prov, i := jsonStr(line, f.lits[0].at(line, 0))
+	sym, i := jsonStr(line, f.lits[1].at(line, i))
 	if i < 0 || len(prov) == 0 || len(sym) == 0 {
 		return FastFallback, 0
 	}
 	// As in CSVFast.trade, the common case makes no call: the times
 	// through the memo's inlined check, the decimals and the symbol
 	// table's probe written out here.
-	if i = litAt(line, i, f.keys[2]); i < 0 {
+	if i = f.lits[2].at(line, i); i < 0 {
 		return FastFallback, 0
 	}
 	var n uint64
@@ -116,7 +162,7 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 		return FastFallback, 0
 	}
 	ts := int64(n) * f.tsUnit
-	if i = litAt(line, e, f.keys[3]); i < 0 {
+	if i = f.lits[3].at(line, e); i < 0 {
 		return FastFallback, 0
 	}
 	ok = false
@@ -130,7 +176,7 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 		return FastFallback, 0
 	}
 	ingest := int64(n) * f.ingUnit
-	if i = litAt(line, e, f.keys[4]); i < 0 || i >= len(line) {
+	if i = f.lits[4].at(line, e); i < 0 || i >= len(line) {
 		return FastFallback, 0
 	}
 	var id int64
@@ -150,7 +196,7 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 		id = int64(n)
 	}
 	// side: "buy" and "sell" by a word compare each, without a branch.
-	k := litAt(line, e, f.keys[5])
+	k := f.lits[5].at(line, e)
 	var side md.Side
 	if k >= 0 && k+6 <= len(line) {
 		w := binary.LittleEndian.Uint32(line[k+1:])
@@ -158,7 +204,7 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 		side = md.Side(b2u(buy) | b2u(sell)<<1) // SideBuy 1, SideSell 2
 	}
 	sideText, i := jsonStr(line, k)
-	if i = litAt(line, i, f.keys[6]); i < 0 {
+	if i = f.lits[6].at(line, i); i < 0 {
 		return FastFallback, 0
 	}
 	if side == md.SideUnknown {
@@ -188,7 +234,7 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 		return FastFallback, 0 // m == 0: zero is not a price
 	}
 	price := float64(m) / pow10[frac]
-	if i = litAt(line, i, f.keys[7]); i < 0 {
+	if i = f.lits[7].at(line, i); i < 0 {
 		return FastFallback, 0
 	}
 	m, dot, s = 0, -1, i
