@@ -92,7 +92,7 @@ func TestJSONLitMatchesLitAt(t *testing.T) {
 			key = append(key, byte('a'+rng.IntN(26)))
 		}
 		key = append(key, `":`...)
-		l := newJSONLit(string(key))
+		l := newJSONLit(key)
 		for range 2000 {
 			line := make([]byte, rng.IntN(3*n))
 			for j := range line {

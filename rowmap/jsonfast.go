@@ -2,6 +2,7 @@ package rowmap
 
 import (
 	"encoding/binary"
+	"math"
 	"strings"
 
 	"github.com/mdpio/mdp/md"
@@ -22,8 +23,12 @@ import (
 // changed; a row JSONFast decodes is the record the generic path would
 // produce, with the same effects on the symbol table and size decimals.
 type JSONFast struct {
-	keys              [len(tardisTradeCols)]string  // `{"exchange":`, then `,"symbol":` …
-	lits              [len(tardisTradeCols)]jsonLit // the keys as words
+	keys [len(tardisTradeCols)]string  // `{"exchange":`, then `,"symbol":` …
+	lits [len(tardisTradeCols)]jsonLit // the keys as words
+	// provLit is the memo of the last row's start, `{"exchange":"…"`, when
+	// at most 24 bytes: a row that starts so has that exchange (as
+	// CSVFast's provWord); its span is past any row before one.
+	provLit           jsonLit
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64
 	times             tsparse.Times16
@@ -47,8 +52,9 @@ func NewJSONFast(d *Decoder, l *Layout) (f JSONFast, ok bool) {
 			sep = "{"
 		}
 		f.keys[k] = sep + `"` + c.Name + `":`
-		f.lits[k] = newJSONLit(f.keys[k])
+		f.lits[k] = newJSONLit([]byte(f.keys[k]))
 	}
+	f.provLit.span = math.MaxInt
 	f.tsUnit, f.ingUnit = d.TS.unit, d.Ingest.unit
 	f.tsLimit, f.ingLimit = uint64(tsparse.MaxNanos/f.tsUnit), uint64(tsparse.MaxNanos/f.ingUnit)
 	return f, true
@@ -66,10 +72,10 @@ type jsonLit struct {
 	w, m   [3]uint64
 }
 
-func newJSONLit(key string) jsonLit {
+func newJSONLit(key []byte) jsonLit {
 	l := jsonLit{n: len(key), span: max(len(key), 8)}
-	b := make([]byte, l.span)
-	copy(b, key)
+	var b [32]byte // no allocation: the exchange memo makes one per change of exchange
+	copy(b[:], key)
 	l.o1, l.o2 = max(len(key)-8, 0), max(len(key)-8, 0)
 	if len(key) > 16 {
 		l.o1 = 8
@@ -138,7 +144,13 @@ func (f *JSONFast) TradeAt(d *Decoder, b []byte, t *md.Trade) (FastResult, int) 
 // trade is Trade (window false) and TradeAt (window true); in a window a
 // string stops at a '\n', so a row never runs into the next one.
 func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (FastResult, int) {
-	prov, i := jsonStr(line, f.lits[0].at(line, 0))
+	var prov []byte
+	i := f.provLit.at(line, 0)
+	if i >= 0 {
+		prov = line[f.lits[0].n+1 : i-1]
+	} else if prov, i = jsonStr(line, f.lits[0].at(line, 0)); i > 0 && i <= 24 {
+		f.provLit = newJSONLit(line[:i])
+	}
 	sym, i := jsonStr(line, f.lits[1].at(line, i))
 	if i < 0 || len(prov) == 0 || len(sym) == 0 {
 		return FastFallback, 0
