@@ -186,9 +186,10 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	var side md.Side
 	if s+5 <= len(line) {
 		w := binary.LittleEndian.Uint32(line[s:])
-		buy, sell := w == f.buyWord, w == sellWord && line[s+4] == delim
-		side = md.Side(b2u(buy) | b2u(sell)<<1) // SideBuy 1, SideSell 2
-		i = s + 3 + int(b2u(sell))
+		// b2u & b2u, not &&: a short-circuit would be the branch.
+		sell := b2u(w == sellWord) & b2u(line[s+4] == delim)
+		side = md.Side(b2u(w == f.buyWord) | sell<<1) // SideBuy 1, SideSell 2
+		i = s + 3 + int(sell)
 	}
 	if side == md.SideUnknown {
 		i = scanText(line, s, delim)

@@ -207,20 +207,25 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 		}
 		id = int64(n)
 	}
-	// side: "buy" and "sell" by a word compare each, without a branch.
+	// side: "buy" and "sell" by a word compare each, without a branch
+	// (a scan for the closing quote would branch on the length); anything
+	// else read as a string.
 	k := f.lits[5].at(line, e)
 	var side md.Side
-	if k >= 0 && k+6 <= len(line) {
+	i = -1
+	if k >= 0 && k+6 <= len(line) && line[k] == '"' {
 		w := binary.LittleEndian.Uint32(line[k+1:])
-		buy, sell := w == buyQuoteWord, w == sellWord && line[k+5] == '"'
-		side = md.Side(b2u(buy) | b2u(sell)<<1) // SideBuy 1, SideSell 2
-	}
-	sideText, i := jsonStr(line, k)
-	if i = f.lits[6].at(line, i); i < 0 {
-		return FastFallback, 0
+		sell := b2u(w == sellWord) & b2u(line[k+5] == '"') // not &&: no branch
+		side = md.Side(b2u(w == buyQuoteWord) | sell<<1)   // SideBuy 1, SideSell 2
+		i = k + 5 + int(sell)                              // after the closing quote
 	}
 	if side == md.SideUnknown {
-		side = parseSide(sideText)
+		var text []byte
+		text, i = jsonStr(line, k)
+		side = parseSide(text)
+	}
+	if i = f.lits[6].at(line, i); i < 0 {
+		return FastFallback, 0
 	}
 	// price, amount: as in CSVFast.trade (tsparse.ScanDecimal's numbers
 	// and bits).
