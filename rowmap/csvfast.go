@@ -29,7 +29,7 @@ type CSVFast struct {
 	// no row.
 	provLen            int
 	provWord, provMask uint64
-	times              tsparse.Times16
+	times, itimes      tsparse.Times16 // memos of the two time columns: local times differ from the event times
 }
 
 // FastResult is what CSVFast.Trade did with a row.
@@ -131,8 +131,8 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	if !plainText(sym) {
 		return FastFallback, 0
 	}
-	// timestamp, local_timestamp: sixteen digits through the memo of the
-	// upper eight, else digits eight at a time.
+	// timestamp, local_timestamp: sixteen digits through each column's memo
+	// of the first twelve, else digits eight at a time.
 	s = i + 1
 	var n uint64
 	ok := false
@@ -149,10 +149,10 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	ingest := ts // an empty local_timestamp is the event time
 	s, ok = i+1, false
 	if i = s + 16; i < len(line) && line[i] == delim {
-		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[s:]), binary.LittleEndian.Uint64(line[s+8:]))
+		n, ok = f.itimes.Fast(binary.LittleEndian.Uint64(line[s:]), binary.LittleEndian.Uint64(line[s+8:]))
 	}
 	if !ok {
-		n, i = f.times.Scan(line, s)
+		n, i = f.itimes.Scan(line, s)
 	}
 	if i != s {
 		if i-s > 18 || n > f.ingLimit {

@@ -31,7 +31,7 @@ type JSONFast struct {
 	provLit           jsonLit
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64
-	times             tsparse.Times16
+	times, itimes     tsparse.Times16 // memos of the two time columns: local times differ from the event times
 }
 
 // NewJSONFast returns the fused decoder for d's rows when the layout maps
@@ -179,10 +179,10 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 	}
 	ok = false
 	if e = i + 16; e < len(line) && line[e] == ',' {
-		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
+		n, ok = f.itimes.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
 	}
 	if !ok {
-		n, e = f.times.Scan(line, i)
+		n, e = f.itimes.Scan(line, i)
 	}
 	if e == i || e-i > 18 || n > f.ingLimit {
 		return FastFallback, 0

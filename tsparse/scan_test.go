@@ -135,19 +135,21 @@ func TestScanDigitsSixteen(t *testing.T) {
 	}
 }
 
-// TestTimes16MatchesScanDigits: the memo of the upper eight digits never
-// changes what is read. A run of inputs that share a few upper words
-// (so the memo hits and misses), with bad bytes in either half, shorter
-// and longer runs and ends of the buffer, each read by one Times16 and by
+// TestTimes16MatchesScanDigits: the memo of the first twelve digits never
+// changes what is read. A run of inputs that share a few first eight and
+// next four digits (so the memo hits and misses), with bad bytes in either
+// half, shorter and longer runs and ends of the buffer, each read by one
+// Times16 (Fast where its caller would try it, then Scan) and by
 // ScanDigits.
 func TestTimes16MatchesScanDigits(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 3))
 	uppers := []string{"17042058", "17042059", "00000000", "99999999", "1704205:", "170420/8", "\x00\x00\x00\x00\x00\x00\x00\x00"}
 	var m Times16
-	hits := 0
+	hits, fast := 0, 0
 	for range 200_000 {
 		b := []byte(uppers[rng.IntN(len(uppers))])
-		for range 8 {
+		b = append(b, []string{"0000", "1234", "9999", "12:4"}[rng.IntN(4)]...) // digits 9-12 repeat too
+		for range 4 {
 			b = append(b, byte('0'+rng.IntN(10)))
 		}
 		switch rng.IntN(8) {
@@ -167,18 +169,21 @@ func TestTimes16MatchesScanDigits(t *testing.T) {
 		if string(line[2:min(10, len(line))]) == string(uppers[0]) {
 			hits++
 		}
-		if n, e := m.Scan(line, 2); n != wn || e != we {
-			t.Fatalf("Times16.Scan(%q, 2) = %d %d, ScanDigits %d %d", line, n, e, wn, we)
-		}
+		// Fast first, with the memo the inputs before left.
 		if len(line) > 18 && line[18]-'0' > 9 { // Fast's caller checks the byte after the sixteen
 			v, w := binary.LittleEndian.Uint64(line[2:]), binary.LittleEndian.Uint64(line[10:])
 			if n, ok := m.Fast(v, w); ok && (we != 18 || n != wn) {
 				t.Fatalf("Times16.Fast(%q) = %d, ScanDigits %d %d", line[2:18], n, wn, we)
+			} else if ok {
+				fast++
 			}
 		}
+		if n, e := m.Scan(line, 2); n != wn || e != we {
+			t.Fatalf("Times16.Scan(%q, 2) = %d %d, ScanDigits %d %d", line, n, e, wn, we)
+		}
 	}
-	if hits == 0 {
-		t.Fatal("no input shared an upper word")
+	if hits == 0 || fast < 1000 {
+		t.Fatalf("%d inputs shared an upper word, Fast took %d", hits, fast)
 	}
 }
 
