@@ -23,13 +23,17 @@ type CSVFast struct {
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64 // the largest count of units in range
 	buyWord           uint32 // "buy" and the delimiter as a little-endian word
+	delimWord         uint64 // the delimiter in every byte
 	// The last plain exchange of fewer than eight bytes, with its
 	// delimiter: its length, and the word and mask that match it at the
 	// start of a row; before one, provWord 1 and provMask 0, which match
 	// no row.
 	provLen            int
 	provWord, provMask uint64
-	times, itimes      tsparse.Times16 // memos of the two time columns: local times differ from the event times
+	// The previous row's symbol and id lengths when below eight, the
+	// guesses for this row's; 0 for none.
+	symLen, idLen int
+	times, itimes tsparse.Times16 // memos of the two time columns: local times differ from the event times
 }
 
 // FastResult is what CSVFast.Trade did with a row.
@@ -63,7 +67,8 @@ func NewCSVFast(d *Decoder, cols []SlotCol, delim byte) (f CSVFast, ok bool) {
 			return f, false
 		}
 	}
-	f = CSVFast{delim: delim, tsUnit: d.TS.unit, ingUnit: d.Ingest.unit, buyWord: 'b' | 'u'<<8 | 'y'<<16 | uint32(delim)<<24, provWord: 1}
+	f = CSVFast{delim: delim, tsUnit: d.TS.unit, ingUnit: d.Ingest.unit, buyWord: 'b' | 'u'<<8 | 'y'<<16 | uint32(delim)<<24, provWord: 1,
+		delimWord: uint64(delim) * 0x0101010101010101}
 	if f.tsUnit <= 0 || f.ingUnit <= 0 {
 		return f, false
 	}
@@ -122,8 +127,20 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 		}
 	}
 	prov := line[:i]
+	// symbol: as long as the previous row's when that holds (no delimiter
+	// or '\n' in as many bytes, the delimiter after them; checked on one
+	// word), else scanned. The guess gives the next field's start without
+	// waiting on this one's bytes, as a predicted loop exit does, with
+	// fewer instructions than the loop.
 	s := i + 1
-	i = scanText(line, s, delim)
+	if l := f.symLen; l > 0 && s+8 <= len(line) && f.sepMask(x(line, s))&(1<<(8*l)-1) == 0 && line[s+l] == delim {
+		i = s + l
+	} else {
+		i = scanText(line, s, delim)
+		if i-s < 8 {
+			f.symLen = i - s
+		}
+	}
 	if i == s || i == len(line) || line[i] != delim {
 		return FastFallback, 0
 	}
@@ -164,12 +181,20 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 		return FastFallback, 0
 	}
 	// id: digits, else any text (hashed, as tradeID does).
+	// As many digits as the previous row's id when that holds (checked
+	// and converted on one word), else a byte loop.
 	s = i + 1
 	var id int64
-	n, i = 0, s
-	for i < len(line) && line[i]-'0' <= 9 { // short: a byte loop beats SWAR
-		n = n*10 + uint64(line[i]-'0') // wraps only past 19 digits, rejected below
-		i++
+	const hi, six, zeros = 0xF0F0F0F0F0F0F0F0, 0x0606060606060606, 0x3030303030303030
+	if l := f.idLen; l > 0 && s+8 <= len(line) && ((x(line, s)&hi^zeros)|((x(line, s)+six)&hi^zeros))&(1<<(8*l)-1) == 0 && line[s+l] == delim {
+		n, i = tsparse.Digits8((x(line, s)-zeros)<<(64-8*l)), s+l
+	} else {
+		for n, i = 0, s; i < len(line) && line[i]-'0' <= 9; i++ {
+			n = n*10 + uint64(line[i]-'0') // wraps only past 19 digits, rejected below
+		}
+		if i-s < 8 {
+			f.idLen = i - s
+		}
 	}
 	if i < len(line) && line[i] == delim && i-s <= 18 {
 		id = int64(n)
@@ -319,3 +344,15 @@ func scanText(line []byte, i int, delim byte) int {
 	}
 	return i
 }
+
+// sepMask has its lowest set bit in the first byte of x (a word loaded
+// little-endian from a row) that is the delimiter or a '\n', and is 0 when
+// there is none. Borrows can set bits above the lowest one only.
+func (f *CSVFast) sepMask(x uint64) uint64 {
+	const lo, hi, nl = 0x0101010101010101, 0x8080808080808080, 0x0a0a0a0a0a0a0a0a
+	d, n := x^f.delimWord, x^nl
+	return ((d-lo)&^d | (n-lo)&^n) & hi
+}
+
+// x is the word at line[i:], little-endian.
+func x(line []byte, i int) uint64 { return binary.LittleEndian.Uint64(line[i:]) }

@@ -396,6 +396,10 @@ func (m *Times16) Fast(v, w uint64) (n uint64, ok bool) {
 		(t&0xF0F0F0F0|(t+0x06060606)&0xF0F0F0F0>>4) == 0x33333333
 }
 
+// Digits8 is the value of eight digits in a word less '0' in each byte (as
+// loaded little-endian from the text, the first digit in the low byte).
+func Digits8(x uint64) uint64 { return digits8(x) }
+
 // digits4 is the value of the four digits of x, each byte 0-9 with the
 // most significant digit in the low byte.
 func digits4(x uint32) uint64 {
