@@ -1,9 +1,15 @@
 package scaleout
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,13 +27,18 @@ const benchTrades = 5_000_000
 // benchJob is the workload with bars in par instances (parallelism) and
 // extra appended.
 func benchJob(par int, extra string) string {
+	return benchJobOf(fmt.Sprintf("{type: provider.synthetic, params: {model: bench, symbol_count: 100, n: %d, seed: 3, max_out_of_orderness: 1s}}", benchTrades), par, extra)
+}
+
+// benchJobOf is the bars job over the source node src (a YAML flow map
+// without its id).
+func benchJobOf(src string, par int, extra string) string {
+	src = strings.Replace(src, "{", "{id: src, ", 1)
 	return fmt.Sprintf(`mode: dag
 name: so-bench
 dag:
   nodes:
-    - id: src
-      type: provider.synthetic
-      params: {model: bench, symbol_count: 100, n: %d, seed: 3, max_out_of_orderness: 1s}
+    - %s
     - id: bars
       type: operator.bars
       parallelism: %d
@@ -37,7 +48,7 @@ dag:
   edges:
     - [src, bars]
     - [bars, sink]
-%s`, benchTrades, par, extra)
+%s`, src, par, extra)
 }
 
 // BenchmarkEmbeddedVsSingle runs the same job (synthetic trades -> 1s bars
@@ -82,16 +93,130 @@ func BenchmarkEmbeddedVsSingle(b *testing.B) {
 				streamCompression = jetstream.S2Compression
 			}
 			defer func() { frameVersion, streamCompression = busfmt.VersionPacked, jetstream.NoCompression }()
-			benchEmbedded(b, c.sync, c.par, Options{memory: c.memory, frameRecords: c.frame})
+			benchEmbedded(b, func(extra string) string { return benchJob(c.par, extra) }, benchTrades, c.sync, Options{memory: c.memory, frameRecords: c.frame})
 		})
 	}
 }
 
-func benchEmbedded(b *testing.B, sync string, par int, opts Options) {
+// benchReplayTrades is the workload of BenchmarkEmbeddedVsSingleReplay.
+const benchReplayTrades = 3_000_000
+
+// BenchmarkEmbeddedVsSingleReplay is BenchmarkEmbeddedVsSingle with a
+// realistic ingest for its source: provider.replay of the reference bars
+// workload as a tardis-layout CSV file (docs/bench/WORKLOAD.md: 100
+// symbols, a trade every 10 µs; written once, 3 M trades, 30 event
+// seconds), decoded serially (-dec1) or on a decoder goroutine of its own
+// (-dec2, the default on 2 cores). The job without scale-out is the same
+// job text without its scaleout section. The synthetic source of
+// BenchmarkEmbeddedVsSingle generates trades at about 8 CPU ns each, the
+// cheapest source there is; a file replay costs about 100, which is what
+// an ingest pays.
+//
+//	go test -run '^$' -bench EmbeddedVsSingleReplay -benchtime 3x ./scaleout
+func BenchmarkEmbeddedVsSingleReplay(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "trades.csv")
+	writeWorkload(b, path, benchReplayTrades)
+	for _, c := range []struct {
+		name     string
+		sync     string
+		decoders int
+	}{
+		{"file-interval-4096-dec1", config.SyncInterval, 1},
+		{"file-interval-4096-dec2", config.SyncInterval, 2},
+		{"file-always-4096-dec2", config.SyncAlways, 2},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			src := fmt.Sprintf("{type: provider.replay, params: {path: %q, preset: tardis_trades, progress: never, decoders: %d}}", path, c.decoders)
+			benchEmbedded(b, func(extra string) string { return benchJobOf(src, 1, extra) }, benchReplayTrades, c.sync, Options{})
+		})
+	}
+}
+
+// writeWorkload writes n trades of the reference bars workload
+// (docs/bench/WORKLOAD.md: splitmix64 seed 42, 100 symbols, a trade every
+// 10 µs from 2024-01-02T14:30:00Z) as a tardis-layout CSV: the generator
+// of source/replay's benchmarks.
+func writeWorkload(tb testing.TB, path string, n int) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	s := uint64(42)
+	next := func() uint64 {
+		s += 0x9E3779B97F4A7C15
+		z := s
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+		return z ^ (z >> 31)
+	}
+	const S = 100
+	var cents [S]int64
+	for k := range cents {
+		cents[k] = 10000 + 100*int64(k)
+	}
+	const t0us = 1704205800 * 1_000_000
+	w.WriteString("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
+	var line []byte
+	for i := 0; i < n; i++ {
+		sym := next() % S
+		r2 := next()
+		cents[sym] = max(1, cents[sym]+int64(r2%21)-10)
+		ts := t0us + int64(i)*10
+		side := "buy"
+		if r2&1 == 1 {
+			side = "sell"
+		}
+		line = fmt.Appendf(line[:0], "bench,SYM%03d,%d,%d,%d,%s,", sym, ts, ts, i, side)
+		line = strconv.AppendFloat(line, float64(cents[sym])/100.0, 'f', -1, 64)
+		line = fmt.Appendf(line, ",%d\n", 1+(r2>>32)%100)
+		w.Write(line)
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// runEnd keeps the attributes of the scale-out run's last log record,
+// "scale-out run ended".
+type runEnd struct {
+	mu    sync.Mutex
+	attrs map[string]int64
+}
+
+func (h *runEnd) Enabled(context.Context, slog.Level) bool { return true }
+func (h *runEnd) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *runEnd) WithGroup(string) slog.Handler            { return h }
+func (h *runEnd) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "scale-out run ended" {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.attrs = map[string]int64{}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindInt64 {
+			h.attrs[a.Key] = a.Value.Int64()
+		}
+		return true
+	})
+	return nil
+}
+
+// benchEmbedded runs job("") and job with the embedded scaleout section
+// alternately, b.N times each; every run is of n trades.
+func benchEmbedded(b *testing.B, job func(extra string) string, n int, syncMode string, opts Options) {
 	ctx := context.Background()
 	var single, scaled, singleCPU, scaledCPU time.Duration
+	var frames, markers int64
+	end := &runEnd{}
+	opts.Logger = slog.New(end)
 	for i := 0; i < b.N; i++ {
-		u, err := runtime.NewFromBytes("single.yaml", []byte(benchJob(par, "")), runtime.Options{})
+		u, err := runtime.NewFromBytes("single.yaml", []byte(job("")), runtime.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -103,7 +228,7 @@ func benchEmbedded(b *testing.B, sync string, par int, opts Options) {
 		singleCPU += cpuTime(b) - c0
 
 		store := filepath.Join(b.TempDir(), "nats")
-		doc, err := config.LoadBytes("scaled.yaml", []byte(benchJob(par, fmt.Sprintf("scaleout: {nats: embedded, partitions: 64, store: %q, sync: %s}\n", store, sync))), config.LoadOptions{})
+		doc, err := config.LoadBytes("scaled.yaml", []byte(job(fmt.Sprintf("scaleout: {nats: embedded, partitions: 64, store: %q, sync: %s}\n", store, syncMode))), config.LoadOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -113,14 +238,21 @@ func benchEmbedded(b *testing.B, sync string, par int, opts Options) {
 		}
 		scaled += time.Since(t0)
 		scaledCPU += cpuTime(b) - c0
+		if a := end.attrs; a["published"] != int64(n) || a["read"] != int64(n) {
+			b.Fatalf("the scale-out run published %d and read %d trades, want %d", a["published"], a["read"], n)
+		}
+		frames += end.attrs["frames"]
+		markers += end.attrs["markers"]
 	}
-	n := float64(benchTrades) * float64(b.N)
-	b.ReportMetric(n/single.Seconds(), "single_trades/s")
-	b.ReportMetric(n/scaled.Seconds(), "scaleout_trades/s")
+	b.ReportMetric(float64(n)*float64(b.N)/float64(frames), "trades/frame")
+	b.ReportMetric(float64(markers)/float64(b.N), "markers/run")
+	total := float64(n) * float64(b.N)
+	b.ReportMetric(total/single.Seconds(), "single_trades/s")
+	b.ReportMetric(total/scaled.Seconds(), "scaleout_trades/s")
 	b.ReportMetric(single.Seconds()/scaled.Seconds(), "ratio")
 	b.ReportMetric(singleCPU.Seconds()/scaledCPU.Seconds(), "cpu_ratio")
-	b.ReportMetric(float64(singleCPU.Nanoseconds())/n, "single_cpu_ns/trade")
-	b.ReportMetric(float64(scaledCPU.Nanoseconds())/n, "scaleout_cpu_ns/trade")
+	b.ReportMetric(float64(singleCPU.Nanoseconds())/total, "single_cpu_ns/trade")
+	b.ReportMetric(float64(scaledCPU.Nanoseconds())/total, "scaleout_cpu_ns/trade")
 }
 
 // cpuTime is the user and system CPU time the process has used.

@@ -215,7 +215,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	}
 	published, _ := ingest.SourceTotals()
 	read, _ := worker.SourceTotals()
-	log.Info("scale-out run ended", "published", published, "read", read, "duplicates", pub.dups)
+	log.Info("scale-out run ended", "published", published, "read", read, "duplicates", pub.dups, "frames", pub.frames, "markers", pub.markers)
 	return err
 }
 
