@@ -62,7 +62,7 @@ dag:
 // version 1), the bars' instances (-par64: parallelism 64, in both jobs,
 // against one) and S2 compression of the file store (-s2).
 //
-//	go test -run '^$' -bench EmbeddedVsSingle -benchtime 3x ./scaleout
+//	go test -run '^$' -bench 'EmbeddedVsSingle$' -benchtime 3x ./scaleout
 func BenchmarkEmbeddedVsSingle(b *testing.B) {
 	for _, c := range []struct {
 		name   string
