@@ -1,13 +1,10 @@
 package scaleout
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/mdpio/mdp/busfmt"
 	"github.com/mdpio/mdp/config"
+	"github.com/mdpio/mdp/internal/workload"
 	"github.com/mdpio/mdp/runtime"
 )
 
@@ -115,7 +113,9 @@ const benchReplayTrades = 3_000_000
 //	go test -run '^$' -bench EmbeddedVsSingleReplay -benchtime 3x ./scaleout
 func BenchmarkEmbeddedVsSingleReplay(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "trades.csv")
-	writeWorkload(b, path, benchReplayTrades)
+	if err := workload.WriteFile(path, benchReplayTrades, false); err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name     string
 		sync     string
@@ -129,55 +129,6 @@ func BenchmarkEmbeddedVsSingleReplay(b *testing.B) {
 			src := fmt.Sprintf("{type: provider.replay, params: {path: %q, preset: tardis_trades, progress: never, decoders: %d}}", path, c.decoders)
 			benchEmbedded(b, func(extra string) string { return benchJobOf(src, 1, extra) }, benchReplayTrades, c.sync, Options{})
 		})
-	}
-}
-
-// writeWorkload writes n trades of the reference bars workload
-// (docs/bench/WORKLOAD.md: splitmix64 seed 42, 100 symbols, a trade every
-// 10 µs from 2024-01-02T14:30:00Z) as a tardis-layout CSV: the generator
-// of source/replay's benchmarks.
-func writeWorkload(tb testing.TB, path string, n int) {
-	tb.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	s := uint64(42)
-	next := func() uint64 {
-		s += 0x9E3779B97F4A7C15
-		z := s
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-		return z ^ (z >> 31)
-	}
-	const S = 100
-	var cents [S]int64
-	for k := range cents {
-		cents[k] = 10000 + 100*int64(k)
-	}
-	const t0us = 1704205800 * 1_000_000
-	w.WriteString("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
-	var line []byte
-	for i := 0; i < n; i++ {
-		sym := next() % S
-		r2 := next()
-		cents[sym] = max(1, cents[sym]+int64(r2%21)-10)
-		ts := t0us + int64(i)*10
-		side := "buy"
-		if r2&1 == 1 {
-			side = "sell"
-		}
-		line = fmt.Appendf(line[:0], "bench,SYM%03d,%d,%d,%d,%s,", sym, ts, ts, i, side)
-		line = strconv.AppendFloat(line, float64(cents[sym])/100.0, 'f', -1, 64)
-		line = fmt.Appendf(line, ",%d\n", 1+(r2>>32)%100)
-		w.Write(line)
-	}
-	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		tb.Fatal(err)
 	}
 }
 

@@ -1,14 +1,11 @@
 package replay
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/mdpio/mdp/rowmap"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,64 +14,16 @@ import (
 
 	"github.com/mdpio/mdp/component"
 	"github.com/mdpio/mdp/engine"
+	"github.com/mdpio/mdp/internal/workload"
 	"github.com/mdpio/mdp/md"
+	"github.com/mdpio/mdp/rowmap"
 )
 
-// writeWorkload writes the reference bars workload (docs/bench/WORKLOAD.md:
-// splitmix64 seed 42, 100 symbols, a trade every 10 µs from
-// 2024-01-02T14:30:00Z) as a tardis-layout CSV (json=false) or JSON lines.
+// writeWorkload writes the reference bars workload as a tardis-layout CSV
+// (json=false) or JSON lines (internal/workload).
 func writeWorkload(tb testing.TB, path string, n int, json bool) {
 	tb.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	s := uint64(42)
-	next := func() uint64 {
-		s += 0x9E3779B97F4A7C15
-		z := s
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-		return z ^ (z >> 31)
-	}
-	const S = 100
-	var cents [S]int64
-	for k := range cents {
-		cents[k] = 10000 + 100*int64(k)
-	}
-	const t0us = 1704205800 * 1_000_000
-	if !json {
-		w.WriteString("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
-	}
-	var line []byte
-	for i := 0; i < n; i++ {
-		sym := next() % S
-		r2 := next()
-		cents[sym] = max(1, cents[sym]+int64(r2%21)-10)
-		price := float64(cents[sym]) / 100.0
-		size := 1 + (r2>>32)%100
-		ts := t0us + int64(i)*10
-		side := "buy"
-		if r2&1 == 1 {
-			side = "sell"
-		}
-		line = line[:0]
-		if json {
-			line = fmt.Appendf(line, `{"exchange":"bench","symbol":"SYM%03d","timestamp":%d,"local_timestamp":%d,"id":%d,"side":"%s","price":`, sym, ts, ts, i, side)
-			line = strconv.AppendFloat(line, price, 'f', -1, 64)
-			line = fmt.Appendf(line, `,"amount":%d}`+"\n", size)
-		} else {
-			line = fmt.Appendf(line, "bench,SYM%03d,%d,%d,%d,%s,", sym, ts, ts, i, side)
-			line = strconv.AppendFloat(line, price, 'f', -1, 64)
-			line = fmt.Appendf(line, ",%d\n", size)
-		}
-		w.Write(line)
-	}
-	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := workload.WriteFile(path, n, json); err != nil {
 		tb.Fatal(err)
 	}
 }
