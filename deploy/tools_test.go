@@ -249,7 +249,10 @@ func TestHelmChart(t *testing.T) {
 	so := byKind["ScaledObject"]
 	for path, want := range map[string]any{
 		"scaleTargetRef.name": "mdp-worker", "scaleTargetRef.kind": "Deployment", "minReplicaCount": 3, "maxReplicaCount": 6,
-		"advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.selectPolicy": "Disabled",
+		"advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds": 300,
+		"advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.policies.0.type":            "Pods",
+		"advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.policies.0.value":           1,
+		"advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.policies.0.periodSeconds":   60,
 		"triggers.0.type": "prometheus", "triggers.0.metadata.serverAddress": "http://prometheus.monitoring.svc:9090",
 		"triggers.0.metadata.query":     `sum(mdp_scaleout_job_lag_messages{job="bars-scaleout"})`,
 		"triggers.0.metadata.threshold": "50000", "triggers.0.metadata.activationThreshold": "1000",
