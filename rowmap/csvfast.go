@@ -229,45 +229,16 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	// the amount is the last column read (what follows it is ignored, as
 	// by Split's limit); in a window it must end the row.
 	s = i + 1
-	var m uint64
-	dot := -1
-	for i = s; i < len(line); i++ {
-		c := line[i]
-		if c-'0' <= 9 {
-			m = m*10 + uint64(c-'0') // wraps only past 19 digits, rejected below
-			continue
-		}
-		if c != '.' || dot >= 0 {
-			break
-		}
-		dot = i
-	}
-	frac := 0
-	if dot >= 0 {
-		frac = i - dot - 1
-	}
-	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 || m == 0 || i >= len(line) || line[i] != delim {
+	m, dot, i := scanMantissa(line, s)
+	frac, ok := exactDecimal(m, s, dot, i)
+	if !ok || m == 0 || i >= len(line) || line[i] != delim {
 		return FastFallback, 0 // !(price > 0): zero is not a price
 	}
 	price := float64(m) / pow10[frac]
 	s = i + 1
-	m, dot = 0, -1
-	for i = s; i < len(line); i++ {
-		c := line[i]
-		if c-'0' <= 9 {
-			m = m*10 + uint64(c-'0')
-			continue
-		}
-		if c != '.' || dot >= 0 {
-			break
-		}
-		dot = i
-	}
-	dec := 0
-	if dot >= 0 {
-		dec = i - dot - 1
-	}
-	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 {
+	m, dot, i = scanMantissa(line, s)
+	dec, ok := exactDecimal(m, s, dot, i)
+	if !ok {
 		return FastFallback, 0
 	}
 	size := float64(m) / pow10[dec]
@@ -323,6 +294,42 @@ func b2u(b bool) uint8 {
 		u = 1
 	}
 	return u
+}
+
+// scanMantissa reads the plain decimal at line[s:] ("9682.19", "7", ".5")
+// while it scans for its end, the first byte that is neither a digit nor
+// its one '.': it returns the digits as one integer (wrapped past 19
+// digits), the index of the '.' (-1: none) and the end. exactDecimal then
+// says whether the integer and its places are the number exactly. Two
+// functions, not one, so that each is inlined into the fused decoders'
+// loops (a call there spills the row's values: measured slower).
+func scanMantissa(line []byte, s int) (m uint64, dot, end int) {
+	dot, end = -1, s
+	for ; end < len(line); end++ {
+		c := line[end]
+		if c-'0' <= 9 {
+			m = m*10 + uint64(c-'0')
+			continue
+		}
+		if c != '.' || dot >= 0 {
+			break
+		}
+		dot = end
+	}
+	return m, dot, end
+}
+
+// exactDecimal is the places after the '.' of the decimal scanMantissa
+// read from line[s:end], and whether float64(m) / pow10[places] is it
+// exactly (Clinger's fast path, as tsparse.ScanDecimal, the same
+// conditions and bits): at least one digit, at most 19 (m did not wrap),
+// and m below 2^53.
+func exactDecimal(m uint64, s, dot, end int) (places int, ok bool) {
+	if dot >= 0 {
+		places = end - dot - 1
+	}
+	k := end - s
+	return places, k <= 19 && k > 0 && !(k == 1 && dot >= 0) && m < 1<<53
 }
 
 // pow10 are the powers of ten a float64 holds exactly, as many as a

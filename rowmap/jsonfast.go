@@ -229,48 +229,20 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 	}
 	// price, amount: as in CSVFast.trade (tsparse.ScanDecimal's numbers
 	// and bits).
-	var m uint64
-	dot := -1
 	s := i
-	for ; i < len(line); i++ {
-		c := line[i]
-		if c-'0' <= 9 {
-			m = m*10 + uint64(c-'0') // wraps only past 19 digits, rejected below
-			continue
-		}
-		if c != '.' || dot >= 0 {
-			break
-		}
-		dot = i
-	}
-	frac := 0
-	if dot >= 0 {
-		frac = i - dot - 1
-	}
-	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 || m == 0 {
+	m, dot, i := scanMantissa(line, s)
+	frac, ok := exactDecimal(m, s, dot, i)
+	if !ok || m == 0 {
 		return FastFallback, 0 // m == 0: zero is not a price
 	}
 	price := float64(m) / pow10[frac]
 	if i = f.lits[7].at(line, i); i < 0 {
 		return FastFallback, 0
 	}
-	m, dot, s = 0, -1, i
-	for ; i < len(line); i++ {
-		c := line[i]
-		if c-'0' <= 9 {
-			m = m*10 + uint64(c-'0')
-			continue
-		}
-		if c != '.' || dot >= 0 {
-			break
-		}
-		dot = i
-	}
-	dec := 0
-	if dot >= 0 {
-		dec = i - dot - 1
-	}
-	if k := i - s; k > 19 || k == 0 || k == 1 && dot >= 0 || m >= 1<<53 {
+	s = i
+	m, dot, i = scanMantissa(line, s)
+	dec, ok := exactDecimal(m, s, dot, i)
+	if !ok {
 		return FastFallback, 0
 	}
 	size := float64(m) / pow10[dec]
