@@ -181,16 +181,8 @@ func (l *loader) load(data []byte) *Document {
 		l.decodeFeedback(e)
 	}
 	if e, ok := top["shutdown_timeout"]; ok {
-		if s, ok := l.str(e); ok {
-			dur, err := md.ParseDuration(s)
-			switch {
-			case err != nil:
-				l.errAt(e.val, e.path, "%v", err)
-			case dur <= 0:
-				l.errAt(e.val, e.path, "must be above 0s, got %s", s)
-			default:
-				d.ShutdownTimeout = dur
-			}
+		if dur, ok := l.duration(e, 0); ok {
+			d.ShutdownTimeout = dur
 		}
 	}
 	if e, ok := top["batch_size"]; ok {
@@ -239,21 +231,9 @@ func (l *loader) decodeCheckpoint(e entry) {
 	c := &CheckpointConfig{Keep: defaultCheckpointKeep, TolerableFailures: -1}
 	good := true
 	if v, ok := m["interval"]; ok {
-		if s, ok := l.str(v); ok {
-			dur, err := md.ParseDuration(s)
-			switch {
-			case err != nil:
-				l.errAt(v.val, v.path, "%v", err)
-				good = false
-			case dur <= 0:
-				l.errAt(v.val, v.path, "must be above 0s, got %s", s)
-				good = false
-			default:
-				c.Interval = dur
-			}
-		} else {
-			good = false
-		}
+		var ok bool
+		c.Interval, ok = l.duration(v, 0)
+		good = good && ok
 	} else {
 		l.errAt(e.val, e.path, "checkpoint needs an interval, such as interval: 5s")
 		good = false

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mdpio/mdp/engine"
-	"github.com/mdpio/mdp/md"
 )
 
 // Scale-out section defaults and bounds.
@@ -153,21 +152,11 @@ func (l *loader) decodeScaleout(e entry) {
 		good = good && ok
 	}
 	if v, ok := m["outage_limit"]; ok {
-		if s, ok := l.str(v); ok {
-			d, err := md.ParseDuration(s)
-			switch {
-			case err != nil:
-				l.errAt(v.val, v.path, "%v", err)
-				good = false
-			case d < minOutageLimit:
-				l.errAt(v.val, v.path, "must be at least %s, got %s", minOutageLimit, s)
-				good = false
-			default:
-				c.OutageLimit = d
-			}
-		} else {
-			good = false
+		d, ok := l.duration(v, minOutageLimit)
+		if ok {
+			c.OutageLimit = d
 		}
+		good = good && ok
 	}
 	if !good {
 		return
@@ -209,21 +198,11 @@ func (l *loader) decodeRetention(e entry, r *Retention) bool {
 	}
 	good := true
 	if v, ok := m["max_age"]; ok {
-		if s, ok := l.str(v); ok {
-			d, err := md.ParseDuration(s)
-			switch {
-			case err != nil:
-				l.errAt(v.val, v.path, "%v", err)
-				good = false
-			case d < 100*time.Millisecond:
-				l.errAt(v.val, v.path, "must be at least 100ms, got %s", s)
-				good = false
-			default:
-				r.MaxAge = d
-			}
-		} else {
-			good = false
+		d, ok := l.duration(v, 100*time.Millisecond)
+		if ok {
+			r.MaxAge = d
 		}
+		good = good && ok
 	}
 	if v, ok := m["max_bytes"]; ok {
 		n, ok := l.intRange(v, 0, math.MaxInt64)

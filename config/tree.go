@@ -9,11 +9,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/mdpio/mdp/component"
+	"github.com/mdpio/mdp/md"
 )
 
 // The loader works on yaml.Node trees rather than decoding into structs:
@@ -295,6 +297,29 @@ func (l *loader) intRange(e entry, minimum, maximum int) (int, bool) {
 		return 0, false
 	}
 	return int(i), true
+}
+
+// duration decodes a duration (md.ParseDuration: 500ms, 5s, 1m) of at
+// least minimum, or above 0 when minimum is 0; the message names the bound
+// it breaks.
+func (l *loader) duration(e entry, minimum time.Duration) (time.Duration, bool) {
+	s, ok := l.str(e)
+	if !ok {
+		return 0, false
+	}
+	d, err := md.ParseDuration(s)
+	switch {
+	case err != nil:
+		l.errAt(e.val, e.path, "%v", err)
+		return 0, false
+	case minimum == 0 && d <= 0:
+		l.errAt(e.val, e.path, "must be above 0s, got %s", s)
+		return 0, false
+	case d < minimum:
+		l.errAt(e.val, e.path, "must be at least %s, got %s", minimum, s)
+		return 0, false
+	}
+	return d, true
 }
 
 // fraction decodes a number in [lo, hi].
