@@ -262,7 +262,7 @@ scaleout: {nats: "nats://127.0.0.1:1", partitions: 4}
 		`type: provider.replay, params: {path: trades.csv, kind: trade, columns: {symbol: symbol, ts: ts, price: price, size: size}}`,
 		`type: provider.synthetic, params: {symbols: [AAPL], count: 10, seed: 1}`,
 	} {
-		if err := rereadable(doc(src, "")); err != nil {
+		if err := doc(src, "").ScaleoutRereadable(); err != nil {
 			t.Errorf("%s: %v", src, err)
 		}
 	}

@@ -75,7 +75,7 @@ func RunIngest(ctx context.Context, doc *config.Document, opts Options) error {
 		return errEmbedded("ingest")
 	}
 	if opts.Reread {
-		if err := rereadable(doc); err != nil {
+		if err := doc.ScaleoutRereadable(); err != nil {
 			return fmt.Errorf("job %q: --reread: %w", doc.Name, err)
 		}
 	}

@@ -87,7 +87,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 		return fmt.Errorf("job %q: resuming a scaled-out run needs a checkpoint section (its worker checkpoints nothing without one)", doc.Name)
 	}
 	if opts.Resume {
-		if err := rereadable(doc); err != nil {
+		if err := doc.ScaleoutRereadable(); err != nil {
 			return fmt.Errorf("job %q: resuming a scaled-out run re-reads its input: %w", doc.Name, err)
 		}
 	}
@@ -209,7 +209,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	}
 	// A stop suspends a run that --resume can continue; one whose source
 	// cannot be read again drains, as without checkpoints.
-	suspended, err := wait(ctx, doc.ShutdownTimeout, opts.Abort, ingest, worker, ck != nil && rereadable(doc) == nil, log)
+	suspended, err := wait(ctx, doc.ShutdownTimeout, opts.Abort, ingest, worker, ck != nil && doc.ScaleoutRereadable() == nil, log)
 	if err == nil && ck != nil && !suspended {
 		err = ck.done(ctx, r, log)
 	}
