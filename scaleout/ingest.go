@@ -733,26 +733,25 @@ func recOf(b *md.Batch, i int) (md.SymID, int64) {
 func copyRecords(dst, src *md.Batch, idx []int32) {
 	switch src.Kind {
 	case md.KindTrade:
-		n0 := len(dst.Trades)
-		dst.Trades = slices.Grow(dst.Trades, len(idx))[:n0+len(idx)]
-		d, s := dst.Trades[n0:], src.Trades
-		for j, i := range idx {
-			d[j] = s[i]
-		}
+		dst.Trades = gather(dst.Trades, src.Trades, idx)
 	case md.KindQuote:
-		n0 := len(dst.Quotes)
-		dst.Quotes = slices.Grow(dst.Quotes, len(idx))[:n0+len(idx)]
-		d, s := dst.Quotes[n0:], src.Quotes
-		for j, i := range idx {
-			d[j] = s[i]
-		}
+		dst.Quotes = gather(dst.Quotes, src.Quotes, idx)
 	case md.KindBar:
-		for _, i := range idx {
-			dst.Bars = append(dst.Bars, src.Bars[i])
-		}
+		dst.Bars = gather(dst.Bars, src.Bars, idx)
 	default:
 		for _, i := range idx {
 			dst.CopyDerived(src, int(i))
 		}
 	}
+}
+
+// gather appends src[i] for each i of idx to dst.
+func gather[T any](dst, src []T, idx []int32) []T {
+	n0 := len(dst)
+	dst = slices.Grow(dst, len(idx))[:n0+len(idx)]
+	d := dst[n0:]
+	for j, i := range idx {
+		d[j] = src[i]
+	}
+	return dst
 }
