@@ -56,10 +56,7 @@ func TestRunResumesAfterKill(t *testing.T) {
 	dir := t.TempDir()
 	// 30000 trades 2 ms apart at 15x real time: 4 s, long enough to kill
 	// the run mid-stream after its first checkpoints.
-	job := strings.Replace(barsJob(trades, schemas[1], fmt.Sprintf(
-		"scaleout: {nats: embedded, partitions: 8, store: %q}\ncheckpoint: {interval: 200ms, store: %q}\n",
-		filepath.Join(dir, "nats"), filepath.Join(dir, "ckpt"))),
-		"max_out_of_orderness: 500ms", "max_out_of_orderness: 500ms\n        speed: 15", 1)
+	job := resumableJob(trades, schemas[1], dir, 15)
 	cfg := filepath.Join(dir, "job.yaml")
 	if err := os.WriteFile(cfg, []byte(job), 0o644); err != nil {
 		t.Fatal(err)
@@ -162,4 +159,14 @@ func TestRunResumeNeedsCheckpoints(t *testing.T) {
 	if _, err := os.Stat(store); !os.IsNotExist(err) {
 		t.Fatalf("the refused run made its store: %v", err)
 	}
+}
+
+// resumableJob is barsJob into schema, scaled out over the embedded server
+// (8 partitions, its store under dir) with checkpoints every 200 ms under
+// dir, its replay paced at speed times real time.
+func resumableJob(trades, schema, dir string, speed int) string {
+	return strings.Replace(barsJob(trades, schema, fmt.Sprintf(
+		"scaleout: {nats: embedded, partitions: 8, store: %q}\ncheckpoint: {interval: 200ms, store: %q}\n",
+		filepath.Join(dir, "nats"), filepath.Join(dir, "ckpt"))),
+		"max_out_of_orderness: 500ms", fmt.Sprintf("max_out_of_orderness: 500ms\n        speed: %d", speed), 1)
 }

@@ -136,10 +136,7 @@ func TestServeResumesScaledOutJob(t *testing.T) {
 
 	dir := t.TempDir()
 	// 30000 trades 2 ms apart at 8x real time: 7.5 s a run.
-	job := strings.Replace(barsJob(trades, schemas[1], fmt.Sprintf(
-		"scaleout: {nats: embedded, partitions: 8, store: %q}\ncheckpoint: {interval: 200ms, store: %q}\n",
-		filepath.Join(dir, "nats"), filepath.Join(dir, "ckpt"))),
-		"max_out_of_orderness: 500ms", "max_out_of_orderness: 500ms\n        speed: 8", 1)
+	job := resumableJob(trades, schemas[1], dir, 8)
 	state := filepath.Join(dir, "state.db")
 	// gone waits until process pid has ended.
 	gone := func(pid int) {
