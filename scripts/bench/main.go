@@ -67,6 +67,7 @@ func run(argv []string, w, progress io.Writer) error {
 		return fmt.Errorf("-only: %w", err)
 	}
 	var rows []row
+	var failed []string
 	for _, s := range steps() {
 		if !re.MatchString(s.name) || (s.full && !*full) {
 			continue
@@ -81,12 +82,17 @@ func run(argv []string, w, progress io.Writer) error {
 		cmd := exec.Command(args[0], args[1:]...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s: %w\n%s", s.name, err, out.String())
+		err := cmd.Run()
+		var rs []row
+		if err == nil {
+			rs, err = s.parse(out.String())
 		}
-		rs, err := s.parse(out.String())
 		if err != nil {
-			return fmt.Errorf("%s: %w\n%s", s.name, err, out.String())
+			// The other steps still run: one broken command does not
+			// throw away the minutes of figures before and after it.
+			fmt.Fprintf(progress, "bench: %s FAILED: %v\n%s", s.name, err, out.String())
+			failed = append(failed, s.name)
+			continue
 		}
 		fmt.Fprintf(progress, "bench: %s done in %s\n", s.name, time.Since(start).Round(time.Millisecond))
 		rows = append(rows, rs...)
@@ -94,7 +100,7 @@ func run(argv []string, w, progress io.Writer) error {
 	if *list {
 		return nil
 	}
-	if len(rows) == 0 {
+	if len(rows) == 0 && len(failed) == 0 {
 		return errors.New("no step matched")
 	}
 	mode := "short (smoke: one repetition, not figures to publish)"
@@ -104,6 +110,9 @@ func run(argv []string, w, progress io.Writer) error {
 	fmt.Fprintf(w, "mode: %s\n\n| figure | value | reference (same run) | ratio |\n|---|---|---|---|\n", mode)
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.figure, r.value, dash(r.ref), dash(r.ratio))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("steps failed (their output is above): %s", strings.Join(failed, ", "))
 	}
 	return nil
 }

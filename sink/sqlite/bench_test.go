@@ -43,7 +43,7 @@ func referenceUpserts(b *testing.B, path string, bars []storetest.Bar) storetest
 			ts := tx.Stmt(st)
 			for _, x := range bars[i:min(i+10000, len(bars))] {
 				if _, err := ts.Exec("sim", x.Symbol, md.FormatInterval(x.Interval), formatTS(x.Start),
-					x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, "time", "trade"); err != nil {
+					x.Open, x.High, x.Low, x.Close, x.Volume, x.VWAP, x.Trades, "time", "trade", false); err != nil {
 					b.Fatal(err)
 				}
 			}
