@@ -44,6 +44,12 @@ type step struct {
 	full  bool // full mode only
 	args  func(full bool) []string
 	parse func(out string) ([]row, error)
+	// rounds, in full mode, runs the command this many times and parses
+	// the outputs joined: a go test of several benchmarks with -count 1
+	// per round alternates a figure and its reference, where -count N
+	// would run each N times in a row, minutes apart, and a change in the
+	// machine's load between them would show as a ratio.
+	rounds int
 }
 
 func main() {
@@ -74,15 +80,22 @@ func run(argv []string, w, progress io.Writer) error {
 		}
 		args := s.args(*full)
 		if *list {
-			fmt.Fprintf(w, "%-10s %s\n", s.name, strings.Join(args, " "))
+			rounds := ""
+			if n := pickN(*full, 1, s.rounds); n > 1 {
+				rounds = fmt.Sprintf("   (%d rounds)", n)
+			}
+			fmt.Fprintf(w, "%-10s %s%s\n", s.name, strings.Join(args, " "), rounds)
 			continue
 		}
 		fmt.Fprintf(progress, "bench: %s: %s\n", s.name, strings.Join(args, " "))
 		start := time.Now()
-		cmd := exec.Command(args[0], args[1:]...)
 		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
+		var err error
+		for r := 0; r < max(1, pickN(*full, 1, s.rounds)) && err == nil; r++ {
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err = cmd.Run()
+		}
 		var rs []row
 		if err == nil {
 			rs, err = s.parse(out.String())
@@ -94,7 +107,9 @@ func run(argv []string, w, progress io.Writer) error {
 			failed = append(failed, s.name)
 			continue
 		}
-		fmt.Fprintf(progress, "bench: %s done in %s\n", s.name, time.Since(start).Round(time.Millisecond))
+		// The raw output goes with the progress, so each figure of the
+		// table can be traced to the runs it is the median of.
+		fmt.Fprintf(progress, "%sbench: %s done in %s\n", out.String(), s.name, time.Since(start).Round(time.Millisecond))
 		rows = append(rows, rs...)
 	}
 	if *list {
@@ -152,8 +167,8 @@ func steps() []step {
 			return []string{"go", "run", "./scripts/benchbars", "-configs", "-runs", strconv.Itoa(pickN(full, 1, 11))}
 		}, parse: parseConfigs},
 		{name: "synthetic", args: func(full bool) []string {
-			return gotest("^Benchmark(OwnedPass1|BenchFill|RandomFill)$", pick(full, "1000000x", "1s"), pickN(full, 1, 5), "./source/synthetic/")
-		}, parse: benchRows(map[string]metric{
+			return gotest("^Benchmark(OwnedPass1|BenchFill|RandomFill)$", pick(full, "1000000x", "1s"), 1, "./source/synthetic/")
+		}, rounds: 5, parse: benchRows(map[string]metric{
 			"OwnedPass1/scalar": {"provider.synthetic, one of several instances: finding its own positions, scalar loop, CPU ns per position", "cpu-ns/pos", ""},
 			"OwnedPass1/vector": {"provider.synthetic, one of several instances: finding its own positions, CPU ns per position", "cpu-ns/pos", "OwnedPass1/scalar"},
 			"BenchFill/serial":  {"provider.synthetic bench model, one instance, CPU ns per position", "cpu-ns/pos", ""},
@@ -173,8 +188,8 @@ func steps() []step {
 			"Partition/n=4": {"splitting a 1024-trade batch by symbol into 4 parts, per record", "ns/record,cpu-ns/record", ""},
 		})},
 		{name: "parse", args: func(full bool) []string {
-			return gotest("^Benchmark(ParseCSV|ParseJSONL|ParseCSVReference|ParseJSONLReference|ReplayCSVToBars1s|ReplayCSVToBars1sTwoFiles)$", pick(full, "1x", "10x"), pickN(full, 1, 3), "./source/replay/")
-		}, parse: benchRows(parseMetrics)},
+			return gotest("^Benchmark(ParseCSV|ParseJSONL|ParseCSVReference|ParseJSONLReference|ReplayCSVToBars1s|ReplayCSVToBars1sTwoFiles)$", pick(full, "1x", "10x"), 1, "./source/replay/")
+		}, rounds: 5, parse: benchRows(parseMetrics)},
 		{name: "latency", args: func(full bool) []string {
 			return gotest("^BenchmarkPacedLatency$", pick(full, "1x", "3x"), pickN(full, 1, 3), "./engine/")
 		}, parse: benchRows(map[string]metric{
