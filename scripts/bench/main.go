@@ -7,9 +7,9 @@
 //	go run ./scripts/bench -only 'latency|parse'   # the steps whose name matches
 //	go run ./scripts/bench -list    # the steps and the commands they run, nothing run
 //
-// Short mode runs one repetition of each step and leaves out the stores
-// (their benchmarks take minutes); its figures show that every command still
-// runs and reproduces its checksums, not how fast mdp is. Full mode is for
+// Short mode runs one repetition of each step, the stores' benchmarks on
+// 20,000 rows instead of a million; its figures show that every command
+// still runs and reproduces its checksums, not how fast mdp is (CI runs it). Full mode is for
 // the README, on a quiet machine. Rates are wall-clock; the Go benchmarks
 // also report CPU ns per record, steadier when the machine is loaded.
 package main
@@ -50,6 +50,8 @@ type step struct {
 	// would run each N times in a row, minutes apart, and a change in the
 	// machine's load between them would show as a ratio.
 	rounds int
+	// env, when set, adds to the command's environment.
+	env func(full bool) []string
 }
 
 func main() {
@@ -84,7 +86,11 @@ func run(argv []string, w, progress io.Writer) error {
 			if n := pickN(*full, 1, s.rounds); n > 1 {
 				rounds = fmt.Sprintf("   (%d rounds)", n)
 			}
-			fmt.Fprintf(w, "%-10s %s%s\n", s.name, strings.Join(args, " "), rounds)
+			env := ""
+			if s.env != nil && len(s.env(*full)) > 0 {
+				env = strings.Join(s.env(*full), " ") + " "
+			}
+			fmt.Fprintf(w, "%-10s %s%s%s\n", s.name, env, strings.Join(args, " "), rounds)
 			continue
 		}
 		fmt.Fprintf(progress, "bench: %s: %s\n", s.name, strings.Join(args, " "))
@@ -93,6 +99,9 @@ func run(argv []string, w, progress io.Writer) error {
 		var err error
 		for r := 0; r < max(1, pickN(*full, 1, s.rounds)) && err == nil; r++ {
 			cmd := exec.Command(args[0], args[1:]...)
+			if s.env != nil {
+				cmd.Env = append(os.Environ(), s.env(*full)...)
+			}
 			cmd.Stdout, cmd.Stderr = &out, &out
 			err = cmd.Run()
 		}
@@ -203,12 +212,25 @@ func steps() []step {
 		}, parse: benchRows(map[string]metric{
 			"RunOneEvent": {"start-up: a one-event job, mdp run start to exit", "ns/op", ""},
 		})},
-		{name: "sqlite", full: true, args: func(bool) []string { return gotest("SQLite", "1x", 3, "./sink/sqlite/") }, parse: benchRows(nil)},
-		{name: "parquet", full: true, args: func(bool) []string { return gotest("Parquet", "3x", 3, "./sink/parquet/") }, parse: benchRows(nil)},
-		{name: "postgres", full: true, args: func(bool) []string {
+		{name: "sqlite", env: storeRows, args: func(full bool) []string {
+			return gotest("SQLite", "1x", pickN(full, 1, 3), "./sink/sqlite/")
+		}, parse: benchRows(nil)},
+		{name: "parquet", env: storeRows, args: func(full bool) []string {
+			return gotest("Parquet", pick(full, "1x", "3x"), pickN(full, 1, 3), "./sink/parquet/")
+		}, parse: benchRows(nil)},
+		{name: "postgres", env: storeRows, args: func(bool) []string {
 			return gotest(`Reference|Sink`, "1x", 1, "./sink/postgres/")
 		}, parse: benchRows(nil)},
 	}
+}
+
+// storeRows is the stores' benchmark size: their default million rows in
+// full mode, 20,000 in short mode (every variant runs, in seconds).
+func storeRows(full bool) []string {
+	if full {
+		return nil
+	}
+	return []string{"MDP_BENCH_ROWS=20000"}
 }
 
 var medianLine = regexp.MustCompile(`^median (.+?)\s+([0-9.]+) M trades/s\s+\(max peak RSS ([0-9.]+) MB\)`)

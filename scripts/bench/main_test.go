@@ -18,8 +18,18 @@ func TestList(t *testing.T) {
 			t.Errorf("-list has no step %s:\n%s", s, out.String())
 		}
 	}
-	if strings.Contains(out.String(), "sqlite") {
-		t.Errorf("short mode lists the stores:\n%s", out.String())
+	// The stores run in short mode too, on 20,000 rows.
+	for _, s := range []string{"sqlite", "parquet", "postgres"} {
+		if !regexp.MustCompile(`(?m)^` + s + ` +MDP_BENCH_ROWS=20000 go test `).MatchString(out.String()) {
+			t.Errorf("-list has no short step %s:\n%s", s, out.String())
+		}
+	}
+	out.Reset()
+	if err := run([]string{"-list", "-full"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "MDP_BENCH_ROWS") || !strings.Contains(out.String(), "(5 rounds)") {
+		t.Errorf("full mode: stores at their full size, parse in rounds:\n%s", out.String())
 	}
 }
 

@@ -6,7 +6,7 @@ package postgres_test
 //
 //	go test -run '^$' -bench . -benchtime 1x ./sink/postgres/
 //
-// Each iteration writes MDP_BENCH_PG_ROWS bar rows (default 1,000,000) into a
+// Each iteration writes MDP_BENCH_ROWS bar rows (default 1,000,000) into a
 // fresh table; "rerun" variants write the same rows again over the table a
 // first run filled (nothing changes, the diff-aware upsert skips every row).
 
@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	_ "github.com/mdpio/mdp/operator/bars"
 	_ "github.com/mdpio/mdp/sink/postgres"
 	"github.com/mdpio/mdp/sink/storekit"
+	"github.com/mdpio/mdp/sink/storekit/storetest"
 )
 
 func benchDSN() string {
@@ -33,13 +33,6 @@ func benchDSN() string {
 		return s
 	}
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-func benchRows() int {
-	if n, err := strconv.Atoi(os.Getenv("MDP_BENCH_PG_ROWS")); err == nil && n > 0 {
-		return n
-	}
-	return 1_000_000
 }
 
 const benchSyms = 1000
@@ -156,7 +149,7 @@ func reportRows(b *testing.B, rows int) {
 func BenchmarkReferenceRawCopy(b *testing.B) {
 	conn := benchConn(b)
 	schema := benchSchema(b, conn)
-	n := benchRows()
+	n := storetest.BenchRows(b)
 	bars, names := benchBars(n), symNames()
 	ctx := context.Background()
 	b.ResetTimer()
@@ -210,7 +203,7 @@ func BenchmarkReferenceTempUpsert(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			conn := benchConn(b)
 			schema := benchSchema(b, conn)
-			n := benchRows()
+			n := storetest.BenchRows(b)
 			bars, names := benchBars(n), symNames()
 			ctx := context.Background()
 			freshTable(b, conn, schema, "ref")
@@ -315,7 +308,7 @@ func sinkJob(b *testing.B, schema, table string, workers int, direct bool, trade
 // goes through the temp table and the upsert); fresh_direct: new data with
 // the opt-in direct_copy; rerun: the same data again, default settings.
 func BenchmarkSink(b *testing.B) {
-	n := benchRows()
+	n := storetest.BenchRows(b)
 	trades, names := benchTrades(n), symNames()
 	for _, c := range []struct {
 		mode    string
