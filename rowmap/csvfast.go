@@ -40,8 +40,9 @@ type CSVFast struct {
 type FastResult uint8
 
 const (
-	// FastFallback: the row was not decoded and nothing was changed; the
-	// generic path decodes or reports it.
+	// FastFallback: the row was not decoded and nothing was changed but
+	// the trade, which holds any values; the generic path decodes or
+	// reports the row.
 	FastFallback FastResult = iota
 	// FastOK: the row was decoded into the trade.
 	FastOK
@@ -180,6 +181,10 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	if i >= len(line) || line[i] != delim {
 		return FastFallback, 0
 	}
+	// Each decoded value goes to *t as soon as it is known: a value kept in
+	// a register to the end of the row is one register fewer for the
+	// decimals' loops, which then kept their mantissa on the stack.
+	t.TS, t.Ingest = ts, ingest
 	// id: digits, else any text (hashed, as tradeID does).
 	// As many digits as the previous row's id when that holds (checked
 	// and converted on one word), else a byte loop.
@@ -205,6 +210,7 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 		}
 		id = tradeID(line[s:i])
 	}
+	t.TradeID = id
 	// side: "buy" and "sell" by one word compare each, without a branch
 	// (the two alternate at random); anything else as text.
 	s = i + 1
@@ -223,25 +229,41 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 		}
 		side = parseSide(line[s:i])
 	}
+	t.Side = side
 	// price, amount: a decimal's mantissa and the place of its '.' read
 	// while scanning, then Clinger's exact fast path: one division, as
 	// tsparse.ScanDecimal (the same conditions, the same bits). In a line
 	// the amount is the last column read (what follows it is ignored, as
 	// by Split's limit); in a window it must end the row.
+	//
+	// The scan is scanMantissa's, written here as two loops (scanDigits)
+	// that carry only the integer and the index: scanMantissa's one loop,
+	// carrying the '.' as well, had the compiler shuffle three registers on
+	// every digit, and scanMantissa with two loops is too large to inline.
 	s = i + 1
-	m, dot, i := scanMantissa(line, s)
+	m, i := scanDigits(line, 0, s)
+	dot := -1
+	if i < len(line) && line[i] == '.' {
+		dot = i
+		m, i = scanDigits(line, m, i+1)
+	}
 	frac, ok := exactDecimal(m, s, dot, i)
 	if !ok || m == 0 || i >= len(line) || line[i] != delim {
 		return FastFallback, 0 // !(price > 0): zero is not a price
 	}
-	price := float64(m) / pow10[frac]
+	t.Price = float64(m) / pow10[frac&31] // frac <= 18: no bounds check
 	s = i + 1
-	m, dot, i = scanMantissa(line, s)
+	m, i = scanDigits(line, 0, s)
+	dot = -1
+	if i < len(line) && line[i] == '.' {
+		dot = i
+		m, i = scanDigits(line, m, i+1)
+	}
 	dec, ok := exactDecimal(m, s, dot, i)
 	if !ok {
 		return FastFallback, 0
 	}
-	size := float64(m) / pow10[dec]
+	t.Size = float64(m) / pow10[dec&31]
 	if window {
 		switch {
 		case i < len(line) && line[i] == '\n':
@@ -281,9 +303,10 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	} else if d.sizeLog {
 		d.logSize(sid, dec)
 	}
-	// Field by field: a whole-struct store is built on the stack first and
-	// copied in 16-byte moves that stall on the narrower stores before them.
-	t.TS, t.Ingest, t.Price, t.Size, t.TradeID, t.Seq, t.Sym, t.Side = ts, ingest, price, size, id, 0, sid, side
+	// The rest of the fields (as the others, field by field: a whole-struct
+	// store is built on the stack first and copied in 16-byte moves that
+	// stall on the narrower stores before them).
+	t.Seq, t.Sym = 0, sid
 	return FastOK, i
 }
 
@@ -319,6 +342,15 @@ func scanMantissa(line []byte, s int) (m uint64, dot, end int) {
 	return m, dot, end
 }
 
+// scanDigits reads the decimal digits at line[i:] onto m and returns it with
+// the index of the first byte that is not a digit.
+func scanDigits(line []byte, m uint64, i int) (uint64, int) {
+	for ; i < len(line) && line[i]-'0' <= 9; i++ {
+		m = m*10 + uint64(line[i]-'0') // wraps past 19 digits
+	}
+	return m, i
+}
+
 // exactDecimal is the places after the '.' of the decimal scanMantissa
 // read from line[s:end], and whether float64(m) / pow10[places] is it
 // exactly (Clinger's fast path, as tsparse.ScanDecimal, the same
@@ -334,7 +366,7 @@ func exactDecimal(m uint64, s, dot, end int) (places int, ok bool) {
 
 // pow10 are the powers of ten a float64 holds exactly, as many as a
 // decimal of at most 19 bytes has places.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+var pow10 = [32]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
 
 // sellWord is "sell" as a little-endian word.
 const sellWord = 's' | 'e'<<8 | 'l'<<16 | 'l'<<24
