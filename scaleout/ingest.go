@@ -23,31 +23,36 @@ import (
 // Publishing defaults.
 const (
 	// frameRecords is how many records of one partition a data message
-	// carries before it is published. Trades and quotes go as packed
-	// frames (busfmt version 3; at most about 50 bytes a trade, 200 KiB),
-	// other kinds as version 1 frames (4096 bars make 340 KiB; NATS's
-	// default max payload is 1 MiB). With version 1 frames BenchmarkEmbeddedVsSingle
-	// measured the process's CPU time per trade at 398 ns with 256, 377
-	// with 512, 309 with 1024, 303 with 2048 and 252 with 4096: the
-	// per-message costs shrink, the bytes (copied by client, server and
-	// store) stay. Compact frames took it from 239 to 178 ns (medians of 6
-	// interleaved runs; 1024 and 16384 records measured alike), packed
-	// ones to about 140 (README).
-	// scaleout.records_per_message sets fewer.
-	frameRecords = config.MaxRecordsPerMessage
+	// carries before it is published (scaleout.records_per_message sets
+	// another count). Trades and quotes go as packed frames (busfmt
+	// version 3; about 18 bytes a trade, at most about 50: 16384 trades
+	// make ~300 KB, 800 KB at most), other kinds as version 1 frames
+	// (16384 bars make ~1.4 MB). Every message costs the stream a
+	// store write, and with sync: always an fsync, whatever its size;
+	// BenchmarkEmbeddedVsSingle measured the process's CPU time per
+	// trade falling from 398 ns with 256 records to 252 with 4096
+	// (version 1 frames); BenchmarkEmbeddedVsSingleReplay compares 4096,
+	// 16384 and 65536 with sync: always (README, "Cost, measured").
+	frameRecords = config.DefaultRecordsPerMessage
 	// maxFrameBytes also ends a compact frame: raw floats (no decimal
 	// scale fits) make a trade up to 59 bytes.
 	maxFrameBytes = 512 << 10
+	// payloadHeadroom is what a data message's headers (Nats-Msg-Id, the
+	// watermark) may take of the server's max_payload: a frame is cut
+	// to at most max_payload minus this.
+	payloadHeadroom = 1 << 10
 	// markerInterval is how often buffered records are published and every
 	// partition is sent the current watermark, so idle partitions advance.
 	markerInterval = 200 * time.Millisecond
-	// maxBuffered bounds the records held across all partitions (64
-	// partitions of 4096 trades, 14 MiB); reaching it publishes every
-	// partition's records, without markers. At 1<<17 the bound, not the
-	// frame size, ended most frames of 64 partitions (2710 trades a frame
-	// of 4096 wanted, BenchmarkEmbeddedVsSingle) and sent 64 markers with
-	// each flush.
-	maxBuffered = 1 << 18
+	// maxBuffered bounds the records held across all partitions: the
+	// publisher's bound is partitions × records a message (so full
+	// frames, not the bound, end the messages) up to this, 2^20 records
+	// (56 MiB of trades, 64 MiB of quotes, 112 MiB of bars). Reaching it
+	// publishes every partition's records, without markers. Below
+	// partitions × records a message the bound, not the frame size, ends
+	// most frames: at 2^17 with 64 partitions of 4096 it cut them to 2710
+	// trades and sent 64 markers with each flush (BenchmarkEmbeddedVsSingle).
+	maxBuffered = 1 << 20
 	// maxPending bounds unacknowledged asynchronous publishes: the
 	// publisher keeps a copy of each until the stream acknowledged it.
 	maxPending = 1024
@@ -102,7 +107,9 @@ type publisher struct {
 	js         jetstream.JetStream
 	n          names
 	partitions int
-	target     int
+	target     int           // records a message (setTarget)
+	bound      int           // records buffered across the partitions at most (setTarget)
+	maxFrame   int           // a frame's bytes at most: the server's max_payload less payloadHeadroom (Open)
 	interval   time.Duration // markerInterval; tests set it longer
 	// outageLimit bounds how long the ingest rides out NATS (or its
 	// JetStream) not accepting publishes: past it, the ingest fails with
@@ -126,6 +133,8 @@ type publisher struct {
 	// in partition order; per partition where its records start.
 	parts, order, start []int32
 	id                  []byte
+	view                md.Batch // a run of a partition's records, encoded as one frame
+	cut                 int64    // frames cut to fit the server's max_payload
 
 	// The publishing connection (Open): the ingest's own, which buffers
 	// nothing while it reconnects, so no message can reach the stream
@@ -149,8 +158,9 @@ type publisher struct {
 }
 
 func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
-	p := &publisher{js: js, n: n, partitions: partitions, target: frameRecords, interval: markerInterval, outageLimit: config.DefaultOutageLimit, wm: md.MinTime,
+	p := &publisher{js: js, n: n, partitions: partitions, interval: markerInterval, outageLimit: config.DefaultOutageLimit, wm: md.MinTime,
 		byPart: make([]*md.Batch, partitions), cols: make([][2]*busfmt.Columns, partitions), next: make([]int64, partitions), marked: md.MinTime}
+	p.setTarget(frameRecords)
 	// A symbol is in one partition: the builders of a kind share one
 	// lookup table of the job's symbols.
 	t0, q0 := busfmt.NewColumns(md.KindTrade), busfmt.NewColumns(md.KindQuote)
@@ -165,11 +175,19 @@ func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 // and the outage limit.
 func (p *publisher) configure(so *config.ScaleoutConfig) {
 	if so.RecordsPerMessage > 0 {
-		p.target = so.RecordsPerMessage
+		p.setTarget(so.RecordsPerMessage)
 	}
 	if so.OutageLimit > 0 {
 		p.outageLimit = so.OutageLimit
 	}
+}
+
+// setTarget sets the records a message, and with it the bound on the
+// records buffered across the partitions: partitions × n, at most
+// maxBuffered.
+func (p *publisher) setTarget(n int) {
+	p.target = n
+	p.bound = min(p.partitions*n, maxBuffered)
 }
 
 // Open keeps the node context and opens the publishing connection: a
@@ -189,6 +207,11 @@ func (p *publisher) Open(ctx context.Context, nc *engine.NodeContext) error {
 	pnc, err := o.Connect()
 	if err != nil {
 		return fmt.Errorf("connect the ingest's publisher: %w", err)
+	}
+	p.maxFrame = int(pnc.MaxPayload()) - payloadHeadroom
+	if p.maxFrame < payloadHeadroom {
+		pnc.Close()
+		return fmt.Errorf("the NATS server's max_payload, %d bytes, is too small for the ingest's messages", pnc.MaxPayload())
 	}
 	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
@@ -280,7 +303,7 @@ func (p *publisher) Process(ctx context.Context, b *md.Batch, out *engine.Output
 	if err != nil {
 		return err
 	}
-	if p.buffered >= maxBuffered {
+	if p.buffered >= p.bound {
 		return p.flushData(ctx)
 	}
 	return nil
@@ -487,35 +510,85 @@ func (p *publisher) flushAll(ctx context.Context, end bool) error {
 }
 
 // flushPartition publishes partition k's buffered records as one frame,
-// encoded into a buffer the window then keeps (no copy).
+// encoded into a buffer the window then keeps (no copy), or as several
+// when one would be larger than the server's max_payload allows.
 func (p *publisher) flushPartition(ctx context.Context, k int) error {
 	pb := p.byPart[k]
-	var err error
-	var buf []byte
-	n := pb.Len()
-	switch {
-	case n > 0:
-		buf, err = p.enc.AppendFrame(p.freeBuf(), pb, p.syms)
-		if err != nil {
-			p.free = append(p.free, buf[:0])
-			id, _ := recOf(pb, 0)
-			return p.encodeErr(k, id, err)
-		}
+	if n := pb.Len(); n > 0 {
+		err := p.publishRun(ctx, k, pb, 0, n)
 		pb.Reset()
-	case p.cols[k][0].Len() > 0 || p.cols[k][1].Len() > 0:
-		c := p.cols[k][0]
-		if c.Len() == 0 {
-			c = p.cols[k][1]
-		}
-		n = c.Len()
-		buf, err = c.AppendFrame(p.freeBuf(), p.syms, "")
-		if err != nil {
-			p.free = append(p.free, buf[:0])
-			return fmt.Errorf("encode records of partition %d: %w", k, err)
-		}
-	default:
+		return err
+	}
+	c := p.cols[k][0]
+	if c.Len() == 0 {
+		c = p.cols[k][1]
+	}
+	n := c.Len()
+	if n == 0 {
 		return nil
 	}
+	buf, err := c.AppendFrame(p.freeBuf(), p.syms, "")
+	if err != nil {
+		p.free = append(p.free, buf[:0])
+		return fmt.Errorf("encode records of partition %d: %w", k, err)
+	}
+	return p.publishFrame(ctx, k, buf, n)
+}
+
+// publishRun publishes records lo…hi-1 of partition k's buffer pb as one
+// frame, or, when that frame would be larger than p.maxFrame, each half
+// in turn the same way. The cut depends only on the records and the
+// server's max_payload, so the same input read again is cut the same.
+func (p *publisher) publishRun(ctx context.Context, k int, pb *md.Batch, lo, hi int) error {
+	v := &p.view
+	sliceBatch(v, pb, lo, hi)
+	buf, err := p.enc.AppendFrame(p.freeBuf(), v, p.syms)
+	if err != nil {
+		p.free = append(p.free, buf[:0])
+		id, _ := recOf(v, 0)
+		return p.encodeErr(k, id, err)
+	}
+	if len(buf) <= p.maxFrame {
+		return p.publishFrame(ctx, k, buf, hi-lo)
+	}
+	p.free = append(p.free, buf[:0])
+	if hi-lo == 1 {
+		return fmt.Errorf("a record of partition %d takes %d bytes in a frame, more than the NATS server's max_payload (%d bytes) allows", k, len(buf), p.maxFrame+payloadHeadroom)
+	}
+	if p.cut++; p.cut == 1 {
+		p.log.Info("scale-out ingest: cutting frames to the NATS server's max_payload",
+			"records_per_message", p.target, "max_payload", p.maxFrame+payloadHeadroom, "frame_bytes", len(buf))
+	}
+	mid := lo + (hi-lo)/2
+	if err := p.publishRun(ctx, k, pb, lo, mid); err != nil {
+		return err
+	}
+	return p.publishRun(ctx, k, pb, mid, hi)
+}
+
+// sliceBatch makes v a view of records lo…hi-1 of b (no copy).
+func sliceBatch(v, b *md.Batch, lo, hi int) {
+	v.Kind, v.Schema = b.Kind, b.Schema
+	v.Trades, v.Quotes, v.Bars, v.Derived, v.Values = nil, nil, nil, nil, nil
+	switch b.Kind {
+	case md.KindTrade:
+		v.Trades = b.Trades[lo:hi]
+	case md.KindQuote:
+		v.Quotes = b.Quotes[lo:hi]
+	case md.KindBar:
+		v.Bars = b.Bars[lo:hi]
+	default:
+		v.Derived = b.Derived[lo:hi]
+		if b.Schema != nil {
+			w := b.Schema.Len()
+			v.Values = b.Values[lo*w : hi*w]
+		}
+	}
+}
+
+// publishFrame publishes buf, a frame of partition k's next n records,
+// with the Nats-Msg-Id naming them.
+func (p *publisher) publishFrame(ctx context.Context, k int, buf []byte, n int) error {
 	p.buffered -= n
 	p.id = appendMsgID(p.id[:0], p.epoch, k, p.next[k], p.next[k]+int64(n)-1)
 	p.next[k] += int64(n)

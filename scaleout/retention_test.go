@@ -69,7 +69,8 @@ func TestRetentionOverrun(t *testing.T) {
 	// have): the worker stops there.
 	doc = synthJob(t, 20_000, "")
 	pub = newPublisher(nil, n, doc.Scaleout.Partitions)
-	pub.target, pub.interval = 64, time.Hour
+	pub.setTarget(64)
+	pub.interval = time.Hour
 	_, js = testStream(t, doc, pub)
 	if stream, err = ensureStream(ctx, js, n, doc.Scaleout, false); err != nil {
 		t.Fatal(err)

@@ -48,10 +48,12 @@ type Options struct {
 	// needs the job's checkpoint section.
 	Resume bool
 
-	// memory and frameRecords are the benchmark's knobs: a stream in
-	// memory rather than files, and records per data message.
-	memory       bool
-	frameRecords int
+	// memory, frameRecords and markerInterval are the benchmark's knobs:
+	// a stream in memory rather than files, records per data message and
+	// the interval of the ingest's marker rounds.
+	memory         bool
+	frameRecords   int
+	markerInterval time.Duration
 }
 
 // Run runs a job that has a scaleout section in one process: the embedded
@@ -101,7 +103,10 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	pub := newPublisher(nil, n, so.Partitions)
 	pub.configure(so)
 	if opts.frameRecords > 0 {
-		pub.target = opts.frameRecords
+		pub.setTarget(opts.frameRecords)
+	}
+	if opts.markerInterval > 0 {
+		pub.interval = opts.markerInterval
 	}
 	js, err := publishingJS(conn.nc, pub)
 	if err != nil {
@@ -362,6 +367,13 @@ type conn struct {
 	where string
 }
 
+// embeddedMaxPayload is the embedded server's max_payload: 8 MiB, the
+// largest nats-server takes without a warning, so a frame of
+// scaleout.records_per_message (at most 65536 records: ~1.2 MB of packed
+// trades, ~5.6 MB of version 1 bars) is never cut. The worker pulls up to
+// pullMaxBytes (16 MiB) at a time, more than one message.
+const embeddedMaxPayload = 8 << 20
+
 // connect starts the embedded server, or connects to the job's URL.
 func connect(so *config.ScaleoutConfig, log *slog.Logger) (*conn, error) {
 	if !so.Embedded() {
@@ -376,7 +388,7 @@ func connect(so *config.ScaleoutConfig, log *slog.Logger) (*conn, error) {
 	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "mdp", JetStream: true, StoreDir: so.Store, DontListen: true, NoSigs: true, NoLog: true,
-		SyncAlways: so.Sync == config.SyncAlways,
+		SyncAlways: so.Sync == config.SyncAlways, MaxPayload: embeddedMaxPayload,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
