@@ -221,6 +221,9 @@ func steps() []step {
 		{name: "postgres", env: storeRows, args: func(bool) []string {
 			return gotest(`Reference|Sink`, "1x", 1, "./sink/postgres/")
 		}, parse: benchRows(nil)},
+		{name: "scaleout", full: true, args: func(bool) []string {
+			return gotest("^BenchmarkEmbeddedVsSingleReplay$", "3x", 5, "./scaleout/")
+		}, parse: benchRows(scaleoutMetrics)},
 	}
 }
 
@@ -231,6 +234,21 @@ func storeRows(full bool) []string {
 		return nil
 	}
 	return []string{"MDP_BENCH_ROWS=20000"}
+}
+
+// scaleoutMetrics are the rows of the scaleout step: issue 18's measure,
+// the rate of a file replay → 1s bars → null through the embedded
+// JetStream (one worker) as a ratio to the same job in one process, per
+// store and records a message (the README's "Cost, measured").
+var scaleoutMetrics = map[string]metric{
+	"EmbeddedVsSingleReplay/file-interval-16384-dec1": {"scale-out replay → bars, embedded JetStream, sync: interval, 16384 records a message, decoders: 1: rate ratio to one process, CPU ratio, trades/s",
+		"ratio,cpu_ratio,scaleout_trades/s", ""},
+	"EmbeddedVsSingleReplay/file-interval-16384-dec2": {"the same, decoders: 2 (the default on 2 cores)", "ratio,cpu_ratio,scaleout_trades/s", ""},
+	"EmbeddedVsSingleReplay/file-always-4096-dec2":    {"the same, sync: always, 4096 records a message (the earlier default)", "ratio,cpu_ratio,scaleout_trades/s", ""},
+	"EmbeddedVsSingleReplay/file-always-16384-dec2":   {"the same, sync: always, 16384 records a message: the defaults", "ratio,cpu_ratio,scaleout_trades/s", ""},
+	"EmbeddedVsSingleReplay/file-always-65536-dec2":   {"the same, sync: always, 65536 records a message", "ratio,cpu_ratio,scaleout_trades/s", ""},
+	"EmbeddedVsSingleReplay/file-always-16384-dec2-m1s": {"the defaults with marker rounds every 1 s instead of 200 ms",
+		"ratio,cpu_ratio,scaleout_trades/s", ""},
 }
 
 var medianLine = regexp.MustCompile(`^median (.+?)\s+([0-9.]+) M trades/s\s+\(max peak RSS ([0-9.]+) MB\)`)
@@ -316,7 +334,11 @@ type metric struct {
 	ref    string // the benchmark name of its same-run reference, if any
 }
 
-var benchLine = regexp.MustCompile(`^Benchmark([^\s-]+)(?:-\d+)?\s+\d+\s+(.*)$`)
+// benchLine is a result line of go test -bench: the benchmark's name
+// (sub-benchmark names may hold '-'; the shortest name before an optional
+// -GOMAXPROCS suffix is taken, so a name must not end in -<digits>), then
+// the iterations and the measurements.
+var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
 // benchRows reads go test -bench output: the median of each unit of each
 // benchmark over its -count repetitions. With a nil map every benchmark and

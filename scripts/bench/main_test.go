@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -24,12 +26,18 @@ func TestList(t *testing.T) {
 			t.Errorf("-list has no short step %s:\n%s", s, out.String())
 		}
 	}
+	if strings.Contains(out.String(), "scaleout") {
+		t.Errorf("short mode lists the scale-out step:\n%s", out.String())
+	}
 	out.Reset()
 	if err := run([]string{"-list", "-full"}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(out.String(), "MDP_BENCH_ROWS") || !strings.Contains(out.String(), "(5 rounds)") {
 		t.Errorf("full mode: stores at their full size, parse in rounds:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "scaleout   go test -run ^$ -bench ^BenchmarkEmbeddedVsSingleReplay$ -benchtime 3x -count 5 -benchmem ./scaleout/\n") {
+		t.Errorf("full mode has no scaleout step:\n%s", out.String())
 	}
 }
 
@@ -124,5 +132,35 @@ load average at the end: 0.60 0.40 0.30
 	}
 	if _, err := parseConfigs("configs/bench/bars-classic.yaml  no operator node to set (classic mode): skipped\n"); err == nil {
 		t.Fatal("no error without a config row")
+	}
+}
+
+// TestParseScaleoutRows: the scaleout step's sub-benchmarks, whose names
+// hold '-', become one row each, in output order, the medians over the
+// -count repetitions of the rate ratio, the CPU ratio and the rate; the
+// -GOMAXPROCS suffix is cut and other benchmarks are left out.
+func TestParseScaleoutRows(t *testing.T) {
+	var out strings.Builder
+	names := []string{"file-interval-16384-dec1", "file-interval-16384-dec2", "file-always-4096-dec2", "file-always-16384-dec2", "file-always-65536-dec2", "file-always-16384-dec2-m1s"}
+	for rep, r := range []float64{0.5, 0.7, 0.6} {
+		for i, n := range names {
+			line := "BenchmarkEmbeddedVsSingleReplay/%s-2   \t       3\t 612345678 ns/op\t      3790 trades/frame\t       256.0 markers/run\t  %.3f ratio\t  %.3f cpu_ratio\t   %d scaleout_trades/s\t 15500000 single_trades/s\n"
+			out.WriteString(fmt.Sprintf(line, n, r+float64(i)/100, r/2, 9_000_000+rep*1_000_000+i))
+		}
+	}
+	out.WriteString("BenchmarkEmbeddedVsSingle/file-always-4096-2   \t 2\t 1 ns/op\t 0.05 ratio\n")
+	rows, err := benchRows(scaleoutMetrics)(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(names) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(names), rows)
+	}
+	for i, n := range names {
+		m := scaleoutMetrics["EmbeddedVsSingleReplay/"+n]
+		want := fmt.Sprintf("%s ratio, 0.3 cpu_ratio, %s scaleout_trades/s", strconv.FormatFloat(0.6+float64(i)/100, 'f', -1, 64), fmt.Sprintf("%.4g", float64(10_000_000+i)))
+		if rows[i].figure != m.figure || rows[i].value != want {
+			t.Errorf("row %d: %+v, want %q: %q", i, rows[i], m.figure, want)
+		}
 	}
 }
