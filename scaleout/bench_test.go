@@ -74,11 +74,13 @@ func BenchmarkEmbeddedVsSingle(b *testing.B) {
 		{"file-interval-256", config.SyncInterval, false, 256, busfmt.VersionPacked, 1, false},
 		{"file-interval-1024", config.SyncInterval, false, 1024, busfmt.VersionPacked, 1, false},
 		{"file-interval-4096", config.SyncInterval, false, 4096, busfmt.VersionPacked, 1, false},
+		{"file-interval-8192", config.SyncInterval, false, 8192, busfmt.VersionPacked, 1, false},
 		{"file-interval-16384", config.SyncInterval, false, 16384, busfmt.VersionPacked, 1, false},
 		{"file-interval-65536", config.SyncInterval, false, 65536, busfmt.VersionPacked, 1, false},
 		{"memory-4096", config.SyncInterval, true, 4096, busfmt.VersionPacked, 1, false},
 		{"memory-16384", config.SyncInterval, true, 16384, busfmt.VersionPacked, 1, false},
 		{"file-always-4096", config.SyncAlways, false, 4096, busfmt.VersionPacked, 1, false},
+		{"file-always-8192", config.SyncAlways, false, 8192, busfmt.VersionPacked, 1, false},
 		{"file-always-16384", config.SyncAlways, false, 16384, busfmt.VersionPacked, 1, false},
 		{"file-always-65536", config.SyncAlways, false, 65536, busfmt.VersionPacked, 1, false},
 		{"file-interval-4096-v2", config.SyncInterval, false, 4096, busfmt.VersionCompact, 1, false},
@@ -108,8 +110,8 @@ const benchReplayTrades = 3_000_000
 // workload as a tardis-layout CSV file (docs/bench/WORKLOAD.md: 100
 // symbols, a trade every 10 µs; written once, 3 M trades, 30 event
 // seconds), decoded serially (-dec1) or on a decoder goroutine of its own
-// (-dec2, the default on 2 cores), with 4096, 16384 (the default) or
-// 65536 records a message, and with the ingest's marker rounds every
+// (-dec2, the default on 2 cores), with 4096, 8192, 16384 or 65536
+// records a message, and with the ingest's marker rounds every
 // second instead of every 200 ms (-m1s). The job without scale-out is the same
 // job text without its scaleout section. The synthetic source of
 // BenchmarkEmbeddedVsSingle generates trades at about 8 CPU ns each, the
@@ -131,7 +133,9 @@ func BenchmarkEmbeddedVsSingleReplay(b *testing.B) {
 	}{
 		{"file-interval-16384-dec1", config.SyncInterval, 1, 16384, 0},
 		{"file-interval-16384-dec2", config.SyncInterval, 2, 16384, 0},
+		{"file-interval-8192-dec2", config.SyncInterval, 2, 8192, 0},
 		{"file-always-4096-dec2", config.SyncAlways, 2, 4096, 0},
+		{"file-always-8192-dec2", config.SyncAlways, 2, 8192, 0},
 		{"file-always-16384-dec2", config.SyncAlways, 2, 16384, 0},
 		{"file-always-65536-dec2", config.SyncAlways, 2, 65536, 0},
 		{"file-always-16384-dec2-m1s", config.SyncAlways, 2, 16384, time.Second},
