@@ -100,3 +100,30 @@ scaleout: {nats: embedded, store: d}
 		})
 	}
 }
+
+// TestMessageRecordsDefault: the records a message default to 16384 only
+// where every message costs an fsync (the embedded store, sync: always),
+// and a given count wins everywhere.
+func TestMessageRecordsDefault(t *testing.T) {
+	for _, c := range []struct {
+		section string
+		want    int
+	}{
+		{"{nats: embedded, store: d}", SyncAlwaysRecordsPerMessage},
+		{"{nats: embedded, store: d, sync: interval}", DefaultRecordsPerMessage},
+		{"{nats: \"nats://127.0.0.1:4222\"}", DefaultRecordsPerMessage},
+		{"{nats: embedded, store: d, records_per_message: 100}", 100},
+		{"{nats: embedded, store: d, sync: interval, records_per_message: 65536}", 65536},
+	} {
+		doc, err := LoadBytes("job.yaml", []byte(scaleoutGraph+"scaleout: "+c.section+"\n"), LoadOptions{Env: envMap(nil)})
+		if err != nil {
+			t.Fatalf("%s: %v", c.section, err)
+		}
+		if got := doc.Scaleout.MessageRecords(); got != c.want {
+			t.Errorf("%s: MessageRecords() = %d, want %d", c.section, got, c.want)
+		}
+	}
+	if SyncAlwaysRecordsPerMessage != 16384 || DefaultRecordsPerMessage != 4096 {
+		t.Fatalf("defaults %d and %d, the README says 16384 and 4096", SyncAlwaysRecordsPerMessage, DefaultRecordsPerMessage)
+	}
+}

@@ -138,7 +138,7 @@ func Schema(reg *component.Registry) ([]byte, error) {
 					"partitions":          typed(obj{"type": "integer", "minimum": 1, "maximum": MaxPartitions, "default": defaultPartitions, "description": "Fixed number of symbol partitions."}),
 					"store":               obj{"type": "string", "description": "Directory of the embedded server's file store (nats: embedded only)."},
 					"sync":                obj{"type": "string", "enum": []string{SyncAlways, SyncInterval}, "default": SyncAlways, "description": "Embedded store fsync: always (every write) or interval (nats-server's two-minute default)."},
-					"records_per_message": typed(obj{"type": "integer", "minimum": 1, "maximum": MaxRecordsPerMessage, "default": DefaultRecordsPerMessage, "description": "Most records of one partition the ingest puts in a data message (fewer when its watermark interval ends first, or to fit the NATS server's max_payload)."}),
+					"records_per_message": typed(obj{"type": "integer", "minimum": 1, "maximum": MaxRecordsPerMessage, "description": "Most records of one partition the ingest puts in a data message (fewer when its watermark interval ends first, or to fit the NATS server's max_payload). Default: 16384 with the embedded store and sync: always (fewer fsyncs), else 4096."}),
 					"outage_limit":        obj{"$ref": "#/$defs/duration", "default": "1m", "description": "How long the ingest rides out NATS not taking its messages (a server restart, a lost connection) before it fails (at least 1s)."},
 					"retention": obj{
 						"type": "object", "additionalProperties": false,

@@ -110,8 +110,8 @@ const benchReplayTrades = 3_000_000
 // workload as a tardis-layout CSV file (docs/bench/WORKLOAD.md: 100
 // symbols, a trade every 10 µs; written once, 3 M trades, 30 event
 // seconds), decoded serially (-dec1) or on a decoder goroutine of its own
-// (-dec2, the default on 2 cores), with 4096, 8192, 16384 or 65536
-// records a message, and with the ingest's marker rounds every
+// (-dec2, the default on 2 cores), with 4096 (the default with sync:
+// interval), 16384 (the default with sync: always) or 65536 records a message, and with the ingest's marker rounds every
 // second instead of every 200 ms (-m1s). The job without scale-out is the same
 // job text without its scaleout section. The synthetic source of
 // BenchmarkEmbeddedVsSingle generates trades at about 8 CPU ns each, the
@@ -131,11 +131,10 @@ func BenchmarkEmbeddedVsSingleReplay(b *testing.B) {
 		frame    int           // records a message
 		markers  time.Duration // the marker rounds' interval; 0: markerInterval
 	}{
-		{"file-interval-16384-dec1", config.SyncInterval, 1, 16384, 0},
+		{"file-interval-4096-dec1", config.SyncInterval, 1, 4096, 0},
+		{"file-interval-4096-dec2", config.SyncInterval, 2, 4096, 0},
 		{"file-interval-16384-dec2", config.SyncInterval, 2, 16384, 0},
-		{"file-interval-8192-dec2", config.SyncInterval, 2, 8192, 0},
 		{"file-always-4096-dec2", config.SyncAlways, 2, 4096, 0},
-		{"file-always-8192-dec2", config.SyncAlways, 2, 8192, 0},
 		{"file-always-16384-dec2", config.SyncAlways, 2, 16384, 0},
 		{"file-always-65536-dec2", config.SyncAlways, 2, 65536, 0},
 		{"file-always-16384-dec2-m1s", config.SyncAlways, 2, 16384, time.Second},

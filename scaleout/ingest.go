@@ -174,9 +174,7 @@ func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 // configure applies the job's scaleout section: the records a message
 // and the outage limit.
 func (p *publisher) configure(so *config.ScaleoutConfig) {
-	if so.RecordsPerMessage > 0 {
-		p.setTarget(so.RecordsPerMessage)
-	}
+	p.setTarget(so.MessageRecords())
 	if so.OutageLimit > 0 {
 		p.outageLimit = so.OutageLimit
 	}

@@ -141,7 +141,7 @@ load average at the end: 0.60 0.40 0.30
 // -GOMAXPROCS suffix is cut and other benchmarks are left out.
 func TestParseScaleoutRows(t *testing.T) {
 	var out strings.Builder
-	names := []string{"file-interval-16384-dec1", "file-interval-16384-dec2", "file-interval-8192-dec2", "file-always-4096-dec2", "file-always-8192-dec2", "file-always-16384-dec2", "file-always-65536-dec2", "file-always-16384-dec2-m1s"}
+	names := []string{"file-interval-4096-dec1", "file-interval-4096-dec2", "file-interval-16384-dec2", "file-always-4096-dec2", "file-always-16384-dec2", "file-always-65536-dec2", "file-always-16384-dec2-m1s"}
 	for rep, r := range []float64{0.5, 0.7, 0.6} {
 		for i, n := range names {
 			line := "BenchmarkEmbeddedVsSingleReplay/%s-2   \t       3\t 612345678 ns/op\t      3790 trades/frame\t       256.0 markers/run\t  %.3f ratio\t  %.3f cpu_ratio\t   %d scaleout_trades/s\t 15500000 single_trades/s\n"
