@@ -31,19 +31,11 @@ func testServer(t *testing.T) *server.Server {
 	return srv
 }
 
-// loopbackServer is a JetStream server listening on a free loopback port.
+// loopbackServer is a JetStream server listening on a free loopback port,
+// with the default max_payload.
 func loopbackServer(t *testing.T) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatal("test NATS server not ready")
-	}
-	return srv
+	return maxPayloadServer(t, 0)
 }
 
 func testJS(t *testing.T, srv *server.Server) (*nats.Conn, jetstream.JetStream) {

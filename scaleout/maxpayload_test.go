@@ -16,7 +16,7 @@ import (
 )
 
 // maxPayloadServer is a loopback JetStream server whose max_payload is
-// maxPayload bytes.
+// maxPayload bytes (0: the server's default, 1 MiB).
 func maxPayloadServer(t *testing.T, maxPayload int32) *server.Server {
 	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: maxPayload})
