@@ -31,6 +31,23 @@ func maxPayloadServer(t *testing.T, maxPayload int32) *server.Server {
 	return srv
 }
 
+// loopbackJS is a JetStream client of srv over its loopback port (not in
+// process: the publisher opens a second connection with the same options),
+// closed when the test ends.
+func loopbackJS(t *testing.T, srv *server.Server) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // TestFramesCutToMaxPayload: against a server whose max_payload (32 KiB)
 // is smaller than a frame of records_per_message (16384 trades, ~300 KB),
 // the ingest cuts each partition's records into frames that fit, halving
@@ -43,15 +60,7 @@ func TestFramesCutToMaxPayload(t *testing.T) {
 	defer cancel()
 	const maxPayload = 32 << 10
 	srv := maxPayloadServer(t, maxPayload)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := loopbackJS(t, srv)
 	doc := synthJob(t, 50_000, ", records_per_message: 16384")
 	n := namesOf(doc.Name)
 	stream, err := ensureStream(ctx, js, n, doc.Scaleout, true)
@@ -124,17 +133,9 @@ func parseUints(a *uint64, as string, b *uint64, bs string) bool {
 // for a frame beside the headers is refused at Open, naming it.
 func TestOpenRefusesTinyMaxPayload(t *testing.T) {
 	srv := maxPayloadServer(t, 1500)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := loopbackJS(t, srv)
 	pub := newPublisher(js, namesOf("tiny"), 4)
-	err = pub.Open(context.Background(), &engine.NodeContext{})
+	err := pub.Open(context.Background(), &engine.NodeContext{})
 	if err == nil || err.Error() != "the NATS server's max_payload, 1500 bytes, is too small for the ingest's messages" {
 		t.Fatalf("Open: %v", err)
 	}
