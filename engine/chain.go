@@ -136,11 +136,21 @@ func (in *instance) endChain() {
 }
 
 // deliver hands m to the chained instance, on the sender's goroutine, and
-// adds the time it took to the sender's chained time.
+// adds the time it took to the sender's chained time: for a batch or a
+// watermark the span the instance's handle measured with the readings it
+// takes anyway (procLoop.handle), for a barrier or the end of the stream
+// (rare, and a snapshot or a flush can take long) a reading of its own.
 func (q *queue) deliver(m message, st *NodeStats) error {
-	t0 := time.Now()
-	err := q.down.deliver(m)
-	d := time.Since(t0).Nanoseconds()
+	var d int64
+	var err error
+	if m.barrier != 0 || m.eos {
+		t0 := time.Now()
+		err = q.down.deliver(m)
+		d = time.Since(t0).Nanoseconds()
+	} else {
+		err = q.down.deliver(m)
+		d = q.down.span
+	}
 	q.from.chainNs += d
 	st.ChainedNs.Add(d)
 	return err
@@ -151,6 +161,7 @@ func (q *queue) deliver(m message, st *NodeStats) error {
 // whose receiver failed does, so it stops as aborted instead of failing in
 // the receiver's name.
 func (in *instance) deliver(m message) error {
+	in.span = 0
 	// An aborted job stops here too, as a receiver's inbox does (recv): the
 	// chained instance handles nothing more once the job's abort began.
 	if in.ended || in.job.abortCtx.Err() != nil {

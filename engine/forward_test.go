@@ -213,3 +213,43 @@ func TestForwardEdgeKeepsTheSerialStream(t *testing.T) {
 		}
 	}
 }
+
+// TestInstancesHaveTheirOwnPools: every node instance allocates batches
+// from a pool of its own, so instances on different cores never take one
+// free list's lock; the job's output is unchanged.
+func TestInstancesHaveTheirOwnPools(t *testing.T) {
+	op := &wmOp{}
+	sink := &enginetest.Sink{}
+	g := &engine.Graph{
+		Nodes: []*engine.Node{splitSourceNode("src", 2, 1000, 7, 50), op.node(3), enginetest.SinkNode("sink", sink)},
+		Edges: []*engine.Edge{{From: "src", To: "op"}, {From: "op", To: "sink"}},
+	}
+	j, err := engine.New(g, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := map[*md.Pool]string{}
+	for _, id := range []string{"src", "op", "sink"} {
+		for i, nc := range j.NodeContexts(id) {
+			name := fmt.Sprintf("%s[%d]", id, i)
+			if nc.Pool == nil {
+				t.Fatalf("%s has no pool", name)
+			}
+			if prev, ok := owner[nc.Pool]; ok {
+				t.Errorf("%s shares its pool with %s", name, prev)
+			}
+			owner[nc.Pool] = name
+		}
+	}
+	if len(owner) != 6 {
+		t.Errorf("%d pools for 6 instances", len(owner))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.Trades()); n != 1000 {
+		t.Errorf("the sink got %d trades, want 1000", n)
+	}
+}

@@ -180,7 +180,7 @@ type NodeContext struct {
 	Instance  int    // 0..Instances-1
 	Instances int
 	Symbols   *md.SymbolTable
-	Pool      *md.Pool
+	Pool      *md.Pool // the instance's own batch pool (no other instance shares it)
 	Logger    *slog.Logger
 	Feedback  *Feedback
 	Stats     *NodeStats
