@@ -307,3 +307,27 @@ func benchFeatures(b *testing.B, fs []string) {
 		in.Watermark(ts + 1)
 	})
 }
+
+// TestRealizedVolOfFlatWindowIsZero: once the large returns have left the
+// window, a window of zero returns has realized_vol exactly 0, not the
+// ~1e-9 the rolling sum's rounding gives through the square root.
+func TestRealizedVolOfFlatWindowIsZero(t *testing.T) {
+	for _, seq := range [][]float64{
+		{100, 103, 107, 101, 109, 100, 100, 100, 100, 100},
+		{100, 101, 104, 102, 106, 108, 105, 105, 105, 105, 105, 105},
+		{1.1, 1.3, 1.7, 1.2, 1.9, 1.7, 1.7, 1.7, 1.7},
+	} {
+		h := newHarness(t, []string{"realized_vol(3)"})
+		for i, p := range seq {
+			h.trades(tr(0, int64(i), p))
+		}
+		got := h.wm(md.MaxTime)
+		if len(got) != len(seq) {
+			t.Fatalf("%v: %d rows, want %d", seq, len(got), len(seq))
+		}
+		// The last three returns are 0: the last row's window is flat.
+		if v := got[len(got)-1].V[1]; v != 0 {
+			t.Errorf("%v: realized_vol(3) of a flat window = %g, want exactly 0", seq, v)
+		}
+	}
+}
