@@ -18,10 +18,18 @@ import (
 
 // decodeAll reads the CSV or JSON-lines file at path with the tardis_trades preset
 // (symbols: the symbols filter) through fill, with the fused decoder
-// (fast) or only the generic path, and returns what came out: the trades,
-// each record's meta, the malformed rows (queued with their reasons) and
-// the symbol table with its size decimals.
+// (fast) or only the generic path, with checkpoints on (each record's meta
+// kept) and no time filter, and returns what came out: the trades, each
+// record's meta, the malformed rows (queued with their reasons) and the
+// symbol table with its size decimals.
 func decodeAll(t *testing.T, path string, fast bool, symbols []string) (trades []md.Trade, meta []recMeta, bad []queuedRow, syms []string, hadFast bool) {
+	return decodeWith(t, path, fast, symbols, true, timeFilter{start: md.MinTime, end: md.MaxTime})
+}
+
+// decodeWith is decodeAll with checkpoints on or off (track) and a time
+// filter: without checkpoints and a jump guard the reader applies the
+// filter itself instead of through place.
+func decodeWith(t *testing.T, path string, fast bool, symbols []string, track bool, filter timeFilter) (trades []md.Trade, meta []recMeta, bad []queuedRow, syms []string, hadFast bool) {
 	t.Helper()
 	p, err := component.NewParams(specOf(t, "provider.replay"), map[string]any{"path": path, "preset": "tardis_trades"})
 	if err != nil {
@@ -33,8 +41,7 @@ func decodeAll(t *testing.T, path string, fast bool, symbols []string) (trades [
 	}
 	table := md.NewSymbolTable()
 	rc := &readerConfig{lay: lay, format: "auto", comp: "auto", dec: rowmap.NewDecoder(lay, table, symbols), bufSize: 4096,
-		counter: new(atomic.Int64), mal: &malformed{policy: errDrop, queue: true}, track: true,
-		filter: timeFilter{start: md.MinTime, end: md.MaxTime}}
+		counter: new(atomic.Int64), mal: &malformed{policy: errDrop, queue: true}, track: track, filter: filter}
 	r, err := openReader(0, path, rc)
 	if err != nil {
 		t.Fatal(err)
@@ -62,14 +69,35 @@ func decodeAll(t *testing.T, path string, fast bool, symbols []string) (trades [
 }
 
 // checkFastSame decodes path with and without the fused decoder and fails
-// unless everything that came out is identical; it returns the trades.
+// unless everything that came out is identical: with checkpoints on, and
+// without them with no time filter and with one that keeps only the records
+// between two of them. It returns the trades of the first.
 func checkFastSame(t *testing.T, path string, symbols []string) []md.Trade {
 	t.Helper()
-	ft, fm, fb, fs, had := decodeAll(t, path, true, symbols)
+	all := timeFilter{start: md.MinTime, end: md.MaxTime}
+	gt := checkFastSameWith(t, path, symbols, true, all)
+	if got := checkFastSameWith(t, path, symbols, false, all); !slices.Equal(got, gt) {
+		t.Fatalf("%s: %d trades without checkpoints, %d with", path, len(got), len(gt))
+	}
+	if len(gt) > 0 {
+		a, b := gt[len(gt)/3].TS, gt[2*len(gt)/3].TS
+		mid := timeFilter{start: min(a, b), end: max(a, b) + 1}
+		want := slices.DeleteFunc(slices.Clone(gt), func(tr md.Trade) bool { return !mid.pass(tr.TS) })
+		if got := checkFastSameWith(t, path, symbols, false, mid); !slices.Equal(got, want) {
+			t.Fatalf("%s: time filter %+v: %d trades, want %d", path, mid, len(got), len(want))
+		}
+	}
+	return gt
+}
+
+// checkFastSameWith is one comparison of checkFastSame.
+func checkFastSameWith(t *testing.T, path string, symbols []string, track bool, filter timeFilter) []md.Trade {
+	t.Helper()
+	ft, fm, fb, fs, had := decodeWith(t, path, true, symbols, track, filter)
 	if !had {
 		t.Fatalf("%s: the fused decoder is not used", path)
 	}
-	gt, gm, gb, gs, _ := decodeAll(t, path, false, symbols)
+	gt, gm, gb, gs, _ := decodeWith(t, path, false, symbols, track, filter)
 	if len(ft) != len(gt) {
 		t.Fatalf("%s: fused %d trades, generic %d", path, len(ft), len(gt))
 	}
