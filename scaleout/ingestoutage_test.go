@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mdpio/mdp/engine"
 )
@@ -84,15 +83,7 @@ func TestNATSKilledWhileIngestPublishes(t *testing.T) {
 // connection to srv, opened, with the job's stream in memory.
 func outagePublisher(t *testing.T, ctx context.Context, srv *server.Server, extra string) *publisher {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := loopbackJS(t, srv, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	doc := synthJob(t, 1000, extra)
 	n := namesOf(doc.Name)
 	if _, err := ensureStream(ctx, js, n, doc.Scaleout, true); err != nil {

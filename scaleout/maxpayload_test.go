@@ -33,10 +33,10 @@ func maxPayloadServer(t *testing.T, maxPayload int32) *server.Server {
 
 // loopbackJS is a JetStream client of srv over its loopback port (not in
 // process: the publisher opens a second connection with the same options),
-// closed when the test ends.
-func loopbackJS(t *testing.T, srv *server.Server) jetstream.JetStream {
+// connected with opts and closed when the test ends.
+func loopbackJS(t *testing.T, srv *server.Server, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, err := nats.Connect(srv.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
