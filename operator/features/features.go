@@ -318,11 +318,12 @@ func (o *Features) fold(s *symState, sym md.SymID, ts int64, x float64, out *eng
 				if s.n-1 > n {
 					r.sum -= s.lr2[back(f.N)]
 				}
-				if r.sum < 1e-15 {
+				if r.sum != 0 && r.sum < 1e-15 {
 					// What the subtractions leave of large returns that
 					// left the window is rounding, which the square root
 					// makes ~1e-9: take the window's exact sum (a window of
-					// zero returns gives exactly 0).
+					// zero returns gives exactly 0). An exact 0, a flat
+					// market's steady state, needs no pass.
 					r.sum = 0
 					for k := range f.N {
 						r.sum += s.lr2[back(k)]
