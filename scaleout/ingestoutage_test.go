@@ -100,7 +100,7 @@ func outagePublisher(t *testing.T, ctx context.Context, srv *server.Server, extr
 
 // TestPublishFailsAtOnceWhenNotTransient: a message the server refuses
 // (larger than its max payload) fails the publish at once, with the
-// client's error and no outage counted.
+// client's error and no outage counted (no wait for the connection).
 func TestPublishFailsAtOnceWhenNotTransient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -108,13 +108,15 @@ func TestPublishFailsAtOnceWhenNotTransient(t *testing.T) {
 	if p.outageLimit != time.Minute {
 		t.Fatalf("outage limit %s without outage_limit, want 1m", p.outageLimit)
 	}
-	start := time.Now()
+	// ctx ends (30 s) before the outage limit (1 min): a publish that
+	// rode the error out as an outage would fail with ctx's error, not
+	// the client's. No wall-clock bound: a slow machine is not a defect.
 	err := p.publish(ctx, 3, make([]byte, 2<<20), "1:3:0:9")
 	if !errors.Is(err, nats.ErrMaxPayload) {
 		t.Fatalf("publish: %v, want %v", err, nats.ErrMaxPayload)
 	}
-	if p.outages != 0 || time.Since(start) > outageBackoff.Base {
-		t.Fatalf("%d outages, %s: a non-transient error must fail at once", p.outages, time.Since(start))
+	if p.outages != 0 {
+		t.Fatalf("%d outages: a non-transient error must fail at once, without an outage", p.outages)
 	}
 }
 
