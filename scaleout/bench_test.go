@@ -177,7 +177,7 @@ func (h *runEnd) Handle(_ context.Context, r slog.Record) error {
 func benchEmbedded(b *testing.B, job func(extra string) string, n int, syncMode string, opts Options) {
 	ctx := context.Background()
 	var single, scaled, singleCPU, scaledCPU time.Duration
-	var frames, markers int64
+	var frames, markers, carried int64
 	end := &runEnd{}
 	opts.Logger = slog.New(end)
 	for i := 0; i < b.N; i++ {
@@ -208,9 +208,11 @@ func benchEmbedded(b *testing.B, job func(extra string) string, n int, syncMode 
 		}
 		frames += end.attrs["frames"]
 		markers += end.attrs["markers"]
+		carried += end.attrs["carried"]
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/float64(frames), "trades/frame")
 	b.ReportMetric(float64(markers)/float64(b.N), "markers/run")
+	b.ReportMetric(float64(carried)/float64(b.N), "carried/run")
 	total := float64(n) * float64(b.N)
 	b.ReportMetric(total/single.Seconds(), "single_trades/s")
 	b.ReportMetric(total/scaled.Seconds(), "scaleout_trades/s")

@@ -79,6 +79,8 @@ type partRead struct {
 	Data  uint64 `json:"data,omitempty"`
 	Has   bool   `json:"has_rec,omitempty"`
 	Ended bool   `json:"ended,omitempty"`
+	// Wm is the partition's latest marker watermark (0: none read).
+	Wm int64 `json:"wm,omitempty"`
 	// Dec are the size decimals the frames said for the partition's
 	// symbols (md.SymbolTable.SizeDecimals): a bar restored open whose
 	// symbol sends no record after the restore still rounds its volume

@@ -78,6 +78,7 @@ type sent struct {
 	data    []byte // the publisher's copy
 	id      string // Nats-Msg-Id; empty for a marker
 	wm      int64  // the watermark header of a data message
+	mk      mark   // the marker a data frame carries (headerMark)
 	f       jetstream.PubAckFuture
 }
 
@@ -88,9 +89,13 @@ type sent struct {
 // Order rules, which make the worker see each record with the watermark
 // the single-process job would have given it (or, for a record that cannot
 // be late there, one no newer):
-//   - markers go out only when no record is buffered, so no marker
-//     overtakes a record received before it, in any partition (a worker
-//     reading several partitions takes its watermark from all of them);
+//   - a marker round publishes every buffered record first, and gives each
+//     partition the round's marker after its last record: on the
+//     partition's last frame of the round (headerMark), or as a marker
+//     message when the round published no frame of it. A worker's
+//     watermark is the lowest of its partitions' (reader), so it reaches
+//     the round's only once every partition it reads has had the round's
+//     records;
 //   - a record behind the current watermark (one that may be late) first
 //     flushes everything and sends the watermark, so it is read right after
 //     exactly that watermark. In-order data never pays for this.
@@ -147,9 +152,18 @@ type publisher struct {
 	windowBytes int      // their data's bytes
 	free        [][]byte // copies' buffers to use again
 
+	// During a marker round (flushAll): its marker, and per partition
+	// whether a frame of the round carries it. A frame the stream reports
+	// as a duplicate is this run's own, published again after an outage
+	// (message ids carry the run's epoch), so the copy it kept carries the
+	// same marker.
+	round mark
+	rode  []bool
+
 	dups        int64 // data messages the stream had already stored
 	frames      int64 // data messages published
-	markers     int64 // markers published
+	markers     int64 // marker messages published
+	carried     int64 // markers published on a data frame (headerMark)
 	outages     int64 // outages ridden out
 	republished int64 // messages published again after an outage
 
@@ -159,7 +173,8 @@ type publisher struct {
 
 func newPublisher(js jetstream.JetStream, n names, partitions int) *publisher {
 	p := &publisher{js: js, n: n, partitions: partitions, interval: markerInterval, outageLimit: config.DefaultOutageLimit, wm: md.MinTime,
-		byPart: make([]*md.Batch, partitions), cols: make([][2]*busfmt.Columns, partitions), next: make([]int64, partitions), marked: md.MinTime}
+		byPart: make([]*md.Batch, partitions), cols: make([][2]*busfmt.Columns, partitions), next: make([]int64, partitions), marked: md.MinTime,
+		rode: make([]bool, partitions)}
 	p.setTarget(frameRecords)
 	// A symbol is in one partition: the builders of a kind share one
 	// lookup table of the job's symbols.
@@ -483,23 +498,36 @@ func (p *publisher) flushData(ctx context.Context) error {
 	return nil
 }
 
-// flushAll publishes every buffered record, then the watermark (the end
-// marker when end) to every partition.
+// flushAll is a marker round: it publishes every buffered record, then
+// gives every partition the watermark (the end marker when end), on the
+// partition's last frame of the round or, when the round published none,
+// as a marker message. Without a newer watermark (and not at the end) it
+// only publishes the records.
 func (p *publisher) flushAll(ctx context.Context, end bool) error {
 	p.last = time.Now()
-	if err := p.flushData(ctx); err != nil {
-		return err
-	}
 	kind, wm := byte(markerWatermark), p.wm
 	if end {
 		kind, wm = markerEnd, md.MaxTime
 	} else if p.marked >= p.wm {
+		if err := p.flushData(ctx); err != nil {
+			return err
+		}
 		return p.firstErr()
+	}
+	p.round = mark{set: true, kind: kind, wm: wm}
+	clear(p.rode)
+	err := p.flushData(ctx)
+	p.round = mark{}
+	if err != nil {
+		return err
 	}
 	p.marked = wm
 	var b [markerSize]byte
 	m := appendMarker(b[:0], kind, wm)
 	for k := range p.byPart {
+		if p.rode[k] {
+			continue
+		}
 		if err := p.publish(ctx, k, m, ""); err != nil {
 			return err
 		}
@@ -514,7 +542,7 @@ func (p *publisher) flushAll(ctx context.Context, end bool) error {
 func (p *publisher) flushPartition(ctx context.Context, k int) error {
 	pb := p.byPart[k]
 	if n := pb.Len(); n > 0 {
-		err := p.publishRun(ctx, k, pb, 0, n)
+		err := p.publishRun(ctx, k, pb, 0, n, true)
 		pb.Reset()
 		return err
 	}
@@ -531,14 +559,16 @@ func (p *publisher) flushPartition(ctx context.Context, k int) error {
 		p.free = append(p.free, buf[:0])
 		return fmt.Errorf("encode records of partition %d: %w", k, err)
 	}
-	return p.publishFrame(ctx, k, buf, n)
+	return p.publishFrame(ctx, k, buf, n, true)
 }
 
 // publishRun publishes records lo…hi-1 of partition k's buffer pb as one
 // frame, or, when that frame would be larger than p.maxFrame, each half
 // in turn the same way. The cut depends only on the records and the
 // server's max_payload, so the same input read again is cut the same.
-func (p *publisher) publishRun(ctx context.Context, k int, pb *md.Batch, lo, hi int) error {
+// last says that hi is the end of what the partition publishes now: its
+// last frame carries a marker round's marker.
+func (p *publisher) publishRun(ctx context.Context, k int, pb *md.Batch, lo, hi int, last bool) error {
 	v := &p.view
 	sliceBatch(v, pb, lo, hi)
 	buf, err := p.enc.AppendFrame(p.freeBuf(), v, p.syms)
@@ -548,7 +578,7 @@ func (p *publisher) publishRun(ctx context.Context, k int, pb *md.Batch, lo, hi 
 		return p.encodeErr(k, id, err)
 	}
 	if len(buf) <= p.maxFrame {
-		return p.publishFrame(ctx, k, buf, hi-lo)
+		return p.publishFrame(ctx, k, buf, hi-lo, last)
 	}
 	p.free = append(p.free, buf[:0])
 	if hi-lo == 1 {
@@ -559,10 +589,10 @@ func (p *publisher) publishRun(ctx context.Context, k int, pb *md.Batch, lo, hi 
 			"records_per_message", p.target, "max_payload", p.maxFrame+payloadHeadroom, "frame_bytes", len(buf))
 	}
 	mid := lo + (hi-lo)/2
-	if err := p.publishRun(ctx, k, pb, lo, mid); err != nil {
+	if err := p.publishRun(ctx, k, pb, lo, mid, false); err != nil {
 		return err
 	}
-	return p.publishRun(ctx, k, pb, mid, hi)
+	return p.publishRun(ctx, k, pb, mid, hi, last)
 }
 
 // sliceBatch makes v a view of records lo…hi-1 of b (no copy).
@@ -586,13 +616,20 @@ func sliceBatch(v, b *md.Batch, lo, hi int) {
 }
 
 // publishFrame publishes buf, a frame of partition k's next n records,
-// with the Nats-Msg-Id naming them.
-func (p *publisher) publishFrame(ctx context.Context, k int, buf []byte, n int) error {
+// with the Nats-Msg-Id naming them; during a marker round the partition's
+// last frame (last) carries the round's marker.
+func (p *publisher) publishFrame(ctx context.Context, k int, buf []byte, n int, last bool) error {
 	p.buffered -= n
 	p.id = appendMsgID(p.id[:0], p.epoch, k, p.next[k], p.next[k]+int64(n)-1)
 	p.next[k] += int64(n)
 	p.frames++
-	return p.publishBuf(ctx, k, buf, string(p.id))
+	var mk mark
+	if last && p.round.set {
+		mk = p.round
+		p.rode[k] = true
+		p.carried++
+	}
+	return p.publishBuf(ctx, k, buf, string(p.id), mk)
 }
 
 // freeBuf returns an empty buffer for a message the window will keep: one
@@ -626,12 +663,13 @@ func appendMsgID(dst []byte, epoch uint64, k int, first, last int64) []byte {
 // source). A transient failure of the publish or of an acknowledgement is
 // ridden out (ride); any other fails the ingest.
 func (p *publisher) publish(ctx context.Context, k int, data []byte, id string) error {
-	return p.publishBuf(ctx, k, append(p.freeBuf(), data...), id)
+	return p.publishBuf(ctx, k, append(p.freeBuf(), data...), id, mark{})
 }
 
-// publishBuf is publish of data the window keeps as its copy.
-func (p *publisher) publishBuf(ctx context.Context, k int, data []byte, id string) error {
-	p.window = append(p.window, sent{subject: p.n.subject(k), data: data, id: id, wm: p.marked})
+// publishBuf is publish of data the window keeps as its copy, a data
+// frame carrying mk when set.
+func (p *publisher) publishBuf(ctx context.Context, k int, data []byte, id string, mk mark) error {
+	p.window = append(p.window, sent{subject: p.n.subject(k), data: data, id: id, wm: p.marked, mk: mk})
 	p.windowBytes += len(data)
 	err := errNotConnected
 	if p.pnc.IsConnected() {
@@ -657,6 +695,9 @@ func (p *publisher) send(ctx context.Context, e *sent) error {
 			opts = append(opts, jetstream.WithMsgID(e.id))
 			// The partition's latest marker watermark, for the lag.
 			msg.Header = nats.Header{headerWatermark: []string{strconv.FormatInt(e.wm, 10)}}
+			if e.mk.set {
+				msg.Header[headerMark] = []string{e.mk.header()}
+			}
 		}
 		f, err := p.pjs.PublishMsgAsync(msg, opts...)
 		if err == nil {

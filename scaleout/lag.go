@@ -162,8 +162,9 @@ func measureLag(ctx context.Context, js jetstream.JetStream, n names, parts []Pa
 }
 
 // latestWatermark returns the watermark of a partition's newest message: a
-// marker's value, or a data message's Mdp-Wm header. ok is false when the
-// partition holds nothing, or ends with the end marker.
+// marker's value, the marker a data frame carries (Mdp-Mark), or else a
+// data message's Mdp-Wm header. ok is false when the partition holds
+// nothing, or ends with the end marker.
 func latestWatermark(ctx context.Context, s jetstream.Stream, subject string) (int64, bool, error) {
 	m, err := s.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -178,6 +179,10 @@ func latestWatermark(ctx context.Context, s jetstream.Stream, subject string) (i
 			return 0, false, err
 		}
 		return wm, true, nil
+	}
+	if mk, err := markOf(m.Header); err != nil || mk.set {
+		// A frame that carries a marker: its watermark, or the end.
+		return mk.wm, err == nil && mk.kind == markerWatermark, err
 	}
 	v := m.Header.Get(headerWatermark)
 	if v == "" {

@@ -220,7 +220,7 @@ func Run(ctx context.Context, doc *config.Document, opts Options) error {
 	}
 	published, _ := ingest.SourceTotals()
 	read, _ := worker.SourceTotals()
-	log.Info("scale-out run ended", "published", published, "read", read, "duplicates", pub.dups, "frames", pub.frames, "markers", pub.markers)
+	log.Info("scale-out run ended", "published", published, "read", read, "duplicates", pub.dups, "frames", pub.frames, "markers", pub.markers, "carried", pub.carried)
 	return err
 }
 

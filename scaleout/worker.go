@@ -25,8 +25,11 @@ const inBandOutOfOrderness = 100 * 365 * 24 * time.Hour
 const pullMaxBytes = 16 << 20
 
 // reader is the worker's source: it reads the partitions it owns, in
-// stream order, through one ordered consumer, emits each data frame as a
-// batch and each watermark marker as the source's watermark. It ends when
+// stream order, through one ordered consumer, and emits each data frame as
+// a batch. Its watermark is the lowest of its open partitions' latest
+// markers (a marker message, or the one a data frame carries after its
+// records), so it passes a record of one partition only once every other
+// partition has had what was published before that marker. It ends when
 // every partition it reads has delivered the ingest's end marker.
 type reader struct {
 	js         jetstream.JetStream
@@ -47,6 +50,10 @@ type reader struct {
 	// partitions in Position).
 	partitionCount int
 	ended          map[int]bool
+	// wms is each open partition's latest marker watermark; advanced is
+	// the lowest of them the reader has emitted.
+	wms      map[int]int64
+	advanced int64
 
 	nc  *engine.NodeContext
 	dec *busfmt.Decoder
@@ -119,6 +126,9 @@ func (r *reader) Position(int64) ([]byte, error) {
 			pr.Rec, pr.Data, pr.Has = last, r.gaps.seq[p], true
 		}
 		pr.Ended = pr.Ended || r.ended[p]
+		if wm, ok := r.wms[p]; ok && wm != md.MinTime {
+			pr.Wm = wm
+		}
 		rp.Parts[p] = pr
 	}
 	return json.Marshal(rp)
@@ -129,12 +139,21 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 	var subjects []string
 	open := map[int]bool{}
 	r.ended = map[int]bool{}
+	r.wms, r.advanced = map[int]int64{}, md.MinTime
 	for _, p := range r.partitions {
-		if r.restored[p].Ended {
+		pr := r.restored[p]
+		if pr.Ended {
 			continue
 		}
 		subjects = append(subjects, r.n.subject(p))
 		open[p] = true
+		// A partition restored from a checkpoint starts at the
+		// watermark it had then: the markers before its checkpoint are
+		// not read again.
+		r.wms[p] = md.MinTime
+		if pr.Wm != 0 {
+			r.wms[p] = pr.Wm
+		}
 	}
 	if err := r.gaps.begin(ctx, r); err != nil {
 		return err
@@ -165,6 +184,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", r.n.stream, err)
 	}
+	defer r.dropConsumer(cons)
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -207,52 +227,100 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 				return fmt.Errorf("%s: %w", m.Subject(), err)
 			}
 			r.progress.message(p, true, kind == markerEnd, wm)
-			if kind == markerEnd {
-				delete(open, p)
-				r.ended[p] = true
-				r.cursor = seq
-				if err := out.Quiet(); err != nil {
-					return stopErr(ctx, err)
-				}
-				continue
-			}
-			if err := out.AdvanceWatermark(wm); err != nil {
-				return stopErr(ctx, err)
-			}
 			r.cursor = seq
-			if err := out.Quiet(); err != nil {
+			if err := r.mark(p, mark{set: true, kind: kind, wm: wm}, open, out); err != nil {
 				return stopErr(ctx, err)
 			}
 			continue
 		}
-		r.progress.message(p, false, false, 0)
+		mk, err := markOf(m.Headers())
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Subject(), err)
+		}
+		r.progress.message(p, mk.set, mk.set && mk.kind == markerEnd, mk.wm)
 		r.cursor = seq
 		if drop > 0 {
 			// An ingest's re-read: records this partition has had.
 			r.progress.duplicates(p, drop)
-			if drop == n {
-				continue
+		}
+		if drop < n || n == 0 {
+			k, err := busfmt.Kind(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.Subject(), err)
+			}
+			b := out.NewBatch(k)
+			if err := r.dec.Decode(data, b); err != nil {
+				b.Release()
+				return fmt.Errorf("%s: %w", m.Subject(), err)
+			}
+			if n > 0 && b.Len() != n {
+				b.Release()
+				return fmt.Errorf("%s: stream sequence %d holds %d records, its message id says %d", m.Subject(), seq, b.Len(), n)
+			}
+			b.DropFront(drop)
+			if err := out.Emit(b); err != nil {
+				return stopErr(ctx, err)
 			}
 		}
-		k, err := busfmt.Kind(data)
-		if err != nil {
-			return fmt.Errorf("%s: %w", m.Subject(), err)
-		}
-		b := out.NewBatch(k)
-		if err := r.dec.Decode(data, b); err != nil {
-			b.Release()
-			return fmt.Errorf("%s: %w", m.Subject(), err)
-		}
-		if n > 0 && b.Len() != n {
-			b.Release()
-			return fmt.Errorf("%s: stream sequence %d holds %d records, its message id says %d", m.Subject(), seq, b.Len(), n)
-		}
-		b.DropFront(drop)
-		if err := out.Emit(b); err != nil {
-			return stopErr(ctx, err)
+		if mk.set {
+			// The marker after the frame's records.
+			if err := r.mark(p, mk, open, out); err != nil {
+				return stopErr(ctx, err)
+			}
 		}
 	}
 	return nil
+}
+
+// mark takes partition p's marker mk: the end marker closes the
+// partition, a watermark marker raises its watermark. The reader's
+// watermark then goes to the lowest of its open partitions' when that is
+// newer. Either way a requested checkpoint may complete here.
+func (r *reader) mark(p int, mk mark, open map[int]bool, out *engine.Output) error {
+	if mk.kind == markerEnd {
+		delete(open, p)
+		delete(r.wms, p)
+		r.ended[p] = true
+	} else if mk.wm > r.wms[p] {
+		// A re-read's markers start over from the beginning: a
+		// partition's watermark does not go back with them.
+		r.wms[p] = mk.wm
+	}
+	low := md.MaxTime
+	for _, wm := range r.wms {
+		low = min(low, wm)
+	}
+	if len(r.wms) > 0 && low > r.advanced {
+		r.advanced = low
+		if err := out.AdvanceWatermark(low); err != nil {
+			return err
+		}
+	}
+	return out.Quiet()
+}
+
+// dropConsumerTimeout bounds the deletion of the reader's consumer when
+// it stops (a deletion takes about a millisecond; a worker handing its
+// partitions over must not wait long on one that fails).
+const dropConsumerTimeout = 500 * time.Millisecond
+
+// dropConsumer deletes the reader's ordered consumer once the reader has
+// stopped: left to its inactivity threshold (5 min), the ephemeral
+// consumer would keep its pending pull request on the server, and
+// nats-server's shutdown waits 50 ms whenever it has one to cancel (the
+// embedded server's at the end of every `mdp run`). Without a connection
+// there is nothing to delete; a failed deletion only leaves the consumer
+// to expire.
+func (r *reader) dropConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || !r.js.Conn().IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dropConsumerTimeout)
+	defer cancel()
+	if err := r.js.DeleteConsumer(ctx, r.n.stream, info.Name); err != nil && r.nc != nil && r.nc.Logger != nil {
+		r.nc.Logger.Debug("scale-out reader: its consumer is left to expire", "consumer", info.Name, "err", err)
+	}
 }
 
 // quietWait is how long the reader waits for a message before it lets a
