@@ -3,9 +3,7 @@ package scaleout
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,40 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mdpio/mdp/busfmt"
-	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/md"
 )
-
-// markBarsJob is a job whose worker makes 1 s bars of the trades it reads and
-// writes them to a CSV file, over an embedded server with two partitions.
-func markBarsJob(t *testing.T) (*config.Document, string) {
-	t.Helper()
-	dir := t.TempDir()
-	out := filepath.Join(dir, "bars.csv")
-	src := fmt.Sprintf(`mode: dag
-name: so-mark
-dag:
-  nodes:
-    - id: src
-      type: provider.synthetic
-      params: {model: bench, symbol_count: 2, n: 10, seed: 5}
-    - id: bars
-      type: operator.bars
-      params: {interval: 1s}
-    - id: sink
-      type: sink.file
-      params: {path: %q, format: csv}
-  edges:
-    - [src, bars]
-    - [bars, sink]
-scaleout: {nats: embedded, partitions: 2, store: %q, sync: interval}
-`, out, filepath.Join(dir, "nats"))
-	doc, err := config.LoadBytes("job.yaml", []byte(src), config.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc, out
-}
 
 // TestReaderWatermarkIsItsPartitionsLowest: the reader's watermark is the
 // lowest of its partitions' markers, and the marker a frame carries
@@ -63,16 +29,7 @@ scaleout: {nats: embedded, partitions: 2, store: %q, sync: interval}
 func TestReaderWatermarkIsItsPartitionsLowest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	doc, out := markBarsJob(t)
-	n := namesOf(doc.Name)
-	_, js := testStream(t, doc, newPublisher(nil, n, doc.Scaleout.Partitions))
-	stream, err := ensureStream(ctx, js, n, doc.Scaleout, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := md.NewSymbolTable()
-	st.Intern("x", "A")
-	syms := st.Snapshot()
+	doc, out, n, js, stream, syms := readerFixture(t, ctx, true)
 	const t0 = 1_700_000_000_000_000_000 // a whole second
 	frame := func(a, b int64, mk mark) {
 		t.Helper()
@@ -147,18 +104,7 @@ func TestReaderWatermarkIsItsPartitionsLowest(t *testing.T) {
 func TestMarkerRidesOnTheRoundsLastFrame(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv := maxPayloadServer(t, 32<<10)
-	js := loopbackJS(t, srv)
-	doc := synthJob(t, 50_000, ", records_per_message: 16384")
-	n := namesOf(doc.Name)
-	stream, err := ensureStream(ctx, js, n, doc.Scaleout, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := newPublisher(js, n, doc.Scaleout.Partitions)
-	pub.configure(doc.Scaleout)
-	pub.interval = time.Hour
-	runIngest(t, doc, pub)
+	doc, n, stream, pub := cutIngest(t, ctx, 32<<10)
 	info, err := stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -211,14 +157,7 @@ func TestMarkerRidesOnTheRoundsLastFrame(t *testing.T) {
 func TestReaderRestoresPartitionWatermark(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	doc, out := markBarsJob(t)
-	n := namesOf(doc.Name)
-	_, js := testStream(t, doc, newPublisher(nil, n, doc.Scaleout.Partitions))
-	if _, err := ensureStream(ctx, js, n, doc.Scaleout, false); err != nil {
-		t.Fatal(err)
-	}
-	st := md.NewSymbolTable()
-	st.Intern("x", "A")
+	doc, out, n, js, _, syms := readerFixture(t, ctx, true)
 	const t0 = 1_700_000_000_000_000_000
 	wm := t0 + 10*int64(time.Second)
 	publish := func(k int, data []byte) uint64 {
@@ -232,7 +171,7 @@ func TestReaderRestoresPartitionWatermark(t *testing.T) {
 	seq0 := publish(0, appendMarker(nil, markerWatermark, wm))
 	publish(1, appendMarker(nil, markerWatermark, wm))
 	var enc busfmt.Encoder
-	frame, err := enc.AppendFrame(nil, &md.Batch{Kind: md.KindTrade, Trades: []md.Trade{{TS: wm - int64(time.Second), Price: 1, Size: 1}}}, st.Snapshot())
+	frame, err := enc.AppendFrame(nil, &md.Batch{Kind: md.KindTrade, Trades: []md.Trade{{TS: wm - int64(time.Second), Price: 1, Size: 1}}}, syms)
 	if err != nil {
 		t.Fatal(err)
 	}

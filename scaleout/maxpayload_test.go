@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mdpio/mdp/config"
 	"github.com/mdpio/mdp/engine"
 )
 
@@ -59,18 +60,7 @@ func TestFramesCutToMaxPayload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const maxPayload = 32 << 10
-	srv := maxPayloadServer(t, maxPayload)
-	js := loopbackJS(t, srv)
-	doc := synthJob(t, 50_000, ", records_per_message: 16384")
-	n := namesOf(doc.Name)
-	stream, err := ensureStream(ctx, js, n, doc.Scaleout, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := newPublisher(js, n, doc.Scaleout.Partitions)
-	pub.configure(doc.Scaleout)
-	pub.interval = time.Hour // frames end by size and at the end only
-	runIngest(t, doc, pub)
+	doc, n, stream, pub := cutIngest(t, ctx, maxPayload)
 	if pub.cut == 0 {
 		t.Fatal("no frame was cut")
 	}
@@ -119,6 +109,26 @@ func TestFramesCutToMaxPayload(t *testing.T) {
 		t.Fatalf("%d data messages, want more than the 8 partitions", data)
 	}
 	t.Logf("%d data messages, %d cut", data, pub.cut)
+}
+
+// cutIngest publishes 50 000 synthetic trades (8 partitions, 16384
+// records a message, marker rounds an hour apart: frames end by size and
+// at the end only) into a stream in memory on a loopback server whose
+// max_payload is maxPayload bytes.
+func cutIngest(t *testing.T, ctx context.Context, maxPayload int32) (*config.Document, names, jetstream.Stream, *publisher) {
+	t.Helper()
+	js := loopbackJS(t, maxPayloadServer(t, maxPayload))
+	doc := synthJob(t, 50_000, ", records_per_message: 16384")
+	n := namesOf(doc.Name)
+	stream, err := ensureStream(ctx, js, n, doc.Scaleout, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newPublisher(js, n, doc.Scaleout.Partitions)
+	pub.configure(doc.Scaleout)
+	pub.interval = time.Hour
+	runIngest(t, doc, pub)
+	return doc, n, stream, pub
 }
 
 // parseUints parses a and b; false when either is not a number.

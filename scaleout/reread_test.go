@@ -21,31 +21,54 @@ import (
 	"github.com/mdpio/mdp/md"
 )
 
-// rereadJob is a job whose worker writes the trades it reads to a CSV
-// file, over an embedded server with two partitions.
-func rereadJob(t *testing.T) (*config.Document, string) {
+// workerFileJob is a job whose worker writes what it makes to a CSV file
+// (returned), over an embedded server with two partitions: the trades it
+// reads, or with bars their 1 s bars.
+func workerFileJob(t *testing.T, name string, bars bool) (*config.Document, string) {
 	t.Helper()
 	dir := t.TempDir()
-	out := filepath.Join(dir, "trades.csv")
+	out := filepath.Join(dir, "out.csv")
+	mid, edges := "", "    - [src, sink]\n"
+	if bars {
+		mid = "    - id: bars\n      type: operator.bars\n      params: {interval: 1s}\n"
+		edges = "    - [src, bars]\n    - [bars, sink]\n"
+	}
 	src := fmt.Sprintf(`mode: dag
-name: so-reread
+name: %s
 dag:
   nodes:
     - id: src
       type: provider.synthetic
       params: {model: bench, symbol_count: 2, n: 10, seed: 5}
-    - id: sink
+%s    - id: sink
       type: sink.file
       params: {path: %q, format: csv}
   edges:
-    - [src, sink]
-scaleout: {nats: embedded, partitions: 2, store: %q, sync: interval}
-`, out, filepath.Join(dir, "nats"))
+%sscaleout: {nats: embedded, partitions: 2, store: %q, sync: interval}
+`, name, mid, out, edges, filepath.Join(dir, "nats"))
 	doc, err := config.LoadBytes("job.yaml", []byte(src), config.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return doc, out
+}
+
+// readerFixture is the fixture of the reader tests: workerFileJob's job
+// (with bars or not), the file its worker writes, its stream, empty, and
+// the symbol table of the frames a test publishes by hand (one symbol,
+// A).
+func readerFixture(t *testing.T, ctx context.Context, bars bool) (*config.Document, string, names, jetstream.JetStream, jetstream.Stream, []md.Instrument) {
+	t.Helper()
+	doc, out := workerFileJob(t, "so-reader", bars)
+	n := namesOf(doc.Name)
+	_, js := testStream(t, doc, newPublisher(nil, n, doc.Scaleout.Partitions))
+	stream, err := ensureStream(ctx, js, n, doc.Scaleout, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := md.NewSymbolTable()
+	st.Intern("x", "A")
+	return doc, out, n, js, stream, st.Snapshot()
 }
 
 // framePublisher publishes hand-cut trade frames of partition 0 with the
@@ -96,16 +119,8 @@ func (f *framePublisher) end() {
 func TestReaderDropsWhatItRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	doc, out := rereadJob(t)
-	n := namesOf(doc.Name)
-	_, js := testStream(t, doc, newPublisher(nil, n, doc.Scaleout.Partitions))
-	stream, err := ensureStream(ctx, js, n, doc.Scaleout, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := md.NewSymbolTable()
-	st.Intern("x", "A")
-	f := &framePublisher{t: t, ctx: ctx, js: js, n: n, syms: st.Snapshot()}
+	doc, out, n, js, stream, syms := readerFixture(t, ctx, false)
+	f := &framePublisher{t: t, ctx: ctx, js: js, n: n, syms: syms}
 
 	// A first run publishes records 0-9 and crashes; a re-read (epoch
 	// 20) cuts its frames differently: 0-4 (read already), 3-12 (3-9 read
