@@ -155,6 +155,12 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			r.wms[p] = pr.Wm
 		}
 	}
+	// Partitions restored with their watermarks start the reader at
+	// the lowest of them, before it reads anything: the markers before
+	// their checkpoints are not read again.
+	if err := r.advance(out); err != nil {
+		return stopErr(ctx, err)
+	}
 	if err := r.gaps.begin(ctx, r); err != nil {
 		return err
 	}
@@ -227,8 +233,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 				return fmt.Errorf("%s: %w", m.Subject(), err)
 			}
 			r.progress.message(p, true, kind == markerEnd, wm)
-			r.cursor = seq
-			if err := r.mark(p, mark{set: true, kind: kind, wm: wm}, open, out); err != nil {
+			if err := r.mark(p, seq, mark{set: true, kind: kind, wm: wm}, open, out); err != nil {
 				return stopErr(ctx, err)
 			}
 			continue
@@ -238,7 +243,14 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			return fmt.Errorf("%s: %w", m.Subject(), err)
 		}
 		r.progress.message(p, mk.set, mk.set && mk.kind == markerEnd, mk.wm)
-		r.cursor = seq
+		if !mk.set {
+			r.cursor = seq
+		}
+		// A frame that carries a marker is covered (cursor) only once
+		// its marker is taken too: a checkpoint taken while its records
+		// are on their way has the reader read the frame again after a
+		// restore, its records dropped by number (gaps), its marker
+		// taken then.
 		if drop > 0 {
 			// An ingest's re-read: records this partition has had.
 			r.progress.duplicates(p, drop)
@@ -264,7 +276,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		}
 		if mk.set {
 			// The marker after the frame's records.
-			if err := r.mark(p, mk, open, out); err != nil {
+			if err := r.mark(p, seq, mk, open, out); err != nil {
 				return stopErr(ctx, err)
 			}
 		}
@@ -272,11 +284,12 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 	return nil
 }
 
-// mark takes partition p's marker mk: the end marker closes the
-// partition, a watermark marker raises its watermark. The reader's
-// watermark then goes to the lowest of its open partitions' when that is
-// newer. Either way a requested checkpoint may complete here.
-func (r *reader) mark(p int, mk mark, open map[int]bool, out *engine.Output) error {
+// mark takes partition p's marker mk, of stream sequence seq: the end
+// marker closes the partition, a watermark marker raises its watermark.
+// The reader has then read to seq (cursor), and its watermark goes to the
+// lowest of its open partitions' when that is newer. Either way a
+// requested checkpoint may complete here.
+func (r *reader) mark(p int, seq uint64, mk mark, open map[int]bool, out *engine.Output) error {
 	if mk.kind == markerEnd {
 		delete(open, p)
 		delete(r.wms, p)
@@ -286,17 +299,25 @@ func (r *reader) mark(p int, mk mark, open map[int]bool, out *engine.Output) err
 		// partition's watermark does not go back with them.
 		r.wms[p] = mk.wm
 	}
+	r.cursor = seq
+	if err := r.advance(out); err != nil {
+		return err
+	}
+	return out.Quiet()
+}
+
+// advance moves the reader's watermark to the lowest of its open
+// partitions' when that is newer.
+func (r *reader) advance(out *engine.Output) error {
 	low := md.MaxTime
 	for _, wm := range r.wms {
 		low = min(low, wm)
 	}
-	if len(r.wms) > 0 && low > r.advanced {
-		r.advanced = low
-		if err := out.AdvanceWatermark(low); err != nil {
-			return err
-		}
+	if len(r.wms) == 0 || low <= r.advanced {
+		return nil
 	}
-	return out.Quiet()
+	r.advanced = low
+	return out.AdvanceWatermark(low)
 }
 
 // dropConsumerTimeout bounds the deletion of the reader's consumer when
