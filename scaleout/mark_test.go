@@ -67,8 +67,10 @@ func TestReaderWatermarkIsItsPartitionsLowest(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The reader deleted its consumer as it stopped (dropConsumer).
-	if info, err := stream.Info(ctx); err != nil || info.State.Consumers != 0 {
-		t.Errorf("stream info: %v; %d consumers left, want 0", err, info.State.Consumers)
+	if info, err := stream.Info(ctx); err != nil {
+		t.Error(err)
+	} else if info.State.Consumers != 0 {
+		t.Errorf("%d consumers left, want 0", info.State.Consumers)
 	}
 	if r.advanced != t0+10*int64(time.Second) {
 		t.Errorf("the reader's watermark ended at %d, want %d", r.advanced, t0+10*int64(time.Second))

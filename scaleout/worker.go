@@ -50,8 +50,9 @@ type reader struct {
 	// partitions in Position).
 	partitionCount int
 	ended          map[int]bool
-	// wms is each open partition's latest marker watermark; advanced is
-	// the lowest of them the reader has emitted.
+	// wms holds the open partitions (those whose end marker has not been
+	// read), each with its latest marker watermark; advanced is the
+	// lowest of them the reader has emitted.
 	wms      map[int]int64
 	advanced int64
 
@@ -137,7 +138,6 @@ func (r *reader) Position(int64) ([]byte, error) {
 // Run reads until every partition has ended or ctx is cancelled.
 func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 	var subjects []string
-	open := map[int]bool{}
 	r.ended = map[int]bool{}
 	r.wms, r.advanced = map[int]int64{}, md.MinTime
 	for _, p := range r.partitions {
@@ -146,7 +146,6 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			continue
 		}
 		subjects = append(subjects, r.n.subject(p))
-		open[p] = true
 		// A partition restored from a checkpoint starts at the
 		// watermark it had then: the markers before its checkpoint are
 		// not read again.
@@ -155,9 +154,8 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			r.wms[p] = pr.Wm
 		}
 	}
-	// Partitions restored with their watermarks start the reader at
-	// the lowest of them, before it reads anything: the markers before
-	// their checkpoints are not read again.
+	// Partitions all restored with their watermarks start the reader at
+	// the lowest of them, before it reads anything.
 	if err := r.advance(out); err != nil {
 		return stopErr(ctx, err)
 	}
@@ -169,7 +167,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			r.gaps.last[p], r.gaps.seq[p] = pr.Rec, pr.Data
 		}
 	}
-	if len(open) == 0 {
+	if len(r.wms) == 0 {
 		return nil
 	}
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
@@ -194,7 +192,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	for len(open) > 0 {
+	for len(r.wms) > 0 {
 		m, err := it.Next(jetstream.NextMaxWait(quietWait))
 		if errors.Is(err, nats.ErrTimeout) {
 			// Nothing to read: a requested checkpoint still completes.
@@ -233,7 +231,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 				return fmt.Errorf("%s: %w", m.Subject(), err)
 			}
 			r.progress.message(p, true, kind == markerEnd, wm)
-			if err := r.mark(p, seq, mark{set: true, kind: kind, wm: wm}, open, out); err != nil {
+			if err := r.mark(p, seq, mark{set: true, kind: kind, wm: wm}, out); err != nil {
 				return stopErr(ctx, err)
 			}
 			continue
@@ -243,14 +241,14 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 			return fmt.Errorf("%s: %w", m.Subject(), err)
 		}
 		r.progress.message(p, mk.set, mk.set && mk.kind == markerEnd, mk.wm)
+		// A frame that carries a marker is covered (cursor) only once
+		// its marker is taken too (mark): a checkpoint taken while its
+		// records are on their way has the reader read the frame again
+		// after a restore, its records dropped by number (gaps), its
+		// marker taken then.
 		if !mk.set {
 			r.cursor = seq
 		}
-		// A frame that carries a marker is covered (cursor) only once
-		// its marker is taken too: a checkpoint taken while its records
-		// are on their way has the reader read the frame again after a
-		// restore, its records dropped by number (gaps), its marker
-		// taken then.
 		if drop > 0 {
 			// An ingest's re-read: records this partition has had.
 			r.progress.duplicates(p, drop)
@@ -276,7 +274,7 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 		}
 		if mk.set {
 			// The marker after the frame's records.
-			if err := r.mark(p, seq, mk, open, out); err != nil {
+			if err := r.mark(p, seq, mk, out); err != nil {
 				return stopErr(ctx, err)
 			}
 		}
@@ -289,9 +287,8 @@ func (r *reader) Run(ctx context.Context, out *engine.Output) error {
 // The reader has then read to seq (cursor), and its watermark goes to the
 // lowest of its open partitions' when that is newer. Either way a
 // requested checkpoint may complete here.
-func (r *reader) mark(p int, seq uint64, mk mark, open map[int]bool, out *engine.Output) error {
+func (r *reader) mark(p int, seq uint64, mk mark, out *engine.Output) error {
 	if mk.kind == markerEnd {
-		delete(open, p)
 		delete(r.wms, p)
 		r.ended[p] = true
 	} else if mk.wm > r.wms[p] {

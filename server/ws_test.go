@@ -20,6 +20,16 @@ import (
 	"github.com/mdpio/mdp/jobs"
 )
 
+// dropped reports whether the hub has dropped c.
+func dropped(c *client) bool {
+	select {
+	case <-c.gone:
+		return true
+	default:
+		return false
+	}
+}
+
 // A client whose queue is full is dropped at once — the broadcast never
 // waits for it — and its connection is closed with CloseTooSlow; the other
 // clients keep their messages.
@@ -71,20 +81,14 @@ func TestSlowClientDropped(t *testing.T) {
 	// A broadcast that waited for room would keep the client every time;
 	// the one that never waits drops it once it meets a full queue. (No
 	// wall-clock bound: a slow machine is not a defect.)
-	for try := 0; ; try++ {
+	for try := 0; !dropped(slowC); try++ {
+		if try == 100 {
+			t.Fatal("the full client was not dropped")
+		}
 		for len(slowC.send) < cap(slowC.send) {
 			slowC.send <- []byte(`{"type":"filler"}`)
 		}
 		h.hub.broadcast([]*client{slowC}, StatusMessage{Type: "jobs"})
-		select {
-		case <-slowC.gone:
-		default:
-			if try < 100 {
-				continue
-			}
-			t.Fatal("the full client was not dropped")
-		}
-		break
 	}
 	if all, _ := h.hub.snapshot(); len(all) != 1 {
 		t.Fatalf("%d clients after the drop, want 1", len(all))
