@@ -33,6 +33,7 @@ type CSVFast struct {
 	// The previous row's symbol and id lengths when below eight, the
 	// guesses for this row's; 0 for none.
 	symLen, idLen int
+	syms          *symCache       // the ids of the memo's exchange's short symbols
 	times, itimes tsparse.Times16 // memos of the two time columns: local times differ from the event times
 }
 
@@ -69,7 +70,7 @@ func NewCSVFast(d *Decoder, cols []SlotCol, delim byte) (f CSVFast, ok bool) {
 		}
 	}
 	f = CSVFast{delim: delim, tsUnit: d.TS.unit, ingUnit: d.Ingest.unit, buyWord: 'b' | 'u'<<8 | 'y'<<16 | uint32(delim)<<24, provWord: 1,
-		delimWord: uint64(delim) * 0x0101010101010101}
+		delimWord: uint64(delim) * 0x0101010101010101, syms: new(symCache)}
 	if f.tsUnit <= 0 || f.ingUnit <= 0 {
 		return f, false
 	}
@@ -117,7 +118,9 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	// compared as one word with its delimiter, else text up to the
 	// delimiter.
 	i := f.provLen
+	memo := true // the exchange is the memo's, whose symbols f.syms holds
 	if len(line) < 8 || binary.LittleEndian.Uint64(line)&f.provMask != f.provWord {
+		memo = false
 		i = scanText(line, 0, delim)
 		if i == 0 || i == len(line) || line[i] != delim || !plainText(line[:i]) {
 			return FastFallback, 0
@@ -125,6 +128,7 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 		if i < 8 && len(line) >= 8 { // the memo: only a plain exchange
 			f.provLen, f.provMask = i, 1<<(8*(i+1))-1
 			f.provWord = binary.LittleEndian.Uint64(line) & f.provMask
+			f.syms.next()
 		}
 	}
 	prov := line[:i]
@@ -157,10 +161,13 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	if i = s + 16; i < len(line) && line[i] == delim {
 		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[s:]), binary.LittleEndian.Uint64(line[s+8:]))
 	}
-	if !ok {
+	if !ok { // (Fast's sixteen digits end at a delimiter: no check)
 		n, i = f.times.Scan(line, s)
+		if i == s || i-s > 18 || i >= len(line) || line[i] != delim {
+			return FastFallback, 0
+		}
 	}
-	if i == s || i-s > 18 || n > f.tsLimit || i >= len(line) || line[i] != delim {
+	if n > f.tsLimit {
 		return FastFallback, 0
 	}
 	ts := int64(n) * f.tsUnit
@@ -171,15 +178,15 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	}
 	if !ok {
 		n, i = f.itimes.Scan(line, s)
+		if i-s > 18 || i >= len(line) || line[i] != delim {
+			return FastFallback, 0
+		}
 	}
 	if i != s {
-		if i-s > 18 || n > f.ingLimit {
+		if n > f.ingLimit {
 			return FastFallback, 0
 		}
 		ingest = int64(n) * f.ingUnit
-	}
-	if i >= len(line) || line[i] != delim {
-		return FastFallback, 0
 	}
 	// Each decoded value goes to *t as soon as it is known: a value kept in
 	// a register to the end of the row is one register fewer for the
@@ -192,7 +199,7 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	var id int64
 	const hi, six, zeros = 0xF0F0F0F0F0F0F0F0, 0x0606060606060606, 0x3030303030303030
 	if l := f.idLen; l > 0 && s+8 <= len(line) && ((x(line, s)&hi^zeros)|((x(line, s)+six)&hi^zeros))&(1<<(8*l)-1) == 0 && line[s+l] == delim {
-		n, i = tsparse.Digits8((x(line, s)-zeros)<<(64-8*l)), s+l
+		id, i = int64(tsparse.Digits8((x(line, s)-zeros)<<(64-8*l))), s+l
 	} else {
 		for n, i = 0, s; i < len(line) && line[i]-'0' <= 9; i++ {
 			n = n*10 + uint64(line[i]-'0') // wraps only past 19 digits, rejected below
@@ -200,15 +207,15 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 		if i-s < 8 {
 			f.idLen = i - s
 		}
-	}
-	if i < len(line) && line[i] == delim && i-s <= 18 {
-		id = int64(n)
-	} else {
-		i = scanText(line, s, delim)
-		if i == len(line) || line[i] != delim || !plainText(line[s:i]) {
-			return FastFallback, 0
+		if i < len(line) && line[i] == delim && i-s <= 18 {
+			id = int64(n)
+		} else {
+			i = scanText(line, s, delim)
+			if i == len(line) || line[i] != delim || !plainText(line[s:i]) {
+				return FastFallback, 0
+			}
+			id = tradeID(line[s:i])
 		}
-		id = tradeID(line[s:i])
 	}
 	t.TradeID = id
 	// side: "buy" and "sell" by one word compare each, without a branch
@@ -276,23 +283,35 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	} else if i < len(line) && line[i] != delim {
 		return FastFallback, 0
 	}
-	// The symbol: the resolver's table probed here (SymResolver.Resolve's
-	// hit path); a miss, or a key longer than sixteen bytes, calls it.
-	sa, sz := symWords(sym)
-	pa, pz := symWords(prov)
-	lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
-	r := d.syms
-	mask := uint64(len(r.slots) - 1)
+	// The symbol: the memo's exchange's cache, else the resolver's table
+	// probed here (SymResolver.Resolve's hit path; a miss, or a key longer
+	// than sixteen bytes, calls it), and the cache filled.
 	var sid md.SymID
-	for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
-		c := &r.slots[h&mask]
-		if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
-			sid, ok = c.id, c.ok
-			break
+	key := uint64(0)
+	if memo {
+		key = symKey(sym)
+	}
+	if cs := f.syms.slot(key); key != 0 && cs.key == key && cs.gen == f.syms.gen {
+		sid, ok = cs.id, cs.ok
+	} else {
+		sa, sz := symWords(sym)
+		pa, pz := symWords(prov)
+		lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
+		r := d.syms
+		mask := uint64(len(r.slots) - 1)
+		for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
+			c := &r.slots[h&mask]
+			if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
+				sid, ok = c.id, c.ok
+				break
+			}
+			if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
+				sid, ok = r.Resolve(prov, sym)
+				break
+			}
 		}
-		if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
-			sid, ok = r.Resolve(prov, sym)
-			break
+		if key != 0 {
+			*cs = symCacheSlot{key: key, gen: f.syms.gen, id: sid, ok: ok}
 		}
 	}
 	if !ok {

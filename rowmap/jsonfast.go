@@ -29,6 +29,7 @@ type JSONFast struct {
 	// at most 24 bytes: a row that starts so has that exchange (as
 	// CSVFast's provWord); its span is past any row before one.
 	provLit           jsonLit
+	syms              *symCache // the ids of the memo's exchange's short symbols
 	tsUnit, ingUnit   int64
 	tsLimit, ingLimit uint64
 	times, itimes     tsparse.Times16 // memos of the two time columns: local times differ from the event times
@@ -55,6 +56,7 @@ func NewJSONFast(d *Decoder, l *Layout) (f JSONFast, ok bool) {
 		f.lits[k] = newJSONLit([]byte(f.keys[k]))
 	}
 	f.provLit.span = math.MaxInt
+	f.syms = new(symCache)
 	f.tsUnit, f.ingUnit = d.TS.unit, d.Ingest.unit
 	f.tsLimit, f.ingLimit = uint64(tsparse.MaxNanos/f.tsUnit), uint64(tsparse.MaxNanos/f.ingUnit)
 	return f, true
@@ -146,10 +148,12 @@ func (f *JSONFast) TradeAt(d *Decoder, b []byte, t *md.Trade) (FastResult, int) 
 func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (FastResult, int) {
 	var prov []byte
 	i := f.provLit.at(line, 0)
-	if i >= 0 {
+	memo := i >= 0 // the exchange is the memo's, whose symbols f.syms holds
+	if memo {
 		prov = line[f.lits[0].n+1 : i-1]
 	} else if prov, i = jsonStr(line, f.lits[0].at(line, 0)); i > 0 && i <= 24 {
 		f.provLit = newJSONLit(line[:i])
+		f.syms.next()
 	}
 	sym, i := jsonStr(line, f.lits[1].at(line, i))
 	if i < 0 || len(prov) == 0 || len(sym) == 0 {
@@ -263,23 +267,35 @@ func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fas
 	} else if e != len(line) {
 		return FastFallback, 0
 	}
-	// The symbol: the resolver's table probed here, as in CSVFast.trade.
-	sa, sz := symWords(sym)
-	pa, pz := symWords(prov)
-	lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
-	r := d.syms
-	mask := uint64(len(r.slots) - 1)
+	// The symbol: the memo's exchange's cache, else the resolver's table
+	// probed here, as in CSVFast.trade.
 	var sid md.SymID
 	var pass bool
-	for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
-		c := &r.slots[h&mask]
-		if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
-			sid, pass = c.id, c.ok
-			break
+	key := uint64(0)
+	if memo {
+		key = symKey(sym)
+	}
+	if cs := f.syms.slot(key); key != 0 && cs.key == key && cs.gen == f.syms.gen {
+		sid, pass = cs.id, cs.ok
+	} else {
+		sa, sz := symWords(sym)
+		pa, pz := symWords(prov)
+		lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
+		r := d.syms
+		mask := uint64(len(r.slots) - 1)
+		for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
+			c := &r.slots[h&mask]
+			if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
+				sid, pass = c.id, c.ok
+				break
+			}
+			if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
+				sid, pass = r.Resolve(prov, sym)
+				break
+			}
 		}
-		if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
-			sid, pass = r.Resolve(prov, sym)
-			break
+		if key != 0 {
+			*cs = symCacheSlot{key: key, gen: f.syms.gen, id: sid, ok: pass}
 		}
 	}
 	if !pass {

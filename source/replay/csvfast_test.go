@@ -367,3 +367,51 @@ func FuzzJSONFastMatchesGeneric(f *testing.F) {
 		checkFastSame(t, path, nil)
 	})
 }
+
+// TestFastSymbolCacheKeepsExchangesApart: the fused decoders' symbol
+// cache holds the symbols of one exchange at a time. Runs of rows of two
+// exchanges that trade the same symbols (short ones, which the cache
+// keys, and longer ones, which it does not), a run as short as one row,
+// with and without a symbols filter, come out as the generic path's: each
+// row with its own exchange's instrument.
+func TestFastSymbolCacheKeepsExchangesApart(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 5))
+	syms := []string{"BTC", "ETH", "SOLUSDT", "BTCUSDT", "1000PEPEUSDT", "BTC-PERPETUAL"}
+	for _, json := range []bool{false, true} {
+		var b strings.Builder
+		if !json {
+			b.WriteString("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
+		}
+		ts := int64(1582329602111000)
+		for run := range 60 {
+			exch := []string{"binance", "deribit", "okex"}[run%3]
+			for range 1 + rng.IntN(40)*(run%2) {
+				sym := syms[rng.IntN(len(syms))]
+				ts += int64(rng.IntN(1000))
+				if json {
+					fmt.Fprintf(&b, `{"exchange":"%s","symbol":"%s","timestamp":%d,"local_timestamp":%d,"id":%d,"side":"buy","price":%d.5,"amount":1}`+"\n", exch, sym, ts, ts, run, 100+run)
+				} else {
+					fmt.Fprintf(&b, "%s,%s,%d,%d,%d,sell,%d.5,1\n", exch, sym, ts, ts, run, 100+run)
+				}
+			}
+		}
+		path := filepath.Join(dir, "runs.csv")
+		if json {
+			path = filepath.Join(dir, "runs.jsonl")
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := checkFastSame(t, path, nil)
+		checkFastSame(t, path, []string{"ETH", "1000PEPEUSDT"})
+		// Every (exchange, symbol) pair is its own instrument.
+		ids := map[md.SymID]bool{}
+		for _, tr := range got {
+			ids[tr.Sym] = true
+		}
+		if len(ids) != 3*len(syms) {
+			t.Fatalf("json=%v: %d instruments, want %d", json, len(ids), 3*len(syms))
+		}
+	}
+}
