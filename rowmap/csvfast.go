@@ -137,21 +137,28 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	// word), else scanned. The guess gives the next field's start without
 	// waiting on this one's bytes, as a predicted loop exit does, with
 	// fewer instructions than the loop.
+	// Its key in the symbol cache (symKey) comes from the same word.
 	s := i + 1
+	var key uint64
 	if l := f.symLen; l > 0 && s+8 <= len(line) && f.sepMask(x(line, s))&(1<<(8*l)-1) == 0 && line[s+l] == delim {
 		i = s + l
+		key = x(line, s)&(1<<(8*l)-1) | uint64(l)<<56
 	} else {
 		i = scanText(line, s, delim)
 		if i-s < 8 {
 			f.symLen = i - s
 		}
-	}
-	if i == s || i == len(line) || line[i] != delim {
-		return FastFallback, 0
+		if i == s || i == len(line) || line[i] != delim {
+			return FastFallback, 0
+		}
+		key = symKey(line[s:i])
 	}
 	sym := line[s:i]
 	if !plainText(sym) {
 		return FastFallback, 0
+	}
+	if !memo {
+		key = 0 // the cache holds the memo's exchange's symbols only
 	}
 	// timestamp, local_timestamp: sixteen digits through each column's memo
 	// of the first twelve, else digits eight at a time.
@@ -287,10 +294,6 @@ func (f *CSVFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (Fast
 	// probed here (SymResolver.Resolve's hit path; a miss, or a key longer
 	// than sixteen bytes, calls it), and the cache filled.
 	var sid md.SymID
-	key := uint64(0)
-	if memo {
-		key = symKey(sym)
-	}
 	if cs := f.syms.slot(key); key != 0 && cs.key == key && cs.gen == f.syms.gen {
 		sid, ok = cs.id, cs.ok
 	} else {
