@@ -144,6 +144,9 @@ type timeFilter struct {
 
 func (f timeFilter) pass(ts int64) bool { return ts >= f.start && ts < f.end }
 
+// all reports whether every event time passes: no start and no end.
+func (f timeFilter) all() bool { return f.start == md.MinTime && f.end == md.MaxTime }
+
 // readerConfig is what every file reader shares.
 type readerConfig struct {
 	lay     *rowmap.Layout
@@ -404,6 +407,23 @@ func (r *fileReader) fastRows() error {
 	// Without a jump guard or checkpoints, place only applies the time
 	// filter: done here for a record that passes it, without the call.
 	plain := r.jump.maxJump <= 0 && !r.track
+	if plain && r.format == formatCSV {
+		// Then the decoder takes the rows itself, in one loop, the time
+		// filter with them; it stops where the line reader takes over.
+		n := len(r.trades)
+		if room := chunkSize + r.head - n; room > 0 {
+			stored, used, rows, last := r.fast.RowsAt(&r.dec, win, r.trades[n:n+room], !r.filter.all(), r.filter.start, r.filter.end)
+			r.trades = r.trades[:n+stored]
+			if rows > 0 {
+				in.start = in.off + int64(last)
+				in.off += int64(used)
+				r.line += int64(rows)
+			}
+			in.win = win[used:]
+			in.used += used
+		}
+		return nil
+	}
 	for len(r.trades)-r.head < chunkSize {
 		n := len(r.trades)
 		r.trades = r.trades[:n+1]
