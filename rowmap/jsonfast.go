@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strings"
+	"unsafe"
 
 	"github.com/mdpio/mdp/md"
 	"github.com/mdpio/mdp/tsparse"
@@ -132,7 +133,7 @@ func jsonStr(line []byte, i int) ([]byte, int) {
 
 // Trade decodes line (one JSON object, without its line ending) into t.
 func (f *JSONFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
-	res, _ := f.trade(d, line, t, false)
+	res, _ := f.one(d, line, t, false)
 	return res
 }
 
@@ -140,174 +141,199 @@ func (f *JSONFast) Trade(d *Decoder, line []byte, t *md.Trade) FastResult {
 // starts at b[0] and ends with a line ending inside b, and returns the
 // index after it.
 func (f *JSONFast) TradeAt(d *Decoder, b []byte, t *md.Trade) (FastResult, int) {
-	return f.trade(d, b, t, true)
+	return f.one(d, b, t, true)
 }
 
-// trade is Trade (window false) and TradeAt (window true); in a window a
+// RowsAt is CSVFast.RowsAt for JSON lines.
+func (f *JSONFast) RowsAt(d *Decoder, b []byte, out []md.Trade, span bool, from, to int64) (stored, used, rows, last int) {
+	return f.rows(d, b, out, math.MaxInt, true, span, from, to)
+}
+
+// one is Trade (window false) and TradeAt (window true): rows for one row.
+func (f *JSONFast) one(d *Decoder, b []byte, t *md.Trade, window bool) (FastResult, int) {
+	stored, used, rows, _ := f.rows(d, b, unsafe.Slice(t, 1), 1, window, false, 0, 0)
+	switch {
+	case rows == 0:
+		return FastFallback, 0
+	case stored == 0:
+		return FastSkip, used
+	}
+	return FastOK, used
+}
+
+// rows is CSVFast.rows for JSON lines; in a window a
 // string stops at a '\n', so a row never runs into the next one.
-func (f *JSONFast) trade(d *Decoder, line []byte, t *md.Trade, window bool) (FastResult, int) {
-	var prov []byte
-	i := f.provLit.at(line, 0)
-	memo := i >= 0 // the exchange is the memo's, whose symbols f.syms holds
-	if memo {
-		prov = line[f.lits[0].n+1 : i-1]
-	} else if prov, i = jsonStr(line, f.lits[0].at(line, 0)); i > 0 && i <= 24 {
-		f.provLit = newJSONLit(line[:i])
-		f.syms.next()
-	}
-	sym, i := jsonStr(line, f.lits[1].at(line, i))
-	if i < 0 || len(prov) == 0 || len(sym) == 0 {
-		return FastFallback, 0
-	}
-	// As in CSVFast.trade, the common case makes no call: the times
-	// through the memo's inlined check, the decimals and the symbol
-	// table's probe written out here.
-	if i = f.lits[2].at(line, i); i < 0 {
-		return FastFallback, 0
-	}
-	var n uint64
-	ok := false
-	e := i + 16
-	if e < len(line) && line[e] == ',' {
-		n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
-	}
-	if !ok {
-		n, e = f.times.Scan(line, i)
-	}
-	if e == i || e-i > 18 || n > f.tsLimit {
-		return FastFallback, 0
-	}
-	ts := int64(n) * f.tsUnit
-	if i = f.lits[3].at(line, e); i < 0 {
-		return FastFallback, 0
-	}
-	ok = false
-	if e = i + 16; e < len(line) && line[e] == ',' {
-		n, ok = f.itimes.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
-	}
-	if !ok {
-		n, e = f.itimes.Scan(line, i)
-	}
-	if e == i || e-i > 18 || n > f.ingLimit {
-		return FastFallback, 0
-	}
-	ingest := int64(n) * f.ingUnit
-	if i = f.lits[4].at(line, e); i < 0 || i >= len(line) {
-		return FastFallback, 0
-	}
-	var id int64
-	if line[i] == '"' { // a string id: hashed unless numeric, as tradeID does
-		var b []byte
-		if b, e = jsonStr(line, i); e < 0 {
-			return FastFallback, 0
+func (f *JSONFast) rows(d *Decoder, win []byte, out []md.Trade, maxRows int, window, span bool, from, to int64) (stored, used, rows, last int) {
+	for rows < maxRows && stored < len(out) {
+		line, t := win[used:], &out[stored]
+		var prov []byte
+		i := f.provLit.at(line, 0)
+		memo := i >= 0 // the exchange is the memo's, whose symbols f.syms holds
+		if memo {
+			prov = line[f.lits[0].n+1 : i-1]
+		} else if prov, i = jsonStr(line, f.lits[0].at(line, 0)); i > 0 && i <= 24 {
+			f.provLit = newJSONLit(line[:i])
+			f.syms.next()
 		}
-		id = tradeID(b)
-	} else {
-		for n, e = 0, i; e < len(line) && line[e]-'0' <= 9; e++ {
-			n = n*10 + uint64(line[e]-'0') // wraps only past 19 digits, rejected below
+		sym, i := jsonStr(line, f.lits[1].at(line, i))
+		if i < 0 || len(prov) == 0 || len(sym) == 0 {
+			return stored, used, rows, last
 		}
-		if e == i || e-i > 18 {
-			return FastFallback, 0
+		// As in CSVFast.trade, the common case makes no call: the times
+		// through the memo's inlined check, the decimals and the symbol
+		// table's probe written out here.
+		if i = f.lits[2].at(line, i); i < 0 {
+			return stored, used, rows, last
 		}
-		id = int64(n)
-	}
-	// side: "buy" and "sell" by a word compare each, without a branch
-	// (a scan for the closing quote would branch on the length); anything
-	// else read as a string.
-	k := f.lits[5].at(line, e)
-	var side md.Side
-	i = -1
-	if k >= 0 && k+6 <= len(line) && line[k] == '"' {
-		w := binary.LittleEndian.Uint32(line[k+1:])
-		sell := b2u(w == sellWord) & b2u(line[k+5] == '"') // not &&: no branch
-		side = md.Side(b2u(w == buyQuoteWord) | sell<<1)   // SideBuy 1, SideSell 2
-		i = k + 5 + int(sell)                              // after the closing quote
-	}
-	if side == md.SideUnknown {
-		var text []byte
-		text, i = jsonStr(line, k)
-		side = parseSide(text)
-	}
-	if i = f.lits[6].at(line, i); i < 0 {
-		return FastFallback, 0
-	}
-	// price, amount: as in CSVFast.trade (tsparse.ScanDecimal's numbers
-	// and bits).
-	s := i
-	m, dot, i := scanMantissa(line, s)
-	frac, ok := exactDecimal(m, s, dot, i)
-	if !ok || m == 0 {
-		return FastFallback, 0 // m == 0: zero is not a price
-	}
-	price := float64(m) / pow10[frac]
-	if i = f.lits[7].at(line, i); i < 0 {
-		return FastFallback, 0
-	}
-	s = i
-	m, dot, i = scanMantissa(line, s)
-	dec, ok := exactDecimal(m, s, dot, i)
-	if !ok {
-		return FastFallback, 0
-	}
-	size := float64(m) / pow10[dec]
-	e = i
-	if e >= len(line) || line[e] != '}' {
-		return FastFallback, 0
-	}
-	e++
-	if window {
-		switch {
-		case e < len(line) && line[e] == '\n':
-			e++
-		case e+1 < len(line) && line[e] == '\r' && line[e+1] == '\n':
-			e += 2
-		default:
-			return FastFallback, 0
+		var n uint64
+		ok := false
+		e := i + 16
+		if e < len(line) && line[e] == ',' {
+			n, ok = f.times.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
 		}
-	} else if e != len(line) {
-		return FastFallback, 0
-	}
-	// The symbol: the memo's exchange's cache, else the resolver's table
-	// probed here, as in CSVFast.trade.
-	var sid md.SymID
-	var pass bool
-	key := uint64(0)
-	if memo {
-		key = symKey(sym)
-	}
-	if cs := f.syms.slot(key); key != 0 && cs.key == key && cs.gen == f.syms.gen {
-		sid, pass = cs.id, cs.ok
-	} else {
-		sa, sz := symWords(sym)
-		pa, pz := symWords(prov)
-		lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
-		r := d.syms
-		mask := uint64(len(r.slots) - 1)
-		for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
-			c := &r.slots[h&mask]
-			if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
-				sid, pass = c.id, c.ok
-				break
+		if !ok {
+			n, e = f.times.Scan(line, i)
+		}
+		if e == i || e-i > 18 || n > f.tsLimit {
+			return stored, used, rows, last
+		}
+		ts := int64(n) * f.tsUnit
+		if i = f.lits[3].at(line, e); i < 0 {
+			return stored, used, rows, last
+		}
+		ok = false
+		if e = i + 16; e < len(line) && line[e] == ',' {
+			n, ok = f.itimes.Fast(binary.LittleEndian.Uint64(line[i:]), binary.LittleEndian.Uint64(line[i+8:]))
+		}
+		if !ok {
+			n, e = f.itimes.Scan(line, i)
+		}
+		if e == i || e-i > 18 || n > f.ingLimit {
+			return stored, used, rows, last
+		}
+		ingest := int64(n) * f.ingUnit
+		if i = f.lits[4].at(line, e); i < 0 || i >= len(line) {
+			return stored, used, rows, last
+		}
+		var id int64
+		if line[i] == '"' { // a string id: hashed unless numeric, as tradeID does
+			var b []byte
+			if b, e = jsonStr(line, i); e < 0 {
+				return stored, used, rows, last
 			}
-			if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
-				sid, pass = r.Resolve(prov, sym)
-				break
+			id = tradeID(b)
+		} else {
+			for n, e = 0, i; e < len(line) && line[e]-'0' <= 9; e++ {
+				n = n*10 + uint64(line[e]-'0') // wraps only past 19 digits, rejected below
+			}
+			if e == i || e-i > 18 {
+				return stored, used, rows, last
+			}
+			id = int64(n)
+		}
+		// side: "buy" and "sell" by a word compare each, without a branch
+		// (a scan for the closing quote would branch on the length); anything
+		// else read as a string.
+		k := f.lits[5].at(line, e)
+		var side md.Side
+		i = -1
+		if k >= 0 && k+6 <= len(line) && line[k] == '"' {
+			w := binary.LittleEndian.Uint32(line[k+1:])
+			sell := b2u(w == sellWord) & b2u(line[k+5] == '"') // not &&: no branch
+			side = md.Side(b2u(w == buyQuoteWord) | sell<<1)   // SideBuy 1, SideSell 2
+			i = k + 5 + int(sell)                              // after the closing quote
+		}
+		if side == md.SideUnknown {
+			var text []byte
+			text, i = jsonStr(line, k)
+			side = parseSide(text)
+		}
+		if i = f.lits[6].at(line, i); i < 0 {
+			return stored, used, rows, last
+		}
+		// price, amount: as in CSVFast.trade (tsparse.ScanDecimal's numbers
+		// and bits).
+		s := i
+		m, dot, i := scanMantissa(line, s)
+		frac, ok := exactDecimal(m, s, dot, i)
+		if !ok || m == 0 {
+			return stored, used, rows, last // m == 0: zero is not a price
+		}
+		price := float64(m) / pow10[frac]
+		if i = f.lits[7].at(line, i); i < 0 {
+			return stored, used, rows, last
+		}
+		s = i
+		m, dot, i = scanMantissa(line, s)
+		dec, ok := exactDecimal(m, s, dot, i)
+		if !ok {
+			return stored, used, rows, last
+		}
+		size := float64(m) / pow10[dec]
+		e = i
+		if e >= len(line) || line[e] != '}' {
+			return stored, used, rows, last
+		}
+		e++
+		if window {
+			switch {
+			case e < len(line) && line[e] == '\n':
+				e++
+			case e+1 < len(line) && line[e] == '\r' && line[e+1] == '\n':
+				e += 2
+			default:
+				return stored, used, rows, last
+			}
+		} else if e != len(line) {
+			return stored, used, rows, last
+		}
+		// The symbol: the memo's exchange's cache, else the resolver's table
+		// probed here, as in CSVFast.trade.
+		var sid md.SymID
+		var pass bool
+		key := uint64(0)
+		if memo {
+			key = symKey(sym)
+		}
+		if cs := f.syms.slot(key); key != 0 && cs.key == key && cs.gen == f.syms.gen {
+			sid, pass = cs.id, cs.ok
+		} else {
+			sa, sz := symWords(sym)
+			pa, pz := symWords(prov)
+			lens := uint64(len(sym))<<32 | uint64(len(prov))<<1 | 1
+			r := d.syms
+			mask := uint64(len(r.slots) - 1)
+			for h := slotHash(sa, sz, pa, pz, lens); ; h++ {
+				c := &r.slots[h&mask]
+				if c.lens == lens && c.sa == sa && c.sz == sz && c.pa == pa && c.pz == pz && len(sym) <= 16 && len(prov) <= 16 {
+					sid, pass = c.id, c.ok
+					break
+				}
+				if c.lens == 0 || len(sym) > 16 || len(prov) > 16 {
+					sid, pass = r.Resolve(prov, sym)
+					break
+				}
+			}
+			if key != 0 {
+				*cs = symCacheSlot{key: key, gen: f.syms.gen, id: sid, ok: pass}
 			}
 		}
-		if key != 0 {
-			*cs = symCacheSlot{key: key, gen: f.syms.gen, id: sid, ok: pass}
+		if !pass { // a symbol the filter leaves out: taken, not stored
+			used, rows, last = used+e, rows+1, used
+			continue
+		}
+		if d.sizes != nil {
+			d.sizes.Note(sid, dec)
+		} else if d.sizeLog {
+			d.logSize(sid, dec)
+		}
+		t.TS, t.Ingest, t.Price, t.Size, t.TradeID, t.Seq, t.Sym, t.Side = ts, ingest, price, size, id, 0, sid, side
+		used, rows, last = used+e, rows+1, used
+		if !span || ts >= from && ts < to {
+			stored++
 		}
 	}
-	if !pass {
-		return FastSkip, e
-	}
-	if d.sizes != nil {
-		d.sizes.Note(sid, dec)
-	} else if d.sizeLog {
-		d.logSize(sid, dec)
-	}
-	t.TS, t.Ingest, t.Price, t.Size, t.TradeID, t.Seq, t.Sym, t.Side = ts, ingest, price, size, id, 0, sid, side
-	return FastOK, e
+	return stored, used, rows, last
 }
 
 // buyQuoteWord is `buy"` as a little-endian word.

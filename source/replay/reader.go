@@ -402,28 +402,35 @@ func (r *fileReader) reportRow(raw []byte) error {
 // row it took, and when the chunk is full.
 func (r *fileReader) fastRows() error {
 	in := r.lines
-	win, p := in.win, 0
-	var err error
-	// Without a jump guard or checkpoints, place only applies the time
-	// filter: done here for a record that passes it, without the call.
-	plain := r.jump.maxJump <= 0 && !r.track
-	if plain && r.format == formatCSV {
-		// Then the decoder takes the rows itself, in one loop, the time
-		// filter with them; it stops where the line reader takes over.
-		n := len(r.trades)
-		if room := chunkSize + r.head - n; room > 0 {
-			stored, used, rows, last := r.fast.RowsAt(&r.dec, win, r.trades[n:n+room], !r.filter.all(), r.filter.start, r.filter.end)
-			r.trades = r.trades[:n+stored]
-			if rows > 0 {
-				in.start = in.off + int64(last)
-				in.off += int64(used)
-				r.line += int64(rows)
-			}
-			in.win = win[used:]
-			in.used += used
-		}
+	win := in.win
+	n := len(r.trades)
+	room := chunkSize + r.head - n
+	if room <= 0 {
 		return nil
 	}
+	if r.jump.maxJump <= 0 && !r.track {
+		// Without a jump guard or checkpoints, place only applies the
+		// time filter: the decoder takes the rows in one loop, the filter
+		// with them, and no call is made per row.
+		var stored, used, rows, last int
+		if r.format == formatCSV {
+			stored, used, rows, last = r.fast.RowsAt(&r.dec, win, r.trades[n:n+room], !r.filter.all(), r.filter.start, r.filter.end)
+		} else {
+			stored, used, rows, last = r.jfast.RowsAt(&r.dec, win, r.trades[n:n+room], !r.filter.all(), r.filter.start, r.filter.end)
+		}
+		r.trades = r.trades[:n+stored]
+		if rows > 0 {
+			in.start = in.off + int64(last)
+			in.off += int64(used)
+			r.line += int64(rows)
+		}
+		in.win = win[used:]
+		in.used += used
+		return nil
+	}
+	// Row by row, each through place.
+	p := 0
+	var err error
 	for len(r.trades)-r.head < chunkSize {
 		n := len(r.trades)
 		r.trades = r.trades[:n+1]
@@ -445,9 +452,6 @@ func (r *fileReader) fastRows() error {
 		r.line++
 		if res == rowmap.FastSkip {
 			r.trades = r.trades[:n]
-			continue
-		}
-		if plain && r.filter.pass(r.trades[n].TS) {
 			continue
 		}
 		row = row[:len(row)-1] // the line as readLine returns it
