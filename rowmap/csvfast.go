@@ -118,13 +118,7 @@ func (f *CSVFast) RowsAt(d *Decoder, b []byte, out []md.Trade, span bool, from, 
 // one is Trade (window false) and TradeAt (window true): rows for one row.
 func (f *CSVFast) one(d *Decoder, b []byte, t *md.Trade, window bool) (FastResult, int) {
 	stored, used, rows, _ := f.rows(d, b, unsafe.Slice(t, 1), 1, window, false, 0, 0)
-	switch {
-	case rows == 0:
-		return FastFallback, 0
-	case stored == 0:
-		return FastSkip, used
-	}
-	return FastOK, used
+	return oneResult(stored, used, rows)
 }
 
 // rows decodes the rows of b into out, at most maxRows of them, as
@@ -369,6 +363,19 @@ func (f *CSVFast) rows(d *Decoder, b []byte, out []md.Trade, maxRows int, window
 		}
 	}
 	return stored, used, rows, last
+}
+
+// oneResult is what the decoders' rows did with one row: taken and
+// stored (FastOK, with the bytes taken), taken and left out (FastSkip), or
+// not taken (FastFallback).
+func oneResult(stored, used, rows int) (FastResult, int) {
+	switch {
+	case rows == 0:
+		return FastFallback, 0
+	case stored == 0:
+		return FastSkip, used
+	}
+	return FastOK, used
 }
 
 // b2u is 1 for true, 0 for false, without a branch.

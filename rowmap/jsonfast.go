@@ -152,13 +152,7 @@ func (f *JSONFast) RowsAt(d *Decoder, b []byte, out []md.Trade, span bool, from,
 // one is Trade (window false) and TradeAt (window true): rows for one row.
 func (f *JSONFast) one(d *Decoder, b []byte, t *md.Trade, window bool) (FastResult, int) {
 	stored, used, rows, _ := f.rows(d, b, unsafe.Slice(t, 1), 1, window, false, 0, 0)
-	switch {
-	case rows == 0:
-		return FastFallback, 0
-	case stored == 0:
-		return FastSkip, used
-	}
-	return FastOK, used
+	return oneResult(stored, used, rows)
 }
 
 // rows is CSVFast.rows for JSON lines; in a window a
