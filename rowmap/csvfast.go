@@ -321,7 +321,7 @@ func (f *CSVFast) rows(d *Decoder, b []byte, out []md.Trade, maxRows int, window
 		// probed here (SymResolver.Resolve's hit path; a miss, or a key longer
 		// than sixteen bytes, calls it), and the cache filled.
 		var sid md.SymID
-		if cs := f.syms.slot(key); key != 0 && cs.key == key && cs.gen == f.syms.gen {
+		if cs, hit := f.syms.get(key); hit {
 			sid, ok = cs.id, cs.ok
 		} else {
 			sa, sz := symWords(sym)
@@ -340,9 +340,7 @@ func (f *CSVFast) rows(d *Decoder, b []byte, out []md.Trade, maxRows int, window
 					break
 				}
 			}
-			if key != 0 {
-				*cs = symCacheSlot{key: key, gen: f.syms.gen, id: sid, ok: ok}
-			}
+			f.syms.put(cs, key, sid, ok)
 		}
 		if !ok { // a symbol the filter leaves out: taken, not stored
 			used, rows, last = used+i, rows+1, used

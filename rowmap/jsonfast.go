@@ -173,7 +173,7 @@ func (f *JSONFast) rows(d *Decoder, win []byte, out []md.Trade, maxRows int, win
 		if i < 0 || len(prov) == 0 || len(sym) == 0 {
 			return stored, used, rows, last
 		}
-		// As in CSVFast.trade, the common case makes no call: the times
+		// As in CSVFast.rows, the common case makes no call: the times
 		// through the memo's inlined check, the decimals and the symbol
 		// table's probe written out here.
 		if i = f.lits[2].at(line, i); i < 0 {
@@ -245,7 +245,7 @@ func (f *JSONFast) rows(d *Decoder, win []byte, out []md.Trade, maxRows int, win
 		if i = f.lits[6].at(line, i); i < 0 {
 			return stored, used, rows, last
 		}
-		// price, amount: as in CSVFast.trade (tsparse.ScanDecimal's numbers
+		// price, amount: as in CSVFast.rows (tsparse.ScanDecimal's numbers
 		// and bits).
 		s := i
 		m, dot, i := scanMantissa(line, s)
@@ -282,14 +282,14 @@ func (f *JSONFast) rows(d *Decoder, win []byte, out []md.Trade, maxRows int, win
 			return stored, used, rows, last
 		}
 		// The symbol: the memo's exchange's cache, else the resolver's table
-		// probed here, as in CSVFast.trade.
+		// probed here, as in CSVFast.rows.
 		var sid md.SymID
 		var pass bool
 		key := uint64(0)
 		if memo {
 			key = symKey(sym)
 		}
-		if cs := f.syms.slot(key); key != 0 && cs.key == key && cs.gen == f.syms.gen {
+		if cs, hit := f.syms.get(key); hit {
 			sid, pass = cs.id, cs.ok
 		} else {
 			sa, sz := symWords(sym)
@@ -308,9 +308,7 @@ func (f *JSONFast) rows(d *Decoder, win []byte, out []md.Trade, maxRows int, win
 					break
 				}
 			}
-			if key != 0 {
-				*cs = symCacheSlot{key: key, gen: f.syms.gen, id: sid, ok: pass}
-			}
+			f.syms.put(cs, key, sid, pass)
 		}
 		if !pass { // a symbol the filter leaves out: taken, not stored
 			used, rows, last = used+e, rows+1, used

@@ -59,3 +59,17 @@ func symKey(sym []byte) uint64 {
 func (c *symCache) slot(key uint64) *symCacheSlot {
 	return &c.slots[(key*0x9E3779B97F4A7C15)>>(64-symCacheBits)]
 }
+
+// get returns key's slot and whether it holds key's id (key 0, no key,
+// never does).
+func (c *symCache) get(key uint64) (*symCacheSlot, bool) {
+	s := c.slot(key)
+	return s, key != 0 && s.key == key && s.gen == c.gen
+}
+
+// put stores key's id in s, its slot from get, when key is not 0.
+func (c *symCache) put(s *symCacheSlot, key uint64, id md.SymID, ok bool) {
+	if key != 0 {
+		*s = symCacheSlot{key: key, gen: c.gen, id: id, ok: ok}
+	}
+}

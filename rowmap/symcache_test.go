@@ -33,8 +33,9 @@ func TestSymCacheKeys(t *testing.T) {
 func TestSymCacheGenerations(t *testing.T) {
 	c := new(symCache)
 	key := symKey([]byte("ETHUSDT,")[:7])
-	hit := func() bool { s := c.slot(key); return key != 0 && s.key == key && s.gen == c.gen }
-	*c.slot(key) = symCacheSlot{key: key, gen: c.gen, id: 7, ok: true}
+	hit := func() bool { _, ok := c.get(key); return ok }
+	s, _ := c.get(key)
+	c.put(s, key, 7, true)
 	if !hit() {
 		t.Fatal("no hit in the slot's generation")
 	}
